@@ -1,0 +1,168 @@
+//! The `Checker` trait and the registry every checker plugs into with one line.
+
+use crate::history::History;
+use crate::verdict::Verdict;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// A cooperative stop flag. Checkers have no clock: the caller (CLI, run orchestrator)
+/// raises this flag when `--time-limit` expires, and a checker that sees it returns
+/// `unknown` instead of guessing.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Limits a check runs under.
+#[derive(Clone, Debug)]
+pub struct CheckContext {
+    pub cancel: Cancel,
+    /// Soft bound on the memory a checker's search may use; past it the verdict is unknown.
+    pub memory_limit_bytes: usize,
+}
+
+impl Default for CheckContext {
+    fn default() -> Self {
+        CheckContext {
+            cancel: Cancel::new(),
+            memory_limit_bytes: 4 << 30,
+        }
+    }
+}
+
+/// Judges a history. Implementations are pure: no I/O, no clock, no global state.
+pub trait Checker: Send + Sync {
+    /// The registry name, e.g. `linearizable`.
+    fn name(&self) -> &str;
+    fn check(&self, history: &History, ctx: &CheckContext) -> Verdict;
+}
+
+/// Options a checker may take from the command line or a run's `test.json`.
+#[derive(Clone, Debug, Default)]
+pub struct CheckerOptions {
+    /// `--model` (linearizability, CRDT type, ...).
+    pub model: Option<String>,
+    /// `--consistency-model` (isolation checkers).
+    pub consistency_model: Option<String>,
+}
+
+/// Why a checker could not be built from its name and options.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum RegistryError {
+    #[error("unknown checker {name:?}; valid checkers are: {valid}")]
+    UnknownChecker { name: String, valid: String },
+    #[error("checker {checker:?} does not know {what} {given:?}; valid values are: {valid}")]
+    UnknownOption {
+        checker: String,
+        what: &'static str,
+        given: String,
+        valid: String,
+    },
+    #[error("checker {checker:?} needs {what}; valid values are: {valid}")]
+    MissingOption {
+        checker: String,
+        what: &'static str,
+        valid: String,
+    },
+}
+
+/// One registry line: a name, one sentence about it, and how to build it.
+pub struct Entry {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub build: fn(&CheckerOptions) -> Result<Box<dyn Checker>, RegistryError>,
+}
+
+/// Every checker distest knows. Adding a checker is one line here.
+pub fn registry() -> &'static [Entry] {
+    &[
+        Entry {
+            name: "stats",
+            about: "counts ops per f and outcome; invalid when some f never succeeded (Jepsen's stats checker)",
+            build: |_| Ok(Box::new(crate::stats::Stats)),
+        },
+        // -- further checkers register below this line --
+    ]
+}
+
+/// The names of all registered checkers, comma separated (for error messages and --help).
+pub fn checker_names() -> String {
+    registry()
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds the checker called `name` with `options`.
+pub fn build(name: &str, options: &CheckerOptions) -> Result<Box<dyn Checker>, RegistryError> {
+    let entry = registry().iter().find(|e| e.name == name).ok_or_else(|| {
+        RegistryError::UnknownChecker {
+            name: name.to_string(),
+            valid: checker_names(),
+        }
+    })?;
+    (entry.build)(options)
+}
+
+/// Helper for checkers that take a named option from a fixed list (models, CRDT kinds...).
+pub fn pick_option<'a>(
+    checker: &str,
+    what: &'static str,
+    given: Option<&str>,
+    default: Option<&'a str>,
+    valid: &[&'a str],
+) -> Result<&'a str, RegistryError> {
+    let joined = || valid.join(", ");
+    match given {
+        None => default.ok_or_else(|| RegistryError::MissingOption {
+            checker: checker.to_string(),
+            what,
+            valid: joined(),
+        }),
+        Some(g) => valid
+            .iter()
+            .copied()
+            .find(|v| *v == g)
+            .ok_or_else(|| RegistryError::UnknownOption {
+                checker: checker.to_string(),
+                what,
+                given: g.to_string(),
+                valid: joined(),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_checker_lists_the_valid_names() {
+        let err = build("linearisable-typo", &CheckerOptions::default())
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(text.contains("stats"), "{text}");
+    }
+
+    #[test]
+    fn registry_names_are_unique() {
+        let mut names: Vec<_> = registry().iter().map(|e| e.name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len());
+    }
+}

@@ -1,0 +1,292 @@
+//! A history: ops in real-time order, validated, with invocations paired to completions.
+//!
+//! Pairing follows Jepsen: a process runs one op at a time, so its next op after an
+//! invocation is that invocation's completion. An invocation with no completion (the run
+//! ended, the client crashed) is treated exactly like an `info` completion: it may have
+//! happened at any time after it was invoked.
+
+use crate::op::{Op, OpType, Process};
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Why a sequence of ops is not a well-formed history.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum HistoryError {
+    #[error("op {index}: process {process} invoked {f:?} while its op {pending} was still in flight; a process runs one op at a time")]
+    ConcurrentInvoke {
+        index: u64,
+        process: Process,
+        f: String,
+        pending: u64,
+    },
+    #[error("op {index}: process {process} completed {completed:?} but its pending invocation (op {invoke}) was {invoked:?}; a completion must repeat its invocation's f")]
+    MismatchedF {
+        index: u64,
+        process: Process,
+        invoked: String,
+        completed: String,
+        invoke: u64,
+    },
+    #[error("op {index}: process {process} completed an op it never invoked")]
+    CompletionWithoutInvoke { index: u64, process: Process },
+    #[error("op {index}: process {process} was reused after its op {crashed} ended as info; after an indeterminate op a client must continue under a fresh process id")]
+    ReusedAfterInfo {
+        index: u64,
+        process: Process,
+        crashed: u64,
+    },
+    #[error("op at position {position} has index {index}; distest histories have dense indices from 0 (re-check with --format to re-index an imported history)")]
+    SparseIndex { position: usize, index: u64 },
+}
+
+/// Sentinel for "no partner" in the pairing table.
+const NONE: u32 = u32::MAX;
+
+/// A validated history. Construct with [`History::new`] (indices must be dense, as
+/// distest writes them) or [`History::reindexed`] (imported histories).
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    ops: Vec<Op>,
+    /// For each position: the position of the partner op (invoke ↔ completion), or NONE.
+    partner: Vec<u32>,
+}
+
+/// An invocation and its completion (absent when the history ended first).
+#[derive(Clone, Copy, Debug)]
+pub struct Pair<'a> {
+    pub invoke: &'a Op,
+    pub completion: Option<&'a Op>,
+}
+
+impl<'a> Pair<'a> {
+    /// The outcome, with a missing completion counted as `info`.
+    pub fn outcome(&self) -> OpType {
+        self.completion.map(|c| c.kind).unwrap_or(OpType::Info)
+    }
+
+    /// The value that describes what happened: the completion's for `ok`, else the invocation's.
+    pub fn value(&self) -> &'a serde_json::Value {
+        match self.completion {
+            Some(c) if c.kind == OpType::Ok => &c.value,
+            _ => &self.invoke.value,
+        }
+    }
+
+    /// Completion time, `None` when indeterminate (returns at +infinity).
+    pub fn complete_time(&self) -> Option<u64> {
+        match self.completion {
+            Some(c) if c.kind != OpType::Info => Some(c.time),
+            _ => None,
+        }
+    }
+}
+
+impl History {
+    /// Validates `ops` as a distest history: dense indices from 0 plus [`Self::validate`] rules.
+    pub fn new(ops: Vec<Op>) -> Result<History, HistoryError> {
+        if let Some((position, op)) = ops
+            .iter()
+            .enumerate()
+            .find(|(i, op)| op.index != *i as u64)
+        {
+            return Err(HistoryError::SparseIndex {
+                position,
+                index: op.index,
+            });
+        }
+        Self::build(ops)
+    }
+
+    /// For imported histories: keeps the order, renumbers `index` densely from 0, validates.
+    pub fn reindexed(mut ops: Vec<Op>) -> Result<History, HistoryError> {
+        for (i, op) in ops.iter_mut().enumerate() {
+            op.index = i as u64;
+        }
+        Self::build(ops)
+    }
+
+    fn build(ops: Vec<Op>) -> Result<History, HistoryError> {
+        assert!(
+            ops.len() < NONE as usize,
+            "histories are limited to 4 billion ops"
+        );
+        let mut partner = vec![NONE; ops.len()];
+        // process -> position of its in-flight invocation
+        let mut in_flight: HashMap<Process, usize> = HashMap::new();
+        // process -> index of the info op that retired it
+        let mut retired: HashMap<Process, u64> = HashMap::new();
+        for (pos, op) in ops.iter().enumerate() {
+            // The nemesis logs start/stop pairs as info/info and may overlap: no rules for it.
+            if !op.is_client() {
+                continue;
+            }
+            if let Some(&crashed) = retired.get(&op.process) {
+                return Err(HistoryError::ReusedAfterInfo {
+                    index: op.index,
+                    process: op.process,
+                    crashed,
+                });
+            }
+            match op.kind {
+                OpType::Invoke => {
+                    if let Some(&p) = in_flight.get(&op.process) {
+                        return Err(HistoryError::ConcurrentInvoke {
+                            index: op.index,
+                            process: op.process,
+                            f: op.f.clone(),
+                            pending: ops[p].index,
+                        });
+                    }
+                    in_flight.insert(op.process, pos);
+                }
+                _ => {
+                    let Some(inv) = in_flight.remove(&op.process) else {
+                        return Err(HistoryError::CompletionWithoutInvoke {
+                            index: op.index,
+                            process: op.process,
+                        });
+                    };
+                    if ops[inv].f != op.f {
+                        return Err(HistoryError::MismatchedF {
+                            index: op.index,
+                            process: op.process,
+                            invoked: ops[inv].f.clone(),
+                            completed: op.f.clone(),
+                            invoke: ops[inv].index,
+                        });
+                    }
+                    partner[inv] = pos as u32;
+                    partner[pos] = inv as u32;
+                    if op.kind == OpType::Info {
+                        retired.insert(op.process, op.index);
+                    }
+                }
+            }
+        }
+        Ok(History { ops, partner })
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    pub fn into_ops(self) -> Vec<Op> {
+        self.ops
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn get(&self, position: usize) -> Option<&Op> {
+        self.ops.get(position)
+    }
+
+    /// The position of the op paired with the op at `position` (invoke ↔ completion).
+    pub fn partner(&self, position: usize) -> Option<usize> {
+        match self.partner.get(position) {
+            Some(&p) if p != NONE => Some(p as usize),
+            _ => None,
+        }
+    }
+
+    /// Client invocations with their completions, in invocation order. Nemesis ops are skipped.
+    pub fn pairs(&self) -> impl Iterator<Item = Pair<'_>> + '_ {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.is_client() && op.is_invoke())
+            .map(move |(pos, op)| Pair {
+                invoke: op,
+                completion: self.partner(pos).map(|c| &self.ops[c]),
+            })
+    }
+
+    /// Ops of the nemesis, in order.
+    pub fn nemesis_ops(&self) -> impl Iterator<Item = &Op> + '_ {
+        self.ops.iter().filter(|op| !op.is_client())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn op(index: u64, process: u64, kind: OpType, f: &str, value: serde_json::Value) -> Op {
+        Op {
+            index,
+            time: index * 10,
+            process: Process::Client(process),
+            kind,
+            f: f.into(),
+            value,
+            key: None,
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn pairs_invocations_with_completions_and_missing_is_info() {
+        let h = History::new(vec![
+            op(0, 0, OpType::Invoke, "write", json!(1)),
+            op(1, 1, OpType::Invoke, "read", json!(null)),
+            op(2, 0, OpType::Ok, "write", json!(1)),
+            op(3, 1, OpType::Ok, "read", json!(1)),
+            op(4, 0, OpType::Invoke, "write", json!(2)),
+        ])
+        .unwrap();
+        let pairs: Vec<_> = h.pairs().collect();
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs[0].outcome(), OpType::Ok);
+        assert_eq!(pairs[1].value(), &json!(1));
+        assert_eq!(pairs[2].outcome(), OpType::Info);
+        assert_eq!(pairs[2].complete_time(), None);
+    }
+
+    #[test]
+    fn rejects_two_ops_in_flight_for_one_process() {
+        let err = History::new(vec![
+            op(0, 0, OpType::Invoke, "write", json!(1)),
+            op(1, 0, OpType::Invoke, "read", json!(null)),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, HistoryError::ConcurrentInvoke { index: 1, .. }));
+    }
+
+    #[test]
+    fn rejects_mismatched_f_and_reuse_after_info() {
+        let err = History::new(vec![
+            op(0, 0, OpType::Invoke, "write", json!(1)),
+            op(1, 0, OpType::Ok, "read", json!(1)),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, HistoryError::MismatchedF { .. }), "{err}");
+        let err = History::new(vec![
+            op(0, 0, OpType::Invoke, "write", json!(1)),
+            op(1, 0, OpType::Info, "write", json!(1)),
+            op(2, 0, OpType::Invoke, "write", json!(2)),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, HistoryError::ReusedAfterInfo { .. }), "{err}");
+    }
+
+    #[test]
+    fn sparse_indices_are_rejected_but_reindexing_fixes_them() {
+        let ops = vec![
+            op(5, 0, OpType::Invoke, "write", json!(1)),
+            op(9, 0, OpType::Ok, "write", json!(1)),
+        ];
+        assert!(matches!(
+            History::new(ops.clone()),
+            Err(HistoryError::SparseIndex { .. })
+        ));
+        let h = History::reindexed(ops).unwrap();
+        assert_eq!(h.ops()[1].index, 1);
+    }
+}

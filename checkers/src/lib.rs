@@ -1,0 +1,29 @@
+//! distest-checkers: the history model and every checker of distest.
+//!
+//! Pure by design: no I/O, no async runtime, no clock. A history goes in, a [`Verdict`]
+//! comes out. Someone re-checking a Jepsen history needs this crate and nothing else.
+
+pub mod checker;
+pub mod format;
+pub mod history;
+pub mod op;
+pub mod stats;
+pub mod verdict;
+
+pub use checker::{build, registry, CheckContext, Checker, CheckerOptions, Cancel, RegistryError};
+pub use history::{History, HistoryError, Pair};
+pub use op::{Op, OpType, Process};
+pub use verdict::{Results, Validity, Verdict};
+
+/// Runs several checkers on one history and composes their verdicts.
+pub fn check_all(
+    history: &History,
+    checkers: &[Box<dyn Checker>],
+    ctx: &CheckContext,
+) -> Results {
+    let verdicts = checkers
+        .iter()
+        .map(|c| (c.name().to_string(), c.check(history, ctx)))
+        .collect();
+    Results::from_verdicts(verdicts)
+}

@@ -1,0 +1,143 @@
+//! Jepsen's stats checker: how many ops of each f ended ok, fail or info.
+//!
+//! It catches runs that were green only because nothing worked: a history where some f
+//! never succeeded once is invalid, since a workload that cannot complete its ops tests
+//! nothing.
+
+use crate::checker::{CheckContext, Checker};
+use crate::history::History;
+use crate::op::OpType;
+use crate::verdict::Verdict;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+pub struct Stats;
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    ok: u64,
+    fail: u64,
+    info: u64,
+}
+
+impl Checker for Stats {
+    fn name(&self) -> &str {
+        "stats"
+    }
+
+    fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
+        let mut by_f: BTreeMap<&str, Counts> = BTreeMap::new();
+        for pair in history.pairs() {
+            let c = by_f.entry(pair.invoke.f.as_str()).or_default();
+            match pair.outcome() {
+                OpType::Ok => c.ok += 1,
+                OpType::Fail => c.fail += 1,
+                _ => c.info += 1,
+            }
+        }
+        let total = by_f.values().fold(Counts::default(), |a, c| Counts {
+            ok: a.ok + c.ok,
+            fail: a.fail + c.fail,
+            info: a.info + c.info,
+        });
+        let never_ok: Vec<&str> = by_f
+            .iter()
+            .filter(|(_, c)| c.ok == 0)
+            .map(|(f, _)| *f)
+            .collect();
+        let evidence = json!({
+            "count": total.ok + total.fail + total.info,
+            "ok": total.ok,
+            "fail": total.fail,
+            "info": total.info,
+            "by_f": by_f.iter().map(|(f, c)| (f.to_string(), json!({
+                "count": c.ok + c.fail + c.info, "ok": c.ok, "fail": c.fail, "info": c.info,
+                "valid": c.ok > 0,
+            }))).collect::<serde_json::Map<_, _>>(),
+        });
+        let table = by_f
+            .iter()
+            .map(|(f, c)| format!("{f}: {} ok, {} fail, {} info", c.ok, c.fail, c.info))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if by_f.is_empty() {
+            return Verdict::unknown("The history has no client ops, so there is nothing to judge.")
+                .with_evidence(evidence);
+        }
+        if never_ok.is_empty() {
+            Verdict::valid(format!(
+                "{} client ops: {} ok, {} fail, {} info; every f succeeded at least once.",
+                total.ok + total.fail + total.info,
+                total.ok,
+                total.fail,
+                total.info
+            ))
+            .with_explanation(table)
+            .with_evidence(evidence)
+        } else {
+            Verdict::invalid(
+                vec!["never-succeeded".into()],
+                format!(
+                    "No {} op ever succeeded, so the run did not exercise it.",
+                    never_ok.join(", ")
+                ),
+            )
+            .with_explanation(table)
+            .with_evidence(evidence)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Op, Process};
+    use crate::verdict::Validity;
+    use serde_json::json;
+
+    fn h(specs: &[(u64, OpType, &str)]) -> History {
+        History::reindexed(
+            specs
+                .iter()
+                .map(|(p, t, f)| {
+                    let mut op = Op::invoke(Process::Client(*p), *f, json!(null));
+                    op.kind = *t;
+                    op
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn valid_when_every_f_succeeded_once() {
+        let v = Stats.check(
+            &h(&[
+                (0, OpType::Invoke, "read"),
+                (0, OpType::Ok, "read"),
+                (1, OpType::Invoke, "write"),
+                (1, OpType::Fail, "write"),
+                (1, OpType::Invoke, "write"),
+                (1, OpType::Ok, "write"),
+            ]),
+            &CheckContext::default(),
+        );
+        assert_eq!(v.valid, Validity::Valid, "{v:?}");
+        assert_eq!(v.evidence["by_f"]["write"]["fail"], 1);
+    }
+
+    #[test]
+    fn invalid_when_an_f_never_succeeded() {
+        let v = Stats.check(
+            &h(&[
+                (0, OpType::Invoke, "read"),
+                (0, OpType::Ok, "read"),
+                (1, OpType::Invoke, "cas"),
+                (1, OpType::Info, "cas"),
+            ]),
+            &CheckContext::default(),
+        );
+        assert_eq!(v.valid, Validity::Invalid);
+        assert!(v.summary.contains("cas"), "{}", v.summary);
+    }
+}

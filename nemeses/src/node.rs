@@ -1,0 +1,94 @@
+//! The traits through which nemeses act on nodes and on the target.
+
+use std::net::IpAddr;
+use std::time::Duration;
+use thiserror::Error;
+
+/// What a command run on a node returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum NodeError {
+    #[error("on {node}: `{command}` exited with {status}: {stderr}")]
+    Failed {
+        node: String,
+        command: String,
+        status: i32,
+        stderr: String,
+    },
+    #[error("on {node}: `{command}` did not finish within {timeout_ms} ms")]
+    Timeout {
+        node: String,
+        command: String,
+        timeout_ms: u64,
+    },
+    #[error("on {node}: {message}")]
+    Unreachable { node: String, message: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A node a command can run on, as root: a local network namespace or an SSH host.
+pub trait NodeShell: Send + Sync {
+    /// The node's name (`n1`).
+    fn name(&self) -> &str;
+    /// The address peers use to reach it; iptables rules are written against it.
+    fn address(&self) -> IpAddr;
+    /// Runs `command` with `sh -c` on the node; a non-zero exit is returned, not an error.
+    fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError>;
+    /// Like [`exec`](Self::exec) but a non-zero exit is a [`NodeError::Failed`].
+    fn exec_ok(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
+        let out = self.exec(command, timeout)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(NodeError::Failed {
+                node: self.name().to_string(),
+                command: command.to_string(),
+                status: out.status,
+                stderr: out.stderr.trim().to_string(),
+            })
+        }
+    }
+    /// True for a local namespace node (clock faults then use libfaketime), false over SSH.
+    fn is_local(&self) -> bool;
+}
+
+/// How the clock of a target's process on a node can be moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockSupport {
+    /// The process runs under libfaketime reading this file (`FAKETIME_TIMESTAMP_FILE`):
+    /// writing an offset such as `+1.5s` into it moves the process' clock.
+    FaketimeFile(std::path::PathBuf),
+    /// The node's system clock can be set (`date -s`, settimeofday): SSH nodes.
+    SystemClock,
+    /// Clock faults cannot reach this target; the sentence says why.
+    Unsupported(String),
+}
+
+/// What the system under test offers to nemeses, per node.
+pub trait TargetControl: Send + Sync {
+    /// SIGKILL the target's process on `node` (it stays down until `start`).
+    fn kill(&self, node: &str) -> Result<(), NodeError>;
+    /// Start (or restart) the target's process on `node`; idempotent if it runs.
+    fn start(&self, node: &str) -> Result<(), NodeError>;
+    /// SIGSTOP the target's process on `node`.
+    fn pause(&self, node: &str) -> Result<(), NodeError>;
+    /// SIGCONT the target's process on `node`.
+    fn resume(&self, node: &str) -> Result<(), NodeError>;
+    /// The nodes the target currently considers primaries (Raft leader, ...); may be empty.
+    fn primaries(&self) -> Vec<String>;
+    /// How clock faults can reach the target on `node`.
+    fn clock_support(&self, node: &str) -> ClockSupport;
+}

@@ -1,0 +1,1 @@
+//! distest-reports: HTML run reports, SVG plots, comparisons and JUnit XML.

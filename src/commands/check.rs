@@ -1,0 +1,232 @@
+//! `distest check PATH --checker NAME [--model M] [--consistency-model CM]`: re-check a
+//! history file (distest JSONL, Jepsen EDN or text log) or a run directory.
+
+use anyhow::{bail, Context};
+use distest_checkers::checker::{self, CheckerOptions};
+use distest_checkers::format::{self, Format};
+use distest_checkers::{CheckContext, Checker, History, Results};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A history file (history.jsonl, history.edn, a Jepsen log) or a run directory.
+    pub path: PathBuf,
+    /// Checker(s) to run, comma separated or repeated. Default: the run's own checkers
+    /// (from its test.json) for a run directory, else `stats`.
+    #[arg(long, value_delimiter = ',')]
+    pub checker: Vec<String>,
+    /// Model for the linearizability checker (register, cas-register, kv, set, queue, mutex)
+    /// or the CRDT type for crdt-convergence.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Consistency model the isolation checkers must hold to (default strict-serializable).
+    #[arg(long)]
+    pub consistency_model: Option<String>,
+    /// Force the history format instead of detecting it: jsonl, edn, jepsen-log.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Print the results document as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after this many seconds; the verdict is then unknown (exit 2), never a guess.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Where runs live (only used to resolve relative run names).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+}
+
+/// A checker as a run records it in `test.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckerSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_model: Option<String>,
+}
+
+impl CheckerSpec {
+    pub fn build(&self) -> anyhow::Result<Box<dyn Checker>> {
+        Ok(checker::build(
+            &self.name,
+            &CheckerOptions {
+                model: self.model.clone(),
+                consistency_model: self.consistency_model.clone(),
+            },
+        )?)
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let format = match &args.format {
+        None => None,
+        Some(name) => Some(Format::from_name(name).with_context(|| {
+            format!(
+                "unknown history format {name:?}; valid formats are: {}",
+                Format::NAMES.join(", ")
+            )
+        })?),
+    };
+    let path = if args.path.exists() || args.path.is_absolute() {
+        args.path.clone()
+    } else {
+        args.store.join(&args.path)
+    };
+    let (history_path, run_dir) = resolve(&path)?;
+    let recorded = match &run_dir {
+        Some(dir) => recorded_checkers(dir)?,
+        None => Vec::new(),
+    };
+    let specs = choose_specs(&args, recorded);
+    let checkers = specs
+        .iter()
+        .map(CheckerSpec::build)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let history = load_history(&history_path, format)?;
+    let results = check_with_limit(&history, &checkers, args.time_limit.map(Duration::from_secs_f64));
+    if let Some(dir) = &run_dir {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(dir.join("results.json"), text)
+            .with_context(|| format!("could not write results.json in {}", dir.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", human_summary(&results));
+    }
+    Ok(results.valid.exit_code())
+}
+
+/// The history file and, when PATH is a run directory, that directory.
+fn resolve(path: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    if path.is_dir() {
+        for name in ["history.jsonl", "history.edn"] {
+            let candidate = path.join(name);
+            if candidate.is_file() {
+                return Ok((candidate, Some(path.to_path_buf())));
+            }
+        }
+        bail!(
+            "{} holds no history.jsonl or history.edn; pass a history file or a run directory",
+            path.display()
+        );
+    }
+    if !path.exists() {
+        bail!("{} does not exist; pass a history file or a run directory", path.display());
+    }
+    Ok((path.to_path_buf(), None))
+}
+
+fn recorded_checkers(dir: &Path) -> anyhow::Result<Vec<CheckerSpec>> {
+    let test_json = dir.join("test.json");
+    if !test_json.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&test_json)
+        .with_context(|| format!("could not read {}", test_json.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", test_json.display()))?;
+    match value.get("checkers") {
+        None => Ok(Vec::new()),
+        Some(list) => serde_json::from_value(list.clone()).with_context(|| {
+            format!("{}: \"checkers\" must be a list of {{\"name\", \"model\"?}}", test_json.display())
+        }),
+    }
+}
+
+fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
+    if args.checker.is_empty() {
+        if recorded.is_empty() {
+            return vec![CheckerSpec {
+                name: "stats".into(),
+                model: args.model.clone(),
+                consistency_model: args.consistency_model.clone(),
+            }];
+        }
+        return recorded;
+    }
+    args.checker
+        .iter()
+        .map(|name| {
+            // Flags on the command line override what the run recorded.
+            let recorded = recorded.iter().find(|s| &s.name == name);
+            CheckerSpec {
+                name: name.clone(),
+                model: args
+                    .model
+                    .clone()
+                    .or_else(|| recorded.and_then(|r| r.model.clone())),
+                consistency_model: args
+                    .consistency_model
+                    .clone()
+                    .or_else(|| recorded.and_then(|r| r.consistency_model.clone())),
+            }
+        })
+        .collect()
+}
+
+/// Reads a history file, detecting its format unless one is forced.
+pub fn load_history(path: &Path, format: Option<Format>) -> anyhow::Result<History> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("could not open {}", path.display()))?;
+    Ok(format::read_history(file, format, &path.display().to_string())?)
+}
+
+/// Runs the checkers; past `limit` they are asked to stop and answer unknown.
+pub fn check_with_limit(
+    history: &History,
+    checkers: &[Box<dyn Checker>],
+    limit: Option<Duration>,
+) -> Results {
+    let ctx = CheckContext::default();
+    let cancel = ctx.cancel.clone();
+    let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let watchdog = limit.map(|limit| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (lock, cvar) = &*done;
+            let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let (guard, timeout) = cvar
+                .wait_timeout_while(guard, limit, |finished| !*finished)
+                .unwrap_or_else(|e| e.into_inner());
+            if timeout.timed_out() && !*guard {
+                cancel.cancel();
+            }
+        })
+    });
+    let results = distest_checkers::check_all(history, checkers, &ctx);
+    {
+        let (lock, cvar) = &*done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+    }
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
+    results
+}
+
+/// A few lines for a person: the verdict, then each checker's summary and explanation.
+pub fn human_summary(results: &Results) -> String {
+    let mut out = String::new();
+    for (name, verdict) in &results.checkers {
+        out.push_str(&format!("{name}: {}", verdict.valid));
+        if !verdict.anomalies.is_empty() {
+            out.push_str(&format!(" ({})", verdict.anomalies.join(", ")));
+        }
+        out.push('\n');
+        if !verdict.summary.is_empty() {
+            out.push_str(&format!("  {}\n", verdict.summary));
+        }
+        if !verdict.explanation.is_empty() && verdict.valid != distest_checkers::Validity::Valid {
+            for line in verdict.explanation.lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
+    out.push_str(&format!("verdict: {}\n", results.valid));
+    out
+}

@@ -1,0 +1,61 @@
+//! The subcommands. Each file holds one command's flags (`Args`) and its `run`, which
+//! returns the process exit code: 0 valid, 1 invalid, 2 unknown, 3 the command failed.
+
+pub mod check;
+pub mod env;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for "the run or command itself failed" (setup error, bad options, bad input).
+pub const EXIT_ERROR: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(name = "distest", version, about = "Jepsen-style fault injection and history checking for distributed systems")]
+pub struct Cli {
+    /// Log verbosity (error, warn, info, debug, trace); also RUST_LOG.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a history file or a run directory with one or more checkers.
+    Check(check::Args),
+    /// Bring a local cluster of network namespaces up or down, or show it.
+    Env(env::Args),
+}
+
+/// Runs the parsed command; errors become one sentence on stderr and exit code 3.
+pub fn main(cli: Cli) -> i32 {
+    init_tracing(&cli.log_level);
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Env(args) => env::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", one_sentence(&err));
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Joins an anyhow chain into one line: "what failed: why".
+pub fn one_sentence(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,6 @@
+//! distest: the control node. CLI wiring, the run orchestrator, nodes, targets and the store.
+
+pub mod commands;
+pub mod nodes;
+pub mod store;
+pub mod targets;

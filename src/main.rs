@@ -1,0 +1,15 @@
+//! The `distest` binary: parses flags and hands each subcommand to `distest::commands`.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // Multicall: installed as `raft-kv` or `crdt-store` (a symlink or copy of this binary),
+    // it runs that bundled target, so `cargo run -- run --target kv` needs nothing else.
+    if let Some(code) = distest::targets::multicall() {
+        return ExitCode::from(code);
+    }
+    let cli = distest::commands::Cli::parse();
+    let code = distest::commands::main(cli);
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,1 @@
+//! Nodes: local network namespaces and SSH hosts behind one `Remote`.

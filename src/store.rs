@@ -1,0 +1,1 @@
+//! The store: run directories under `store/<target>-<workload>-<nemesis>/<timestamp>/`.

@@ -1,0 +1,1 @@
+//! crdt-store: a replicated store of state-based CRDTs bundled with distest.

@@ -1,0 +1,1 @@
+//! distest-workloads: workload shapes (register, list-append, rw-register, set, ...).
