@@ -2,7 +2,9 @@
 //! returns the process exit code: 0 valid, 1 invalid, 2 unknown, 3 the command failed.
 
 pub mod check;
+pub mod compare;
 pub mod env;
+pub mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +27,10 @@ pub enum Command {
     Check(check::Args),
     /// Bring a local cluster of network namespaces up or down, or show it.
     Env(env::Args),
+    /// Render the HTML report of a run directory (or of a bare history.jsonl).
+    Report(report::Args),
+    /// Compare runs side by side (HTML and Markdown).
+    Compare(compare::Args),
 }
 
 /// Runs the parsed command; errors become one sentence on stderr and exit code 3.
@@ -33,6 +39,8 @@ pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Env(args) => env::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(code) => code,
