@@ -2,5 +2,6 @@
 
 pub mod commands;
 pub mod nodes;
+pub mod run;
 pub mod store;
 pub mod targets;

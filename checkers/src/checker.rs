@@ -93,6 +93,36 @@ pub fn registry() -> &'static [Entry] {
             build: |_| Ok(Box::new(crate::stats::Stats)),
         },
         // -- further checkers register below this line --
+        Entry {
+            name: "linearizable",
+            about: "exact linearizability check (WGL/Porcupine search, per-key, parallel) against --model: register, cas-register, kv, set, queue, mutex",
+            build: crate::linear::build,
+        },
+        Entry {
+            name: "set",
+            about: "Jepsen's set-full: every acknowledged add stays visible; reports lost, stale, never-read, unexpected, duplicated elements",
+            build: |_| Ok(Box::new(crate::convergence::set::SetChecker)),
+        },
+        Entry {
+            name: "counter",
+            about: "every counter read lies within the bounds of the acknowledged and indeterminate adds (negative deltas allowed)",
+            build: |_| Ok(Box::new(crate::convergence::counter::CounterChecker)),
+        },
+        Entry {
+            name: "unique-ids",
+            about: "no id returned by an ok generate op is returned twice",
+            build: |_| Ok(Box::new(crate::convergence::unique_ids::UniqueIds)),
+        },
+        Entry {
+            name: "total-queue",
+            about: "every acknowledged enqueue is dequeued exactly once; nothing unexpected comes out",
+            build: |_| Ok(Box::new(crate::convergence::total_queue::TotalQueue)),
+        },
+        Entry {
+            name: "crdt-convergence",
+            about: "after the heal all replicas agree on a state the CRDT (--model g-counter|pn-counter|or-set|lww-register) allows, and reads never go backwards",
+            build: |o| Ok(Box::new(crate::convergence::crdt::CrdtConvergence::from_options(o)?)),
+        },
     ]
 }
 

@@ -4,8 +4,10 @@
 //! comes out. Someone re-checking a Jepsen history needs this crate and nothing else.
 
 pub mod checker;
+pub mod convergence;
 pub mod format;
 pub mod history;
+pub mod linear;
 pub mod op;
 pub mod stats;
 pub mod verdict;

@@ -8,4 +8,24 @@
 
 pub mod node;
 
+mod cluster;
+pub mod clock;
+pub mod error;
+pub mod iptables;
+pub mod kill;
+pub mod latency;
+pub mod loss;
+pub mod nemesis;
+pub mod partition;
+pub mod pause;
+pub mod process;
+pub mod schedule;
+pub mod targets;
+mod value;
+
+#[cfg(test)]
+mod fake;
+
+pub use error::{NemesisError, NodeFailure};
+pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};

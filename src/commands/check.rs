@@ -2,10 +2,9 @@
 //! history file (distest JSONL, Jepsen EDN or text log) or a run directory.
 
 use anyhow::{bail, Context};
-use distest_checkers::checker::{self, CheckerOptions};
 use distest_checkers::format::{self, Format};
 use distest_checkers::{CheckContext, Checker, History, Results};
-use serde::{Deserialize, Serialize};
+pub use distest_workloads::CheckerSpec;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,28 +37,6 @@ pub struct Args {
     pub store: PathBuf,
 }
 
-/// A checker as a run records it in `test.json`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct CheckerSpec {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consistency_model: Option<String>,
-}
-
-impl CheckerSpec {
-    pub fn build(&self) -> anyhow::Result<Box<dyn Checker>> {
-        Ok(checker::build(
-            &self.name,
-            &CheckerOptions {
-                model: self.model.clone(),
-                consistency_model: self.consistency_model.clone(),
-            },
-        )?)
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let format = match &args.format {
         None => None,
@@ -83,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let specs = choose_specs(&args, recorded);
     let checkers = specs
         .iter()
-        .map(CheckerSpec::build)
+        .map(|s| s.build().map_err(anyhow::Error::from))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let history = load_history(&history_path, format)?;
     let results = check_with_limit(&history, &checkers, args.time_limit.map(Duration::from_secs_f64));

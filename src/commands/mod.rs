@@ -4,7 +4,9 @@
 pub mod check;
 pub mod compare;
 pub mod env;
+pub mod ls;
 pub mod report;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -23,10 +25,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a test: provision nodes, drive a workload under faults, check, report.
+    Run(Box<run::Args>),
     /// Check a history file or a run directory with one or more checkers.
     Check(check::Args),
     /// Bring a local cluster of network namespaces up or down, or show it.
     Env(env::Args),
+    /// List the runs in the store with their verdicts.
+    Ls(ls::Args),
     /// Render the HTML report of a run directory (or of a bare history.jsonl).
     Report(report::Args),
     /// Compare runs side by side (HTML and Markdown).
@@ -37,8 +43,10 @@ pub enum Command {
 pub fn main(cli: Cli) -> i32 {
     init_tracing(&cli.log_level);
     let result = match cli.command {
+        Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
         Command::Env(args) => env::run(args),
+        Command::Ls(args) => ls::run(args),
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
     };

@@ -1,4 +1,106 @@
 //! Target adapters: how to install, start, stop and talk to each system under test.
+//!
+//! A target is Jepsen's DB plus its client factory: it owns its nodes, sets the system up
+//! on them, offers the faults nemeses need ([`TargetControl`]: kill, start, pause,
+//! resume, primaries, clock), and opens [`Client`]s. Adding a target is one file
+//! implementing [`Target`] plus one line in [`build`].
+
+pub mod daemon;
+pub mod etcd;
+pub mod http;
+pub mod kv;
+pub mod noop;
+
+use async_trait::async_trait;
+use distest_nemeses::TargetControl;
+use distest_workloads::Client;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options every target may use.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TargetOptions {
+    /// Bugs to switch on (`--bug`), passed to bundled targets.
+    pub bugs: Vec<String>,
+    /// How long a single client op may take before it is recorded as `info`.
+    pub op_timeout: Duration,
+    /// Extra target-specific settings (`--isolation`, `--read-mode`...).
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+/// The system under test on a set of nodes.
+#[async_trait]
+pub trait Target: TargetControl {
+    fn name(&self) -> &'static str;
+    /// Names of the nodes, in order (`n1`...).
+    fn node_names(&self) -> Vec<String>;
+    /// Installs, starts and waits until the system is healthy on every node.
+    fn setup(&self) -> anyhow::Result<()>;
+    /// Stops the system on every node and, when `wipe`, removes its data.
+    fn teardown(&self, wipe: bool) -> anyhow::Result<()>;
+    /// Copies the node's log files into `dest` (a directory); returns the files written.
+    fn collect_logs(&self, node: usize, dest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>>;
+    /// Opens a client for `workload` against node number `node`.
+    async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>>;
+}
+
+/// Every target distest knows, with the workloads each supports (first = default).
+pub const TARGETS: &[(&str, &[&str])] = &[
+    ("kv", &["register", "list-append", "rw-register", "set"]),
+    ("etcd", &["register", "list-append", "rw-register"]),
+    ("noop", &["register", "list-append", "rw-register", "set"]),
+];
+
+/// Builds the target called `name` on `nodes`.
+pub fn build(
+    name: &str,
+    nodes: Vec<Arc<dyn crate::nodes::Remote>>,
+    opts: TargetOptions,
+) -> anyhow::Result<Arc<dyn Target>> {
+    workloads_of(name)?;
+    Ok(match name {
+        "kv" => Arc::new(kv::Kv::new(nodes, opts)),
+        "etcd" => Arc::new(etcd::Etcd::new(nodes, opts)),
+        other => return build_in_process(other, nodes.len()),
+    })
+}
+
+/// OS packages a target needs on each node (installed when missing).
+pub fn packages(name: &str) -> &'static [&'static str] {
+    match name {
+        "etcd" => &["etcd-server"],
+        "kv" | "crdt" => &["libfaketime"],
+        _ => &[],
+    }
+}
+
+/// The workloads `target` supports, or an error naming the valid targets.
+pub fn workloads_of(target: &str) -> anyhow::Result<&'static [&'static str]> {
+    TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, w)| *w)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown target {target:?}; valid targets are: {}",
+                TARGETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+/// True when `target` runs in-process and needs no nodes.
+pub fn is_in_process(target: &str) -> bool {
+    target == "noop"
+}
+
+/// Builds an in-process target (no nodes needed).
+pub fn build_in_process(name: &str, node_count: usize) -> anyhow::Result<Arc<dyn Target>> {
+    match name {
+        "noop" => Ok(Arc::new(noop::Noop::new(node_count))),
+        other => anyhow::bail!("target {other:?} needs nodes"),
+    }
+}
 
 /// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
 /// runs that target and returns its exit code; otherwise `None`.

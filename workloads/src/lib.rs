@@ -1,1 +1,261 @@
 //! distest-workloads: workload shapes (register, list-append, rw-register, set, ...).
+//!
+//! A workload is three things: a generator of client ops (drawn from the run's seeded
+//! RNG so a seed replays the same op mix), the final ops run once per node after the
+//! heal (final reads), and the checkers that judge its history. The [`Client`] trait is
+//! what a target adapter implements to execute those ops; it maps every outcome to
+//! `ok`, `fail` (definitely did not happen) or `info` (unknown).
+
+pub mod list_append;
+pub mod register;
+pub mod rw_register;
+pub mod set;
+
+use async_trait::async_trait;
+use distest_checkers::checker::{self, CheckerOptions};
+use distest_checkers::{Checker, OpType, RegistryError};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+/// One op a workload asks a client to perform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpRequest {
+    pub f: String,
+    pub value: Value,
+    /// For keyed workloads (independent keys), recorded in the op's `key` field.
+    pub key: Option<Value>,
+}
+
+impl OpRequest {
+    pub fn new(f: impl Into<String>, value: Value) -> OpRequest {
+        OpRequest {
+            f: f.into(),
+            value,
+            key: None,
+        }
+    }
+
+    pub fn keyed(f: impl Into<String>, key: Value, value: Value) -> OpRequest {
+        OpRequest {
+            f: f.into(),
+            value,
+            key: Some(key),
+        }
+    }
+}
+
+/// How an op ended, as the client saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// `Ok`, `Fail` or `Info`; never `Invoke`.
+    pub kind: OpType,
+    pub value: Value,
+    pub error: Option<Value>,
+}
+
+impl Completion {
+    pub fn ok(value: Value) -> Completion {
+        Completion {
+            kind: OpType::Ok,
+            value,
+            error: None,
+        }
+    }
+
+    /// The op certainly did not take effect (the server said so before doing anything).
+    pub fn fail(value: Value, error: impl Into<Value>) -> Completion {
+        Completion {
+            kind: OpType::Fail,
+            value,
+            error: Some(error.into()),
+        }
+    }
+
+    /// The op may or may not have taken effect (timeout, connection lost after sending).
+    pub fn info(value: Value, error: impl Into<Value>) -> Completion {
+        Completion {
+            kind: OpType::Info,
+            value,
+            error: Some(error.into()),
+        }
+    }
+}
+
+/// Executes ops against one node of a target. One client per process; after an `info`
+/// the process retires and the orchestrator opens a fresh client for its successor.
+#[async_trait]
+pub trait Client: Send {
+    async fn invoke(&mut self, op: &OpRequest) -> Completion;
+}
+
+/// A checker as a run records it in `test.json`: name plus options.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckerSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_model: Option<String>,
+}
+
+impl CheckerSpec {
+    pub fn named(name: &str) -> CheckerSpec {
+        CheckerSpec {
+            name: name.to_string(),
+            model: None,
+            consistency_model: None,
+        }
+    }
+
+    pub fn with_model(mut self, model: &str) -> CheckerSpec {
+        self.model = Some(model.to_string());
+        self
+    }
+
+    pub fn build(&self) -> Result<Box<dyn Checker>, RegistryError> {
+        checker::build(
+            &self.name,
+            &CheckerOptions {
+                model: self.model.clone(),
+                consistency_model: self.consistency_model.clone(),
+            },
+        )
+    }
+}
+
+/// Generates a workload's ops and names its checkers.
+pub trait Workload: Send {
+    fn name(&self) -> &'static str;
+    /// The next op for `process`, drawn from the run's RNG.
+    fn next_op(&mut self, process: u64, rng: &mut StdRng) -> OpRequest;
+    /// Ops run once on every node after the heal and recovery wait (final reads).
+    fn final_ops(&self) -> Vec<OpRequest> {
+        Vec::new()
+    }
+    /// The checkers that judge this workload's history (`stats` is added by the caller).
+    fn checkers(&self) -> Vec<CheckerSpec>;
+}
+
+/// Knobs shared by the workloads; each uses the ones that make sense for it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkloadOptions {
+    /// How many keys are active at once.
+    pub key_count: u64,
+    /// Writes (or ops) per key before a key is retired for a fresh one; keeps each key's
+    /// history small enough for exact checking.
+    pub ops_per_key: u64,
+    /// Longest transaction, in micro-ops.
+    pub max_txn_len: usize,
+    /// Consistency model the isolation checkers hold the history to.
+    pub consistency_model: Option<String>,
+}
+
+impl Default for WorkloadOptions {
+    fn default() -> Self {
+        WorkloadOptions {
+            key_count: 5,
+            ops_per_key: 200,
+            max_txn_len: 4,
+            consistency_model: None,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+#[error("unknown workload {name:?}; valid workloads are: {valid}")]
+pub struct UnknownWorkload {
+    pub name: String,
+    pub valid: String,
+}
+
+/// Every workload distest knows. Adding one is one line here plus its file.
+pub const WORKLOADS: &[&str] = &["register", "list-append", "rw-register", "set"];
+
+/// Builds the workload called `name`.
+pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, UnknownWorkload> {
+    Ok(match name {
+        "register" => Box::new(register::Register::new(opts)),
+        "list-append" => Box::new(list_append::ListAppend::new(opts)),
+        "rw-register" => Box::new(rw_register::RwRegister::new(opts)),
+        "set" => Box::new(set::Set::new(opts)),
+        other => {
+            return Err(UnknownWorkload {
+                name: other.to_string(),
+                valid: WORKLOADS.join(", "),
+            })
+        }
+    })
+}
+
+/// Rotating keys: `key_count` keys are active; each gets `ops_per_key` ops, then is
+/// replaced by a fresh one. Shared by the keyed workloads.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyRotation {
+    active: Vec<(u64, u64)>, // (key, ops so far)
+    next_key: u64,
+    ops_per_key: u64,
+}
+
+impl KeyRotation {
+    pub(crate) fn new(key_count: u64, ops_per_key: u64) -> KeyRotation {
+        let key_count = key_count.max(1);
+        KeyRotation {
+            active: (0..key_count).map(|k| (k, 0)).collect(),
+            next_key: key_count,
+            ops_per_key: ops_per_key.max(1),
+        }
+    }
+
+    /// Picks an active key and counts one op against it.
+    pub(crate) fn pick(&mut self, rng: &mut StdRng) -> u64 {
+        use rand::Rng;
+        let slot = rng.gen_range(0..self.active.len());
+        let (key, used) = &mut self.active[slot];
+        let chosen = *key;
+        *used += 1;
+        if *used >= self.ops_per_key {
+            *key = self.next_key;
+            *used = 0;
+            self.next_key += 1;
+        }
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn unknown_workload_lists_valid_names() {
+        let err = build("bank", &WorkloadOptions::default()).err().unwrap();
+        assert!(err.to_string().contains("list-append"), "{err}");
+    }
+
+    #[test]
+    fn same_seed_gives_same_ops() {
+        for name in WORKLOADS {
+            let gen = |seed| {
+                let mut w = build(name, &WorkloadOptions::default()).unwrap();
+                let mut rng = StdRng::seed_from_u64(seed);
+                (0..50).map(|i| w.next_op(i % 5, &mut rng)).collect::<Vec<_>>()
+            };
+            assert_eq!(gen(7), gen(7), "{name}");
+            assert_ne!(gen(7), gen(8), "{name}");
+        }
+    }
+
+    #[test]
+    fn key_rotation_retires_keys_after_their_budget() {
+        let mut keys = KeyRotation::new(2, 3);
+        let mut rng = StdRng::seed_from_u64(1);
+        let picked: Vec<u64> = (0..30).map(|_| keys.pick(&mut rng)).collect();
+        for k in 0..8 {
+            assert!(picked.iter().filter(|&&p| p == k).count() <= 3);
+        }
+        assert!(picked.iter().any(|&k| k >= 4), "fresh keys appear");
+    }
+}

@@ -1,45 +1,188 @@
 //! distest's own format: one JSON op per line (`history.jsonl`).
+//!
+//! Speed matters here (`distest check` on long runs), so the reader takes the input in
+//! batches of whole lines and parses each large batch on two threads, first half and
+//! second half, keeping file order. Memory stays bounded by one batch plus the ops.
 
-use super::ParseError;
+use super::{count_newlines, fill, invalid_at, ParseError};
 use crate::history::History;
 use crate::op::Op;
 use std::io::BufRead;
 
+/// Bytes of whole lines parsed per batch.
+const BATCH_BYTES: usize = 8 << 20;
+/// Batches smaller than this are parsed on the calling thread alone: a thread costs more.
+const PARALLEL_MIN_BYTES: usize = 256 << 10;
+/// A single line longer than this is refused: it is no op distest wrote.
+const MAX_LINE_BYTES: usize = 1 << 30;
+
 /// Reads JSON Lines; blank lines are skipped. Indices must be dense (distest writes them so).
-pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
-    let mut ops = Vec::new();
-    let mut line = Vec::with_capacity(256);
-    let mut line_no = 0usize;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| ParseError::Io {
+pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
+    read_in_batches(reader, source_name, BATCH_BYTES)
+}
+
+/// [`read`] with a chosen batch size (tests use tiny ones to cross batch ends).
+fn read_in_batches(
+    mut reader: impl BufRead,
+    source_name: &str,
+    batch_bytes: usize,
+) -> Result<History, ParseError> {
+    let mut parsed = Parsed::default();
+    let mut buf: Vec<u8> = Vec::new();
+    // The file line number of `buf[0]`.
+    let mut line_no = 1usize;
+    let mut eof = false;
+    while !eof {
+        let want = batch_bytes.saturating_sub(buf.len()).max(64 << 10);
+        eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
+            source_name: source_name.to_string(),
+            message: e.to_string(),
+        })?;
+        let cut = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None if buf.len() > MAX_LINE_BYTES => {
+                    return Err(ParseError::Syntax {
+                        source_name: source_name.to_string(),
+                        line: line_no,
+                        message: format!(
+                            "a line is longer than {} MiB; expected one JSON op object per line",
+                            MAX_LINE_BYTES >> 20
+                        ),
+                    })
+                }
+                None => continue,
+            }
+        };
+        line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed)?;
+        buf.drain(..cut);
+    }
+    History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
+}
+
+/// Ops in file order with the line each came from.
+#[derive(Default)]
+struct Parsed {
+    ops: Vec<Op>,
+    lines: Vec<usize>,
+}
+
+/// Parses whole lines starting at file line `first_line`; returns the line after them.
+fn parse_batch(
+    batch: &[u8],
+    first_line: usize,
+    source_name: &str,
+    into: &mut Parsed,
+) -> Result<usize, ParseError> {
+    let split = (batch.len() >= PARALLEL_MIN_BYTES)
+        .then(|| memchr::memchr(b'\n', &batch[batch.len() / 2..]).map(|i| batch.len() / 2 + i + 1))
+        .flatten();
+    let Some(split) = split else {
+        return parse_lines(batch, first_line, source_name, into);
+    };
+    let (head, tail) = batch.split_at(split);
+    let tail_line = first_line + count_newlines(head);
+    let (head_result, tail_result) = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let mut part = Parsed::default();
+            parse_lines(head, first_line, source_name, &mut part).map(|_| part)
+        });
+        let mut part = Parsed::default();
+        let tail_result = parse_lines(tail, tail_line, source_name, &mut part).map(|n| (part, n));
+        let head_result = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (head_result, tail_result)
+    });
+    // The first error in file order is the one reported.
+    let head = head_result?;
+    let (tail, next_line) = tail_result?;
+    for part in [head, tail] {
+        into.ops.extend(part.ops);
+        into.lines.extend(part.lines);
+    }
+    Ok(next_line)
+}
+
+fn parse_lines(
+    chunk: &[u8],
+    first_line: usize,
+    source_name: &str,
+    into: &mut Parsed,
+) -> Result<usize, ParseError> {
+    let mut line_no = first_line;
+    for line in chunk.split_inclusive(|&b| b == b'\n') {
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            let op: Op = serde_json::from_slice(line).map_err(|e| ParseError::Syntax {
                 source_name: source_name.to_string(),
-                message: e.to_string(),
+                line: line_no,
+                message: format!("expected one JSON op object per line: {e}"),
             })?;
-        if n == 0 {
-            break;
+            into.ops.push(op);
+            into.lines.push(line_no);
         }
         line_no += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let op: Op = serde_json::from_slice(&line).map_err(|e| ParseError::Syntax {
-            source_name: source_name.to_string(),
-            line: line_no,
-            message: format!("expected one JSON op object per line: {e}"),
-        })?;
-        ops.push(op);
     }
-    History::new(ops).map_err(|error| ParseError::Invalid {
-        source_name: source_name.to_string(),
-        error,
-    })
+    // A final line without its newline still counts as one line.
+    Ok(first_line + count_newlines(chunk))
 }
 
 /// Serializes one op as a JSONL line (with the trailing newline) into `out`.
 pub fn write_jsonl_line(op: &Op, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, op).expect("an Op always serializes");
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{OpType, Process};
+    use serde_json::json;
+
+    fn sample(n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let inv = Op::invoke(Process::Client(i % 5), "write", json!(i)).with_time(i);
+            let mut inv = inv;
+            inv.index = 2 * i;
+            let mut done = inv.complete(OpType::Ok, json!(i));
+            done.index = 2 * i + 1;
+            write_jsonl_line(&inv, &mut out);
+            write_jsonl_line(&done, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn batches_and_threads_keep_file_order() {
+        let text = sample(20_000);
+        assert!(text.len() > 2 * PARALLEL_MIN_BYTES, "the sample must take the parallel path");
+        let whole = read(&text[..], "h.jsonl").unwrap();
+        let small = read_in_batches(&text[..], "h.jsonl", 1000).unwrap();
+        assert_eq!(whole.len(), 40_000);
+        assert_eq!(whole.ops(), small.ops());
+        assert!(whole.ops().iter().enumerate().all(|(i, op)| op.index == i as u64));
+    }
+
+    #[test]
+    fn bad_line_in_the_second_half_of_a_parallel_batch_names_its_line() {
+        let mut text = sample(20_000);
+        let line_count = count_newlines(&text);
+        text.extend_from_slice(b"{\"index\": 40000, \"type\": \"bogus\"}\n");
+        let err = read(&text[..], "h.jsonl").unwrap_err();
+        assert!(
+            matches!(&err, ParseError::Syntax { line, .. } if *line == line_count + 1),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_history_names_the_line_and_blank_lines_are_skipped() {
+        let text = b"{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\n\
+                     {\"index\":1,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}";
+        let err = read(&text[..], "h.jsonl").unwrap_err();
+        assert!(matches!(err, ParseError::InvalidOp { line: 3, .. }), "{err}");
+    }
 }

@@ -4,6 +4,9 @@
 //! stream line by line, and keep only the ops: memory grows with the history, not with
 //! the file.
 
+pub(crate) mod edn;
+mod import;
+mod jepsen_log;
 mod jsonl;
 
 use crate::history::{History, HistoryError};
@@ -65,6 +68,13 @@ pub enum ParseError {
         source_name: String,
         error: HistoryError,
     },
+    /// The ops parse but do not form a valid history; `line` is where the offending op is.
+    #[error("{source_name}:{line}: {error}")]
+    InvalidOp {
+        source_name: String,
+        line: usize,
+        error: HistoryError,
+    },
     #[error("{source_name}: could not read: {message}")]
     Io {
         source_name: String,
@@ -114,11 +124,56 @@ pub fn read_history(
     };
     match format {
         Format::Jsonl => jsonl::read(reader, source_name),
-        other => Err(ParseError::Unsupported {
-            source_name: source_name.to_string(),
-            format: other,
-        }),
+        Format::Edn => edn::read(reader, source_name),
+        Format::JepsenLog => jepsen_log::read(reader, source_name),
     }
+}
+
+/// A validation error, placed at the file line of the op it names (`lines[position]`).
+pub(crate) fn invalid_at(source_name: &str, lines: &[usize], error: HistoryError) -> ParseError {
+    let position = match &error {
+        HistoryError::ConcurrentInvoke { index, .. }
+        | HistoryError::MismatchedF { index, .. }
+        | HistoryError::CompletionWithoutInvoke { index, .. }
+        | HistoryError::ReusedAfterInfo { index, .. } => usize::try_from(*index).ok(),
+        HistoryError::SparseIndex { position, .. } => Some(*position),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    match position.and_then(|p| lines.get(p)) {
+        Some(&line) => ParseError::InvalidOp {
+            source_name: source_name.to_string(),
+            line,
+            error,
+        },
+        None => ParseError::Invalid {
+            source_name: source_name.to_string(),
+            error,
+        },
+    }
+}
+
+/// Appends about `want_bytes` from `reader` to `buf`; returns true at end of input.
+pub(crate) fn fill(reader: &mut impl std::io::BufRead, buf: &mut Vec<u8>, want_bytes: usize) -> std::io::Result<bool> {
+    let target = buf.len() + want_bytes;
+    while buf.len() < target {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(true);
+        }
+        let n = chunk.len().min(target - buf.len());
+        buf.extend_from_slice(&chunk[..n]);
+        reader.consume(n);
+    }
+    Ok(false)
+}
+
+pub(crate) fn count_newlines(bytes: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', bytes).count()
 }
 
 #[cfg(test)]

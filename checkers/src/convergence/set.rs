@@ -1,0 +1,480 @@
+//! The `set` checker: Jepsen's `set-full` analysis of `add` and `read` ops.
+//!
+//! Every element gets a timeline of reads that did or did not contain it. Definitions
+//! follow `jepsen.checker/set-full`:
+//!
+//! - *known*: the earlier of the element's `ok` add completion and the first read that
+//!   contained it; from then on the element is known to exist.
+//! - *stable*: the last read containing it began after the last read missing it; every
+//!   later read saw it.
+//! - *lost*: known, and the last read missing it began after the last read containing it
+//!   and after it was known: it was there (or acknowledged) and then went away for good.
+//! - *never-read*: neither stable nor lost, e.g. no read began after it was known.
+//! - *stale*: stable, but some read that began after it was known missed it (normal for
+//!   eventually consistent sets; the stable latency says how long visibility took).
+//! - *recovered*: its add ended `info` (or never completed) yet reads saw it.
+//!
+//! Besides Jepsen's, two anomalies make the history invalid: *unexpected* elements (read
+//! but never added, or whose every add failed) and *duplicated* elements (listed more
+//! than once by one read of a set). Lost elements make it invalid too. With nothing
+//! invalid and no stable element at all, the verdict is unknown: nothing was shown kept.
+
+use super::{
+    capped, check_by_key, conclude, is_final_read, is_read, ok_value, quantiles_ms, Elem, Malformed,
+};
+use crate::checker::{CheckContext, Checker};
+use crate::history::{History, Pair};
+use crate::op::OpType;
+use crate::verdict::Verdict;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// Jepsen's set-full checker; see the module docs.
+pub struct SetChecker;
+
+impl Checker for SetChecker {
+    fn name(&self) -> &str {
+        "set"
+    }
+
+    fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
+        check_by_key(history, check_pairs)
+    }
+}
+
+/// One successful read: when it ran and how often it listed each element.
+struct Read {
+    invoke_index: u64,
+    invoke_time_ns: u64,
+    complete_index: u64,
+    complete_time_ns: u64,
+    counts: HashMap<Elem, u32>,
+}
+
+/// What the history says about adds of one element.
+#[derive(Default)]
+struct Adds {
+    attempts: u32,
+    first_invoke_index: Option<u64>,
+    /// The earliest `ok` completion: (index, time).
+    first_ok: Option<(u64, u64)>,
+    /// Some add ended `info` or never completed.
+    indeterminate: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Outcome {
+    Stable,
+    Lost,
+    NeverRead,
+}
+
+struct ElementResult {
+    elem: Elem,
+    outcome: Outcome,
+    /// The first add invocation of the element.
+    add_index: Option<u64>,
+    known_index: Option<u64>,
+    last_present_index: Option<u64>,
+    last_absent_index: Option<u64>,
+    /// Stable: from known to the stable time. Lost: from known to the lost time.
+    latency_ns: Option<u64>,
+}
+
+fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
+    let mut malformed = Malformed::default();
+    let mut adds: BTreeMap<Elem, Adds> = BTreeMap::new();
+    let mut reads: Vec<Read> = Vec::new();
+    let mut final_reads = 0usize;
+    for pair in pairs {
+        match pair.invoke.f.as_str() {
+            "add" => {
+                let a = adds.entry(Elem::of(&pair.invoke.value)).or_default();
+                a.attempts += 1;
+                a.first_invoke_index.get_or_insert(pair.invoke.index);
+                match pair.completion {
+                    Some(c) if c.kind == OpType::Ok => {
+                        if a.first_ok.is_none_or(|(i, _)| c.index < i) {
+                            a.first_ok = Some((c.index, c.time));
+                        }
+                    }
+                    Some(c) if c.kind == OpType::Fail => {}
+                    _ => a.indeterminate = true,
+                }
+            }
+            _ if is_read(pair) => {
+                let Some(value) = ok_value(pair) else {
+                    continue;
+                };
+                let Some(list) = value.as_array() else {
+                    malformed.note(
+                        pair.completion.unwrap_or(pair.invoke),
+                        "a read must return a list",
+                    );
+                    continue;
+                };
+                final_reads += usize::from(is_final_read(pair));
+                let completion = pair.completion.unwrap_or(pair.invoke);
+                let mut counts = HashMap::with_capacity(list.len());
+                for v in list {
+                    *counts.entry(Elem::of(v)).or_insert(0) += 1;
+                }
+                reads.push(Read {
+                    invoke_index: pair.invoke.index,
+                    invoke_time_ns: pair.invoke.time,
+                    complete_index: completion.index,
+                    complete_time_ns: completion.time,
+                    counts,
+                });
+            }
+            _ => {}
+        }
+    }
+    // Pairs come in invocation order; keep reads sorted by it, which `last_absent` relies on.
+    debug_assert!(reads
+        .windows(2)
+        .all(|w| w[0].invoke_index < w[1].invoke_index));
+
+    // For each element, the positions (in `reads`) of the reads that contained it, ascending.
+    let mut present_in: HashMap<&Elem, Vec<usize>> = HashMap::new();
+    let mut duplicated: Vec<Value> = Vec::new();
+    let mut duplicated_count = 0usize;
+    for (r, read) in reads.iter().enumerate() {
+        for (elem, &n) in &read.counts {
+            present_in.entry(elem).or_default().push(r);
+            if n > 1 {
+                duplicated_count += 1;
+                if duplicated.len() < super::EVIDENCE_LIST_CAP {
+                    duplicated.push(json!({"element": elem.to_value(), "count": n, "read_index": read.complete_index}));
+                }
+            }
+        }
+    }
+    for list in present_in.values_mut() {
+        list.sort_unstable();
+    }
+
+    let mut unexpected: Vec<Value> = Vec::new();
+    let mut unexpected_count = 0usize;
+    let mut sorted_present: Vec<(&&Elem, &Vec<usize>)> = present_in.iter().collect();
+    sorted_present.sort();
+    for (elem, positions) in sorted_present {
+        let why = match adds.get(*elem) {
+            None => "never added",
+            Some(a) if a.first_ok.is_none() && !a.indeterminate => "every add of it failed",
+            Some(_) => continue,
+        };
+        unexpected_count += 1;
+        if unexpected.len() < super::EVIDENCE_LIST_CAP {
+            let first = &reads[positions[0]];
+            unexpected.push(
+                json!({"element": elem.to_value(), "why": why, "read_index": first.complete_index}),
+            );
+        }
+    }
+
+    let mut results: Vec<ElementResult> = Vec::new();
+    let mut recovered: Vec<Value> = Vec::new();
+    for (elem, a) in &adds {
+        let positions = present_in.get(elem).map(Vec::as_slice).unwrap_or(&[]);
+        if a.first_ok.is_none() && !a.indeterminate && positions.is_empty() {
+            continue; // every add failed and nobody saw it: it never existed, as promised
+        }
+        if a.first_ok.is_none() && !positions.is_empty() {
+            recovered.push(elem.to_value());
+        }
+        results.push(element_result(elem, a, positions, &reads));
+    }
+
+    let by_outcome = |o: Outcome| results.iter().filter(move |r| r.outcome == o);
+    let lost: Vec<&ElementResult> = by_outcome(Outcome::Lost).collect();
+    let stable_count = by_outcome(Outcome::Stable).count();
+    let never_read: Vec<Value> = by_outcome(Outcome::NeverRead)
+        .map(|r| r.elem.to_value())
+        .collect();
+    let mut stale: Vec<&ElementResult> = by_outcome(Outcome::Stable)
+        .filter(|r| r.latency_ns.unwrap_or(0) > 0)
+        .collect();
+    stale.sort_by_key(|r| std::cmp::Reverse(r.latency_ns));
+    let mut stable_latencies: Vec<u64> = by_outcome(Outcome::Stable)
+        .filter_map(|r| r.latency_ns)
+        .collect();
+    let mut lost_latencies: Vec<u64> = lost.iter().filter_map(|r| r.latency_ns).collect();
+
+    let describe = |r: &ElementResult| {
+        json!({
+            "element": r.elem.to_value(),
+            "add_index": r.add_index,
+            "known_index": r.known_index,
+            "last_present_read_index": r.last_present_index,
+            "last_absent_read_index": r.last_absent_index,
+            "latency_ms": r.latency_ns.map(|ns| ns / 1_000_000),
+        })
+    };
+    let acknowledged = adds.values().filter(|a| a.first_ok.is_some()).count();
+    let evidence = json!({
+        "attempt_count": adds.len(),
+        "acknowledged_count": acknowledged,
+        "read_count": reads.len(),
+        "final_read_count": final_reads,
+        "stable_count": stable_count,
+        "lost_count": lost.len(),
+        "lost": capped(lost.iter().map(|r| describe(r))),
+        "never_read_count": never_read.len(),
+        "never_read": capped(never_read.iter().cloned()),
+        "stale_count": stale.len(),
+        "worst_stale": capped(stale.iter().take(8).map(|r| describe(r))),
+        "recovered_count": recovered.len(),
+        "recovered": capped(recovered.iter().cloned()),
+        "unexpected_count": unexpected_count,
+        "unexpected": unexpected,
+        "duplicated_count": duplicated_count,
+        "duplicated": duplicated,
+        "stable_latencies_ms": quantiles_ms(&mut stable_latencies),
+        "lost_latencies_ms": quantiles_ms(&mut lost_latencies),
+        "malformed": malformed.evidence(),
+    });
+
+    let mut anomalies = Vec::new();
+    let mut found = Vec::new();
+    if !lost.is_empty() {
+        anomalies.push("lost".to_string());
+        let first = &lost[0];
+        found.push(format!(
+            "{} acknowledged element(s) were lost (e.g. {} was known at op {} but missing from read {})",
+            lost.len(),
+            first.elem,
+            first.known_index.unwrap_or(0),
+            first.last_absent_index.unwrap_or(0)
+        ));
+    }
+    if unexpected_count > 0 {
+        anomalies.push("unexpected".to_string());
+        found.push(format!(
+            "{unexpected_count} element(s) were read that were never successfully added"
+        ));
+    }
+    if duplicated_count > 0 {
+        anomalies.push("duplicated".to_string());
+        found.push(format!(
+            "{duplicated_count} time(s) a read listed an element more than once"
+        ));
+    }
+    let tally = format!(
+        "{} element(s) attempted, {} acknowledged: {} stable ({} stale), {} lost, {} never read, {} recovered; {} read(s), {} final.",
+        adds.len(), acknowledged, stable_count, stale.len(), lost.len(), never_read.len(), recovered.len(), reads.len(), final_reads
+    );
+    let summary = if found.is_empty() {
+        tally.clone()
+    } else {
+        format!("{}. {tally}", found.join("; "))
+    };
+    let unknown_reason = malformed.reason().or_else(|| {
+        (stable_count == 0).then(|| "No element was ever seen stable, so nothing shows the set keeps what it acknowledges.".to_string())
+    });
+    let explanation = lost
+        .iter()
+        .take(8)
+        .map(|r| {
+            format!(
+                "Element {} was known from op {}; the last read containing it was op {}, but read op {} (invoked later) missed it and no later read saw it again.",
+                r.elem,
+                r.known_index.unwrap_or(0),
+                r.last_present_index.map_or("none".to_string(), |i| i.to_string()),
+                r.last_absent_index.unwrap_or(0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    conclude(anomalies, unknown_reason, summary, explanation, evidence)
+}
+
+/// Classifies one element from its adds and the reads that contained it (`positions`).
+fn element_result(elem: &Elem, adds: &Adds, positions: &[usize], reads: &[Read]) -> ElementResult {
+    // Known: the earlier (by index) of the first ok add and the first read containing it.
+    let first_seen = positions
+        .first()
+        .map(|&p| (reads[p].complete_index, reads[p].complete_time_ns));
+    let known = match (adds.first_ok, first_seen) {
+        (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    let last_present = positions.last().copied();
+    // The last read missing the element: walk back from the newest read while reads
+    // contain it. Each step consumes one entry of `positions`, so the total work over all
+    // elements is bounded by the total size of all reads.
+    let mut last_absent = None;
+    let mut r = reads.len();
+    let mut p = positions.len();
+    while r > 0 {
+        r -= 1;
+        if p > 0 && positions[p - 1] == r {
+            p -= 1;
+        } else {
+            last_absent = Some(r);
+            break;
+        }
+    }
+    let stable = last_present.is_some() && last_absent.is_none_or(|a| Some(a) < last_present);
+    let lost = match (known, last_absent) {
+        (Some((known_index, _)), Some(a)) => {
+            last_present.is_none_or(|pr| pr < a) && known_index < reads[a].invoke_index
+        }
+        _ => false,
+    };
+    let known_time = known.map(|k| k.1).unwrap_or(0);
+    let (outcome, latency_ns) = if stable {
+        let stable_time = last_absent.map_or(0, |a| reads[a].invoke_time_ns + 1);
+        (
+            Outcome::Stable,
+            Some(stable_time.saturating_sub(known_time)),
+        )
+    } else if lost {
+        let lost_time = last_present.map_or(0, |p| reads[p].invoke_time_ns + 1);
+        (Outcome::Lost, Some(lost_time.saturating_sub(known_time)))
+    } else {
+        (Outcome::NeverRead, None)
+    };
+    ElementResult {
+        elem: elem.clone(),
+        outcome,
+        add_index: adds.first_invoke_index,
+        known_index: known.map(|k| k.0),
+        last_present_index: last_present.map(|p| reads[p].complete_index),
+        last_absent_index: last_absent.map(|a| reads[a].complete_index),
+        latency_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convergence::testkit::history;
+    use crate::op::OpType::*;
+    use crate::verdict::Validity;
+
+    fn check(h: &History) -> Verdict {
+        SetChecker.check(h, &CheckContext::default())
+    }
+
+    fn add(p: u64, e: i64, kind: OpType) -> [crate::convergence::testkit::Line<'static>; 2] {
+        [
+            (p, Invoke, "add", json!(e), "n1"),
+            (p, kind, "add", json!(e), "n1"),
+        ]
+    }
+
+    fn read(p: u64, v: Value) -> [crate::convergence::testkit::Line<'static>; 2] {
+        [
+            (p, Invoke, "read", json!(null), "n2"),
+            (p, Ok, "read", v, "n2"),
+        ]
+    }
+
+    #[test]
+    fn acknowledged_elements_seen_by_the_final_reads_are_stable() {
+        let lines = [
+            add(0, 1, Ok),
+            add(0, 2, Ok),
+            read(1, json!([1, 2])),
+            read(1, json!([2, 1])),
+        ]
+        .concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Valid, "{v:?}");
+        assert_eq!(v.evidence["stable_count"], 2);
+        assert_eq!(v.evidence["stale_count"], 0);
+    }
+
+    #[test]
+    fn an_element_that_disappears_for_good_is_lost() {
+        let lines = [
+            add(0, 1, Ok),
+            add(0, 2, Ok),
+            read(1, json!([1, 2])),
+            read(1, json!([2])),
+        ]
+        .concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.anomalies, vec!["lost"]);
+        assert_eq!(v.evidence["lost"][0]["element"], 1);
+        assert_eq!(v.evidence["lost"][0]["last_present_read_index"], 5);
+        assert_eq!(v.evidence["lost"][0]["last_absent_read_index"], 7);
+    }
+
+    #[test]
+    fn an_acknowledged_element_never_seen_by_later_reads_is_lost() {
+        let lines = [add(0, 1, Ok), add(0, 2, Ok), read(1, json!([2]))].concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.evidence["lost_count"], 1);
+        assert_eq!(v.evidence["lost"][0]["latency_ms"], 0);
+    }
+
+    #[test]
+    fn an_element_that_shows_up_late_is_stale_but_valid() {
+        let lines = [add(0, 1, Ok), read(1, json!([])), read(1, json!([1]))].concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Valid, "{v:?}");
+        assert_eq!(v.evidence["stale_count"], 1);
+        assert_eq!(v.evidence["worst_stale"][0]["element"], 1);
+    }
+
+    #[test]
+    fn a_read_concurrent_with_the_add_may_miss_it() {
+        // Element 2 is stable; element 1's add is concurrent with the only read missing it.
+        let mut lines = add(2, 2, Ok).to_vec();
+        lines.extend([
+            (0, Invoke, "add", json!(1), "n1"),
+            (1, Invoke, "read", json!(null), "n2"),
+            (0, Ok, "add", json!(1), "n1"),
+            (1, Ok, "read", json!([2]), "n2"),
+        ]);
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Valid, "{v:?}");
+        assert_eq!(v.evidence["never_read"], json!([1]));
+        // A read invoked after the add completed and missing it makes it lost.
+        lines.extend(read(3, json!([2])));
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Invalid, "{v:?}");
+        assert_eq!(v.evidence["lost"][0]["element"], 1);
+    }
+
+    #[test]
+    fn elements_nobody_added_or_whose_add_failed_are_unexpected() {
+        let lines = [add(0, 1, Ok), add(0, 2, Fail), read(1, json!([1, 2, 3]))].concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.anomalies, vec!["unexpected"]);
+        assert_eq!(v.evidence["unexpected"][0]["why"], "every add of it failed");
+        assert_eq!(v.evidence["unexpected"][1]["why"], "never added");
+    }
+
+    #[test]
+    fn an_element_listed_twice_by_one_read_is_duplicated() {
+        let lines = [add(0, 1, Ok), read(1, json!([1, 1]))].concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.anomalies, vec!["duplicated"]);
+        assert_eq!(v.evidence["duplicated"][0]["count"], 2);
+    }
+
+    #[test]
+    fn an_indeterminate_add_that_shows_up_is_recovered() {
+        let lines = [add(0, 1, Info), read(1, json!([1]))].concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Valid, "{v:?}");
+        assert_eq!(v.evidence["recovered"], json!([1]));
+    }
+
+    #[test]
+    fn a_set_never_read_is_unknown_and_a_malformed_read_is_reported() {
+        let v = check(&history(&add(0, 1, Ok)));
+        assert_eq!(v.valid, Validity::Unknown);
+        let lines = [add(0, 1, Ok), read(1, json!([1])), read(1, json!(7))].concat();
+        let v = check(&history(&lines));
+        assert_eq!(v.valid, Validity::Unknown);
+        assert_eq!(v.evidence["malformed"]["count"], 1);
+    }
+}

@@ -1,0 +1,588 @@
+//! Transactions in compact form: a history of `f = "txn"` ops turned into integers.
+//!
+//! Elle's histories are big (a million transactions is an ordinary nightly run), so the
+//! analysis never walks `serde_json::Value`s twice: each transaction becomes one [`Txn`]
+//! with a range of [`Mop`]s, keys and values are interned into `u32`s, and read lists
+//! live in one flat arena. Everything after this module works on integers only.
+//!
+//! Micro-op shapes follow Elle: list-append `["append", k, v]` / `["r", k, [v ...]]`,
+//! rw-register `["w", k, v]` / `["r", k, v]`. Keywords imported from EDN arrive as
+//! strings, with or without the leading colon; both are accepted.
+
+use crate::history::History;
+use crate::op::{Op, OpType, Process};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use thiserror::Error;
+
+/// Sentinel for "no such index" in `u32` tables.
+pub(crate) const NONE: u32 = u32::MAX;
+/// The value id of a register read that saw no value (the initial state, `nil`).
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// A small multiplicative hasher (FxHash): keys here are short integers and strings we
+/// produced ourselves, so DoS-resistant SipHash buys nothing and costs most of the time.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A key or value as the history spelled it: an integer or a string (other JSON scalars
+/// are kept in their JSON text so they still compare by identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scalar {
+    Int(i64),
+    Str(String),
+    Json(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Str(s) => write!(f, "{s:?}"),
+            Scalar::Json(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Scalar {
+    /// The scalar back as JSON, for evidence.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Scalar::Int(i) => Value::from(*i),
+            Scalar::Str(s) => Value::from(s.as_str()),
+            Scalar::Json(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+        }
+    }
+}
+
+/// Interns scalars into dense `u32` ids.
+#[derive(Default)]
+pub(crate) struct Interner {
+    ints: FastMap<i64, u32>,
+    strs: FastMap<String, u32>,
+    jsons: FastMap<String, u32>,
+    names: Vec<Scalar>,
+}
+
+impl Interner {
+    /// The id of `v`, or `None` when `v` is not a scalar (arrays, objects, null).
+    pub(crate) fn intern(&mut self, v: &Value) -> Option<u32> {
+        let next = self.names.len() as u32;
+        let id = match v {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => *self.ints.entry(i).or_insert(next),
+                None => *self.jsons.entry(n.to_string()).or_insert(next),
+            },
+            Value::String(s) => match self.strs.get(s.as_str()) {
+                Some(&id) => id,
+                None => {
+                    self.strs.insert(s.clone(), next);
+                    next
+                }
+            },
+            Value::Bool(b) => *self.jsons.entry(b.to_string()).or_insert(next),
+            Value::Null | Value::Array(_) | Value::Object(_) => return None,
+        };
+        if id == next {
+            self.names.push(match v {
+                Value::Number(n) => n
+                    .as_i64()
+                    .map(Scalar::Int)
+                    .unwrap_or_else(|| Scalar::Json(n.to_string())),
+                Value::String(s) => Scalar::Str(s.clone()),
+                other => Scalar::Json(other.to_string()),
+            });
+        }
+        Some(id)
+    }
+
+    pub(crate) fn name(&self, id: u32) -> &Scalar {
+        &self.names[id as usize]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed: its reads are trusted and its writes happened.
+    Ok,
+    /// Aborted: none of its writes may be visible to anyone.
+    Fail,
+    /// Indeterminate (or never completed): its writes may or may not have happened, its
+    /// reads are unknown.
+    Info,
+}
+
+/// The kind of a micro-op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MopKind {
+    Append,
+    Write,
+    /// A read whose result is known (ok transactions).
+    Read,
+    /// A read whose result is not known (invocations of fail and info transactions).
+    ReadUnknown,
+}
+
+/// One micro-op, 16 bytes.
+///
+/// `Append`/`Write`: `a` = value id. `Read` of a list: `a` = start in the read arena,
+/// `b` = length. `Read` of a register: `a` = value id or [`NIL`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mop {
+    pub kind: MopKind,
+    pub key: u32,
+    pub a: u32,
+    pub b: u32,
+}
+
+/// One transaction: an invocation of `f = "txn"` and its completion.
+#[derive(Clone, Copy, Debug)]
+pub struct Txn {
+    /// Op index of the invocation.
+    pub invoke_index: u64,
+    /// Op index of the completion, `u64::MAX` when the history ended first.
+    pub complete_index: u64,
+    pub invoke_time_ns: u64,
+    /// Completion time; `u64::MAX` for info and missing completions (returns at +infinity).
+    pub complete_time_ns: u64,
+    pub process: u64,
+    pub outcome: Outcome,
+    pub mop_start: u32,
+    pub mop_end: u32,
+}
+
+impl Txn {
+    /// The op index people see for this transaction: the completion's when there is one.
+    pub fn index(&self) -> u64 {
+        if self.complete_index == u64::MAX {
+            self.invoke_index
+        } else {
+            self.complete_index
+        }
+    }
+}
+
+/// Which micro-op vocabulary a checker accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    ListAppend,
+    RwRegister,
+}
+
+impl Shape {
+    fn expected(self) -> &'static str {
+        match self {
+            Shape::ListAppend => "[\"append\", k, v] or [\"r\", k, [v ...]]",
+            Shape::RwRegister => "[\"w\", k, v] or [\"r\", k, v]",
+        }
+    }
+}
+
+/// Why a history cannot be analysed as transactions. The verdict is then `unknown`.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum TxnError {
+    #[error("op {index}: {what}; expected a list of micro-ops shaped {expected} (Elle's format)")]
+    Malformed {
+        index: u64,
+        what: String,
+        expected: &'static str,
+    },
+    #[error("op {index}: the completion has {completed} micro-ops but its invocation (op {invoke}) had {invoked}; a completion must repeat its invocation's micro-ops with reads filled in")]
+    ShapeChanged {
+        index: u64,
+        invoke: u64,
+        invoked: usize,
+        completed: usize,
+    },
+    #[error("op {index}: process {process} completed a transaction it never invoked; the history is not well formed")]
+    Unpaired { index: u64, process: Process },
+    #[error("value {value} was written to key {key} by both op {first} and op {second}; this checker needs every written value to be unique per key, so it cannot tell the versions apart")]
+    DuplicateWrite {
+        key: String,
+        value: String,
+        first: u64,
+        second: u64,
+    },
+    #[error("the history has more than {limit} micro-ops or read elements, beyond what the compact tables index; split the history")]
+    TooLarge { limit: u64 },
+}
+
+/// All transactions of a history in compact form.
+pub struct Txns {
+    pub shape: Shape,
+    pub txns: Vec<Txn>,
+    pub mops: Vec<Mop>,
+    /// Elements of list reads, concatenated.
+    pub elems: Vec<u32>,
+    pub(crate) keys: Interner,
+    pub(crate) values: Interner,
+}
+
+impl Txns {
+    pub fn mops_of(&self, t: u32) -> &[Mop] {
+        let txn = &self.txns[t as usize];
+        &self.mops[txn.mop_start as usize..txn.mop_end as usize]
+    }
+
+    /// The elements of a list read.
+    pub fn read_list(&self, m: &Mop) -> &[u32] {
+        debug_assert_eq!(m.kind, MopKind::Read);
+        &self.elems[m.a as usize..(m.a + m.b) as usize]
+    }
+
+    pub fn key_name(&self, k: u32) -> &Scalar {
+        self.keys.name(k)
+    }
+
+    pub fn value_name(&self, v: u32) -> String {
+        if v == NIL {
+            "nil".to_string()
+        } else {
+            self.values.name(v).to_string()
+        }
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// `[v1 v2 ...]`, Elle's way of printing a list.
+    pub fn list_text(&self, elems: &[u32]) -> String {
+        let inner: Vec<String> = elems.iter().map(|&v| self.value_name(v)).collect();
+        format!("[{}]", inner.join(" "))
+    }
+
+    /// A micro-op as Elle prints it: `[append 4 3]`, `[r 4 [1 2]]`, `[w 4 3]`, `[r 4 nil]`.
+    pub fn mop_text(&self, m: &Mop) -> String {
+        let k = self.key_name(m.key);
+        match m.kind {
+            MopKind::Append => format!("[append {k} {}]", self.value_name(m.a)),
+            MopKind::Write => format!("[w {k} {}]", self.value_name(m.a)),
+            MopKind::ReadUnknown => format!("[r {k} ?]"),
+            MopKind::Read => match self.shape {
+                Shape::ListAppend => format!("[r {k} {}]", self.list_text(self.read_list(m))),
+                Shape::RwRegister => format!("[r {k} {}]", self.value_name(m.a)),
+            },
+        }
+    }
+
+    /// A transaction as people read it: `#12 p3 ok [[append 4 3] [r 5 [1 2]]]`.
+    pub fn txn_text(&self, t: u32) -> String {
+        let txn = &self.txns[t as usize];
+        let outcome = match txn.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        };
+        let mops: Vec<String> = self.mops_of(t).iter().map(|m| self.mop_text(m)).collect();
+        format!(
+            "#{} p{} {outcome} [{}]",
+            txn.index(),
+            txn.process,
+            mops.join(" ")
+        )
+    }
+
+    /// Reads a whole validated history.
+    pub fn from_history(history: &History, shape: Shape) -> Result<Txns, TxnError> {
+        let mut b = TxnsBuilder::new(shape);
+        for op in history.ops() {
+            b.push(op)?;
+        }
+        Ok(b.finish())
+    }
+}
+
+/// Builds [`Txns`] one op at a time, so a caller can stream a huge history through it
+/// without ever holding all of its `Op`s.
+pub struct TxnsBuilder {
+    out: Txns,
+    /// process -> txn index of its in-flight invocation
+    in_flight: FastMap<u64, u32>,
+}
+
+impl TxnsBuilder {
+    pub fn new(shape: Shape) -> TxnsBuilder {
+        TxnsBuilder {
+            out: Txns {
+                shape,
+                txns: Vec::new(),
+                mops: Vec::new(),
+                elems: Vec::new(),
+                keys: Interner::default(),
+                values: Interner::default(),
+            },
+            in_flight: FastMap::default(),
+        }
+    }
+
+    /// Takes the next op of the history (in history order). Non-`txn` and nemesis ops are
+    /// ignored: a transactional checker only judges transactions.
+    pub fn push(&mut self, op: &Op) -> Result<(), TxnError> {
+        let Process::Client(process) = op.process else {
+            return Ok(());
+        };
+        if op.f != "txn" {
+            return Ok(());
+        }
+        match op.kind {
+            OpType::Invoke => {
+                let t = self.out.txns.len() as u32;
+                let start = self.out.mops.len();
+                self.parse_mops(op, false)?;
+                self.out.txns.push(Txn {
+                    invoke_index: op.index,
+                    complete_index: u64::MAX,
+                    invoke_time_ns: op.time,
+                    complete_time_ns: u64::MAX,
+                    process,
+                    outcome: Outcome::Info,
+                    mop_start: start as u32,
+                    mop_end: self.out.mops.len() as u32,
+                });
+                self.in_flight.insert(process, t);
+            }
+            kind => {
+                let Some(t) = self.in_flight.remove(&process) else {
+                    return Err(TxnError::Unpaired {
+                        index: op.index,
+                        process: op.process,
+                    });
+                };
+                let txn = self.out.txns[t as usize];
+                let outcome = match kind {
+                    OpType::Ok => Outcome::Ok,
+                    OpType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                if outcome == Outcome::Ok {
+                    self.fill_reads(op, &txn)?;
+                }
+                let txn = &mut self.out.txns[t as usize];
+                txn.complete_index = op.index;
+                txn.outcome = outcome;
+                if outcome != Outcome::Info {
+                    txn.complete_time_ns = op.time;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Txns {
+        self.out
+    }
+
+    fn malformed(&self, op: &Op, what: String) -> TxnError {
+        TxnError::Malformed {
+            index: op.index,
+            what,
+            expected: self.out.shape.expected(),
+        }
+    }
+
+    fn check_size(&self) -> Result<(), TxnError> {
+        let limit = u64::from(NONE - 1);
+        if self.out.mops.len() as u64 >= limit || self.out.elems.len() as u64 >= limit {
+            return Err(TxnError::TooLarge { limit });
+        }
+        Ok(())
+    }
+
+    /// Splits a micro-op into (kind name, key, value), checking the outer shape.
+    fn split<'v>(&self, op: &Op, i: usize, m: &'v Value) -> Result<(&'v str, &'v Value, &'v Value), TxnError> {
+        let parts = m.as_array().filter(|a| a.len() == 3).ok_or_else(|| {
+            self.malformed(op, format!("micro-op {i} is {m}, not a 3-element list"))
+        })?;
+        let name = parts[0]
+            .as_str()
+            .map(|s| s.trim_start_matches(':'))
+            .ok_or_else(|| self.malformed(op, format!("micro-op {i} starts with {}, not a name", parts[0])))?;
+        Ok((name, &parts[1], &parts[2]))
+    }
+
+    fn mops_list<'v>(&self, op: &'v Op) -> Result<&'v Vec<Value>, TxnError> {
+        op.value
+            .as_array()
+            .ok_or_else(|| self.malformed(op, format!("the value {} is not a list", op.value)))
+    }
+
+    /// Appends the invocation's micro-ops; reads stay unknown until an ok completion.
+    fn parse_mops(&mut self, op: &Op, _completion: bool) -> Result<(), TxnError> {
+        let list = self.mops_list(op)?;
+        for (i, m) in list.iter().enumerate() {
+            let (name, k, v) = self.split(op, i, m)?;
+            let key = self
+                .out
+                .keys
+                .intern(k)
+                .ok_or_else(|| self.malformed(op, format!("micro-op {i} has key {k}, not an integer or string")))?;
+            let kind = match (self.out.shape, name) {
+                (Shape::ListAppend, "append") => MopKind::Append,
+                (Shape::RwRegister, "w") => MopKind::Write,
+                (_, "r") => MopKind::ReadUnknown,
+                _ => {
+                    return Err(self.malformed(op, format!("micro-op {i} is {m}, of unknown kind {name:?}")))
+                }
+            };
+            let a = if kind == MopKind::ReadUnknown {
+                NONE
+            } else {
+                self.out.values.intern(v).ok_or_else(|| {
+                    self.malformed(op, format!("micro-op {i} writes {v}, not an integer or string"))
+                })?
+            };
+            self.out.mops.push(Mop { kind, key, a, b: 0 });
+        }
+        self.check_size()
+    }
+
+    /// Fills in the reads of `txn` from its ok completion `op`.
+    fn fill_reads(&mut self, op: &Op, txn: &Txn) -> Result<(), TxnError> {
+        let list = self.mops_list(op)?;
+        let n = (txn.mop_end - txn.mop_start) as usize;
+        if list.len() != n {
+            return Err(TxnError::ShapeChanged {
+                index: op.index,
+                invoke: txn.invoke_index,
+                invoked: n,
+                completed: list.len(),
+            });
+        }
+        for (i, m) in list.iter().enumerate() {
+            let slot = txn.mop_start as usize + i;
+            let before = self.out.mops[slot];
+            let (name, k, v) = self.split(op, i, m)?;
+            let key = self.out.keys.intern(k);
+            let same = match before.kind {
+                MopKind::ReadUnknown => name == "r",
+                MopKind::Append => name == "append",
+                MopKind::Write => name == "w",
+                MopKind::Read => false,
+            };
+            if !same || key != Some(before.key) {
+                return Err(self.malformed(
+                    op,
+                    format!("micro-op {i} is {m}, which differs from the invocation's micro-op {i}"),
+                ));
+            }
+            if before.kind != MopKind::ReadUnknown {
+                continue;
+            }
+            let mop = match self.out.shape {
+                Shape::ListAppend => {
+                    let start = self.out.elems.len() as u32;
+                    match v {
+                        // A read of a key nobody wrote yet: many clients return nil for [].
+                        Value::Null => {}
+                        Value::Array(items) => {
+                            for e in items {
+                                let id = self.out.values.intern(e).ok_or_else(|| {
+                                    self.malformed(op, format!("micro-op {i} read element {e}, not an integer or string"))
+                                })?;
+                                self.out.elems.push(id);
+                            }
+                        }
+                        other => {
+                            return Err(self.malformed(op, format!("micro-op {i} read {other}, not a list")))
+                        }
+                    }
+                    let len = self.out.elems.len() as u32 - start;
+                    Mop { kind: MopKind::Read, key: before.key, a: start, b: len }
+                }
+                Shape::RwRegister => {
+                    let a = match v {
+                        Value::Null => NIL,
+                        other => self.out.values.intern(other).ok_or_else(|| {
+                            self.malformed(op, format!("micro-op {i} read {other}, not an integer, string or nil"))
+                        })?,
+                    };
+                    Mop { kind: MopKind::Read, key: before.key, a, b: 0 }
+                }
+            };
+            self.out.mops[slot] = mop;
+        }
+        self.check_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn op(index: u64, process: u64, kind: OpType, value: Value) -> Op {
+        let mut o = Op::invoke(Process::Client(process), "txn", value);
+        o.index = index;
+        o.kind = kind;
+        o
+    }
+
+    #[test]
+    fn ok_completion_fills_reads_and_keywords_lose_their_colon() {
+        let h = History::new(vec![
+            op(0, 0, OpType::Invoke, json!([[":append", "x", 1], ["r", "x", null]])),
+            op(1, 0, OpType::Ok, json!([[":append", "x", 1], ["r", "x", [1]]])),
+        ])
+        .unwrap();
+        let t = Txns::from_history(&h, Shape::ListAppend).unwrap();
+        assert_eq!(t.txns.len(), 1);
+        assert_eq!(t.txns[0].outcome, Outcome::Ok);
+        let m = t.mops_of(0);
+        assert_eq!(m[1].kind, MopKind::Read);
+        assert_eq!(t.read_list(&m[1]).len(), 1);
+        assert_eq!(t.txn_text(0), "#1 p0 ok [[append \"x\" 1] [r \"x\" [1]]]");
+    }
+
+    #[test]
+    fn malformed_micro_op_is_a_clean_error() {
+        let h = History::new(vec![op(0, 0, OpType::Invoke, json!([["cas", 1, 2]]))]).unwrap();
+        let err = Txns::from_history(&h, Shape::ListAppend).err().unwrap();
+        assert!(err.to_string().contains("unknown kind"), "{err}");
+        let h = History::new(vec![op(0, 0, OpType::Invoke, json!(5))]).unwrap();
+        assert!(Txns::from_history(&h, Shape::RwRegister).is_err());
+    }
+
+    #[test]
+    fn failed_and_info_reads_stay_unknown() {
+        let h = History::new(vec![
+            op(0, 0, OpType::Invoke, json!([["r", 1, null], ["w", 1, 2]])),
+            op(1, 0, OpType::Fail, json!([["r", 1, 7], ["w", 1, 2]])),
+        ])
+        .unwrap();
+        let t = Txns::from_history(&h, Shape::RwRegister).unwrap();
+        assert_eq!(t.mops_of(0)[0].kind, MopKind::ReadUnknown);
+        assert_eq!(t.txns[0].outcome, Outcome::Fail);
+    }
+}

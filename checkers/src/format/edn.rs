@@ -1,0 +1,948 @@
+//! Jepsen's `history.edn`: a small, hand-written EDN parser and the EDN history reader.
+//!
+//! Why hand-written: no maintained EDN crate reads Clojure's printer output (tagged
+//! records, ratios, chars, `#_`) into `serde_json::Value` fast enough for 100 MB
+//! histories. The parser works on a byte window of the input; when a form runs past the
+//! end of a non-final window it reports [`EdnError::Incomplete`] and the reader retries
+//! with more bytes, so the file is streamed and never held whole.
+//!
+//! EDN → JSON mapping: keywords and symbols become strings without the colon, `nil` is
+//! `null`, vectors, lists and sets are arrays, tagged literals (`#inst "..."`,
+//! `#jepsen.history.Op{...}`) keep their value and drop the tag, ratios become floats,
+//! integers beyond `u64`/`i64` and non-finite floats become strings of their digits, map
+//! keys that are not keywords or strings become their EDN text.
+
+use super::import::{Importer, Presence};
+use super::{count_newlines, fill, ParseError};
+use crate::history::History;
+use crate::op::{Op, OpType, Process};
+use serde_json::{Map, Number, Value};
+use std::io::BufRead;
+
+/// Forms nested deeper than this are rejected: bad input must not overflow the stack.
+const MAX_DEPTH: usize = 256;
+/// One op (one top-level form) may not span more bytes than this.
+const MAX_OP_BYTES: usize = 256 << 20;
+/// How much the reader asks of its source at a time.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// Why the parser stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EdnError {
+    /// The window ended inside a form, and more input may follow.
+    Incomplete,
+    /// Malformed input at byte `pos` of the window.
+    Syntax { pos: usize, message: String },
+}
+
+/// A cursor over one window of EDN text.
+pub(crate) struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// True when `buf` holds the rest of the input: running off its end is then an error.
+    is_final: bool,
+}
+
+fn is_delimiter(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
+            | b'"' | b';'
+    )
+}
+
+/// Shows a byte in an error message.
+fn show(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("`{}`", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
+
+/// Renders a value that must become a string (an `f`, a node, a map key) as text.
+pub(crate) fn value_to_text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        Value::Null => "nil".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(buf: &'a [u8], is_final: bool) -> Parser<'a> {
+        Parser {
+            buf,
+            pos: 0,
+            is_final,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn syntax<T>(&self, pos: usize, message: impl Into<String>) -> Result<T, EdnError> {
+        Err(EdnError::Syntax {
+            pos,
+            message: message.into(),
+        })
+    }
+
+    /// Running off the window: an error at the true end of input, else "need more bytes".
+    fn ended<T>(&self, inside: &str) -> Result<T, EdnError> {
+        if self.is_final {
+            self.syntax(self.pos, format!("the input ended inside {inside}"))
+        } else {
+            Err(EdnError::Incomplete)
+        }
+    }
+
+    /// Skips whitespace, commas, `;` comments and `#_` discarded forms.
+    pub(crate) fn skip_ws(&mut self) -> Result<(), EdnError> {
+        self.skip_ws_at(0)
+    }
+
+    fn skip_ws_at(&mut self, depth: usize) -> Result<(), EdnError> {
+        while let Some(&b) = self.buf.get(self.pos) {
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b',' => self.pos += 1,
+                b';' => match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                    Some(n) => self.pos += n + 1,
+                    None => self.pos = self.buf.len(),
+                },
+                b'#' if self.buf.get(self.pos + 1) == Some(&b'_') => {
+                    self.pos += 2;
+                    self.skip_ws_at(depth + 1)?;
+                    if self.peek().is_none() {
+                        return self.ended("a `#_` discard");
+                    }
+                    self.value(depth + 1)?;
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses one value, skipping whitespace before it.
+    pub(crate) fn parse_value(&mut self) -> Result<Value, EdnError> {
+        self.skip_ws()?;
+        if self.peek().is_none() {
+            return self.ended("a value (none was found)");
+        }
+        self.value(0)
+    }
+
+    /// Reads a symbol/number/keyword token: bytes up to the next delimiter.
+    fn token(&mut self) -> Result<&'a [u8], EdnError> {
+        let start = self.pos;
+        let rest = &self.buf[start..];
+        let len = rest
+            .iter()
+            .position(|&b| is_delimiter(b))
+            .unwrap_or(rest.len());
+        if len == rest.len() && !self.is_final {
+            return Err(EdnError::Incomplete);
+        }
+        self.pos += len;
+        Ok(&rest[..len])
+    }
+
+    fn token_str(&mut self) -> Result<&'a str, EdnError> {
+        let start = self.pos;
+        let tok = self.token()?;
+        std::str::from_utf8(tok).or_else(|_| self.syntax(start, "a symbol is not valid UTF-8"))
+    }
+
+    /// Parses the value at the cursor (whitespace already skipped, input not empty).
+    fn value(&mut self, depth: usize) -> Result<Value, EdnError> {
+        if depth > MAX_DEPTH {
+            return self.syntax(
+                self.pos,
+                format!("values are nested more than {MAX_DEPTH} levels deep"),
+            );
+        }
+        let start = self.pos;
+        let Some(b) = self.peek() else {
+            return self.ended("a value");
+        };
+        match b {
+            b'"' => self.string().map(Value::String),
+            b':' => {
+                self.pos += 1;
+                let name = self.token_str()?;
+                if name.is_empty() {
+                    return self.syntax(start, "a keyword needs a name after `:`");
+                }
+                Ok(Value::String(name.to_string()))
+            }
+            b'[' => {
+                self.pos += 1;
+                self.seq(b']', depth, "a vector").map(Value::Array)
+            }
+            b'(' => {
+                self.pos += 1;
+                self.seq(b')', depth, "a list").map(Value::Array)
+            }
+            b'{' => {
+                self.pos += 1;
+                self.map(depth).map(Value::Object)
+            }
+            b'#' => self.dispatch(depth),
+            b'\\' => self.character().map(Value::String),
+            b'^' => {
+                // Metadata: `^{:tag x} value`. Clojure's printer emits it only on request;
+                // it says nothing about the op, so it is dropped.
+                self.pos += 1;
+                self.skip_ws_at(depth + 1)?;
+                if self.peek().is_none() {
+                    return self.ended("metadata");
+                }
+                self.value(depth + 1)?;
+                self.skip_ws_at(depth + 1)?;
+                if self.peek().is_none() {
+                    return self.ended("the value after metadata");
+                }
+                self.value(depth + 1)
+            }
+            b')' | b']' | b'}' => self.syntax(start, format!("unexpected {}", show(b))),
+            b'0'..=b'9' => self.number(),
+            b'+' | b'-' if self.buf.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => {
+                self.number()
+            }
+            b'\'' | b'`' | b'~' | b'@' => self.syntax(
+                start,
+                format!(
+                    "{} is a Clojure reader macro, not EDN; a history holds only data",
+                    show(b)
+                ),
+            ),
+            _ => {
+                let sym = self.token_str()?;
+                match sym {
+                    "" => self.syntax(start, format!("unexpected {}", show(b))),
+                    "nil" => Ok(Value::Null),
+                    "true" => Ok(Value::Bool(true)),
+                    "false" => Ok(Value::Bool(false)),
+                    s => Ok(Value::String(s.to_string())),
+                }
+            }
+        }
+    }
+
+    /// `#` forms: sets, `##Inf`, regexes, namespaced maps, tagged literals.
+    fn dispatch(&mut self, depth: usize) -> Result<Value, EdnError> {
+        let start = self.pos;
+        self.pos += 1;
+        let Some(b) = self.peek() else {
+            return self.ended("a `#` form");
+        };
+        match b {
+            b'{' => {
+                self.pos += 1;
+                self.seq(b'}', depth, "a set").map(Value::Array)
+            }
+            b'#' => {
+                self.pos += 1;
+                let name = self.token_str()?;
+                match name {
+                    "Inf" | "-Inf" | "NaN" => Ok(Value::String(format!("##{name}"))),
+                    _ => self.syntax(start, format!("unknown symbolic value ##{name}")),
+                }
+            }
+            b'"' => self.string().map(Value::String),
+            b'_' => {
+                self.pos -= 1;
+                self.skip_ws_at(depth)?;
+                if self.peek().is_none() {
+                    return self.ended("the value after a `#_` discard");
+                }
+                self.value(depth)
+            }
+            _ => {
+                // `#inst "..."`, `#uuid "..."`, `#jepsen.history.Op{...}`, `#:ns{...}`,
+                // `#object[...]`: the tag names a type; the data is what follows.
+                let tag = self.token()?;
+                if tag.is_empty() {
+                    return self.syntax(start, format!("expected a tag after `#`, found {}", show(b)));
+                }
+                self.skip_ws_at(depth + 1)?;
+                if self.peek().is_none() {
+                    return self.ended("a tagged value");
+                }
+                self.value(depth + 1)
+            }
+        }
+    }
+
+    fn seq(&mut self, close: u8, depth: usize, what: &str) -> Result<Vec<Value>, EdnError> {
+        let mut items = Vec::new();
+        loop {
+            self.skip_ws_at(depth + 1)?;
+            match self.peek() {
+                None => return self.ended(what),
+                Some(c) if c == close => {
+                    self.pos += 1;
+                    return Ok(items);
+                }
+                Some(c @ (b')' | b']' | b'}')) => {
+                    return self.syntax(
+                        self.pos,
+                        format!("expected {} to close {what}, found {}", show(close), show(c)),
+                    )
+                }
+                Some(_) => items.push(self.value(depth + 1)?),
+            }
+        }
+    }
+
+    fn map(&mut self, depth: usize) -> Result<Map<String, Value>, EdnError> {
+        let mut map = Map::new();
+        loop {
+            self.skip_ws_at(depth + 1)?;
+            let key_start = self.pos;
+            match self.peek() {
+                None => return self.ended("a map"),
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(map);
+                }
+                Some(_) => {}
+            }
+            let key = self.value(depth + 1)?;
+            let key_end = self.pos;
+            let key = match key {
+                Value::String(s) => s,
+                _ => edn_text(&self.buf[key_start..key_end]),
+            };
+            self.skip_ws_at(depth + 1)?;
+            match self.peek() {
+                None => return self.ended("a map"),
+                Some(b'}') => {
+                    return self.syntax(key_start, format!("map key {key} has no value"));
+                }
+                Some(_) => {}
+            }
+            let value = self.value(depth + 1)?;
+            if map.insert(key, value).is_some() {
+                let key = edn_text(&self.buf[key_start..key_end]);
+                return self.syntax(key_start, format!("map has the key {key} twice"));
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, EdnError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let rest = &self.buf[self.pos..];
+            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.pos = self.buf.len();
+                return self.ended("a string");
+            };
+            out.extend_from_slice(&rest[..n]);
+            self.pos += n;
+            if rest[n] == b'"' {
+                self.pos += 1;
+                return String::from_utf8(out)
+                    .or_else(|_| self.syntax(start, "a string is not valid UTF-8"));
+            }
+            let esc_pos = self.pos;
+            let Some(&e) = self.buf.get(self.pos + 1) else {
+                self.pos = self.buf.len();
+                return self.ended("a string");
+            };
+            self.pos += 2;
+            match e {
+                b'"' => out.push(b'"'),
+                b'\\' => out.push(b'\\'),
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'r' => out.push(b'\r'),
+                b'b' => out.push(b'\x08'),
+                b'f' => out.push(b'\x0c'),
+                b'u' => {
+                    let c = self.unicode_escape(esc_pos)?;
+                    let mut tmp = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                }
+                other => {
+                    return self.syntax(
+                        esc_pos,
+                        format!("unknown string escape \\{}", other as char),
+                    )
+                }
+            }
+        }
+    }
+
+    /// After `\u`: four hex digits, or a surrogate pair `\uD83D\uDE00`.
+    fn unicode_escape(&mut self, esc_pos: usize) -> Result<char, EdnError> {
+        let high = self.hex4(esc_pos)?;
+        if (0xD800..0xDC00).contains(&high) {
+            if self.buf.get(self.pos..self.pos + 2) == Some(b"\\u") {
+                self.pos += 2;
+                let low = self.hex4(esc_pos)?;
+                if (0xDC00..0xE000).contains(&low) {
+                    let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                    return char::from_u32(c)
+                        .map_or_else(|| self.syntax(esc_pos, "invalid \\u escape"), Ok);
+                }
+            } else if self.buf.len() < self.pos + 2 && !self.is_final {
+                return Err(EdnError::Incomplete);
+            }
+            return self.syntax(esc_pos, "a \\u escape is half of a surrogate pair");
+        }
+        char::from_u32(high).map_or_else(|| self.syntax(esc_pos, "invalid \\u escape"), Ok)
+    }
+
+    fn hex4(&mut self, esc_pos: usize) -> Result<u32, EdnError> {
+        let Some(digits) = self.buf.get(self.pos..self.pos + 4) else {
+            return self.ended("a \\u escape");
+        };
+        let s = std::str::from_utf8(digits).unwrap_or("");
+        let v = u32::from_str_radix(s, 16)
+            .or_else(|_| self.syntax(esc_pos, "a \\u escape needs four hex digits"))?;
+        self.pos += 4;
+        Ok(v)
+    }
+
+    /// A character literal: `\a`, `\newline`, `\u00e9`, `\(`; becomes a one-char string.
+    fn character(&mut self) -> Result<String, EdnError> {
+        let start = self.pos;
+        self.pos += 1;
+        let Some(&first) = self.buf.get(self.pos) else {
+            return self.ended("a character literal");
+        };
+        let first_len = match first {
+            0x00..=0x7f => 1,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => return self.syntax(start, "a character literal is not valid UTF-8"),
+        };
+        let mut end = self.pos + first_len;
+        if end > self.buf.len() {
+            return self.ended("a character literal");
+        }
+        if first.is_ascii_alphabetic() {
+            while end < self.buf.len() && self.buf[end].is_ascii_alphanumeric() {
+                end += 1;
+            }
+            if end == self.buf.len() && !self.is_final {
+                return Err(EdnError::Incomplete);
+            }
+        }
+        let name = std::str::from_utf8(&self.buf[self.pos..end])
+            .or_else(|_| self.syntax(start, "a character literal is not valid UTF-8"))?;
+        self.pos = end;
+        let c = match name {
+            "newline" => '\n',
+            "space" => ' ',
+            "tab" => '\t',
+            "return" => '\r',
+            "backspace" => '\x08',
+            "formfeed" => '\x0c',
+            n if n.chars().count() == 1 => n.chars().next().unwrap_or(' '),
+            n if n.len() == 5 && n.starts_with('u') => u32::from_str_radix(&n[1..], 16)
+                .ok()
+                .and_then(char::from_u32)
+                .map_or_else(|| self.syntax(start, format!("invalid character \\{n}")), Ok)?,
+            n if n.len() >= 2 && n.len() <= 4 && n.starts_with('o') => {
+                u32::from_str_radix(&n[1..], 8)
+                    .ok()
+                    .filter(|&v| v <= 0o377)
+                    .and_then(char::from_u32)
+                    .map_or_else(|| self.syntax(start, format!("invalid character \\{n}")), Ok)?
+            }
+            n => return self.syntax(start, format!("unknown character name \\{n}")),
+        };
+        Ok(c.to_string())
+    }
+
+    fn number(&mut self) -> Result<Value, EdnError> {
+        let start = self.pos;
+        let text = self.token_str()?;
+        parse_number(text).map_or_else(
+            || self.syntax(start, format!("{text:?} is not a number")),
+            Ok,
+        )
+    }
+}
+
+/// The EDN text of a form, whitespace runs collapsed: how non-string map keys are named.
+fn edn_text(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_integer_text(s: &str) -> bool {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Integers, `N` bigints, `M` decimals, floats, `0x` hex and `a/b` ratios.
+fn parse_number(text: &str) -> Option<Value> {
+    if let Some((num, den)) = text.split_once('/') {
+        if !is_integer_text(num) || !is_integer_text(den) {
+            return None;
+        }
+        let (n, d): (f64, f64) = (num.parse().ok()?, den.parse().ok()?);
+        if d == 0.0 {
+            return None;
+        }
+        return Some(float_value(n / d, text));
+    }
+    if let Some(body) = text.strip_suffix('M') {
+        return body.parse::<f64>().ok().map(|f| float_value(f, body));
+    }
+    let body = text.strip_suffix('N').unwrap_or(text);
+    if is_integer_text(body) {
+        if let Ok(i) = body.parse::<i64>() {
+            return Some(Value::Number(i.into()));
+        }
+        if let Ok(u) = body.parse::<u64>() {
+            return Some(Value::Number(u.into()));
+        }
+        // Too big for 64 bits: kept exactly, as its digits.
+        return Some(Value::String(body.trim_start_matches('+').to_string()));
+    }
+    let unsigned = body.trim_start_matches(['+', '-']);
+    if let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        let v = i64::from_str_radix(hex, 16).ok()?;
+        return Some(Value::Number(if body.starts_with('-') { -v } else { v }.into()));
+    }
+    if text.ends_with('N') || !body.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return None;
+    }
+    body.parse::<f64>().ok().map(|f| float_value(f, body))
+}
+
+/// A float as JSON, or its text when JSON cannot hold it (infinite, NaN).
+fn float_value(f: f64, text: &str) -> Value {
+    Number::from_f64(f).map_or_else(|| Value::String(text.to_string()), Value::Number)
+}
+
+/// Which op fields were present, for [`Importer`] to fill in the rest.
+fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnError> {
+    let open = p.pos;
+    if p.peek() == Some(b'#') {
+        // `#jepsen.history.Op{...}`: the record's tag says nothing the keys don't.
+        p.pos += 1;
+        let tag = p.token()?;
+        if tag.is_empty() {
+            return p.syntax(open, "expected an op map, found `#` without a tag");
+        }
+        p.skip_ws()?;
+    }
+    match p.peek() {
+        Some(b'{') => p.pos += 1,
+        Some(b) => return p.syntax(p.pos, format!("expected an op map `{{...}}`, found {}", show(b))),
+        None => return p.ended("an op map"),
+    }
+    let mut op = Op::invoke(Process::Client(0), String::new(), Value::Null);
+    let mut has = Presence::default();
+    let mut has_type = false;
+    let mut seen = [false; 9];
+    loop {
+        p.skip_ws_at(depth + 1)?;
+        let key_start = p.pos;
+        let field = match p.peek() {
+            None => return p.ended("an op map"),
+            Some(b'}') => {
+                p.pos += 1;
+                break;
+            }
+            Some(b':') => {
+                p.pos += 1;
+                let name = p.token()?;
+                FIELDS.iter().position(|f| f.as_bytes() == name)
+            }
+            Some(_) => {
+                p.value(depth + 1)?;
+                None
+            }
+        };
+        p.skip_ws_at(depth + 1)?;
+        match p.peek() {
+            None => return p.ended("an op map"),
+            Some(b'}') => return p.syntax(key_start, "an op map key has no value"),
+            Some(_) => {}
+        }
+        let value_start = p.pos;
+        let value = p.value(depth + 1)?;
+        let Some(field) = field else { continue };
+        if std::mem::replace(&mut seen[field], true) {
+            return p.syntax(key_start, format!("the op has :{} twice", FIELDS[field]));
+        }
+        let bad = |what: &str, v: &Value| -> Result<(), EdnError> {
+            p.syntax(
+                value_start,
+                format!("expected :{} to be {what}, found {v}", FIELDS[field]),
+            )
+        };
+        match FIELDS[field] {
+            "type" => match value.as_str().and_then(OpType::parse) {
+                Some(kind) => {
+                    op.kind = kind;
+                    has_type = true;
+                }
+                None => bad("one of :invoke, :ok, :fail, :info", &value)?,
+            },
+            "process" => match process_of(&value) {
+                Some(proc_) => {
+                    op.process = proc_;
+                    has.process = true;
+                }
+                None => bad("a non-negative integer or :nemesis", &value)?,
+            },
+            "f" => {
+                if !value.is_null() {
+                    op.f = value_to_text(value);
+                    has.f = true;
+                }
+            }
+            "value" => op.value = value,
+            "time" => match value.as_u64() {
+                Some(t) => {
+                    op.time = t;
+                    has.time = true;
+                }
+                None => bad("a non-negative integer (nanoseconds)", &value)?,
+            },
+            "index" => match value.as_u64() {
+                Some(i) => op.index = i,
+                None => bad("a non-negative integer", &value)?,
+            },
+            "key" => op.key = Some(value).filter(|v| !v.is_null()),
+            "node" => op.node = Some(value).filter(|v| !v.is_null()).map(value_to_text),
+            _ => op.error = Some(value).filter(|v| !v.is_null()),
+        }
+    }
+    if !has_type {
+        return p.syntax(open, "the op map has no :type (expected :invoke, :ok, :fail or :info)");
+    }
+    Ok((op, has))
+}
+
+/// The op keys distest reads; others (`:debug`, `:final?`, ...) are ignored.
+const FIELDS: [&str; 9] = [
+    "type", "process", "f", "value", "time", "index", "key", "node", "error",
+];
+
+/// A process: an integer for clients, `:nemesis` for the fault injector.
+pub(crate) fn process_of(v: &Value) -> Option<Process> {
+    match v {
+        Value::Number(n) => n.as_u64().map(Process::Client),
+        Value::String(s) if s == "nemesis" => Some(Process::Nemesis),
+        _ => None,
+    }
+}
+
+/// Parses one EDN value that must fill `text` entirely (whitespace aside).
+pub(crate) fn parse_complete(text: &[u8]) -> Result<Value, EdnError> {
+    let mut p = Parser::new(text, true);
+    let v = p.parse_value()?;
+    p.skip_ws()?;
+    match p.peek() {
+        None => Ok(v),
+        Some(b) => p.syntax(p.pos, format!("unexpected {} after the value", show(b))),
+    }
+}
+
+/// Where the reader is in the file's top-level structure.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    /// Between top-level forms: expecting op maps or one vector/list of them.
+    Top,
+    /// Inside the top-level vector (`]`) or list (`)`).
+    InSeq(u8),
+}
+
+/// Reads `history.edn`: op maps one after another (Jepsen writes one per line), or one
+/// vector or list of op maps, or a mix. Streams the input in windows.
+pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
+    read_in_windows(reader, source_name, READ_CHUNK_BYTES)
+}
+
+/// [`read`] with a chosen read size (tests use tiny ones so forms straddle windows).
+fn read_in_windows(
+    mut reader: impl BufRead,
+    source_name: &str,
+    read_chunk_bytes: usize,
+) -> Result<History, ParseError> {
+    let mut importer = Importer::new(source_name);
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK_BYTES);
+    // `buf[start..]` is unparsed; `line` is the line number of `buf[start]`.
+    let mut start = 0usize;
+    let mut line = 1usize;
+    let mut eof = false;
+    let mut level = Level::Top;
+    let syntax = |line: usize, message: String| ParseError::Syntax {
+        source_name: source_name.to_string(),
+        line,
+        message,
+    };
+    loop {
+        let window = &buf[start..];
+        let mut p = Parser::new(window, eof);
+        let outcome = (|| -> Result<Option<(Op, Presence, usize)>, EdnError> {
+            p.skip_ws()?;
+            let Some(b) = p.peek() else {
+                if eof {
+                    if let Level::InSeq(close) = level {
+                        return p.syntax(
+                            p.pos,
+                            format!("the input ended before the closing {} of the op vector", show(close)),
+                        );
+                    }
+                }
+                return Err(EdnError::Incomplete);
+            };
+            match (level, b) {
+                (Level::Top, b'[' | b'(') => {
+                    level = Level::InSeq(if b == b'[' { b']' } else { b')' });
+                    p.pos += 1;
+                    Ok(None)
+                }
+                (Level::InSeq(close), c) if c == close => {
+                    level = Level::Top;
+                    p.pos += 1;
+                    Ok(None)
+                }
+                (_, b'{' | b'#') => {
+                    let op_pos = p.pos;
+                    let (op, has) = op_from_map(&mut p, 0)?;
+                    Ok(Some((op, has, op_pos)))
+                }
+                (_, other) => p.syntax(
+                    p.pos,
+                    format!("expected an op map `{{...}}` or a vector of them, found {}", show(other)),
+                ),
+            }
+        })();
+        match outcome {
+            Ok(step) => {
+                if let Some((op, has, op_pos)) = step {
+                    let op_line = line + count_newlines(&window[..op_pos]);
+                    importer.push(op, op_line, has);
+                }
+                line += count_newlines(&window[..p.pos]);
+                start += p.pos;
+            }
+            Err(EdnError::Syntax { pos, message }) => {
+                return Err(syntax(line + count_newlines(&window[..pos]), message));
+            }
+            Err(EdnError::Incomplete) => {
+                if eof {
+                    break;
+                }
+                if window.len() > MAX_OP_BYTES {
+                    return Err(syntax(
+                        line,
+                        format!("one op spans more than {} MiB; is this an EDN history?", MAX_OP_BYTES >> 20),
+                    ));
+                }
+                // Drop what is parsed, then read more.
+                buf.drain(..start);
+                start = 0;
+                eof = fill(&mut reader, &mut buf, read_chunk_bytes).map_err(|e| ParseError::Io {
+                    source_name: source_name.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+    }
+    importer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn v(text: &str) -> Value {
+        parse_complete(text.as_bytes()).unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
+    }
+
+    fn err(text: &str) -> String {
+        match parse_complete(text.as_bytes()) {
+            Err(EdnError::Syntax { message, .. }) => message,
+            other => panic!("{text:?} should not parse, got {other:?}"),
+        }
+    }
+
+    fn read_str(s: &str) -> Result<History, ParseError> {
+        read(s.as_bytes(), "history.edn")
+    }
+
+    #[test]
+    fn keywords_symbols_nil_and_booleans() {
+        assert_eq!(v(":invoke"), json!("invoke"));
+        assert_eq!(v(":jepsen.db/primary"), json!("jepsen.db/primary"));
+        assert_eq!(v("foo-bar?"), json!("foo-bar?"));
+        assert_eq!(v("nil"), Value::Null);
+        assert_eq!(v("true"), json!(true));
+        assert_eq!(v("false"), json!(false));
+        assert_eq!(v("-"), json!("-"));
+    }
+
+    #[test]
+    fn integers_big_integers_floats_and_ratios() {
+        assert_eq!(v("42"), json!(42));
+        assert_eq!(v("-7"), json!(-7));
+        assert_eq!(v("+7"), json!(7));
+        assert_eq!(v("18446744073709551615"), json!(u64::MAX));
+        assert_eq!(v("123456789012345678901234567890N"), json!("123456789012345678901234567890"));
+        assert_eq!(v("12N"), json!(12));
+        assert_eq!(v("1.5"), json!(1.5));
+        assert_eq!(v("-2.5e3"), json!(-2500.0));
+        assert_eq!(v("1.25M"), json!(1.25));
+        assert_eq!(v("1/4"), json!(0.25));
+        assert_eq!(v("0x1F"), json!(31));
+        assert_eq!(v("1e999"), json!("1e999"));
+        assert_eq!(v("##Inf"), json!("##Inf"));
+        assert!(err("1/0").contains("not a number"));
+        assert!(err("12abc").contains("not a number"));
+    }
+
+    #[test]
+    fn strings_with_escapes_and_characters() {
+        assert_eq!(v(r#""a\"b\\c\n\t\u00e9""#), json!("a\"b\\c\n\té"));
+        assert_eq!(v(r#""\ud83d\ude00""#), json!("😀"));
+        assert_eq!(v("\"multi\nline\""), json!("multi\nline"));
+        assert_eq!(v(r"\a"), json!("a"));
+        assert_eq!(v(r"\newline"), json!("\n"));
+        assert_eq!(v(r"\space"), json!(" "));
+        assert_eq!(v(r"\u0041"), json!("A"));
+        assert_eq!(v(r"[\( \)]"), json!(["(", ")"]));
+        assert!(err(r#""bad \q escape""#).contains("escape"));
+        assert!(err(r"\bogus").contains("character"));
+    }
+
+    #[test]
+    fn collections_sets_and_maps_with_non_string_keys() {
+        assert_eq!(v("[1 (2 3) #{4}]"), json!([1, [2, 3], [4]]));
+        assert_eq!(
+            v("{:a 1, \"b\" 2, 3 4, [5 6] 7, nil 8}"),
+            json!({"a": 1, "b": 2, "3": 4, "[5 6]": 7, "nil": 8})
+        );
+        assert!(err("{:a 1 :a 2}").contains("twice"));
+        assert!(err("{:a}").contains("no value"));
+        assert!(err("[1 2}").contains("close"));
+    }
+
+    #[test]
+    fn comments_commas_discards_tags_and_metadata() {
+        assert_eq!(v("[1, ;; comment\n 2 #_ 3 #_[4 5] 6]"), json!([1, 2, 6]));
+        assert_eq!(v("#inst \"2024-01-01T00:00:00.000-00:00\""), json!("2024-01-01T00:00:00.000-00:00"));
+        assert_eq!(v("#uuid \"f81d4fae-7dec-11d0-a765-00a0c91e6bf6\""), json!("f81d4fae-7dec-11d0-a765-00a0c91e6bf6"));
+        assert_eq!(v("#jepsen.history.Op{:f :read}"), json!({"f": "read"}));
+        assert_eq!(v("#object[java.lang.Exception 0x1 \"boom\"]"), json!(["java.lang.Exception", 1, "boom"]));
+        assert_eq!(v("^{:tag x} [1]"), json!([1]));
+        assert_eq!(v("#\"a.*b\""), json!("a.*b"));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        for text in ["", "[", "{", "\"abc", "#", "#_", "\\", ")", "'x", "[1 2", "{:a 1", "\"\\u12\""] {
+            assert!(matches!(parse_complete(text.as_bytes()), Err(EdnError::Syntax { .. })), "{text:?}");
+        }
+        let deep = "[".repeat(100_000);
+        assert!(err(&deep).contains("nested"));
+    }
+
+    #[test]
+    fn incomplete_windows_ask_for_more_instead_of_failing() {
+        for text in ["[1 2", "\"ab", ":invo", "12", "{:a", "\\newli", "#_"] {
+            let mut p = Parser::new(text.as_bytes(), false);
+            assert_eq!(p.parse_value(), Err(EdnError::Incomplete), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reads_one_map_per_line_and_one_vector_of_maps_alike() {
+        let lines = "{:index 0 :time 5 :type :invoke :process 0 :f :read :value nil}\n\
+                     {:index 1 :time 9 :type :ok :process 0 :f :read :value 3}\n";
+        let vector = "[{:index 0, :time 5, :type :invoke, :process 0, :f :read, :value nil}\n \
+                       #jepsen.history.Op{:index 1, :time 9, :type :ok, :process 0, :f :read, :value 3}]";
+        let a = read_str(lines).unwrap();
+        let b = read_str(vector).unwrap();
+        assert_eq!(a.ops(), b.ops());
+        assert_eq!(a.ops()[1].value, json!(3));
+        assert_eq!(a.ops()[1].time, 9);
+    }
+
+    #[test]
+    fn op_fields_map_to_the_distest_op() {
+        let h = read_str(
+            "{:type :info, :process :nemesis, :f :start-partition, :value :majority}\n\
+             {:type :invoke :process 7 :f :write :value 1 :node \"n1\" :key 3 :debug {:x 1}}\n\
+             {:type :info :process 7 :f :write :value 1 :error [:timed-out \"after 5s\"]}\n",
+        )
+        .unwrap();
+        let ops = h.ops();
+        assert_eq!(ops[0].process, Process::Nemesis);
+        assert_eq!(ops[0].value, json!("majority"));
+        assert_eq!(ops[1].node.as_deref(), Some("n1"));
+        assert_eq!(ops[1].key, Some(json!(3)));
+        assert_eq!(ops[2].kind, OpType::Info);
+        assert_eq!(ops[2].error, Some(json!(["timed-out", "after 5s"])));
+    }
+
+    #[test]
+    fn bad_op_fields_name_the_line_and_the_expectation() {
+        let cases = [
+            ("{:type :invoke :process 0 :f :read}\n{:type :bogus :process 0 :f :read}", 2, ":type"),
+            ("{:type :invoke :process -1 :f :read}", 1, ":process"),
+            ("{:type :invoke :process 0 :f :read :time 1.5}", 1, ":time"),
+            ("{:process 0 :f :read}", 1, "no :type"),
+            ("\n\n{:type :invoke :type :ok :process 0 :f :read}", 3, "twice"),
+            ("{:type :invoke :process 0 :f :read}\n42", 2, "op map"),
+            ("[{:type :invoke :process 0 :f :read}", 1, "closing"),
+            ("{:type :invoke :process 0 :f :read\n :value [1 2}", 2, "close"),
+        ];
+        for (text, line, needle) in cases {
+            let e = read_str(text).unwrap_err();
+            match &e {
+                ParseError::Syntax { line: l, message, .. } => {
+                    assert_eq!(*l, line, "{text:?}: {e}");
+                    assert!(message.contains(needle), "{text:?}: {e}");
+                }
+                other => panic!("{text:?}: expected a syntax error, got {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn long_histories_stream_through_small_windows() {
+        let mut text = String::from("[");
+        for i in 0..20_000u64 {
+            text.push_str(&format!(
+                "{{:index {} :type :invoke :process {} :f :txn :value [[:append {} {}] [:r {} nil]]}}\n",
+                2 * i, i % 7, i % 5, i, i % 5
+            ));
+            text.push_str(&format!(
+                "{{:index {} :type :ok :process {} :f :txn :value [[:append {} {}] [:r {} [1 2 3]]]}}\n",
+                2 * i + 1, i % 7, i % 5, i, i % 5
+            ));
+        }
+        text.push(']');
+        // Tiny windows: forms straddle window ends all the time.
+        let h = read_in_windows(text.as_bytes(), "h.edn", 7).unwrap();
+        assert_eq!(h.len(), 40_000);
+        assert_eq!(h.ops()[39_999].value, json!([["append", 4, 19_999], ["r", 4, [1, 2, 3]]]));
+    }
+}

@@ -1,0 +1,252 @@
+//! Turns a failed search into a counterexample a person can follow.
+//!
+//! Steps, all on the first key found not linearizable:
+//! 1. The *failing op*: the earliest op whose `ok` completion cannot be justified. The
+//!    history cut right after a completion (ops still running then get an unknown
+//!    outcome) is non-linearizable from some cut on and linearizable before it, so a
+//!    binary search over cuts finds the first bad one in O(log n) searches.
+//! 2. On that cut, one recording search collects the states the model was in whenever
+//!    the failing op was tried (what it could have seen; it saw something else) and the
+//!    longest partial linearization reached.
+//! 3. The window of ops involved: the failing op, every op concurrent with it, and the
+//!    last op the longest linearization placed before the failing op was invoked (the
+//!    op that set the state it should have seen, Knossos's `previous-ok`).
+
+use super::model::{Interner, Model};
+use super::prepare::{truncate, PartOp, Partition};
+use super::search::{search, GaveUp, Limits, Outcome, Recording};
+use crate::history::History;
+use crate::op::Op;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// At most this many steps of the longest linearizable prefix are shown (its end).
+const PREFIX_SHOWN_STEPS: usize = 16;
+/// At most this many ops are listed in the window.
+const WINDOW_MAX_OPS: usize = 64;
+
+/// A counterexample: the text for `Verdict.explanation`, the JSON for `Verdict.evidence`.
+pub(crate) struct Counterexample {
+    pub text: String,
+    pub evidence: Value,
+}
+
+/// One op as a person reads it: `p3 cas [1 2] → ok (#9–#12)`.
+fn describe<O>(history: &History, op: &PartOp<O>) -> String {
+    let invoke = &history.ops()[op.invoke as usize];
+    let key = invoke
+        .key
+        .as_ref()
+        .map(|k| format!(" key={k}"))
+        .unwrap_or_default();
+    match op.ret {
+        Some(r) => {
+            let done = &history.ops()[r as usize];
+            format!(
+                "p{} {}{} {} → ok {} (#{}–#{})",
+                invoke.process, invoke.f, key, invoke.value, done.value, invoke.index, done.index
+            )
+        }
+        None => format!(
+            "p{} {}{} {} → ? outcome unknown (#{}–)",
+            invoke.process, invoke.f, key, invoke.value, invoke.index
+        ),
+    }
+}
+
+fn op_json<O>(history: &History, op: &PartOp<O>) -> Value {
+    let invoke: &Op = &history.ops()[op.invoke as usize];
+    json!({
+        "index": invoke.index,
+        "completion_index": op.ret.map(|r| history.ops()[r as usize].index),
+        "process": invoke.process,
+        "f": invoke.f,
+        "value": invoke.value,
+        "outcome": if op.ret.is_some() { "ok" } else { "unknown" },
+        "display": describe(history, op),
+    })
+}
+
+/// Finds and describes the counterexample in `part`, known not to be linearizable.
+pub(crate) fn explain<M: Model>(
+    model: &M,
+    model_name: &str,
+    history: &History,
+    part: &Partition<M::Op>,
+    limits: &Limits<'_>,
+) -> Counterexample {
+    let mut cuts: Vec<u32> = part.ops.iter().filter_map(|op| op.ret).collect();
+    cuts.sort_unstable();
+    // Invariant: the cut at cuts[hi] is non-linearizable (the whole partition is);
+    // every cut before cuts[lo] is linearizable. Bounded by log2(cuts) searches.
+    let (mut lo, mut hi) = (0usize, cuts.len().saturating_sub(1));
+    let mut cut_short = None;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (ops, _) = truncate(model, history, part, cuts[mid]);
+        match search(model, &ops, limits, None) {
+            Outcome::NotLinearizable => hi = mid,
+            Outcome::Linearizable => lo = mid + 1,
+            Outcome::GaveUp(why) => {
+                cut_short = Some(why);
+                break;
+            }
+        }
+    }
+    let cut = cuts.get(hi).copied().unwrap_or(u32::MAX);
+    let (ops, values) = truncate(model, history, part, cut);
+    let Some(target) = ops.iter().position(|op| op.ret == Some(cut)) else {
+        return Counterexample {
+            text: String::new(),
+            evidence: json!({"model": model_name, "key": part.key}),
+        };
+    };
+    let mut rec = Recording::new(target);
+    if let Outcome::GaveUp(why) = search(model, &ops, limits, Some(&mut rec)) {
+        cut_short = cut_short.or(Some(why));
+    }
+    render(model, model_name, history, part, &ops, &values, &rec, cut_short)
+}
+
+/// The ops involved: the failing op, the ops concurrent with it, and the last op the
+/// deepest linearization placed before the failing op began.
+fn window<O>(ops: &[PartOp<O>], target: usize, deepest: &[(usize, impl Sized)]) -> Vec<usize> {
+    let t = &ops[target];
+    let t_ret = t.ret.unwrap_or(u32::MAX);
+    let previous = deepest
+        .iter()
+        .rev()
+        .map(|(op, _)| *op)
+        .find(|&op| ops[op].ret.is_some_and(|r| r < t.invoke));
+    let mut involved: Vec<usize> = (0..ops.len())
+        .filter(|&i| {
+            let (a, b) = (ops[i].invoke, ops[i].ret.unwrap_or(u32::MAX));
+            i == target || Some(i) == previous || (a < t_ret && b > t.invoke)
+        })
+        .collect();
+    involved.sort_by_key(|&i| ops[i].invoke);
+    involved.truncate(WINDOW_MAX_OPS);
+    involved
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render<M: Model>(
+    model: &M,
+    model_name: &str,
+    history: &History,
+    part: &Partition<M::Op>,
+    ops: &[PartOp<M::Op>],
+    values: &Interner,
+    rec: &Recording<M::State>,
+    cut_short: Option<GaveUp>,
+) -> Counterexample {
+    let target = &ops[rec.target];
+    let observed = target
+        .ret
+        .map(|r| history.ops()[r as usize].value.clone())
+        .unwrap_or(Value::Null);
+    let states: Vec<Value> = rec
+        .target_states
+        .iter()
+        .map(|s| model.show_state(s, values))
+        .collect();
+    let involved = window(ops, rec.target, &rec.deepest);
+    let shown_from = rec.deepest.len().saturating_sub(PREFIX_SHOWN_STEPS);
+    let steps: Vec<Value> = rec.deepest[shown_from..]
+        .iter()
+        .map(|(op, after)| {
+            let mut v = op_json(history, &ops[*op]);
+            v["state_after"] = model.show_state(after, values);
+            v
+        })
+        .collect();
+
+    let mut text = String::new();
+    let key = subject(&part.key);
+    let _ = writeln!(text, "{key} is not linearizable under the {model_name} model.");
+    let _ = writeln!(
+        text,
+        "The first op that cannot be placed: {}",
+        describe(history, target)
+    );
+    let _ = if states.is_empty() {
+        writeln!(
+            text,
+            "  It returned {observed}, but no order of the earlier ops lets it take effect at all."
+        )
+    } else {
+        writeln!(
+            text,
+            "  It returned {observed}, but wherever it could take effect the state was {}{}.",
+            join_values(&states),
+            if rec.target_states_truncated { ", ..." } else { "" }
+        )
+    };
+    let _ = writeln!(text, "Ops involved (the failing op, the ops concurrent with it, the last op before it):");
+    for &i in &involved {
+        let mark = if i == rec.target { "→" } else { " " };
+        let _ = writeln!(text, "  {mark} {}", describe(history, &ops[i]));
+    }
+    let _ = writeln!(
+        text,
+        "Longest linearizable prefix ({} ops{}), each with the state after it:",
+        rec.deepest.len(),
+        if shown_from > 0 { format!(", last {} shown", rec.deepest.len() - shown_from) } else { String::new() }
+    );
+    for (op, after) in &rec.deepest[shown_from..] {
+        let _ = writeln!(
+            text,
+            "    {}  ⇒ {}",
+            describe(history, &ops[*op]),
+            model.show_state(after, values)
+        );
+    }
+    if let Some(why) = cut_short {
+        let _ = writeln!(
+            text,
+            "(The search for the smallest counterexample stopped early: {}; this one may not be the earliest.)",
+            gave_up_reason(why)
+        );
+    }
+    let evidence = json!({
+        "model": model_name,
+        "key": part.key,
+        "failing_op": op_json(history, target),
+        "observed": observed,
+        "possible_states": states,
+        "possible_states_truncated": rec.target_states_truncated,
+        "ops": involved.iter().map(|&i| op_json(history, &ops[i])).collect::<Vec<_>>(),
+        "linearizable_prefix": {
+            "length": rec.deepest.len(),
+            "shown_from": shown_from,
+            "steps": steps,
+        },
+        "minimized": cut_short.is_none(),
+    });
+    Counterexample { text, evidence }
+}
+
+/// What is not linearizable, as the start of a sentence: `Key 3` or `The history`.
+pub(crate) fn subject(key: &Option<Value>) -> String {
+    match key {
+        Some(k) => format!("Key {k}"),
+        None => "The history".to_string(),
+    }
+}
+
+fn join_values(values: &[Value]) -> String {
+    let shown: Vec<String> = values.iter().map(Value::to_string).collect();
+    match shown.len() {
+        1 => shown[0].clone(),
+        _ => format!("one of {}", shown.join(", ")),
+    }
+}
+
+/// A limit, as the end of a sentence.
+pub(crate) fn gave_up_reason(why: GaveUp) -> &'static str {
+    match why {
+        GaveUp::Cancelled => "the time limit expired",
+        GaveUp::MemoryLimit => "the memory limit was reached",
+        GaveUp::Abandoned => "another key was found not linearizable first",
+    }
+}

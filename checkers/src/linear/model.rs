@@ -1,0 +1,132 @@
+//! The sequential specification a history is checked against: the [`Model`] trait.
+//!
+//! A model says how one op changes a state, and whether the op's observed result is
+//! possible in that state. The search in `search.rs` only ever calls [`Model::step`]; all
+//! JSON handling happens once, up front, in [`Model::parse`], so the hot loop works on
+//! small interned values (`u32` ids) instead of `serde_json::Value`s.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// What a model parses from one client op.
+pub struct OpInput<'a> {
+    /// The op's function (`read`, `write`, `cas`, ...).
+    pub f: &'a str,
+    /// The invocation's value (the argument).
+    pub input: &'a Value,
+    /// The `ok` completion's value, or `None` when the outcome is unknown (`info`, or no
+    /// completion at all): then the op may have happened, with a result nobody saw.
+    pub output: Option<&'a Value>,
+}
+
+/// A sequential specification. One small impl per file under `models/`.
+pub trait Model: Sync {
+    /// The model's state. Kept small: it is cloned on every step of the search and
+    /// stored in the search's cache.
+    type State: Clone + Eq + Hash + Debug + Send;
+    /// One parsed op: argument and, when known, observed result.
+    type Op: Debug + Send + Sync;
+
+    /// Whether an op without a `key` field carries its key in its value as a `[k v]`
+    /// tuple (Jepsen's `independent` form), for invocation and completion alike.
+    const KEY_IN_VALUE: bool = false;
+
+    /// The state before any op (an empty register, map, set, queue; an unlocked mutex).
+    fn init(&self) -> Self::State;
+
+    /// Turns one client op into a model op. `Ok(None)` means the op constrains nothing
+    /// and is dropped (a read whose result is unknown). `Err` is a one-sentence reason the
+    /// op does not fit this model.
+    fn parse(&self, op: &OpInput<'_>, values: &mut Interner) -> Result<Option<Self::Op>, String>;
+
+    /// Applies `op` to `state`: the next state, or `None` when the op's observed result is
+    /// impossible in `state` (a read of another value, a cas whose old value mismatches).
+    /// Ops with unknown outcome are optional in a linearization, so a `None` for them
+    /// means "cannot have happened here", never "the history is invalid".
+    fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// The state as JSON, for counterexamples.
+    fn show_state(&self, state: &Self::State, values: &Interner) -> Value;
+
+    /// Bytes one state occupies, heap included; used for the memory limit.
+    fn state_bytes(&self, _state: &Self::State) -> usize {
+        std::mem::size_of::<Self::State>()
+    }
+}
+
+/// Maps JSON values to dense `u32` ids so the search compares integers. Id 0 is `null`
+/// (the initial value of a register). Values are identified by their JSON text, so `1`
+/// and `1.0` are different values, as in Jepsen (Clojure's `=`).
+#[derive(Clone, Debug)]
+pub struct Interner {
+    ids: HashMap<String, u32>,
+    values: Vec<Value>,
+}
+
+/// The id of `null`.
+pub const NULL_ID: u32 = 0;
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner::new()
+    }
+}
+
+impl Interner {
+    pub fn new() -> Interner {
+        let mut ids = HashMap::new();
+        ids.insert("null".to_string(), NULL_ID);
+        Interner {
+            ids,
+            values: vec![Value::Null],
+        }
+    }
+
+    /// The id of `value`, assigning the next one on first sight.
+    pub fn id(&mut self, value: &Value) -> u32 {
+        let text = value.to_string();
+        if let Some(&id) = self.ids.get(&text) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).expect("fewer than 4 billion distinct values");
+        self.ids.insert(text, id);
+        self.values.push(value.clone());
+        id
+    }
+
+    /// The value behind `id` (`null` for an id this interner never issued).
+    pub fn value(&self, id: u32) -> &Value {
+        self.values.get(id as usize).unwrap_or(&Value::Null)
+    }
+}
+
+/// Reads a two-element JSON array, `[a b]` (Jepsen's cas `[old new]`, tuples `[k v]`).
+pub fn pair_of(value: &Value) -> Option<(&Value, &Value)> {
+    match value.as_array().map(Vec::as_slice) {
+        Some([a, b]) => Some((a, b)),
+        _ => None,
+    }
+}
+
+/// The standard message for an `f` a model does not know.
+pub fn unknown_f(model: &str, f: &str, valid: &str) -> String {
+    format!("the {model} model has no operation {f:?}; its operations are {valid}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn interner_gives_null_id_zero_and_equal_values_equal_ids() {
+        let mut v = Interner::new();
+        assert_eq!(v.id(&Value::Null), NULL_ID);
+        let a = v.id(&json!(5));
+        assert_eq!(v.id(&json!(5)), a);
+        assert_ne!(v.id(&json!("5")), a);
+        assert_eq!(v.value(a), &json!(5));
+    }
+}

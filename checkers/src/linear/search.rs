@@ -1,0 +1,465 @@
+//! The exact search: Wing & Gong's backtracking with Lowe's cache, as in Porcupine.
+//!
+//! The history of one partition is a list of call and return entries in real-time order.
+//! The search walks the list from its head: a call may be *lifted* (linearized now) if
+//! the model accepts it in the current state; lifting removes its call and return from
+//! the list and restarts from the head. Reaching a return means the op it closes should
+//! have been linearized already, so the search backtracks: it undoes the last lift and
+//! tries the next candidate after it. Ops with unknown outcome have no return entry: they
+//! can be lifted anywhere after their call, or never (they may not have happened). The
+//! history is linearizable when the walk runs off the end of the list, i.e. every op that
+//! completed `ok` is lifted.
+//!
+//! Lowe's cache records every (set of lifted ops, model state) configuration reached; a
+//! configuration seen before has been fully explored, so the search prunes it. That makes
+//! the search finite (each lift adds a new cache entry) and is what makes it fast. The
+//! set of lifted ops is a bitset kept in canonical form (`lo`: the first word not all
+//! ones, `hi`: one past the last non-zero word), so the cache stores only the words in
+//! between: the window of concurrency, not the whole history. Its hash is kept up to date
+//! in O(1) per lift (Zobrist hashing: XOR of one random word per op).
+
+use super::model::Model;
+use super::prepare::PartOp;
+use crate::checker::Cancel;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How often (in search steps) the search looks at the cancel flag and the memory bound.
+const CHECK_EVERY_STEPS: u64 = 1 << 10;
+/// At most this many distinct states are kept for a counterexample's "could have seen".
+pub(crate) const MAX_RECORDED_STATES: usize = 16;
+/// Marks "no entry" in the linked list.
+const NIL: u32 = u32::MAX;
+
+/// Limits a search runs under, shared by the partitions searched in parallel.
+pub(crate) struct Limits<'a> {
+    pub cancel: &'a Cancel,
+    pub memory_limit_bytes: usize,
+    /// Bytes used by all searches running now.
+    pub memory_used_bytes: &'a AtomicUsize,
+    /// Raised when this search's answer is no longer needed.
+    pub abandon: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// Why a search stopped without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GaveUp {
+    Cancelled,
+    MemoryLimit,
+    Abandoned,
+}
+
+/// What a search found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Linearizable,
+    NotLinearizable,
+    GaveUp(GaveUp),
+}
+
+/// What a search records for a counterexample (only when asked: it costs time).
+#[derive(Debug)]
+pub(crate) struct Recording<S> {
+    /// The op whose candidate states to collect.
+    pub target: usize,
+    /// Distinct states the model was in when `target` was tried (at most
+    /// [`MAX_RECORDED_STATES`]).
+    pub target_states: Vec<S>,
+    /// Whether more distinct states than were kept were seen.
+    pub target_states_truncated: bool,
+    /// The deepest partial linearization reached: ops in order, each with the state after it.
+    pub deepest: Vec<(usize, S)>,
+}
+
+impl<S> Recording<S> {
+    pub fn new(target: usize) -> Recording<S> {
+        Recording {
+            target,
+            target_states: Vec::new(),
+            target_states_truncated: false,
+            deepest: Vec::new(),
+        }
+    }
+}
+
+/// A small, fast hasher (FxHash's multiply-rotate); the cache compares keys fully, so the
+/// hash only needs to spread, not to resist attackers.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn hash_state<S: Hash>(state: &S) -> u64 {
+    let mut h = FxHasher::default();
+    state.hash(&mut h);
+    // Final avalanche so that small states (integers) spread over all bits.
+    splitmix64(h.finish())
+}
+
+/// SplitMix64's finalizer: the Zobrist word of an op and the final mix of hashes.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The set of lifted ops, in canonical windowed form (see the module doc).
+struct Lifted {
+    words: Vec<u64>,
+    /// First word that is not all ones.
+    lo: usize,
+    /// One past the last non-zero word.
+    hi: usize,
+    /// XOR of the Zobrist words of the set bits.
+    hash: u64,
+}
+
+impl Lifted {
+    fn new(ops: usize) -> Lifted {
+        Lifted {
+            words: vec![0; ops.div_ceil(64)],
+            lo: 0,
+            hi: 0,
+            hash: 0,
+        }
+    }
+
+    fn set(&mut self, op: usize) {
+        let w = op / 64;
+        debug_assert_eq!(self.words[w] & (1 << (op % 64)), 0, "op {op} lifted twice");
+        self.words[w] |= 1 << (op % 64);
+        self.hash ^= splitmix64(op as u64);
+        self.hi = self.hi.max(w + 1);
+        while self.lo < self.words.len() && self.words[self.lo] == u64::MAX {
+            self.lo += 1;
+        }
+    }
+
+    fn clear(&mut self, op: usize) {
+        let w = op / 64;
+        debug_assert_ne!(self.words[w] & (1 << (op % 64)), 0, "op {op} not lifted");
+        self.words[w] &= !(1 << (op % 64));
+        self.hash ^= splitmix64(op as u64);
+        self.lo = self.lo.min(w);
+        while self.hi > 0 && self.words[self.hi - 1] == 0 {
+            self.hi -= 1;
+        }
+    }
+
+    /// The words that differ from "all ones below, all zeros above".
+    fn window(&self) -> &[u64] {
+        &self.words[self.lo..self.hi.max(self.lo)]
+    }
+}
+
+/// Lowe's cache: every (lifted set, state) configuration reached, in an open-addressing
+/// table over flat arrays (one allocation per array, not per entry).
+struct Cache<S> {
+    /// 0: empty; otherwise entry index + 1.
+    slots: Vec<u32>,
+    hashes: Vec<u64>,
+    /// Per entry: `lo` of the lifted set and its window in `arena`.
+    spans: Vec<(u32, usize, u32)>,
+    arena: Vec<u64>,
+    states: Vec<S>,
+    state_bytes: usize,
+}
+
+impl<S: Eq> Cache<S> {
+    fn new() -> Cache<S> {
+        Cache {
+            slots: vec![0; 1 << 10],
+            hashes: Vec::new(),
+            spans: Vec::new(),
+            arena: Vec::new(),
+            states: Vec::new(),
+            state_bytes: 0,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.slots.capacity() * 4
+            + self.hashes.capacity() * 8
+            + self.spans.capacity() * std::mem::size_of::<(u32, usize, u32)>()
+            + self.arena.capacity() * 8
+            + self.state_bytes
+    }
+
+    /// Adds the configuration; `false` when it was there already.
+    fn insert(&mut self, lifted: &Lifted, state: &S, state_hash: u64, state_bytes: usize) -> bool
+    where
+        S: Clone,
+    {
+        let hash = lifted.hash ^ state_hash;
+        let window = lifted.window();
+        let mask = self.slots.len() - 1;
+        let mut at = (hash as usize) & mask;
+        // Bounded: the table is at most half full, so an empty slot exists.
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                break;
+            }
+            let e = (slot - 1) as usize;
+            if self.hashes[e] == hash {
+                let (lo, start, len) = self.spans[e];
+                if lo as usize == lifted.lo
+                    && &self.arena[start..start + len as usize] == window
+                    && self.states[e] == *state
+                {
+                    return false;
+                }
+            }
+            at = (at + 1) & mask;
+        }
+        let e = u32::try_from(self.hashes.len() + 1).expect("fewer than 4 billion configurations");
+        self.slots[at] = e;
+        self.hashes.push(hash);
+        self.spans
+            .push((lifted.lo as u32, self.arena.len(), window.len() as u32));
+        self.arena.extend_from_slice(window);
+        self.states.push(state.clone());
+        self.state_bytes += state_bytes;
+        if self.hashes.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        true
+    }
+
+    fn grow(&mut self) {
+        let size = self.slots.len() * 2;
+        let mask = size - 1;
+        self.slots = vec![0; size];
+        for (e, &hash) in self.hashes.iter().enumerate() {
+            let mut at = (hash as usize) & mask;
+            while self.slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = e as u32 + 1;
+        }
+    }
+}
+
+/// The call/return list of a partition, as a doubly linked list over entry nodes.
+/// Node 0 is the head sentinel; entry `k` (in real-time order) is node `k + 1`.
+struct Entries {
+    /// Per node: op index << 1 | is_return (node 0 unused).
+    code: Vec<u32>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    call_node: Vec<u32>,
+    /// `NIL` for ops with unknown outcome.
+    ret_node: Vec<u32>,
+}
+
+impl Entries {
+    fn new<O>(ops: &[PartOp<O>]) -> Entries {
+        let mut timeline: Vec<(u32, u32)> = Vec::with_capacity(ops.len() * 2);
+        for (i, op) in ops.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2 billion ops per key");
+            timeline.push((op.invoke, i << 1));
+            if let Some(r) = op.ret {
+                timeline.push((r, (i << 1) | 1));
+            }
+        }
+        timeline.sort_unstable_by_key(|&(pos, _)| pos);
+        let nodes = timeline.len() + 1;
+        let mut code = vec![0; nodes];
+        let mut call_node = vec![NIL; ops.len()];
+        let mut ret_node = vec![NIL; ops.len()];
+        for (k, &(_, c)) in timeline.iter().enumerate() {
+            let node = (k + 1) as u32;
+            code[node as usize] = c;
+            if c & 1 == 0 {
+                call_node[(c >> 1) as usize] = node;
+            } else {
+                ret_node[(c >> 1) as usize] = node;
+            }
+        }
+        let next = (0..nodes as u32)
+            .map(|n| if n + 1 < nodes as u32 { n + 1 } else { NIL })
+            .collect();
+        let prev = (0..nodes as u32).map(|n| n.wrapping_sub(1)).collect();
+        Entries {
+            code,
+            next,
+            prev,
+            call_node,
+            ret_node,
+        }
+    }
+
+    fn unlink(&mut self, node: u32) {
+        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[p as usize] = n;
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    /// Undoes `unlink(node)`; unlinks must be undone in reverse order.
+    fn relink(&mut self, node: u32) {
+        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[p as usize] = node;
+        if n != NIL {
+            self.prev[n as usize] = node;
+        }
+    }
+}
+
+/// Searches for a linearization of `ops` (one partition) under `model`.
+pub(crate) fn search<M: Model>(
+    model: &M,
+    ops: &[PartOp<M::Op>],
+    limits: &Limits<'_>,
+    mut record: Option<&mut Recording<M::State>>,
+) -> Outcome {
+    let mut list = Entries::new(ops);
+    let mut lifted = Lifted::new(ops.len());
+    let mut cache: Cache<M::State> = Cache::new();
+    let mut state = model.init();
+    // (op, state before it): the current partial linearization.
+    let mut stack: Vec<(u32, M::State)> = Vec::new();
+    let mut reported_bytes = 0usize;
+    let mut steps = 0u64;
+    let mut cur = list.next[0];
+    // Terminates: every lift inserts a configuration not in the cache, and there are
+    // finitely many; the limits below stop it earlier when asked to.
+    let outcome = loop {
+        // Checked on the first step too, so a flag raised before the start always counts.
+        if steps % CHECK_EVERY_STEPS == 0 {
+            if let Some(gave_up) = check_limits(limits, &cache, &stack, &mut reported_bytes) {
+                break Outcome::GaveUp(gave_up);
+            }
+        }
+        steps += 1;
+        if cur == NIL {
+            break Outcome::Linearizable;
+        }
+        let code = list.code[cur as usize];
+        let op = (code >> 1) as usize;
+        if code & 1 == 0 {
+            if let Some(rec) = record.as_deref_mut() {
+                if rec.target == op {
+                    remember_state(rec, &state);
+                }
+            }
+            if let Some(next) = model.step(&state, &ops[op].op) {
+                lifted.set(op);
+                if cache.insert(&lifted, &next, hash_state(&next), model.state_bytes(&next)) {
+                    stack.push((op as u32, std::mem::replace(&mut state, next)));
+                    list.unlink(list.call_node[op]);
+                    if list.ret_node[op] != NIL {
+                        list.unlink(list.ret_node[op]);
+                    }
+                    cur = list.next[0];
+                    continue;
+                }
+                lifted.clear(op);
+            }
+            cur = list.next[cur as usize];
+        } else {
+            if let Some(rec) = record.as_deref_mut() {
+                remember_deepest(rec, &stack, &state);
+            }
+            let Some((undo, before)) = stack.pop() else {
+                break Outcome::NotLinearizable;
+            };
+            let undo = undo as usize;
+            state = before;
+            lifted.clear(undo);
+            if list.ret_node[undo] != NIL {
+                list.relink(list.ret_node[undo]);
+            }
+            list.relink(list.call_node[undo]);
+            cur = list.next[list.call_node[undo] as usize];
+        }
+    };
+    if let Some(rec) = record {
+        if outcome == Outcome::Linearizable {
+            remember_deepest(rec, &stack, &state);
+        }
+    }
+    limits
+        .memory_used_bytes
+        .fetch_sub(reported_bytes, Ordering::Relaxed);
+    outcome
+}
+
+#[allow(clippy::ptr_arg)] // the capacity, not the length, is what occupies memory
+fn check_limits<S: Eq>(
+    limits: &Limits<'_>,
+    cache: &Cache<S>,
+    stack: &Vec<(u32, S)>,
+    reported_bytes: &mut usize,
+) -> Option<GaveUp> {
+    if limits.cancel.is_cancelled() {
+        return Some(GaveUp::Cancelled);
+    }
+    if (limits.abandon)() {
+        return Some(GaveUp::Abandoned);
+    }
+    let bytes = cache.bytes() + stack.capacity() * std::mem::size_of::<(u32, S)>();
+    if bytes >= *reported_bytes {
+        limits
+            .memory_used_bytes
+            .fetch_add(bytes - *reported_bytes, Ordering::Relaxed);
+    } else {
+        limits
+            .memory_used_bytes
+            .fetch_sub(*reported_bytes - bytes, Ordering::Relaxed);
+    }
+    *reported_bytes = bytes;
+    (limits.memory_used_bytes.load(Ordering::Relaxed) > limits.memory_limit_bytes)
+        .then_some(GaveUp::MemoryLimit)
+}
+
+fn remember_state<S: Clone + Eq>(rec: &mut Recording<S>, state: &S) {
+    if rec.target_states.contains(state) {
+        return;
+    }
+    if rec.target_states.len() < MAX_RECORDED_STATES {
+        rec.target_states.push(state.clone());
+    } else {
+        rec.target_states_truncated = true;
+    }
+}
+
+fn remember_deepest<S: Clone>(rec: &mut Recording<S>, stack: &[(u32, S)], state: &S) {
+    if stack.len() <= rec.deepest.len() && !(stack.is_empty() && rec.deepest.is_empty()) {
+        return;
+    }
+    // The stack holds states *before* each op; shift by one to get the state after.
+    rec.deepest = stack
+        .iter()
+        .enumerate()
+        .map(|(i, (op, _))| {
+            let after = stack.get(i + 1).map(|(_, s)| s).unwrap_or(state);
+            (*op as usize, after.clone())
+        })
+        .collect();
+}

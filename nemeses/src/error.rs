@@ -1,0 +1,153 @@
+//! `NemesisError`: every way a fault can fail to be built, drawn or performed.
+//!
+//! Each message is one sentence a user can act on. Failures on several nodes are folded
+//! into one [`NemesisError::OnNodes`] that keeps the per-node causes, because a fault that
+//! partly took effect must still say where it did not.
+
+use crate::node::NodeError;
+use thiserror::Error;
+
+/// One node's share of a multi-node failure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeFailure {
+    pub node: String,
+    pub error: NemesisError,
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum NemesisError {
+    #[error("unknown nemesis `{name}`; valid names are: {valid}")]
+    UnknownNemesis { name: String, valid: String },
+
+    #[error("nemesis `{nemesis}` does not perform fault op `{f}`; it performs: {performs}")]
+    UnknownOp {
+        nemesis: String,
+        f: String,
+        performs: String,
+    },
+
+    #[error("fault op `{f}` has an unusable value ({reason}); see the fault's documentation for its value shape")]
+    BadValue { f: String, reason: String },
+
+    #[error("fault op `{f}` names node `{node}`, which is not in this run's node set ({known})")]
+    UnknownNode {
+        f: String,
+        node: String,
+        known: String,
+    },
+
+    #[error("`{what}` needs at least {needed} nodes but the run has {have}; run with more nodes or choose another fault")]
+    NotEnoughNodes {
+        what: String,
+        needed: usize,
+        have: usize,
+    },
+
+    #[error("`{f}` targets the primaries but the target reports none right now (no leader elected?); nothing was done")]
+    NoPrimaries { f: String },
+
+    #[error("cannot move the clock of the target on {node}: {why}")]
+    ClockUnsupported { node: String, why: String },
+
+    #[error("refusing to set the system clock of local node {node}: it is this machine's own clock; run the target under libfaketime (ClockSupport::FaketimeFile) instead")]
+    LocalSystemClock { node: String },
+
+    #[error("latency needs the kernel's netem queueing discipline (module `sch_netem`), which {node} lacks ({detail}); run `modprobe sch_netem` there or use a kernel built with CONFIG_NET_SCH_NETEM")]
+    NetemMissing { node: String, detail: String },
+
+    #[error("could not find the network interface {node} uses to reach its peers: {detail}")]
+    NoInterface { node: String, detail: String },
+
+    #[error("`{f}` panicked on {node}; this is a distest bug, please report it with the run's distest.log")]
+    Panicked { f: String, node: String },
+
+    #[error(transparent)]
+    Node(#[from] NodeError),
+
+    #[error("`{f}` failed on {} of {attempted} node(s): {}", failures.len(), summarize(failures))]
+    OnNodes {
+        f: String,
+        attempted: usize,
+        failures: Vec<NodeFailure>,
+    },
+}
+
+fn summarize(failures: &[NodeFailure]) -> String {
+    failures
+        .iter()
+        .map(|fail| format!("{}: {}", fail.node, fail.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl NemesisError {
+    /// Folds per-node outcomes into `Ok(())` or one [`NemesisError::OnNodes`].
+    pub(crate) fn collect<T>(
+        f: &str,
+        outcomes: impl IntoIterator<Item = (String, Result<T, NemesisError>)>,
+    ) -> Result<Vec<(String, T)>, NemesisError> {
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        let mut attempted = 0;
+        for (node, outcome) in outcomes {
+            attempted += 1;
+            match outcome {
+                Ok(value) => done.push((node, value)),
+                Err(error) => failures.push(NodeFailure { node, error }),
+            }
+        }
+        if failures.is_empty() {
+            Ok(done)
+        } else {
+            Err(NemesisError::OnNodes {
+                f: f.to_string(),
+                attempted,
+                failures,
+            })
+        }
+    }
+
+    /// `op` is not one of the ops `nemesis` performs.
+    pub(crate) fn unknown_op(nemesis: &dyn crate::nemesis::Nemesis, op: &crate::nemesis::FaultOp) -> NemesisError {
+        NemesisError::UnknownOp {
+            nemesis: nemesis.name().to_string(),
+            f: op.f.clone(),
+            performs: nemesis.performs().join(", "),
+        }
+    }
+
+    pub(crate) fn bad_value(f: &str, reason: impl Into<String>) -> NemesisError {
+        NemesisError::BadValue {
+            f: f.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_names_every_failed_node_in_one_sentence() {
+        let outcomes = vec![
+            ("n1".to_string(), Ok(1)),
+            (
+                "n2".to_string(),
+                Err(NemesisError::NoPrimaries { f: "kill".into() }),
+            ),
+        ];
+        let err = NemesisError::collect("kill", outcomes).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("`kill` failed on 1 of 2 node(s): n2: "), "{text}");
+    }
+
+    #[test]
+    fn collect_returns_all_values_when_every_node_succeeds() {
+        let outcomes = vec![("n1".to_string(), Ok::<_, NemesisError>(1))];
+        assert_eq!(
+            NemesisError::collect("kill", outcomes).unwrap(),
+            vec![("n1".to_string(), 1)]
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Test doubles: a `NodeShell` that records the commands it would run and answers from a
+//! script, and a `TargetControl` that records the calls it gets.
+
+use crate::node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Responder = dyn Fn(&str) -> ExecOutput + Send + Sync;
+
+pub(crate) struct FakeNode {
+    name: String,
+    address: IpAddr,
+    local: bool,
+    pub(crate) commands: Mutex<Vec<String>>,
+    respond: Box<Responder>,
+}
+
+impl FakeNode {
+    /// A node at 10.0.0.<i> where every command succeeds.
+    pub(crate) fn ok(i: u8) -> FakeNode {
+        FakeNode::with(i, |_| ExecOutput::default())
+    }
+
+    pub(crate) fn with(i: u8, respond: impl Fn(&str) -> ExecOutput + Send + Sync + 'static) -> FakeNode {
+        FakeNode {
+            name: format!("n{i}"),
+            address: IpAddr::from([10, 0, 0, i]),
+            local: false,
+            commands: Mutex::new(Vec::new()),
+            respond: Box::new(respond),
+        }
+    }
+
+    pub(crate) fn local(mut self) -> FakeNode {
+        self.local = true;
+        self
+    }
+
+    pub(crate) fn commands(&self) -> Vec<String> {
+        self.commands.lock().unwrap().clone()
+    }
+}
+
+impl NodeShell for FakeNode {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn address(&self) -> IpAddr {
+        self.address
+    }
+    fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, NodeError> {
+        self.commands.lock().unwrap().push(command.to_string());
+        Ok((self.respond)(command))
+    }
+    fn is_local(&self) -> bool {
+        self.local
+    }
+}
+
+pub(crate) fn failed(stderr: &str) -> ExecOutput {
+    ExecOutput {
+        status: 2,
+        stdout: String::new(),
+        stderr: stderr.to_string(),
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct FakeTarget {
+    pub(crate) calls: Mutex<Vec<String>>,
+    pub(crate) primaries: Mutex<Vec<String>>,
+    pub(crate) clock: Mutex<BTreeMap<String, ClockSupport>>,
+    /// Nodes on which every call fails.
+    pub(crate) broken: Mutex<Vec<String>>,
+}
+
+impl FakeTarget {
+    pub(crate) fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn call(&self, what: &str, node: &str) -> Result<(), NodeError> {
+        self.calls.lock().unwrap().push(format!("{what} {node}"));
+        if self.broken.lock().unwrap().iter().any(|b| b == node) {
+            return Err(NodeError::Unreachable {
+                node: node.to_string(),
+                message: "fake node is broken".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl TargetControl for FakeTarget {
+    fn kill(&self, node: &str) -> Result<(), NodeError> {
+        self.call("kill", node)
+    }
+    fn start(&self, node: &str) -> Result<(), NodeError> {
+        self.call("start", node)
+    }
+    fn pause(&self, node: &str) -> Result<(), NodeError> {
+        self.call("pause", node)
+    }
+    fn resume(&self, node: &str) -> Result<(), NodeError> {
+        self.call("resume", node)
+    }
+    fn primaries(&self) -> Vec<String> {
+        self.primaries.lock().unwrap().clone()
+    }
+    fn clock_support(&self, node: &str) -> ClockSupport {
+        self.clock
+            .lock()
+            .unwrap()
+            .get(node)
+            .cloned()
+            .unwrap_or(ClockSupport::Unsupported("the fake target has no clock".to_string()))
+    }
+}
+
+/// `n` fake nodes n1..n<n> where every command succeeds, plus a fresh fake target.
+pub(crate) fn cluster(n: u8) -> (Vec<Arc<FakeNode>>, Arc<FakeTarget>) {
+    ((1..=n).map(|i| Arc::new(FakeNode::ok(i))).collect(), Arc::new(FakeTarget::default()))
+}
+
+/// The same nodes as trait objects, for a `NemesisContext`.
+pub(crate) fn shells(nodes: &[Arc<FakeNode>]) -> Vec<Arc<dyn NodeShell>> {
+    nodes.iter().map(|n| n.clone() as Arc<dyn NodeShell>).collect()
+}

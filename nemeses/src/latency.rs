@@ -1,0 +1,243 @@
+//! Network latency with the kernel's netem queueing discipline: `tc qdisc add dev <if>
+//! root netem delay 50ms 10ms` on the interface a node uses to reach its peers, which
+//! delays everything the node sends.
+//!
+//! netem is a kernel module (`sch_netem`) that some kernels lack. Then `tc` fails with
+//! "Specified qdisc kind is unknown"; we try `modprobe sch_netem` once and otherwise fail
+//! with [`NemesisError::NetemMissing`], never silently doing nothing. Heal deletes the
+//! root qdisc only where it is netem, i.e. ours. Ops: `start-latency` `{"targets": mode,
+//! "nodes": [...], "delay_ms": 50, "jitter_ms": 10}` and `stop-latency`.
+
+use crate::cluster::{Cluster, COMMAND_TIMEOUT};
+use crate::error::NemesisError;
+use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::node::{NodeError, NodeShell, TargetControl};
+use crate::schedule::{rng_for, FlipFlop};
+use crate::targets::{self, Targeting};
+use crate::value;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+pub const START: &str = "start-latency";
+pub const STOP: &str = "stop-latency";
+
+/// Delays the schedule draws from; jitter is a quarter of the delay.
+const DELAYS_MS: [i64; 4] = [20, 50, 100, 250];
+/// Upper bound on a delay or jitter an op may ask for: beyond a minute the fault stops
+/// being latency and becomes a partition that heal cannot outwait.
+pub const MAX_DELAY_MS: i64 = 60_000;
+
+/// The interface named after `dev` in `ip route` output.
+pub fn parse_dev(route: &str) -> Option<String> {
+    let mut words = route.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "dev" {
+            return words.next().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// Interface names as the kernel allows them, minus anything a shell would interpret.
+fn is_safe_interface(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+pub fn netem_add_command(interface: &str, delay_ms: i64, jitter_ms: i64) -> String {
+    let jitter = if jitter_ms > 0 {
+        format!(" {jitter_ms}ms")
+    } else {
+        String::new()
+    };
+    format!("tc qdisc add dev {interface} root netem delay {delay_ms}ms{jitter}")
+}
+
+pub fn netem_del_command(interface: &str) -> String {
+    format!("if tc qdisc show dev {interface} root | grep -q netem; then tc qdisc del dev {interface} root; fi")
+}
+
+/// Whether `tc`'s complaint means the kernel has no netem (as opposed to, say, a busy
+/// interface or a missing `tc`).
+fn says_netem_missing(stderr: &str) -> bool {
+    let text = stderr.to_ascii_lowercase();
+    (text.contains("qdisc") && text.contains("unknown")) || text.contains("no such file or directory")
+}
+
+fn failed(node: &dyn NodeShell, command: &str, out: &crate::node::ExecOutput) -> NemesisError {
+    NemesisError::Node(NodeError::Failed {
+        node: node.name().to_string(),
+        command: command.to_string(),
+        status: out.status,
+        stderr: out.stderr.trim().to_string(),
+    })
+}
+
+/// Adds netem on `interface`, loading `sch_netem` once if the kernel does not know it.
+fn add_netem(node: &dyn NodeShell, interface: &str, delay_ms: i64, jitter_ms: i64) -> Result<(), NemesisError> {
+    let add = netem_add_command(interface, delay_ms, jitter_ms);
+    let first = node.exec(&add, COMMAND_TIMEOUT)?;
+    if first.success() {
+        return Ok(());
+    }
+    if !says_netem_missing(&first.stderr) {
+        return Err(failed(node, &add, &first));
+    }
+    let modprobe = node.exec("modprobe sch_netem", COMMAND_TIMEOUT)?;
+    if modprobe.success() {
+        let retry = node.exec(&add, COMMAND_TIMEOUT)?;
+        if retry.success() {
+            return Ok(());
+        }
+        if !says_netem_missing(&retry.stderr) {
+            return Err(failed(node, &add, &retry));
+        }
+    }
+    Err(NemesisError::NetemMissing {
+        node: node.name().to_string(),
+        detail: format!(
+            "`tc` said \"{}\" and `modprobe sch_netem` said \"{}\"",
+            first.stderr.trim(),
+            modprobe.stderr.trim()
+        ),
+    })
+}
+
+/// The interface `node` sends to `peer` through (or its default route's, alone).
+fn interface(node: &dyn NodeShell, peer: Option<IpAddr>) -> Result<String, NemesisError> {
+    let command = match peer {
+        Some(ip) => format!("ip -o route get {ip}"),
+        None => "ip -o route show default".to_string(),
+    };
+    let out = node.exec_ok(&command, COMMAND_TIMEOUT)?;
+    match parse_dev(&out.stdout) {
+        Some(dev) if is_safe_interface(&dev) => Ok(dev),
+        _ => Err(NemesisError::NoInterface {
+            node: node.name().to_string(),
+            detail: format!("`{command}` printed no usable `dev`: {}", out.stdout.trim()),
+        }),
+    }
+}
+
+pub struct Latency {
+    cluster: Cluster,
+    target: Arc<dyn TargetControl>,
+    rng: StdRng,
+    flip: FlipFlop,
+    /// Node -> interface where our netem may be installed; what heal removes.
+    applied: BTreeMap<String, String>,
+    current: Option<(Vec<String>, i64, i64)>,
+}
+
+impl Latency {
+    pub fn new(ctx: &NemesisContext) -> Latency {
+        Latency {
+            cluster: Cluster::new(ctx.nodes.clone()),
+            target: ctx.target.clone(),
+            rng: rng_for(ctx.seed, "latency"),
+            flip: FlipFlop::default(),
+            applied: BTreeMap::new(),
+            current: None,
+        }
+    }
+
+    fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        let delay_ms = value::bounded_i64(op, "delay_ms", 1, MAX_DELAY_MS)?;
+        let jitter_ms = match value::opt_i64(op, "jitter_ms")? {
+            Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
+            None => 0,
+        };
+        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        self.stop()?;
+        let cluster = &self.cluster;
+        let applied = Mutex::new(&mut self.applied);
+        let outcomes = cluster.each(START, &nodes, |node| {
+            let peer = cluster.all().iter().find(|p| p.name() != node.name()).map(|p| p.address());
+            let dev = interface(node, peer)?;
+            // Recorded before adding: a timed-out `tc` may still have installed it.
+            applied.lock().expect("no panics while holding it").insert(node.name().to_string(), dev.clone());
+            let added = add_netem(node, &dev, delay_ms, jitter_ms);
+            if let Err(NemesisError::NetemMissing { .. }) = added {
+                // Certainly nothing was installed; heal has nothing to undo here.
+                applied.lock().expect("no panics while holding it").remove(node.name());
+            }
+            added.map(|()| dev)
+        });
+        let devices = NemesisError::collect(START, outcomes)?;
+        self.current = Some((nodes, delay_ms, jitter_ms));
+        let devices: BTreeMap<String, String> = devices.into_iter().collect();
+        Ok(json!({"nodes": devices.keys().collect::<Vec<_>>(), "interfaces": devices, "delay_ms": delay_ms, "jitter_ms": jitter_ms}))
+    }
+
+    fn stop(&mut self) -> Result<Value, NemesisError> {
+        let names: Vec<String> = self.applied.keys().cloned().collect();
+        let applied = &self.applied;
+        let outcomes = self.cluster.each(STOP, &names, |node| {
+            Ok(node.exec_ok(&netem_del_command(&applied[node.name()]), COMMAND_TIMEOUT).map(|_| ())?)
+        });
+        for (node, outcome) in &outcomes {
+            if outcome.is_ok() {
+                self.applied.remove(node);
+            }
+        }
+        if self.applied.is_empty() {
+            self.current = None;
+        }
+        let healed = NemesisError::collect(STOP, outcomes)?;
+        Ok(json!({"healed": healed.into_iter().map(|(n, ())| n).collect::<Vec<_>>()}))
+    }
+}
+
+impl Nemesis for Latency {
+    fn name(&self) -> &str {
+        "latency"
+    }
+
+    fn performs(&self) -> Vec<&'static str> {
+        vec![START, STOP]
+    }
+
+    fn next_op(&mut self) -> FaultOp {
+        if !self.flip.next_is_start() {
+            return FaultOp::new(STOP, Value::Null);
+        }
+        let mut value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
+        let delay_ms = *DELAYS_MS.choose(&mut self.rng).expect("DELAYS_MS is not empty");
+        value["delay_ms"] = json!(delay_ms);
+        value["jitter_ms"] = json!(delay_ms / 4);
+        FaultOp::new(START, value)
+    }
+
+    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        match op.f.as_str() {
+            START => self.start(op),
+            STOP => self.stop(),
+            _ => Err(NemesisError::unknown_op(self, op)),
+        }
+    }
+
+    fn heal(&mut self) -> HealLog {
+        self.flip.reset();
+        if self.applied.is_empty() {
+            return Vec::new();
+        }
+        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
+    }
+
+    fn active(&self) -> Vec<String> {
+        match &self.current {
+            Some((nodes, delay, jitter)) => {
+                vec![format!("latency {delay}±{jitter} ms on {}", nodes.join(","))]
+            }
+            None if !self.applied.is_empty() => vec!["latency (heal pending)".to_string()],
+            None => Vec::new(),
+        }
+    }
+}

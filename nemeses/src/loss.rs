@@ -1,0 +1,134 @@
+//! Packet loss: some nodes drop a random share of the packets their peers send them, with
+//! iptables' `statistic` match in our own `DISTEST-LOSS` chain (see `iptables.rs`).
+//!
+//! Only traffic from the other nodes is dropped: the control node's own connections (SSH,
+//! the nemesis' commands) stay reliable, so heal always gets through. Ops: `start-loss`
+//! `{"targets": mode, "nodes": [...], "probability": 0.2}` and `stop-loss`.
+
+use crate::cluster::Cluster;
+use crate::error::NemesisError;
+use crate::iptables::{self, ChainOnNodes, DropRule};
+use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::node::TargetControl;
+use crate::schedule::{rng_for, FlipFlop};
+use crate::targets::{self, Targeting};
+use crate::value;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const START: &str = "start-loss";
+pub const STOP: &str = "stop-loss";
+
+/// Drop probabilities the schedule draws from: mild to severe.
+const PROBABILITIES: [f64; 4] = [0.05, 0.1, 0.2, 0.5];
+/// Used when a hand-written op gives none.
+const DEFAULT_PROBABILITY: f64 = 0.2;
+
+pub struct Loss {
+    cluster: Cluster,
+    target: Arc<dyn TargetControl>,
+    rng: StdRng,
+    flip: FlipFlop,
+    chain: ChainOnNodes,
+    current: Option<(Vec<String>, f64)>,
+}
+
+impl Loss {
+    pub fn new(ctx: &NemesisContext) -> Loss {
+        Loss {
+            cluster: Cluster::new(ctx.nodes.clone()),
+            target: ctx.target.clone(),
+            rng: rng_for(ctx.seed, "loss"),
+            flip: FlipFlop::default(),
+            chain: ChainOnNodes::new(iptables::LOSS),
+            current: None,
+        }
+    }
+
+    fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        let probability = value::opt_f64(op, "probability")?.unwrap_or(DEFAULT_PROBABILITY);
+        if !(probability > 0.0 && probability <= 1.0) {
+            return Err(NemesisError::bad_value(
+                START,
+                format!("`probability` is {probability}, outside (0, 1]"),
+            ));
+        }
+        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        self.stop()?;
+        let matches = format!("-m statistic --mode random --probability {probability}");
+        let plans: BTreeMap<String, Vec<DropRule>> = nodes
+            .iter()
+            .map(|node| {
+                let rules = self
+                    .cluster
+                    .all()
+                    .iter()
+                    .filter(|peer| peer.name() != node)
+                    .map(|peer| DropRule {
+                        source: peer.address(),
+                        matches: matches.clone(),
+                    })
+                    .collect();
+                (node.clone(), rules)
+            })
+            .collect();
+        self.current = Some((nodes.clone(), probability));
+        self.chain.install(&self.cluster, START, &plans)?;
+        Ok(json!({"nodes": nodes, "probability": probability}))
+    }
+
+    fn stop(&mut self) -> Result<Value, NemesisError> {
+        let healed = self.chain.remove_all(&self.cluster, STOP);
+        if self.chain.is_empty() {
+            self.current = None;
+        }
+        Ok(json!({"healed": healed?}))
+    }
+}
+
+impl Nemesis for Loss {
+    fn name(&self) -> &str {
+        "loss"
+    }
+
+    fn performs(&self) -> Vec<&'static str> {
+        vec![START, STOP]
+    }
+
+    fn next_op(&mut self) -> FaultOp {
+        if !self.flip.next_is_start() {
+            return FaultOp::new(STOP, Value::Null);
+        }
+        let mut value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
+        let probability = *PROBABILITIES.choose(&mut self.rng).expect("PROBABILITIES is not empty");
+        value["probability"] = json!(probability);
+        FaultOp::new(START, value)
+    }
+
+    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        match op.f.as_str() {
+            START => self.start(op),
+            STOP => self.stop(),
+            _ => Err(NemesisError::unknown_op(self, op)),
+        }
+    }
+
+    fn heal(&mut self) -> HealLog {
+        self.flip.reset();
+        if self.chain.is_empty() {
+            return Vec::new();
+        }
+        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
+    }
+
+    fn active(&self) -> Vec<String> {
+        match &self.current {
+            Some((nodes, p)) => vec![format!("loss {:.0}% on {}", p * 100.0, nodes.join(","))],
+            None if !self.chain.is_empty() => vec!["loss (heal pending)".to_string()],
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Numbers derived from a history: per-op latency samples, throughput and latency
+//! quantiles over time, and the run's headline figures (ops/s, p50, p99).
+//!
+//! Quantiles and rates are computed over every op; only the scatter plot is downsampled
+//! (see [`downsample`]), so a million-op run draws fast without lying about its tail.
+
+use distest_checkers::{History, OpType};
+use std::collections::HashMap;
+
+/// One client op as the plots see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub index: u64,
+    pub invoke_ns: u64,
+    /// `None` when the op never completed (the run ended first).
+    pub latency_ns: Option<u64>,
+    /// Index into [`Samples::fs`].
+    pub f: u16,
+    pub outcome: OpType,
+}
+
+/// All client ops of a history plus the f names they refer to.
+pub struct Samples {
+    pub fs: Vec<String>,
+    pub samples: Vec<Sample>,
+    /// Time of the last op of the history (client or nemesis), the end of the run.
+    pub end_ns: u64,
+}
+
+/// Distinct f names kept apart in plots; the rest are drawn as `other`.
+pub const MAX_FS: usize = 8;
+
+impl Samples {
+    pub fn from_history(history: &History) -> Samples {
+        let mut fs: Vec<String> = Vec::new();
+        let mut f_ids: HashMap<&str, u16> = HashMap::new();
+        let mut samples = Vec::with_capacity(history.len() / 2);
+        for pair in history.pairs() {
+            let f = pair.invoke.f.as_str();
+            let id = match f_ids.get(f) {
+                Some(&id) => id,
+                None if fs.len() < MAX_FS => {
+                    fs.push(f.to_string());
+                    f_ids.insert(f, (fs.len() - 1) as u16);
+                    (fs.len() - 1) as u16
+                }
+                None => {
+                    if fs.len() == MAX_FS {
+                        fs.push("other".to_string());
+                    }
+                    MAX_FS as u16
+                }
+            };
+            samples.push(Sample {
+                index: pair.invoke.index,
+                invoke_ns: pair.invoke.time,
+                latency_ns: pair
+                    .completion
+                    .map(|c| c.time.saturating_sub(pair.invoke.time)),
+                f: id,
+                outcome: pair.outcome(),
+            });
+        }
+        let end_ns = history.ops().iter().map(|o| o.time).max().unwrap_or(0);
+        Samples {
+            fs,
+            samples,
+            end_ns,
+        }
+    }
+
+    /// The run's length in seconds, never zero (rates divide by it).
+    pub fn duration_s(&self) -> f64 {
+        (self.end_ns as f64 / 1e9).max(1e-3)
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted values, nearest-rank.
+pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Headline figures of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub ops: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub duration_s: f64,
+    /// Successful ops per second over the whole run.
+    pub ok_per_s: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl Summary {
+    pub fn of(samples: &Samples) -> Summary {
+        let mut s = Summary {
+            duration_s: samples.duration_s(),
+            ..Summary::default()
+        };
+        let mut ok_latencies = Vec::with_capacity(samples.samples.len());
+        for x in &samples.samples {
+            s.ops += 1;
+            match x.outcome {
+                OpType::Ok => {
+                    s.ok += 1;
+                    ok_latencies.extend(x.latency_ns);
+                }
+                OpType::Fail => s.fail += 1,
+                _ => s.info += 1,
+            }
+        }
+        ok_latencies.sort_unstable();
+        s.ok_per_s = s.ok as f64 / s.duration_s;
+        s.p50_ms = quantile(&ok_latencies, 0.5).map(ns_to_ms);
+        s.p99_ms = quantile(&ok_latencies, 0.99).map(ns_to_ms);
+        s
+    }
+}
+
+pub fn ns_to_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// Time buckets: a round width chosen so a run has at most ~`target` buckets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Buckets {
+    pub width_ns: u64,
+    pub count: usize,
+}
+
+impl Buckets {
+    pub fn for_run(end_ns: u64, target: usize) -> Buckets {
+        let target = target.max(1) as u64;
+        let raw = (end_ns / target).max(1);
+        // Round up to 1, 2 or 5 times a power of ten so axis ticks and rates read well.
+        let mut width_ns = 1u64;
+        'outer: while width_ns < u64::MAX / 10 {
+            for m in [1, 2, 5] {
+                if width_ns * m >= raw {
+                    width_ns *= m;
+                    break 'outer;
+                }
+            }
+            width_ns *= 10;
+        }
+        let count = (end_ns / width_ns + 1) as usize;
+        Buckets { width_ns, count }
+    }
+
+    pub fn of(&self, t_ns: u64) -> usize {
+        ((t_ns / self.width_ns) as usize).min(self.count - 1)
+    }
+
+    /// The middle of bucket `i`, in seconds since the start.
+    pub fn mid_s(&self, i: usize) -> f64 {
+        (i as f64 + 0.5) * self.width_ns as f64 / 1e9
+    }
+}
+
+/// Number of buckets plots aim for: fine enough to see a fault, coarse enough to be smooth.
+pub const PLOT_BUCKETS: usize = 120;
+
+/// Completions per second in each bucket, one series per (f, ok) and one each for all
+/// fails and all infos (ops that never completed are counted at the run's end as info).
+pub struct Throughput {
+    pub buckets: Buckets,
+    /// (label, outcome, rate per bucket in ops/s)
+    pub series: Vec<(String, OpType, Vec<f64>)>,
+}
+
+impl Throughput {
+    pub fn of(samples: &Samples) -> Throughput {
+        let buckets = Buckets::for_run(samples.end_ns, PLOT_BUCKETS);
+        let per_s = 1e9 / buckets.width_ns as f64;
+        let mut ok = vec![vec![0f64; buckets.count]; samples.fs.len()];
+        let mut fail = vec![0f64; buckets.count];
+        let mut info = vec![0f64; buckets.count];
+        for x in &samples.samples {
+            let done_ns = x
+                .latency_ns
+                .map(|l| x.invoke_ns + l)
+                .unwrap_or(samples.end_ns);
+            let b = buckets.of(done_ns);
+            match x.outcome {
+                OpType::Ok => ok[x.f as usize][b] += per_s,
+                OpType::Fail => fail[b] += per_s,
+                _ => info[b] += per_s,
+            }
+        }
+        let mut series: Vec<(String, OpType, Vec<f64>)> = samples
+            .fs
+            .iter()
+            .zip(ok)
+            .map(|(f, rates)| (format!("{f} ok"), OpType::Ok, rates))
+            .collect();
+        if fail.iter().any(|&r| r > 0.0) {
+            series.push(("fail (all f)".into(), OpType::Fail, fail));
+        }
+        if info.iter().any(|&r| r > 0.0) {
+            series.push(("info (all f)".into(), OpType::Info, info));
+        }
+        Throughput { buckets, series }
+    }
+}
+
+/// Latency quantiles of ok ops per bucket, by invocation time.
+pub struct LatencyQuantiles {
+    pub buckets: Buckets,
+    /// (label, per bucket: quantile in ms or None when the bucket had no ok op)
+    pub series: Vec<(&'static str, Vec<Option<f64>>)>,
+}
+
+pub const QUANTILES: &[(&str, f64)] = &[("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)];
+
+impl LatencyQuantiles {
+    pub fn of(samples: &Samples) -> LatencyQuantiles {
+        let buckets = Buckets::for_run(samples.end_ns, PLOT_BUCKETS);
+        let mut per_bucket: Vec<Vec<u64>> = vec![Vec::new(); buckets.count];
+        for x in &samples.samples {
+            if let (OpType::Ok, Some(l)) = (x.outcome, x.latency_ns) {
+                per_bucket[buckets.of(x.invoke_ns)].push(l);
+            }
+        }
+        for b in &mut per_bucket {
+            b.sort_unstable();
+        }
+        let series = QUANTILES
+            .iter()
+            .map(|&(name, q)| {
+                (
+                    name,
+                    per_bucket
+                        .iter()
+                        .map(|b| quantile(b, q).map(ns_to_ms))
+                        .collect(),
+                )
+            })
+            .collect();
+        LatencyQuantiles { buckets, series }
+    }
+}
+
+/// The scatter's points: every fail and info op (up to `max_points`), then ok ops evenly
+/// spaced to fill the budget, plus the slowest ok ops so the tail stays visible.
+/// Returns the kept samples and whether anything was dropped.
+pub fn downsample(samples: &[Sample], max_points: usize) -> (Vec<Sample>, bool) {
+    let with_latency: Vec<&Sample> = samples.iter().filter(|s| s.latency_ns.is_some()).collect();
+    if with_latency.len() <= max_points {
+        return (with_latency.into_iter().copied().collect(), false);
+    }
+    let (ok, not_ok): (Vec<&Sample>, Vec<&Sample>) =
+        with_latency.into_iter().partition(|s| s.outcome == OpType::Ok);
+    let mut kept: Vec<Sample> = stride(&not_ok, max_points);
+    let room = max_points.saturating_sub(kept.len());
+    let slowest_n = (room / 20).min(ok.len());
+    let mut by_latency: Vec<&Sample> = ok.clone();
+    if slowest_n > 0 {
+        by_latency.select_nth_unstable_by_key(ok.len() - slowest_n, |s| s.latency_ns);
+        kept.extend(by_latency[ok.len() - slowest_n..].iter().copied().copied());
+    }
+    kept.extend(stride(&ok, room - slowest_n));
+    kept.sort_by_key(|s| s.index);
+    kept.dedup_by_key(|s| s.index);
+    (kept, true)
+}
+
+/// Every k-th element so that at most `n` remain, evenly over the whole slice.
+fn stride(items: &[&Sample], n: usize) -> Vec<Sample> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if items.len() <= n {
+        return items.iter().copied().copied().collect();
+    }
+    (0..n).map(|i| *items[i * items.len() / n]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(index: u64, outcome: OpType, latency_ns: u64) -> Sample {
+        Sample {
+            index,
+            invoke_ns: index * 1_000,
+            latency_ns: Some(latency_ns),
+            f: 0,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn quantile_is_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), Some(50));
+        assert_eq!(quantile(&v, 0.99), Some(99));
+        assert_eq!(quantile(&v, 1.0), Some(100));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn buckets_have_round_widths_and_cover_the_run() {
+        let b = Buckets::for_run(60_000_000_000, 120);
+        assert_eq!(b.width_ns, 500_000_000);
+        assert_eq!(b.of(60_000_000_000), b.count - 1);
+        let tiny = Buckets::for_run(0, 120);
+        assert_eq!(tiny.count, 1);
+    }
+
+    #[test]
+    fn downsample_keeps_every_failure_and_the_slowest_ops_within_budget() {
+        let mut all: Vec<Sample> = (0..100_000).map(|i| sample(i, OpType::Ok, 1_000)).collect();
+        all[777] = sample(777, OpType::Fail, 5);
+        all[888] = sample(888, OpType::Info, 5);
+        all[999].latency_ns = Some(9_999_999);
+        let (kept, dropped) = downsample(&all, 2_000);
+        assert!(dropped);
+        assert!(kept.len() <= 2_000, "{}", kept.len());
+        for i in [777, 888, 999] {
+            assert!(kept.iter().any(|s| s.index == i), "op {i} was dropped");
+        }
+    }
+
+    #[test]
+    fn downsample_keeps_everything_under_budget() {
+        let all: Vec<Sample> = (0..10).map(|i| sample(i, OpType::Ok, 1)).collect();
+        let (kept, dropped) = downsample(&all, 100);
+        assert_eq!(kept.len(), 10);
+        assert!(!dropped);
+    }
+}

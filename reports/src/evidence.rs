@@ -1,0 +1,284 @@
+//! Reading checker evidence generically: which ops it points at, which Elle cycles it
+//! holds, what a linearizability counterexample says.
+//!
+//! Checkers are written by different people and evolve; the report must not break when
+//! a field moves. So nothing here deserializes into a fixed struct: the evidence is
+//! walked as JSON, known key names are looked for at any depth, and anything not
+//! understood is still shown raw on the page.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// Keys whose integer values (or arrays of integers, or objects with an `index`) are op
+/// indices in the history.
+const INDEX_KEYS: &[&str] = &[
+    "index",
+    "indices",
+    "ops",
+    "op",
+    "op_index",
+    "op_indices",
+    "txn",
+    "txns",
+    "failing_op",
+    "last_op",
+    "previous_ok",
+    "invoke",
+    "completion",
+    "from",
+    "to",
+    "cycle",
+    "writer",
+    "reader",
+    "writes",
+    "reads",
+];
+
+/// Bounds on the walk: evidence is untrusted and may be huge or deeply nested.
+const MAX_DEPTH: usize = 32;
+pub const MAX_INDICES: usize = 10_000;
+
+/// Op indices referenced in `evidence`, below `history_len`.
+pub fn op_indices(evidence: &Value, history_len: usize) -> BTreeSet<u64> {
+    fn take(v: &Value, out: &mut BTreeSet<u64>, limit: u64) {
+        match v {
+            Value::Number(n) => {
+                if let Some(i) = n.as_u64().filter(|&i| i < limit) {
+                    out.insert(i);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| match i {
+                Value::Number(_) => take(i, out, limit),
+                Value::Object(o) => {
+                    if let Some(ix) = o.get("index") {
+                        take(ix, out, limit)
+                    }
+                }
+                _ => {}
+            }),
+            Value::Object(o) => {
+                if let Some(ix) = o.get("index") {
+                    take(ix, out, limit)
+                }
+            }
+            _ => {}
+        }
+    }
+    fn walk(v: &Value, depth: usize, out: &mut BTreeSet<u64>, limit: u64) {
+        if depth > MAX_DEPTH || out.len() >= MAX_INDICES {
+            return;
+        }
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    if INDEX_KEYS.contains(&k.as_str()) {
+                        take(child, out, limit);
+                    }
+                    walk(child, depth + 1, out, limit);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|c| walk(c, depth + 1, out, limit)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(evidence, 0, &mut out, history_len as u64);
+    while out.len() > MAX_INDICES {
+        out.pop_last();
+    }
+    out
+}
+
+/// One edge of an Elle cycle: `from` depends on / precedes `to` because of `why`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub from: Value,
+    pub to: Value,
+    /// `ww`, `wr`, `rw`, `rt`, `process`, ...
+    pub kind: String,
+    pub why: String,
+}
+
+/// An Elle cycle found in evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cycle {
+    /// `G1c`, `G-single`, ... when the evidence says.
+    pub name: String,
+    pub steps: Vec<Step>,
+}
+
+/// Cycles shown per checker; the rest are counted.
+pub const MAX_CYCLES: usize = 12;
+/// Edges drawn per cycle; Elle reports minimal cycles, rarely longer than a handful.
+pub const MAX_STEPS: usize = 24;
+
+/// Every object holding a `steps` list of `{from, to, ...}`, at any depth (bounded).
+/// Returns up to [`MAX_CYCLES`] cycles and how many were found in all.
+pub fn cycles(evidence: &Value) -> (Vec<Cycle>, usize) {
+    fn text(v: Option<&Value>) -> String {
+        match v {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        }
+    }
+    fn walk(v: &Value, depth: usize, name: &str, out: &mut Vec<Cycle>, total: &mut usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        match v {
+            Value::Object(map) => {
+                let own_name = ["anomaly", "type", "name"]
+                    .iter()
+                    .find_map(|k| map.get(*k).and_then(Value::as_str))
+                    .unwrap_or(name)
+                    .to_string();
+                if let Some(Value::Array(steps)) = map.get("steps") {
+                    let steps: Vec<Step> = steps
+                        .iter()
+                        .filter_map(|s| {
+                            let (from, to) = (s.get("from")?, s.get("to")?);
+                            Some(Step {
+                                from: from.clone(),
+                                to: to.clone(),
+                                kind: text(s.get("type").or_else(|| s.get("kind"))),
+                                why: text(s.get("why").or_else(|| s.get("explanation"))),
+                            })
+                        })
+                        .take(MAX_STEPS)
+                        .collect();
+                    if !steps.is_empty() {
+                        *total += 1;
+                        if out.len() < MAX_CYCLES {
+                            out.push(Cycle {
+                                name: own_name.clone(),
+                                steps,
+                            });
+                        }
+                        return;
+                    }
+                }
+                for (k, child) in map {
+                    // A map keyed by anomaly name: {"G1c": [cycle, ...]}.
+                    let inherited = if k.starts_with('G') || k.contains("cycle") {
+                        k.as_str()
+                    } else {
+                        own_name.as_str()
+                    };
+                    walk(child, depth + 1, inherited, out, total);
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .for_each(|c| walk(c, depth + 1, name, out, total)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut total = 0;
+    walk(evidence, 0, "cycle", &mut out, &mut total);
+    (out, total)
+}
+
+/// A label for a transaction reference in a cycle: `T12` for an op index, the `index`
+/// of an op object, else the value itself (cut short).
+pub fn txn_label(v: &Value) -> String {
+    match v {
+        Value::Number(n) => format!("T{n}"),
+        Value::Object(o) => match o.get("index") {
+            Some(ix) => format!("T{ix}"),
+            None => crate::html::compact_json(v, 24),
+        },
+        other => crate::html::compact_json(other, 24),
+    }
+}
+
+/// A linearizability counterexample's parts, each optional.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Linearizable {
+    /// The op at which no linearization can continue.
+    pub failing_op: Option<Value>,
+    /// The model states the search could be in just before it broke.
+    pub states: Vec<Value>,
+    /// The key of a keyed (independent) history, when given.
+    pub key: Option<Value>,
+}
+
+/// Bound on states listed; searches can hold thousands of configurations.
+pub const MAX_STATES: usize = 50;
+
+/// Reads the parts of a linearizability counterexample, searching known key names.
+pub fn linearizable(evidence: &Value) -> Linearizable {
+    fn find<'a>(v: &'a Value, keys: &[&str], depth: usize) -> Option<&'a Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match v {
+            Value::Object(map) => {
+                for k in keys {
+                    if let Some(x) = map.get(*k) {
+                        return Some(x);
+                    }
+                }
+                map.values().find_map(|c| find(c, keys, depth + 1))
+            }
+            Value::Array(items) => items.iter().find_map(|c| find(c, keys, depth + 1)),
+            _ => None,
+        }
+    }
+    let states = match find(
+        evidence,
+        &["states", "configs", "final_states", "final-paths", "final_paths", "models", "model_states"],
+        0,
+    ) {
+        Some(Value::Array(items)) => items.iter().take(MAX_STATES).cloned().collect(),
+        Some(other) => vec![other.clone()],
+        None => Vec::new(),
+    };
+    Linearizable {
+        failing_op: find(evidence, &["failing_op", "op", "last_op", "failed_op"], 0).cloned(),
+        states,
+        key: find(evidence, &["key"], 0).cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn op_indices_come_from_known_keys_at_any_depth_and_not_from_values() {
+        let ev = json!({
+            "failing_op": 7,
+            "ops": [1, {"index": 3, "value": 99}],
+            "cycles": [{"steps": [{"from": 10, "to": 12, "type": "rw"}]}],
+            "value": 55,
+            "count": 4,
+            "txn": 1_000_000
+        });
+        let got: Vec<u64> = op_indices(&ev, 100).into_iter().collect();
+        assert_eq!(got, vec![1, 3, 7, 10, 12]);
+    }
+
+    #[test]
+    fn cycles_are_found_with_their_anomaly_names() {
+        let ev = json!({"anomalies": {"G1c": [{"cycle": [1, 2], "steps": [
+            {"from": 1, "to": 2, "type": "wr", "why": "T2 read 1 written by T1"},
+            {"from": 2, "to": 1, "type": "ww", "why": "T1 overwrote T2"}]}]}});
+        let (cs, total) = cycles(&ev);
+        assert_eq!(total, 1);
+        assert_eq!(cs[0].name, "G1c");
+        assert_eq!(cs[0].steps.len(), 2);
+        assert_eq!(cs[0].steps[1].kind, "ww");
+        assert_eq!(txn_label(&cs[0].steps[0].from), "T1");
+    }
+
+    #[test]
+    fn linearizable_parts_tolerate_any_shape() {
+        let lin = linearizable(&json!({"failing_op": {"index": 4}, "configs": [{"model": 1}, {"model": 2}]}));
+        assert_eq!(lin.states.len(), 2);
+        assert!(lin.failing_op.is_some());
+        assert_eq!(linearizable(&json!("nothing")), Linearizable::default());
+    }
+}

@@ -1,0 +1,568 @@
+//! The run report, `index.html`: one self-contained page that shows what happened and,
+//! when something broke, where and why.
+//!
+//! Order follows the reader's questions: did it pass (verdict, anomalies), what was run
+//! (options, seed), what did the system do under which faults (charts with fault bands,
+//! per-node lanes), where exactly did it break (per checker: explanation, cycles,
+//! counterexample, timelines), what did the nodes say then (log excerpts), raw files.
+
+use crate::analysis::{Samples, Summary};
+use crate::charts;
+use crate::cycle::cycle_html;
+use crate::error::{write_file, ReportError};
+use crate::evidence;
+use crate::faults;
+use crate::html::{badge, chips, compact_json, esc, json_details, page, table, truncate, verdict_class};
+use crate::lanes::lanes_svg;
+use crate::logs::{self, Selection};
+use crate::plot::{fault_color, short_number};
+use crate::rundir::{ResultsSource, RunData};
+use crate::timeline;
+use chrono::{DateTime, Duration, Utc};
+use distest_checkers::{History, Results, Validity, Verdict};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Seconds of node log shown before the first and after the last op of interest.
+const LOG_MARGIN_S: i64 = 5;
+/// Bytes of raw evidence JSON shown per checker.
+const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
+/// Nemesis events listed in the events table.
+const MAX_EVENT_ROWS: usize = 500;
+
+/// Renders `run_dir/index.html` (plus `latency.svg` and `throughput.svg`) and returns
+/// the page's path.
+pub fn render_run(run_dir: &Path) -> Result<PathBuf, ReportError> {
+    let run = RunData::load(run_dir)?;
+    let html = run_html(&run)?;
+    let out = run_dir.join("index.html");
+    write_file(&out, html.page)?;
+    for (name, svg) in html.svgs {
+        write_file(&run_dir.join(name), svg)?;
+    }
+    Ok(out)
+}
+
+/// A rendered page plus the chart files written beside it.
+pub struct RenderedRun {
+    pub page: String,
+    pub svgs: Vec<(&'static str, String)>,
+}
+
+/// Builds the page of a loaded run without writing anything.
+pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
+    let mut body = String::new();
+    let mut svgs = Vec::new();
+    let title = run_title(run);
+    let _ = write!(body, "<h1>{}</h1>", esc(&title));
+    let focus = focus_ops(run);
+    body.push_str(&verdict_block(run));
+    body.push_str(
+        "<nav><a href=\"#checkers\">checkers</a><a href=\"#test\">test</a><a href=\"#perf\">throughput &amp; latency</a>\
+         <a href=\"#nodes\">nodes &amp; faults</a><a href=\"#anomalies\">anomalies</a><a href=\"#logs\">node logs</a><a href=\"#files\">raw files</a></nav>",
+    );
+    body.push_str(&checkers_table(run));
+    body.push_str(&test_section(run));
+    if let Some(h) = &run.history {
+        let samples = Samples::from_history(h);
+        let events = faults::nemesis_events(h);
+        let intervals = faults::intervals(&events, samples.end_ns);
+        let bands = charts::bands(&intervals);
+        body.push_str("<h2 id=\"perf\">Throughput and latency</h2>");
+        body.push_str(&summary_table(&Summary::of(&samples)));
+        body.push_str(&fault_legend(&intervals));
+        if samples.samples.is_empty() {
+            body.push_str("<p class=\"note\">The history has no client ops; nothing to plot.</p>");
+        } else {
+            let tp = charts::throughput_svg(&samples, &bands)?;
+            let (lat, dropped) = charts::latency_svg(&samples, &bands)?;
+            let _ = write!(body, "<figure>{tp}</figure><figure>{lat}</figure>");
+            if dropped {
+                let _ = write!(
+                    body,
+                    "<p class=\"note\">The scatter shows {} of {} ops: every fail and info op, the slowest ok ops and an even sample of the rest. Quantile lines and rates use every op.</p>",
+                    charts::MAX_SCATTER_POINTS,
+                    samples.samples.len()
+                );
+            }
+            svgs.push(("throughput.svg", tp));
+            svgs.push(("latency.svg", lat));
+        }
+        body.push_str(&nodes_section(run, h, &events, samples.end_ns));
+        body.push_str(&anomalies_section(run, Some(h)));
+    } else {
+        body.push_str("<h2 id=\"perf\">Throughput and latency</h2><p class=\"note\">No readable history: no charts.</p>");
+        body.push_str(&anomalies_section(run, None));
+    }
+    body.push_str(&logs_section(run, &focus));
+    body.push_str(&files_section(run, &svgs));
+    if !run.notes.is_empty() {
+        body.push_str("<h2 id=\"notes\">Notes</h2><ul>");
+        for n in &run.notes {
+            let _ = write!(body, "<li class=\"warn\">{}</li>", esc(n));
+        }
+        body.push_str("</ul>");
+    }
+    let _ = write!(
+        body,
+        "<p class=\"note\">Written by distest-reports {} from {}.</p>",
+        env!("CARGO_PKG_VERSION"),
+        esc(&run.dir.display().to_string())
+    );
+    Ok(RenderedRun {
+        page: page(&title, &body),
+        svgs,
+    })
+}
+
+/// `distest run: kv · register · partition`, from whatever test.json has.
+pub fn run_title(run: &RunData) -> String {
+    let parts: Vec<String> = ["target", "workload", "nemesis"]
+        .iter()
+        .filter_map(|k| run.test_str(k))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty() {
+        format!("distest run: {}", dir_name(&run.dir))
+    } else {
+        format!("distest run: {}", parts.join(" · "))
+    }
+}
+
+pub fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+fn verdict_block(run: &RunData) -> String {
+    let Some(results) = &run.results else {
+        return "<div class=\"verdict unknown\"><span class=\"badge unknown\">unknown</span> No results and no readable history: nothing was checked.</div>".into();
+    };
+    let anomalies = results.anomalies();
+    let sentence = headline(results);
+    let source = match run.results_source {
+        ResultsSource::Stats => " <span class=\"note\">(stats checker only: the run has no results.json)</span>",
+        _ => "",
+    };
+    format!(
+        "<div class=\"verdict {}\">{} {}{source}<div>{}</div></div>",
+        verdict_class(results.valid),
+        badge(results.valid),
+        esc(&sentence),
+        chips(&anomalies)
+    )
+}
+
+/// One sentence saying what the verdict is and who said so.
+pub fn headline(results: &Results) -> String {
+    let by = |v: Validity| -> Vec<&str> {
+        results
+            .checkers
+            .iter()
+            .filter(|(_, c)| c.valid == v)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    match results.valid {
+        Validity::Valid => format!(
+            "No anomaly found by {} checker(s): {}.",
+            results.checkers.len(),
+            by(Validity::Valid).join(", ")
+        ),
+        Validity::Invalid => {
+            let a = results.anomalies();
+            format!(
+                "{} found by {}.",
+                if a.is_empty() {
+                    "An anomaly was".to_string()
+                } else {
+                    format!("{} anomal{}", a.len(), if a.len() == 1 { "y" } else { "ies" })
+                },
+                by(Validity::Invalid).join(", ")
+            )
+        }
+        Validity::Unknown if results.checkers.is_empty() => "No checker ran, so nothing is known.".into(),
+        Validity::Unknown => format!(
+            "Undecided: {} could not reach a verdict.",
+            by(Validity::Unknown).join(", ")
+        ),
+    }
+}
+
+fn checkers_table(run: &RunData) -> String {
+    let Some(results) = &run.results else {
+        return String::new();
+    };
+    let mut rows: Vec<(&String, &Verdict)> = results.checkers.iter().collect();
+    rows.sort_by_key(|(_, v)| match v.valid {
+        Validity::Invalid => 0,
+        Validity::Unknown => 1,
+        Validity::Valid => 2,
+    });
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(name, v)| {
+            let link = if v.valid == Validity::Valid {
+                esc(name)
+            } else {
+                format!("<a href=\"#checker-{}\">{}</a>", anchor(name), esc(name))
+            };
+            vec![link, badge(v.valid), chips(&v.anomalies), esc(&truncate(&v.summary, 400))]
+        })
+        .collect();
+    format!(
+        "<h2 id=\"checkers\">Checkers</h2>{}",
+        table("checkers", &["checker", "verdict", "anomalies", "summary"], &rows)
+    )
+}
+
+/// An id fragment: only characters safe in ids and URLs.
+fn anchor(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
+}
+
+fn test_section(run: &RunData) -> String {
+    let mut out = String::from("<h2 id=\"test\">Test</h2>");
+    let Some(map) = run.test.as_object() else {
+        out.push_str("<p class=\"note\">No test.json: options and seed unknown.</p>");
+        return out;
+    };
+    if let Some(seed) = map.get("seed") {
+        let _ = write!(
+            out,
+            "<p>Seed <b class=\"mono\">{}</b>: rerun with the same options and this seed to replay the op mix and the fault schedule.</p>",
+            esc(&compact_json(seed, 80))
+        );
+    }
+    if let Some(cmd) = map.get("command") {
+        let _ = write!(out, "<pre>{}</pre>", esc(&compact_json(cmd, 2000)));
+    }
+    let rows: Vec<Vec<String>> = map
+        .iter()
+        .filter(|(k, _)| k.as_str() != "command")
+        .take(200)
+        .map(|(k, v)| vec![format!("<code>{}</code>", esc(k)), format!("<span class=\"mono\">{}</span>", esc(&compact_json(v, 400)))])
+        .collect();
+    out.push_str(&table("options", &["option", "value"], &rows));
+    out
+}
+
+fn summary_table(s: &Summary) -> String {
+    let ms = |v: Option<f64>| v.map(|x| format!("{} ms", short_number(x))).unwrap_or_else(|| "–".into());
+    table(
+        "summary",
+        &["client ops", "ok", "fail", "info", "duration", "ok ops/s", "p50 latency (ok)", "p99 latency (ok)"],
+        &[vec![
+            s.ops.to_string(),
+            s.ok.to_string(),
+            s.fail.to_string(),
+            s.info.to_string(),
+            format!("{} s", short_number(s.duration_s)),
+            short_number(s.ok_per_s),
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+        ]],
+    )
+}
+
+fn fault_legend(intervals: &[faults::FaultInterval]) -> String {
+    if intervals.is_empty() {
+        return "<p class=\"note\">No fault was active during the run (no nemesis ops in the history).</p>".into();
+    }
+    let mut kinds: Vec<&str> = intervals.iter().map(|i| i.kind.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut out = String::from("<p class=\"legend\">Shaded bands: faults active. ");
+    for k in kinds {
+        let n = intervals.iter().filter(|i| i.kind == k).count();
+        let _ = write!(
+            out,
+            "<span><i class=\"sw\" style=\"background:{}\"></i>{} ({n})</span>",
+            fault_color(k),
+            esc(k)
+        );
+    }
+    out.push_str("</p>");
+    out
+}
+
+fn nodes_section(run: &RunData, h: &History, events: &[faults::NemesisEvent<'_>], end_ns: u64) -> String {
+    let mut out = String::from("<h2 id=\"nodes\">Nodes and faults</h2>");
+    if events.is_empty() {
+        out.push_str("<p class=\"note\">The nemesis did nothing in this run.</p>");
+        return out;
+    }
+    let nodes = run.node_names();
+    let per_node = faults::node_events(events, &nodes);
+    let node_iv = faults::node_intervals(events, &nodes, end_ns);
+    out.push_str("<figure>");
+    out.push_str(&lanes_svg(&nodes, &node_iv, &per_node, end_ns));
+    out.push_str("</figure>");
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .take(MAX_EVENT_ROWS)
+        .map(|e| {
+            let named = faults::nodes_in(&e.op.value, &nodes);
+            vec![
+                format!("<span class=\"mono\">{:.3} s</span>", e.time_ns as f64 / 1e9),
+                format!("#{}", e.op.index),
+                esc(&e.op.f),
+                esc(&named.join(", ")),
+                format!("<span class=\"mono\">{}</span>", esc(&compact_json(&e.op.value, 300))),
+            ]
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "<details{}><summary>{} nemesis event(s)</summary>{}</details>",
+        if events.len() <= 40 { " open" } else { "" },
+        events.len(),
+        table("events", &["time", "op", "f", "nodes", "value (what was done)"], &rows)
+    );
+    if events.len() > MAX_EVENT_ROWS {
+        let _ = write!(out, "<p class=\"note\">First {MAX_EVENT_ROWS} events shown; all are in history.jsonl.</p>");
+    }
+    let _ = h;
+    out
+}
+
+/// Op indices referenced by non-valid checkers' evidence.
+fn focus_ops(run: &RunData) -> BTreeSet<u64> {
+    let (Some(results), Some(h)) = (&run.results, &run.history) else {
+        return BTreeSet::new();
+    };
+    results
+        .checkers
+        .values()
+        .filter(|v| v.valid != Validity::Valid)
+        .flat_map(|v| evidence::op_indices(&v.evidence, h.len()))
+        .collect()
+}
+
+fn anomalies_section(run: &RunData, history: Option<&History>) -> String {
+    let mut out = String::from("<h2 id=\"anomalies\">Anomalies</h2>");
+    let Some(results) = &run.results else {
+        out.push_str("<p class=\"note\">No results.</p>");
+        return out;
+    };
+    let bad: Vec<(&String, &Verdict)> = results
+        .checkers
+        .iter()
+        .filter(|(_, v)| v.valid != Validity::Valid)
+        .collect();
+    if bad.is_empty() {
+        out.push_str("<p>None: every checker found the history valid.</p>");
+        return out;
+    }
+    for (name, v) in bad {
+        out.push_str(&checker_view(name, v, history));
+    }
+    out
+}
+
+fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
+    let mut out = format!(
+        "<section class=\"checker\" id=\"checker-{}\"><h3>{} {}</h3><div>{}</div>",
+        anchor(name),
+        esc(name),
+        badge(v.valid),
+        chips(&v.anomalies)
+    );
+    if !v.summary.is_empty() {
+        let _ = write!(out, "<p>{}</p>", esc(&v.summary));
+    }
+    if !v.explanation.is_empty() {
+        let _ = write!(out, "<pre class=\"explanation\">{}</pre>", esc(&truncate(&v.explanation, 20_000)));
+    }
+    let (cycles, total) = evidence::cycles(&v.evidence);
+    if !cycles.is_empty() {
+        let _ = write!(out, "<h4>Dependency cycles ({total})</h4>");
+        for c in &cycles {
+            out.push_str(&cycle_html(c));
+        }
+        if total > cycles.len() {
+            let _ = write!(out, "<p class=\"note\">{} more cycles are in results.json.</p>", total - cycles.len());
+        }
+    }
+    if name.contains("linear") {
+        out.push_str(&linearizable_view(&v.evidence, history));
+    }
+    if let Some(h) = history {
+        let focus = evidence::op_indices(&v.evidence, h.len());
+        if !focus.is_empty() {
+            let (windows, cut) = timeline::windows(h, &focus);
+            let _ = write!(
+                out,
+                "<h4>Timeline around the {} op(s) the checker points at</h4><p class=\"note\">Columns are processes, bars run from invocation to completion (blue ok, red fail, orange info or never completed); outlined bars are the ones the checker names. Hover a bar for the full op.</p>",
+                focus.len()
+            );
+            for w in windows {
+                let _ = write!(
+                    out,
+                    "<figure class=\"timeline\"><figcaption class=\"note\">history entries {} to {}</figcaption>{}</figure>",
+                    w.first,
+                    w.last,
+                    timeline::timeline_svg(h, w, &focus)
+                );
+            }
+            if cut {
+                out.push_str("<p class=\"note\">More referenced ops lie outside the windows shown; see the evidence.</p>");
+            }
+        }
+    }
+    if !v.evidence.is_null() {
+        out.push_str(&json_details("Raw evidence (JSON)", &v.evidence, MAX_EVIDENCE_BYTES));
+    }
+    out.push_str("</section>");
+    out
+}
+
+fn linearizable_view(ev: &Value, history: Option<&History>) -> String {
+    let lin = evidence::linearizable(ev);
+    if lin == evidence::Linearizable::default() {
+        return String::new();
+    }
+    let mut out = String::from("<h4>Linearizability counterexample</h4>");
+    if let Some(key) = &lin.key {
+        let _ = write!(out, "<p>Key <code>{}</code>.</p>", esc(&compact_json(key, 200)));
+    }
+    if let Some(op) = &lin.failing_op {
+        let described = match (op.as_u64().or_else(|| op.get("index").and_then(Value::as_u64)), history) {
+            (Some(i), Some(h)) if (i as usize) < h.len() => {
+                let mut s = h.ops()[i as usize].to_string();
+                if let Some(p) = h.partner(i as usize) {
+                    s.push_str(&format!("\n{}", h.ops()[p]));
+                }
+                s
+            }
+            _ => compact_json(op, 1000),
+        };
+        let _ = write!(
+            out,
+            "<p>It breaks at this op: no order of the ops before it that the model accepts can take it.</p><pre>{}</pre>",
+            esc(&described)
+        );
+    }
+    if !lin.states.is_empty() {
+        let _ = write!(out, "<p>The states the model could be in just before ({}{}):</p><ol class=\"mono\">", lin.states.len(), if lin.states.len() == evidence::MAX_STATES { "+" } else { "" });
+        for s in &lin.states {
+            let _ = write!(out, "<li>{}</li>", esc(&compact_json(s, 300)));
+        }
+        out.push_str("</ol>");
+    }
+    out
+}
+
+fn logs_section(run: &RunData, focus: &BTreeSet<u64>) -> String {
+    let mut out = String::from("<h2 id=\"logs\">Node logs</h2>");
+    let nodes = run.node_names();
+    let window = log_window(run, focus);
+    let excerpts = logs::excerpts(&run.dir, &nodes, window);
+    if excerpts.is_empty() {
+        out.push_str("<p class=\"note\">No node logs in this run directory (nodes/&lt;node&gt;/*.log).</p>");
+        return out;
+    }
+    match window {
+        Some((a, b)) => {
+            let _ = write!(
+                out,
+                "<p class=\"note\">Lines stamped between {} and {} (the ops the checkers point at, ± {LOG_MARGIN_S} s); logs whose timestamps could not be aligned show their last lines.</p>",
+                a.to_rfc3339(),
+                b.to_rfc3339()
+            );
+        }
+        None => out.push_str("<p class=\"note\">The last lines of each log (no anomaly to align on, or no started_at in test.json).</p>"),
+    }
+    for ex in excerpts {
+        let how = match ex.selection {
+            Selection::Aligned => "around the failure",
+            Selection::Tail => "last lines",
+        };
+        let mut text = String::new();
+        for (n, line) in &ex.lines {
+            let _ = writeln!(text, "{n:>6}  {}", esc(line));
+        }
+        let _ = write!(
+            out,
+            "<details{}><summary><b>{}</b> <a href=\"{}\">{}</a> — {how}{}</summary><pre class=\"mono\">{text}</pre></details>",
+            if ex.selection == Selection::Aligned { " open" } else { "" },
+            esc(&ex.node),
+            href(&ex.rel_path),
+            esc(&ex.rel_path.display().to_string()),
+            if ex.cut { " (excerpt)" } else { "" },
+        );
+    }
+    out
+}
+
+/// Wall-clock span of the ops of interest, from `started_at` plus their op times.
+fn log_window(run: &RunData, focus: &BTreeSet<u64>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let h = run.history.as_ref()?;
+    let started = DateTime::parse_from_rfc3339(run.test.get("started_at")?.as_str()?).ok()?;
+    let times: Vec<u64> = focus
+        .iter()
+        .filter_map(|&i| h.get(i as usize))
+        .map(|op| op.time)
+        .collect();
+    let (min, max) = (*times.iter().min()?, *times.iter().max()?);
+    let at = |ns: u64| started.with_timezone(&Utc) + Duration::nanoseconds(ns.min(i64::MAX as u64) as i64);
+    Some((at(min) - Duration::seconds(LOG_MARGIN_S), at(max) + Duration::seconds(LOG_MARGIN_S)))
+}
+
+fn files_section(run: &RunData, svgs: &[(&'static str, String)]) -> String {
+    let mut links: Vec<PathBuf> = ["test.json", "history.jsonl", "history.edn", "results.json", "distest.log"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| run.dir.join(p).is_file())
+        .collect();
+    links.extend(svgs.iter().map(|(n, _)| PathBuf::from(n)));
+    links.extend(
+        logs::log_files(&run.dir, &run.node_names())
+            .into_iter()
+            .map(|(_, p)| p.strip_prefix(&run.dir).map(Path::to_path_buf).unwrap_or(p)),
+    );
+    let mut out = String::from("<h2 id=\"files\">Raw files</h2><ul>");
+    for l in links {
+        let _ = write!(out, "<li><a href=\"{}\">{}</a></li>", href(&l), esc(&l.display().to_string()));
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// A relative link to `path`: each segment percent-encoded, so names cannot break out.
+pub fn href(path: &Path) -> String {
+    let mut out = String::new();
+    for (i, seg) in path.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in seg.to_string_lossy().bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn href_encodes_everything_but_safe_characters() {
+        assert_eq!(href(Path::new("nodes/n1/a b\"<.log")), "nodes/n1/a%20b%22%3C.log");
+    }
+
+    #[test]
+    fn anchors_are_id_safe() {
+        assert_eq!(anchor("list-append \"x\""), "list-append__x_");
+    }
+}

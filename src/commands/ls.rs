@@ -1,0 +1,39 @@
+//! `distest ls`: the runs in the store, oldest first, with their verdicts.
+
+use crate::store::Store;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where runs live.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let runs = Store::new(&args.store).runs()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", args.store.display());
+        return Ok(0);
+    }
+    for run in &runs {
+        let verdict = run
+            .valid
+            .map(|v| v.as_str())
+            .unwrap_or("incomplete");
+        let anomalies = if run.anomalies.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", run.anomalies.join(", "))
+        };
+        println!("{:<10} {}{}", verdict, run.path.display(), anomalies);
+    }
+    Ok(0)
+}

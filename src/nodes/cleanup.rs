@@ -1,0 +1,408 @@
+//! Removing what distest created on this machine, found by name, and cleanup on Ctrl-C.
+//!
+//! Teardown never trusts memory: it lists namespaces, links, iptables rules and
+//! `/etc/netns` directories and removes those whose names carry a cluster's prefix (see
+//! [`names`](super::names)), so `distest env down` also works after the control node was
+//! SIGKILLed mid-setup. It is best effort: it tries every step, then reports the first error.
+//!
+//! [`install_signal_handler`] turns SIGINT/SIGTERM into "run every registered cleanup, newest
+//! first, then exit"; RAII guards register themselves with [`register_cleanup`].
+
+use super::host;
+use super::names::{parse_link, parse_namespace, ClusterNames};
+use super::NodesError;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Where `ip netns exec` finds per-namespace files (`hosts`) to bind-mount over `/etc`.
+pub const NETNS_ETC: &str = "/etc/netns";
+/// iptables tables scanned for rules carrying a distest comment.
+const IPTABLES_TABLES: [&str; 4] = ["filter", "nat", "mangle", "raw"];
+/// How long teardown waits for SIGKILLed namespace processes to disappear.
+const PROCESS_EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Which clusters a teardown or listing covers.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// One cluster.
+    Cluster(ClusterNames),
+    /// Every distest cluster on this machine.
+    All,
+}
+
+impl Scope {
+    fn namespace(&self, name: &str) -> bool {
+        match self {
+            Scope::Cluster(c) => c.owns_namespace(name),
+            Scope::All => parse_namespace(name).is_some(),
+        }
+    }
+
+    fn link(&self, name: &str) -> bool {
+        match self {
+            Scope::Cluster(c) => c.owns_link(name),
+            Scope::All => parse_link(name).is_some(),
+        }
+    }
+
+    fn comment(&self, comment: &str) -> bool {
+        match self {
+            Scope::Cluster(c) => comment == c.iptables_comment(),
+            Scope::All => comment.starts_with("distest:"),
+        }
+    }
+}
+
+/// Host objects of distest clusters that exist right now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub namespaces: Vec<String>,
+    pub links: Vec<String>,
+    /// `(table, rule as iptables -S prints it)`.
+    pub iptables_rules: Vec<(String, String)>,
+    pub netns_dirs: Vec<PathBuf>,
+    pub processes: Vec<u32>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+            && self.links.is_empty()
+            && self.iptables_rules.is_empty()
+            && self.netns_dirs.is_empty()
+            && self.processes.is_empty()
+    }
+}
+
+/// Lists the host objects in `scope`.
+pub fn leftovers(scope: &Scope) -> Result<Leftovers, NodesError> {
+    let namespaces: Vec<String> = host::list_namespaces()?
+        .into_iter()
+        .filter(|n| scope.namespace(n))
+        .collect();
+    let mut processes = Vec::new();
+    for ns in &namespaces {
+        processes.extend(host::namespace_pids(ns)?);
+    }
+    Ok(Leftovers {
+        links: host::list_links()?
+            .into_iter()
+            .filter(|l| scope.link(l))
+            .collect(),
+        iptables_rules: iptables_rules(scope)?,
+        netns_dirs: netns_dirs(scope),
+        namespaces,
+        processes,
+    })
+}
+
+fn iptables_rules(scope: &Scope) -> Result<Vec<(String, String)>, NodesError> {
+    let mut rules = Vec::new();
+    for table in IPTABLES_TABLES {
+        // A table the kernel lacks (no module) holds no rules of ours.
+        let out = host::run(&["iptables", "-t", table, "-S"])?;
+        if out.status != 0 {
+            continue;
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let args = host::split_iptables_rule(line);
+            let ours = args
+                .windows(2)
+                .any(|w| w[0] == "--comment" && scope.comment(&w[1]));
+            if ours && args.first().map(String::as_str) == Some("-A") {
+                rules.push((table.to_string(), line.to_string()));
+            }
+        }
+    }
+    Ok(rules)
+}
+
+fn netns_dirs(scope: &Scope) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(NETNS_ETC) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| scope.namespace(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// What a teardown removed.
+#[derive(Clone, Debug, Default)]
+pub struct TeardownReport {
+    pub removed: Leftovers,
+    pub data_dirs: Vec<PathBuf>,
+}
+
+/// Removes every host object in `scope`: kills the processes in its namespaces, deletes the
+/// namespaces, `/etc/netns` dirs, links and iptables rules, and the clusters' directories
+/// under `base_dir`. Tries every step; returns the first error after trying them all.
+pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesError> {
+    host::require_root()?;
+    let found = leftovers(scope)?;
+    let mut first_error: Option<NodesError> = None;
+    let mut note = |r: Result<(), NodesError>| {
+        if let Err(e) = r {
+            tracing::warn!("teardown step failed: {e}");
+            first_error.get_or_insert(e);
+        }
+    };
+
+    note(kill_namespace_processes(&found.namespaces));
+    for ns in &found.namespaces {
+        note(host::ok(&["ip", "netns", "delete", ns]).map(drop));
+    }
+    for dir in &found.netns_dirs {
+        note(remove_dir(dir));
+    }
+    // Deleting a namespace deletes the veth ends inside it and with them their host ends;
+    // what remains (bridge, veths of a half-built node) goes here.
+    let links_now = host::list_links()?;
+    for link in found.links.iter().filter(|l| links_now.contains(l)) {
+        note(host::ok(&["ip", "link", "delete", link]).map(drop));
+    }
+    for (table, rule) in &found.iptables_rules {
+        let mut args = host::split_iptables_rule(rule);
+        args[0] = "-D".to_string();
+        let mut argv = vec!["iptables", "-t", table.as_str()];
+        argv.extend(args.iter().map(String::as_str));
+        note(host::ok(&argv).map(drop));
+    }
+    let data_dirs = cluster_data_dirs(scope, base_dir);
+    for dir in &data_dirs {
+        note(remove_dir(dir));
+    }
+
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(TeardownReport {
+            removed: found,
+            data_dirs,
+        }),
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<(), NodesError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NodesError::Io {
+            what: "could not remove".into(),
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The clusters' directories under `base_dir`: `<base>/<id>` for one cluster; for all, each
+/// `<base>/<id>` holding a cluster state file (so unrelated directories are never touched).
+fn cluster_data_dirs(scope: &Scope, base_dir: &Path) -> Vec<PathBuf> {
+    match scope {
+        Scope::Cluster(c) => {
+            let dir = base_dir.join(c.id());
+            if dir.exists() {
+                vec![dir]
+            } else {
+                Vec::new()
+            }
+        }
+        Scope::All => std::fs::read_dir(base_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.join(super::local::STATE_FILE).is_file())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// SIGKILLs every process in `namespaces` and waits (bounded) until none is left.
+fn kill_namespace_processes(namespaces: &[String]) -> Result<(), NodesError> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let me = std::process::id();
+    let deadline = Instant::now() + PROCESS_EXIT_WAIT;
+    loop {
+        let mut pids = Vec::new();
+        for ns in namespaces {
+            pids.extend(host::namespace_pids(ns)?.into_iter().filter(|p| *p != me));
+        }
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(NodesError::BadSpec(format!(
+                "processes {pids:?} in the cluster's namespaces survived SIGKILL for {} s; check them with `ps` and remove them by hand",
+                PROCESS_EXIT_WAIT.as_secs()
+            )));
+        }
+        for pid in pids {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+type Cleanup = Box<dyn FnOnce() + Send>;
+
+fn registry() -> &'static Mutex<Vec<(u64, Cleanup)>> {
+    static REGISTRY: OnceLock<Mutex<Vec<(u64, Cleanup)>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn lock_registry() -> std::sync::MutexGuard<'static, Vec<(u64, Cleanup)>> {
+    // A cleanup that panicked must not stop the others from running.
+    registry().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Unregisters its cleanup when dropped (without running it): the RAII owner cleaned up
+/// itself. [`CleanupGuard::run_now`] runs it instead.
+#[derive(Debug)]
+pub struct CleanupGuard {
+    id: u64,
+}
+
+impl CleanupGuard {
+    /// Removes the cleanup from the registry and runs it, if it is still registered.
+    pub fn run_now(self) {
+        let taken = take(self.id);
+        if let Some(f) = taken {
+            f();
+        }
+    }
+}
+
+fn take(id: u64) -> Option<Cleanup> {
+    let mut reg = lock_registry();
+    let pos = reg.iter().position(|(i, _)| *i == id)?;
+    Some(reg.remove(pos).1)
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        drop(take(self.id));
+    }
+}
+
+/// Registers `f` to run if SIGINT/SIGTERM arrives (after [`install_signal_handler`]) or on
+/// [`run_registered_cleanups`]. Cleanups run newest first.
+pub fn register_cleanup(f: impl FnOnce() + Send + 'static) -> CleanupGuard {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    lock_registry().push((id, Box::new(f)));
+    CleanupGuard { id }
+}
+
+/// Runs (and unregisters) every registered cleanup, newest first.
+pub fn run_registered_cleanups() {
+    // Take them one at a time so a cleanup may itself register or drop guards.
+    loop {
+        let next = lock_registry().pop();
+        match next {
+            Some((_, f)) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+                    tracing::error!("a cleanup panicked; continuing with the others");
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// Installs (once per process) a SIGINT/SIGTERM handler that runs the registered cleanups
+/// and exits with 128 + the signal number (130, 143). A second signal during cleanup exits
+/// at once. Later calls are no-ops.
+pub fn install_signal_handler() -> Result<(), NodesError> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("dt-signals".into())
+                .spawn(move || signal_thread(ready_tx))
+                .map_err(|e| e.to_string())?;
+            ready_rx
+                .recv_timeout(Duration::from_secs(10))
+                .map_err(|_| "the signal thread did not start within 10 s".to_string())?
+        })
+        .clone()
+        .map_err(|message| NodesError::HostExec {
+            command: "install SIGINT/SIGTERM handler".into(),
+            message,
+        })
+}
+
+fn signal_thread(ready: std::sync::mpsc::Sender<Result<(), String>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let (mut int, mut term) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let code = tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        };
+        eprintln!("distest: interrupted; cleaning up (signal again to exit at once)");
+        let cleanup = tokio::task::spawn_blocking(run_registered_cleanups);
+        tokio::select! {
+            _ = cleanup => {}
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(code);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn cleanups_run_newest_first_and_dropped_guards_do_not_run() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l1 = log.clone();
+        let l2 = log.clone();
+        let l3 = log.clone();
+        let _g1 = register_cleanup(move || l1.lock().unwrap().push(1));
+        let g2 = register_cleanup(move || l2.lock().unwrap().push(2));
+        let _g3 = register_cleanup(move || l3.lock().unwrap().push(3));
+        drop(g2);
+        // Other tests in this binary may register too; ours must appear as 3 then 1.
+        run_registered_cleanups();
+        assert_eq!(*log.lock().unwrap(), vec![3, 1]);
+    }
+
+    #[test]
+    fn run_now_runs_once() {
+        let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let c = count.clone();
+        let guard = register_cleanup(move || {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        guard.run_now();
+        run_registered_cleanups();
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,334 @@
+//! Daemons on a node, built only on `exec`: start with `setsid` + `nohup` and a pid file,
+//! check with `kill -0`, signal, stop with a deadline.
+//!
+//! Being written against [`NodeShell::exec`] alone, the same code runs daemons in a local
+//! namespace and on an SSH host. The daemon writes its own pid (`echo $$` then `exec`), so the
+//! pid file names the daemon itself, not a wrapper. `setsid` makes it a process-group leader:
+//! signals go to the whole group (a wrapper script's children too), and the command that
+//! started it can time out without taking it down.
+//!
+//! Liveness ignores zombies: where PID 1 does not reap (containers), a killed daemon stays a
+//! zombie that `kill -0` still reports.
+
+use super::{shell_quote, shell_quote_path};
+use distest_nemeses::{NodeError, NodeShell};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a daemon has to write its pid file before `start` reports it failed.
+const PID_FILE_WAIT_TICKS: u32 = 100; // × 50 ms = 5 s
+/// How long `stop` waits for a process to vanish after SIGKILL before calling it stuck.
+const KILL_WAIT_TICKS: u32 = 200; // × 50 ms = 10 s
+/// Budget for the shell bookkeeping around a start or stop, on top of its own waits.
+const SCRIPT_SLACK: Duration = Duration::from_secs(15);
+
+/// A signal a daemon can be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+    Stop,
+    Cont,
+    Hup,
+    Int,
+    Usr1,
+    Usr2,
+}
+
+impl Signal {
+    /// The name `kill -s` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "TERM",
+            Signal::Kill => "KILL",
+            Signal::Stop => "STOP",
+            Signal::Cont => "CONT",
+            Signal::Hup => "HUP",
+            Signal::Int => "INT",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+        }
+    }
+}
+
+/// How to run one daemon on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonSpec {
+    /// The program to run (a path on the node, or a name on its PATH).
+    pub program: String,
+    pub args: Vec<String>,
+    /// Extra environment, e.g. `LD_PRELOAD` and `FAKETIME` for clock faults.
+    pub env: Vec<(String, String)>,
+    /// Working directory (created if missing); the node's `/` when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Holds the daemon's pid; its directory is created if missing.
+    pub pid_file: PathBuf,
+    /// Receives the daemon's stdout and stderr (appended); its directory is created if missing.
+    pub log_file: PathBuf,
+}
+
+impl DaemonSpec {
+    /// A daemon running `program` with pid file and log file, no args, env or cwd.
+    pub fn new(program: impl Into<String>, pid_file: PathBuf, log_file: PathBuf) -> Self {
+        DaemonSpec {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            pid_file,
+            log_file,
+        }
+    }
+}
+
+/// Shell function `alive PID`: true for a live, non-zombie process.
+const ALIVE_FN: &str = "alive() { kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/\"$1\"/status 2>/dev/null; }\n";
+
+/// `case` patterns for pid-file contents that cannot be a daemon: not a number, or 0/1
+/// (signalling group `-1` would hit every process on the node).
+const NOT_A_DAEMON_PID: &str = "''|*[!0-9]*|0*|1";
+
+/// Reads the pid file into `$pid`; leaves the script (after `$on_missing`) when it names
+/// no process.
+fn read_pid(pid_file: &Path, on_missing: &str) -> String {
+    let pf = shell_quote_path(pid_file);
+    format!(
+        "pid=$(cat {pf} 2>/dev/null) || {{ {on_missing} exit 0; }}\n\
+         case \"$pid\" in {NOT_A_DAEMON_PID}) rm -f {pf}; {on_missing} exit 0;; esac\n\
+         alive \"$pid\" || {{ rm -f {pf}; {on_missing} exit 0; }}\n"
+    )
+}
+
+fn node_failed<S: NodeShell + ?Sized>(node: &S, command: &str, message: String) -> NodeError {
+    NodeError::Failed {
+        node: node.name().to_string(),
+        command: command.to_string(),
+        status: -1,
+        stderr: message,
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn parent_of(p: &Path) -> String {
+    shell_quote_path(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
+/// The shell script that starts `spec` (or reports the live pid when it already runs).
+pub fn start_script(spec: &DaemonSpec) -> Result<String, NodeError> {
+    if spec.program.is_empty() {
+        return Err(NodeError::Unsupported(
+            "a daemon needs a program to run; the spec's program is empty".to_string(),
+        ));
+    }
+    if let Some((bad, _)) = spec.env.iter().find(|(k, _)| !is_env_name(k)) {
+        return Err(NodeError::Unsupported(format!(
+            "environment variable name {bad:?} is not valid; use letters, digits and _"
+        )));
+    }
+    let pf = shell_quote_path(&spec.pid_file);
+    let log = shell_quote_path(&spec.log_file);
+    let cwd = spec
+        .cwd
+        .as_deref()
+        .map(shell_quote_path)
+        .unwrap_or_else(|| "/".to_string());
+    let mut exec_words = vec!["env".to_string()];
+    exec_words.extend(spec.env.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))));
+    exec_words.push(shell_quote(&spec.program));
+    exec_words.extend(spec.args.iter().map(|a| shell_quote(a)));
+    let exec_words = exec_words.join(" ");
+    let mut script = String::from(ALIVE_FN);
+    script.push_str(&format!(
+        "mkdir -p {pdir} {ldir} {cwd} || exit 1\n\
+         pid=$(cat {pf} 2>/dev/null)\n\
+         case \"$pid\" in {NOT_A_DAEMON_PID}) ;; *) if alive \"$pid\"; then echo \"$pid\"; exit 0; fi;; esac\n\
+         rm -f {pf}\n\
+         cd {cwd} || exit 1\n\
+         setsid nohup sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pf} {exec_words} >> {log} 2>&1 < /dev/null &\n\
+         i=0; while [ ! -s {pf} ] && [ $i -lt {PID_FILE_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done\n\
+         pid=$(cat {pf} 2>/dev/null)\n\
+         [ -n \"$pid\" ] || {{ echo \"the daemon did not write its pid file {pf} within 5 s; its log:\" >&2; tail -n 20 {log} >&2; exit 1; }}\n\
+         sleep 0.1\n\
+         alive \"$pid\" || {{ rm -f {pf}; echo \"the daemon exited right after starting; last lines of {log}:\" >&2; tail -n 20 {log} >&2; exit 1; }}\n\
+         echo \"$pid\"\n",
+        pdir = parent_of(&spec.pid_file),
+        ldir = parent_of(&spec.log_file),
+    ));
+    Ok(script)
+}
+
+/// Starts the daemon unless its pid file names a live process; returns the pid.
+pub fn start<S: NodeShell + ?Sized>(node: &S, spec: &DaemonSpec) -> Result<u32, NodeError> {
+    let script = start_script(spec)?;
+    let wait = Duration::from_millis(50 * u64::from(PID_FILE_WAIT_TICKS));
+    let out = node.exec_ok(&script, wait + SCRIPT_SLACK)?;
+    parse_pid(out.stdout.trim()).ok_or_else(|| {
+        node_failed(
+            node,
+            &format!("start {}", spec.program),
+            format!("expected a pid, got {:?}", out.stdout.trim()),
+        )
+    })
+}
+
+fn parse_pid(s: &str) -> Option<u32> {
+    s.parse::<u32>().ok().filter(|pid| *pid > 1)
+}
+
+/// The pid of the live process named by `pid_file`, if any.
+pub fn live_pid<S: NodeShell + ?Sized>(node: &S, pid_file: &Path) -> Result<Option<u32>, NodeError> {
+    let script = format!("{ALIVE_FN}{}echo \"$pid\"\n", read_pid(pid_file, ""));
+    let out = node.exec_ok(&script, SCRIPT_SLACK)?;
+    Ok(parse_pid(out.stdout.trim()))
+}
+
+/// Sends `signal` to the daemon's process group; false when it was not running.
+pub fn signal<S: NodeShell + ?Sized>(
+    node: &S,
+    pid_file: &Path,
+    signal: Signal,
+) -> Result<bool, NodeError> {
+    let sig = signal.name();
+    let script = format!(
+        "{ALIVE_FN}{}kill -s {sig} -- -\"$pid\" 2>/dev/null || kill -s {sig} \"$pid\" || exit 1\necho sent\n",
+        read_pid(pid_file, "echo none;")
+    );
+    let out = node.exec_ok(&script, SCRIPT_SLACK)?;
+    Ok(out.stdout.trim() == "sent")
+}
+
+/// SIGTERM (when `grace` > 0), wait up to `grace`, SIGKILL, wait until gone; removes the pid
+/// file. A daemon that is not running is not an error.
+pub fn stop<S: NodeShell + ?Sized>(node: &S, pid_file: &Path, grace: Duration) -> Result<(), NodeError> {
+    let grace_ticks = grace.as_millis().div_ceil(50);
+    let pf = shell_quote_path(pid_file);
+    let script = format!(
+        "{ALIVE_FN}{read}\
+         if [ {grace_ticks} -gt 0 ]; then\n\
+           kill -s TERM -- -\"$pid\" 2>/dev/null || kill -s TERM \"$pid\" 2>/dev/null\n\
+           kill -s CONT -- -\"$pid\" 2>/dev/null || kill -s CONT \"$pid\" 2>/dev/null\n\
+           i=0; while alive \"$pid\" && [ $i -lt {grace_ticks} ]; do sleep 0.05; i=$((i+1)); done\n\
+         fi\n\
+         if alive \"$pid\"; then\n\
+           kill -s KILL -- -\"$pid\" 2>/dev/null || kill -s KILL \"$pid\" 2>/dev/null\n\
+           i=0; while alive \"$pid\" && [ $i -lt {KILL_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done\n\
+         fi\n\
+         if alive \"$pid\"; then echo \"process $pid is still alive 10 s after SIGKILL\" >&2; exit 1; fi\n\
+         rm -f {pf}\n",
+        read = read_pid(pid_file, ""),
+    );
+    let kill_wait = Duration::from_millis(50 * u64::from(KILL_WAIT_TICKS));
+    node.exec_ok(&script, grace + kill_wait + SCRIPT_SLACK)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nodes::exec::run_local;
+    use distest_nemeses::ExecOutput;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// Runs commands on this machine with plain `sh`: enough to exercise the scripts.
+    struct HostShell;
+
+    impl NodeShell for HostShell {
+        fn name(&self) -> &str {
+            "host"
+        }
+        fn address(&self) -> IpAddr {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+        fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
+            let raw = run_local(&["sh", "-c", command], None, timeout).map_err(|e| {
+                NodeError::Unreachable {
+                    node: "host".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            Ok(crate::nodes::output_from_raw(raw))
+        }
+        fn is_local(&self) -> bool {
+            true
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dt-daemon-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn daemon_starts_once_signals_and_stops_with_grace() {
+        let dir = temp_dir("life");
+        let mut spec = DaemonSpec::new("sh", dir.join("run/d.pid"), dir.join("logs/d.log"));
+        spec.args = vec!["-c".into(), "echo \"hi $GREETING\"; exec sleep 30".into()];
+        spec.env = vec![("GREETING".into(), "it's me".into())];
+        let node = HostShell;
+        let pid = start(&node, &spec).unwrap();
+        assert_eq!(start(&node, &spec).unwrap(), pid, "second start must be a no-op");
+        assert_eq!(live_pid(&node, &spec.pid_file).unwrap(), Some(pid));
+        assert!(signal(&node, &spec.pid_file, Signal::Stop).unwrap());
+        assert!(signal(&node, &spec.pid_file, Signal::Cont).unwrap());
+        stop(&node, &spec.pid_file, Duration::from_secs(2)).unwrap();
+        assert_eq!(live_pid(&node, &spec.pid_file).unwrap(), None);
+        assert!(!signal(&node, &spec.pid_file, Signal::Term).unwrap());
+        stop(&node, &spec.pid_file, Duration::ZERO).unwrap();
+        let log = std::fs::read_to_string(&spec.log_file).unwrap();
+        assert_eq!(log, "hi it's me\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stop_kills_a_daemon_that_ignores_sigterm() {
+        let dir = temp_dir("stubborn");
+        let mut spec = DaemonSpec::new("sh", dir.join("d.pid"), dir.join("d.log"));
+        spec.args = vec!["-c".into(), "trap '' TERM; while :; do sleep 0.1; done".into()];
+        let node = HostShell;
+        start(&node, &spec).unwrap();
+        let started = std::time::Instant::now();
+        stop(&node, &spec.pid_file, Duration::from_millis(300)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(live_pid(&node, &spec.pid_file).unwrap().is_none());
+        assert!(!spec.pid_file.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_daemon_that_dies_at_once_is_reported_with_its_log() {
+        let dir = temp_dir("dies");
+        let mut spec = DaemonSpec::new("sh", dir.join("d.pid"), dir.join("d.log"));
+        spec.args = vec!["-c".into(), "echo bad flag >&2; exit 2".into()];
+        let err = start(&HostShell, &spec).unwrap_err().to_string();
+        assert!(err.contains("exited right after starting"), "{err}");
+        assert!(err.contains("bad flag"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn garbage_in_a_pid_file_means_not_running() {
+        let dir = temp_dir("garbage");
+        std::fs::create_dir_all(&dir).unwrap();
+        let pf = dir.join("d.pid");
+        for garbage in ["1; rm -rf /\n", "1\n", "0\n", "\n", "-1\n"] {
+            std::fs::write(&pf, garbage).unwrap();
+            assert_eq!(live_pid(&HostShell, &pf).unwrap(), None, "{garbage:?}");
+            std::fs::write(&pf, garbage).unwrap();
+            assert!(!signal(&HostShell, &pf, Signal::Cont).unwrap(), "{garbage:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_env_names_are_refused() {
+        let mut spec = DaemonSpec::new("true", "/tmp/x.pid".into(), "/tmp/x.log".into());
+        spec.env = vec![("BAD NAME".into(), "1".into())];
+        assert!(start_script(&spec).is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! A target process managed on every node: the start/kill/pause/resume/log plumbing that
+//! raft-kv, crdt-store and etcd share. Each adapter only says how to build the command line.
+
+use crate::nodes::{DaemonSpec, Remote, Signal};
+use distest_nemeses::{ClockSupport, NodeError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where libfaketime lives on Debian nodes.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Paths of the daemon on one node, all under the node's own directories.
+#[derive(Clone, Debug)]
+pub struct NodePaths {
+    /// Directory for the program (a link to this binary for bundled targets).
+    pub bin_dir: PathBuf,
+    /// The daemon's data directory (wiped at teardown).
+    pub data: PathBuf,
+    pub pid_file: PathBuf,
+    pub log_file: PathBuf,
+    /// libfaketime's timestamp file; the clock nemesis writes offsets into it.
+    pub faketime_file: PathBuf,
+}
+
+/// Builds the daemon's command line for node `index`.
+pub type SpecFn = dyn Fn(usize, &NodePaths) -> DaemonSpec + Send + Sync;
+
+pub struct ManagedDaemon {
+    pub nodes: Vec<Arc<dyn Remote>>,
+    /// Short name used in paths and messages (`raft-kv`).
+    pub name: &'static str,
+    spec: Box<SpecFn>,
+    /// Whether the program reads time through libc, so libfaketime can move its clock.
+    clock_through_libc: Result<(), String>,
+}
+
+impl ManagedDaemon {
+    pub fn new(
+        nodes: Vec<Arc<dyn Remote>>,
+        name: &'static str,
+        clock_through_libc: Result<(), String>,
+        spec: Box<SpecFn>,
+    ) -> ManagedDaemon {
+        ManagedDaemon {
+            nodes,
+            name,
+            spec,
+            clock_through_libc,
+        }
+    }
+
+    pub fn paths(&self, index: usize) -> NodePaths {
+        let node = &self.nodes[index];
+        let data_root = node.data_dir();
+        NodePaths {
+            bin_dir: data_root.join("bin"),
+            data: data_root.join(self.name),
+            pid_file: data_root.join(format!("{}.pid", self.name)),
+            log_file: node.log_dir().join(format!("{}.log", self.name)),
+            faketime_file: data_root.join("faketime"),
+        }
+    }
+
+    pub fn index_of(&self, node: &str) -> Result<usize, NodeError> {
+        self.nodes
+            .iter()
+            .position(|n| n.name() == node)
+            .ok_or_else(|| NodeError::Unsupported(format!("there is no node {node:?} in this run")))
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name().to_string()).collect()
+    }
+
+    /// Starts the daemon on node `index` (no-op when it already runs). Local nodes run it
+    /// under libfaketime with a zero offset, so clock faults can move it later.
+    pub fn start_index(&self, index: usize) -> Result<(), NodeError> {
+        let node = &self.nodes[index];
+        let paths = self.paths(index);
+        let mut spec = (self.spec)(index, &paths);
+        if self.faketime_ready(index)? {
+            spec.env.push(("LD_PRELOAD".into(), LIBFAKETIME.into()));
+            spec.env.push((
+                "FAKETIME_TIMESTAMP_FILE".into(),
+                paths.faketime_file.display().to_string(),
+            ));
+            // Re-read the offset file at most once a second: cheap, and fast enough for faults.
+            spec.env.push(("FAKETIME_CACHE_DURATION".into(), "1".into()));
+        }
+        node.start_daemon(&spec).map(|_| ())
+    }
+
+    /// True when this node can run the daemon under libfaketime (local, libc clock,
+    /// library present); creates the offset file with a zero offset when missing.
+    fn faketime_ready(&self, index: usize) -> Result<bool, NodeError> {
+        let node = &self.nodes[index];
+        if !node.is_local() || self.clock_through_libc.is_err() {
+            return Ok(false);
+        }
+        let file = crate::nodes::shell_quote_path(&self.paths(index).faketime_file);
+        let out = node.exec(
+            &format!("test -f {LIBFAKETIME} && {{ test -f {file} || printf '+0s' > {file}; }}"),
+            Duration::from_secs(10),
+        )?;
+        Ok(out.success())
+    }
+
+    pub fn kill(&self, node: &str) -> Result<(), NodeError> {
+        let i = self.index_of(node)?;
+        self.nodes[i].kill_daemon(&self.paths(i).pid_file)
+    }
+
+    pub fn start(&self, node: &str) -> Result<(), NodeError> {
+        self.start_index(self.index_of(node)?)
+    }
+
+    pub fn pause(&self, node: &str) -> Result<(), NodeError> {
+        let i = self.index_of(node)?;
+        self.nodes[i]
+            .signal_daemon(&self.paths(i).pid_file, Signal::Stop)
+            .map(|_| ())
+    }
+
+    pub fn resume(&self, node: &str) -> Result<(), NodeError> {
+        let i = self.index_of(node)?;
+        self.nodes[i]
+            .signal_daemon(&self.paths(i).pid_file, Signal::Cont)
+            .map(|_| ())
+    }
+
+    pub fn clock_support(&self, node: &str) -> ClockSupport {
+        let Ok(i) = self.index_of(node) else {
+            return ClockSupport::Unsupported(format!("there is no node {node:?} in this run"));
+        };
+        if !self.nodes[i].is_local() {
+            return ClockSupport::SystemClock;
+        }
+        match (&self.clock_through_libc, self.faketime_ready(i)) {
+            (Err(why), _) => ClockSupport::Unsupported(why.clone()),
+            (Ok(()), Ok(true)) => ClockSupport::FaketimeFile(self.paths(i).faketime_file),
+            _ => ClockSupport::Unsupported(format!(
+                "libfaketime ({LIBFAKETIME}) is missing on {node}; install the libfaketime package (scripts/setup.sh does)"
+            )),
+        }
+    }
+
+    /// Starts the daemon on every node, in parallel.
+    pub fn start_all(&self) -> anyhow::Result<()> {
+        let indices: Vec<usize> = (0..self.nodes.len()).collect();
+        for (i, r) in crate::nodes::par_map(&indices, |&i| self.start_index(i))
+            .into_iter()
+            .enumerate()
+        {
+            r.map_err(|e| anyhow::anyhow!("could not start {} on {}: {e}", self.name, self.nodes[i].name()))?;
+        }
+        Ok(())
+    }
+
+    /// Stops the daemon everywhere (SIGCONT first, in case it was paused) and optionally
+    /// wipes its data. Keeps going past failures and reports them together.
+    pub fn stop_all(&self, wipe: bool) -> anyhow::Result<()> {
+        let indices: Vec<usize> = (0..self.nodes.len()).collect();
+        let errors: Vec<String> = crate::nodes::par_map(&indices, |&i| {
+            let node = &self.nodes[i];
+            let paths = self.paths(i);
+            let _ = node.signal_daemon(&paths.pid_file, Signal::Cont);
+            node.stop_daemon(&paths.pid_file, Duration::from_secs(3))?;
+            if wipe {
+                node.exec_ok(
+                    &format!(
+                        "rm -rf {} {} {}",
+                        crate::nodes::shell_quote_path(&paths.data),
+                        crate::nodes::shell_quote_path(&paths.faketime_file),
+                        crate::nodes::shell_quote_path(&paths.bin_dir)
+                    ),
+                    Duration::from_secs(30),
+                )?;
+            }
+            Ok::<(), NodeError>(())
+        })
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("could not stop {} everywhere: {}", self.name, errors.join("; "))
+        }
+    }
+
+    /// Copies node `index`'s log file into `dest`.
+    pub fn collect_logs(&self, index: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        let paths = self.paths(index);
+        let local = dest.join(format!("{}.log", self.name));
+        self.nodes[index]
+            .download(&paths.log_file, &local)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(vec![local])
+    }
+
+    /// Puts this very binary on the node as `program` (busybox-style multicall): a symlink
+    /// on local nodes, an upload over SSH. Returns the program's path on the node.
+    pub fn install_self_as(&self, index: usize, program: &str) -> anyhow::Result<PathBuf> {
+        let node = &self.nodes[index];
+        let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the distest binary: {e}"))?;
+        let bin_dir = self.paths(index).bin_dir;
+        let target = bin_dir.join(program);
+        if node.is_local() {
+            node.exec_ok(
+                &format!(
+                    "mkdir -p {} && ln -sf {} {}",
+                    crate::nodes::shell_quote_path(&bin_dir),
+                    crate::nodes::shell_quote_path(&exe),
+                    crate::nodes::shell_quote_path(&target)
+                ),
+                Duration::from_secs(10),
+            )?;
+        } else {
+            node.upload(&exe, &target)?;
+            node.exec_ok(
+                &format!("chmod 755 {}", crate::nodes::shell_quote_path(&target)),
+                Duration::from_secs(10),
+            )?;
+        }
+        Ok(target)
+    }
+}

@@ -1,0 +1,78 @@
+//! HTTP plumbing shared by the target adapters: mapping transport errors to honest
+//! outcomes, and a tiny blocking GET for health and leader probes (called from the
+//! nemesis thread, outside the async runtime).
+
+use distest_workloads::Completion;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Maps a transport error to an outcome. A request that never reached the server
+/// (connection refused, no route) did not happen: `fail`. Anything after the request may
+/// have been sent — timeout, reset, a half-read response — is unknown: `info`.
+pub fn transport_error(value: &Value, err: &reqwest::Error) -> Completion {
+    if err.is_connect() {
+        Completion::fail(value.clone(), format!("connect: {}", root_cause(err)))
+    } else if err.is_timeout() {
+        Completion::info(value.clone(), "timeout")
+    } else {
+        Completion::info(value.clone(), format!("transport: {}", root_cause(err)))
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
+}
+
+/// Maps an error body `{"error", "definite", "message"}` (raft-kv and crdt-store speak it)
+/// to `fail` when the server guarantees the op was not applied, else `info`.
+pub fn error_body(value: &Value, status: u16, body: &Value) -> Completion {
+    let code = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("http-error")
+        .to_string();
+    let error = serde_json::json!({"status": status, "code": code, "message": body.get("message").cloned().unwrap_or(Value::Null)});
+    if body.get("definite").and_then(Value::as_bool) == Some(true) {
+        Completion::fail(value.clone(), error)
+    } else {
+        Completion::info(value.clone(), error)
+    }
+}
+
+/// Blocking `GET http://addr/path` returning the parsed JSON body of a 2xx response.
+pub fn get_json(addr: SocketAddr, path: &str, timeout: Duration) -> Option<Value> {
+    request_json(addr, "GET", path, None, timeout)
+}
+
+/// Blocking `POST http://addr/path` with a JSON body, returning the JSON of a 2xx answer.
+pub fn post_json_value(addr: SocketAddr, path: &str, body: &Value, timeout: Duration) -> Option<Value> {
+    request_json(addr, "POST", path, Some(body), timeout)
+}
+
+/// A minimal HTTP/1.0 exchange over a std socket: every step has `timeout`, the response
+/// read is bounded (status bodies are small), anything unexpected is `None`.
+fn request_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Option<Value> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::with_capacity(4096);
+    stream.take(1 << 20).read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !(head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2")) {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}

@@ -1,0 +1,153 @@
+//! `noop`: an in-process target that answers at once from one shared in-memory state.
+//!
+//! It exists to measure distest's own overhead (generator, clients, recorder, checker)
+//! with no network or system under test in the way, and to exercise the whole run
+//! pipeline in tests without root. Every op is applied atomically under one lock, so its
+//! histories are linearizable and strict-serializable: any anomaly reported on it is a
+//! bug in distest.
+
+use super::Target;
+use async_trait::async_trait;
+use distest_nemeses::{ClockSupport, NodeError, TargetControl};
+use distest_workloads::{Client, Completion, OpRequest};
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct State {
+    registers: HashMap<String, Value>,
+    lists: HashMap<String, Vec<Value>>,
+    set: BTreeSet<u64>,
+}
+
+pub struct Noop {
+    nodes: usize,
+    state: Arc<Mutex<State>>,
+}
+
+impl Noop {
+    pub fn new(nodes: usize) -> Noop {
+        Noop {
+            nodes: nodes.max(1),
+            state: Arc::default(),
+        }
+    }
+}
+
+impl TargetControl for Noop {
+    fn kill(&self, _node: &str) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported("the noop target runs in-process and cannot be killed".into()))
+    }
+    fn start(&self, _node: &str) -> Result<(), NodeError> {
+        Ok(())
+    }
+    fn pause(&self, _node: &str) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported("the noop target runs in-process and cannot be paused".into()))
+    }
+    fn resume(&self, _node: &str) -> Result<(), NodeError> {
+        Ok(())
+    }
+    fn primaries(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn clock_support(&self, _node: &str) -> ClockSupport {
+        ClockSupport::Unsupported("the noop target runs in-process and has no clock of its own".into())
+    }
+}
+
+#[async_trait]
+impl Target for Noop {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+    fn node_names(&self) -> Vec<String> {
+        (1..=self.nodes).map(|i| format!("n{i}")).collect()
+    }
+    fn setup(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn teardown(&self, _wipe: bool) -> anyhow::Result<()> {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = State::default();
+        Ok(())
+    }
+    fn collect_logs(&self, _node: usize, _dest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(Vec::new())
+    }
+    async fn client(&self, _node: usize, _workload: &str) -> anyhow::Result<Box<dyn Client>> {
+        Ok(Box::new(NoopClient {
+            state: self.state.clone(),
+        }))
+    }
+}
+
+struct NoopClient {
+    state: Arc<Mutex<State>>,
+}
+
+fn key_of(op: &OpRequest) -> String {
+    op.key.as_ref().map(|k| k.to_string()).unwrap_or_default()
+}
+
+#[async_trait]
+impl Client for NoopClient {
+    async fn invoke(&mut self, op: &OpRequest) -> Completion {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match op.f.as_str() {
+            "read" if op.key.is_some() => {
+                Completion::ok(s.registers.get(&key_of(op)).cloned().unwrap_or(Value::Null))
+            }
+            "write" => {
+                s.registers.insert(key_of(op), op.value.clone());
+                Completion::ok(op.value.clone())
+            }
+            "cas" => {
+                let key = key_of(op);
+                let current = s.registers.get(&key).cloned().unwrap_or(Value::Null);
+                if current == op.value[0] {
+                    s.registers.insert(key, op.value[1].clone());
+                    Completion::ok(op.value.clone())
+                } else {
+                    Completion::fail(op.value.clone(), "cas-mismatch")
+                }
+            }
+            "txn" => {
+                let mops = op.value.as_array().cloned().unwrap_or_default();
+                let done: Vec<Value> = mops
+                    .iter()
+                    .map(|m| {
+                        let (f, k, v) = (m[0].as_str().unwrap_or(""), m[1].to_string(), &m[2]);
+                        match f {
+                            "append" => {
+                                s.lists.entry(k).or_default().push(v.clone());
+                                m.clone()
+                            }
+                            "w" => {
+                                s.registers.insert(k, v.clone());
+                                m.clone()
+                            }
+                            "r" => {
+                                let read = match s.lists.get(&k) {
+                                    Some(list) => Value::Array(list.clone()),
+                                    None => s.registers.get(&k).cloned().unwrap_or(Value::Null),
+                                };
+                                json!(["r", m[1], read])
+                            }
+                            _ => m.clone(),
+                        }
+                    })
+                    .collect();
+                Completion::ok(Value::Array(done))
+            }
+            "add" => {
+                if let Some(e) = op.value.as_u64() {
+                    s.set.insert(e);
+                }
+                Completion::ok(op.value.clone())
+            }
+            "read" => Completion::ok(json!(s.set.iter().collect::<Vec<_>>())),
+            other => Completion::fail(op.value.clone(), format!("the noop target has no op {other:?}")),
+        }
+    }
+}

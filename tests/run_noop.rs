@@ -1,0 +1,129 @@
+//! End-to-end runs against the in-process `noop` target: the whole pipeline (generator,
+//! clients, recorder, checkers, store, report) without root or a cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn distest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_distest"))
+}
+
+fn temp_store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dt-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn latest(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_noop(store: &Path, workload: &str, extra: &[&str]) -> Output {
+    distest()
+        .args(["run", "--target", "noop", "--workload", workload, "--time-limit", "1.5"])
+        .args(["--concurrency", "4", "--seed", "42", "--recovery-time", "0.2", "--store"])
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn noop_runs_are_valid_for_every_workload_and_fill_the_run_directory() {
+    let store = temp_store("noop-all");
+    for workload in ["register", "list-append", "rw-register", "set"] {
+        let out = run_noop(&store, workload, &[]);
+        assert_eq!(out.status.code(), Some(0), "{workload}: {}", text(&out));
+        let run = latest(&store);
+        assert!(run.starts_with(store.canonicalize().unwrap().join(format!("noop-{workload}-none"))));
+        for file in ["test.json", "history.jsonl", "results.json", "distest.log", "index.html"] {
+            assert!(run.join(file).is_file(), "{workload}: {file} missing in {}", run.display());
+        }
+        let test: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+        assert_eq!(test["seed"], 42);
+        assert_eq!(test["workload"], workload);
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results["valid"], true, "{workload}: {results}");
+        assert!(results["checkers"]["stats"]["evidence"]["ok"].as_u64().unwrap() > 10);
+    }
+    // The store lists all four runs with their verdicts.
+    let ls = distest().args(["ls", "--store"]).arg(&store).output().unwrap();
+    let listing = String::from_utf8_lossy(&ls.stdout);
+    assert_eq!(listing.lines().filter(|l| l.starts_with("valid")).count(), 4, "{listing}");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+#[test]
+fn a_recorded_run_can_be_rechecked_from_its_directory() {
+    let store = temp_store("noop-recheck");
+    let out = run_noop(&store, "list-append", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = latest(&store);
+    let check = distest().arg("check").arg(&run).arg("--json").output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let doc: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert!(doc["checkers"].get("list-append").is_some(), "{doc}");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+#[test]
+fn bad_options_exit_3_with_one_sentence() {
+    let store = temp_store("noop-bad");
+    let out = distest()
+        .args(["run", "--target", "nosuchdb", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("valid targets are") && err.contains("kv"), "{err}");
+    let out = distest()
+        .args(["run", "--target", "etcd", "--workload", "set", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not support workload"));
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+#[test]
+fn sigint_mid_run_still_checks_and_reports_what_was_recorded() {
+    let store = temp_store("noop-sigint");
+    let mut child = distest()
+        .args(["run", "--target", "noop", "--workload", "register", "--time-limit", "60"])
+        .args(["--concurrency", "2", "--rate", "200", "--seed", "7", "--store"])
+        .arg(&store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(30), "the run stopped promptly");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = latest(&store);
+    assert!(run.join("results.json").is_file());
+    assert!(run.join("index.html").is_file());
+    let log = std::fs::read_to_string(run.join("distest.log")).unwrap();
+    assert!(log.contains("interrupted"), "{log}");
+    std::fs::remove_dir_all(&store).unwrap();
+}

@@ -1,0 +1,1249 @@
+//! The Raft algorithm as a deterministic state machine: ticks, messages and client
+//! requests go in; a [`Ready`] (persist, send, apply, answer) comes out. No I/O, no clock,
+//! no threads: time is the count of `tick()` calls and randomness is a seeded RNG, so a
+//! simulation replays bit for bit from its seed.
+//!
+//! Beyond the paper: pre-vote and leader stickiness (a node that heard from a leader
+//! within the minimum election timeout neither pre-votes nor votes for anybody else, and
+//! neither does a node that just booted), check-quorum (a leader that has not heard from a
+//! majority within an election timeout steps down), ReadIndex and lease reads, one-server
+//! membership changes (effective on append), leader transfer (TimeoutNow), and the
+//! conflict-term hint for fast log backtracking.
+
+use super::durable::DurableState;
+use super::log::RaftLog;
+use super::types::{
+    Entry, EntryKind, Envelope, HardState, Index, LogOp, Membership, MembershipChange, Message,
+    NodeId, ReadState, Ready, Role, Snapshot, Term,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, VecDeque};
+use thiserror::Error;
+
+/// How a leader serves linearizable reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Confirm leadership with a quorum round per read batch (safe under any clock).
+    ReadIndex,
+    /// Serve from the leader while its lease holds; safe only while clock drift stays
+    /// within the margin.
+    Lease,
+}
+
+/// Deliberate mistakes of the core (the shell has its own). All off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreBugs {
+    /// Commit entries of earlier terms by counting replicas, and skip the leader's no-op
+    /// (Raft paper, figure 8).
+    pub commit_old_term: bool,
+    /// Lease reads without the clock-drift margin.
+    pub lease_no_margin: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// Minimum election timeout; each timeout is drawn from `[election_ticks, 2*election_ticks)`.
+    pub election_ticks: u64,
+    pub heartbeat_ticks: u64,
+    pub pre_vote: bool,
+    pub read_mode: ReadMode,
+    /// Ticks a lease is shortened by, to absorb clock drift between nodes.
+    pub lease_margin_ticks: u64,
+    pub max_entries_per_append: usize,
+    /// Bound on reads waiting for a quorum round; more are refused with `Busy`.
+    pub max_pending_reads: usize,
+    /// Panic when an invariant breaks (debug builds); off when a bug is enabled on purpose.
+    pub assert_invariants: bool,
+    pub bugs: CoreBugs,
+}
+
+impl Config {
+    pub fn new(id: &str) -> Config {
+        Config {
+            id: id.to_string(),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            pre_vote: true,
+            read_mode: ReadMode::ReadIndex,
+            lease_margin_ticks: 3,
+            max_entries_per_append: 64,
+            max_pending_reads: 10_000,
+            assert_invariants: cfg!(debug_assertions),
+            bugs: CoreBugs::default(),
+        }
+    }
+}
+
+/// Why the core refused a request. Every variant means the request had no effect.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RaftError {
+    #[error("this node is not the leader (leader: {leader:?}); send the request to the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("a leader transfer is in progress; retry once the new leader is elected")]
+    Transferring,
+    #[error("the leader has not committed an entry in its term yet; retry shortly")]
+    NotReady,
+    #[error("a membership change is still uncommitted; retry once it commits")]
+    ConfigChangePending,
+    #[error("{0} is not a member of the cluster")]
+    NotMember(NodeId),
+    #[error("{0} is already a member of the cluster")]
+    AlreadyMember(NodeId),
+    #[error("cannot remove the last member of the cluster")]
+    LastMember,
+    #[error("too many reads are waiting; retry later")]
+    Busy,
+    #[error("cannot snapshot at index {index}: only {applied} entries were handed to the state machine")]
+    CompactBeyondApplied { index: Index, applied: Index },
+}
+
+/// A local, consensus-free view of the node (for `/status` and the simulator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit_index: Index,
+    pub last_index: Index,
+    pub membership: Membership,
+}
+
+#[derive(Clone, Debug)]
+struct Progress {
+    next: Index,
+    matched: Index,
+    acked_seq: u64,
+    /// Tick at which the broadcast behind `acked_seq` was sent (for leases).
+    acked_sent_tick: Option<u64>,
+    /// Heard from within the current check-quorum window.
+    active: bool,
+}
+
+impl Progress {
+    fn new(next: Index) -> Progress {
+        Progress {
+            next,
+            matched: 0,
+            acked_seq: 0,
+            acked_sent_tick: None,
+            active: false,
+        }
+    }
+}
+
+/// Bound on the remembered send ticks of broadcasts (older ones only make leases shorter).
+const MAX_SEQ_TICKS: usize = 1024;
+
+pub struct Raft {
+    cfg: Config,
+    term: Term,
+    vote: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    snapshot: Option<Snapshot>,
+    /// Membership before any config entry of the log (from the snapshot or bootstrap).
+    base_membership: Membership,
+    membership: Membership,
+    membership_index: Index,
+    commit: Index,
+    /// Last index handed to the state machine through `Ready::committed`.
+    handed: Index,
+    now_ticks: u64,
+    election_elapsed: u64,
+    randomized_timeout: u64,
+    heartbeat_elapsed: u64,
+    /// Ticks since we last heard from a leader of our term, or since boot.
+    leader_contact_elapsed: u64,
+    rng: SmallRng,
+    votes: BTreeMap<NodeId, bool>,
+    progress: BTreeMap<NodeId, Progress>,
+    seq: u64,
+    seq_ticks: VecDeque<(u64, u64)>,
+    pending_reads: VecDeque<(u64, Index, u64)>,
+    reads_before_commit: Vec<u64>,
+    transfer: Option<(NodeId, u64)>,
+    ready: Ready,
+}
+
+impl Raft {
+    /// Boots a node from its durable state. `initial` is the bootstrap membership, used
+    /// when neither a snapshot nor a config entry says otherwise.
+    pub fn new(cfg: Config, durable: &DurableState, initial: Membership, seed: u64) -> Raft {
+        let (offset, offset_term) = durable
+            .snapshot
+            .as_ref()
+            .map_or((0, 0), |s| (s.index, s.term));
+        let mut log = RaftLog::new(offset, offset_term);
+        for e in &durable.entries {
+            log.push(e.clone());
+        }
+        let base_membership = durable
+            .snapshot
+            .as_ref()
+            .map_or(initial, |s| s.membership.clone());
+        let mut raft = Raft {
+            term: durable.hard_state.term,
+            vote: durable.hard_state.vote.clone(),
+            role: Role::Follower,
+            leader: None,
+            log,
+            snapshot: durable.snapshot.clone(),
+            membership: base_membership.clone(),
+            base_membership,
+            membership_index: offset,
+            commit: offset,
+            handed: offset,
+            now_ticks: 0,
+            election_elapsed: 0,
+            randomized_timeout: cfg.election_ticks,
+            heartbeat_elapsed: 0,
+            leader_contact_elapsed: 0,
+            rng: SmallRng::seed_from_u64(seed),
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            seq: 0,
+            seq_ticks: VecDeque::new(),
+            pending_reads: VecDeque::new(),
+            reads_before_commit: Vec::new(),
+            transfer: None,
+            ready: Ready::default(),
+            cfg,
+        };
+        raft.recompute_membership();
+        raft.reset_election_timer();
+        raft
+    }
+
+    // ----- inputs ---------------------------------------------------------------------
+
+    /// One unit of logical time.
+    pub fn tick(&mut self) {
+        self.now_ticks += 1;
+        self.leader_contact_elapsed = self.leader_contact_elapsed.saturating_add(1);
+        self.election_elapsed += 1;
+        if self.role == Role::Leader {
+            self.heartbeat_elapsed += 1;
+            if self.election_elapsed >= self.cfg.election_ticks {
+                self.election_elapsed = 0;
+                if !self.check_quorum() {
+                    self.event(format!(
+                        "stepping down in term {}: no quorum heard within an election timeout",
+                        self.term
+                    ));
+                    self.become_follower(self.term, None);
+                    return;
+                }
+            }
+            if let Some((_, deadline)) = &self.transfer {
+                if self.now_ticks >= *deadline {
+                    self.event("leader transfer timed out; resuming".to_string());
+                    self.transfer = None;
+                }
+            }
+            if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+                self.heartbeat_elapsed = 0;
+                self.broadcast_append();
+            }
+        } else if self.election_elapsed >= self.randomized_timeout && self.promotable() {
+            self.start_pre_vote();
+        }
+    }
+
+    /// Handles one message from a peer.
+    pub fn step(&mut self, env: Envelope) {
+        let Envelope { from, to, msg } = env;
+        if to != self.cfg.id || from == self.cfg.id {
+            return;
+        }
+        let mterm = msg.term();
+        if mterm > self.term {
+            match &msg {
+                Message::PreVote { .. } | Message::PreVoteResp { granted: true, .. } => {}
+                Message::Vote { transfer, .. } if !transfer && self.in_leader_lease() => {
+                    // Leader stickiness: we heard from a live leader recently, so this
+                    // candidate is disruptive (or the lease of our leader still holds).
+                    return;
+                }
+                _ => {
+                    let leader = matches!(
+                        msg,
+                        Message::Append { .. } | Message::InstallSnapshot { .. }
+                    )
+                    .then(|| from.clone());
+                    self.become_follower(mterm, leader);
+                }
+            }
+        } else if mterm < self.term {
+            match msg {
+                // Tell a stale leader about the newer term so it steps down.
+                Message::Append { .. } | Message::InstallSnapshot { .. } => self.send(
+                    &from,
+                    Message::AppendResp {
+                        term: self.term,
+                        success: false,
+                        match_index: 0,
+                        conflict_index: 0,
+                        conflict_term: None,
+                        seq: 0,
+                    },
+                ),
+                Message::PreVote { .. } => self.send(
+                    &from,
+                    Message::PreVoteResp {
+                        term: self.term,
+                        granted: false,
+                    },
+                ),
+                _ => {}
+            }
+            return;
+        }
+        match msg {
+            Message::PreVote {
+                term,
+                last_index,
+                last_term,
+            } => {
+                let granted = term > self.term
+                    && self.log_up_to_date(last_index, last_term)
+                    && !self.in_leader_lease();
+                let term = if granted { term } else { self.term };
+                self.send(&from, Message::PreVoteResp { term, granted });
+            }
+            Message::PreVoteResp { term, granted } => {
+                if self.role == Role::PreCandidate && granted && term == self.term + 1 {
+                    self.votes.insert(from, true);
+                    if self.won(&self.votes) {
+                        self.campaign(false);
+                    }
+                }
+            }
+            Message::Vote {
+                last_index,
+                last_term,
+                ..
+            } => {
+                let free = match &self.vote {
+                    Some(v) => *v == from,
+                    None => self.leader.is_none(),
+                };
+                let granted = free && self.log_up_to_date(last_index, last_term);
+                if granted {
+                    self.vote = Some(from.clone());
+                    self.persist_hard_state();
+                    self.election_elapsed = 0;
+                }
+                self.send(
+                    &from,
+                    Message::VoteResp {
+                        term: self.term,
+                        granted,
+                    },
+                );
+            }
+            Message::VoteResp { granted, .. } => {
+                if self.role == Role::Candidate {
+                    self.votes.insert(from, granted);
+                    if self.won(&self.votes) {
+                        self.become_leader();
+                    }
+                }
+            }
+            Message::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                seq,
+                ..
+            } => {
+                if !self.accept_leader(&from) {
+                    return;
+                }
+                self.handle_append(&from, prev_index, prev_term, entries, commit, seq);
+            }
+            Message::AppendResp {
+                success,
+                match_index,
+                conflict_index,
+                conflict_term,
+                seq,
+                ..
+            } => {
+                if self.role == Role::Leader {
+                    self.handle_append_resp(
+                        &from,
+                        success,
+                        match_index,
+                        conflict_index,
+                        conflict_term,
+                        seq,
+                    );
+                }
+            }
+            Message::InstallSnapshot { snapshot, seq, .. } => {
+                if !self.accept_leader(&from) {
+                    return;
+                }
+                self.handle_snapshot(&from, snapshot, seq);
+            }
+            Message::InstallSnapshotResp {
+                match_index, seq, ..
+            } => {
+                if self.role != Role::Leader {
+                    return;
+                }
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return;
+                };
+                pr.matched = pr.matched.max(match_index);
+                pr.next = pr.matched + 1;
+                self.note_ack(&from, seq);
+                self.maybe_commit();
+                self.after_progress(&from);
+            }
+            Message::TimeoutNow { .. } => {
+                if self.role != Role::Leader && self.promotable() {
+                    self.event(format!("{from} asked us to take over leadership"));
+                    self.campaign(true);
+                }
+            }
+        }
+    }
+
+    /// Appends a state-machine command (leader only). Returns where it will be, if it
+    /// commits: the shell answers the client when the entry at that index and term applies.
+    pub fn propose(&mut self, command: String) -> Result<(Index, Term), RaftError> {
+        self.check_can_propose()?;
+        Ok(self.append_as_leader(EntryKind::Command(command)))
+    }
+
+    /// Starts a one-server membership change (leader only).
+    pub fn propose_membership(
+        &mut self,
+        change: MembershipChange,
+    ) -> Result<(Index, Term), RaftError> {
+        self.check_can_propose()?;
+        if !self.committed_in_term() {
+            return Err(RaftError::NotReady);
+        }
+        if self.membership_index > self.commit {
+            return Err(RaftError::ConfigChangePending);
+        }
+        let mut next = self.membership.clone();
+        match change {
+            MembershipChange::Add { id, addr } => {
+                if next.contains(&id) {
+                    return Err(RaftError::AlreadyMember(id));
+                }
+                next.members.insert(id, addr);
+            }
+            MembershipChange::Remove { id } => {
+                if !next.contains(&id) {
+                    return Err(RaftError::NotMember(id));
+                }
+                if next.members.len() == 1 {
+                    return Err(RaftError::LastMember);
+                }
+                next.members.remove(&id);
+            }
+        }
+        Ok(self.append_as_leader(EntryKind::Config(next)))
+    }
+
+    /// Asks for a linearizable read; `ctx` comes back in `Ready::reads` with the index the
+    /// state machine must have applied before the read is served.
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), RaftError> {
+        if self.role != Role::Leader {
+            return Err(RaftError::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        if self.transfer.is_some() {
+            return Err(RaftError::Transferring);
+        }
+        if self.pending_reads.len() + self.reads_before_commit.len() >= self.cfg.max_pending_reads
+        {
+            return Err(RaftError::Busy);
+        }
+        if !self.committed_in_term() {
+            // Our commit index may lag entries earlier leaders committed; wait for the no-op.
+            self.reads_before_commit.push(ctx);
+            return Ok(());
+        }
+        if self.cfg.read_mode == ReadMode::Lease && self.lease_valid() {
+            self.ready.reads.push(ReadState {
+                ctx,
+                index: self.commit,
+            });
+            return Ok(());
+        }
+        self.seq += 1;
+        self.note_seq_tick();
+        self.pending_reads.push_back((ctx, self.commit, self.seq));
+        let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
+        for p in peers {
+            self.send_heartbeat(&p);
+        }
+        self.advance_reads();
+        Ok(())
+    }
+
+    /// Hands leadership to `to` once it has our whole log (leader only).
+    pub fn transfer_leader(&mut self, to: &str) -> Result<(), RaftError> {
+        if self.role != Role::Leader {
+            return Err(RaftError::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        if to == self.cfg.id {
+            return Ok(());
+        }
+        if !self.membership.contains(to) {
+            return Err(RaftError::NotMember(to.to_string()));
+        }
+        self.event(format!("transferring leadership to {to}"));
+        self.transfer = Some((to.to_string(), self.now_ticks + self.cfg.election_ticks));
+        self.fail_pending_reads();
+        self.after_progress(to);
+        if self.transfer.is_some() {
+            self.send_append(to);
+        }
+        Ok(())
+    }
+
+    /// Replaces the log up to `index` (already handed to the state machine) with a
+    /// snapshot whose state-machine part is `data`.
+    pub fn compact(&mut self, index: Index, data: String) -> Result<(), RaftError> {
+        if index <= self.log.offset() {
+            return Ok(());
+        }
+        if index > self.handed {
+            return Err(RaftError::CompactBeyondApplied {
+                index,
+                applied: self.handed,
+            });
+        }
+        let term = self.log.term(index).expect("entries up to handed are in the log");
+        let snap = Snapshot {
+            index,
+            term,
+            membership: self.membership_at(index),
+            data,
+        };
+        self.log.compact_to(index, term);
+        self.base_membership = snap.membership.clone();
+        self.snapshot = Some(snap.clone());
+        self.ready.log_ops.push(LogOp::Snapshot(snap));
+        Ok(())
+    }
+
+    /// Takes everything the shell must now do (see [`Ready`] for the order).
+    pub fn take_ready(&mut self) -> Ready {
+        std::mem::take(&mut self.ready)
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.cfg.id.clone(),
+            role: self.role,
+            term: self.term,
+            leader: self.leader.clone(),
+            commit_index: self.commit,
+            last_index: self.log.last_index(),
+            membership: self.membership.clone(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.cfg.id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+    /// The entries after the snapshot (for the simulator's log-matching checks).
+    pub fn log_entries(&self) -> &[Entry] {
+        self.log.entries()
+    }
+    pub fn log_term(&self, index: Index) -> Option<Term> {
+        self.log.term(index)
+    }
+    pub fn snapshot_index(&self) -> Index {
+        self.log.offset()
+    }
+
+    // ----- roles ----------------------------------------------------------------------
+
+    fn promotable(&self) -> bool {
+        self.membership.contains(&self.cfg.id)
+    }
+
+    fn in_leader_lease(&self) -> bool {
+        self.role == Role::Leader || self.leader_contact_elapsed < self.cfg.election_ticks
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let e = self.cfg.election_ticks.max(1);
+        self.randomized_timeout = self.rng.gen_range(e..2 * e);
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+            self.persist_hard_state();
+        }
+        if self.role == Role::Leader {
+            self.fail_pending_reads();
+            self.transfer = None;
+            self.progress.clear();
+        }
+        let changed = self.role != Role::Follower || self.leader != leader;
+        self.role = Role::Follower;
+        if leader.is_some() {
+            self.leader_contact_elapsed = 0;
+        }
+        self.leader = leader;
+        self.reset_election_timer();
+        if changed {
+            let who = self.leader.clone().unwrap_or_else(|| "none known".into());
+            self.event(format!("follower in term {} (leader: {who})", self.term));
+        }
+    }
+
+    /// Accepts `from` as leader of our current term (called for Append/InstallSnapshot).
+    fn accept_leader(&mut self, from: &NodeId) -> bool {
+        if self.role == Role::Leader {
+            self.check(false, "two leaders in one term");
+            return false;
+        }
+        if self.role != Role::Follower || self.leader.as_ref() != Some(from) {
+            self.become_follower(self.term, Some(from.clone()));
+        }
+        self.election_elapsed = 0;
+        self.leader_contact_elapsed = 0;
+        true
+    }
+
+    fn start_pre_vote(&mut self) {
+        if !self.cfg.pre_vote {
+            self.campaign(false);
+            return;
+        }
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.reset_election_timer();
+        self.votes = BTreeMap::from([(self.cfg.id.clone(), true)]);
+        if self.won(&self.votes) {
+            self.campaign(false);
+            return;
+        }
+        let msg = Message::PreVote {
+            term: self.term + 1,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        };
+        self.send_to_members(msg);
+    }
+
+    fn campaign(&mut self, transfer: bool) {
+        self.term += 1;
+        self.vote = Some(self.cfg.id.clone());
+        self.persist_hard_state();
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.reset_election_timer();
+        self.votes = BTreeMap::from([(self.cfg.id.clone(), true)]);
+        self.event(format!("starting election for term {}", self.term));
+        if self.won(&self.votes) {
+            self.become_leader();
+            return;
+        }
+        let msg = Message::Vote {
+            term: self.term,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer,
+        };
+        self.send_to_members(msg);
+    }
+
+    fn become_leader(&mut self) {
+        self.check(
+            self.role == Role::Candidate || self.role == Role::PreCandidate,
+            "only a candidate becomes leader",
+        );
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id.clone());
+        self.transfer = None;
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let next = self.log.last_index() + 1;
+        self.progress = self
+            .membership
+            .ids()
+            .filter(|id| **id != self.cfg.id)
+            .map(|id| (id.clone(), Progress::new(next)))
+            .collect();
+        self.event(format!(
+            "became leader in term {} (last index {})",
+            self.term,
+            self.log.last_index()
+        ));
+        if !self.cfg.bugs.commit_old_term {
+            // Committing this no-op commits everything before it (paper section 5.4.2).
+            self.append_as_leader(EntryKind::Noop);
+        } else {
+            self.broadcast_append();
+            self.maybe_commit();
+        }
+    }
+
+    fn won(&self, votes: &BTreeMap<NodeId, bool>) -> bool {
+        let granted = votes
+            .iter()
+            .filter(|(id, g)| **g && self.membership.contains(id))
+            .count();
+        granted >= self.membership.quorum()
+    }
+
+    fn check_quorum(&mut self) -> bool {
+        let mut active = usize::from(self.membership.contains(&self.cfg.id));
+        for (id, pr) in self.progress.iter_mut() {
+            if pr.active && self.membership.contains(id) {
+                active += 1;
+            }
+            pr.active = false;
+        }
+        active >= self.membership.quorum()
+    }
+
+    fn log_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        (last_term, last_index) >= (self.log.last_term(), self.log.last_index())
+    }
+
+    fn committed_in_term(&self) -> bool {
+        self.cfg.bugs.commit_old_term || self.log.term(self.commit) == Some(self.term)
+    }
+
+    // ----- replication ----------------------------------------------------------------
+
+    fn check_can_propose(&self) -> Result<(), RaftError> {
+        if self.role != Role::Leader {
+            return Err(RaftError::NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        if self.transfer.is_some() {
+            return Err(RaftError::Transferring);
+        }
+        Ok(())
+    }
+
+    fn append_as_leader(&mut self, kind: EntryKind) -> (Index, Term) {
+        let index = self.log.last_index() + 1;
+        self.append_local(vec![Entry {
+            term: self.term,
+            index,
+            kind,
+        }]);
+        let in_sync: Vec<NodeId> = self
+            .progress
+            .iter()
+            .filter(|(_, pr)| pr.next == index)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for p in in_sync {
+            self.send_append(&p);
+        }
+        self.maybe_commit();
+        (index, self.term)
+    }
+
+    fn append_local(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        for e in &entries {
+            self.log.push(e.clone());
+            if let EntryKind::Config(m) = &e.kind {
+                self.set_membership(m.clone(), e.index);
+            }
+        }
+        if let Some(LogOp::Append(v)) = self.ready.log_ops.last_mut() {
+            v.extend(entries);
+        } else {
+            self.ready.log_ops.push(LogOp::Append(entries));
+        }
+    }
+
+    fn truncate_local(&mut self, from: Index) {
+        self.check(
+            from > self.commit || self.cfg.bugs.commit_old_term,
+            "a committed entry is being overwritten",
+        );
+        self.log.truncate_from(from);
+        self.ready.log_ops.push(LogOp::Truncate { from });
+        if self.membership_index >= from {
+            self.recompute_membership();
+        }
+    }
+
+    fn set_membership(&mut self, m: Membership, index: Index) {
+        if m != self.membership {
+            self.event(format!(
+                "membership is now {:?} (entry {index})",
+                m.ids().collect::<Vec<_>>()
+            ));
+        }
+        self.membership = m;
+        self.membership_index = index;
+        if self.role == Role::Leader {
+            let next = self.log.last_index() + 1;
+            let me = self.cfg.id.clone();
+            for id in self.membership.ids() {
+                if *id != me && !self.progress.contains_key(id) {
+                    self.progress.insert(id.clone(), Progress::new(next));
+                }
+            }
+            let members = self.membership.clone();
+            self.progress.retain(|id, _| members.contains(id));
+        }
+    }
+
+    fn recompute_membership(&mut self) {
+        let found = self.log.entries().iter().rev().find_map(|e| match &e.kind {
+            EntryKind::Config(m) => Some((m.clone(), e.index)),
+            _ => None,
+        });
+        let (m, index) = found.unwrap_or((self.base_membership.clone(), self.log.offset()));
+        self.set_membership(m, index);
+    }
+
+    fn membership_at(&self, index: Index) -> Membership {
+        self.log
+            .slice(self.log.offset() + 1, index)
+            .iter()
+            .rev()
+            .find_map(|e| match &e.kind {
+                EntryKind::Config(m) => Some(m.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.base_membership.clone())
+    }
+
+    fn handle_append(
+        &mut self,
+        from: &NodeId,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+        seq: u64,
+    ) {
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index == prev_index + 1 + i as Index && e.term <= self.term);
+        if !contiguous {
+            return; // malformed; the leader will resend
+        }
+        if prev_index < self.commit {
+            // Everything up to our commit index matches any leader's log; resync from there.
+            let matched = self.commit;
+            self.send_append_resp(from, true, matched, 0, None, seq);
+            return;
+        }
+        if self.log.term(prev_index) != Some(prev_term) {
+            let (conflict_index, conflict_term) = if prev_index > self.log.last_index() {
+                (self.log.last_index() + 1, None)
+            } else {
+                let t = self.log.term(prev_index);
+                (self.log.first_index_of_term_at(prev_index), t)
+            };
+            self.send_append_resp(from, false, 0, conflict_index, conflict_term, seq);
+            return;
+        }
+        let last_new = prev_index + entries.len() as Index;
+        let mut to_append = Vec::new();
+        for e in entries {
+            if to_append.is_empty() {
+                match self.log.term(e.index) {
+                    Some(t) if t == e.term => continue,
+                    Some(_) => self.truncate_local(e.index),
+                    None => {}
+                }
+            }
+            to_append.push(e);
+        }
+        self.append_local(to_append);
+        let new_commit = commit.min(last_new);
+        if new_commit > self.commit {
+            self.set_commit(new_commit);
+        }
+        self.send_append_resp(from, true, last_new, 0, None, seq);
+    }
+
+    fn send_append_resp(
+        &mut self,
+        to: &NodeId,
+        success: bool,
+        match_index: Index,
+        conflict_index: Index,
+        conflict_term: Option<Term>,
+        seq: u64,
+    ) {
+        let msg = Message::AppendResp {
+            term: self.term,
+            success,
+            match_index,
+            conflict_index,
+            conflict_term,
+            seq,
+        };
+        self.send(to, msg);
+    }
+
+    fn handle_append_resp(
+        &mut self,
+        from: &NodeId,
+        success: bool,
+        match_index: Index,
+        conflict_index: Index,
+        conflict_term: Option<Term>,
+        seq: u64,
+    ) {
+        let last_index = self.log.last_index();
+        let hint = conflict_term
+            .and_then(|t| self.log.last_index_of_term(t).map(|i| i + 1))
+            .unwrap_or(conflict_index);
+        let Some(pr) = self.progress.get_mut(from) else {
+            return;
+        };
+        if success {
+            pr.matched = pr.matched.max(match_index.min(last_index));
+            pr.next = pr.next.max(pr.matched + 1);
+        } else {
+            pr.next = hint.min(pr.next).max(pr.matched + 1);
+        }
+        let behind = pr.next <= last_index || !success;
+        self.note_ack(from, seq);
+        if success {
+            self.maybe_commit();
+            self.after_progress(from);
+        }
+        if behind && self.role == Role::Leader {
+            self.send_append(from);
+        }
+    }
+
+    /// Sends a TimeoutNow when the transfer target has caught up.
+    fn after_progress(&mut self, from: &str) {
+        let Some((target, _)) = &self.transfer else {
+            return;
+        };
+        if target != from {
+            return;
+        }
+        let caught_up = self
+            .progress
+            .get(from)
+            .is_some_and(|pr| pr.matched == self.log.last_index());
+        if caught_up {
+            let target = target.clone();
+            self.send(&target, Message::TimeoutNow { term: self.term });
+        }
+    }
+
+    fn note_ack(&mut self, from: &str, seq: u64) {
+        let sent_tick = self
+            .seq_ticks
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, t)| *t);
+        if let Some(pr) = self.progress.get_mut(from) {
+            pr.active = true;
+            if seq > pr.acked_seq {
+                pr.acked_seq = seq;
+                if sent_tick.is_some() {
+                    pr.acked_sent_tick = sent_tick;
+                }
+            }
+        }
+        self.advance_reads();
+    }
+
+    fn note_seq_tick(&mut self) {
+        self.seq_ticks.push_back((self.seq, self.now_ticks));
+        while self.seq_ticks.len() > MAX_SEQ_TICKS {
+            self.seq_ticks.pop_front();
+        }
+    }
+
+    /// The `quorum`-th largest of the members' values (`mine` for ourselves).
+    fn quorum_value(&self, mine: u64, of: impl Fn(&Progress) -> Option<u64>) -> Option<u64> {
+        let mut values: Vec<u64> = self
+            .membership
+            .ids()
+            .filter_map(|id| {
+                if *id == self.cfg.id {
+                    Some(mine)
+                } else {
+                    self.progress.get(id).and_then(&of)
+                }
+            })
+            .collect();
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values.get(self.membership.quorum() - 1).copied()
+    }
+
+    fn maybe_commit(&mut self) {
+        let Some(n) = self.quorum_value(self.log.last_index(), |p| Some(p.matched)) else {
+            return;
+        };
+        if n <= self.commit {
+            return;
+        }
+        let ours = self.log.term(n) == Some(self.term);
+        if ours || (self.cfg.bugs.commit_old_term && self.log.term(n).is_some()) {
+            let first_in_term = !self.committed_in_term();
+            self.set_commit(n);
+            if first_in_term || self.cfg.bugs.commit_old_term {
+                let waiting = std::mem::take(&mut self.reads_before_commit);
+                for ctx in waiting {
+                    if self.read_index(ctx).is_err() {
+                        self.ready.failed_reads.push(ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_commit(&mut self, index: Index) {
+        self.check(index >= self.commit, "the commit index moved back");
+        self.commit = index;
+        let upto = index.min(self.log.last_index());
+        if upto > self.handed {
+            let from = self.handed + 1;
+            self.ready
+                .committed
+                .extend(self.log.slice(from, upto).iter().cloned());
+            self.handed = upto;
+        }
+        if self.role == Role::Leader
+            && !self.membership.contains(&self.cfg.id)
+            && self.membership_index <= self.commit
+        {
+            self.event("removed from the cluster; stepping down".to_string());
+            self.become_follower(self.term, None);
+        }
+    }
+
+    fn handle_snapshot(&mut self, from: &NodeId, snap: Snapshot, seq: u64) {
+        if snap.index <= self.commit {
+            let matched = self.commit;
+            self.send(
+                from,
+                Message::InstallSnapshotResp {
+                    term: self.term,
+                    match_index: matched,
+                    seq,
+                },
+            );
+            return;
+        }
+        if self.log.term(snap.index) != Some(snap.term) && snap.index < self.log.last_index() {
+            self.truncate_local(snap.index + 1);
+        }
+        self.log.compact_to(snap.index, snap.term);
+        self.base_membership = snap.membership.clone();
+        self.snapshot = Some(snap.clone());
+        self.recompute_membership();
+        self.commit = snap.index;
+        self.handed = snap.index;
+        self.ready.committed.retain(|e| e.index > snap.index);
+        self.ready.log_ops.push(LogOp::Snapshot(snap.clone()));
+        self.event(format!("installed snapshot at index {}", snap.index));
+        let index = snap.index;
+        self.ready.snapshot_to_apply = Some(snap);
+        self.send(
+            from,
+            Message::InstallSnapshotResp {
+                term: self.term,
+                match_index: index,
+                seq,
+            },
+        );
+    }
+
+    /// Periodic heartbeat: resends whatever a follower has not acknowledged (covers lost
+    /// messages) and carries a fresh `seq` for reads and leases.
+    fn broadcast_append(&mut self) {
+        self.seq += 1;
+        self.note_seq_tick();
+        let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
+        let last = self.log.last_index();
+        for p in peers {
+            if let Some(pr) = self.progress.get_mut(&p) {
+                if pr.matched < last {
+                    pr.next = pr.matched + 1;
+                }
+            }
+            self.send_append(&p);
+        }
+    }
+
+    fn send_append(&mut self, to: &str) {
+        let Some(pr) = self.progress.get(to) else {
+            return;
+        };
+        let next = pr.next;
+        if next <= self.log.offset() {
+            if let Some(snap) = self.snapshot.clone() {
+                let msg = Message::InstallSnapshot {
+                    term: self.term,
+                    snapshot: snap.clone(),
+                    seq: self.seq,
+                };
+                if let Some(pr) = self.progress.get_mut(to) {
+                    pr.next = snap.index + 1;
+                }
+                self.send(to, msg);
+            }
+            return;
+        }
+        let prev_index = next - 1;
+        let prev_term = self.log.term(prev_index).expect("prev entry is in the log");
+        let max = self.cfg.max_entries_per_append.max(1) as Index;
+        let entries = self.log.slice(next, next + max - 1).to_vec();
+        if let (Some(last), Some(pr)) = (entries.last(), self.progress.get_mut(to)) {
+            pr.next = last.index + 1;
+        }
+        let msg = Message::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit,
+            seq: self.seq,
+        };
+        self.send(to, msg);
+    }
+
+    /// An entry-less Append that only proves leadership for the current `seq`.
+    fn send_heartbeat(&mut self, to: &str) {
+        let Some(pr) = self.progress.get(to) else {
+            return;
+        };
+        let prev_index = pr.next - 1;
+        let Some(prev_term) = self.log.term(prev_index) else {
+            self.send_append(to);
+            return;
+        };
+        let msg = Message::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries: Vec::new(),
+            // The follower clamps this to prev_index, which matches our log.
+            commit: self.commit,
+            seq: self.seq,
+        };
+        self.send(to, msg);
+    }
+
+    // ----- reads ----------------------------------------------------------------------
+
+    fn advance_reads(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(acked) = self.quorum_value(self.seq, |p| Some(p.acked_seq)) else {
+            return;
+        };
+        while let Some(&(ctx, index, seq)) = self.pending_reads.front() {
+            if seq > acked {
+                break;
+            }
+            self.pending_reads.pop_front();
+            self.ready.reads.push(ReadState { ctx, index });
+        }
+    }
+
+    fn lease_valid(&self) -> bool {
+        if self.role != Role::Leader || self.transfer.is_some() || !self.committed_in_term() {
+            return false;
+        }
+        let Some(start) = self.quorum_value(self.now_ticks, |p| p.acked_sent_tick) else {
+            return false;
+        };
+        let margin = if self.cfg.bugs.lease_no_margin {
+            0
+        } else {
+            self.cfg.lease_margin_ticks
+        };
+        self.now_ticks < start + self.cfg.election_ticks.saturating_sub(margin)
+    }
+
+    fn fail_pending_reads(&mut self) {
+        let pending = self.pending_reads.drain(..).map(|(ctx, _, _)| ctx);
+        self.ready.failed_reads.extend(pending);
+        self.ready
+            .failed_reads
+            .append(&mut self.reads_before_commit);
+    }
+
+    // ----- output ---------------------------------------------------------------------
+
+    fn persist_hard_state(&mut self) {
+        self.ready.hard_state = Some(HardState {
+            term: self.term,
+            vote: self.vote.clone(),
+        });
+    }
+
+    fn send(&mut self, to: &str, msg: Message) {
+        self.ready.messages.push(Envelope {
+            from: self.cfg.id.clone(),
+            to: to.to_string(),
+            msg,
+        });
+    }
+
+    fn send_to_members(&mut self, msg: Message) {
+        let peers: Vec<NodeId> = self
+            .membership
+            .ids()
+            .filter(|id| **id != self.cfg.id)
+            .cloned()
+            .collect();
+        for p in peers {
+            self.send(&p, msg.clone());
+        }
+    }
+
+    fn event(&mut self, text: String) {
+        self.ready.events.push(text);
+    }
+
+    fn check(&self, ok: bool, what: &str) {
+        if self.cfg.assert_invariants {
+            assert!(ok, "raft invariant violated on {}: {what}", self.cfg.id);
+        }
+    }
+}
