@@ -42,6 +42,12 @@ fn config(store: &std::path::Path, target: &str, nodes: &str, concurrency: usize
         settings: Default::default(),
         store: store.to_path_buf(),
         junit: None,
+        node_args: distest::nodes::NodeArgs {
+            nodes: Some(nodes.into()),
+            cluster_id: "bench".into(),
+            subnet: "10.77.230.0/24".into(),
+            ..Default::default()
+        },
     }
 }
 

@@ -102,7 +102,7 @@ fn bad_options_exit_3_with_one_sentence() {
 #[test]
 fn sigint_mid_run_still_checks_and_reports_what_was_recorded() {
     let store = temp_store("noop-sigint");
-    let mut child = distest()
+    let child = distest()
         .args(["run", "--target", "noop", "--workload", "register", "--time-limit", "60"])
         .args(["--concurrency", "2", "--rate", "200", "--seed", "7", "--store"])
         .arg(&store)

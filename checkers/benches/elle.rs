@@ -1,2 +1,116 @@
-//! Benchmark placeholder: being written.
-fn main() {}
+//! Elle checker benchmark: list-append histories of 100,000 and 1,000,000 transactions
+//! (10 processes, ~1,000 active keys, 1-4 micro-ops each, strictly serializable with
+//! real concurrency), serialized to JSONL in memory, then timed parse + check. Prints
+//! wall time and peak RSS (VmHWM) per phase.
+//!
+//! Two paths are measured: the standard one (`read_history` builds a `History` of `Op`s,
+//! then `ListAppend::check`), and the streaming one (each line is parsed into an `Op`
+//! and folded into compact transactions at once, then `check_txns`), which is what a
+//! history too large to hold as `Op`s needs.
+//!
+//! `cargo bench -p distest-checkers --bench elle [-- SIZES]`, e.g. `-- 100000`.
+
+#[path = "../tests/elle_support/gen.rs"]
+mod gen;
+
+use distest_checkers::elle::txn::{Shape, TxnsBuilder};
+use distest_checkers::elle::{check_txns, ListAppend};
+use distest_checkers::format::{read_history, write_jsonl_line, Format};
+use distest_checkers::{CheckContext, Checker, Op, Validity};
+use gen::{generate, Params, Workload};
+use std::time::Instant;
+
+fn vm_hwm_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Resets the peak-RSS counter so each phase reports its own peak (Linux only).
+fn reset_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn jsonl(txns: usize) -> Vec<u8> {
+    let p = Params {
+        workload: Workload::ListAppend,
+        seed: 42,
+        workers: 10,
+        txns,
+        active_keys: 1_000,
+        max_writes_per_key: 16,
+        max_mops: 4,
+        fail_pct: 2,
+        info_pct: 2,
+    };
+    let mut out = Vec::with_capacity(txns * 200);
+    generate(&p, |op| write_jsonl_line(&op, &mut out));
+    out
+}
+
+fn standard(text: &[u8]) {
+    reset_hwm();
+    let start = Instant::now();
+    let history =
+        read_history(text, Some(Format::Jsonl), "bench").expect("generated history parses");
+    let parsed = start.elapsed();
+    let v = ListAppend::new(None)
+        .expect("default model")
+        .check(&history, &CheckContext::default());
+    let total = start.elapsed();
+    assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
+    println!(
+        "  standard : parse {:>6.2} s, check {:>6.2} s, total {:>6.2} s, peak RSS {:>7.0} MiB",
+        parsed.as_secs_f64(),
+        (total - parsed).as_secs_f64(),
+        total.as_secs_f64(),
+        vm_hwm_mib()
+    );
+}
+
+fn streaming(text: &[u8]) {
+    reset_hwm();
+    let start = Instant::now();
+    let mut b = TxnsBuilder::new(Shape::ListAppend);
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let op: Op = serde_json::from_slice(line).expect("generated op parses");
+        b.push(&op).expect("generated txn is well formed");
+    }
+    let txns = b.finish();
+    let parsed = start.elapsed();
+    let v = check_txns(&txns, "strict-serializable", &CheckContext::default());
+    let total = start.elapsed();
+    assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
+    println!(
+        "  streaming: parse {:>6.2} s, check {:>6.2} s, total {:>6.2} s, peak RSS {:>7.0} MiB",
+        parsed.as_secs_f64(),
+        (total - parsed).as_secs_f64(),
+        total.as_secs_f64(),
+        vm_hwm_mib()
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    for n in sizes {
+        let text = jsonl(n);
+        println!(
+            "list-append, {n} transactions, {} MiB of JSONL:",
+            text.len() >> 20
+        );
+        streaming(&text);
+        standard(&text);
+    }
+}

@@ -1,2 +1,156 @@
-//! Benchmark placeholder: being written.
-fn main() {}
+//! Benchmark: the `linearizable` checker against porcupine-rs on the same histories.
+//!
+//! Run with `cargo bench -p distest-checkers --bench linearizable`. distest's time
+//! includes parsing the history from JSON Lines (`format::read_history` on an in-memory
+//! buffer); porcupine's does not include building its operations (in its favour). Both
+//! must agree on every verdict. Workloads:
+//! (a) 100 single-register cas histories of 200 ops, 5 processes, with info ops;
+//! (b) one 100,000-op kv history over 100 keys, 20 processes;
+//! (c) one 10,000-op cas-register history, 10 processes.
+
+#[path = "../tests/linearizable_support/mod.rs"]
+mod linearizable_support;
+
+use distest_checkers::format::{read_history, write_jsonl_line, Format};
+use distest_checkers::linear::{check_history, ModelKind};
+use distest_checkers::{CheckContext, History, Validity};
+use linearizable_support::gen::{simulate, GenConfig};
+use linearizable_support::porcupine::{
+    kv_op, register_op, to_porcupine, PorcupineKv, PorcupineRegister,
+};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::time::{Duration, Instant};
+
+/// One history, as JSONL bytes (what distest reads) and as a parsed history (to build
+/// porcupine's input from).
+struct Case {
+    jsonl: Vec<u8>,
+    history: History,
+    kv: bool,
+}
+
+fn make(seed: u64, cfg: &GenConfig) -> Case {
+    let ops = simulate(&mut SmallRng::seed_from_u64(seed), cfg);
+    let mut jsonl = Vec::new();
+    for op in &ops {
+        write_jsonl_line(op, &mut jsonl);
+    }
+    Case {
+        jsonl,
+        history: History::new(ops).expect("simulated histories are well formed"),
+        kv: cfg.kv,
+    }
+}
+
+/// Checks every case with both checkers; returns (distest time, porcupine time).
+fn run(name: &str, cases: &[Case]) -> (Duration, Duration) {
+    let ctx = CheckContext::default();
+    let mut ours = Duration::ZERO;
+    let mut parsing = Duration::ZERO;
+    let mut theirs = Duration::ZERO;
+    let mut invalid = 0;
+    for case in cases {
+        let model = if case.kv { ModelKind::Kv } else { ModelKind::CasRegister };
+        let t = Instant::now();
+        let history = read_history(&case.jsonl[..], Some(Format::Jsonl), "bench")
+            .expect("the bench's own JSONL parses");
+        parsing += t.elapsed();
+        let verdict = check_history(&history, model, &ctx);
+        ours += t.elapsed();
+
+        let reference = if case.kv {
+            let ops = to_porcupine::<PorcupineKv>(&case.history, kv_op);
+            let t = Instant::now();
+            let ok = porcupine_rs::check_operations(&ops);
+            theirs += t.elapsed();
+            ok
+        } else {
+            let ops = to_porcupine::<PorcupineRegister>(&case.history, register_op);
+            let t = Instant::now();
+            let ok = porcupine_rs::check_operations(&ops);
+            theirs += t.elapsed();
+            ok
+        };
+        let expected = if reference { Validity::Valid } else { Validity::Invalid };
+        assert_eq!(verdict.valid, expected, "{name}: verdicts differ: {}", verdict.summary);
+        invalid += usize::from(!reference);
+    }
+    println!(
+        "{name:<44} distest {:>10.3} ms (parse {:>8.3} ms)   porcupine-rs {:>10.3} ms   speedup {:>6.1}x   ({} histories, {invalid} invalid)",
+        ours.as_secs_f64() * 1e3,
+        parsing.as_secs_f64() * 1e3,
+        theirs.as_secs_f64() * 1e3,
+        theirs.as_secs_f64() / ours.as_secs_f64().max(1e-9),
+        cases.len(),
+    );
+    (ours, theirs)
+}
+
+/// Peak resident memory of this process, from /proc/self/status (Linux).
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .unwrap_or_else(|| "VmHWM: unavailable".to_string())
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary with `--bench` absent: keep that fast.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("linearizable bench: run with `cargo bench -p distest-checkers --bench linearizable`");
+        return;
+    }
+    let register = |processes, ops, p_info| GenConfig {
+        processes,
+        ops,
+        values: 5,
+        keys: 0,
+        p_info,
+        kv: false,
+    };
+    let a: Vec<Case> = (0..100).map(|s| make(s, &register(5, 200, 0.05))).collect();
+    let kv = GenConfig {
+        processes: 20,
+        ops: 100_000,
+        values: 10,
+        keys: 100,
+        p_info: 0.01,
+        kv: true,
+    };
+    let b = vec![make(1_000, &kv)];
+    let c = vec![make(2_000, &register(10, 10_000, 0.01))];
+
+    if let Ok(which) = std::env::var("DT_PROFILE") {
+        let cases = match which.as_str() { "a" => &a, "b" => &b, _ => &c };
+        let ctx = CheckContext::default();
+        let t = Instant::now();
+        let n: usize = std::env::var("DT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+        for _ in 0..n {
+            for case in cases.iter() {
+                let model = if case.kv { ModelKind::Kv } else { ModelKind::CasRegister };
+                std::hint::black_box(check_history(&case.history, model, &ctx));
+            }
+        }
+        println!("check only x20: {:?}", t.elapsed());
+        return;
+    }
+    let mut total = (Duration::ZERO, Duration::ZERO);
+    for (name, cases) in [
+        ("(a) 100 x cas-register, 200 ops, 5 procs", &a),
+        ("(b) kv, 100k ops, 100 keys, 20 procs", &b),
+        ("(c) cas-register, 10k ops, 10 procs", &c),
+    ] {
+        let (ours, theirs) = run(name, cases);
+        total.0 += ours;
+        total.1 += theirs;
+    }
+    println!(
+        "{:<44} distest {:>10.3} ms   porcupine-rs {:>10.3} ms   speedup {:>6.1}x",
+        "total",
+        total.0.as_secs_f64() * 1e3,
+        total.1.as_secs_f64() * 1e3,
+        total.1.as_secs_f64() / total.0.as_secs_f64().max(1e-9),
+    );
+    println!("peak memory (whole bench process) {}", peak_memory());
+}

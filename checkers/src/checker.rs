@@ -94,6 +94,16 @@ pub fn registry() -> &'static [Entry] {
         },
         // -- further checkers register below this line --
         Entry {
+            name: "list-append",
+            about: "Elle's list-append isolation checker: infers ww/wr/rw dependencies from appends and reads, finds G0/G1/G2 anomalies, judges --consistency-model (default strict-serializable)",
+            build: |o| Ok(Box::new(crate::elle::ListAppend::new(o.consistency_model.as_deref())?)),
+        },
+        Entry {
+            name: "rw-register",
+            about: "Elle's rw-register isolation checker: infers dependencies from unique register writes and reads, finds G0/G1/G2 anomalies, judges --consistency-model (default strict-serializable)",
+            build: |o| Ok(Box::new(crate::elle::RwRegister::new(o.consistency_model.as_deref())?)),
+        },
+        Entry {
             name: "linearizable",
             about: "exact linearizability check (WGL/Porcupine search, per-key, parallel) against --model: register, cas-register, kv, set, queue, mutex",
             build: crate::linear::build,

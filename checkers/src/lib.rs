@@ -5,6 +5,7 @@
 
 pub mod checker;
 pub mod convergence;
+pub mod elle;
 pub mod format;
 pub mod history;
 pub mod linear;

@@ -20,7 +20,9 @@ fn register_sequential_write_then_read_is_valid() {
 
 #[test]
 fn register_initial_value_is_null() {
-    let h = Hist::new().call(0, "read", json!(null), json!(null)).build();
+    let h = Hist::new()
+        .call(0, "read", json!(null), json!(null))
+        .build();
     assert_validity(&check(&h, "register"), Validity::Valid);
     let h = Hist::new().call(0, "read", json!(null), json!(0)).build();
     assert_validity(&check(&h, "register"), Validity::Invalid);
@@ -43,10 +45,23 @@ fn register_stale_read_is_invalid_with_a_counterexample() {
     assert_eq!(e["possible_states"], json!([2]));
     assert_eq!(e["linearizable_prefix"]["length"], json!(2));
     // The window holds the read and the write that set the state it should have seen.
-    let window: Vec<_> = e["ops"].as_array().unwrap().iter().map(|o| o["index"].clone()).collect();
+    let window: Vec<_> = e["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["index"].clone())
+        .collect();
     assert_eq!(window, vec![json!(2), json!(4)]);
-    assert!(v.explanation.contains("p1 read null → ok 1 (#4–#5)"), "{}", v.explanation);
-    assert!(v.explanation.contains("the state was 2"), "{}", v.explanation);
+    assert!(
+        v.explanation.contains("p1 read null → ok 1 (#4–#5)"),
+        "{}",
+        v.explanation
+    );
+    assert!(
+        v.explanation.contains("the state was 2"),
+        "{}",
+        v.explanation
+    );
 }
 
 #[test]
@@ -133,7 +148,9 @@ fn info_read_constrains_nothing_and_nemesis_ops_are_ignored() {
 
 #[test]
 fn register_model_rejects_cas_with_a_pointer_to_cas_register() {
-    let h = Hist::new().call(0, "cas", json!([null, 1]), json!([null, 1])).build();
+    let h = Hist::new()
+        .call(0, "cas", json!([null, 1]), json!([null, 1]))
+        .build();
     let v = check(&h, "register");
     assert_validity(&v, Validity::Unknown);
     assert!(v.summary.contains("cas-register"), "{}", v.summary);
@@ -353,7 +370,9 @@ fn registry_builds_with_cas_register_by_default_and_rejects_unknown_models() {
     let c = build("linearizable", &CheckerOptions::default()).unwrap();
     assert_eq!(c.name(), "linearizable");
     assert_eq!(
-        Linearizable::from_options(&CheckerOptions::default()).unwrap().model,
+        Linearizable::from_options(&CheckerOptions::default())
+            .unwrap()
+            .model,
         ModelKind::CasRegister
     );
     let err = build(
@@ -366,7 +385,11 @@ fn registry_builds_with_cas_register_by_default_and_rejects_unknown_models() {
     .err()
     .unwrap();
     assert!(matches!(err, RegistryError::UnknownOption { .. }), "{err}");
-    assert!(err.to_string().contains("cas-register, kv, set, queue, mutex"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cas-register, kv, set, queue, mutex"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@
 //! {node: ms}}`; `strobe-clock` `{"targets", "nodes", "delta_ms", "period_ms",
 //! "duration_ms"}`; `reset-clock` `{"nodes": [...]}` or nothing for every node we moved.
 
-use crate::cluster::{shell_quote, Cluster, COMMAND_TIMEOUT};
+use crate::cluster::{lock, shell_quote, Cluster, PerNode, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{ClockSupport, NodeShell, TargetControl};
@@ -70,7 +70,11 @@ const SYSTEM_BUMPER: &str = "b() { n=$(date +%s%N) && t=$((n + $1)) && \
 
 /// Command that sets the faketime file to `offset_ms`.
 pub fn faketime_write_command(path: &Path, offset_ms: i64) -> String {
-    format!("{}; w {}", faketime_writer(path), shell_quote(&faketime_spec(offset_ms)))
+    format!(
+        "{}; w {}",
+        faketime_writer(path),
+        shell_quote(&faketime_spec(offset_ms))
+    )
 }
 
 /// Command that moves the system clock by `delta_ms`.
@@ -84,8 +88,15 @@ fn seconds(ms: i64) -> String {
 
 /// Strobe loop: `flips` times, `delta_ms` away from the base and back, `period_ms` each,
 /// stopping early once `duration_ms` of uptime passed (uptime, not the clock we are
-/// moving); ends on the base offset and prints how many flips it did.
-pub fn strobe_command(how: &ClockMethod, base_ms: i64, delta_ms: i64, period_ms: i64, duration_ms: i64) -> String {
+/// moving); ends on the base offset, prints how many flips it did, and exits non-zero if
+/// any step failed.
+pub fn strobe_command(
+    how: &ClockMethod,
+    base_ms: i64,
+    delta_ms: i64,
+    period_ms: i64,
+    duration_ms: i64,
+) -> String {
     let flips = (duration_ms / (2 * period_ms)).clamp(1, MAX_STROBE_FLIPS);
     let (setup, away, back, end) = match how {
         ClockMethod::File(path) => (
@@ -105,10 +116,10 @@ pub fn strobe_command(how: &ClockMethod, base_ms: i64, delta_ms: i64, period_ms:
     let duration_cs = duration_ms / 10;
     format!(
         "{setup}; up() {{ read u _ < /proc/uptime; echo \"${{u%.*}}${{u#*.}}\"; }}; \
-         end=$(( $(up) + {duration_cs} )); i=0; \
+         end=$(( $(up) + {duration_cs} )); i=0; rc=0; \
          while [ $i -lt {flips} ] && [ $(up) -lt $end ]; do \
-         {away} && sleep {sleep} && {back} && sleep {sleep} || break; i=$((i+1)); done; \
-         {end}; echo $i"
+         {away} && sleep {sleep} && {back} && sleep {sleep} || {{ rc=1; break; }}; \
+         i=$((i+1)); done; {end} || rc=1; echo $i; exit $rc"
     )
 }
 
@@ -134,7 +145,12 @@ fn method(target: &dyn TargetControl, node: &dyn NodeShell) -> Result<ClockMetho
 }
 
 /// Moves the clock on `node` from offset `old_ms` to `new_ms`.
-fn set_offset(how: &ClockMethod, node: &dyn NodeShell, old_ms: i64, new_ms: i64) -> Result<(), NemesisError> {
+fn set_offset(
+    how: &ClockMethod,
+    node: &dyn NodeShell,
+    old_ms: i64,
+    new_ms: i64,
+) -> Result<(), NemesisError> {
     let command = match how {
         ClockMethod::File(path) => faketime_write_command(path, new_ms),
         ClockMethod::System if old_ms == new_ms => return Ok(()),
@@ -181,10 +197,10 @@ impl Clock {
         &mut self,
         f: &str,
         wanted: &BTreeMap<String, i64>,
-    ) -> Result<Vec<(String, Result<i64, NemesisError>)>, NemesisError> {
+    ) -> Result<PerNode<i64>, NemesisError> {
         for (node, ms) in wanted {
             self.cluster.check_names(f, std::slice::from_ref(node))?;
-            if ms.abs() > MAX_OFFSET_MS {
+            if ms.unsigned_abs() > MAX_OFFSET_MS.unsigned_abs() {
                 return Err(NemesisError::bad_value(
                     f,
                     format!("the offset of {node} would be {ms} ms, beyond ±{MAX_OFFSET_MS}"),
@@ -206,7 +222,11 @@ impl Clock {
         }))
     }
 
-    fn set_offsets(&mut self, f: &str, wanted: &BTreeMap<String, i64>) -> Result<Value, NemesisError> {
+    fn set_offsets(
+        &mut self,
+        f: &str,
+        wanted: &BTreeMap<String, i64>,
+    ) -> Result<Value, NemesisError> {
         let outcomes = self.set_offsets_each(f, wanted)?;
         offsets_value(NemesisError::collect(f, outcomes)?)
     }
@@ -229,13 +249,18 @@ impl Clock {
             .value
             .get("offsets_ms")
             .and_then(Value::as_object)
-            .ok_or_else(|| NemesisError::bad_value(SKEW, "`offsets_ms` must map node names to offsets in ms"))?;
+            .ok_or_else(|| {
+                NemesisError::bad_value(SKEW, "`offsets_ms` must map node names to offsets in ms")
+            })?;
         let wanted = map
             .iter()
             .map(|(node, ms)| {
-                ms.as_i64()
-                    .map(|ms| (node.clone(), ms))
-                    .ok_or_else(|| NemesisError::bad_value(SKEW, format!("the offset of {node} must be an integer")))
+                ms.as_i64().map(|ms| (node.clone(), ms)).ok_or_else(|| {
+                    NemesisError::bad_value(
+                        SKEW,
+                        format!("the offset of {node} must be an integer"),
+                    )
+                })
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         self.set_offsets(SKEW, &wanted)
@@ -251,17 +276,23 @@ impl Clock {
         let timeout = Duration::from_millis(duration_ms.unsigned_abs()) + COMMAND_TIMEOUT;
         let outcomes = self.cluster.each(STROBE, &nodes, |node| {
             let how = method(target, node)?;
-            // Touched before the strobe runs: a strobe cut short leaves the clock moved.
-            let base_ms = *lock(&offsets).entry(node.name().to_string()).or_insert(0);
+            let base_ms = lock(&offsets).get(node.name()).copied().unwrap_or(0);
             if (base_ms + delta_ms).abs() > MAX_OFFSET_MS {
                 return Err(NemesisError::bad_value(
                     STROBE,
                     format!("{} would be moved beyond ±{MAX_OFFSET_MS} ms", node.name()),
                 ));
             }
+            // Touched before the strobe runs: a strobe cut short leaves the clock moved.
+            lock(&offsets).insert(node.name().to_string(), base_ms);
             let command = strobe_command(&how, base_ms, delta_ms, period_ms, duration_ms);
             let out = node.exec_ok(&command, timeout)?;
-            Ok(out.stdout.trim().parse::<i64>().unwrap_or(-1))
+            // The loop prints its flip count last; None if something else got in the way.
+            Ok(out
+                .stdout
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse::<i64>().ok()))
         });
         let flips = NemesisError::collect(STROBE, outcomes)?;
         Ok(json!({
@@ -295,12 +326,6 @@ fn offsets_value(done: Vec<(String, i64)>) -> Result<Value, NemesisError> {
     Ok(json!({"offsets_ms": done.into_iter().collect::<BTreeMap<_, _>>()}))
 }
 
-fn lock<'a, T>(m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
-    // A step never panics while holding the lock, and if one did, the map is still
-    // consistent (each update is one insert), so a poisoned lock is safe to use.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Nemesis for Clock {
     fn name(&self) -> &str {
         "clock"
@@ -315,7 +340,10 @@ impl Nemesis for Clock {
             return FaultOp::new(RESET, Value::Null);
         }
         let names = self.cluster.names();
-        match *[BUMP, STROBE, SKEW].choose(&mut self.rng).expect("three kinds") {
+        match *[BUMP, STROBE, SKEW]
+            .choose(&mut self.rng)
+            .expect("three kinds")
+        {
             BUMP => {
                 let mut value = targets::draw(&Targeting::EVERY, &names, &mut self.rng);
                 // 16 ms to 262 s, Jepsen's range.
@@ -326,7 +354,8 @@ impl Nemesis for Clock {
                 let mut value = targets::draw(&Targeting::EVERY, &names, &mut self.rng);
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=12));
                 value["period_ms"] = json!(*[1, 5, 10, 50].choose(&mut self.rng).expect("periods"));
-                value["duration_ms"] = json!(*[1000, 2000, 4000].choose(&mut self.rng).expect("durations"));
+                value["duration_ms"] =
+                    json!(*[1000, 2000, 4000].choose(&mut self.rng).expect("durations"));
                 FaultOp::new(STROBE, value)
             }
             _ => {
@@ -366,5 +395,232 @@ impl Nemesis for Clock {
             .filter(|(_, ms)| **ms != 0)
             .map(|(node, ms)| format!("{node} clock {ms:+} ms"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{self, FakeNode, FakeTarget};
+
+    fn setup(nodes: Vec<Arc<FakeNode>>, support: &[ClockSupport]) -> (Clock, Vec<Arc<FakeNode>>) {
+        let target = Arc::new(FakeTarget::default());
+        for (node, s) in nodes.iter().zip(support) {
+            target
+                .clock
+                .lock()
+                .unwrap()
+                .insert(node.name().to_string(), s.clone());
+        }
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target,
+            seed: 5,
+        };
+        (Clock::new(&ctx), nodes)
+    }
+
+    fn file(i: u8) -> ClockSupport {
+        ClockSupport::FaketimeFile(PathBuf::from(format!("/tmp/dt-n{i}/faketime")))
+    }
+
+    #[test]
+    fn faketime_specs_are_signed_seconds_with_milliseconds() {
+        assert_eq!(faketime_spec(1250), "+1.250");
+        assert_eq!(faketime_spec(-500), "-0.500");
+        assert_eq!(faketime_spec(0), "+0.000");
+        assert_eq!(faketime_spec(-262_144), "-262.144");
+    }
+
+    #[test]
+    fn bump_writes_the_accumulated_offset_and_reset_writes_zero() {
+        let (mut clock, nodes) = setup(vec![Arc::new(FakeNode::ok(1))], &[file(1)]);
+        let bump = |ms| FaultOp::new(BUMP, json!({"nodes": ["n1"], "delta_ms": ms}));
+        clock.invoke(&bump(1250)).unwrap();
+        let done = clock.invoke(&bump(-500)).unwrap();
+        assert_eq!(done, json!({"offsets_ms": {"n1": 750}}));
+        assert_eq!(clock.active(), vec!["n1 clock +750 ms"]);
+        let healed = clock.heal();
+        assert_eq!(healed[0].0.f, RESET);
+        assert_eq!(
+            healed[0].1.as_ref().unwrap(),
+            &json!({"offsets_ms": {"n1": 0}})
+        );
+        let commands = nodes[0].commands();
+        assert_eq!(commands.len(), 3);
+        assert!(commands[0].ends_with("w '+1.250'"), "{}", commands[0]);
+        assert!(commands[1].ends_with("w '+0.750'"), "{}", commands[1]);
+        assert!(commands[2].ends_with("w '+0.000'"), "{}", commands[2]);
+        assert!(commands[0].contains("> '/tmp/dt-n1/faketime.distest-tmp' && mv -f '/tmp/dt-n1/faketime.distest-tmp' '/tmp/dt-n1/faketime'"));
+        assert!(clock.heal().is_empty());
+    }
+
+    #[test]
+    fn system_clock_is_reset_by_the_inverse_of_what_was_applied() {
+        let (mut clock, nodes) = setup(
+            vec![Arc::new(FakeNode::ok(1))],
+            &[ClockSupport::SystemClock],
+        );
+        clock
+            .invoke(&FaultOp::new(SKEW, json!({"offsets_ms": {"n1": -300}})))
+            .unwrap();
+        clock
+            .invoke(&FaultOp::new(
+                BUMP,
+                json!({"nodes": ["n1"], "delta_ms": 100}),
+            ))
+            .unwrap();
+        clock.heal();
+        let commands = nodes[0].commands();
+        assert!(commands[0].ends_with("; b -300000000"), "{}", commands[0]);
+        assert!(commands[1].ends_with("; b 100000000"), "{}", commands[1]);
+        assert!(commands[2].ends_with("; b 200000000"), "{}", commands[2]);
+        assert!(commands[0].contains("date -u -s"));
+    }
+
+    #[test]
+    fn system_clock_of_a_local_node_is_refused() {
+        let (mut clock, nodes) = setup(
+            vec![Arc::new(FakeNode::ok(1).local())],
+            &[ClockSupport::SystemClock],
+        );
+        let err = clock
+            .invoke(&FaultOp::new(
+                BUMP,
+                json!({"nodes": ["n1"], "delta_ms": 100}),
+            ))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("refusing to set the system clock of local node n1"),
+            "{err}"
+        );
+        assert!(nodes[0].commands().is_empty());
+        assert!(clock.heal().is_empty());
+    }
+
+    #[test]
+    fn unsupported_clock_fails_with_the_targets_reason_and_touches_nothing() {
+        let why = "etcd is a Go binary and ignores LD_PRELOAD".to_string();
+        let (mut clock, nodes) = setup(
+            vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2))],
+            &[file(1), ClockSupport::Unsupported(why.clone())],
+        );
+        let err = clock
+            .invoke(&FaultOp::new(
+                BUMP,
+                json!({"nodes": ["n1", "n2"], "delta_ms": 100}),
+            ))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("failed on 1 of 2") && text.contains(&why),
+            "{text}"
+        );
+        assert!(nodes[1].commands().is_empty());
+        // n1 moved, so heal resets n1 and only n1.
+        let healed = clock.heal();
+        assert_eq!(healed[0].0.value, json!({"nodes": ["n1"]}));
+        assert!(healed[0].1.is_ok());
+    }
+
+    #[test]
+    fn strobe_is_bounded_and_ends_on_the_base_offset() {
+        let cmd = strobe_command(
+            &ClockMethod::File(PathBuf::from("/f")),
+            100,
+            50,
+            1,
+            1_000_000,
+        );
+        assert!(
+            cmd.contains(&format!("[ $i -lt {MAX_STROBE_FLIPS} ]")),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("w '+0.150' && sleep 0.001 && w '+0.100'"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.ends_with("w '+0.100' || rc=1; echo $i; exit $rc"),
+            "{cmd}"
+        );
+        let cmd = strobe_command(&ClockMethod::System, 0, 200, 10, 1000);
+        assert!(cmd.contains("[ $i -lt 50 ]"), "{cmd}");
+        assert!(
+            cmd.contains("b 200000000 && sleep 0.010 && b -200000000"),
+            "{cmd}"
+        );
+    }
+
+    #[test]
+    fn strobe_reports_flips_and_leaves_offsets_unchanged() {
+        let node = FakeNode::with(1, |cmd| crate::node::ExecOutput {
+            status: 0,
+            stdout: if cmd.contains("echo $i") {
+                "12\n".into()
+            } else {
+                String::new()
+            },
+            stderr: String::new(),
+        });
+        let (mut clock, _) = setup(vec![Arc::new(node)], &[file(1)]);
+        let done = clock
+            .invoke(&FaultOp::new(
+                STROBE,
+                json!({"nodes": ["n1"], "delta_ms": 64, "period_ms": 5, "duration_ms": 1000}),
+            ))
+            .unwrap();
+        assert_eq!(done["flips"], json!({"n1": 12}));
+        assert!(clock.active().is_empty());
+        assert_eq!(
+            clock.heal().len(),
+            1,
+            "a strobed node is still reset on heal"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let (mut clock, nodes) = setup(vec![Arc::new(FakeNode::ok(1))], &[file(1)]);
+        for op in [
+            FaultOp::new(
+                BUMP,
+                json!({"nodes": ["n1"], "delta_ms": MAX_OFFSET_MS + 1}),
+            ),
+            FaultOp::new(
+                STROBE,
+                json!({"nodes": ["n1"], "delta_ms": 5, "period_ms": 0, "duration_ms": 10}),
+            ),
+            FaultOp::new(
+                STROBE,
+                json!({"nodes": ["n1"], "delta_ms": 5, "period_ms": 1, "duration_ms": MAX_STROBE_DURATION_MS + 1}),
+            ),
+            FaultOp::new(SKEW, json!({"offsets_ms": {"n1": "soon"}})),
+            FaultOp::new(SKEW, json!({"offsets_ms": {"n1": i64::MAX}})),
+            FaultOp::new(SKEW, json!({"offsets_ms": {"n1": i64::MIN}})),
+        ] {
+            assert!(
+                matches!(clock.invoke(&op), Err(NemesisError::BadValue { .. })),
+                "{op:?}"
+            );
+        }
+        assert!(nodes[0].commands().is_empty());
+    }
+
+    #[test]
+    fn schedule_alternates_a_clock_fault_with_a_reset() {
+        let (mut clock, _) = setup(
+            vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2))],
+            &[file(1), file(2)],
+        );
+        for _ in 0..20 {
+            let start = clock.next_op();
+            assert!(
+                [BUMP, STROBE, SKEW].contains(&start.f.as_str()),
+                "{start:?}"
+            );
+            assert_eq!(clock.next_op().f, RESET);
+        }
     }
 }

@@ -7,11 +7,14 @@
 
 use crate::error::NemesisError;
 use crate::node::NodeShell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Deadline for one command a nemesis runs on a node (iptables, tc, date, printf).
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each node's outcome of one step, in the order the nodes were named.
+pub(crate) type PerNode<T> = Vec<(String, Result<T, NemesisError>)>;
 
 #[derive(Clone)]
 pub(crate) struct Cluster {
@@ -56,27 +59,29 @@ impl Cluster {
 
     /// Runs `step` on each named node in parallel and returns each node's outcome, in the
     /// order of `names`. A name that is not a node yields that node's error.
-    pub(crate) fn each<T, S>(&self, f: &str, names: &[String], step: S) -> Vec<(String, Result<T, NemesisError>)>
+    pub(crate) fn each<T, S>(&self, f: &str, names: &[String], step: S) -> PerNode<T>
     where
         T: Send,
         S: Fn(&dyn NodeShell) -> Result<T, NemesisError> + Sync,
     {
-        parallel(f, names, |name| self.node(f, name).and_then(|node| step(node.as_ref())))
+        parallel(f, names, |name| {
+            self.node(f, name).and_then(|node| step(node.as_ref()))
+        })
     }
 }
 
-/// Runs `step` for each name in parallel (one scoped thread each) and returns the outcomes
-/// in the order of `names`.
-pub(crate) fn parallel<T, S>(f: &str, names: &[String], step: S) -> Vec<(String, Result<T, NemesisError>)>
+/// Runs `step` for each name in parallel (one scoped thread each, also for a single name,
+/// so a panicking step is always caught) and returns the outcomes in the order of `names`.
+pub(crate) fn parallel<T, S>(f: &str, names: &[String], step: S) -> PerNode<T>
 where
     T: Send,
     S: Fn(&str) -> Result<T, NemesisError> + Sync,
 {
-    if names.len() <= 1 {
-        return names.iter().map(|name| (name.clone(), step(name))).collect();
-    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = names.iter().map(|name| scope.spawn(|| step(name))).collect();
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| scope.spawn(|| step(name)))
+            .collect();
         handles
             .into_iter()
             .zip(names)
@@ -94,6 +99,12 @@ where
     })
 }
 
+/// Locks `m` for a per-node step. Steps never panic while holding it, and if one did, the
+/// guarded map is still consistent (each update is one insert), so poisoning is ignored.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Quotes `s` for `sh -c` so paths and specs with spaces or quotes survive intact.
 pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -102,6 +113,25 @@ pub(crate) fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_step_becomes_that_nodes_error() {
+        for names in [
+            vec!["n1".to_string()],
+            vec!["n1".to_string(), "n2".to_string()],
+        ] {
+            let outcomes = parallel("kill", &names, |name| {
+                if name == "n1" {
+                    panic!("step bug");
+                }
+                Ok(())
+            });
+            assert!(
+                matches!(&outcomes[0].1, Err(NemesisError::Panicked { node, .. }) if node == "n1")
+            );
+            assert!(outcomes[1..].iter().all(|(_, o)| o.is_ok()));
+        }
+    }
 
     #[test]
     fn shell_quote_keeps_single_quotes_literal() {

@@ -93,7 +93,10 @@ impl NemesisError {
             attempted += 1;
             match outcome {
                 Ok(value) => done.push((node, value)),
-                Err(error) => failures.push(NodeFailure { node, error }),
+                Err(error) => {
+                    tracing::warn!(f, node = %node, %error, "fault step failed");
+                    failures.push(NodeFailure { node, error });
+                }
             }
         }
         if failures.is_empty() {
@@ -108,7 +111,10 @@ impl NemesisError {
     }
 
     /// `op` is not one of the ops `nemesis` performs.
-    pub(crate) fn unknown_op(nemesis: &dyn crate::nemesis::Nemesis, op: &crate::nemesis::FaultOp) -> NemesisError {
+    pub(crate) fn unknown_op(
+        nemesis: &dyn crate::nemesis::Nemesis,
+        op: &crate::nemesis::FaultOp,
+    ) -> NemesisError {
         NemesisError::UnknownOp {
             nemesis: nemesis.name().to_string(),
             f: op.f.clone(),
@@ -139,7 +145,10 @@ mod tests {
         ];
         let err = NemesisError::collect("kill", outcomes).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("`kill` failed on 1 of 2 node(s): n2: "), "{text}");
+        assert!(
+            text.starts_with("`kill` failed on 1 of 2 node(s): n2: "),
+            "{text}"
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ impl FakeNode {
         FakeNode::with(i, |_| ExecOutput::default())
     }
 
-    pub(crate) fn with(i: u8, respond: impl Fn(&str) -> ExecOutput + Send + Sync + 'static) -> FakeNode {
+    pub(crate) fn with(
+        i: u8,
+        respond: impl Fn(&str) -> ExecOutput + Send + Sync + 'static,
+    ) -> FakeNode {
         FakeNode {
             name: format!("n{i}"),
             address: IpAddr::from([10, 0, 0, i]),
@@ -115,16 +118,24 @@ impl TargetControl for FakeTarget {
             .unwrap()
             .get(node)
             .cloned()
-            .unwrap_or(ClockSupport::Unsupported("the fake target has no clock".to_string()))
+            .unwrap_or(ClockSupport::Unsupported(
+                "the fake target has no clock".to_string(),
+            ))
     }
 }
 
 /// `n` fake nodes n1..n<n> where every command succeeds, plus a fresh fake target.
 pub(crate) fn cluster(n: u8) -> (Vec<Arc<FakeNode>>, Arc<FakeTarget>) {
-    ((1..=n).map(|i| Arc::new(FakeNode::ok(i))).collect(), Arc::new(FakeTarget::default()))
+    (
+        (1..=n).map(|i| Arc::new(FakeNode::ok(i))).collect(),
+        Arc::new(FakeTarget::default()),
+    )
 }
 
 /// The same nodes as trait objects, for a `NemesisContext`.
 pub(crate) fn shells(nodes: &[Arc<FakeNode>]) -> Vec<Arc<dyn NodeShell>> {
-    nodes.iter().map(|n| n.clone() as Arc<dyn NodeShell>).collect()
+    nodes
+        .iter()
+        .map(|n| n.clone() as Arc<dyn NodeShell>)
+        .collect()
 }

@@ -57,7 +57,7 @@ pub(crate) const LOSS: Chain = Chain("DISTEST-LOSS");
 impl Chain {
     fn hook(self, family: Family, action: &str) -> String {
         format!(
-            "{} -w {action} INPUT -m comment --comment {RULE_COMMENT} -j {}",
+            "{} -w 5 {action} INPUT -m comment --comment {RULE_COMMENT} -j {}",
             family.tool(),
             self.0
         )
@@ -69,12 +69,13 @@ impl Chain {
         let tool = family.tool();
         let chain = self.0;
         let mut parts = vec![
-            format!("{{ {tool} -w -N {chain} 2>/dev/null || true; }}"),
-            format!("{tool} -w -F {chain}"),
+            format!("{{ {tool} -w 5 -N {chain} 2>/dev/null || true; }}"),
+            format!("{tool} -w 5 -F {chain}"),
             format!(
                 "{{ {} 2>/dev/null || {}; }}",
                 self.hook(family, "-C"),
-                self.hook(family, "-I").replacen("-I INPUT", "-I INPUT 1", 1)
+                self.hook(family, "-I")
+                    .replacen("-I INPUT", "-I INPUT 1", 1)
             ),
         ];
         for rule in rules {
@@ -84,7 +85,7 @@ impl Chain {
                 format!(" {}", rule.matches)
             };
             parts.push(format!(
-                "{tool} -w -A {chain} -s {}{matches} -m comment --comment {RULE_COMMENT} -j DROP",
+                "{tool} -w 5 -A {chain} -s {}{matches} -m comment --comment {RULE_COMMENT} -j DROP",
                 rule.source
             ));
         }
@@ -97,9 +98,9 @@ impl Chain {
         let tool = family.tool();
         let chain = self.0;
         format!(
-            "if {tool} -w -n -L {chain} >/dev/null 2>&1; then i=0; \
+            "if {tool} -w 5 -n -L {chain} >/dev/null 2>&1; then i=0; \
              while [ $i -lt {MAX_HOOKS} ] && {} 2>/dev/null; do i=$((i+1)); done; \
-             {tool} -w -F {chain} && {tool} -w -X {chain}; fi",
+             {tool} -w 5 -F {chain} && {tool} -w 5 -X {chain}; fi",
             self.hook(family, "-D")
         )
     }
@@ -107,7 +108,11 @@ impl Chain {
     /// Replaces the chain's rules on `node` with `rules`; returns the families it touched.
     /// Families are recorded by the caller before this runs, since a failure may leave a
     /// half-installed chain that heal must still remove.
-    pub(crate) fn install(self, node: &dyn NodeShell, rules: &[DropRule]) -> Result<(), NemesisError> {
+    pub(crate) fn install(
+        self,
+        node: &dyn NodeShell,
+        rules: &[DropRule],
+    ) -> Result<(), NemesisError> {
         for family in families(rules) {
             let of_family: Vec<DropRule> = rules
                 .iter()
@@ -120,7 +125,11 @@ impl Chain {
     }
 
     /// Removes the chain from `node` for each of `families`.
-    pub(crate) fn remove(self, node: &dyn NodeShell, families: &BTreeSet<Family>) -> Result<(), NemesisError> {
+    pub(crate) fn remove(
+        self,
+        node: &dyn NodeShell,
+        families: &BTreeSet<Family>,
+    ) -> Result<(), NemesisError> {
         for family in families {
             node.exec_ok(&self.remove_command(*family), COMMAND_TIMEOUT)?;
         }
@@ -157,7 +166,10 @@ impl ChainOnNodes {
         plans: &BTreeMap<String, Vec<DropRule>>,
     ) -> Result<(), NemesisError> {
         for (node, rules) in plans {
-            self.touched.entry(node.clone()).or_default().extend(families(rules));
+            self.touched
+                .entry(node.clone())
+                .or_default()
+                .extend(families(rules));
         }
         let names: Vec<String> = plans.keys().cloned().collect();
         let chain = self.chain;
@@ -166,7 +178,11 @@ impl ChainOnNodes {
     }
 
     /// Removes the chain from every node it may be on; returns the nodes healed.
-    pub(crate) fn remove_all(&mut self, cluster: &Cluster, f: &str) -> Result<Vec<String>, NemesisError> {
+    pub(crate) fn remove_all(
+        &mut self,
+        cluster: &Cluster,
+        f: &str,
+    ) -> Result<Vec<String>, NemesisError> {
         let names: Vec<String> = self.touched.keys().cloned().collect();
         let touched = &self.touched;
         let chain = self.chain;
@@ -179,6 +195,41 @@ impl ChainOnNodes {
         let healed = NemesisError::collect(f, outcomes)?;
         Ok(healed.into_iter().map(|(node, ())| node).collect())
     }
+}
+
+/// Every chain a nemesis may install.
+pub(crate) const ALL_CHAINS: [Chain; 2] = [PARTITION, LOSS];
+
+/// Shell command that removes every chain of ours on a node, for each family whose tool
+/// is installed.
+pub(crate) fn clear_command() -> String {
+    let mut parts = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        for chain in ALL_CHAINS {
+            parts.push(format!(
+                "{{ ! command -v {} >/dev/null 2>&1 || {{ {}; }}; }}",
+                family.tool(),
+                chain.remove_command(family)
+            ));
+        }
+    }
+    parts.join(" && ")
+}
+
+/// Removes the iptables chains an earlier run may have left on `nodes` (a control node
+/// killed before its final heal), so a new run does not start partitioned. Our chains are
+/// found by name (`DISTEST-*`); nothing else is touched. Local namespace nodes do not need
+/// it (deleting a namespace deletes its rules); SSH nodes do. Returns each node's outcome.
+pub fn clear_leftovers(
+    nodes: &[std::sync::Arc<dyn NodeShell>],
+) -> Vec<(String, Result<(), NemesisError>)> {
+    let cluster = Cluster::new(nodes.to_vec());
+    let command = clear_command();
+    cluster.each("clear-leftovers", &cluster.names(), |node| {
+        node.exec_ok(&command, COMMAND_TIMEOUT)
+            .map(|_| ())
+            .map_err(NemesisError::from)
+    })
 }
 
 /// The address families `rules` need.
@@ -197,13 +248,13 @@ mod tests {
             matches: "-m statistic --mode random --probability 0.2".to_string(),
         }];
         let cmd = LOSS.install_command(Family::V4, &rules);
-        assert!(cmd.contains("iptables -w -F DISTEST-LOSS"), "{cmd}");
+        assert!(cmd.contains("iptables -w 5 -F DISTEST-LOSS"), "{cmd}");
         assert!(
-            cmd.contains("iptables -w -C INPUT -m comment --comment distest -j DISTEST-LOSS 2>/dev/null || iptables -w -I INPUT 1 -m comment --comment distest -j DISTEST-LOSS"),
+            cmd.contains("iptables -w 5 -C INPUT -m comment --comment distest -j DISTEST-LOSS 2>/dev/null || iptables -w 5 -I INPUT 1 -m comment --comment distest -j DISTEST-LOSS"),
             "{cmd}"
         );
         assert!(cmd.ends_with(
-            "iptables -w -A DISTEST-LOSS -s 10.0.0.2 -m statistic --mode random --probability 0.2 -m comment --comment distest -j DROP"
+            "iptables -w 5 -A DISTEST-LOSS -s 10.0.0.2 -m statistic --mode random --probability 0.2 -m comment --comment distest -j DROP"
         ), "{cmd}");
     }
 
@@ -214,14 +265,34 @@ mod tests {
             matches: String::new(),
         }];
         let cmd = PARTITION.install_command(Family::V6, &rules);
-        assert!(cmd.contains("ip6tables -w -A DISTEST-PARTITION -s fd00::2 -m comment"), "{cmd}");
-        assert!(PARTITION.remove_command(Family::V6).starts_with("if ip6tables"));
+        assert!(
+            cmd.contains("ip6tables -w 5 -A DISTEST-PARTITION -s fd00::2 -m comment"),
+            "{cmd}"
+        );
+        assert!(PARTITION
+            .remove_command(Family::V6)
+            .starts_with("if ip6tables"));
+    }
+
+    #[test]
+    fn clearing_leftovers_removes_both_chains_in_both_families_where_installed() {
+        let node = std::sync::Arc::new(crate::fake::FakeNode::ok(1));
+        let outcomes = clear_leftovers(&[node.clone() as std::sync::Arc<dyn NodeShell>]);
+        assert!(outcomes[0].1.is_ok());
+        let commands = node.commands();
+        assert_eq!(commands.len(), 1);
+        for family in [Family::V4, Family::V6] {
+            for chain in ALL_CHAINS {
+                assert!(commands[0].contains(&chain.remove_command(family)));
+            }
+        }
+        assert!(commands[0].contains("! command -v ip6tables >/dev/null 2>&1 ||"));
     }
 
     #[test]
     fn remove_only_touches_its_own_chain() {
         let cmd = PARTITION.remove_command(Family::V4);
-        assert!(cmd.contains("-F DISTEST-PARTITION && iptables -w -X DISTEST-PARTITION"));
+        assert!(cmd.contains("-F DISTEST-PARTITION && iptables -w 5 -X DISTEST-PARTITION"));
         assert!(!cmd.contains("LOSS"));
         assert!(!cmd.contains("-F INPUT"));
     }

@@ -8,7 +8,7 @@
 //! root qdisc only where it is netem, i.e. ours. Ops: `start-latency` `{"targets": mode,
 //! "nodes": [...], "delay_ms": 50, "jitter_ms": 10}` and `stop-latency`.
 
-use crate::cluster::{Cluster, COMMAND_TIMEOUT};
+use crate::cluster::{lock, Cluster, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{NodeError, NodeShell, TargetControl};
@@ -68,7 +68,8 @@ pub fn netem_del_command(interface: &str) -> String {
 /// interface or a missing `tc`).
 fn says_netem_missing(stderr: &str) -> bool {
     let text = stderr.to_ascii_lowercase();
-    (text.contains("qdisc") && text.contains("unknown")) || text.contains("no such file or directory")
+    (text.contains("qdisc") && text.contains("unknown"))
+        || text.contains("no such file or directory")
 }
 
 fn failed(node: &dyn NodeShell, command: &str, out: &crate::node::ExecOutput) -> NemesisError {
@@ -81,7 +82,12 @@ fn failed(node: &dyn NodeShell, command: &str, out: &crate::node::ExecOutput) ->
 }
 
 /// Adds netem on `interface`, loading `sch_netem` once if the kernel does not know it.
-fn add_netem(node: &dyn NodeShell, interface: &str, delay_ms: i64, jitter_ms: i64) -> Result<(), NemesisError> {
+fn add_netem(
+    node: &dyn NodeShell,
+    interface: &str,
+    delay_ms: i64,
+    jitter_ms: i64,
+) -> Result<(), NemesisError> {
     let add = netem_add_command(interface, delay_ms, jitter_ms);
     let first = node.exec(&add, COMMAND_TIMEOUT)?;
     if first.success() {
@@ -159,28 +165,36 @@ impl Latency {
         let cluster = &self.cluster;
         let applied = Mutex::new(&mut self.applied);
         let outcomes = cluster.each(START, &nodes, |node| {
-            let peer = cluster.all().iter().find(|p| p.name() != node.name()).map(|p| p.address());
+            let peer = cluster
+                .all()
+                .iter()
+                .find(|p| p.name() != node.name())
+                .map(|p| p.address());
             let dev = interface(node, peer)?;
             // Recorded before adding: a timed-out `tc` may still have installed it.
-            applied.lock().expect("no panics while holding it").insert(node.name().to_string(), dev.clone());
+            lock(&applied).insert(node.name().to_string(), dev.clone());
             let added = add_netem(node, &dev, delay_ms, jitter_ms);
             if let Err(NemesisError::NetemMissing { .. }) = added {
                 // Certainly nothing was installed; heal has nothing to undo here.
-                applied.lock().expect("no panics while holding it").remove(node.name());
+                lock(&applied).remove(node.name());
             }
             added.map(|()| dev)
         });
         let devices = NemesisError::collect(START, outcomes)?;
         self.current = Some((nodes, delay_ms, jitter_ms));
         let devices: BTreeMap<String, String> = devices.into_iter().collect();
-        Ok(json!({"nodes": devices.keys().collect::<Vec<_>>(), "interfaces": devices, "delay_ms": delay_ms, "jitter_ms": jitter_ms}))
+        Ok(
+            json!({"nodes": devices.keys().collect::<Vec<_>>(), "interfaces": devices, "delay_ms": delay_ms, "jitter_ms": jitter_ms}),
+        )
     }
 
     fn stop(&mut self) -> Result<Value, NemesisError> {
         let names: Vec<String> = self.applied.keys().cloned().collect();
         let applied = &self.applied;
         let outcomes = self.cluster.each(STOP, &names, |node| {
-            Ok(node.exec_ok(&netem_del_command(&applied[node.name()]), COMMAND_TIMEOUT).map(|_| ())?)
+            Ok(node
+                .exec_ok(&netem_del_command(&applied[node.name()]), COMMAND_TIMEOUT)
+                .map(|_| ())?)
         });
         for (node, outcome) in &outcomes {
             if outcome.is_ok() {
@@ -209,7 +223,9 @@ impl Nemesis for Latency {
             return FaultOp::new(STOP, Value::Null);
         }
         let mut value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
-        let delay_ms = *DELAYS_MS.choose(&mut self.rng).expect("DELAYS_MS is not empty");
+        let delay_ms = *DELAYS_MS
+            .choose(&mut self.rng)
+            .expect("DELAYS_MS is not empty");
         value["delay_ms"] = json!(delay_ms);
         value["jitter_ms"] = json!(delay_ms / 4);
         FaultOp::new(START, value)
@@ -234,10 +250,171 @@ impl Nemesis for Latency {
     fn active(&self) -> Vec<String> {
         match &self.current {
             Some((nodes, delay, jitter)) => {
-                vec![format!("latency {delay}±{jitter} ms on {}", nodes.join(","))]
+                vec![format!(
+                    "latency {delay}±{jitter} ms on {}",
+                    nodes.join(",")
+                )]
             }
             None if !self.applied.is_empty() => vec!["latency (heal pending)".to_string()],
             None => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{self, failed, FakeNode, FakeTarget};
+    use crate::node::ExecOutput;
+
+    const ROUTE: &str = "10.0.0.2 dev eth0 src 10.0.0.1 uid 0 \\    cache ";
+
+    fn ok(stdout: &str) -> ExecOutput {
+        ExecOutput {
+            status: 0,
+            stdout: stdout.to_string(),
+            stderr: String::new(),
+        }
+    }
+
+    fn latency(nodes: &[Arc<FakeNode>]) -> Latency {
+        Latency::new(&NemesisContext {
+            nodes: fake::shells(nodes),
+            target: Arc::new(FakeTarget::default()),
+            seed: 1,
+        })
+    }
+
+    fn start(nodes: &[&str]) -> FaultOp {
+        FaultOp::new(
+            START,
+            json!({"nodes": nodes, "delay_ms": 50, "jitter_ms": 10}),
+        )
+    }
+
+    #[test]
+    fn parse_dev_finds_the_interface_in_route_output() {
+        assert_eq!(parse_dev(ROUTE).as_deref(), Some("eth0"));
+        assert_eq!(
+            parse_dev("default via 10.0.0.254 dev veth-dt1 proto static").as_deref(),
+            Some("veth-dt1")
+        );
+        assert_eq!(parse_dev("unreachable 10.0.0.9"), None);
+        assert!(!is_safe_interface("eth0;reboot"));
+    }
+
+    #[test]
+    fn netem_is_added_on_the_peer_interface_and_heal_deletes_only_netem() {
+        let node = Arc::new(FakeNode::with(1, |cmd| {
+            if cmd.starts_with("ip -o route get") {
+                ok(ROUTE)
+            } else {
+                ok("")
+            }
+        }));
+        let nodes = vec![node, Arc::new(FakeNode::ok(2))];
+        let mut nemesis = latency(&nodes);
+        let done = nemesis.invoke(&start(&["n1"])).unwrap();
+        assert_eq!(done["interfaces"], json!({"n1": "eth0"}));
+        assert_eq!(nemesis.active(), vec!["latency 50±10 ms on n1"]);
+        let healed = nemesis.heal();
+        assert!(healed[0].1.is_ok());
+        assert_eq!(
+            nodes[0].commands(),
+            vec![
+                "ip -o route get 10.0.0.2".to_string(),
+                "tc qdisc add dev eth0 root netem delay 50ms 10ms".to_string(),
+                "if tc qdisc show dev eth0 root | grep -q netem; then tc qdisc del dev eth0 root; fi".to_string(),
+            ]
+        );
+        assert!(nodes[1].commands().is_empty());
+        assert!(nemesis.heal().is_empty());
+    }
+
+    #[test]
+    fn a_kernel_without_netem_gives_the_missing_module_error_and_nothing_to_heal() {
+        let node = Arc::new(FakeNode::with(1, |cmd| {
+            if cmd.starts_with("ip -o route get") {
+                ok(ROUTE)
+            } else if cmd.starts_with("tc qdisc add") {
+                failed("Error: Specified qdisc kind is unknown.")
+            } else {
+                failed("modprobe: FATAL: Module sch_netem not found in directory /lib/modules/6.1")
+            }
+        }));
+        let nodes = vec![node, Arc::new(FakeNode::ok(2))];
+        let mut nemesis = latency(&nodes);
+        let err = nemesis.invoke(&start(&["n1"])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sch_netem") && text.contains("qdisc kind is unknown"),
+            "{text}"
+        );
+        assert!(nodes[0]
+            .commands()
+            .contains(&"modprobe sch_netem".to_string()));
+        assert!(nemesis.heal().is_empty());
+        assert!(nemesis.active().is_empty());
+    }
+
+    #[test]
+    fn netem_is_retried_once_after_loading_the_module() {
+        let loaded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = loaded.clone();
+        let node = Arc::new(FakeNode::with(1, move |cmd| {
+            use std::sync::atomic::Ordering;
+            if cmd.starts_with("ip -o route get") {
+                ok(ROUTE)
+            } else if cmd == "modprobe sch_netem" {
+                flag.store(true, Ordering::SeqCst);
+                ok("")
+            } else if cmd.starts_with("tc qdisc add") && !flag.load(Ordering::SeqCst) {
+                failed("Error: Specified qdisc kind is unknown.")
+            } else {
+                ok("")
+            }
+        }));
+        let nodes = vec![node, Arc::new(FakeNode::ok(2))];
+        let mut nemesis = latency(&nodes);
+        nemesis.invoke(&start(&["n1"])).unwrap();
+        assert!(loaded.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(nemesis.heal().len(), 1);
+    }
+
+    #[test]
+    fn other_tc_failures_are_reported_as_they_are() {
+        let node = Arc::new(FakeNode::with(1, |cmd| {
+            if cmd.starts_with("ip -o route get") {
+                ok(ROUTE)
+            } else {
+                failed("Error: Exclusivity flag on, cannot modify.")
+            }
+        }));
+        let nodes = vec![node, Arc::new(FakeNode::ok(2))];
+        let mut nemesis = latency(&nodes);
+        let text = nemesis.invoke(&start(&["n1"])).unwrap_err().to_string();
+        assert!(
+            text.contains("Exclusivity flag on") && !text.contains("sch_netem"),
+            "{text}"
+        );
+        // tc may have done something before failing: heal checks and cleans up.
+        assert_eq!(nemesis.heal().len(), 1);
+    }
+
+    #[test]
+    fn delays_out_of_range_are_refused() {
+        let nodes = vec![Arc::new(FakeNode::ok(1))];
+        let mut nemesis = latency(&nodes);
+        for value in [
+            json!({"nodes": ["n1"], "delay_ms": 0}),
+            json!({"nodes": ["n1"], "delay_ms": MAX_DELAY_MS + 1}),
+            json!({"nodes": ["n1"], "delay_ms": 10, "jitter_ms": 11}),
+        ] {
+            assert!(matches!(
+                nemesis.invoke(&FaultOp::new(START, value)),
+                Err(NemesisError::BadValue { .. })
+            ));
+        }
+        assert!(nodes[0].commands().is_empty());
     }
 }

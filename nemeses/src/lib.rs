@@ -5,11 +5,32 @@
 //! and [`TargetControl`] (what the system under test offers: kill, start, pause, primaries,
 //! clock) — and `src/` implements them for local namespaces and SSH. Tests use fakes that
 //! record the commands they would run.
+//!
+//! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
+//! `latency`, `all`, `none`) into one [`Nemesis`]. A new fault is one file implementing
+//! [`Nemesis`] plus one line in [`FAULTS`].
+//!
+//! Fault ops and their values (`targets` is `one|minority|majority|primaries|all`;
+//! `nodes` lists node names and is absent for `primaries`, which are asked for when the
+//! op runs):
+//!
+//! | nemesis | start op | value | stop op |
+//! |---|---|---|---|
+//! | partition | `start-partition` | `{shape, grudge: {node: [peers it drops]}}` | `stop-partition` |
+//! | loss | `start-loss` | `{targets, nodes, probability}` | `stop-loss` |
+//! | latency | `start-latency` | `{targets, nodes, delay_ms, jitter_ms}` | `stop-latency` |
+//! | clock | `bump-clock` / `strobe-clock` / `skew-clock` | `{targets, nodes, delta_ms}` / `+ period_ms, duration_ms` / `{offsets_ms: {node: ms}}` | `reset-clock` |
+//! | kill | `kill` | `{targets, nodes}` | `start` |
+//! | pause | `pause` | `{targets, nodes}` | `resume` |
+//!
+//! Completions say what was done: the grudge applied, the nodes hit, the offsets now in
+//! effect, the interfaces netem was put on, the nodes healed.
 
 pub mod node;
 
-mod cluster;
 pub mod clock;
+mod cluster;
+pub mod compose;
 pub mod error;
 pub mod iptables;
 pub mod kill;
@@ -27,5 +48,361 @@ mod value;
 mod fake;
 
 pub use error::{NemesisError, NodeFailure};
+pub use iptables::clear_leftovers;
 pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+
+use compose::{Composite, NoFault};
+
+type Constructor = fn(&NemesisContext) -> Box<dyn Nemesis>;
+
+/// Every fault, by name, in the order `all` composes (and heals) them: network faults
+/// first, so restarted and resumed nodes come back to a whole network.
+pub const FAULTS: [(&str, Constructor); 6] = [
+    ("partition", |ctx| Box::new(partition::Partition::new(ctx))),
+    ("loss", |ctx| Box::new(loss::Loss::new(ctx))),
+    ("latency", |ctx| Box::new(latency::Latency::new(ctx))),
+    ("clock", |ctx| Box::new(clock::Clock::new(ctx))),
+    ("kill", |ctx| Box::new(kill::Kill::new(ctx))),
+    ("pause", |ctx| Box::new(pause::Pause::new(ctx))),
+];
+
+/// Names `build` accepts.
+pub fn valid_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = FAULTS.iter().map(|(name, _)| *name).collect();
+    names.extend(["all", compose::NONE]);
+    names
+}
+
+/// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
+/// every fault, `none` nothing (alone; next to others it adds nothing). Repeats count once.
+pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
+    let mut wanted: Vec<&str> = Vec::new();
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+        let expanded: Vec<&str> = match name {
+            "" | "none" => Vec::new(),
+            "all" => FAULTS.iter().map(|(n, _)| *n).collect(),
+            _ => match FAULTS.iter().find(|(n, _)| *n == name) {
+                Some((n, _)) => vec![*n],
+                None => {
+                    return Err(NemesisError::UnknownNemesis {
+                        name: name.to_string(),
+                        valid: valid_names().join(", "),
+                    })
+                }
+            },
+        };
+        for n in expanded {
+            if !wanted.contains(&n) {
+                wanted.push(n);
+            }
+        }
+    }
+    // Canonical order, whatever order the user named them in: same schedule, same heal.
+    let parts: Vec<Box<dyn Nemesis>> = FAULTS
+        .iter()
+        .filter(|(n, _)| wanted.contains(n))
+        .map(|(_, make)| make(&ctx))
+        .collect();
+    match parts.len() {
+        0 => Ok(Box::new(NoFault)),
+        1 => Ok(parts.into_iter().next().expect("one part")),
+        _ => {
+            let name = if parts.len() == FAULTS.len() {
+                "all".to_string()
+            } else {
+                parts
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            Ok(Box::new(Composite::new(name, ctx.seed, parts)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{self, FakeTarget};
+    use std::sync::Arc;
+
+    fn ctx(n: u8, seed: u64) -> NemesisContext {
+        let (nodes, target) = fake::cluster(n);
+        NemesisContext {
+            nodes: fake::shells(&nodes),
+            target,
+            seed,
+        }
+    }
+
+    fn schedule(names: &str, seed: u64, len: usize) -> Vec<FaultOp> {
+        let mut nemesis = build(&[names.to_string()], ctx(5, seed)).unwrap();
+        (0..len).map(|_| nemesis.next_op()).collect()
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_valid_ones_listed() {
+        let err = build(&["partition,chaos".to_string()], ctx(3, 1))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, all, none"
+        );
+    }
+
+    #[test]
+    fn comma_lists_and_separate_names_build_the_same_composite() {
+        let a = build(&["kill, partition".to_string()], ctx(3, 1)).unwrap();
+        let b = build(
+            &[
+                "partition".to_string(),
+                "kill".to_string(),
+                "kill".to_string(),
+            ],
+            ctx(3, 1),
+        )
+        .unwrap();
+        assert_eq!(a.name(), "partition,kill");
+        assert_eq!(a.performs(), b.performs());
+        assert_eq!(
+            a.performs(),
+            vec!["start-partition", "stop-partition", "kill", "start"]
+        );
+        assert_eq!(
+            build(&["all".to_string()], ctx(3, 1)).unwrap().name(),
+            "all"
+        );
+    }
+
+    #[test]
+    fn none_performs_nothing() {
+        let mut none = build(&["none".to_string()], ctx(3, 1)).unwrap();
+        assert!(none.performs().is_empty());
+        let op = none.next_op();
+        assert!(none.invoke(&op).is_ok());
+        assert!(none.heal().is_empty());
+    }
+
+    #[test]
+    fn same_seed_same_schedule_and_another_seed_another() {
+        assert_eq!(schedule("all", 7, 300), schedule("all", 7, 300));
+        assert_ne!(schedule("all", 7, 300), schedule("all", 8, 300));
+    }
+
+    #[test]
+    fn adding_a_fault_does_not_change_another_faults_draws() {
+        let alone: Vec<FaultOp> = schedule("partition", 7, 40);
+        let mixed: Vec<FaultOp> = schedule("partition,kill", 7, 80)
+            .into_iter()
+            .filter(|op| op.f.ends_with("-partition"))
+            .collect();
+        assert_eq!(alone[..mixed.len().min(40)], mixed[..mixed.len().min(40)]);
+    }
+
+    #[test]
+    fn composed_faults_alternate_and_at_most_two_are_open_at_once() {
+        let ops = schedule("all", 11, 500);
+        let starts = [
+            "start-partition",
+            "start-loss",
+            "start-latency",
+            "kill",
+            "pause",
+            "bump-clock",
+            "strobe-clock",
+            "skew-clock",
+        ];
+        let stop_of = |f: &str| match f {
+            "start-partition" => "stop-partition",
+            "start-loss" => "stop-loss",
+            "start-latency" => "stop-latency",
+            "kill" => "start",
+            "pause" => "resume",
+            _ => "reset-clock",
+        };
+        let mut open: Vec<&str> = Vec::new();
+        let mut kinds = std::collections::BTreeSet::new();
+        for op in &ops {
+            kinds.insert(op.f.clone());
+            if starts.contains(&op.f.as_str()) {
+                assert!(!open.contains(&stop_of(&op.f)), "{} started twice", op.f);
+                open.push(stop_of(&op.f));
+            } else {
+                let i = open
+                    .iter()
+                    .position(|s| *s == op.f)
+                    .unwrap_or_else(|| panic!("{} without start", op.f));
+                open.remove(i);
+            }
+            assert!(open.len() <= schedule::MAX_OPEN_FAULTS, "{open:?}");
+        }
+        assert!(kinds.len() >= 12, "every kind of op shows up: {kinds:?}");
+    }
+
+    #[test]
+    fn composite_dispatches_ops_and_heals_every_part() {
+        let (nodes, target) = fake::cluster(3);
+        *target.primaries.lock().unwrap() = vec!["n1".to_string()];
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target: target.clone() as Arc<FakeTarget>,
+            seed: 2,
+        };
+        let mut all = build(&["all".to_string()], ctx).unwrap();
+        all.invoke(&FaultOp::new("kill", serde_json::json!({"nodes": ["n2"]})))
+            .unwrap();
+        all.invoke(&FaultOp::new(
+            "start-partition",
+            serde_json::json!({"shape": "isolate-leader"}),
+        ))
+        .unwrap();
+        all.invoke(&FaultOp::new(
+            "pause",
+            serde_json::json!({"targets": "primaries"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            all.active(),
+            vec!["partition isolate-leader", "n2 killed", "n1 paused"]
+        );
+        let healed: Vec<String> = all
+            .heal()
+            .into_iter()
+            .map(|(op, r)| {
+                assert!(r.is_ok(), "{op:?}: {r:?}");
+                op.f
+            })
+            .collect();
+        assert_eq!(healed, vec!["stop-partition", "start", "resume"]);
+        assert!(all.active().is_empty());
+        assert!(all.heal().is_empty());
+        assert!(matches!(
+            all.invoke(&FaultOp::new("reboot", serde_json::Value::Null)),
+            Err(NemesisError::UnknownOp { .. })
+        ));
+    }
+
+    /// Fake nodes that answer `ip route get` like a real node, so latency gets as far as
+    /// `tc`; the target reports n1 as leader and every clock as a faketime file.
+    fn realistic(n: u8, seed: u64) -> (Vec<Arc<fake::FakeNode>>, Arc<FakeTarget>, NemesisContext) {
+        let nodes: Vec<Arc<fake::FakeNode>> = (1..=n)
+            .map(|i| {
+                Arc::new(fake::FakeNode::with(i, |cmd| ExecOutput {
+                    status: 0,
+                    stdout: if cmd.starts_with("ip -o route get") {
+                        "10.0.0.9 dev eth0 src 10.0.0.1".to_string()
+                    } else {
+                        String::new()
+                    },
+                    stderr: String::new(),
+                }))
+            })
+            .collect();
+        let target = Arc::new(FakeTarget::default());
+        *target.primaries.lock().unwrap() = vec!["n1".to_string()];
+        for node in &nodes {
+            let path = std::path::PathBuf::from(format!("/tmp/dt-{}/faketime", node.name()));
+            target
+                .clock
+                .lock()
+                .unwrap()
+                .insert(node.name().to_string(), ClockSupport::FaketimeFile(path));
+        }
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target: target.clone(),
+            seed,
+        };
+        (nodes, target, ctx)
+    }
+
+    /// The last command on `node` that mentions `needle`.
+    fn last_with(node: &fake::FakeNode, needle: &str) -> Option<String> {
+        node.commands()
+            .into_iter()
+            .rev()
+            .find(|c| c.contains(needle))
+    }
+
+    #[test]
+    fn heal_after_any_prefix_of_a_schedule_leaves_every_node_whole() {
+        for seed in 0..12 {
+            let (nodes, target, ctx) = realistic(5, seed);
+            let mut all = build(&["all".to_string()], ctx).unwrap();
+            let mut failures = 0;
+            for _ in 0..(seed as usize * 5 + 3) {
+                let op = all.next_op();
+                failures += usize::from(all.invoke(&op).is_err());
+            }
+            assert_eq!(
+                failures, 0,
+                "seed {seed}: every drawn op works on a healthy cluster"
+            );
+            for (op, outcome) in all.heal() {
+                assert!(outcome.is_ok(), "seed {seed}: {op:?}: {outcome:?}");
+            }
+            assert!(all.active().is_empty(), "seed {seed}: {:?}", all.active());
+            assert!(
+                all.heal().is_empty(),
+                "seed {seed}: second heal did something"
+            );
+            for node in &nodes {
+                let name = node.name();
+                for (chain, remove) in [
+                    (
+                        "DISTEST-PARTITION",
+                        iptables::PARTITION.remove_command(iptables::Family::V4),
+                    ),
+                    (
+                        "DISTEST-LOSS",
+                        iptables::LOSS.remove_command(iptables::Family::V4),
+                    ),
+                ] {
+                    if let Some(last) = last_with(node, chain) {
+                        assert_eq!(last, remove, "seed {seed}: {name} left {chain} in place");
+                    }
+                }
+                if let Some(last) = last_with(node, "netem") {
+                    assert!(last.contains("tc qdisc del"), "seed {seed}: {name}: {last}");
+                }
+                if let Some(last) = last_with(node, "faketime") {
+                    assert!(last.ends_with("w '+0.000'"), "seed {seed}: {name}: {last}");
+                }
+                let calls = target.calls();
+                let last_of = |a: &str, b: &str| {
+                    calls
+                        .iter()
+                        .rev()
+                        .find(|c| *c == &format!("{a} {name}") || *c == &format!("{b} {name}"))
+                        .cloned()
+                };
+                if let Some(last) = last_of("kill", "start") {
+                    assert_eq!(last, format!("start {name}"), "seed {seed}");
+                }
+                if let Some(last) = last_of("pause", "resume") {
+                    assert_eq!(last, format!("resume {name}"), "seed {seed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_node_set_gives_errors_not_panics() {
+        let target = Arc::new(FakeTarget::default());
+        let ctx = NemesisContext {
+            nodes: Vec::new(),
+            target,
+            seed: 1,
+        };
+        let mut all = build(&["all".to_string()], ctx).unwrap();
+        for _ in 0..100 {
+            let op = all.next_op();
+            let _ = all.invoke(&op);
+        }
+        all.heal();
+        assert!(all.heal().is_empty());
+    }
+}

@@ -103,7 +103,9 @@ impl Nemesis for Loss {
             return FaultOp::new(STOP, Value::Null);
         }
         let mut value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
-        let probability = *PROBABILITIES.choose(&mut self.rng).expect("PROBABILITIES is not empty");
+        let probability = *PROBABILITIES
+            .choose(&mut self.rng)
+            .expect("PROBABILITIES is not empty");
         value["probability"] = json!(probability);
         FaultOp::new(START, value)
     }
@@ -130,5 +132,74 @@ impl Nemesis for Loss {
             None if !self.chain.is_empty() => vec!["loss (heal pending)".to_string()],
             None => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{self, FakeTarget};
+    use crate::partition::Partition;
+
+    #[test]
+    fn loss_drops_a_share_from_every_peer_and_heal_leaves_partitions_alone() {
+        let (nodes, _) = fake::cluster(3);
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target: Arc::new(FakeTarget::default()),
+            seed: 3,
+        };
+        let mut loss = Loss::new(&ctx);
+        let mut partition = Partition::new(&ctx);
+        let done = loss
+            .invoke(&FaultOp::new(
+                START,
+                json!({"nodes": ["n1"], "probability": 0.2}),
+            ))
+            .unwrap();
+        assert_eq!(done, json!({"nodes": ["n1"], "probability": 0.2}));
+        partition
+            .invoke(&FaultOp::new(
+                crate::partition::START,
+                json!({"grudge": {"n1": ["n3"]}}),
+            ))
+            .unwrap();
+        let install = nodes[0].commands()[0].clone();
+        for peer in ["10.0.0.2", "10.0.0.3"] {
+            assert!(install.contains(&format!(
+                "-A DISTEST-LOSS -s {peer} -m statistic --mode random --probability 0.2 -m comment --comment distest -j DROP"
+            )), "{install}");
+        }
+        assert!(
+            !install.contains("10.0.0.1 "),
+            "a node never drops itself: {install}"
+        );
+        assert_eq!(loss.active(), vec!["loss 20% on n1"]);
+        let healed = loss.heal();
+        assert_eq!(healed[0].1.as_ref().unwrap(), &json!({"healed": ["n1"]}));
+        let last = nodes[0].commands().last().cloned().unwrap();
+        assert_eq!(last, iptables::LOSS.remove_command(iptables::Family::V4));
+        assert!(!last.contains("PARTITION"));
+        assert!(loss.heal().is_empty());
+        assert_eq!(partition.active(), vec!["partition custom"]);
+    }
+
+    #[test]
+    fn probabilities_outside_zero_to_one_are_refused() {
+        let (nodes, _) = fake::cluster(2);
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target: Arc::new(FakeTarget::default()),
+            seed: 3,
+        };
+        let mut loss = Loss::new(&ctx);
+        for p in [0.0, -0.1, 1.5] {
+            let op = FaultOp::new(START, json!({"nodes": ["n1"], "probability": p}));
+            assert!(
+                matches!(loss.invoke(&op), Err(NemesisError::BadValue { .. })),
+                "{p}"
+            );
+        }
+        assert!(nodes.iter().all(|n| n.commands().is_empty()));
     }
 }

@@ -22,10 +22,7 @@ pub struct FaultOp {
 
 impl FaultOp {
     pub fn new(f: impl Into<String>, value: Value) -> FaultOp {
-        FaultOp {
-            f: f.into(),
-            value,
-        }
+        FaultOp { f: f.into(), value }
     }
 }
 

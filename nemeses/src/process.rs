@@ -132,3 +132,143 @@ impl<A: ProcessAction> Nemesis for ProcessNemesis<A> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::fake::{self, FakeTarget};
+    use crate::kill::Kill;
+    use crate::nemesis::{FaultOp, Nemesis, NemesisContext};
+    use crate::pause::Pause;
+    use crate::NemesisError;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn ctx(n: u8) -> (NemesisContext, Arc<FakeTarget>) {
+        let (nodes, target) = fake::cluster(n);
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target: target.clone(),
+            seed: 9,
+        };
+        (ctx, target)
+    }
+
+    #[test]
+    fn heal_starts_exactly_the_nodes_kill_killed() {
+        let (ctx, target) = ctx(5);
+        let mut kill = Kill::new(&ctx);
+        let done = kill
+            .invoke(&FaultOp::new(
+                "kill",
+                json!({"targets": "minority", "nodes": ["n2", "n4"]}),
+            ))
+            .unwrap();
+        assert_eq!(done, json!({"targets": "minority", "nodes": ["n2", "n4"]}));
+        assert_eq!(kill.active(), vec!["n2 killed", "n4 killed"]);
+        let healed = kill.heal();
+        assert_eq!(healed.len(), 1);
+        assert_eq!(
+            healed[0].0,
+            FaultOp::new("start", json!({"nodes": ["n2", "n4"]}))
+        );
+        assert!(healed[0].1.is_ok());
+        let mut calls = target.calls();
+        // Nodes are acted on in parallel: order within each step is free.
+        calls[..2].sort();
+        calls[2..].sort();
+        assert_eq!(calls, vec!["kill n2", "kill n4", "start n2", "start n4"]);
+        assert!(kill.heal().is_empty(), "a second heal must do nothing");
+        assert_eq!(target.calls().len(), 4);
+    }
+
+    #[test]
+    fn kill_primaries_asks_the_target_when_it_runs() {
+        let (ctx, target) = ctx(3);
+        *target.primaries.lock().unwrap() = vec!["n3".to_string(), "not-a-node".to_string()];
+        let mut kill = Kill::new(&ctx);
+        let done = kill
+            .invoke(&FaultOp::new("kill", json!({"targets": "primaries"})))
+            .unwrap();
+        assert_eq!(done["nodes"], json!(["n3"]));
+        assert_eq!(target.calls(), vec!["kill n3"]);
+    }
+
+    #[test]
+    fn kill_primaries_without_any_is_a_clear_error() {
+        let (ctx, target) = ctx(3);
+        let mut kill = Kill::new(&ctx);
+        let err = kill
+            .invoke(&FaultOp::new("kill", json!({"targets": "primaries"})))
+            .unwrap_err();
+        assert!(err.to_string().contains("reports none"), "{err}");
+        assert!(target.calls().is_empty());
+    }
+
+    #[test]
+    fn a_node_that_fails_to_restart_is_retried_by_the_next_heal() {
+        let (ctx, target) = ctx(3);
+        let mut kill = Kill::new(&ctx);
+        kill.invoke(&FaultOp::new(
+            "kill",
+            json!({"targets": "all", "nodes": ["n1", "n2", "n3"]}),
+        ))
+        .unwrap();
+        target.broken.lock().unwrap().push("n2".to_string());
+        let first = kill.heal();
+        let err = first[0].1.as_ref().unwrap_err();
+        assert!(
+            matches!(err, NemesisError::OnNodes { failures, .. } if failures.len() == 1 && failures[0].node == "n2")
+        );
+        assert_eq!(kill.active(), vec!["n2 killed"]);
+        target.broken.lock().unwrap().clear();
+        let second = kill.heal();
+        assert_eq!(second[0].0.value, json!({"nodes": ["n2"]}));
+        assert!(second[0].1.is_ok());
+        assert!(kill.active().is_empty());
+    }
+
+    #[test]
+    fn pause_is_undone_by_resume_of_the_same_nodes() {
+        let (ctx, target) = ctx(3);
+        let mut pause = Pause::new(&ctx);
+        let op = pause.next_op();
+        assert_eq!(op.f, "pause");
+        if op.value["targets"] == "primaries" {
+            *target.primaries.lock().unwrap() = vec!["n1".to_string()];
+        }
+        pause.invoke(&op).unwrap();
+        let stop = pause.next_op();
+        assert_eq!(stop.f, "resume");
+        pause.invoke(&stop).unwrap();
+        let calls = target.calls();
+        let paused: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c.strip_prefix("pause "))
+            .collect();
+        let mut resumed: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c.strip_prefix("resume "))
+            .collect();
+        resumed.sort();
+        assert!(!paused.is_empty());
+        let mut paused_sorted = paused.clone();
+        paused_sorted.sort();
+        assert_eq!(paused_sorted, resumed);
+        assert!(pause.heal().is_empty());
+    }
+
+    #[test]
+    fn unknown_nodes_and_ops_are_refused() {
+        let (ctx, target) = ctx(3);
+        let mut kill = Kill::new(&ctx);
+        assert!(matches!(
+            kill.invoke(&FaultOp::new("kill", json!({"nodes": ["n7"]}))),
+            Err(NemesisError::UnknownNode { .. })
+        ));
+        assert!(matches!(
+            kill.invoke(&FaultOp::new("pause", json!(null))),
+            Err(NemesisError::UnknownOp { .. })
+        ));
+        assert!(target.calls().is_empty());
+    }
+}

@@ -71,7 +71,10 @@ impl Targeting {
 
 /// Draws a mode among `modes` and its nodes: `{"targets": "minority", "nodes": [...]}`.
 pub(crate) fn draw(modes: &[Targeting], names: &[String], rng: &mut StdRng) -> Value {
-    assert!(!modes.is_empty(), "a fault needs at least one targeting mode");
+    assert!(
+        !modes.is_empty(),
+        "a fault needs at least one targeting mode"
+    );
     let mode = modes[rng.gen_range(0..modes.len())];
     match mode.pick(names, rng) {
         Some(nodes) => json!({"targets": mode.as_str(), "nodes": nodes}),
@@ -98,7 +101,9 @@ pub(crate) fn resolve(
     let mode = Targeting::parse(mode_name).ok_or_else(|| {
         NemesisError::bad_value(
             &op.f,
-            format!("`targets` is `{mode_name}`, not one of one, minority, majority, primaries, all"),
+            format!(
+                "`targets` is `{mode_name}`, not one of one, minority, majority, primaries, all"
+            ),
         )
     })?;
     if let Some(nodes) = mode.pick(&cluster.names(), rng) {
@@ -141,7 +146,12 @@ mod tests {
     fn picks_are_distinct_nodes_of_the_cluster() {
         let all = names(5);
         let mut rng = StdRng::seed_from_u64(7);
-        for mode in [Targeting::One, Targeting::Minority, Targeting::Majority, Targeting::All] {
+        for mode in [
+            Targeting::One,
+            Targeting::Minority,
+            Targeting::Majority,
+            Targeting::All,
+        ] {
             let picked = mode.pick(&all, &mut rng).unwrap();
             assert_eq!(picked.len(), mode.count(5).unwrap());
             let mut dedup = picked.clone();

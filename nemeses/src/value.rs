@@ -59,7 +59,12 @@ pub(crate) fn names_of(f: &str, key: &str, v: &Value) -> Result<Vec<String>, Nem
 }
 
 /// An integer field that must be present and within `min..=max`.
-pub(crate) fn bounded_i64(op: &FaultOp, key: &str, min: i64, max: i64) -> Result<i64, NemesisError> {
+pub(crate) fn bounded_i64(
+    op: &FaultOp,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<i64, NemesisError> {
     let v = opt_i64(op, key)?
         .ok_or_else(|| NemesisError::bad_value(&op.f, format!("`{key}` is missing")))?;
     if (min..=max).contains(&v) {

@@ -128,11 +128,14 @@ pub fn ns_to_ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-/// Time buckets: a round width chosen so a run has at most ~`target` buckets.
+/// Time buckets: a round width chosen so a run has at most ~`target` buckets. The last
+/// bucket absorbs the run's tail (it spans one to two widths), so no bucket is a sliver
+/// whose rate would be noise.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Buckets {
     pub width_ns: u64,
     pub count: usize,
+    pub end_ns: u64,
 }
 
 impl Buckets {
@@ -150,17 +153,38 @@ impl Buckets {
             }
             width_ns *= 10;
         }
-        let count = (end_ns / width_ns + 1) as usize;
-        Buckets { width_ns, count }
+        let count = ((end_ns / width_ns) as usize).max(1);
+        Buckets {
+            width_ns,
+            count,
+            end_ns,
+        }
     }
 
     pub fn of(&self, t_ns: u64) -> usize {
         ((t_ns / self.width_ns) as usize).min(self.count - 1)
     }
 
+    fn span_ns(&self, i: usize) -> (u64, u64) {
+        let start = i as u64 * self.width_ns;
+        let end = if i + 1 == self.count {
+            self.end_ns.max(start + self.width_ns)
+        } else {
+            start + self.width_ns
+        };
+        (start, end)
+    }
+
     /// The middle of bucket `i`, in seconds since the start.
     pub fn mid_s(&self, i: usize) -> f64 {
-        (i as f64 + 0.5) * self.width_ns as f64 / 1e9
+        let (a, b) = self.span_ns(i);
+        (a + b) as f64 / 2e9
+    }
+
+    /// The length of bucket `i` in seconds (rates divide by it).
+    pub fn width_s(&self, i: usize) -> f64 {
+        let (a, b) = self.span_ns(i);
+        (b - a) as f64 / 1e9
     }
 }
 
@@ -178,7 +202,6 @@ pub struct Throughput {
 impl Throughput {
     pub fn of(samples: &Samples) -> Throughput {
         let buckets = Buckets::for_run(samples.end_ns, PLOT_BUCKETS);
-        let per_s = 1e9 / buckets.width_ns as f64;
         let mut ok = vec![vec![0f64; buckets.count]; samples.fs.len()];
         let mut fail = vec![0f64; buckets.count];
         let mut info = vec![0f64; buckets.count];
@@ -189,9 +212,15 @@ impl Throughput {
                 .unwrap_or(samples.end_ns);
             let b = buckets.of(done_ns);
             match x.outcome {
-                OpType::Ok => ok[x.f as usize][b] += per_s,
-                OpType::Fail => fail[b] += per_s,
-                _ => info[b] += per_s,
+                OpType::Ok => ok[x.f as usize][b] += 1.0,
+                OpType::Fail => fail[b] += 1.0,
+                _ => info[b] += 1.0,
+            }
+        }
+        // Counts to rates, each bucket by its own length (the last one is longer).
+        for rates in ok.iter_mut().chain([&mut fail, &mut info]) {
+            for (i, r) in rates.iter_mut().enumerate() {
+                *r /= buckets.width_s(i);
             }
         }
         let mut series: Vec<(String, OpType, Vec<f64>)> = samples
@@ -255,8 +284,9 @@ pub fn downsample(samples: &[Sample], max_points: usize) -> (Vec<Sample>, bool) 
     if with_latency.len() <= max_points {
         return (with_latency.into_iter().copied().collect(), false);
     }
-    let (ok, not_ok): (Vec<&Sample>, Vec<&Sample>) =
-        with_latency.into_iter().partition(|s| s.outcome == OpType::Ok);
+    let (ok, not_ok): (Vec<&Sample>, Vec<&Sample>) = with_latency
+        .into_iter()
+        .partition(|s| s.outcome == OpType::Ok);
     let mut kept: Vec<Sample> = stride(&not_ok, max_points);
     let room = max_points.saturating_sub(kept.len());
     let slowest_n = (room / 20).min(ok.len());
@@ -309,9 +339,37 @@ mod tests {
     fn buckets_have_round_widths_and_cover_the_run() {
         let b = Buckets::for_run(60_000_000_000, 120);
         assert_eq!(b.width_ns, 500_000_000);
+        assert_eq!(b.count, 120);
         assert_eq!(b.of(60_000_000_000), b.count - 1);
         let tiny = Buckets::for_run(0, 120);
         assert_eq!(tiny.count, 1);
+        // A tail of 0.3 widths joins the last bucket instead of making a sliver.
+        let tail = Buckets::for_run(10_300_000_000, 10);
+        assert_eq!((tail.width_ns, tail.count), (2_000_000_000, 5));
+        assert!((tail.width_s(4) - 2.3).abs() < 1e-9);
+        assert!((tail.mid_s(4) - 9.15).abs() < 1e-9);
+    }
+
+    #[test]
+    fn throughput_is_completions_per_second_per_bucket() {
+        let samples = Samples {
+            fs: vec!["write".into()],
+            samples: (0..100).map(|i| sample(i, OpType::Ok, 1_000)).collect(),
+            end_ns: 1_000_000_000,
+        };
+        // 100 ops invoked within the first 0.1 ms, in the first 10 ms bucket: 10,000 ops/s.
+        let t = Throughput::of(&samples);
+        assert_eq!(t.buckets.width_ns, 10_000_000);
+        assert!(
+            (t.series[0].2[0] - 10_000.0).abs() < 1e-6,
+            "{}",
+            t.series[0].2[0]
+        );
+        assert_eq!(
+            t.series.len(),
+            1,
+            "no fail or info series when there are none"
+        );
     }
 
     #[test]

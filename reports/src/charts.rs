@@ -5,8 +5,8 @@ use crate::analysis::{downsample, LatencyQuantiles, Samples, Throughput};
 use crate::error::ReportError;
 use crate::faults::FaultInterval;
 use crate::plot::{
-    chart_svg, palette, segments, Band, ChartSpec, Mark, Series, Shape, YAxis, FAIL_RGB, INFO_RGB,
-    OK_RGB,
+    chart_svg, palette, segments, Band, ChartSpec, Decor, Mark, Series, Shape, YAxis, FAIL_RGB,
+    INFO_RGB, OK_RGB,
 };
 use distest_checkers::OpType;
 use plotters::style::RGBColor;
@@ -29,7 +29,11 @@ pub fn bands(intervals: &[FaultInterval]) -> Vec<Band> {
                     i.kind,
                     s,
                     e,
-                    if i.open_at_end { " (still active at the end)" } else { "" },
+                    if i.open_at_end {
+                        " (still active at the end)"
+                    } else {
+                        ""
+                    },
                     i.detail
                 ),
             }
@@ -38,7 +42,7 @@ pub fn bands(intervals: &[FaultInterval]) -> Vec<Band> {
 }
 
 /// Completions per second over time, per f (ok) and for all fails and infos.
-pub fn throughput_svg(samples: &Samples, bands: &[Band]) -> Result<String, ReportError> {
+pub fn throughput_svg(samples: &Samples, decor: &Decor) -> Result<String, ReportError> {
     let t = Throughput::of(samples);
     let mut max = 0f64;
     let series: Vec<Series> = t
@@ -69,7 +73,7 @@ pub fn throughput_svg(samples: &Samples, bands: &[Band]) -> Result<String, Repor
             x_max_s: samples.duration_s(),
             y: YAxis::Linear { max: max * 1.1 },
             y_desc: "throughput (ops/s)",
-            bands,
+            decor,
         },
         &series,
     )
@@ -85,7 +89,7 @@ fn outcome_or(outcome: OpType, ok_color: RGBColor) -> RGBColor {
 
 /// Latency scatter (color = outcome, shape = f) with quantile lines of ok ops.
 /// Returns the SVG and whether the scatter was downsampled.
-pub fn latency_svg(samples: &Samples, bands: &[Band]) -> Result<(String, bool), ReportError> {
+pub fn latency_svg(samples: &Samples, decor: &Decor) -> Result<(String, bool), ReportError> {
     let (points, dropped) = downsample(&samples.samples, MAX_SCATTER_POINTS);
     let q = LatencyQuantiles::of(samples);
     let mut series = Vec::new();
@@ -148,7 +152,7 @@ pub fn latency_svg(samples: &Samples, bands: &[Band]) -> Result<(String, bool), 
                 max: hi,
             },
             y_desc: "latency (ms)",
-            bands,
+            decor,
         },
         &series,
     )?;

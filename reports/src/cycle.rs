@@ -49,10 +49,19 @@ pub fn cycle_html(cycle: &Cycle) -> String {
         esc(&cycle.name)
     );
     for s in &cycle.steps {
-        let a = nodes.iter().position(|x| *x == txn_label(&s.from)).unwrap_or(0);
-        let b = nodes.iter().position(|x| *x == txn_label(&s.to)).unwrap_or(0);
+        let a = nodes
+            .iter()
+            .position(|x| *x == txn_label(&s.from))
+            .unwrap_or(0);
+        let b = nodes
+            .iter()
+            .position(|x| *x == txn_label(&s.to))
+            .unwrap_or(0);
         let color = edge_color(&s.kind);
-        let title = esc(&truncate(&format!("{} → {} ({}): {}", nodes[a], nodes[b], s.kind, s.why), 400));
+        let title = esc(&truncate(
+            &format!("{} → {} ({}): {}", nodes[a], nodes[b], s.kind, s.why),
+            400,
+        ));
         if a == b {
             let (x, y) = pos[a];
             let _ = write!(svg, "<g class=\"edge\"><title>{title}</title><circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"14\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/></g>", y - NODE_R_PX - 10.0);
@@ -108,13 +117,32 @@ pub fn cycle_html(cycle: &Cycle) -> String {
             vec![
                 esc(&txn_label(&s.from)),
                 esc(&txn_label(&s.to)),
-                format!("<b style=\"color:{}\">{}</b>", edge_color(&s.kind), esc(&s.kind)),
+                format!(
+                    "<b style=\"color:{}\">{}</b>",
+                    edge_color(&s.kind),
+                    esc(&s.kind)
+                ),
                 esc(&truncate(&s.why, 600)),
             ]
         })
         .collect();
+    let members = if cycle.members.is_empty() {
+        String::new()
+    } else {
+        let rows: Vec<Vec<String>> = cycle
+            .members
+            .iter()
+            .map(|(l, t)| {
+                vec![
+                    esc(l),
+                    format!("<span class=\"mono\">{}</span>", esc(&truncate(t, 600))),
+                ]
+            })
+            .collect();
+        table("members", &["transaction", "op"], &rows)
+    };
     format!(
-        "<div class=\"cycle-view\"><h4>{}</h4><figure>{svg}</figure>{}</div>",
+        "<div class=\"cycle-view\"><h4>{}</h4><figure>{svg}</figure>{members}{}</div>",
         esc(&cycle.name),
         table("edges", &["from", "to", "type", "why"], &rows)
     )
@@ -129,16 +157,28 @@ mod tests {
     #[test]
     fn a_two_transaction_cycle_has_two_nodes_two_arrows_and_escaped_reasons() {
         let cycle = Cycle {
+            members: vec![("T3".into(), "#3 <ok>".into())],
             name: "G1c".into(),
             steps: vec![
-                Step { from: json!(3), to: json!(8), kind: "wr".into(), why: "T8 read <3>".into() },
-                Step { from: json!(8), to: json!(3), kind: "ww".into(), why: "x".into() },
+                Step {
+                    from: json!(3),
+                    to: json!(8),
+                    kind: "wr".into(),
+                    why: "T8 read <3>".into(),
+                },
+                Step {
+                    from: json!(8),
+                    to: json!(3),
+                    kind: "ww".into(),
+                    why: "x".into(),
+                },
             ],
         };
         let html = cycle_html(&cycle);
         assert_eq!(html.matches("class=\"txn\"").count(), 2);
         assert_eq!(html.matches("<polygon").count(), 2);
         assert!(html.contains("T8 read &lt;3&gt;"));
+        assert!(html.contains("#3 &lt;ok&gt;"));
         assert!(!html.contains("<3>"));
     }
 }

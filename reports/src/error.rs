@@ -12,10 +12,15 @@ pub enum ReportError {
     Write { path: PathBuf, message: String },
     #[error("{path} holds neither a history (history.jsonl) nor a results.json; pass a run directory written by `distest run` or one holding a history.jsonl")]
     NotARunDir { path: PathBuf },
-    #[error("found no run directories under {path}; pass run directories, or a store that holds runs")]
+    #[error(
+        "found no run directories under {path}; pass run directories, or a store that holds runs"
+    )]
     NoRuns { path: PathBuf },
     #[error("could not draw the {chart} chart: {message}; this is a bug in distest-reports, please report it with the run directory")]
-    Plot { chart: &'static str, message: String },
+    Plot {
+        chart: &'static str,
+        message: String,
+    },
 }
 
 impl ReportError {

@@ -18,6 +18,7 @@ const INDEX_KEYS: &[&str] = &[
     "op",
     "op_index",
     "op_indices",
+    "completion_index",
     "txn",
     "txns",
     "failing_op",
@@ -105,6 +106,9 @@ pub struct Cycle {
     /// `G1c`, `G-single`, ... when the evidence says.
     pub name: String,
     pub steps: Vec<Step>,
+    /// The transactions as the checker described them: (label, text), e.g.
+    /// (`T12`, `#12 p3 ok [[append 4 3] [r 5 []]]`), from a `cycle` list of `{txn, op}`.
+    pub members: Vec<(String, String)>,
 }
 
 /// Cycles shown per checker; the rest are counted.
@@ -150,9 +154,24 @@ pub fn cycles(evidence: &Value) -> (Vec<Cycle>, usize) {
                     if !steps.is_empty() {
                         *total += 1;
                         if out.len() < MAX_CYCLES {
+                            let members = match map.get("cycle") {
+                                Some(Value::Array(items)) => items
+                                    .iter()
+                                    .take(MAX_STEPS)
+                                    .filter_map(|m| {
+                                        let txn = m.get("txn").or_else(|| m.get("index"))?;
+                                        Some((
+                                            txn_label(txn),
+                                            text(m.get("op").or_else(|| m.get("display"))),
+                                        ))
+                                    })
+                                    .collect(),
+                                _ => Vec::new(),
+                            };
                             out.push(Cycle {
                                 name: own_name.clone(),
                                 steps,
+                                members,
                             });
                         }
                         return;
@@ -202,6 +221,12 @@ pub struct Linearizable {
     pub states: Vec<Value>,
     /// The key of a keyed (independent) history, when given.
     pub key: Option<Value>,
+    /// What the failing op returned.
+    pub observed: Option<Value>,
+    /// The end of the longest partial linearization: (op, state after it).
+    pub prefix: Vec<(Value, Option<Value>)>,
+    /// How long that partial linearization was in all.
+    pub prefix_len: Option<u64>,
 }
 
 /// Bound on states listed; searches can hold thousands of configurations.
@@ -228,17 +253,44 @@ pub fn linearizable(evidence: &Value) -> Linearizable {
     }
     let states = match find(
         evidence,
-        &["states", "configs", "final_states", "final-paths", "final_paths", "models", "model_states"],
+        &[
+            "possible_states",
+            "states",
+            "configs",
+            "final_states",
+            "final-paths",
+            "final_paths",
+            "models",
+            "model_states",
+        ],
         0,
     ) {
         Some(Value::Array(items)) => items.iter().take(MAX_STATES).cloned().collect(),
         Some(other) => vec![other.clone()],
         None => Vec::new(),
     };
+    let prefix_obj = find(evidence, &["linearizable_prefix", "prefix"], 0);
+    let prefix = match prefix_obj.and_then(|p| p.get("steps")) {
+        Some(Value::Array(steps)) => steps
+            .iter()
+            .rev()
+            .take(MAX_STATES)
+            .rev()
+            .map(|s| (s.clone(), s.get("state_after").cloned()))
+            .collect(),
+        _ => Vec::new(),
+    };
     Linearizable {
         failing_op: find(evidence, &["failing_op", "op", "last_op", "failed_op"], 0).cloned(),
         states,
-        key: find(evidence, &["key"], 0).cloned(),
+        key: find(evidence, &["key"], 0)
+            .cloned()
+            .filter(|k| !k.is_null()),
+        observed: find(evidence, &["observed"], 0).cloned(),
+        prefix,
+        prefix_len: prefix_obj
+            .and_then(|p| p.get("length"))
+            .and_then(Value::as_u64),
     }
 }
 
@@ -275,8 +327,50 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_linearizable_checkers_evidence_schema() {
+        let ev = json!({
+            "model": "cas-register", "key": null,
+            "failing_op": {"index": 9, "completion_index": 12, "display": "p3 read → 4 (#9–#12)"},
+            "observed": 4, "possible_states": [3], "possible_states_truncated": false,
+            "ops": [{"index": 5, "completion_index": 7}, {"index": 9, "completion_index": 12}],
+            "linearizable_prefix": {"length": 40, "shown_from": 24, "steps": [
+                {"index": 5, "display": "p1 write 3", "state_after": 3}]},
+            "minimized": true
+        });
+        let lin = linearizable(&ev);
+        assert_eq!(lin.observed, Some(json!(4)));
+        assert_eq!(lin.states, vec![json!(3)]);
+        assert_eq!(lin.key, None);
+        assert_eq!(lin.prefix.len(), 1);
+        assert_eq!(lin.prefix[0].1, Some(json!(3)));
+        assert_eq!(lin.prefix_len, Some(40));
+        let idx: Vec<u64> = op_indices(&ev, 100).into_iter().collect();
+        assert_eq!(idx, vec![5, 7, 9, 12]);
+    }
+
+    #[test]
+    fn reads_the_elle_checkers_evidence_schema() {
+        let ev = json!({"checker": "list-append", "anomaly_types": ["G-single"], "anomalies": {
+            "G-single": [{"cycle": [{"txn": 12, "op": "#12 p3 ok [[append 4 3]]"}, {"txn": 15, "op": "#15 p1 ok [[r 4 []]]"}],
+                          "steps": [{"from": 12, "to": 15, "type": "rw", "key": 4, "value": 3, "why": "T15 did not see 3"},
+                                    {"from": 15, "to": 12, "type": "realtime", "why": "T15 ended before T12 began"}]}],
+            "G1a": [{"reader": {"txn": 20, "op": "x"}, "writer": {"txn": 18, "op": "y"}, "why": "aborted read"}]}});
+        let (cs, total) = cycles(&ev);
+        assert_eq!(total, 1);
+        assert_eq!(cs[0].name, "G-single");
+        assert_eq!(
+            cs[0].members[1],
+            ("T15".to_string(), "#15 p1 ok [[r 4 []]]".to_string())
+        );
+        let idx: Vec<u64> = op_indices(&ev, 100).into_iter().collect();
+        assert_eq!(idx, vec![12, 15, 18, 20]);
+    }
+
+    #[test]
     fn linearizable_parts_tolerate_any_shape() {
-        let lin = linearizable(&json!({"failing_op": {"index": 4}, "configs": [{"model": 1}, {"model": 2}]}));
+        let lin = linearizable(
+            &json!({"failing_op": {"index": 4}, "configs": [{"model": 1}, {"model": 2}]}),
+        );
         assert_eq!(lin.states.len(), 2);
         assert!(lin.failing_op.is_some());
         assert_eq!(linearizable(&json!("nothing")), Linearizable::default());

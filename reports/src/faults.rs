@@ -225,12 +225,11 @@ pub fn node_intervals(
         match role(&e.op.f) {
             Some(FaultRole::Start(kind)) => {
                 for n in named {
-                    let detail = e
-                        .op
-                        .value
-                        .get(&n)
-                        .map(|v| crate::html::compact_json(v, 120))
-                        .unwrap_or_else(|| kind.clone());
+                    let detail =
+                        e.op.value
+                            .get(&n)
+                            .map(|v| crate::html::compact_json(v, 120))
+                            .unwrap_or_else(|| kind.clone());
                     open.push((
                         n,
                         FaultInterval {
@@ -245,9 +244,9 @@ pub fn node_intervals(
                 }
             }
             Some(FaultRole::Stop(kind)) => {
-                let (ended, still): (Vec<_>, Vec<_>) = open.into_iter().partition(|(n, i)| {
-                    i.kind == kind && (named.is_empty() || named.contains(n))
-                });
+                let (ended, still): (Vec<_>, Vec<_>) = open
+                    .into_iter()
+                    .partition(|(n, i)| i.kind == kind && (named.is_empty() || named.contains(n)));
                 open = still;
                 done.extend(ended.into_iter().map(|(n, mut i)| {
                     i.end_ns = e.time_ns.max(i.start_ns);
@@ -281,8 +280,14 @@ mod tests {
 
     #[test]
     fn roles_follow_the_naming_convention() {
-        assert_eq!(role("start-partition"), Some(FaultRole::Start("partition".into())));
-        assert_eq!(role("stop-partition"), Some(FaultRole::Stop("partition".into())));
+        assert_eq!(
+            role("start-partition"),
+            Some(FaultRole::Start("partition".into()))
+        );
+        assert_eq!(
+            role("stop-partition"),
+            Some(FaultRole::Stop("partition".into()))
+        );
         assert_eq!(role("kill"), Some(FaultRole::Start("kill".into())));
         assert_eq!(role("start"), Some(FaultRole::Stop("kill".into())));
         assert_eq!(role("resume"), Some(FaultRole::Stop("pause".into())));
@@ -305,9 +310,15 @@ mod tests {
         assert_eq!(events.len(), 3);
         let iv = intervals(&events, 20_000_000_000);
         assert_eq!(iv.len(), 2);
-        assert_eq!((iv[0].kind.as_str(), iv[0].start_ns, iv[0].end_ns), ("partition", 2_000_000_000, 6_000_000_000));
+        assert_eq!(
+            (iv[0].kind.as_str(), iv[0].start_ns, iv[0].end_ns),
+            ("partition", 2_000_000_000, 6_000_000_000)
+        );
         assert!(!iv[0].open_at_end);
-        assert_eq!((iv[1].kind.as_str(), iv[1].end_ns, iv[1].open_at_end), ("kill", 20_000_000_000, true));
+        assert_eq!(
+            (iv[1].kind.as_str(), iv[1].end_ns, iv[1].open_at_end),
+            ("kill", 20_000_000_000, true)
+        );
     }
 
     #[test]

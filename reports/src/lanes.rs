@@ -32,10 +32,12 @@ pub fn lanes_svg(
     let mut svg = format!(
         "<svg class=\"lanes\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH_PX}\" height=\"{height}\" viewBox=\"0 0 {WIDTH_PX} {height}\" font-family=\"sans-serif\" font-size=\"12\"><title>Faults per node over time (s)</title><rect width=\"{WIDTH_PX}\" height=\"{height}\" fill=\"#fff\"/>"
     );
-    // Time axis: ten ticks in seconds.
-    for i in 0..=10 {
-        let t_s = end_s * i as f64 / 10.0;
-        let px = LABEL_PX + plot_w * i as f64 / 10.0;
+    // Time axis: round ticks in seconds, about ten of them.
+    let step_s = crate::plot::nice_max(end_s * 1000.0 / 10.0) / 1000.0;
+    let ticks = ((end_s / step_s).floor() as usize).min(20);
+    for i in 0..=ticks {
+        let t_s = step_s * i as f64;
+        let px = LABEL_PX + plot_w * (t_s / end_s).min(1.0);
         let _ = write!(
             svg,
             "<line x1=\"{px:.1}\" y1=\"{AXIS_PX}\" x2=\"{px:.1}\" y2=\"{height}\" stroke=\"#eee\"/><text x=\"{px:.1}\" y=\"14\" text-anchor=\"middle\" fill=\"#666\">{} s</text>",

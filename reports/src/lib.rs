@@ -1,19 +1,37 @@
-//! distest-reports: HTML run reports, SVG plots, comparisons and JUnit XML.
+//! distest-reports: what a person looks at after a run.
+//!
+//! - [`render_run`] turns a run directory (`test.json`, `history.jsonl`, `results.json`,
+//!   `nodes/<node>/*.log`; any of them may be missing) into one self-contained
+//!   `index.html` (inline CSS and SVG, no script, no network) plus `latency.svg` and
+//!   `throughput.svg`. A directory holding only a history is checked with the `stats`
+//!   checker first.
+//! - [`compare`] writes `compare.html` and `compare.md` for several runs.
+//! - [`store_index`] writes `store/index.html` listing every run; [`find_runs`] lists them.
+//! - [`junit`] renders results as JUnit XML: invalid → `<failure>`, unknown → `<error>`.
+//!
+//! Everything read from a run is untrusted and escaped (see [`html::esc`]). Sizes are
+//! bounded whatever the history's length: the latency scatter keeps at most
+//! [`charts::MAX_SCATTER_POINTS`] points, timelines at most [`timeline::MAX_ROWS`] rows.
 
 pub mod analysis;
+pub mod charts;
+pub mod compare;
+pub mod cycle;
 pub mod error;
+pub mod evidence;
 pub mod faults;
 pub mod html;
-pub mod plot;
-pub mod rundir;
-
-pub mod charts;
+pub mod junit;
 pub mod lanes;
-pub mod run_page;
-
-pub use error::ReportError;
-pub use run_page::render_run;
-pub mod evidence;
-pub mod timeline;
-pub mod cycle;
 pub mod logs;
+pub mod plot;
+pub mod run_page;
+pub mod rundir;
+pub mod store;
+pub mod timeline;
+
+pub use compare::{compare, CompareOutput};
+pub use error::ReportError;
+pub use junit::junit;
+pub use run_page::render_run;
+pub use store::{find_runs, store_index};

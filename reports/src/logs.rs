@@ -48,7 +48,7 @@ pub struct Excerpt {
 /// The log files of each node under `run_dir/nodes/<node>/`.
 pub fn log_files(run_dir: &Path, nodes: &[String]) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
-    for node in nodes {
+    for node in nodes.iter().filter(|n| is_plain_name(n)) {
         let dir = run_dir.join("nodes").join(node);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -56,13 +56,24 @@ pub fn log_files(run_dir: &Path, nodes: &[String]) -> Vec<(String, PathBuf)> {
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "log" || e == "txt"))
+            // Regular files only: a symlink could point anywhere on the control node.
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+            .filter(|p| p.extension().is_some_and(|e| e == "log" || e == "txt"))
             .collect();
         files.sort();
         files.truncate(MAX_FILES_PER_NODE);
         out.extend(files.into_iter().map(|f| (node.clone(), f)));
     }
     out
+}
+
+/// Node names come from test.json or the history, both untrusted: a name is only used as
+/// a directory name when it is one plain path component (no `/`, no `..`, no leading dot).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && std::path::Path::new(name).components().count() == 1
 }
 
 /// Reads excerpts from every node's logs; `window` is the wall-clock span of interest.
@@ -86,7 +97,10 @@ pub fn excerpts(
 }
 
 /// Picks lines from one log: those in `window` if any line aligns, else the tail.
-pub fn excerpt(mut reader: impl BufRead, window: Option<(DateTime<Utc>, DateTime<Utc>)>) -> Excerpt {
+pub fn excerpt(
+    mut reader: impl BufRead,
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Excerpt {
     let mut tail: VecDeque<(usize, String)> = VecDeque::with_capacity(TAIL_LINES);
     let mut hits: Vec<(usize, String)> = Vec::new();
     let mut cut = false;
@@ -154,7 +168,9 @@ pub fn line_timestamp(line: &str) -> Option<DateTime<Utc>> {
                     .take_while(|c| c.is_ascii_digit() || *c == '.')
                     .collect();
                 let secs: f64 = num.parse().ok()?;
-                return Utc.timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32).single();
+                return Utc
+                    .timestamp_opt(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+                    .single();
             }
         }
         return None;
@@ -176,7 +192,11 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&t));
         }
@@ -195,11 +215,20 @@ mod tests {
     #[test]
     fn reads_the_common_timestamp_shapes() {
         let want = at("2026-11-25T08:20:01.5Z");
-        assert_eq!(line_timestamp("2026-11-25T08:20:01.500Z INFO x"), Some(want));
+        assert_eq!(
+            line_timestamp("2026-11-25T08:20:01.500Z INFO x"),
+            Some(want)
+        );
         assert_eq!(line_timestamp("2026-11-25 08:20:01.500 INFO x"), Some(want));
-        assert_eq!(line_timestamp("[2026-11-25T08:20:01.5+00:00] x"), Some(want));
+        assert_eq!(
+            line_timestamp("[2026-11-25T08:20:01.5+00:00] x"),
+            Some(want)
+        );
         assert_eq!(line_timestamp("2026/11/25 08:20:01.5 x"), Some(want));
-        assert_eq!(line_timestamp(r#"{"level":"info","ts":"2026-11-25T08:20:01.500Z"}"#), Some(want));
+        assert_eq!(
+            line_timestamp(r#"{"level":"info","ts":"2026-11-25T08:20:01.500Z"}"#),
+            Some(want)
+        );
         assert_eq!(line_timestamp("panic: oh no"), None);
     }
 
@@ -211,6 +240,29 @@ mod tests {
         assert_eq!(ex.selection, Selection::Aligned);
         let lines: Vec<usize> = ex.lines.iter().map(|(n, _)| *n).collect();
         assert_eq!(lines, vec![2, 3]);
+    }
+
+    #[test]
+    fn node_names_cannot_escape_the_run_directory() {
+        let tmp = std::env::temp_dir().join(format!("dt-reports-logs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join("run/nodes/n1")).unwrap();
+        std::fs::create_dir_all(tmp.join("secret")).unwrap();
+        std::fs::write(tmp.join("secret/private.log"), "secret\n").unwrap();
+        std::fs::write(tmp.join("run/nodes/n1/ok.log"), "fine\n").unwrap();
+        std::os::unix::fs::symlink(
+            tmp.join("secret/private.log"),
+            tmp.join("run/nodes/n1/link.log"),
+        )
+        .unwrap();
+        let names: Vec<String> = ["n1", "../../secret", "..", "/etc"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let files = log_files(&tmp.join("run"), &names);
+        let _ = std::fs::remove_dir_all(&tmp);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].1.ends_with("nodes/n1/ok.log"));
     }
 
     #[test]

@@ -30,6 +30,22 @@ pub struct Band {
     pub title: String,
 }
 
+/// A moment to point at (where a checker found an anomaly), drawn as a vertical line
+/// above the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    pub at_s: f64,
+    /// Tooltip text (untrusted: escaped when written).
+    pub title: String,
+}
+
+/// What is drawn over the time axis besides the data: fault bands and anomaly markers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decor {
+    pub bands: Vec<Band>,
+    pub markers: Vec<Marker>,
+}
+
 /// Outcome colors, shared with the timeline: ok blue, fail red, info orange (Jepsen's).
 pub const OK_RGB: RGBColor = RGBColor(0x3d, 0x85, 0xc6);
 pub const FAIL_RGB: RGBColor = RGBColor(0xd6, 0x27, 0x28);
@@ -88,8 +104,14 @@ impl Shape {
 /// What a series draws.
 pub enum Mark {
     /// Polylines; a gap (no data) splits a line into segments.
-    Line { segments: Vec<Vec<(f64, f64)>>, width: u32 },
-    Points { points: Vec<(f64, f64)>, shape: Shape },
+    Line {
+        segments: Vec<Vec<(f64, f64)>>,
+        width: u32,
+    },
+    Points {
+        points: Vec<(f64, f64)>,
+        shape: Shape,
+    },
 }
 
 pub struct Series {
@@ -113,7 +135,7 @@ pub struct ChartSpec<'a> {
     pub y: YAxis,
     /// The y axis description, with its unit: "latency (ms)".
     pub y_desc: &'a str,
-    pub bands: &'a [Band],
+    pub decor: &'a Decor,
 }
 
 pub const X_DESC: &str = "time since start (s)";
@@ -161,6 +183,7 @@ pub fn chart_svg(spec: &ChartSpec<'_>, series: &[Series]) -> Result<String, Repo
     };
     let mut svg = String::new();
     let mut bands_px = Vec::new();
+    let mut markers_px = Vec::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, HEIGHT_PX)).into_drawing_area();
         let (plot_area, legend_area) = root.split_horizontally(WIDTH_PX - LEGEND_PX);
@@ -171,8 +194,11 @@ pub fn chart_svg(spec: &ChartSpec<'_>, series: &[Series]) -> Result<String, Repo
             .y_label_area_size(64)
             .build_cartesian_2d(0f64..x_max, y_lo..y_hi)
             .map_err(|e| err(boxed(e)))?;
+        // On a log axis, one label per decade (1, 10, 100 ms) instead of 3.16, 31.6...
+        let y_labels = if log { (y_hi - y_lo) as usize + 1 } else { 10 };
         chart
             .configure_mesh()
+            .y_labels(y_labels.clamp(2, 12))
             .x_desc(X_DESC)
             .y_desc(spec.y_desc)
             .y_label_formatter(&fmt_y)
@@ -182,15 +208,19 @@ pub fn chart_svg(spec: &ChartSpec<'_>, series: &[Series]) -> Result<String, Repo
             .axis_desc_style(("sans-serif", 14))
             .draw()
             .map_err(|e| err(boxed(e)))?;
-        for b in spec.bands {
+        for b in &spec.decor.bands {
             let s = b.start_s.clamp(0.0, x_max);
             let e = b.end_s.clamp(s, x_max);
             let (x0, y0) = chart.backend_coord(&(s, y_hi));
             let (x1, y1) = chart.backend_coord(&(e, y_lo));
             bands_px.push((b, x0, y0, (x1 - x0).max(2), y1 - y0));
         }
+        for m in &spec.decor.markers {
+            let (x, y0) = chart.backend_coord(&(m.at_s.clamp(0.0, x_max), y_hi));
+            let (_, y1) = chart.backend_coord(&(m.at_s.clamp(0.0, x_max), y_lo));
+            markers_px.push((m, x, y0, y1));
+        }
         for s in series {
-            let style = ShapeStyle::from(&s.color).filled();
             match &s.mark {
                 Mark::Line { segments, width } => {
                     for seg in segments {
@@ -205,15 +235,38 @@ pub fn chart_svg(spec: &ChartSpec<'_>, series: &[Series]) -> Result<String, Repo
                 Mark::Points { points, shape } => {
                     let style = ShapeStyle::from(&s.color.mix(0.55)).filled();
                     let pts = points.iter().map(|&(x, y)| (x, ty(y)));
-                    draw_points(&mut chart, pts, *shape, style).map_err(|e| err(e))?;
+                    draw_points(&mut chart, pts, *shape, style).map_err(&err)?;
                 }
             }
-            let _ = style;
         }
-        draw_legend(&legend_area, series).map_err(|e| err(e))?;
+        draw_legend(&legend_area, series).map_err(&err)?;
         root.present().map_err(|e| err(boxed(e)))?;
     }
-    Ok(insert_bands(svg, spec, &bands_px))
+    Ok(insert_markers(
+        insert_bands(svg, spec, &bands_px),
+        &markers_px,
+    ))
+}
+
+/// Adds the anomaly markers just before `</svg>`, so they are painted over the data.
+fn insert_markers(mut svg: String, markers: &[(&Marker, i32, i32, i32)]) -> String {
+    let Some(close) = svg.rfind("</svg>") else {
+        return svg;
+    };
+    let mut extra = String::new();
+    for (m, x, y0, y1) in markers {
+        let _ = writeln!(
+            extra,
+            "<g class=\"marker\"><title>{}</title><line x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{y1}\" stroke=\"#cf222e\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\
+             <polygon points=\"{},{y0} {},{y0} {x},{}\" fill=\"#cf222e\"/></g>",
+            esc(&m.title),
+            x - 6,
+            x + 6,
+            y0 + 9
+        );
+    }
+    svg.insert_str(close, &extra);
+    svg
 }
 
 type Chart<'a, 'b> = ChartContext<
@@ -242,9 +295,9 @@ fn draw_points(
             .map(|_| ())
             .map_err(boxed),
         Shape::Square => chart
-            .draw_series(pts.map(|p| {
-                EmptyElement::at(p) + Rectangle::new([(-2, -2), (2, 2)], style)
-            }))
+            .draw_series(
+                pts.map(|p| EmptyElement::at(p) + Rectangle::new([(-2, -2), (2, 2)], style)),
+            )
             .map(|_| ())
             .map_err(boxed),
     }
@@ -262,7 +315,8 @@ fn draw_legend(
             continue;
         }
         if seen.len() == MAX_LEGEND {
-            area.draw(&Text::new("…", (10, y), font.clone())).map_err(boxed)?;
+            area.draw(&Text::new("…", (10, y), font.clone()))
+                .map_err(boxed)?;
             break;
         }
         seen.push(&s.label);
@@ -333,12 +387,12 @@ fn insert_bands(
 }
 
 /// The next round number (1, 2, 5 × 10^k) at or above `v`, at least 1.
-fn nice_max(v: f64) -> f64 {
+pub fn nice_max(v: f64) -> f64 {
     if !v.is_finite() || v <= 1.0 {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
+    for m in [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
         if m * p >= v {
             return m * p;
         }
@@ -386,36 +440,68 @@ pub fn segments(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f6
 mod tests {
     use super::*;
 
-    fn spec<'a>(bands: &'a [Band]) -> ChartSpec<'a> {
+    fn spec(decor: &Decor) -> ChartSpec<'_> {
         ChartSpec {
             name: "test",
             title: "Latency <of> ops",
             x_max_s: 10.0,
-            y: YAxis::Log { min: 0.5, max: 200.0 },
+            y: YAxis::Log {
+                min: 0.5,
+                max: 200.0,
+            },
             y_desc: "latency (ms)",
-            bands,
+            decor,
         }
     }
 
     #[test]
     fn chart_has_one_band_per_interval_axis_units_and_escaped_labels() {
         let bands = vec![
-            Band { start_s: 1.0, end_s: 2.0, kind: "partition".into(), title: "a</svg>".into() },
-            Band { start_s: 5.0, end_s: 20.0, kind: "kill".into(), title: "n1".into() },
+            Band {
+                start_s: 1.0,
+                end_s: 2.0,
+                kind: "partition".into(),
+                title: "a</svg>".into(),
+            },
+            Band {
+                start_s: 5.0,
+                end_s: 20.0,
+                kind: "kill".into(),
+                title: "n1".into(),
+            },
         ];
         let series = vec![
             Series {
                 label: "read ok <x>".into(),
                 color: OK_RGB,
-                mark: Mark::Points { points: vec![(1.0, 1.0), (2.0, 100.0)], shape: Shape::Triangle },
+                mark: Mark::Points {
+                    points: vec![(1.0, 1.0), (2.0, 100.0)],
+                    shape: Shape::Triangle,
+                },
             },
             Series {
                 label: "p99".into(),
                 color: BLACK,
-                mark: Mark::Line { segments: vec![vec![(0.0, 1.0), (9.0, 2.0)]], width: 2 },
+                mark: Mark::Line {
+                    segments: vec![vec![(0.0, 1.0), (9.0, 2.0)]],
+                    width: 2,
+                },
             },
         ];
-        let svg = chart_svg(&spec(&bands), &series).unwrap();
+        let decor = Decor {
+            bands,
+            markers: vec![Marker {
+                at_s: 3.0,
+                title: "anomaly <here>".into(),
+            }],
+        };
+        let svg = chart_svg(&spec(&decor), &series).unwrap();
+        assert_eq!(svg.matches("class=\"marker\"").count(), 1);
+        assert!(svg.contains("anomaly &lt;here&gt;"));
+        assert!(
+            svg.find("class=\"marker\"") > svg.find("<polyline"),
+            "markers go over the data"
+        );
         assert_eq!(svg.matches("class=\"band\"").count(), 2, "{svg}");
         assert!(svg.contains("data-kind=\"partition\""));
         assert!(svg.contains("time since start (s)"));
@@ -430,7 +516,15 @@ mod tests {
 
     #[test]
     fn segments_break_at_gaps() {
-        let s = segments([(0.0, Some(1.0)), (1.0, None), (2.0, Some(2.0)), (3.0, Some(3.0))].into_iter());
+        let s = segments(
+            [
+                (0.0, Some(1.0)),
+                (1.0, None),
+                (2.0, Some(2.0)),
+                (3.0, Some(3.0)),
+            ]
+            .into_iter(),
+        );
         assert_eq!(s, vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]);
     }
 
@@ -439,7 +533,8 @@ mod tests {
         assert_eq!(short_number(1000.0), "1000");
         assert_eq!(short_number(3.1623), "3.16");
         assert_eq!(short_number(0.5), "0.5");
-        assert_eq!(nice_max(730.0), 1000.0);
-        assert_eq!(nice_max(130.0), 200.0);
+        assert_eq!(nice_max(730.0), 800.0);
+        assert_eq!(nice_max(130.0), 150.0);
+        assert_eq!(nice_max(2035.0), 2500.0);
     }
 }

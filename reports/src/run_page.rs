@@ -12,10 +12,12 @@ use crate::cycle::cycle_html;
 use crate::error::{write_file, ReportError};
 use crate::evidence;
 use crate::faults;
-use crate::html::{badge, chips, compact_json, esc, json_details, page, table, truncate, verdict_class};
+use crate::html::{
+    badge, chips, compact_json, esc, json_details, page, table, truncate, verdict_class,
+};
 use crate::lanes::lanes_svg;
 use crate::logs::{self, Selection};
-use crate::plot::{fault_color, short_number};
+use crate::plot::{fault_color, short_number, Decor, Marker};
 use crate::rundir::{ResultsSource, RunData};
 use crate::timeline;
 use chrono::{DateTime, Duration, Utc};
@@ -27,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 /// Seconds of node log shown before the first and after the last op of interest.
 const LOG_MARGIN_S: i64 = 5;
+/// Longest span of ops of interest the log window covers, from the first of them.
+const LOG_SPAN_NS: u64 = 10_000_000_000;
 /// Bytes of raw evidence JSON shown per checker.
 const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 /// Nemesis events listed in the events table.
@@ -69,15 +73,18 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
         let samples = Samples::from_history(h);
         let events = faults::nemesis_events(h);
         let intervals = faults::intervals(&events, samples.end_ns);
-        let bands = charts::bands(&intervals);
+        let decor = Decor {
+            bands: charts::bands(&intervals),
+            markers: anomaly_markers(run, h),
+        };
         body.push_str("<h2 id=\"perf\">Throughput and latency</h2>");
         body.push_str(&summary_table(&Summary::of(&samples)));
-        body.push_str(&fault_legend(&intervals));
+        body.push_str(&fault_legend(&intervals, !decor.markers.is_empty()));
         if samples.samples.is_empty() {
             body.push_str("<p class=\"note\">The history has no client ops; nothing to plot.</p>");
         } else {
-            let tp = charts::throughput_svg(&samples, &bands)?;
-            let (lat, dropped) = charts::latency_svg(&samples, &bands)?;
+            let tp = charts::throughput_svg(&samples, &decor)?;
+            let (lat, dropped) = charts::latency_svg(&samples, &decor)?;
             let _ = write!(body, "<figure>{tp}</figure><figure>{lat}</figure>");
             if dropped {
                 let _ = write!(
@@ -90,7 +97,7 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
             svgs.push(("throughput.svg", tp));
             svgs.push(("latency.svg", lat));
         }
-        body.push_str(&nodes_section(run, h, &events, samples.end_ns));
+        body.push_str(&nodes_section(run, &events, samples.end_ns));
         body.push_str(&anomalies_section(run, Some(h)));
     } else {
         body.push_str("<h2 id=\"perf\">Throughput and latency</h2><p class=\"note\">No readable history: no charts.</p>");
@@ -144,7 +151,9 @@ fn verdict_block(run: &RunData) -> String {
     let anomalies = results.anomalies();
     let sentence = headline(results);
     let source = match run.results_source {
-        ResultsSource::Stats => " <span class=\"note\">(stats checker only: the run has no results.json)</span>",
+        ResultsSource::Stats => {
+            " <span class=\"note\">(stats checker only: the run has no results.json)</span>"
+        }
         _ => "",
     };
     format!(
@@ -179,12 +188,18 @@ pub fn headline(results: &Results) -> String {
                 if a.is_empty() {
                     "An anomaly was".to_string()
                 } else {
-                    format!("{} anomal{}", a.len(), if a.len() == 1 { "y" } else { "ies" })
+                    format!(
+                        "{} anomal{}",
+                        a.len(),
+                        if a.len() == 1 { "y" } else { "ies" }
+                    )
                 },
                 by(Validity::Invalid).join(", ")
             )
         }
-        Validity::Unknown if results.checkers.is_empty() => "No checker ran, so nothing is known.".into(),
+        Validity::Unknown if results.checkers.is_empty() => {
+            "No checker ran, so nothing is known.".into()
+        }
         Validity::Unknown => format!(
             "Undecided: {} could not reach a verdict.",
             by(Validity::Unknown).join(", ")
@@ -210,19 +225,34 @@ fn checkers_table(run: &RunData) -> String {
             } else {
                 format!("<a href=\"#checker-{}\">{}</a>", anchor(name), esc(name))
             };
-            vec![link, badge(v.valid), chips(&v.anomalies), esc(&truncate(&v.summary, 400))]
+            vec![
+                link,
+                badge(v.valid),
+                chips(&v.anomalies),
+                esc(&truncate(&v.summary, 400)),
+            ]
         })
         .collect();
     format!(
         "<h2 id=\"checkers\">Checkers</h2>{}",
-        table("checkers", &["checker", "verdict", "anomalies", "summary"], &rows)
+        table(
+            "checkers",
+            &["checker", "verdict", "anomalies", "summary"],
+            &rows
+        )
     )
 }
 
 /// An id fragment: only characters safe in ids and URLs.
 fn anchor(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -246,17 +276,34 @@ fn test_section(run: &RunData) -> String {
         .iter()
         .filter(|(k, _)| k.as_str() != "command")
         .take(200)
-        .map(|(k, v)| vec![format!("<code>{}</code>", esc(k)), format!("<span class=\"mono\">{}</span>", esc(&compact_json(v, 400)))])
+        .map(|(k, v)| {
+            vec![
+                format!("<code>{}</code>", esc(k)),
+                format!("<span class=\"mono\">{}</span>", esc(&compact_json(v, 400))),
+            ]
+        })
         .collect();
     out.push_str(&table("options", &["option", "value"], &rows));
     out
 }
 
 fn summary_table(s: &Summary) -> String {
-    let ms = |v: Option<f64>| v.map(|x| format!("{} ms", short_number(x))).unwrap_or_else(|| "–".into());
+    let ms = |v: Option<f64>| {
+        v.map(|x| format!("{} ms", short_number(x)))
+            .unwrap_or_else(|| "–".into())
+    };
     table(
         "summary",
-        &["client ops", "ok", "fail", "info", "duration", "ok ops/s", "p50 latency (ok)", "p99 latency (ok)"],
+        &[
+            "client ops",
+            "ok",
+            "fail",
+            "info",
+            "duration",
+            "ok ops/s",
+            "p50 latency (ok)",
+            "p99 latency (ok)",
+        ],
         &[vec![
             s.ops.to_string(),
             s.ok.to_string(),
@@ -270,9 +317,14 @@ fn summary_table(s: &Summary) -> String {
     )
 }
 
-fn fault_legend(intervals: &[faults::FaultInterval]) -> String {
+fn fault_legend(intervals: &[faults::FaultInterval], markers: bool) -> String {
+    let marker_note = if markers {
+        " <span><i class=\"sw\" style=\"background:#cf222e\"></i>dashed red line: where a checker found an anomaly</span>"
+    } else {
+        ""
+    };
     if intervals.is_empty() {
-        return "<p class=\"note\">No fault was active during the run (no nemesis ops in the history).</p>".into();
+        return format!("<p class=\"legend\">No fault was active during the run (no nemesis ops in the history).{marker_note}</p>");
     }
     let mut kinds: Vec<&str> = intervals.iter().map(|i| i.kind.as_str()).collect();
     kinds.sort();
@@ -287,11 +339,60 @@ fn fault_legend(intervals: &[faults::FaultInterval]) -> String {
             esc(k)
         );
     }
+    out.push_str(marker_note);
     out.push_str("</p>");
     out
 }
 
-fn nodes_section(run: &RunData, h: &History, events: &[faults::NemesisEvent<'_>], end_ns: u64) -> String {
+/// One marker per timeline window of each non-valid checker, at its first op of interest.
+fn anomaly_markers(run: &RunData, h: &History) -> Vec<Marker> {
+    let Some(results) = &run.results else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, v) in results
+        .checkers
+        .iter()
+        .filter(|(_, v)| v.valid != Validity::Valid)
+    {
+        let focus = evidence::op_indices(&v.evidence, h.len());
+        let (windows, _) = timeline::windows(h, &focus);
+        for w in windows {
+            let in_window: Vec<u64> = focus
+                .range(w.first as u64..=w.last as u64)
+                .copied()
+                .collect();
+            let Some(first) = in_window
+                .iter()
+                .filter_map(|&i| h.get(i as usize))
+                .map(|o| o.time)
+                .min()
+            else {
+                continue;
+            };
+            out.push(Marker {
+                at_s: first as f64 / 1e9,
+                title: format!(
+                    "{name}: {} at ops {}",
+                    if v.anomalies.is_empty() {
+                        "anomaly".to_string()
+                    } else {
+                        v.anomalies.join(", ")
+                    },
+                    in_window
+                        .iter()
+                        .take(8)
+                        .map(|i| format!("#{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn nodes_section(run: &RunData, events: &[faults::NemesisEvent<'_>], end_ns: u64) -> String {
     let mut out = String::from("<h2 id=\"nodes\">Nodes and faults</h2>");
     if events.is_empty() {
         out.push_str("<p class=\"note\">The nemesis did nothing in this run.</p>");
@@ -309,11 +410,17 @@ fn nodes_section(run: &RunData, h: &History, events: &[faults::NemesisEvent<'_>]
         .map(|e| {
             let named = faults::nodes_in(&e.op.value, &nodes);
             vec![
-                format!("<span class=\"mono\">{:.3} s</span>", e.time_ns as f64 / 1e9),
+                format!(
+                    "<span class=\"mono\">{:.3} s</span>",
+                    e.time_ns as f64 / 1e9
+                ),
                 format!("#{}", e.op.index),
                 esc(&e.op.f),
                 esc(&named.join(", ")),
-                format!("<span class=\"mono\">{}</span>", esc(&compact_json(&e.op.value, 300))),
+                format!(
+                    "<span class=\"mono\">{}</span>",
+                    esc(&compact_json(&e.op.value, 300))
+                ),
             ]
         })
         .collect();
@@ -322,12 +429,18 @@ fn nodes_section(run: &RunData, h: &History, events: &[faults::NemesisEvent<'_>]
         "<details{}><summary>{} nemesis event(s)</summary>{}</details>",
         if events.len() <= 40 { " open" } else { "" },
         events.len(),
-        table("events", &["time", "op", "f", "nodes", "value (what was done)"], &rows)
+        table(
+            "events",
+            &["time", "op", "f", "nodes", "value (what was done)"],
+            &rows
+        )
     );
     if events.len() > MAX_EVENT_ROWS {
-        let _ = write!(out, "<p class=\"note\">First {MAX_EVENT_ROWS} events shown; all are in history.jsonl.</p>");
+        let _ = write!(
+            out,
+            "<p class=\"note\">First {MAX_EVENT_ROWS} events shown; all are in history.jsonl.</p>"
+        );
     }
-    let _ = h;
     out
 }
 
@@ -377,7 +490,11 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
         let _ = write!(out, "<p>{}</p>", esc(&v.summary));
     }
     if !v.explanation.is_empty() {
-        let _ = write!(out, "<pre class=\"explanation\">{}</pre>", esc(&truncate(&v.explanation, 20_000)));
+        let _ = write!(
+            out,
+            "<pre class=\"explanation\">{}</pre>",
+            esc(&truncate(&v.explanation, 20_000))
+        );
     }
     let (cycles, total) = evidence::cycles(&v.evidence);
     if !cycles.is_empty() {
@@ -386,7 +503,11 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
             out.push_str(&cycle_html(c));
         }
         if total > cycles.len() {
-            let _ = write!(out, "<p class=\"note\">{} more cycles are in results.json.</p>", total - cycles.len());
+            let _ = write!(
+                out,
+                "<p class=\"note\">{} more cycles are in results.json.</p>",
+                total - cycles.len()
+            );
         }
     }
     if name.contains("linear") {
@@ -416,7 +537,11 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
         }
     }
     if !v.evidence.is_null() {
-        out.push_str(&json_details("Raw evidence (JSON)", &v.evidence, MAX_EVIDENCE_BYTES));
+        out.push_str(&json_details(
+            "Raw evidence (JSON)",
+            &v.evidence,
+            MAX_EVIDENCE_BYTES,
+        ));
     }
     out.push_str("</section>");
     out
@@ -429,27 +554,78 @@ fn linearizable_view(ev: &Value, history: Option<&History>) -> String {
     }
     let mut out = String::from("<h4>Linearizability counterexample</h4>");
     if let Some(key) = &lin.key {
-        let _ = write!(out, "<p>Key <code>{}</code>.</p>", esc(&compact_json(key, 200)));
+        let _ = write!(
+            out,
+            "<p>Key <code>{}</code>.</p>",
+            esc(&compact_json(key, 200))
+        );
     }
     if let Some(op) = &lin.failing_op {
-        let described = match (op.as_u64().or_else(|| op.get("index").and_then(Value::as_u64)), history) {
+        let index = op
+            .as_u64()
+            .or_else(|| op.get("index").and_then(Value::as_u64));
+        let described = match (index, history) {
             (Some(i), Some(h)) if (i as usize) < h.len() => {
-                let mut s = h.ops()[i as usize].to_string();
-                if let Some(p) = h.partner(i as usize) {
-                    s.push_str(&format!("\n{}", h.ops()[p]));
-                }
-                s
+                let i = i as usize;
+                let mut pair: Vec<usize> = std::iter::once(i).chain(h.partner(i)).collect();
+                pair.sort_unstable();
+                pair.iter()
+                    .map(|&p| h.ops()[p].to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
-            _ => compact_json(op, 1000),
+            _ => op_text(op),
         };
         let _ = write!(
             out,
-            "<p>It breaks at this op: no order of the ops before it that the model accepts can take it.</p><pre>{}</pre>",
+            "<p>It breaks at this op: no order of the ops before it that the model accepts can justify its result.</p><pre>{}</pre>",
             esc(&described)
         );
     }
+    if let Some(observed) = &lin.observed {
+        let _ = write!(
+            out,
+            "<p>It returned <code>{}</code>.</p>",
+            esc(&compact_json(observed, 300))
+        );
+    }
+    if !lin.prefix.is_empty() {
+        let rows: Vec<Vec<String>> = lin
+            .prefix
+            .iter()
+            .map(|(op, state)| {
+                vec![
+                    format!("<span class=\"mono\">{}</span>", esc(&op_text(op))),
+                    format!(
+                        "<span class=\"mono\">{}</span>",
+                        esc(&state
+                            .as_ref()
+                            .map(|s| compact_json(s, 200))
+                            .unwrap_or_default())
+                    ),
+                ]
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<p>The longest order the model accepts{}, its last steps:</p>{}",
+            lin.prefix_len
+                .map(|n| format!(" ({n} ops)"))
+                .unwrap_or_default(),
+            table("prefix", &["op", "model state after it"], &rows)
+        );
+    }
     if !lin.states.is_empty() {
-        let _ = write!(out, "<p>The states the model could be in just before ({}{}):</p><ol class=\"mono\">", lin.states.len(), if lin.states.len() == evidence::MAX_STATES { "+" } else { "" });
+        let _ = write!(
+            out,
+            "<p>The states the model could be in when the op ran ({}{}), none of which allows its result:</p><ol class=\"mono\">",
+            lin.states.len(),
+            if lin.states.len() == evidence::MAX_STATES {
+                "+"
+            } else {
+                ""
+            }
+        );
         for s in &lin.states {
             let _ = write!(out, "<li>{}</li>", esc(&compact_json(s, 300)));
         }
@@ -464,7 +640,9 @@ fn logs_section(run: &RunData, focus: &BTreeSet<u64>) -> String {
     let window = log_window(run, focus);
     let excerpts = logs::excerpts(&run.dir, &nodes, window);
     if excerpts.is_empty() {
-        out.push_str("<p class=\"note\">No node logs in this run directory (nodes/&lt;node&gt;/*.log).</p>");
+        out.push_str(
+            "<p class=\"note\">No node logs in this run directory (nodes/&lt;node&gt;/*.log).</p>",
+        );
         return out;
     }
     match window {
@@ -509,17 +687,35 @@ fn log_window(run: &RunData, focus: &BTreeSet<u64>) -> Option<(DateTime<Utc>, Da
         .filter_map(|&i| h.get(i as usize))
         .map(|op| op.time)
         .collect();
-    let (min, max) = (*times.iter().min()?, *times.iter().max()?);
-    let at = |ns: u64| started.with_timezone(&Utc) + Duration::nanoseconds(ns.min(i64::MAX as u64) as i64);
-    Some((at(min) - Duration::seconds(LOG_MARGIN_S), at(max) + Duration::seconds(LOG_MARGIN_S)))
+    // Centered on the first anomaly: a window spanning anomalies minutes apart would
+    // fill the excerpt with lines unrelated to either.
+    let min = *times.iter().min()?;
+    let max = times
+        .iter()
+        .copied()
+        .filter(|&t| t <= min.saturating_add(LOG_SPAN_NS))
+        .max()?;
+    let at = |ns: u64| {
+        started.with_timezone(&Utc) + Duration::nanoseconds(ns.min(i64::MAX as u64) as i64)
+    };
+    Some((
+        at(min) - Duration::seconds(LOG_MARGIN_S),
+        at(max) + Duration::seconds(LOG_MARGIN_S),
+    ))
 }
 
 fn files_section(run: &RunData, svgs: &[(&'static str, String)]) -> String {
-    let mut links: Vec<PathBuf> = ["test.json", "history.jsonl", "history.edn", "results.json", "distest.log"]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| run.dir.join(p).is_file())
-        .collect();
+    let mut links: Vec<PathBuf> = [
+        "test.json",
+        "history.jsonl",
+        "history.edn",
+        "results.json",
+        "distest.log",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .filter(|p| run.dir.join(p).is_file())
+    .collect();
     links.extend(svgs.iter().map(|(n, _)| PathBuf::from(n)));
     links.extend(
         logs::log_files(&run.dir, &run.node_names())
@@ -528,10 +724,23 @@ fn files_section(run: &RunData, svgs: &[(&'static str, String)]) -> String {
     );
     let mut out = String::from("<h2 id=\"files\">Raw files</h2><ul>");
     for l in links {
-        let _ = write!(out, "<li><a href=\"{}\">{}</a></li>", href(&l), esc(&l.display().to_string()));
+        let _ = write!(
+            out,
+            "<li><a href=\"{}\">{}</a></li>",
+            href(&l),
+            esc(&l.display().to_string())
+        );
     }
     out.push_str("</ul>");
     out
+}
+
+/// An op reference from evidence as text: its `display` if the checker gave one.
+fn op_text(op: &Value) -> String {
+    match op.get("display").and_then(Value::as_str) {
+        Some(d) => truncate(d, 300),
+        None => compact_json(op, 300),
+    }
 }
 
 /// A relative link to `path`: each segment percent-encoded, so names cannot break out.
@@ -558,7 +767,10 @@ mod tests {
 
     #[test]
     fn href_encodes_everything_but_safe_characters() {
-        assert_eq!(href(Path::new("nodes/n1/a b\"<.log")), "nodes/n1/a%20b%22%3C.log");
+        assert_eq!(
+            href(Path::new("nodes/n1/a b\"<.log")),
+            "nodes/n1/a%20b%22%3C.log"
+        );
     }
 
     #[test]

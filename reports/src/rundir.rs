@@ -40,8 +40,17 @@ pub struct RunData {
 }
 
 impl RunData {
-    /// Reads the run directory `dir`.
+    /// Reads the run directory `dir`, history included.
     pub fn load(dir: &Path) -> Result<RunData, ReportError> {
+        Self::load_with(dir, true)
+    }
+
+    /// Reads `test.json` and `results.json` only: what a store index needs, cheaply.
+    pub fn load_meta(dir: &Path) -> Result<RunData, ReportError> {
+        Self::load_with(dir, false)
+    }
+
+    fn load_with(dir: &Path, with_history: bool) -> Result<RunData, ReportError> {
         if !dir.is_dir() {
             return Err(ReportError::read(dir, "it is not a directory"));
         }
@@ -59,8 +68,12 @@ impl RunData {
             .map(|n| dir.join(n))
             .find(|p| p.is_file());
         let history = match &history_file {
+            Some(_) if !with_history => None,
             None => {
-                notes.push("The run directory holds no history.jsonl; plots and timelines are not shown.".into());
+                notes.push(
+                    "The run directory holds no history.jsonl; plots and timelines are not shown."
+                        .into(),
+                );
                 None
             }
             Some(path) => match load_history(path) {
@@ -86,11 +99,11 @@ impl RunData {
         });
         let (results, results_source) = match (from_file, &history) {
             (Some(r), _) => (Some(r), ResultsSource::File),
-            (None, Some(h)) => {
+            (None, Some(h)) if with_history => {
                 notes.push("No results.json: the history was checked with the stats checker only; run `distest check` for the workload's checkers.".into());
                 (Some(stats_results(h)), ResultsSource::Stats)
             }
-            (None, None) => (None, ResultsSource::None),
+            (None, _) => (None, ResultsSource::None),
         };
         if history.is_none() && results.is_none() && history_file.is_none() {
             return Err(ReportError::NotARunDir {

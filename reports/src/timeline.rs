@@ -51,7 +51,9 @@ pub fn windows(history: &History, focus: &BTreeSet<u64>) -> (Vec<Window>, bool) 
     let mut group: Option<(usize, usize)> = None;
     for p in positions {
         group = match group {
-            Some((a, b)) if p - b <= SPLIT_GAP && p - a < MAX_ROWS - 2 * CONTEXT_ROWS => Some((a, p)),
+            Some((a, b)) if p - b <= SPLIT_GAP && p - a < MAX_ROWS - 2 * CONTEXT_ROWS => {
+                Some((a, p))
+            }
             Some((a, b)) => {
                 if out.len() < MAX_WINDOWS {
                     out.push(window_around(a, b, history.len()));
@@ -75,7 +77,9 @@ pub fn windows(history: &History, focus: &BTreeSet<u64>) -> (Vec<Window>, bool) 
 
 fn window_around(a: usize, b: usize, len: usize) -> Window {
     let first = a.saturating_sub(CONTEXT_ROWS);
-    let last = (b + CONTEXT_ROWS).min(len.saturating_sub(1)).min(first + MAX_ROWS - 1);
+    let last = (b + CONTEXT_ROWS)
+        .min(len.saturating_sub(1))
+        .min(first + MAX_ROWS - 1);
     Window { first, last }
 }
 
@@ -154,18 +158,26 @@ pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) ->
         window.first, window.last
     );
     // Row stripes and times.
+    let mut last_label = String::new();
     for r in 0..rows {
         let y = HEADER_PX + r * ROW_PX;
         let op = &ops[window.first + r];
         if r % 2 == 1 {
-            let _ = write!(svg, "<rect x=\"0\" y=\"{y}\" width=\"{width}\" height=\"{ROW_PX}\" fill=\"#f7f8fa\"/>");
+            let _ = write!(
+                svg,
+                "<rect x=\"0\" y=\"{y}\" width=\"{width}\" height=\"{ROW_PX}\" fill=\"#f7f8fa\"/>"
+            );
         }
-        let _ = write!(
-            svg,
-            "<text x=\"4\" y=\"{}\" fill=\"#666\">{} ms</text>",
-            y + 12,
-            crate::plot::short_number(op.time as f64 / 1e6)
-        );
+        // A time label only where it changes: equal labels on every row are noise.
+        let label = crate::plot::short_number(op.time as f64 / 1e6);
+        if label != last_label {
+            let _ = write!(
+                svg,
+                "<text x=\"4\" y=\"{}\" fill=\"#666\">{label} ms</text>",
+                y + 12
+            );
+            last_label = label;
+        }
     }
     for (c, p) in columns.iter().enumerate() {
         let x = GUTTER_PX + c * col_px;
@@ -204,7 +216,11 @@ pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) ->
         } else {
             "stroke=\"none\""
         };
-        let dash = if b.open_end { " stroke-dasharray=\"4 3\"" } else { "" };
+        let dash = if b.open_end {
+            " stroke-dasharray=\"4 3\""
+        } else {
+            ""
+        };
         let label = bar_label(b);
         let _ = write!(
             svg,
@@ -237,7 +253,12 @@ fn bar_label(b: &Bar<'_>) -> String {
     let value = |v: &serde_json::Value| crate::html::compact_json(v, 60);
     match b.completion {
         Some(c) if c.kind == OpType::Ok && c.value != b.invoke.value && !c.value.is_null() => {
-            format!("{} {} → {}", b.invoke.f, value(&b.invoke.value), value(&c.value))
+            format!(
+                "{} {} → {}",
+                b.invoke.f,
+                value(&b.invoke.value),
+                value(&c.value)
+            )
         }
         _ if b.invoke.value.is_null() => b.invoke.f.clone(),
         _ => format!("{} {}", b.invoke.f, value(&b.invoke.value)),
@@ -254,7 +275,11 @@ fn bar_title(b: &Bar<'_>, focus_hit: bool) -> String {
         t.push('\n');
         t.push_str(&truncate(&c.to_string(), 400));
         if b.invoke.is_client() {
-            let _ = write!(t, "\nlatency {} ms", crate::plot::short_number(c.time.saturating_sub(b.invoke.time) as f64 / 1e6));
+            let _ = write!(
+                t,
+                "\nlatency {} ms",
+                crate::plot::short_number(c.time.saturating_sub(b.invoke.time) as f64 / 1e6)
+            );
         }
     } else if b.invoke.is_client() {
         t.push_str("\nno completion: indeterminate, may have taken effect at any later time");
@@ -272,7 +297,9 @@ mod tests {
         for i in 0..n_pairs {
             let p = Process::Client(i % 3);
             let inv = Op::invoke(p, "write", json!(i)).with_time(i * 2_000_000);
-            let done = inv.complete(OpType::Ok, json!(i)).with_time(i * 2_000_000 + 1_000_000);
+            let done = inv
+                .complete(OpType::Ok, json!(i))
+                .with_time(i * 2_000_000 + 1_000_000);
             ops.push(inv);
             ops.push(done);
         }

@@ -32,6 +32,9 @@ pub struct Args {
     /// Give up after this many seconds; the verdict is then unknown (exit 2), never a guess.
     #[arg(long)]
     pub time_limit: Option<f64>,
+    /// Also write JUnit XML (one test case per checker) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
     /// Where runs live (only used to resolve relative run names).
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
@@ -68,6 +71,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let text = serde_json::to_string_pretty(&results)?;
         std::fs::write(dir.join("results.json"), text)
             .with_context(|| format!("could not write results.json in {}", dir.display()))?;
+        if let Err(e) = distest_reports::render_run(dir) {
+            eprintln!("warning: could not render the report: {e}");
+        }
+    }
+    if let Some(junit) = &args.junit {
+        let name = match &run_dir {
+            Some(dir) => crate::run::run_label(dir),
+            None => history_path.display().to_string(),
+        };
+        crate::run::write_junit(junit, &[(name, results.clone())])?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);

@@ -7,6 +7,7 @@ pub mod env;
 pub mod ls;
 pub mod report;
 pub mod run;
+pub mod suite;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a test: provision nodes, drive a workload under faults, check, report.
     Run(Box<run::Args>),
+    /// Run a matrix of tests (targets × workloads × nemeses × bugs × seeds) from a TOML file.
+    Suite(suite::Args),
     /// Check a history file or a run directory with one or more checkers.
     Check(check::Args),
     /// Bring a local cluster of network namespaces up or down, or show it.
@@ -45,6 +48,7 @@ pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
+        Command::Suite(args) => suite::run(args),
         Command::Env(args) => env::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Report(args) => report::run(args),

@@ -17,9 +17,9 @@ pub struct Args {
     /// Faults, comma separated: partition, kill, pause, clock, loss, latency, all, none.
     #[arg(long, value_delimiter = ',', default_value = "none")]
     pub nemesis: Vec<String>,
-    /// Nodes: `local:N` builds N network namespaces on this machine (needs root).
-    #[arg(long, default_value = "local:5")]
-    pub nodes: String,
+    /// Where the nodes come from: `--nodes local:N` (default local:5), `--node HOST`, `--nodes-file F`.
+    #[command(flatten)]
+    pub node_args: crate::nodes::NodeArgs,
     /// Concurrent client processes.
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
@@ -62,6 +62,12 @@ pub struct Args {
     /// Also write JUnit XML (one test case per checker) to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Transaction isolation level for SQL targets: read-committed, repeatable-read, serializable.
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// SQL targets: send reads to a streaming replica instead of the primary.
+    #[arg(long)]
+    pub replica_reads: bool,
     /// Target-specific setting KEY=VALUE (repeatable), e.g. read-mode=lease.
     #[arg(long = "set", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
@@ -120,7 +126,7 @@ impl Args {
             workload,
             nemesis,
             nodes: Vec::new(),
-            nodes_spec: self.nodes.clone(),
+            nodes_spec: nodes_spec(&self.node_args),
             concurrency: self.concurrency,
             rate: self.rate,
             time_limit_s: self.time_limit,
@@ -137,10 +143,37 @@ impl Args {
             started_at: chrono::Utc::now().to_rfc3339(),
             distest_version: env!("CARGO_PKG_VERSION").to_string(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            settings: self.settings.iter().cloned().collect(),
+            settings: {
+                let mut settings: std::collections::BTreeMap<String, String> =
+                    self.settings.iter().cloned().collect();
+                if let Some(level) = &self.isolation {
+                    settings.insert("isolation".into(), level.clone());
+                }
+                if self.replica_reads {
+                    settings.insert("replica-reads".into(), "true".into());
+                }
+                settings
+            },
             store: self.store.clone(),
             junit: self.junit.clone(),
+            node_args: self.node_args.clone(),
         })
+    }
+}
+
+/// How the nodes were asked for, for test.json: `local:5`, `ssh:h1,h2`.
+fn nodes_spec(a: &crate::nodes::NodeArgs) -> String {
+    let mut hosts = a.node.clone();
+    if let Some(file) = &a.nodes_file {
+        hosts.push(format!("file:{}", file.display()));
+    }
+    match &a.nodes {
+        Some(n) if hosts.is_empty() && !n.contains('.') && !n.contains('@') => {
+            format!("local:{}", n.trim_start_matches("local:"))
+        }
+        Some(n) => format!("ssh:{n}"),
+        None if hosts.is_empty() => format!("local:{}", crate::nodes::args::DEFAULT_LOCAL_NODES),
+        None => format!("ssh:{}", hosts.join(",")),
     }
 }
 
@@ -158,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 /// First Ctrl-C/SIGTERM ends the main phase (heal, check and report still happen);
 /// a second one exits at once, leaving cleanup to `distest env down`.
-fn install_interrupt_handler(stop: StopFlag) {
+pub fn install_interrupt_handler(stop: StopFlag) {
     use nix::sys::signal::{self, SigHandler, Signal};
     static STOP: std::sync::OnceLock<StopFlag> = std::sync::OnceLock::new();
     let _ = STOP.set(stop);

@@ -6,12 +6,14 @@
 //! SIGKILLed mid-setup. It is best effort: it tries every step, then reports the first error.
 //!
 //! [`install_signal_handler`] turns SIGINT/SIGTERM into "run every registered cleanup, newest
-//! first, then exit"; RAII guards register themselves with [`register_cleanup`].
+//! first, then exit"; RAII guards register themselves with [`register_cleanup`]. Cleanups
+//! already running on another thread (a guard being dropped) are waited for before the exit.
 
 use super::host;
 use super::names::{parse_link, parse_namespace, ClusterNames};
 use super::NodesError;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,8 @@ pub const NETNS_ETC: &str = "/etc/netns";
 const IPTABLES_TABLES: [&str; 4] = ["filter", "nat", "mangle", "raw"];
 /// How long teardown waits for SIGKILLed namespace processes to disappear.
 const PROCESS_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long teardown waits for the kernel to finish removing links.
+const LINK_REMOVAL_WAIT: Duration = Duration::from_secs(5);
 
 /// Which clusters a teardown or listing covers.
 #[derive(Clone, Debug)]
@@ -101,7 +105,7 @@ fn iptables_rules(scope: &Scope) -> Result<Vec<(String, String)>, NodesError> {
     let mut rules = Vec::new();
     for table in IPTABLES_TABLES {
         // A table the kernel lacks (no module) holds no rules of ours.
-        let out = host::run(&["iptables", "-t", table, "-S"])?;
+        let out = host::run(&["iptables", "-w", "5", "-t", table, "-S"])?;
         if out.status != 0 {
             continue;
         }
@@ -161,12 +165,13 @@ pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesE
     // what remains (bridge, veths of a half-built node) goes here.
     let links_now = host::list_links()?;
     for link in found.links.iter().filter(|l| links_now.contains(l)) {
-        note(host::ok(&["ip", "link", "delete", link]).map(drop));
+        note(delete_link(link));
     }
+    note(wait_for_links_gone(scope));
     for (table, rule) in &found.iptables_rules {
         let mut args = host::split_iptables_rule(rule);
         args[0] = "-D".to_string();
-        let mut argv = vec!["iptables", "-t", table.as_str()];
+        let mut argv = vec!["iptables", "-w", "5", "-t", table.as_str()];
         argv.extend(args.iter().map(String::as_str));
         note(host::ok(&argv).map(drop));
     }
@@ -181,6 +186,46 @@ pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesE
             removed: found,
             data_dirs,
         }),
+    }
+}
+
+/// Deletes a link; one already gone (the kernel removes a veth's peer with it, and does so
+/// asynchronously after a namespace is deleted) is fine.
+fn delete_link(link: &str) -> Result<(), NodesError> {
+    let out = host::run(&["ip", "link", "delete", link])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status == 0 || stderr.contains("Cannot find device") {
+        return Ok(());
+    }
+    Err(NodesError::Host {
+        command: format!("ip link delete {link}"),
+        status: out.status,
+        stderr: stderr.trim().to_string(),
+    })
+}
+
+/// Waits (bounded) until the kernel has finished removing the links in `scope`: veths of a
+/// deleted namespace disappear asynchronously.
+fn wait_for_links_gone(scope: &Scope) -> Result<(), NodesError> {
+    let deadline = Instant::now() + LINK_REMOVAL_WAIT;
+    loop {
+        let left: Vec<String> = host::list_links()?
+            .into_iter()
+            .filter(|l| scope.link(l))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(NodesError::BadSpec(format!(
+                "links {left:?} were still present {} s after teardown; remove them with `ip link delete`",
+                LINK_REMOVAL_WAIT.as_secs()
+            )));
+        }
+        for link in &left {
+            delete_link(link)?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -268,22 +313,57 @@ pub struct CleanupGuard {
 impl CleanupGuard {
     /// Removes the cleanup from the registry and runs it, if it is still registered.
     pub fn run_now(self) {
-        let taken = take(self.id);
-        if let Some(f) = taken {
-            f();
+        if let Some(f) = take(self.id, true) {
+            run_tracked(f);
         }
     }
 }
 
-fn take(id: u64) -> Option<Cleanup> {
+/// Removes cleanup `id` from the registry. With `to_run`, counts it as running in the same
+/// critical section, so the signal thread never sees "nothing running" in between.
+fn take(id: u64, to_run: bool) -> Option<Cleanup> {
     let mut reg = lock_registry();
     let pos = reg.iter().position(|(i, _)| *i == id)?;
+    if to_run {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+    }
     Some(reg.remove(pos).1)
+}
+
+/// Runs a cleanup already counted in [`RUNNING`]; a panic in it is contained.
+fn run_tracked(f: Cleanup) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        tracing::error!("a cleanup panicked; continuing with the others");
+    }
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
 }
 
 impl Drop for CleanupGuard {
     fn drop(&mut self) {
-        drop(take(self.id));
+        drop(take(self.id, false));
+    }
+}
+
+/// Cleanups running right now (on any thread).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Set once SIGINT/SIGTERM arrived.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How long the signal thread waits for cleanups running on other threads before exiting.
+const CLEANUP_WAIT: Duration = Duration::from_secs(120);
+
+/// True once SIGINT/SIGTERM arrived (after [`install_signal_handler`]): long work should
+/// stop early, because the process is about to clean up and exit.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// After an interrupt, blocks (bounded) while the signal thread cleans up and exits the
+/// process; returns at once otherwise. Call it where the main thread would otherwise finish
+/// and end the process under a running cleanup.
+pub fn park_if_interrupted() {
+    let deadline = Instant::now() + CLEANUP_WAIT;
+    while interrupted() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -300,15 +380,27 @@ pub fn register_cleanup(f: impl FnOnce() + Send + 'static) -> CleanupGuard {
 pub fn run_registered_cleanups() {
     // Take them one at a time so a cleanup may itself register or drop guards.
     loop {
-        let next = lock_registry().pop();
-        match next {
-            Some((_, f)) => {
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-                    tracing::error!("a cleanup panicked; continuing with the others");
-                }
+        let next = {
+            let mut reg = lock_registry();
+            let next = reg.pop();
+            if next.is_some() {
+                RUNNING.fetch_add(1, Ordering::SeqCst);
             }
+            next
+        };
+        match next {
+            Some((_, f)) => run_tracked(f),
             None => return,
         }
+    }
+}
+
+/// Runs every registered cleanup, then waits (bounded) for those other threads are running.
+fn run_all_and_wait() {
+    run_registered_cleanups();
+    let deadline = Instant::now() + CLEANUP_WAIT;
+    while RUNNING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -363,8 +455,9 @@ fn signal_thread(ready: std::sync::mpsc::Sender<Result<(), String>>) {
             _ = int.recv() => 130,
             _ = term.recv() => 143,
         };
+        INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("distest: interrupted; cleaning up (signal again to exit at once)");
-        let cleanup = tokio::task::spawn_blocking(run_registered_cleanups);
+        let cleanup = tokio::task::spawn_blocking(run_all_and_wait);
         tokio::select! {
             _ = cleanup => {}
             _ = int.recv() => {}

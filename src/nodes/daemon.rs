@@ -81,21 +81,36 @@ impl DaemonSpec {
     }
 }
 
-/// Shell function `alive PID`: true for a live, non-zombie process.
-const ALIVE_FN: &str = "alive() { kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' /proc/\"$1\"/status 2>/dev/null; }\n";
+/// Script prelude: `$pf` (the pid file), `$sf` (its sidecar with the process start time) and
+/// `alive PID`, true for a live, non-zombie process that is still the one that wrote the pid
+/// file. The start-time check matters: after a crash the pid may be reused by an unrelated
+/// process, which `kill -0` alone would report as the daemon (and `stop` would then kill).
+/// Without /proc (no start time recorded) only `kill -0` is used.
+fn prelude(pid_file: &Path) -> String {
+    let pf = shell_quote_path(pid_file);
+    format!(
+        "pf={pf}; sf={pf}.start\n\
+         stat_of() {{ sed 's/.*) //' /proc/\"$1\"/stat 2>/dev/null | cut -d' ' -f1,20; }}\n\
+         alive() {{\n\
+           kill -0 \"$1\" 2>/dev/null || return 1\n\
+           st=$(stat_of \"$1\"); case \"$st\" in Z*) return 1;; esac\n\
+           [ -s \"$sf\" ] || return 0\n\
+           [ \"${{st#* }}\" = \"$(cat \"$sf\")\" ]\n\
+         }}\n"
+    )
+}
 
 /// `case` patterns for pid-file contents that cannot be a daemon: not a number, or 0/1
 /// (signalling group `-1` would hit every process on the node).
 const NOT_A_DAEMON_PID: &str = "''|*[!0-9]*|0*|1";
 
-/// Reads the pid file into `$pid`; leaves the script (after `$on_missing`) when it names
-/// no process.
-fn read_pid(pid_file: &Path, on_missing: &str) -> String {
-    let pf = shell_quote_path(pid_file);
+/// Reads the pid file into `$pid`; leaves the script (after `on_missing`) when it names no
+/// live daemon, removing a stale pid file on the way.
+fn read_pid(on_missing: &str) -> String {
     format!(
-        "pid=$(cat {pf} 2>/dev/null) || {{ {on_missing} exit 0; }}\n\
-         case \"$pid\" in {NOT_A_DAEMON_PID}) rm -f {pf}; {on_missing} exit 0;; esac\n\
-         alive \"$pid\" || {{ rm -f {pf}; {on_missing} exit 0; }}\n"
+        "pid=$(cat \"$pf\" 2>/dev/null) || {{ {on_missing} exit 0; }}\n\
+         case \"$pid\" in {NOT_A_DAEMON_PID}) rm -f \"$pf\" \"$sf\"; {on_missing} exit 0;; esac\n\
+         alive \"$pid\" || {{ rm -f \"$pf\" \"$sf\"; {on_missing} exit 0; }}\n"
     )
 }
 
@@ -115,7 +130,11 @@ fn is_env_name(name: &str) -> bool {
 }
 
 fn parent_of(p: &Path) -> String {
-    shell_quote_path(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+    shell_quote_path(
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
 }
 
 /// The shell script that starts `spec` (or reports the live pid when it already runs).
@@ -138,23 +157,30 @@ pub fn start_script(spec: &DaemonSpec) -> Result<String, NodeError> {
         .map(shell_quote_path)
         .unwrap_or_else(|| "/".to_string());
     let mut exec_words = vec!["env".to_string()];
-    exec_words.extend(spec.env.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))));
+    exec_words.extend(
+        spec.env
+            .iter()
+            .map(|(k, v)| shell_quote(&format!("{k}={v}"))),
+    );
     exec_words.push(shell_quote(&spec.program));
     exec_words.extend(spec.args.iter().map(|a| shell_quote(a)));
     let exec_words = exec_words.join(" ");
-    let mut script = String::from(ALIVE_FN);
+    // The wrapper records its start time, then its pid (so a pid file never lacks its start
+    // time), then becomes the daemon: the pid file names the daemon itself.
+    let wrapper = "sed \"s/.*) //\" /proc/$$/stat 2>/dev/null | cut -d\" \" -f20 > \"$0.start\"; echo $$ > \"$0\"; exec \"$@\"";
+    let mut script = prelude(&spec.pid_file);
     script.push_str(&format!(
         "mkdir -p {pdir} {ldir} {cwd} || exit 1\n\
-         pid=$(cat {pf} 2>/dev/null)\n\
+         pid=$(cat \"$pf\" 2>/dev/null)\n\
          case \"$pid\" in {NOT_A_DAEMON_PID}) ;; *) if alive \"$pid\"; then echo \"$pid\"; exit 0; fi;; esac\n\
-         rm -f {pf}\n\
+         rm -f \"$pf\" \"$sf\"\n\
          cd {cwd} || exit 1\n\
-         setsid nohup sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pf} {exec_words} >> {log} 2>&1 < /dev/null &\n\
-         i=0; while [ ! -s {pf} ] && [ $i -lt {PID_FILE_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done\n\
-         pid=$(cat {pf} 2>/dev/null)\n\
+         setsid nohup sh -c '{wrapper}' {pf} {exec_words} >> {log} 2>&1 < /dev/null &\n\
+         i=0; while [ ! -s \"$pf\" ] && [ $i -lt {PID_FILE_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done\n\
+         pid=$(cat \"$pf\" 2>/dev/null)\n\
          [ -n \"$pid\" ] || {{ echo \"the daemon did not write its pid file {pf} within 5 s; its log:\" >&2; tail -n 20 {log} >&2; exit 1; }}\n\
          sleep 0.1\n\
-         alive \"$pid\" || {{ rm -f {pf}; echo \"the daemon exited right after starting; last lines of {log}:\" >&2; tail -n 20 {log} >&2; exit 1; }}\n\
+         alive \"$pid\" || {{ rm -f \"$pf\" \"$sf\"; echo \"the daemon exited right after starting; last lines of {log}:\" >&2; tail -n 20 {log} >&2; exit 1; }}\n\
          echo \"$pid\"\n",
         pdir = parent_of(&spec.pid_file),
         ldir = parent_of(&spec.log_file),
@@ -181,8 +207,11 @@ fn parse_pid(s: &str) -> Option<u32> {
 }
 
 /// The pid of the live process named by `pid_file`, if any.
-pub fn live_pid<S: NodeShell + ?Sized>(node: &S, pid_file: &Path) -> Result<Option<u32>, NodeError> {
-    let script = format!("{ALIVE_FN}{}echo \"$pid\"\n", read_pid(pid_file, ""));
+pub fn live_pid<S: NodeShell + ?Sized>(
+    node: &S,
+    pid_file: &Path,
+) -> Result<Option<u32>, NodeError> {
+    let script = format!("{}{}echo \"$pid\"\n", prelude(pid_file), read_pid(""));
     let out = node.exec_ok(&script, SCRIPT_SLACK)?;
     Ok(parse_pid(out.stdout.trim()))
 }
@@ -195,8 +224,9 @@ pub fn signal<S: NodeShell + ?Sized>(
 ) -> Result<bool, NodeError> {
     let sig = signal.name();
     let script = format!(
-        "{ALIVE_FN}{}kill -s {sig} -- -\"$pid\" 2>/dev/null || kill -s {sig} \"$pid\" || exit 1\necho sent\n",
-        read_pid(pid_file, "echo none;")
+        "{}{}kill -s {sig} -- -\"$pid\" 2>/dev/null || kill -s {sig} \"$pid\" || exit 1\necho sent\n",
+        prelude(pid_file),
+        read_pid("echo none;")
     );
     let out = node.exec_ok(&script, SCRIPT_SLACK)?;
     Ok(out.stdout.trim() == "sent")
@@ -204,11 +234,14 @@ pub fn signal<S: NodeShell + ?Sized>(
 
 /// SIGTERM (when `grace` > 0), wait up to `grace`, SIGKILL, wait until gone; removes the pid
 /// file. A daemon that is not running is not an error.
-pub fn stop<S: NodeShell + ?Sized>(node: &S, pid_file: &Path, grace: Duration) -> Result<(), NodeError> {
+pub fn stop<S: NodeShell + ?Sized>(
+    node: &S,
+    pid_file: &Path,
+    grace: Duration,
+) -> Result<(), NodeError> {
     let grace_ticks = grace.as_millis().div_ceil(50);
-    let pf = shell_quote_path(pid_file);
     let script = format!(
-        "{ALIVE_FN}{read}\
+        "{prelude}{read}\
          if [ {grace_ticks} -gt 0 ]; then\n\
            kill -s TERM -- -\"$pid\" 2>/dev/null || kill -s TERM \"$pid\" 2>/dev/null\n\
            kill -s CONT -- -\"$pid\" 2>/dev/null || kill -s CONT \"$pid\" 2>/dev/null\n\
@@ -219,8 +252,9 @@ pub fn stop<S: NodeShell + ?Sized>(node: &S, pid_file: &Path, grace: Duration) -
            i=0; while alive \"$pid\" && [ $i -lt {KILL_WAIT_TICKS} ]; do sleep 0.05; i=$((i+1)); done\n\
          fi\n\
          if alive \"$pid\"; then echo \"process $pid is still alive 10 s after SIGKILL\" >&2; exit 1; fi\n\
-         rm -f {pf}\n",
-        read = read_pid(pid_file, ""),
+         rm -f \"$pf\" \"$sf\"\n",
+        prelude = prelude(pid_file),
+        read = read_pid(""),
     );
     let kill_wait = Duration::from_millis(50 * u64::from(KILL_WAIT_TICKS));
     node.exec_ok(&script, grace + kill_wait + SCRIPT_SLACK)?;
@@ -272,7 +306,11 @@ mod tests {
         spec.env = vec![("GREETING".into(), "it's me".into())];
         let node = HostShell;
         let pid = start(&node, &spec).unwrap();
-        assert_eq!(start(&node, &spec).unwrap(), pid, "second start must be a no-op");
+        assert_eq!(
+            start(&node, &spec).unwrap(),
+            pid,
+            "second start must be a no-op"
+        );
         assert_eq!(live_pid(&node, &spec.pid_file).unwrap(), Some(pid));
         assert!(signal(&node, &spec.pid_file, Signal::Stop).unwrap());
         assert!(signal(&node, &spec.pid_file, Signal::Cont).unwrap());
@@ -289,7 +327,10 @@ mod tests {
     fn stop_kills_a_daemon_that_ignores_sigterm() {
         let dir = temp_dir("stubborn");
         let mut spec = DaemonSpec::new("sh", dir.join("d.pid"), dir.join("d.log"));
-        spec.args = vec!["-c".into(), "trap '' TERM; while :; do sleep 0.1; done".into()];
+        spec.args = vec![
+            "-c".into(),
+            "trap '' TERM; while :; do sleep 0.1; done".into(),
+        ];
         let node = HostShell;
         start(&node, &spec).unwrap();
         let started = std::time::Instant::now();
@@ -320,8 +361,40 @@ mod tests {
             std::fs::write(&pf, garbage).unwrap();
             assert_eq!(live_pid(&HostShell, &pf).unwrap(), None, "{garbage:?}");
             std::fs::write(&pf, garbage).unwrap();
-            assert!(!signal(&HostShell, &pf, Signal::Cont).unwrap(), "{garbage:?}");
+            assert!(
+                !signal(&HostShell, &pf, Signal::Cont).unwrap(),
+                "{garbage:?}"
+            );
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_taken_for_the_daemon() {
+        let dir = temp_dir("reuse");
+        let mut spec = DaemonSpec::new("sleep", dir.join("d.pid"), dir.join("d.log"));
+        spec.args = vec!["30".into()];
+        let pid = start(&HostShell, &spec).unwrap();
+        // Pretend the daemon crashed and its pid went to another process: same pid, another
+        // start time. Nothing may be signalled, and a new start must start a new daemon.
+        std::fs::write(dir.join("d.pid.start"), "1\n").unwrap();
+        assert_eq!(live_pid(&HostShell, &spec.pid_file).unwrap(), None);
+        assert!(!dir.join("d.pid").exists(), "the stale pid file is removed");
+        std::fs::write(&spec.pid_file, format!("{pid}\n")).unwrap();
+        std::fs::write(dir.join("d.pid.start"), "1\n").unwrap();
+        stop(&HostShell, &spec.pid_file, Duration::ZERO).unwrap();
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| !s.contains("zombie"))
+            .unwrap_or(false);
+        assert!(alive, "stop must not kill a process that is not the daemon");
+        let second = start(&HostShell, &spec).unwrap();
+        assert_ne!(second, pid);
+        stop(&HostShell, &spec.pid_file, Duration::ZERO).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -201,7 +201,13 @@ mod tests {
             Duration::from_millis(200),
         )
         .unwrap_err();
-        assert!(matches!(err, LocalExecError::Timeout { timeout_ms: 200, .. }));
+        assert!(matches!(
+            err,
+            LocalExecError::Timeout {
+                timeout_ms: 200,
+                ..
+            }
+        ));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -221,7 +227,8 @@ mod tests {
 
     #[test]
     fn missing_program_is_a_spawn_error() {
-        let err = run_local(&["/nonexistent/dt-program"], None, Duration::from_secs(1)).unwrap_err();
+        let err =
+            run_local(&["/nonexistent/dt-program"], None, Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, LocalExecError::Spawn { .. }));
     }
 

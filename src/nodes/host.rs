@@ -126,8 +126,22 @@ mod tests {
         let line = r#"-A FORWARD -i dtx-br -m comment --comment "distest:x \"q\"" -j ACCEPT"#;
         assert_eq!(
             split_iptables_rule(line),
-            vec!["-A", "FORWARD", "-i", "dtx-br", "-m", "comment", "--comment", "distest:x \"q\"", "-j", "ACCEPT"]
+            vec![
+                "-A",
+                "FORWARD",
+                "-i",
+                "dtx-br",
+                "-m",
+                "comment",
+                "--comment",
+                "distest:x \"q\"",
+                "-j",
+                "ACCEPT"
+            ]
         );
-        assert_eq!(split_iptables_rule(r#"--comment """#), vec!["--comment", ""]);
+        assert_eq!(
+            split_iptables_rule(r#"--comment """#),
+            vec!["--comment", ""]
+        );
     }
 }

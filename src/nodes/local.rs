@@ -14,11 +14,13 @@
 
 use super::cleanup::{self, CleanupGuard, Leftovers, Scope, TeardownReport, NETNS_ETC};
 use super::exec::{run_local, LocalExecError};
-use super::names::{parse_namespace, ClusterNames, Subnet, DEFAULT_CLUSTER_ID, DEFAULT_SUBNET, MAX_LOCAL_NODES};
+use super::names::{
+    parse_namespace, ClusterNames, Subnet, DEFAULT_CLUSTER_ID, DEFAULT_SUBNET, MAX_LOCAL_NODES,
+};
 use super::{host, output_from_raw, ExecOutput, NodeError, NodeShell, NodesError, Remote};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where clusters keep node directories unless told otherwise.
@@ -144,14 +146,22 @@ impl Remote for LocalNode {
     fn upload(&self, local: &Path, remote: &Path) -> Result<(), NodeError> {
         copy_file(local, remote).map_err(|message| NodeError::Unreachable {
             node: self.name.clone(),
-            message: format!("could not upload {} to {}: {message}", local.display(), remote.display()),
+            message: format!(
+                "could not upload {} to {}: {message}",
+                local.display(),
+                remote.display()
+            ),
         })
     }
 
     fn download(&self, remote: &Path, local: &Path) -> Result<(), NodeError> {
         copy_file(remote, local).map_err(|message| NodeError::Unreachable {
             node: self.name.clone(),
-            message: format!("could not download {} to {}: {message}", remote.display(), local.display()),
+            message: format!(
+                "could not download {} to {}: {message}",
+                remote.display(),
+                local.display()
+            ),
         })
     }
 
@@ -184,7 +194,11 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), String> {
     let file_name = to
         .file_name()
         .ok_or_else(|| format!("{} names no file", to.display()))?;
-    let tmp = to.with_file_name(format!(".{}.dt-copy-{}", file_name.to_string_lossy(), std::process::id()));
+    let tmp = to.with_file_name(format!(
+        ".{}.dt-copy-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::copy(from, &tmp).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, to).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -200,6 +214,9 @@ pub struct LocalCluster {
     nodes: Vec<Arc<LocalNode>>,
     /// Registered while this guard owns the cluster: runs the teardown on drop or on a signal.
     teardown: Option<CleanupGuard>,
+    /// Held while building; the teardown takes it too, so a Ctrl-C teardown never races a
+    /// build step (which would leave behind what it creates after the teardown looked).
+    build_lock: Arc<Mutex<()>>,
 }
 
 impl LocalCluster {
@@ -232,11 +249,14 @@ impl LocalCluster {
             nodes: Vec::new(),
             teardown: None,
             spec: spec.clone(),
+            build_lock: Arc::new(Mutex::new(())),
         };
         if !adopted {
             let base_dir = spec.base_dir.clone();
             let scope = Scope::Cluster(names.clone());
+            let build_lock = cluster.build_lock.clone();
             cluster.teardown = Some(cleanup::register_cleanup(move || {
+                let _building = build_lock.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = cleanup::teardown(&scope, &base_dir) {
                     tracing::error!("tearing down the local cluster failed: {e}");
                 }
@@ -256,6 +276,8 @@ impl LocalCluster {
     }
 
     fn build(&mut self) -> Result<(), NodesError> {
+        let lock = self.build_lock.clone();
+        let _building = lock.lock().unwrap_or_else(|e| e.into_inner());
         let names = &self.names;
         let subnet = self.spec.subnet;
         let prefix = subnet.prefix_len;
@@ -271,6 +293,11 @@ impl LocalCluster {
         let hosts = self.hosts_file()?;
         let namespaces = host::list_namespaces()?;
         for i in 1..=self.spec.node_count {
+            if cleanup::interrupted() {
+                return Err(NodesError::BadSpec(
+                    "interrupted while bringing the cluster up; removing what was built".into(),
+                ));
+            }
             let ns = names.namespace(i);
             if !namespaces.contains(&ns) {
                 host::ok(&["ip", "netns", "add", &ns])?;
@@ -311,12 +338,18 @@ impl LocalCluster {
                 }
             }
             let peer = names.veth_peer(i);
-            host::ok(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
+            host::ok(&[
+                "ip", "link", "add", &veth, "type", "veth", "peer", "name", &peer,
+            ])?;
             host::ok(&["ip", "link", "set", &peer, "netns", ns])?;
             host::ok(&["ip", "-n", ns, "link", "set", &peer, "name", "eth0"])?;
         }
         host::ok(&["ip", "link", "set", &veth, "master", &names.bridge(), "up"])?;
-        let cidr = format!("{}/{}", self.spec.subnet.node_address(i)?, self.spec.subnet.prefix_len);
+        let cidr = format!(
+            "{}/{}",
+            self.spec.subnet.node_address(i)?,
+            self.spec.subnet.prefix_len
+        );
         host::ok(&["ip", "-n", ns, "addr", "replace", &cidr, "dev", "eth0"])?;
         host::ok(&["ip", "-n", ns, "link", "set", "eth0", "up"])?;
         host::ok(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
@@ -330,14 +363,21 @@ impl LocalCluster {
             self.spec.subnet.bridge_address()
         );
         for i in 1..=self.spec.node_count {
-            hosts.push_str(&format!("{} {}\n", self.spec.subnet.node_address(i)?, self.names.node(i)));
+            hosts.push_str(&format!(
+                "{} {}\n",
+                self.spec.subnet.node_address(i)?,
+                self.names.node(i)
+            ));
         }
         Ok(hosts)
     }
 
     /// The nodes, n1 first, as the rest of distest uses them.
     pub fn nodes(&self) -> Vec<Arc<dyn Remote>> {
-        self.nodes.iter().map(|n| n.clone() as Arc<dyn Remote>).collect()
+        self.nodes
+            .iter()
+            .map(|n| n.clone() as Arc<dyn Remote>)
+            .collect()
     }
 
     /// The nodes with their namespace-specific accessors.
@@ -371,6 +411,9 @@ impl Drop for LocalCluster {
         if let Some(guard) = self.teardown.take() {
             guard.run_now();
         }
+        // On Ctrl-C the signal thread may be tearing this cluster down right now; do not let
+        // the main thread end the process under it.
+        cleanup::park_if_interrupted();
     }
 }
 
@@ -413,7 +456,11 @@ pub fn status(base_dir: &Path) -> Result<Vec<ClusterStatus>, NodesError> {
     let mut ids: Vec<String> = namespaces
         .iter()
         .filter_map(|ns| parse_namespace(ns).map(|(id, _)| id.to_string()))
-        .chain(links.iter().filter_map(|l| super::names::parse_link(l).map(str::to_string)))
+        .chain(
+            links
+                .iter()
+                .filter_map(|l| super::names::parse_link(l).map(str::to_string)),
+        )
         .collect();
     ids.sort();
     ids.dedup();
@@ -422,7 +469,11 @@ pub fn status(base_dir: &Path) -> Result<Vec<ClusterStatus>, NodesError> {
         let names = ClusterNames::new(&id)?;
         let mut nodes: Vec<(usize, &String)> = namespaces
             .iter()
-            .filter_map(|ns| parse_namespace(ns).filter(|(cid, _)| *cid == id).map(|(_, n)| (n, ns)))
+            .filter_map(|ns| {
+                parse_namespace(ns)
+                    .filter(|(cid, _)| *cid == id)
+                    .map(|(_, n)| (n, ns))
+            })
             .collect();
         nodes.sort();
         let mut node_status = Vec::with_capacity(nodes.len());
@@ -441,7 +492,9 @@ pub fn status(base_dir: &Path) -> Result<Vec<ClusterStatus>, NodesError> {
             });
         }
         clusters.push(ClusterStatus {
-            spec: read_state(&base_dir.join(&id).join(STATE_FILE)).ok().flatten(),
+            spec: read_state(&base_dir.join(&id).join(STATE_FILE))
+                .ok()
+                .flatten(),
             bridge_up: links.contains(&names.bridge()),
             cluster_id: id,
             nodes: node_status,
@@ -460,11 +513,24 @@ fn bridge_exists(names: &ClusterNames) -> Result<bool, NodesError> {
 fn ensure_forward_rule(names: &ClusterNames) -> Result<(), NodesError> {
     let bridge = names.bridge();
     let comment = names.iptables_comment();
-    let rule = ["FORWARD", "-i", &bridge, "-o", &bridge, "-m", "comment", "--comment", &comment, "-j", "ACCEPT"];
-    let mut check = vec!["iptables", "-C"];
+    let rule = [
+        "FORWARD",
+        "-i",
+        &bridge,
+        "-o",
+        &bridge,
+        "-m",
+        "comment",
+        "--comment",
+        &comment,
+        "-j",
+        "ACCEPT",
+    ];
+    // `-w 5`: wait for the xtables lock, which nemeses' iptables calls may hold.
+    let mut check = vec!["iptables", "-w", "5", "-C"];
     check.extend(rule);
     if host::run(&check)?.status != 0 {
-        let mut insert = vec!["iptables", "-I"];
+        let mut insert = vec!["iptables", "-w", "5", "-I"];
         insert.extend(rule);
         host::ok(&insert)?;
     }
@@ -504,7 +570,8 @@ fn read_state(path: &Path) -> Result<Option<ClusterSpec>, NodesError> {
 }
 
 fn write_state(path: &Path, spec: &ClusterSpec) -> Result<(), NodesError> {
-    let json = serde_json::to_string_pretty(spec).map_err(|e| NodesError::BadSpec(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(spec).map_err(|e| NodesError::BadSpec(e.to_string()))?;
     write_file(path, &json)
 }
 

@@ -10,22 +10,22 @@
 //! - [`cleanup`]: finding and removing everything distest created, by name; Ctrl-C cleanup.
 //! - [`args`]: `NodeArgs`, the node flags `distest run` and `distest env` share.
 
-//pub mod args;
+pub mod args;
 pub mod cleanup;
 pub mod daemon;
 pub mod exec;
 pub mod host;
 pub mod local;
 pub mod names;
-//pub mod packages;
-//pub mod ssh;
+pub mod packages;
+pub mod ssh;
 
-//pub use args::{NodeArgs, Nodes};
+pub use args::{NodeArgs, Nodes};
 pub use daemon::{DaemonSpec, Signal};
 pub use distest_nemeses::{ExecOutput, NodeError, NodeShell};
 pub use local::{ClusterSpec, LocalCluster, LocalNode};
-//pub use packages::ensure_packages;
-//pub use ssh::{SshNode, SshOptions};
+pub use packages::ensure_packages;
+pub use ssh::{SshNode, SshOptions};
 
 use std::path::Path;
 use std::time::Duration;
@@ -103,6 +103,8 @@ pub enum NodesError {
     #[error("local cluster {cluster} is already up with {existing}; run `distest env down --cluster {cluster}` first or ask for the same layout")]
     ClusterMismatch { cluster: String, existing: String },
     #[error(transparent)]
+    Ssh(#[from] ssh::SshError),
+    #[error(transparent)]
     Node(#[from] NodeError),
 }
 
@@ -120,10 +122,7 @@ where
     let mut results = Vec::with_capacity(items.len());
     for chunk in items.chunks(MAX_PARALLEL) {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|item| scope.spawn(|| f(item)))
-                .collect();
+            let handles: Vec<_> = chunk.iter().map(|item| scope.spawn(|| f(item))).collect();
             for handle in handles {
                 match handle.join() {
                     Ok(r) => results.push(r),
@@ -167,7 +166,15 @@ mod tests {
 
     #[test]
     fn shell_quote_round_trips_through_sh() {
-        for s in ["plain", "with space", "it's", "$(rm -rf /)", "", "a\"b", "new\nline"] {
+        for s in [
+            "plain",
+            "with space",
+            "it's",
+            "$(rm -rf /)",
+            "",
+            "a\"b",
+            "new\nline",
+        ] {
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!("printf %s {}", shell_quote(s)))

@@ -34,7 +34,9 @@ const NODE_HOST_OFFSET: u32 = 10;
 pub fn validate_cluster_id(id: &str) -> Result<(), NodesError> {
     if id.is_empty()
         || id.len() > MAX_CLUSTER_ID_LEN
-        || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     {
         return Err(NodesError::BadSpec(format!(
             "cluster id {id:?} is invalid; use 1 to {MAX_CLUSTER_ID_LEN} lowercase letters or digits (it goes into 15-byte interface names)"
@@ -45,6 +47,7 @@ pub fn validate_cluster_id(id: &str) -> Result<(), NodesError> {
 
 /// An IPv4 subnet such as `10.77.0.0/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Subnet {
     /// The network address (host bits zero).
     pub network: Ipv4Addr,
@@ -62,7 +65,9 @@ impl FromStr for Subnet {
         };
         let (addr, len) = s.split_once('/').ok_or_else(|| bad("no /prefix length"))?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| bad("not an IPv4 address"))?;
-        let prefix_len: u8 = len.parse().map_err(|_| bad("the prefix length is not a number"))?;
+        let prefix_len: u8 = len
+            .parse()
+            .map_err(|_| bad("the prefix length is not a number"))?;
         if !(8..=28).contains(&prefix_len) {
             return Err(bad("the prefix length must be between 8 and 28"));
         }
@@ -74,6 +79,20 @@ impl FromStr for Subnet {
             return Err(bad("host bits are set"));
         }
         Ok(subnet)
+    }
+}
+
+impl From<Subnet> for String {
+    fn from(s: Subnet) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Subnet {
+    type Error = NodesError;
+
+    fn try_from(s: String) -> Result<Self, NodesError> {
+        s.parse()
     }
 }
 
@@ -229,10 +248,19 @@ mod tests {
         let a = ClusterNames::new("a").unwrap();
         let ab = ClusterNames::new("ab").unwrap();
         assert_eq!(parse_namespace(&a.namespace(3)), Some(("a", 3)));
-        assert!(a.owns_link(&a.bridge()) && a.owns_link(&a.veth_host(12)) && a.owns_link(&a.veth_peer(1)));
+        assert!(
+            a.owns_link(&a.bridge())
+                && a.owns_link(&a.veth_host(12))
+                && a.owns_link(&a.veth_peer(1))
+        );
         assert!(!a.owns_link(&ab.bridge()) && !a.owns_namespace(&ab.namespace(1)));
-        for foreign in ["dtest0", "dt-a-x1", "docker0", "dta-n01", "dta-n123", "dt-a-n", "dta-brx"] {
-            assert!(parse_link(foreign).is_none() && parse_namespace(foreign).is_none(), "{foreign}");
+        for foreign in [
+            "dtest0", "dt-a-x1", "docker0", "dta-n01", "dta-n123", "dt-a-n", "dta-brx",
+        ] {
+            assert!(
+                parse_link(foreign).is_none() && parse_namespace(foreign).is_none(),
+                "{foreign}"
+            );
         }
     }
 
@@ -245,7 +273,13 @@ mod tests {
         assert!(s.node_address(MAX_LOCAL_NODES).is_ok());
         let small: Subnet = "10.77.0.0/28".parse().unwrap();
         assert!(small.node_address(4).is_err());
-        for bad in ["10.77.0.1/24", "10.77.0.0", "10.77.0.0/33", "x/24", "10.77.0.0/4"] {
+        for bad in [
+            "10.77.0.1/24",
+            "10.77.0.0",
+            "10.77.0.0/33",
+            "x/24",
+            "10.77.0.0/4",
+        ] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
     }

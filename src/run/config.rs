@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub store: PathBuf,
     #[serde(skip)]
     pub junit: Option<PathBuf>,
+    /// The node flags, for provisioning (their meaning is recorded in `nodes_spec`).
+    #[serde(skip)]
+    pub node_args: crate::nodes::NodeArgs,
 }
 
 impl RunConfig {

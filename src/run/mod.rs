@@ -515,5 +515,35 @@ pub fn check_run(run_dir: &Path, cfg: &RunConfig, log: &RunLog) -> anyhow::Resul
 
 /// Report and JUnit; failures here are logged, never fatal to the verdict.
 fn finish_reports(run_dir: &Path, cfg: &RunConfig, results: &Results, log: &RunLog) {
-    let _ = (run_dir, cfg, results, log); // reports wired in below once the crate lands
+    if let Err(e) = distest_reports::render_run(run_dir) {
+        log.line(&format!("could not render the report: {e}"));
+    }
+    if let Some(path) = &cfg.junit {
+        if let Err(e) = write_junit(path, &[(run_label(run_dir), results.clone())]) {
+            log.line(&format!("could not write JUnit XML: {e:#}"));
+        }
+    }
+    if let Err(e) = distest_reports::store_index(&cfg.store) {
+        log.line(&format!("could not index the store: {e}"));
+    }
+}
+
+/// A run's name in reports: `<test>/<timestamp>`.
+pub fn run_label(run_dir: &Path) -> String {
+    let mut parts = run_dir.iter().rev().take(2).collect::<Vec<_>>();
+    parts.reverse();
+    parts
+        .iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Writes JUnit XML (one test case per checker) for `results`.
+pub fn write_junit(path: &Path, results: &[(String, Results)]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, distest_reports::junit(results))
+        .with_context(|| format!("could not write JUnit XML to {}", path.display()))
 }

@@ -1,13 +1,36 @@
-//! Provisioning: turns `--nodes` and `--target` into a target running on nodes.
+//! Provisioning: turns the node flags and `--target` into a target running on nodes.
 
 use super::config::RunConfig;
 use super::{Provisioned, RunLog};
+use crate::targets::{self, TargetOptions};
+use distest_nemeses::NodeShell;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Brings up the nodes `cfg.nodes_spec` asks for and builds the target on them.
+/// OS packages the faults need on every node.
+fn nemesis_packages(nemesis: &[String]) -> Vec<&'static str> {
+    let mut pkgs = Vec::new();
+    for n in nemesis {
+        match n.as_str() {
+            "partition" | "loss" => pkgs.push("iptables"),
+            "latency" => pkgs.push("iproute2"),
+            "all" => pkgs.extend(["iptables", "iproute2"]),
+            _ => {}
+        }
+    }
+    pkgs
+}
+
+/// Brings up the nodes the flags ask for, installs what is missing on them, and builds
+/// the target on them. The returned guard tears the nodes down when dropped.
 pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisioned> {
-    if crate::targets::is_in_process(&cfg.target) {
-        let count = node_count(&cfg.nodes_spec).unwrap_or(5);
-        let target = crate::targets::build_in_process(&cfg.target, count)?;
+    if targets::is_in_process(&cfg.target) {
+        let count = cfg
+            .nodes_spec
+            .strip_prefix("local:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(5);
+        let target = targets::build_in_process(&cfg.target, count)?;
         cfg.nodes = target.node_names();
         log.line(&format!("in-process target {} with {count} virtual nodes", cfg.target));
         return Ok(Provisioned {
@@ -16,10 +39,36 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             guard: Box::new(()),
         });
     }
-    anyhow::bail!("target {} needs nodes, which are not wired yet", cfg.target)
-}
-
-/// `local:N` → N.
-fn node_count(spec: &str) -> Option<usize> {
-    spec.strip_prefix("local:").and_then(|n| n.parse().ok())
+    log.line(&format!("provisioning nodes ({})", cfg.nodes_spec));
+    let nodes = cfg.node_args.resolve()?;
+    let remotes = nodes.remotes();
+    cfg.nodes = nodes.names();
+    let mut packages: Vec<&str> = targets::packages(&cfg.target).to_vec();
+    packages.extend(nemesis_packages(&cfg.nemesis));
+    packages.sort_unstable();
+    packages.dedup();
+    if !packages.is_empty() {
+        log.line(&format!("ensuring packages {}", packages.join(" ")));
+        for (node, result) in remotes
+            .iter()
+            .zip(crate::nodes::par_map(&remotes, |n| crate::nodes::ensure_packages(n.as_ref(), &packages)))
+        {
+            result.map_err(|e| anyhow::anyhow!("could not install {} on {}: {e}", packages.join(" "), node.name()))?;
+        }
+    }
+    let target = targets::build(
+        &cfg.target,
+        remotes.clone(),
+        TargetOptions {
+            bugs: cfg.bug.clone(),
+            op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
+            settings: cfg.settings.clone(),
+        },
+    )?;
+    let shells: Vec<Arc<dyn NodeShell>> = remotes.into_iter().map(|r| r as Arc<dyn NodeShell>).collect();
+    Ok(Provisioned {
+        target,
+        shells,
+        guard: Box::new(nodes),
+    })
 }

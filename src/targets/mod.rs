@@ -105,5 +105,11 @@ pub fn build_in_process(name: &str, node_count: usize) -> anyhow::Result<Arc<dyn
 /// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
 /// runs that target and returns its exit code; otherwise `None`.
 pub fn multicall() -> Option<u8> {
-    None
+    let args: Vec<String> = std::env::args().collect();
+    let program = std::path::Path::new(args.first()?).file_name()?.to_str()?.to_string();
+    match program.as_str() {
+        "raft-kv" => Some(raft_kv::main_with_args(args)),
+        "crdt-store" => Some(crdt_store::main_with_args(args)),
+        _ => None,
+    }
 }

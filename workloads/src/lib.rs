@@ -6,6 +6,7 @@
 //! what a target adapter implements to execute those ops; it maps every outcome to
 //! `ok`, `fail` (definitely did not happen) or `info` (unknown).
 
+pub mod crdt;
 pub mod list_append;
 pub mod register;
 pub mod rw_register;
@@ -171,7 +172,16 @@ pub struct UnknownWorkload {
 }
 
 /// Every workload distest knows. Adding one is one line here plus its file.
-pub const WORKLOADS: &[&str] = &["register", "list-append", "rw-register", "set"];
+pub const WORKLOADS: &[&str] = &[
+    "register",
+    "list-append",
+    "rw-register",
+    "set",
+    "or-set",
+    "pn-counter",
+    "g-counter",
+    "lww-register",
+];
 
 /// Builds the workload called `name`.
 pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, UnknownWorkload> {
@@ -180,6 +190,10 @@ pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, Un
         "list-append" => Box::new(list_append::ListAppend::new(opts)),
         "rw-register" => Box::new(rw_register::RwRegister::new(opts)),
         "set" => Box::new(set::Set::new(opts)),
+        "or-set" => Box::new(crdt::Crdt::new(crdt::Kind::OrSet, opts)),
+        "pn-counter" => Box::new(crdt::Crdt::new(crdt::Kind::PnCounter, opts)),
+        "g-counter" => Box::new(crdt::Crdt::new(crdt::Kind::GCounter, opts)),
+        "lww-register" => Box::new(crdt::Crdt::new(crdt::Kind::LwwRegister, opts)),
         other => {
             return Err(UnknownWorkload {
                 name: other.to_string(),

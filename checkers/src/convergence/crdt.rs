@@ -207,6 +207,13 @@ fn check_pairs(model: Model, inferred: bool, pairs: &[Pair<'_>]) -> Verdict {
             replicas.insert(node);
         }
         if let (true, Some(value)) = (is_final_read(pair), ok_value(pair)) {
+            if node == "?" {
+                let op = pair.completion.unwrap_or(pair.invoke);
+                findings
+                    .malformed
+                    .note(op, "a final read must name its replica in the node field");
+                continue;
+            }
             // Pairs are in invocation order; the later final read of a replica wins.
             finals.insert(node, FinalRead { pair: *pair, value });
         }
@@ -860,8 +867,7 @@ fn lww(pairs: &[Pair<'_>], finals: &BTreeMap<&str, FinalRead<'_>>, out: &mut Fin
             }
         }
     }
-    let mut by_node: BTreeMap<&str, (Vec<&KnownEvent>, Vec<&RegisterRead>)> =
-        BTreeMap::new();
+    let mut by_node: BTreeMap<&str, (Vec<&KnownEvent>, Vec<&RegisterRead>)> = BTreeMap::new();
     for k in &known {
         by_node.entry(k.1.as_str()).or_default().0.push(k);
     }
@@ -1012,6 +1018,19 @@ mod tests {
         let v = check("g-counter", &lines);
         assert_eq!(v.anomalies, vec!["non-monotonic-read"]);
         assert_eq!(v.evidence["problems"][0]["earlier_index"], 3);
+    }
+
+    #[test]
+    fn final_reads_without_a_node_are_malformed_not_merged() {
+        let lines = [
+            op(0, "add", json!(2), "n1", Ok, json!(2)),
+            final_read(5, "", json!(2)),
+            final_read(6, "", json!(7)),
+        ]
+        .concat();
+        let v = check("g-counter", &lines);
+        assert_eq!(v.valid, Validity::Unknown, "{v:?}");
+        assert_eq!(v.evidence["malformed"]["count"], 2);
     }
 
     #[test]

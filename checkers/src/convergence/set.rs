@@ -42,13 +42,56 @@ impl Checker for SetChecker {
     }
 }
 
-/// One successful read: when it ran and how often it listed each element.
+/// One successful read: when it ran. Its contents are folded into [`Seen`] as it is read.
 struct Read {
     invoke_index: u64,
     invoke_time_ns: u64,
     complete_index: u64,
     complete_time_ns: u64,
-    counts: HashMap<Elem, u32>,
+}
+
+/// How the reads (numbered by their position in invocation order) saw one element.
+/// Gathered in one pass, so memory is O(elements + reads), not O(total read size).
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    /// The first read that listed it.
+    first: usize,
+    /// The last read that listed it.
+    last: usize,
+    /// The first read of the unbroken run of reads listing it that ends at `last`.
+    run_start: usize,
+}
+
+impl Seen {
+    fn new(read: usize) -> Seen {
+        Seen {
+            first: read,
+            last: read,
+            run_start: read,
+        }
+    }
+
+    /// Notes that read `read` (reads come in order) listed the element; false when that
+    /// read had listed it already, i.e. lists it twice.
+    fn saw(&mut self, read: usize) -> bool {
+        if self.last == read {
+            return false;
+        }
+        if self.last + 1 != read {
+            self.run_start = read;
+        }
+        self.last = read;
+        true
+    }
+
+    /// The last read that missed the element, given `reads` reads in all.
+    fn last_absent(&self, reads: usize) -> Option<usize> {
+        if self.last + 1 == reads {
+            self.run_start.checked_sub(1)
+        } else {
+            reads.checked_sub(1)
+        }
+    }
 }
 
 /// What the history says about adds of one element.
@@ -86,6 +129,9 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
     let mut adds: BTreeMap<Elem, Adds> = BTreeMap::new();
     let mut reads: Vec<Read> = Vec::new();
     let mut final_reads = 0usize;
+    let mut seen: HashMap<Elem, Seen> = HashMap::new();
+    let mut duplicated: Vec<Value> = Vec::new();
+    let mut duplicated_count = 0usize;
     for pair in pairs {
         match pair.invoke.f.as_str() {
             "add" => {
@@ -115,16 +161,33 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
                 };
                 final_reads += usize::from(is_final_read(pair));
                 let completion = pair.completion.unwrap_or(pair.invoke);
-                let mut counts = HashMap::with_capacity(list.len());
+                let r = reads.len();
+                // Elements this read listed more than once, with their multiplicity.
+                let mut repeats: BTreeMap<Elem, u32> = BTreeMap::new();
                 for v in list {
-                    *counts.entry(Elem::of(v)).or_insert(0) += 1;
+                    let elem = Elem::of(v);
+                    match seen.get_mut(&elem) {
+                        None => {
+                            seen.insert(elem, Seen::new(r));
+                        }
+                        Some(s) => {
+                            if !s.saw(r) {
+                                *repeats.entry(elem).or_insert(1) += 1;
+                            }
+                        }
+                    }
+                }
+                for (elem, n) in repeats {
+                    duplicated_count += 1;
+                    if duplicated.len() < super::EVIDENCE_LIST_CAP {
+                        duplicated.push(json!({"element": elem.to_value(), "count": n, "read_index": completion.index}));
+                    }
                 }
                 reads.push(Read {
                     invoke_index: pair.invoke.index,
                     invoke_time_ns: pair.invoke.time,
                     complete_index: completion.index,
                     complete_time_ns: completion.time,
-                    counts,
                 });
             }
             _ => {}
@@ -135,38 +198,19 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
         .windows(2)
         .all(|w| w[0].invoke_index < w[1].invoke_index));
 
-    // For each element, the positions (in `reads`) of the reads that contained it, ascending.
-    let mut present_in: HashMap<&Elem, Vec<usize>> = HashMap::new();
-    let mut duplicated: Vec<Value> = Vec::new();
-    let mut duplicated_count = 0usize;
-    for (r, read) in reads.iter().enumerate() {
-        for (elem, &n) in &read.counts {
-            present_in.entry(elem).or_default().push(r);
-            if n > 1 {
-                duplicated_count += 1;
-                if duplicated.len() < super::EVIDENCE_LIST_CAP {
-                    duplicated.push(json!({"element": elem.to_value(), "count": n, "read_index": read.complete_index}));
-                }
-            }
-        }
-    }
-    for list in present_in.values_mut() {
-        list.sort_unstable();
-    }
-
     let mut unexpected: Vec<Value> = Vec::new();
     let mut unexpected_count = 0usize;
-    let mut sorted_present: Vec<(&&Elem, &Vec<usize>)> = present_in.iter().collect();
-    sorted_present.sort();
-    for (elem, positions) in sorted_present {
-        let why = match adds.get(*elem) {
+    let mut sorted_seen: Vec<(&Elem, &Seen)> = seen.iter().collect();
+    sorted_seen.sort_by(|a, b| a.0.cmp(b.0));
+    for (elem, s) in sorted_seen {
+        let why = match adds.get(elem) {
             None => "never added",
             Some(a) if a.first_ok.is_none() && !a.indeterminate => "every add of it failed",
             Some(_) => continue,
         };
         unexpected_count += 1;
         if unexpected.len() < super::EVIDENCE_LIST_CAP {
-            let first = &reads[positions[0]];
+            let first = &reads[s.first];
             unexpected.push(
                 json!({"element": elem.to_value(), "why": why, "read_index": first.complete_index}),
             );
@@ -176,14 +220,14 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
     let mut results: Vec<ElementResult> = Vec::new();
     let mut recovered: Vec<Value> = Vec::new();
     for (elem, a) in &adds {
-        let positions = present_in.get(elem).map(Vec::as_slice).unwrap_or(&[]);
-        if a.first_ok.is_none() && !a.indeterminate && positions.is_empty() {
+        let s = seen.get(elem);
+        if a.first_ok.is_none() && !a.indeterminate && s.is_none() {
             continue; // every add failed and nobody saw it: it never existed, as promised
         }
-        if a.first_ok.is_none() && !positions.is_empty() {
+        if a.first_ok.is_none() && s.is_some() {
             recovered.push(elem.to_value());
         }
-        results.push(element_result(elem, a, positions, &reads));
+        results.push(element_result(elem, a, s, &reads));
     }
 
     let by_outcome = |o: Outcome| results.iter().filter(move |r| r.outcome == o);
@@ -290,31 +334,23 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
 }
 
 /// Classifies one element from its adds and the reads that contained it (`positions`).
-fn element_result(elem: &Elem, adds: &Adds, positions: &[usize], reads: &[Read]) -> ElementResult {
+fn element_result(elem: &Elem, adds: &Adds, seen: Option<&Seen>, reads: &[Read]) -> ElementResult {
     // Known: the earlier (by index) of the first ok add and the first read containing it.
-    let first_seen = positions
-        .first()
-        .map(|&p| (reads[p].complete_index, reads[p].complete_time_ns));
+    let first_seen = seen.map(|s| {
+        (
+            reads[s.first].complete_index,
+            reads[s.first].complete_time_ns,
+        )
+    });
     let known = match (adds.first_ok, first_seen) {
         (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
         (a, b) => a.or(b),
     };
-    let last_present = positions.last().copied();
-    // The last read missing the element: walk back from the newest read while reads
-    // contain it. Each step consumes one entry of `positions`, so the total work over all
-    // elements is bounded by the total size of all reads.
-    let mut last_absent = None;
-    let mut r = reads.len();
-    let mut p = positions.len();
-    while r > 0 {
-        r -= 1;
-        if p > 0 && positions[p - 1] == r {
-            p -= 1;
-        } else {
-            last_absent = Some(r);
-            break;
-        }
-    }
+    let last_present = seen.map(|s| s.last);
+    let last_absent = match seen {
+        Some(s) => s.last_absent(reads.len()),
+        None => reads.len().checked_sub(1),
+    };
     let stable = last_present.is_some() && last_absent.is_none_or(|a| Some(a) < last_present);
     let lost = match (known, last_absent) {
         (Some((known_index, _)), Some(a)) => {
@@ -369,6 +405,25 @@ mod tests {
             (p, Invoke, "read", json!(null), "n2"),
             (p, Ok, "read", v, "n2"),
         ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streamed_last_absent_matches_a_brute_force_scan(present in proptest::collection::vec(proptest::bool::ANY, 1..40)) {
+            let mut seen: Option<Seen> = None;
+            for (r, _) in present.iter().enumerate().filter(|(_, p)| **p) {
+                match &mut seen {
+                    None => seen = Some(Seen::new(r)),
+                    Some(s) => proptest::prop_assert!(s.saw(r)),
+                }
+            }
+            let brute = present.iter().rposition(|p| !p);
+            let streamed = match seen {
+                Some(s) => s.last_absent(present.len()),
+                None => present.len().checked_sub(1),
+            };
+            proptest::prop_assert_eq!(streamed, brute);
+        }
     }
 
     #[test]

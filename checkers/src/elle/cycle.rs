@@ -153,7 +153,11 @@ impl Class {
 
     /// Whether a closed walk with these edge kinds (cyclic order) is of this class.
     pub fn walk_is(&self, kinds: &[u8]) -> bool {
-        if kinds.is_empty() || kinds.iter().any(|&k| k & self.allowed() == 0 || k.count_ones() != 1) {
+        if kinds.is_empty()
+            || kinds
+                .iter()
+                .any(|&k| k & self.allowed() == 0 || k.count_ones() != 1)
+        {
             return false;
         }
         if self.extra != 0 && !kinds.contains(&self.extra) {
@@ -330,6 +334,7 @@ fn bfs_cycle(
     class: &Class,
     a: u32,
     b: u32,
+    max_len: usize,
     budget: &mut Budget,
     ctx: &CheckContext,
 ) -> Result<Cycle, Miss> {
@@ -347,19 +352,27 @@ fn bfs_cycle(
     bfs.parent[c0] = u32::MAX;
     bfs.via[c0] = start_kind;
     queue.push_back(c0 as u32);
+    // Layered BFS: nodes of layer d close cycles of d + 2 edges (start edge included).
+    let (mut depth, mut left_in_layer, mut next_layer) = (0usize, 1usize, 0usize);
     while let Some(c) = queue.pop_front() {
+        if depth + 2 > max_len {
+            break;
+        }
+        left_in_layer -= 1;
         let (l, st) = (c as usize / STATES, (c as usize % STATES) as u8);
         for (t, kinds) in g.out(comp[l]) {
             if budget.steps_left == 0 {
                 return Err(Miss::Exhausted);
             }
             budget.steps_left -= 1;
-            if budget.steps_left % 65_536 == 0 && ctx.cancel.is_cancelled() {
+            if budget.steps_left & 0xffff == 0 && ctx.cancel.is_cancelled() {
                 return Err(Miss::Cancelled);
             }
             let Some(lt) = sets.local_of(t) else { continue };
             for &k in KINDS.iter().filter(|&&k| kinds & k != 0) {
-                let Some(st2) = class.step(st, k) else { continue };
+                let Some(st2) = class.step(st, k) else {
+                    continue;
+                };
                 if lt == la {
                     if class.accepts(st2) {
                         // Walk parents back to the start edge.
@@ -382,8 +395,14 @@ fn bfs_cycle(
                     bfs.parent[c2] = c;
                     bfs.via[c2] = k;
                     queue.push_back(c2 as u32);
+                    next_layer += 1;
                 }
             }
+        }
+        if left_in_layer == 0 {
+            depth += 1;
+            left_in_layer = next_layer;
+            next_layer = 0;
         }
     }
     Err(Miss::None)
@@ -419,6 +438,9 @@ fn simplify(class: &Class, mut walk: Cycle) -> Cycle {
     walk
 }
 
+/// Further start edges tried after a first cycle, looking for a shorter one.
+const SHORTER_TRIES: usize = 64;
+
 /// Per-class step budget for the searches that must try many start edges.
 const STEP_BUDGET: u64 = 20_000_000;
 
@@ -432,7 +454,14 @@ pub fn find_cycles(g: &Graph, cap: usize, ctx: &CheckContext) -> Found {
     found.scc_count = sccs.len();
     let mut budgets: BTreeMap<&'static str, Budget> = CLASSES
         .iter()
-        .map(|c| (c.name, Budget { steps_left: STEP_BUDGET }))
+        .map(|c| {
+            (
+                c.name,
+                Budget {
+                    steps_left: STEP_BUDGET,
+                },
+            )
+        })
         .collect();
     for scc in &sccs {
         if ctx.cancel.is_cancelled() {
@@ -455,8 +484,14 @@ pub fn find_cycles(g: &Graph, cap: usize, ctx: &CheckContext) -> Found {
                 let subs = tarjan(g, scc, mask, &mut sets);
                 subs_by_mask.push((mask, subs));
             }
-            let subs = &subs_by_mask.iter().find(|(m, _)| *m == mask).expect("just added").1;
-            let budget = budgets.get_mut(class.name).expect("every class has a budget");
+            let subs = &subs_by_mask
+                .iter()
+                .find(|(m, _)| *m == mask)
+                .expect("just added")
+                .1;
+            let budget = budgets
+                .get_mut(class.name)
+                .expect("every class has a budget");
             match search_class(g, subs, class, &mut sets, budget, ctx) {
                 Ok(Some(cycle)) => {
                     here.push(class.name);
@@ -510,31 +545,37 @@ fn search_class(
             return Err(Miss::Exhausted);
         }
         let mut bfs = Bfs::new(sub.len());
-        let mut exhausted = false;
-        for &a in sub {
+        let mut best: Option<Cycle> = None;
+        // After the first hit, a bounded number of further start edges may still give a
+        // shorter cycle; their searches stop at the best length so far, so they are cheap.
+        let mut extra_tries = SHORTER_TRIES;
+        'starts: for &a in sub {
             let starts: Vec<u32> = g
                 .out(a)
                 .filter(|&(t, k)| k & start != 0 && sets.local_of(t).is_some())
                 .map(|(t, _)| t)
                 .collect();
             for b in starts {
-                match bfs_cycle(g, sub, sets, &mut bfs, class, a, b, budget, ctx) {
-                    Ok(walk) => return Ok(Some(simplify(class, walk))),
+                let max_len = best.as_ref().map_or(usize::MAX, |c| c.len() - 1);
+                if max_len < 2 || (best.is_some() && extra_tries == 0) {
+                    break 'starts;
+                }
+                if best.is_some() {
+                    extra_tries -= 1;
+                }
+                match bfs_cycle(g, sub, sets, &mut bfs, class, a, b, max_len, budget, ctx) {
+                    Ok(walk) => best = Some(simplify(class, walk)),
                     // G-single and G-nonadjacent may need many start edges; keep going.
                     Err(Miss::None) => {}
-                    Err(Miss::Exhausted) => {
-                        exhausted = true;
-                        break;
-                    }
-                    Err(Miss::Cancelled) => return Err(Miss::Cancelled),
+                    // Out of budget: a cycle in hand is still a proof; without one the
+                    // absence of this class is not proven.
+                    Err(Miss::Exhausted) if best.is_some() => break 'starts,
+                    Err(e) => return Err(e),
                 }
             }
-            if exhausted {
-                break;
-            }
         }
-        if exhausted {
-            return Err(Miss::Exhausted);
+        if best.is_some() {
+            return Ok(best);
         }
     }
     Ok(None)
@@ -589,7 +630,14 @@ mod tests {
         // A long G-single loop 0->1->2->3->0 and a short one 0->4->0.
         let g = graph(
             5,
-            &[(0, 1, RW), (1, 2, WW), (2, 3, WW), (3, 0, WW), (0, 4, RW), (4, 0, WR)],
+            &[
+                (0, 1, RW),
+                (1, 2, WW),
+                (2, 3, WW),
+                (3, 0, WW),
+                (0, 4, RW),
+                (4, 0, WR),
+            ],
         );
         let f = find_cycles(&g, 8, &CheckContext::default());
         assert_eq!(f.cycles["G-single"][0].len(), 2, "{:?}", f.cycles);

@@ -46,10 +46,16 @@ const IMPLIES: &[(&str, &[&str])] = &[
     ("G1", &["G1-process"]),
     ("G1-process", &["G1-realtime"]),
     ("G-single", &["G-nonadjacent", "G-single-process"]),
-    ("G-single-process", &["G-nonadjacent-process", "G-single-realtime"]),
+    (
+        "G-single-process",
+        &["G-nonadjacent-process", "G-single-realtime"],
+    ),
     ("G-single-realtime", &["G-nonadjacent-realtime"]),
     ("G-nonadjacent", &["G2-item", "G-nonadjacent-process"]),
-    ("G-nonadjacent-process", &["G2-item-process", "G-nonadjacent-realtime"]),
+    (
+        "G-nonadjacent-process",
+        &["G2-item-process", "G-nonadjacent-realtime"],
+    ),
     ("G-nonadjacent-realtime", &["G2-item-realtime"]),
     ("G2-item", &["G2", "G2-item-process"]),
     ("G2-item-process", &["G2-process", "G2-item-realtime"]),

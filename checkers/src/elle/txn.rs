@@ -234,6 +234,8 @@ pub enum TxnError {
         first: u64,
         second: u64,
     },
+    #[error("inferring anti-dependencies needs {edges} edges, over the limit of {limit} set by the memory limit; raise the checker's memory limit or use fewer writes per key")]
+    TooManyEdges { edges: u64, limit: u64 },
     #[error("the history has more than {limit} micro-ops or read elements, beyond what the compact tables index; split the history")]
     TooLarge { limit: u64 },
 }
@@ -421,14 +423,24 @@ impl TxnsBuilder {
     }
 
     /// Splits a micro-op into (kind name, key, value), checking the outer shape.
-    fn split<'v>(&self, op: &Op, i: usize, m: &'v Value) -> Result<(&'v str, &'v Value, &'v Value), TxnError> {
+    fn split<'v>(
+        &self,
+        op: &Op,
+        i: usize,
+        m: &'v Value,
+    ) -> Result<(&'v str, &'v Value, &'v Value), TxnError> {
         let parts = m.as_array().filter(|a| a.len() == 3).ok_or_else(|| {
             self.malformed(op, format!("micro-op {i} is {m}, not a 3-element list"))
         })?;
         let name = parts[0]
             .as_str()
             .map(|s| s.trim_start_matches(':'))
-            .ok_or_else(|| self.malformed(op, format!("micro-op {i} starts with {}, not a name", parts[0])))?;
+            .ok_or_else(|| {
+                self.malformed(
+                    op,
+                    format!("micro-op {i} starts with {}, not a name", parts[0]),
+                )
+            })?;
         Ok((name, &parts[1], &parts[2]))
     }
 
@@ -443,24 +455,29 @@ impl TxnsBuilder {
         let list = self.mops_list(op)?;
         for (i, m) in list.iter().enumerate() {
             let (name, k, v) = self.split(op, i, m)?;
-            let key = self
-                .out
-                .keys
-                .intern(k)
-                .ok_or_else(|| self.malformed(op, format!("micro-op {i} has key {k}, not an integer or string")))?;
+            let key = self.out.keys.intern(k).ok_or_else(|| {
+                self.malformed(
+                    op,
+                    format!("micro-op {i} has key {k}, not an integer or string"),
+                )
+            })?;
             let kind = match (self.out.shape, name) {
                 (Shape::ListAppend, "append") => MopKind::Append,
                 (Shape::RwRegister, "w") => MopKind::Write,
                 (_, "r") => MopKind::ReadUnknown,
                 _ => {
-                    return Err(self.malformed(op, format!("micro-op {i} is {m}, of unknown kind {name:?}")))
+                    return Err(self
+                        .malformed(op, format!("micro-op {i} is {m}, of unknown kind {name:?}")))
                 }
             };
             let a = if kind == MopKind::ReadUnknown {
                 NONE
             } else {
                 self.out.values.intern(v).ok_or_else(|| {
-                    self.malformed(op, format!("micro-op {i} writes {v}, not an integer or string"))
+                    self.malformed(
+                        op,
+                        format!("micro-op {i} writes {v}, not an integer or string"),
+                    )
                 })?
             };
             self.out.mops.push(Mop { kind, key, a, b: 0 });
@@ -494,7 +511,9 @@ impl TxnsBuilder {
             if !same || key != Some(before.key) {
                 return Err(self.malformed(
                     op,
-                    format!("micro-op {i} is {m}, which differs from the invocation's micro-op {i}"),
+                    format!(
+                        "micro-op {i} is {m}, which differs from the invocation's micro-op {i}"
+                    ),
                 ));
             }
             if before.kind != MopKind::ReadUnknown {
@@ -515,20 +534,34 @@ impl TxnsBuilder {
                             }
                         }
                         other => {
-                            return Err(self.malformed(op, format!("micro-op {i} read {other}, not a list")))
+                            return Err(self
+                                .malformed(op, format!("micro-op {i} read {other}, not a list")))
                         }
                     }
                     let len = self.out.elems.len() as u32 - start;
-                    Mop { kind: MopKind::Read, key: before.key, a: start, b: len }
+                    Mop {
+                        kind: MopKind::Read,
+                        key: before.key,
+                        a: start,
+                        b: len,
+                    }
                 }
                 Shape::RwRegister => {
                     let a = match v {
                         Value::Null => NIL,
                         other => self.out.values.intern(other).ok_or_else(|| {
-                            self.malformed(op, format!("micro-op {i} read {other}, not an integer, string or nil"))
+                            self.malformed(
+                                op,
+                                format!("micro-op {i} read {other}, not an integer, string or nil"),
+                            )
                         })?,
                     };
-                    Mop { kind: MopKind::Read, key: before.key, a, b: 0 }
+                    Mop {
+                        kind: MopKind::Read,
+                        key: before.key,
+                        a,
+                        b: 0,
+                    }
                 }
             };
             self.out.mops[slot] = mop;
@@ -552,8 +585,18 @@ mod tests {
     #[test]
     fn ok_completion_fills_reads_and_keywords_lose_their_colon() {
         let h = History::new(vec![
-            op(0, 0, OpType::Invoke, json!([[":append", "x", 1], ["r", "x", null]])),
-            op(1, 0, OpType::Ok, json!([[":append", "x", 1], ["r", "x", [1]]])),
+            op(
+                0,
+                0,
+                OpType::Invoke,
+                json!([[":append", "x", 1], ["r", "x", null]]),
+            ),
+            op(
+                1,
+                0,
+                OpType::Ok,
+                json!([[":append", "x", 1], ["r", "x", [1]]]),
+            ),
         ])
         .unwrap();
         let t = Txns::from_history(&h, Shape::ListAppend).unwrap();

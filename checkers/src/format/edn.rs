@@ -24,7 +24,9 @@ const MAX_DEPTH: usize = 256;
 /// One op (one top-level form) may not span more bytes than this.
 const MAX_OP_BYTES: usize = 256 << 20;
 /// How much the reader asks of its source at a time.
-const READ_CHUNK_BYTES: usize = 1 << 20;
+const READ_CHUNK_BYTES: usize = 4 << 20;
+/// Windows at least this large are parsed on two threads.
+const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
 /// Why the parser stopped.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +48,19 @@ pub(crate) struct Parser<'a> {
 fn is_delimiter(b: u8) -> bool {
     matches!(
         b,
-        b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
-            | b'"' | b';'
+        b' ' | b'\t'
+            | b'\n'
+            | b'\r'
+            | b'\x0c'
+            | b','
+            | b'('
+            | b')'
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'"'
+            | b';'
     )
 }
 
@@ -269,7 +282,10 @@ impl<'a> Parser<'a> {
                 // `#object[...]`: the tag names a type; the data is what follows.
                 let tag = self.token()?;
                 if tag.is_empty() {
-                    return self.syntax(start, format!("expected a tag after `#`, found {}", show(b)));
+                    return self.syntax(
+                        start,
+                        format!("expected a tag after `#`, found {}", show(b)),
+                    );
                 }
                 self.skip_ws_at(depth + 1)?;
                 if self.peek().is_none() {
@@ -293,7 +309,11 @@ impl<'a> Parser<'a> {
                 Some(c @ (b')' | b']' | b'}')) => {
                     return self.syntax(
                         self.pos,
-                        format!("expected {} to close {what}, found {}", show(close), show(c)),
+                        format!(
+                            "expected {} to close {what}, found {}",
+                            show(close),
+                            show(c)
+                        ),
                     )
                 }
                 Some(_) => items.push(self.value(depth + 1)?),
@@ -453,13 +473,19 @@ impl<'a> Parser<'a> {
             n if n.len() == 5 && n.starts_with('u') => u32::from_str_radix(&n[1..], 16)
                 .ok()
                 .and_then(char::from_u32)
-                .map_or_else(|| self.syntax(start, format!("invalid character \\{n}")), Ok)?,
+                .map_or_else(
+                    || self.syntax(start, format!("invalid character \\{n}")),
+                    Ok,
+                )?,
             n if n.len() >= 2 && n.len() <= 4 && n.starts_with('o') => {
                 u32::from_str_radix(&n[1..], 8)
                     .ok()
                     .filter(|&v| v <= 0o377)
                     .and_then(char::from_u32)
-                    .map_or_else(|| self.syntax(start, format!("invalid character \\{n}")), Ok)?
+                    .map_or_else(
+                        || self.syntax(start, format!("invalid character \\{n}")),
+                        Ok,
+                    )?
             }
             n => return self.syntax(start, format!("unknown character name \\{n}")),
         };
@@ -522,7 +548,9 @@ fn parse_number(text: &str) -> Option<Value> {
         .or_else(|| unsigned.strip_prefix("0X"))
     {
         let v = i64::from_str_radix(hex, 16).ok()?;
-        return Some(Value::Number(if body.starts_with('-') { -v } else { v }.into()));
+        return Some(Value::Number(
+            if body.starts_with('-') { -v } else { v }.into(),
+        ));
     }
     if text.ends_with('N') || !body.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
         return None;
@@ -549,7 +577,12 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
     }
     match p.peek() {
         Some(b'{') => p.pos += 1,
-        Some(b) => return p.syntax(p.pos, format!("expected an op map `{{...}}`, found {}", show(b))),
+        Some(b) => {
+            return p.syntax(
+                p.pos,
+                format!("expected an op map `{{...}}`, found {}", show(b)),
+            )
+        }
         None => return p.ended("an op map"),
     }
     let mut op = Op::invoke(Process::Client(0), String::new(), Value::Null);
@@ -568,7 +601,7 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
             Some(b':') => {
                 p.pos += 1;
                 let name = p.token()?;
-                FIELDS.iter().position(|f| f.as_bytes() == name)
+                field_of(name)
             }
             Some(_) => {
                 p.value(depth + 1)?;
@@ -582,65 +615,160 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
             Some(_) => {}
         }
         let value_start = p.pos;
-        let value = p.value(depth + 1)?;
-        let Some(field) = field else { continue };
+        let Some(field) = field else {
+            p.value(depth + 1)?;
+            continue;
+        };
+        let value = p.scalar(depth + 1)?;
         if std::mem::replace(&mut seen[field], true) {
             return p.syntax(key_start, format!("the op has :{} twice", FIELDS[field]));
         }
-        let bad = |what: &str, v: &Value| -> Result<(), EdnError> {
+        let bad = |what: &str, v: Scalar<'_>| -> Result<(), EdnError> {
             p.syntax(
                 value_start,
-                format!("expected :{} to be {what}, found {v}", FIELDS[field]),
+                format!(
+                    "expected :{} to be {what}, found {}",
+                    FIELDS[field],
+                    v.into_value()
+                ),
             )
         };
-        match FIELDS[field] {
-            "type" => match value.as_str().and_then(OpType::parse) {
+        match (FIELDS[field], value) {
+            ("type", v) => match v.as_str().and_then(OpType::parse) {
                 Some(kind) => {
                     op.kind = kind;
                     has_type = true;
                 }
-                None => bad("one of :invoke, :ok, :fail, :info", &value)?,
+                None => bad("one of :invoke, :ok, :fail, :info", v)?,
             },
-            "process" => match process_of(&value) {
+            ("process", Scalar::Unsigned(n)) => {
+                op.process = Process::Client(n);
+                has.process = true;
+            }
+            ("process", v) => match process_of(&v.clone().into_value()) {
                 Some(proc_) => {
                     op.process = proc_;
                     has.process = true;
                 }
-                None => bad("a non-negative integer or :nemesis", &value)?,
+                None => bad("a non-negative integer or :nemesis", v)?,
             },
-            "f" => {
-                if !value.is_null() {
-                    op.f = value_to_text(value);
-                    has.f = true;
-                }
-            }
-            "value" => op.value = value,
-            "time" => match value.as_u64() {
-                Some(t) => {
-                    op.time = t;
+            ("time" | "index", v) => match v.as_u64() {
+                Some(n) if FIELDS[field] == "time" => {
+                    op.time = n;
                     has.time = true;
                 }
-                None => bad("a non-negative integer (nanoseconds)", &value)?,
+                Some(n) => op.index = n,
+                None if FIELDS[field] == "time" => bad("a non-negative integer (nanoseconds)", v)?,
+                None => bad("a non-negative integer", v)?,
             },
-            "index" => match value.as_u64() {
-                Some(i) => op.index = i,
-                None => bad("a non-negative integer", &value)?,
-            },
-            "key" => op.key = Some(value).filter(|v| !v.is_null()),
-            "node" => op.node = Some(value).filter(|v| !v.is_null()).map(value_to_text),
-            _ => op.error = Some(value).filter(|v| !v.is_null()),
+            (name, v) => {
+                let value = v.into_value();
+                match name {
+                    "f" if !value.is_null() => {
+                        op.f = value_to_text(value);
+                        has.f = true;
+                    }
+                    "f" => {}
+                    "value" => op.value = value,
+                    "key" => op.key = Some(value).filter(|v| !v.is_null()),
+                    "node" => op.node = Some(value).filter(|v| !v.is_null()).map(value_to_text),
+                    _ => op.error = Some(value).filter(|v| !v.is_null()),
+                }
+            }
         }
     }
     if !has_type {
-        return p.syntax(open, "the op map has no :type (expected :invoke, :ok, :fail or :info)");
+        return p.syntax(
+            open,
+            "the op map has no :type (expected :invoke, :ok, :fail or :info)",
+        );
     }
     Ok((op, has))
+}
+
+/// An op field's value, with the common shapes (`:invoke`, `3`) kept unallocated.
+#[derive(Clone)]
+enum Scalar<'a> {
+    Keyword(&'a str),
+    Unsigned(u64),
+    Other(Value),
+}
+
+impl Scalar<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Keyword(k) => Some(k),
+            Scalar::Other(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Scalar::Unsigned(n) => Some(*n),
+            Scalar::Other(v) => v.as_u64(),
+            Scalar::Keyword(_) => None,
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Scalar::Keyword(k) => Value::String(k.to_string()),
+            Scalar::Unsigned(n) => Value::Number(n.into()),
+            Scalar::Other(v) => v,
+        }
+    }
+}
+
+impl<'a> Parser<'a> {
+    /// Like [`Parser::value`], but keywords and plain non-negative integers stay borrowed.
+    fn scalar(&mut self, depth: usize) -> Result<Scalar<'a>, EdnError> {
+        let start = self.pos;
+        match self.peek() {
+            Some(b':') => {
+                self.pos += 1;
+                let name = self.token_str()?;
+                if name.is_empty() {
+                    return self.syntax(start, "a keyword needs a name after `:`");
+                }
+                Ok(Scalar::Keyword(name))
+            }
+            Some(b'0'..=b'9') => {
+                let tok = self.token_str()?;
+                match tok.parse::<u64>() {
+                    Ok(n) => Ok(Scalar::Unsigned(n)),
+                    Err(_) => parse_number(tok).map_or_else(
+                        || self.syntax(start, format!("{tok:?} is not a number")),
+                        |v| Ok(Scalar::Other(v)),
+                    ),
+                }
+            }
+            _ => self.value(depth).map(Scalar::Other),
+        }
+    }
 }
 
 /// The op keys distest reads; others (`:debug`, `:final?`, ...) are ignored.
 const FIELDS: [&str; 9] = [
     "type", "process", "f", "value", "time", "index", "key", "node", "error",
 ];
+
+/// The position in [`FIELDS`] of an op key, by a match the compiler turns into a few
+/// length and byte compares (this runs for every key of every op).
+fn field_of(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b"type" => 0,
+        b"process" => 1,
+        b"f" => 2,
+        b"value" => 3,
+        b"time" => 4,
+        b"index" => 5,
+        b"key" => 6,
+        b"node" => 7,
+        b"error" => 8,
+        _ => return None,
+    })
+}
 
 /// A process: an integer for clients, `:nemesis` for the fault injector.
 pub(crate) fn process_of(v: &Value) -> Option<Process> {
@@ -663,7 +791,7 @@ pub(crate) fn parse_complete(text: &[u8]) -> Result<Value, EdnError> {
 }
 
 /// Where the reader is in the file's top-level structure.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Level {
     /// Between top-level forms: expecting op maps or one vector/list of them.
     Top,
@@ -671,8 +799,152 @@ enum Level {
     InSeq(u8),
 }
 
+/// One top-level step.
+enum Step {
+    Op(Op, Presence, usize),
+    Bracket,
+    /// The next form starts at or after the run's stop position.
+    Reached,
+    /// The input is over.
+    End,
+}
+
+fn step(p: &mut Parser<'_>, level: &mut Level, stop_at: usize) -> Result<Step, EdnError> {
+    p.skip_ws()?;
+    if p.pos >= stop_at {
+        return Ok(Step::Reached);
+    }
+    let Some(b) = p.peek() else {
+        if !p.is_final {
+            return Err(EdnError::Incomplete);
+        }
+        if let Level::InSeq(close) = *level {
+            let message = format!(
+                "the input ended before the closing {} of the op vector",
+                show(close)
+            );
+            return p.syntax(p.pos, message);
+        }
+        return Ok(Step::End);
+    };
+    match (*level, b) {
+        (Level::Top, b'[' | b'(') => {
+            *level = Level::InSeq(if b == b'[' { b']' } else { b')' });
+            p.pos += 1;
+            Ok(Step::Bracket)
+        }
+        (Level::InSeq(close), c) if c == close => {
+            *level = Level::Top;
+            p.pos += 1;
+            Ok(Step::Bracket)
+        }
+        (_, b'{' | b'#') => {
+            let op_pos = p.pos;
+            let (op, has) = op_from_map(p, 0)?;
+            Ok(Step::Op(op, has, op_pos))
+        }
+        (_, other) => p.syntax(
+            p.pos,
+            format!(
+                "expected an op map `{{...}}` or a vector of them, found {}",
+                show(other)
+            ),
+        ),
+    }
+}
+
+/// Why a run of [`parse_run`] stopped.
+#[derive(Debug)]
+enum Stop {
+    /// At the stop position given.
+    Reached,
+    /// The window ended inside a form: read more.
+    NeedMore,
+    /// The input is over.
+    Done,
+    Failed {
+        line: usize,
+        message: String,
+    },
+}
+
+/// Ops parsed from one window, with their lines, and where parsing stopped.
+struct Run {
+    ops: Vec<(Op, Presence, usize)>,
+    /// Bytes of the window consumed: whole forms only.
+    end: usize,
+    /// The line number at `end`.
+    line: usize,
+    level: Level,
+    stop: Stop,
+}
+
+/// Parses top-level forms of `window` (which starts between forms, on line `first_line`)
+/// until the window ends or a form would start at or after `stop_at`.
+fn parse_run(
+    window: &[u8],
+    is_final: bool,
+    level: Level,
+    first_line: usize,
+    stop_at: usize,
+) -> Run {
+    let mut run = Run {
+        ops: Vec::new(),
+        end: 0,
+        line: first_line,
+        level,
+        stop: Stop::NeedMore,
+    };
+    let mut p = Parser::new(window, is_final);
+    loop {
+        match step(&mut p, &mut run.level, stop_at) {
+            Ok(Step::Op(op, has, op_pos)) => {
+                let op_line = run.line + count_newlines(&window[run.end..op_pos]);
+                run.ops.push((op, has, op_line));
+            }
+            Ok(Step::Bracket) => {}
+            Ok(Step::Reached) => run.stop = Stop::Reached,
+            Ok(Step::End) => run.stop = Stop::Done,
+            Err(EdnError::Incomplete) => return run,
+            Err(EdnError::Syntax { pos, message }) => {
+                let line = run.line + count_newlines(&window[run.end..pos]);
+                run.stop = Stop::Failed { line, message };
+                return run;
+            }
+        }
+        run.line += count_newlines(&window[run.end..p.pos]);
+        run.end = p.pos;
+        if !matches!(run.stop, Stop::NeedMore) {
+            return run;
+        }
+    }
+}
+
+/// A place near the middle of `window` where an op map starts on a new line: where a
+/// second thread can begin. Only a guess (the newline may sit inside a string), which
+/// the first thread confirms by arriving exactly there.
+fn split_point(window: &[u8]) -> Option<usize> {
+    let mut from = window.len() / 2;
+    // A bounded search: op lines are short, so a split is near when there is one.
+    for _ in 0..64 {
+        let nl = from + memchr::memchr(b'\n', &window[from..])?;
+        let start = nl
+            + 1
+            + window[nl + 1..]
+                .iter()
+                .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b','))
+                .count();
+        if matches!(window.get(start), Some(b'{' | b'#')) {
+            return Some(start);
+        }
+        from = nl + 1;
+    }
+    None
+}
+
 /// Reads `history.edn`: op maps one after another (Jepsen writes one per line), or one
-/// vector or list of op maps, or a mix. Streams the input in windows.
+/// vector or list of op maps, or a mix. Streams the input in windows; a large window is
+/// parsed on two threads, halves split where an op map starts a line.
 pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
     read_in_windows(reader, source_name, READ_CHUNK_BYTES)
 }
@@ -684,88 +956,93 @@ fn read_in_windows(
     read_chunk_bytes: usize,
 ) -> Result<History, ParseError> {
     let mut importer = Importer::new(source_name);
-    let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK_BYTES);
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * read_chunk_bytes.min(READ_CHUNK_BYTES));
     // `buf[start..]` is unparsed; `line` is the line number of `buf[start]`.
     let mut start = 0usize;
     let mut line = 1usize;
     let mut eof = false;
     let mut level = Level::Top;
-    let syntax = |line: usize, message: String| ParseError::Syntax {
-        source_name: source_name.to_string(),
-        line,
-        message,
-    };
     loop {
         let window = &buf[start..];
-        let mut p = Parser::new(window, eof);
-        let outcome = (|| -> Result<Option<(Op, Presence, usize)>, EdnError> {
-            p.skip_ws()?;
-            let Some(b) = p.peek() else {
-                if eof {
-                    if let Level::InSeq(close) = level {
-                        return p.syntax(
-                            p.pos,
-                            format!("the input ended before the closing {} of the op vector", show(close)),
-                        );
-                    }
+        let split = (window.len() >= PARALLEL_MIN_BYTES)
+            .then(|| split_point(window))
+            .flatten();
+        let runs = match split {
+            None => vec![parse_run(window, eof, level, line, usize::MAX)],
+            Some(split) => {
+                let tail_line = line + count_newlines(&window[..split]);
+                let (head, tail) = std::thread::scope(|s| {
+                    let worker = s.spawn(|| parse_run(window, eof, level, line, split));
+                    let tail = parse_run(&window[split..], eof, level, tail_line, usize::MAX);
+                    let head = worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (head, tail)
+                });
+                // The tail counts only if the head ended exactly where it began, in the
+                // same top-level state it assumed.
+                let aligned =
+                    matches!(head.stop, Stop::Reached) && head.end == split && head.level == level;
+                if aligned {
+                    let mut tail = tail;
+                    tail.end += split;
+                    vec![head, tail]
+                } else {
+                    vec![head]
                 }
-                return Err(EdnError::Incomplete);
-            };
-            match (level, b) {
-                (Level::Top, b'[' | b'(') => {
-                    level = Level::InSeq(if b == b'[' { b']' } else { b')' });
-                    p.pos += 1;
-                    Ok(None)
-                }
-                (Level::InSeq(close), c) if c == close => {
-                    level = Level::Top;
-                    p.pos += 1;
-                    Ok(None)
-                }
-                (_, b'{' | b'#') => {
-                    let op_pos = p.pos;
-                    let (op, has) = op_from_map(&mut p, 0)?;
-                    Ok(Some((op, has, op_pos)))
-                }
-                (_, other) => p.syntax(
-                    p.pos,
-                    format!("expected an op map `{{...}}` or a vector of them, found {}", show(other)),
-                ),
             }
-        })();
-        match outcome {
-            Ok(step) => {
-                if let Some((op, has, op_pos)) = step {
-                    let op_line = line + count_newlines(&window[..op_pos]);
-                    importer.push(op, op_line, has);
-                }
-                line += count_newlines(&window[..p.pos]);
-                start += p.pos;
+        };
+        let mut need_more = false;
+        for run in runs {
+            for (op, has, op_line) in run.ops {
+                importer.push(op, op_line, has);
             }
-            Err(EdnError::Syntax { pos, message }) => {
-                return Err(syntax(line + count_newlines(&window[..pos]), message));
-            }
-            Err(EdnError::Incomplete) => {
-                if eof {
-                    break;
-                }
-                if window.len() > MAX_OP_BYTES {
-                    return Err(syntax(
+            start += run.end;
+            line = run.line;
+            level = run.level;
+            match run.stop {
+                Stop::Reached => {}
+                Stop::Done => return importer.finish(),
+                Stop::Failed { line, message } => {
+                    return Err(ParseError::Syntax {
+                        source_name: source_name.to_string(),
                         line,
-                        format!("one op spans more than {} MiB; is this an EDN history?", MAX_OP_BYTES >> 20),
-                    ));
+                        message,
+                    })
                 }
-                // Drop what is parsed, then read more.
-                buf.drain(..start);
-                start = 0;
-                eof = fill(&mut reader, &mut buf, read_chunk_bytes).map_err(|e| ParseError::Io {
-                    source_name: source_name.to_string(),
-                    message: e.to_string(),
-                })?;
+                Stop::NeedMore => need_more = true,
             }
         }
+        if !need_more {
+            continue;
+        }
+        if eof {
+            // Unreachable by construction (a final window never asks for more); kept as an
+            // error rather than a loop that could never end.
+            return Err(ParseError::Syntax {
+                source_name: source_name.to_string(),
+                line,
+                message: "the input ended inside a form".to_string(),
+            });
+        }
+        if buf.len() - start > MAX_OP_BYTES {
+            return Err(ParseError::Syntax {
+                source_name: source_name.to_string(),
+                line,
+                message: format!(
+                    "one op spans more than {} MiB; is this an EDN history?",
+                    MAX_OP_BYTES >> 20
+                ),
+            });
+        }
+        // Drop what is parsed, then read more.
+        buf.drain(..start);
+        start = 0;
+        eof = fill(&mut reader, &mut buf, read_chunk_bytes).map_err(|e| ParseError::Io {
+            source_name: source_name.to_string(),
+            message: e.to_string(),
+        })?;
     }
-    importer.finish()
 }
 
 #[cfg(test)]
@@ -805,7 +1082,10 @@ mod tests {
         assert_eq!(v("-7"), json!(-7));
         assert_eq!(v("+7"), json!(7));
         assert_eq!(v("18446744073709551615"), json!(u64::MAX));
-        assert_eq!(v("123456789012345678901234567890N"), json!("123456789012345678901234567890"));
+        assert_eq!(
+            v("123456789012345678901234567890N"),
+            json!("123456789012345678901234567890")
+        );
         assert_eq!(v("12N"), json!(12));
         assert_eq!(v("1.5"), json!(1.5));
         assert_eq!(v("-2.5e3"), json!(-2500.0));
@@ -847,18 +1127,46 @@ mod tests {
     #[test]
     fn comments_commas_discards_tags_and_metadata() {
         assert_eq!(v("[1, ;; comment\n 2 #_ 3 #_[4 5] 6]"), json!([1, 2, 6]));
-        assert_eq!(v("#inst \"2024-01-01T00:00:00.000-00:00\""), json!("2024-01-01T00:00:00.000-00:00"));
-        assert_eq!(v("#uuid \"f81d4fae-7dec-11d0-a765-00a0c91e6bf6\""), json!("f81d4fae-7dec-11d0-a765-00a0c91e6bf6"));
+        assert_eq!(
+            v("#inst \"2024-01-01T00:00:00.000-00:00\""),
+            json!("2024-01-01T00:00:00.000-00:00")
+        );
+        assert_eq!(
+            v("#uuid \"f81d4fae-7dec-11d0-a765-00a0c91e6bf6\""),
+            json!("f81d4fae-7dec-11d0-a765-00a0c91e6bf6")
+        );
         assert_eq!(v("#jepsen.history.Op{:f :read}"), json!({"f": "read"}));
-        assert_eq!(v("#object[java.lang.Exception 0x1 \"boom\"]"), json!(["java.lang.Exception", 1, "boom"]));
+        assert_eq!(
+            v("#object[java.lang.Exception 0x1 \"boom\"]"),
+            json!(["java.lang.Exception", 1, "boom"])
+        );
         assert_eq!(v("^{:tag x} [1]"), json!([1]));
         assert_eq!(v("#\"a.*b\""), json!("a.*b"));
     }
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        for text in ["", "[", "{", "\"abc", "#", "#_", "\\", ")", "'x", "[1 2", "{:a 1", "\"\\u12\""] {
-            assert!(matches!(parse_complete(text.as_bytes()), Err(EdnError::Syntax { .. })), "{text:?}");
+        for text in [
+            "",
+            "[",
+            "{",
+            "\"abc",
+            "#",
+            "#_",
+            "\\",
+            ")",
+            "'x",
+            "[1 2",
+            "{:a 1",
+            "\"\\u12\"",
+        ] {
+            assert!(
+                matches!(
+                    parse_complete(text.as_bytes()),
+                    Err(EdnError::Syntax { .. })
+                ),
+                "{text:?}"
+            );
         }
         let deep = "[".repeat(100_000);
         assert!(err(&deep).contains("nested"));
@@ -905,25 +1213,99 @@ mod tests {
     #[test]
     fn bad_op_fields_name_the_line_and_the_expectation() {
         let cases = [
-            ("{:type :invoke :process 0 :f :read}\n{:type :bogus :process 0 :f :read}", 2, ":type"),
+            (
+                "{:type :invoke :process 0 :f :read}\n{:type :bogus :process 0 :f :read}",
+                2,
+                ":type",
+            ),
             ("{:type :invoke :process -1 :f :read}", 1, ":process"),
             ("{:type :invoke :process 0 :f :read :time 1.5}", 1, ":time"),
             ("{:process 0 :f :read}", 1, "no :type"),
-            ("\n\n{:type :invoke :type :ok :process 0 :f :read}", 3, "twice"),
+            (
+                "\n\n{:type :invoke :type :ok :process 0 :f :read}",
+                3,
+                "twice",
+            ),
             ("{:type :invoke :process 0 :f :read}\n42", 2, "op map"),
             ("[{:type :invoke :process 0 :f :read}", 1, "closing"),
-            ("{:type :invoke :process 0 :f :read\n :value [1 2}", 2, "close"),
+            (
+                "{:type :invoke :process 0 :f :read\n :value [1 2}",
+                2,
+                "close",
+            ),
         ];
         for (text, line, needle) in cases {
             let e = read_str(text).unwrap_err();
             match &e {
-                ParseError::Syntax { line: l, message, .. } => {
+                ParseError::Syntax {
+                    line: l, message, ..
+                } => {
                     assert_eq!(*l, line, "{text:?}: {e}");
                     assert!(message.contains(needle), "{text:?}: {e}");
                 }
                 other => panic!("{text:?}: expected a syntax error, got {other}"),
             }
         }
+    }
+
+    /// A history large enough to be split across two threads, with newlines followed by
+    /// `{` inside strings (false split points) every few ops.
+    fn big_history(ops: u64, vector: bool) -> String {
+        let mut text = String::from(if vector { "[" } else { "" });
+        for i in 0..ops {
+            let error = if i % 7 == 0 {
+                " :error \"boom\n{:not an op}\""
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "{{:index {i} :type :invoke :process {i} :f :write :value {i}{error}}}\n"
+            ));
+        }
+        if vector {
+            text.push(']');
+        }
+        text
+    }
+
+    #[test]
+    fn two_thread_windows_keep_order_and_survive_false_split_points() {
+        for vector in [false, true] {
+            let text = big_history(40_000, vector);
+            assert!(text.len() > 2 * PARALLEL_MIN_BYTES);
+            let parallel = read(text.as_bytes(), "h.edn").unwrap();
+            let serial = read_in_windows(text.as_bytes(), "h.edn", 1000).unwrap();
+            // Several windows, each split: ops must neither repeat nor go missing.
+            let windows =
+                read_in_windows(text.as_bytes(), "h.edn", PARALLEL_MIN_BYTES + 999).unwrap();
+            assert_eq!(parallel.len(), 40_000);
+            assert_eq!(parallel.ops(), serial.ops());
+            assert_eq!(windows.ops(), serial.ops());
+            assert!(parallel
+                .ops()
+                .iter()
+                .enumerate()
+                .all(|(i, op)| op.value == json!(i)));
+        }
+        let err = read("{:type :ok".as_bytes(), "h.edn").unwrap_err();
+        assert!(err.to_string().contains("ended"), "{err}");
+    }
+
+    #[test]
+    fn error_in_the_second_half_of_a_window_names_its_line() {
+        let mut text = big_history(40_000, false);
+        let bad_line = count_newlines(text.as_bytes()) - 3;
+        let at = text
+            .match_indices('\n')
+            .nth(bad_line - 1)
+            .map(|(i, _)| i + 1)
+            .unwrap();
+        text.insert_str(at, "{:type :invoke :process 1 :f :read :value [1 2}\n");
+        let err = read(text.as_bytes(), "h.edn").unwrap_err();
+        assert!(
+            matches!(err, ParseError::Syntax { line, .. } if line == bad_line + 1),
+            "{err}"
+        );
     }
 
     #[test]
@@ -943,6 +1325,9 @@ mod tests {
         // Tiny windows: forms straddle window ends all the time.
         let h = read_in_windows(text.as_bytes(), "h.edn", 7).unwrap();
         assert_eq!(h.len(), 40_000);
-        assert_eq!(h.ops()[39_999].value, json!([["append", 4, 19_999], ["r", 4, [1, 2, 3]]]));
+        assert_eq!(
+            h.ops()[39_999].value,
+            json!([["append", 4, 19_999], ["r", 4, [1, 2, 3]]])
+        );
     }
 }

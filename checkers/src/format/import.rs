@@ -73,7 +73,10 @@ impl<'s> Importer<'s> {
         let mut next_synthetic = match max_client {
             None => 0,
             Some(p) => p.checked_add(1).ok_or_else(|| {
-                self.syntax(1, "process ids reach u64::MAX, so no fresh id is left for ops without :process")
+                self.syntax(
+                    1,
+                    "process ids reach u64::MAX, so no fresh id is left for ops without :process",
+                )
             })?,
         };
         // Inferring a completion's f from its invocation costs a clone per invocation:
@@ -120,7 +123,10 @@ impl<'s> Importer<'s> {
                 }
                 op.process = Process::Client(next_synthetic);
                 next_synthetic = next_synthetic.checked_add(1).ok_or_else(|| {
-                    self.syntax(line, "too many ops without :process to give each a fresh id")
+                    self.syntax(
+                        line,
+                        "too many ops without :process to give each a fresh id",
+                    )
                 })?;
                 synthetic_count += 1;
             }
@@ -176,7 +182,11 @@ mod tests {
     use serde_json::json;
 
     fn op(process: Option<u64>, kind: OpType, f: Option<&str>, value: Value) -> (Op, Presence) {
-        let mut o = Op::invoke(Process::Client(process.unwrap_or(0)), f.unwrap_or(""), value);
+        let mut o = Op::invoke(
+            Process::Client(process.unwrap_or(0)),
+            f.unwrap_or(""),
+            value,
+        );
         o.kind = kind;
         let has = Presence {
             time: false,
@@ -205,7 +215,10 @@ mod tests {
         .unwrap();
         let ops = h.ops();
         assert_eq!(ops.len(), 6);
-        assert_eq!((ops[1].kind, ops[1].process), (OpType::Invoke, Process::Client(5)));
+        assert_eq!(
+            (ops[1].kind, ops[1].process),
+            (OpType::Invoke, Process::Client(5))
+        );
         assert_eq!((ops[2].kind, ops[2].f.as_str()), (OpType::Ok, "txn"));
         assert_eq!(ops[1].value, ops[2].value);
         assert_eq!(ops[4].process, Process::Client(6));
@@ -257,7 +270,10 @@ mod tests {
             op(Some(0), OpType::Invoke, Some("read"), json!(null)),
         ])
         .unwrap_err();
-        assert!(matches!(err, ParseError::InvalidOp { line: 2, .. }), "{err}");
+        assert!(
+            matches!(err, ParseError::InvalidOp { line: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Jepsen's text log (`jepsen.log`): the ops `jepsen.util/log-op` prints, among other lines.
 //!
-//! Two layouts occur in the wild, both handled:
+//! Two layouts occur in the wild, both handled (`⇥` is a tab):
 //!
 //! ```text
-//! INFO  jepsen.util - 3	:invoke	:cas	[1 2]
-//! 2017-02-13 16:55:34,339{GMT}	INFO	[jepsen worker 0] jepsen.util: 0	:ok	:read	nil
+//! INFO  jepsen.util - 3⇥:invoke⇥:cas⇥[1 2]
+//! 2017-02-13 16:55:34,339{GMT}⇥INFO⇥[jepsen worker 0] jepsen.util: 0⇥:ok⇥:read⇥nil
 //! ```
 //!
 //! After the `jepsen.util` logger name come tab-separated fields: process, type, f, value
@@ -103,7 +103,12 @@ fn parse_op_fields(fields: &[u8]) -> Result<Option<Op>, String> {
         p if !p.is_empty() && p.iter().all(u8::is_ascii_digit) => {
             match edn::parse_complete(p).ok().as_ref().and_then(process_of) {
                 Some(process) => process,
-                None => return Err(format!("process {} does not fit in 64 bits", String::from_utf8_lossy(p))),
+                None => {
+                    return Err(format!(
+                        "process {} does not fit in 64 bits",
+                        String::from_utf8_lossy(p)
+                    ))
+                }
             }
         }
         _ => return Ok(None),
@@ -120,10 +125,13 @@ fn parse_op_fields(fields: &[u8]) -> Result<Option<Op>, String> {
                 String::from_utf8_lossy(kind_text)
             )
         })?;
-    let (f_text, rest) = split_tab(rest).ok_or("expected a tab between the op's f and its value")?;
+    let (f_text, rest) =
+        split_tab(rest).ok_or("expected a tab between the op's f and its value")?;
     let f = edn::parse_complete(f_text).map_err(|e| describe("the op's f", &e))?;
     let mut p = Parser::new(rest, true);
-    let value = p.parse_value().map_err(|e| describe("the op's value", &e))?;
+    let value = p
+        .parse_value()
+        .map_err(|e| describe("the op's value", &e))?;
     let after = &rest[p.pos()..];
     let error = match after.first() {
         None => None,
@@ -240,7 +248,10 @@ mod tests {
              INFO  jepsen.util - 1\t:fail\t:read\tnil\tindeterminate: Read timed out\n",
         )
         .unwrap();
-        assert_eq!(h.ops()[1].error, Some(json!("indeterminate: Read timed out")));
+        assert_eq!(
+            h.ops()[1].error,
+            Some(json!("indeterminate: Read timed out"))
+        );
     }
 
     #[test]
@@ -259,7 +270,10 @@ mod tests {
     #[test]
     fn timestamps_become_nanoseconds_since_the_first_op() {
         assert_eq!(timestamp_ms(b"1970-01-02 00:00:01,005"), Some(86_401_005));
-        assert_eq!(timestamp_ms(b"2024-03-01 00:00:00.000"), Some(1_709_251_200_000));
+        assert_eq!(
+            timestamp_ms(b"2024-03-01 00:00:00.000"),
+            Some(1_709_251_200_000)
+        );
         assert_eq!(timestamp_ms(b"INFO  jepsen.util - 1\t:ok"), None);
     }
 }

@@ -28,6 +28,7 @@ fn read_in_batches(
     batch_bytes: usize,
 ) -> Result<History, ParseError> {
     let mut parsed = Parsed::default();
+    let mut spare = Parsed::default();
     let mut buf: Vec<u8> = Vec::new();
     // The file line number of `buf[0]`.
     let mut line_no = 1usize;
@@ -56,7 +57,7 @@ fn read_in_batches(
                 None => continue,
             }
         };
-        line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed)?;
+        line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed, &mut spare)?;
         buf.drain(..cut);
     }
     History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
@@ -70,11 +71,15 @@ struct Parsed {
 }
 
 /// Parses whole lines starting at file line `first_line`; returns the line after them.
+/// Large batches are split in two: the head is parsed on a scoped thread straight into
+/// `into`, the tail here into `spare` (reused across batches, so its memory is touched
+/// once), then moved after the head.
 fn parse_batch(
     batch: &[u8],
     first_line: usize,
     source_name: &str,
     into: &mut Parsed,
+    spare: &mut Parsed,
 ) -> Result<usize, ParseError> {
     let split = (batch.len() >= PARALLEL_MIN_BYTES)
         .then(|| memchr::memchr(b'\n', &batch[batch.len() / 2..]).map(|i| batch.len() / 2 + i + 1))
@@ -84,25 +89,21 @@ fn parse_batch(
     };
     let (head, tail) = batch.split_at(split);
     let tail_line = first_line + count_newlines(head);
+    spare.ops.clear();
+    spare.lines.clear();
     let (head_result, tail_result) = std::thread::scope(|s| {
-        let worker = s.spawn(|| {
-            let mut part = Parsed::default();
-            parse_lines(head, first_line, source_name, &mut part).map(|_| part)
-        });
-        let mut part = Parsed::default();
-        let tail_result = parse_lines(tail, tail_line, source_name, &mut part).map(|n| (part, n));
+        let worker = s.spawn(|| parse_lines(head, first_line, source_name, into));
+        let tail_result = parse_lines(tail, tail_line, source_name, spare);
         let head_result = worker
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (head_result, tail_result)
     });
     // The first error in file order is the one reported.
-    let head = head_result?;
-    let (tail, next_line) = tail_result?;
-    for part in [head, tail] {
-        into.ops.extend(part.ops);
-        into.lines.extend(part.lines);
-    }
+    head_result?;
+    let next_line = tail_result?;
+    into.ops.append(&mut spare.ops);
+    into.lines.append(&mut spare.lines);
     Ok(next_line)
 }
 
@@ -112,8 +113,7 @@ fn parse_lines(
     source_name: &str,
     into: &mut Parsed,
 ) -> Result<usize, ParseError> {
-    let mut line_no = first_line;
-    for line in chunk.split_inclusive(|&b| b == b'\n') {
+    for (line_no, line) in (first_line..).zip(chunk.split_inclusive(|&b| b == b'\n')) {
         if !line.iter().all(u8::is_ascii_whitespace) {
             let op: Op = serde_json::from_slice(line).map_err(|e| ParseError::Syntax {
                 source_name: source_name.to_string(),
@@ -123,7 +123,6 @@ fn parse_lines(
             into.ops.push(op);
             into.lines.push(line_no);
         }
-        line_no += 1;
     }
     // A final line without its newline still counts as one line.
     Ok(first_line + count_newlines(chunk))
@@ -158,12 +157,19 @@ mod tests {
     #[test]
     fn batches_and_threads_keep_file_order() {
         let text = sample(20_000);
-        assert!(text.len() > 2 * PARALLEL_MIN_BYTES, "the sample must take the parallel path");
+        assert!(
+            text.len() > 2 * PARALLEL_MIN_BYTES,
+            "the sample must take the parallel path"
+        );
         let whole = read(&text[..], "h.jsonl").unwrap();
         let small = read_in_batches(&text[..], "h.jsonl", 1000).unwrap();
         assert_eq!(whole.len(), 40_000);
         assert_eq!(whole.ops(), small.ops());
-        assert!(whole.ops().iter().enumerate().all(|(i, op)| op.index == i as u64));
+        assert!(whole
+            .ops()
+            .iter()
+            .enumerate()
+            .all(|(i, op)| op.index == i as u64));
     }
 
     #[test]
@@ -183,6 +189,9 @@ mod tests {
         let text = b"{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\n\
                      {\"index\":1,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}";
         let err = read(&text[..], "h.jsonl").unwrap_err();
-        assert!(matches!(err, ParseError::InvalidOp { line: 3, .. }), "{err}");
+        assert!(
+            matches!(err, ParseError::InvalidOp { line: 3, .. }),
+            "{err}"
+        );
     }
 }

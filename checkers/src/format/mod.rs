@@ -84,7 +84,9 @@ pub enum ParseError {
     Unsupported { source_name: String, format: Format },
 }
 
-/// Guesses the format from the first bytes of a file.
+/// Guesses the format from the first bytes of a file: a map opening with a string key is
+/// JSON (`{"index": ...`), one opening with a keyword is EDN (`{:index ...`), a vector, list
+/// or tagged record is EDN, anything else is taken for a Jepsen text log.
 pub fn detect(prefix: &[u8]) -> Format {
     let text = String::from_utf8_lossy(prefix);
     for line in text.lines() {
@@ -92,10 +94,15 @@ pub fn detect(prefix: &[u8]) -> Format {
         if t.is_empty() || t.starts_with(';') {
             continue;
         }
-        if t.starts_with('{') && t.contains("\":") {
-            return Format::Jsonl;
+        if let Some(body) = t.strip_prefix('{') {
+            return match body.trim_start().chars().next() {
+                Some('"') => Format::Jsonl,
+                Some(':' | '}') => Format::Edn,
+                _ if t.contains("\":") => Format::Jsonl,
+                _ => Format::Edn,
+            };
         }
-        if t.starts_with('{') || t.starts_with('[') {
+        if t.starts_with('[') || t.starts_with('(') || t.starts_with('#') {
             return Format::Edn;
         }
         return Format::JepsenLog;
@@ -154,7 +161,11 @@ pub(crate) fn invalid_at(source_name: &str, lines: &[usize], error: HistoryError
 }
 
 /// Appends about `want_bytes` from `reader` to `buf`; returns true at end of input.
-pub(crate) fn fill(reader: &mut impl std::io::BufRead, buf: &mut Vec<u8>, want_bytes: usize) -> std::io::Result<bool> {
+pub(crate) fn fill(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    want_bytes: usize,
+) -> std::io::Result<bool> {
     let target = buf.len() + want_bytes;
     while buf.len() < target {
         let chunk = match reader.fill_buf() {
@@ -185,6 +196,16 @@ mod tests {
         assert_eq!(detect(br#"{"index":0,"type":"invoke"}"#), Format::Jsonl);
         assert_eq!(detect(b"{:type :invoke, :f :read}"), Format::Edn);
         assert_eq!(detect(b"[{:type :invoke}]"), Format::Edn);
+        assert_eq!(
+            detect(b"; comment\n#jepsen.history.Op{:type :ok}"),
+            Format::Edn
+        );
+        assert_eq!(detect(b"{:value {\"k\":1}}"), Format::Edn);
+        assert_eq!(detect(b"{ \"index\": 0}"), Format::Jsonl);
+        assert_eq!(
+            detect(b"2024-05-01 10:00:00,000{GMT}\tINFO\t[main] jepsen.core: Running"),
+            Format::JepsenLog
+        );
         assert_eq!(
             detect(b"INFO  jepsen.util - 3\t:invoke\t:cas\t[1 2]"),
             Format::JepsenLog

@@ -105,7 +105,9 @@ pub(crate) fn explain<M: Model>(
     if let Outcome::GaveUp(why) = search(model, &ops, limits, Some(&mut rec)) {
         cut_short = cut_short.or(Some(why));
     }
-    render(model, model_name, history, part, &ops, &values, &rec, cut_short)
+    render(
+        model, model_name, history, part, &ops, &values, &rec, cut_short,
+    )
 }
 
 /// The ops involved: the failing op, the ops concurrent with it, and the last op the
@@ -145,11 +147,20 @@ fn render<M: Model>(
         .ret
         .map(|r| history.ops()[r as usize].value.clone())
         .unwrap_or(Value::Null);
-    let states: Vec<Value> = rec
+    let mut states: Vec<Value> = rec
         .target_states
         .iter()
         .map(|s| model.show_state(s, values))
         .collect();
+    // Search order is deterministic but arbitrary; people read sorted lists faster.
+    // A total order (numbers by value first, then the rest by JSON text): sort_by may
+    // panic on a comparator that is not one.
+    states.sort_by(|a, b| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.to_string().cmp(&b.to_string()),
+    });
     let involved = window(ops, rec.target, &rec.deepest);
     let shown_from = rec.deepest.len().saturating_sub(PREFIX_SHOWN_STEPS);
     let steps: Vec<Value> = rec.deepest[shown_from..]
@@ -163,7 +174,10 @@ fn render<M: Model>(
 
     let mut text = String::new();
     let key = subject(&part.key);
-    let _ = writeln!(text, "{key} is not linearizable under the {model_name} model.");
+    let _ = writeln!(
+        text,
+        "{key} is not linearizable under the {model_name} model."
+    );
     let _ = writeln!(
         text,
         "The first op that cannot be placed: {}",
@@ -179,10 +193,17 @@ fn render<M: Model>(
             text,
             "  It returned {observed}, but wherever it could take effect the state was {}{}.",
             join_values(&states),
-            if rec.target_states_truncated { ", ..." } else { "" }
+            if rec.target_states_truncated {
+                ", ..."
+            } else {
+                ""
+            }
         )
     };
-    let _ = writeln!(text, "Ops involved (the failing op, the ops concurrent with it, the last op before it):");
+    let _ = writeln!(
+        text,
+        "Ops involved (the failing op, the ops concurrent with it, the last op before it):"
+    );
     for &i in &involved {
         let mark = if i == rec.target { "→" } else { " " };
         let _ = writeln!(text, "  {mark} {}", describe(history, &ops[i]));
@@ -191,7 +212,11 @@ fn render<M: Model>(
         text,
         "Longest linearizable prefix ({} ops{}), each with the state after it:",
         rec.deepest.len(),
-        if shown_from > 0 { format!(", last {} shown", rec.deepest.len() - shown_from) } else { String::new() }
+        if shown_from > 0 {
+            format!(", last {} shown", rec.deepest.len() - shown_from)
+        } else {
+            String::new()
+        }
     );
     for (op, after) in &rec.deepest[shown_from..] {
         let _ = writeln!(

@@ -33,6 +33,7 @@
 //! ```
 
 mod explain;
+mod hash;
 pub mod model;
 pub mod models;
 mod prepare;
@@ -47,6 +48,7 @@ use crate::verdict::Verdict;
 use models::ModelVisitor;
 use search::{GaveUp, Limits, Outcome};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// The registry name.
 pub const NAME: &str = "linearizable";
@@ -97,7 +99,11 @@ impl Checker for Linearizable {
 
 /// Checks `history` for linearizability under `model`.
 pub fn check_history(history: &History, model: ModelKind, ctx: &CheckContext) -> Verdict {
-    model.visit(Check { history, ctx, model_name: model.name() })
+    model.visit(Check {
+        history,
+        ctx,
+        model_name: model.name(),
+    })
 }
 
 struct Check<'a> {
@@ -120,7 +126,21 @@ fn check_with<M: Model>(
     history: &History,
     ctx: &CheckContext,
 ) -> Verdict {
-    let parts = match prepare::partition(model, history) {
+    let parsed = prepare::split_keys::<M>(history).and_then(|keys| {
+        let parsed = run_parallel(keys.len(), |i| prepare::parse_key(model, history, &keys[i]));
+        // All keys are parsed before any is searched, so which bad op is reported does
+        // not depend on thread timing: the earliest one.
+        let first_error = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().err())
+            .min_by_key(|e| e.index)
+            .cloned();
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(parsed.into_iter().flatten().collect::<Vec<_>>()),
+        }
+    });
+    let parts = match parsed {
         Ok(parts) => parts,
         Err(e) => {
             return Verdict::unknown(format!(
@@ -192,10 +212,17 @@ fn check_with<M: Model>(
 
 /// Runs `job(i)` for every `i < count` on up to one thread per core; results by index.
 fn run_parallel<R: Send>(count: usize, job: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .min(count);
+    if count <= 1 {
+        return (0..count).map(&job).collect();
+    }
+    // Asking the OS reads cgroup files: once per process is enough.
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+    });
+    let threads = cores.min(count);
     if threads <= 1 {
         return (0..count).map(&job).collect();
     }

@@ -5,8 +5,8 @@
 //! JSON handling happens once, up front, in [`Model::parse`], so the hot loop works on
 //! small interned values (`u32` ids) instead of `serde_json::Value`s.
 
+use super::hash::ValueIds;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -61,7 +61,7 @@ pub trait Model: Sync {
 /// and `1.0` are different values, as in Jepsen (Clojure's `=`).
 #[derive(Clone, Debug)]
 pub struct Interner {
-    ids: HashMap<String, u32>,
+    ids: ValueIds,
     values: Vec<Value>,
 }
 
@@ -76,8 +76,9 @@ impl Default for Interner {
 
 impl Interner {
     pub fn new() -> Interner {
-        let mut ids = HashMap::new();
-        ids.insert("null".to_string(), NULL_ID);
+        let mut ids = ValueIds::default();
+        let (null, _) = ids.id(&Value::Null);
+        debug_assert_eq!(null, NULL_ID);
         Interner {
             ids,
             values: vec![Value::Null],
@@ -86,13 +87,10 @@ impl Interner {
 
     /// The id of `value`, assigning the next one on first sight.
     pub fn id(&mut self, value: &Value) -> u32 {
-        let text = value.to_string();
-        if let Some(&id) = self.ids.get(&text) {
-            return id;
+        let (id, new) = self.ids.id(value);
+        if new {
+            self.values.push(value.clone());
         }
-        let id = u32::try_from(self.values.len()).expect("fewer than 4 billion distinct values");
-        self.ids.insert(text, id);
-        self.values.push(value.clone());
         id
     }
 

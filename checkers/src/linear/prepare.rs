@@ -7,11 +7,11 @@
 //! split by their `key` field (Jepsen's independent keys), or by a `[k v]` value for
 //! models that say so: linearizability is compositional, so each key is checked alone.
 
+use super::hash::ValueIds;
 use super::model::{pair_of, Interner, Model, OpInput};
 use crate::history::History;
 use crate::op::{Op, OpType};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// One op of a partition.
 #[derive(Debug)]
@@ -35,14 +35,26 @@ pub(crate) struct Partition<O> {
 /// An op the model cannot read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PrepareError {
+    /// The offending op's index (errors are reported earliest first).
+    pub index: u64,
     /// The offending op, as Jepsen prints it.
     pub op: String,
     pub reason: String,
 }
 
+impl PrepareError {
+    fn at(op: &Op, reason: String) -> PrepareError {
+        PrepareError {
+            index: op.index,
+            op: op.to_string(),
+            reason,
+        }
+    }
+}
+
 /// An op's key, argument and (when known) result, with a `[k v]` tuple unwrapped.
 struct Parts<'a> {
-    key: Option<Value>,
+    key: Option<&'a Value>,
     input: &'a Value,
     output: Option<&'a Value>,
 }
@@ -51,7 +63,7 @@ fn split<'a, M: Model>(invoke: &'a Op, output: Option<&'a Op>) -> Result<Parts<'
     let output = output.map(|c| &c.value);
     if let Some(key) = &invoke.key {
         return Ok(Parts {
-            key: Some(key.clone()),
+            key: Some(key),
             input: &invoke.value,
             output,
         });
@@ -74,7 +86,7 @@ fn split<'a, M: Model>(invoke: &'a Op, output: Option<&'a Op>) -> Result<Parts<'
         None => None,
     };
     Ok(Parts {
-        key: Some(key.clone()),
+        key: Some(key),
         input,
         output,
     })
@@ -92,57 +104,89 @@ fn parse_parts<M: Model>(
         input: parts.input,
         output: parts.output,
     };
-    model.parse(&input, values).map_err(|reason| PrepareError {
-        op: invoke.to_string(),
-        reason,
-    })
+    model
+        .parse(&input, values)
+        .map_err(|reason| PrepareError::at(invoke, reason))
 }
 
-/// Splits `history` into per-key partitions of parsed ops, keys in order of first use.
-pub(crate) fn partition<M: Model>(
-    model: &M,
-    history: &History,
-) -> Result<Vec<Partition<M::Op>>, PrepareError> {
-    let mut parts: Vec<Partition<M::Op>> = Vec::new();
-    let mut by_key: HashMap<Option<String>, usize> = HashMap::new();
+/// The ops of one key before parsing: invocation and `ok` completion positions.
+#[derive(Debug)]
+pub(crate) struct KeyOps {
+    pub key: Option<Value>,
+    pub pairs: Vec<(u32, Option<u32>)>,
+}
+
+/// The key `invoke` belongs to (`None`: unkeyed).
+fn key_of<M: Model>(invoke: &Op) -> Result<Option<&Value>, PrepareError> {
+    if invoke.key.is_some() || !M::KEY_IN_VALUE {
+        return Ok(invoke.key.as_ref());
+    }
+    split::<M>(invoke, None)
+        .map(|parts| parts.key)
+        .map_err(|reason| PrepareError::at(invoke, reason))
+}
+
+/// Splits `history` by key, keys in order of first use; `fail`s and nemesis ops are left
+/// out. One cheap sequential pass; parsing is per key ([`parse_key`]), in parallel.
+pub(crate) fn split_keys<M: Model>(history: &History) -> Result<Vec<KeyOps>, PrepareError> {
+    let mut parts: Vec<KeyOps> = Vec::new();
+    // Key id -> partition; unkeyed ops go to `unkeyed`.
+    let mut keys = ValueIds::default();
+    let mut by_key: Vec<usize> = Vec::new();
+    let mut unkeyed: Option<usize> = None;
     for (pos, invoke) in history.ops().iter().enumerate() {
         if !invoke.is_client() || !invoke.is_invoke() {
             continue;
         }
-        let completion = history.partner(pos).map(|c| (c, &history.ops()[c]));
-        let ok = match completion {
-            Some((_, c)) if c.kind == OpType::Fail => continue,
-            Some((c, op)) if op.kind == OpType::Ok => Some((c, op)),
+        let ok = match history.partner(pos) {
+            Some(c) if history.ops()[c].kind == OpType::Fail => continue,
+            Some(c) if history.ops()[c].kind == OpType::Ok => Some(c as u32),
             _ => None,
         };
-        let split_op =
-            split::<M>(invoke, ok.map(|(_, op)| op)).map_err(|reason| PrepareError {
-                op: invoke.to_string(),
-                reason,
-            })?;
-        let key_text = split_op.key.as_ref().map(Value::to_string);
-        let slot = match by_key.get(&key_text) {
-            Some(&slot) => slot,
-            None => {
-                parts.push(Partition {
-                    key: split_op.key.clone(),
-                    ops: Vec::new(),
-                    values: Interner::new(),
-                });
-                by_key.insert(key_text, parts.len() - 1);
-                parts.len() - 1
+        let key = key_of::<M>(invoke)?;
+        let slot = match key {
+            Some(key) => {
+                let (id, new) = keys.id(key);
+                if new {
+                    by_key.push(parts.len());
+                }
+                by_key[id as usize]
             }
+            None => *unkeyed.get_or_insert(parts.len()),
         };
-        let part = &mut parts[slot];
-        if let Some(op) = parse_parts(model, invoke, &split_op, &mut part.values)? {
-            part.ops.push(PartOp {
-                op,
-                invoke: pos as u32,
-                ret: ok.map(|(c, _)| c as u32),
+        if slot == parts.len() {
+            parts.push(KeyOps {
+                key: key.cloned(),
+                pairs: Vec::new(),
             });
         }
+        parts[slot].pairs.push((pos as u32, ok));
     }
     Ok(parts)
+}
+
+/// Parses the ops of one key into model ops.
+pub(crate) fn parse_key<M: Model>(
+    model: &M,
+    history: &History,
+    key_ops: &KeyOps,
+) -> Result<Partition<M::Op>, PrepareError> {
+    let mut values = Interner::new();
+    let mut ops = Vec::with_capacity(key_ops.pairs.len());
+    for &(invoke, ret) in &key_ops.pairs {
+        let invoke_op = &history.ops()[invoke as usize];
+        let ok = ret.map(|r| &history.ops()[r as usize]);
+        let parts =
+            split::<M>(invoke_op, ok).map_err(|reason| PrepareError::at(invoke_op, reason))?;
+        if let Some(op) = parse_parts(model, invoke_op, &parts, &mut values)? {
+            ops.push(PartOp { op, invoke, ret });
+        }
+    }
+    Ok(Partition {
+        key: key_ops.key.clone(),
+        ops,
+        values,
+    })
 }
 
 /// The ops of `part` as the history looked right after position `cut`: ops invoked later

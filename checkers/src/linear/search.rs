@@ -18,13 +18,14 @@
 //! between: the window of concurrency, not the whole history. Its hash is kept up to date
 //! in O(1) per lift (Zobrist hashing: XOR of one random word per op).
 
+use super::hash::{hash_of, splitmix64};
 use super::model::Model;
 use super::prepare::PartOp;
 use crate::checker::Cancel;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// How often (in search steps) the search looks at the cancel flag and the memory bound.
+/// How often (in search steps, a power of two) the search looks at the cancel flag and
+/// the memory bound.
 const CHECK_EVERY_STEPS: u64 = 1 << 10;
 /// At most this many distinct states are kept for a counterexample's "could have seen".
 pub(crate) const MAX_RECORDED_STATES: usize = 16;
@@ -80,51 +81,6 @@ impl<S> Recording<S> {
             deepest: Vec::new(),
         }
     }
-}
-
-/// A small, fast hasher (FxHash's multiply-rotate); the cache compares keys fully, so the
-/// hash only needs to spread, not to resist attackers.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-fn hash_state<S: Hash>(state: &S) -> u64 {
-    let mut h = FxHasher::default();
-    state.hash(&mut h);
-    // Final avalanche so that small states (integers) spread over all bits.
-    splitmix64(h.finish())
-}
-
-/// SplitMix64's finalizer: the Zobrist word of an op and the final mix of hashes.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// The set of lifted ops, in canonical windowed form (see the module doc).
@@ -351,7 +307,7 @@ pub(crate) fn search<M: Model>(
     // finitely many; the limits below stop it earlier when asked to.
     let outcome = loop {
         // Checked on the first step too, so a flag raised before the start always counts.
-        if steps % CHECK_EVERY_STEPS == 0 {
+        if steps & (CHECK_EVERY_STEPS - 1) == 0 {
             if let Some(gave_up) = check_limits(limits, &cache, &stack, &mut reported_bytes) {
                 break Outcome::GaveUp(gave_up);
             }
@@ -370,7 +326,7 @@ pub(crate) fn search<M: Model>(
             }
             if let Some(next) = model.step(&state, &ops[op].op) {
                 lifted.set(op);
-                if cache.insert(&lifted, &next, hash_state(&next), model.state_bytes(&next)) {
+                if cache.insert(&lifted, &next, hash_of(&next), model.state_bytes(&next)) {
                     stack.push((op as u32, std::mem::replace(&mut state, next)));
                     list.unlink(list.call_node[op]);
                     if list.ret_node[op] != NIL {
@@ -462,4 +418,55 @@ fn remember_deepest<S: Clone>(rec: &mut Recording<S>, stack: &[(u32, S)], state:
             (*op as usize, after.clone())
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lifted_of(ops: usize, set: &[usize]) -> Lifted {
+        let mut l = Lifted::new(ops);
+        for &op in set {
+            l.set(op);
+        }
+        l
+    }
+
+    #[test]
+    fn lifted_set_has_one_canonical_form_whatever_the_order_of_changes() {
+        // Reach {0..=63, 70} two ways: directly, and via extra bits set then cleared.
+        let direct = lifted_of(200, &(0..64).chain([70]).collect::<Vec<_>>());
+        let mut detour = lifted_of(200, &[70, 130, 5]);
+        for op in (0..64).filter(|&op| op != 5) {
+            detour.set(op);
+        }
+        detour.clear(130);
+        assert_eq!((direct.lo, direct.window()), (detour.lo, detour.window()));
+        assert_eq!(direct.hash, detour.hash);
+        assert_eq!(direct.lo, 1, "word 0 is full, so the window starts at word 1");
+        assert_eq!(direct.window(), &[1u64 << 6]);
+    }
+
+    #[test]
+    fn clearing_a_bit_below_the_window_moves_it_back() {
+        let mut l = lifted_of(128, &(0..128).collect::<Vec<_>>());
+        assert_eq!((l.lo, l.window().len()), (2, 0));
+        l.clear(3);
+        assert_eq!(l.lo, 0);
+        assert_eq!(l.window(), &[!(1u64 << 3), u64::MAX]);
+    }
+
+    #[test]
+    fn cache_tells_apart_equal_sets_with_different_states_and_grows() {
+        let mut cache: Cache<u32> = Cache::new();
+        let mut l = Lifted::new(3000);
+        for op in 0..3000 {
+            l.set(op);
+            assert!(cache.insert(&l, &7, hash_of(&7u32), 4));
+            assert!(!cache.insert(&l, &7, hash_of(&7u32), 4));
+            assert!(cache.insert(&l, &8, hash_of(&8u32), 4));
+        }
+        assert_eq!(cache.hashes.len(), 6000);
+        assert!(cache.slots.len() >= 12_000);
+    }
 }

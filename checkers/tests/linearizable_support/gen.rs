@@ -134,7 +134,11 @@ fn apply(store: &mut HashMap<u64, Value>, cfg: &GenConfig, op: &Op) -> (OpType, 
                 (OpType::Ok, op.value.clone())
             }
             _ => {
-                let joined = format!("{}{}", cur.as_str().unwrap_or(""), op.value[1].as_str().unwrap_or(""));
+                let joined = format!(
+                    "{}{}",
+                    cur.as_str().unwrap_or(""),
+                    op.value[1].as_str().unwrap_or("")
+                );
                 *cur = json!(joined);
                 (OpType::Ok, op.value.clone())
             }

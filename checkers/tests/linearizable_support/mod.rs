@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod gen;
+pub mod porcupine;
 
 use distest_checkers::linear::{check_history, ModelKind};
 use distest_checkers::{CheckContext, History, Op, OpType, Process, Validity, Verdict};

@@ -25,6 +25,19 @@ struct SimBugs {
     core: CoreBugs,
     /// Send messages before the state they depend on is synced; a crash loses unsynced state.
     no_fsync: bool,
+    /// Serve reads from any node's applied state, with no ReadIndex.
+    stale_read: bool,
+    /// Answer writes as soon as the leader has them in its own log.
+    ack_before_commit: bool,
+}
+
+impl SimBugs {
+    fn any(&self) -> bool {
+        self.core != CoreBugs::default()
+            || self.no_fsync
+            || self.stale_read
+            || self.ack_before_commit
+    }
 }
 
 struct SimNode {
@@ -40,8 +53,15 @@ struct SimNode {
 }
 
 enum Waiting {
-    Write { index: Index, term: Term },
-    Read { ctx: u64, index: Option<Index>, min_index: Index },
+    Write {
+        index: Index,
+        term: Term,
+    },
+    Read {
+        ctx: u64,
+        index: Option<Index>,
+        min_index: Index,
+    },
 }
 
 struct Pending {
@@ -69,6 +89,33 @@ struct Sim {
     next_ctx: u64,
     next_value: i64,
     step: u64,
+    /// False once the run heals and settles: no more crashes.
+    faults: bool,
+    /// Each node's clock rate in [0.9, 1.0] ticks per global tick: bounded drift, within
+    /// what the lease margin (3 of 10 ticks) absorbs.
+    clock_rate: Vec<f64>,
+    clock_accum: Vec<f64>,
+    snapshots_installed: u64,
+}
+
+/// What a run exercised, so a green run can be told apart from a vacuous one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Coverage {
+    terms_led: u64,
+    committed: u64,
+    ok_reads: u64,
+    ok_writes: u64,
+    snapshots_installed: u64,
+}
+
+impl Coverage {
+    fn add(&mut self, o: Coverage) {
+        self.terms_led += o.terms_led;
+        self.committed += o.committed;
+        self.ok_reads += o.ok_reads;
+        self.ok_writes += o.ok_writes;
+        self.snapshots_installed += o.snapshots_installed;
+    }
 }
 
 const MAX_NET: usize = 2_000;
@@ -108,7 +155,16 @@ impl Sim {
             next_ctx: 0,
             next_value: 0,
             step: 0,
+            faults: true,
+            snapshots_installed: 0,
+            clock_rate: Vec::new(),
+            clock_accum: Vec::new(),
         };
+        for _ in 0..sim.ids.len() {
+            let rate = sim.rng.gen_range(0.9..=1.0);
+            sim.clock_rate.push(rate);
+            sim.clock_accum.push(0.0);
+        }
         for i in 0..sim.ids.len() {
             sim.nodes.push(SimNode {
                 raft: None,
@@ -131,7 +187,7 @@ impl Sim {
         cfg.read_mode = self.read_mode;
         cfg.max_entries_per_append = 4;
         cfg.bugs = self.bugs.core;
-        cfg.assert_invariants = self.bugs.core == CoreBugs::default() && !self.bugs.no_fsync;
+        cfg.assert_invariants = !self.bugs.any();
         cfg
     }
 
@@ -180,7 +236,7 @@ impl Sim {
             .collect()
     }
 
-    fn run(&mut self, steps: u64) -> Result<(), String> {
+    fn run(&mut self, steps: u64) -> Result<Coverage, String> {
         for _ in 0..steps {
             self.step += 1;
             self.random_step()?;
@@ -188,6 +244,7 @@ impl Sim {
         }
         // Heal everything and let the cluster settle: a leader must emerge.
         self.cut.clear();
+        self.faults = false;
         for i in 0..self.nodes.len() {
             if self.nodes[i].raft.is_none() {
                 self.boot(i);
@@ -204,15 +261,55 @@ impl Sim {
                 self.deliver(env)?;
             }
             self.check_step()?;
-            if self.pending.is_empty() && self.has_working_leader() {
+            if self.has_working_leader() {
                 settled = true;
                 break;
             }
         }
-        if !settled && self.bugs.core == CoreBugs::default() && !self.bugs.no_fsync {
-            return Err("no leader committed in its term within 3000 steps after healing".into());
+        if !settled && !self.bugs.any() {
+            let states: Vec<String> = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.raft.as_ref())
+                .map(|r| {
+                    let configs: Vec<String> = r
+                        .log_entries()
+                        .iter()
+                        .map(|e| match &e.kind {
+                            EntryKind::Config(m) => {
+                                format!("{}@{}:{:?}", e.index, e.term, m.ids().collect::<Vec<_>>())
+                            }
+                            _ => format!("{}@{}", e.index, e.term),
+                        })
+                        .collect();
+                    format!(
+                        "{:?} snapshot {} log {configs:?}",
+                        r.status(),
+                        r.snapshot_index()
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "no leader committed in its term within 3000 steps after healing ({} ops pending); nodes: {states:#?}",
+                self.pending.len()
+            ));
         }
-        self.check_linearizable()
+        let mut cov = Coverage {
+            terms_led: self.leaders.len() as u64,
+            committed: self.committed.len() as u64,
+            ..Default::default()
+        };
+        for op in &self.history {
+            if op.kind == OpType::Ok {
+                match op.f.as_str() {
+                    "read" => cov.ok_reads += 1,
+                    _ => cov.ok_writes += 1,
+                }
+            }
+        }
+        cov.snapshots_installed = self.snapshots_installed;
+        self.check_linearizable()?;
+        Ok(cov)
     }
 
     fn has_working_leader(&self) -> bool {
@@ -271,7 +368,11 @@ impl Sim {
                 if let Some(l) = self.a_leader() {
                     let to = self.rng.gen_range(0..self.nodes.len());
                     let to = self.ids[to].clone();
-                    let _ = self.nodes[l].raft.as_mut().expect("alive").transfer_leader(&to);
+                    let _ = self.nodes[l]
+                        .raft
+                        .as_mut()
+                        .expect("alive")
+                        .transfer_leader(&to);
                     self.process_ready(l)?;
                 }
             }
@@ -323,8 +424,13 @@ impl Sim {
     }
 
     fn tick_all(&mut self) -> Result<(), String> {
-        // All clocks advance together: the simulator models synchronized clocks.
+        // Clocks advance together, each at its own (bounded) rate.
         for i in self.alive() {
+            self.clock_accum[i] += self.clock_rate[i];
+            if self.clock_accum[i] < 1.0 {
+                continue;
+            }
+            self.clock_accum[i] -= 1.0;
             self.nodes[i].raft.as_mut().expect("alive").tick();
             self.process_ready(i)?;
         }
@@ -350,7 +456,7 @@ impl Sim {
 
     fn process_ready(&mut self, i: usize) -> Result<(), String> {
         let ready = self.nodes[i].raft.as_mut().expect("alive").take_ready();
-        if ready.needs_persist() && self.rng.gen_bool(0.01) {
+        if self.faults && ready.needs_persist() && self.rng.gen_bool(0.01) {
             // Crash after the core decided but before the write reached the disk.
             self.crash(i);
             return Ok(());
@@ -373,6 +479,8 @@ impl Sim {
             }
         }
         if let Some(snap) = &ready.snapshot_to_apply {
+            self.snapshots_installed += 1;
+            let node = &mut self.nodes[i];
             node.register = serde_json::from_str(&snap.data).map_err(|e| e.to_string())?;
             node.applied = snap.index;
             self.complete_unknown_below(i, snap.index);
@@ -406,9 +514,9 @@ impl Sim {
         }
         let now = self.now();
         for ctx in ready.failed_reads {
-            if let Some(k) = self.pending.iter().position(
-                |p| matches!(p.waiting, Waiting::Read { ctx: c, .. } if c == ctx) && p.node == i,
-            ) {
+            if let Some(k) = self.pending.iter().position(|p| {
+                matches!(p.waiting, Waiting::Read { ctx: c, .. } if c == ctx) && p.node == i
+            }) {
                 let p = self.pending.swap_remove(k);
                 let done = p.invoke.complete(OpType::Fail, Value::Null).with_time(now);
                 self.history.push(done);
@@ -445,8 +553,7 @@ impl Sim {
                 k += 1;
                 continue;
             }
-            if index < min_index && self.bugs.core == CoreBugs::default() && !self.bugs.no_fsync
-            {
+            if index < min_index && self.bugs.core == CoreBugs::default() && !self.bugs.no_fsync {
                 return Err(format!(
                     "read served at index {index} although index {min_index} was committed before it began"
                 ));
@@ -516,30 +623,50 @@ impl Sim {
             .map(|r| r.commit_index())
             .max()
             .unwrap_or(0);
+        let register = self.nodes[i].register;
         let raft = self.nodes[i].raft.as_mut().expect("alive");
         let (invoke, result) = match self.rng.gen_range(0..3) {
             0 => {
                 self.next_value += 1;
                 let v = self.next_value;
                 let inv = Op::invoke(process, "write", json!(v));
-                (inv, raft.propose(format!("w:{v}")).map(|(index, term)| Waiting::Write { index, term }))
+                (
+                    inv,
+                    raft.propose(format!("w:{v}"))
+                        .map(|(index, term)| Waiting::Write { index, term }),
+                )
             }
             1 => {
                 let old = self.rng.gen_range(0..=self.next_value);
                 self.next_value += 1;
                 let new = self.next_value;
                 let inv = Op::invoke(process, "cas", json!([old, new]));
-                (inv, raft.propose(format!("cas:{old}:{new}")).map(|(index, term)| Waiting::Write { index, term }))
+                (
+                    inv,
+                    raft.propose(format!("cas:{old}:{new}"))
+                        .map(|(index, term)| Waiting::Write { index, term }),
+                )
             }
             _ => {
                 let ctx = self.next_ctx;
                 self.next_ctx += 1;
                 let inv = Op::invoke(process, "read", Value::Null);
-                (inv, raft.read_index(ctx).map(|()| Waiting::Read { ctx, index: None, min_index }))
+                (
+                    inv,
+                    raft.read_index(ctx).map(|()| Waiting::Read {
+                        ctx,
+                        index: None,
+                        min_index,
+                    }),
+                )
             }
         };
         let invoke = invoke.with_time(now);
         self.history.push(invoke.clone());
+        if let Some(done) = self.buggy_answer(&invoke, &result, register) {
+            self.history.push(done.with_time(now));
+            return self.process_ready(i);
+        }
         match result {
             Ok(waiting) => {
                 self.pending.push(Pending {
@@ -551,19 +678,54 @@ impl Sim {
             }
             Err(_) => {
                 let value = invoke.value.clone();
-                self.history.push(invoke.complete(OpType::Fail, value).with_time(now));
+                self.history
+                    .push(invoke.complete(OpType::Fail, value).with_time(now));
             }
         }
         Ok(())
     }
 
+    /// The immediate (wrong) answer a buggy shell gives, if any.
+    fn buggy_answer(
+        &mut self,
+        invoke: &Op,
+        result: &Result<Waiting, raft_kv::raft::RaftError>,
+        leader_register: Option<i64>,
+    ) -> Option<Op> {
+        match (invoke.f.as_str(), result) {
+            ("read", _) if self.bugs.stale_read => {
+                let alive = self.alive();
+                let j = alive[self.rng.gen_range(0..alive.len())];
+                let value = json!(self.nodes[j].register);
+                self.pending.retain(|p| {
+                    !matches!(p.waiting, Waiting::Read { .. }) || p.invoke.process != invoke.process
+                });
+                Some(invoke.complete(OpType::Ok, value))
+            }
+            ("write", Ok(_)) if self.bugs.ack_before_commit => {
+                Some(invoke.complete(OpType::Ok, invoke.value.clone()))
+            }
+            ("cas", Ok(_)) if self.bugs.ack_before_commit => {
+                let old = invoke.value[0].as_i64();
+                let kind = if leader_register == old {
+                    OpType::Ok
+                } else {
+                    OpType::Fail
+                };
+                Some(invoke.complete(kind, invoke.value.clone()))
+            }
+            _ => None,
+        }
+    }
+
     fn check_step(&mut self) -> Result<(), String> {
         for i in self.alive() {
-            let raft = self.nodes[i].raft.as_ref().expect("alive");
-            if raft.commit_index() < self.nodes[i].last_commit {
+            let commit = self.nodes[i].raft.as_ref().expect("alive").commit_index();
+            if commit < self.nodes[i].last_commit {
                 return Err(format!("{}: commit index moved back", self.ids[i]));
             }
-            self.nodes[i].last_commit = raft.commit_index();
+            self.nodes[i].last_commit = commit;
+            let raft = self.nodes[i].raft.as_ref().expect("alive");
             if raft.role() == Role::Leader {
                 match self.leaders.get(&raft.term()) {
                     Some(l) if l != raft.id() => {
@@ -648,9 +810,8 @@ fn apply(register: &mut Option<i64>, e: &Entry) -> Option<bool> {
             Some(true)
         }
         ["cas", old, new] => {
-            // The checker's register starts at null; the simulator writes 0 for it.
             let old: i64 = old.parse().ok()?;
-            if register.unwrap_or(0) == old && (old != 0 || register.is_none()) {
+            if *register == Some(old) {
                 *register = new.parse().ok();
                 Some(true)
             } else {
@@ -667,11 +828,17 @@ fn log_matching(a: &[Entry], b: &[Entry]) -> Result<(), Index> {
         return Ok(());
     };
     let lo = fa.index.max(fb.index);
-    let hi = a.last().expect("non-empty").index.min(b.last().expect("non-empty").index);
+    let hi = a
+        .last()
+        .expect("non-empty")
+        .index
+        .min(b.last().expect("non-empty").index);
     if lo > hi {
         return Ok(());
     }
-    let at = |log: &[Entry], i: Index| &log[(i - log[0].index) as usize];
+    fn at(log: &[Entry], i: Index) -> &Entry {
+        &log[(i - log[0].index) as usize]
+    }
     let mut i = hi;
     while i >= lo && at(a, i).term != at(b, i).term {
         i -= 1;
@@ -687,7 +854,7 @@ fn log_matching(a: &[Entry], b: &[Entry]) -> Result<(), Index> {
     Ok(())
 }
 
-fn run_seed(seed: u64, bugs: SimBugs, steps: u64) -> Result<(), String> {
+fn run_seed(seed: u64, bugs: SimBugs, steps: u64) -> Result<Coverage, String> {
     let outcome = std::panic::catch_unwind(|| Sim::new(seed, bugs).run(steps));
     match outcome {
         Ok(r) => r,
@@ -712,13 +879,29 @@ fn sim_raft_is_safe_and_linearizable_across_seeds() {
         Some(s) => vec![s],
         None => (0..env_u64("RAFT_SIM_SEEDS").unwrap_or(2_000)).collect(),
     };
-    let steps = env_u64("RAFT_SIM_STEPS").unwrap_or(400);
+    let steps = env_u64("RAFT_SIM_STEPS").unwrap_or(1_000);
+    let n = seeds.len() as u64;
+    let mut total = Coverage::default();
     for seed in seeds {
-        if let Err(e) = run_seed(seed, SimBugs::default(), steps) {
-            panic!(
+        match run_seed(seed, SimBugs::default(), steps) {
+            Ok(cov) => total.add(cov),
+            Err(e) => panic!(
                 "seed {seed} failed: {e}\nreplay: RAFT_SIM_SEED={seed} cargo test -p raft-kv --test sim"
-            );
+            ),
         }
+    }
+    eprintln!("{n} seeds x {steps} steps exercised: {total:?}");
+    if n >= 100 {
+        // Guard against a vacuous simulation: faults must not have stopped all progress.
+        assert!(
+            total.ok_reads > n && total.ok_writes > n,
+            "too few client ops succeeded: {total:?}"
+        );
+        assert!(total.terms_led > 2 * n, "too few elections: {total:?}");
+        assert!(
+            total.snapshots_installed > 0,
+            "no snapshot was ever installed: {total:?}"
+        );
     }
 }
 
@@ -748,6 +931,30 @@ fn sim_catches_committing_entries_of_old_terms() {
     };
     let found = first_failing_seed(bugs, 2_000);
     assert!(found.is_some(), "no seed exposed the commit-old-term bug");
+}
+
+#[test]
+fn sim_catches_stale_reads() {
+    let bugs = SimBugs {
+        stale_read: true,
+        ..Default::default()
+    };
+    assert!(
+        first_failing_seed(bugs, 500).is_some(),
+        "no seed exposed stale reads"
+    );
+}
+
+#[test]
+fn sim_catches_acknowledging_before_commit() {
+    let bugs = SimBugs {
+        ack_before_commit: true,
+        ..Default::default()
+    };
+    assert!(
+        first_failing_seed(bugs, 2_000).is_some(),
+        "no seed exposed ack-before-commit"
+    );
 }
 
 #[test]

@@ -9,35 +9,37 @@
 
 use crate::linear::model::{unknown_f, Interner, Model, OpInput};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// One kv op on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvOp {
-    Get(String),
-    Put(String),
-    Append(String),
+    Get(Arc<str>),
+    Put(Arc<str>),
+    Append(Arc<str>),
 }
 
-/// The string map, one key at a time.
+/// The string map, one key at a time. States are shared strings: a get or put step
+/// costs a reference count, not a copy.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Kv;
 
 /// The string a JSON value stands for in this model.
-fn text_of(value: &Value) -> String {
+fn text_of(value: &Value) -> Arc<str> {
     match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Null => Arc::from(""),
+        Value::String(s) => Arc::from(s.as_str()),
+        other => Arc::from(other.to_string()),
     }
 }
 
 impl Model for Kv {
-    type State = String;
+    type State = Arc<str>;
     type Op = KvOp;
     const KEY_IN_VALUE: bool = true;
 
-    fn init(&self) -> String {
-        String::new()
+    fn init(&self) -> Arc<str> {
+        Arc::from("")
     }
 
     fn parse(&self, op: &OpInput<'_>, _values: &mut Interner) -> Result<Option<KvOp>, String> {
@@ -49,7 +51,7 @@ impl Model for Kv {
         }
     }
 
-    fn step(&self, state: &String, op: &KvOp) -> Option<String> {
+    fn step(&self, state: &Arc<str>, op: &KvOp) -> Option<Arc<str>> {
         match op {
             KvOp::Get(v) => (v == state).then(|| state.clone()),
             KvOp::Put(v) => Some(v.clone()),
@@ -57,16 +59,17 @@ impl Model for Kv {
                 let mut next = String::with_capacity(state.len() + v.len());
                 next.push_str(state);
                 next.push_str(v);
-                Some(next)
+                Some(Arc::from(next))
             }
         }
     }
 
-    fn show_state(&self, state: &String, _values: &Interner) -> Value {
-        Value::String(state.clone())
+    fn show_state(&self, state: &Arc<str>, _values: &Interner) -> Value {
+        Value::String(state.to_string())
     }
 
-    fn state_bytes(&self, state: &String) -> usize {
-        std::mem::size_of::<String>() + state.capacity()
+    fn state_bytes(&self, state: &Arc<str>) -> usize {
+        // Shared strings are counted once per holder: an overestimate, on the safe side.
+        std::mem::size_of::<Arc<str>>() + state.len()
     }
 }

@@ -42,14 +42,20 @@ impl Model for Set {
             "add" => Ok(Some(SetOp::Add(values.id(op.input)))),
             "remove" => Ok(Some(SetOp::Remove(values.id(op.input)))),
             "contains" => {
-                let Some(out) = op.output else { return Ok(None) };
+                let Some(out) = op.output else {
+                    return Ok(None);
+                };
                 let present = parse_present(out).ok_or_else(|| {
-                    format!("a contains must complete with true, false or [element bool], got {out}")
+                    format!(
+                        "a contains must complete with true, false or [element bool], got {out}"
+                    )
                 })?;
                 Ok(Some(SetOp::Contains(values.id(op.input), present)))
             }
             "read" => {
-                let Some(out) = op.output else { return Ok(None) };
+                let Some(out) = op.output else {
+                    return Ok(None);
+                };
                 let list = out.as_array().ok_or_else(|| {
                     format!("a set read must complete with the list of elements, got {out}")
                 })?;

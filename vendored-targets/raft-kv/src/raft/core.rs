@@ -95,7 +95,9 @@ pub enum RaftError {
     LastMember,
     #[error("too many reads are waiting; retry later")]
     Busy,
-    #[error("cannot snapshot at index {index}: only {applied} entries were handed to the state machine")]
+    #[error(
+        "cannot snapshot at index {index}: only {applied} entries were handed to the state machine"
+    )]
     CompactBeyondApplied { index: Index, applied: Index },
 }
 
@@ -166,6 +168,14 @@ pub struct Raft {
     pending_reads: VecDeque<(u64, Index, u64)>,
     reads_before_commit: Vec<u64>,
     transfer: Option<(NodeId, u64)>,
+    /// First index appended since the last `take_ready` (not yet sent to anyone).
+    unsent_from: Option<Index>,
+    /// Reads arrived since the last `take_ready` and need a heartbeat round.
+    read_round_wanted: bool,
+    /// Set once this leader sent TimeoutNow: voters skip the stickiness check for a
+    /// transfer election, which is what leases rely on, so no lease reads for the rest of
+    /// this term (a delayed TimeoutNow may start that election at any time).
+    lease_forfeited: bool,
     ready: Ready,
 }
 
@@ -210,6 +220,9 @@ impl Raft {
             pending_reads: VecDeque::new(),
             reads_before_commit: Vec::new(),
             transfer: None,
+            unsent_from: None,
+            read_round_wanted: false,
+            lease_forfeited: false,
             ready: Ready::default(),
             cfg,
         };
@@ -466,8 +479,7 @@ impl Raft {
         if self.transfer.is_some() {
             return Err(RaftError::Transferring);
         }
-        if self.pending_reads.len() + self.reads_before_commit.len() >= self.cfg.max_pending_reads
-        {
+        if self.pending_reads.len() + self.reads_before_commit.len() >= self.cfg.max_pending_reads {
             return Err(RaftError::Busy);
         }
         if !self.committed_in_term() {
@@ -482,14 +494,11 @@ impl Raft {
             });
             return Ok(());
         }
-        self.seq += 1;
-        self.note_seq_tick();
-        self.pending_reads.push_back((ctx, self.commit, self.seq));
-        let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
-        for p in peers {
-            self.send_heartbeat(&p);
-        }
-        self.advance_reads();
+        // Served once a quorum acknowledges a broadcast sent after this moment: the one
+        // `take_ready` sends (shared by every read of this batch) or any later one.
+        self.pending_reads
+            .push_back((ctx, self.commit, self.seq + 1));
+        self.read_round_wanted = true;
         Ok(())
     }
 
@@ -528,7 +537,10 @@ impl Raft {
                 applied: self.handed,
             });
         }
-        let term = self.log.term(index).expect("entries up to handed are in the log");
+        let term = self
+            .log
+            .term(index)
+            .expect("entries up to handed are in the log");
         let snap = Snapshot {
             index,
             term,
@@ -544,7 +556,39 @@ impl Raft {
 
     /// Takes everything the shell must now do (see [`Ready`] for the order).
     pub fn take_ready(&mut self) -> Ready {
+        self.flush_leader_sends();
         std::mem::take(&mut self.ready)
+    }
+
+    /// Sends, once per batch of inputs, what proposals and reads of the batch need: new
+    /// entries to in-sync followers, and one heartbeat round for all new reads.
+    fn flush_leader_sends(&mut self) {
+        let unsent_from = self.unsent_from.take();
+        let read_round = std::mem::take(&mut self.read_round_wanted);
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(from) = unsent_from {
+            let last = self.log.last_index();
+            let in_sync: Vec<NodeId> = self
+                .progress
+                .iter()
+                .filter(|(_, pr)| pr.next >= from && pr.next <= last)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for p in in_sync {
+                self.send_append(&p);
+            }
+        }
+        if read_round {
+            self.seq += 1;
+            self.note_seq_tick();
+            let peers: Vec<NodeId> = self.progress.keys().cloned().collect();
+            for p in peers {
+                self.send_heartbeat(&p);
+            }
+            self.advance_reads();
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -587,8 +631,25 @@ impl Raft {
 
     // ----- roles ----------------------------------------------------------------------
 
+    /// May this node start an election? A member of its latest config may; so may a node
+    /// that some not-yet-committed config (or the one in force at its commit index)
+    /// includes: it may hold the only copy of entries the cluster needs (after a restart
+    /// its commit index lags), and the cluster would wait for it forever if it stayed
+    /// silent. Votes are still counted against the latest config, so this only widens
+    /// who may try, never what wins.
     fn promotable(&self) -> bool {
-        self.membership.contains(&self.cfg.id)
+        let me = &self.cfg.id;
+        if self.membership.contains(me) {
+            return true;
+        }
+        if self.membership_index <= self.commit {
+            return false;
+        }
+        let later = self.log.slice(self.commit + 1, self.log.last_index());
+        self.membership_at(self.commit).contains(me)
+            || later
+                .iter()
+                .any(|e| matches!(&e.kind, EntryKind::Config(m) if m.contains(me)))
     }
 
     fn in_leader_lease(&self) -> bool {
@@ -690,6 +751,7 @@ impl Raft {
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id.clone());
         self.transfer = None;
+        self.lease_forfeited = false;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let next = self.log.last_index() + 1;
@@ -761,15 +823,8 @@ impl Raft {
             index,
             kind,
         }]);
-        let in_sync: Vec<NodeId> = self
-            .progress
-            .iter()
-            .filter(|(_, pr)| pr.next == index)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for p in in_sync {
-            self.send_append(&p);
-        }
+        // Sent by `take_ready`, so a batch of proposals travels in one message per peer.
+        self.unsent_from = Some(self.unsent_from.unwrap_or(index));
         self.maybe_commit();
         (index, self.term)
     }
@@ -965,6 +1020,7 @@ impl Raft {
             .is_some_and(|pr| pr.matched == self.log.last_index());
         if caught_up {
             let target = target.clone();
+            self.lease_forfeited = true;
             self.send(&target, Message::TimeoutNow { term: self.term });
         }
     }
@@ -1186,7 +1242,11 @@ impl Raft {
     }
 
     fn lease_valid(&self) -> bool {
-        if self.role != Role::Leader || self.transfer.is_some() || !self.committed_in_term() {
+        if self.role != Role::Leader
+            || self.transfer.is_some()
+            || self.lease_forfeited
+            || !self.committed_in_term()
+        {
             return false;
         }
         let Some(start) = self.quorum_value(self.now_ticks, |p| p.acked_sent_tick) else {
@@ -1245,5 +1305,225 @@ impl Raft {
         if self.cfg.assert_invariants {
             assert!(ok, "raft invariant violated on {}: {what}", self.cfg.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::durable::DurableState;
+
+    /// A tiny lossless cluster with manual delivery, for focused scenarios (the
+    /// randomized simulator lives in `tests/sim.rs`).
+    struct Net {
+        nodes: Vec<Raft>,
+        disks: Vec<DurableState>,
+        inbox: Vec<Envelope>,
+        /// Indexes of nodes whose messages (both ways) are dropped.
+        isolated: Vec<usize>,
+    }
+
+    fn members(n: usize) -> Membership {
+        Membership {
+            members: (1..=n).map(|i| (format!("n{i}"), String::new())).collect(),
+        }
+    }
+
+    impl Net {
+        fn new(n: usize) -> Net {
+            let nodes = (0..n)
+                .map(|i| {
+                    Raft::new(
+                        Config::new(&format!("n{}", i + 1)),
+                        &DurableState::default(),
+                        members(n),
+                        i as u64,
+                    )
+                })
+                .collect();
+            Net {
+                nodes,
+                disks: vec![DurableState::default(); n],
+                inbox: Vec::new(),
+                isolated: Vec::new(),
+            }
+        }
+
+        fn idx(id: &str) -> usize {
+            id[1..].parse::<usize>().unwrap() - 1
+        }
+
+        fn flush(&mut self, i: usize) {
+            let r = self.nodes[i].take_ready();
+            if let Some(hs) = r.hard_state {
+                self.disks[i].hard_state = hs;
+            }
+            for op in &r.log_ops {
+                self.disks[i].apply(op).unwrap();
+            }
+            self.inbox.extend(r.messages);
+        }
+
+        /// Delivers until quiet (bounded).
+        fn settle(&mut self) {
+            for i in 0..self.nodes.len() {
+                self.flush(i);
+            }
+            for _ in 0..10_000 {
+                let Some(env) = self.inbox.pop() else { return };
+                let (f, t) = (Net::idx(&env.from), Net::idx(&env.to));
+                if self.isolated.contains(&f) || self.isolated.contains(&t) {
+                    continue;
+                }
+                self.nodes[t].step(env);
+                self.flush(t);
+            }
+            panic!("network did not settle");
+        }
+
+        fn tick_all(&mut self, ticks: usize) {
+            for _ in 0..ticks {
+                for i in 0..self.nodes.len() {
+                    self.nodes[i].tick();
+                }
+                self.settle();
+            }
+        }
+
+        fn leader(&self) -> Option<usize> {
+            let ls: Vec<usize> = (0..self.nodes.len())
+                .filter(|i| !self.isolated.contains(i) && self.nodes[*i].role() == Role::Leader)
+                .collect();
+            (ls.len() == 1).then(|| ls[0])
+        }
+
+        fn elect(&mut self) -> usize {
+            for _ in 0..100 {
+                self.tick_all(1);
+                if let Some(l) = self.leader() {
+                    return l;
+                }
+            }
+            panic!("no leader elected within 100 ticks");
+        }
+    }
+
+    #[test]
+    fn a_rejoining_partitioned_node_does_not_disrupt_the_leader_thanks_to_pre_vote() {
+        let mut net = Net::new(3);
+        let l = net.elect();
+        let term = net.nodes[l].term();
+        let lonely = (l + 1) % 3;
+        net.isolated.push(lonely);
+        net.tick_all(100); // many election timeouts pass on the isolated node
+        assert_eq!(
+            net.nodes[lonely].term(),
+            term,
+            "pre-vote must not bump the term"
+        );
+        net.isolated.clear();
+        net.tick_all(30);
+        assert_eq!(net.leader(), Some(l));
+        assert_eq!(net.nodes[l].term(), term);
+    }
+
+    #[test]
+    fn leader_transfer_hands_over_to_the_target() {
+        let mut net = Net::new(3);
+        let l = net.elect();
+        let target = (l + 2) % 3;
+        let id = net.nodes[target].id().to_string();
+        net.nodes[l].transfer_leader(&id).unwrap();
+        assert_eq!(
+            net.nodes[l].propose("x".into()),
+            Err(RaftError::Transferring),
+            "no proposals while handing over"
+        );
+        net.settle();
+        assert_eq!(net.leader(), Some(target));
+    }
+
+    #[test]
+    fn read_index_waits_for_a_quorum_round() {
+        let mut net = Net::new(3);
+        let l = net.elect();
+        net.tick_all(3); // commit the leader's no-op
+        for i in 0..3 {
+            if i != l {
+                net.isolated.push(i);
+            }
+        }
+        net.nodes[l].read_index(7).unwrap();
+        net.settle();
+        let ready = net.nodes[l].take_ready();
+        assert!(
+            ready.reads.is_empty(),
+            "an isolated leader must not confirm reads"
+        );
+        net.isolated.clear();
+        net.nodes[l].read_index(8).unwrap();
+        let mut reads = Vec::new();
+        for _ in 0..10 {
+            net.flush(l);
+            let env: Vec<Envelope> = std::mem::take(&mut net.inbox);
+            for e in env {
+                let t = Net::idx(&e.to);
+                net.nodes[t].step(e);
+                net.flush(t);
+            }
+            for e in std::mem::take(&mut net.inbox) {
+                let t = Net::idx(&e.to);
+                net.nodes[t].step(e);
+                reads.extend(net.nodes[t].take_ready().reads.into_iter().map(|r| r.ctx));
+            }
+        }
+        assert!(
+            reads.contains(&8),
+            "read confirmed once a quorum answered: {reads:?}"
+        );
+    }
+
+    #[test]
+    fn a_lagging_follower_catches_up_through_install_snapshot() {
+        let mut net = Net::new(3);
+        let l = net.elect();
+        let lag = (l + 1) % 3;
+        net.isolated.push(lag);
+        for i in 0..10 {
+            net.nodes[l].propose(format!("cmd{i}")).unwrap();
+        }
+        net.tick_all(3);
+        let commit = net.nodes[l].commit_index();
+        assert!(commit >= 11, "entries committed by the majority");
+        net.nodes[l].compact(commit, "state".into()).unwrap();
+        net.flush(l);
+        assert_eq!(net.nodes[l].snapshot_index(), commit);
+        net.isolated.clear();
+        net.tick_all(5);
+        assert!(
+            net.nodes[lag].snapshot_index() >= commit,
+            "follower installed the snapshot"
+        );
+        assert_eq!(net.nodes[lag].commit_index(), net.nodes[l].commit_index());
+        let snap = net.disks[lag]
+            .snapshot
+            .as_ref()
+            .expect("snapshot persisted");
+        assert_eq!(snap.data, "state");
+        assert_eq!(
+            net.nodes[lag].log_term(commit),
+            net.nodes[l].log_term(commit)
+        );
+    }
+
+    #[test]
+    fn compaction_beyond_what_was_applied_is_refused() {
+        let mut net = Net::new(1);
+        let l = net.elect();
+        let last = net.nodes[l].status().last_index;
+        assert!(matches!(
+            net.nodes[l].compact(last + 5, String::new()),
+            Err(RaftError::CompactBeyondApplied { .. })
+        ));
     }
 }

@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn overwriting_append_drops_the_old_suffix() {
         let mut d = DurableState::default();
-        d.apply(&LogOp::Append(vec![e(1, 1), e(1, 2), e(1, 3)])).unwrap();
+        d.apply(&LogOp::Append(vec![e(1, 1), e(1, 2), e(1, 3)]))
+            .unwrap();
         d.apply(&LogOp::Append(vec![e(2, 2)])).unwrap();
         assert_eq!(d.entries, vec![e(1, 1), e(2, 2)]);
     }
@@ -96,7 +97,8 @@ mod tests {
     #[test]
     fn snapshot_keeps_following_entries_and_rejects_gaps() {
         let mut d = DurableState::default();
-        d.apply(&LogOp::Append(vec![e(1, 1), e(1, 2), e(1, 3)])).unwrap();
+        d.apply(&LogOp::Append(vec![e(1, 1), e(1, 2), e(1, 3)]))
+            .unwrap();
         let snap = Snapshot {
             index: 2,
             term: 1,

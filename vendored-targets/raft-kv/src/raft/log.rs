@@ -72,7 +72,10 @@ impl RaftLog {
             self.last_index() + 1,
             "log entries must be contiguous"
         );
-        debug_assert!(entry.term >= self.last_term(), "terms in a log never decrease");
+        debug_assert!(
+            entry.term >= self.last_term(),
+            "terms in a log never decrease"
+        );
         self.entries.push(entry);
     }
 

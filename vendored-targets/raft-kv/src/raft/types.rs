@@ -87,7 +87,10 @@ pub enum Message {
         last_term: Term,
     },
     /// `term` is the asked-for term when granted, the responder's term otherwise.
-    PreVoteResp { term: Term, granted: bool },
+    PreVoteResp {
+        term: Term,
+        granted: bool,
+    },
     /// `transfer` marks an election started by TimeoutNow: voters then skip the
     /// leader-stickiness check, because the old leader asked for it.
     Vote {
@@ -96,7 +99,10 @@ pub enum Message {
         last_term: Term,
         transfer: bool,
     },
-    VoteResp { term: Term, granted: bool },
+    VoteResp {
+        term: Term,
+        granted: bool,
+    },
     /// AppendEntries (also the heartbeat). `seq` is echoed back and lets the leader know
     /// which of its broadcasts a quorum has seen (ReadIndex and leases).
     Append {
@@ -128,7 +134,9 @@ pub enum Message {
         seq: u64,
     },
     /// Leader transfer: "start an election now, skipping pre-vote".
-    TimeoutNow { term: Term },
+    TimeoutNow {
+        term: Term,
+    },
 }
 
 impl Message {
@@ -159,7 +167,9 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogOp {
     /// Drop every entry with index >= `from`.
-    Truncate { from: Index },
+    Truncate {
+        from: Index,
+    },
     Append(Vec<Entry>),
     /// Durably keep this snapshot and forget the entries it covers (index <= its index);
     /// entries after it stay (the core truncates first when they do not follow it).

@@ -1,0 +1,334 @@
+//! Read-write register analysis: what can soundly be inferred about version orders when
+//! transactions only read and overwrite registers with unique values.
+//!
+//! A read of `v` says which transaction's write it saw (wr), since values are unique.
+//! Version orders are only partly knowable; we infer exactly two things:
+//! - the initial state (nil) precedes every written version;
+//! - when a committed transaction read `a` on a key and then wrote `b` to it, `a`
+//!   precedes `b` (it observed `a` committed, then installed `b`).
+//!
+//! Each version then has at most one known predecessor, so the version order of a key
+//! is a forest rooted at nil. ww edges link a version's writer to its successors'
+//! writers; rw edges link each reader of a version to its successors' writers. Readers
+//! of nil get an rw edge to every writer whose predecessor is unknown (nil); that product
+//! is bounded, and past the bound the verdict is unknown rather than a guess.
+
+use super::anomaly::{self, Anomalies};
+use super::explain::{Step, StepExplainer};
+use super::graph::{EdgeList, RW, WR, WW};
+use super::txn::{Mop, MopKind, Outcome, TxnError, Txns, NIL};
+
+#[derive(Clone, Copy)]
+struct Write {
+    key: u32,
+    value: u32,
+    txn: u32,
+    is_final: bool,
+}
+
+/// What the analysis keeps to explain edges later.
+pub struct Index {
+    writes: Vec<Write>,
+    write_off: Vec<u32>,
+}
+
+impl Index {
+    fn writes_of(&self, key: u32) -> &[Write] {
+        &self.writes
+            [self.write_off[key as usize] as usize..self.write_off[key as usize + 1] as usize]
+    }
+
+    fn writer(&self, key: u32, value: u32) -> Option<Write> {
+        if value == NIL {
+            return None;
+        }
+        let w = self.writes_of(key);
+        w.binary_search_by_key(&value, |x| x.value)
+            .ok()
+            .map(|i| w[i])
+    }
+
+    /// The version a read of `value` observed: nil, or its writer's final write to the
+    /// key (an intermediate value still belongs to its writer's version). `None` when
+    /// the value's writer failed or nobody wrote it.
+    fn version_of(&self, txns: &Txns, key: u32, value: u32) -> Option<u32> {
+        if value == NIL {
+            return Some(NIL);
+        }
+        let w = self.writer(key, value)?;
+        if txns.txns[w.txn as usize].outcome == Outcome::Fail {
+            return None;
+        }
+        if w.is_final {
+            return Some(value);
+        }
+        final_write(txns, w.txn, key)
+    }
+}
+
+/// The last value transaction `t` wrote to `key`.
+fn final_write(txns: &Txns, t: u32, key: u32) -> Option<u32> {
+    txns.mops_of(t)
+        .iter()
+        .rev()
+        .find(|m| m.kind == MopKind::Write && m.key == key)
+        .map(|m| m.a)
+}
+
+/// The reads of `t` that observe state from outside it: the first micro-op on a key.
+fn external_reads(mops: &[Mop]) -> impl Iterator<Item = (usize, &Mop)> + '_ {
+    mops.iter()
+        .enumerate()
+        .filter(move |(i, m)| m.kind == MopKind::Read && !mops[..*i].iter().any(|p| p.key == m.key))
+}
+
+/// Runs the analysis: adds ww/wr/rw edges to `edges`, non-cycle cases to `anomalies`.
+/// `edge_limit` bounds the rw edges inferred from reads of nil.
+pub fn analyse(
+    txns: &Txns,
+    edges: &mut EdgeList,
+    anomalies: &mut Anomalies,
+    edge_limit: u64,
+) -> Result<Index, TxnError> {
+    let n_keys = txns.key_count();
+    let mut writes: Vec<Write> = Vec::new();
+    let mut seen: Vec<u32> = Vec::new();
+    for (t, _) in txns.txns.iter().enumerate() {
+        seen.clear();
+        for m in txns.mops_of(t as u32).iter().rev() {
+            if m.kind == MopKind::Write {
+                let is_final = !seen.contains(&m.key);
+                if is_final {
+                    seen.push(m.key);
+                }
+                writes.push(Write {
+                    key: m.key,
+                    value: m.a,
+                    txn: t as u32,
+                    is_final,
+                });
+            }
+        }
+    }
+    writes.sort_unstable_by_key(|w| (w.key, w.value));
+    for w in writes.windows(2) {
+        if w[0].key == w[1].key && w[0].value == w[1].value {
+            return Err(TxnError::DuplicateWrite {
+                key: txns.key_name(w[0].key).to_string(),
+                value: txns.value_name(w[0].value),
+                first: txns.txns[w[0].txn as usize].index(),
+                second: txns.txns[w[1].txn as usize].index(),
+            });
+        }
+    }
+    let mut write_off = vec![0u32; n_keys + 1];
+    for w in &writes {
+        write_off[w.key as usize + 1] += 1;
+    }
+    for k in 0..n_keys {
+        write_off[k + 1] += write_off[k];
+    }
+    let ix = Index { writes, write_off };
+
+    // Reads: wr edges and read anomalies; collect (key, version, reader) for rw edges
+    // and (key, version, writer) successor records for ww/rw.
+    let mut readers: Vec<(u32, u32, u32)> = Vec::new();
+    let mut succs: Vec<(u32, u32, u32)> = Vec::new();
+    let mut lost: Vec<(u32, u32, u32)> = Vec::new();
+    for (t, txn) in txns.txns.iter().enumerate() {
+        let t = t as u32;
+        let mops = txns.mops_of(t);
+        if txn.outcome == Outcome::Fail {
+            continue;
+        }
+        let mut read_version: Vec<(u32, u32)> = Vec::new();
+        if txn.outcome == Outcome::Ok {
+            for (i, m) in external_reads(mops) {
+                let (k, v) = (m.key, m.a);
+                match ix.writer(k, v) {
+                    None if v != NIL => {
+                        anomalies.add("garbage-read", || anomaly::garbage_read(txns, t, k, v))
+                    }
+                    Some(w) if txns.txns[w.txn as usize].outcome == Outcome::Fail => {
+                        anomalies.add("G1a", || anomaly::aborted_read(txns, t, w.txn, k, v))
+                    }
+                    Some(w) => {
+                        edges.add(w.txn, t, WR);
+                        if !w.is_final {
+                            anomalies
+                                .add("G1b", || anomaly::intermediate_read(txns, t, w.txn, k, v));
+                        }
+                    }
+                    None => {}
+                }
+                if let Some(version) = ix.version_of(txns, k, v) {
+                    readers.push((k, version, t));
+                    read_version.push((k, version));
+                }
+                if mops[i + 1..]
+                    .iter()
+                    .any(|p| p.key == k && p.kind == MopKind::Write)
+                {
+                    lost.push((k, v, t));
+                }
+            }
+            if anomaly::touches_a_key_twice(mops) {
+                check_internal(txns, t, anomalies);
+            }
+        }
+        // Each final write's known predecessor: what this txn read of the key, else nil.
+        for m in mops.iter().filter(|m| m.kind == MopKind::Write) {
+            if final_write(txns, t, m.key) != Some(m.a) {
+                continue;
+            }
+            let pred = read_version
+                .iter()
+                .find(|(k, _)| *k == m.key)
+                .map_or(NIL, |&(_, v)| v);
+            succs.push((m.key, pred, t));
+        }
+    }
+    readers.sort_unstable();
+    succs.sort_unstable();
+    // Successor groups by (key, predecessor version): ww from the predecessor's writer,
+    // rw from each of its readers. Count first so the nil product cannot explode.
+    let group = |list: &[(u32, u32, u32)], i: usize| {
+        let mut j = i;
+        while j < list.len() && list[j].0 == list[i].0 && list[j].1 == list[i].1 {
+            j += 1;
+        }
+        j
+    };
+    let mut total: u64 = 0;
+    let (mut i, mut r) = (0, 0);
+    while i < succs.len() {
+        let j = group(&succs, i);
+        let key = (succs[i].0, succs[i].1);
+        r += readers[r..].partition_point(|x| (x.0, x.1) < key);
+        let r_end = if r < readers.len() && (readers[r].0, readers[r].1) == key {
+            group(&readers, r)
+        } else {
+            r
+        };
+        total += ((r_end - r) * (j - i)) as u64;
+        i = j;
+    }
+    if total > edge_limit {
+        return Err(TxnError::TooManyEdges {
+            edges: total,
+            limit: edge_limit,
+        });
+    }
+    let (mut i, mut r) = (0, 0);
+    while i < succs.len() {
+        let j = group(&succs, i);
+        let (k, pred) = (succs[i].0, succs[i].1);
+        if let Some(w) = ix.writer(k, pred) {
+            for s in &succs[i..j] {
+                edges.add(w.txn, s.2, WW);
+            }
+        }
+        r += readers[r..].partition_point(|x| (x.0, x.1) < (k, pred));
+        let r_end = if r < readers.len() && (readers[r].0, readers[r].1) == (k, pred) {
+            group(&readers, r)
+        } else {
+            r
+        };
+        for rd in &readers[r..r_end] {
+            for s in &succs[i..j] {
+                edges.add(rd.2, s.2, RW);
+            }
+        }
+        i = j;
+    }
+    anomaly::group_lost_updates(&mut lost, |k, v, group| {
+        let version = txns.value_name(v);
+        anomalies.add("lost-update", || {
+            anomaly::lost_update(txns, k, &version, group)
+        });
+    });
+    Ok(ix)
+}
+
+/// Internal consistency: a read must return the transaction's own last write or read.
+fn check_internal(txns: &Txns, t: u32, anomalies: &mut Anomalies) {
+    let mut state: Vec<(u32, u32)> = Vec::new();
+    for m in txns.mops_of(t) {
+        let slot = state.iter().position(|s| s.0 == m.key);
+        if m.kind == MopKind::Read {
+            if let Some(s) = slot {
+                if state[s].1 != m.a {
+                    let expected = txns.value_name(state[s].1);
+                    anomalies.add("internal", || {
+                        anomaly::internal(txns, t, m.key, &expected, m)
+                    });
+                }
+            }
+        }
+        if matches!(m.kind, MopKind::Read | MopKind::Write) {
+            match slot {
+                Some(s) => state[s].1 = m.a,
+                None => state.push((m.key, m.a)),
+            }
+        }
+    }
+}
+
+impl StepExplainer for Index {
+    fn explain(&self, txns: &Txns, from: u32, to: u32, kind: u8, a: &str, b: &str) -> Option<Step> {
+        let key_of = |k: u32| txns.key_name(k).to_string();
+        match kind {
+            WR => external_reads(txns.mops_of(to)).find_map(|(_, m)| {
+                let w = self.writer(m.key, m.a)?;
+                (w.txn == from).then(|| {
+                    Step::new(
+                        txns,
+                        m.key,
+                        m.a,
+                        format!(
+                            "{a} wrote {} to key {}; {b} read key {} = {}, so {b} saw {a}'s write (wr).",
+                            txns.value_name(m.a), key_of(m.key), key_of(m.key), txns.value_name(m.a)
+                        ),
+                    )
+                })
+            }),
+            WW => external_reads(txns.mops_of(to)).find_map(|(_, m)| {
+                let w = self.writer(m.key, m.a)?;
+                let next = final_write(txns, to, m.key)?;
+                (w.txn == from).then(|| {
+                    Step::new(
+                        txns,
+                        m.key,
+                        next,
+                        format!(
+                            "{a} wrote {} to key {}; {b} read key {} = {} and then wrote {}, so {b}'s version followed {a}'s (ww).",
+                            txns.value_name(m.a), key_of(m.key), key_of(m.key), txns.value_name(m.a), txns.value_name(next)
+                        ),
+                    )
+                })
+            }),
+            RW => external_reads(txns.mops_of(from)).find_map(|(_, m)| {
+                let version = self.version_of(txns, m.key, m.a)?;
+                let next = final_write(txns, to, m.key)?;
+                let pred = external_reads(txns.mops_of(to))
+                    .find(|(_, p)| p.key == m.key)
+                    .map_or(Some(NIL), |(_, p)| self.version_of(txns, m.key, p.a))?;
+                (pred == version).then(|| {
+                    let why = if version == NIL {
+                        format!(
+                            "{a} read key {} = nil, the initial state, and {b} wrote {}, a later version, so {a} ran before {b}'s write (rw).",
+                            key_of(m.key), txns.value_name(next)
+                        )
+                    } else {
+                        format!(
+                            "{a} read key {} = {}; {b} read that same version and then wrote {}, the next version, so {a} ran before {b}'s write (rw).",
+                            key_of(m.key), txns.value_name(m.a), txns.value_name(next)
+                        )
+                    };
+                    Step::new(txns, m.key, next, why)
+                })
+            }),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Composition: several faults driven as one nemesis, and `none`.
+//!
+//! The composed schedule picks which fault moves next with its own seeded stream (see
+//! `schedule::pick_part`), so faults overlap, at most `MAX_OPEN_FAULTS` at a time, the way
+//! Jepsen's combined nemesis packages do. Ops go to the fault that performs them; heal
+//! heals every fault, in the order given, and returns all their ops.
+
+use crate::error::NemesisError;
+use crate::nemesis::{FaultOp, HealLog, Nemesis};
+use crate::schedule::{pick_part, rng_for};
+use rand::rngs::StdRng;
+use serde_json::{json, Value};
+
+pub struct Composite {
+    name: String,
+    parts: Vec<Box<dyn Nemesis>>,
+    /// Which parts' schedules are between a start and its stop.
+    open: Vec<bool>,
+    rng: StdRng,
+}
+
+impl Composite {
+    /// `parts` must be non-empty and perform disjoint ops.
+    pub fn new(name: impl Into<String>, seed: u64, parts: Vec<Box<dyn Nemesis>>) -> Composite {
+        assert!(
+            !parts.is_empty(),
+            "a composite nemesis needs at least one part"
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for part in &parts {
+            for f in part.performs() {
+                assert!(seen.insert(f), "two composed nemeses both perform `{f}`");
+            }
+        }
+        Composite {
+            name: name.into(),
+            open: vec![false; parts.len()],
+            parts,
+            rng: rng_for(seed, "compose"),
+        }
+    }
+}
+
+impl Nemesis for Composite {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn performs(&self) -> Vec<&'static str> {
+        self.parts.iter().flat_map(|p| p.performs()).collect()
+    }
+
+    fn next_op(&mut self) -> FaultOp {
+        let i = pick_part(&self.open, &mut self.rng);
+        self.open[i] = !self.open[i];
+        self.parts[i].next_op()
+    }
+
+    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        match self
+            .parts
+            .iter_mut()
+            .find(|p| p.performs().contains(&op.f.as_str()))
+        {
+            Some(part) => part.invoke(op),
+            None => Err(NemesisError::unknown_op(self, op)),
+        }
+    }
+
+    fn heal(&mut self) -> HealLog {
+        self.open.iter_mut().for_each(|o| *o = false);
+        self.parts.iter_mut().flat_map(|p| p.heal()).collect()
+    }
+
+    fn active(&self) -> Vec<String> {
+        self.parts.iter().flat_map(|p| p.active()).collect()
+    }
+}
+
+/// `none`: performs nothing. Its `next_op` is a `none` op that `invoke` accepts and does
+/// nothing for; an orchestrator seeing `performs()` empty should not schedule it at all.
+pub struct NoFault;
+
+pub const NONE: &str = "none";
+
+impl Nemesis for NoFault {
+    fn name(&self) -> &str {
+        NONE
+    }
+
+    fn performs(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn next_op(&mut self) -> FaultOp {
+        FaultOp::new(NONE, Value::Null)
+    }
+
+    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        if op.f == NONE {
+            Ok(json!("nothing to do"))
+        } else {
+            Err(NemesisError::unknown_op(self, op))
+        }
+    }
+
+    fn heal(&mut self) -> HealLog {
+        Vec::new()
+    }
+
+    fn active(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,418 @@
+//! Nodes end to end, for real (root only; skipped with a printed reason otherwise): a local
+//! cluster of network namespaces, and sshd started inside those namespaces so the SSH path
+//! runs the very same `Remote` suite. Each test owns a cluster id and a /24 of 10.77.100-149
+//! so tests run in parallel, and each asserts that nothing of its cluster is left behind.
+
+use distest::nodes::cleanup::Leftovers;
+use distest::nodes::local::{self, ClusterSpec, LocalCluster};
+use distest::nodes::names::ClusterNames;
+use distest::nodes::ssh::{SshNode, SshOptions, SshTarget};
+use distest::nodes::{DaemonSpec, NodeError, NodeShell, Remote, Signal};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SHORT: Duration = Duration::from_secs(10);
+
+fn skip_unless_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return false;
+    }
+    eprintln!("SKIPPED {test}: it creates network namespaces, which needs root (CAP_NET_ADMIN); run `cargo test` as root to include it");
+    true
+}
+
+/// A scratch directory removed on drop, also when the test panics.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("dt-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spec(id: &str, third_octet: u8, nodes: usize, base: &Path) -> ClusterSpec {
+    ClusterSpec {
+        cluster_id: id.to_string(),
+        node_count: nodes,
+        subnet: format!("10.77.{third_octet}.0/24").parse().unwrap(),
+        base_dir: base.to_path_buf(),
+    }
+}
+
+fn leftovers(id: &str) -> Leftovers {
+    local::leftovers(&ClusterNames::new(id).unwrap()).unwrap()
+}
+
+fn assert_nothing_left(id: &str, base: &Path) {
+    let left = leftovers(id);
+    assert!(left.is_empty(), "cluster {id} left {left:?}");
+    assert!(!base.join(id).exists(), "cluster {id} left its directory");
+}
+
+/// True while `pid` is a live, non-zombie process on this machine.
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn proc_state(node: &dyn Remote, pid: u32) -> String {
+    node.exec_ok(&format!("grep '^State:' /proc/{pid}/status"), SHORT)
+        .unwrap()
+        .stdout
+}
+
+/// What every `Remote` must do, identically in a namespace and over SSH.
+fn remote_suite(node: &dyn Remote, scratch: &Path) {
+    // exec: status, stdout and stderr are returned, non-zero is not an error.
+    let out = node.exec("echo hi; echo err >&2; exit 7", SHORT).unwrap();
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (7, "hi\n", "err\n")
+    );
+    assert_eq!(
+        node.exec_ok("id -u", SHORT).unwrap().stdout.trim(),
+        "0",
+        "commands run as root"
+    );
+    match node.exec_ok("exit 3", SHORT) {
+        Err(NodeError::Failed { status: 3, .. }) => {}
+        other => panic!("exec_ok of a failing command gave {other:?}"),
+    }
+    let started = Instant::now();
+    match node.exec("sleep 20", Duration::from_millis(300)) {
+        Err(NodeError::Timeout { .. }) => {}
+        other => panic!("a command past its timeout gave {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "timeout took {:?}",
+        started.elapsed()
+    );
+
+    // Files go both ways unchanged, with their mode, into new directories.
+    let payload: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let local_in = scratch.join("in.bin");
+    std::fs::write(&local_in, &payload).unwrap();
+    std::fs::set_permissions(
+        &local_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let remote_file = node.data_dir().join("sub/dir/file.bin");
+    node.upload(&local_in, &remote_file).unwrap();
+    let check = format!("wc -c < {0} && stat -c %a {0}", remote_file.display());
+    assert_eq!(node.exec_ok(&check, SHORT).unwrap().stdout, "70000\n750\n");
+    let local_out = scratch.join("back/out.bin");
+    node.download(&remote_file, &local_out).unwrap();
+    assert_eq!(std::fs::read(&local_out).unwrap(), payload);
+    assert!(node
+        .download(&node.data_dir().join("missing"), &scratch.join("x"))
+        .is_err());
+
+    // A daemon: env reaches it, start is idempotent, pause/resume, graceful stop, log.
+    let pid_file = node.data_dir().join("run/d.pid");
+    let log_file = node.log_dir().join("d.log");
+    let mut daemon = DaemonSpec::new("sh", pid_file.clone(), log_file.clone());
+    daemon.args = vec![
+        "-c".into(),
+        "echo \"started $DT_MARK in $(pwd)\"; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.05; done".into(),
+    ];
+    daemon.env = vec![("DT_MARK".into(), "x y'z".into())];
+    daemon.cwd = Some(node.data_dir().to_path_buf());
+    let pid = node.start_daemon(&daemon).unwrap();
+    assert_eq!(
+        node.start_daemon(&daemon).unwrap(),
+        pid,
+        "a running daemon is not started twice"
+    );
+    assert!(node.daemon_running(&pid_file).unwrap());
+    assert!(node.signal_daemon(&pid_file, Signal::Stop).unwrap());
+    assert!(proc_state(node, pid).contains("T"), "SIGSTOP must stop it");
+    assert!(node.signal_daemon(&pid_file, Signal::Cont).unwrap());
+    assert!(
+        !proc_state(node, pid).contains("T"),
+        "SIGCONT must resume it"
+    );
+    node.stop_daemon(&pid_file, Duration::from_secs(3)).unwrap();
+    assert!(!node.daemon_running(&pid_file).unwrap());
+    assert!(!node.signal_daemon(&pid_file, Signal::Term).unwrap());
+    node.kill_daemon(&pid_file).unwrap();
+    let log_copy = scratch.join("d.log");
+    node.download(&log_file, &log_copy).unwrap();
+    let log = std::fs::read_to_string(&log_copy).unwrap();
+    let expected_start = format!("started x y'z in {}\n", node.data_dir().display());
+    assert!(log.starts_with(&expected_start), "log: {log:?}");
+    assert!(
+        log.ends_with("got-term\n"),
+        "SIGTERM must reach it first: {log:?}"
+    );
+
+    // SIGKILL: gone at once, restartable.
+    let pid = node.start_daemon(&daemon).unwrap();
+    node.kill_daemon(&pid_file).unwrap();
+    assert!(!node.daemon_running(&pid_file).unwrap());
+    let again = node.start_daemon(&daemon).unwrap();
+    assert_ne!(again, pid);
+    node.kill_daemon(&pid_file).unwrap();
+}
+
+#[test]
+fn local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing() {
+    if skip_unless_root("local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing")
+    {
+        return;
+    }
+    let base = TempDir::new("local");
+    let spec = spec("t100", 100, 3, &base.0);
+    let cluster = LocalCluster::up(spec.clone()).unwrap();
+    assert!(cluster.owns_cluster());
+    let nodes = cluster.nodes();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
+    assert_eq!(names, ["n1", "n2", "n3"]);
+    assert_eq!(nodes[2].address().to_string(), "10.77.100.13");
+    assert!(nodes.iter().all(|n| n.is_local()));
+
+    let ping = nodes[0].exec("ping -c1 -W1 n3", SHORT).unwrap();
+    assert!(ping.success(), "n1 cannot ping n3: {ping:?}");
+    assert!(nodes[2].exec_ok("ping -c1 -W1 n1", SHORT).is_ok());
+    // Only the subnet route: nothing inside can leave the machine.
+    let routes = nodes[0].exec_ok("ip -4 route", SHORT).unwrap().stdout;
+    let routes: Vec<&str> = routes.lines().collect();
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert!(
+        routes[0].starts_with("10.77.100.0/24 dev eth0"),
+        "{routes:?}"
+    );
+
+    let scratch = TempDir::new("local-scratch");
+    remote_suite(&*nodes[0], &scratch.0);
+
+    // `up` again adopts the running cluster and leaves it up when dropped.
+    let again = LocalCluster::up(spec.clone()).unwrap();
+    assert!(!again.owns_cluster());
+    drop(again);
+    assert!(nodes[1].exec_ok("ping -c1 -W1 n2", SHORT).is_ok());
+
+    // A daemon still running at `down` is killed with its namespace.
+    let d = DaemonSpec::new(
+        "sleep",
+        nodes[1].data_dir().join("s.pid"),
+        nodes[1].log_dir().join("s.log"),
+    );
+    let d = DaemonSpec {
+        args: vec!["600".into()],
+        ..d
+    };
+    let pid = nodes[1].start_daemon(&d).unwrap();
+    assert!(process_alive(pid));
+    drop(nodes);
+    cluster.down().unwrap();
+    assert!(
+        !process_alive(pid),
+        "down must kill processes in the namespaces"
+    );
+    assert_nothing_left("t100", &base.0);
+}
+
+#[test]
+fn dropping_the_cluster_guard_removes_everything() {
+    if skip_unless_root("dropping_the_cluster_guard_removes_everything") {
+        return;
+    }
+    let base = TempDir::new("drop");
+    let cluster = LocalCluster::up(spec("t101", 101, 2, &base.0)).unwrap();
+    let n2 = cluster.nodes()[1].clone();
+    let d = DaemonSpec {
+        args: vec!["600".into()],
+        ..DaemonSpec::new(
+            "sleep",
+            n2.data_dir().join("s.pid"),
+            n2.log_dir().join("s.log"),
+        )
+    };
+    let pid = n2.start_daemon(&d).unwrap();
+    assert!(!leftovers("t101").is_empty());
+    drop(cluster);
+    assert!(!process_alive(pid));
+    assert_nothing_left("t101", &base.0);
+    // The node handle outlives the cluster; using it is an error, not a panic.
+    match n2.exec("true", SHORT) {
+        Err(NodeError::Unreachable { .. }) => {}
+        other => panic!("exec on a removed node gave {other:?}"),
+    }
+}
+
+#[test]
+fn a_second_cluster_on_the_same_subnet_is_refused() {
+    if skip_unless_root("a_second_cluster_on_the_same_subnet_is_refused") {
+        return;
+    }
+    let base = TempDir::new("overlap");
+    let first = LocalCluster::up(spec("t103", 103, 1, &base.0)).unwrap();
+    let err = LocalCluster::up(spec("t104", 103, 1, &base.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("overlaps"), "{err}");
+    assert!(
+        leftovers("t104").is_empty(),
+        "a refused up must create nothing"
+    );
+    let err = LocalCluster::up(spec("t103", 103, 2, &base.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already up"), "{err}");
+    drop(first);
+    assert_nothing_left("t103", &base.0);
+}
+
+fn keygen(path: &Path) -> String {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "distest-test", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    // `type key comment` → `type key`, as known_hosts and authorized_keys take it.
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// sshd inside `node`'s namespace, listening on its address, keys in `dir`.
+/// Returns (the host's public key line, the client key path, sshd's pid file).
+fn start_sshd(node: &dyn Remote, dir: &Path) -> (String, PathBuf, PathBuf) {
+    let host_key = dir.join("host_key");
+    let host_pub = keygen(&host_key);
+    let client_key = dir.join("client_key");
+    let client_pub = keygen(&client_key);
+    std::fs::write(dir.join("authorized_keys"), format!("{client_pub}\n")).unwrap();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress {addr}\nPort 22\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PermitRootLogin yes\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+            addr = node.address(),
+            hk = host_key.display(),
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    // sshd insists on its privilege-separation directory /run/sshd. Rather than create it on
+    // the host, give this sshd a private /run (the namespace's mount namespace is its own).
+    let pid_file = dir.join("daemon.pid");
+    let mut spec = DaemonSpec::new("sh", pid_file.clone(), dir.join("sshd.log"));
+    spec.args = vec![
+        "-c".into(),
+        format!(
+            "mount -t tmpfs -o mode=0755,size=1m distest-sshd /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f {}",
+            config.display()
+        ),
+    ];
+    node.start_daemon(&spec).unwrap();
+    let addr = std::net::SocketAddr::new(node.address(), 22);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sshd did not listen on {addr} within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (host_pub, client_key, pid_file)
+}
+
+#[test]
+fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
+    if skip_unless_root("ssh_nodes_pass_the_same_remote_suite_and_check_host_keys") {
+        return;
+    }
+    let base = TempDir::new("ssh");
+    let cluster = LocalCluster::up(spec("t102", 102, 1, &base.0)).unwrap();
+    let n1 = cluster.nodes()[0].clone();
+    let keys = TempDir::new("ssh-keys");
+    let (host_pub, client_key, sshd_pid_file) = start_sshd(&*n1, &keys.0);
+    let known_hosts = keys.0.join("known_hosts");
+    std::fs::write(&known_hosts, format!("{} {host_pub}\n", n1.address())).unwrap();
+    let options = SshOptions {
+        key_file: Some(client_key.clone()),
+        known_hosts: Some(known_hosts.clone()),
+        base_dir: keys.0.join("remote-base"),
+        connect_timeout: Duration::from_secs(5),
+        ..SshOptions::default()
+    };
+    let target: SshTarget = format!("root@{}", n1.address()).parse().unwrap();
+    let node = Arc::new(SshNode::connect(&target, &options).unwrap());
+    assert!(!node.is_local());
+    assert_eq!(node.address(), n1.address());
+    let scratch = TempDir::new("ssh-scratch");
+    remote_suite(&*node, &scratch.0);
+
+    // A dropped connection: kill sshd's per-connection processes (not the listener); the
+    // next command reconnects by itself.
+    let listener = n1.daemon_pid(&sshd_pid_file).unwrap().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "pids", "dt-t102-n1"])
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+    {
+        if pid as u32 != listener {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    assert_eq!(node.exec_ok("echo back", SHORT).unwrap().stdout, "back\n");
+
+    // A changed host key is refused; so is an unknown one, unless asked otherwise.
+    let other_pub = keygen(&keys.0.join("other_host_key"));
+    std::fs::write(&known_hosts, format!("{} {other_pub}\n", n1.address())).unwrap();
+    let err = SshNode::connect(&target, &options).unwrap_err().to_string();
+    assert!(err.contains("does not match"), "{err}");
+    std::fs::write(&known_hosts, "").unwrap();
+    let err = SshNode::connect(&target, &options).unwrap_err().to_string();
+    assert!(
+        err.contains("is not in") && err.contains("SHA256:"),
+        "{err}"
+    );
+    let insecure = SshOptions {
+        accept_any_host_key: true,
+        ..options.clone()
+    };
+    assert!(SshNode::connect(&target, &insecure).is_ok());
+    // A key sshd does not know is refused.
+    let stranger = SshOptions {
+        key_file: Some(keys.0.join("other_host_key")),
+        ..insecure
+    };
+    let err = SshNode::connect(&target, &stranger)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("authentication"), "{err}");
+
+    drop((node, n1));
+    cluster.down().unwrap();
+    assert_nothing_left("t102", &base.0);
+}

@@ -1,0 +1,224 @@
+//! The replicated state machine: a map from string keys to JSON values with get, put,
+//! delete, cas, list append and atomic multi-key transactions. Deterministic: every
+//! replica applying the same commands in the same order ends in the same state and gives
+//! the same answers.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// One micro-op of a transaction, as on the wire: `["r", key, null]`, `["w", key, value]`
+/// or `["append", key, value]`.
+pub type MicroOp = (String, String, Value);
+
+/// A state-changing (or transactional) command; it goes through the Raft log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Command {
+    Put {
+        key: String,
+        value: Value,
+    },
+    Delete {
+        key: String,
+    },
+    Cas {
+        key: String,
+        expected: Value,
+        new: Value,
+    },
+    Append {
+        key: String,
+        element: Value,
+    },
+    Txn {
+        ops: Vec<MicroOp>,
+    },
+}
+
+/// Why a command was refused. Refusals are deterministic, so every replica refuses alike
+/// and the command certainly had no effect.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum KvError {
+    #[error("cas failed: the key holds {current}, not the expected value")]
+    CasMismatch { current: Value },
+    #[error("cannot append to key {key:?}: its value is not a list")]
+    NotAList { key: String },
+    #[error("bad transaction: {0}")]
+    BadTxn(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kv {
+    data: BTreeMap<String, Value>,
+}
+
+impl Kv {
+    /// The value of `key`, `null` when absent.
+    pub fn get(&self, key: &str) -> Value {
+        self.data.get(key).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Applies a command and returns the response body for the client.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Value, KvError> {
+        match cmd {
+            Command::Put { key, value } => {
+                self.data.insert(key.clone(), value.clone());
+                Ok(json!({"ok": true}))
+            }
+            Command::Delete { key } => {
+                self.data.remove(key);
+                Ok(json!({"ok": true}))
+            }
+            Command::Cas { key, expected, new } => {
+                let current = self.get(key);
+                if current != *expected {
+                    return Err(KvError::CasMismatch { current });
+                }
+                self.data.insert(key.clone(), new.clone());
+                Ok(json!({"ok": true}))
+            }
+            Command::Append { key, element } => {
+                let list = appended(self.data.get(key), key, element)?;
+                self.data.insert(key.clone(), list);
+                Ok(json!({"ok": true}))
+            }
+            Command::Txn { ops } => self.apply_txn(ops),
+        }
+    }
+
+    /// All micro-ops or none: writes go to an overlay that is merged only on success.
+    fn apply_txn(&mut self, ops: &[MicroOp]) -> Result<Value, KvError> {
+        let mut overlay: BTreeMap<&str, Value> = BTreeMap::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for (f, key, v) in ops {
+            let current = overlay.get(key.as_str()).or_else(|| self.data.get(key));
+            match f.as_str() {
+                "r" => {
+                    let read = current.cloned().unwrap_or(Value::Null);
+                    results.push(json!([f, key, read]));
+                }
+                "w" => {
+                    overlay.insert(key, v.clone());
+                    results.push(json!([f, key, v]));
+                }
+                "append" => {
+                    let list = appended(current, key, v)?;
+                    overlay.insert(key, list);
+                    results.push(json!([f, key, v]));
+                }
+                other => {
+                    return Err(KvError::BadTxn(format!(
+                        "unknown micro-op {other:?}; use \"r\", \"w\" or \"append\""
+                    )))
+                }
+            }
+        }
+        for (k, v) in overlay {
+            self.data.insert(k.to_string(), v);
+        }
+        Ok(json!({ "ops": results }))
+    }
+
+    pub fn to_snapshot(&self) -> String {
+        serde_json::to_string(self).expect("a JSON map always serializes")
+    }
+
+    pub fn from_snapshot(data: &str) -> Result<Kv, serde_json::Error> {
+        if data.is_empty() {
+            return Ok(Kv::default());
+        }
+        serde_json::from_str(data)
+    }
+}
+
+fn appended(current: Option<&Value>, key: &str, element: &Value) -> Result<Value, KvError> {
+    match current {
+        None | Some(Value::Null) => Ok(json!([element])),
+        Some(Value::Array(items)) => {
+            let mut items = items.clone();
+            items.push(element.clone());
+            Ok(Value::Array(items))
+        }
+        Some(_) => Err(KvError::NotAList {
+            key: key.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(ops: Value) -> Command {
+        Command::Txn {
+            ops: serde_json::from_value(ops).unwrap(),
+        }
+    }
+
+    #[test]
+    fn cas_succeeds_only_on_the_expected_value_and_reports_the_current_one() {
+        let mut kv = Kv::default();
+        let cas = |e: Value, n: Value| Command::Cas {
+            key: "x".into(),
+            expected: e,
+            new: n,
+        };
+        assert!(kv.apply(&cas(Value::Null, json!(1))).is_ok());
+        assert_eq!(
+            kv.apply(&cas(json!(2), json!(3))),
+            Err(KvError::CasMismatch { current: json!(1) })
+        );
+        assert_eq!(kv.get("x"), json!(1));
+    }
+
+    #[test]
+    fn append_creates_a_list_and_refuses_non_lists() {
+        let mut kv = Kv::default();
+        let app = |k: &str| Command::Append {
+            key: k.into(),
+            element: json!(7),
+        };
+        kv.apply(&app("l")).unwrap();
+        kv.apply(&app("l")).unwrap();
+        assert_eq!(kv.get("l"), json!([7, 7]));
+        kv.apply(&Command::Put {
+            key: "s".into(),
+            value: json!("str"),
+        })
+        .unwrap();
+        assert!(matches!(kv.apply(&app("s")), Err(KvError::NotAList { .. })));
+    }
+
+    #[test]
+    fn txn_reads_its_own_writes_and_is_all_or_nothing() {
+        let mut kv = Kv::default();
+        let out = kv
+            .apply(&txn(json!([
+                ["r", "a", null],
+                ["append", "a", 1],
+                ["r", "a", null],
+                ["w", "b", 2]
+            ])))
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"ops": [["r", "a", null], ["append", "a", 1], ["r", "a", [1]], ["w", "b", 2]]})
+        );
+        let bad = txn(json!([["w", "c", 1], ["append", "b", 3]]));
+        assert!(kv.apply(&bad).is_err());
+        assert_eq!(kv.get("c"), Value::Null, "a failed txn leaves no trace");
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let mut kv = Kv::default();
+        kv.apply(&Command::Put {
+            key: "k".into(),
+            value: json!({"a": [1, 2]}),
+        })
+        .unwrap();
+        assert_eq!(Kv::from_snapshot(&kv.to_snapshot()).unwrap(), kv);
+    }
+}

@@ -1,0 +1,361 @@
+//! End to end: three real `raft-kv` processes on 127.0.0.1. Writes and reads go through a
+//! follower (forwarded to the leader), the leader is killed with SIGKILL, a new leader
+//! serves the data, the killed node recovers from its WAL, and SIGTERM exits cleanly.
+
+use raft_kv::http::{request, Response};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The cluster's processes and directories; dropped (killed, removed) even on panic.
+struct Cluster {
+    ids: Vec<String>,
+    peers: String,
+    api: Vec<String>,
+    dirs: Vec<PathBuf>,
+    children: Vec<Option<Child>>,
+    root: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Cluster {
+    fn start(n: usize, name: &str, extra_args: &[&str]) -> Cluster {
+        let root = std::env::temp_dir().join(format!("dt-raftkv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let ids: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
+        let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let api: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let peers = ids
+            .iter()
+            .zip(&raft_ports)
+            .map(|(id, p)| format!("{id}=127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs = ids.iter().map(|id| root.join(id)).collect();
+        let mut c = Cluster {
+            ids,
+            peers,
+            api,
+            dirs,
+            children: (0..n).map(|_| None).collect(),
+            root,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let log = std::fs::File::create(self.root.join(format!("{}.log", self.ids[i])))
+            .or_else(|_| {
+                std::fs::create_dir_all(&self.root)?;
+                std::fs::File::create(self.root.join(format!("{}.log", self.ids[i])))
+            })
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+            .args([
+                "--id",
+                &self.ids[i],
+                "--peers",
+                &self.peers,
+                "--listen",
+                &self.api[i],
+            ])
+            .arg("--data-dir")
+            .arg(&self.dirs[i])
+            .args(["--election-timeout-ms", "300", "--snapshot-every", "20"])
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("raft-kv starts");
+        self.children[i] = Some(child);
+    }
+
+    fn call(&self, i: usize, method: &str, path: &str, body: Value) -> Option<(u16, Value)> {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let Response { status, body } =
+            request(&self.api[i], method, path, &[], &body, TIMEOUT).ok()?;
+        Some((status, serde_json::from_slice(&body).ok()?))
+    }
+
+    /// The node every live node agrees is leader, waiting up to 15 s.
+    fn leader(&self, live: &[usize]) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let statuses: Vec<Value> = live
+                .iter()
+                .filter_map(|i| self.call(*i, "GET", "/status", Value::Null).map(|r| r.1))
+                .collect();
+            if statuses.len() == live.len() {
+                let leaders: Vec<&Value> = statuses.iter().map(|s| &s["leader"]).collect();
+                if let Some(Value::String(l)) = leaders.first() {
+                    let agreed = leaders.iter().all(|x| x.as_str() == Some(l));
+                    let i = self.ids.iter().position(|id| id == l);
+                    if let (true, Some(i)) = (agreed, i) {
+                        if live.contains(&i) {
+                            return i;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "no agreed leader within 15 s; node logs are in {}",
+            self.root.display()
+        );
+    }
+
+    /// Sends `sig` without reaping (SIGSTOP/SIGCONT).
+    fn pause(&self, i: usize, sig: nix::sys::signal::Signal) {
+        let child = self.children[i].as_ref().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal delivered");
+    }
+
+    /// Waits until every node in `live` has applied at least what `from` committed.
+    fn wait_applied(&self, from: usize, live: &[usize]) {
+        let target = self
+            .call(from, "GET", "/status", Value::Null)
+            .expect("status")
+            .1["commit_index"]
+            .as_u64()
+            .expect("commit index");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for &i in live {
+            loop {
+                let applied = self
+                    .call(i, "GET", "/status", Value::Null)
+                    .and_then(|s| s.1["applied_index"].as_u64())
+                    .unwrap_or(0);
+                if applied >= target {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not apply up to {target} (at {applied})",
+                    self.ids[i]
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn signal(
+        &mut self,
+        i: usize,
+        sig: nix::sys::signal::Signal,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.children[i].take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).ok()?;
+        child.wait().ok()
+    }
+}
+
+#[test]
+fn three_nodes_serve_through_a_follower_and_survive_leader_kill() {
+    let mut c = Cluster::start(3, "basic", &[]);
+    let all = [0, 1, 2];
+    let leader = c.leader(&all);
+    let follower = (leader + 1) % 3;
+
+    // Writes and reads through a follower are forwarded to the leader.
+    assert_eq!(
+        c.call(follower, "PUT", "/kv/x", json!({"value": 1})),
+        Some((200, json!({"ok": true})))
+    );
+    assert_eq!(
+        c.call(follower, "GET", "/kv/x", Value::Null),
+        Some((200, json!({"value": 1})))
+    );
+    let (status, body) = c
+        .call(
+            follower,
+            "POST",
+            "/kv/x/cas",
+            json!({"expected": 5, "new": 6}),
+        )
+        .expect("cas answered");
+    assert_eq!(
+        (status, &body["error"], &body["definite"], &body["current"]),
+        (409, &json!("cas-mismatch"), &json!(true), &json!(1))
+    );
+    assert_eq!(
+        c.call(
+            follower,
+            "POST",
+            "/kv/x/cas",
+            json!({"expected": 1, "new": 2})
+        )
+        .map(|r| r.0),
+        Some(200)
+    );
+    assert_eq!(
+        c.call(follower, "POST", "/kv/l/append", json!({"element": "a"}))
+            .map(|r| r.0),
+        Some(200)
+    );
+    let txn = c
+        .call(
+            follower,
+            "POST",
+            "/txn",
+            json!({"ops": [["append", "l", "b"], ["r", "l", null], ["r", "x", null]]}),
+        )
+        .expect("txn answered");
+    assert_eq!(
+        txn,
+        (
+            200,
+            json!({"ops": [["append", "l", "b"], ["r", "l", ["a", "b"]], ["r", "x", 2]]})
+        )
+    );
+    // Enough writes to trigger snapshots (--snapshot-every 20).
+    for v in 0..30 {
+        assert_eq!(
+            c.call(follower, "PUT", "/kv/y", json!({"value": v}))
+                .map(|r| r.0),
+            Some(200)
+        );
+    }
+    assert_eq!(
+        c.call(follower, "GET", "/kv/nope", Value::Null),
+        Some((200, json!({"value": null})))
+    );
+    let (status, body) = c
+        .call(follower, "PUT", "/kv/x", json!({"nope": 1}))
+        .expect("answered");
+    assert_eq!(
+        (status, &body["error"], &body["definite"]),
+        (400, &json!("bad-request"), &json!(true))
+    );
+
+    // Kill the leader; the survivors elect a new one that has every acknowledged write.
+    c.signal(leader, nix::sys::signal::Signal::SIGKILL);
+    let live: Vec<usize> = all.iter().copied().filter(|i| *i != leader).collect();
+    let new_leader = c.leader(&live);
+    assert_ne!(new_leader, leader);
+    assert_eq!(
+        c.call(new_leader, "GET", "/kv/x", Value::Null),
+        Some((200, json!({"value": 2})))
+    );
+    assert_eq!(
+        c.call(new_leader, "GET", "/kv/y", Value::Null),
+        Some((200, json!({"value": 29})))
+    );
+    assert_eq!(
+        c.call(new_leader, "PUT", "/kv/z", json!({"value": "after"}))
+            .map(|r| r.0),
+        Some(200)
+    );
+
+    // The killed node recovers from its data directory and catches up.
+    c.spawn(leader);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let target = c
+        .call(new_leader, "GET", "/status", Value::Null)
+        .expect("status")
+        .1["commit_index"]
+        .as_u64()
+        .unwrap();
+    loop {
+        let applied = c
+            .call(leader, "GET", "/status", Value::Null)
+            .and_then(|s| s.1["applied_index"].as_u64())
+            .unwrap_or(0);
+        if applied >= target {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not catch up to {target} (at {applied})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // SIGTERM is a clean shutdown.
+    let status = c
+        .signal(new_leader, nix::sys::signal::Signal::SIGTERM)
+        .expect("exited");
+    assert_eq!(status.code(), Some(0), "SIGTERM must exit 0");
+}
+
+/// Isolates a follower holding x=1 (SIGSTOP), acknowledges x=2 on the majority, kills the
+/// majority and resumes the follower: the only correct answers it can give for x are an
+/// error or 2. Returns what it answered.
+fn read_from_a_cut_off_follower(name: &str, extra_args: &[&str]) -> Option<(u16, Value)> {
+    use nix::sys::signal::Signal;
+    let mut c = Cluster::start(3, name, extra_args);
+    let all = [0, 1, 2];
+    let leader = c.leader(&all);
+    assert_eq!(
+        c.call(leader, "PUT", "/kv/x", json!({"value": 1}))
+            .map(|r| r.0),
+        Some(200)
+    );
+    c.wait_applied(leader, &all);
+    let cut = (leader + 1) % 3;
+    c.pause(cut, Signal::SIGSTOP);
+    assert_eq!(
+        c.call(leader, "PUT", "/kv/x", json!({"value": 2}))
+            .map(|r| r.0),
+        Some(200)
+    );
+    for i in all.into_iter().filter(|i| *i != cut) {
+        c.signal(i, Signal::SIGKILL);
+    }
+    c.pause(cut, Signal::SIGCONT);
+    c.call(cut, "GET", "/kv/x", Value::Null)
+}
+
+#[test]
+fn stale_read_bug_serves_a_value_older_than_an_acknowledged_write() {
+    let answer = read_from_a_cut_off_follower("stale", &["--bug", "stale-read"]);
+    assert_eq!(
+        answer,
+        Some((200, json!({"value": 1}))),
+        "the bug must show a stale value"
+    );
+}
+
+#[test]
+fn without_the_bug_a_cut_off_follower_refuses_to_read() {
+    let answer = read_from_a_cut_off_follower("nostale", &["--request-timeout-ms", "500"]);
+    let (status, body) = answer.expect("an answer");
+    assert_ne!(status, 200, "a cut-off follower answered {body}");
+    assert!(
+        body["error"].is_string() && body["definite"].is_boolean(),
+        "{body}"
+    );
+}
