@@ -241,3 +241,39 @@ fn env_rejects_a_bad_cluster_id_in_one_sentence() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn concurrent_env_ups_of_one_cluster_build_it_once() {
+    if skip_unless_root("concurrent_env_ups_of_one_cluster_build_it_once") {
+        return;
+    }
+    let c = TestCluster::new("t114", 114);
+    // All three start together; the base-dir lock makes one build and the others adopt.
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(BIN)
+                .args(c.args("up"))
+                .args(["--nodes", "3"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect();
+    for out in &outputs {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let created = outputs
+        .iter()
+        .filter(|o| text(&o.stdout).contains("created"))
+        .count();
+    assert_eq!(created, 1, "exactly one process builds the cluster");
+    assert_eq!(c.leftovers().namespaces.len(), 3);
+    let down = c.run("down", &[]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    c.assert_nothing_left();
+}

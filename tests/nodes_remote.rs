@@ -7,7 +7,7 @@ use distest::nodes::cleanup::Leftovers;
 use distest::nodes::local::{self, ClusterSpec, LocalCluster};
 use distest::nodes::names::ClusterNames;
 use distest::nodes::ssh::{SshNode, SshOptions, SshTarget};
-use distest::nodes::{DaemonSpec, NodeError, NodeShell, Remote, Signal};
+use distest::nodes::{ensure_packages, DaemonSpec, NodeError, NodeShell, Remote, Signal};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -201,6 +201,9 @@ fn local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing() {
 
     let scratch = TempDir::new("local-scratch");
     remote_suite(&*nodes[0], &scratch.0);
+    // The real dpkg of this (Debian) machine, shared by all local nodes: present packages
+    // need no install.
+    ensure_packages(&*nodes[0], &["iptables", "iproute2"]).unwrap();
 
     // `up` again adopts the running cluster and leaves it up when dropped.
     let again = LocalCluster::up(spec.clone()).unwrap();
@@ -276,6 +279,14 @@ fn a_second_cluster_on_the_same_subnet_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("already up"), "{err}");
+    let other_base = TempDir::new("overlap-other");
+    let err = LocalCluster::up(spec("t103", 103, 1, &other_base.0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already up with a layout not recorded"),
+        "{err}"
+    );
     drop(first);
     assert_nothing_left("t103", &base.0);
 }
@@ -340,6 +351,45 @@ fn start_sshd(node: &dyn Remote, dir: &Path) -> (String, PathBuf, PathBuf) {
     (host_pub, client_key, pid_file)
 }
 
+/// An ssh-agent holding one key, killed on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path, key: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Agent { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !agent.socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent made no socket in 5 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let added = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .output()
+            .unwrap();
+        assert!(added.status.success(), "{added:?}");
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     if skip_unless_root("ssh_nodes_pass_the_same_remote_suite_and_check_host_keys") {
@@ -385,6 +435,60 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
         }
     }
     assert_eq!(node.exec_ok("echo back", SHORT).unwrap().stdout, "back\n");
+
+    // The CLI reaches SSH nodes with the same flags `distest run` takes.
+    let status = Command::new(env!("CARGO_BIN_EXE_distest"))
+        .args(["env", "status", "--json", "--node"])
+        .arg(format!("root@{}", n1.address()))
+        .arg("--ssh-key")
+        .arg(&client_key)
+        .arg("--known-hosts")
+        .arg(&known_hosts)
+        .arg("--base-dir")
+        .arg(keys.0.join("remote-base-cli"))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(rows[0]["reachable"], true, "{rows}");
+
+    // ssh-agent authentication: no --ssh-key, and a HOME without default keys.
+    let empty_home = keys.0.join("empty-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let cli_status = |agent_socket: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_distest"));
+        cmd.args(["env", "status", "--node"])
+            .arg(format!("root@{}", n1.address()))
+            .arg("--known-hosts")
+            .arg(&known_hosts)
+            .arg("--base-dir")
+            .arg(keys.0.join("remote-base-agent"))
+            .env("HOME", &empty_home)
+            .env_remove("SSH_AUTH_SOCK");
+        if let Some(socket) = agent_socket {
+            cmd.env("SSH_AUTH_SOCK", socket);
+        }
+        cmd.output().unwrap()
+    };
+    let without = cli_status(None);
+    assert_eq!(without.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&without.stdout);
+    assert!(
+        stdout.contains("authentication as root") && stdout.contains("tried ssh-agent"),
+        "{stdout}"
+    );
+    let agent = Agent::start(&keys.0, &client_key);
+    let with = cli_status(Some(&agent.socket));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stdout)
+    );
+    drop(agent);
 
     // A changed host key is refused; so is an unknown one, unless asked otherwise.
     let other_pub = keygen(&keys.0.join("other_host_key"));

@@ -51,7 +51,11 @@ fn run(name: &str, cases: &[Case]) -> (Duration, Duration) {
     let mut theirs = Duration::ZERO;
     let mut invalid = 0;
     for case in cases {
-        let model = if case.kv { ModelKind::Kv } else { ModelKind::CasRegister };
+        let model = if case.kv {
+            ModelKind::Kv
+        } else {
+            ModelKind::CasRegister
+        };
         let t = Instant::now();
         let history = read_history(&case.jsonl[..], Some(Format::Jsonl), "bench")
             .expect("the bench's own JSONL parses");
@@ -72,8 +76,16 @@ fn run(name: &str, cases: &[Case]) -> (Duration, Duration) {
             theirs += t.elapsed();
             ok
         };
-        let expected = if reference { Validity::Valid } else { Validity::Invalid };
-        assert_eq!(verdict.valid, expected, "{name}: verdicts differ: {}", verdict.summary);
+        let expected = if reference {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        };
+        assert_eq!(
+            verdict.valid, expected,
+            "{name}: verdicts differ: {}",
+            verdict.summary
+        );
         invalid += usize::from(!reference);
     }
     println!(
@@ -91,14 +103,20 @@ fn run(name: &str, cases: &[Case]) -> (Duration, Duration) {
 fn peak_memory() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "VmHWM: unavailable".to_string())
 }
 
 fn main() {
     // `cargo test --benches` runs this binary with `--bench` absent: keep that fast.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("linearizable bench: run with `cargo bench -p distest-checkers --bench linearizable`");
+        println!(
+            "linearizable bench: run with `cargo bench -p distest-checkers --bench linearizable`"
+        );
         return;
     }
     let register = |processes, ops, p_info| GenConfig {
@@ -121,14 +139,34 @@ fn main() {
     let b = vec![make(1_000, &kv)];
     let c = vec![make(2_000, &register(10, 10_000, 0.01))];
 
+    if let Ok(spec) = std::env::var("DT_STRESS") {
+        // processes,ops,p_info,values
+        let v: Vec<f64> = spec.split(',').map(|x| x.parse().unwrap()).collect();
+        let cfg = register(v[0] as usize, v[1] as usize, v[2]);
+        let cfg = GenConfig { values: v[3] as u64, ..cfg };
+        let cases: Vec<Case> = (0..5).map(|s| make(s, &cfg)).collect();
+        run("stress", &cases);
+        return;
+    }
     if let Ok(which) = std::env::var("DT_PROFILE") {
-        let cases = match which.as_str() { "a" => &a, "b" => &b, _ => &c };
+        let cases = match which.as_str() {
+            "a" => &a,
+            "b" => &b,
+            _ => &c,
+        };
         let ctx = CheckContext::default();
         let t = Instant::now();
-        let n: usize = std::env::var("DT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+        let n: usize = std::env::var("DT_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20);
         for _ in 0..n {
             for case in cases.iter() {
-                let model = if case.kv { ModelKind::Kv } else { ModelKind::CasRegister };
+                let model = if case.kv {
+                    ModelKind::Kv
+                } else {
+                    ModelKind::CasRegister
+                };
                 std::hint::black_box(check_history(&case.history, model, &ctx));
             }
         }

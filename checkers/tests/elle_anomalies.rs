@@ -151,6 +151,9 @@ fn list_append_cases() -> Vec<Case> {
         .txn(2, json!([["r", "x", [1, 2]]]));
     v.push(case("dirty-update", List, &h, &["G1a", "dirty-update"], G1));
     let mut h = H::new();
+    h.txn(0, json!([["r", "x", [1]], ["append", "x", 1]]));
+    v.push(case("future-read", List, &h, &["future-read"], G1));
+    let mut h = H::new();
     h.txn(0, json!([["append", "x", 1]]))
         .txn(1, json!([["r", "x", [1, 1]]]));
     v.push(case(
@@ -303,6 +306,9 @@ fn rw_register_cases() -> Vec<Case> {
         GSINGLE,
     ));
     let mut h = H::new();
+    h.txn(0, json!([["r", "x", 1], ["w", "x", 1]]));
+    v.push(case("future-read", Register, &h, &["future-read"], G1));
+    let mut h = H::new();
     h.txn(0, json!([["r", "x", 7]]));
     v.push(case("garbage-read", Register, &h, &["garbage-read"], ALL));
     let mut h = H::new();
@@ -359,7 +365,7 @@ fn check_table(cases: Vec<Case>) {
             if !c.anomalies.is_empty() {
                 for a in c.anomalies {
                     let cases = &v.evidence["anomalies"][a];
-                    if !cases.as_array().is_some_and(|l| !l.is_empty()) {
+                    if cases.as_array().is_none_or(|l| l.is_empty()) {
                         failures.push(format!("{}: no evidence case for {a}", c.name));
                     }
                 }

@@ -7,7 +7,13 @@ use distest_checkers::linear::{check_history, ModelKind};
 use distest_checkers::{CheckContext, Validity, Verdict};
 
 /// (process, type, f, value, error) in Jepsen's printed (EDN) form.
-type Line = (&'static str, &'static str, &'static str, &'static str, Option<&'static str>);
+type Line = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
 
 /// A cas-register history whose last read returns `last_read`: a cas moves 1 to 2 and a
 /// write of 3 times out, so a final read of 2 or 3 is fine and a read of 1 is not.
@@ -57,7 +63,11 @@ fn as_edn(lines: &[Line]) -> String {
 fn as_jsonl(lines: &[Line]) -> String {
     let mut out = String::new();
     for (i, (p, t, f, v, _)) in lines.iter().enumerate() {
-        let process = if p.starts_with(':') { "\"nemesis\"".to_string() } else { p.to_string() };
+        let process = if p.starts_with(':') {
+            "\"nemesis\"".to_string()
+        } else {
+            p.to_string()
+        };
         let value = match *v {
             "nil" => "null".to_string(),
             v if v.starts_with('[') => v.replace(' ', ","),
@@ -100,8 +110,18 @@ fn jepsen_log_edn_and_jsonl_agree_on_an_invalid_history_and_its_failing_op() {
     let all = verdicts("1");
     for v in &all {
         assert_eq!(v.valid, Validity::Invalid, "{}", v.summary);
-        assert_eq!(v.evidence["failing_op"]["index"], serde_json::json!(10), "{:#}", v.evidence);
-        assert_eq!(v.evidence["possible_states"], serde_json::json!([2, 3]), "{:#}", v.evidence);
+        assert_eq!(
+            v.evidence["failing_op"]["index"],
+            serde_json::json!(10),
+            "{:#}",
+            v.evidence
+        );
+        assert_eq!(
+            v.evidence["possible_states"],
+            serde_json::json!([2, 3]),
+            "{:#}",
+            v.evidence
+        );
     }
     assert_eq!(all[0].explanation, all[1].explanation);
 }

@@ -61,6 +61,24 @@ impl Samples {
                 outcome: pair.outcome(),
             });
         }
+        // Name order, not order of appearance: the same f keeps its color and marker
+        // from run to run. `other` stays last.
+        let named = fs.len().min(MAX_FS);
+        let mut order: Vec<usize> = (0..named).collect();
+        order.sort_by(|&a, &b| fs[a].cmp(&fs[b]));
+        let mut new_id = vec![0u16; fs.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_id[old] = new as u16;
+        }
+        if fs.len() > MAX_FS {
+            new_id[MAX_FS] = MAX_FS as u16;
+        }
+        for x in &mut samples {
+            x.f = new_id[x.f as usize];
+        }
+        let mut sorted: Vec<String> = order.iter().map(|&i| fs[i].clone()).collect();
+        sorted.extend(fs.drain(named..));
+        let fs = sorted;
         let end_ns = history.ops().iter().map(|o| o.time).max().unwrap_or(0);
         Samples {
             fs,
@@ -192,7 +210,7 @@ impl Buckets {
 pub const PLOT_BUCKETS: usize = 120;
 
 /// Completions per second in each bucket, one series per (f, ok) and one each for all
-/// fails and all infos (ops that never completed are counted at the run's end as info).
+/// fails and all infos, by completion time (ops that never completed are not counted).
 pub struct Throughput {
     pub buckets: Buckets,
     /// (label, outcome, rate per bucket in ops/s)
@@ -206,11 +224,11 @@ impl Throughput {
         let mut fail = vec![0f64; buckets.count];
         let mut info = vec![0f64; buckets.count];
         for x in &samples.samples {
-            let done_ns = x
-                .latency_ns
-                .map(|l| x.invoke_ns + l)
-                .unwrap_or(samples.end_ns);
-            let b = buckets.of(done_ns);
+            // Ops that never completed have no completion time: they are no rate at all.
+            let Some(latency_ns) = x.latency_ns else {
+                continue;
+            };
+            let b = buckets.of(x.invoke_ns + latency_ns);
             match x.outcome {
                 OpType::Ok => ok[x.f as usize][b] += 1.0,
                 OpType::Fail => fail[b] += 1.0,
@@ -348,6 +366,33 @@ mod tests {
         assert_eq!((tail.width_ns, tail.count), (2_000_000_000, 5));
         assert!((tail.width_s(4) - 2.3).abs() < 1e-9);
         assert!((tail.mid_s(4) - 9.15).abs() < 1e-9);
+    }
+
+    #[test]
+    fn f_names_are_ordered_by_name_with_other_last() {
+        use distest_checkers::{Op, Process};
+        let mut ops = Vec::new();
+        for (p, f) in ["write", "read", "cas"]
+            .iter()
+            .chain(["f3", "f4", "f5", "f6", "f7", "f8", "f9"].iter())
+            .enumerate()
+        {
+            let inv = Op::invoke(Process::Client(p as u64), *f, serde_json::Value::Null);
+            ops.push(inv.complete(OpType::Ok, serde_json::Value::Null));
+            ops.insert(ops.len() - 1, inv);
+        }
+        for (i, op) in ops.iter_mut().enumerate() {
+            op.index = i as u64;
+        }
+        let s = Samples::from_history(&History::new(ops).unwrap());
+        assert_eq!(
+            s.fs,
+            vec!["cas", "f3", "f4", "f5", "f6", "f7", "read", "write", "other"]
+        );
+        let write = s.samples.iter().find(|x| x.index == 0).unwrap();
+        assert_eq!(s.fs[write.f as usize], "write");
+        let f9 = s.samples.last().unwrap();
+        assert_eq!(s.fs[f9.f as usize], "other");
     }
 
     #[test]

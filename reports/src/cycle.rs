@@ -25,8 +25,12 @@ fn edge_color(kind: &str) -> &'static str {
 }
 
 /// The graph (SVG) and the table of edges (HTML) for one cycle.
+///
+/// Transactions are named T1, T2, ... in the order the checker listed them (its `cycle`
+/// members, else first appearance in the steps), as Elle's explanations name them; the
+/// op index (`#12`) is shown beside each name.
 pub fn cycle_html(cycle: &Cycle) -> String {
-    let mut nodes: Vec<String> = Vec::new();
+    let mut nodes: Vec<String> = cycle.members.iter().map(|(k, _)| k.clone()).collect();
     for s in &cycle.steps {
         for v in [&s.from, &s.to] {
             let l = txn_label(v);
@@ -35,17 +39,28 @@ pub fn cycle_html(cycle: &Cycle) -> String {
             }
         }
     }
+    let name = |key: &str| match nodes.iter().position(|n| n == key) {
+        Some(i) => format!("T{}", i + 1),
+        None => key.to_string(),
+    };
     let n = nodes.len().max(1);
-    let c = SIZE_PX / 2.0;
-    let ring = if n == 1 { 0.0 } else { c - NODE_R_PX - 30.0 };
+    // Two transactions side by side need only a strip; more sit on a circle.
+    let height_px = if n <= 2 { SIZE_PX * 0.55 } else { SIZE_PX };
+    let (cx0, cy0) = (SIZE_PX / 2.0, height_px / 2.0);
+    let ring = if n == 1 {
+        0.0
+    } else {
+        SIZE_PX / 2.0 - NODE_R_PX - 30.0
+    };
+    let start_angle = if n == 2 { PI } else { -PI / 2.0 };
     let pos: Vec<(f64, f64)> = (0..n)
         .map(|i| {
-            let a = -PI / 2.0 + 2.0 * PI * i as f64 / n as f64;
-            (c + ring * a.cos(), c + ring * a.sin())
+            let a = start_angle + 2.0 * PI * i as f64 / n as f64;
+            (cx0 + ring * a.cos(), cy0 + ring * a.sin())
         })
         .collect();
     let mut svg = format!(
-        "<svg class=\"cycle\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{SIZE_PX}\" height=\"{SIZE_PX}\" viewBox=\"0 0 {SIZE_PX} {SIZE_PX}\" font-family=\"sans-serif\" font-size=\"12\"><title>{}</title><rect width=\"{SIZE_PX}\" height=\"{SIZE_PX}\" fill=\"#fff\"/>",
+        "<svg class=\"cycle\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{SIZE_PX}\" height=\"{height_px}\" viewBox=\"0 0 {SIZE_PX} {height_px}\" font-family=\"sans-serif\" font-size=\"12\"><title>{}</title><rect width=\"{SIZE_PX}\" height=\"{height_px}\" fill=\"#fff\"/>",
         esc(&cycle.name)
     );
     for s in &cycle.steps {
@@ -59,7 +74,13 @@ pub fn cycle_html(cycle: &Cycle) -> String {
             .unwrap_or(0);
         let color = edge_color(&s.kind);
         let title = esc(&truncate(
-            &format!("{} → {} ({}): {}", nodes[a], nodes[b], s.kind, s.why),
+            &format!(
+                "{} → {} ({}): {}",
+                name(&nodes[a]),
+                name(&nodes[b]),
+                s.kind,
+                s.why
+            ),
             400,
         ));
         if a == b {
@@ -104,9 +125,11 @@ pub fn cycle_html(cycle: &Cycle) -> String {
     for (l, (x, y)) in nodes.iter().zip(&pos) {
         let _ = write!(
             svg,
-            "<g class=\"txn\"><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{NODE_R_PX}\" fill=\"#f3f5f8\" stroke=\"#1d2330\" stroke-width=\"1.5\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></g>",
-            y + 4.0,
-            esc(&truncate(l, 8))
+            "<g class=\"txn\"><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{NODE_R_PX}\" fill=\"#f3f5f8\" stroke=\"#1d2330\" stroke-width=\"1.5\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#57606a\">{}</text></g>",
+            y,
+            esc(&name(l)),
+            y + 12.0,
+            esc(&truncate(l, 9))
         );
     }
     svg.push_str("</svg>");
@@ -114,9 +137,17 @@ pub fn cycle_html(cycle: &Cycle) -> String {
         .steps
         .iter()
         .map(|s| {
+            let named = |v: &serde_json::Value| {
+                let key = txn_label(v);
+                format!(
+                    "{} <span class=\"note\">{}</span>",
+                    esc(&name(&key)),
+                    esc(&key)
+                )
+            };
             vec![
-                esc(&txn_label(&s.from)),
-                esc(&txn_label(&s.to)),
+                named(&s.from),
+                named(&s.to),
                 format!(
                     "<b style=\"color:{}\">{}</b>",
                     edge_color(&s.kind),
@@ -134,7 +165,7 @@ pub fn cycle_html(cycle: &Cycle) -> String {
             .iter()
             .map(|(l, t)| {
                 vec![
-                    esc(l),
+                    esc(&name(l)),
                     format!("<span class=\"mono\">{}</span>", esc(&truncate(t, 600))),
                 ]
             })
@@ -157,7 +188,7 @@ mod tests {
     #[test]
     fn a_two_transaction_cycle_has_two_nodes_two_arrows_and_escaped_reasons() {
         let cycle = Cycle {
-            members: vec![("T3".into(), "#3 <ok>".into())],
+            members: vec![("#3".into(), "#3 <ok>".into())],
             name: "G1c".into(),
             steps: vec![
                 Step {
@@ -179,6 +210,9 @@ mod tests {
         assert_eq!(html.matches("<polygon").count(), 2);
         assert!(html.contains("T8 read &lt;3&gt;"));
         assert!(html.contains("#3 &lt;ok&gt;"));
+        // Named T1, T2 in the checker's order, op index beside.
+        assert!(html.contains(">T1</text>") && html.contains(">#3</text>"));
+        assert!(html.contains("T2 → T1 (ww)"));
         assert!(!html.contains("<3>"));
     }
 }

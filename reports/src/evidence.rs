@@ -31,9 +31,13 @@ const INDEX_KEYS: &[&str] = &[
     "cycle",
     "writer",
     "reader",
-    "writes",
-    "reads",
 ];
+
+/// Whether values under `key` are op indices: a known key, or one ending in `_index` /
+/// `_indices` (the convention of the convergence checkers).
+fn is_index_key(key: &str) -> bool {
+    INDEX_KEYS.contains(&key) || key.ends_with("_index") || key.ends_with("_indices")
+}
 
 /// Bounds on the walk: evidence is untrusted and may be huge or deeply nested.
 const MAX_DEPTH: usize = 32;
@@ -72,7 +76,7 @@ pub fn op_indices(evidence: &Value, history_len: usize) -> BTreeSet<u64> {
         match v {
             Value::Object(map) => {
                 for (k, child) in map {
-                    if INDEX_KEYS.contains(&k.as_str()) {
+                    if is_index_key(k) {
                         take(child, out, limit);
                     }
                     walk(child, depth + 1, out, limit);
@@ -199,13 +203,13 @@ pub fn cycles(evidence: &Value) -> (Vec<Cycle>, usize) {
     (out, total)
 }
 
-/// A label for a transaction reference in a cycle: `T12` for an op index, the `index`
-/// of an op object, else the value itself (cut short).
+/// A key for a transaction reference in a cycle: `#12` for op index 12 (or an op object
+/// with that `index`), else the value itself (cut short).
 pub fn txn_label(v: &Value) -> String {
     match v {
-        Value::Number(n) => format!("T{n}"),
-        Value::Object(o) => match o.get("index") {
-            Some(ix) => format!("T{ix}"),
+        Value::Number(n) => format!("#{n}"),
+        Value::Object(o) => match o.get("index").or_else(|| o.get("txn")) {
+            Some(ix) => format!("#{ix}"),
             None => crate::html::compact_json(v, 24),
         },
         other => crate::html::compact_json(other, 24),
@@ -307,10 +311,12 @@ mod tests {
             "cycles": [{"steps": [{"from": 10, "to": 12, "type": "rw"}]}],
             "value": 55,
             "count": 4,
+            "reads": [60, 61],
+            "lost": {"first_read_index": 20, "add_indices": [21, 22]},
             "txn": 1_000_000
         });
         let got: Vec<u64> = op_indices(&ev, 100).into_iter().collect();
-        assert_eq!(got, vec![1, 3, 7, 10, 12]);
+        assert_eq!(got, vec![1, 3, 7, 10, 12, 20, 21, 22]);
     }
 
     #[test]
@@ -323,7 +329,7 @@ mod tests {
         assert_eq!(cs[0].name, "G1c");
         assert_eq!(cs[0].steps.len(), 2);
         assert_eq!(cs[0].steps[1].kind, "ww");
-        assert_eq!(txn_label(&cs[0].steps[0].from), "T1");
+        assert_eq!(txn_label(&cs[0].steps[0].from), "#1");
     }
 
     #[test]
@@ -360,7 +366,7 @@ mod tests {
         assert_eq!(cs[0].name, "G-single");
         assert_eq!(
             cs[0].members[1],
-            ("T15".to_string(), "#15 p1 ok [[r 4 []]]".to_string())
+            ("#15".to_string(), "#15 p1 ok [[r 4 []]]".to_string())
         );
         let idx: Vec<u64> = op_indices(&ev, 100).into_iter().collect();
         assert_eq!(idx, vec![12, 15, 18, 20]);

@@ -167,6 +167,33 @@ pub fn nodes_in(value: &Value, nodes: &[String]) -> Vec<String> {
     out
 }
 
+/// The part of a nemesis value about `node`: the value under a key equal to the node's
+/// name, anywhere in the value, prefixed by the key above it (`offsets_ms: 750`,
+/// `grudge: ["n2"]`). `None` when the node is only listed, not keyed.
+pub fn detail_for(value: &Value, node: &str) -> Option<String> {
+    fn walk(v: &Value, node: &str, parent: Option<&str>, depth: usize) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        match v {
+            Value::Object(map) => {
+                if let Some(x) = map.get(node) {
+                    let text = crate::html::compact_json(x, 120);
+                    return Some(match parent {
+                        Some(p) => format!("{p}: {text}"),
+                        None => text,
+                    });
+                }
+                map.iter()
+                    .find_map(|(k, c)| walk(c, node, Some(k), depth + 1))
+            }
+            Value::Array(items) => items.iter().find_map(|c| walk(c, node, parent, depth + 1)),
+            _ => None,
+        }
+    }
+    walk(value, node, None, 0)
+}
+
 /// What happened to one node: when, which f, and the part of the value about this node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeEvent {
@@ -192,10 +219,8 @@ pub fn node_events(events: &[NemesisEvent<'_>], nodes: &[String]) -> Vec<(String
             continue;
         }
         for n in named {
-            let detail = match e.op.value.get(&n) {
-                Some(v) => crate::html::compact_json(v, 160),
-                None => crate::html::compact_json(&e.op.value, 160),
-            };
+            let detail = detail_for(&e.op.value, &n)
+                .unwrap_or_else(|| crate::html::compact_json(&e.op.value, 160));
             if let Some((_, list)) = per.iter_mut().find(|(name, _)| *name == n) {
                 list.push(NodeEvent {
                     time_ns: e.time_ns,
@@ -225,11 +250,7 @@ pub fn node_intervals(
         match role(&e.op.f) {
             Some(FaultRole::Start(kind)) => {
                 for n in named {
-                    let detail =
-                        e.op.value
-                            .get(&n)
-                            .map(|v| crate::html::compact_json(v, 120))
-                            .unwrap_or_else(|| kind.clone());
+                    let detail = detail_for(&e.op.value, &n).unwrap_or_else(|| kind.clone());
                     open.push((
                         n,
                         FaultInterval {
@@ -319,6 +340,18 @@ mod tests {
             (iv[1].kind.as_str(), iv[1].end_ns, iv[1].open_at_end),
             ("kill", 20_000_000_000, true)
         );
+    }
+
+    #[test]
+    fn node_details_come_from_the_nemesis_value_shapes() {
+        let clock = json!({"offsets_ms": {"n1": 750, "n2": -20}});
+        assert_eq!(detail_for(&clock, "n1").as_deref(), Some("offsets_ms: 750"));
+        let grudge = json!({"shape": "halves", "grudge": {"n1": ["n2"], "n2": ["n1"]}});
+        assert_eq!(
+            detail_for(&grudge, "n2").as_deref(),
+            Some("grudge: [\"n1\"]")
+        );
+        assert_eq!(detail_for(&json!({"nodes": ["n1"]}), "n1"), None);
     }
 
     #[test]

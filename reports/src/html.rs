@@ -144,7 +144,6 @@ code{background:#f3f5f8;padding:0 3px}
 nav a{margin-right:12px}
 figure{margin:8px 0}figure svg{max-width:100%;height:auto;border:1px solid #e3e6eb}
 .legend span{display:inline-block;margin-right:14px;font-size:13px}.sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border:1px solid #999}
-.logline.hit{background:#fff1c2}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 ";
 

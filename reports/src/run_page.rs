@@ -82,6 +82,8 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
         body.push_str(&fault_legend(&intervals, !decor.markers.is_empty()));
         if samples.samples.is_empty() {
             body.push_str("<p class=\"note\">The history has no client ops; nothing to plot.</p>");
+        } else if samples.end_ns == 0 {
+            body.push_str("<p class=\"note\">The history's ops carry no times (every <code>time</code> is 0, as in some imported histories), so rates and latencies cannot be drawn.</p>");
         } else {
             let tp = charts::throughput_svg(&samples, &decor)?;
             let (lat, dropped) = charts::latency_svg(&samples, &decor)?;
@@ -119,9 +121,17 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
         esc(&run.dir.display().to_string())
     );
     Ok(RenderedRun {
-        page: page(&title, &body),
+        page: page(&tab_title(run, &title), &body),
         svgs,
     })
+}
+
+/// The browser tab's title: the verdict first, so a row of tabs reads at a glance.
+fn tab_title(run: &RunData, title: &str) -> String {
+    match &run.results {
+        Some(r) => format!("{} — {title}", r.valid.as_str().to_uppercase()),
+        None => title.to_string(),
+    }
 }
 
 /// `distest run: kv · register · partition`, from whatever test.json has.
@@ -517,9 +527,13 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
         let focus = evidence::op_indices(&v.evidence, h.len());
         if !focus.is_empty() {
             let (windows, cut) = timeline::windows(h, &focus);
+            let highlight = timeline::Highlight {
+                primary: primary_ops(&v.evidence, h),
+                focus: focus.clone(),
+            };
             let _ = write!(
                 out,
-                "<h4>Timeline around the {} op(s) the checker points at</h4><p class=\"note\">Columns are processes, bars run from invocation to completion (blue ok, red fail, orange info or never completed); outlined bars are the ones the checker names. Hover a bar for the full op.</p>",
+                "<h4>Timeline around the {} op(s) the checker points at</h4><p class=\"note\">Columns are processes, bars run from invocation to completion (blue ok, red fail, orange info or never completed); outlined bars are the ones the checker names, in red where it says the history breaks. Hover a bar for the full op.</p>",
                 focus.len()
             );
             for w in windows {
@@ -528,7 +542,7 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
                     "<figure class=\"timeline\"><figcaption class=\"note\">history entries {} to {}</figcaption>{}</figure>",
                     w.first,
                     w.last,
-                    timeline::timeline_svg(h, w, &focus)
+                    timeline::timeline_svg(h, w, &highlight)
                 );
             }
             if cut {
@@ -733,6 +747,14 @@ fn files_section(run: &RunData, svgs: &[(&'static str, String)]) -> String {
     }
     out.push_str("</ul>");
     out
+}
+
+/// The op(s) at which a checker says the history breaks (`failing_op`), as indices.
+fn primary_ops(ev: &Value, h: &History) -> BTreeSet<u64> {
+    let lin = evidence::linearizable(ev);
+    lin.failing_op
+        .map(|op| evidence::op_indices(&serde_json::json!({ "failing_op": op }), h.len()))
+        .unwrap_or_default()
 }
 
 /// An op reference from evidence as text: its `display` if the checker gave one.

@@ -119,8 +119,13 @@ pub fn store_index(store: &Path) -> Result<PathBuf, ReportError> {
             files.join(" "),
         ]);
     }
+    let compare_link = if store.join("compare.html").is_file() {
+        " <a href=\"compare.html\">Comparison of the runs</a>."
+    } else {
+        ""
+    };
     let body = format!(
-        "<h1>distest runs in {}</h1><p>{} run(s), newest first.{}</p>{}",
+        "<h1>distest runs in {}</h1><p>{} run(s), newest first.{}{compare_link}</p>{}",
         esc(&dir_name(store)),
         rows.len(),
         if rows.len() >= MAX_RUNS {

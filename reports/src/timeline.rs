@@ -94,8 +94,18 @@ struct Bar<'a> {
     open_end: bool,
 }
 
-/// Draws the window as an SVG timeline; `focus` ops are outlined.
-pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) -> String {
+/// The ops a timeline points out: `focus` ops are outlined in black, `primary` ops (where
+/// the checker says it breaks, e.g. the failing op of a linearizability counterexample)
+/// in red.
+#[derive(Clone, Debug, Default)]
+pub struct Highlight {
+    pub focus: BTreeSet<u64>,
+    pub primary: BTreeSet<u64>,
+}
+
+/// Draws the window as an SVG timeline with the highlighted ops outlined.
+pub fn timeline_svg(history: &History, window: Window, highlight: &Highlight) -> String {
+    let focus = &highlight.focus;
     let ops = history.ops();
     let mut bars: Vec<Bar<'_>> = Vec::new();
     let mut seen_invokes: BTreeSet<usize> = BTreeSet::new();
@@ -169,11 +179,11 @@ pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) ->
             );
         }
         // A time label only where it changes: equal labels on every row are noise.
-        let label = crate::plot::short_number(op.time as f64 / 1e6);
+        let label = time_label(op.time);
         if label != last_label {
             let _ = write!(
                 svg,
-                "<text x=\"4\" y=\"{}\" fill=\"#666\">{label} ms</text>",
+                "<text x=\"4\" y=\"{}\" fill=\"#666\">{label}</text>",
                 y + 12
             );
             last_label = label;
@@ -211,7 +221,10 @@ pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) ->
             _ => hex(INFO_RGB),
         };
         let focus_hit = is_focus(b, focus);
-        let stroke = if focus_hit {
+        let primary_hit = is_focus(b, &highlight.primary);
+        let stroke = if primary_hit {
+            "stroke=\"#cf222e\" stroke-width=\"3.5\""
+        } else if focus_hit {
             "stroke=\"#000\" stroke-width=\"2.5\""
         } else {
             "stroke=\"none\""
@@ -226,8 +239,12 @@ pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) ->
             svg,
             "<g class=\"op{}\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"3\" fill=\"{fill}\" fill-opacity=\"0.35\" {stroke}{dash}/>\
              <text x=\"{}\" y=\"{}\">{}</text></g>",
-            if focus_hit { " focus" } else { "" },
-            esc(&bar_title(b, focus_hit)),
+            match (primary_hit, focus_hit) {
+                (true, _) => " focus primary",
+                (false, true) => " focus",
+                _ => "",
+            },
+            esc(&bar_title(b, focus_hit || primary_hit)),
             x + 3,
             y + 11,
             esc(&truncate(&label, chars.max(4)))
@@ -243,6 +260,15 @@ pub fn timeline_svg(history: &History, window: Window, focus: &BTreeSet<u64>) ->
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Row time: milliseconds early in a run, seconds with millisecond precision later.
+fn time_label(ns: u64) -> String {
+    if ns < 10_000_000_000 {
+        format!("{} ms", crate::plot::short_number(ns as f64 / 1e6))
+    } else {
+        format!("{:.3} s", ns as f64 / 1e9)
+    }
 }
 
 fn is_focus(b: &Bar<'_>, focus: &BTreeSet<u64>) -> bool {
@@ -333,9 +359,14 @@ mod tests {
         }
         let h = History::new(ops).unwrap();
         let focus: BTreeSet<u64> = [1].into_iter().collect();
-        let svg = timeline_svg(&h, Window { first: 0, last: 3 }, &focus);
+        let highlight = Highlight {
+            focus,
+            primary: [0].into_iter().collect(),
+        };
+        let svg = timeline_svg(&h, Window { first: 0, last: 3 }, &highlight);
+        assert_eq!(svg.matches("class=\"op focus primary\"").count(), 1);
         assert_eq!(svg.matches("class=\"op focus\"").count(), 1);
-        assert_eq!(svg.matches("class=\"op\"").count(), 1);
+        assert_eq!(svg.matches("class=\"op\"").count(), 0);
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;"));
     }

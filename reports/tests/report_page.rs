@@ -17,11 +17,15 @@ fn invalid_run_page_shows_verdict_charts_cycles_timelines_and_logs() {
     invalid_run(tmp.path(), &HistorySpec::default());
     let html = render(tmp.path());
     assert!(html.contains("class=\"verdict invalid\""));
+    assert!(html.contains("<title>INVALID — distest run: kv · register · partition</title>"));
     assert!(html.contains("nonlinearizable") && html.contains("G1c"));
     assert!(html.contains("Seed <b class=\"mono\">7</b>"));
     assert!(html.contains("data-kind=\"partition\"") && html.contains("data-kind=\"kill\""));
     assert!(html.contains("class=\"cycle\""), "Elle cycle graph missing");
-    assert!(html.contains("T626 read [1] of key x") || html.contains("read [1] of key x"));
+    assert!(
+        html.contains("read [1] of key x, appended by T1"),
+        "edge explanations missing"
+    );
     assert!(html.contains("Linearizability counterexample"));
     assert!(
         html.contains("class=\"op focus\""),
@@ -150,6 +154,22 @@ fn a_history_that_cannot_be_parsed_still_gives_a_page_with_the_results() {
     assert!(html.contains("The history could not be read"));
     assert!(html.contains("class=\"verdict invalid\""));
     assert!(ops.len() > 10);
+}
+
+#[test]
+fn a_history_without_times_says_why_it_has_no_charts() {
+    let tmp = TempDir::new("notimes");
+    let mut ops = generate(&HistorySpec {
+        faults: false,
+        ..HistorySpec::default()
+    });
+    for op in &mut ops {
+        op.time = 0;
+    }
+    write_history(tmp.path(), &ops);
+    let html = render(tmp.path());
+    assert!(html.contains("carry no times"));
+    assert!(!tmp.path().join("latency.svg").exists());
 }
 
 #[test]

@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use distest_checkers::{build, check_all, CheckContext, CheckerOptions, History, Op, OpType, Process};
+use distest_checkers::{
+    build, check_all, CheckContext, CheckerOptions, History, Op, OpType, Process,
+};
 use serde_json::{json, Value};
 
 fn check(dir: &std::path::Path, ops: Vec<Op>, checker: &str, options: CheckerOptions) -> String {
@@ -13,9 +15,12 @@ fn check(dir: &std::path::Path, ops: Vec<Op>, checker: &str, options: CheckerOpt
     let history = History::new(ops).unwrap();
     let c = build(checker, &options).unwrap();
     let results = check_all(&history, &[c], &CheckContext::default());
-    std::fs::write(dir.join("results.json"), serde_json::to_string(&results).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string(&results).unwrap(),
+    )
+    .unwrap();
     let page = distest_reports::render_run(dir).unwrap();
-    if let Ok(keep) = std::env::var("DT_KEEP") { std::fs::copy(&page, format!("{keep}-{checker}.html")).unwrap(); }
     std::fs::read_to_string(page).unwrap()
 }
 
@@ -43,13 +48,28 @@ fn a_stale_read_found_by_the_linearizable_checker_is_drawn_as_a_counterexample()
         tmp.path(),
         ops,
         "linearizable",
-        CheckerOptions { model: Some("register".into()), consistency_model: None },
+        CheckerOptions {
+            model: Some("register".into()),
+            consistency_model: None,
+        },
     );
-    assert!(html.contains("class=\"verdict invalid\""), "the checker did not find the stale read");
+    assert!(
+        html.contains("class=\"verdict invalid\""),
+        "the checker did not find the stale read"
+    );
     assert!(html.contains("Linearizability counterexample"));
-    assert!(html.contains("It returned <code>0</code>"), "observed value not shown");
-    assert!(html.contains("#2 p1 invoke read null"), "failing op not shown from the history");
-    assert!(html.contains("class=\"op focus\""), "timeline does not outline the failing op");
+    assert!(
+        html.contains("It returned <code>0</code>"),
+        "observed value not shown"
+    );
+    assert!(
+        html.contains("#2 p1 invoke read null"),
+        "failing op not shown from the history"
+    );
+    assert!(
+        html.contains("class=\"op focus\""),
+        "timeline does not outline the failing op"
+    );
 }
 
 #[test]
@@ -57,8 +77,16 @@ fn a_g1c_cycle_found_by_the_list_append_checker_is_drawn_as_a_graph() {
     let tmp = TempDir::new("real-elle");
     // T1 appends to x and reads y's append by T2; T2 appends to y and reads T1's append
     // to x: each read the other's write, a G1c cycle.
-    let t1 = Op::invoke(Process::Client(0), "txn", json!([["append", "x", 1], ["r", "y", null]]));
-    let t2 = Op::invoke(Process::Client(1), "txn", json!([["append", "y", 1], ["r", "x", null]]));
+    let t1 = Op::invoke(
+        Process::Client(0),
+        "txn",
+        json!([["append", "x", 1], ["r", "y", null]]),
+    );
+    let t2 = Op::invoke(
+        Process::Client(1),
+        "txn",
+        json!([["append", "y", 1], ["r", "x", null]]),
+    );
     let ops = indexed(vec![
         t1.clone(),
         t2.clone(),
@@ -69,12 +97,28 @@ fn a_g1c_cycle_found_by_the_list_append_checker_is_drawn_as_a_graph() {
         tmp.path(),
         ops,
         "list-append",
-        CheckerOptions { model: None, consistency_model: Some("serializable".into()) },
+        CheckerOptions {
+            model: None,
+            consistency_model: Some("serializable".into()),
+        },
     );
-    assert!(html.contains("class=\"verdict invalid\""), "the checker did not find the cycle");
+    assert!(
+        html.contains("class=\"verdict invalid\""),
+        "the checker did not find the cycle"
+    );
     assert!(html.contains("G1c"));
     assert!(html.contains("<svg class=\"cycle\""), "no cycle graph");
-    assert_eq!(html.matches("<g class=\"txn\">").count(), 2, "two transactions in the cycle");
-    assert!(html.contains(">wr</text>"), "edges not labelled with their type");
-    assert!(html.contains("class=\"members\""), "the cycle's transactions are not listed");
+    assert_eq!(
+        html.matches("<g class=\"txn\">").count(),
+        2,
+        "two transactions in the cycle"
+    );
+    assert!(
+        html.contains(">wr</text>"),
+        "edges not labelled with their type"
+    );
+    assert!(
+        html.contains("class=\"members\""),
+        "the cycle's transactions are not listed"
+    );
 }

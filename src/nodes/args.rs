@@ -77,6 +77,19 @@ pub enum NodePlan {
     Ssh(Vec<SshTarget>, SshOptions),
 }
 
+impl NodePlan {
+    /// How the nodes were asked for, for test.json and logs: `local:5`, `ssh:db1,root@db2:22`.
+    pub fn describe(&self) -> String {
+        match self {
+            NodePlan::Local(spec) => format!("local:{}", spec.node_count),
+            NodePlan::Ssh(targets, _) => {
+                let hosts: Vec<String> = targets.iter().map(ToString::to_string).collect();
+                format!("ssh:{}", hosts.join(","))
+            }
+        }
+    }
+}
+
 impl NodeArgs {
     /// The local cluster layout these flags name (for `distest env`, which is always local).
     pub fn cluster_spec(&self, node_count: usize) -> Result<ClusterSpec, NodesError> {

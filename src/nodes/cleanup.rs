@@ -145,6 +145,13 @@ pub struct TeardownReport {
 /// under `base_dir`. Tries every step; returns the first error after trying them all.
 pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesError> {
     host::require_root()?;
+    // No base directory: no `up` ever ran with it, so there is nothing to serialize with
+    // (and creating it just to lock it would leave a directory behind).
+    let _lock = if base_dir.is_dir() {
+        Some(host::lock_base_dir(base_dir)?)
+    } else {
+        None
+    };
     let found = leftovers(scope)?;
     let mut first_error: Option<NodesError> = None;
     let mut note = |r: Result<(), NodesError>| {
@@ -217,7 +224,7 @@ fn wait_for_links_gone(scope: &Scope) -> Result<(), NodesError> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(NodesError::BadSpec(format!(
+            return Err(NodesError::Stuck(format!(
                 "links {left:?} were still present {} s after teardown; remove them with `ip link delete`",
                 LINK_REMOVAL_WAIT.as_secs()
             )));
@@ -279,7 +286,7 @@ fn kill_namespace_processes(namespaces: &[String]) -> Result<(), NodesError> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(NodesError::BadSpec(format!(
+            return Err(NodesError::Stuck(format!(
                 "processes {pids:?} in the cluster's namespaces survived SIGKILL for {} s; check them with `ps` and remove them by hand",
                 PROCESS_EXIT_WAIT.as_secs()
             )));

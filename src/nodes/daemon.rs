@@ -239,6 +239,7 @@ pub fn stop<S: NodeShell + ?Sized>(
     pid_file: &Path,
     grace: Duration,
 ) -> Result<(), NodeError> {
+    let grace = grace.min(super::exec::MAX_TIMEOUT);
     let grace_ticks = grace.as_millis().div_ceil(50);
     let script = format!(
         "{prelude}{read}\
@@ -257,14 +258,17 @@ pub fn stop<S: NodeShell + ?Sized>(
         read = read_pid(""),
     );
     let kill_wait = Duration::from_millis(50 * u64::from(KILL_WAIT_TICKS));
-    node.exec_ok(&script, grace + kill_wait + SCRIPT_SLACK)?;
+    node.exec_ok(
+        &script,
+        grace.saturating_add(kill_wait).saturating_add(SCRIPT_SLACK),
+    )?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::exec::run_local;
+    use crate::nodes::exec::exec_for_node;
     use distest_nemeses::ExecOutput;
     use std::net::{IpAddr, Ipv4Addr};
 
@@ -279,13 +283,7 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }
         fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
-            let raw = run_local(&["sh", "-c", command], None, timeout).map_err(|e| {
-                NodeError::Unreachable {
-                    node: "host".into(),
-                    message: e.to_string(),
-                }
-            })?;
-            Ok(crate::nodes::output_from_raw(raw))
+            exec_for_node("host", &["sh", "-c", command], command, timeout)
         }
         fn is_local(&self) -> bool {
             true

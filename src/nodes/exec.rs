@@ -4,6 +4,7 @@
 //! (`sh -c 'a | b'`), not just the shell. Daemons escape that group on purpose (`setsid`),
 //! so a timed-out command never takes a daemon it started down with it.
 
+use distest_nemeses::{ExecOutput, NodeError};
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -18,6 +19,15 @@ pub const MAX_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
 /// After the child exits, its output pipes may still be held open by a grandchild that did
 /// not redirect them (a careless `cmd &`). We wait this long for them, then return anyway.
 const PIPE_GRACE: Duration = Duration::from_millis(500);
+
+/// The longest timeout honoured; longer ones (`Duration::MAX` as "no limit") are capped so
+/// deadline arithmetic cannot overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `now + timeout`, with `timeout` capped at [`MAX_TIMEOUT`].
+pub fn deadline_after(timeout: Duration) -> Instant {
+    Instant::now() + timeout.min(MAX_TIMEOUT)
+}
 
 /// What a finished local program returned. `status` is the exit code, or 128 + the signal
 /// number when a signal ended it (the shell's convention).
@@ -43,6 +53,35 @@ pub enum LocalExecError {
         program: String,
         source: std::io::Error,
     },
+}
+
+/// Runs `argv` on this machine on behalf of node `node`, in the shape [`NodeShell::exec`]
+/// returns: a timeout is [`NodeError::Timeout`], a program that cannot start is
+/// [`NodeError::Unreachable`]; `command` is what errors name.
+///
+/// [`NodeShell::exec`]: distest_nemeses::NodeShell::exec
+pub fn exec_for_node(
+    node: &str,
+    argv: &[&str],
+    command: &str,
+    timeout: Duration,
+) -> Result<ExecOutput, NodeError> {
+    let raw = run_local(argv, None, timeout).map_err(|e| match e {
+        LocalExecError::Timeout { timeout_ms, .. } => NodeError::Timeout {
+            node: node.to_string(),
+            command: command.to_string(),
+            timeout_ms,
+        },
+        other => NodeError::Unreachable {
+            node: node.to_string(),
+            message: other.to_string(),
+        },
+    })?;
+    Ok(ExecOutput {
+        status: raw.status,
+        stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+    })
 }
 
 /// Runs `argv` (no shell) with `stdin` fed to it, kills its process group after `timeout`.
@@ -82,7 +121,7 @@ pub fn run_local(
     spawn_reader(child.stdout.take(), stdout_buf.clone(), done_tx.clone());
     spawn_reader(child.stderr.take(), stderr_buf.clone(), done_tx);
 
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let mut poll = Duration::from_millis(1);
     let status = loop {
         match child.try_wait() {
@@ -230,6 +269,12 @@ mod tests {
         let err =
             run_local(&["/nonexistent/dt-program"], None, Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, LocalExecError::Spawn { .. }));
+    }
+
+    #[test]
+    fn an_unbounded_timeout_does_not_overflow() {
+        let out = run_local(&["true"], None, Duration::MAX).unwrap();
+        assert_eq!(out.status, 0);
     }
 
     #[test]

@@ -38,6 +38,49 @@ pub fn require_root() -> Result<(), NodesError> {
     }
 }
 
+/// How long `up` or `down` waits for another distest process working on clusters under
+/// the same base directory.
+pub const BASE_DIR_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// An exclusive `flock` on a clusters' base directory, held while a cluster is built or
+/// removed so two distest processes never build and tear down the same cluster at once.
+/// The kernel drops it when the holder dies, even by SIGKILL; it leaves no file behind.
+#[derive(Debug)]
+pub struct BaseDirLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Creates `base_dir` if needed and locks it (bounded wait).
+pub fn lock_base_dir(base_dir: &std::path::Path) -> Result<BaseDirLock, NodesError> {
+    use nix::errno::Errno;
+    use nix::fcntl::{Flock, FlockArg};
+    let io = |source| NodesError::Io {
+        what: "could not open the clusters' base directory".into(),
+        path: base_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(base_dir).map_err(io)?;
+    let deadline = std::time::Instant::now() + BASE_DIR_LOCK_WAIT;
+    let mut file = std::fs::File::open(base_dir).map_err(io)?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(BaseDirLock { _lock: lock }),
+            Err((f, Errno::EWOULDBLOCK | Errno::EINTR)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(NodesError::Stuck(format!(
+                    "another distest process has held {} for {} s while building or removing a cluster; wait for it or stop it",
+                    base_dir.display(),
+                    BASE_DIR_LOCK_WAIT.as_secs()
+                )))
+            }
+            Err((_, errno)) => return Err(io(std::io::Error::from(errno))),
+        }
+    }
+}
+
 /// Names of all network namespaces (`ip netns list` prints `name (id: N)`).
 pub fn list_namespaces() -> Result<Vec<String>, NodesError> {
     Ok(ok(&["ip", "netns", "list"])?

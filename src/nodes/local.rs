@@ -13,11 +13,11 @@
 //! ran. A cluster that was already up (`distest env up`) is adopted and left up.
 
 use super::cleanup::{self, CleanupGuard, Leftovers, Scope, TeardownReport, NETNS_ETC};
-use super::exec::{run_local, LocalExecError};
+use super::exec::exec_for_node;
 use super::names::{
     parse_namespace, ClusterNames, Subnet, DEFAULT_CLUSTER_ID, DEFAULT_SUBNET, MAX_LOCAL_NODES,
 };
-use super::{host, output_from_raw, ExecOutput, NodeError, NodeShell, NodesError, Remote};
+use super::{host, ExecOutput, NodeError, NodeShell, NodesError, Remote};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -104,18 +104,7 @@ impl NodeShell for LocalNode {
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
         let argv = ["ip", "netns", "exec", &self.namespace, "sh", "-c", command];
-        let raw = run_local(&argv, None, timeout).map_err(|e| match e {
-            LocalExecError::Timeout { timeout_ms, .. } => NodeError::Timeout {
-                node: self.name.clone(),
-                command: command.to_string(),
-                timeout_ms,
-            },
-            other => NodeError::Unreachable {
-                node: self.name.clone(),
-                message: other.to_string(),
-            },
-        })?;
-        let out = output_from_raw(raw);
+        let out = exec_for_node(&self.name, &argv, command, timeout)?;
         // `ip netns exec` itself failing is the node being gone, not the command failing.
         if out.status != 0 && out.stderr.starts_with("Cannot open network namespace") {
             return Err(NodeError::Unreachable {
@@ -170,18 +159,7 @@ impl Remote for LocalNode {
     }
 
     fn exec_machine(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
-        let raw = run_local(&["sh", "-c", command], None, timeout).map_err(|e| match e {
-            LocalExecError::Timeout { timeout_ms, .. } => NodeError::Timeout {
-                node: "localhost".into(),
-                command: command.to_string(),
-                timeout_ms,
-            },
-            other => NodeError::Unreachable {
-                node: "localhost".into(),
-                message: other.to_string(),
-            },
-        })?;
-        Ok(output_from_raw(raw))
+        exec_for_node("localhost", &["sh", "-c", command], command, timeout)
     }
 }
 
@@ -225,21 +203,31 @@ impl LocalCluster {
     pub fn up(spec: ClusterSpec) -> Result<LocalCluster, NodesError> {
         host::require_root()?;
         let names = spec.validate()?;
+        let lock = host::lock_base_dir(&spec.base_dir)?;
         let state_path = spec.cluster_dir().join(STATE_FILE);
         let existing = read_state(&state_path)?;
+        let bridge_up = bridge_exists(&names)?;
+        let any_objects = bridge_up
+            || host::list_namespaces()?
+                .iter()
+                .any(|ns| names.owns_namespace(ns));
         let adopted = match &existing {
-            Some(prev) if *prev == spec => bridge_exists(&names)?,
-            Some(prev) => {
-                // A state file without any network objects is a crashed `up`: safe to replace.
-                if bridge_exists(&names)? || !leftovers(&names)?.namespaces.is_empty() {
-                    return Err(NodesError::ClusterMismatch {
-                        cluster: spec.cluster_id.clone(),
-                        existing: format!("{} nodes in {}", prev.node_count, prev.subnet),
-                    });
-                }
-                false
+            // Same layout: adopt it when complete; otherwise it is what a killed `up` left,
+            // which this `up` completes and then owns.
+            Some(prev) if *prev == spec => bridge_up,
+            // Objects under another layout, or built with another base directory: building
+            // over them would mix two clusters.
+            _ if any_objects => {
+                return Err(NodesError::ClusterMismatch {
+                    cluster: spec.cluster_id.clone(),
+                    existing: match &existing {
+                        Some(prev) => format!("{} nodes in {}", prev.node_count, prev.subnet),
+                        None => format!("a layout not recorded under {}", spec.base_dir.display()),
+                    },
+                })
             }
-            None => false,
+            // Only a state file (an `up` killed before building anything): start afresh.
+            _ => false,
         };
         if !adopted {
             check_subnet_free(&spec.subnet, &names)?;
@@ -262,7 +250,9 @@ impl LocalCluster {
                 }
             }));
         }
-        // From here on, an error drops `cluster`, whose guard removes what was built.
+        // From here on, an error drops `cluster`, whose guard removes what was built (after
+        // `_lock`, declared later, is released: the teardown takes the same lock).
+        let _lock = lock;
         write_state(&state_path, &spec)?;
         cluster.build()?;
         tracing::info!(
@@ -294,9 +284,7 @@ impl LocalCluster {
         let namespaces = host::list_namespaces()?;
         for i in 1..=self.spec.node_count {
             if cleanup::interrupted() {
-                return Err(NodesError::BadSpec(
-                    "interrupted while bringing the cluster up; removing what was built".into(),
-                ));
+                return Err(NodesError::Interrupted);
             }
             let ns = names.namespace(i);
             if !namespaces.contains(&ns) {

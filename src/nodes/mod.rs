@@ -9,6 +9,10 @@
 //! - [`ssh`]: `SshNode`, a host reached with ssh2, host keys checked against known_hosts.
 //! - [`cleanup`]: finding and removing everything distest created, by name; Ctrl-C cleanup.
 //! - [`args`]: `NodeArgs`, the node flags `distest run` and `distest env` share.
+//! - [`daemon`]: start/check/signal/stop daemons with pid files, on top of `exec` alone.
+//! - [`packages`]: `ensure_packages`, apt installs once per machine per run.
+//! - [`names`], [`host`], [`exec`]: the naming scheme of host objects, the `ip`/`iptables`
+//!   calls on this machine, and running a local program with a deadline.
 
 pub mod args;
 pub mod cleanup;
@@ -78,8 +82,14 @@ pub trait Remote: NodeShell {
 pub enum NodesError {
     #[error("creating or removing a local cluster needs root (CAP_NET_ADMIN); run it as root, e.g. `sudo distest env up`")]
     NotRoot,
+    /// Flags, ids, subnets or files that cannot work; the sentence says what to change.
     #[error("{0}")]
     BadSpec(String),
+    /// Something on this machine did not go away or free up in time; the sentence says what.
+    #[error("{0}")]
+    Stuck(String),
+    #[error("interrupted while bringing the cluster up; what was built is being removed")]
+    Interrupted,
     #[error("`{command}` failed on this machine (exit {status}): {stderr}")]
     Host {
         command: String,
@@ -149,15 +159,6 @@ pub fn shell_quote(s: &str) -> String {
 /// Quotes a path for a POSIX shell (non-UTF-8 bytes are replaced, as shells see them).
 pub fn shell_quote_path(p: &Path) -> String {
     shell_quote(&p.to_string_lossy())
-}
-
-/// Turns captured bytes into the text form [`NodeShell::exec`] returns (invalid UTF-8 replaced).
-pub(crate) fn output_from_raw(raw: exec::RawOutput) -> ExecOutput {
-    ExecOutput {
-        status: raw.status,
-        stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -119,7 +119,10 @@ impl Subnet {
 
     /// Node `i`'s (1-based) address, or an error when the subnet is too small.
     pub fn node_address(&self, i: usize) -> Result<Ipv4Addr, NodesError> {
-        let host = NODE_HOST_OFFSET + i as u32;
+        let host = u32::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_add(NODE_HOST_OFFSET))
+            .unwrap_or(u32::MAX);
         if i == 0 || host >= self.host_count() {
             return Err(NodesError::BadSpec(format!(
                 "subnet {self} has no room for node {i} (node i gets host .{host}); use a larger subnet"
@@ -270,6 +273,7 @@ mod tests {
         assert_eq!(s.bridge_address(), Ipv4Addr::new(10, 77, 101, 1));
         assert_eq!(s.node_address(1).unwrap(), Ipv4Addr::new(10, 77, 101, 11));
         assert!(s.node_address(0).is_err());
+        assert!(s.node_address(usize::MAX).is_err());
         assert!(s.node_address(MAX_LOCAL_NODES).is_ok());
         let small: Subnet = "10.77.0.0/28".parse().unwrap();
         assert!(small.node_address(4).is_err());

@@ -155,6 +155,19 @@ impl std::str::FromStr for SshTarget {
     }
 }
 
+impl std::fmt::Display for SshTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        match (self.host.contains(':'), self.port) {
+            (true, Some(port)) => write!(f, "[{}]:{port}", self.host),
+            (false, Some(port)) => write!(f, "{}:{port}", self.host),
+            (_, None) => write!(f, "{}", self.host),
+        }
+    }
+}
+
 /// Reads a nodes file: one `[user@]host[:port]` per line; `#` starts a comment.
 pub fn parse_nodes_file(text: &str) -> Result<Vec<SshTarget>, SshError> {
     text.lines()
@@ -379,7 +392,7 @@ impl SshNode {
         stdout_cap: usize,
     ) -> Result<(i32, Vec<u8>, Vec<u8>), NodeError> {
         let remote = wrap_command(&self.user, command, timeout);
-        let deadline = Instant::now() + timeout + NETWORK_SLACK;
+        let deadline = super::exec::deadline_after(timeout.saturating_add(NETWORK_SLACK));
         let unreachable = |message: String| NodeError::Unreachable {
             node: self.name.clone(),
             message,
@@ -664,6 +677,9 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("::1", Some(22)));
         let t: SshTarget = "fe80::1".parse().unwrap();
         assert_eq!((t.host.as_str(), t.port), ("fe80::1", None));
+        for text in ["admin@db1:2222", "db1", "[::1]:22", "fe80::1"] {
+            assert_eq!(text.parse::<SshTarget>().unwrap().to_string(), text);
+        }
         for bad in ["", "@host", "host:port", "host:99999", "a b", "[::1"] {
             assert!(bad.parse::<SshTarget>().is_err(), "{bad:?}");
         }

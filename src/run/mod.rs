@@ -110,6 +110,7 @@ pub fn execute(
     log.line(&format!("setting up {} on {}", target.name(), cfg.nodes.join(", ")));
     if let Err(e) = target.setup() {
         log.line(&format!("setup failed: {}", crate::commands::one_sentence(&e)));
+        collect_all_logs(&run_dir, &cfg, target.as_ref(), &log);
         let _ = target.teardown(true);
         drop(provisioned);
         return Err(e.context(format!("could not set up {}", cfg.target)));
@@ -124,15 +125,7 @@ pub fn execute(
     }
 
     // Phase 4: logs, then stop the system (always, also after an error).
-    for (i, name) in cfg.nodes.iter().enumerate() {
-        let dest = run_dir.join("nodes").join(name);
-        if let Err(e) = std::fs::create_dir_all(&dest)
-            .map_err(anyhow::Error::from)
-            .and_then(|_| target.collect_logs(i, &dest))
-        {
-            log.line(&format!("could not collect logs of {name}: {e:#}"));
-        }
-    }
+    collect_all_logs(&run_dir, &cfg, target.as_ref(), &log);
     if cfg.leave_running {
         log.line("leaving the target running (--leave-running)");
         std::mem::forget(provisioned.guard);
@@ -162,6 +155,19 @@ pub fn execute(
         exit_code,
         record_seconds,
     })
+}
+
+/// Copies every node's logs into `run_dir/nodes/<node>/`; failures are logged, not fatal.
+fn collect_all_logs(run_dir: &Path, cfg: &RunConfig, target: &dyn Target, log: &RunLog) {
+    for (i, name) in cfg.nodes.iter().enumerate() {
+        let dest = run_dir.join("nodes").join(name);
+        if let Err(e) = std::fs::create_dir_all(&dest)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| target.collect_logs(i, &dest))
+        {
+            log.line(&format!("could not collect logs of {name}: {e:#}"));
+        }
+    }
 }
 
 fn write_test_json(run_dir: &Path, cfg: &RunConfig) -> anyhow::Result<()> {

@@ -85,8 +85,12 @@ impl ManagedDaemon {
                 "FAKETIME_TIMESTAMP_FILE".into(),
                 paths.faketime_file.display().to_string(),
             ));
-            // Re-read the offset file at most once a second: cheap, and fast enough for faults.
-            spec.env.push(("FAKETIME_CACHE_DURATION".into(), "1".into()));
+            // Re-read the offset on every call so a fault takes effect at once.
+            spec.env.push(("FAKETIME_NO_CACHE".into(), "1".into()));
+            // Only the wall clock moves. Faking CLOCK_MONOTONIC breaks std's timed waits:
+            // they compute a deadline from the faked clock and hand it to the kernel's real
+            // one, so a node would sleep through its election timeouts.
+            spec.env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
         }
         node.start_daemon(&spec).map(|_| ())
     }
@@ -100,7 +104,7 @@ impl ManagedDaemon {
         }
         let file = crate::nodes::shell_quote_path(&self.paths(index).faketime_file);
         let out = node.exec(
-            &format!("test -f {LIBFAKETIME} && {{ test -f {file} || printf '+0s' > {file}; }}"),
+            &format!("test -f {LIBFAKETIME} && {{ test -f {file} || printf '+0.000' > {file}; }}"),
             Duration::from_secs(10),
         )?;
         Ok(out.success())

@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod http;
 pub mod kv;
 pub mod noop;
+pub mod postgres;
 
 use async_trait::async_trait;
 use distest_nemeses::TargetControl;
@@ -50,6 +51,7 @@ pub const TARGETS: &[(&str, &[&str])] = &[
     ("kv", &["register", "list-append", "rw-register", "set"]),
     ("etcd", &["register", "list-append", "rw-register"]),
     ("noop", &["register", "list-append", "rw-register", "set"]),
+    ("postgres", &["list-append", "rw-register"]),
 ];
 
 /// Builds the target called `name` on `nodes`.
@@ -62,6 +64,7 @@ pub fn build(
     Ok(match name {
         "kv" => Arc::new(kv::Kv::new(nodes, opts)),
         "etcd" => Arc::new(etcd::Etcd::new(nodes, opts)),
+        "postgres" => Arc::new(postgres::Postgres::new(nodes, opts)?),
         other => return build_in_process(other, nodes.len()),
     })
 }
@@ -70,6 +73,7 @@ pub fn build(
 pub fn packages(name: &str) -> &'static [&'static str] {
     match name {
         "etcd" => &["etcd-server"],
+        "postgres" => &["postgresql"],
         "kv" | "crdt" => &["libfaketime"],
         _ => &[],
     }

@@ -47,7 +47,7 @@
 //! knew a write that supersedes it.
 
 use super::{
-    check_by_key, conclude, is_final_read, is_read, ok_value, replica, Elem, Malformed,
+    capped, check_by_key, conclude, is_final_read, is_read, ok_value, replica, Elem, Malformed,
     EVIDENCE_LIST_CAP,
 };
 use crate::checker::{pick_option, CheckContext, Checker, CheckerOptions, RegistryError};
@@ -391,11 +391,15 @@ fn counter(
         let read_end = fr.index();
         let mut definite: i128 = 0;
         let mut maybe: Vec<i64> = Vec::new();
+        let mut maybe_indices: Vec<u64> = Vec::new();
         for &(d, inv, end, outcome) in &adds {
             match (outcome, end) {
                 (OpType::Fail, _) => {}
                 (OpType::Ok, Some(e)) if e < read_invoke => definite += i128::from(d),
-                _ if inv < read_end => maybe.push(d),
+                _ if inv < read_end => {
+                    maybe.push(d);
+                    maybe_indices.push(inv);
+                }
                 _ => {}
             }
         }
@@ -410,6 +414,7 @@ fn counter(
         let detail = json!({
             "replica": node, "index": fr.index(), "value": read,
             "acknowledged_sum": definite as i64, "indeterminate_adds": maybe.len(),
+            "indeterminate_add_indices": capped(maybe_indices.iter().copied()),
             "possible_range": [(definite + lo) as i64, (definite + hi) as i64],
         });
         match ok {
@@ -489,27 +494,87 @@ struct SetRemove {
     observed: Option<BTreeSet<Elem>>,
 }
 
-impl SetRemove {
+/// The removes of one element that can precede one final read, summarized so that
+/// "may some remove have observed this add" and "did an acknowledged remove surely observe
+/// it" cost O(log n) per add instead of a scan of every remove.
+///
+/// A remove *may have observed* an add when both report tags and the remove's observed
+/// tags hold the add's tag, or otherwise when the add was invoked before the remove ended.
+/// It *surely observed* it when it is `ok`, ended before the read began, and either its
+/// tags hold the add's tag or (without tags) it ran on the add's replica after the `ok`
+/// add completed.
+#[derive(Default)]
+struct RemoveSummary<'a> {
+    /// Union of the tags reported by tagged removes.
+    may_tags: BTreeSet<&'a Elem>,
+    /// Latest end (u64::MAX if indeterminate) of removes without tags, and of all removes.
+    untagged_max_end: Option<u64>,
+    any_max_end: Option<u64>,
+    /// Tags reported by `ok` removes that ended before the read began.
+    sure_tags: BTreeSet<&'a Elem>,
+    /// Per replica: latest invocation of such `ok` removes without tags, and of all of them.
+    sure_untagged_max_invoke: HashMap<&'a str, u64>,
+    sure_any_max_invoke: HashMap<&'a str, u64>,
+    /// Invocation indices of the removes, for evidence.
+    indices: Vec<u64>,
+}
+
+impl<'a> RemoveSummary<'a> {
+    fn new(removes: &'a [SetRemove], read_invoke: u64, read_end: u64) -> RemoveSummary<'a> {
+        let mut s = RemoveSummary::default();
+        let raise = |slot: &mut Option<u64>, v: u64| *slot = Some(slot.map_or(v, |s| s.max(v)));
+        for r in removes
+            .iter()
+            .filter(|r| r.outcome != OpType::Fail && r.invoke_index < read_end)
+        {
+            s.indices.push(r.invoke_index);
+            let end = r.end_index.unwrap_or(u64::MAX);
+            raise(&mut s.any_max_end, end);
+            match &r.observed {
+                Some(tags) => s.may_tags.extend(tags.iter()),
+                None => raise(&mut s.untagged_max_end, end),
+            }
+            if r.outcome != OpType::Ok || end >= read_invoke {
+                continue;
+            }
+            let node = r.node.as_str();
+            let any = s.sure_any_max_invoke.entry(node).or_insert(r.invoke_index);
+            *any = (*any).max(r.invoke_index);
+            match &r.observed {
+                Some(tags) => s.sure_tags.extend(tags.iter()),
+                None => {
+                    let untagged = s
+                        .sure_untagged_max_invoke
+                        .entry(node)
+                        .or_insert(r.invoke_index);
+                    *untagged = (*untagged).max(r.invoke_index);
+                }
+            }
+        }
+        s
+    }
+
     fn may_have_observed(&self, add: &SetAdd) -> bool {
-        match (&self.observed, &add.tag) {
-            (Some(tags), Some(tag)) => tags.contains(tag),
-            // Without tags: the add may have reached the remover before the remove ran.
-            _ => add.invoke_index < self.end_index.unwrap_or(u64::MAX),
+        let by_time = |max_end: Option<u64>| max_end.is_some_and(|e| add.invoke_index < e);
+        match &add.tag {
+            Some(tag) => self.may_tags.contains(tag) || by_time(self.untagged_max_end),
+            None => by_time(self.any_max_end),
         }
     }
 
     fn surely_observed(&self, add: &SetAdd) -> bool {
-        if self.outcome != OpType::Ok {
-            return false;
-        }
-        match (&self.observed, &add.tag) {
-            (Some(tags), Some(tag)) => tags.contains(tag),
-            // Without tags: read-your-writes on one replica.
-            _ => {
-                add.outcome == OpType::Ok
-                    && add.node == self.node
-                    && add.end_index.is_some_and(|e| e < self.invoke_index)
+        // Without tags to match: read-your-writes on one replica.
+        let same_replica_after = |max_invoke: &HashMap<&str, u64>| {
+            add.outcome == OpType::Ok
+                && add
+                    .end_index
+                    .is_some_and(|e| max_invoke.get(add.node.as_str()).is_some_and(|&i| e < i))
+        };
+        match &add.tag {
+            Some(tag) => {
+                self.sure_tags.contains(tag) || same_replica_after(&self.sure_untagged_max_invoke)
             }
+            None => same_replica_after(&self.sure_any_max_invoke),
         }
     }
 }
@@ -597,32 +662,26 @@ fn or_set(pairs: &[Pair<'_>], finals: &BTreeMap<&str, FinalRead<'_>>, out: &mut 
         }
         for (elem, elem_adds) in &adds {
             // Only updates that can precede the final read matter to it.
-            let rms: Vec<&SetRemove> = removes
-                .get(elem)
-                .unwrap_or(&no_removes)
-                .iter()
-                .filter(|r| r.outcome != OpType::Fail && r.invoke_index < read_end)
-                .collect();
+            let rms = RemoveSummary::new(
+                removes.get(elem).unwrap_or(&no_removes),
+                read_invoke,
+                read_end,
+            );
             let unobserved_ack = elem_adds.iter().find(|a| {
                 a.outcome == OpType::Ok
                     && a.end_index.is_some_and(|e| e < read_invoke)
-                    && !rms.iter().any(|r| r.may_have_observed(a))
+                    && !rms.may_have_observed(a)
             });
             let live: Vec<&SetAdd> = elem_adds
                 .iter()
                 .filter(|a| a.outcome != OpType::Fail && a.invoke_index < read_end)
                 .collect();
-            let all_removed = !live.is_empty()
-                && live.iter().all(|a| {
-                    rms.iter().any(|r| {
-                        r.end_index.is_some_and(|e| e < read_invoke) && r.surely_observed(a)
-                    })
-                });
+            let all_removed = !live.is_empty() && live.iter().all(|a| rms.surely_observed(a));
             let here = present.contains(elem);
             if let (Some(a), false) = (unobserved_ack, here) {
                 out.problem(
                     "lost",
-                    json!({"replica": node, "index": read_end, "element": elem.to_value(), "add_index": a.end_index, "remove_indices": rms.iter().map(|r| r.invoke_index).collect::<Vec<_>>()}),
+                    json!({"replica": node, "index": read_end, "element": elem.to_value(), "add_index": a.end_index, "remove_indices": capped(rms.indices.iter().copied())}),
                     format!(
                         "Replica {node}'s final read (op {read_end}) misses {elem}, though its add (op {}) was acknowledged and no remove can have observed it.",
                         a.end_index.unwrap_or(a.invoke_index)
@@ -632,10 +691,10 @@ fn or_set(pairs: &[Pair<'_>], finals: &BTreeMap<&str, FinalRead<'_>>, out: &mut 
             if all_removed && here {
                 out.problem(
                     "resurrected",
-                    json!({"replica": node, "index": read_end, "element": elem.to_value(), "add_indices": live.iter().map(|a| a.invoke_index).collect::<Vec<_>>(), "remove_indices": rms.iter().map(|r| r.invoke_index).collect::<Vec<_>>()}),
+                    json!({"replica": node, "index": read_end, "element": elem.to_value(), "add_indices": capped(live.iter().map(|a| a.invoke_index)), "remove_indices": capped(rms.indices.iter().copied())}),
                     format!(
-                        "Replica {node}'s final read (op {read_end}) contains {elem}, though every add of it was observed by an acknowledged remove (removes {:?}).",
-                        rms.iter().map(|r| r.invoke_index).collect::<Vec<_>>()
+                        "Replica {node}'s final read (op {read_end}) contains {elem}, though every add of it was observed by an acknowledged remove (removes invoked at ops {:?}).",
+                        &rms.indices[..rms.indices.len().min(8)]
                     ),
                 );
             }

@@ -26,9 +26,10 @@
 //! verdicts of all keys are composed with [`Validity::meet`] and the evidence is then
 //! `{"by_key": {key: evidence}}`.
 //!
-//! **Evidence** names ops by their history `index` (fields ending in `_index`) so the
-//! report can link to them; lists are capped at [`EVIDENCE_LIST_CAP`] entries and every
-//! capped list has a matching `_count` field with the full size.
+//! **Evidence** names ops by their history `index` (fields named `index`, or ending in
+//! `_index` / `_indices`) so the report can link to them; lists are capped at
+//! [`EVIDENCE_LIST_CAP`] entries and every capped list has a `_count` field (or, for
+//! `problems`, `problem_count`) with the full size.
 //!
 //! Ops whose values do not have the shape above are counted as malformed: they never
 //! make a history invalid on their own, but a checker that could not judge some ops

@@ -96,6 +96,19 @@ pub fn garbage_read(txns: &Txns, reader: u32, key: u32, value: u32) -> Value {
     })
 }
 
+/// A read observed a write its own transaction only performs later.
+pub fn future_read(txns: &Txns, t: u32, key: u32, value: u32) -> Value {
+    json!({
+        "txn": txn_ref(txns, t),
+        "key": key_json(txns, key),
+        "value": value_json(txns, value),
+        "why": format!(
+            "{} read key {} and saw {}, which it only writes later in the same transaction; a read cannot observe the future (a one-transaction G1c).",
+            txn_name(txns, t), txns.key_name(key), txns.value_name(value)
+        ),
+    })
+}
+
 /// Several committed transactions read the same version of a key and each wrote it.
 pub fn lost_update(txns: &Txns, key: u32, version: &str, group: &[u32]) -> Value {
     let names: Vec<String> = group.iter().map(|&t| txn_name(txns, t)).collect();

@@ -226,6 +226,7 @@ pub fn add_session_edges(txns: &Txns, edges: &mut EdgeList) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn csr_merges_parallel_edges_and_drops_self_edges() {
@@ -239,5 +240,65 @@ mod tests {
         assert_eq!(g.kind(0, 1), WW | RW);
         assert_eq!(g.kind(1, 0), WR);
         assert_eq!(g.kind(1, 1), 0);
+    }
+
+    /// Random interleavings of `workers` clients: each step one client invokes, or
+    /// completes with ok / fail / info (info retires the process id).
+    fn random_history() -> impl Strategy<Value = crate::history::History> {
+        (1usize..5, prop::collection::vec((0usize..5, 0u8..10), 0..60)).prop_map(|(workers, steps)| {
+            let mut ops = Vec::new();
+            let mut pid: Vec<u64> = (0..workers as u64).collect();
+            let mut busy = vec![false; workers];
+            for (w, roll) in steps {
+                let w = w % workers;
+                let p = crate::op::Process::Client(pid[w]);
+                let mut op = crate::op::Op::invoke(p, "txn", serde_json::json!([]));
+                if busy[w] {
+                    op.kind = match roll {
+                        0 => crate::op::OpType::Fail,
+                        1 => crate::op::OpType::Info,
+                        _ => crate::op::OpType::Ok,
+                    };
+                    if roll == 1 {
+                        pid[w] += workers as u64;
+                    }
+                }
+                busy[w] = !busy[w];
+                ops.push(op);
+            }
+            crate::history::History::reindexed(ops).unwrap()
+        })
+    }
+
+    proptest::proptest! {
+        /// The transitively reduced realtime edges reach exactly the pairs where one
+        /// transaction completed ok before the other was invoked.
+        #[test]
+        fn realtime_reduction_preserves_exactly_the_realtime_order(h in random_history()) {
+            let txns = Txns::from_history(&h, super::super::txn::Shape::ListAppend).unwrap();
+            let mut e = EdgeList::default();
+            add_session_edges(&txns, &mut e);
+            let n = txns.txns.len();
+            let g = Graph::build(n, e);
+            for a in 0..n {
+                let mut seen = vec![false; n];
+                let mut todo = vec![a as u32];
+                while let Some(v) = todo.pop() {
+                    for (t, k) in g.out(v) {
+                        if k & REALTIME != 0 && !seen[t as usize] {
+                            seen[t as usize] = true;
+                            todo.push(t);
+                        }
+                    }
+                }
+                for b in 0..n {
+                    let (x, y) = (&txns.txns[a], &txns.txns[b]);
+                    let before = x.outcome == Outcome::Ok
+                        && y.outcome != Outcome::Fail
+                        && x.complete_index < y.invoke_index;
+                    proptest::prop_assert_eq!(seen[b], before, "{} -> {}", a, b);
+                }
+            }
+        }
     }
 }

@@ -334,6 +334,9 @@ pub fn analyse(
                 .any(|p| p.key == k && p.kind == MopKind::Append)
             {
                 lost.push((k, list.last().copied().unwrap_or(NONE), t));
+                if let Some(&v) = list.iter().find(|&&v| ix.writer(k, v).map(|a| a.txn) == Some(t)) {
+                    anomalies.add("future-read", || anomaly::future_read(txns, t, k, v));
+                }
             }
         }
         if anomaly::touches_a_key_twice(mops) {

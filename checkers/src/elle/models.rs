@@ -67,6 +67,8 @@ const IMPLIES: &[(&str, &[&str])] = &[
     ("incompatible-order", &["G1a"]),
     // A committed write applied on top of an aborted one is a dirty read by a writer.
     ("dirty-update", &["G1a"]),
+    // Reading one's own later write is a trivial cycle T -wr-> T.
+    ("future-read", &["G1c"]),
     // Lost update is a special case of write skew on one key.
     ("lost-update", &["G2-item"]),
 ];
@@ -98,6 +100,7 @@ pub const ANOMALIES: &[&str] = &[
     "G2-item-realtime",
     "dirty-update",
     "duplicate-elements",
+    "future-read",
     "garbage-read",
     "incompatible-order",
     "internal",

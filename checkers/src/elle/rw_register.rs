@@ -152,6 +152,9 @@ pub fn analyse(
                     Some(w) if txns.txns[w.txn as usize].outcome == Outcome::Fail => {
                         anomalies.add("G1a", || anomaly::aborted_read(txns, t, w.txn, k, v))
                     }
+                    Some(w) if w.txn == t => {
+                        anomalies.add("future-read", || anomaly::future_read(txns, t, k, v))
+                    }
                     Some(w) => {
                         edges.add(w.txn, t, WR);
                         if !w.is_final {

@@ -362,7 +362,7 @@ impl TxnsBuilder {
             OpType::Invoke => {
                 let t = self.out.txns.len() as u32;
                 let start = self.out.mops.len();
-                self.parse_mops(op, false)?;
+                self.parse_mops(op)?;
                 self.out.txns.push(Txn {
                     invoke_index: op.index,
                     complete_index: u64::MAX,
@@ -451,7 +451,7 @@ impl TxnsBuilder {
     }
 
     /// Appends the invocation's micro-ops; reads stay unknown until an ok completion.
-    fn parse_mops(&mut self, op: &Op, _completion: bool) -> Result<(), TxnError> {
+    fn parse_mops(&mut self, op: &Op) -> Result<(), TxnError> {
         let list = self.mops_list(op)?;
         for (i, m) in list.iter().enumerate() {
             let (name, k, v) = self.split(op, i, m)?;

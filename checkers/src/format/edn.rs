@@ -800,6 +800,8 @@ enum Level {
 }
 
 /// One top-level step.
+// Returned once per op and never stored: boxing the op would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Op(Op, Presence, usize),
     Bracket,
@@ -868,9 +870,8 @@ enum Stop {
     },
 }
 
-/// Ops parsed from one window, with their lines, and where parsing stopped.
+/// Where parsing of one window stopped (its ops went to an [`Importer`]).
 struct Run {
-    ops: Vec<(Op, Presence, usize)>,
     /// Bytes of the window consumed: whole forms only.
     end: usize,
     /// The line number at `end`.
@@ -880,16 +881,16 @@ struct Run {
 }
 
 /// Parses top-level forms of `window` (which starts between forms, on line `first_line`)
-/// until the window ends or a form would start at or after `stop_at`.
+/// into `sink`, until the window ends or a form would start at or after `stop_at`.
 fn parse_run(
     window: &[u8],
     is_final: bool,
     level: Level,
     first_line: usize,
     stop_at: usize,
+    sink: &mut Importer<'_>,
 ) -> Run {
     let mut run = Run {
-        ops: Vec::new(),
         end: 0,
         line: first_line,
         level,
@@ -900,7 +901,7 @@ fn parse_run(
         match step(&mut p, &mut run.level, stop_at) {
             Ok(Step::Op(op, has, op_pos)) => {
                 let op_line = run.line + count_newlines(&window[run.end..op_pos]);
-                run.ops.push((op, has, op_line));
+                sink.push(op, op_line, has);
             }
             Ok(Step::Bracket) => {}
             Ok(Step::Reached) => run.stop = Stop::Reached,
@@ -956,6 +957,7 @@ fn read_in_windows(
     read_chunk_bytes: usize,
 ) -> Result<History, ParseError> {
     let mut importer = Importer::new(source_name);
+    let mut spare = Importer::new(source_name);
     let mut buf: Vec<u8> = Vec::with_capacity(2 * read_chunk_bytes.min(READ_CHUNK_BYTES));
     // `buf[start..]` is unparsed; `line` is the line number of `buf[start]`.
     let mut start = 0usize;
@@ -968,24 +970,40 @@ fn read_in_windows(
             .then(|| split_point(window))
             .flatten();
         let runs = match split {
-            None => vec![parse_run(window, eof, level, line, usize::MAX)],
+            None => vec![parse_run(
+                window,
+                eof,
+                level,
+                line,
+                usize::MAX,
+                &mut importer,
+            )],
             Some(split) => {
+                // The head goes straight into the importer; the tail into `spare`, kept
+                // only if the head ends exactly where the tail began, in the same
+                // top-level state the tail assumed.
                 let tail_line = line + count_newlines(&window[..split]);
+                spare.clear();
                 let (head, tail) = std::thread::scope(|s| {
-                    let worker = s.spawn(|| parse_run(window, eof, level, line, split));
-                    let tail = parse_run(&window[split..], eof, level, tail_line, usize::MAX);
+                    let worker =
+                        s.spawn(|| parse_run(window, eof, level, line, split, &mut importer));
+                    let tail = parse_run(
+                        &window[split..],
+                        eof,
+                        level,
+                        tail_line,
+                        usize::MAX,
+                        &mut spare,
+                    );
                     let head = worker
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                     (head, tail)
                 });
-                // The tail counts only if the head ended exactly where it began, in the
-                // same top-level state it assumed.
                 let aligned =
                     matches!(head.stop, Stop::Reached) && head.end == split && head.level == level;
                 if aligned {
-                    let mut tail = tail;
-                    tail.end += split;
+                    importer.append(&mut spare);
                     vec![head, tail]
                 } else {
                     vec![head]
@@ -994,9 +1012,6 @@ fn read_in_windows(
         };
         let mut need_more = false;
         for run in runs {
-            for (op, has, op_line) in run.ops {
-                importer.push(op, op_line, has);
-            }
             start += run.end;
             line = run.line;
             level = run.level;

@@ -51,6 +51,18 @@ impl<'s> Importer<'s> {
         self.meta.push((line, has));
     }
 
+    /// Moves all ops of `other` after this importer's, leaving `other` empty (its memory
+    /// stays, for reuse).
+    pub(crate) fn append(&mut self, other: &mut Importer<'_>) {
+        self.ops.append(&mut other.ops);
+        self.meta.append(&mut other.meta);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.ops.clear();
+        self.meta.clear();
+    }
+
     fn syntax(&self, line: usize, message: impl Into<String>) -> ParseError {
         ParseError::Syntax {
             source_name: self.source_name.to_string(),

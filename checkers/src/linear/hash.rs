@@ -76,7 +76,10 @@ impl ValueIds {
         let next = self.count;
         let (id, new) = match value {
             Value::Number(n) if n.is_i64() => {
-                let id = *self.ints.entry(n.as_i64().expect("checked is_i64")).or_insert(next);
+                let id = *self
+                    .ints
+                    .entry(n.as_i64().expect("checked is_i64"))
+                    .or_insert(next);
                 (id, id == next)
             }
             Value::String(s) => match self.strings.get(s.as_str()) {
@@ -92,7 +95,10 @@ impl ValueIds {
             }
         };
         if new {
-            self.count = self.count.checked_add(1).expect("fewer than 4 billion distinct values");
+            self.count = self
+                .count
+                .checked_add(1)
+                .expect("fewer than 4 billion distinct values");
         }
         (id, new)
     }

@@ -155,7 +155,7 @@ fn check_with<M: Model>(
     let memory_used_bytes = AtomicUsize::new(0);
     // The lowest partition index found not linearizable: partitions after it are
     // abandoned, partitions before it still finish, so the reported key is always the
-    // first bad one in history order whatever the thread timing.
+    // bad key used first in the history, whatever the thread timing.
     let first_bad = AtomicUsize::new(usize::MAX);
     let outcomes = run_parallel(parts.len(), |i| {
         let abandon = || first_bad.load(Ordering::Relaxed) < i;
@@ -185,7 +185,7 @@ fn check_with<M: Model>(
         return Verdict::invalid(
             vec![ANOMALY.to_string()],
             format!(
-                "{key} is not linearizable under the {model_name} model ({op_count} ops over {keys} key(s) checked; the first bad key is reported)."
+                "{key} is not linearizable under the {model_name} model ({op_count} ops over {keys} key(s); of the keys that are not, the one used first is reported)."
             ),
         )
         .with_explanation(example.text)

@@ -443,7 +443,10 @@ mod tests {
         detour.clear(130);
         assert_eq!((direct.lo, direct.window()), (detour.lo, detour.window()));
         assert_eq!(direct.hash, detour.hash);
-        assert_eq!(direct.lo, 1, "word 0 is full, so the window starts at word 1");
+        assert_eq!(
+            direct.lo, 1,
+            "word 0 is full, so the window starts at word 1"
+        );
         assert_eq!(direct.window(), &[1u64 << 6]);
     }
 

@@ -34,6 +34,9 @@ pub struct Params {
     /// Probabilities (percent) of fail and info outcomes.
     pub fail_pct: u32,
     pub info_pct: u32,
+    /// Percent of list reads that come back stale (missing their last 1-3 elements):
+    /// a way to make buggy histories for the benchmark. 0 for correct histories.
+    pub stale_pct: u32,
 }
 
 impl Params {
@@ -48,6 +51,7 @@ impl Params {
             max_mops: 4,
             fail_pct: 10,
             info_pct: 10,
+            stale_pct: 0,
         }
     }
 }
@@ -67,7 +71,8 @@ struct Store {
 
 impl Store {
     /// Executes `mops` atomically, returning them with reads filled in.
-    fn execute(&mut self, workload: Workload, mops: &Value) -> Value {
+    /// `stale_cut` > 0 drops that many trailing elements from list reads (a bug).
+    fn execute(&mut self, workload: Workload, mops: &Value, stale_cut: usize) -> Value {
         let out: Vec<Value> = mops
             .as_array()
             .expect("generated micro-ops are a list")
@@ -83,7 +88,9 @@ impl Store {
                         m.clone()
                     }
                     (Workload::ListAppend, _) => {
-                        json!(["r", k, self.lists.get(&k).cloned().unwrap_or_default()])
+                        let mut list = self.lists.get(&k).cloned().unwrap_or_default();
+                        list.truncate(list.len().saturating_sub(stale_cut));
+                        json!(["r", k, list])
                     }
                     (Workload::RwRegister, "w") => {
                         self.regs.insert(k, m[2].as_u64().unwrap());
@@ -184,7 +191,12 @@ pub fn generate(p: &Params, mut sink: impl FnMut(Op)) {
                     pids[w] += p.workers as u64;
                     State::Idle
                 } else {
-                    let result = store.execute(p.workload, &mops);
+                    let cut = if rng.gen_range(0..100) < p.stale_pct {
+                        rng.gen_range(1..=3)
+                    } else {
+                        0
+                    };
+                    let result = store.execute(p.workload, &mops, cut);
                     State::Executed { mops, result }
                 }
             }

@@ -116,4 +116,3 @@ pub fn kv_op(f: &str, input: &Value, ok: Option<&Value>) -> Option<(u64, KvOp)> 
     };
     Some((key, op))
 }
-

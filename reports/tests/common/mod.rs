@@ -157,19 +157,28 @@ pub fn generate(spec: &HistorySpec) -> Vec<Op> {
             ops.push((t + 1_000_000, seq + 1, done));
             seq += 2;
         };
+        // Completion values shaped as distest-nemeses writes them.
         nem(
             end_guess / 5,
             "start-partition",
-            json!({"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}),
+            json!({"shape": "isolate-one", "grudge": {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}}),
         );
         nem(
             end_guess * 2 / 5,
             "stop-partition",
-            json!("fully connected"),
+            json!({"healed": ["n1", "n2", "n3"]}),
         );
-        nem(end_guess / 2, "kill", json!({"n2": "killed"}));
-        nem(end_guess * 3 / 5, "start", json!({"n2": "started"}));
-        nem(end_guess * 7 / 10, "bump-clock", json!({"n3": 250}));
+        nem(
+            end_guess / 2,
+            "kill",
+            json!({"targets": "one", "nodes": ["n2"]}),
+        );
+        nem(end_guess * 3 / 5, "start", json!({"nodes": ["n2"]}));
+        nem(
+            end_guess * 7 / 10,
+            "bump-clock",
+            json!({"offsets_ms": {"n3": 250}}),
+        );
     }
     ops.sort_by_key(|(t, s, _)| (*t, *s));
     ops.into_iter()
@@ -227,8 +236,8 @@ pub fn invalid_results(ops: &[Op]) -> Value {
                 "summary": "One G1c cycle.",
                 "explanation": "T1 wrote x, T2 read it; T2 wrote y, T1 read it.",
                 "evidence": {"cycles": [{"anomaly": "G1c", "cycle": [a, b], "steps": [
-                    {"from": a, "to": b, "type": "wr", "why": format!("T{b} read [1] of key x, appended by T{a}")},
-                    {"from": b, "to": a, "type": "wr", "why": format!("T{a} read [2] of key y, appended by T{b}")}
+                    {"from": a, "to": b, "type": "wr", "why": format!("T2 (op {b}) read [1] of key x, appended by T1 (op {a})")},
+                    {"from": b, "to": a, "type": "wr", "why": format!("T1 read [2] of key y, appended by T2")}
                 ]}]}
             },
             "stats": {"valid": true, "anomalies": [], "summary": "ok", "explanation": "", "evidence": null}

@@ -133,7 +133,10 @@ impl Server {
                     .ok_or_else(|| ApiError::bad_request("\"delta\" must be an integer"))?;
                 blocking(move || node.counter_add(&name, delta)).await
             }
-            ("GET", ["counter", name]) => Ok(node.counter_get(&valid_name(name)?)),
+            ("GET", ["counter", name]) => {
+                let name = valid_name(name)?;
+                blocking(move || Ok(node.counter_get(&name))).await
+            }
             ("POST", ["set", name, "add"]) => {
                 let (name, element) = (valid_name(name)?, field("element")?);
                 blocking(move || node.set_add(&name, element)).await
@@ -142,12 +145,18 @@ impl Server {
                 let (name, element) = (valid_name(name)?, field("element")?);
                 blocking(move || node.set_remove(&name, element)).await
             }
-            ("GET", ["set", name]) => Ok(node.set_get(&valid_name(name)?)),
+            ("GET", ["set", name]) => {
+                let name = valid_name(name)?;
+                blocking(move || Ok(node.set_get(&name))).await
+            }
             ("PUT", ["register", name]) => {
                 let (name, value) = (valid_name(name)?, field("value")?);
                 blocking(move || node.register_put(&name, value)).await
             }
-            ("GET", ["register", name]) => Ok(node.register_get(&valid_name(name)?)),
+            ("GET", ["register", name]) => {
+                let name = valid_name(name)?;
+                blocking(move || Ok(node.register_get(&name))).await
+            }
             ("GET", ["status"]) => Ok(self.status()),
             ("POST", ["gossip"]) => {
                 let gossip: Gossip = serde_json::from_slice(&req.body).map_err(|e| {
@@ -253,7 +262,8 @@ impl Server {
     }
 }
 
-/// Runs a disk-touching node call on the blocking pool.
+/// Runs a node call on the blocking pool: updates fsync while holding the replica's lock,
+/// so even reads may wait on the disk and must not stall the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {

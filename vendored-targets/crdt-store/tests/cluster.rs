@@ -32,6 +32,16 @@ struct Cluster {
 impl Cluster {
     /// Starts `n` replicas; `args(i)` gives replica i's extra flags.
     fn start(n: usize, args: impl Fn(usize) -> Vec<String>) -> Cluster {
+        Cluster::start_with_state(n, args, |_| None)
+    }
+
+    /// Like [`Cluster::start`], but replica i first gets `state(i)` as its stored state
+    /// (the on-disk `{"state", "next_tag"}` document), as if it had run before.
+    fn start_with_state(
+        n: usize,
+        args: impl Fn(usize) -> Vec<String>,
+        state: impl Fn(usize) -> Option<Value>,
+    ) -> Cluster {
         let seq = CLUSTER_SEQ.fetch_add(1, Ordering::Relaxed);
         let dir =
             std::env::temp_dir().join(format!("dt-crdt-store-test-{}-{seq}", std::process::id()));
@@ -51,6 +61,11 @@ impl Cluster {
             extra_args: (0..n).map(args).collect(),
         };
         for i in 0..n {
+            if let Some(doc) = state(i) {
+                let dir = cluster.dir.join(&cluster.ids[i]);
+                std::fs::create_dir_all(&dir).expect("create a data dir");
+                std::fs::write(dir.join("crdt-state.json"), doc.to_string()).expect("seed state");
+            }
             cluster.spawn(i);
         }
         cluster
@@ -428,27 +443,33 @@ async fn lww_by_wall_clock_loses_the_later_write_and_the_checker_catches_it() {
     assert_eq!(verdict, Validity::Invalid);
 }
 
-#[tokio::test]
-async fn counter_max_merge_loses_concurrent_increments() {
-    // Slow gossip so both increments happen before the replicas first talk.
-    let cluster = Cluster::start(2, |_| {
-        vec![
-            "--bug".into(),
-            "counter-max-merge".into(),
-            "--gossip-interval-ms".into(),
-            "1000".into(),
-        ]
-    });
+/// Two replicas that each took an increment while apart (seeded as stored state, so the
+/// outcome does not depend on timing), then gossip.
+async fn concurrent_increments(bug: &[&str]) -> Vec<Value> {
+    let flags: Vec<String> = bug
+        .iter()
+        .flat_map(|b| ["--bug".to_string(), b.to_string()])
+        .collect();
+    let seeded = |i: usize| {
+        let (id, delta) = [("n1", 2), ("n2", 3)][i];
+        Some(json!({"state": {"counters": {"c": {"p": {id: delta}, "n": {}}}}, "next_tag": 0}))
+    };
+    let cluster = Cluster::start_with_state(2, |_| flags.clone(), seeded);
     cluster.wait_ready().await;
     cluster
-        .call(0, "POST", "/counter/c/add", Some(json!({"delta": 2})))
-        .await;
-    cluster
-        .call(1, "POST", "/counter/c/add", Some(json!({"delta": 3})))
-        .await;
-    let finals = cluster
         .wait_until("/counter/c", |r| all_equal(r) && r[0]["value"] != json!(2))
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn concurrent_increments_on_different_replicas_both_count() {
+    let finals = concurrent_increments(&[]).await;
+    assert!(finals.iter().all(|f| f["value"] == json!(5)), "{finals:?}");
+}
+
+#[tokio::test]
+async fn counter_max_merge_loses_concurrent_increments() {
+    let finals = concurrent_increments(&["counter-max-merge"]).await;
     assert!(
         finals.iter().all(|f| f["value"] == json!(3)),
         "one replica's increment is lost: {finals:?}"

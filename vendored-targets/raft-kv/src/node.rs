@@ -7,7 +7,7 @@ use crate::kv::{Command, Kv, KvError};
 use crate::log;
 use crate::raft::{
     Config, CoreBugs, EntryKind, Envelope, Index, Membership, MembershipChange, NodeId, Raft,
-    RaftError, ReadMode, Role, Term,
+    RaftError, ReadMode, Term,
 };
 use crate::storage::{Storage, StorageError};
 use crate::transport::{lock, Transport};
@@ -163,7 +163,6 @@ pub struct Node {
     pending_reads: HashMap<u64, PendingRead>,
     next_ctx: u64,
     members: Membership,
-    last_role: Role,
     applied_since_log: u64,
     last_commit_log: Instant,
     last_flush: Instant,
@@ -232,7 +231,6 @@ impl Node {
             pending_reads: HashMap::new(),
             next_ctx: 0,
             members,
-            last_role: Role::Follower,
             applied_since_log: 0,
             last_commit_log: now,
             last_flush: now,
@@ -568,9 +566,6 @@ impl Node {
 
     fn publish_status(&mut self) {
         let s = self.raft.status();
-        if s.role != self.last_role {
-            self.last_role = s.role;
-        }
         if self.applied_since_log > 0 && self.last_commit_log.elapsed() >= COMMIT_LOG_INTERVAL {
             log!(
                 self.opts.id,

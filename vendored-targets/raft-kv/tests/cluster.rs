@@ -15,6 +15,9 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 struct Cluster {
     ids: Vec<String>,
     peers: String,
+    /// Raft transport addresses; nodes past `initial` join later (`--join`).
+    raft: Vec<String>,
+    initial: usize,
     api: Vec<String>,
     dirs: Vec<PathBuf>,
     children: Vec<Option<Child>>,
@@ -58,6 +61,11 @@ impl Cluster {
         let mut c = Cluster {
             ids,
             peers,
+            raft: raft_ports
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect(),
+            initial: n,
             api,
             dirs,
             children: (0..n).map(|_| None).collect(),
@@ -70,6 +78,18 @@ impl Cluster {
         c
     }
 
+    /// Adds a node that will start with `--join` (not yet running).
+    fn add_joiner(&mut self) -> usize {
+        let i = self.ids.len();
+        let id = format!("n{}", i + 1);
+        self.ids.push(id.clone());
+        self.raft.push(format!("127.0.0.1:{}", free_port()));
+        self.api.push(format!("127.0.0.1:{}", free_port()));
+        self.dirs.push(self.root.join(&id));
+        self.children.push(None);
+        i
+    }
+
     fn spawn(&mut self, i: usize) {
         let log = std::fs::File::create(self.root.join(format!("{}.log", self.ids[i])))
             .or_else(|_| {
@@ -77,15 +97,18 @@ impl Cluster {
                 std::fs::File::create(self.root.join(format!("{}.log", self.ids[i])))
             })
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
-            .args([
-                "--id",
-                &self.ids[i],
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raft-kv"));
+        if i < self.initial {
+            cmd.args(["--peers", &self.peers]);
+        } else {
+            cmd.args([
                 "--peers",
-                &self.peers,
-                "--listen",
-                &self.api[i],
-            ])
+                &format!("{}={}", self.ids[i], self.raft[i]),
+                "--join",
+            ]);
+        }
+        let child = cmd
+            .args(["--id", &self.ids[i], "--listen", &self.api[i]])
             .arg("--data-dir")
             .arg(&self.dirs[i])
             .args(["--election-timeout-ms", "300", "--snapshot-every", "20"])
@@ -357,5 +380,57 @@ fn without_the_bug_a_cut_off_follower_refuses_to_read() {
     assert!(
         body["error"].is_string() && body["definite"].is_boolean(),
         "{body}"
+    );
+}
+
+#[test]
+fn members_join_and_leave_and_leadership_transfers_over_http() {
+    let mut c = Cluster::start(3, "members", &[]);
+    let leader = c.leader(&[0, 1, 2]);
+    assert_eq!(
+        c.call(leader, "PUT", "/kv/k", json!({"value": "v"}))
+            .map(|r| r.0),
+        Some(200)
+    );
+    let n4 = c.add_joiner();
+    c.spawn(n4);
+    let add = json!({"action": "add", "id": c.ids[n4], "addr": c.raft[n4]});
+    assert_eq!(
+        c.call(leader, "POST", "/admin/members", add.clone()),
+        Some((200, json!({"ok": true})))
+    );
+    c.wait_applied(leader, &[n4]);
+    let status = c.call(n4, "GET", "/status", Value::Null).expect("status").1;
+    assert_eq!(status["members"], json!(["n1", "n2", "n3", "n4"]));
+    // Adding it twice is refused as a definite failure.
+    let (code, body) = c
+        .call(leader, "POST", "/admin/members", add)
+        .expect("answered");
+    assert_eq!((code, &body["definite"]), (400, &json!(true)), "{body}");
+
+    // Hand leadership to the new member, then remove the old leader.
+    let to = json!({"to": c.ids[n4]});
+    assert_eq!(
+        c.call(leader, "POST", "/admin/transfer-leader", to)
+            .map(|r| r.0),
+        Some(200)
+    );
+    assert_eq!(c.leader(&[0, 1, 2, n4]), n4);
+    let remove = json!({"action": "remove", "id": c.ids[leader]});
+    assert_eq!(
+        c.call(n4, "POST", "/admin/members", remove).map(|r| r.0),
+        Some(200)
+    );
+    let rest: Vec<usize> = [0, 1, 2, n4].into_iter().filter(|i| *i != leader).collect();
+    c.wait_applied(n4, &rest);
+    let status = c.call(n4, "GET", "/status", Value::Null).expect("status").1;
+    assert_eq!(
+        status["members"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+    assert_eq!(
+        c.call(rest[0], "GET", "/kv/k", Value::Null),
+        Some((200, json!({"value": "v"})))
     );
 }

@@ -879,7 +879,7 @@ fn sim_raft_is_safe_and_linearizable_across_seeds() {
         Some(s) => vec![s],
         None => (0..env_u64("RAFT_SIM_SEEDS").unwrap_or(2_000)).collect(),
     };
-    let steps = env_u64("RAFT_SIM_STEPS").unwrap_or(1_000);
+    let steps = env_u64("RAFT_SIM_STEPS").unwrap_or(800);
     let n = seeds.len() as u64;
     let mut total = Coverage::default();
     for seed in seeds {
@@ -907,7 +907,12 @@ fn sim_raft_is_safe_and_linearizable_across_seeds() {
 
 /// The simulator must catch the bugs it exists to catch, or its green runs mean nothing.
 fn first_failing_seed(bugs: SimBugs, max_seeds: u64) -> Option<(u64, String)> {
-    (0..max_seeds).find_map(|seed| run_seed(seed, bugs, 400).err().map(|e| (seed, e)))
+    let found = (0..max_seeds).find_map(|seed| run_seed(seed, bugs, 400).err().map(|e| (seed, e)));
+    if let Some((seed, e)) = &found {
+        let first_line = e.lines().next().unwrap_or("");
+        eprintln!("seed {seed} exposed the bug: {first_line}");
+    }
+    found
 }
 
 #[test]
