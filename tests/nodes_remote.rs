@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SHORT: Duration = Duration::from_secs(10);
+/// The test sshd listens on a non-default port so `[host]:port` known_hosts entries and
+/// `--ssh-port` are exercised too.
+const SSHD_PORT: u16 = 2222;
 
 fn skip_unless_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -319,7 +322,7 @@ fn start_sshd(node: &dyn Remote, dir: &Path) -> (String, PathBuf, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "ListenAddress {addr}\nPort 22\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+            "ListenAddress {addr}\nPort {SSHD_PORT}\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
              PermitRootLogin yes\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
             addr = node.address(),
             hk = host_key.display(),
@@ -339,7 +342,7 @@ fn start_sshd(node: &dyn Remote, dir: &Path) -> (String, PathBuf, PathBuf) {
         ),
     ];
     node.start_daemon(&spec).unwrap();
-    let addr = std::net::SocketAddr::new(node.address(), 22);
+    let addr = std::net::SocketAddr::new(node.address(), SSHD_PORT);
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
         assert!(
@@ -401,7 +404,9 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     let keys = TempDir::new("ssh-keys");
     let (host_pub, client_key, sshd_pid_file) = start_sshd(&*n1, &keys.0);
     let known_hosts = keys.0.join("known_hosts");
-    std::fs::write(&known_hosts, format!("{} {host_pub}\n", n1.address())).unwrap();
+    // A non-default port: known_hosts names the host `[address]:port`, as OpenSSH writes it.
+    let host_entry = format!("[{}]:{SSHD_PORT}", n1.address());
+    std::fs::write(&known_hosts, format!("{host_entry} {host_pub}\n")).unwrap();
     let options = SshOptions {
         key_file: Some(client_key.clone()),
         known_hosts: Some(known_hosts.clone()),
@@ -409,7 +414,9 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
         connect_timeout: Duration::from_secs(5),
         ..SshOptions::default()
     };
-    let target: SshTarget = format!("root@{}", n1.address()).parse().unwrap();
+    let target: SshTarget = format!("root@{}:{SSHD_PORT}", n1.address())
+        .parse()
+        .unwrap();
     let node = Arc::new(SshNode::connect(&target, &options).unwrap());
     assert!(!node.is_local());
     assert_eq!(node.address(), n1.address());
@@ -439,7 +446,7 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     // The CLI reaches SSH nodes with the same flags `distest run` takes.
     let status = Command::new(env!("CARGO_BIN_EXE_distest"))
         .args(["env", "status", "--json", "--node"])
-        .arg(format!("root@{}", n1.address()))
+        .arg(format!("root@{}:{SSHD_PORT}", n1.address()))
         .arg("--ssh-key")
         .arg(&client_key)
         .arg("--known-hosts")
@@ -463,6 +470,7 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_distest"));
         cmd.args(["env", "status", "--node"])
             .arg(format!("root@{}", n1.address()))
+            .args(["--ssh-port", &SSHD_PORT.to_string()])
             .arg("--known-hosts")
             .arg(&known_hosts)
             .arg("--base-dir")
@@ -490,9 +498,22 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     );
     drop(agent);
 
+    // Hashed known_hosts entries (`ssh-keygen -H`, HashKnownHosts) are understood.
+    let hashed = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(hashed.status.success(), "{hashed:?}");
+    assert!(std::fs::read_to_string(&known_hosts)
+        .unwrap()
+        .starts_with("|1|"));
+    assert!(SshNode::connect(&target, &options).is_ok());
+
     // A changed host key is refused; so is an unknown one, unless asked otherwise.
     let other_pub = keygen(&keys.0.join("other_host_key"));
-    std::fs::write(&known_hosts, format!("{} {other_pub}\n", n1.address())).unwrap();
+    std::fs::write(&known_hosts, format!("{host_entry} {other_pub}\n")).unwrap();
     let err = SshNode::connect(&target, &options).unwrap_err().to_string();
     assert!(err.contains("does not match"), "{err}");
     std::fs::write(&known_hosts, "").unwrap();

@@ -96,7 +96,10 @@ fn streaming(text: &[u8], expect: Validity) {
         vm_hwm_mib()
     );
     if expect == Validity::Invalid {
-        println!("    {} SCCs; found {}", v.evidence["stats"]["sccs"], v.evidence["counts"]);
+        println!(
+            "    {} SCCs; found {}; not fully searched: {}",
+            v.evidence["stats"]["sccs"], v.evidence["counts"], v.evidence["incomplete"]
+        );
     }
 }
 

@@ -40,16 +40,39 @@ pub struct RunRow {
     pub summary: Option<Summary>,
     quantiles: Option<LatencyQuantiles>,
     throughput: Option<(Vec<f64>, Vec<f64>)>,
+    /// Why the run could not be read (it still gets a row: one broken run must not hide
+    /// the others).
+    pub error: Option<String>,
 }
 
 impl RunRow {
-    fn load(dir: &Path, n: usize) -> Result<RunRow, ReportError> {
-        let run = RunData::load(dir)?;
+    fn label(dir: &Path, n: usize) -> String {
         let parent = dir
             .parent()
             .and_then(|p| p.file_name())
             .map(|p| format!("{}/", p.to_string_lossy()))
             .unwrap_or_default();
+        format!("#{n} {parent}{}", dir_name(dir))
+    }
+
+    fn load(dir: &Path, n: usize) -> RunRow {
+        match RunData::load(dir) {
+            Ok(run) => Self::of(dir, n, run),
+            Err(e) => RunRow {
+                label: Self::label(dir, n),
+                dir: dir.to_path_buf(),
+                test: Value::Null,
+                valid: None,
+                anomalies: Vec::new(),
+                summary: None,
+                quantiles: None,
+                throughput: None,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+
+    fn of(dir: &Path, n: usize, run: RunData) -> RunRow {
         let samples = run.history.as_ref().map(Samples::from_history);
         let throughput = samples.as_ref().map(|s| {
             let t = Throughput::of(s);
@@ -65,8 +88,8 @@ impl RunRow {
                 .collect();
             (xs, ys)
         });
-        Ok(RunRow {
-            label: format!("#{n} {parent}{}", dir_name(dir)),
+        RunRow {
+            label: Self::label(dir, n),
             dir: dir.to_path_buf(),
             valid: run.results.as_ref().map(|r| r.valid),
             anomalies: run
@@ -78,7 +101,8 @@ impl RunRow {
             quantiles: samples.as_ref().map(LatencyQuantiles::of),
             throughput,
             test: run.test,
-        })
+            error: None,
+        }
     }
 
     fn field(&self, key: &str) -> String {
@@ -124,7 +148,7 @@ pub fn compare_titled(
         .take(MAX_RUNS)
         .enumerate()
         .map(|(i, d)| RunRow::load(d, i + 1))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Vec<_>>();
     std::fs::create_dir_all(out_dir).map_err(|e| ReportError::write(out_dir, e))?;
     let diffs = differences(&rows);
     let html_path = out_dir.join("compare.html");
@@ -166,9 +190,11 @@ fn cells(r: &RunRow) -> Vec<String> {
         r.field("workload"),
         r.field("nemesis"),
         r.field("seed"),
-        r.valid
-            .map(|v| v.as_str().to_string())
-            .unwrap_or_else(|| "not checked".into()),
+        match (&r.error, r.valid) {
+            (Some(e), _) => format!("unreadable: {e}"),
+            (None, Some(v)) => v.as_str().to_string(),
+            (None, None) => "not checked".into(),
+        },
         r.anomalies.join(", "),
         number(r.summary.map(|s| s.ok_per_s)),
         number(r.summary.and_then(|s| s.p50_ms)),
@@ -243,10 +269,11 @@ fn compare_html(
                 href(&relative(out_dir, &target)),
                 esc(&c[0])
             );
-            out[5] = r
-                .valid
-                .map(badge)
-                .unwrap_or_else(|| "<span class=\"note\">not checked</span>".into());
+            out[5] = match (&r.error, r.valid) {
+                (Some(e), _) => format!("<span class=\"warn\">unreadable: {}</span>", esc(e)),
+                (None, Some(v)) => badge(v),
+                (None, None) => "<span class=\"note\">not checked</span>".into(),
+            };
             out[6] = chips(&r.anomalies);
             out
         })

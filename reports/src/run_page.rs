@@ -427,10 +427,18 @@ fn nodes_section(run: &RunData, events: &[faults::NemesisEvent<'_>], end_ns: u64
                 format!("#{}", e.op.index),
                 esc(&e.op.f),
                 esc(&named.join(", ")),
-                format!(
-                    "<span class=\"mono\">{}</span>",
-                    esc(&compact_json(&e.op.value, 300))
-                ),
+                match &e.op.error {
+                    // A fault that failed to apply is as important as one that did.
+                    Some(err) => format!(
+                        "<span class=\"mono\">{}</span> <span class=\"warn\">error: {}</span>",
+                        esc(&compact_json(&e.op.value, 300)),
+                        esc(&compact_json(err, 300))
+                    ),
+                    None => format!(
+                        "<span class=\"mono\">{}</span>",
+                        esc(&compact_json(&e.op.value, 300))
+                    ),
+                },
             ]
         })
         .collect();
@@ -530,6 +538,7 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
             let highlight = timeline::Highlight {
                 primary: primary_ops(&v.evidence, h),
                 focus: focus.clone(),
+                key: evidence::linearizable(&v.evidence).key,
             };
             let _ = write!(
                 out,

@@ -101,6 +101,8 @@ struct Bar<'a> {
 pub struct Highlight {
     pub focus: BTreeSet<u64>,
     pub primary: BTreeSet<u64>,
+    /// The key a keyed checker judged: ops on other keys are drawn faded.
+    pub key: Option<serde_json::Value>,
 }
 
 /// Draws the window as an SVG timeline with the highlighted ops outlined.
@@ -234,11 +236,20 @@ pub fn timeline_svg(history: &History, window: Window, highlight: &Highlight) ->
         } else {
             ""
         };
+        let other_key = match (&highlight.key, &b.invoke.key) {
+            (Some(k), Some(op_key)) => k != op_key,
+            _ => false,
+        };
+        let (fill_opacity, text_fill) = if other_key {
+            ("0.08", "#9aa0a6")
+        } else {
+            ("0.35", "#1d2330")
+        };
         let label = bar_label(b);
         let _ = write!(
             svg,
-            "<g class=\"op{}\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"3\" fill=\"{fill}\" fill-opacity=\"0.35\" {stroke}{dash}/>\
-             <text x=\"{}\" y=\"{}\">{}</text></g>",
+            "<g class=\"op{}\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"3\" fill=\"{fill}\" fill-opacity=\"{fill_opacity}\" {stroke}{dash}/>\
+             <text x=\"{}\" y=\"{}\" fill=\"{text_fill}\">{}</text></g>",
             match (primary_hit, focus_hit) {
                 (true, _) => " focus primary",
                 (false, true) => " focus",
@@ -347,6 +358,27 @@ mod tests {
     }
 
     #[test]
+    fn ops_on_other_keys_are_faded_when_the_checker_names_a_key() {
+        let mut ops = Vec::new();
+        for (p, key) in [(0, 1), (1, 2)] {
+            let inv = Op::invoke(Process::Client(p), "read", json!(null)).with_key(json!(key));
+            ops.push(inv.clone());
+            ops.push(inv.complete(OpType::Ok, json!(0)));
+        }
+        for (i, op) in ops.iter_mut().enumerate() {
+            op.index = i as u64;
+        }
+        let h = History::new(ops).unwrap();
+        let highlight = Highlight {
+            key: Some(json!(1)),
+            ..Highlight::default()
+        };
+        let svg = timeline_svg(&h, Window { first: 0, last: 3 }, &highlight);
+        assert_eq!(svg.matches("fill-opacity=\"0.08\"").count(), 1, "{svg}");
+        assert_eq!(svg.matches("fill-opacity=\"0.35\"").count(), 1);
+    }
+
+    #[test]
     fn focus_ops_are_outlined_and_values_escaped() {
         let mut ops = vec![
             Op::invoke(Process::Client(0), "write", json!("<script>x</script>")),
@@ -362,6 +394,7 @@ mod tests {
         let highlight = Highlight {
             focus,
             primary: [0].into_iter().collect(),
+            key: None,
         };
         let svg = timeline_svg(&h, Window { first: 0, last: 3 }, &highlight);
         assert_eq!(svg.matches("class=\"op focus primary\"").count(), 1);

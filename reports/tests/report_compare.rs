@@ -97,3 +97,21 @@ fn store_index_lists_every_run_once_with_its_verdict() {
     assert!(html.contains("badge valid") && html.contains("badge invalid"));
     assert!(html.contains("<span class=\"chip\">G1c</span>"));
 }
+
+#[test]
+fn an_unreadable_run_gets_a_row_saying_why_and_does_not_hide_the_others() {
+    let tmp = TempDir::new("compare-broken");
+    let (good, _) = store_with_two_runs(tmp.path());
+    let empty = tmp.path().join("crashed-before-start");
+    std::fs::create_dir_all(&empty).unwrap();
+    let written = distest_reports::compare(&[good, empty], &tmp.path().join("out")).unwrap();
+    let md = std::fs::read_to_string(&written.markdown).unwrap();
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| #")).collect();
+    assert_eq!(rows.len(), 2, "{md}");
+    assert!(rows[0].contains("| valid |"));
+    assert!(
+        rows[1].contains("unreadable: ") && rows[1].contains("holds neither a history"),
+        "{}",
+        rows[1]
+    );
+}

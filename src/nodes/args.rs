@@ -298,6 +298,14 @@ mod tests {
             !options.accept_any_host_key,
             "host keys are checked unless asked otherwise"
         );
+        let NodePlan::Ssh(..) = plan(&["--nodes", "db1,db2"]).unwrap() else {
+            panic!("a host list without dots is still SSH hosts")
+        };
+        assert_eq!(
+            plan(&["--nodes", "db1,db2"]).unwrap().describe(),
+            "ssh:db1,db2"
+        );
+        assert_eq!(plan(&["--nodes", "local:3"]).unwrap().describe(), "local:3");
     }
 
     #[test]

@@ -406,13 +406,14 @@ async fn final_phase(cfg: &RunConfig, target: &Arc<dyn Target>, recorder: &Recor
         let recorder = recorder.clone();
         let ops = ops.to_vec();
         let name = name.clone();
+        let workload = cfg.workload.clone();
         let timeout = Duration::from_secs_f64(cfg.op_timeout_s);
         tasks.push(tokio::spawn(async move {
             let mut process = base + i as u64 * 1_000;
             for op in &ops {
                 // A few tries: the node may still be recovering. Each try is its own op.
                 for _attempt in 0..5 {
-                    let Ok(mut client) = target.client(i, &op.f).await else {
+                    let Ok(mut client) = target.client(i, &workload).await else {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     };

@@ -5,6 +5,7 @@
 //! resume, primaries, clock), and opens [`Client`]s. Adding a target is one file
 //! implementing [`Target`] plus one line in [`build`].
 
+pub mod crdt;
 pub mod daemon;
 pub mod etcd;
 pub mod http;
@@ -50,6 +51,7 @@ pub trait Target: TargetControl {
 pub const TARGETS: &[(&str, &[&str])] = &[
     ("kv", &["register", "list-append", "rw-register", "set"]),
     ("etcd", &["register", "list-append", "rw-register"]),
+    ("crdt", &["or-set", "pn-counter", "g-counter", "lww-register"]),
     ("noop", &["register", "list-append", "rw-register", "set"]),
     ("postgres", &["list-append", "rw-register"]),
 ];
@@ -64,6 +66,7 @@ pub fn build(
     Ok(match name {
         "kv" => Arc::new(kv::Kv::new(nodes, opts)),
         "etcd" => Arc::new(etcd::Etcd::new(nodes, opts)),
+        "crdt" => Arc::new(crdt::Crdt::new(nodes, opts)),
         "postgres" => Arc::new(postgres::Postgres::new(nodes, opts)?),
         other => return build_in_process(other, nodes.len()),
     })

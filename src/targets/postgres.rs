@@ -64,9 +64,13 @@ pub struct Postgres {
 impl Postgres {
     /// Checks the options (`isolation`, `replica-reads`) and prepares the target; nothing
     /// runs on the nodes before [`Target::setup`].
-    pub fn new(nodes: Vec<Arc<dyn Remote>>, opts: TargetOptions) -> Result<Postgres, SettingsError> {
+    pub fn new(
+        nodes: Vec<Arc<dyn Remote>>,
+        opts: TargetOptions,
+    ) -> Result<Postgres, SettingsError> {
         let settings = Settings::from_map(&opts.settings, nodes.len())?;
-        let bin_dirs: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; nodes.len()]));
+        let bin_dirs: Arc<Mutex<Vec<Option<String>>>> =
+            Arc::new(Mutex::new(vec![None; nodes.len()]));
         let ips: Vec<String> = nodes.iter().map(|n| n.address().to_string()).collect();
         let dirs = bin_dirs.clone();
         let spec = move |i: usize, p: &NodePaths| {
@@ -75,14 +79,20 @@ impl Postgres {
                 .unwrap_or_else(|| "/usr/lib/postgresql/15/bin".to_string());
             let mut spec = DaemonSpec::new("setpriv", p.pid_file.clone(), p.log_file.clone());
             spec.args = as_os_user(&format!("{bin}/postgres"));
-            spec.args.extend(["-D".to_string(), p.data.display().to_string()]);
+            spec.args
+                .extend(["-D".to_string(), p.data.display().to_string()]);
             for setting in server_settings(&ips[i], &p.data) {
                 spec.args.extend(["-c".to_string(), setting]);
             }
             spec
         };
         Ok(Postgres {
-            daemon: ManagedDaemon::new(nodes, "postgres", Err(CLOCK_UNSUPPORTED.to_string()), Box::new(spec)),
+            daemon: ManagedDaemon::new(
+                nodes,
+                "postgres",
+                Err(CLOCK_UNSUPPORTED.to_string()),
+                Box::new(spec),
+            ),
             settings,
             opts,
             bin_dirs,
@@ -110,7 +120,12 @@ impl Postgres {
     fn bin(&self, index: usize) -> anyhow::Result<String> {
         self.bin_dirs.lock().unwrap_or_else(|e| e.into_inner())[index]
             .clone()
-            .ok_or_else(|| anyhow::anyhow!("postgres was not set up on {}", self.daemon.nodes[index].name()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "postgres was not set up on {}",
+                    self.daemon.nodes[index].name()
+                )
+            })
     }
 
     /// Finds the newest installed major version's binaries on node `index`.
@@ -142,7 +157,12 @@ impl Postgres {
             .lines()
             .find(|cidr| cidr.split('/').next() == Some(ip.as_str()))
             .and_then(settings::network_of)
-            .ok_or_else(|| anyhow::anyhow!("could not find the subnet of {ip} on {}; is the node's address configured?", node.name()))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "could not find the subnet of {ip} on {}; is the node's address configured?",
+                    node.name()
+                )
+            })?;
         let mut networks = vec![subnet];
         if !node.is_local() {
             let out = node.exec_ok("echo \"${SSH_CLIENT%% *}\"", STEP_TIMEOUT)?;
@@ -168,11 +188,20 @@ impl Postgres {
     }
 
     /// Runs `command` (a binary of the PostgreSQL version, with args) as the PostgreSQL user.
-    fn exec_as_postgres(&self, index: usize, args: &[String], timeout: Duration) -> anyhow::Result<()> {
+    fn exec_as_postgres(
+        &self,
+        index: usize,
+        args: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let mut words = vec!["setpriv".to_string()];
         words.extend(as_os_user(&args[0]));
         words.extend(args[1..].iter().cloned());
-        let line = words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ");
+        let line = words
+            .iter()
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
         let node = &self.daemon.nodes[index];
         let out = node.exec(&format!("cd / && {line} 2>&1"), timeout)?;
         if !out.success() {
@@ -238,7 +267,10 @@ impl Postgres {
         let hba = settings::hba_conf(&self.trusted_networks(index)?);
         let file = shell_quote_path(&self.daemon.paths(index).data.join("pg_hba.conf"));
         self.daemon.nodes[index].exec_ok(
-            &format!("printf '%s' {} > {file} && chown {OS_USER}:{OS_USER} {file} && chmod 600 {file}", shell_quote(&hba)),
+            &format!(
+                "printf '%s' {} > {file} && chown {OS_USER}:{OS_USER} {file} && chmod 600 {file}",
+                shell_quote(&hba)
+            ),
             STEP_TIMEOUT,
         )?;
         Ok(())
@@ -272,7 +304,10 @@ impl Postgres {
                     break;
                 }
                 if let Err(e) = self.daemon.start_index(index) {
-                    tracing::debug!("starting postgres on {} failed (attempt {attempts}): {e}", node.name());
+                    tracing::debug!(
+                        "starting postgres on {} failed (attempt {attempts}): {e}",
+                        node.name()
+                    );
                 }
             }
             if self.ready(index) {
@@ -377,7 +412,12 @@ impl TargetControl for Postgres {
     }
     /// n1: the primary is fixed by configuration (replicas are never promoted).
     fn primaries(&self) -> Vec<String> {
-        self.daemon.nodes.first().map(|n| n.name().to_string()).into_iter().collect()
+        self.daemon
+            .nodes
+            .first()
+            .map(|n| n.name().to_string())
+            .into_iter()
+            .collect()
     }
     fn clock_support(&self, node: &str) -> ClockSupport {
         self.daemon.clock_support(node)
@@ -394,15 +434,31 @@ impl Target for Postgres {
     }
     fn setup(&self) -> anyhow::Result<()> {
         let active = self.active();
-        for (&i, result) in active.iter().zip(crate::nodes::par_map(&active, |&i| self.find_binaries(i))) {
-            result.map_err(|e| e.context(format!("could not set up postgres on {}", self.daemon.nodes[i].name())))?;
+        for (&i, result) in active
+            .iter()
+            .zip(crate::nodes::par_map(&active, |&i| self.find_binaries(i)))
+        {
+            result.map_err(|e| {
+                e.context(format!(
+                    "could not set up postgres on {}",
+                    self.daemon.nodes[i].name()
+                ))
+            })?;
         }
         self.setup_node(0)?;
         self.create_schema()?;
         // Replicas clone the primary after the schema exists, so they start with it.
         let replicas: Vec<usize> = active.into_iter().filter(|&i| i > 0).collect();
-        for (&i, result) in replicas.iter().zip(crate::nodes::par_map(&replicas, |&i| self.setup_node(i))) {
-            result.map_err(|e| e.context(format!("could not set up the postgres replica on {}", self.daemon.nodes[i].name())))?;
+        for (&i, result) in replicas
+            .iter()
+            .zip(crate::nodes::par_map(&replicas, |&i| self.setup_node(i)))
+        {
+            result.map_err(|e| {
+                e.context(format!(
+                    "could not set up the postgres replica on {}",
+                    self.daemon.nodes[i].name()
+                ))
+            })?;
         }
         Ok(())
     }
@@ -417,12 +473,18 @@ impl Target for Postgres {
     }
     async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>> {
         let shape = Shape::for_workload(workload)?;
-        let reads = (self.settings.replica_reads && node > 0 && node < self.daemon.nodes.len()).then(|| self.addr(node));
+        let reads = (self.settings.replica_reads && node > 0 && node < self.daemon.nodes.len())
+            .then(|| self.addr(node));
         let endpoints = Endpoints {
             primary: self.addr(0),
             reads,
         };
-        Ok(Box::new(PgClient::new(endpoints, self.settings.isolation, shape, self.opts.op_timeout)))
+        Ok(Box::new(PgClient::new(
+            endpoints,
+            self.settings.isolation,
+            shape,
+            self.opts.op_timeout,
+        )))
     }
 }
 
@@ -432,9 +494,14 @@ mod tests {
 
     #[test]
     fn the_server_listens_on_the_node_and_keeps_its_socket_in_the_data_dir() {
-        let s = server_settings("10.77.220.11", Path::new("/var/lib/distest/pg1/n1/data/postgres"));
+        let s = server_settings(
+            "10.77.220.11",
+            Path::new("/var/lib/distest/pg1/n1/data/postgres"),
+        );
         assert!(s.contains(&"listen_addresses=10.77.220.11".to_string()));
-        assert!(s.contains(&"unix_socket_directories=/var/lib/distest/pg1/n1/data/postgres".to_string()));
+        assert!(s.contains(
+            &"unix_socket_directories=/var/lib/distest/pg1/n1/data/postgres".to_string()
+        ));
         assert!(s.contains(&"fsync=on".to_string()));
         assert!(!s.iter().any(|x| x.contains("/var/run/postgresql")));
     }

@@ -24,7 +24,8 @@
 //!
 //! **Keys**: ops carrying a `key` (Jepsen's independent keys) are judged per key; the
 //! verdicts of all keys are composed with [`Validity::meet`] and the evidence is then
-//! `{"by_key": {key: evidence}}`.
+//! `{"by_key": {key: {valid, summary, anomalies?, evidence?}}}`, with anomalies and
+//! evidence only for keys that are not valid.
 //!
 //! **Evidence** names ops by their history `index` (fields named `index`, or ending in
 //! `_index` / `_indices`) so the report can link to them; lists are capped at
@@ -248,10 +249,13 @@ pub fn check_by_key(history: &History, per_key: impl Fn(&[Pair<'_>]) -> Verdict)
         if let Some(slot @ None) = slot {
             *slot = Some((name.clone(), v.summary.clone()));
         }
-        by_key.insert(
-            name,
-            json!({"valid": v.valid, "anomalies": v.anomalies, "summary": v.summary, "evidence": v.evidence}),
-        );
+        // Valid keys keep only their summary, so thousands of keys stay a readable size.
+        let entry = if v.valid == Validity::Valid {
+            json!({"valid": v.valid, "summary": v.summary})
+        } else {
+            json!({"valid": v.valid, "anomalies": v.anomalies, "summary": v.summary, "evidence": v.evidence})
+        };
+        by_key.insert(name, entry);
     }
     anomalies.sort();
     anomalies.dedup();
@@ -306,6 +310,7 @@ pub(crate) mod testkit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checker::Checker;
     use crate::op::OpType::*;
     use crate::verdict::Validity;
     use testkit::history;
@@ -348,26 +353,29 @@ mod tests {
 
     #[test]
     fn keyed_histories_are_judged_per_key_and_composed() {
+        // The same id on two different keys is fine; twice on one key is not.
         let mut ops = history(&[
             (0, Invoke, "generate", json!(null), ""),
             (0, Ok, "generate", json!(1), ""),
             (1, Invoke, "generate", json!(null), ""),
             (1, Ok, "generate", json!(1), ""),
+            (2, Invoke, "generate", json!(null), ""),
+            (2, Ok, "generate", json!(1), ""),
         ])
         .into_ops();
-        ops[0].key = Some(json!("a"));
-        ops[1].key = Some(json!("a"));
-        ops[2].key = Some(json!("b"));
-        ops[3].key = Some(json!("b"));
-        let h = History::new(ops).unwrap();
-        let v = check_by_key(&h, |pairs| {
-            if pairs.len() == 1 {
-                Verdict::valid("one")
-            } else {
-                Verdict::invalid(vec!["x".into()], "bad")
-            }
-        });
-        assert_eq!(v.valid, Validity::Valid);
-        assert!(v.evidence["by_key"]["\"a\""].is_object(), "{}", v.evidence);
+        for (op, key) in ops.iter_mut().zip(["a", "a", "b", "b", "b", "b"]) {
+            op.key = Some(json!(key));
+        }
+        let one_key_each = History::new(ops[..4].to_vec()).unwrap();
+        let v = unique_ids::UniqueIds.check(&one_key_each, &Default::default());
+        assert_eq!(v.valid, Validity::Valid, "{v:?}");
+        let v = unique_ids::UniqueIds.check(&History::new(ops).unwrap(), &Default::default());
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.anomalies, vec!["duplicated"]);
+        let by_key = &v.evidence["by_key"];
+        assert_eq!(by_key["\"a\""]["valid"], true);
+        assert!(by_key["\"a\""].get("evidence").is_none(), "{by_key}");
+        assert_eq!(by_key["\"b\""]["evidence"]["duplicated_count"], 1);
+        assert!(v.summary.contains("Key \"b\""), "{}", v.summary);
     }
 }

@@ -122,6 +122,12 @@ struct ElementResult {
     last_absent_index: Option<u64>,
     /// Stable: from known to the stable time. Lost: from known to the lost time.
     latency_ns: Option<u64>,
+    /// The first read that listed it.
+    first_seen_index: Option<u64>,
+    /// Jepsen's first read latency: 0 when the first read invoked after the `ok` add
+    /// completed saw it, else the time from that completion to the invocation of the
+    /// first read that did. `None` when it has no `ok` add or was never seen.
+    visibility_latency_ns: Option<u64>,
 }
 
 fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
@@ -244,6 +250,10 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
         .filter_map(|r| r.latency_ns)
         .collect();
     let mut lost_latencies: Vec<u64> = lost.iter().filter_map(|r| r.latency_ns).collect();
+    let mut visibility_latencies: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.visibility_latency_ns)
+        .collect();
 
     let describe = |r: &ElementResult| {
         json!({
@@ -253,6 +263,7 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
             "last_present_read_index": r.last_present_index,
             "last_absent_read_index": r.last_absent_index,
             "latency_ms": r.latency_ns.map(|ns| ns / 1_000_000),
+            "first_seen_read_index": r.first_seen_index,
         })
     };
     let acknowledged = adds.values().filter(|a| a.first_ok.is_some()).count();
@@ -276,6 +287,7 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
         "duplicated": duplicated,
         "stable_latencies_ms": quantiles_ms(&mut stable_latencies),
         "lost_latencies_ms": quantiles_ms(&mut lost_latencies),
+        "visibility_latencies_ms": quantiles_ms(&mut visibility_latencies),
         "malformed": malformed.evidence(),
     });
 
@@ -379,7 +391,20 @@ fn element_result(elem: &Elem, adds: &Adds, seen: Option<&Seen>, reads: &[Read])
         last_present_index: last_present.map(|p| reads[p].complete_index),
         last_absent_index: last_absent.map(|a| reads[a].complete_index),
         latency_ns,
+        first_seen_index: seen.map(|s| reads[s.first].complete_index),
+        visibility_latency_ns: visibility_latency_ns(adds, seen, reads),
     }
+}
+
+fn visibility_latency_ns(adds: &Adds, seen: Option<&Seen>, reads: &[Read]) -> Option<u64> {
+    let ((ok_index, ok_time), seen) = (adds.first_ok?, seen?);
+    // The first read invoked after the add completed; reads are in invocation order.
+    let after = reads.partition_point(|r| r.invoke_index < ok_index);
+    Some(if seen.first <= after {
+        0
+    } else {
+        reads[seen.first].invoke_time_ns.saturating_sub(ok_time)
+    })
 }
 
 #[cfg(test)]
@@ -474,6 +499,9 @@ mod tests {
         assert_eq!(v.valid, Validity::Valid, "{v:?}");
         assert_eq!(v.evidence["stale_count"], 1);
         assert_eq!(v.evidence["worst_stale"][0]["element"], 1);
+        assert_eq!(v.evidence["worst_stale"][0]["first_seen_read_index"], 5);
+        // Added ok at 1 ms; the first read seeing it was invoked at 4 ms.
+        assert_eq!(v.evidence["visibility_latencies_ms"]["1"], 3);
     }
 
     #[test]

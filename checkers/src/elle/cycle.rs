@@ -296,6 +296,8 @@ fn tarjan(g: &Graph, nodes: &[u32], mask: u8, sets: &mut Sets) -> Vec<Vec<u32>> 
 /// Why a search stopped without a cycle.
 enum Miss {
     None,
+    /// No cycle within the length bound, but the search was cut by it.
+    Bounded,
     Exhausted,
     Cancelled,
 }
@@ -356,7 +358,7 @@ fn bfs_cycle(
     let (mut depth, mut left_in_layer, mut next_layer) = (0usize, 1usize, 0usize);
     while let Some(c) = queue.pop_front() {
         if depth + 2 > max_len {
-            break;
+            return Err(Miss::Bounded);
         }
         left_in_layer -= 1;
         let (l, st) = (c as usize / STATES, (c as usize % STATES) as u8);
@@ -438,8 +440,8 @@ fn simplify(class: &Class, mut walk: Cycle) -> Cycle {
     walk
 }
 
-/// Further start edges tried after a first cycle, looking for a shorter one.
-const SHORTER_TRIES: usize = 64;
+/// Cycle length bounds of the iterative deepening, in edges.
+const DEPTHS: [usize; 7] = [2, 3, 4, 6, 8, 12, usize::MAX];
 
 /// Per-class step budget for the searches that must try many start edges.
 const STEP_BUDGET: u64 = 20_000_000;
@@ -492,15 +494,13 @@ pub fn find_cycles(g: &Graph, cap: usize, ctx: &CheckContext) -> Found {
             let budget = budgets
                 .get_mut(class.name)
                 .expect("every class has a budget");
-            match search_class(g, subs, class, &mut sets, budget, ctx) {
-                Ok(Some(cycle)) => {
+            let have = found.cycles.get(class.name).map_or(0, Vec::len);
+            match search_class(g, subs, class, &mut sets, cap - have, budget, ctx) {
+                Ok(cycles) if !cycles.is_empty() => {
                     here.push(class.name);
-                    let list = found.cycles.entry(class.name).or_default();
-                    if list.len() < cap {
-                        list.push(cycle);
-                    }
+                    found.cycles.entry(class.name).or_default().extend(cycles);
                 }
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(Miss::Exhausted) => {
                     found.incomplete.insert(class.name);
                 }
@@ -508,7 +508,7 @@ pub fn find_cycles(g: &Graph, cap: usize, ctx: &CheckContext) -> Found {
                     found.cancelled = true;
                     return found;
                 }
-                Err(Miss::None) => {}
+                Err(Miss::None | Miss::Bounded) => {}
             }
         }
     }
@@ -521,10 +521,14 @@ fn search_class(
     subs: &[Vec<u32>],
     class: &Class,
     sets: &mut Sets,
+    want: usize,
     budget: &mut Budget,
     ctx: &CheckContext,
-) -> Result<Option<Cycle>, Miss> {
+) -> Result<Vec<Cycle>, Miss> {
     let start = class.start_kind();
+    let mut out: Vec<Cycle> = Vec::new();
+    // Node sets of the cycles found, so one cycle is not reported from each of its edges.
+    let mut seen: Vec<Vec<u32>> = Vec::new();
     for sub in subs {
         sets.enter(sub);
         // Which edge kinds occur inside this sub-component?
@@ -545,40 +549,52 @@ fn search_class(
             return Err(Miss::Exhausted);
         }
         let mut bfs = Bfs::new(sub.len());
-        let mut best: Option<Cycle> = None;
-        // After the first hit, a bounded number of further start edges may still give a
-        // shorter cycle; their searches stop at the best length so far, so they are cheap.
-        let mut extra_tries = SHORTER_TRIES;
-        'starts: for &a in sub {
-            let starts: Vec<u32> = g
-                .out(a)
-                .filter(|&(t, k)| k & start != 0 && sets.local_of(t).is_some())
-                .map(|(t, _)| t)
-                .collect();
-            for b in starts {
-                let max_len = best.as_ref().map_or(usize::MAX, |c| c.len() - 1);
-                if max_len < 2 || (best.is_some() && extra_tries == 0) {
-                    break 'starts;
-                }
-                if best.is_some() {
-                    extra_tries -= 1;
-                }
+        let starts: Vec<(u32, u32)> = sub
+            .iter()
+            .flat_map(|&a| {
+                g.out(a)
+                    .filter(|&(t, k)| k & start != 0 && sets.local_of(t).is_some())
+                    .map(move |(t, _)| (a, t))
+            })
+            .collect();
+        // Iterative deepening: every start edge at one length bound before the next, so
+        // the first cycle found is (nearly) the shortest, and short cycles, the common case
+        // in buggy histories, cost a small neighbourhood search each instead of a sweep of
+        // a possibly huge component.
+        for &max_len in &DEPTHS {
+            let mut bounded = false;
+            for &(a, b) in &starts {
                 match bfs_cycle(g, sub, sets, &mut bfs, class, a, b, max_len, budget, ctx) {
-                    Ok(walk) => best = Some(simplify(class, walk)),
-                    // G-single and G-nonadjacent may need many start edges; keep going.
+                    Ok(walk) => {
+                        let cycle = simplify(class, walk);
+                        let mut members: Vec<u32> = cycle.iter().map(|s| s.0).collect();
+                        members.sort_unstable();
+                        if !seen.contains(&members) {
+                            seen.push(members);
+                            out.push(cycle);
+                            if out.len() >= want {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                    Err(Miss::Bounded) => bounded = true,
                     Err(Miss::None) => {}
-                    // Out of budget: a cycle in hand is still a proof; without one the
-                    // absence of this class is not proven.
-                    Err(Miss::Exhausted) if best.is_some() => break 'starts,
+                    // Out of budget: cycles in hand are still proofs.
+                    Err(Miss::Exhausted) if !out.is_empty() => return Ok(out),
                     Err(e) => return Err(e),
                 }
             }
+            // The shortest cycles are in hand; or no search was cut short by the bound,
+            // so deeper bounds cannot find more.
+            if !out.is_empty() || !bounded {
+                break;
+            }
         }
-        if best.is_some() {
-            return Ok(best);
+        if !out.is_empty() {
+            return Ok(out);
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -120,7 +120,19 @@ impl<'a> Parser<'a> {
         self.skip_ws_at(0)
     }
 
+    fn check_depth(&self, depth: usize) -> Result<(), EdnError> {
+        if depth > MAX_DEPTH {
+            return self.syntax(
+                self.pos,
+                format!("values are nested more than {MAX_DEPTH} levels deep"),
+            );
+        }
+        Ok(())
+    }
+
     fn skip_ws_at(&mut self, depth: usize) -> Result<(), EdnError> {
+        // `#_#_#_...` recurses here without passing through `value`.
+        self.check_depth(depth)?;
         while let Some(&b) = self.buf.get(self.pos) {
             match b {
                 b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b',' => self.pos += 1,
@@ -174,12 +186,7 @@ impl<'a> Parser<'a> {
 
     /// Parses the value at the cursor (whitespace already skipped, input not empty).
     fn value(&mut self, depth: usize) -> Result<Value, EdnError> {
-        if depth > MAX_DEPTH {
-            return self.syntax(
-                self.pos,
-                format!("values are nested more than {MAX_DEPTH} levels deep"),
-            );
-        }
+        self.check_depth(depth)?;
         let start = self.pos;
         let Some(b) = self.peek() else {
             return self.ended("a value");
@@ -1183,8 +1190,9 @@ mod tests {
                 "{text:?}"
             );
         }
-        let deep = "[".repeat(100_000);
-        assert!(err(&deep).contains("nested"));
+        for deep in ["[", "#_", "^", "#t ", "{:a "].map(|s| s.repeat(100_000)) {
+            assert!(err(&deep).contains("nested"), "{}", &deep[..8]);
+        }
     }
 
     #[test]

@@ -21,9 +21,11 @@ use super::ParseError;
 use crate::history::History;
 use crate::op::{Op, OpType, Process};
 use serde_json::Value;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 const MARKER: &[u8] = b"jepsen.util";
+/// Lines longer than this are refused rather than buffered without end.
+const MAX_LINE_BYTES: u64 = 256 << 20;
 
 /// Reads a Jepsen text log line by line.
 pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
@@ -34,7 +36,8 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
     let finder = memchr::memmem::Finder::new(MARKER);
     loop {
         line.clear();
-        let n = reader
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| ParseError::Io {
                 source_name: source_name.to_string(),
@@ -44,6 +47,16 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             break;
         }
         line_no += 1;
+        if line.len() as u64 > MAX_LINE_BYTES {
+            return Err(ParseError::Syntax {
+                source_name: source_name.to_string(),
+                line: line_no,
+                message: format!(
+                    "the line is longer than {} MiB; is this a Jepsen log?",
+                    MAX_LINE_BYTES >> 20
+                ),
+            });
+        }
         let text = trim_end(&line);
         let Some(at) = finder.find(text) else {
             continue;

@@ -1,8 +1,17 @@
 //! History readers: distest JSON Lines, Jepsen EDN and Jepsen text logs.
 //!
 //! Readers take any `Read` (the caller opens files; this crate does no I/O of its own),
-//! stream line by line, and keep only the ops: memory grows with the history, not with
-//! the file.
+//! stream the input in bounded windows, and keep only the ops: memory grows with the
+//! history, not with the file. Large windows are parsed on two threads, in file order.
+//!
+//! - `jsonl`: distest's own `history.jsonl`; indices must already be dense.
+//! - `edn`: Jepsen's `history.edn` (a hand-written EDN parser, reused by the log reader).
+//! - `jepsen_log`: the ops inside Jepsen's `jepsen.log`.
+//! - `import`: the rules that make loose Jepsen/Elle histories valid (re-indexing,
+//!   missing `:time`, `:f`, `:process`), shared by the two Jepsen readers.
+//!
+//! Every failure is a [`ParseError`] naming the source and, when there is one, the line;
+//! bad input never panics and a malformed op line is never skipped.
 
 pub(crate) mod edn;
 mod import;

@@ -355,6 +355,9 @@ pub(crate) fn search<M: Model>(
             cur = list.next[list.call_node[undo] as usize];
         }
     };
+    if std::env::var("DT_DEBUG").is_ok() {
+        eprintln!("DEBUG ops {} configs {} arena {} steps {} outcome {:?} bytes {}", ops.len(), cache.hashes.len(), cache.arena.len(), steps, outcome, cache.bytes());
+    }
     if let Some(rec) = record {
         if outcome == Outcome::Linearizable {
             remember_deepest(rec, &stack, &state);

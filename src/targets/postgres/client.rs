@@ -31,6 +31,9 @@ const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(1);
 const PRE_COMMIT_SHARE: f64 = 0.6;
 /// Kept free at the end of the op timeout so our verdict, not the orchestrator's, counts.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(100);
+/// Pause before reconnecting after a failed connect: while a server is down, clients
+/// would otherwise record thousands of identical failures per second.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The tables, one per workload; created by the target's setup.
 pub const SCHEMA_SQL: &str = "CREATE TABLE dt_list_append (k text PRIMARY KEY, v jsonb NOT NULL); \
@@ -121,7 +124,9 @@ fn parse_mops(shape: Shape, value: &Value) -> Result<Vec<Mop>, String> {
             };
             let key = parts[1].clone();
             if !(key.is_string() || key.is_number()) {
-                return Err(format!("micro-op {i} has key {key}; keys must be integers or strings"));
+                return Err(format!(
+                    "micro-op {i} has key {key}; keys must be integers or strings"
+                ));
             }
             match parts[0].as_str() {
                 Some("r") => Ok(Mop::Read { key }),
@@ -188,10 +193,17 @@ pub struct PgClient {
     op_timeout: Duration,
     primary: Option<Conn>,
     replica: Option<Conn>,
+    /// Set after a failed connect: no new attempt before this instant.
+    reconnect_after: Option<Instant>,
 }
 
 impl PgClient {
-    pub fn new(endpoints: Endpoints, isolation: Isolation, shape: Shape, op_timeout: Duration) -> PgClient {
+    pub fn new(
+        endpoints: Endpoints,
+        isolation: Isolation,
+        shape: Shape,
+        op_timeout: Duration,
+    ) -> PgClient {
         PgClient {
             endpoints,
             isolation,
@@ -199,6 +211,7 @@ impl PgClient {
             op_timeout,
             primary: None,
             replica: None,
+            reconnect_after: None,
         }
     }
 
@@ -230,7 +243,9 @@ impl PgClient {
     async fn txn(&mut self, value: &Value) -> Completion {
         let mops = match parse_mops(self.shape, value) {
             Ok(m) => m,
-            Err(why) => return Completion::fail(value.clone(), json!({"stage": "parse", "message": why})),
+            Err(why) => {
+                return Completion::fail(value.clone(), json!({"stage": "parse", "message": why}))
+            }
         };
         let read_only = mops.iter().all(|m| matches!(m, Mop::Read { .. }));
         let use_replica = read_only && self.endpoints.reads.is_some();
@@ -243,7 +258,11 @@ impl PgClient {
                 Isolation::Serializable => Isolation::RepeatableRead,
                 other => other,
             };
-            (&mut self.replica, self.endpoints.reads.unwrap_or(self.endpoints.primary), level)
+            (
+                &mut self.replica,
+                self.endpoints.reads.unwrap_or(self.endpoints.primary),
+                level,
+            )
         } else {
             (&mut self.primary, self.endpoints.primary, self.isolation)
         };
@@ -251,19 +270,33 @@ impl PgClient {
             *slot = None;
         }
         if slot.is_none() {
+            if let Some(after) = self.reconnect_after.take() {
+                tokio::time::sleep_until(after.min(pre_commit_deadline).into()).await;
+            }
             let budget = pre_commit_deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(budget, Self::connect(addr)).await {
-                Ok(Ok(conn)) => *slot = Some(conn),
-                Ok(Err(e)) => return Completion::fail(value.clone(), error_value("connect", &e)),
-                Err(_) => return Completion::fail(value.clone(), json!({"stage": "connect", "message": "timeout"})),
+            let failure = match tokio::time::timeout(budget, Self::connect(addr)).await {
+                Ok(Ok(conn)) => {
+                    *slot = Some(conn);
+                    None
+                }
+                Ok(Err(e)) => Some(error_value("connect", &e)),
+                Err(_) => Some(json!({"stage": "connect", "message": "timeout"})),
+            };
+            if let Some(error) = failure {
+                self.reconnect_after = Some(Instant::now() + RECONNECT_BACKOFF);
+                return Completion::fail(value.clone(), error);
             }
         }
         let Some(conn) = slot.as_mut() else {
-            return Completion::fail(value.clone(), json!({"stage": "connect", "message": "no connection"}));
+            return Completion::fail(
+                value.clone(),
+                json!({"stage": "connect", "message": "no connection"}),
+            );
         };
         let shape = self.shape;
         let budget = pre_commit_deadline.saturating_duration_since(Instant::now());
-        let body = tokio::time::timeout(budget, run_statements(conn, shape, isolation, &mops)).await;
+        let body =
+            tokio::time::timeout(budget, run_statements(conn, shape, isolation, &mops)).await;
         let results = match body {
             Ok(Ok(results)) => results,
             Ok(Err(e)) => {
@@ -271,7 +304,11 @@ impl PgClient {
                 // the connection can be reused; drop it when that is not possible.
                 let healthy = e.as_db_error().is_some()
                     && matches!(
-                        tokio::time::timeout(ROLLBACK_TIMEOUT, conn.client.batch_execute("ROLLBACK")).await,
+                        tokio::time::timeout(
+                            ROLLBACK_TIMEOUT,
+                            conn.client.batch_execute("ROLLBACK")
+                        )
+                        .await,
                         Ok(Ok(()))
                     );
                 if !healthy {
@@ -285,7 +322,11 @@ impl PgClient {
                 // dropped connection; dropping the connection aborts the transaction.
                 let token = conn.client.cancel_token();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(CONNECT_TIMEOUT, token.cancel_query(tokio_postgres::NoTls)).await;
+                    let _ = tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        token.cancel_query(tokio_postgres::NoTls),
+                    )
+                    .await;
                 });
                 *slot = None;
                 return Completion::fail(
@@ -295,7 +336,8 @@ impl PgClient {
             }
         };
         let budget = commit_deadline.saturating_duration_since(Instant::now());
-        let outcome = match tokio::time::timeout(budget, conn.client.batch_execute("COMMIT")).await {
+        let outcome = match tokio::time::timeout(budget, conn.client.batch_execute("COMMIT")).await
+        {
             Ok(Ok(())) => return Completion::ok(Value::Array(results)),
             Ok(Err(e)) if commit_sqlstate_is_definite(e.code().map(SqlState::code)) => {
                 return Completion::fail(value.clone(), error_value("commit", &e))
@@ -320,7 +362,9 @@ async fn run_statements(
     isolation: Isolation,
     mops: &[Mop],
 ) -> Result<Vec<Value>, tokio_postgres::Error> {
-    conn.client.batch_execute(isolation.begin_statement()).await?;
+    conn.client
+        .batch_execute(isolation.begin_statement())
+        .await?;
     let mut done = Vec::with_capacity(mops.len());
     for mop in mops {
         let key = key_text(mop.key());
@@ -413,7 +457,13 @@ mod tests {
         for definite in ["40001", "40P01", "40002", "23505"] {
             assert!(commit_sqlstate_is_definite(Some(definite)), "{definite}");
         }
-        for unknown in [None, Some("40003"), Some("57P01"), Some("08006"), Some("XX000")] {
+        for unknown in [
+            None,
+            Some("40003"),
+            Some("57P01"),
+            Some("08006"),
+            Some("XX000"),
+        ] {
             assert!(!commit_sqlstate_is_definite(unknown), "{unknown:?}");
         }
     }
@@ -426,8 +476,14 @@ mod tests {
 
     #[test]
     fn only_listed_workloads_have_clients() {
-        assert_eq!(Shape::for_workload("list-append").unwrap(), Shape::ListAppend);
-        assert_eq!(Shape::for_workload("rw-register").unwrap(), Shape::RwRegister);
+        assert_eq!(
+            Shape::for_workload("list-append").unwrap(),
+            Shape::ListAppend
+        );
+        assert_eq!(
+            Shape::for_workload("rw-register").unwrap(),
+            Shape::RwRegister
+        );
         let err = Shape::for_workload("set").unwrap_err().to_string();
         assert!(err.contains("list-append and rw-register"), "{err}");
     }

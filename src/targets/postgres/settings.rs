@@ -61,7 +61,10 @@ pub struct Settings {
 impl Settings {
     /// Reads `settings` (`isolation`, default serializable; `replica-reads`, default false)
     /// for a run on `node_count` nodes.
-    pub fn from_map(settings: &BTreeMap<String, String>, node_count: usize) -> Result<Settings, SettingsError> {
+    pub fn from_map(
+        settings: &BTreeMap<String, String>,
+        node_count: usize,
+    ) -> Result<Settings, SettingsError> {
         let isolation = match settings.get("isolation") {
             Some(level) => Isolation::parse(level)?,
             None => Isolation::Serializable,
@@ -91,8 +94,15 @@ pub fn network_of(cidr: &str) -> Option<String> {
     let (addr, prefix) = cidr.trim().split_once('/')?;
     let addr: Ipv4Addr = addr.parse().ok()?;
     let prefix: u32 = prefix.parse().ok().filter(|p| *p <= 32)?;
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-    Some(format!("{}/{prefix}", Ipv4Addr::from(u32::from(addr) & mask)))
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Some(format!(
+        "{}/{prefix}",
+        Ipv4Addr::from(u32::from(addr) & mask)
+    ))
 }
 
 /// The `pg_hba.conf` of a node: trust over the node's Unix socket, and from each of
@@ -105,7 +115,9 @@ pub fn hba_conf(networks: &[String]) -> String {
          local replication all trust\n",
     );
     for net in networks {
-        out.push_str(&format!("host all all {net} trust\nhost replication all {net} trust\n"));
+        out.push_str(&format!(
+            "host all all {net} trust\nhost replication all {net} trust\n"
+        ));
     }
     out
 }
@@ -123,12 +135,18 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn isolation_defaults_to_serializable_and_parses_every_level() {
-        assert_eq!(Settings::from_map(&map(&[]), 1).unwrap().isolation, Isolation::Serializable);
+        assert_eq!(
+            Settings::from_map(&map(&[]), 1).unwrap().isolation,
+            Isolation::Serializable
+        );
         for (name, begin) in [
             ("read-committed", "BEGIN ISOLATION LEVEL READ COMMITTED"),
             ("repeatable-read", "BEGIN ISOLATION LEVEL REPEATABLE READ"),
@@ -156,8 +174,16 @@ mod tests {
             Settings::from_map(&map(&[("replica-reads", "true")]), 1),
             Err(SettingsError::ReplicaReadsNeedReplicas)
         );
-        assert!(Settings::from_map(&map(&[("replica-reads", "true")]), 2).unwrap().replica_reads);
-        assert!(!Settings::from_map(&map(&[("replica-reads", "false")]), 1).unwrap().replica_reads);
+        assert!(
+            Settings::from_map(&map(&[("replica-reads", "true")]), 2)
+                .unwrap()
+                .replica_reads
+        );
+        assert!(
+            !Settings::from_map(&map(&[("replica-reads", "false")]), 1)
+                .unwrap()
+                .replica_reads
+        );
         assert!(matches!(
             Settings::from_map(&map(&[("replica-reads", "yes")]), 2),
             Err(SettingsError::ReplicaReads { .. })
@@ -166,7 +192,10 @@ mod tests {
 
     #[test]
     fn network_of_clears_host_bits_and_refuses_garbage() {
-        assert_eq!(network_of("10.77.220.11/24").as_deref(), Some("10.77.220.0/24"));
+        assert_eq!(
+            network_of("10.77.220.11/24").as_deref(),
+            Some("10.77.220.0/24")
+        );
         assert_eq!(network_of(" 10.1.2.3/32\n").as_deref(), Some("10.1.2.3/32"));
         assert_eq!(network_of("10.1.2.3/0").as_deref(), Some("0.0.0.0/0"));
         for bad in ["", "10.1.2.3", "10.1.2.3/33", "fe80::1/64", "x/24"] {
@@ -180,7 +209,10 @@ mod tests {
         let host_lines: Vec<&str> = conf.lines().filter(|l| l.starts_with("host")).collect();
         assert_eq!(
             host_lines,
-            ["host all all 10.77.220.0/24 trust", "host replication all 10.77.220.0/24 trust"]
+            [
+                "host all all 10.77.220.0/24 trust",
+                "host replication all 10.77.220.0/24 trust"
+            ]
         );
         assert!(!conf.contains("0.0.0.0/0"));
     }

@@ -31,6 +31,24 @@ struct SimBugs {
     ack_before_commit: bool,
 }
 
+/// How the simulated world behaves (independent of the nodes' bugs).
+#[derive(Clone, Copy)]
+struct World {
+    /// Each node's clock runs at a rate drawn from [slowest_clock_rate, 1.0].
+    slowest_clock_rate: f64,
+    /// Force lease reads (otherwise 30% of seeds use them).
+    lease_reads: bool,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World {
+            slowest_clock_rate: 0.9,
+            lease_reads: false,
+        }
+    }
+}
+
 impl SimBugs {
     fn any(&self) -> bool {
         self.core != CoreBugs::default()
@@ -91,8 +109,8 @@ struct Sim {
     step: u64,
     /// False once the run heals and settles: no more crashes.
     faults: bool,
-    /// Each node's clock rate in [0.9, 1.0] ticks per global tick: bounded drift, within
-    /// what the lease margin (3 of 10 ticks) absorbs.
+    /// Each node's clock rate in ticks per global tick: bounded drift. A lease of 7 ticks
+    /// (10 minus the 3-tick margin) is safe while rates differ by less than 10/7.
     clock_rate: Vec<f64>,
     clock_accum: Vec<f64>,
     snapshots_installed: u64,
@@ -122,7 +140,7 @@ const MAX_NET: usize = 2_000;
 const MAX_CLIENT_OPS: u64 = 48;
 
 impl Sim {
-    fn new(seed: u64, bugs: SimBugs) -> Sim {
+    fn new(seed: u64, bugs: SimBugs, world: World) -> Sim {
         let mut rng = SmallRng::seed_from_u64(seed);
         let members = if rng.gen_bool(0.5) { 3 } else { 5 };
         let ids: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
@@ -132,7 +150,7 @@ impl Sim {
                 .map(|id| (id.clone(), format!("{id}:7000")))
                 .collect(),
         };
-        let read_mode = if rng.gen_bool(0.3) {
+        let read_mode = if rng.gen_bool(0.3) || world.lease_reads {
             ReadMode::Lease
         } else {
             ReadMode::ReadIndex
@@ -161,7 +179,7 @@ impl Sim {
             clock_accum: Vec::new(),
         };
         for _ in 0..sim.ids.len() {
-            let rate = sim.rng.gen_range(0.9..=1.0);
+            let rate = sim.rng.gen_range(world.slowest_clock_rate..=1.0);
             sim.clock_rate.push(rate);
             sim.clock_accum.push(0.0);
         }
@@ -854,8 +872,8 @@ fn log_matching(a: &[Entry], b: &[Entry]) -> Result<(), Index> {
     Ok(())
 }
 
-fn run_seed(seed: u64, bugs: SimBugs, steps: u64) -> Result<Coverage, String> {
-    let outcome = std::panic::catch_unwind(|| Sim::new(seed, bugs).run(steps));
+fn run_seed(seed: u64, bugs: SimBugs, world: World, steps: u64) -> Result<Coverage, String> {
+    let outcome = std::panic::catch_unwind(|| Sim::new(seed, bugs, world).run(steps));
     match outcome {
         Ok(r) => r,
         Err(panic) => {
@@ -883,7 +901,7 @@ fn sim_raft_is_safe_and_linearizable_across_seeds() {
     let n = seeds.len() as u64;
     let mut total = Coverage::default();
     for seed in seeds {
-        match run_seed(seed, SimBugs::default(), steps) {
+        match run_seed(seed, SimBugs::default(), World::default(), steps) {
             Ok(cov) => total.add(cov),
             Err(e) => panic!(
                 "seed {seed} failed: {e}\nreplay: RAFT_SIM_SEED={seed} cargo test -p raft-kv --test sim"
@@ -906,8 +924,9 @@ fn sim_raft_is_safe_and_linearizable_across_seeds() {
 }
 
 /// The simulator must catch the bugs it exists to catch, or its green runs mean nothing.
-fn first_failing_seed(bugs: SimBugs, max_seeds: u64) -> Option<(u64, String)> {
-    let found = (0..max_seeds).find_map(|seed| run_seed(seed, bugs, 400).err().map(|e| (seed, e)));
+fn first_failing_seed(bugs: SimBugs, world: World, max_seeds: u64) -> Option<(u64, String)> {
+    let found =
+        (0..max_seeds).find_map(|seed| run_seed(seed, bugs, world, 400).err().map(|e| (seed, e)));
     if let Some((seed, e)) = &found {
         let first_line = e.lines().next().unwrap_or("");
         eprintln!("seed {seed} exposed the bug: {first_line}");
@@ -921,7 +940,7 @@ fn sim_catches_acknowledging_before_fsync() {
         no_fsync: true,
         ..Default::default()
     };
-    let found = first_failing_seed(bugs, 2_000);
+    let found = first_failing_seed(bugs, World::default(), 2_000);
     assert!(found.is_some(), "no seed exposed the no-fsync bug");
 }
 
@@ -934,7 +953,7 @@ fn sim_catches_committing_entries_of_old_terms() {
         },
         ..Default::default()
     };
-    let found = first_failing_seed(bugs, 2_000);
+    let found = first_failing_seed(bugs, World::default(), 2_000);
     assert!(found.is_some(), "no seed exposed the commit-old-term bug");
 }
 
@@ -945,7 +964,7 @@ fn sim_catches_stale_reads() {
         ..Default::default()
     };
     assert!(
-        first_failing_seed(bugs, 500).is_some(),
+        first_failing_seed(bugs, World::default(), 500).is_some(),
         "no seed exposed stale reads"
     );
 }
@@ -957,9 +976,25 @@ fn sim_catches_acknowledging_before_commit() {
         ..Default::default()
     };
     assert!(
-        first_failing_seed(bugs, 2_000).is_some(),
+        first_failing_seed(bugs, World::default(), 2_000).is_some(),
         "no seed exposed ack-before-commit"
     );
+}
+
+/// Clocks drifting by up to 1/0.75 = 1.33x, which the 3-of-10-tick margin absorbs.
+const DRIFTING_LEASES: World = World {
+    slowest_clock_rate: 0.75,
+    lease_reads: true,
+};
+
+#[test]
+fn sim_lease_reads_with_margin_survive_bounded_drift() {
+    let seeds = env_u64("RAFT_SIM_SEEDS").map_or(300, |n| n / 4);
+    for seed in 0..seeds {
+        if let Err(e) = run_seed(seed, SimBugs::default(), DRIFTING_LEASES, 800) {
+            panic!("seed {seed} failed with drifting lease reads: {e}");
+        }
+    }
 }
 
 #[test]

@@ -1331,14 +1331,15 @@ mod tests {
 
     impl Net {
         fn new(n: usize) -> Net {
+            Net::with_config(n, |_| {})
+        }
+
+        fn with_config(n: usize, adjust: impl Fn(&mut Config)) -> Net {
             let nodes = (0..n)
                 .map(|i| {
-                    Raft::new(
-                        Config::new(&format!("n{}", i + 1)),
-                        &DurableState::default(),
-                        members(n),
-                        i as u64,
-                    )
+                    let mut cfg = Config::new(&format!("n{}", i + 1));
+                    adjust(&mut cfg);
+                    Raft::new(cfg, &DurableState::default(), members(n), i as u64)
                 })
                 .collect();
             Net {
@@ -1384,6 +1385,15 @@ mod tests {
         fn tick_all(&mut self, ticks: usize) {
             for _ in 0..ticks {
                 for i in 0..self.nodes.len() {
+                    self.nodes[i].tick();
+                }
+                self.settle();
+            }
+        }
+
+        fn tick_all_but(&mut self, skip: usize, ticks: usize) {
+            for _ in 0..ticks {
+                for i in (0..self.nodes.len()).filter(|i| *i != skip) {
                     self.nodes[i].tick();
                 }
                 self.settle();
@@ -1514,6 +1524,56 @@ mod tests {
             net.nodes[lag].log_term(commit),
             net.nodes[l].log_term(commit)
         );
+    }
+
+    /// The leader's clock runs slow: 8 of its ticks pass while the isolated majority's
+    /// clocks run 25 ticks, elect a new leader and commit a write. Does the old leader
+    /// still serve a lease read (necessarily stale)?
+    fn old_leader_serves_a_lease_read_after_being_replaced(no_margin: bool) -> bool {
+        let mut net = Net::with_config(3, |c| {
+            c.read_mode = ReadMode::Lease;
+            c.bugs.lease_no_margin = no_margin;
+            c.assert_invariants = false;
+        });
+        let l = net.elect();
+        net.tick_all(3);
+        for _ in 0..20 {
+            if net.nodes[l].election_elapsed == 0 {
+                break; // a check-quorum window just began: no step-down for 10 ticks
+            }
+            net.tick_all(1);
+        }
+        net.nodes[l].broadcast_append();
+        net.settle(); // both followers acknowledge: the lease starts now
+        net.isolated.push(l);
+        for _ in 0..25 {
+            for i in (0..3).filter(|i| *i != l) {
+                net.nodes[i].tick();
+            }
+            net.settle();
+        }
+        let new = net.leader().expect("the majority elected a new leader");
+        net.nodes[new].propose("x=2".into()).unwrap();
+        net.tick_all_but(l, 3);
+        assert!(net.nodes[new].commit_index() > net.nodes[l].commit_index());
+        for _ in 0..8 {
+            net.nodes[l].tick();
+            net.flush(l);
+        }
+        assert_eq!(net.nodes[l].role(), Role::Leader, "still believes it leads");
+        net.nodes[l].read_index(99).unwrap();
+        let ready = net.nodes[l].take_ready();
+        ready.reads.iter().any(|r| r.ctx == 99)
+    }
+
+    #[test]
+    fn lease_without_drift_margin_serves_a_stale_read_under_clock_skew() {
+        assert!(old_leader_serves_a_lease_read_after_being_replaced(true));
+    }
+
+    #[test]
+    fn lease_with_drift_margin_expires_before_the_skewed_majority_elects() {
+        assert!(!old_leader_serves_a_lease_read_after_being_replaced(false));
     }
 
     #[test]
