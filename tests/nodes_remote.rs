@@ -182,7 +182,14 @@ fn local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing() {
     }
     let base = TempDir::new("local");
     let spec = spec("t100", 100, 3, &base.0);
+    let ip_forward = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let forward_before = ip_forward();
     let cluster = LocalCluster::up(spec.clone()).unwrap();
+    assert_eq!(
+        ip_forward(),
+        forward_before,
+        "up must not change IP forwarding"
+    );
     assert!(cluster.owns_cluster());
     let nodes = cluster.nodes();
     let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
@@ -323,7 +330,7 @@ fn start_sshd(node: &dyn Remote, dir: &Path) -> (String, PathBuf, PathBuf) {
         &config,
         format!(
             "ListenAddress {addr}\nPort {SSHD_PORT}\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
-             PermitRootLogin yes\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+             PermitRootLogin yes\nStrictModes no\nUsePAM no\nPrintMotd no\nPrintLastLog no\nUseDNS no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
             addr = node.address(),
             hk = host_key.display(),
             d = dir.display()
@@ -371,17 +378,20 @@ impl Agent {
             .spawn()
             .unwrap();
         let agent = Agent { child, socket };
+        // The socket file appears at bind(), a moment before the agent listens: retry.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !agent.socket.exists() {
-            assert!(Instant::now() < deadline, "ssh-agent made no socket in 5 s");
-            std::thread::sleep(Duration::from_millis(10));
+        loop {
+            let added = Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.socket)
+                .output()
+                .unwrap();
+            if added.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ssh-add kept failing: {added:?}");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let added = Command::new("ssh-add")
-            .arg(key)
-            .env("SSH_AUTH_SOCK", &agent.socket)
-            .output()
-            .unwrap();
-        assert!(added.status.success(), "{added:?}");
         agent
     }
 }
@@ -393,39 +403,104 @@ impl Drop for Agent {
     }
 }
 
+/// One local node running sshd, with a client key, a known_hosts file naming its host key
+/// and options to reach it. Tears its cluster down on drop (also on panic).
+struct SshFixture {
+    // Field order is drop order: the cluster goes before the key directory it uses.
+    cluster: Option<LocalCluster>,
+    n1: Arc<dyn Remote>,
+    keys: TempDir,
+    base: TempDir,
+    id: &'static str,
+    client_key: PathBuf,
+    known_hosts: PathBuf,
+    /// `[address]:port`, as OpenSSH names a host on a non-default port in known_hosts.
+    host_entry: String,
+    sshd_pid_file: PathBuf,
+    target: SshTarget,
+    options: SshOptions,
+}
+
+impl SshFixture {
+    fn new(id: &'static str, third_octet: u8) -> SshFixture {
+        let base = TempDir::new(&format!("ssh-{id}"));
+        let cluster = LocalCluster::up(spec(id, third_octet, 1, &base.0)).unwrap();
+        let n1 = cluster.nodes()[0].clone();
+        let keys = TempDir::new(&format!("ssh-keys-{id}"));
+        let (host_pub, client_key, sshd_pid_file) = start_sshd(&*n1, &keys.0);
+        let known_hosts = keys.0.join("known_hosts");
+        let host_entry = format!("[{}]:{SSHD_PORT}", n1.address());
+        std::fs::write(&known_hosts, format!("{host_entry} {host_pub}\n")).unwrap();
+        let options = SshOptions {
+            key_file: Some(client_key.clone()),
+            known_hosts: Some(known_hosts.clone()),
+            base_dir: keys.0.join("remote-base"),
+            connect_timeout: Duration::from_secs(5),
+            ..SshOptions::default()
+        };
+        let target = format!("root@{}:{SSHD_PORT}", n1.address())
+            .parse()
+            .unwrap();
+        SshFixture {
+            cluster: Some(cluster),
+            n1,
+            keys,
+            base,
+            id,
+            client_key,
+            known_hosts,
+            host_entry,
+            sshd_pid_file,
+            target,
+            options,
+        }
+    }
+
+    /// Runs `distest env status` against the node with `args` added.
+    fn cli_status(
+        &self,
+        node: &str,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &Path)],
+    ) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_distest"));
+        cmd.args(["env", "status", "--node", node])
+            .arg("--known-hosts")
+            .arg(&self.known_hosts)
+            .arg("--base-dir")
+            .arg(self.keys.0.join("remote-base-cli"))
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Tears the cluster down and checks nothing of it is left.
+    fn finish(mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            cluster.down().unwrap();
+        }
+        assert_nothing_left(self.id, &self.base.0);
+    }
+}
+
 #[test]
-fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
-    if skip_unless_root("ssh_nodes_pass_the_same_remote_suite_and_check_host_keys") {
+fn ssh_nodes_pass_the_same_remote_suite_and_reconnect() {
+    if skip_unless_root("ssh_nodes_pass_the_same_remote_suite_and_reconnect") {
         return;
     }
-    let base = TempDir::new("ssh");
-    let cluster = LocalCluster::up(spec("t102", 102, 1, &base.0)).unwrap();
-    let n1 = cluster.nodes()[0].clone();
-    let keys = TempDir::new("ssh-keys");
-    let (host_pub, client_key, sshd_pid_file) = start_sshd(&*n1, &keys.0);
-    let known_hosts = keys.0.join("known_hosts");
-    // A non-default port: known_hosts names the host `[address]:port`, as OpenSSH writes it.
-    let host_entry = format!("[{}]:{SSHD_PORT}", n1.address());
-    std::fs::write(&known_hosts, format!("{host_entry} {host_pub}\n")).unwrap();
-    let options = SshOptions {
-        key_file: Some(client_key.clone()),
-        known_hosts: Some(known_hosts.clone()),
-        base_dir: keys.0.join("remote-base"),
-        connect_timeout: Duration::from_secs(5),
-        ..SshOptions::default()
-    };
-    let target: SshTarget = format!("root@{}:{SSHD_PORT}", n1.address())
-        .parse()
-        .unwrap();
-    let node = Arc::new(SshNode::connect(&target, &options).unwrap());
+    let f = SshFixture::new("t102", 102);
+    let node = Arc::new(SshNode::connect(&f.target, &f.options).unwrap());
     assert!(!node.is_local());
-    assert_eq!(node.address(), n1.address());
+    assert_eq!(node.address(), f.n1.address());
     let scratch = TempDir::new("ssh-scratch");
     remote_suite(&*node, &scratch.0);
 
     // A dropped connection: kill sshd's per-connection processes (not the listener); the
     // next command reconnects by itself.
-    let listener = n1.daemon_pid(&sshd_pid_file).unwrap().unwrap();
+    let listener = f.n1.daemon_pid(&f.sshd_pid_file).unwrap().unwrap();
     let out = Command::new("ip")
         .args(["netns", "pids", "dt-t102-n1"])
         .output()
@@ -443,18 +518,40 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     }
     assert_eq!(node.exec_ok("echo back", SHORT).unwrap().stdout, "back\n");
 
-    // The CLI reaches SSH nodes with the same flags `distest run` takes.
-    let status = Command::new(env!("CARGO_BIN_EXE_distest"))
-        .args(["env", "status", "--json", "--node"])
-        .arg(format!("root@{}:{SSHD_PORT}", n1.address()))
-        .arg("--ssh-key")
-        .arg(&client_key)
-        .arg("--known-hosts")
-        .arg(&known_hosts)
-        .arg("--base-dir")
-        .arg(keys.0.join("remote-base-cli"))
-        .output()
-        .unwrap();
+    // Concurrent commands on one node each get a session: they overlap, not queue.
+    let started = Instant::now();
+    let outs = distest::nodes::par_map(&[1, 2, 3, 4], |i| {
+        node.exec_ok(&format!("sleep 1; echo {i}"), SHORT)
+            .map(|o| o.stdout)
+    });
+    let outs: Vec<String> = outs.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outs, ["1\n", "2\n", "3\n", "4\n"]);
+    assert!(
+        // Queued one after another they would need at least 4 s.
+        started.elapsed() < Duration::from_secs(4),
+        "4 concurrent 1 s commands took {:?}",
+        started.elapsed()
+    );
+    drop(node);
+    f.finish();
+}
+
+#[test]
+fn ssh_host_keys_and_authentication_are_checked() {
+    if skip_unless_root("ssh_host_keys_and_authentication_are_checked") {
+        return;
+    }
+    let f = SshFixture::new("t105", 105);
+    let (target, options) = (&f.target, &f.options);
+    let address = f.n1.address();
+
+    // The CLI reaches SSH nodes with the flags `distest run` takes (port in the node name).
+    let key_args = [
+        std::ffi::OsStr::new("--json"),
+        std::ffi::OsStr::new("--ssh-key"),
+        f.client_key.as_os_str(),
+    ];
+    let status = f.cli_status(&format!("root@{address}:{SSHD_PORT}"), &key_args, &[]);
     assert!(
         status.status.success(),
         "{}",
@@ -463,34 +560,28 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(rows[0]["reachable"], true, "{rows}");
 
-    // ssh-agent authentication: no --ssh-key, and a HOME without default keys.
-    let empty_home = keys.0.join("empty-home");
+    // ssh-agent authentication (port from --ssh-port): no --ssh-key, no default keys in HOME.
+    let empty_home = f.keys.0.join("empty-home");
     std::fs::create_dir_all(&empty_home).unwrap();
-    let cli_status = |agent_socket: Option<&Path>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_distest"));
-        cmd.args(["env", "status", "--node"])
-            .arg(format!("root@{}", n1.address()))
-            .args(["--ssh-port", &SSHD_PORT.to_string()])
-            .arg("--known-hosts")
-            .arg(&known_hosts)
-            .arg("--base-dir")
-            .arg(keys.0.join("remote-base-agent"))
-            .env("HOME", &empty_home)
-            .env_remove("SSH_AUTH_SOCK");
-        if let Some(socket) = agent_socket {
-            cmd.env("SSH_AUTH_SOCK", socket);
-        }
-        cmd.output().unwrap()
-    };
-    let without = cli_status(None);
+    let port = SSHD_PORT.to_string();
+    let port_args = [
+        std::ffi::OsStr::new("--ssh-port"),
+        std::ffi::OsStr::new(&port),
+    ];
+    let node = format!("root@{address}");
+    let without = f.cli_status(&node, &port_args, &[("HOME", &empty_home)]);
     assert_eq!(without.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&without.stdout);
     assert!(
         stdout.contains("authentication as root") && stdout.contains("tried ssh-agent"),
         "{stdout}"
     );
-    let agent = Agent::start(&keys.0, &client_key);
-    let with = cli_status(Some(&agent.socket));
+    let agent = Agent::start(&f.keys.0, &f.client_key);
+    let with = f.cli_status(
+        &node,
+        &port_args,
+        &[("HOME", &empty_home), ("SSH_AUTH_SOCK", &agent.socket)],
+    );
     assert!(
         with.status.success(),
         "{}",
@@ -502,22 +593,22 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
     let hashed = Command::new("ssh-keygen")
         .arg("-H")
         .arg("-f")
-        .arg(&known_hosts)
+        .arg(&f.known_hosts)
         .output()
         .unwrap();
     assert!(hashed.status.success(), "{hashed:?}");
-    assert!(std::fs::read_to_string(&known_hosts)
+    assert!(std::fs::read_to_string(&f.known_hosts)
         .unwrap()
         .starts_with("|1|"));
-    assert!(SshNode::connect(&target, &options).is_ok());
+    assert!(SshNode::connect(target, options).is_ok());
 
     // A changed host key is refused; so is an unknown one, unless asked otherwise.
-    let other_pub = keygen(&keys.0.join("other_host_key"));
-    std::fs::write(&known_hosts, format!("{host_entry} {other_pub}\n")).unwrap();
-    let err = SshNode::connect(&target, &options).unwrap_err().to_string();
+    let other_pub = keygen(&f.keys.0.join("other_host_key"));
+    std::fs::write(&f.known_hosts, format!("{} {other_pub}\n", f.host_entry)).unwrap();
+    let err = SshNode::connect(target, options).unwrap_err().to_string();
     assert!(err.contains("does not match"), "{err}");
-    std::fs::write(&known_hosts, "").unwrap();
-    let err = SshNode::connect(&target, &options).unwrap_err().to_string();
+    std::fs::write(&f.known_hosts, "").unwrap();
+    let err = SshNode::connect(target, options).unwrap_err().to_string();
     assert!(
         err.contains("is not in") && err.contains("SHA256:"),
         "{err}"
@@ -526,18 +617,13 @@ fn ssh_nodes_pass_the_same_remote_suite_and_check_host_keys() {
         accept_any_host_key: true,
         ..options.clone()
     };
-    assert!(SshNode::connect(&target, &insecure).is_ok());
+    assert!(SshNode::connect(target, &insecure).is_ok());
     // A key sshd does not know is refused.
     let stranger = SshOptions {
-        key_file: Some(keys.0.join("other_host_key")),
+        key_file: Some(f.keys.0.join("other_host_key")),
         ..insecure
     };
-    let err = SshNode::connect(&target, &stranger)
-        .unwrap_err()
-        .to_string();
+    let err = SshNode::connect(target, &stranger).unwrap_err().to_string();
     assert!(err.contains("authentication"), "{err}");
-
-    drop((node, n1));
-    cluster.down().unwrap();
-    assert_nothing_left("t102", &base.0);
+    f.finish();
 }

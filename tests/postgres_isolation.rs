@@ -67,10 +67,15 @@ impl Cluster {
         Command::new(env!("CARGO_BIN_EXE_distest"))
     }
 
-    /// `distest run --target postgres` with the common flags, then `args`.
+    /// `distest run --target postgres` on one node with the common flags, then `args`.
     fn run(&self, args: &[&str]) -> Output {
+        self.run_on("local:1", args)
+    }
+
+    /// `distest run --target postgres` on `nodes` with the common flags, then `args`.
+    fn run_on(&self, nodes: &str, args: &[&str]) -> Output {
         self.distest()
-            .args(["run", "--target", "postgres", "--nodes", "local:1"])
+            .args(["run", "--target", "postgres", "--nodes", nodes])
             .args(["--cluster", self.id, "--subnet", &self.subnet, "--base-dir"])
             .arg(&self.base)
             .args(["--concurrency", "10", "--key-count", "3", "--store"])
@@ -114,6 +119,12 @@ impl Cluster {
             .join("data")
             .join("postgres");
         assert!(!data.exists(), "data directory left: {}", data.display());
+        let cluster_dir = self.base.join(self.id);
+        assert!(
+            !cluster_dir.exists(),
+            "node directories left: {}",
+            cluster_dir.display()
+        );
         // Backends retitle themselves, but keep the data directory as their working
         // directory (shown with " (deleted)" once removed): that names them all.
         let deadline = Instant::now() + PROCESS_EXIT_WAIT;
@@ -417,5 +428,59 @@ fn an_unknown_isolation_level_fails_the_run_with_the_valid_levels() {
     ] {
         assert!(stderr.contains(level), "{level} missing from: {stderr}");
     }
+    c.assert_nothing_left();
+}
+
+#[test]
+fn replica_reads_under_a_partition_show_stale_reads() {
+    if skip_unless_root("replica_reads_under_a_partition_show_stale_reads") {
+        return;
+    }
+    let c = Cluster::new("pg7", 226);
+    let out = c.run_on(
+        "local:2",
+        &[
+            "--workload",
+            "list-append",
+            "--isolation",
+            "serializable",
+            "--replica-reads",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "3",
+            "--time-limit",
+            "10",
+            "--seed",
+            "7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let found = anomalies(&c.results());
+    // A replica lags its primary: a client that wrote on the primary, or a transaction
+    // that began after another committed, reads an older state there.
+    assert!(
+        found
+            .iter()
+            .any(|a| a.ends_with("-realtime") || a.ends_with("-process")),
+        "expected stale reads, found {found:?}"
+    );
+    for forbidden in NEVER {
+        assert!(
+            !found.iter().any(|a| a == forbidden),
+            "{forbidden} with replica reads: {found:?}"
+        );
+    }
+    let run = c.latest();
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"f\":\"start-partition\""),
+        "the nemesis partitioned"
+    );
+    let replica_log = std::fs::read_to_string(run.join("nodes/n2/postgres.log")).unwrap();
+    assert!(
+        replica_log.contains("started streaming WAL"),
+        "n2 streamed from the primary"
+    );
     c.assert_nothing_left();
 }

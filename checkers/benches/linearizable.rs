@@ -61,6 +61,7 @@ fn run(name: &str, cases: &[Case]) -> (Duration, Duration) {
             .expect("the bench's own JSONL parses");
         parsing += t.elapsed();
         let verdict = check_history(&history, model, &ctx);
+        if std::env::var("DT_DEBUG").is_ok() { eprintln!("distest {:?}", t.elapsed()); }
         ours += t.elapsed();
 
         let reference = if case.kv {
@@ -74,6 +75,7 @@ fn run(name: &str, cases: &[Case]) -> (Duration, Duration) {
             let t = Instant::now();
             let ok = porcupine_rs::check_operations(&ops);
             theirs += t.elapsed();
+            if std::env::var("DT_DEBUG").is_ok() { eprintln!("porcupine {:?}", t.elapsed()); }
             ok
         };
         let expected = if reference {

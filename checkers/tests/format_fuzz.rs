@@ -312,3 +312,60 @@ proptest! {
         }
     }
 }
+
+/// Fixed cases of the same mutations, with the exact error each must give.
+#[test]
+fn known_mutations_give_the_expected_errors() {
+    let specs = vec![
+        Spec {
+            process: Some(0),
+            kind: OpType::Invoke,
+            f: "write",
+            value: json!(1),
+            error: false,
+        },
+        Spec {
+            process: Some(0),
+            kind: OpType::Ok,
+            f: "write",
+            value: json!(1),
+            error: false,
+        },
+        Spec {
+            process: Some(1),
+            kind: OpType::Invoke,
+            f: "read",
+            value: Value::Null,
+            error: false,
+        },
+    ];
+    // A duplicated invocation: the process has two ops in flight (line 2 of the file).
+    for format in [Format::Edn, Format::JepsenLog] {
+        let mut text = render(&specs, format, false);
+        apply(&mut text, &Mutation::DuplicateLine(0));
+        let err = read_history(&text[..], Some(format), "dup").unwrap_err();
+        assert!(
+            matches!(err, ParseError::InvalidOp { line: 2, .. }),
+            "{format}: {err}"
+        );
+    }
+    // In distest's own format the copy also breaks the dense indices.
+    let mut text = render(&specs, Format::Jsonl, false);
+    apply(&mut text, &Mutation::DuplicateLine(0));
+    let err = read_history(&text[..], Some(Format::Jsonl), "dup").unwrap_err();
+    assert!(
+        matches!(err, ParseError::InvalidOp { line: 2, .. }),
+        "{err}"
+    );
+    // Truncation inside the last op: a syntax error on the last line, in every format.
+    for format in [Format::Jsonl, Format::Edn, Format::JepsenLog] {
+        let mut text = render(&specs, format, false);
+        let cut = text.len() - 4;
+        apply(&mut text, &Mutation::Truncate(cut));
+        let err = read_history(&text[..], Some(format), "cut").unwrap_err();
+        assert!(
+            matches!(err, ParseError::Syntax { line: 3, .. }),
+            "{format}: {err}"
+        );
+    }
+}

@@ -18,7 +18,7 @@ use crate::html::{
 use crate::lanes::lanes_svg;
 use crate::logs::{self, Selection};
 use crate::plot::{fault_color, short_number, Decor, Marker};
-use crate::rundir::{ResultsSource, RunData};
+use crate::rundir::RunData;
 use crate::timeline;
 use chrono::{DateTime, Duration, Utc};
 use distest_checkers::{History, Results, Validity, Verdict};
@@ -33,6 +33,8 @@ const LOG_MARGIN_S: i64 = 5;
 const LOG_SPAN_NS: u64 = 10_000_000_000;
 /// Bytes of raw evidence JSON shown per checker.
 const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
+/// The chart files written beside index.html.
+const CHART_FILES: [&str; 2] = ["throughput.svg", "latency.svg"];
 /// Nemesis events listed in the events table.
 const MAX_EVENT_ROWS: usize = 500;
 
@@ -43,8 +45,14 @@ pub fn render_run(run_dir: &Path) -> Result<PathBuf, ReportError> {
     let html = run_html(&run)?;
     let out = run_dir.join("index.html");
     write_file(&out, html.page)?;
-    for (name, svg) in html.svgs {
-        write_file(&run_dir.join(name), svg)?;
+    for name in CHART_FILES {
+        match html.svgs.iter().find(|(n, _)| *n == name) {
+            Some((_, svg)) => write_file(&run_dir.join(name), svg)?,
+            // A chart from an earlier render that this one could not draw is stale.
+            None => {
+                let _ = std::fs::remove_file(run_dir.join(name));
+            }
+        }
     }
     Ok(out)
 }
@@ -63,6 +71,14 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
     let _ = write!(body, "<h1>{}</h1>", esc(&title));
     let focus = focus_ops(run);
     body.push_str(&verdict_block(run));
+    if !run.notes.is_empty() {
+        // Missing or broken inputs change what the page can say: shown before anything else.
+        body.push_str("<ul class=\"notes\">");
+        for n in &run.notes {
+            let _ = write!(body, "<li class=\"warn\">{}</li>", esc(n));
+        }
+        body.push_str("</ul>");
+    }
     body.push_str(
         "<nav><a href=\"#checkers\">checkers</a><a href=\"#test\">test</a><a href=\"#perf\">throughput &amp; latency</a>\
          <a href=\"#nodes\">nodes &amp; faults</a><a href=\"#anomalies\">anomalies</a><a href=\"#logs\">node logs</a><a href=\"#files\">raw files</a></nav>",
@@ -107,13 +123,6 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
     }
     body.push_str(&logs_section(run, &focus));
     body.push_str(&files_section(run, &svgs));
-    if !run.notes.is_empty() {
-        body.push_str("<h2 id=\"notes\">Notes</h2><ul>");
-        for n in &run.notes {
-            let _ = write!(body, "<li class=\"warn\">{}</li>", esc(n));
-        }
-        body.push_str("</ul>");
-    }
     let _ = write!(
         body,
         "<p class=\"note\">Written by distest-reports {} from {}.</p>",
@@ -160,14 +169,8 @@ fn verdict_block(run: &RunData) -> String {
     };
     let anomalies = results.anomalies();
     let sentence = headline(results);
-    let source = match run.results_source {
-        ResultsSource::Stats => {
-            " <span class=\"note\">(stats checker only: the run has no results.json)</span>"
-        }
-        _ => "",
-    };
     format!(
-        "<div class=\"verdict {}\">{} {}{source}<div>{}</div></div>",
+        "<div class=\"verdict {}\">{} {}<div>{}</div></div>",
         verdict_class(results.valid),
         badge(results.valid),
         esc(&sentence),
@@ -678,6 +681,14 @@ fn logs_section(run: &RunData, focus: &BTreeSet<u64>) -> String {
             );
         }
         None => out.push_str("<p class=\"note\">The last lines of each log (no anomaly to align on, or no started_at in test.json).</p>"),
+    }
+    let clock_faults = run.history.as_ref().is_some_and(|h| {
+        h.nemesis_ops().any(
+            |op| matches!(faults::role(&op.f), Some(faults::FaultRole::Start(k)) if k == "clock"),
+        )
+    });
+    if clock_faults && window.is_some() {
+        out.push_str("<p class=\"warn\">The nemesis moved node clocks in this run: a skewed node stamps its lines with its own wrong time, so its excerpt may be shifted by the offsets listed under Nodes and faults.</p>");
     }
     for ex in excerpts {
         let how = match ex.selection {

@@ -106,12 +106,23 @@ pub struct Highlight {
 }
 
 /// Draws the window as an SVG timeline with the highlighted ops outlined.
+/// A window reaching past the history is cut to it; an empty one draws nothing.
 pub fn timeline_svg(history: &History, window: Window, highlight: &Highlight) -> String {
     let focus = &highlight.focus;
     let ops = history.ops();
+    let window = Window {
+        first: window.first,
+        last: window
+            .last
+            .min(ops.len().saturating_sub(1))
+            .min(window.first.saturating_add(MAX_ROWS - 1)),
+    };
+    if ops.is_empty() || window.first > window.last {
+        return String::new();
+    }
     let mut bars: Vec<Bar<'_>> = Vec::new();
     let mut seen_invokes: BTreeSet<usize> = BTreeSet::new();
-    for pos in window.first..=window.last.min(ops.len().saturating_sub(1)) {
+    for pos in window.first..=window.last {
         let op = &ops[pos];
         if !op.is_client() {
             bars.push(Bar {
@@ -376,6 +387,29 @@ mod tests {
         let svg = timeline_svg(&h, Window { first: 0, last: 3 }, &highlight);
         assert_eq!(svg.matches("fill-opacity=\"0.08\"").count(), 1, "{svg}");
         assert_eq!(svg.matches("fill-opacity=\"0.35\"").count(), 1);
+    }
+
+    #[test]
+    fn windows_past_the_history_are_cut_not_a_panic() {
+        let h = history(3);
+        let svg = timeline_svg(
+            &h,
+            Window {
+                first: 4,
+                last: 1_000,
+            },
+            &Highlight::default(),
+        );
+        assert!(svg.contains("entries 4 to 5"), "{svg}");
+        assert!(timeline_svg(
+            &h,
+            Window {
+                first: 50,
+                last: 60
+            },
+            &Highlight::default()
+        )
+        .is_empty());
     }
 
     #[test]

@@ -36,6 +36,10 @@ fn invalid_run_page_shows_verdict_charts_cycles_timelines_and_logs() {
         "logs not aligned on the anomaly"
     );
     assert!(
+        html.contains("moved node clocks"),
+        "clock skew caveat missing"
+    );
+    assert!(
         !html.contains("<script"),
         "the page must work without script"
     );
@@ -163,13 +167,18 @@ fn a_history_without_times_says_why_it_has_no_charts() {
         faults: false,
         ..HistorySpec::default()
     });
+    write_history(tmp.path(), &ops);
+    render(tmp.path());
+    assert!(tmp.path().join("latency.svg").exists());
     for op in &mut ops {
         op.time = 0;
     }
     write_history(tmp.path(), &ops);
+    // Re-rendered without times: the earlier charts are stale and must go.
     let html = render(tmp.path());
     assert!(html.contains("carry no times"));
     assert!(!tmp.path().join("latency.svg").exists());
+    assert!(!html.contains("href=\"latency.svg\""));
 }
 
 #[test]

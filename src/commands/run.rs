@@ -163,17 +163,9 @@ impl Args {
 
 /// How the nodes were asked for, for test.json: `local:5`, `ssh:h1,h2`.
 fn nodes_spec(a: &crate::nodes::NodeArgs) -> String {
-    let mut hosts = a.node.clone();
-    if let Some(file) = &a.nodes_file {
-        hosts.push(format!("file:{}", file.display()));
-    }
-    match &a.nodes {
-        Some(n) if hosts.is_empty() && !n.contains('.') && !n.contains('@') => {
-            format!("local:{}", n.trim_start_matches("local:"))
-        }
-        Some(n) => format!("ssh:{n}"),
-        None if hosts.is_empty() => format!("local:{}", crate::nodes::args::DEFAULT_LOCAL_NODES),
-        None => format!("ssh:{}", hosts.join(",")),
+    match a.plan() {
+        Ok(plan) => plan.describe(),
+        Err(_) => a.nodes.clone().unwrap_or_default(),
     }
 }
 

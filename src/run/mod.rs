@@ -224,12 +224,14 @@ fn main_phases(
     ));
     progress.phase("main");
     let main_done = StopFlag::default();
+    let deadline = Instant::now() + Duration::from_secs_f64(cfg.time_limit_s);
     let nemesis_thread = nemesis.map(|n| {
         spawn_nemesis(
             n,
             recorder.clone(),
             Duration::from_secs_f64(cfg.nemesis_interval_s),
             cfg.seed,
+            deadline,
             main_done.clone(),
             stop.clone(),
             log.clone(),
@@ -237,7 +239,6 @@ fn main_phases(
         )
     });
     let generator = Arc::new(Mutex::new((workload, StdRng::seed_from_u64(cfg.seed))));
-    let deadline = Instant::now() + Duration::from_secs_f64(cfg.time_limit_s);
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for thread in 0..cfg.concurrency {
@@ -440,6 +441,7 @@ fn spawn_nemesis(
     recorder: Recorder,
     interval: Duration,
     seed: u64,
+    deadline: Instant,
     main_done: StopFlag,
     stop: StopFlag,
     log: RunLog,
@@ -456,7 +458,8 @@ fn spawn_nemesis(
                 while Instant::now() < end && !main_done.is_stopped() && !stop.is_stopped() {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                if main_done.is_stopped() || stop.is_stopped() {
+                // No new fault once the main phase is over: only the heal remains.
+                if main_done.is_stopped() || stop.is_stopped() || Instant::now() >= deadline {
                     break;
                 }
                 let op = nemesis.next_op();

@@ -260,6 +260,11 @@ impl Postgres {
             ],
             INIT_TIMEOUT,
         )?;
+        // The primary's socket lives in its data directory, so the clone carries the
+        // primary's socket lock file, naming the primary's postmaster: a live pid on this
+        // machine, which would make the replica refuse to start.
+        let data = shell_quote_path(&self.daemon.paths(index).data);
+        self.daemon.nodes[index].exec_ok(&format!("rm -f {data}/.s.PGSQL.{PORT}.lock"), STEP_TIMEOUT)?;
         self.write_hba(index)
     }
 
@@ -323,8 +328,9 @@ impl Postgres {
             command: "start postgres".into(),
             status: -1,
             stderr: format!(
-                "PostgreSQL did not accept connections within {} s ({attempts} start attempts); see {}",
+                "PostgreSQL did not accept connections (waited up to {} s, {} start attempts); see {}",
                 READY_DEADLINE.as_secs(),
+                attempts.min(START_ATTEMPTS),
                 self.daemon.paths(index).log_file.display()
             ),
         })

@@ -7,8 +7,9 @@
 //! 2. **Correct merge**: is the agreed state what the CRDT's semantics allow from the
 //!    updates in the history? (anomalies `lost`, `resurrected`, `unexpected`,
 //!    `wrong-final-value`)
-//! 3. **Monotonic reads**: does each replica's state only move forward in the CRDT's
-//!    partial order? (anomaly `non-monotonic-read`)
+//! 3. **Sane reads**: does each replica's state only move forward in the CRDT's partial
+//!    order (anomaly `non-monotonic-read`), and does no read show an update nobody made
+//!    (anomalies `out-of-bounds-read` for counters, `unexpected` for sets and registers)?
 //!
 //! The replica of an op is its `node` field. A replica that took part in the history but
 //! has no successful final read makes the verdict unknown (unless something is invalid).
@@ -19,8 +20,9 @@
 //! negative), `read` returning an integer. A final read must equal the sum of the adds
 //! known to have happened before it plus *some subset* of those that may have (in flight,
 //! `info`, or concurrent with it); the subset is found exactly by a bounded subset-sum
-//! search. Monotonic: a `g-counter` replica never reads less than a read of it that
-//! completed earlier. A PN-counter's value has no order to check (its lattice order is
+//! search. Any read, final or not, must lie within the sums of the negative and positive
+//! deltas of all adds that may have happened by its completion. Monotonic: a `g-counter`
+//! replica never reads less than a read of it that completed earlier. A PN-counter's value has no order to check (its lattice order is
 //! on the hidden per-replica vectors), so `pn-counter` skips question 3.
 //!
 //! **`or-set`** (observed-remove set): `add` with the element (an `ok` completion may
@@ -46,6 +48,7 @@
 //! empty although writes happened). Monotonic: a replica never returns a write after it
 //! knew a write that supersedes it.
 
+use super::counter::PrefixSums;
 use super::{
     capped, check_by_key, conclude, is_final_read, is_read, ok_value, replica, Elem, Malformed,
     EVIDENCE_LIST_CAP,
@@ -434,8 +437,41 @@ fn counter(
             )),
         }
     }
+    phantom_counter_reads(pairs, &adds, out);
     if model == Model::GCounter {
         monotonic_counter(pairs, out);
+    }
+}
+
+/// No read of any replica, final or not, may show more increments (or decrements) than
+/// all the adds that may have happened by its completion: that would be a phantom update.
+fn phantom_counter_reads(
+    pairs: &[Pair<'_>],
+    adds: &[(i64, u64, Option<u64>, OpType)],
+    out: &mut Findings,
+) {
+    let possible = PrefixSums::new(
+        adds.iter()
+            .filter(|a| a.3 != OpType::Fail)
+            .map(|a| (a.1, a.0))
+            .collect(),
+    );
+    for pair in pairs.iter().filter(|p| is_read(p)) {
+        let (Some(v), Some(c)) = (ok_value(pair).and_then(Value::as_i64), pair.completion) else {
+            continue;
+        };
+        let (_, upper, lower) = possible.before(c.index);
+        if i128::from(v) > upper || i128::from(v) < lower {
+            let node = replica(pair);
+            out.problem(
+                "out-of-bounds-read",
+                json!({"replica": node, "index": c.index, "value": v, "lower": lower as i64, "upper": upper as i64}),
+                format!(
+                    "Replica {node} read {v} at op {}, outside [{lower}, {upper}], the most any adds invoked by then could make.",
+                    c.index
+                ),
+            );
+        }
     }
 }
 
@@ -824,6 +860,17 @@ fn lww(pairs: &[Pair<'_>], finals: &BTreeMap<&str, FinalRead<'_>>, out: &mut Fin
             }
         } else if is_read(pair) && !c.value.is_null() {
             match unique(&c.value) {
+                Some(w) if writes[w].outcome == OpType::Fail => out.problem(
+                    "unexpected",
+                    json!({"replica": replica(pair), "index": c.index, "value": c.value, "write_index": writes[w].invoke_index}),
+                    format!(
+                        "Replica {} returned {} at op {}, the value of write op {}, which failed.",
+                        replica(pair),
+                        c.value,
+                        c.index,
+                        writes[w].invoke_index
+                    ),
+                ),
                 Some(w) => {
                     writes[w].happened = true;
                     known.push((c.index, replica(pair).to_string(), w));
@@ -1066,6 +1113,21 @@ mod tests {
     }
 
     #[test]
+    fn a_counter_read_beyond_every_possible_add_is_a_phantom() {
+        let lines = [
+            op(0, "add", json!(2), "n1", Ok, json!(2)),
+            op(1, "add", json!(5), "n2", Fail, json!(5)),
+            op(2, "read", json!(null), "n2", Ok, json!(7)),
+            final_read(5, "n1", json!(2)),
+            final_read(6, "n2", json!(2)),
+        ]
+        .concat();
+        let v = check("pn-counter", &lines);
+        assert_eq!(v.anomalies, vec!["out-of-bounds-read"]);
+        assert_eq!(v.evidence["problems"][0]["upper"], 2);
+    }
+
+    #[test]
     fn a_g_counter_read_that_decreases_is_non_monotonic() {
         let lines = [
             op(0, "add", json!(2), "n1", Ok, json!(2)),
@@ -1237,6 +1299,20 @@ mod tests {
         fixed[7].3 = json!("b");
         fixed[9].3 = json!("b");
         assert_eq!(check("lww-register", &fixed).valid, Validity::Valid);
+    }
+
+    #[test]
+    fn lww_reading_the_value_of_a_failed_write_is_unexpected() {
+        let lines = [
+            op(0, "write", json!("a"), "n1", Fail, json!("a")),
+            op(1, "read", json!(null), "n1", Ok, json!("a")),
+            final_read(5, "n1", json!("a")),
+        ]
+        .concat();
+        let v = check("lww-register", &lines);
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.anomalies, vec!["unexpected"]);
+        assert_eq!(v.evidence["problems"][0]["write_index"], 0);
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! - *stale*: stable, but some read that began after it was known missed it (normal for
 //!   eventually consistent sets; the stable latency says how long visibility took).
 //! - *recovered*: its add ended `info` (or never completed) yet reads saw it.
+//! - *visibility latency*: 0 when the first read invoked after the `ok` add completed
+//!   saw it, else the time until the first read that did was invoked (Jepsen's first
+//!   read latency); reported as quantiles with the stable and lost latencies.
 //!
 //! Besides Jepsen's, two anomalies make the history invalid: *unexpected* elements (read
 //! but never added, or whose every add failed) and *duplicated* elements (listed more

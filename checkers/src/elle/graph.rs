@@ -146,6 +146,15 @@ impl Graph {
             .zip(self.kinds[a..b].iter().copied())
     }
 
+    /// The out-edges of `v` as two parallel slices (targets, kind bits).
+    pub fn row(&self, v: u32) -> (&[u32], &[u8]) {
+        let (a, b) = (
+            self.offsets[v as usize] as usize,
+            self.offsets[v as usize + 1] as usize,
+        );
+        (&self.targets[a..b], &self.kinds[a..b])
+    }
+
     /// The kind bits of edge `from -> to`, 0 when there is none.
     pub fn kind(&self, from: u32, to: u32) -> u8 {
         let (a, b) = (

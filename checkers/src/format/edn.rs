@@ -608,6 +608,9 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
             Some(b':') => {
                 p.pos += 1;
                 let name = p.token()?;
+                if name.is_empty() {
+                    return p.syntax(key_start, "a keyword needs a name after `:`");
+                }
                 field_of(name)
             }
             Some(_) => {
@@ -648,6 +651,8 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
                 }
                 None => bad("one of :invoke, :ok, :fail, :info", v)?,
             },
+            // nil is "not given", as for :f: the import rules fill these in.
+            ("process" | "time" | "index", Scalar::Other(Value::Null)) => {}
             ("process", Scalar::Unsigned(n)) => {
                 op.process = Process::Client(n);
                 has.process = true;
@@ -659,14 +664,17 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
                 }
                 None => bad("a non-negative integer or :nemesis", v)?,
             },
-            ("time" | "index", v) => match v.as_u64() {
-                Some(n) if FIELDS[field] == "time" => {
+            // Imports are renumbered in file order (see `import`), so :index is never
+            // trusted and its value does not matter.
+            ("index", _) => {}
+            // jepsen.history writes `:time -1` for "unknown".
+            ("time", Scalar::Other(v)) if v.as_i64() == Some(-1) => {}
+            ("time", v) => match v.as_u64() {
+                Some(n) => {
                     op.time = n;
                     has.time = true;
                 }
-                Some(n) => op.index = n,
-                None if FIELDS[field] == "time" => bad("a non-negative integer (nanoseconds)", v)?,
-                None => bad("a non-negative integer", v)?,
+                None => bad("a non-negative integer (nanoseconds) or -1 (unknown)", v)?,
             },
             (name, v) => {
                 let value = v.into_value();
@@ -1234,6 +1242,19 @@ mod tests {
     }
 
     #[test]
+    fn nil_process_and_unknown_time_count_as_missing() {
+        let h = read_str(
+            "{:type :invoke :process 2 :f :read :time 50}\n\
+             {:type :ok :process 2 :f :read :value 1 :time -1 :index -1}\n\
+             {:type :ok :process nil :f :write :value 3}\n",
+        )
+        .unwrap();
+        assert_eq!(h.ops()[1].time, 50);
+        assert_eq!(h.len(), 4, "the lone completion got a synthetic invocation");
+        assert_eq!(h.ops()[2].process, Process::Client(3));
+    }
+
+    #[test]
     fn bad_op_fields_name_the_line_and_the_expectation() {
         let cases = [
             (
@@ -1242,6 +1263,7 @@ mod tests {
                 ":type",
             ),
             ("{:type :invoke :process -1 :f :read}", 1, ":process"),
+            ("{:type :invoke :process :n1 :f :read}", 1, ":process"),
             ("{:type :invoke :process 0 :f :read :time 1.5}", 1, ":time"),
             ("{:process 0 :f :read}", 1, "no :type"),
             (

@@ -6,7 +6,8 @@
 //! the file line) when no rule applies rather than guessing:
 //!
 //! - order is kept; `index` is renumbered densely from 0 ([`History::reindexed`]);
-//! - a missing `:time` is the previous op's time (0 at the start), so time stays monotone;
+//! - a missing `:time` (or `nil`, or jepsen.history's `-1` for unknown) is the previous
+//!   op's time (0 at the start), so time stays monotone;
 //! - a missing `:f` is the pending invocation's `f` for a completion of a known process,
 //!   else `txn` when the value is a list of micro-ops (`[[:append 1 2] [:r 1 nil]]`, as in
 //!   Elle's tests), else an error;

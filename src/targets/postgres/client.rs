@@ -219,7 +219,7 @@ impl PgClient {
     async fn connect(addr: SocketAddr) -> Result<Conn, tokio_postgres::Error> {
         let mut config = tokio_postgres::Config::new();
         config
-            .host(&addr.ip().to_string())
+            .host(addr.ip().to_string())
             .port(addr.port())
             .user("postgres")
             .dbname("postgres")

@@ -81,6 +81,11 @@ async fn read_message<R: AsyncRead + Unpin>(
             break;
         }
         if let Some((name, value)) = text.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("transfer-encoding") {
+                return Err(HttpError::Malformed(
+                    "chunked bodies are not supported; send a Content-Length".into(),
+                ));
+            }
             if name.trim().eq_ignore_ascii_case("content-length") {
                 content_length = value
                     .trim()
@@ -229,6 +234,15 @@ mod tests {
             matches!(err, HttpError::TooLarge { what: "body", .. }),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_are_refused_rather_than_misread() {
+        let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let err = read_request(&mut BufReader::new(&raw[..]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("Content-Length"), "{err}");
     }
 
     #[tokio::test]

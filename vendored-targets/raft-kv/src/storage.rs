@@ -31,6 +31,8 @@ pub enum StorageError {
     BadSnapshot { path: PathBuf, reason: String },
     #[error("{0}")]
     Replay(#[from] DurableError),
+    #[error("data directory {0} is in use by another raft-kv process; stop it first or use another --data-dir")]
+    Locked(PathBuf),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +44,9 @@ enum Record {
 
 pub struct Storage {
     dir: PathBuf,
+    /// Held for the life of the node: two processes on one data directory would
+    /// interleave their WAL writes.
+    _lock: nix::fcntl::Flock<File>,
     wal: BufWriter<File>,
     /// What the disk holds (once synced): used to rewrite the WAL after a snapshot.
     mirror: DurableState,
@@ -58,6 +63,10 @@ impl Storage {
     /// Opens (or creates) the data directory and recovers its state, cutting a torn tail.
     pub fn open(dir: &Path) -> Result<(Storage, DurableState), StorageError> {
         fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock_file = File::create(&lock_path).map_err(io("create", &lock_path))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| StorageError::Locked(dir.to_path_buf()))?;
         let snap_path = dir.join("snapshot.json");
         let mut state = DurableState::default();
         if snap_path.exists() {
@@ -97,6 +106,7 @@ impl Storage {
         }
         let storage = Storage {
             dir: dir.to_path_buf(),
+            _lock: lock,
             wal: BufWriter::with_capacity(1 << 20, file),
             mirror: state.clone(),
             dirty: false,
@@ -197,6 +207,14 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Dies like `kill -9`: our buffer is discarded, the lock released.
+    #[cfg(test)]
+    fn crash(self) {
+        let (_file, _unflushed) = self.wal.into_parts();
+    }
+}
+
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
@@ -276,6 +294,21 @@ mod tests {
             index,
             kind: EntryKind::Command(format!("cmd{index}")),
         }
+    }
+
+    #[test]
+    fn a_data_directory_cannot_be_opened_twice() {
+        let dir = TempDir::new("lock");
+        let (first, _) = Storage::open(&dir.0).unwrap();
+        assert!(matches!(
+            Storage::open(&dir.0),
+            Err(StorageError::Locked(_))
+        ));
+        drop(first);
+        assert!(
+            Storage::open(&dir.0).is_ok(),
+            "the lock goes with the process"
+        );
     }
 
     #[test]
@@ -366,8 +399,7 @@ mod tests {
                 .unwrap();
             s.persist(None, &[LogOp::Append(vec![e(1, 2)])], false)
                 .unwrap();
-            // Simulate kill -9: the buffer is never flushed.
-            std::mem::forget(s);
+            s.crash();
         }
         let (_, state) = Storage::open(&dir.0).unwrap();
         assert_eq!(state.entries, vec![e(1, 1)]);
