@@ -41,6 +41,9 @@ else
     echo "setup.sh: all packages present"
 fi
 
+# sshd (used by the SSH-path tests inside namespaces) needs its privilege-separation dir.
+mkdir -p /run/sshd
+
 # Debian puts etcd and PostgreSQL's binaries outside PATH on some releases.
 for candidate in /usr/lib/postgresql/*/bin; do
     [ -d "$candidate" ] && echo "setup.sh: PostgreSQL binaries in $candidate"

@@ -75,6 +75,16 @@ fn a_recorded_run_can_be_rechecked_from_its_directory() {
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
     let doc: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
     assert!(doc["checkers"].get("list-append").is_some(), "{doc}");
+    // Elle checkers alone stream the transactions from the file: same verdict.
+    let check = distest()
+        .arg("check")
+        .arg(run.join("history.jsonl"))
+        .args(["--checker", "list-append", "--consistency-model", "serializable", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let streamed: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(streamed["checkers"]["list-append"]["valid"], doc["checkers"]["list-append"]["valid"]);
     std::fs::remove_dir_all(&store).unwrap();
 }
 

@@ -79,7 +79,11 @@ fn assert_same(w: Workload, ops: &[Op]) {
 
 #[test]
 fn edn_micro_ops_are_elle_keywords() {
-    let op = Op::invoke(Process::Client(3), "txn", json!([["append", 1, 2], ["r", 1, null]]));
+    let op = Op::invoke(
+        Process::Client(3),
+        "txn",
+        json!([["append", 1, 2], ["r", 1, null]]),
+    );
     let text = String::from_utf8(to_edn(&[op])).unwrap();
     assert!(text.contains(":value [[:append 1 2] [:r 1 nil]]"), "{text}");
 }
@@ -99,13 +103,44 @@ fn anomalous_histories_give_the_same_verdict_and_evidence_in_edn_and_jsonl() {
     let t1 = json!([["append", 1, 1], ["append", 2, 1]]);
     let t2 = json!([["r", 1, []], ["r", 2, [1]]]);
     let mut h = H::new();
-    h.invoke(0, t1.clone()).invoke(1, t2.clone()).ok(0, t1).ok(1, t2).txn(2, json!([["r", 1, [1]]]));
+    h.invoke(0, t1.clone())
+        .invoke(1, t2.clone())
+        .ok(0, t1)
+        .ok(1, t2)
+        .txn(2, json!([["r", 1, [1]]]));
     let v = check(Workload::ListAppend, &to_edn(&h.ops()), Format::Edn);
     assert_eq!(v.anomalies, vec!["G-single"]);
     assert_same(Workload::ListAppend, &h.ops());
     let t1 = json!([["r", 1, null], ["w", 1, 1]]);
     let t2 = json!([["r", 1, null], ["w", 1, 2]]);
     let mut h = H::new();
-    h.invoke(0, t1.clone()).invoke(1, t2.clone()).ok(0, t1).ok(1, t2);
+    h.invoke(0, t1.clone())
+        .invoke(1, t2.clone())
+        .ok(0, t1)
+        .ok(1, t2);
     assert_same(Workload::RwRegister, &h.ops());
+}
+
+#[test]
+fn streamed_jsonl_gives_the_same_verdict_as_a_history() {
+    use distest_checkers::elle::check_txns;
+    use distest_checkers::elle::txn::{Shape, Txns};
+    for seed in 0..4 {
+        let p = Params {
+            stale_pct: 20,
+            ..Params::small(Workload::ListAppend, seed)
+        };
+        let ops = history_ops(&p);
+        let text = to_jsonl(&ops);
+        let whole = check(Workload::ListAppend, &text, Format::Jsonl);
+        let txns = Txns::read_jsonl(&text[..], Shape::ListAppend, "test").unwrap();
+        let streamed = check_txns(&txns, "strict-serializable", &CheckContext::default());
+        assert_eq!(streamed, whole);
+    }
+    let mut ops = history_ops(&Params::small(Workload::ListAppend, 1));
+    ops[1].index = 7;
+    let err = Txns::read_jsonl(&to_jsonl(&ops)[..], Shape::ListAppend, "h.jsonl")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("dense"), "{err}");
 }

@@ -149,3 +149,67 @@ fn info_and_unfinished_transactions_never_cause_false_alarms() {
         assert_valid(Workload::RwRegister, history_ops(&p));
     }
 }
+
+#[test]
+fn larger_concurrent_histories_are_strict_serializable() {
+    for seed in 0..3u64 {
+        for w in [Workload::ListAppend, Workload::RwRegister] {
+            let p = Params {
+                workers: 8,
+                txns: 3_000,
+                active_keys: 12,
+                max_writes_per_key: 24,
+                ..Params::small(w, seed)
+            };
+            assert_valid(w, history_ops(&p));
+        }
+    }
+}
+
+/// Makes one committed register read return nil although the value's writer committed
+/// before the reader was invoked: a stale read strict serializability forbids.
+fn make_one_register_read_nil(ops: &mut [Op]) -> bool {
+    let mut invoked_at: HashMap<u64, u64> = HashMap::new();
+    let mut written_at: HashMap<(u64, u64), u64> = HashMap::new();
+    for op in ops.iter_mut() {
+        let Process::Client(p) = op.process else {
+            continue;
+        };
+        if op.kind == OpType::Invoke {
+            invoked_at.insert(p, op.time);
+            continue;
+        }
+        if op.kind != OpType::Ok {
+            continue;
+        }
+        let invoked = invoked_at[&p];
+        for m in op.value.as_array_mut().unwrap() {
+            let k = m[1].as_u64().unwrap();
+            if m[0] == "w" {
+                written_at.insert((k, m[2].as_u64().unwrap()), op.time);
+            } else if let Some(v) = m[2].as_u64() {
+                if written_at.get(&(k, v)).is_some_and(|&t| t < invoked) {
+                    m[2] = serde_json::Value::Null;
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn making_a_register_read_stale_is_always_caught() {
+    let mut caught = 0;
+    for seed in 0..40u64 {
+        let mut ops = history_ops(&params(Workload::RwRegister, seed, 3, 2, 80));
+        if !make_one_register_read_nil(&mut ops) {
+            continue;
+        }
+        let h = History::new(ops).unwrap();
+        let v = checker(Workload::RwRegister).check(&h, &CheckContext::default());
+        assert_eq!(v.valid, Validity::Invalid, "seed {seed}: {}", v.summary);
+        caught += 1;
+    }
+    assert!(caught > 20, "only {caught} histories could be corrupted");
+}

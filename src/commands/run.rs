@@ -126,7 +126,8 @@ impl Args {
             workload,
             nemesis,
             nodes: Vec::new(),
-            nodes_spec: nodes_spec(&self.node_args),
+            // Bad node flags fail here, before a run directory exists.
+            nodes_spec: self.node_args.plan()?.describe(),
             concurrency: self.concurrency,
             rate: self.rate,
             time_limit_s: self.time_limit,
@@ -158,14 +159,6 @@ impl Args {
             junit: self.junit.clone(),
             node_args: self.node_args.clone(),
         })
-    }
-}
-
-/// How the nodes were asked for, for test.json: `local:5`, `ssh:h1,h2`.
-fn nodes_spec(a: &crate::nodes::NodeArgs) -> String {
-    match a.plan() {
-        Ok(plan) => plan.describe(),
-        Err(_) => a.nodes.clone().unwrap_or_default(),
     }
 }
 

@@ -26,6 +26,9 @@ const MAX_EXEC_CAPTURE_BYTES: usize = super::exec::MAX_CAPTURE_BYTES;
 const MAX_DOWNLOAD_BYTES: usize = 1 << 30;
 /// Budget for one upload or download.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+/// Bytes read from a local file per channel write while uploading: uploads stream, so a
+/// 200 MB binary never sits in memory whole.
+const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 /// Time allowed past a command's own timeout for the network round trips.
 const NETWORK_SLACK: Duration = Duration::from_secs(3);
 /// Default directory for node data and logs on SSH hosts.
@@ -208,6 +211,8 @@ enum ChannelError {
     Broken(String),
     /// The local deadline passed.
     Deadline,
+    /// Reading the local data to send failed (after the command started).
+    Input(String),
 }
 
 impl SshNode {
@@ -388,7 +393,7 @@ impl SshNode {
         &self,
         command: &str,
         timeout: Duration,
-        stdin: Option<&[u8]>,
+        mut stdin: Option<&mut (dyn Read + '_)>,
         stdout_cap: usize,
     ) -> Result<(i32, Vec<u8>, Vec<u8>), NodeError> {
         let remote = wrap_command(&self.user, command, timeout);
@@ -399,7 +404,8 @@ impl SshNode {
         };
         for attempt in 0..2 {
             let (session, pooled) = self.checkout().map_err(|e| unreachable(e.to_string()))?;
-            match run_channel(&session, &remote, stdin, stdout_cap, deadline) {
+            // `NotStarted` is only reported before any stdin was read, so a retry sends it all.
+            match run_channel(&session, &remote, stdin.as_deref_mut(), stdout_cap, deadline) {
                 Ok(out) => {
                     self.checkin(session);
                     return Ok(out);
@@ -412,6 +418,9 @@ impl SshNode {
                 }
                 Err(ChannelError::Broken(m)) => {
                     return Err(unreachable(format!("the SSH connection broke while the command ran (it may or may not have taken effect): {m}")))
+                }
+                Err(ChannelError::Input(m)) => {
+                    return Err(unreachable(format!("could not read the data to send: {m}")))
                 }
                 Err(ChannelError::Deadline) => {
                     return Err(NodeError::Timeout {
@@ -440,12 +449,27 @@ fn wrap_command(user: &str, command: &str, timeout: Duration) -> String {
     }
 }
 
+/// The node-side half of an upload: stdin into `tmp` beside `remote`, then rename. Writing
+/// beside and renaming replaces a running binary instead of overwriting it in place. The
+/// size check matters because a dropped connection ends `cat` with a plain EOF: without it a
+/// truncated file would be renamed into place.
+fn upload_script(dir: &Path, tmp: &Path, remote: &Path, size_bytes: u64, mode: u32) -> String {
+    format!(
+        "mkdir -p {d} && cat > {t} && got=$(wc -c < {t}) \
+         && {{ [ \"$got\" -eq {size_bytes} ] || {{ echo \"only $got of {size_bytes} bytes arrived\" >&2; false; }}; }} \
+         && chmod {mode:o} {t} && mv -f {t} {r} || {{ rm -f {t}; exit 1; }}",
+        d = shell_quote_path(dir),
+        t = shell_quote_path(tmp),
+        r = shell_quote_path(remote),
+    )
+}
+
 /// Runs one command on `session`; reads stdout and stderr without blocking on either so
 /// neither can fill up and stall the other.
 fn run_channel(
     session: &Session,
     command: &str,
-    stdin: Option<&[u8]>,
+    stdin: Option<&mut (dyn Read + '_)>,
     stdout_cap: usize,
     deadline: Instant,
 ) -> Result<(i32, Vec<u8>, Vec<u8>), ChannelError> {
@@ -457,10 +481,22 @@ fn run_channel(
     channel
         .exec(command)
         .map_err(|e| ChannelError::NotStarted(msg(e)))?;
-    if let Some(data) = stdin {
-        channel
-            .write_all(data)
-            .map_err(|e| ChannelError::Broken(e.to_string()))?;
+    if let Some(input) = stdin {
+        let mut chunk = vec![0u8; UPLOAD_CHUNK_BYTES];
+        loop {
+            let n = match input.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ChannelError::Input(e.to_string())),
+            };
+            channel
+                .write_all(&chunk[..n])
+                .map_err(|e| ChannelError::Broken(e.to_string()))?;
+            if Instant::now() >= deadline {
+                return Err(ChannelError::Deadline);
+            }
+        }
     }
     channel
         .send_eof()
@@ -598,12 +634,10 @@ impl Remote for SshNode {
                 remote.display()
             ),
         };
-        let data = std::fs::read(local).map_err(|e| fail(e.to_string()))?;
-        let mode = std::fs::metadata(local)
-            .map_err(|e| fail(e.to_string()))?
-            .permissions()
-            .mode()
-            & 0o7777;
+        let file = std::fs::File::open(local).map_err(|e| fail(e.to_string()))?;
+        let metadata = file.metadata().map_err(|e| fail(e.to_string()))?;
+        let size_bytes = metadata.len();
+        let mode = metadata.permissions().mode() & 0o7777;
         let dir = remote
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -611,16 +645,11 @@ impl Remote for SshNode {
         let file_name = remote
             .file_name()
             .ok_or_else(|| fail("the destination names no file".into()))?;
-        // Write beside the destination, then rename: a running binary is replaced, not
-        // overwritten in place, and a broken transfer leaves no half file under the real name.
         let tmp = dir.join(format!(".{}.dt-upload", file_name.to_string_lossy()));
-        let script = format!(
-            "mkdir -p {d} && cat > {t} && chmod {mode:o} {t} && mv -f {t} {r}",
-            d = shell_quote_path(dir),
-            t = shell_quote_path(&tmp),
-            r = shell_quote_path(remote),
-        );
-        let (status, _, stderr) = self.run(&script, TRANSFER_TIMEOUT, Some(&data), 0)?;
+        let script = upload_script(dir, &tmp, remote, size_bytes, mode);
+        // Exactly the size announced, even if the file grows meanwhile.
+        let mut input = file.take(size_bytes);
+        let (status, _, stderr) = self.run(&script, TRANSFER_TIMEOUT, Some(&mut input), 0)?;
         if status != 0 {
             return Err(fail(String::from_utf8_lossy(&stderr).trim().to_string()));
         }
@@ -700,6 +729,47 @@ mod tests {
         assert_eq!(root, r#"timeout -k 1 2 sh -c 'echo '\''a b'\'''"#);
         let ops = wrap_command("ops", "true", Duration::from_secs(5));
         assert_eq!(ops, "sudo -n timeout -k 1 5 sh -c true");
+    }
+
+    /// Runs the upload script locally with `sent` on stdin, announcing `announced` bytes.
+    fn run_upload_script(dir: &Path, sent: &[u8], announced: u64) -> std::process::Output {
+        let remote = dir.join("sub/file.bin");
+        let tmp = dir.join("sub/.file.bin.dt-upload");
+        let script = upload_script(&dir.join("sub"), &tmp, &remote, announced, 0o640);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(sent).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn upload_script_installs_complete_files_and_refuses_truncated_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dt-upload-script-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let remote = dir.join("sub/file.bin");
+
+        let out = run_upload_script(&dir, b"0123456789", 10);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read(&remote).unwrap(), b"0123456789");
+        let mode = std::fs::metadata(&remote).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o640);
+
+        // A transfer cut short (the connection dropped: cat saw EOF early) keeps the old
+        // file and leaves no temporary one.
+        let out = run_upload_script(&dir, b"abc", 10);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("only 3 of 10 bytes arrived"), "{stderr}");
+        assert_eq!(std::fs::read(&remote).unwrap(), b"0123456789");
+        assert!(!dir.join("sub/.file.bin.dt-upload").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

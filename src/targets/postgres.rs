@@ -15,15 +15,16 @@
 //! `fsync` stays on: a killed postmaster must recover what it acknowledged.
 //!
 //! The postmaster is started through `setpriv` (which execs, so the pid file names the
-//! postmaster) as the leader of its own process group: `kill` SIGKILLs the whole group,
-//! postmaster and backends, as a crash would, and `start` runs crash recovery.
+//! postmaster). Its backends call `setsid`, so they are not in its process group: `kill`,
+//! `pause` and `resume` signal the postmaster and each of its children. `kill` SIGKILLs
+//! them all, as a crash of the server would, and `start` runs crash recovery.
 
 pub mod client;
 pub mod settings;
 
 use super::daemon::{ManagedDaemon, NodePaths};
 use super::{Target, TargetOptions};
-use crate::nodes::{shell_quote, shell_quote_path, DaemonSpec, Remote};
+use crate::nodes::{shell_quote, shell_quote_path, DaemonSpec, Remote, Signal};
 use async_trait::async_trait;
 use client::{Endpoints, PgClient, Shape};
 use distest_nemeses::{ClockSupport, NodeError, TargetControl};
@@ -51,6 +52,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts to start a killed server: a fresh postmaster refuses to start while the old
 /// backends, SIGKILLed at the same moment, still hold the shared memory segment.
 const START_ATTEMPTS: u32 = 5;
+/// How long a fast shutdown at teardown may take before the server is killed.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 const CLOCK_UNSUPPORTED: &str = "clock faults are not offered for postgres: its isolation levels do not depend on the clock, and running it under libfaketime is not supported; leave `clock` out of --nemesis";
 
 pub struct Postgres {
@@ -97,11 +100,6 @@ impl Postgres {
             opts,
             bin_dirs,
         })
-    }
-
-    /// The isolation level transactions run at.
-    pub fn isolation(&self) -> Isolation {
-        self.settings.isolation
     }
 
     /// Node indices that run a server: n1 alone, or all with replica reads.
@@ -264,7 +262,8 @@ impl Postgres {
         // primary's socket lock file, naming the primary's postmaster: a live pid on this
         // machine, which would make the replica refuse to start.
         let data = shell_quote_path(&self.daemon.paths(index).data);
-        self.daemon.nodes[index].exec_ok(&format!("rm -f {data}/.s.PGSQL.{PORT}.lock"), STEP_TIMEOUT)?;
+        self.daemon.nodes[index]
+            .exec_ok(&format!("rm -f {data}/.s.PGSQL.{PORT}.lock"), STEP_TIMEOUT)?;
         self.write_hba(index)
     }
 
@@ -350,6 +349,38 @@ impl Postgres {
         Ok(())
     }
 
+    /// Sends `signal` to the postmaster of node `index` and to all its children. They are
+    /// not in its process group (each backend calls `setsid`), so a group signal would
+    /// reach the postmaster alone. No-op when the server is not running.
+    fn signal_tree(&self, index: usize, signal: TreeSignal) -> Result<(), NodeError> {
+        let node = &self.daemon.nodes[index];
+        let Some(pid) = node.daemon_pid(&self.daemon.paths(index).pid_file)? else {
+            return Ok(());
+        };
+        node.exec_ok(&tree_signal_script(pid, signal), STEP_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Fast shutdown (SIGINT: abort sessions, checkpoint, exit) of node `index`, waiting
+    /// up to [`SHUTDOWN_WAIT`]; kills the server when it does not finish in time.
+    fn shut_down(&self, index: usize) -> Result<(), NodeError> {
+        let node = &self.daemon.nodes[index];
+        let pid_file = self.daemon.paths(index).pid_file;
+        // A paused server cannot shut down.
+        self.signal_tree(index, TreeSignal::Cont)?;
+        if !node.signal_daemon(&pid_file, Signal::Int)? {
+            return Ok(());
+        }
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while Instant::now() < deadline {
+            if !node.daemon_running(&pid_file)? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.signal_tree(index, TreeSignal::Kill)
+    }
+
     fn setup_node(&self, index: usize) -> anyhow::Result<()> {
         self.fresh_data_dir(index)?;
         if index == 0 {
@@ -359,6 +390,36 @@ impl Postgres {
         }
         self.start_and_wait(index)?;
         Ok(())
+    }
+}
+
+/// What [`tree_signal_script`] does to a postmaster and its children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TreeSignal {
+    Stop,
+    Cont,
+    Kill,
+}
+
+/// A shell script sending `signal` to process `pid` and its children. The postmaster is
+/// stopped before its children are listed, so it cannot fork one that escapes; on resume
+/// the children go first, so the postmaster never runs among stopped children.
+fn tree_signal_script(pid: u32, signal: TreeSignal) -> String {
+    // Field 4 of /proc/PID/stat is the parent pid; the command name before it may hold
+    // spaces or parentheses, so everything up to the last ") " is cut first.
+    let list = "kids=''; for s in /proc/[0-9]*/stat; do \
+                set -- $(sed 's/.*) //' \"$s\" 2>/dev/null); \
+                if [ \"$2\" = \"$pid\" ]; then k=${s#/proc/}; kids=\"$kids ${k%/stat}\"; fi; done";
+    match signal {
+        TreeSignal::Stop => format!(
+            "pid={pid}; kill -s STOP $pid || exit 1; {list}; [ -z \"$kids\" ] || kill -s STOP $kids 2>/dev/null; exit 0"
+        ),
+        TreeSignal::Cont => format!(
+            "pid={pid}; {list}; [ -z \"$kids\" ] || kill -s CONT $kids 2>/dev/null; kill -s CONT $pid 2>/dev/null; exit 0"
+        ),
+        TreeSignal::Kill => format!(
+            "pid={pid}; kill -s STOP $pid 2>/dev/null; {list}; kill -s KILL $pid $kids 2>/dev/null; exit 0"
+        ),
     }
 }
 
@@ -398,8 +459,11 @@ fn server_settings(ip: &str, data: &Path) -> Vec<String> {
 }
 
 impl TargetControl for Postgres {
-    /// SIGKILLs the postmaster and its backends (one process group).
+    /// SIGKILLs the postmaster and its backends together, as a crash of the server would.
     fn kill(&self, node: &str) -> Result<(), NodeError> {
+        let index = self.daemon.index_of(node)?;
+        self.signal_tree(index, TreeSignal::Kill)?;
+        // Waits until the postmaster is gone and removes its pid file.
         self.daemon.kill(node)
     }
     /// Starts the server (crash recovery after a kill) and waits until it accepts connections.
@@ -410,11 +474,12 @@ impl TargetControl for Postgres {
         }
         self.start_and_wait(index)
     }
+    /// SIGSTOPs the postmaster and every backend.
     fn pause(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.pause(node)
+        self.signal_tree(self.daemon.index_of(node)?, TreeSignal::Stop)
     }
     fn resume(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.resume(node)
+        self.signal_tree(self.daemon.index_of(node)?, TreeSignal::Cont)
     }
     /// n1: the primary is fixed by configuration (replicas are never promoted).
     fn primaries(&self) -> Vec<String> {
@@ -469,6 +534,19 @@ impl Target for Postgres {
         Ok(())
     }
     fn teardown(&self, wipe: bool) -> anyhow::Result<()> {
+        let active = self.active();
+        for (&i, result) in active
+            .iter()
+            .zip(crate::nodes::par_map(&active, |&i| self.shut_down(i)))
+        {
+            if let Err(e) = result {
+                tracing::warn!(
+                    "fast shutdown of postgres on {} failed: {e}",
+                    self.daemon.nodes[i].name()
+                );
+            }
+        }
+        // Stops whatever is left, then wipes the data directories.
         self.daemon.stop_all(wipe)
     }
     fn collect_logs(&self, node: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -510,6 +588,75 @@ mod tests {
         ));
         assert!(s.contains(&"fsync=on".to_string()));
         assert!(!s.iter().any(|x| x.contains("/var/run/postgresql")));
+    }
+
+    /// State letter of process `pid` (`T` stopped, `Z` zombie), `None` once it is gone.
+    fn state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(") ").next()?.chars().next()
+    }
+
+    fn children(pid: u32) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                    s.rsplit(") ").next().and_then(|r| r.split(' ').nth(1))
+                        == Some(&pid.to_string())
+                })
+            })
+            .collect()
+    }
+
+    fn sh(script: &str) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn tree_signals_reach_children_that_left_the_process_group() {
+        // Like a postmaster: children that called setsid, out of the parent's group.
+        let mut parent = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("setsid sleep 30 & setsid sleep 30 & wait")
+            .spawn()
+            .unwrap();
+        let pid = parent.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let kids = loop {
+            let kids = children(pid);
+            if kids.len() == 2 || Instant::now() > deadline {
+                break kids;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(kids.len(), 2, "the test's children did not start");
+        sh(&tree_signal_script(pid, TreeSignal::Stop));
+        for p in kids.iter().chain([&pid]) {
+            assert_eq!(state(*p), Some('T'), "process {p} is stopped");
+        }
+        sh(&tree_signal_script(pid, TreeSignal::Cont));
+        for p in kids.iter().chain([&pid]) {
+            assert_ne!(state(*p), Some('T'), "process {p} runs again");
+        }
+        sh(&tree_signal_script(pid, TreeSignal::Kill));
+        parent.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while kids.iter().any(|k| !matches!(state(*k), None | Some('Z'))) {
+            assert!(Instant::now() < deadline, "children survived the kill");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

@@ -415,8 +415,9 @@ fn bfs_cycle(
 }
 
 /// Cuts a closed walk that repeats a transaction down to a simple cycle of the class:
-/// BFS over automaton states may pass a node twice; one of the two loops then still
-/// has the class's shape (the other one is a cycle of a class searched earlier).
+/// BFS over automaton states may pass a node twice; usually one of the two loops still
+/// has the class's shape (the other one is a cycle of a class searched earlier). When
+/// neither has, the walk is returned as is and the caller rejects it.
 fn simplify(class: &Class, mut walk: Cycle) -> Cycle {
     // Bounded: each round removes at least one step.
     for _ in 0..walk.len() {
@@ -533,6 +534,9 @@ fn search_class(
     let mut out: Vec<Cycle> = Vec::new();
     // Node sets of the cycles found, so one cycle is not reported from each of its edges.
     let mut seen: Vec<Vec<u32>> = Vec::new();
+    // Whether a shortest walk from some start edge was not a simple cycle: a simple one
+    // may still exist behind it, so absence is then not proven.
+    let mut detoured = false;
     for sub in subs {
         sets.enter(sub);
         // Which edge kinds occur inside this sub-component?
@@ -573,7 +577,13 @@ fn search_class(
                         let cycle = simplify(class, walk);
                         let mut members: Vec<u32> = cycle.iter().map(|s| s.0).collect();
                         members.sort_unstable();
-                        if !seen.contains(&members) {
+                        let simple = members.windows(2).all(|w| w[0] != w[1]);
+                        if !simple {
+                            // The walk only has the class's shape by passing a node twice
+                            // (for G-nonadjacent: a detour that separates two rw edges).
+                            // That is no cycle of this class; never report it.
+                            detoured = true;
+                        } else if !seen.contains(&members) {
                             seen.push(members);
                             out.push(cycle);
                             if out.len() >= want {
@@ -597,6 +607,9 @@ fn search_class(
         if !out.is_empty() {
             return Ok(out);
         }
+    }
+    if detoured {
+        return Err(Miss::Exhausted);
     }
     Ok(out)
 }
@@ -686,8 +699,8 @@ mod tests {
     /// b ~> a over edges of kinds `path`? (Transitive closure; graphs here are tiny.)
     fn brute(n: usize, edges: &[(u32, u32, u8)], first: u8, path: u8) -> bool {
         let mut reach = vec![vec![false; n]; n];
-        for i in 0..n {
-            reach[i][i] = true;
+        for (i, row) in reach.iter_mut().enumerate() {
+            row[i] = true;
         }
         for &(a, b, k) in edges {
             if k & path != 0 && a != b {
@@ -695,10 +708,11 @@ mod tests {
             }
         }
         for m in 0..n {
-            for i in 0..n {
-                for j in 0..n {
-                    if reach[i][m] && reach[m][j] {
-                        reach[i][j] = true;
+            let via = reach[m].clone();
+            for row in reach.iter_mut() {
+                if row[m] {
+                    for (j, &r) in via.iter().enumerate() {
+                        row[j] |= r;
                     }
                 }
             }
@@ -710,8 +724,12 @@ mod tests {
 
     fn random_graph() -> impl Strategy<Value = (usize, Vec<(u32, u32, u8)>)> {
         (2usize..8).prop_flat_map(|n| {
-            let kind = prop::sample::select(vec![WW, WR, RW, WW | RW, PROCESS | REALTIME, REALTIME]);
-            (Just(n), prop::collection::vec((0..n as u32, 0..n as u32, kind), 0..16))
+            let kind =
+                prop::sample::select(vec![WW, WR, RW, WW | RW, PROCESS | REALTIME, REALTIME]);
+            (
+                Just(n),
+                prop::collection::vec((0..n as u32, 0..n as u32, kind), 0..16),
+            )
         })
     }
 
@@ -757,7 +775,9 @@ mod tests {
                     proptest::prop_assert!(exists, "{} reported for {:?}", name, edges);
                 }
             }
-            proptest::prop_assert!(f.incomplete.is_empty());
+            // Only G-nonadjacent searches may end unproven (a shortest walk that is not a
+            // simple cycle); the classes checked above are always decided.
+            proptest::prop_assert!(f.incomplete.iter().all(|c| c.starts_with("G-nonadjacent")), "{:?}", f.incomplete);
         }
     }
 }

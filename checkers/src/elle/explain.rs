@@ -31,8 +31,13 @@ pub trait StepExplainer {
     fn explain(&self, txns: &Txns, from: u32, to: u32, kind: u8, a: &str, b: &str) -> Option<Step>;
 }
 
-fn ms(ns: u64) -> String {
-    format!("{:.3} ms", ns as f64 / 1e6)
+/// A run-relative time for people: ns, ms or s, whichever reads best.
+fn time_text(ns: u64) -> String {
+    match ns {
+        0..=999_999 => format!("{ns} ns"),
+        1_000_000..=999_999_999 => format!("{:.3} ms", ns as f64 / 1e6),
+        _ => format!("{:.3} s", ns as f64 / 1e9),
+    }
 }
 
 fn session_step(txns: &Txns, from: u32, to: u32, kind: u8, a: &str, b: &str) -> Step {
@@ -45,8 +50,8 @@ fn session_step(txns: &Txns, from: u32, to: u32, kind: u8, a: &str, b: &str) -> 
     } else if kind == REALTIME {
         format!(
             "{a} completed at {} before {b} was invoked at {} (realtime).",
-            ms(x.complete_time_ns),
-            ms(y.invoke_time_ns)
+            time_text(x.complete_time_ns),
+            time_text(y.invoke_time_ns)
         )
     } else {
         format!("{a} precedes {b} by a {} dependency.", kind_name(kind))

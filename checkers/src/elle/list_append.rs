@@ -19,20 +19,13 @@ use super::anomaly::{self, txn_name, Anomalies};
 use super::explain::{Step, StepExplainer};
 use super::graph::{EdgeList, RW, WR, WW};
 use super::txn::{MopKind, Outcome, TxnError, Txns, NONE};
+use super::writes::{external_reads, final_write, is_external, Writes, Written};
 use serde_json::json;
 
 /// Writer code of a position nobody appended.
 const GARBAGE: u32 = u32::MAX;
 /// Flag on a writer code: this element is not its writer's last append to the key.
 const NOT_FINAL: u32 = 1 << 31;
-
-#[derive(Clone, Copy)]
-struct Append {
-    key: u32,
-    value: u32,
-    txn: u32,
-    is_final: bool,
-}
 
 /// One version in a key's order: a run of consecutive elements appended by one
 /// committed (or indeterminate) transaction, positions `start..end` of the longest read.
@@ -45,8 +38,7 @@ struct Entry {
 
 /// What the analysis keeps to explain edges later.
 pub struct Index {
-    appends: Vec<Append>,
-    append_off: Vec<u32>,
+    appends: Writes,
     /// Per key: the global mop index of its longest committed read, or NONE.
     longest: Vec<u32>,
     chain_off: Vec<u32>,
@@ -58,16 +50,8 @@ pub struct Index {
 }
 
 impl Index {
-    fn appends_of(&self, key: u32) -> &[Append] {
-        &self.appends
-            [self.append_off[key as usize] as usize..self.append_off[key as usize + 1] as usize]
-    }
-
-    fn writer(&self, key: u32, value: u32) -> Option<Append> {
-        let a = self.appends_of(key);
-        a.binary_search_by_key(&value, |x| x.value)
-            .ok()
-            .map(|i| a[i])
+    fn writer(&self, key: u32, value: u32) -> Option<Written> {
+        self.appends.writer(key, value)
     }
 
     fn chain_of(&self, key: u32) -> &[Entry] {
@@ -120,58 +104,23 @@ pub fn analyse(
 ) -> Result<Index, TxnError> {
     let n_keys = txns.key_count();
     // Pass 1: appends (with their finality) and the longest committed read per key.
-    let mut appends: Vec<Append> = Vec::new();
+    let appends = Writes::build(txns)?;
     let mut longest = vec![NONE; n_keys];
-    let mut scratch: Vec<u32> = Vec::new();
     for (t, txn) in txns.txns.iter().enumerate() {
-        let mops = txns.mops_of(t as u32);
-        scratch.clear();
-        for m in mops.iter().rev() {
-            if m.kind == MopKind::Append {
-                let is_final = !scratch.contains(&m.key);
-                if is_final {
-                    scratch.push(m.key);
-                }
-                appends.push(Append {
-                    key: m.key,
-                    value: m.a,
-                    txn: t as u32,
-                    is_final,
-                });
-            }
+        if txn.outcome != Outcome::Ok {
+            continue;
         }
-        if txn.outcome == Outcome::Ok {
-            for (i, m) in mops.iter().enumerate() {
-                if m.kind == MopKind::Read {
-                    let l = &mut longest[m.key as usize];
-                    if *l == NONE || txns.mops[*l as usize].b < m.b {
-                        *l = txn.mop_start + i as u32;
-                    }
+        for (i, m) in txns.mops_of(t as u32).iter().enumerate() {
+            if m.kind == MopKind::Read {
+                let l = &mut longest[m.key as usize];
+                if *l == NONE || txns.mops[*l as usize].b < m.b {
+                    *l = txn.mop_start + i as u32;
                 }
             }
         }
-    }
-    appends.sort_unstable_by_key(|a| (a.key, a.value));
-    for w in appends.windows(2) {
-        if w[0].key == w[1].key && w[0].value == w[1].value {
-            return Err(TxnError::DuplicateWrite {
-                key: txns.key_name(w[0].key).to_string(),
-                value: txns.value_name(w[0].value),
-                first: txns.txns[w[0].txn as usize].index(),
-                second: txns.txns[w[1].txn as usize].index(),
-            });
-        }
-    }
-    let mut append_off = vec![0u32; n_keys + 1];
-    for a in &appends {
-        append_off[a.key as usize + 1] += 1;
-    }
-    for k in 0..n_keys {
-        append_off[k + 1] += append_off[k];
     }
     let mut ix = Index {
         appends,
-        append_off,
         longest,
         chain_off: vec![0; n_keys + 1],
         chain: Vec::new(),
@@ -245,14 +194,17 @@ pub fn analyse(
             .collect();
         in_order.sort_unstable();
         let start = ix.unobserved.len();
-        for i in ix.append_off[k as usize] as usize..ix.append_off[k as usize + 1] as usize {
-            let a = ix.appends[i];
-            if txns.txns[a.txn as usize].outcome == Outcome::Ok
-                && in_order.binary_search(&a.txn).is_err()
-            {
-                ix.unobserved.push(a.txn);
-            }
-        }
+        let unseen: Vec<u32> = ix
+            .appends
+            .of_key(k)
+            .iter()
+            .filter(|a| {
+                txns.txns[a.txn as usize].outcome == Outcome::Ok
+                    && in_order.binary_search(&a.txn).is_err()
+            })
+            .map(|a| a.txn)
+            .collect();
+        ix.unobserved.extend(unseen);
         ix.unobserved[start..].sort_unstable();
         let mut w = start;
         for r in start..ix.unobserved.len() {
@@ -287,22 +239,17 @@ pub fn analyse(
             let k = m.key;
             let list = txns.read_list(m);
             let long = ix.longest_list(txns, k);
-            let earlier = &mops[..i];
-            let external = !earlier.iter().any(|p| p.key == k);
+            let external = is_external(mops, i);
             if !long.starts_with(list) {
                 incompatible(txns, &ix, t, m, anomalies);
                 continue;
             }
             let n = list.len() as u32;
             if first_failed[k as usize] < n {
-                let p = first_failed[k as usize];
-                let w = ix
-                    .writer(k, long[p as usize])
-                    .expect("failed writer is indexed")
-                    .txn;
-                anomalies.add("G1a", || {
-                    anomaly::aborted_read(txns, t, w, k, long[p as usize])
-                });
+                let v = long[first_failed[k as usize] as usize];
+                if let Some(w) = ix.writer(k, v) {
+                    anomalies.add("G1a", || anomaly::aborted_read(txns, t, w.txn, k, v));
+                }
             }
             if first_garbage[k as usize] < n {
                 let v = long[first_garbage[k as usize] as usize];
@@ -317,13 +264,16 @@ pub fn analyse(
             let (cur, next) = ix.locate(k, n);
             if let Some(c) = cur {
                 let e = ix.chain_of(k)[c];
-                edges.add(e.txn, t, WR);
                 let last = list[n as usize - 1];
-                let a = ix.writer(k, last).expect("chain elements are indexed");
-                if !a.is_final && a.txn != t {
-                    anomalies.add("G1b", || {
-                        anomaly::intermediate_read(txns, t, a.txn, k, last)
-                    });
+                // A version run may span failed or garbage elements of others; a read
+                // ending on one of those saw no committed write (reported above).
+                if let Some(a) = ix.writer(k, last).filter(|a| a.txn == e.txn) {
+                    edges.add(e.txn, t, WR);
+                    if !a.is_final && a.txn != t {
+                        anomalies.add("G1b", || {
+                            anomaly::intermediate_read(txns, t, a.txn, k, last)
+                        });
+                    }
                 }
             }
             if let Some(nx) = next {
@@ -334,7 +284,10 @@ pub fn analyse(
                 .any(|p| p.key == k && p.kind == MopKind::Append)
             {
                 lost.push((k, list.last().copied().unwrap_or(NONE), t));
-                if let Some(&v) = list.iter().find(|&&v| ix.writer(k, v).map(|a| a.txn) == Some(t)) {
+                if let Some(&v) = list
+                    .iter()
+                    .find(|&&v| ix.writer(k, v).map(|a| a.txn) == Some(t))
+                {
                     anomalies.add("future-read", || anomaly::future_read(txns, t, k, v));
                 }
             }
@@ -493,12 +446,7 @@ impl Index {
         kind: &str,
     ) -> Step {
         let long = self.longest_list(txns, key);
-        let v = txns
-            .mops_of(to)
-            .iter()
-            .rev()
-            .find(|m| m.kind == MopKind::Append && m.key == key)
-            .map_or(NONE, |m| m.a);
+        let v = final_write(txns, to, key).unwrap_or(NONE);
         let k = txns.key_name(key);
         let why = if kind == "ww" {
             format!(
@@ -551,12 +499,7 @@ impl StepExplainer for Index {
                 None
             }
             WR => {
-                for (i, m) in txns.mops_of(to).iter().enumerate() {
-                    if m.kind != MopKind::Read
-                        || txns.mops_of(to)[..i].iter().any(|p| p.key == m.key)
-                    {
-                        continue;
-                    }
+                for (_, m) in external_reads(txns.mops_of(to)) {
                     let list = txns.read_list(m);
                     if let (Some(c), _) = self.locate(m.key, list.len() as u32) {
                         if self.chain_of(m.key)[c].txn == from {
@@ -576,12 +519,7 @@ impl StepExplainer for Index {
                 None
             }
             RW => {
-                for (i, m) in txns.mops_of(from).iter().enumerate() {
-                    if m.kind != MopKind::Read
-                        || txns.mops_of(from)[..i].iter().any(|p| p.key == m.key)
-                    {
-                        continue;
-                    }
+                for (_, m) in external_reads(txns.mops_of(from)) {
                     let list = txns.read_list(m);
                     if list.len() == self.longest_list(txns, m.key).len()
                         && self.unobserved_of(m.key).contains(&to)
@@ -613,5 +551,65 @@ impl StepExplainer for Index {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::graph::{RW, WR, WW};
+    use super::super::testkit::{analyse, history};
+    use super::super::txn::Shape;
+    use crate::op::OpType::{Invoke, Ok};
+    use serde_json::json;
+
+    #[test]
+    fn version_order_gives_ww_wr_and_rw_edges() {
+        // T0 appends 1, T1 appends 2, T2 read [1] then T3 reads [1 2].
+        let h = history(&[
+            (0, Invoke, json!([["append", 1, 1]])),
+            (0, Ok, json!([["append", 1, 1]])),
+            (1, Invoke, json!([["append", 1, 2]])),
+            (1, Ok, json!([["append", 1, 2]])),
+            (2, Invoke, json!([["r", 1, null]])),
+            (2, Ok, json!([["r", 1, [1]]])),
+            (3, Invoke, json!([["r", 1, null]])),
+            (3, Ok, json!([["r", 1, [1, 2]]])),
+        ]);
+        let (_, edges, anomalies) = analyse(&h, Shape::ListAppend);
+        for e in [(0, 1, WW), (0, 2, WR), (2, 1, RW), (1, 3, WR)] {
+            assert!(edges.contains(&e), "{e:?} missing from {edges:?}");
+        }
+        assert_eq!(edges.len(), 4, "{edges:?}");
+        assert!(anomalies.cases.is_empty());
+    }
+
+    #[test]
+    fn unobserved_committed_append_follows_the_longest_read() {
+        // T1's append of 2 is never read: it must come after [1], so T2 (which read
+        // [1]) precedes it, and so does T0's version.
+        let h = history(&[
+            (0, Invoke, json!([["append", 1, 1]])),
+            (0, Ok, json!([["append", 1, 1]])),
+            (1, Invoke, json!([["append", 1, 2]])),
+            (1, Ok, json!([["append", 1, 2]])),
+            (2, Invoke, json!([["r", 1, null]])),
+            (2, Ok, json!([["r", 1, [1]]])),
+        ]);
+        let (_, edges, _) = analyse(&h, Shape::ListAppend);
+        assert!(edges.contains(&(0, 1, WW)), "{edges:?}");
+        assert!(edges.contains(&(2, 1, RW)), "{edges:?}");
+    }
+
+    #[test]
+    fn a_read_ending_inside_a_transactions_appends_is_g1b_not_a_cycle() {
+        let h = history(&[
+            (0, Invoke, json!([["append", 1, 1], ["append", 1, 2]])),
+            (0, Ok, json!([["append", 1, 1], ["append", 1, 2]])),
+            (1, Invoke, json!([["r", 1, null]])),
+            (1, Ok, json!([["r", 1, [1]]])),
+        ]);
+        let (_, edges, anomalies) = analyse(&h, Shape::ListAppend);
+        assert_eq!(anomalies.counts.get("G1b"), Some(&1));
+        assert!(!edges.iter().any(|e| e.0 == 1), "{edges:?}");
     }
 }

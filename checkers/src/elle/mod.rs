@@ -12,6 +12,23 @@
 //! committed: their writes can explain reads, their reads are unknown. `fail`
 //! transactions did not happen: reading their writes is G1a.
 //!
+//! # What is inferred, and why it is sound
+//!
+//! - list-append: the longest committed read of a key is its version order; every other
+//!   committed read must be a prefix of it. A committed append no read shows must come
+//!   after that whole order (any earlier and the longest read would contain it), so the
+//!   readers of the longest version anti-depend on it. Elle leaves those unordered; we
+//!   infer the edge because a stale read that nobody re-reads is otherwise invisible.
+//! - rw-register: nil precedes every version; a committed transaction that read `a` and
+//!   then wrote `b` on a key orders `a` before `b` (Elle's optional "writes follow reads",
+//!   always on here: the transaction saw `a` committed, then installed `b`). Nothing
+//!   else (no "sequential" or "linearizable keys" assumptions).
+//! - Every rw edge is an item anti-dependency, so G-single and G-nonadjacent are also
+//!   G2-item here and rule out repeatable read (Elle keeps them apart; see `models`).
+//! - A search that cannot finish (step budget, memory limit, time limit) never turns
+//!   into "valid": the classes it could not rule out are listed in `incomplete`, and
+//!   the verdict is unknown when the requested model proscribes one of them.
+//!
 //! # Evidence schema (`Verdict.evidence`)
 //!
 //! ```text
@@ -52,6 +69,10 @@ pub mod list_append;
 pub mod models;
 pub mod rw_register;
 pub mod txn;
+pub mod writes;
+
+#[cfg(test)]
+mod testkit;
 
 pub use models::CONSISTENCY_MODELS;
 
@@ -151,6 +172,12 @@ pub fn check_txns(txns: &Txns, model: &str, ctx: &CheckContext) -> Verdict {
         Shape::ListAppend => "list-append",
         Shape::RwRegister => "rw-register",
     };
+    if !CONSISTENCY_MODELS.contains(&model) {
+        return Verdict::unknown(format!(
+            "The {checker} checker does not know consistency model {model:?}, so it cannot judge the history; valid models are: {}.",
+            CONSISTENCY_MODELS.join(", ")
+        ));
+    }
     if txns.txns.is_empty() {
         return Verdict::unknown(format!(
             "The history has no txn ops, so the {checker} checker has nothing to judge."

@@ -9,7 +9,8 @@
 //! rw-register `["w", k, v]` / `["r", k, v]`. Keywords imported from EDN arrive as
 //! strings, with or without the leading colon; both are accepted.
 
-use crate::history::History;
+use crate::format::ParseError;
+use crate::history::{History, HistoryError};
 use crate::op::{Op, OpType, Process};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -227,6 +228,12 @@ pub enum TxnError {
     },
     #[error("op {index}: process {process} completed a transaction it never invoked; the history is not well formed")]
     Unpaired { index: u64, process: Process },
+    #[error("op {index}: process {process} invoked a transaction while its op {pending} was still in flight; a process runs one op at a time")]
+    Overlapping {
+        index: u64,
+        process: Process,
+        pending: u64,
+    },
     #[error("value {value} was written to key {key} by both op {first} and op {second}; this checker needs every written value to be unique per key, so it cannot tell the versions apart")]
     DuplicateWrite {
         key: String,
@@ -279,10 +286,27 @@ impl Txns {
         self.keys.len()
     }
 
-    /// `[v1 v2 ...]`, Elle's way of printing a list.
+    /// `[v1 v2 ...]`, Elle's way of printing a list. Long lists keep their head and
+    /// tail (where versions differ and where reads end) so evidence stays readable.
     pub fn list_text(&self, elems: &[u32]) -> String {
-        let inner: Vec<String> = elems.iter().map(|&v| self.value_name(v)).collect();
-        format!("[{}]", inner.join(" "))
+        const HEAD: usize = 3;
+        const TAIL: usize = 8;
+        let show = |s: &[u32]| {
+            s.iter()
+                .map(|&v| self.value_name(v))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if elems.len() <= HEAD + TAIL + 1 {
+            format!("[{}]", show(elems))
+        } else {
+            format!(
+                "[{} ...{} more... {}]",
+                show(&elems[..HEAD]),
+                elems.len() - HEAD - TAIL,
+                show(&elems[elems.len() - TAIL..])
+            )
+        }
     }
 
     /// A micro-op as Elle prints it: `[append 4 3]`, `[r 4 [1 2]]`, `[w 4 3]`, `[r 4 nil]`.
@@ -324,6 +348,46 @@ impl Txns {
         }
         Ok(b.finish())
     }
+
+    /// Streams distest JSONL straight into compact transactions, never holding the
+    /// history's `Op`s: the path for histories too large to check as a [`History`]
+    /// (a million transactions fit in well under a gigabyte this way).
+    pub fn read_jsonl(
+        reader: impl std::io::BufRead,
+        shape: Shape,
+        source_name: &str,
+    ) -> Result<Txns, ParseError> {
+        let syntax = |line: usize, message: String| ParseError::Syntax {
+            source_name: source_name.to_string(),
+            line,
+            message,
+        };
+        let mut b = TxnsBuilder::new(shape);
+        let mut expected_index = 0u64;
+        for (i, line) in reader.split(b'\n').enumerate() {
+            let line = line.map_err(|e| ParseError::Io {
+                source_name: source_name.to_string(),
+                message: e.to_string(),
+            })?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let op: Op = serde_json::from_slice(&line)
+                .map_err(|e| syntax(i + 1, format!("expected one JSON op object per line: {e}")))?;
+            if op.index != expected_index {
+                return Err(ParseError::Invalid {
+                    source_name: source_name.to_string(),
+                    error: HistoryError::SparseIndex {
+                        position: expected_index as usize,
+                        index: op.index,
+                    },
+                });
+            }
+            expected_index += 1;
+            b.push(&op).map_err(|e| syntax(i + 1, e.to_string()))?;
+        }
+        Ok(b.finish())
+    }
 }
 
 /// Builds [`Txns`] one op at a time, so a caller can stream a huge history through it
@@ -360,6 +424,13 @@ impl TxnsBuilder {
         }
         match op.kind {
             OpType::Invoke => {
+                if let Some(&p) = self.in_flight.get(&process) {
+                    return Err(TxnError::Overlapping {
+                        index: op.index,
+                        process: op.process,
+                        pending: self.out.txns[p as usize].invoke_index,
+                    });
+                }
                 let t = self.out.txns.len() as u32;
                 let start = self.out.mops.len();
                 self.parse_mops(op)?;

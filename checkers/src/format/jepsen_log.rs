@@ -1,13 +1,16 @@
-//! Jepsen's text log (`jepsen.log`): the ops `jepsen.util/log-op` prints, among other lines.
+//! Jepsen's text log (`jepsen.log`): the ops `jepsen.util/log-op` prints, among other
+//! lines; also Jepsen's `history.txt`, the same fields without the log prefix.
 //!
-//! Two layouts occur in the wild, both handled (`⇥` is a tab):
+//! Three layouts occur in the wild, all handled (`⇥` is a tab):
 //!
 //! ```text
 //! INFO  jepsen.util - 3⇥:invoke⇥:cas⇥[1 2]
 //! 2017-02-13 16:55:34,339{GMT}⇥INFO⇥[jepsen worker 0] jepsen.util: 0⇥:ok⇥:read⇥nil
+//! 3⇥:invoke⇥:cas⇥[1 2]                       (history.txt)
 //! ```
 //!
-//! After the `jepsen.util` logger name come tab-separated fields: process, type, f, value
+//! After the `jepsen.util` logger name (or from the line start) come tab-separated
+//! fields: process, type, f, value
 //! (EDN, parsed by [`super::edn`]) and, when the op failed, the error as `str` printed it
 //! (EDN when it parses as one value, else kept as text). A line is an op line when its
 //! first field is a process (an integer or `:nemesis`); other lines are ignored, but an op
@@ -58,10 +61,11 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             });
         }
         let text = trim_end(&line);
-        let Some(at) = finder.find(text) else {
-            continue;
+        // Log lines carry the logger name; `history.txt` lines are the bare fields.
+        let fields = match finder.find(text) {
+            Some(at) => after_logger_name(&text[at + MARKER.len()..]),
+            None => text,
         };
-        let fields = after_logger_name(&text[at + MARKER.len()..]);
         let parsed = parse_op_fields(fields).map_err(|message| ParseError::Syntax {
             source_name: source_name.to_string(),
             line: line_no,
@@ -252,6 +256,22 @@ mod tests {
         assert_eq!(ops[3].error, Some(json!("timed-out")));
         assert_eq!(ops[4].time, 2_000_000);
         assert_eq!(ops[5].value, json!({"n1": ["n2"]}));
+    }
+
+    #[test]
+    fn reads_jepsen_history_txt_lines_without_a_log_prefix() {
+        let h = read_str(
+            "0\t:invoke\t:write\t1\n\
+             :nemesis\t:info\t:start\tnil\n\
+             0\t:info\t:write\t1\tindeterminate: socket closed\n",
+        )
+        .unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.ops()[1].process, Process::Nemesis);
+        assert_eq!(
+            h.ops()[2].error,
+            Some(json!("indeterminate: socket closed"))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! - `jsonl`: distest's own `history.jsonl`; indices must already be dense.
 //! - `edn`: Jepsen's `history.edn` (a hand-written EDN parser, reused by the log reader).
-//! - `jepsen_log`: the ops inside Jepsen's `jepsen.log`.
+//! - `jepsen_log`: the ops inside Jepsen's `jepsen.log`, and Jepsen's `history.txt`.
 //! - `import`: the rules that make loose Jepsen/Elle histories valid (re-indexing,
 //!   missing `:time`, `:f`, `:process`), shared by the two Jepsen readers.
 //!
@@ -32,7 +32,8 @@ pub enum Format {
     Jsonl,
     /// Jepsen's `history.edn`: one map per line, or one vector of maps.
     Edn,
-    /// Jepsen's text log: `INFO  jepsen.util - 3\t:invoke\t:cas\t[1 2]`.
+    /// Jepsen's text log (`INFO  jepsen.util - 3\t:invoke\t:cas\t[1 2]`), or Jepsen's
+    /// `history.txt` (the same fields without the log prefix).
     JepsenLog,
 }
 
@@ -89,6 +90,8 @@ pub enum ParseError {
         source_name: String,
         message: String,
     },
+    /// No reader returns this any more (all three formats are read); kept because it is
+    /// part of the API callers were given.
     #[error("{source_name}: the {format} reader is not available in this build")]
     Unsupported { source_name: String, format: Format },
 }

@@ -236,7 +236,12 @@ impl Entries {
     fn new<O>(ops: &[PartOp<O>]) -> Entries {
         let mut timeline: Vec<(u32, u32)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
-            let i = u32::try_from(i).expect("fewer than 2 billion ops per key");
+            // Codes keep one bit for call/return; a history holds fewer than 2^32 entries
+            // and an op with a completion takes two, so this holds for real histories.
+            let i = u32::try_from(i)
+                .ok()
+                .filter(|&i| i < 1 << 31)
+                .expect("fewer than 2^31 ops per key");
             timeline.push((op.invoke, i << 1));
             if let Some(r) = op.ret {
                 timeline.push((r, (i << 1) | 1));
@@ -355,9 +360,6 @@ pub(crate) fn search<M: Model>(
             cur = list.next[list.call_node[undo] as usize];
         }
     };
-    if std::env::var("DT_DEBUG").is_ok() {
-        eprintln!("DEBUG ops {} configs {} arena {} steps {} outcome {:?} bytes {}", ops.len(), cache.hashes.len(), cache.arena.len(), steps, outcome, cache.bytes());
-    }
     if let Some(rec) = record {
         if outcome == Outcome::Linearizable {
             remember_deepest(rec, &stack, &state);

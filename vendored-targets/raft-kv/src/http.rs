@@ -84,21 +84,63 @@ pub fn read_request<R: BufRead>(r: &mut R) -> std::io::Result<Option<Request>> {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let len: usize = match headers.get("content-length") {
-        Some(v) => v.parse().map_err(|_| bad("bad content-length"))?,
-        None => 0,
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        read_chunked(r)?
+    } else {
+        let len: usize = match headers.get("content-length") {
+            Some(v) => v.parse().map_err(|_| bad("bad content-length"))?,
+            None => 0,
+        };
+        if len > MAX_BODY_BYTES {
+            return Err(bad("body too large"));
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body)?;
+        body
     };
-    if len > MAX_BODY_BYTES {
-        return Err(bad("body too large"));
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
     Ok(Some(Request {
         method: method.to_string(),
         path: path.to_string(),
         headers,
         body,
     }))
+}
+
+/// Reads a `Transfer-Encoding: chunked` body (chunk extensions and trailers ignored).
+fn read_chunked<R: BufRead>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    // Each chunk adds at least one byte, so this bounds the loop with the body size.
+    for _ in 0..=MAX_BODY_BYTES {
+        let mut line = String::new();
+        r.take(1024).read_line(&mut line)?;
+        let size_text = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("bad chunk size"))?;
+        if size == 0 {
+            for _ in 0..MAX_HEADERS {
+                let mut trailer = String::new();
+                let n = r.take(MAX_HEADER_BYTES as u64).read_line(&mut trailer)?;
+                if n == 0 || trailer.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+            return Err(bad("too many trailers"));
+        }
+        if body.len() + size > MAX_BODY_BYTES {
+            return Err(bad("body too large"));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        r.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        r.read_exact(&mut crlf)?;
+        if &crlf != b"\r\n" {
+            return Err(bad("chunk not followed by CRLF"));
+        }
+    }
+    Err(bad("too many chunks"))
 }
 
 fn bad(what: &str) -> std::io::Error {
@@ -123,9 +165,8 @@ where
     H: Fn(Request) -> Response + Send + Sync + 'static,
 {
     let live = Arc::new(AtomicUsize::new(0));
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
+    // Blocking accept: no polling while idle. The thread ends with the process (the
+    // node returns from `main_with_args` on shutdown).
     while !shutdown.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -153,9 +194,7 @@ where
                     live.fetch_sub(1, Ordering::Relaxed);
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(5));
-            }
+            // E.g. out of file descriptors: back off instead of spinning.
             Err(_) => thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -166,7 +205,6 @@ fn serve_connection<H: Fn(Request) -> Response>(
     handler: &H,
     shutdown: &AtomicBool,
 ) {
-    let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS)));
     let Ok(write_half) = stream.try_clone() else {
@@ -321,6 +359,17 @@ mod tests {
         let next = read_request(&mut r).unwrap().unwrap();
         assert_eq!(next.path, "/status");
         assert!(read_request(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        let raw = b"PUT /kv/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"va\r\nc;x=1\r\nlue\": 12345}\r\n0\r\n\r\nGET /status HTTP/1.1\r\n\r\n";
+        let mut r = BufReader::new(&raw[..]);
+        let req = read_request(&mut r).unwrap().unwrap();
+        assert_eq!(req.body, br#"{"value": 12345}"#);
+        assert_eq!(read_request(&mut r).unwrap().unwrap().path, "/status");
+        let bad = b"PUT /kv/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n";
+        assert!(read_request(&mut BufReader::new(&bad[..])).is_err());
     }
 
     #[test]

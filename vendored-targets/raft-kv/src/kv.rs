@@ -90,22 +90,32 @@ impl Kv {
 
     /// All micro-ops or none: writes go to an overlay that is merged only on success.
     fn apply_txn(&mut self, ops: &[MicroOp]) -> Result<Value, KvError> {
-        let mut overlay: BTreeMap<&str, Value> = BTreeMap::new();
+        let (result, overlay) = self.run_txn(ops)?;
+        for (k, v) in overlay {
+            self.data.insert(k, v);
+        }
+        Ok(result)
+    }
+
+    /// Runs a transaction against the current state without changing it: its answer and
+    /// the values it would write.
+    fn run_txn(&self, ops: &[MicroOp]) -> Result<(Value, BTreeMap<String, Value>), KvError> {
+        let mut overlay: BTreeMap<String, Value> = BTreeMap::new();
         let mut results = Vec::with_capacity(ops.len());
         for (f, key, v) in ops {
-            let current = overlay.get(key.as_str()).or_else(|| self.data.get(key));
+            let current = overlay.get(key).or_else(|| self.data.get(key));
             match f.as_str() {
                 "r" => {
                     let read = current.cloned().unwrap_or(Value::Null);
                     results.push(json!([f, key, read]));
                 }
                 "w" => {
-                    overlay.insert(key, v.clone());
+                    overlay.insert(key.clone(), v.clone());
                     results.push(json!([f, key, v]));
                 }
                 "append" => {
                     let list = appended(current, key, v)?;
-                    overlay.insert(key, list);
+                    overlay.insert(key.clone(), list);
                     results.push(json!([f, key, v]));
                 }
                 other => {
@@ -115,10 +125,27 @@ impl Kv {
                 }
             }
         }
-        for (k, v) in overlay {
-            self.data.insert(k.to_string(), v);
+        Ok((json!({ "ops": results }), overlay))
+    }
+
+    /// The answer `apply(cmd)` would give now, without applying it (used only by the
+    /// `ack-before-commit` bug, which answers before the command commits).
+    pub fn preview(&self, cmd: &Command) -> Result<Value, KvError> {
+        match cmd {
+            Command::Put { .. } | Command::Delete { .. } => Ok(json!({"ok": true})),
+            Command::Cas { key, expected, .. } => {
+                let current = self.get(key);
+                if current == *expected {
+                    Ok(json!({"ok": true}))
+                } else {
+                    Err(KvError::CasMismatch { current })
+                }
+            }
+            Command::Append { key, element } => {
+                appended(self.data.get(key), key, element).map(|_| json!({"ok": true}))
+            }
+            Command::Txn { ops } => self.run_txn(ops).map(|(result, _)| result),
         }
-        Ok(json!({ "ops": results }))
     }
 
     pub fn to_snapshot(&self) -> String {
@@ -209,6 +236,30 @@ mod tests {
         let bad = txn(json!([["w", "c", 1], ["append", "b", 3]]));
         assert!(kv.apply(&bad).is_err());
         assert_eq!(kv.get("c"), Value::Null, "a failed txn leaves no trace");
+    }
+
+    #[test]
+    fn preview_answers_like_apply_without_changing_state() {
+        let mut kv = Kv::default();
+        let cmds = [
+            Command::Cas {
+                key: "a".into(),
+                expected: Value::Null,
+                new: json!(1),
+            },
+            txn(json!([["append", "l", 1], ["r", "l", null]])),
+            Command::Cas {
+                key: "a".into(),
+                expected: json!(9),
+                new: json!(2),
+            },
+        ];
+        for cmd in &cmds {
+            let before = kv.clone();
+            let previewed = kv.preview(cmd);
+            assert_eq!(kv, before, "preview must not write");
+            assert_eq!(previewed, kv.apply(cmd));
+        }
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub enum NodeError {
 
 pub struct Node {
     opts: NodeOptions,
+    election_ticks: u64,
     raft: Raft,
     storage: Storage,
     kv: Kv,
@@ -214,12 +215,14 @@ impl Node {
             applied,
             durable.last_index()
         );
+        let election_ticks = cfg.election_ticks;
         let raft = Raft::new(cfg, &durable, initial, seed);
         let members = raft.membership().clone();
         transport.set_peers(&members.members);
         let now = Instant::now();
-        Ok(Node {
+        let mut node = Node {
             opts,
+            election_ticks,
             raft,
             storage,
             kv,
@@ -234,32 +237,32 @@ impl Node {
             applied_since_log: 0,
             last_commit_log: now,
             last_flush: now,
-        })
+        };
+        // `/status` answers from the first moment the HTTP server runs.
+        node.publish_status();
+        Ok(node)
     }
 
     /// Runs until `shutdown` is raised; then syncs the WAL and returns.
     pub fn run(mut self, events: Receiver<Event>, shutdown: &AtomicBool) -> Result<(), NodeError> {
         let tick = Duration::from_millis(self.opts.tick_ms());
-        // A clock jump forward delivers at most this many ticks at once: enough to fire
-        // every timer, without a burst of thousands of heartbeats.
-        let max_ticks_per_round = 64;
+        // After a pause or a forward clock jump, at most two election timeouts of ticks
+        // are delivered at once: enough to expire any lease and fire every timer, without
+        // a burst of thousands of heartbeats.
+        let max_ticks_per_round = 2 * self.election_ticks;
         let mut next_tick = Instant::now() + tick;
         self.publish_status();
         while !shutdown.load(Ordering::Relaxed) {
             let wait = next_tick
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(50));
-            match events.recv_timeout(wait) {
-                Ok(ev) => self.handle(ev),
-                Err(RecvTimeoutError::Timeout) => {}
+            let first = match events.recv_timeout(wait) {
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
-            for _ in 0..MAX_EVENTS_PER_ROUND {
-                match events.try_recv() {
-                    Ok(ev) => self.handle(ev),
-                    Err(_) => break,
-                }
-            }
+            };
+            // Time first: a lease read must be judged against the current time, not the
+            // time before we blocked (or were paused).
             let now = Instant::now();
             let mut ticks = 0;
             while now >= next_tick && ticks < max_ticks_per_round {
@@ -269,6 +272,15 @@ impl Node {
             }
             if now >= next_tick || next_tick > now + 10 * tick {
                 next_tick = now + tick; // clock jumped: resynchronize
+            }
+            if let Some(ev) = first {
+                self.handle(ev);
+            }
+            for _ in 0..MAX_EVENTS_PER_ROUND {
+                match events.try_recv() {
+                    Ok(ev) => self.handle(ev),
+                    Err(_) => break,
+                }
             }
             self.process_ready()?;
             self.expire(now);
@@ -346,11 +358,10 @@ impl Node {
                     Ok((index, term)) => {
                         let mut answered = false;
                         if self.opts.bugs.ack_before_commit {
-                            // BUG ack-before-commit: answer from a speculative local apply
+                            // BUG ack-before-commit: answer from a speculative local preview
                             // as soon as the entry is on our own disk.
-                            let mut scratch = self.kv.clone();
-                            self.early
-                                .push((reply.clone(), kv_reply(scratch.apply(&cmd))));
+                            let answer = kv_reply(self.kv.preview(&cmd));
+                            self.early.push((reply.clone(), answer));
                             answered = true;
                         }
                         self.pending_writes.insert(

@@ -80,7 +80,6 @@ impl Transport {
         shutdown: Arc<AtomicBool>,
     ) -> std::io::Result<Arc<Transport>> {
         let listener = TcpListener::bind(listen)?;
-        listener.set_nonblocking(true)?;
         let t = Arc::new(Transport {
             my_id: my_id.to_string(),
             my_api_addr: my_api_addr.to_string(),
@@ -166,16 +165,13 @@ impl Transport {
                         live.fetch_sub(1, Ordering::Relaxed);
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_millis(10));
-                }
+                // Blocking accept; an error (e.g. out of descriptors) backs off.
                 Err(_) => thread::sleep(Duration::from_millis(50)),
             }
         }
     }
 
     fn read_peer(&self, stream: TcpStream, inbound: Inbound) {
-        let _ = stream.set_nonblocking(false);
         // A silent peer is dropped after a while; live peers heartbeat far more often.
         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         let _ = stream.set_nodelay(true);

@@ -328,7 +328,8 @@ impl Raft {
                 self.send(&from, Message::PreVoteResp { term, granted });
             }
             Message::PreVoteResp { term, granted } => {
-                if self.role == Role::PreCandidate && granted && term == self.term + 1 {
+                if self.role == Role::PreCandidate && granted && term == self.term.saturating_add(1)
+                {
                     self.votes.insert(from, true);
                     if self.won(&self.votes) {
                         self.campaign(false);
@@ -410,10 +411,11 @@ impl Raft {
                 if self.role != Role::Leader {
                     return;
                 }
+                let last = self.log.last_index();
                 let Some(pr) = self.progress.get_mut(&from) else {
                     return;
                 };
-                pr.matched = pr.matched.max(match_index);
+                pr.matched = pr.matched.max(match_index.min(last));
                 pr.next = pr.matched + 1;
                 self.note_ack(&from, seq);
                 self.maybe_commit();
@@ -714,7 +716,7 @@ impl Raft {
             return;
         }
         let msg = Message::PreVote {
-            term: self.term + 1,
+            term: self.term.saturating_add(1),
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
         };
@@ -722,7 +724,7 @@ impl Raft {
     }
 
     fn campaign(&mut self, transfer: bool) {
-        self.term += 1;
+        self.term = self.term.saturating_add(1);
         self.vote = Some(self.cfg.id.clone());
         self.persist_hard_state();
         self.role = Role::Candidate;
@@ -910,10 +912,9 @@ impl Raft {
         commit: Index,
         seq: u64,
     ) {
-        let contiguous = entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.index == prev_index + 1 + i as Index && e.term <= self.term);
+        let contiguous = entries.iter().enumerate().all(|(i, e)| {
+            Some(e.index) == prev_index.checked_add(1 + i as Index) && e.term <= self.term
+        });
         if !contiguous {
             return; // malformed; the leader will resend
         }
@@ -1574,6 +1575,122 @@ mod tests {
     #[test]
     fn lease_with_drift_margin_expires_before_the_skewed_majority_elects() {
         assert!(!old_leader_serves_a_lease_read_after_being_replaced(false));
+    }
+
+    /// Garbage from peers (any term, index, hint) must never panic the core.
+    #[test]
+    fn random_peer_messages_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let mut cfg = Config::new("n1");
+        cfg.assert_invariants = false;
+        let mut r = Raft::new(cfg, &DurableState::default(), members(3), 1);
+        let num = |rng: &mut rand::rngs::SmallRng| -> u64 {
+            match rng.gen_range(0..4) {
+                0 => 0,
+                1 => rng.gen_range(0..20),
+                2 => rng.gen_range(0..200),
+                _ => u64::MAX - rng.gen_range(0..2),
+            }
+        };
+        let mut steps_as_leader = 0;
+        for step in 0..20_000u64 {
+            if r.role() == Role::Leader {
+                steps_as_leader += 1;
+            }
+            // Mostly plausible terms, so the core also reaches candidate and leader states.
+            let term = match rng.gen_range(0..10) {
+                0..=5 => r.term(),
+                6..=7 => r.term().saturating_add(1),
+                _ => num(&mut rng).min(r.term().saturating_add(2)),
+            };
+            let entries = |rng: &mut rand::rngs::SmallRng, prev: u64| -> Vec<Entry> {
+                (0..rng.gen_range(0..4u64))
+                    .map(|i| Entry {
+                        term,
+                        index: prev.wrapping_add(1 + i),
+                        kind: EntryKind::Noop,
+                    })
+                    .collect()
+            };
+            let msg = match rng.gen_range(0..9) {
+                0 => Message::PreVote {
+                    term,
+                    last_index: num(&mut rng),
+                    last_term: num(&mut rng),
+                },
+                1 => Message::PreVoteResp {
+                    term,
+                    granted: rng.gen(),
+                },
+                2 => Message::Vote {
+                    term,
+                    last_index: num(&mut rng),
+                    last_term: num(&mut rng),
+                    transfer: rng.gen(),
+                },
+                3 => Message::VoteResp {
+                    term,
+                    granted: rng.gen(),
+                },
+                4 => {
+                    let prev = num(&mut rng);
+                    Message::Append {
+                        term,
+                        prev_index: prev,
+                        prev_term: num(&mut rng),
+                        entries: entries(&mut rng, prev),
+                        commit: num(&mut rng),
+                        seq: num(&mut rng),
+                    }
+                }
+                5 => Message::AppendResp {
+                    term,
+                    success: rng.gen(),
+                    match_index: num(&mut rng),
+                    conflict_index: num(&mut rng),
+                    conflict_term: rng.gen::<bool>().then(|| num(&mut rng)),
+                    seq: num(&mut rng),
+                },
+                6 => Message::InstallSnapshot {
+                    term,
+                    snapshot: Snapshot {
+                        index: num(&mut rng).min(1_000),
+                        term: num(&mut rng),
+                        membership: members(3),
+                        data: String::new(),
+                    },
+                    seq: num(&mut rng),
+                },
+                7 => Message::InstallSnapshotResp {
+                    term,
+                    match_index: num(&mut rng),
+                    seq: num(&mut rng),
+                },
+                _ => Message::TimeoutNow { term },
+            };
+            let from = if rng.gen() { "n2" } else { "n3" };
+            r.step(Envelope {
+                from: from.into(),
+                to: "n1".into(),
+                msg,
+            });
+            match step % 7 {
+                0 | 4 | 5 => r.tick(),
+                1 => drop(r.propose("x".into())),
+                2 => drop(r.read_index(step)),
+                3 => {
+                    let handed = r.handed;
+                    drop(r.compact(handed, String::new()));
+                }
+                _ => {}
+            }
+            drop(r.take_ready());
+        }
+        assert!(
+            steps_as_leader > 100,
+            "the garbage never made n1 lead: {steps_as_leader}"
+        );
     }
 
     #[test]

@@ -1,0 +1,143 @@
+//! Bad input never panics, limits turn into `unknown` verdicts, and a cancelled check
+//! never claims validity it did not establish.
+
+mod elle_support;
+
+use distest_checkers::elle::{ListAppend, RwRegister};
+use distest_checkers::{CheckContext, Checker, History, Validity};
+use elle_support::H;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+/// A random micro-op: appends/writes get unique values (`fresh`), reads return random,
+/// often impossible, values: garbage, duplicates, other keys' elements, wrong orders.
+fn mop(list: bool, key: u64, write: bool, fresh: u64, read: Vec<u64>) -> Value {
+    match (list, write) {
+        (true, true) => json!(["append", key, fresh]),
+        (true, false) => json!(["r", key, read]),
+        (false, true) => json!(["w", key, fresh]),
+        (false, false) => json!(["r", key, read.first()]),
+    }
+}
+
+fn random_history(list: bool) -> impl Strategy<Value = History> {
+    let m = (
+        0u64..3,
+        any::<bool>(),
+        prop::collection::vec(0u64..12, 0..5),
+    );
+    let txn = (0u64..4, 0u8..4, prop::collection::vec(m, 0..4));
+    prop::collection::vec(txn, 0..25).prop_map(move |txns| {
+        let mut h = H::new();
+        let mut fresh = 0;
+        let mut next_pid = 4;
+        for (worker, outcome, mops) in txns {
+            let value = Value::Array(
+                mops.into_iter()
+                    .map(|(k, w, r)| {
+                        fresh += 1;
+                        mop(list, k, w, fresh, r)
+                    })
+                    .collect(),
+            );
+            let pid = worker + next_pid * 10;
+            match outcome {
+                0 => h.invoke(pid, value.clone()).fail(pid, value),
+                1 => {
+                    next_pid += 1;
+                    h.invoke(pid, value.clone()).info(pid, value)
+                }
+                _ => h.invoke(pid, value.clone()).ok(pid, value),
+            };
+        }
+        h.history()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_list_append_histories_never_panic(h in random_history(true)) {
+        let v = ListAppend::new(None).unwrap().check(&h, &CheckContext::default());
+        // Whatever the verdict, it is explained when it is not valid.
+        if v.valid == Validity::Invalid {
+            prop_assert!(!v.explanation.is_empty());
+        }
+    }
+
+    #[test]
+    fn arbitrary_rw_register_histories_never_panic(h in random_history(false)) {
+        let v = RwRegister::new(None).unwrap().check(&h, &CheckContext::default());
+        if v.valid == Validity::Invalid {
+            prop_assert!(!v.explanation.is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_cycle_search_is_unknown_not_valid() {
+    let t1 = json!([["append", "x", 1], ["append", "y", 1]]);
+    let t2 = json!([["r", "x", []], ["r", "y", [1]]]);
+    let mut h = H::new();
+    h.invoke(0, t1.clone())
+        .invoke(1, t2.clone())
+        .ok(0, t1)
+        .ok(1, t2)
+        .txn(2, json!([["r", "x", [1]]]));
+    let ctx = CheckContext::default();
+    ctx.cancel.cancel();
+    let v = ListAppend::new(None).unwrap().check(&h.history(), &ctx);
+    assert_eq!(v.valid, Validity::Unknown, "{}", v.summary);
+    assert!(v.summary.contains("time limit"), "{}", v.summary);
+}
+
+#[test]
+fn a_cancelled_check_still_reports_anomalies_found_without_search() {
+    let mut h = H::new();
+    h.invoke(0, json!([["append", 1, 1]]))
+        .fail(0, json!([["append", 1, 1]]))
+        .txn(1, json!([["r", 1, [1]]]));
+    let ctx = CheckContext::default();
+    ctx.cancel.cancel();
+    let v = ListAppend::new(None).unwrap().check(&h.history(), &ctx);
+    assert_eq!(v.valid, Validity::Invalid);
+    assert_eq!(v.anomalies, vec!["G1a"]);
+}
+
+#[test]
+fn too_many_inferred_edges_under_the_memory_limit_is_unknown() {
+    // 60 readers of nil and 60 blind writers of one key: 3,600 rw edges.
+    let mut h = H::new();
+    for i in 0..60u64 {
+        h.txn(i, json!([["r", "x", null]]));
+    }
+    for i in 0..60u64 {
+        h.txn(100 + i, json!([["w", "x", i]]));
+    }
+    let ctx = CheckContext {
+        memory_limit_bytes: 40_000,
+        ..CheckContext::default()
+    };
+    let v = RwRegister::new(None).unwrap().check(&h.history(), &ctx);
+    assert_eq!(v.valid, Validity::Unknown, "{}", v.summary);
+    assert!(v.summary.contains("memory limit"), "{}", v.summary);
+    // With the default limit the same history is checked in full: every read of nil
+    // completed before any write began, so it is valid.
+    let v = RwRegister::new(None)
+        .unwrap()
+        .check(&h.history(), &CheckContext::default());
+    assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
+}
+
+#[test]
+fn an_unknown_model_set_directly_is_unknown_not_valid() {
+    let mut h = H::new();
+    h.txn(0, json!([["append", 1, 1]]));
+    let v = ListAppend {
+        model: "serialisable",
+    }
+    .check(&h.history(), &CheckContext::default());
+    assert_eq!(v.valid, Validity::Unknown);
+    assert!(v.summary.contains("strict-serializable"), "{}", v.summary);
+}

@@ -1,0 +1,580 @@
+//! `distest run` over the real SSH path, end to end (root only; skipped with a printed reason
+//! otherwise): a local cluster brought up with `distest env up`, sshd started inside each of
+//! its namespaces, and a `kv` run with partitions and kills that reaches the nodes only
+//! through `--nodes-file`, `--known-hosts` and `--ssh-key`.
+//!
+//! The three SSH "hosts" are namespaces of this machine and so share one filesystem. A real
+//! host has its own disk, so each sshd gets a private mount of its own directory over the
+//! run's remote base dir: without that the three raft-kv daemons would share one pid file,
+//! one data directory and one log, and the test would prove nothing about per-host state.
+//!
+//! The clock nemesis is deliberately absent: on SSH nodes it sets the system clock, which
+//! here is the clock of the machine running the tests.
+
+use distest::nodes::local::{ClusterSpec, LocalCluster};
+use distest::nodes::{DaemonSpec, Remote};
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const CLUSTER_ID: &str = "ssh1";
+const SUBNET: &str = "10.77.160.0/24";
+const NODE_COUNT: usize = 3;
+/// Base dir of the local cluster (namespaces' own data and logs).
+const LOCAL_BASE_DIR: &str = "/tmp/dt-test-ssh1-nodes";
+/// Base dir `distest run` is given for the SSH nodes; each sshd mounts its host's own
+/// directory (under [`HOSTS_DIR`]) here.
+const REMOTE_BASE_DIR: &str = "/tmp/dt-test-ssh1-remote";
+/// The per-host disks behind [`REMOTE_BASE_DIR`], and sshd's keys and config.
+const HOSTS_DIR: &str = "/tmp/dt-test-ssh1-hosts";
+/// A non-default port, so the `host:port` form of the nodes file is exercised.
+const SSHD_PORT: u16 = 2222;
+/// How long sshd may take to listen after it was started.
+const SSHD_LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why this test cannot run here, if it cannot.
+fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("it creates network namespaces, which needs root (CAP_NET_ADMIN); run `cargo test` as root to include it".into());
+    }
+    for tool in ["/usr/sbin/sshd", "/usr/bin/ssh-keygen"] {
+        if !Path::new(tool).exists() {
+            return Some(format!(
+                "{tool} is missing; install openssh-server and openssh-client (scripts/setup.sh does)"
+            ));
+        }
+    }
+    None
+}
+
+fn distest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_distest"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The cluster of `distest env up` and every directory of this test; `env down` and
+/// removal on drop, also when the test panics. Taking it down also ends the sshds and any
+/// daemon a failed run left, since `down` kills every process in the namespaces.
+struct ClusterGuard;
+
+impl ClusterGuard {
+    fn up() -> ClusterGuard {
+        // Leftovers of an earlier, SIGKILLed run of this test would make `up` refuse.
+        let out = Self::tear_down();
+        assert!(out.status.success(), "env down failed: {}", text(&out));
+        let guard = ClusterGuard;
+        let out = distest()
+            .args(["env", "up", "--nodes", &NODE_COUNT.to_string()])
+            .args(["--cluster", CLUSTER_ID, "--subnet", SUBNET])
+            .args(["--base-dir", LOCAL_BASE_DIR])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "env up failed: {}", text(&out));
+        guard
+    }
+
+    /// `env down` of the cluster, then removal of every directory of this test.
+    fn tear_down() -> Output {
+        let out = distest()
+            .args(["env", "down", "--cluster", CLUSTER_ID])
+            .args(["--base-dir", LOCAL_BASE_DIR])
+            .output()
+            .expect("could not run distest env down");
+        for dir in [LOCAL_BASE_DIR, REMOTE_BASE_DIR, HOSTS_DIR] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        out
+    }
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        let out = Self::tear_down();
+        if !out.status.success() {
+            eprintln!("cleanup: env down failed: {}", text(&out));
+        }
+    }
+}
+
+/// A scratch directory removed on drop, also when the test panics.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("dt-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Generates an ed25519 key pair at `path`; returns the public key as `type base64`.
+fn keygen(path: &Path) -> String {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "distest-test", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Starts sshd in `node`'s namespace on its address, with a fresh host key and `client_pub`
+/// authorized, and the host's own disk `host_dir/disk` mounted over [`REMOTE_BASE_DIR`].
+/// Returns the host key line for known_hosts.
+fn start_sshd(node: &dyn Remote, host_dir: &Path, client_pub: &str) -> String {
+    std::fs::create_dir_all(host_dir.join("disk")).unwrap();
+    let host_key = host_dir.join("host_key");
+    let host_pub = keygen(&host_key);
+    std::fs::write(host_dir.join("authorized_keys"), format!("{client_pub}\n")).unwrap();
+    let config = host_dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress {addr}\nPort {SSHD_PORT}\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PermitRootLogin yes\nStrictModes no\nUsePAM no\nPrintMotd no\nPrintLastLog no\nUseDNS no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+            addr = node.address(),
+            hk = host_key.display(),
+            d = host_dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(REMOTE_BASE_DIR).unwrap();
+    // The namespace's commands run in a mount namespace of their own (`ip netns exec`
+    // unshares one, with propagation to the host turned off), so these mounts are private to
+    // this sshd and the sessions it forks: a private /run for its privilege-separation
+    // directory, and this host's disk as the remote base dir.
+    let mut spec = DaemonSpec::new("sh", host_dir.join("daemon.pid"), host_dir.join("sshd.log"));
+    spec.args = vec![
+        "-c".into(),
+        format!(
+            "mount -t tmpfs -o mode=0755,size=1m distest-sshd /run && mkdir -m 0755 /run/sshd \
+             && mount --bind {disk} {REMOTE_BASE_DIR} && exec /usr/sbin/sshd -D -e -f {config}",
+            disk = host_dir.join("disk").display(),
+            config = config.display()
+        ),
+    ];
+    node.start_daemon(&spec).unwrap();
+    let addr = std::net::SocketAddr::new(node.address(), SSHD_PORT);
+    let deadline = Instant::now() + SSHD_LISTEN_TIMEOUT;
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "sshd did not listen on {addr} within {SSHD_LISTEN_TIMEOUT:?}; see {}",
+            host_dir.join("sshd.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    host_pub
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Both tests use cluster `ssh1` (one cluster id and subnet for this file): they take turns.
+static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
+
+/// The cluster of `env up` with sshd on every node, and what `distest run` needs to reach
+/// it over SSH. Field order is drop order: the adopted handle goes before `env down`.
+struct SshCluster {
+    _local: LocalCluster,
+    _guard: ClusterGuard,
+    /// Node names in the namespaces (n1..); each names its host's directory under HOSTS_DIR.
+    namespaces: Vec<Arc<dyn Remote>>,
+    /// The SSH nodes' names as `distest run` sees them (their addresses), in order.
+    addresses: Vec<String>,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl SshCluster {
+    fn up() -> SshCluster {
+        let lock = CLUSTER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = ClusterGuard::up();
+        // The namespaces `env up` made, adopted (not owned: dropping this leaves them up).
+        let spec = ClusterSpec {
+            cluster_id: CLUSTER_ID.into(),
+            node_count: NODE_COUNT,
+            subnet: SUBNET.parse().unwrap(),
+            base_dir: LOCAL_BASE_DIR.into(),
+        };
+        let local = LocalCluster::up(spec).unwrap();
+        assert!(
+            !local.owns_cluster(),
+            "env up must have created the cluster"
+        );
+        let namespaces: Vec<Arc<dyn Remote>> = local.nodes();
+
+        let hosts = Path::new(HOSTS_DIR);
+        std::fs::create_dir_all(hosts).unwrap();
+        let client_pub = keygen(&hosts.join("client_key"));
+        let mut known_hosts = String::new();
+        let mut nodes_file = String::from("# the namespaces of cluster ssh1, reached over SSH\n");
+        let mut addresses = Vec::new();
+        for node in &namespaces {
+            let host_pub = start_sshd(&**node, &hosts.join(node.name()), &client_pub);
+            let address = node.address();
+            known_hosts.push_str(&format!("[{address}]:{SSHD_PORT} {host_pub}\n"));
+            nodes_file.push_str(&format!("root@{address}:{SSHD_PORT}\n"));
+            addresses.push(address.to_string());
+        }
+        std::fs::write(hosts.join("known_hosts"), known_hosts).unwrap();
+        std::fs::write(hosts.join("nodes"), nodes_file).unwrap();
+        SshCluster {
+            _local: local,
+            _guard: guard,
+            namespaces,
+            addresses,
+            _lock: lock,
+        }
+    }
+
+    /// `distest run --target kv --workload register` on the SSH nodes, storing into `store`.
+    fn run_kv(&self, store: &Path, args: &[&str]) -> Command {
+        let hosts = Path::new(HOSTS_DIR);
+        let mut cmd = distest();
+        cmd.args(["run", "--target", "kv", "--workload", "register"])
+            .arg("--nodes-file")
+            .arg(hosts.join("nodes"))
+            .arg("--known-hosts")
+            .arg(hosts.join("known_hosts"))
+            .arg("--ssh-key")
+            .arg(hosts.join("client_key"))
+            .args(["--base-dir", REMOTE_BASE_DIR])
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            // No agent or default keys: the run must authenticate with --ssh-key alone.
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("DISTEST_BIN");
+        cmd
+    }
+
+    /// This host's own disk, mounted over REMOTE_BASE_DIR in its sshd's sessions.
+    fn disk(&self, i: usize) -> PathBuf {
+        Path::new(HOSTS_DIR)
+            .join(self.namespaces[i].name())
+            .join("disk")
+    }
+
+    /// No raft-kv process, no iptables chain of ours, no raft-kv data on any host's disk.
+    fn assert_target_gone(&self) {
+        let processes = stdout_of(Command::new("pgrep").args(["-af", REMOTE_BASE_DIR]));
+        assert!(processes.is_empty(), "processes left: {processes}");
+        for i in 0..self.namespaces.len() {
+            let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
+            let rules =
+                stdout_of(Command::new("ip").args(["netns", "exec", &ns, "iptables", "-S"]));
+            assert!(
+                !rules.to_lowercase().contains("distest"),
+                "iptables rules left in {ns}:\n{rules}"
+            );
+            for gone in ["data/raft-kv", "data/bin", "data/raft-kv.pid"] {
+                assert!(
+                    !self.disk(i).join(gone).exists(),
+                    "{gone} was not wiped on {}",
+                    self.addresses[i]
+                );
+            }
+        }
+    }
+
+    /// Takes the cluster down and checks its namespaces are gone.
+    fn down(self) {
+        drop(self);
+        let netns = stdout_of(Command::new("ip").args(["netns", "list"]));
+        assert!(
+            !netns.contains(&format!("dt-{CLUSTER_ID}-")),
+            "namespaces left: {netns}"
+        );
+    }
+}
+
+/// Watches the namespaces' iptables while a run goes and remembers which nodes ever had one
+/// of our chains: evidence that a partition sent over SSH took effect in that node's network
+/// namespace, not merely that the command returned 0. Stops on `finish` or drop.
+struct ChainWatcher {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<BTreeSet<usize>>>,
+}
+
+/// How often, and for how long at most, the watcher looks.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+const WATCH_AT_MOST: Duration = Duration::from_secs(120);
+
+impl ChainWatcher {
+    fn start(node_count: usize) -> ChainWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut seen = BTreeSet::new();
+            let deadline = Instant::now() + WATCH_AT_MOST;
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                for i in 0..node_count {
+                    let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
+                    let rules = stdout_of(
+                        Command::new("ip")
+                            .args(["netns", "exec", &ns, "iptables", "-w", "5", "-S"]),
+                    );
+                    if rules.contains("DISTEST-PARTITION") {
+                        seen.insert(i);
+                    }
+                }
+                std::thread::sleep(WATCH_EVERY);
+            }
+            seen
+        });
+        ChainWatcher {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Indices of the nodes that had a partition chain at some point.
+    fn finish(mut self) -> BTreeSet<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for ChainWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn latest_run(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).unwrap()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("could not read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing: {why}");
+        return;
+    }
+    let started = Instant::now();
+    let store = TempDir::new("ssh1-store");
+    let cluster = SshCluster::up();
+    let setup_s = started.elapsed().as_secs_f64();
+
+    let watcher = ChainWatcher::start(NODE_COUNT);
+    let out = cluster
+        .run_kv(&store.0, &["--nemesis", "partition,kill"])
+        .args(["--time-limit", "12", "--nemesis-interval", "3"])
+        .args(["--concurrency", "6", "--seed", "9"])
+        .output()
+        .unwrap();
+    let partitioned = watcher.finish();
+    eprintln!(
+        "sshd cluster ready after {setup_s:.1} s, distest run took {:.1} s",
+        started.elapsed().as_secs_f64() - setup_s
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let run = latest_run(&store.0);
+    let log = std::fs::read_to_string(run.join("distest.log")).unwrap_or_default();
+    assert!(
+        !log.contains("teardown failed") && !log.contains("could not collect"),
+        "the run reported trouble after the main phase:\n{log}"
+    );
+    // SSH nodes are named after their hosts (`SshNode::name()`), here the addresses.
+    let test_json = read_json(&run.join("test.json"));
+    assert_eq!(
+        test_json["nodes"],
+        serde_json::json!(cluster.addresses),
+        "{test_json}"
+    );
+
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let ops: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let faults: Vec<&serde_json::Value> =
+        ops.iter().filter(|op| op["process"] == "nemesis").collect();
+    let fs: Vec<&str> = faults.iter().filter_map(|op| op["f"].as_str()).collect();
+    assert!(
+        fs.iter().any(|f| *f == "start-partition" || *f == "kill"),
+        "no fault was injected over SSH: {fs:?}"
+    );
+    // A fault whose iptables or kill command failed over SSH is recorded with an error.
+    let failed: Vec<&&serde_json::Value> = faults
+        .iter()
+        .filter(|op| op.get("error").is_some())
+        .collect();
+    assert!(failed.is_empty(), "faults failed over SSH: {failed:?}");
+    // The final heal undid what was done: every partition stopped, every killed node started.
+    for (start, stop) in [("start-partition", "stop-partition"), ("kill", "start")] {
+        let last = |f: &str| fs.iter().rposition(|x| *x == f);
+        if let Some(started) = last(start) {
+            assert!(
+                last(stop).is_some_and(|stopped| stopped > started),
+                "{start} was not followed by {stop}: {fs:?}"
+            );
+        }
+    }
+    // Faults took effect on the hosts they name, through SSH.
+    let named = |f: &str, field: &str| -> BTreeSet<usize> {
+        faults
+            .iter()
+            .filter(|op| op["f"] == f)
+            .flat_map(|op| match &op["value"][field] {
+                serde_json::Value::Array(nodes) => nodes.clone(),
+                serde_json::Value::Object(grudge) => grudge
+                    .iter()
+                    .filter(|(_, dropped)| dropped.as_array().is_some_and(|d| !d.is_empty()))
+                    .map(|(node, _)| serde_json::Value::String(node.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .filter_map(|node| cluster.addresses.iter().position(|a| node == a.as_str()))
+            .collect()
+    };
+    assert_eq!(
+        partitioned,
+        named("start-partition", "grudge"),
+        "nodes that had a DISTEST-PARTITION chain vs. nodes the partitions named (by index)"
+    );
+    let killed = named("kill", "nodes");
+    assert!(
+        !partitioned.is_empty() || !killed.is_empty(),
+        "no fault could be traced to a host: {fs:?}"
+    );
+    let run = latest_run(&store.0);
+    for &i in &killed {
+        // raft-kv logs `listening: ...` once per start: a killed and restarted node twice.
+        let node_log = run
+            .join("nodes")
+            .join(&cluster.addresses[i])
+            .join("raft-kv.log");
+        let starts = std::fs::read_to_string(&node_log)
+            .unwrap_or_default()
+            .matches(" listening: ")
+            .count();
+        assert!(
+            starts >= 2,
+            "{} was killed and restarted but its log shows {starts} start(s)",
+            cluster.addresses[i]
+        );
+    }
+    let oks = ops
+        .iter()
+        .filter(|op| op["type"] == "ok" && op["process"].is_u64())
+        .count();
+    assert!(oks > 0, "no client op succeeded against the SSH cluster");
+    let results = read_json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+
+    for (i, address) in cluster.addresses.iter().enumerate() {
+        // Each host's log came back, and is that host's own: raft-kv writes
+        // `<time> <node id> <message>`, so a log of another host (a shared disk, a mixed-up
+        // download) would carry another id.
+        let node_log = run.join("nodes").join(address).join("raft-kv.log");
+        let content = std::fs::read_to_string(&node_log)
+            .unwrap_or_else(|e| panic!("{} was not downloaded: {e}", node_log.display()));
+        assert!(!content.is_empty(), "{} is empty", node_log.display());
+        let foreign: Vec<&str> = content
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1).is_some_and(|id| id != address))
+            .take(3)
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "{} holds lines of another node: {foreign:?}",
+            node_log.display()
+        );
+        assert!(
+            cluster.disk(i).join("logs/raft-kv.log").is_file(),
+            "raft-kv did not run on {address} with its own disk"
+        );
+    }
+    // Every host wrote to its own disk: nothing went through to the shared directory.
+    let shared: Vec<_> = std::fs::read_dir(REMOTE_BASE_DIR).unwrap().collect();
+    assert!(
+        shared.is_empty(),
+        "{REMOTE_BASE_DIR} on the test machine got {shared:?}"
+    );
+    cluster.assert_target_gone();
+    cluster.down();
+    eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error: {why}");
+        return;
+    }
+    let store = TempDir::new("ssh1-foreign-store");
+    let cluster = SshCluster::up();
+    // An ELF header for another CPU (aarch64): what a control node's build looks like to a
+    // host of another architecture. The kernel refuses to execute it.
+    let mut elf = std::fs::read(env!("CARGO_BIN_EXE_distest")).unwrap();
+    elf.truncate(4096);
+    let aarch64: u16 = 183;
+    let other = if cfg!(target_arch = "aarch64") {
+        62
+    } else {
+        aarch64
+    };
+    elf[18..20].copy_from_slice(&other.to_le_bytes());
+    let foreign = store.0.join("distest-foreign");
+    std::fs::write(&foreign, &elf).unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let started = Instant::now();
+    let out = cluster
+        .run_kv(&store.0, &["--time-limit", "5", "--seed", "9"])
+        .env("DISTEST_BIN", &foreign)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not run there") && stderr.contains(&cluster.addresses[0]),
+        "{}",
+        text(&out)
+    );
+    // Refused at install, not after the health deadline (30 s) ran out.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the refusal took {:?}",
+        started.elapsed()
+    );
+    cluster.assert_target_gone();
+    cluster.down();
+}
