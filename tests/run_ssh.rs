@@ -8,11 +8,15 @@
 //! run's remote base dir: without that the three raft-kv daemons would share one pid file,
 //! one data directory and one log, and the test would prove nothing about per-host state.
 //!
-//! The clock nemesis is deliberately absent: on SSH nodes it sets the system clock, which
-//! here is the clock of the machine running the tests.
+//! The clock nemesis is never run here: on SSH nodes it sets the system clock, which here is
+//! the clock of the machine running the tests. A test checks instead that the target refuses
+//! clock faults on such hosts (they share this machine's kernel, hence its clock).
 
 use distest::nodes::local::{ClusterSpec, LocalCluster};
+use distest::nodes::ssh::{SshNode, SshOptions, SshTarget};
 use distest::nodes::{DaemonSpec, Remote};
+use distest::targets::daemon::{ManagedDaemon, NodePaths};
+use distest_nemeses::ClockSupport;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -576,5 +580,47 @@ fn a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error() {
         started.elapsed()
     );
     cluster.assert_target_gone();
+    cluster.down();
+}
+
+#[test]
+fn clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel() {
+    if let Some(why) = skip_reason() {
+        eprintln!(
+            "SKIPPED clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel: {why}"
+        );
+        return;
+    }
+    let cluster = SshCluster::up();
+    let hosts = Path::new(HOSTS_DIR);
+    let options = SshOptions {
+        key_file: Some(hosts.join("client_key")),
+        known_hosts: Some(hosts.join("known_hosts")),
+        base_dir: REMOTE_BASE_DIR.into(),
+        connect_timeout: Duration::from_secs(5),
+        ..SshOptions::default()
+    };
+    let nodes: Vec<Arc<dyn Remote>> = cluster
+        .addresses
+        .iter()
+        .map(|a| {
+            let target: SshTarget = format!("root@{a}:{SSHD_PORT}").parse().unwrap();
+            Arc::new(SshNode::connect(&target, &options).unwrap()) as Arc<dyn Remote>
+        })
+        .collect();
+    let spec =
+        |_: usize, p: &NodePaths| DaemonSpec::new("true", p.pid_file.clone(), p.log_file.clone());
+    let daemon = ManagedDaemon::new(nodes, "raft-kv", Ok(()), Box::new(spec));
+    // These hosts are namespaces of this machine: `date -s` on them would move this
+    // machine's clock, so the clock nemesis must be told it cannot act, never SystemClock.
+    for address in &cluster.addresses {
+        match daemon.clock_support(address) {
+            ClockSupport::Unsupported(why) => {
+                assert!(why.contains("same boot id"), "{why}")
+            }
+            other => panic!("clock faults on {address} were offered as {other:?}"),
+        }
+    }
+    drop(daemon);
     cluster.down();
 }

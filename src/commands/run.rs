@@ -94,11 +94,11 @@ impl Args {
         if self.concurrency == 0 || self.concurrency > 10_000 {
             anyhow::bail!("--concurrency must be between 1 and 10000, got {}", self.concurrency);
         }
-        if !(self.time_limit > 0.0) {
+        if !self.time_limit.is_finite() || self.time_limit <= 0.0 {
             anyhow::bail!("--time-limit must be a positive number of seconds");
         }
         if let Some(rate) = self.rate {
-            if !(rate > 0.0) {
+            if !rate.is_finite() || rate <= 0.0 {
                 anyhow::bail!("--rate must be a positive number of ops per second");
             }
         }

@@ -258,6 +258,37 @@ pub fn combined_exit_code<'a>(verdicts: impl Iterator<Item = Result<Validity, &'
     }
 }
 
+/// The suite's JUnit file (one test suite per run; a run that failed to run is one
+/// test case in error) and the comparison report of every run that produced a directory.
+fn write_suite_outputs(
+    name: &str,
+    store: &Path,
+    dirs: &[PathBuf],
+    outcomes: &[(String, Option<PathBuf>, Result<Results, String>)],
+    junit_path: &Path,
+) -> anyhow::Result<()> {
+    let junit_input: Vec<(String, Results)> = outcomes
+        .iter()
+        .map(|(label, dir, r)| {
+            let label = dir.as_deref().map(orchestrator::run_label).unwrap_or_else(|| label.clone());
+            let results = match r {
+                Ok(r) => r.clone(),
+                Err(msg) => {
+                    let mut checkers = std::collections::BTreeMap::new();
+                    checkers.insert("run".to_string(), distest_checkers::Verdict::unknown(format!("the run failed: {msg}")));
+                    Results { valid: Validity::Unknown, checkers }
+                }
+            };
+            (label, results)
+        })
+        .collect();
+    orchestrator::write_junit(junit_path, &junit_input)?;
+    if !dirs.is_empty() {
+        super::compare::write_comparison(name, dirs, store)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,35 +328,4 @@ mod tests {
         assert_eq!(combined_exit_code([Ok(Validity::Unknown), Err(&failed)].into_iter()), 3);
         assert_eq!(combined_exit_code([Err(&failed), Ok(Validity::Invalid)].into_iter()), 1);
     }
-}
-
-/// The suite's JUnit file (one test suite per run; a run that failed to run is one
-/// test case in error) and the comparison report of every run that produced a directory.
-fn write_suite_outputs(
-    name: &str,
-    store: &Path,
-    dirs: &[PathBuf],
-    outcomes: &[(String, Option<PathBuf>, Result<Results, String>)],
-    junit_path: &Path,
-) -> anyhow::Result<()> {
-    let junit_input: Vec<(String, Results)> = outcomes
-        .iter()
-        .map(|(label, dir, r)| {
-            let label = dir.as_deref().map(orchestrator::run_label).unwrap_or_else(|| label.clone());
-            let results = match r {
-                Ok(r) => r.clone(),
-                Err(msg) => {
-                    let mut checkers = std::collections::BTreeMap::new();
-                    checkers.insert("run".to_string(), distest_checkers::Verdict::unknown(format!("the run failed: {msg}")));
-                    Results { valid: Validity::Unknown, checkers }
-                }
-            };
-            (label, results)
-        })
-        .collect();
-    orchestrator::write_junit(junit_path, &junit_input)?;
-    if !dirs.is_empty() {
-        super::compare::write_comparison(name, dirs, store)?;
-    }
-    Ok(())
 }

@@ -90,7 +90,8 @@ impl ManagedDaemon {
             // Only the wall clock moves. Faking CLOCK_MONOTONIC breaks std's timed waits:
             // they compute a deadline from the faked clock and hand it to the kernel's real
             // one, so a node would sleep through its election timeouts.
-            spec.env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
+            spec.env
+                .push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
         }
         node.start_daemon(&spec).map(|_| ())
     }
@@ -138,7 +139,15 @@ impl ManagedDaemon {
             return ClockSupport::Unsupported(format!("there is no node {node:?} in this run"));
         };
         if !self.nodes[i].is_local() {
-            return ClockSupport::SystemClock;
+            return match self.shares_our_kernel(i) {
+                Ok(false) => ClockSupport::SystemClock,
+                Ok(true) => ClockSupport::Unsupported(format!(
+                    "node {node} runs on the kernel of the machine running distest (same boot id: a namespace or container of it), so setting its system clock would set this machine's clock; use local nodes (--nodes local:N), whose targets run under libfaketime, for clock faults"
+                )),
+                Err(e) => ClockSupport::Unsupported(format!(
+                    "could not check whether node {node} shares this machine's clock ({e}); its system clock is left alone"
+                )),
+            };
         }
         match (&self.clock_through_libc, self.faketime_ready(i)) {
             (Err(why), _) => ClockSupport::Unsupported(why.clone()),
@@ -149,6 +158,19 @@ impl ManagedDaemon {
         }
     }
 
+    /// True when node `index` is a namespace or container of this very machine: the system
+    /// clock belongs to the kernel (time namespaces move only the monotonic clocks), so such
+    /// a "host" shares our clock. A node without a boot id (not Linux) does not share it; a
+    /// node that cannot be asked is an error, never a guess that would risk our clock.
+    fn shares_our_kernel(&self, index: usize) -> Result<bool, NodeError> {
+        const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+        let Ok(ours) = std::fs::read_to_string(BOOT_ID) else {
+            return Ok(false);
+        };
+        let out = self.nodes[index].exec(&format!("cat {BOOT_ID}"), Duration::from_secs(10))?;
+        Ok(out.success() && out.stdout.trim() == ours.trim())
+    }
+
     /// Starts the daemon on every node, in parallel.
     pub fn start_all(&self) -> anyhow::Result<()> {
         let indices: Vec<usize> = (0..self.nodes.len()).collect();
@@ -156,7 +178,13 @@ impl ManagedDaemon {
             .into_iter()
             .enumerate()
         {
-            r.map_err(|e| anyhow::anyhow!("could not start {} on {}: {e}", self.name, self.nodes[i].name()))?;
+            r.map_err(|e| {
+                anyhow::anyhow!(
+                    "could not start {} on {}: {e}",
+                    self.name,
+                    self.nodes[i].name()
+                )
+            })?;
         }
         Ok(())
     }
@@ -189,7 +217,11 @@ impl ManagedDaemon {
         if errors.is_empty() {
             Ok(())
         } else {
-            anyhow::bail!("could not stop {} everywhere: {}", self.name, errors.join("; "))
+            anyhow::bail!(
+                "could not stop {} everywhere: {}",
+                self.name,
+                errors.join("; ")
+            )
         }
     }
 

@@ -2,7 +2,7 @@
 //! follower (forwarded to the leader), the leader is killed with SIGKILL, a new leader
 //! serves the data, the killed node recovers from its WAL, and SIGTERM exits cleanly.
 
-use raft_kv::http::{request, Response};
+use raft_kv::http::{request, ClientError, Response};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -510,6 +510,7 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
     use std::sync::{Arc, Mutex};
 
     const CLIENTS: u64 = 4;
+    const MAX_OPS_PER_CLIENT: u64 = 250;
     let mut args = vec!["--request-timeout-ms", "1000"];
     // For checking that this test can fail: RAFT_KV_E2E_BUG=stale-read.
     let bug = std::env::var("RAFT_KV_E2E_BUG").unwrap_or_default();
@@ -528,7 +529,9 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
             let mut process = client;
             let mut n: u64 = 0;
             let mut last_read = Value::Null;
-            while start.elapsed() < run_for {
+            // Bounded and paced: the history stays small enough for an exact check.
+            while start.elapsed() < run_for && n < MAX_OPS_PER_CLIENT {
+                std::thread::sleep(Duration::from_millis(8));
                 n += 1;
                 let node = ((client + n) % api.len() as u64) as usize;
                 let value = (client * 1_000_000 + n) as i64;
@@ -559,10 +562,13 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
                     .with_time(start.elapsed().as_nanos() as u64);
                 let answer = request(&api[node], method, path, &[], &body, TIMEOUT);
                 let now = start.elapsed().as_nanos() as u64;
+                // Connection refused: the request never left, so it certainly did nothing.
+                let not_sent = matches!(answer, Err(ClientError::NotSent(_)));
                 let parsed = answer
                     .ok()
                     .and_then(|r| Some((r.status, serde_json::from_slice::<Value>(&r.body).ok()?)));
                 let done = match parsed {
+                    _ if not_sent => invoke.complete(OpType::Fail, arg),
                     Some((200, b)) if f == "read" => {
                         last_read = b["value"].clone();
                         invoke.complete(OpType::Ok, last_read.clone())
@@ -612,7 +618,23 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
         ..Default::default()
     };
     let checker = distest_checkers::build("linearizable", &options).expect("registered");
-    let verdict = checker.check(&history, &CheckContext::default());
+    // Bound the check: an undecided search fails the test (as unknown) within a minute.
+    let ctx = CheckContext::default();
+    let cancel = ctx.cancel.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let timer = std::thread::spawn(move || {
+        for _ in 0..600 {
+            if done2.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cancel.cancel();
+    });
+    let verdict = checker.check(&history, &ctx);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    timer.join().expect("timer thread");
     assert_eq!(
         verdict.valid,
         Validity::Valid,
