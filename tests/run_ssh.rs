@@ -200,7 +200,14 @@ fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Both tests use cluster `ssh1` (one cluster id and subnet for this file): they take turns.
+/// The iptables rules in the namespace of node `i` (from 0), as `iptables -S` lists them.
+fn iptables_rules(i: usize) -> String {
+    let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
+    stdout_of(Command::new("ip").args(["netns", "exec", &ns, "iptables", "-w", "5", "-S"]))
+}
+
+/// Every test here uses cluster `ssh1` (one cluster id and subnet for this file): they take
+/// turns.
 static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
 
 /// The cluster of `env up` with sshd on every node, and what `distest run` needs to reach
@@ -290,12 +297,11 @@ impl SshCluster {
         let processes = stdout_of(Command::new("pgrep").args(["-af", REMOTE_BASE_DIR]));
         assert!(processes.is_empty(), "processes left: {processes}");
         for i in 0..self.namespaces.len() {
-            let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
-            let rules =
-                stdout_of(Command::new("ip").args(["netns", "exec", &ns, "iptables", "-S"]));
+            let rules = iptables_rules(i);
             assert!(
                 !rules.to_lowercase().contains("distest"),
-                "iptables rules left in {ns}:\n{rules}"
+                "iptables rules left on {}:\n{rules}",
+                self.addresses[i]
             );
             for gone in ["data/raft-kv", "data/bin", "data/raft-kv.pid"] {
                 assert!(
@@ -327,7 +333,7 @@ struct ChainWatcher {
 }
 
 /// How often, and for how long at most, the watcher looks.
-const WATCH_EVERY: Duration = Duration::from_millis(100);
+const WATCH_EVERY: Duration = Duration::from_millis(250);
 const WATCH_AT_MOST: Duration = Duration::from_secs(120);
 
 impl ChainWatcher {
@@ -339,12 +345,7 @@ impl ChainWatcher {
             let deadline = Instant::now() + WATCH_AT_MOST;
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
                 for i in 0..node_count {
-                    let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
-                    let rules = stdout_of(
-                        Command::new("ip")
-                            .args(["netns", "exec", &ns, "iptables", "-w", "5", "-S"]),
-                    );
-                    if rules.contains("DISTEST-PARTITION") {
+                    if iptables_rules(i).contains("DISTEST-PARTITION") {
                         seen.insert(i);
                     }
                 }

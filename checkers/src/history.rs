@@ -7,6 +7,34 @@
 
 use crate::op::{Op, OpType, Process};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiply-rotate hasher for process ids: validation does one map lookup per op, and
+/// SipHash's DoS resistance buys nothing for a file the user handed us.
+#[derive(Default)]
+struct ProcessHasher(u64);
+
+impl Hasher for ProcessHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_isize(&mut self, v: isize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type ProcessMap<V> = HashMap<Process, V, BuildHasherDefault<ProcessHasher>>;
 use thiserror::Error;
 
 /// Why a sequence of ops is not a well-formed history.
@@ -35,7 +63,7 @@ pub enum HistoryError {
         process: Process,
         crashed: u64,
     },
-    #[error("op at position {position} has index {index}; distest histories have dense indices from 0 (re-check with --format to re-index an imported history)")]
+    #[error("op at position {position} has index {index}; distest writes dense indices from 0, so this history.jsonl was edited or cut in the middle: restore the original file")]
     SparseIndex { position: usize, index: u64 },
 }
 
@@ -112,9 +140,9 @@ impl History {
         );
         let mut partner = vec![NONE; ops.len()];
         // process -> position of its in-flight invocation
-        let mut in_flight: HashMap<Process, usize> = HashMap::new();
+        let mut in_flight: ProcessMap<usize> = ProcessMap::default();
         // process -> index of the info op that retired it
-        let mut retired: HashMap<Process, u64> = HashMap::new();
+        let mut retired: ProcessMap<u64> = ProcessMap::default();
         for (pos, op) in ops.iter().enumerate() {
             // The nemesis logs start/stop pairs as info/info and may overlap: no rules for it.
             if !op.is_client() {

@@ -414,6 +414,53 @@ fn memory_limit_gives_unknown() {
     assert!(v.summary.contains("memory limit"), "{}", v.summary);
 }
 
+/// A history whose search takes a minute even in release builds (30 processes, 10% info).
+fn hard_history() -> distest_checkers::History {
+    use linearizable_support::gen::{simulate, GenConfig};
+    use rand::SeedableRng;
+    let cfg = GenConfig {
+        processes: 30,
+        ops: 3_000,
+        values: 5,
+        keys: 0,
+        p_info: 0.1,
+        kv: false,
+    };
+    let ops = simulate(&mut rand::rngs::SmallRng::seed_from_u64(2), &cfg);
+    distest_checkers::History::new(ops).unwrap()
+}
+
+#[test]
+fn cancel_raised_during_a_long_search_stops_it_with_unknown() {
+    let h = hard_history();
+    let ctx = CheckContext::default();
+    let cancel = ctx.cancel.clone();
+    let started = std::time::Instant::now();
+    let raiser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        cancel.cancel();
+    });
+    let v = check_history(&h, ModelKind::CasRegister, &ctx);
+    raiser.join().unwrap();
+    assert_validity(&v, Validity::Unknown);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the flag must be seen during the search, took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn memory_limit_reached_during_a_long_search_gives_unknown() {
+    let ctx = CheckContext {
+        memory_limit_bytes: 8 << 20,
+        ..CheckContext::default()
+    };
+    let v = check_history(&hard_history(), ModelKind::CasRegister, &ctx);
+    assert_validity(&v, Validity::Unknown);
+    assert!(v.summary.contains("memory limit"), "{}", v.summary);
+}
+
 #[test]
 fn empty_history_is_valid() {
     let h = Hist::new().build();

@@ -99,14 +99,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 /// The history file and, when PATH is a run directory, that directory.
 fn resolve(path: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
     if path.is_dir() {
-        for name in ["history.jsonl", "history.edn"] {
+        for name in ["history.jsonl", "history.edn", "history.txt"] {
             let candidate = path.join(name);
             if candidate.is_file() {
                 return Ok((candidate, Some(path.to_path_buf())));
             }
         }
         bail!(
-            "{} holds no history.jsonl or history.edn; pass a history file or a run directory",
+            "{} holds no history.jsonl, history.edn or history.txt; pass a history file or a run directory",
             path.display()
         );
     }

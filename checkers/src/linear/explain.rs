@@ -173,11 +173,6 @@ fn render<M: Model>(
         .collect();
 
     let mut text = String::new();
-    let key = subject(&part.key);
-    let _ = writeln!(
-        text,
-        "{key} is not linearizable under the {model_name} model."
-    );
     let _ = writeln!(
         text,
         "The first op that cannot be placed: {}",
@@ -210,7 +205,7 @@ fn render<M: Model>(
     }
     let _ = writeln!(
         text,
-        "Longest linearizable prefix ({} ops{}), each with the state after it:",
+        "Longest linearizable prefix ({} op(s){}), each with the state after it:",
         rec.deepest.len(),
         if shown_from > 0 {
             format!(", last {} shown", rec.deepest.len() - shown_from)

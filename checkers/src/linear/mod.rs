@@ -126,20 +126,7 @@ fn check_with<M: Model>(
     history: &History,
     ctx: &CheckContext,
 ) -> Verdict {
-    let parsed = prepare::split_keys::<M>(history).and_then(|keys| {
-        let parsed = run_parallel(keys.len(), |i| prepare::parse_key(model, history, &keys[i]));
-        // All keys are parsed before any is searched, so which bad op is reported does
-        // not depend on thread timing: the earliest one.
-        let first_error = parsed
-            .iter()
-            .filter_map(|p| p.as_ref().err())
-            .min_by_key(|e| e.index)
-            .cloned();
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(parsed.into_iter().flatten().collect::<Vec<_>>()),
-        }
-    });
+    let parsed = prepare::partition(model, history);
     let parts = match parsed {
         Ok(parts) => parts,
         Err(e) => {
@@ -182,11 +169,14 @@ fn check_with<M: Model>(
         };
         let example = explain::explain(model, model_name, history, &parts[bad], &limits);
         let key = explain::subject(&parts[bad].key);
+        let scope = if keys == 1 {
+            format!("{op_count} op(s) checked")
+        } else {
+            format!("{op_count} ops over {keys} keys checked; of the keys that are not linearizable, the one used first is reported")
+        };
         return Verdict::invalid(
             vec![ANOMALY.to_string()],
-            format!(
-                "{key} is not linearizable under the {model_name} model ({op_count} ops over {keys} key(s); of the keys that are not, the one used first is reported)."
-            ),
+            format!("{key} is not linearizable under the {model_name} model ({scope})."),
         )
         .with_explanation(example.text)
         .with_evidence(example.evidence);
@@ -206,7 +196,7 @@ fn check_with<M: Model>(
         ));
     }
     Verdict::valid(format!(
-        "{op_count} ops over {keys} key(s) are linearizable under the {model_name} model."
+        "{op_count} op(s) over {keys} key(s) are linearizable under the {model_name} model."
     ))
 }
 

@@ -35,8 +35,6 @@ pub(crate) struct Partition<O> {
 /// An op the model cannot read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PrepareError {
-    /// The offending op's index (errors are reported earliest first).
-    pub index: u64,
     /// The offending op, as Jepsen prints it.
     pub op: String,
     pub reason: String,
@@ -45,7 +43,6 @@ pub(crate) struct PrepareError {
 impl PrepareError {
     fn at(op: &Op, reason: String) -> PrepareError {
         PrepareError {
-            index: op.index,
             op: op.to_string(),
             reason,
         }
@@ -109,42 +106,31 @@ fn parse_parts<M: Model>(
         .map_err(|reason| PrepareError::at(invoke, reason))
 }
 
-/// The ops of one key before parsing: invocation and `ok` completion positions.
-#[derive(Debug)]
-pub(crate) struct KeyOps {
-    pub key: Option<Value>,
-    pub pairs: Vec<(u32, Option<u32>)>,
-}
-
-/// The key `invoke` belongs to (`None`: unkeyed).
-fn key_of<M: Model>(invoke: &Op) -> Result<Option<&Value>, PrepareError> {
-    if invoke.key.is_some() || !M::KEY_IN_VALUE {
-        return Ok(invoke.key.as_ref());
-    }
-    split::<M>(invoke, None)
-        .map(|parts| parts.key)
-        .map_err(|reason| PrepareError::at(invoke, reason))
-}
-
-/// Splits `history` by key, keys in order of first use; `fail`s and nemesis ops are left
-/// out. One cheap sequential pass; parsing is per key ([`parse_key`]), in parallel.
-pub(crate) fn split_keys<M: Model>(history: &History) -> Result<Vec<KeyOps>, PrepareError> {
-    let mut parts: Vec<KeyOps> = Vec::new();
+/// Splits `history` into per-key partitions of parsed ops, keys in order of first use;
+/// `fail`s and nemesis ops are left out. One sequential pass: each op is read once, in
+/// history order, which is what the memory system likes best for long histories.
+pub(crate) fn partition<M: Model>(
+    model: &M,
+    history: &History,
+) -> Result<Vec<Partition<M::Op>>, PrepareError> {
+    let mut parts: Vec<Partition<M::Op>> = Vec::new();
     // Key id -> partition; unkeyed ops go to `unkeyed`.
     let mut keys = ValueIds::default();
     let mut by_key: Vec<usize> = Vec::new();
     let mut unkeyed: Option<usize> = None;
-    for (pos, invoke) in history.ops().iter().enumerate() {
+    let ops = history.ops();
+    for (pos, invoke) in ops.iter().enumerate() {
         if !invoke.is_client() || !invoke.is_invoke() {
             continue;
         }
         let ok = match history.partner(pos) {
-            Some(c) if history.ops()[c].kind == OpType::Fail => continue,
-            Some(c) if history.ops()[c].kind == OpType::Ok => Some(c as u32),
+            Some(c) if ops[c].kind == OpType::Fail => continue,
+            Some(c) if ops[c].kind == OpType::Ok => Some(c),
             _ => None,
         };
-        let key = key_of::<M>(invoke)?;
-        let slot = match key {
+        let parts_of_op = split::<M>(invoke, ok.map(|c| &ops[c]))
+            .map_err(|reason| PrepareError::at(invoke, reason))?;
+        let slot = match parts_of_op.key {
             Some(key) => {
                 let (id, new) = keys.id(key);
                 if new {
@@ -155,38 +141,22 @@ pub(crate) fn split_keys<M: Model>(history: &History) -> Result<Vec<KeyOps>, Pre
             None => *unkeyed.get_or_insert(parts.len()),
         };
         if slot == parts.len() {
-            parts.push(KeyOps {
-                key: key.cloned(),
-                pairs: Vec::new(),
+            parts.push(Partition {
+                key: parts_of_op.key.cloned(),
+                ops: Vec::new(),
+                values: Interner::new(),
             });
         }
-        parts[slot].pairs.push((pos as u32, ok));
-    }
-    Ok(parts)
-}
-
-/// Parses the ops of one key into model ops.
-pub(crate) fn parse_key<M: Model>(
-    model: &M,
-    history: &History,
-    key_ops: &KeyOps,
-) -> Result<Partition<M::Op>, PrepareError> {
-    let mut values = Interner::new();
-    let mut ops = Vec::with_capacity(key_ops.pairs.len());
-    for &(invoke, ret) in &key_ops.pairs {
-        let invoke_op = &history.ops()[invoke as usize];
-        let ok = ret.map(|r| &history.ops()[r as usize]);
-        let parts =
-            split::<M>(invoke_op, ok).map_err(|reason| PrepareError::at(invoke_op, reason))?;
-        if let Some(op) = parse_parts(model, invoke_op, &parts, &mut values)? {
-            ops.push(PartOp { op, invoke, ret });
+        let part = &mut parts[slot];
+        if let Some(op) = parse_parts(model, invoke, &parts_of_op, &mut part.values)? {
+            part.ops.push(PartOp {
+                op,
+                invoke: pos as u32,
+                ret: ok.map(|c| c as u32),
+            });
         }
     }
-    Ok(Partition {
-        key: key_ops.key.clone(),
-        ops,
-        values,
-    })
+    Ok(parts)
 }
 
 /// The ops of `part` as the history looked right after position `cut`: ops invoked later

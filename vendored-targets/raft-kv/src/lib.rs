@@ -49,9 +49,10 @@ struct Args {
     /// commit-old-term, no-fsync, ack-before-commit.
     #[arg(long = "bug", value_delimiter = ',')]
     bugs: Vec<String>,
-    /// How leaders serve reads: read-index (quorum round) or lease.
-    #[arg(long, default_value = "read-index")]
-    read_mode: String,
+    /// How leaders serve reads: read-index (quorum round) or lease. Default: read-index,
+    /// or lease when the lease-no-margin bug is enabled (the bug needs leases).
+    #[arg(long)]
+    read_mode: Option<String>,
     /// Minimum election timeout; each timeout is drawn from [t, 2t).
     #[arg(long, default_value_t = 1000)]
     election_timeout_ms: u64,
@@ -133,15 +134,19 @@ fn options(args: &Args) -> Result<NodeOptions, String> {
     for b in &args.bugs {
         bugs.enable(b.trim())?;
     }
-    let read_mode = match args.read_mode.as_str() {
-        "read-index" => ReadMode::ReadIndex,
-        "lease" => ReadMode::Lease,
-        other => {
+    let read_mode = match args.read_mode.as_deref() {
+        None if bugs.lease_no_margin => ReadMode::Lease,
+        None | Some("read-index") => ReadMode::ReadIndex,
+        Some("lease") => ReadMode::Lease,
+        Some(other) => {
             return Err(format!(
                 "unknown --read-mode {other:?}; use read-index or lease"
             ))
         }
     };
+    if bugs.lease_no_margin && read_mode != ReadMode::Lease {
+        return Err("the lease-no-margin bug only acts on lease reads; drop --read-mode read-index or pass --read-mode lease".into());
+    }
     if args.election_timeout_ms < 20 {
         return Err("--election-timeout-ms must be at least 20".into());
     }
@@ -282,6 +287,27 @@ mod tests {
             advertised_api_addr(&one, "127.0.0.1:7001"),
             "127.0.0.1:8001"
         );
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["raft-kv", "--id", "n1", "--peers", "n1=127.0.0.1:1"];
+        v.extend(["--data-dir", "/nonexistent", "--listen", "127.0.0.1:0"]);
+        v.extend(extra);
+        Args::try_parse_from(v).expect("valid syntax")
+    }
+
+    #[test]
+    fn lease_no_margin_implies_lease_reads_and_refuses_read_index() {
+        let opts = options(&args(&["--bug", "lease-no-margin"])).unwrap();
+        assert_eq!(opts.read_mode, ReadMode::Lease);
+        assert!(options(&args(&[
+            "--bug",
+            "lease-no-margin",
+            "--read-mode",
+            "read-index"
+        ]))
+        .is_err());
+        assert_eq!(options(&args(&[])).unwrap().read_mode, ReadMode::ReadIndex);
     }
 
     #[test]
