@@ -484,3 +484,45 @@ fn replica_reads_under_a_partition_show_stale_reads() {
     );
     c.assert_nothing_left();
 }
+
+#[test]
+fn a_paused_server_makes_transactions_time_out_before_commit_as_failures() {
+    if skip_unless_root("a_paused_server_makes_transactions_time_out_before_commit_as_failures") {
+        return;
+    }
+    let c = Cluster::new("pg8", 227);
+    let out = c.run(&[
+        "--workload",
+        "list-append",
+        "--isolation",
+        "serializable",
+        "--nemesis",
+        "pause",
+        "--nemesis-interval",
+        "2",
+        "--op-timeout",
+        "1",
+        "--time-limit",
+        "10",
+        "--seed",
+        "8",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(c.latest().join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"f\":\"pause\""),
+        "the nemesis paused the server"
+    );
+    // SIGSTOP must reach the backends too (they are not in the postmaster's process
+    // group): then statements in flight hang, and since COMMIT was never sent, their
+    // transactions are definite failures, not unknowns.
+    let timed_out = history
+        .lines()
+        .filter(|l| l.contains("\"type\":\"fail\"") && l.contains("timeout before COMMIT was sent"))
+        .count();
+    assert!(
+        timed_out > 0,
+        "no transaction hung while the server was paused"
+    );
+    c.assert_nothing_left();
+}

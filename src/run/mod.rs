@@ -463,15 +463,21 @@ fn spawn_nemesis(
                     break;
                 }
                 let op = nemesis.next_op();
-                record_fault(&recorder, &op, nemesis.invoke(&op), &log);
+                let invoked = record_fault_invoke(&recorder, &op);
+                let result = nemesis.invoke(&op);
+                record_fault_completion(&recorder, invoked, result, &log);
                 progress.set_faults(nemesis.active());
             }
             let mut errors = Vec::new();
+            // `heal` reports its ops once it has performed them all, so their invocations
+            // land after the effect; what matters to readers of the history — a fault ends
+            // no later than its stop op's completion — still holds.
             for (op, result) in nemesis.heal() {
                 if let Err(e) = &result {
                     errors.push(e.to_string());
                 }
-                record_fault(&recorder, &op, result, &log);
+                let invoked = record_fault_invoke(&recorder, &op);
+                record_fault_completion(&recorder, invoked, result, &log);
             }
             progress.set_faults(nemesis.active());
             errors
@@ -479,24 +485,29 @@ fn spawn_nemesis(
         .expect("spawning the nemesis thread")
 }
 
-fn record_fault(
+/// Records a fault's invocation; call it before performing the fault, so the history's
+/// invoke precedes the effect.
+fn record_fault_invoke(recorder: &Recorder, op: &distest_nemeses::FaultOp) -> Op {
+    let mut inv = Op::invoke(Process::Nemesis, op.f.clone(), op.value.clone());
+    inv.kind = OpType::Info;
+    recorder.record(inv)
+}
+
+/// Records a fault's completion: what was done, or why it failed.
+fn record_fault_completion(
     recorder: &Recorder,
-    op: &distest_nemeses::FaultOp,
+    inv: Op,
     result: Result<Value, distest_nemeses::NemesisError>,
     log: &RunLog,
 ) {
-    // The nemesis' invoke is logged before its effect happens, the completion after.
-    let mut inv = Op::invoke(Process::Nemesis, op.f.clone(), op.value.clone());
-    inv.kind = OpType::Info;
-    let inv = recorder.record(inv);
     let mut done = inv.clone();
     match result {
         Ok(value) => {
-            log.line(&format!("nemesis {} {}", op.f, value));
+            log.line(&format!("nemesis {} {}", inv.f, value));
             done.value = value;
         }
         Err(e) => {
-            log.line(&format!("nemesis {} failed: {e}", op.f));
+            log.line(&format!("nemesis {} failed: {e}", inv.f));
             done.error = Some(Value::String(e.to_string()));
         }
     }

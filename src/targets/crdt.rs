@@ -4,15 +4,14 @@
 //! the `crdt-convergence` checker can apply exact observed-remove semantics.
 
 use super::daemon::{ManagedDaemon, NodePaths};
-use super::http::{error_body, get_json, transport_error};
+use super::http::{get_json, send_json};
 use super::{Target, TargetOptions};
 use crate::nodes::{DaemonSpec, Remote};
 use async_trait::async_trait;
-use distest_nemeses::{ClockSupport, NodeError, TargetControl};
+use distest_nemeses::TargetControl;
 use distest_workloads::{Client, Completion, OpRequest};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ impl Crdt {
     pub fn new(nodes: Vec<Arc<dyn Remote>>, opts: TargetOptions) -> Crdt {
         let peers = nodes
             .iter()
-            .map(|n| format!("{}={}:{PORT}", n.name(), n.address()))
+            .map(|n| format!("{}={}", n.name(), SocketAddr::new(n.address(), PORT)))
             .collect::<Vec<_>>()
             .join(",");
         let addrs: Vec<SocketAddr> = nodes.iter().map(|n| SocketAddr::new(n.address(), PORT)).collect();
@@ -69,39 +68,23 @@ impl Crdt {
 }
 
 impl TargetControl for Crdt {
-    fn kill(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.kill(node)
-    }
-    fn start(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.start(node)
-    }
-    fn pause(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.pause(node)
-    }
-    fn resume(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.resume(node)
-    }
+    super::daemon::delegate_process_faults!();
+
     /// Every replica takes writes: there is no primary.
     fn primaries(&self) -> Vec<String> {
         Vec::new()
-    }
-    fn clock_support(&self, node: &str) -> ClockSupport {
-        self.daemon.clock_support(node)
     }
 }
 
 #[async_trait]
 impl Target for Crdt {
+    super::daemon::delegate_daemon_lifecycle!();
+
     fn name(&self) -> &'static str {
         "crdt"
     }
-    fn node_names(&self) -> Vec<String> {
-        self.daemon.node_names()
-    }
     fn setup(&self) -> anyhow::Result<()> {
-        for i in 0..self.daemon.nodes.len() {
-            self.daemon.install_self_as(i, "crdt-store")?;
-        }
+        self.daemon.install_self_everywhere("crdt-store")?;
         self.daemon.start_all()?;
         let start = Instant::now();
         while start.elapsed() < HEALTHY_DEADLINE {
@@ -120,17 +103,8 @@ impl Target for Crdt {
             HEALTHY_DEADLINE.as_secs()
         )
     }
-    fn teardown(&self, wipe: bool) -> anyhow::Result<()> {
-        self.daemon.stop_all(wipe)
-    }
-    fn collect_logs(&self, node: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
-        self.daemon.collect_logs(node, dest)
-    }
     async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>> {
-        let http = reqwest::Client::builder()
-            .timeout(self.opts.op_timeout.max(Duration::from_millis(100)))
-            .connect_timeout(Duration::from_secs(1))
-            .build()?;
+        let http = super::http::client(self.opts.op_timeout)?;
         let kind = match workload {
             "or-set" => "set",
             "lww-register" => "register",
@@ -151,48 +125,29 @@ pub struct CrdtClient {
     kind: &'static str,
 }
 
-impl CrdtClient {
-    async fn send(&self, req: reqwest::RequestBuilder, value: &Value) -> Result<Value, Completion> {
-        let resp = req.send().await.map_err(|e| transport_error(value, &e))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.map_err(|e| transport_error(value, &e))?;
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(error_body(value, status, &body))
-        }
-    }
-}
 
 #[async_trait]
 impl Client for CrdtClient {
     async fn invoke(&mut self, op: &OpRequest) -> Completion {
         let url = |suffix: &str| format!("{}/{}/{OBJECT}{suffix}", self.base, self.kind);
         let result = match (self.kind, op.f.as_str()) {
-            ("counter", "add") => self
-                .send(self.http.post(url("/add")).json(&json!({"delta": op.value})), &op.value)
+            ("counter", "add") => send_json(self.http.post(url("/add")).json(&json!({"delta": op.value})), &op.value)
                 .await
                 .map(|_| op.value.clone()),
-            ("counter", "read") => self
-                .send(self.http.get(url("")), &op.value)
+            ("counter", "read") => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
-            ("set", "add") => self
-                .send(self.http.post(url("/add")).json(&json!({"element": op.value})), &op.value)
+            ("set", "add") => send_json(self.http.post(url("/add")).json(&json!({"element": op.value})), &op.value)
                 .await,
-            ("set", "remove") => self
-                .send(self.http.post(url("/remove")).json(&json!({"element": op.value})), &op.value)
+            ("set", "remove") => send_json(self.http.post(url("/remove")).json(&json!({"element": op.value})), &op.value)
                 .await,
-            ("set", "read") => self
-                .send(self.http.get(url("")), &op.value)
+            ("set", "read") => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("elements").cloned().unwrap_or_else(|| json!([]))),
-            ("register", "write") => self
-                .send(self.http.put(url("")).json(&json!({"value": op.value})), &op.value)
+            ("register", "write") => send_json(self.http.put(url("")).json(&json!({"value": op.value})), &op.value)
                 .await
                 .map(|_| op.value.clone()),
-            ("register", "read") => self
-                .send(self.http.get(url("")), &op.value)
+            ("register", "read") => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
             (kind, f) => {

@@ -7,6 +7,51 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Implements the process faults of `TargetControl` (kill, start, pause, resume, clock)
+/// by delegating to the target's `daemon: ManagedDaemon` field; the target writes only
+/// `primaries`.
+macro_rules! delegate_process_faults {
+    () => {
+        fn kill(&self, node: &str) -> Result<(), distest_nemeses::NodeError> {
+            self.daemon.kill(node)
+        }
+        fn start(&self, node: &str) -> Result<(), distest_nemeses::NodeError> {
+            self.daemon.start(node)
+        }
+        fn pause(&self, node: &str) -> Result<(), distest_nemeses::NodeError> {
+            self.daemon.pause(node)
+        }
+        fn resume(&self, node: &str) -> Result<(), distest_nemeses::NodeError> {
+            self.daemon.resume(node)
+        }
+        fn clock_support(&self, node: &str) -> distest_nemeses::ClockSupport {
+            self.daemon.clock_support(node)
+        }
+    };
+}
+pub(crate) use delegate_process_faults;
+
+/// Implements the bookkeeping half of `Target` (node names, teardown, log collection)
+/// by delegating to the target's `daemon: ManagedDaemon` field.
+macro_rules! delegate_daemon_lifecycle {
+    () => {
+        fn node_names(&self) -> Vec<String> {
+            self.daemon.node_names()
+        }
+        fn teardown(&self, wipe: bool) -> anyhow::Result<()> {
+            self.daemon.stop_all(wipe)
+        }
+        fn collect_logs(
+            &self,
+            node: usize,
+            dest: &std::path::Path,
+        ) -> anyhow::Result<Vec<std::path::PathBuf>> {
+            self.daemon.collect_logs(node, dest)
+        }
+    };
+}
+pub(crate) use delegate_daemon_lifecycle;
+
 /// Where libfaketime lives on Debian nodes.
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
@@ -233,6 +278,15 @@ impl ManagedDaemon {
             .download(&paths.log_file, &local)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(vec![local])
+    }
+
+    /// [`install_self_as`](Self::install_self_as) on every node, in parallel.
+    pub fn install_self_everywhere(&self, program: &str) -> anyhow::Result<()> {
+        let indices: Vec<usize> = (0..self.nodes.len()).collect();
+        for r in crate::nodes::par_map(&indices, |&i| self.install_self_as(i, program)) {
+            r?;
+        }
+        Ok(())
     }
 
     /// Puts this very binary on the node as `program` (busybox-style multicall): a symlink

@@ -14,12 +14,11 @@ use super::http::{get_json, transport_error};
 use super::{Target, TargetOptions};
 use crate::nodes::{DaemonSpec, Remote};
 use async_trait::async_trait;
-use distest_nemeses::{ClockSupport, NodeError, TargetControl};
+use distest_nemeses::TargetControl;
 use distest_workloads::{Client, Completion, OpRequest};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,18 +80,8 @@ impl Etcd {
 }
 
 impl TargetControl for Etcd {
-    fn kill(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.kill(node)
-    }
-    fn start(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.start(node)
-    }
-    fn pause(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.pause(node)
-    }
-    fn resume(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.resume(node)
-    }
+    super::daemon::delegate_process_faults!();
+
     /// etcd's leader: the member whose id equals the leader id its own status reports.
     fn primaries(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -108,18 +97,14 @@ impl TargetControl for Etcd {
         }
         out
     }
-    fn clock_support(&self, node: &str) -> ClockSupport {
-        self.daemon.clock_support(node)
-    }
 }
 
 #[async_trait]
 impl Target for Etcd {
+    super::daemon::delegate_daemon_lifecycle!();
+
     fn name(&self) -> &'static str {
         "etcd"
-    }
-    fn node_names(&self) -> Vec<String> {
-        self.daemon.node_names()
     }
     fn setup(&self) -> anyhow::Result<()> {
         self.daemon.start_all()?;
@@ -143,17 +128,8 @@ impl Target for Etcd {
             HEALTHY_DEADLINE.as_secs()
         )
     }
-    fn teardown(&self, wipe: bool) -> anyhow::Result<()> {
-        self.daemon.stop_all(wipe)
-    }
-    fn collect_logs(&self, node: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
-        self.daemon.collect_logs(node, dest)
-    }
     async fn client(&self, node: usize, _workload: &str) -> anyhow::Result<Box<dyn Client>> {
-        let http = reqwest::Client::builder()
-            .timeout(self.opts.op_timeout.max(Duration::from_millis(100)))
-            .connect_timeout(Duration::from_secs(1))
-            .build()?;
+        let http = super::http::client(self.opts.op_timeout)?;
         Ok(Box::new(EtcdClient {
             http,
             base: format!("http://{}/v3", self.addrs[node]),

@@ -45,6 +45,33 @@ pub fn error_body(value: &Value, status: u16, body: &Value) -> Completion {
     }
 }
 
+/// The HTTP client one client process uses: the op timeout bounds every request, a
+/// connect that takes more than a second is a refused op (`fail`).
+pub fn client(op_timeout: std::time::Duration) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(op_timeout.max(std::time::Duration::from_millis(100)))
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .pool_max_idle_per_host(1)
+        .build()?)
+}
+
+/// Sends `req` and returns the JSON body of a 2xx answer; any other outcome is already
+/// mapped to the op's honest completion (see [`transport_error`] and [`error_body`]).
+pub async fn send_json(req: reqwest::RequestBuilder, value: &Value) -> Result<Value, Completion> {
+    let resp = req.send().await.map_err(|e| transport_error(value, &e))?;
+    let status = resp.status().as_u16();
+    let body: Value = match resp.json().await {
+        Ok(b) => b,
+        // The server answered but the body was cut: the op may have been applied.
+        Err(e) => return Err(transport_error(value, &e)),
+    };
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(error_body(value, status, &body))
+    }
+}
+
 /// Blocking `GET http://addr/path` returning the parsed JSON body of a 2xx response.
 pub fn get_json(addr: SocketAddr, path: &str, timeout: Duration) -> Option<Value> {
     request_json(addr, "GET", path, None, timeout)

@@ -5,15 +5,14 @@
 //! say whether an op was definitely not applied (`fail`) or may have been (`info`).
 
 use super::daemon::{ManagedDaemon, NodePaths};
-use super::http::{error_body, get_json, transport_error};
+use super::http::{get_json, send_json};
 use super::{Target, TargetOptions};
 use crate::nodes::{DaemonSpec, Remote};
 use async_trait::async_trait;
-use distest_nemeses::{ClockSupport, NodeError, TargetControl};
+use distest_nemeses::TargetControl;
 use distest_workloads::{Client, Completion, OpRequest};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +31,7 @@ impl Kv {
     pub fn new(nodes: Vec<Arc<dyn Remote>>, opts: TargetOptions) -> Kv {
         let peers = nodes
             .iter()
-            .map(|n| format!("{}={}:{PEER_PORT}", n.name(), n.address()))
+            .map(|n| format!("{}={}", n.name(), SocketAddr::new(n.address(), PEER_PORT)))
             .collect::<Vec<_>>()
             .join(",");
         let addrs = nodes
@@ -40,7 +39,10 @@ impl Kv {
             .map(|n| SocketAddr::new(n.address(), API_PORT))
             .collect();
         let ids: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
-        let listen: Vec<String> = nodes.iter().map(|n| format!("{}:{API_PORT}", n.address())).collect();
+        let listen: Vec<String> = nodes
+            .iter()
+            .map(|n| SocketAddr::new(n.address(), API_PORT).to_string())
+            .collect();
         let bugs = opts.bugs.clone();
         let settings = opts.settings.clone();
         let spec = move |i: usize, p: &NodePaths| {
@@ -82,18 +84,8 @@ impl Kv {
 }
 
 impl TargetControl for Kv {
-    fn kill(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.kill(node)
-    }
-    fn start(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.start(node)
-    }
-    fn pause(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.pause(node)
-    }
-    fn resume(&self, node: &str) -> Result<(), NodeError> {
-        self.daemon.resume(node)
-    }
+    super::daemon::delegate_process_faults!();
+
     /// Nodes that say they lead, as seen from the control node (a partitioned old leader
     /// may still claim it: both are returned, which is what isolate-the-leader wants).
     fn primaries(&self) -> Vec<String> {
@@ -105,23 +97,17 @@ impl TargetControl for Kv {
             .map(|i| self.daemon.nodes[i].name().to_string())
             .collect()
     }
-    fn clock_support(&self, node: &str) -> ClockSupport {
-        self.daemon.clock_support(node)
-    }
 }
 
 #[async_trait]
 impl Target for Kv {
+    super::daemon::delegate_daemon_lifecycle!();
+
     fn name(&self) -> &'static str {
         "kv"
     }
-    fn node_names(&self) -> Vec<String> {
-        self.daemon.node_names()
-    }
     fn setup(&self) -> anyhow::Result<()> {
-        for i in 0..self.daemon.nodes.len() {
-            self.daemon.install_self_as(i, "raft-kv")?;
-        }
+        self.daemon.install_self_everywhere("raft-kv")?;
         self.daemon.start_all()?;
         // Healthy = a majority agrees on one leader.
         let start = Instant::now();
@@ -143,18 +129,8 @@ impl Target for Kv {
             HEALTHY_DEADLINE.as_secs()
         )
     }
-    fn teardown(&self, wipe: bool) -> anyhow::Result<()> {
-        self.daemon.stop_all(wipe)
-    }
-    fn collect_logs(&self, node: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
-        self.daemon.collect_logs(node, dest)
-    }
     async fn client(&self, node: usize, _workload: &str) -> anyhow::Result<Box<dyn Client>> {
-        let http = reqwest::Client::builder()
-            .timeout(self.opts.op_timeout.max(Duration::from_millis(100)))
-            .connect_timeout(Duration::from_secs(1))
-            .pool_max_idle_per_host(1)
-            .build()?;
+        let http = super::http::client(self.opts.op_timeout)?;
         Ok(Box::new(KvClient {
             http,
             base: format!("http://{}", self.addrs[node]),
@@ -175,22 +151,6 @@ fn key_string(key: &Value) -> String {
     }
 }
 
-impl KvClient {
-    async fn send(&self, req: reqwest::RequestBuilder, value: &Value) -> Result<Value, Completion> {
-        let resp = req.send().await.map_err(|e| transport_error(value, &e))?;
-        let status = resp.status().as_u16();
-        let body: Value = match resp.json().await {
-            Ok(b) => b,
-            // The server answered but the body was cut: the op may have been applied.
-            Err(e) => return Err(transport_error(value, &e)),
-        };
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(error_body(value, status, &body))
-        }
-    }
-}
 
 #[async_trait]
 impl Client for KvClient {
@@ -198,16 +158,13 @@ impl Client for KvClient {
         let key = op.key.as_ref().map(key_string).unwrap_or_else(|| "set".to_string());
         let url = |suffix: &str| format!("{}/kv/{}{suffix}", self.base, key);
         let result = match op.f.as_str() {
-            "read" if op.key.is_some() => self
-                .send(self.http.get(url("")), &op.value)
+            "read" if op.key.is_some() => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
-            "write" => self
-                .send(self.http.put(url("")).json(&json!({"value": op.value})), &op.value)
+            "write" => send_json(self.http.put(url("")).json(&json!({"value": op.value})), &op.value)
                 .await
                 .map(|_| op.value.clone()),
-            "cas" => self
-                .send(
+            "cas" => send_json(
                     self.http
                         .post(url("/cas"))
                         .json(&json!({"expected": op.value[0], "new": op.value[1]})),
@@ -215,19 +172,17 @@ impl Client for KvClient {
                 )
                 .await
                 .map(|_| op.value.clone()),
-            "txn" => self
-                .send(
+            "txn" => send_json(
                     self.http.post(format!("{}/txn", self.base)).json(&json!({"ops": op.value})),
                     &op.value,
                 )
                 .await
                 .map(|b| b.get("ops").cloned().unwrap_or(Value::Null)),
-            "add" => self
-                .send(self.http.post(url("/append")).json(&json!({"element": op.value})), &op.value)
+            "add" => send_json(self.http.post(url("/append")).json(&json!({"element": op.value})), &op.value)
                 .await
                 .map(|_| op.value.clone()),
             // The set workload's reads: the whole set, stored as one list value.
-            "read" => self.send(self.http.get(url("")), &op.value).await.map(|b| {
+            "read" => send_json(self.http.get(url("")), &op.value).await.map(|b| {
                 match b.get("value") {
                     Some(Value::Array(a)) => Value::Array(a.clone()),
                     _ => json!([]),

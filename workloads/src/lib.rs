@@ -7,10 +7,9 @@
 //! `ok`, `fail` (definitely did not happen) or `info` (unknown).
 
 pub mod crdt;
-pub mod list_append;
 pub mod register;
-pub mod rw_register;
 pub mod set;
+pub mod txn;
 
 use async_trait::async_trait;
 use distest_checkers::checker::{self, CheckerOptions};
@@ -187,8 +186,8 @@ pub const WORKLOADS: &[&str] = &[
 pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, UnknownWorkload> {
     Ok(match name {
         "register" => Box::new(register::Register::new(opts)),
-        "list-append" => Box::new(list_append::ListAppend::new(opts)),
-        "rw-register" => Box::new(rw_register::RwRegister::new(opts)),
+        "list-append" => Box::new(txn::Txn::new(txn::Shape::ListAppend, opts)),
+        "rw-register" => Box::new(txn::Txn::new(txn::Shape::RwRegister, opts)),
         "set" => Box::new(set::Set::new(opts)),
         "or-set" => Box::new(crdt::Crdt::new(crdt::Kind::OrSet, opts)),
         "pn-counter" => Box::new(crdt::Crdt::new(crdt::Kind::PnCounter, opts)),

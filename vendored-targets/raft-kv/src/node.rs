@@ -96,6 +96,19 @@ impl NodeOptions {
     }
 }
 
+/// The wall clock (`SystemTime`) in units of `tick`: what read leases are measured with.
+/// Deliberately not `Instant`: a lease is a promise about time that other nodes keep on
+/// their own clocks, and real systems (and libfaketime's clock faults here) express it
+/// on the wall clock, so a stepped or slow wall clock lengthens the lease. A clock before
+/// the epoch reads as 0 (leases then expire only by the ticks check-quorum counts).
+fn wall_clock_ticks(tick: Duration) -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ticks = since_epoch.as_nanos() / tick.as_nanos().max(1);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
 /// What a client asked for.
 #[derive(Debug)]
 pub enum ClientOp {
@@ -264,6 +277,7 @@ impl Node {
             // Time first: a lease read must be judged against the current time, not the
             // time before we blocked (or were paused).
             let now = Instant::now();
+            self.raft.set_lease_clock(wall_clock_ticks(tick));
             let mut ticks = 0;
             while now >= next_tick && ticks < max_ticks_per_round {
                 self.raft.tick();

@@ -118,8 +118,8 @@ struct Progress {
     next: Index,
     matched: Index,
     acked_seq: u64,
-    /// Tick at which the broadcast behind `acked_seq` was sent (for leases).
-    acked_sent_tick: Option<u64>,
+    /// Lease-clock time at which the broadcast behind `acked_seq` was sent (for leases).
+    acked_sent_lease_tick: Option<u64>,
     /// Heard from within the current check-quorum window.
     active: bool,
 }
@@ -130,7 +130,7 @@ impl Progress {
             next,
             matched: 0,
             acked_seq: 0,
-            acked_sent_tick: None,
+            acked_sent_lease_tick: None,
             active: false,
         }
     }
@@ -164,7 +164,13 @@ pub struct Raft {
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
     seq: u64,
+    /// `(seq, lease-clock time it was sent)` of recent broadcasts.
     seq_ticks: VecDeque<(u64, u64)>,
+    /// Now on the clock leases are measured with, in ticks: `now_ticks` unless the shell
+    /// supplies its own through `set_lease_clock` (the real node uses the wall clock).
+    lease_now_ticks: u64,
+    /// Set once `set_lease_clock` was called: `tick` no longer moves the lease clock.
+    external_lease_clock: bool,
     pending_reads: VecDeque<(u64, Index, u64)>,
     reads_before_commit: Vec<u64>,
     transfer: Option<(NodeId, u64)>,
@@ -217,6 +223,8 @@ impl Raft {
             progress: BTreeMap::new(),
             seq: 0,
             seq_ticks: VecDeque::new(),
+            lease_now_ticks: 0,
+            external_lease_clock: false,
             pending_reads: VecDeque::new(),
             reads_before_commit: Vec::new(),
             transfer: None,
@@ -236,6 +244,9 @@ impl Raft {
     /// One unit of logical time.
     pub fn tick(&mut self) {
         self.now_ticks += 1;
+        if !self.external_lease_clock {
+            self.lease_now_ticks = self.now_ticks;
+        }
         self.leader_contact_elapsed = self.leader_contact_elapsed.saturating_add(1);
         self.election_elapsed += 1;
         if self.role == Role::Leader {
@@ -264,6 +275,15 @@ impl Raft {
         } else if self.election_elapsed >= self.randomized_timeout && self.promotable() {
             self.start_pre_vote();
         }
+    }
+
+    /// Measures leases with the caller's clock from now on: `now_ticks` is that clock's
+    /// reading in ticks. It may jump either way; elections, heartbeats and check-quorum
+    /// stay on `tick`. A clock that is stepped back or runs slow lengthens the lease (the
+    /// bug class every wall-clock lease has; the drift margin absorbs only small errors).
+    pub fn set_lease_clock(&mut self, now_ticks: u64) {
+        self.external_lease_clock = true;
+        self.lease_now_ticks = now_ticks;
     }
 
     /// Handles one message from a peer.
@@ -1027,7 +1047,7 @@ impl Raft {
     }
 
     fn note_ack(&mut self, from: &str, seq: u64) {
-        let sent_tick = self
+        let sent_lease_tick = self
             .seq_ticks
             .iter()
             .rev()
@@ -1037,8 +1057,8 @@ impl Raft {
             pr.active = true;
             if seq > pr.acked_seq {
                 pr.acked_seq = seq;
-                if sent_tick.is_some() {
-                    pr.acked_sent_tick = sent_tick;
+                if sent_lease_tick.is_some() {
+                    pr.acked_sent_lease_tick = sent_lease_tick;
                 }
             }
         }
@@ -1046,7 +1066,7 @@ impl Raft {
     }
 
     fn note_seq_tick(&mut self) {
-        self.seq_ticks.push_back((self.seq, self.now_ticks));
+        self.seq_ticks.push_back((self.seq, self.lease_now_ticks));
         while self.seq_ticks.len() > MAX_SEQ_TICKS {
             self.seq_ticks.pop_front();
         }
@@ -1250,7 +1270,8 @@ impl Raft {
         {
             return false;
         }
-        let Some(start) = self.quorum_value(self.now_ticks, |p| p.acked_sent_tick) else {
+        let Some(start) = self.quorum_value(self.lease_now_ticks, |p| p.acked_sent_lease_tick)
+        else {
             return false;
         };
         let margin = if self.cfg.bugs.lease_no_margin {
@@ -1258,7 +1279,7 @@ impl Raft {
         } else {
             self.cfg.lease_margin_ticks
         };
-        self.now_ticks < start + self.cfg.election_ticks.saturating_sub(margin)
+        self.lease_now_ticks < start + self.cfg.election_ticks.saturating_sub(margin)
     }
 
     fn fail_pending_reads(&mut self) {
@@ -1575,6 +1596,45 @@ mod tests {
     #[test]
     fn lease_with_drift_margin_expires_before_the_skewed_majority_elects() {
         assert!(!old_leader_serves_a_lease_read_after_being_replaced(false));
+    }
+
+    /// Whether leader `l` answers a lease read at once (no quorum round).
+    fn serves_lease_read_at_once(net: &mut Net, l: usize, ctx: u64) -> bool {
+        net.nodes[l].read_index(ctx).unwrap();
+        let ready = net.nodes[l].take_ready();
+        ready.reads.iter().any(|r| r.ctx == ctx)
+    }
+
+    /// With an external (wall) lease clock, the lease ends when that clock says so, not
+    /// when the ticks do; stepping that clock back revives an expired lease by the step.
+    fn lease_revived_by_stepping_the_wall_clock_back(no_margin: bool, step_back: u64) -> bool {
+        let mut net = Net::with_config(3, |c| {
+            c.read_mode = ReadMode::Lease;
+            c.bugs.lease_no_margin = no_margin;
+        });
+        let l = net.elect();
+        let wall = 1_000_000;
+        net.nodes[l].set_lease_clock(wall);
+        net.nodes[l].broadcast_append();
+        net.settle(); // a quorum acknowledged a broadcast sent at `wall`
+        assert!(serves_lease_read_at_once(&mut net, l, 1), "the lease holds");
+        net.settle();
+        let e = net.nodes[l].cfg.election_ticks;
+        let lease = if no_margin { e } else { e - net.nodes[l].cfg.lease_margin_ticks };
+        // Ticks alone do not end a wall-clock lease; the wall clock reaching its end does.
+        net.nodes[l].tick();
+        net.nodes[l].set_lease_clock(wall + lease);
+        assert!(!serves_lease_read_at_once(&mut net, l, 2), "the lease expired");
+        net.settle();
+        net.nodes[l].set_lease_clock(wall + lease - step_back);
+        serves_lease_read_at_once(&mut net, l, 3)
+    }
+
+    #[test]
+    fn wall_clock_stepped_back_lengthens_the_lease_with_or_without_margin() {
+        assert!(lease_revived_by_stepping_the_wall_clock_back(true, 1));
+        assert!(lease_revived_by_stepping_the_wall_clock_back(false, 1));
+        assert!(!lease_revived_by_stepping_the_wall_clock_back(false, 0));
     }
 
     /// Garbage from peers (any term, index, hint) must never panic the core.
