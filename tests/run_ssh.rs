@@ -625,3 +625,52 @@ fn clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel() {
     drop(daemon);
     cluster.down();
 }
+
+#[test]
+fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run: {why}");
+        return;
+    }
+    let store = TempDir::new("ssh1-kill9-store");
+    let cluster = SshCluster::up();
+    let mut child = cluster
+        .run_kv(&store.0, &["--nemesis", "partition"])
+        .args(["--time-limit", "120", "--nemesis-interval", "1", "--seed", "3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a partition is in force on some node, then kill the control node outright.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline
+        && !(0..NODE_COUNT).any(|i| iptables_rules(i).contains("DISTEST-PARTITION"))
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        (0..NODE_COUNT).any(|i| iptables_rules(i).contains("DISTEST-PARTITION")),
+        "a partition was in force within 90 s"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = stdout_of(Command::new("pgrep").args(["-af", REMOTE_BASE_DIR]));
+    assert!(!left.is_empty(), "the killed run left raft-kv running, as expected");
+
+    let hosts = Path::new(HOSTS_DIR);
+    let out = distest()
+        .args(["env", "down"])
+        .arg("--nodes-file")
+        .arg(hosts.join("nodes"))
+        .arg("--known-hosts")
+        .arg(hosts.join("known_hosts"))
+        .arg("--ssh-key")
+        .arg(hosts.join("client_key"))
+        .args(["--base-dir", REMOTE_BASE_DIR])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    cluster.assert_target_gone();
+    cluster.down();
+}

@@ -116,7 +116,7 @@ fn print_cluster(cluster: &LocalCluster) {
 
 fn down(args: &DownArgs) -> anyhow::Result<i32> {
     if let NodePlan::Ssh(..) = args.nodes.plan()? {
-        anyhow::bail!("distest env down removes local clusters; SSH nodes hold nothing it created outside a run, so drop --node/--nodes-file");
+        return down_ssh(&args.nodes);
     }
     let scope = if args.all {
         Scope::All
@@ -141,6 +141,37 @@ fn down(args: &DownArgs) -> anyhow::Result<i32> {
             removed.iptables_rules.len(),
             removed.netns_dirs.len() + report.data_dirs.len()
         );
+    }
+    Ok(0)
+}
+
+/// On SSH nodes a run leaves things behind only when the control node died mid-run:
+/// fault chains (iptables) and target daemons with their data. Remove exactly those.
+fn down_ssh(flags: &NodeArgs) -> anyhow::Result<i32> {
+    let nodes = flags.resolve()?;
+    let remotes = nodes.remotes();
+    let shells: Vec<std::sync::Arc<dyn distest_nemeses::NodeShell>> = remotes
+        .iter()
+        .map(|r| r.clone() as std::sync::Arc<dyn distest_nemeses::NodeShell>)
+        .collect();
+    let mut failed = false;
+    for (node, result) in distest_nemeses::clear_leftovers(&shells) {
+        match result {
+            Ok(()) => println!("{node}: no distest fault rules left"),
+            Err(e) => {
+                failed = true;
+                println!("{node}: could not clear fault rules: {e}");
+            }
+        }
+    }
+    for lines in crate::nodes::par_map(&remotes, crate::targets::clean_node) {
+        for line in lines {
+            failed |= line.contains("could not");
+            println!("{line}");
+        }
+    }
+    if failed {
+        anyhow::bail!("some SSH nodes could not be cleaned (see above); fix their access and run `distest env down` again");
     }
     Ok(0)
 }

@@ -4,8 +4,10 @@
 //!
 //! n1 runs the primary. With `--replica-reads` every other node runs a streaming replica
 //! (cloned with `pg_basebackup`) and read-only transactions of clients bound to it go
-//! there, so a partition between replica and primary shows stale reads; without it, the
-//! other nodes stay unused and every client talks to n1.
+//! there, so a partition between replica and primary shows stale reads (a hot standby
+//! refuses SERIALIZABLE, so at that level replica reads run at REPEATABLE READ, which is
+//! PostgreSQL's documented limit); without it, the other nodes stay unused and every
+//! client talks to n1.
 //!
 //! Each node's cluster lives in its own data directory and is initialised fresh at setup
 //! (initdb runs as the `postgres` OS user: PostgreSQL refuses root). The server listens on
@@ -77,9 +79,10 @@ impl Postgres {
         let ips: Vec<String> = nodes.iter().map(|n| n.address().to_string()).collect();
         let dirs = bin_dirs.clone();
         let spec = move |i: usize, p: &NodePaths| {
+            // Set by setup; `start_and_wait` refuses to start before it.
             let bin = dirs.lock().unwrap_or_else(|e| e.into_inner())[i]
                 .clone()
-                .unwrap_or_else(|| "/usr/lib/postgresql/15/bin".to_string());
+                .unwrap_or_default();
             let mut spec = DaemonSpec::new("setpriv", p.pid_file.clone(), p.log_file.clone());
             spec.args = as_os_user(&format!("{bin}/postgres"));
             spec.args
@@ -120,7 +123,7 @@ impl Postgres {
             .clone()
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "postgres was not set up on {}",
+                    "postgres was not set up on {}; run setup (distest run does) before starting it",
                     self.daemon.nodes[index].name()
                 )
             })
@@ -176,6 +179,8 @@ impl Postgres {
     fn fresh_data_dir(&self, index: usize) -> anyhow::Result<()> {
         let node = &self.daemon.nodes[index];
         let paths = self.daemon.paths(index);
+        // A server left running by an interrupted run, with its backends.
+        self.signal_tree(index, TreeSignal::Kill)?;
         node.kill_daemon(&paths.pid_file)?;
         let data = shell_quote_path(&paths.data);
         node.exec_ok(
@@ -185,16 +190,18 @@ impl Postgres {
         Ok(())
     }
 
-    /// Runs `command` (a binary of the PostgreSQL version, with args) as the PostgreSQL user.
+    /// Runs `program` (a binary of the PostgreSQL version) with `args` as the PostgreSQL
+    /// user; a failure carries the last lines of its output.
     fn exec_as_postgres(
         &self,
         index: usize,
+        program: &str,
         args: &[String],
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let mut words = vec!["setpriv".to_string()];
-        words.extend(as_os_user(&args[0]));
-        words.extend(args[1..].iter().cloned());
+        words.extend(as_os_user(program));
+        words.extend(args.iter().cloned());
         let line = words
             .iter()
             .map(|w| shell_quote(w))
@@ -206,7 +213,7 @@ impl Postgres {
             let tail: Vec<&str> = out.stdout.lines().rev().take(5).collect();
             anyhow::bail!(
                 "`{}` failed on {} (exit {}): {}",
-                args[0],
+                program,
                 node.name(),
                 out.status,
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
@@ -221,10 +228,10 @@ impl Postgres {
         let data = self.daemon.paths(index).data.display().to_string();
         self.exec_as_postgres(
             index,
+            &format!("{bin}/initdb"),
             &[
-                format!("{bin}/initdb"),
                 "-D".into(),
-                data.clone(),
+                data,
                 "--username=postgres".into(),
                 "--auth=trust".into(),
                 "--encoding=UTF8".into(),
@@ -242,8 +249,8 @@ impl Postgres {
         let primary = self.daemon.nodes[0].address().to_string();
         self.exec_as_postgres(
             index,
+            &format!("{bin}/pg_basebackup"),
             &[
-                format!("{bin}/pg_basebackup"),
                 "--host".into(),
                 primary,
                 "--port".into(),
@@ -297,6 +304,9 @@ impl Postgres {
     /// Starts the server on node `index` and waits until it accepts connections; retries
     /// a server that exits during startup (see [`START_ATTEMPTS`]).
     fn start_and_wait(&self, index: usize) -> Result<(), NodeError> {
+        if let Err(e) = self.bin(index) {
+            return Err(NodeError::Unsupported(e.to_string()));
+        }
         let node = &self.daemon.nodes[index];
         let pid_file = self.daemon.paths(index).pid_file;
         let deadline = Instant::now() + READY_DEADLINE;

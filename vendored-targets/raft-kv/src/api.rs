@@ -37,7 +37,7 @@ struct AppendBody {
 }
 #[derive(Deserialize)]
 struct TxnBody {
-    ops: Vec<(String, String, Value)>,
+    ops: Vec<crate::kv::MicroOp>,
 }
 #[derive(Deserialize)]
 struct TransferBody {

@@ -10,7 +10,28 @@ use thiserror::Error;
 
 /// One micro-op of a transaction, as on the wire: `["r", key, null]`, `["w", key, value]`
 /// or `["append", key, value]`.
-pub type MicroOp = (String, String, Value);
+pub type MicroOp = (String, TxnKey, Value);
+
+/// A transaction's key as the client wrote it: a string, or an integer (Elle's
+/// list-append and rw-register histories use integer keys). Both name the same key as
+/// `GET /kv/{key}` (`7` is key `"7"`); answers echo the key in the client's own form, so
+/// a client sees its own op back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TxnKey {
+    Name(String),
+    Number(i64),
+}
+
+impl TxnKey {
+    /// The key in the store.
+    pub fn name(&self) -> String {
+        match self {
+            TxnKey::Name(name) => name.clone(),
+            TxnKey::Number(n) => n.to_string(),
+        }
+    }
+}
 
 /// A state-changing (or transactional) command; it goes through the Raft log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,21 +123,22 @@ impl Kv {
     fn run_txn(&self, ops: &[MicroOp]) -> Result<(Value, BTreeMap<String, Value>), KvError> {
         let mut overlay: BTreeMap<String, Value> = BTreeMap::new();
         let mut results = Vec::with_capacity(ops.len());
-        for (f, key, v) in ops {
+        for (f, client_key, v) in ops {
+            let key = &client_key.name();
             let current = overlay.get(key).or_else(|| self.data.get(key));
             match f.as_str() {
                 "r" => {
                     let read = current.cloned().unwrap_or(Value::Null);
-                    results.push(json!([f, key, read]));
+                    results.push(json!([f, client_key, read]));
                 }
                 "w" => {
                     overlay.insert(key.clone(), v.clone());
-                    results.push(json!([f, key, v]));
+                    results.push(json!([f, client_key, v]));
                 }
                 "append" => {
                     let list = appended(current, key, v)?;
                     overlay.insert(key.clone(), list);
-                    results.push(json!([f, key, v]));
+                    results.push(json!([f, client_key, v]));
                 }
                 other => {
                     return Err(KvError::BadTxn(format!(
@@ -236,6 +258,18 @@ mod tests {
         let bad = txn(json!([["w", "c", 1], ["append", "b", 3]]));
         assert!(kv.apply(&bad).is_err());
         assert_eq!(kv.get("c"), Value::Null, "a failed txn leaves no trace");
+    }
+
+    #[test]
+    fn txn_integer_keys_name_the_string_key_and_are_echoed_as_sent() {
+        let mut kv = Kv::default();
+        let out = kv
+            .apply(&txn(json!([["append", 3, 1], ["r", 3, null], ["r", "3", null]])))
+            .unwrap();
+        assert_eq!(out, json!({"ops": [["append", 3, 1], ["r", 3, [1]], ["r", "3", [1]]]}));
+        assert_eq!(kv.get("3"), json!([1]));
+        let bad: Result<Vec<MicroOp>, _> = serde_json::from_value(json!([["r", [1], null]]));
+        assert!(bad.is_err(), "a key must be a string or an integer");
     }
 
     #[test]
