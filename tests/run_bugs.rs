@@ -62,13 +62,19 @@ impl Cluster {
         let id = self.id;
         let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
         let netns = String::from_utf8_lossy(&netns.stdout);
-        assert!(!netns.contains(&format!("dt-{id}-")), "namespaces left: {netns}");
+        assert!(
+            !netns.contains(&format!("dt-{id}-")),
+            "namespaces left: {netns}"
+        );
         let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
         let links = String::from_utf8_lossy(&links.stdout);
         assert!(!links.contains(&format!("dt{id}")), "links left: {links}");
         let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
         let ps = String::from_utf8_lossy(&ps.stdout);
-        assert!(!ps.contains(&format!("dt-test-nodes-{id}")), "processes left: {ps}");
+        assert!(
+            !ps.contains(&format!("dt-test-nodes-{id}")),
+            "processes left: {ps}"
+        );
     }
 }
 
@@ -93,12 +99,16 @@ fn history(store: &Path) -> String {
     std::fs::read_to_string(latest_run(store).join("history.jsonl")).unwrap()
 }
 
-/// The fault ops of `f` the nemesis completed, as their `value`s.
-fn fault_values(history: &str, f: &str) -> Vec<Value> {
+/// The values of the fault ops `f` the nemesis completed without error. The nemesis runs
+/// one op at a time, so the ops of one `f` alternate invoke, completion.
+fn faults_done(history: &str, f: &str) -> Vec<Value> {
     history
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|op| op["process"] == "nemesis" && op["f"] == f && op["value"]["nodes"].is_array())
+        .filter(|op| op["process"] == "nemesis" && op["f"] == f)
+        .skip(1)
+        .step_by(2)
+        .filter(|op| op.get("error").is_none())
         .map(|op| op["value"].clone())
         .collect()
 }
@@ -123,7 +133,11 @@ fn bug_caught_and_correct_build_valid(
     let verdict = &r["checkers"][checker];
     assert_eq!(verdict["valid"], false, "{r}");
     assert!(
-        verdict["anomalies"].as_array().unwrap().iter().any(|a| a == anomaly),
+        verdict["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == anomaly),
         "{bug}: expected {anomaly} from {checker}: {verdict}"
     );
     cluster.assert_nothing_left();
@@ -140,18 +154,77 @@ fn bug_caught_and_correct_build_valid(
 #[test]
 fn no_fsync_bug_under_kills_of_a_majority_loses_acknowledged_set_adds() {
     require_root!();
-    let cluster = Cluster { id: "bga", subnet: 156 };
+    let cluster = Cluster {
+        id: "bga",
+        subnet: 156,
+    };
     // Seed 1 draws kills of all five nodes at ~3 s and ~6 s: SIGKILL of every replica
     // loses the unflushed WAL buffer (up to 1 s of acknowledged adds) everywhere at once.
     let args = ["--workload", "set", "--nemesis", "kill"];
-    let timing = ["--time-limit", "10", "--nemesis-interval", "2", "--seed", "1"];
+    let timing = [
+        "--time-limit",
+        "10",
+        "--nemesis-interval",
+        "2",
+        "--seed",
+        "1",
+    ];
     let args: Vec<&str> = args.iter().chain(&timing).copied().collect();
-    let store =
-        bug_caught_and_correct_build_valid(&cluster, "bug-nofsync", "no-fsync", &args, "set", "lost");
-    let kills = fault_values(&history(&store), "kill");
+    let store = bug_caught_and_correct_build_valid(
+        &cluster,
+        "bug-nofsync",
+        "no-fsync",
+        &args,
+        "set",
+        "lost",
+    );
+    let kills = faults_done(&history(&store), "kill");
     assert!(
-        kills.iter().any(|v| v["nodes"].as_array().unwrap().len() >= 3),
+        kills
+            .iter()
+            .any(|v| v["nodes"].as_array().unwrap().len() >= 3),
         "the schedule killed a majority: {kills:?}"
     );
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// The clock nemesis moves kv nodes' wall clocks (libfaketime), and the default
+/// `read-index` mode, which never consults a clock, stays linearizable through clock steps
+/// and strobes that land while the leader is isolated (seed 8 resets a skewed clock 1.6 s
+/// into an isolate-the-leader partition). `lease-no-margin` has no e2e test here: see
+/// the README of raft-kv ("Bugs") for why the nemesis schedule rarely lines up the fault
+/// it needs, and the unit tests in `raft/core.rs` that show it deterministically.
+#[test]
+fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
+    require_root!();
+    let cluster = Cluster {
+        id: "bgb",
+        subnet: 157,
+    };
+    let store = temp_store("bug-clock");
+    let out = cluster.run(
+        &store,
+        &["--workload", "register", "--nemesis", "partition,clock"]
+            .iter()
+            .chain(&[
+                "--time-limit",
+                "12",
+                "--nemesis-interval",
+                "1",
+                "--seed",
+                "8",
+            ])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
+    let h = history(&store);
+    let moved: usize = ["bump-clock", "strobe-clock", "skew-clock"]
+        .iter()
+        .map(|f| faults_done(&h, f).len())
+        .sum();
+    assert!(moved > 0, "the clock nemesis moved some node's clock");
+    cluster.assert_nothing_left();
     std::fs::remove_dir_all(&store).unwrap();
 }

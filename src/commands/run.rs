@@ -108,6 +108,18 @@ impl Args {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s != "none")
             .collect();
+        if let Some(level) = &self.isolation {
+            crate::targets::postgres::Isolation::parse(level)?;
+        }
+        let mut node_args = self.node_args.clone();
+        // One PostgreSQL server is the natural default; replicas only with --replica-reads.
+        if self.target == "postgres"
+            && node_args.nodes.is_none()
+            && node_args.node.is_empty()
+            && node_args.nodes_file.is_none()
+        {
+            node_args.nodes = Some(if self.replica_reads { "local:2" } else { "local:1" }.into());
+        }
         let seed = self.seed.unwrap_or_else(rand::random);
         let workload_opts = distest_workloads::WorkloadOptions {
             key_count: self.key_count,
@@ -127,7 +139,7 @@ impl Args {
             nemesis,
             nodes: Vec::new(),
             // Bad node flags fail here, before a run directory exists.
-            nodes_spec: self.node_args.plan()?.describe(),
+            nodes_spec: node_args.plan()?.describe(),
             concurrency: self.concurrency,
             rate: self.rate,
             time_limit_s: self.time_limit,
@@ -157,7 +169,7 @@ impl Args {
             },
             store: self.store.clone(),
             junit: self.junit.clone(),
-            node_args: self.node_args.clone(),
+            node_args,
         })
     }
 }

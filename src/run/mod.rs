@@ -325,6 +325,7 @@ async fn client_loop(c: ClientLoop) {
     let mut process = c.thread as u64;
     let mut pace = StdRng::seed_from_u64(c.seed);
     let mut client = None;
+    let mut failures_in_a_row = 0u32;
     // Stagger the start so clients do not move in lockstep.
     if let Some(rate) = c.rate_per_client {
         let wait = pace.gen_range(0.0..1.0 / rate.max(1e-3));
@@ -359,6 +360,16 @@ async fn client_loop(c: ClientLoop) {
             // Indeterminate: this process may still have an op in flight, so it retires.
             process += c.concurrency as u64;
             client = None;
+        }
+        // A node that refuses at once (no leader in a minority partition, connection
+        // refused) would otherwise be hammered in a tight loop, flooding the history with
+        // failures that say nothing new: back off exponentially while failures repeat.
+        if completion == OpType::Ok {
+            failures_in_a_row = 0;
+        } else {
+            failures_in_a_row = (failures_in_a_row + 1).min(6);
+            let backoff = Duration::from_millis(3 << failures_in_a_row);
+            tokio::time::sleep(backoff).await;
         }
         if let Some(rate) = c.rate_per_client {
             // Exponential gaps give a Poisson arrival process at the requested rate.

@@ -264,9 +264,16 @@ mod tests {
     fn txn_integer_keys_name_the_string_key_and_are_echoed_as_sent() {
         let mut kv = Kv::default();
         let out = kv
-            .apply(&txn(json!([["append", 3, 1], ["r", 3, null], ["r", "3", null]])))
+            .apply(&txn(json!([
+                ["append", 3, 1],
+                ["r", 3, null],
+                ["r", "3", null]
+            ])))
             .unwrap();
-        assert_eq!(out, json!({"ops": [["append", 3, 1], ["r", 3, [1]], ["r", "3", [1]]]}));
+        assert_eq!(
+            out,
+            json!({"ops": [["append", 3, 1], ["r", 3, [1]], ["r", "3", [1]]]})
+        );
         assert_eq!(kv.get("3"), json!([1]));
         let bad: Result<Vec<MicroOp>, _> = serde_json::from_value(json!([["r", [1], null]]));
         assert!(bad.is_err(), "a key must be a string or an integer");

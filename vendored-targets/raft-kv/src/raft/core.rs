@@ -1620,11 +1620,18 @@ mod tests {
         assert!(serves_lease_read_at_once(&mut net, l, 1), "the lease holds");
         net.settle();
         let e = net.nodes[l].cfg.election_ticks;
-        let lease = if no_margin { e } else { e - net.nodes[l].cfg.lease_margin_ticks };
+        let lease = if no_margin {
+            e
+        } else {
+            e - net.nodes[l].cfg.lease_margin_ticks
+        };
         // Ticks alone do not end a wall-clock lease; the wall clock reaching its end does.
         net.nodes[l].tick();
         net.nodes[l].set_lease_clock(wall + lease);
-        assert!(!serves_lease_read_at_once(&mut net, l, 2), "the lease expired");
+        assert!(
+            !serves_lease_read_at_once(&mut net, l, 2),
+            "the lease expired"
+        );
         net.settle();
         net.nodes[l].set_lease_clock(wall + lease - step_back);
         serves_lease_read_at_once(&mut net, l, 3)
