@@ -171,16 +171,18 @@ pub fn pick_option<'a>(
             what,
             valid: joined(),
         }),
-        Some(g) => valid
-            .iter()
-            .copied()
-            .find(|v| *v == g)
-            .ok_or_else(|| RegistryError::UnknownOption {
-                checker: checker.to_string(),
-                what,
-                given: g.to_string(),
-                valid: joined(),
-            }),
+        Some(g) => {
+            valid
+                .iter()
+                .copied()
+                .find(|v| *v == g)
+                .ok_or_else(|| RegistryError::UnknownOption {
+                    checker: checker.to_string(),
+                    what,
+                    given: g.to_string(),
+                    valid: joined(),
+                })
+        }
     }
 }
 

@@ -6,35 +6,10 @@
 //! happened at any time after it was invoked.
 
 use crate::op::{Op, OpType, Process};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A multiply-rotate hasher for process ids: validation does one map lookup per op, and
-/// SipHash's DoS resistance buys nothing for a file the user handed us.
-#[derive(Default)]
-struct ProcessHasher(u64);
-
-impl Hasher for ProcessHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-    fn write_isize(&mut self, v: isize) {
-        self.write_u64(v as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type ProcessMap<V> = HashMap<Process, V, BuildHasherDefault<ProcessHasher>>;
+/// Validation does one map lookup per op; SipHash's DoS resistance buys nothing for a
+/// file the user handed us.
+type ProcessMap<V> = crate::fxhash::FxMap<Process, V>;
 use thiserror::Error;
 
 /// Why a sequence of ops is not a well-formed history.
@@ -112,11 +87,7 @@ impl<'a> Pair<'a> {
 impl History {
     /// Validates `ops` as a distest history: dense indices from 0 plus [`Self::validate`] rules.
     pub fn new(ops: Vec<Op>) -> Result<History, HistoryError> {
-        if let Some((position, op)) = ops
-            .iter()
-            .enumerate()
-            .find(|(i, op)| op.index != *i as u64)
-        {
+        if let Some((position, op)) = ops.iter().enumerate().find(|(i, op)| op.index != *i as u64) {
             return Err(HistoryError::SparseIndex {
                 position,
                 index: op.index,
@@ -284,7 +255,10 @@ mod tests {
             op(1, 0, OpType::Invoke, "read", json!(null)),
         ])
         .unwrap_err();
-        assert!(matches!(err, HistoryError::ConcurrentInvoke { index: 1, .. }));
+        assert!(matches!(
+            err,
+            HistoryError::ConcurrentInvoke { index: 1, .. }
+        ));
     }
 
     #[test]

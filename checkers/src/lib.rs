@@ -7,23 +7,20 @@ pub mod checker;
 pub mod convergence;
 pub mod elle;
 pub mod format;
+mod fxhash;
 pub mod history;
 pub mod linear;
 pub mod op;
 pub mod stats;
 pub mod verdict;
 
-pub use checker::{build, registry, CheckContext, Checker, CheckerOptions, Cancel, RegistryError};
+pub use checker::{build, registry, Cancel, CheckContext, Checker, CheckerOptions, RegistryError};
 pub use history::{History, HistoryError, Pair};
 pub use op::{Op, OpType, Process};
 pub use verdict::{Results, Validity, Verdict};
 
 /// Runs several checkers on one history and composes their verdicts.
-pub fn check_all(
-    history: &History,
-    checkers: &[Box<dyn Checker>],
-    ctx: &CheckContext,
-) -> Results {
+pub fn check_all(history: &History, checkers: &[Box<dyn Checker>], ctx: &CheckContext) -> Results {
     let verdicts = checkers
         .iter()
         .map(|c| (c.name().to_string(), c.check(history, ctx)))

@@ -192,7 +192,11 @@ impl Op {
 impl fmt::Display for Op {
     /// Jepsen's compact form: `#12 p3 ok read 5`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} p{} {} {}", self.index, self.process, self.kind, self.f)?;
+        write!(
+            f,
+            "#{} p{} {} {}",
+            self.index, self.process, self.kind, self.f
+        )?;
         if let Some(k) = &self.key {
             write!(f, " key={k}")?;
         }

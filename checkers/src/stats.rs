@@ -61,8 +61,10 @@ impl Checker for Stats {
             .collect::<Vec<_>>()
             .join("\n");
         if by_f.is_empty() {
-            return Verdict::unknown("The history has no client ops, so there is nothing to judge.")
-                .with_evidence(evidence);
+            return Verdict::unknown(
+                "The history has no client ops, so there is nothing to judge.",
+            )
+            .with_evidence(evidence);
         }
         if never_ok.is_empty() {
             Verdict::valid(format!(

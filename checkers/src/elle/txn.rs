@@ -13,9 +13,8 @@ use crate::format::ParseError;
 use crate::history::{History, HistoryError};
 use crate::op::{Op, OpType, Process};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+
 use thiserror::Error;
 
 /// Sentinel for "no such index" in `u32` tables.
@@ -23,34 +22,7 @@ pub(crate) const NONE: u32 = u32::MAX;
 /// The value id of a register read that saw no value (the initial state, `nil`).
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// A small multiplicative hasher (FxHash): keys here are short integers and strings we
-/// produced ourselves, so DoS-resistant SipHash buys nothing and costs most of the time.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut buf = [0u8; 8];
-            buf[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(buf));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub(crate) use crate::fxhash::FxMap as FastMap;
 
 /// A key or value as the history spelled it: an integer or a string (other JSON scalars
 /// are kept in their JSON text so they still compare by identity).

@@ -183,6 +183,20 @@ fn render<M: Model>(
             text,
             "  It returned {observed}, but no order of the earlier ops lets it take effect at all."
         )
+    } else if states.contains(&observed) {
+        // The op itself fits somewhere, but every order that lets it fit strands an op
+        // that must come after it: the conflict is with the ops in the window below.
+        let others: Vec<Value> = states.iter().filter(|s| **s != observed).cloned().collect();
+        writeln!(
+            text,
+            "  It returned {observed}. Some orders do reach state {observed} for it, but each of them leaves a later op of the window below impossible to place{}{}.",
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!("; in every other order the state was {}", join_values(&others))
+            },
+            if rec.target_states_truncated { ", ..." } else { "" }
+        )
     } else {
         writeln!(
             text,

@@ -17,15 +17,6 @@
 //! ones, `hi`: one past the last non-zero word), so the cache stores only the words in
 //! between: the window of concurrency, not the whole history. Its hash is kept up to date
 //! in O(1) per lift (Zobrist hashing: XOR of one random word per op).
-//!
-//! Ops with unknown outcome get one more, sound, pruning: a configuration that has lifted
-//! a *superset* of the unknown-outcome ops another explored configuration lifted, with
-//! the same `ok` ops lifted and the same state, can do nothing the other could not (an
-//! unknown op is never required, so having it still available only adds options). The
-//! cache is therefore keyed by (lifted `ok` ops, state) and keeps, per key, the sets of
-//! lifted unknown ops seen; a new configuration is pruned when one of them is a subset of
-//! its own. Without this, every pending `info` op doubles the configurations a failed read
-//! makes the search try.
 
 use super::hash::{hash_of, splitmix64};
 use super::model::Model;
@@ -141,43 +132,20 @@ impl Lifted {
     }
 }
 
-/// Lowe's cache with the dominance rule for unknown-outcome ops (see the module doc), in
-/// an open-addressing table over flat arrays (one allocation per array, not per entry).
+/// Lowe's cache: every (lifted set, state) configuration reached, in an open-addressing
+/// table over flat arrays (one allocation per array, not per entry).
 struct Cache<S> {
-    /// 0: empty; otherwise key index + 1.
+    /// 0: empty; otherwise entry index + 1.
     slots: Vec<u32>,
     hashes: Vec<u64>,
-    /// Per key: `lo` of the lifted `ok` set and its window in `arena`.
+    /// Per entry: `lo` of the lifted set and its window in `arena`.
     spans: Vec<(u32, usize, u32)>,
     arena: Vec<u64>,
     states: Vec<S>,
-    /// Per key: the first of its unknown-op sets in `info_sets` (a linked list).
-    info_head: Vec<u32>,
-    /// (`lo`, window start in `info_arena`, window length, next set of the same key).
-    info_sets: Vec<(u32, usize, u32, u32)>,
-    info_arena: Vec<u64>,
     state_bytes: usize,
 }
 
-/// Whether the canonical bitset `(old_lo, old)` is a subset of `(new_lo, new)`.
-fn is_subset(old_lo: usize, old: &[u64], new_lo: usize, new: &[u64]) -> bool {
-    // Words below `lo` are all ones; the word at `lo` is not. So a larger `lo` in `old`
-    // means `old` holds a bit that `new` lacks.
-    if old_lo > new_lo {
-        return false;
-    }
-    old.iter().enumerate().all(|(k, &word)| {
-        let i = old_lo + k;
-        let theirs = if i < new_lo {
-            u64::MAX
-        } else {
-            new.get(i - new_lo).copied().unwrap_or(0)
-        };
-        word & !theirs == 0
-    })
-}
-
-impl<S: Eq + Clone> Cache<S> {
+impl<S: Eq> Cache<S> {
     fn new() -> Cache<S> {
         Cache {
             slots: vec![0; 1 << 10],
@@ -185,9 +153,6 @@ impl<S: Eq + Clone> Cache<S> {
             spans: Vec::new(),
             arena: Vec::new(),
             states: Vec::new(),
-            info_head: Vec::new(),
-            info_sets: Vec::new(),
-            info_arena: Vec::new(),
             state_bytes: 0,
         }
     }
@@ -197,86 +162,48 @@ impl<S: Eq + Clone> Cache<S> {
             + self.hashes.capacity() * 8
             + self.spans.capacity() * std::mem::size_of::<(u32, usize, u32)>()
             + self.arena.capacity() * 8
-            + self.info_head.capacity() * 4
-            + self.info_sets.capacity() * std::mem::size_of::<(u32, usize, u32, u32)>()
-            + self.info_arena.capacity() * 8
             + self.state_bytes
     }
 
-    /// Records the configuration; `false` when it is dominated by one recorded before
-    /// (same `ok` ops and state, a subset of the unknown ops): the caller prunes it.
-    fn insert(
-        &mut self,
-        ok: &Lifted,
-        unknown: &Lifted,
-        state: &S,
-        state_hash: u64,
-        state_bytes: usize,
-    ) -> bool {
-        let hash = ok.hash ^ state_hash;
-        let window = ok.window();
+    /// Adds the configuration; `false` when it was there already.
+    fn insert(&mut self, lifted: &Lifted, state: &S, state_hash: u64, state_bytes: usize) -> bool
+    where
+        S: Clone,
+    {
+        let hash = lifted.hash ^ state_hash;
+        let window = lifted.window();
         let mask = self.slots.len() - 1;
         let mut at = (hash as usize) & mask;
         // Bounded: the table is at most half full, so an empty slot exists.
-        let key = loop {
+        loop {
             let slot = self.slots[at];
             if slot == 0 {
-                break None;
+                break;
             }
             let e = (slot - 1) as usize;
             if self.hashes[e] == hash {
                 let (lo, start, len) = self.spans[e];
-                if lo as usize == ok.lo
+                if lo as usize == lifted.lo
                     && &self.arena[start..start + len as usize] == window
                     && self.states[e] == *state
                 {
-                    break Some(e);
+                    return false;
                 }
             }
             at = (at + 1) & mask;
-        };
-        let unknown_window = unknown.window();
-        if let Some(e) = key {
-            let mut set = self.info_head[e];
-            // Bounded by the number of sets recorded for this key.
-            while set != NIL {
-                let (lo, start, len, next) = self.info_sets[set as usize];
-                let old = &self.info_arena[start..start + len as usize];
-                if is_subset(lo as usize, old, unknown.lo, unknown_window) {
-                    return false;
-                }
-                set = next;
-            }
-            self.push_unknown_set(e, unknown);
-            return true;
         }
-        let e = self.hashes.len();
-        self.slots[at] = u32::try_from(e + 1).expect("fewer than 4 billion configurations");
+        let e = u32::try_from(self.hashes.len() + 1).expect("fewer than 4 billion configurations");
+        self.slots[at] = e;
         self.hashes.push(hash);
         self.spans
-            .push((ok.lo as u32, self.arena.len(), window.len() as u32));
+            .push((lifted.lo as u32, self.arena.len(), window.len() as u32));
         self.arena.extend_from_slice(window);
         self.states.push(state.clone());
-        self.info_head.push(NIL);
-        self.push_unknown_set(e, unknown);
         self.state_bytes += state_bytes;
         if self.hashes.len() * 2 > self.slots.len() {
             self.grow();
         }
         true
-    }
-
-    fn push_unknown_set(&mut self, key: usize, unknown: &Lifted) {
-        let window = unknown.window();
-        let set = u32::try_from(self.info_sets.len()).expect("fewer than 4 billion sets");
-        self.info_sets.push((
-            unknown.lo as u32,
-            self.info_arena.len(),
-            window.len() as u32,
-            self.info_head[key],
-        ));
-        self.info_arena.extend_from_slice(window);
-        self.info_head[key] = set;
     }
 
     fn grow(&mut self) {
@@ -373,20 +300,7 @@ pub(crate) fn search<M: Model>(
     mut record: Option<&mut Recording<M::State>>,
 ) -> Outcome {
     let mut list = Entries::new(ops);
-    // `ok` ops and unknown-outcome ops are numbered apart: each class has its own set.
-    let mut class_index: Vec<u32> = Vec::with_capacity(ops.len());
-    let (mut ok_count, mut unknown_count) = (0u32, 0u32);
-    for op in ops {
-        let counter = if op.ret.is_some() {
-            &mut ok_count
-        } else {
-            &mut unknown_count
-        };
-        class_index.push(*counter);
-        *counter += 1;
-    }
-    let mut lifted_ok = Lifted::new(ok_count as usize);
-    let mut lifted_unknown = Lifted::new(unknown_count as usize);
+    let mut lifted = Lifted::new(ops.len());
     let mut cache: Cache<M::State> = Cache::new();
     let mut state = model.init();
     // (op, state before it): the current partial linearization.
@@ -416,20 +330,8 @@ pub(crate) fn search<M: Model>(
                 }
             }
             if let Some(next) = model.step(&state, &ops[op].op) {
-                let set = if list.ret_node[op] != NIL {
-                    &mut lifted_ok
-                } else {
-                    &mut lifted_unknown
-                };
-                set.set(class_index[op] as usize);
-                let fresh = cache.insert(
-                    &lifted_ok,
-                    &lifted_unknown,
-                    &next,
-                    hash_of(&next),
-                    model.state_bytes(&next),
-                );
-                if fresh {
+                lifted.set(op);
+                if cache.insert(&lifted, &next, hash_of(&next), model.state_bytes(&next)) {
                     stack.push((op as u32, std::mem::replace(&mut state, next)));
                     list.unlink(list.call_node[op]);
                     if list.ret_node[op] != NIL {
@@ -438,12 +340,7 @@ pub(crate) fn search<M: Model>(
                     cur = list.next[0];
                     continue;
                 }
-                let set = if list.ret_node[op] != NIL {
-                    &mut lifted_ok
-                } else {
-                    &mut lifted_unknown
-                };
-                set.clear(class_index[op] as usize);
+                lifted.clear(op);
             }
             cur = list.next[cur as usize];
         } else {
@@ -455,12 +352,7 @@ pub(crate) fn search<M: Model>(
             };
             let undo = undo as usize;
             state = before;
-            let set = if list.ret_node[undo] != NIL {
-                &mut lifted_ok
-            } else {
-                &mut lifted_unknown
-            };
-            set.clear(class_index[undo] as usize);
+            lifted.clear(undo);
             if list.ret_node[undo] != NIL {
                 list.relink(list.ret_node[undo]);
             }
@@ -480,7 +372,7 @@ pub(crate) fn search<M: Model>(
 }
 
 #[allow(clippy::ptr_arg)] // the capacity, not the length, is what occupies memory
-fn check_limits<S: Eq + Clone>(
+fn check_limits<S: Eq>(
     limits: &Limits<'_>,
     cache: &Cache<S>,
     stack: &Vec<(u32, S)>,
@@ -576,49 +468,13 @@ mod tests {
     fn cache_tells_apart_equal_sets_with_different_states_and_grows() {
         let mut cache: Cache<u32> = Cache::new();
         let mut l = Lifted::new(3000);
-        let none = Lifted::new(0);
         for op in 0..3000 {
             l.set(op);
-            assert!(cache.insert(&l, &none, &7, hash_of(&7u32), 4));
-            assert!(!cache.insert(&l, &none, &7, hash_of(&7u32), 4));
-            assert!(cache.insert(&l, &none, &8, hash_of(&8u32), 4));
+            assert!(cache.insert(&l, &7, hash_of(&7u32), 4));
+            assert!(!cache.insert(&l, &7, hash_of(&7u32), 4));
+            assert!(cache.insert(&l, &8, hash_of(&8u32), 4));
         }
         assert_eq!(cache.hashes.len(), 6000);
         assert!(cache.slots.len() >= 12_000);
-    }
-
-    #[test]
-    fn configuration_with_more_unknown_ops_lifted_is_dominated() {
-        let mut cache: Cache<u32> = Cache::new();
-        let ok = lifted_of(10, &[0, 1]);
-        let small = lifted_of(200, &[3, 150]);
-        assert!(cache.insert(&ok, &small, &1, hash_of(&1u32), 4));
-        // A superset of unknown ops, same ok ops and state: pruned.
-        let bigger = lifted_of(200, &[3, 7, 150]);
-        assert!(!cache.insert(&ok, &bigger, &1, hash_of(&1u32), 4));
-        // Not a superset: kept, and then it dominates its own supersets too.
-        let other = lifted_of(200, &[7, 150]);
-        assert!(cache.insert(&ok, &other, &1, hash_of(&1u32), 4));
-        assert!(!cache.insert(&ok, &lifted_of(200, &[7, 9, 150]), &1, hash_of(&1u32), 4));
-        // Another state is another configuration.
-        assert!(cache.insert(&ok, &bigger, &2, hash_of(&2u32), 4));
-    }
-
-    #[test]
-    fn subset_test_handles_the_all_ones_prefix() {
-        let full_first_word = lifted_of(130, &(0..64).chain([100]).collect::<Vec<_>>());
-        let partial = lifted_of(130, &[5, 100]);
-        assert!(is_subset(
-            partial.lo,
-            partial.window(),
-            full_first_word.lo,
-            full_first_word.window()
-        ));
-        assert!(!is_subset(
-            full_first_word.lo,
-            full_first_word.window(),
-            partial.lo,
-            partial.window()
-        ));
     }
 }
