@@ -16,7 +16,13 @@ fn cpu_seconds() -> f64 {
     t(usage.user_time()) + t(usage.system_time())
 }
 
-fn config(store: &std::path::Path, target: &str, nodes: &str, concurrency: usize, seconds: f64) -> RunConfig {
+fn config(
+    store: &std::path::Path,
+    target: &str,
+    nodes: &str,
+    concurrency: usize,
+    seconds: f64,
+) -> RunConfig {
     RunConfig {
         target: target.into(),
         workload: "register".into(),
@@ -55,7 +61,7 @@ fn measure(label: &str, cfg: RunConfig) {
     let cpu0 = cpu_seconds();
     let started = Instant::now();
     let outcome = run::execute(cfg.clone(), StopFlag::default(), run::provision::provision)
-    .expect("the benchmark run works");
+        .expect("the benchmark run works");
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let results = outcome.results.expect("results");
@@ -74,7 +80,10 @@ fn measure(label: &str, cfg: RunConfig) {
 
 fn main() {
     let store = std::env::temp_dir().join(format!("dt-bench-overhead-{}", std::process::id()));
-    measure("noop, 64 clients", config(&store, "noop", "local:5", 64, 10.0));
+    measure(
+        "noop, 64 clients",
+        config(&store, "noop", "local:5", 64, 10.0),
+    );
     if std::env::var("DISTEST_BENCH_KV").is_ok() {
         measure(
             "raft-kv 3 nodes, 64 clients",

@@ -60,7 +60,11 @@ async fn load(target: Arc<dyn targets::Target>, f: &str, clients: usize, seconds
         errors += e;
     }
     all.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let q = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Cell {
         ops_per_s: all.len() as f64 / seconds,
         p50_ms: q(0.5),
@@ -74,7 +78,10 @@ fn main() {
         eprintln!("skipped: the targets benchmark needs root to build network namespaces");
         return;
     }
-    let seconds: f64 = std::env::var("DISTEST_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let seconds: f64 = std::env::var("DISTEST_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!("| target | op | clients | ops/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|---|---|");

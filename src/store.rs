@@ -34,7 +34,12 @@ impl Store {
     }
 
     /// Creates a fresh run directory and points `latest` at it.
-    pub fn create_run(&self, target: &str, workload: &str, nemesis: &str) -> anyhow::Result<PathBuf> {
+    pub fn create_run(
+        &self,
+        target: &str,
+        workload: &str,
+        nemesis: &str,
+    ) -> anyhow::Result<PathBuf> {
         let test = sanitize(&format!("{target}-{workload}-{nemesis}"));
         let base = self.root.join(&test);
         std::fs::create_dir_all(&base)

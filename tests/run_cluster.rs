@@ -57,23 +57,45 @@ fn results(store: &Path) -> serde_json::Value {
 fn assert_nothing_left(id: &str) {
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let netns = String::from_utf8_lossy(&netns.stdout);
-    assert!(!netns.contains(&format!("dt-{id}-")), "namespaces left: {netns}");
+    assert!(
+        !netns.contains(&format!("dt-{id}-")),
+        "namespaces left: {netns}"
+    );
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains(&format!("dt{id}")), "links left: {links}");
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(!ps.contains(&format!("dt-test-nodes-{id}")), "processes left: {ps}");
+    assert!(
+        !ps.contains(&format!("dt-test-nodes-{id}")),
+        "processes left: {ps}"
+    );
+    // The per-test base directory itself (only the run lock file may remain in it).
+    let base = format!("/tmp/dt-test-nodes-{id}");
+    let _ = std::fs::remove_file(format!("{base}/{id}.run.lock"));
+    let _ = std::fs::remove_dir(&base);
 }
 
 #[test]
 fn readme_main_command_is_valid_on_the_correct_kv_build() {
     require_root!();
     let store = temp_store("kv-valid");
-    let out = run(&store, "e2ea", 150, &["--target", "kv", "--nemesis", "partition"])
-        .args(["--time-limit", "12", "--nemesis-interval", "3", "--seed", "1"])
-        .output()
-        .unwrap();
+    let out = run(
+        &store,
+        "e2ea",
+        150,
+        &["--target", "kv", "--nemesis", "partition"],
+    )
+    .args([
+        "--time-limit",
+        "12",
+        "--nemesis-interval",
+        "3",
+        "--seed",
+        "1",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r = results(&store);
     assert_eq!(r["checkers"]["linearizable"]["valid"], true, "{r}");
@@ -93,17 +115,33 @@ fn readme_main_command_is_valid_on_the_correct_kv_build() {
 fn stale_read_bug_under_partitions_is_reported_as_a_nonlinearizable_read() {
     require_root!();
     let store = temp_store("kv-stale");
-    let out = run(&store, "e2eb", 151, &["--target", "kv", "--nemesis", "partition"])
-        .args(["--bug", "stale-read", "--time-limit", "15", "--nemesis-interval", "3"])
-        .args(["--seed", "2"])
-        .output()
-        .unwrap();
+    let out = run(
+        &store,
+        "e2eb",
+        151,
+        &["--target", "kv", "--nemesis", "partition"],
+    )
+    .args([
+        "--bug",
+        "stale-read",
+        "--time-limit",
+        "15",
+        "--nemesis-interval",
+        "3",
+    ])
+    .args(["--seed", "2"])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let r = results(&store);
     let lin = &r["checkers"]["linearizable"];
     assert_eq!(lin["valid"], false, "{r}");
     assert!(
-        lin["anomalies"].as_array().unwrap().iter().any(|a| a == "nonlinearizable"),
+        lin["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "nonlinearizable"),
         "{lin}"
     );
     // The counterexample names the op that cannot be placed: a read that returned a stale value.
@@ -117,11 +155,23 @@ fn stale_read_bug_under_partitions_is_reported_as_a_nonlinearizable_read() {
 fn ack_before_commit_bug_under_partitions_loses_acknowledged_writes() {
     require_root!();
     let store = temp_store("kv-ack");
-    let out = run(&store, "e2ec", 152, &["--target", "kv", "--nemesis", "partition"])
-        .args(["--bug", "ack-before-commit", "--time-limit", "15", "--nemesis-interval", "3"])
-        .args(["--seed", "3"])
-        .output()
-        .unwrap();
+    let out = run(
+        &store,
+        "e2ec",
+        152,
+        &["--target", "kv", "--nemesis", "partition"],
+    )
+    .args([
+        "--bug",
+        "ack-before-commit",
+        "--time-limit",
+        "15",
+        "--nemesis-interval",
+        "3",
+    ])
+    .args(["--seed", "3"])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let r = results(&store);
     assert_eq!(r["checkers"]["linearizable"]["valid"], false, "{r}");
@@ -137,11 +187,23 @@ fn etcd_register_run_under_partitions_and_kills_is_valid() {
         return;
     }
     let store = temp_store("etcd");
-    let out = run(&store, "e2ed", 153, &["--target", "etcd", "--workload", "register"])
-        .args(["--nemesis", "partition,kill", "--time-limit", "15", "--nemesis-interval", "3"])
-        .args(["--nodes", "local:3", "--seed", "4"])
-        .output()
-        .unwrap();
+    let out = run(
+        &store,
+        "e2ed",
+        153,
+        &["--target", "etcd", "--workload", "register"],
+    )
+    .args([
+        "--nemesis",
+        "partition,kill",
+        "--time-limit",
+        "15",
+        "--nemesis-interval",
+        "3",
+    ])
+    .args(["--nodes", "local:3", "--seed", "4"])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let run = std::fs::canonicalize(store.join("latest")).unwrap();
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
@@ -154,12 +216,26 @@ fn etcd_register_run_under_partitions_and_kills_is_valid() {
 fn sigint_mid_run_heals_faults_and_still_reports() {
     require_root!();
     let store = temp_store("kv-sigint");
-    let child = run(&store, "e2ee", 154, &["--target", "kv", "--nemesis", "partition"])
-        .args(["--time-limit", "300", "--nemesis-interval", "1", "--nodes", "local:3", "--seed", "5"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run(
+        &store,
+        "e2ee",
+        154,
+        &["--target", "kv", "--nemesis", "partition"],
+    )
+    .args([
+        "--time-limit",
+        "300",
+        "--nemesis-interval",
+        "1",
+        "--nodes",
+        "local:3",
+        "--seed",
+        "5",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Wait until a partition is in force, then interrupt.
     let history = || {
         std::fs::canonicalize(store.join("latest"))
@@ -171,18 +247,30 @@ fn sigint_mid_run_heals_faults_and_still_reports() {
     while !history().contains("\"start-partition\"") && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(history().contains("\"start-partition\""), "a partition started within 60 s");
+    assert!(
+        history().contains("\"start-partition\""),
+        "a partition started within 60 s"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(matches!(out.status.code(), Some(0) | Some(2)), "{}", text(&out));
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(2)),
+        "{}",
+        text(&out)
+    );
     let h = history();
     let last_start = h.rfind("\"start-partition\"").unwrap();
-    let last_stop = h.rfind("\"stop-partition\"").expect("the partition was healed");
-    assert!(last_stop > last_start, "the heal came after the last partition");
+    let last_stop = h
+        .rfind("\"stop-partition\"")
+        .expect("the partition was healed");
+    assert!(
+        last_stop > last_start,
+        "the heal came after the last partition"
+    );
     let run = std::fs::canonicalize(store.join("latest")).unwrap();
     assert!(run.join("index.html").is_file(), "the report was written");
     assert!(run.join("results.json").is_file());

@@ -12,14 +12,45 @@ fn temp_store(name: &str) -> PathBuf {
     dir
 }
 
-fn crdt_run(store: &Path, id: &str, subnet: u8, workload: &str, nemesis: &str, bug: Option<&str>) -> Output {
+fn crdt_run(
+    store: &Path,
+    id: &str,
+    subnet: u8,
+    workload: &str,
+    nemesis: &str,
+    bug: Option<&str>,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_distest"));
-    cmd.args(["run", "--target", "crdt", "--workload", workload, "--nemesis", nemesis])
-        .args(["--nodes", "local:3", "--cluster", id, "--subnet", &format!("10.77.{subnet}.0/24")])
-        .args(["--base-dir", &format!("/tmp/dt-test-nodes-{id}")])
-        .args(["--time-limit", "10", "--nemesis-interval", "2", "--recovery-time", "3", "--seed", "11"])
-        .arg("--store")
-        .arg(store);
+    cmd.args([
+        "run",
+        "--target",
+        "crdt",
+        "--workload",
+        workload,
+        "--nemesis",
+        nemesis,
+    ])
+    .args([
+        "--nodes",
+        "local:3",
+        "--cluster",
+        id,
+        "--subnet",
+        &format!("10.77.{subnet}.0/24"),
+    ])
+    .args(["--base-dir", &format!("/tmp/dt-test-nodes-{id}")])
+    .args([
+        "--time-limit",
+        "10",
+        "--nemesis-interval",
+        "2",
+        "--recovery-time",
+        "3",
+        "--seed",
+        "11",
+    ])
+    .arg("--store")
+    .arg(store);
     if let Some(bug) = bug {
         cmd.args(["--bug", bug]);
     }
@@ -34,7 +65,11 @@ fn verdict(store: &Path) -> serde_json::Value {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -52,20 +87,44 @@ fn crdt_store_converges_and_planted_bugs_are_caught() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // Removes that do not merge tombstones: replicas diverge and removed elements come back.
-    let out = crdt_run(&store, "cra", 200, "or-set", "partition", Some("or-set-no-tombstone-merge"));
+    let out = crdt_run(
+        &store,
+        "cra",
+        200,
+        "or-set",
+        "partition",
+        Some("or-set-no-tombstone-merge"),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let v = verdict(&store);
     let anomalies = v["anomalies"].to_string();
-    assert!(anomalies.contains("divergence") || anomalies.contains("resurrected"), "{v}");
-    assert!(v["summary"].as_str().unwrap().contains("n"), "the evidence names replicas: {v}");
+    assert!(
+        anomalies.contains("divergence") || anomalies.contains("resurrected"),
+        "{v}"
+    );
+    assert!(
+        v["summary"].as_str().unwrap().contains("n"),
+        "the evidence names replicas: {v}"
+    );
 
     // Last-writer-wins by raw wall clock: clock skew makes a later write lose.
-    let out = crdt_run(&store, "cra", 200, "lww-register", "clock", Some("lww-wall-clock"));
+    let out = crdt_run(
+        &store,
+        "cra",
+        200,
+        "lww-register",
+        "clock",
+        Some("lww-wall-clock"),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let v = verdict(&store);
     let anomalies = v["anomalies"].to_string();
-    assert!(anomalies.contains("lost") || anomalies.contains("non-monotonic-read"), "{v}");
+    assert!(
+        anomalies.contains("lost") || anomalies.contains("non-monotonic-read"),
+        "{v}"
+    );
     assert!(v["summary"].as_str().unwrap().contains("write op"), "{v}");
 
     std::fs::remove_dir_all(&store).unwrap();
+    let _ = std::fs::remove_dir_all("/tmp/dt-test-nodes-cra");
 }

@@ -629,14 +629,23 @@ fn clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel() {
 #[test]
 fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run: {why}");
+        eprintln!(
+            "SKIPPED env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run: {why}"
+        );
         return;
     }
     let store = TempDir::new("ssh1-kill9-store");
     let cluster = SshCluster::up();
     let mut child = cluster
         .run_kv(&store.0, &["--nemesis", "partition"])
-        .args(["--time-limit", "120", "--nemesis-interval", "1", "--seed", "3"])
+        .args([
+            "--time-limit",
+            "120",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "3",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -655,7 +664,10 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
     child.kill().unwrap();
     child.wait().unwrap();
     let left = stdout_of(Command::new("pgrep").args(["-af", REMOTE_BASE_DIR]));
-    assert!(!left.is_empty(), "the killed run left raft-kv running, as expected");
+    assert!(
+        !left.is_empty(),
+        "the killed run left raft-kv running, as expected"
+    );
 
     let hosts = Path::new(HOSTS_DIR);
     let out = distest()

@@ -47,7 +47,11 @@ bug = ["", "stale-read"]
         .arg(&junit)
         .output()
         .unwrap();
-    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(1), "{log}");
 
     // The comparison names both runs, the valid one and the invalid one.
@@ -76,6 +80,9 @@ bug = ["", "stale-read"]
         }
     }
     assert_eq!(cases, 4, "two runs × (linearizable, stats): {xml}");
-    assert_eq!(failures, 1, "only the planted bug's linearizability fails: {xml}");
+    assert_eq!(
+        failures, 1,
+        "only the planted bug's linearizability fails: {xml}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

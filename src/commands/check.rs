@@ -111,7 +111,10 @@ fn resolve(path: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
         );
     }
     if !path.exists() {
-        bail!("{} does not exist; pass a history file or a run directory", path.display());
+        bail!(
+            "{} does not exist; pass a history file or a run directory",
+            path.display()
+        );
     }
     Ok((path.to_path_buf(), None))
 }
@@ -128,7 +131,10 @@ fn recorded_checkers(dir: &Path) -> anyhow::Result<Vec<CheckerSpec>> {
     match value.get("checkers") {
         None => Ok(Vec::new()),
         Some(list) => serde_json::from_value(list.clone()).with_context(|| {
-            format!("{}: \"checkers\" must be a list of {{\"name\", \"model\"?}}", test_json.display())
+            format!(
+                "{}: \"checkers\" must be a list of {{\"name\", \"model\"?}}",
+                test_json.display()
+            )
         }),
     }
 }
@@ -166,9 +172,13 @@ fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
 
 /// Reads a history file, detecting its format unless one is forced.
 pub fn load_history(path: &Path, format: Option<Format>) -> anyhow::Result<History> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("could not open {}", path.display()))?;
-    Ok(format::read_history(file, format, &path.display().to_string())?)
+    let file =
+        std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    Ok(format::read_history(
+        file,
+        format,
+        &path.display().to_string(),
+    )?)
 }
 
 /// Runs the checkers; past `limit` they are asked to stop and answer unknown.
@@ -177,7 +187,9 @@ pub fn check_with_limit(
     checkers: &[Box<dyn Checker>],
     limit: Option<Duration>,
 ) -> Results {
-    with_time_limit(limit, |ctx| distest_checkers::check_all(history, checkers, ctx))
+    with_time_limit(limit, |ctx| {
+        distest_checkers::check_all(history, checkers, ctx)
+    })
 }
 
 /// Runs `f` with a context whose cancel flag a watchdog raises after `limit`.
@@ -252,7 +264,10 @@ fn try_streaming_elle(
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
             let shape = shape_of(&spec.name).expect("checked above");
             let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
-            let model = spec.consistency_model.as_deref().unwrap_or("strict-serializable");
+            let model = spec
+                .consistency_model
+                .as_deref()
+                .unwrap_or("strict-serializable");
             let verdict = with_time_limit(limit, |ctx| check_txns(&txns, model, ctx));
             verdicts.insert(spec.name.clone(), verdict);
         }

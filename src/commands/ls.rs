@@ -24,10 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for run in &runs {
-        let verdict = run
-            .valid
-            .map(|v| v.as_str())
-            .unwrap_or("incomplete");
+        let verdict = run.valid.map(|v| v.as_str()).unwrap_or("incomplete");
         let anomalies = if run.anomalies.is_empty() {
             String::new()
         } else {

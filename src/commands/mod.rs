@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 pub const EXIT_ERROR: i32 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "distest", version, about = "Jepsen-style fault injection and history checking for distributed systems")]
+#[command(
+    name = "distest",
+    version,
+    about = "Jepsen-style fault injection and history checking for distributed systems"
+)]
 pub struct Cli {
     /// Log verbosity (error, warn, info, debug, trace); also RUST_LOG.
     #[arg(long, global = true, default_value = "warn")]

@@ -83,7 +83,10 @@ impl Args {
     /// Validates the options and turns them into the run's recorded configuration.
     pub fn to_config(&self) -> anyhow::Result<RunConfig> {
         let workloads = crate::targets::workloads_of(&self.target)?;
-        let workload = self.workload.clone().unwrap_or_else(|| workloads[0].to_string());
+        let workload = self
+            .workload
+            .clone()
+            .unwrap_or_else(|| workloads[0].to_string());
         if !workloads.contains(&workload.as_str()) {
             anyhow::bail!(
                 "target {} does not support workload {workload:?}; it supports: {}",
@@ -92,7 +95,10 @@ impl Args {
             );
         }
         if self.concurrency == 0 || self.concurrency > 10_000 {
-            anyhow::bail!("--concurrency must be between 1 and 10000, got {}", self.concurrency);
+            anyhow::bail!(
+                "--concurrency must be between 1 and 10000, got {}",
+                self.concurrency
+            );
         }
         if !self.time_limit.is_finite() || self.time_limit <= 0.0 {
             anyhow::bail!("--time-limit must be a positive number of seconds");
@@ -118,7 +124,14 @@ impl Args {
             && node_args.node.is_empty()
             && node_args.nodes_file.is_none()
         {
-            node_args.nodes = Some(if self.replica_reads { "local:2" } else { "local:1" }.into());
+            node_args.nodes = Some(
+                if self.replica_reads {
+                    "local:2"
+                } else {
+                    "local:1"
+                }
+                .into(),
+            );
         }
         let seed = self.seed.unwrap_or_else(rand::random);
         let workload_opts = distest_workloads::WorkloadOptions {
@@ -131,7 +144,8 @@ impl Args {
         let mut checkers = w.checkers();
         checkers.push(CheckerSpec::named("stats"));
         for c in &checkers {
-            c.build().with_context(|| format!("workload {workload} asks for checker {}", c.name))?;
+            c.build()
+                .with_context(|| format!("workload {workload} asks for checker {}", c.name))?;
         }
         Ok(RunConfig {
             target: self.target.clone(),

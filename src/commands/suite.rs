@@ -88,23 +88,48 @@ impl Suite {
     pub fn load(path: &Path) -> anyhow::Result<Suite> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read the suite file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid suite file", path.display()))
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid suite file", path.display()))
     }
 
     /// Every run of the matrix, as the flags `distest run` would get.
     pub fn expand(&self, store: &Path) -> Vec<RunArgs> {
-        let seeds = if self.seeds.is_empty() { vec![1] } else { self.seeds.clone() };
+        let seeds = if self.seeds.is_empty() {
+            vec![1]
+        } else {
+            self.seeds.clone()
+        };
         let mut runs = Vec::new();
         for cell in &self.matrix {
-            let workloads = if cell.workload.is_empty() { vec![None] } else { cell.workload.iter().cloned().map(Some).collect() };
-            let nemeses = if cell.nemesis.is_empty() { vec!["none".to_string()] } else { cell.nemesis.clone() };
-            let bugs = if cell.bug.is_empty() { vec![String::new()] } else { cell.bug.clone() };
+            let workloads = if cell.workload.is_empty() {
+                vec![None]
+            } else {
+                cell.workload.iter().cloned().map(Some).collect()
+            };
+            let nemeses = if cell.nemesis.is_empty() {
+                vec!["none".to_string()]
+            } else {
+                cell.nemesis.clone()
+            };
+            let bugs = if cell.bug.is_empty() {
+                vec![String::new()]
+            } else {
+                cell.bug.clone()
+            };
             for target in &cell.target {
                 for workload in &workloads {
                     for nemesis in &nemeses {
                         for bug in &bugs {
                             for &seed in &seeds {
-                                runs.push(self.run_args(store, cell, target, workload.clone(), nemesis, bug, seed));
+                                runs.push(self.run_args(
+                                    store,
+                                    cell,
+                                    target,
+                                    workload.clone(),
+                                    nemesis,
+                                    bug,
+                                    seed,
+                                ));
                             }
                         }
                     }
@@ -136,7 +161,11 @@ impl Suite {
         args.target = target.to_string();
         args.workload = workload;
         args.nemesis = nemesis.split(',').map(str::to_string).collect();
-        args.bug = if bug.is_empty() { Vec::new() } else { bug.split(',').map(str::to_string).collect() };
+        args.bug = if bug.is_empty() {
+            Vec::new()
+        } else {
+            bug.split(',').map(str::to_string).collect()
+        };
         args.seed = Some(seed);
         args.store = store.to_path_buf();
         args.consistency_model = cell.consistency_model.clone();
@@ -178,7 +207,11 @@ fn describe(args: &RunArgs) -> String {
         args.target,
         args.workload.as_deref().unwrap_or("(default workload)"),
         args.nemesis.join(","),
-        if args.bug.is_empty() { String::new() } else { format!(" bug {}", args.bug.join(",")) },
+        if args.bug.is_empty() {
+            String::new()
+        } else {
+            format!(" bug {}", args.bug.join(","))
+        },
         args.seed.unwrap_or(0)
     )
 }
@@ -192,12 +225,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .unwrap_or_else(|| PathBuf::from("store"));
     let runs = suite.expand(&store);
     if runs.is_empty() {
-        anyhow::bail!("{} has an empty matrix; add at least one [[matrix]] entry with a target", args.suite.display());
+        anyhow::bail!(
+            "{} has an empty matrix; add at least one [[matrix]] entry with a target",
+            args.suite.display()
+        );
     }
     // Validate every cell before running any, so a typo does not surface after hours.
     let configs = runs
         .iter()
-        .map(|r| r.to_config().with_context(|| format!("suite run {}", describe(r))))
+        .map(|r| {
+            r.to_config()
+                .with_context(|| format!("suite run {}", describe(r)))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.dry_run {
         for r in &runs {
@@ -210,15 +249,26 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut outcomes: Vec<(String, Option<PathBuf>, Result<Results, String>)> = Vec::new();
     for (i, (r, cfg)) in runs.iter().zip(configs).enumerate() {
         if stop.is_stopped() {
-            eprintln!("suite interrupted; skipping the remaining {} runs", runs.len() - i);
+            eprintln!(
+                "suite interrupted; skipping the remaining {} runs",
+                runs.len() - i
+            );
             break;
         }
         let label = describe(r);
         eprintln!("suite run {}/{}: {label}", i + 1, runs.len());
         match orchestrator::execute(cfg, stop.clone(), orchestrator::provision::provision) {
             Ok(o) => {
-                eprintln!("  → {}", o.results.as_ref().map(|r| r.valid.as_str()).unwrap_or("no results"));
-                let results = o.results.ok_or_else(|| "the run produced no results".to_string());
+                eprintln!(
+                    "  → {}",
+                    o.results
+                        .as_ref()
+                        .map(|r| r.valid.as_str())
+                        .unwrap_or("no results")
+                );
+                let results = o
+                    .results
+                    .ok_or_else(|| "the run produced no results".to_string());
                 outcomes.push((label, Some(o.run_dir), results));
             }
             Err(e) => {
@@ -229,10 +279,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     let dirs: Vec<PathBuf> = outcomes.iter().filter_map(|(_, d, _)| d.clone()).collect();
-    let junit_path = args.junit.clone().unwrap_or_else(|| store.join("suite-junit.xml"));
+    let junit_path = args
+        .junit
+        .clone()
+        .unwrap_or_else(|| store.join("suite-junit.xml"));
     write_suite_outputs(&suite.name, &store, &dirs, &outcomes, &junit_path)?;
     let code = combined_exit_code(outcomes.iter().map(|(_, _, r)| r.as_ref().map(|r| r.valid)));
-    println!("suite {}: {} runs, exit {code}; comparison in {}", suite.name, outcomes.len(), store.display());
+    println!(
+        "suite {}: {} runs, exit {code}; comparison in {}",
+        suite.name,
+        outcomes.len(),
+        store.display()
+    );
     Ok(code)
 }
 
@@ -270,13 +328,22 @@ fn write_suite_outputs(
     let junit_input: Vec<(String, Results)> = outcomes
         .iter()
         .map(|(label, dir, r)| {
-            let label = dir.as_deref().map(orchestrator::run_label).unwrap_or_else(|| label.clone());
+            let label = dir
+                .as_deref()
+                .map(orchestrator::run_label)
+                .unwrap_or_else(|| label.clone());
             let results = match r {
                 Ok(r) => r.clone(),
                 Err(msg) => {
                     let mut checkers = std::collections::BTreeMap::new();
-                    checkers.insert("run".to_string(), distest_checkers::Verdict::unknown(format!("the run failed: {msg}")));
-                    Results { valid: Validity::Unknown, checkers }
+                    checkers.insert(
+                        "run".to_string(),
+                        distest_checkers::Verdict::unknown(format!("the run failed: {msg}")),
+                    );
+                    Results {
+                        valid: Validity::Unknown,
+                        checkers,
+                    }
                 }
             };
             (label, results)
@@ -310,22 +377,40 @@ mod tests {
         .unwrap();
         let runs = suite.expand(Path::new("s"));
         assert_eq!(runs.len(), 2 * 2 * 2 * 2);
-        assert!(runs.iter().all(|r| r.time_limit == 5.0 && r.store == Path::new("s")));
-        assert!(runs.iter().any(|r| r.nemesis == vec!["kill".to_string(), "pause".to_string()]));
+        assert!(runs
+            .iter()
+            .all(|r| r.time_limit == 5.0 && r.store == Path::new("s")));
+        assert!(runs
+            .iter()
+            .any(|r| r.nemesis == vec!["kill".to_string(), "pause".to_string()]));
         assert_eq!(runs.iter().filter(|r| r.bug.is_empty()).count(), 8);
     }
 
     #[test]
     fn unknown_suite_keys_are_rejected() {
-        assert!(toml::from_str::<Suite>("targets = [\"kv\"]\n[[matrix]]\ntarget=[\"kv\"]").is_err());
+        assert!(
+            toml::from_str::<Suite>("targets = [\"kv\"]\n[[matrix]]\ntarget=[\"kv\"]").is_err()
+        );
     }
 
     #[test]
     fn exit_code_is_the_meet_with_failures_after_invalid() {
         let failed = "x".to_string();
-        assert_eq!(combined_exit_code([Ok(Validity::Valid), Ok(Validity::Valid)].into_iter()), 0);
-        assert_eq!(combined_exit_code([Ok(Validity::Valid), Ok(Validity::Unknown)].into_iter()), 2);
-        assert_eq!(combined_exit_code([Ok(Validity::Unknown), Err(&failed)].into_iter()), 3);
-        assert_eq!(combined_exit_code([Err(&failed), Ok(Validity::Invalid)].into_iter()), 1);
+        assert_eq!(
+            combined_exit_code([Ok(Validity::Valid), Ok(Validity::Valid)].into_iter()),
+            0
+        );
+        assert_eq!(
+            combined_exit_code([Ok(Validity::Valid), Ok(Validity::Unknown)].into_iter()),
+            2
+        );
+        assert_eq!(
+            combined_exit_code([Ok(Validity::Unknown), Err(&failed)].into_iter()),
+            3
+        );
+        assert_eq!(
+            combined_exit_code([Err(&failed), Ok(Validity::Invalid)].into_iter()),
+            1
+        );
     }
 }

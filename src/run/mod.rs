@@ -11,8 +11,8 @@
 //! the run goes (see [`recorder`]).
 
 pub mod config;
-pub mod provision;
 pub mod progress;
+pub mod provision;
 pub mod recorder;
 
 use crate::targets::Target;
@@ -100,16 +100,26 @@ pub fn execute(
     let provisioned = match provision(&mut cfg, &log) {
         Ok(p) => p,
         Err(e) => {
-            log.line(&format!("provisioning failed: {}", crate::commands::one_sentence(&e)));
+            log.line(&format!(
+                "provisioning failed: {}",
+                crate::commands::one_sentence(&e)
+            ));
             return Err(e);
         }
     };
     write_test_json(&run_dir, &cfg)?;
     let target = provisioned.target.clone();
 
-    log.line(&format!("setting up {} on {}", target.name(), cfg.nodes.join(", ")));
+    log.line(&format!(
+        "setting up {} on {}",
+        target.name(),
+        cfg.nodes.join(", ")
+    ));
     if let Err(e) = target.setup() {
-        log.line(&format!("setup failed: {}", crate::commands::one_sentence(&e)));
+        log.line(&format!(
+            "setup failed: {}",
+            crate::commands::one_sentence(&e)
+        ));
         collect_all_logs(&run_dir, &cfg, target.as_ref(), &log);
         let _ = target.teardown(true);
         drop(provisioned);
@@ -272,7 +282,9 @@ fn main_phases(
     // Phase 3: heal, recover, final ops.
     progress.phase("heal");
     let heal_errors = match nemesis_thread {
-        Some(handle) => handle.join().unwrap_or_else(|_| vec!["the nemesis thread panicked".into()]),
+        Some(handle) => handle
+            .join()
+            .unwrap_or_else(|_| vec!["the nemesis thread panicked".into()]),
         None => Vec::new(),
     };
     for e in &heal_errors {
@@ -300,7 +312,9 @@ fn main_phases(
 fn sleep_unless_stopped(total: Duration, stop: &StopFlag) {
     let end = Instant::now() + total;
     while Instant::now() < end && !stop.is_stopped() {
-        std::thread::sleep(Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
@@ -409,7 +423,12 @@ async fn invoke_recorded(
 }
 
 /// Runs the workload's final ops once on every node, each under a fresh process.
-async fn final_phase(cfg: &RunConfig, target: &Arc<dyn Target>, recorder: &Recorder, ops: &[OpRequest]) {
+async fn final_phase(
+    cfg: &RunConfig,
+    target: &Arc<dyn Target>,
+    recorder: &Recorder,
+    ops: &[OpRequest],
+) {
     // Processes above every id the main phase could have used.
     let base = 1_000_000_000u64;
     let mut tasks = Vec::new();
@@ -429,7 +448,15 @@ async fn final_phase(cfg: &RunConfig, target: &Arc<dyn Target>, recorder: &Recor
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     };
-                    let kind = invoke_recorded(client.as_mut(), &recorder, process, Some(name.clone()), op, timeout).await;
+                    let kind = invoke_recorded(
+                        client.as_mut(),
+                        &recorder,
+                        process,
+                        Some(name.clone()),
+                        op,
+                        timeout,
+                    )
+                    .await;
                     process += 1;
                     if kind == OpType::Ok {
                         break;
@@ -536,11 +563,18 @@ pub fn check_run(run_dir: &Path, cfg: &RunConfig, log: &RunLog) -> anyhow::Resul
     log.line(&format!(
         "checking {} ops with {}",
         history.len(),
-        cfg.checkers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        cfg.checkers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let results = crate::commands::check::check_with_limit(&history, &checkers, None);
-    std::fs::write(run_dir.join("results.json"), serde_json::to_string_pretty(&results)?)
-        .context("could not write results.json")?;
+    std::fs::write(
+        run_dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )
+    .context("could not write results.json")?;
     log.line(&format!("verdict: {}", results.valid));
     Ok(results)
 }

@@ -32,7 +32,10 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             .unwrap_or(5);
         let target = targets::build_in_process(&cfg.target, count)?;
         cfg.nodes = target.node_names();
-        log.line(&format!("in-process target {} with {count} virtual nodes", cfg.target));
+        log.line(&format!(
+            "in-process target {} with {count} virtual nodes",
+            cfg.target
+        ));
         return Ok(Provisioned {
             target,
             shells: Vec::new(),
@@ -40,6 +43,12 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
         });
     }
     log.line(&format!("provisioning nodes ({})", cfg.nodes_spec));
+    // Two runs on one local cluster would kill each other's daemons and mix histories
+    // silently: a run holds its cluster exclusively until its guard is dropped.
+    let run_lock = match cfg.node_args.plan()? {
+        crate::nodes::args::NodePlan::Local(spec) => Some(lock_cluster_for_run(&spec)?),
+        crate::nodes::args::NodePlan::Ssh(..) => None,
+    };
     let nodes = cfg.node_args.resolve()?;
     let remotes = nodes.remotes();
     cfg.nodes = nodes.names();
@@ -49,11 +58,16 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     packages.dedup();
     if !packages.is_empty() {
         log.line(&format!("ensuring packages {}", packages.join(" ")));
-        for (node, result) in remotes
-            .iter()
-            .zip(crate::nodes::par_map(&remotes, |n| crate::nodes::ensure_packages(n.as_ref(), &packages)))
-        {
-            result.map_err(|e| anyhow::anyhow!("could not install {} on {}: {e}", packages.join(" "), node.name()))?;
+        for (node, result) in remotes.iter().zip(crate::nodes::par_map(&remotes, |n| {
+            crate::nodes::ensure_packages(n.as_ref(), &packages)
+        })) {
+            result.map_err(|e| {
+                anyhow::anyhow!(
+                    "could not install {} on {}: {e}",
+                    packages.join(" "),
+                    node.name()
+                )
+            })?;
         }
     }
     let target = targets::build(
@@ -65,10 +79,36 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             settings: cfg.settings.clone(),
         },
     )?;
-    let shells: Vec<Arc<dyn NodeShell>> = remotes.into_iter().map(|r| r as Arc<dyn NodeShell>).collect();
+    let shells: Vec<Arc<dyn NodeShell>> = remotes
+        .into_iter()
+        .map(|r| r as Arc<dyn NodeShell>)
+        .collect();
     Ok(Provisioned {
         target,
         shells,
-        guard: Box::new(nodes),
+        // Fields drop in order: the cluster is torn down before the lock is released.
+        guard: Box::new((nodes, run_lock)),
+    })
+}
+
+/// Takes `<base>/<id>.run.lock` without waiting; the kernel releases it when this process
+/// ends, even by SIGKILL.
+fn lock_cluster_for_run(
+    spec: &crate::nodes::ClusterSpec,
+) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    std::fs::create_dir_all(&spec.base_dir)?;
+    let path = spec.base_dir.join(format!("{}.run.lock", spec.cluster_id));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("could not open the run lock {}: {e}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "local cluster {} is in use by another distest run; wait for it to finish or pass another --cluster (and --subnet)",
+            spec.cluster_id
+        )
     })
 }

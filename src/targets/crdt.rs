@@ -33,7 +33,10 @@ impl Crdt {
             .map(|n| format!("{}={}", n.name(), SocketAddr::new(n.address(), PORT)))
             .collect::<Vec<_>>()
             .join(",");
-        let addrs: Vec<SocketAddr> = nodes.iter().map(|n| SocketAddr::new(n.address(), PORT)).collect();
+        let addrs: Vec<SocketAddr> = nodes
+            .iter()
+            .map(|n| SocketAddr::new(n.address(), PORT))
+            .collect();
         let ids: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
         let bugs = opts.bugs.clone();
         let listen: Vec<String> = addrs.iter().map(ToString::to_string).collect();
@@ -125,33 +128,57 @@ pub struct CrdtClient {
     kind: &'static str,
 }
 
-
 #[async_trait]
 impl Client for CrdtClient {
     async fn invoke(&mut self, op: &OpRequest) -> Completion {
         let url = |suffix: &str| format!("{}/{}/{OBJECT}{suffix}", self.base, self.kind);
         let result = match (self.kind, op.f.as_str()) {
-            ("counter", "add") => send_json(self.http.post(url("/add")).json(&json!({"delta": op.value})), &op.value)
-                .await
-                .map(|_| op.value.clone()),
+            ("counter", "add") => send_json(
+                self.http
+                    .post(url("/add"))
+                    .json(&json!({"delta": op.value})),
+                &op.value,
+            )
+            .await
+            .map(|_| op.value.clone()),
             ("counter", "read") => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
-            ("set", "add") => send_json(self.http.post(url("/add")).json(&json!({"element": op.value})), &op.value)
-                .await,
-            ("set", "remove") => send_json(self.http.post(url("/remove")).json(&json!({"element": op.value})), &op.value)
-                .await,
+            ("set", "add") => {
+                send_json(
+                    self.http
+                        .post(url("/add"))
+                        .json(&json!({"element": op.value})),
+                    &op.value,
+                )
+                .await
+            }
+            ("set", "remove") => {
+                send_json(
+                    self.http
+                        .post(url("/remove"))
+                        .json(&json!({"element": op.value})),
+                    &op.value,
+                )
+                .await
+            }
             ("set", "read") => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("elements").cloned().unwrap_or_else(|| json!([]))),
-            ("register", "write") => send_json(self.http.put(url("")).json(&json!({"value": op.value})), &op.value)
-                .await
-                .map(|_| op.value.clone()),
+            ("register", "write") => send_json(
+                self.http.put(url("")).json(&json!({"value": op.value})),
+                &op.value,
+            )
+            .await
+            .map(|_| op.value.clone()),
             ("register", "read") => send_json(self.http.get(url("")), &op.value)
                 .await
                 .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
             (kind, f) => {
-                return Completion::fail(op.value.clone(), format!("the crdt target's {kind} has no op {f:?}"))
+                return Completion::fail(
+                    op.value.clone(),
+                    format!("the crdt target's {kind} has no op {f:?}"),
+                )
             }
         };
         match result {

@@ -86,7 +86,12 @@ impl TargetControl for Etcd {
     fn primaries(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (i, addr) in self.addrs.iter().enumerate() {
-            let body = super::http::post_json_value(*addr, "/v3/maintenance/status", &json!({}), Duration::from_millis(500));
+            let body = super::http::post_json_value(
+                *addr,
+                "/v3/maintenance/status",
+                &json!({}),
+                Duration::from_millis(500),
+            );
             if let Some(s) = body {
                 let member = s.pointer("/header/member_id").and_then(Value::as_str);
                 let leader = s.get("leader").and_then(Value::as_str);
@@ -220,15 +225,24 @@ impl EtcdClient {
         } else {
             // etcd's gateway errors (no leader, timeouts) do not say whether a write
             // was applied: treat them as unknown, except for reads.
-            Err(Completion::info(value.clone(), json!({"status": status.as_u16(), "body": body})))
+            Err(Completion::info(
+                value.clone(),
+                json!({"status": status.as_u16(), "body": body}),
+            ))
         }
     }
 
     /// Reads keys, returning each key's current JSON value and mod_revision.
-    async fn read_keys(&self, keys: &[Value], value: &Value) -> Result<BTreeMap<String, (Value, i64)>, Completion> {
+    async fn read_keys(
+        &self,
+        keys: &[Value],
+        value: &Value,
+    ) -> Result<BTreeMap<String, (Value, i64)>, Completion> {
         let mut out = BTreeMap::new();
         for k in keys {
-            let body = self.post("/kv/range", json!({"key": key_b64(k)}), value).await?;
+            let body = self
+                .post("/kv/range", json!({"key": key_b64(k)}), value)
+                .await?;
             let current = body
                 .get("kvs")
                 .and_then(Value::as_array)
@@ -256,7 +270,8 @@ impl EtcdClient {
             // Nothing was written yet: a failed read is a definite failure.
             Completion::fail(op.value.clone(), c.error.unwrap_or(Value::Null))
         })?;
-        let revisions: BTreeMap<String, i64> = state.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
+        let revisions: BTreeMap<String, i64> =
+            state.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
         let mut done = Vec::with_capacity(mops.len());
         let mut written = BTreeMap::new();
         for m in &mops {
@@ -276,7 +291,12 @@ impl EtcdClient {
                     written.insert(k, (m[1].clone(), entry.0.clone()));
                     done.push(m.clone());
                 }
-                other => return Err(Completion::fail(op.value.clone(), format!("unknown micro-op {other:?}"))),
+                other => {
+                    return Err(Completion::fail(
+                        op.value.clone(),
+                        format!("unknown micro-op {other:?}"),
+                    ))
+                }
             }
         }
         if written.is_empty() {
@@ -294,7 +314,11 @@ impl EtcdClient {
             .map(|(k, v)| json!({"request_put": {"key": key_b64(k), "value": value_b64(v)}}))
             .collect();
         let body = self
-            .post("/kv/txn", json!({"compare": compare, "success": success}), &op.value)
+            .post(
+                "/kv/txn",
+                json!({"compare": compare, "success": success}),
+                &op.value,
+            )
             .await?;
         if body.get("succeeded").and_then(Value::as_bool) == Some(true) {
             Ok(Value::Array(done))
@@ -321,7 +345,11 @@ impl Client for EtcdClient {
                 })
                 .map_err(|c| Completion::fail(op.value.clone(), c.error.unwrap_or(Value::Null))),
             "write" => self
-                .post("/kv/put", json!({"key": key_b64(&key), "value": value_b64(&op.value)}), &op.value)
+                .post(
+                    "/kv/put",
+                    json!({"key": key_b64(&key), "value": value_b64(&op.value)}),
+                    &op.value,
+                )
                 .await
                 .map(|_| op.value.clone()),
             "cas" => {
@@ -333,13 +361,18 @@ impl Client for EtcdClient {
                 let body = json!({"compare": [compare],
                     "success": [{"request_put": {"key": key_b64(&key), "value": value_b64(&op.value[1])}}]});
                 match self.post("/kv/txn", body, &op.value).await {
-                    Ok(b) if b.get("succeeded").and_then(Value::as_bool) == Some(true) => Ok(op.value.clone()),
+                    Ok(b) if b.get("succeeded").and_then(Value::as_bool) == Some(true) => {
+                        Ok(op.value.clone())
+                    }
                     Ok(_) => Err(Completion::fail(op.value.clone(), "cas-mismatch")),
                     Err(c) => Err(c),
                 }
             }
             "txn" => self.txn(op).await,
-            other => Err(Completion::fail(op.value.clone(), format!("the etcd target has no op {other:?}"))),
+            other => Err(Completion::fail(
+                op.value.clone(),
+                format!("the etcd target has no op {other:?}"),
+            )),
         };
         match result {
             Ok(v) => Completion::ok(v),

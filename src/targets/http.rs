@@ -78,13 +78,24 @@ pub fn get_json(addr: SocketAddr, path: &str, timeout: Duration) -> Option<Value
 }
 
 /// Blocking `POST http://addr/path` with a JSON body, returning the JSON of a 2xx answer.
-pub fn post_json_value(addr: SocketAddr, path: &str, body: &Value, timeout: Duration) -> Option<Value> {
+pub fn post_json_value(
+    addr: SocketAddr,
+    path: &str,
+    body: &Value,
+    timeout: Duration,
+) -> Option<Value> {
     request_json(addr, "POST", path, Some(body), timeout)
 }
 
 /// A minimal HTTP/1.0 exchange over a std socket: every step has `timeout`, the response
 /// read is bounded (status bodies are small), anything unexpected is `None`.
-fn request_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Option<Value> {
+fn request_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Option<Value> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;

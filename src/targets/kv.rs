@@ -151,20 +151,27 @@ fn key_string(key: &Value) -> String {
     }
 }
 
-
 #[async_trait]
 impl Client for KvClient {
     async fn invoke(&mut self, op: &OpRequest) -> Completion {
-        let key = op.key.as_ref().map(key_string).unwrap_or_else(|| "set".to_string());
+        let key = op
+            .key
+            .as_ref()
+            .map(key_string)
+            .unwrap_or_else(|| "set".to_string());
         let url = |suffix: &str| format!("{}/kv/{}{suffix}", self.base, key);
-        let result = match op.f.as_str() {
-            "read" if op.key.is_some() => send_json(self.http.get(url("")), &op.value)
-                .await
-                .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
-            "write" => send_json(self.http.put(url("")).json(&json!({"value": op.value})), &op.value)
+        let result =
+            match op.f.as_str() {
+                "read" if op.key.is_some() => send_json(self.http.get(url("")), &op.value)
+                    .await
+                    .map(|b| b.get("value").cloned().unwrap_or(Value::Null)),
+                "write" => send_json(
+                    self.http.put(url("")).json(&json!({"value": op.value})),
+                    &op.value,
+                )
                 .await
                 .map(|_| op.value.clone()),
-            "cas" => send_json(
+                "cas" => send_json(
                     self.http
                         .post(url("/cas"))
                         .json(&json!({"expected": op.value[0], "new": op.value[1]})),
@@ -172,26 +179,36 @@ impl Client for KvClient {
                 )
                 .await
                 .map(|_| op.value.clone()),
-            "txn" => send_json(
-                    self.http.post(format!("{}/txn", self.base)).json(&json!({"ops": op.value})),
+                "txn" => send_json(
+                    self.http
+                        .post(format!("{}/txn", self.base))
+                        .json(&json!({"ops": op.value})),
                     &op.value,
                 )
                 .await
                 .map(|b| b.get("ops").cloned().unwrap_or(Value::Null)),
-            "add" => send_json(self.http.post(url("/append")).json(&json!({"element": op.value})), &op.value)
+                "add" => send_json(
+                    self.http
+                        .post(url("/append"))
+                        .json(&json!({"element": op.value})),
+                    &op.value,
+                )
                 .await
                 .map(|_| op.value.clone()),
-            // The set workload's reads: the whole set, stored as one list value.
-            "read" => send_json(self.http.get(url("")), &op.value).await.map(|b| {
-                match b.get("value") {
-                    Some(Value::Array(a)) => Value::Array(a.clone()),
-                    _ => json!([]),
+                // The set workload's reads: the whole set, stored as one list value.
+                "read" => send_json(self.http.get(url("")), &op.value).await.map(|b| {
+                    match b.get("value") {
+                        Some(Value::Array(a)) => Value::Array(a.clone()),
+                        _ => json!([]),
+                    }
+                }),
+                other => {
+                    return Completion::fail(
+                        op.value.clone(),
+                        format!("the kv target has no op {other:?}"),
+                    )
                 }
-            }),
-            other => {
-                return Completion::fail(op.value.clone(), format!("the kv target has no op {other:?}"))
-            }
-        };
+            };
         match result {
             Ok(v) => Completion::ok(v),
             Err(c) => c,

@@ -51,7 +51,10 @@ pub trait Target: TargetControl {
 pub const TARGETS: &[(&str, &[&str])] = &[
     ("kv", &["register", "list-append", "rw-register", "set"]),
     ("etcd", &["register", "list-append", "rw-register"]),
-    ("crdt", &["or-set", "pn-counter", "g-counter", "lww-register"]),
+    (
+        "crdt",
+        &["or-set", "pn-counter", "g-counter", "lww-register"],
+    ),
     ("noop", &["register", "list-append", "rw-register", "set"]),
     ("postgres", &["list-append", "rw-register"]),
 ];
@@ -82,7 +85,9 @@ pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
             vec![node.clone()],
             name,
             Ok(()),
-            Box::new(|_, p| crate::nodes::DaemonSpec::new("true", p.pid_file.clone(), p.log_file.clone())),
+            Box::new(|_, p| {
+                crate::nodes::DaemonSpec::new("true", p.pid_file.clone(), p.log_file.clone())
+            }),
         );
         let paths = daemon.paths(0);
         let running = node.daemon_running(&paths.pid_file).unwrap_or(false);
@@ -96,7 +101,10 @@ pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
             continue;
         }
         match daemon.stop_all(true) {
-            Ok(()) => removed.push(format!("{}: stopped {name} and wiped its data", node.name())),
+            Ok(()) => removed.push(format!(
+                "{}: stopped {name} and wiped its data",
+                node.name()
+            )),
             Err(e) => removed.push(format!("{}: could not clean {name}: {e:#}", node.name())),
         }
     }
@@ -122,7 +130,11 @@ pub fn workloads_of(target: &str) -> anyhow::Result<&'static [&'static str]> {
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "unknown target {target:?}; valid targets are: {}",
-                TARGETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                TARGETS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
 }
@@ -144,7 +156,10 @@ pub fn build_in_process(name: &str, node_count: usize) -> anyhow::Result<Arc<dyn
 /// runs that target and returns its exit code; otherwise `None`.
 pub fn multicall() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
-    let program = std::path::Path::new(args.first()?).file_name()?.to_str()?.to_string();
+    let program = std::path::Path::new(args.first()?)
+        .file_name()?
+        .to_str()?
+        .to_string();
     match program.as_str() {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),

@@ -38,13 +38,17 @@ impl Noop {
 
 impl TargetControl for Noop {
     fn kill(&self, _node: &str) -> Result<(), NodeError> {
-        Err(NodeError::Unsupported("the noop target runs in-process and cannot be killed".into()))
+        Err(NodeError::Unsupported(
+            "the noop target runs in-process and cannot be killed".into(),
+        ))
     }
     fn start(&self, _node: &str) -> Result<(), NodeError> {
         Ok(())
     }
     fn pause(&self, _node: &str) -> Result<(), NodeError> {
-        Err(NodeError::Unsupported("the noop target runs in-process and cannot be paused".into()))
+        Err(NodeError::Unsupported(
+            "the noop target runs in-process and cannot be paused".into(),
+        ))
     }
     fn resume(&self, _node: &str) -> Result<(), NodeError> {
         Ok(())
@@ -53,7 +57,9 @@ impl TargetControl for Noop {
         Vec::new()
     }
     fn clock_support(&self, _node: &str) -> ClockSupport {
-        ClockSupport::Unsupported("the noop target runs in-process and has no clock of its own".into())
+        ClockSupport::Unsupported(
+            "the noop target runs in-process and has no clock of its own".into(),
+        )
     }
 }
 
@@ -147,7 +153,10 @@ impl Client for NoopClient {
                 Completion::ok(op.value.clone())
             }
             "read" => Completion::ok(json!(s.set.iter().collect::<Vec<_>>())),
-            other => Completion::fail(op.value.clone(), format!("the noop target has no op {other:?}")),
+            other => Completion::fail(
+                op.value.clone(),
+                format!("the noop target has no op {other:?}"),
+            ),
         }
     }
 }

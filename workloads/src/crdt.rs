@@ -62,7 +62,11 @@ impl Workload for Crdt {
             Kind::OrSet => OpRequest::new("add", json!(rng.gen_range(0..self.element_range))),
             Kind::PnCounter => {
                 let magnitude = rng.gen_range(1..=5i64);
-                let delta = if rng.gen_bool(0.3) { -magnitude } else { magnitude };
+                let delta = if rng.gen_bool(0.3) {
+                    -magnitude
+                } else {
+                    magnitude
+                };
                 OpRequest::new("add", json!(delta))
             }
             Kind::GCounter => OpRequest::new("add", json!(rng.gen_range(1..=5))),

@@ -254,7 +254,9 @@ mod tests {
             let gen = |seed| {
                 let mut w = build(name, &WorkloadOptions::default()).unwrap();
                 let mut rng = StdRng::seed_from_u64(seed);
-                (0..50).map(|i| w.next_op(i % 5, &mut rng)).collect::<Vec<_>>()
+                (0..50)
+                    .map(|i| w.next_op(i % 5, &mut rng))
+                    .collect::<Vec<_>>()
             };
             assert_eq!(gen(7), gen(7), "{name}");
             assert_ne!(gen(7), gen(8), "{name}");

@@ -183,6 +183,14 @@ pub fn check_txns(txns: &Txns, model: &str, ctx: &CheckContext) -> Verdict {
             "The history has no txn ops, so the {checker} checker has nothing to judge."
         ));
     }
+    // Without a committed transaction no read is trusted and no dependency can be shown:
+    // "valid" would only mean "nothing worked".
+    if !txns.txns.iter().any(|t| t.outcome == txn::Outcome::Ok) {
+        return Verdict::unknown(format!(
+            "None of the {} transactions committed (all failed or are indeterminate), so the {checker} checker has nothing to judge.",
+            txns.txns.len()
+        ));
+    }
     let mut edges = EdgeList::default();
     let mut anomalies = Anomalies::new(CASES_PER_TYPE);
     // ~9 bytes per edge; a quarter of the memory limit for inferred product edges (rw
