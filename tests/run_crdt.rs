@@ -39,6 +39,9 @@ fn crdt_run(
         &format!("10.77.{subnet}.0/24"),
     ])
     .args(["--base-dir", &format!("/tmp/dt-test-nodes-{id}")])
+    // 200 OR-set elements: each is added and removed a few times, not hundreds, so a
+    // resurrected element is not hidden by a later legitimate add.
+    .args(["--key-count", "50"])
     .args([
         "--time-limit",
         "10",
