@@ -128,6 +128,8 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // `remove_dir` removes only an empty directory: what a failed run left stays for
         // a look. Unlinked while still locked, so no waiter can lock a stale file.
+        // distest's own run lock (`<base>/<id>.run.lock`) is released with its process.
+        let _ = std::fs::remove_file(format!("{}/{}.run.lock", self.base_dir(), self.id));
         let _ = std::fs::remove_dir(self.base_dir());
         let _ = std::fs::remove_file(&self.lock_path);
     }

@@ -24,6 +24,7 @@ store = "{}"
 nodes = "local:3"
 cluster = "sui"
 subnet = "10.77.155.0/24"
+base_dir = "{}"
 time_limit = 10
 nemesis_interval = 3
 recovery_time = 1
@@ -35,7 +36,8 @@ workload = ["register"]
 nemesis = ["partition"]
 bug = ["", "stale-read"]
 "#,
-            store.display()
+            store.display(),
+            dir.join("nodes").display()
         ),
     )
     .unwrap();

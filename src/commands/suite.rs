@@ -46,6 +46,9 @@ pub struct Suite {
     pub cluster: Option<String>,
     #[serde(default)]
     pub subnet: Option<String>,
+    /// Node directories (as `--base-dir`).
+    #[serde(default)]
+    pub base_dir: Option<PathBuf>,
     #[serde(default)]
     pub time_limit: Option<f64>,
     #[serde(default)]
@@ -180,6 +183,9 @@ impl Suite {
         }
         if let Some(s) = &self.subnet {
             args.node_args.subnet = s.clone();
+        }
+        if let Some(b) = &self.base_dir {
+            args.node_args.base_dir = b.clone();
         }
         args.node_args.ssh_insecure_accept_host_keys = false;
         if let Some(t) = self.time_limit {
