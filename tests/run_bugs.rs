@@ -14,32 +14,14 @@
 //! Each test has its own cluster id and /24 (clusters `bga`..`bgd`, 10.77.156-159.0/24)
 //! so they run in parallel; every test asserts that nothing of its cluster is left.
 
+mod common;
+use common::*;
+
 use serde_json::Value;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root to build network namespaces (run the tests as root)");
-            return;
-        }
-    };
-}
-
-/// A fresh store directory; removed by the test once it passed (kept for a look otherwise).
-fn temp_store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dt-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// One local cluster a test owns: its id and its /24, held exclusively (see `claim`)
 /// until dropped; dropping also removes its (by then empty) base directory.
@@ -135,21 +117,8 @@ impl Drop for Cluster {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn latest_run(store: &Path) -> PathBuf {
     std::fs::canonicalize(store.join("latest")).unwrap()
-}
-
-fn results(store: &Path) -> Value {
-    let text = std::fs::read_to_string(latest_run(store).join("results.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 fn history(store: &Path) -> String {
@@ -210,7 +179,7 @@ fn bug_caught_and_correct_build_valid(
 
 #[test]
 fn no_fsync_bug_under_kills_of_a_majority_loses_acknowledged_set_adds() {
-    require_root!();
+    common::require_root!();
     let cluster = Cluster::claim("bga", 156);
     // Seed 1 draws kills of all five nodes at ~3 s and ~6 s: SIGKILL of every replica
     // loses the unflushed WAL buffer (up to 1 s of acknowledged adds) everywhere at once.
@@ -250,7 +219,7 @@ fn no_fsync_bug_under_kills_of_a_majority_loses_acknowledged_set_adds() {
 /// it needs, and the unit tests in `raft/core.rs` that show it deterministically.
 #[test]
 fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
-    require_root!();
+    common::require_root!();
     let cluster = Cluster::claim("bgb", 157);
     let store = temp_store("bug-clock");
     let out = cluster.run(
@@ -285,7 +254,7 @@ fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
 /// no clock is moved: an isolated leader's lease ends before the majority can elect.
 #[test]
 fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
-    require_root!();
+    common::require_root!();
     let cluster = Cluster::claim("bgc", 158);
     let store = temp_store("bug-lease");
     let out = cluster.run(
@@ -310,7 +279,7 @@ fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
 /// commit (raft-kv takes the workload's integer keys): the baseline that bug would break.
 #[test]
 fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_build() {
-    require_root!();
+    common::require_root!();
     let cluster = Cluster::claim("bgd", 159);
     let store = temp_store("bug-churn");
     let out = cluster.run(

@@ -4,29 +4,12 @@
 //! Each test has its own cluster id and /24 so they run in parallel; every test asserts
 //! that nothing carrying its cluster's prefix is left behind.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root to build network namespaces (run the tests as root)");
-            return;
-        }
-    };
-}
-
-fn temp_store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dt-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `distest run` on cluster `id` in 10.77.<subnet>.0/24 with `args`.
 fn run(store: &Path, id: &str, subnet: u8, args: &[&str]) -> Command {
@@ -38,19 +21,6 @@ fn run(store: &Path, id: &str, subnet: u8, args: &[&str]) -> Command {
         .arg(store)
         .args(args);
     cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn results(store: &Path) -> serde_json::Value {
-    let run = std::fs::canonicalize(store.join("latest")).unwrap();
-    serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap()
 }
 
 /// Nothing of cluster `id` remains: namespaces, links, processes in them.
@@ -78,7 +48,7 @@ fn assert_nothing_left(id: &str) {
 
 #[test]
 fn readme_main_command_is_valid_on_the_correct_kv_build() {
-    require_root!();
+    common::require_root!();
     let store = temp_store("kv-valid");
     let out = run(
         &store,
@@ -113,7 +83,7 @@ fn readme_main_command_is_valid_on_the_correct_kv_build() {
 
 #[test]
 fn stale_read_bug_under_partitions_is_reported_as_a_nonlinearizable_read() {
-    require_root!();
+    common::require_root!();
     let store = temp_store("kv-stale");
     let out = run(
         &store,
@@ -153,7 +123,7 @@ fn stale_read_bug_under_partitions_is_reported_as_a_nonlinearizable_read() {
 
 #[test]
 fn ack_before_commit_bug_under_partitions_loses_acknowledged_writes() {
-    require_root!();
+    common::require_root!();
     let store = temp_store("kv-ack");
     let out = run(
         &store,
@@ -181,7 +151,7 @@ fn ack_before_commit_bug_under_partitions_loses_acknowledged_writes() {
 
 #[test]
 fn etcd_register_run_under_partitions_and_kills_is_valid() {
-    require_root!();
+    common::require_root!();
     if !Path::new("/usr/bin/etcd").exists() {
         eprintln!("skipped: etcd is not installed (scripts/setup.sh installs etcd-server)");
         return;
@@ -214,7 +184,7 @@ fn etcd_register_run_under_partitions_and_kills_is_valid() {
 
 #[test]
 fn sigint_mid_run_heals_faults_and_still_reports() {
-    require_root!();
+    common::require_root!();
     let store = temp_store("kv-sigint");
     let child = run(
         &store,

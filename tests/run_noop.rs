@@ -1,32 +1,12 @@
 //! End-to-end runs against the in-process `noop` target: the whole pipeline (generator,
 //! clients, recorder, checkers, store, report) without root or a cluster.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
-
-fn distest() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_distest"))
-}
-
-fn temp_store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dt-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn latest(store: &Path) -> PathBuf {
-    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn run_noop(store: &Path, workload: &str, extra: &[&str]) -> Output {
     distest()
@@ -60,7 +40,7 @@ fn noop_runs_are_valid_for_every_workload_and_fill_the_run_directory() {
     for workload in ["register", "list-append", "rw-register", "set"] {
         let out = run_noop(&store, workload, &[]);
         assert_eq!(out.status.code(), Some(0), "{workload}: {}", text(&out));
-        let run = latest(&store);
+        let run = latest_run(&store);
         assert!(run.starts_with(
             store
                 .canonicalize()
@@ -115,7 +95,7 @@ fn a_recorded_run_can_be_rechecked_from_its_directory() {
     let store = temp_store("noop-recheck");
     let out = run_noop(&store, "list-append", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let run = latest(&store);
+    let run = latest_run(&store);
     let check = distest()
         .arg("check")
         .arg(&run)
@@ -211,7 +191,7 @@ fn sigint_mid_run_still_checks_and_reports_what_was_recorded() {
         "the run stopped promptly"
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let run = latest(&store);
+    let run = latest_run(&store);
     assert!(run.join("results.json").is_file());
     assert!(run.join("index.html").is_file());
     let log = std::fs::read_to_string(run.join("distest.log")).unwrap();

@@ -1,0 +1,55 @@
+//! Helpers shared by the end-to-end tests: temp stores, root checks, reading a run's
+//! results. Each test binary uses a subset, hence the `dead_code` allowance.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `distest` binary under test.
+pub fn distest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_distest"))
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Returns from the test, saying why, unless it runs as root.
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: needs root to build network namespaces (run the tests as root)");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
+/// A fresh store directory named after the test and this process; the test removes it
+/// once it passed (a failed test leaves it for a look).
+pub fn temp_store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dt-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A command's stdout and stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The newest run of `store` (`store/latest`, resolved).
+pub fn latest_run(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
+}
+
+/// The newest run's results.json.
+pub fn results(store: &Path) -> serde_json::Value {
+    let run = latest_run(store);
+    serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap()
+}
