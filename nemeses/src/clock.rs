@@ -24,7 +24,7 @@ use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{ClockSupport, NodeShell, TargetControl};
 use crate::schedule::{rng_for, FlipFlop};
-use crate::targets::{self, Targeting};
+use crate::targets;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -345,13 +345,21 @@ impl Nemesis for Clock {
             .expect("three kinds")
         {
             BUMP => {
-                let mut value = targets::draw(&Targeting::EVERY, &names, &mut self.rng);
+                let mut value = targets::draw(
+                    &targets::modes_for(self.target.as_ref()),
+                    &names,
+                    &mut self.rng,
+                );
                 // 16 ms to 262 s, Jepsen's range.
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=18));
                 FaultOp::new(BUMP, value)
             }
             STROBE => {
-                let mut value = targets::draw(&Targeting::EVERY, &names, &mut self.rng);
+                let mut value = targets::draw(
+                    &targets::modes_for(self.target.as_ref()),
+                    &names,
+                    &mut self.rng,
+                );
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=12));
                 value["period_ms"] = json!(*[1, 5, 10, 50].choose(&mut self.rng).expect("periods"));
                 value["duration_ms"] =

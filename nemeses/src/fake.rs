@@ -77,6 +77,8 @@ pub(crate) struct FakeTarget {
     pub(crate) clock: Mutex<BTreeMap<String, ClockSupport>>,
     /// Nodes on which every call fails.
     pub(crate) broken: Mutex<Vec<String>>,
+    /// A target without any primary (a CRDT store): `has_primaries` says false.
+    pub(crate) leaderless: bool,
 }
 
 impl FakeTarget {
@@ -111,6 +113,9 @@ impl TargetControl for FakeTarget {
     }
     fn primaries(&self) -> Vec<String> {
         self.primaries.lock().unwrap().clone()
+    }
+    fn has_primaries(&self) -> bool {
+        !self.leaderless
     }
     fn clock_support(&self, node: &str) -> ClockSupport {
         self.clock

@@ -13,7 +13,7 @@ use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{NodeError, NodeShell, TargetControl};
 use crate::schedule::{rng_for, FlipFlop};
-use crate::targets::{self, Targeting};
+use crate::targets;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -222,7 +222,11 @@ impl Nemesis for Latency {
         if !self.flip.next_is_start() {
             return FaultOp::new(STOP, Value::Null);
         }
-        let mut value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
+        let mut value = targets::draw(
+            &targets::modes_for(self.target.as_ref()),
+            &self.cluster.names(),
+            &mut self.rng,
+        );
         let delay_ms = *DELAYS_MS
             .choose(&mut self.rng)
             .expect("DELAYS_MS is not empty");

@@ -11,7 +11,7 @@ use crate::iptables::{self, ChainOnNodes, DropRule};
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::TargetControl;
 use crate::schedule::{rng_for, FlipFlop};
-use crate::targets::{self, Targeting};
+use crate::targets;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -102,7 +102,11 @@ impl Nemesis for Loss {
         if !self.flip.next_is_start() {
             return FaultOp::new(STOP, Value::Null);
         }
-        let mut value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
+        let mut value = targets::draw(
+            &targets::modes_for(self.target.as_ref()),
+            &self.cluster.names(),
+            &mut self.rng,
+        );
         let probability = *PROBABILITIES
             .choose(&mut self.rng)
             .expect("PROBABILITIES is not empty");

@@ -89,6 +89,13 @@ pub trait TargetControl: Send + Sync {
     fn resume(&self, node: &str) -> Result<(), NodeError>;
     /// The nodes the target currently considers primaries (Raft leader, ...); may be empty.
     fn primaries(&self) -> Vec<String>;
+    /// Whether the target has primaries at all (leader-based systems do; CRDT stores and
+    /// in-process fakes do not). Static for a run: schedules draw from it, and a seed
+    /// must replay the same schedule, so faults aimed at "the leader" are never drawn for
+    /// a target without one.
+    fn has_primaries(&self) -> bool {
+        true
+    }
     /// How clock faults can reach the target on `node`.
     fn clock_support(&self, node: &str) -> ClockSupport;
 }

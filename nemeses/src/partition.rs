@@ -206,6 +206,7 @@ impl Partition {
         Shape::EVERY
             .into_iter()
             .filter(|s| s.min_nodes() <= self.cluster.len())
+            .filter(|s| *s != Shape::IsolateLeader || self.target.has_primaries())
             .collect()
     }
 
@@ -471,6 +472,26 @@ mod tests {
             })
         ));
         assert!(bridge(&names(2), &mut rng).is_err());
+    }
+
+    #[test]
+    fn leaderless_targets_never_get_leader_faults_drawn() {
+        let (nodes, _) = fake::cluster(5);
+        let target = Arc::new(fake::FakeTarget {
+            leaderless: true,
+            ..Default::default()
+        });
+        let names = vec!["all".to_string()];
+        let mut nemesis = crate::build(&names, ctx(&nodes, &target)).unwrap();
+        for _ in 0..400 {
+            let op = nemesis.next_op();
+            let text = op.value.to_string();
+            assert!(
+                !text.contains("isolate-leader") && !text.contains("primaries"),
+                "{} {text}",
+                op.f
+            );
+        }
     }
 
     #[test]

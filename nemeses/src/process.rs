@@ -11,7 +11,7 @@ use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{NodeError, TargetControl};
 use crate::schedule::{rng_for, FlipFlop};
-use crate::targets::{self, Targeting};
+use crate::targets;
 use crate::value;
 use rand::rngs::StdRng;
 use serde_json::{json, Value};
@@ -97,7 +97,11 @@ impl<A: ProcessAction> Nemesis for ProcessNemesis<A> {
 
     fn next_op(&mut self) -> FaultOp {
         if self.flip.next_is_start() {
-            let value = targets::draw(&Targeting::EVERY, &self.cluster.names(), &mut self.rng);
+            let value = targets::draw(
+                &targets::modes_for(self.target.as_ref()),
+                &self.cluster.names(),
+                &mut self.rng,
+            );
             FaultOp::new(A::START_F, value)
         } else {
             FaultOp::new(A::STOP_F, Value::Null)

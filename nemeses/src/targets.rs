@@ -70,6 +70,15 @@ impl Targeting {
 }
 
 /// Draws a mode among `modes` and its nodes: `{"targets": "minority", "nodes": [...]}`.
+/// The targeting modes that make sense for `target`: every mode, less `primaries` for a
+/// target without any.
+pub(crate) fn modes_for(target: &dyn crate::node::TargetControl) -> Vec<Targeting> {
+    Targeting::EVERY
+        .into_iter()
+        .filter(|m| *m != Targeting::Primaries || target.has_primaries())
+        .collect()
+}
+
 pub(crate) fn draw(modes: &[Targeting], names: &[String], rng: &mut StdRng) -> Value {
     assert!(
         !modes.is_empty(),

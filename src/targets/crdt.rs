@@ -77,6 +77,9 @@ impl TargetControl for Crdt {
     fn primaries(&self) -> Vec<String> {
         Vec::new()
     }
+    fn has_primaries(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]

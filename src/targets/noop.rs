@@ -56,6 +56,9 @@ impl TargetControl for Noop {
     fn primaries(&self) -> Vec<String> {
         Vec::new()
     }
+    fn has_primaries(&self) -> bool {
+        false
+    }
     fn clock_support(&self, _node: &str) -> ClockSupport {
         ClockSupport::Unsupported(
             "the noop target runs in-process and has no clock of its own".into(),
