@@ -345,21 +345,13 @@ impl Nemesis for Clock {
             .expect("three kinds")
         {
             BUMP => {
-                let mut value = targets::draw(
-                    &targets::modes_for(self.target.as_ref()),
-                    &names,
-                    &mut self.rng,
-                );
+                let mut value = targets::draw(self.target.as_ref(), &names, &mut self.rng);
                 // 16 ms to 262 s, Jepsen's range.
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=18));
                 FaultOp::new(BUMP, value)
             }
             STROBE => {
-                let mut value = targets::draw(
-                    &targets::modes_for(self.target.as_ref()),
-                    &names,
-                    &mut self.rng,
-                );
+                let mut value = targets::draw(self.target.as_ref(), &names, &mut self.rng);
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=12));
                 value["period_ms"] = json!(*[1, 5, 10, 50].choose(&mut self.rng).expect("periods"));
                 value["duration_ms"] =

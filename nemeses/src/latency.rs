@@ -222,11 +222,7 @@ impl Nemesis for Latency {
         if !self.flip.next_is_start() {
             return FaultOp::new(STOP, Value::Null);
         }
-        let mut value = targets::draw(
-            &targets::modes_for(self.target.as_ref()),
-            &self.cluster.names(),
-            &mut self.rng,
-        );
+        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
         let delay_ms = *DELAYS_MS
             .choose(&mut self.rng)
             .expect("DELAYS_MS is not empty");

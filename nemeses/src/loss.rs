@@ -102,11 +102,7 @@ impl Nemesis for Loss {
         if !self.flip.next_is_start() {
             return FaultOp::new(STOP, Value::Null);
         }
-        let mut value = targets::draw(
-            &targets::modes_for(self.target.as_ref()),
-            &self.cluster.names(),
-            &mut self.rng,
-        );
+        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
         let probability = *PROBABILITIES
             .choose(&mut self.rng)
             .expect("PROBABILITIES is not empty");

@@ -97,11 +97,7 @@ impl<A: ProcessAction> Nemesis for ProcessNemesis<A> {
 
     fn next_op(&mut self) -> FaultOp {
         if self.flip.next_is_start() {
-            let value = targets::draw(
-                &targets::modes_for(self.target.as_ref()),
-                &self.cluster.names(),
-                &mut self.rng,
-            );
+            let value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
             FaultOp::new(A::START_F, value)
         } else {
             FaultOp::new(A::STOP_F, Value::Null)

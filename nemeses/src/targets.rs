@@ -69,21 +69,18 @@ impl Targeting {
     }
 }
 
-/// Draws a mode among `modes` and its nodes: `{"targets": "minority", "nodes": [...]}`.
-/// The targeting modes that make sense for `target`: every mode, less `primaries` for a
-/// target without any.
-pub(crate) fn modes_for(target: &dyn crate::node::TargetControl) -> Vec<Targeting> {
-    Targeting::EVERY
+/// Draws a targeting mode and its nodes: `{"targets": "minority", "nodes": [...]}`.
+/// `primaries` is drawn only for a target that has primaries (static for a run, so a seed
+/// replays the same draws).
+pub(crate) fn draw(
+    target: &dyn crate::node::TargetControl,
+    names: &[String],
+    rng: &mut StdRng,
+) -> Value {
+    let modes: Vec<Targeting> = Targeting::EVERY
         .into_iter()
         .filter(|m| *m != Targeting::Primaries || target.has_primaries())
-        .collect()
-}
-
-pub(crate) fn draw(modes: &[Targeting], names: &[String], rng: &mut StdRng) -> Value {
-    assert!(
-        !modes.is_empty(),
-        "a fault needs at least one targeting mode"
-    );
+        .collect();
     let mode = modes[rng.gen_range(0..modes.len())];
     match mode.pick(names, rng) {
         Some(nodes) => json!({"targets": mode.as_str(), "nodes": nodes}),
