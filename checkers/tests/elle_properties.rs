@@ -27,10 +27,18 @@ fn params(w: Workload, seed: u64, workers: usize, keys: u64, txns: usize) -> Par
     }
 }
 
+/// Never flagged: valid, except that a history in which no transaction committed (tiny
+/// generated cases with only failed or indeterminate txns) proves nothing and is unknown.
 fn assert_valid(w: Workload, ops: Vec<Op>) {
+    let committed = ops.iter().any(|op| op.kind == OpType::Ok);
     let h = History::new(ops).unwrap();
     let v = checker(w).check(&h, &CheckContext::default());
-    assert_eq!(v.valid, Validity::Valid, "{}\n{}", v.summary, v.explanation);
+    let expected = if committed {
+        Validity::Valid
+    } else {
+        Validity::Unknown
+    };
+    assert_eq!(v.valid, expected, "{}\n{}", v.summary, v.explanation);
     assert!(v.anomalies.is_empty(), "{:?}", v.anomalies);
 }
 
