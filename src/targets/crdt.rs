@@ -3,10 +3,10 @@
 //! replica; the add/remove replies (tags, observed tags) go into the history unchanged so
 //! the `crdt-convergence` checker can apply exact observed-remove semantics.
 
-use super::daemon::{ManagedDaemon, NodePaths};
+use super::daemon::{bundled_target_spec, ManagedDaemon};
 use super::http::{get_json, send_json};
 use super::{Target, TargetOptions};
-use crate::nodes::{DaemonSpec, Remote};
+use crate::nodes::Remote;
 use async_trait::async_trait;
 use distest_nemeses::TargetControl;
 use distest_workloads::{Client, Completion, OpRequest};
@@ -28,42 +28,11 @@ pub struct Crdt {
 
 impl Crdt {
     pub fn new(nodes: Vec<Arc<dyn Remote>>, opts: TargetOptions) -> Crdt {
-        let peers = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.name(), SocketAddr::new(n.address(), PORT)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let addrs: Vec<SocketAddr> = nodes
-            .iter()
-            .map(|n| SocketAddr::new(n.address(), PORT))
-            .collect();
-        let ids: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
-        let bugs = opts.bugs.clone();
-        let listen: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        let spec = move |i: usize, p: &NodePaths| {
-            let mut spec = DaemonSpec::new(
-                p.bin_dir.join("crdt-store").display().to_string(),
-                p.pid_file.clone(),
-                p.log_file.clone(),
-            );
-            spec.args = vec![
-                "--id".into(),
-                ids[i].clone(),
-                "--peers".into(),
-                peers.clone(),
-                "--listen".into(),
-                listen[i].clone(),
-                "--data-dir".into(),
-                p.data.display().to_string(),
-            ];
-            for bug in &bugs {
-                spec.args.push("--bug".into());
-                spec.args.push(bug.clone());
-            }
-            spec
-        };
+        // Replicas gossip over their client API, so peers and clients share one port.
+        let (addrs, spec) =
+            bundled_target_spec(&nodes, "crdt-store", PORT, PORT, &opts.bugs, Vec::new());
         Crdt {
-            daemon: ManagedDaemon::new(nodes, "crdt-store", Ok(()), Box::new(spec)),
+            daemon: ManagedDaemon::new(nodes, "crdt-store", Ok(()), spec),
             addrs,
             opts,
         }

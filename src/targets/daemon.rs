@@ -52,6 +52,56 @@ macro_rules! delegate_daemon_lifecycle {
 }
 pub(crate) use delegate_daemon_lifecycle;
 
+/// The command line of a bundled target (raft-kv, crdt-store), which both take the same
+/// way: `--id NAME --peers n1=ADDR:PEER_PORT,... --data-dir DIR --listen ADDR:API_PORT`,
+/// one `--bug` per bug, then `extra`. Returns the nodes' client API addresses with it.
+pub fn bundled_target_spec(
+    nodes: &[Arc<dyn Remote>],
+    program: &'static str,
+    peer_port: u16,
+    api_port: u16,
+    bugs: &[String],
+    extra: Vec<String>,
+) -> (Vec<std::net::SocketAddr>, Box<SpecFn>) {
+    use std::net::SocketAddr;
+    let peers = nodes
+        .iter()
+        .map(|n| format!("{}={}", n.name(), SocketAddr::new(n.address(), peer_port)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| SocketAddr::new(n.address(), api_port))
+        .collect();
+    let ids: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
+    let listen: Vec<String> = api.iter().map(ToString::to_string).collect();
+    let mut tail: Vec<String> = bugs
+        .iter()
+        .flat_map(|bug| ["--bug".to_string(), bug.clone()])
+        .collect();
+    tail.extend(extra);
+    let spec = move |i: usize, p: &NodePaths| {
+        let mut spec = DaemonSpec::new(
+            p.bin_dir.join(program).display().to_string(),
+            p.pid_file.clone(),
+            p.log_file.clone(),
+        );
+        spec.args = vec![
+            "--id".into(),
+            ids[i].clone(),
+            "--peers".into(),
+            peers.clone(),
+            "--data-dir".into(),
+            p.data.display().to_string(),
+            "--listen".into(),
+            listen[i].clone(),
+        ];
+        spec.args.extend(tail.iter().cloned());
+        spec
+    };
+    (api, Box::new(spec))
+}
+
 /// Where libfaketime lives on Debian nodes.
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 

@@ -4,10 +4,10 @@
 //! local nodes and an upload over SSH. Clients speak raft-kv's HTTP API; its error bodies
 //! say whether an op was definitely not applied (`fail`) or may have been (`info`).
 
-use super::daemon::{ManagedDaemon, NodePaths};
+use super::daemon::{bundled_target_spec, ManagedDaemon};
 use super::http::{get_json, send_json};
 use super::{Target, TargetOptions};
-use crate::nodes::{DaemonSpec, Remote};
+use crate::nodes::Remote;
 use async_trait::async_trait;
 use distest_nemeses::TargetControl;
 use distest_workloads::{Client, Completion, OpRequest};
@@ -29,50 +29,14 @@ pub struct Kv {
 
 impl Kv {
     pub fn new(nodes: Vec<Arc<dyn Remote>>, opts: TargetOptions) -> Kv {
-        let peers = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.name(), SocketAddr::new(n.address(), PEER_PORT)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let addrs = nodes
-            .iter()
-            .map(|n| SocketAddr::new(n.address(), API_PORT))
-            .collect();
-        let ids: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
-        let listen: Vec<String> = nodes
-            .iter()
-            .map(|n| SocketAddr::new(n.address(), API_PORT).to_string())
-            .collect();
-        let bugs = opts.bugs.clone();
-        let settings = opts.settings.clone();
-        let spec = move |i: usize, p: &NodePaths| {
-            let mut spec = DaemonSpec::new(
-                p.bin_dir.join("raft-kv").display().to_string(),
-                p.pid_file.clone(),
-                p.log_file.clone(),
-            );
-            spec.args = vec![
-                "--id".into(),
-                ids[i].clone(),
-                "--peers".into(),
-                peers.clone(),
-                "--data-dir".into(),
-                p.data.display().to_string(),
-                "--listen".into(),
-                listen[i].clone(),
-            ];
-            for bug in &bugs {
-                spec.args.push("--bug".into());
-                spec.args.push(bug.clone());
-            }
-            if let Some(mode) = settings.get("read-mode") {
-                spec.args.push("--read-mode".into());
-                spec.args.push(mode.clone());
-            }
-            spec
+        let extra = match opts.settings.get("read-mode") {
+            Some(mode) => vec!["--read-mode".to_string(), mode.clone()],
+            None => Vec::new(),
         };
+        let (addrs, spec) =
+            bundled_target_spec(&nodes, "raft-kv", PEER_PORT, API_PORT, &opts.bugs, extra);
         Kv {
-            daemon: ManagedDaemon::new(nodes, "raft-kv", Ok(()), Box::new(spec)),
+            daemon: ManagedDaemon::new(nodes, "raft-kv", Ok(()), spec),
             addrs,
             opts,
         }
