@@ -119,3 +119,19 @@ fn perturbation_finds_invalid_histories_often_enough_to_matter() {
         "only {invalid} of 200 perturbed histories were invalid"
     );
 }
+
+#[test]
+fn long_keyed_kv_histories_split_across_threads_match_porcupine() {
+    // Long enough (> 32k positions) that the checker locates keys in parallel chunks.
+    let cfg = GenConfig {
+        processes: 12,
+        ops: 20_000,
+        values: 4,
+        keys: 40,
+        p_info: 0.02,
+        kv: true,
+    };
+    for seed in 0..4u64 {
+        compare(seed, cfg, seed % 2 == 1).unwrap();
+    }
+}

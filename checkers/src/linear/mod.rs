@@ -46,8 +46,10 @@ use crate::checker::{pick_option, CheckContext, Checker, CheckerOptions, Registr
 use crate::history::History;
 use crate::verdict::Verdict;
 use models::ModelVisitor;
-use search::{GaveUp, Limits, Outcome};
+use prepare::Partition;
+use search::{GaveUp, Limits, Outcome, Scratch};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::sync::OnceLock;
 
 /// The registry name.
@@ -126,8 +128,7 @@ fn check_with<M: Model>(
     history: &History,
     ctx: &CheckContext,
 ) -> Verdict {
-    let parsed = prepare::partition(model, history);
-    let parts = match parsed {
+    let parts = match prepare::partition(model, history) {
         Ok(parts) => parts,
         Err(e) => {
             return Verdict::unknown(format!(
@@ -139,12 +140,22 @@ fn check_with<M: Model>(
         }
     };
     let op_count: usize = parts.iter().map(|p| p.ops.len()).sum();
+    let keys = parts.len();
     let memory_used_bytes = AtomicUsize::new(0);
     // The lowest partition index found not linearizable: partitions after it are
     // abandoned, partitions before it still finish, so the reported key is always the
     // bad key used first in the history, whatever the thread timing.
     let first_bad = AtomicUsize::new(usize::MAX);
-    let outcomes = run_parallel(parts.len(), |i| {
+    // Each worker takes its partitions out and frees them when done (in parallel, and
+    // early); only a partition found not linearizable comes back, for the counterexample.
+    let parts: Vec<Mutex<Option<Partition<M::Op>>>> =
+        parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let results = run_parallel(parts.len(), Scratch::default, |scratch, i| {
+        let part = parts[i]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .expect("each partition is searched once");
         let abandon = || first_bad.load(Ordering::Relaxed) < i;
         let limits = Limits {
             cancel: &ctx.cancel,
@@ -152,14 +163,16 @@ fn check_with<M: Model>(
             memory_used_bytes: &memory_used_bytes,
             abandon: &abandon,
         };
-        let outcome = search::search(model, &parts[i].ops, &limits, None);
+        let outcome = search::search_in(scratch, model, &part.ops, &limits, None);
         if outcome == Outcome::NotLinearizable {
             first_bad.fetch_min(i, Ordering::Relaxed);
+            return (outcome, Some(part));
         }
-        outcome
+        (outcome, None)
     });
-    let keys = parts.len();
-    if let Some(bad) = outcomes.iter().position(|o| *o == Outcome::NotLinearizable) {
+    let (outcomes, mut kept): (Vec<Outcome>, Vec<_>) = results.into_iter().unzip();
+    let bad = outcomes.iter().position(|o| *o == Outcome::NotLinearizable);
+    if let Some(part) = bad.and_then(|bad| kept[bad].take()) {
         let abandon = || false;
         let limits = Limits {
             cancel: &ctx.cancel,
@@ -167,8 +180,8 @@ fn check_with<M: Model>(
             memory_used_bytes: &memory_used_bytes,
             abandon: &abandon,
         };
-        let example = explain::explain(model, model_name, history, &parts[bad], &limits);
-        let key = explain::subject(&parts[bad].key);
+        let example = explain::explain(model, model_name, history, &part, &limits);
+        let key = explain::subject(&part.key);
         let scope = if keys == 1 {
             format!("{op_count} op(s) checked")
         } else {
@@ -200,27 +213,40 @@ fn check_with<M: Model>(
     ))
 }
 
-/// Runs `job(i)` for every `i < count` on up to one thread per core; results by index.
-fn run_parallel<R: Send>(count: usize, job: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    if count <= 1 {
-        return (0..count).map(&job).collect();
-    }
-    // Asking the OS reads cgroup files: once per process is enough.
+/// The cores this process may use (asking the OS reads cgroup files: once is enough).
+fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
-    let cores = *CORES.get_or_init(|| {
+    *CORES.get_or_init(|| {
         std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1)
-    });
-    let threads = cores.min(count);
+    })
+}
+
+/// Runs `job(worker state, i)` for every `i < count` on up to one thread per core, each
+/// thread with its own state made by `init`; results by index.
+fn run_parallel<W, R: Send>(
+    count: usize,
+    init: impl Fn() -> W + Sync,
+    job: impl Fn(&mut W, usize) -> R + Sync,
+) -> Vec<R> {
+    let serial = || {
+        let mut state = init();
+        (0..count).map(|i| job(&mut state, i)).collect()
+    };
+    if count <= 1 {
+        return serial();
+    }
+    let threads = cores().min(count);
     if threads <= 1 {
-        return (0..count).map(&job).collect();
+        return serial();
     }
     let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
+                    let mut state = init();
                     let mut mine = Vec::new();
                     // Bounded: each turn takes a fresh index below `count`.
                     loop {
@@ -228,7 +254,7 @@ fn run_parallel<R: Send>(count: usize, job: impl Fn(usize) -> R + Sync) -> Vec<R
                         if i >= count {
                             break mine;
                         }
-                        mine.push((i, job(i)));
+                        mine.push((i, job(&mut state, i)));
                     }
                 })
             })

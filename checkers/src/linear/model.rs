@@ -33,6 +33,11 @@ pub trait Model: Sync {
     /// tuple (Jepsen's `independent` form), for invocation and completion alike.
     const KEY_IN_VALUE: bool = false;
 
+    /// Whether [`Model::parse`] uses the [`Interner`]. Ops of models that do not can be
+    /// parsed on several threads and merged; ids of different interners cannot. (A model
+    /// that says `false` and interns anyway is caught and parsed on one thread.)
+    const INTERNS_VALUES: bool = true;
+
     /// The state before any op (an empty register, map, set, queue; an unlocked mutex).
     fn init(&self) -> Self::State;
 
@@ -92,6 +97,11 @@ impl Interner {
             self.values.push(value.clone());
         }
         id
+    }
+
+    /// Whether no value but `null` (which every interner holds) was interned.
+    pub fn is_empty(&self) -> bool {
+        self.values.len() <= 1
     }
 
     /// The value behind `id` (`null` for an id this interner never issued).

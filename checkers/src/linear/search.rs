@@ -20,7 +20,7 @@
 
 use super::hash::{hash_of, splitmix64};
 use super::model::Model;
-use super::prepare::PartOp;
+use super::prepare::{sort_nearly_sorted_by_key, PartOp};
 use crate::checker::Cancel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -95,13 +95,23 @@ struct Lifted {
 }
 
 impl Lifted {
+    #[cfg(test)]
     fn new(ops: usize) -> Lifted {
-        Lifted {
-            words: vec![0; ops.div_ceil(64)],
+        let mut lifted = Lifted {
+            words: Vec::new(),
             lo: 0,
             hi: 0,
             hash: 0,
-        }
+        };
+        lifted.reset(ops);
+        lifted
+    }
+
+    /// The empty set over `ops` ops, reusing the memory.
+    fn reset(&mut self, ops: usize) {
+        self.words.clear();
+        self.words.resize(ops.div_ceil(64), 0);
+        (self.lo, self.hi, self.hash) = (0, 0, 0);
     }
 
     fn set(&mut self, op: usize) {
@@ -145,16 +155,45 @@ struct Cache<S> {
     state_bytes: usize,
 }
 
+/// The smallest table [`Cache::reset`] makes.
+const MIN_CACHE_SLOTS: usize = 1 << 10;
+
 impl<S: Eq> Cache<S> {
+    #[cfg(test)]
     fn new() -> Cache<S> {
-        Cache {
-            slots: vec![0; 1 << 10],
+        let mut cache = Cache {
+            slots: Vec::new(),
             hashes: Vec::new(),
             spans: Vec::new(),
             arena: Vec::new(),
             states: Vec::new(),
             state_bytes: 0,
+        };
+        cache.reset(0);
+        cache
+    }
+
+    /// Empties the cache for a search over `ops` ops, reusing its memory. A search lifts
+    /// every op at least once, so room for that many entries is made up front (a table
+    /// left much larger by an earlier, harder search is shrunk: clearing it would cost
+    /// more than the search).
+    fn reset(&mut self, ops: usize) {
+        let want = (4 * (ops + 1)).next_power_of_two().max(MIN_CACHE_SLOTS);
+        if self.slots.len() < want || self.slots.len() > 4 * want {
+            self.slots = vec![0; want];
+        } else {
+            self.slots.fill(0);
         }
+        self.hashes.clear();
+        self.spans.clear();
+        self.arena.clear();
+        self.states.clear();
+        // Concurrent ops are lifted in several orders: room for twice the ops before
+        // the first growth.
+        self.hashes.reserve(2 * (ops + 1));
+        self.spans.reserve(2 * (ops + 1));
+        self.states.reserve(2 * (ops + 1));
+        self.state_bytes = 0;
     }
 
     fn bytes(&self) -> usize {
@@ -233,45 +272,51 @@ struct Entries {
 }
 
 impl Entries {
-    fn new<O>(ops: &[PartOp<O>]) -> Entries {
-        let mut timeline: Vec<(u32, u32)> = Vec::with_capacity(ops.len() * 2);
+    /// The list of `ops` (in invocation order), reusing the memory. Calls are in order
+    /// already; returns come nearly in order (an op returns after the few ops concurrent
+    /// with it), so they are put in order by insertion and merged with the calls.
+    fn reset<O>(&mut self, ops: &[PartOp<O>], returns: &mut Vec<(u32, u32)>) {
+        // Codes keep one bit for call/return; a history holds fewer than 2^32 entries
+        // and an op with a completion takes two, so this holds for real histories.
+        assert!(ops.len() < 1 << 31, "fewer than 2^31 ops per key");
+        debug_assert!(ops.windows(2).all(|w| w[0].invoke < w[1].invoke));
+        returns.clear();
+        returns.extend(
+            ops.iter()
+                .enumerate()
+                .filter_map(|(i, op)| op.ret.map(|r| (r, ((i as u32) << 1) | 1))),
+        );
+        sort_nearly_sorted_by_key(returns, |&(r, _)| r);
+        let nodes = ops.len() + returns.len() + 1;
+        self.code.clear();
+        self.code.reserve(nodes);
+        self.code.push(0);
+        let mut rets = returns.iter().peekable();
         for (i, op) in ops.iter().enumerate() {
-            // Codes keep one bit for call/return; a history holds fewer than 2^32 entries
-            // and an op with a completion takes two, so this holds for real histories.
-            let i = u32::try_from(i)
-                .ok()
-                .filter(|&i| i < 1 << 31)
-                .expect("fewer than 2^31 ops per key");
-            timeline.push((op.invoke, i << 1));
-            if let Some(r) = op.ret {
-                timeline.push((r, (i << 1) | 1));
+            while let Some(&&(_, c)) = rets.peek().filter(|(r, _)| *r < op.invoke) {
+                self.code.push(c);
+                rets.next();
             }
+            self.code.push((i as u32) << 1);
         }
-        timeline.sort_unstable_by_key(|&(pos, _)| pos);
-        let nodes = timeline.len() + 1;
-        let mut code = vec![0; nodes];
-        let mut call_node = vec![NIL; ops.len()];
-        let mut ret_node = vec![NIL; ops.len()];
-        for (k, &(_, c)) in timeline.iter().enumerate() {
-            let node = (k + 1) as u32;
-            code[node as usize] = c;
-            if c & 1 == 0 {
-                call_node[(c >> 1) as usize] = node;
+        self.code.extend(rets.map(|&(_, c)| c));
+        self.call_node.clear();
+        self.call_node.resize(ops.len(), NIL);
+        self.ret_node.clear();
+        self.ret_node.resize(ops.len(), NIL);
+        for (node, &c) in self.code.iter().enumerate().skip(1) {
+            let slot = if c & 1 == 0 {
+                &mut self.call_node
             } else {
-                ret_node[(c >> 1) as usize] = node;
-            }
+                &mut self.ret_node
+            };
+            slot[(c >> 1) as usize] = node as u32;
         }
-        let next = (0..nodes as u32)
-            .map(|n| if n + 1 < nodes as u32 { n + 1 } else { NIL })
-            .collect();
-        let prev = (0..nodes as u32).map(|n| n.wrapping_sub(1)).collect();
-        Entries {
-            code,
-            next,
-            prev,
-            call_node,
-            ret_node,
-        }
+        self.next.clear();
+        self.next.extend((1..nodes as u32).chain([NIL]));
+        self.prev.clear();
+        self.prev
+            .extend((0..nodes as u32).map(|n| n.wrapping_sub(1)));
     }
 
     fn unlink(&mut self, node: u32) {
@@ -292,19 +337,79 @@ impl Entries {
     }
 }
 
+/// The memory of a search, kept between searches so that checking many partitions on
+/// one thread allocates (and the kernel maps and unmaps) once, not once per partition.
+pub(crate) struct Scratch<S> {
+    list: Entries,
+    returns: Vec<(u32, u32)>,
+    lifted: Lifted,
+    cache: Cache<S>,
+    /// (op, state before it): the current partial linearization.
+    stack: Vec<(u32, S)>,
+}
+
+impl<S: Eq> Default for Scratch<S> {
+    fn default() -> Scratch<S> {
+        Scratch {
+            list: Entries {
+                code: Vec::new(),
+                next: Vec::new(),
+                prev: Vec::new(),
+                call_node: Vec::new(),
+                ret_node: Vec::new(),
+            },
+            returns: Vec::new(),
+            lifted: Lifted {
+                words: Vec::new(),
+                lo: 0,
+                hi: 0,
+                hash: 0,
+            },
+            cache: Cache {
+                slots: Vec::new(),
+                hashes: Vec::new(),
+                spans: Vec::new(),
+                arena: Vec::new(),
+                states: Vec::new(),
+                state_bytes: 0,
+            },
+            stack: Vec::new(),
+        }
+    }
+}
+
 /// Searches for a linearization of `ops` (one partition) under `model`.
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[PartOp<M::Op>],
     limits: &Limits<'_>,
+    record: Option<&mut Recording<M::State>>,
+) -> Outcome {
+    search_in(&mut Scratch::default(), model, ops, limits, record)
+}
+
+/// [`search`] in the memory of `scratch`.
+pub(crate) fn search_in<M: Model>(
+    scratch: &mut Scratch<M::State>,
+    model: &M,
+    ops: &[PartOp<M::Op>],
+    limits: &Limits<'_>,
     mut record: Option<&mut Recording<M::State>>,
 ) -> Outcome {
-    let mut list = Entries::new(ops);
-    let mut lifted = Lifted::new(ops.len());
-    let mut cache: Cache<M::State> = Cache::new();
+    let Scratch {
+        list,
+        returns,
+        lifted,
+        cache,
+        stack,
+    } = scratch;
+    list.reset(ops, returns);
+    lifted.reset(ops.len());
+    cache.reset(ops.len());
+    stack.clear();
+    // The deepest partial linearization holds every op once.
+    stack.reserve(ops.len() + 1);
     let mut state = model.init();
-    // (op, state before it): the current partial linearization.
-    let mut stack: Vec<(u32, M::State)> = Vec::new();
     let mut reported_bytes = 0usize;
     let mut steps = 0u64;
     let mut cur = list.next[0];
@@ -313,7 +418,7 @@ pub(crate) fn search<M: Model>(
     let outcome = loop {
         // Checked on the first step too, so a flag raised before the start always counts.
         if steps & (CHECK_EVERY_STEPS - 1) == 0 {
-            if let Some(gave_up) = check_limits(limits, &cache, &stack, &mut reported_bytes) {
+            if let Some(gave_up) = check_limits(limits, cache, stack, &mut reported_bytes) {
                 break Outcome::GaveUp(gave_up);
             }
         }
@@ -331,7 +436,7 @@ pub(crate) fn search<M: Model>(
             }
             if let Some(next) = model.step(&state, &ops[op].op) {
                 lifted.set(op);
-                if cache.insert(&lifted, &next, hash_of(&next), model.state_bytes(&next)) {
+                if cache.insert(lifted, &next, hash_of(&next), model.state_bytes(&next)) {
                     stack.push((op as u32, std::mem::replace(&mut state, next)));
                     list.unlink(list.call_node[op]);
                     if list.ret_node[op] != NIL {
@@ -345,7 +450,7 @@ pub(crate) fn search<M: Model>(
             cur = list.next[cur as usize];
         } else {
             if let Some(rec) = record.as_deref_mut() {
-                remember_deepest(rec, &stack, &state);
+                remember_deepest(rec, stack, &state);
             }
             let Some((undo, before)) = stack.pop() else {
                 break Outcome::NotLinearizable;
@@ -362,7 +467,7 @@ pub(crate) fn search<M: Model>(
     };
     if let Some(rec) = record {
         if outcome == Outcome::Linearizable {
-            remember_deepest(rec, &stack, &state);
+            remember_deepest(rec, stack, &state);
         }
     }
     limits

@@ -20,6 +20,7 @@ pub struct Mutex;
 impl Model for Mutex {
     type State = bool;
     type Op = MutexOp;
+    const INTERNS_VALUES: bool = false;
 
     fn init(&self) -> bool {
         false
