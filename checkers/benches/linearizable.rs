@@ -49,9 +49,18 @@ fn make(seed: u64, cfg: &GenConfig) -> Case {
     }
 }
 
-/// Each workload is timed this many times; the fastest round counts (the machine is
-/// shared, and the minimum is the least disturbed measurement).
+/// Each workload is timed this many times (`LINEARIZABLE_ROUNDS` overrides it); the
+/// fastest round counts (the machine is shared, and the minimum is the least disturbed
+/// measurement).
 const ROUNDS: usize = 3;
+
+fn rounds() -> usize {
+    std::env::var("LINEARIZABLE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS)
+        .max(1)
+}
 
 /// One round over `cases`: (distest total, of which parsing, porcupine, invalid count).
 fn round(name: &str, cases: &[Case]) -> (Duration, Duration, Duration, usize) {
@@ -131,9 +140,9 @@ fn print_times(name: &str, t: Times, tail: &str) {
     );
 }
 
-/// Times `cases` with both checkers (best of [`ROUNDS`] each).
+/// Times `cases` with both checkers (best of [`rounds()`] each).
 fn run(name: &str, cases: &[Case]) -> Times {
-    let rounds: Vec<_> = (0..ROUNDS).map(|_| round(name, cases)).collect();
+    let rounds: Vec<_> = (0..rounds()).map(|_| round(name, cases)).collect();
     let best = |f: fn(&(Duration, Duration, Duration, usize)) -> Duration| {
         rounds.iter().map(f).min().unwrap_or_default()
     };

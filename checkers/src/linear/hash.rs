@@ -24,10 +24,18 @@ pub(crate) fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     splitmix64(h.finish())
 }
 
+/// Integers in `0..SMALL_INTS` get their ids from a table, without hashing (keys and
+/// values of generated workloads are small integers).
+const SMALL_INTS: usize = 1 << 12;
+/// Marks "no id yet" in the small-integer table.
+const NO_ID: u32 = u32::MAX;
+
 /// Dense ids for JSON values, identified by their JSON text (so `1` and `1.0` differ, as
 /// in Jepsen). Integers and strings, the common cases, skip the text rendering.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ValueIds {
+    /// Ids of the integers `0..SMALL_INTS`, grown on demand.
+    small: Vec<u32>,
     ints: FxMap<i64, u32>,
     strings: FxMap<String, u32>,
     /// Everything else, by JSON text.
@@ -40,6 +48,19 @@ impl ValueIds {
     pub fn id(&mut self, value: &Value) -> (u32, bool) {
         let next = self.count;
         let (id, new) = match value {
+            Value::Number(n) if n.as_u64().is_some_and(|k| k < SMALL_INTS as u64) => {
+                let k = n.as_u64().expect("checked as_u64") as usize;
+                if k >= self.small.len() {
+                    self.small.resize(k + 1, NO_ID);
+                }
+                match self.small[k] {
+                    NO_ID => {
+                        self.small[k] = next;
+                        (next, true)
+                    }
+                    id => (id, false),
+                }
+            }
             Value::Number(n) if n.is_i64() => {
                 let id = *self
                     .ints
@@ -66,5 +87,40 @@ impl ValueIds {
                 .expect("fewer than 4 billion distinct values");
         }
         (id, new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn value_ids_tell_apart_what_jepsen_tells_apart_across_the_small_int_table() {
+        let mut ids = ValueIds::default();
+        let values = [
+            json!(0),
+            json!(1),
+            json!(SMALL_INTS as u64 - 1),
+            json!(SMALL_INTS as u64),
+            json!(-1),
+            json!(1.0),
+            json!("1"),
+            json!(u64::MAX),
+            json!([1, 2]),
+            json!(null),
+        ];
+        let first: Vec<(u32, bool)> = values.iter().map(|v| ids.id(v)).collect();
+        assert!(first.iter().all(|&(_, new)| new), "{first:?}");
+        let distinct: std::collections::BTreeSet<u32> = first.iter().map(|&(id, _)| id).collect();
+        assert_eq!(distinct.len(), values.len());
+        assert_eq!(
+            distinct,
+            (0..values.len() as u32).collect(),
+            "ids are dense"
+        );
+        for (v, &(id, _)) in values.iter().zip(&first) {
+            assert_eq!(ids.id(v), (id, false), "{v}");
+        }
     }
 }

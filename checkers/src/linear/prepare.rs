@@ -167,6 +167,7 @@ fn partition_range<'h, M: Model>(
     let far = history.len() >= PARALLEL_MIN_POSITIONS;
     // Most ops take two positions (invocation and completion): a hint, not a bound.
     let range_ops = range.len().div_ceil(2);
+    let (start, end) = (range.start, range.end);
     for pos in range {
         if far {
             prefetch_ahead(history, pos + PREFETCH_DISTANCE);
@@ -199,11 +200,22 @@ fn partition_range<'h, M: Model>(
         let (_, first, part_ops, values) = &mut chunk.keys[local];
         *first = (*first).min(at32);
         match parse_parts(model, invoke, &parts, values) {
-            Ok(Some(op)) => part_ops.push(PartOp {
-                op,
-                invoke: at32,
-                ret: ret.map(|r| r as u32),
-            }),
+            Ok(Some(op)) => {
+                if part_ops.len() == part_ops.capacity() {
+                    // Grow to the size this key's share of the range so far projects
+                    // (plus a margin), not by doubling: a 100k-op history over 100 keys
+                    // otherwise copies every list a dozen times.
+                    let done = (pos + 1 - start) as u64;
+                    let projected = (part_ops.len() as u64 + 1) * (end - start) as u64 / done;
+                    let want = (projected + projected / 8 + 16) as usize;
+                    part_ops.reserve_exact(want.saturating_sub(part_ops.len()));
+                }
+                part_ops.push(PartOp {
+                    op,
+                    invoke: at32,
+                    ret: ret.map(|r| r as u32),
+                });
+            }
             Ok(None) => {}
             Err(e) => chunk.error = Some((at32, e)),
         }
@@ -313,18 +325,14 @@ fn merge<O>(chunks: Vec<Chunk<'_, O>>) -> Result<Vec<Partition<O>>, PrepareError
     Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
-/// Starts loading the heap parts of the values the pass will read at `pos`: the op's
-/// own value and its invocation's. A long history's values are spread over a heap much
-/// larger than the caches and the pass reads each once, so without this every op waits
-/// for memory twice (the value's array, then the string in it).
+/// Starts loading the heap part of the value at `pos`, which the pass reads when it gets
+/// there (a completion) or a few dozen positions later (an invocation, read at its
+/// completion). A long history's values are spread over a heap much larger than the
+/// caches and the pass reads each once, so without this every op waits for memory.
+/// (The strings inside a value were allocated right next to it while parsing.)
 fn prefetch_ahead(history: &History, pos: usize) {
-    let ops = history.ops();
-    let Some(op) = ops.get(pos) else {
-        return;
-    };
-    prefetch_value(&op.value, true);
-    if let Some(invoke) = history.partner(pos).filter(|&i| i < pos) {
-        prefetch_value(&ops[invoke].value, true);
+    if let Some(op) = history.ops().get(pos) {
+        prefetch_value(&op.value);
     }
 }
 
@@ -347,19 +355,10 @@ pub(crate) fn sort_nearly_sorted_by_key<T>(v: &mut [T], key: impl Fn(&T) -> u32)
     }
 }
 
-/// Prefetches `value`'s array (or string) and, when `deep`, the strings of a short array.
-fn prefetch_value(value: &Value, deep: bool) {
+/// Prefetches the heap block of `value` (an array's items, a string's bytes).
+fn prefetch_value(value: &Value) {
     match value {
-        Value::Array(items) => {
-            prefetch(items.as_ptr());
-            if deep {
-                for item in items.iter().take(2) {
-                    if let Value::String(s) = item {
-                        prefetch(s.as_ptr());
-                    }
-                }
-            }
-        }
+        Value::Array(items) => prefetch(items.as_ptr()),
         Value::String(s) => prefetch(s.as_ptr()),
         _ => {}
     }

@@ -26,64 +26,76 @@ const INLINE_BYTES: usize = 22;
 
 /// A string value, as the search keeps it: inline when short (the common case: no
 /// allocation, and a copy of 24 bytes per clone), shared beyond. A string of at most
-/// [`INLINE_BYTES`] bytes is always inline, but equality and hashing look at the bytes
-/// only, so they do not depend on that.
+/// [`INLINE_BYTES`] bytes is always inline and a longer one never is (the representation
+/// is private), so equal texts have the same representation: equality and hashing never
+/// compare across the two.
 #[derive(Clone)]
-pub enum Text {
-    Inline { len: u8, bytes: [u8; INLINE_BYTES] },
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Bytes past `len` are zero, so whole arrays compare and hash.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_BYTES],
+    },
     Shared(Arc<str>),
 }
 
 impl Text {
     fn new(s: &str) -> Text {
-        if s.len() <= INLINE_BYTES {
+        Text::from_parts(s.as_bytes(), b"")
+    }
+
+    /// `head` followed by `tail`, both the UTF-8 bytes of whole strings (so the result
+    /// is UTF-8 too).
+    fn from_parts(head: &[u8], tail: &[u8]) -> Text {
+        let len = head.len() + tail.len();
+        if len <= INLINE_BYTES {
             let mut bytes = [0; INLINE_BYTES];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Text::Inline {
-                len: s.len() as u8,
+            bytes[..head.len()].copy_from_slice(head);
+            bytes[head.len()..len].copy_from_slice(tail);
+            return Text(Repr::Inline {
+                len: len as u8,
                 bytes,
-            }
-        } else {
-            Text::Shared(Arc::from(s))
+            });
+        }
+        let joined = String::from_utf8([head, tail].concat())
+            .expect("two whole UTF-8 strings concatenate to UTF-8");
+        Text(Repr::Shared(Arc::from(joined)))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Shared(s) => s.as_bytes(),
         }
     }
 
     fn as_str(&self) -> &str {
-        match self {
-            Text::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize])
-                .expect("inline text is built from a str and cut at its length"),
-            Text::Shared(s) => s,
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Text::Inline { len, bytes } => &bytes[..*len as usize],
-            Text::Shared(s) => s.as_bytes(),
+        match &self.0 {
+            // Only built from whole `str`s (and concatenations of them), cut at `len`.
+            Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len as usize])
+                .expect("inline text holds the bytes of a str"),
+            Repr::Shared(s) => s,
         }
     }
 
     fn concat(&self, tail: &Text) -> Text {
-        let (a, b) = (self.as_str(), tail.as_str());
-        if a.len() + b.len() <= INLINE_BYTES {
-            let mut bytes = [0; INLINE_BYTES];
-            bytes[..a.len()].copy_from_slice(a.as_bytes());
-            bytes[a.len()..a.len() + b.len()].copy_from_slice(b.as_bytes());
-            return Text::Inline {
-                len: (a.len() + b.len()) as u8,
-                bytes,
-            };
-        }
-        let mut joined = String::with_capacity(a.len() + b.len());
-        joined.push_str(a);
-        joined.push_str(b);
-        Text::Shared(Arc::from(joined))
+        Text::from_parts(self.as_bytes(), tail.as_bytes())
     }
 }
 
 impl PartialEq for Text {
     fn eq(&self, other: &Text) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: a, bytes: x }, Repr::Inline { len: b, bytes: y }) => {
+                a == b && x == y
+            }
+            (Repr::Shared(x), Repr::Shared(y)) => x == y,
+            // Different lengths: see the representation invariant.
+            _ => false,
+        }
     }
 }
 
@@ -91,7 +103,13 @@ impl Eq for Text {}
 
 impl Hash for Text {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                state.write_u8(*len);
+                state.write(bytes);
+            }
+            Repr::Shared(s) => s.as_bytes().hash(state),
+        }
     }
 }
 
@@ -148,9 +166,9 @@ impl Model for Kv {
     fn state_bytes(&self, state: &Text) -> usize {
         // Shared strings are counted once per holder: an overestimate, on the safe side.
         std::mem::size_of::<Text>()
-            + match state {
-                Text::Inline { .. } => 0,
-                Text::Shared(s) => s.len(),
+            + match &state.0 {
+                Repr::Inline { .. } => 0,
+                Repr::Shared(s) => s.len(),
             }
     }
 }
@@ -161,16 +179,21 @@ mod tests {
     use crate::linear::hash::hash_of;
 
     #[test]
-    fn text_is_equal_and_hashes_alike_whether_inline_or_shared() {
+    fn equal_texts_have_one_representation_and_hash_alike() {
         let short = Text::new("abc");
         let long = Text::new(&"x".repeat(INLINE_BYTES + 1));
-        assert!(matches!(short, Text::Inline { .. }));
-        assert!(matches!(long, Text::Shared(_)));
-        // The same bytes built the other way round still compare and hash equal.
-        let forced = Text::Shared(Arc::from("abc"));
-        assert_eq!(short, forced);
-        assert_eq!(hash_of(&short), hash_of(&forced));
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        assert!(matches!(long.0, Repr::Shared(_)));
+        // Built by concatenation instead, the same strings are the same texts.
+        let joined = Text::new("a").concat(&Text::new("bc"));
+        assert_eq!(short, joined);
+        assert_eq!(hash_of(&short), hash_of(&joined));
+        let long_joined = Text::new(&"x".repeat(INLINE_BYTES)).concat(&Text::new("x"));
+        assert!(matches!(long_joined.0, Repr::Shared(_)));
+        assert_eq!(long, long_joined);
+        assert_eq!(hash_of(&long), hash_of(&long_joined));
         assert_ne!(short, Text::new("abd"));
+        assert_ne!(Text::new(""), Text::new("\0"));
     }
 
     #[test]
