@@ -3,6 +3,10 @@
 //! runs the very same `Remote` suite. Each test owns a cluster id and a /24 of 10.77.100-149
 //! so tests run in parallel, and each asserts that nothing of its cluster is left behind.
 
+mod common;
+
+use common::sshd;
+use common::TempDir;
 use distest::nodes::cleanup::Leftovers;
 use distest::nodes::local::{self, ClusterSpec, LocalCluster};
 use distest::nodes::names::ClusterNames;
@@ -17,32 +21,6 @@ const SHORT: Duration = Duration::from_secs(10);
 /// The test sshd listens on a non-default port so `[host]:port` known_hosts entries and
 /// `--ssh-port` are exercised too.
 const SSHD_PORT: u16 = 2222;
-
-fn skip_unless_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    eprintln!("SKIPPED {test}: it creates network namespaces, which needs root (CAP_NET_ADMIN); run `cargo test` as root to include it");
-    true
-}
-
-/// A scratch directory removed on drop, also when the test panics.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("dt-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn spec(id: &str, third_octet: u8, nodes: usize, base: &Path) -> ClusterSpec {
     ClusterSpec {
@@ -176,8 +154,9 @@ fn remote_suite(node: &dyn Remote, scratch: &Path) {
 
 #[test]
 fn local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing() {
-    if skip_unless_root("local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing")
-    {
+    if sshd::skip_unless_root(
+        "local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing",
+    ) {
         return;
     }
     let base = TempDir::new("local");
@@ -244,7 +223,7 @@ fn local_nodes_reach_each_other_by_name_run_daemons_and_down_leaves_nothing() {
 
 #[test]
 fn dropping_the_cluster_guard_removes_everything() {
-    if skip_unless_root("dropping_the_cluster_guard_removes_everything") {
+    if sshd::skip_unless_root("dropping_the_cluster_guard_removes_everything") {
         return;
     }
     let base = TempDir::new("drop");
@@ -272,7 +251,7 @@ fn dropping_the_cluster_guard_removes_everything() {
 
 #[test]
 fn a_second_cluster_on_the_same_subnet_is_refused() {
-    if skip_unless_root("a_second_cluster_on_the_same_subnet_is_refused") {
+    if sshd::skip_unless_root("a_second_cluster_on_the_same_subnet_is_refused") {
         return;
     }
     let base = TempDir::new("overlap");
@@ -299,66 +278,6 @@ fn a_second_cluster_on_the_same_subnet_is_refused() {
     );
     drop(first);
     assert_nothing_left("t103", &base.0);
-}
-
-fn keygen(path: &Path) -> String {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "distest-test", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    // `type key comment` → `type key`, as known_hosts and authorized_keys take it.
-    public
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// sshd inside `node`'s namespace, listening on its address, keys in `dir`.
-/// Returns (the host's public key line, the client key path, sshd's pid file).
-fn start_sshd(node: &dyn Remote, dir: &Path) -> (String, PathBuf, PathBuf) {
-    let host_key = dir.join("host_key");
-    let host_pub = keygen(&host_key);
-    let client_key = dir.join("client_key");
-    let client_pub = keygen(&client_key);
-    std::fs::write(dir.join("authorized_keys"), format!("{client_pub}\n")).unwrap();
-    let config = dir.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "ListenAddress {addr}\nPort {SSHD_PORT}\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
-             PermitRootLogin yes\nStrictModes no\nUsePAM no\nPrintMotd no\nPrintLastLog no\nUseDNS no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
-            addr = node.address(),
-            hk = host_key.display(),
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    // sshd insists on its privilege-separation directory /run/sshd. Rather than create it on
-    // the host, give this sshd a private /run (the namespace's mount namespace is its own).
-    let pid_file = dir.join("daemon.pid");
-    let mut spec = DaemonSpec::new("sh", pid_file.clone(), dir.join("sshd.log"));
-    spec.args = vec![
-        "-c".into(),
-        format!(
-            "mount -t tmpfs -o mode=0755,size=1m distest-sshd /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f {}",
-            config.display()
-        ),
-    ];
-    node.start_daemon(&spec).unwrap();
-    let addr = std::net::SocketAddr::new(node.address(), SSHD_PORT);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sshd did not listen on {addr} within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (host_pub, client_key, pid_file)
 }
 
 /// An ssh-agent holding one key, killed on drop.
@@ -427,20 +346,14 @@ impl SshFixture {
         let cluster = LocalCluster::up(spec(id, third_octet, 1, &base.0)).unwrap();
         let n1 = cluster.nodes()[0].clone();
         let keys = TempDir::new(&format!("ssh-keys-{id}"));
-        let (host_pub, client_key, sshd_pid_file) = start_sshd(&*n1, &keys.0);
+        let client_key = keys.0.join("client_key");
+        let client_pub = sshd::keygen(&client_key);
+        let sshd = sshd::start(&*n1, &keys.0, SSHD_PORT, &client_pub, None);
         let known_hosts = keys.0.join("known_hosts");
-        let host_entry = format!("[{}]:{SSHD_PORT}", n1.address());
-        std::fs::write(&known_hosts, format!("{host_entry} {host_pub}\n")).unwrap();
-        let options = SshOptions {
-            key_file: Some(client_key.clone()),
-            known_hosts: Some(known_hosts.clone()),
-            base_dir: keys.0.join("remote-base"),
-            connect_timeout: Duration::from_secs(5),
-            ..SshOptions::default()
-        };
-        let target = format!("root@{}:{SSHD_PORT}", n1.address())
-            .parse()
-            .unwrap();
+        let host_entry = sshd::host_entry(n1.address(), SSHD_PORT);
+        std::fs::write(&known_hosts, format!("{host_entry} {}\n", sshd.host_pub)).unwrap();
+        let options = sshd::client_options(&client_key, &known_hosts, keys.0.join("remote-base"));
+        let target = sshd::login(n1.address(), SSHD_PORT).parse().unwrap();
         SshFixture {
             cluster: Some(cluster),
             n1,
@@ -450,7 +363,7 @@ impl SshFixture {
             client_key,
             known_hosts,
             host_entry,
-            sshd_pid_file,
+            sshd_pid_file: sshd.pid_file,
             target,
             options,
         }
@@ -488,7 +401,7 @@ impl SshFixture {
 
 #[test]
 fn ssh_nodes_pass_the_same_remote_suite_and_reconnect() {
-    if skip_unless_root("ssh_nodes_pass_the_same_remote_suite_and_reconnect") {
+    if sshd::skip_unless_root("ssh_nodes_pass_the_same_remote_suite_and_reconnect") {
         return;
     }
     let f = SshFixture::new("t102", 102);
@@ -538,7 +451,7 @@ fn ssh_nodes_pass_the_same_remote_suite_and_reconnect() {
 
 #[test]
 fn ssh_host_keys_and_authentication_are_checked() {
-    if skip_unless_root("ssh_host_keys_and_authentication_are_checked") {
+    if sshd::skip_unless_root("ssh_host_keys_and_authentication_are_checked") {
         return;
     }
     let f = SshFixture::new("t105", 105);
@@ -551,7 +464,7 @@ fn ssh_host_keys_and_authentication_are_checked() {
         std::ffi::OsStr::new("--ssh-key"),
         f.client_key.as_os_str(),
     ];
-    let status = f.cli_status(&format!("root@{address}:{SSHD_PORT}"), &key_args, &[]);
+    let status = f.cli_status(&sshd::login(address, SSHD_PORT), &key_args, &[]);
     assert!(
         status.status.success(),
         "{}",
@@ -603,7 +516,7 @@ fn ssh_host_keys_and_authentication_are_checked() {
     assert!(SshNode::connect(target, options).is_ok());
 
     // A changed host key is refused; so is an unknown one, unless asked otherwise.
-    let other_pub = keygen(&f.keys.0.join("other_host_key"));
+    let other_pub = sshd::keygen(&f.keys.0.join("other_host_key"));
     std::fs::write(&f.known_hosts, format!("{} {other_pub}\n", f.host_entry)).unwrap();
     let err = SshNode::connect(target, options).unwrap_err().to_string();
     assert!(err.contains("does not match"), "{err}");

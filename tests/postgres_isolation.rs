@@ -8,6 +8,9 @@
 //! Each test owns a cluster id (`pg1`..`pg9`) and a /24 of 10.77.220-229, and keeps its
 //! nodes under its own base directory, so the tests run in parallel.
 
+mod common;
+
+use common::text;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,10 +66,6 @@ impl Cluster {
         }
     }
 
-    fn distest(&self) -> Command {
-        Command::new(env!("CARGO_BIN_EXE_distest"))
-    }
-
     /// `distest run --target postgres` on one node with the common flags, then `args`.
     fn run(&self, args: &[&str]) -> Output {
         self.run_on("local:1", args)
@@ -74,7 +73,7 @@ impl Cluster {
 
     /// `distest run --target postgres` on `nodes` with the common flags, then `args`.
     fn run_on(&self, nodes: &str, args: &[&str]) -> Output {
-        self.distest()
+        common::distest()
             .args(["run", "--target", "postgres", "--nodes", nodes])
             .args(["--cluster", self.id, "--subnet", &self.subnet, "--base-dir"])
             .arg(&self.base)
@@ -86,17 +85,16 @@ impl Cluster {
     }
 
     fn latest(&self) -> PathBuf {
-        std::fs::canonicalize(self.store.join("latest")).expect("store/latest points at the run")
+        common::latest_run(&self.store)
     }
 
     fn results(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.latest().join("results.json")).unwrap())
-            .unwrap()
+        common::results(&self.store)
     }
 
     /// `distest check` of the latest run's list-append history against `model`.
     fn recheck(&self, model: &str) -> Output {
-        self.distest()
+        common::distest()
             .arg("check")
             .arg(self.latest())
             .args(["--checker", "list-append", "--consistency-model", model])
@@ -144,8 +142,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self
-            .distest()
+        let _ = common::distest()
             .args([
                 "env",
                 "down",
@@ -186,14 +183,6 @@ fn processes_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The anomaly names the list-append checker reported.
 fn anomalies(results: &Value) -> Vec<String> {
     results["checkers"]["list-append"]["anomalies"]
@@ -215,35 +204,97 @@ fn ok_txns(run: &Path) -> usize {
         .count()
 }
 
+/// What a list-append run at one PostgreSQL isolation level must show.
+struct Level {
+    /// The `--isolation` value.
+    isolation: &'static str,
+    /// The run must report at least one of these anomalies; empty: none at all, and the
+    /// run must exit 0 (valid under the default model, strict serializable), not 1.
+    shows_one_of: &'static [&'static str],
+    /// Anomalies the level forbids beyond [`NEVER`].
+    forbids: &'static [&'static str],
+    /// The model `distest check` must find the same history valid under.
+    valid_under: &'static str,
+}
+
+impl Cluster {
+    /// Runs list-append at `level` for 10 s and checks what every level must show; `also`
+    /// checks the run directory further before the re-check rewrites its report. Ends by
+    /// checking that the cluster left nothing behind.
+    fn run_at_level(&self, level: &Level, seed: &str, also: impl FnOnce(&Path)) {
+        let out = self.run(&[
+            "--workload",
+            "list-append",
+            "--isolation",
+            level.isolation,
+            "--time-limit",
+            "10",
+            "--seed",
+            seed,
+        ]);
+        let expect_valid = level.shows_one_of.is_empty();
+        let exit_code = if expect_valid { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(exit_code), "{}", text(&out));
+        let results = self.results();
+        assert_eq!(
+            results["checkers"]["list-append"]["valid"], expect_valid,
+            "{results}"
+        );
+        let found = anomalies(&results);
+        if expect_valid {
+            assert!(found.is_empty(), "at {}: {found:?}", level.isolation);
+        } else {
+            assert!(
+                found
+                    .iter()
+                    .any(|a| level.shows_one_of.contains(&a.as_str())),
+                "expected one of {:?} at {}, found {found:?}",
+                level.shows_one_of,
+                level.isolation
+            );
+        }
+        for forbidden in NEVER.iter().chain(level.forbids) {
+            assert!(
+                !found.iter().any(|a| a == forbidden),
+                "{forbidden} at {}: {found:?}",
+                level.isolation
+            );
+        }
+        let run = self.latest();
+        let test: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+        assert_eq!(test["settings"]["isolation"], level.isolation, "{test}");
+        assert!(run.join("nodes/n1/postgres.log").is_file());
+        also(&run);
+        let check = self.recheck(level.valid_under);
+        assert_eq!(
+            check.status.code(),
+            Some(0),
+            "valid under {}: {}",
+            level.valid_under,
+            text(&check)
+        );
+        self.assert_nothing_left();
+    }
+}
+
 #[test]
 fn serializable_list_append_is_valid_and_leaves_no_postgres_behind() {
     if skip_unless_root("serializable_list_append_is_valid_and_leaves_no_postgres_behind") {
         return;
     }
-    let c = Cluster::new("pg1", 220);
-    let out = c.run(&[
-        "--workload",
-        "list-append",
-        "--isolation",
-        "serializable",
-        "--time-limit",
-        "10",
-        "--seed",
-        "1",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let r = c.results();
-    assert_eq!(r["checkers"]["list-append"]["valid"], true, "{r}");
-    assert!(
-        ok_txns(&c.latest()) > 100,
-        "too few committed transactions to mean anything"
-    );
-    let test: Value =
-        serde_json::from_str(&std::fs::read_to_string(c.latest().join("test.json")).unwrap())
-            .unwrap();
-    assert_eq!(test["settings"]["isolation"], "serializable", "{test}");
-    assert!(c.latest().join("nodes/n1/postgres.log").is_file());
-    c.assert_nothing_left();
+    let level = Level {
+        isolation: "serializable",
+        shows_one_of: &[],
+        forbids: &[],
+        valid_under: "strict-serializable",
+    };
+    Cluster::new("pg1", 220).run_at_level(&level, "1", |run| {
+        assert!(
+            ok_txns(run) > 100,
+            "too few committed transactions to mean anything"
+        );
+    });
 }
 
 #[test]
@@ -251,52 +302,27 @@ fn repeatable_read_is_snapshot_isolation_and_shows_write_skew() {
     if skip_unless_root("repeatable_read_is_snapshot_isolation_and_shows_write_skew") {
         return;
     }
-    let c = Cluster::new("pg2", 221);
-    let out = c.run(&[
-        "--workload",
-        "list-append",
-        "--isolation",
-        "repeatable-read",
-        "--time-limit",
-        "10",
-        "--seed",
-        "2",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let found = anomalies(&c.results());
-    assert!(
-        found.iter().any(|a| a == "G2-item"),
-        "expected write skew, found {found:?}"
-    );
-    // Snapshot isolation forbids these; PostgreSQL's REPEATABLE READ must show none.
-    for forbidden in NEVER
-        .iter()
-        .chain(&["G-single", "G-nonadjacent", "lost-update", "internal"])
-    {
+    let level = Level {
+        isolation: "repeatable-read",
+        // Write skew.
+        shows_one_of: &["G2-item"],
+        // Snapshot isolation forbids these; PostgreSQL's REPEATABLE READ must show none.
+        forbids: &["G-single", "G-nonadjacent", "lost-update", "internal"],
+        valid_under: "snapshot-isolation",
+    };
+    Cluster::new("pg2", 221).run_at_level(&level, "2", |run| {
+        // The report explains a cycle step by step.
+        let html = std::fs::read_to_string(run.join("index.html")).unwrap();
+        assert!(html.contains("G2-item"), "the report names the anomaly");
         assert!(
-            !found.iter().any(|a| a == forbidden),
-            "{forbidden} at repeatable-read: {found:?}"
+            html.contains("(rw)"),
+            "the report explains the anti-dependency edges"
         );
-    }
-    // The report explains a cycle step by step (read before the re-check rewrites it).
-    let html = std::fs::read_to_string(c.latest().join("index.html")).unwrap();
-    assert!(html.contains("G2-item"), "the report names the anomaly");
-    assert!(
-        html.contains("(rw)"),
-        "the report explains the anti-dependency edges"
-    );
-    assert!(
-        html.contains("before itself"),
-        "the report explains why the cycle is impossible"
-    );
-    let check = c.recheck("snapshot-isolation");
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "valid under snapshot isolation: {}",
-        text(&check)
-    );
-    c.assert_nothing_left();
+        assert!(
+            html.contains("before itself"),
+            "the report explains why the cycle is impossible"
+        );
+    });
 }
 
 #[test]
@@ -304,39 +330,13 @@ fn read_committed_shows_only_anomalies_read_committed_allows() {
     if skip_unless_root("read_committed_shows_only_anomalies_read_committed_allows") {
         return;
     }
-    let c = Cluster::new("pg3", 222);
-    let out = c.run(&[
-        "--workload",
-        "list-append",
-        "--isolation",
-        "read-committed",
-        "--time-limit",
-        "10",
-        "--seed",
-        "3",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let found = anomalies(&c.results());
-    assert!(
-        found
-            .iter()
-            .any(|a| ["G-single", "G-nonadjacent", "G2-item", "lost-update"].contains(&a.as_str())),
-        "expected anomalies read committed allows, found {found:?}"
-    );
-    for forbidden in NEVER {
-        assert!(
-            !found.iter().any(|a| a == forbidden),
-            "{forbidden} at read-committed: {found:?}"
-        );
-    }
-    let check = c.recheck("read-committed");
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "valid under read committed: {}",
-        text(&check)
-    );
-    c.assert_nothing_left();
+    let level = Level {
+        isolation: "read-committed",
+        shows_one_of: &["G-single", "G-nonadjacent", "G2-item", "lost-update"],
+        forbids: &[],
+        valid_under: "read-committed",
+    };
+    Cluster::new("pg3", 222).run_at_level(&level, "3", |_| {});
 }
 
 #[test]

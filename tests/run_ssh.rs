@@ -12,8 +12,12 @@
 //! the clock of the machine running the tests. A test checks instead that the target refuses
 //! clock faults on such hosts (they share this machine's kernel, hence its clock).
 
+mod common;
+
+use common::sshd::{self, Disk};
+use common::{distest, latest_run, TempDir};
 use distest::nodes::local::{ClusterSpec, LocalCluster};
-use distest::nodes::ssh::{SshNode, SshOptions, SshTarget};
+use distest::nodes::ssh::{SshNode, SshTarget};
 use distest::nodes::{DaemonSpec, Remote};
 use distest::targets::daemon::{ManagedDaemon, NodePaths};
 use distest_nemeses::ClockSupport;
@@ -37,28 +41,8 @@ const REMOTE_BASE_DIR: &str = "/tmp/dt-test-ssh1-remote";
 const HOSTS_DIR: &str = "/tmp/dt-test-ssh1-hosts";
 /// A non-default port, so the `host:port` form of the nodes file is exercised.
 const SSHD_PORT: u16 = 2222;
-/// How long sshd may take to listen after it was started.
-const SSHD_LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why this test cannot run here, if it cannot.
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("it creates network namespaces, which needs root (CAP_NET_ADMIN); run `cargo test` as root to include it".into());
-    }
-    for tool in ["/usr/sbin/sshd", "/usr/bin/ssh-keygen"] {
-        if !Path::new(tool).exists() {
-            return Some(format!(
-                "{tool} is missing; install openssh-server and openssh-client (scripts/setup.sh does)"
-            ));
-        }
-    }
-    None
-}
-
-fn distest() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_distest"))
-}
-
+/// [`common::text`] with the exit status, which `env up`/`env down` failures show nowhere else.
 fn text(out: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -112,89 +96,6 @@ impl Drop for ClusterGuard {
     }
 }
 
-/// A scratch directory removed on drop, also when the test panics.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("dt-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Generates an ed25519 key pair at `path`; returns the public key as `type base64`.
-fn keygen(path: &Path) -> String {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "distest-test", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "ssh-keygen failed for {}", path.display());
-    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    public
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Starts sshd in `node`'s namespace on its address, with a fresh host key and `client_pub`
-/// authorized, and the host's own disk `host_dir/disk` mounted over [`REMOTE_BASE_DIR`].
-/// Returns the host key line for known_hosts.
-fn start_sshd(node: &dyn Remote, host_dir: &Path, client_pub: &str) -> String {
-    std::fs::create_dir_all(host_dir.join("disk")).unwrap();
-    let host_key = host_dir.join("host_key");
-    let host_pub = keygen(&host_key);
-    std::fs::write(host_dir.join("authorized_keys"), format!("{client_pub}\n")).unwrap();
-    let config = host_dir.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "ListenAddress {addr}\nPort {SSHD_PORT}\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
-             PermitRootLogin yes\nStrictModes no\nUsePAM no\nPrintMotd no\nPrintLastLog no\nUseDNS no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
-            addr = node.address(),
-            hk = host_key.display(),
-            d = host_dir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(REMOTE_BASE_DIR).unwrap();
-    // The namespace's commands run in a mount namespace of their own (`ip netns exec`
-    // unshares one, with propagation to the host turned off), so these mounts are private to
-    // this sshd and the sessions it forks: a private /run for its privilege-separation
-    // directory, and this host's disk as the remote base dir.
-    let mut spec = DaemonSpec::new("sh", host_dir.join("daemon.pid"), host_dir.join("sshd.log"));
-    spec.args = vec![
-        "-c".into(),
-        format!(
-            "mount -t tmpfs -o mode=0755,size=1m distest-sshd /run && mkdir -m 0755 /run/sshd \
-             && mount --bind {disk} {REMOTE_BASE_DIR} && exec /usr/sbin/sshd -D -e -f {config}",
-            disk = host_dir.join("disk").display(),
-            config = config.display()
-        ),
-    ];
-    node.start_daemon(&spec).unwrap();
-    let addr = std::net::SocketAddr::new(node.address(), SSHD_PORT);
-    let deadline = Instant::now() + SSHD_LISTEN_TIMEOUT;
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sshd did not listen on {addr} within {SSHD_LISTEN_TIMEOUT:?}; see {}",
-            host_dir.join("sshd.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    host_pub
-}
-
 fn stdout_of(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -204,6 +105,20 @@ fn stdout_of(cmd: &mut Command) -> String {
 fn iptables_rules(i: usize) -> String {
     let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
     stdout_of(Command::new("ip").args(["netns", "exec", &ns, "iptables", "-w", "5", "-S"]))
+}
+
+/// Adds the flags that name the SSH nodes and how to reach them, as a user of real hosts
+/// passes them. No agent: a command must authenticate with `--ssh-key` alone.
+fn with_ssh_nodes(cmd: &mut Command) -> &mut Command {
+    let hosts = Path::new(HOSTS_DIR);
+    cmd.arg("--nodes-file")
+        .arg(hosts.join("nodes"))
+        .arg("--known-hosts")
+        .arg(hosts.join("known_hosts"))
+        .arg("--ssh-key")
+        .arg(hosts.join("client_key"))
+        .args(["--base-dir", REMOTE_BASE_DIR])
+        .env_remove("SSH_AUTH_SOCK")
 }
 
 /// Every test here uses cluster `ssh1` (one cluster id and subnet for this file): they take
@@ -242,15 +157,22 @@ impl SshCluster {
 
         let hosts = Path::new(HOSTS_DIR);
         std::fs::create_dir_all(hosts).unwrap();
-        let client_pub = keygen(&hosts.join("client_key"));
+        let client_pub = sshd::keygen(&hosts.join("client_key"));
         let mut known_hosts = String::new();
         let mut nodes_file = String::from("# the namespaces of cluster ssh1, reached over SSH\n");
         let mut addresses = Vec::new();
         for node in &namespaces {
-            let host_pub = start_sshd(&**node, &hosts.join(node.name()), &client_pub);
+            let host_dir = hosts.join(node.name());
+            std::fs::create_dir_all(&host_dir).unwrap();
+            let disk = Disk {
+                own: &host_dir.join("disk"),
+                mounted_at: Path::new(REMOTE_BASE_DIR),
+            };
+            let sshd = sshd::start(&**node, &host_dir, SSHD_PORT, &client_pub, Some(disk));
             let address = node.address();
-            known_hosts.push_str(&format!("[{address}]:{SSHD_PORT} {host_pub}\n"));
-            nodes_file.push_str(&format!("root@{address}:{SSHD_PORT}\n"));
+            let host_entry = sshd::host_entry(address, SSHD_PORT);
+            known_hosts.push_str(&format!("{host_entry} {}\n", sshd.host_pub));
+            nodes_file.push_str(&format!("{}\n", sshd::login(address, SSHD_PORT)));
             addresses.push(address.to_string());
         }
         std::fs::write(hosts.join("known_hosts"), known_hosts).unwrap();
@@ -266,21 +188,12 @@ impl SshCluster {
 
     /// `distest run --target kv --workload register` on the SSH nodes, storing into `store`.
     fn run_kv(&self, store: &Path, args: &[&str]) -> Command {
-        let hosts = Path::new(HOSTS_DIR);
         let mut cmd = distest();
-        cmd.args(["run", "--target", "kv", "--workload", "register"])
-            .arg("--nodes-file")
-            .arg(hosts.join("nodes"))
-            .arg("--known-hosts")
-            .arg(hosts.join("known_hosts"))
-            .arg("--ssh-key")
-            .arg(hosts.join("client_key"))
-            .args(["--base-dir", REMOTE_BASE_DIR])
+        cmd.args(["run", "--target", "kv", "--workload", "register"]);
+        with_ssh_nodes(&mut cmd)
             .arg("--store")
             .arg(store)
             .args(args)
-            // No agent or default keys: the run must authenticate with --ssh-key alone.
-            .env_remove("SSH_AUTH_SOCK")
             .env_remove("DISTEST_BIN");
         cmd
     }
@@ -375,10 +288,6 @@ impl Drop for ChainWatcher {
     }
 }
 
-fn latest_run(store: &Path) -> PathBuf {
-    std::fs::canonicalize(store.join("latest")).unwrap()
-}
-
 fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("could not read {}: {e}", path.display()));
@@ -387,8 +296,9 @@ fn read_json(path: &Path) -> serde_json::Value {
 
 #[test]
 fn kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing: {why}");
+    if sshd::skip_unless_root_with_openssh(
+        "kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing",
+    ) {
         return;
     }
     let started = Instant::now();
@@ -540,8 +450,9 @@ fn kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing
 
 #[test]
 fn a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error: {why}");
+    if sshd::skip_unless_root_with_openssh(
+        "a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error",
+    ) {
         return;
     }
     let store = TempDir::new("ssh1-foreign-store");
@@ -586,26 +497,23 @@ fn a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error() {
 
 #[test]
 fn clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel() {
-    if let Some(why) = skip_reason() {
-        eprintln!(
-            "SKIPPED clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel: {why}"
-        );
+    if sshd::skip_unless_root_with_openssh(
+        "clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel",
+    ) {
         return;
     }
     let cluster = SshCluster::up();
     let hosts = Path::new(HOSTS_DIR);
-    let options = SshOptions {
-        key_file: Some(hosts.join("client_key")),
-        known_hosts: Some(hosts.join("known_hosts")),
-        base_dir: REMOTE_BASE_DIR.into(),
-        connect_timeout: Duration::from_secs(5),
-        ..SshOptions::default()
-    };
+    let options = sshd::client_options(
+        &hosts.join("client_key"),
+        &hosts.join("known_hosts"),
+        REMOTE_BASE_DIR.into(),
+    );
     let nodes: Vec<Arc<dyn Remote>> = cluster
-        .addresses
+        .namespaces
         .iter()
-        .map(|a| {
-            let target: SshTarget = format!("root@{a}:{SSHD_PORT}").parse().unwrap();
+        .map(|n| {
+            let target: SshTarget = sshd::login(n.address(), SSHD_PORT).parse().unwrap();
             Arc::new(SshNode::connect(&target, &options).unwrap()) as Arc<dyn Remote>
         })
         .collect();
@@ -628,10 +536,9 @@ fn clock_faults_are_refused_on_ssh_hosts_that_share_this_machines_kernel() {
 
 #[test]
 fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
-    if let Some(why) = skip_reason() {
-        eprintln!(
-            "SKIPPED env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run: {why}"
-        );
+    if sshd::skip_unless_root_with_openssh(
+        "env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run",
+    ) {
         return;
     }
     let store = TempDir::new("ssh1-kill9-store");
@@ -669,17 +576,7 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
         "the killed run left raft-kv running, as expected"
     );
 
-    let hosts = Path::new(HOSTS_DIR);
-    let out = distest()
-        .args(["env", "down"])
-        .arg("--nodes-file")
-        .arg(hosts.join("nodes"))
-        .arg("--known-hosts")
-        .arg(hosts.join("known_hosts"))
-        .arg("--ssh-key")
-        .arg(hosts.join("client_key"))
-        .args(["--base-dir", REMOTE_BASE_DIR])
-        .env_remove("SSH_AUTH_SOCK")
+    let out = with_ssh_nodes(distest().args(["env", "down"]))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -2,6 +2,8 @@
 //! results. Each test binary uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -32,6 +34,22 @@ pub fn temp_store(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A [`temp_store`] removed on drop, also when the test panics: for directories of node
+/// state, keys and sshd files, which a failed test would only leave in the way of the next.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        TempDir(temp_store(name))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A command's stdout and stderr, for assertion messages.
