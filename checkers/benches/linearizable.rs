@@ -11,7 +11,7 @@
 //! (b) one 100,000-op kv history over 100 keys, 20 processes;
 //! (c) one 10,000-op cas-register history, 10 processes.
 //!
-//! Profiling aid: `LINEARIZABLE_PROFILE=a|b|c` checks one workload with distest alone, 30
+//! Profiling aid: `LINEARIZABLE_PROFILE=a|b|c|d` (d: the extra one) checks one workload with distest alone, 30
 //! times, and prints the time per round, so a profiler sees nothing else.
 
 #[path = "../tests/linearizable_support/mod.rs"]
@@ -198,6 +198,9 @@ fn main() {
     };
     let b = vec![make(1_000, &kv)];
     let c = vec![make(2_000, &register(10, 10_000, 0.01))];
+    // Not part of the total: a harder, info-heavy history, where the search (not the
+    // parsing) dominates.
+    let d = vec![make(3_000, &register(20, 2_000, 0.1))];
 
     // Profiling aid: `LINEARIZABLE_PROFILE=b cargo bench ... --bench linearizable` checks
     // one workload with distest only, many times, so a profiler sees nothing else.
@@ -205,7 +208,8 @@ fn main() {
         let cases = match which.as_str() {
             "a" => &a,
             "b" => &b,
-            _ => &c,
+            "c" => &c,
+            _ => &d,
         };
         let histories: Vec<History> = cases.iter().map(|c| c.history.clone()).collect();
         let ctx = CheckContext::default();
@@ -235,9 +239,6 @@ fn main() {
         total += run(name, cases);
     }
     print_times("total (a)+(b)+(c)", total, "");
-    // Not part of the total: a harder, info-heavy history, where the search (not the
-    // parsing) dominates.
-    let d = vec![make(3_000, &register(20, 2_000, 0.1))];
     run("(extra) cas-register, 2k ops, 20 procs, 10% info", &d);
     println!("peak memory (whole bench process) {}", peak_memory());
 }

@@ -11,8 +11,12 @@
 //! completed `ok` is lifted.
 //!
 //! Lowe's cache records every (set of lifted ops, model state) configuration reached; a
-//! configuration seen before has been fully explored, so the search prunes it. That makes
-//! the search finite (each lift adds a new cache entry) and is what makes it fast. The
+//! configuration seen before has been fully explored, so the search prunes it; that is
+//! what makes the search fast. (The search is finite without it: each lift removes an
+//! op.) A forced lift, of the op at the head of the list whose return follows its call
+//! directly (no op overlaps it), is the only way on, so it is cached only at every 8th
+//! depth: in histories with little concurrency most lifts are forced, and a
+//! configuration reached again is still recognised within 8 lifts. The
 //! set of lifted ops is a bitset kept in canonical form (`lo`: the first word not all
 //! ones, `hi`: one past the last non-zero word), so the cache stores only the words in
 //! between: the window of concurrency, not the whole history. Its hash is kept up to date
@@ -29,6 +33,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const CHECK_EVERY_STEPS: u64 = 1 << 10;
 /// At most this many distinct states are kept for a counterexample's "could have seen".
 pub(crate) const MAX_RECORDED_STATES: usize = 16;
+/// Forced lifts are cached only at depths that are a multiple of this (see `search_in`).
+const FORCED_CACHE_EVERY: usize = 8;
 /// Marks "no entry" in the linked list.
 const NIL: u32 = u32::MAX;
 
@@ -413,8 +419,9 @@ pub(crate) fn search_in<M: Model>(
     let mut reported_bytes = 0usize;
     let mut steps = 0u64;
     let mut cur = list.next[0];
-    // Terminates: every lift inserts a configuration not in the cache, and there are
-    // finitely many; the limits below stop it earlier when asked to.
+    // Terminates: every lift removes an op (depth at most the op count, each level
+    // tries each candidate once), and the cache prunes what was explored before; the
+    // limits below stop it earlier when asked to.
     let outcome = loop {
         // Checked on the first step too, so a flag raised before the start always counts.
         if steps & (CHECK_EVERY_STEPS - 1) == 0 {
@@ -436,7 +443,15 @@ pub(crate) fn search_in<M: Model>(
             }
             if let Some(next) = model.step(&state, &ops[op].op) {
                 lifted.set(op);
-                if cache.insert(lifted, &next, hash_of(&next), model.state_bytes(&next)) {
+                // A forced lift (the op heads the list and its return comes right
+                // after its call) has no alternative: it skips the cache, except at
+                // every FORCED_CACHE_EVERY-th depth, so that a configuration reached
+                // again is recognised after at most that many forced lifts.
+                let forced = cur == list.next[0]
+                    && list.ret_node[op] != NIL
+                    && list.next[cur as usize] == list.ret_node[op]
+                    && (stack.len() + 1) % FORCED_CACHE_EVERY != 0;
+                if forced || cache.insert(lifted, &next, hash_of(&next), model.state_bytes(&next)) {
                     stack.push((op as u32, std::mem::replace(&mut state, next)));
                     list.unlink(list.call_node[op]);
                     if list.ret_node[op] != NIL {
