@@ -14,6 +14,7 @@
 //! bad input never panics and a malformed op line is never skipped.
 
 pub(crate) mod edn;
+mod fast_op;
 mod import;
 mod jepsen_log;
 mod jsonl;
