@@ -228,12 +228,13 @@ fn run(opts: NodeOptions, listen: &str) -> Result<(), String> {
         Node::open(opts.clone(), transport.clone(), status.clone()).map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(listen_addr)
         .map_err(|e| format!("cannot listen for clients on {listen_addr}: {e}"))?;
-    let api = Arc::new(api::Api {
-        events: tx,
+    let api = Arc::new(api::Api::new(
+        tx,
         status,
         transport,
-        request_timeout_ms: opts.request_timeout_ms,
-    });
+        opts.request_timeout_ms,
+        opts.bugs.stale_read,
+    ));
     let handler = Arc::new(move |req| api.handle(req));
     let sd = shutdown.clone();
     std::thread::Builder::new()

@@ -6,8 +6,8 @@
 use crate::kv::{Command, Kv, KvError};
 use crate::log;
 use crate::raft::{
-    Config, CoreBugs, EntryKind, Envelope, Index, Membership, MembershipChange, NodeId, Raft,
-    RaftError, ReadMode, Term,
+    Config, CoreBugs, EntryKind, Envelope, HardState, Index, LogOp, Membership, MembershipChange,
+    Message, NodeId, Raft, RaftError, ReadMode, Role, Term,
 };
 use crate::storage::{Storage, StorageError};
 use crate::transport::{lock, Transport};
@@ -431,7 +431,7 @@ impl Node {
     fn process_ready(&mut self) -> Result<(), NodeError> {
         // Bounded: compaction inside produces one more round at most.
         for _ in 0..4 {
-            let ready = self.raft.take_ready();
+            let mut ready = self.raft.take_ready();
             if ready.is_empty() {
                 break;
             }
@@ -439,18 +439,33 @@ impl Node {
                 log!(self.opts.id, "{e}");
             }
             let sync = !self.opts.bugs.no_fsync;
-            if ready.needs_persist() {
+            // Before any send: a membership change takes effect on append, and the new
+            // peer needs a queue before the leader's first message to it.
+            if self.raft.membership() != &self.members {
+                self.members = self.raft.membership().clone();
+                self.transport.set_peers(&self.members.members);
+            }
+            let needs_persist = ready.needs_persist();
+            let mut messages = std::mem::take(&mut ready.messages);
+            if needs_persist {
+                if self.may_replicate_before_fsync(&ready.hard_state, &ready.log_ops) {
+                    // The leader's disk write and the followers' run in parallel instead
+                    // of one after the other (Raft thesis §10.2.1).
+                    let (appends, rest): (Vec<Envelope>, Vec<Envelope>) = messages
+                        .into_iter()
+                        .partition(|env| matches!(env.msg, Message::Append { .. }));
+                    for env in appends {
+                        self.transport.send(env);
+                    }
+                    messages = rest;
+                }
                 self.storage
                     .persist(ready.hard_state.as_ref(), &ready.log_ops, sync)?;
             }
             for (reply, answer) in self.early.drain(..) {
                 let _ = reply.try_send(answer);
             }
-            if self.raft.membership() != &self.members {
-                self.members = self.raft.membership().clone();
-                self.transport.set_peers(&self.members.members);
-            }
-            for env in ready.messages {
+            for env in messages {
                 self.transport.send(env);
             }
             if let Some(snap) = ready.snapshot_to_apply {
@@ -536,6 +551,20 @@ impl Node {
             self.last_flush = Instant::now();
         }
         Ok(())
+    }
+
+    /// Whether this ready's `Append`s may leave before its fsync. Safe for a leader that
+    /// only appends: it counts its own log toward a commit only when it steps the
+    /// followers' acknowledgements, and it steps nothing before `persist` (synchronous)
+    /// returns; a crash before the fsync loses entries nobody was told are committed,
+    /// which a follower holding them keeps or a later leader overwrites, as Raft allows.
+    /// Anything that changes the term or vote, truncates or snapshots goes the safe way
+    /// (everything after the fsync), and so does every message a follower or candidate
+    /// sends: those acknowledge or promise what must already be durable.
+    fn may_replicate_before_fsync(&self, hard_state: &Option<HardState>, ops: &[LogOp]) -> bool {
+        self.raft.role() == Role::Leader
+            && hard_state.is_none()
+            && ops.iter().all(|op| matches!(op, LogOp::Append(_)))
     }
 
     fn serve_reads(&mut self) {

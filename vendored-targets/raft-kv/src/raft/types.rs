@@ -208,7 +208,10 @@ pub struct ReadState {
 /// persist (`hard_state`, then `log_ops` in order) and fsync, then send `messages`, then
 /// apply (`snapshot_to_apply`, then `committed` entries above the snapshot), then answer
 /// `reads`. Sending before the fsync would let a crash forget a vote or an acknowledged
-/// entry — exactly the `no-fsync` bug.
+/// entry — exactly the `no-fsync` bug. One exception: a leader's `Append`s may leave
+/// before its own fsync when the ready changes neither term nor vote and only appends,
+/// provided the shell persists before it steps any further input (the leader counts
+/// itself toward a commit only when it steps acknowledgements; see `node.rs`).
 #[derive(Clone, Debug, Default)]
 pub struct Ready {
     pub hard_state: Option<HardState>,
