@@ -101,6 +101,18 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// After an item of an object or array: skips whitespace and a `,` (more items
+    /// follow: `false`) or the closing `close` (`true`); anything else is not ours.
+    fn end_of_items(&mut self, close: u8) -> Option<bool> {
+        self.skip_whitespace();
+        let next = self.peek()?;
+        if next != b',' && next != close {
+            return None;
+        }
+        self.pos += 1;
+        Some(next == close)
+    }
+
     fn eat(&mut self, byte: u8) -> Option<()> {
         if self.peek() == Some(byte) {
             self.pos += 1;
@@ -158,14 +170,8 @@ impl<'a> Cursor<'a> {
                 field::ERROR => op.error = self.nullable_value(stack)?,
                 _ => return None,
             }
-            self.skip_whitespace();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return None,
+            if self.end_of_items(b'}')? {
+                break;
             }
         }
         if seen & field::REQUIRED != field::REQUIRED {
@@ -401,14 +407,8 @@ impl<'a> Cursor<'a> {
             loop {
                 self.skip_whitespace();
                 self.push_value(stack, depth + 1)?;
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.end_of_items(b']')? {
+                    break;
                 }
             }
         }
@@ -432,14 +432,8 @@ impl<'a> Cursor<'a> {
                 let item = self.value(stack, depth + 1)?;
                 // serde_json's `Value` keeps the last of repeated keys; so does `insert`.
                 map.insert(key.to_owned(), item);
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.end_of_items(b'}')? {
+                    break;
                 }
             }
         }

@@ -165,16 +165,21 @@ struct Cache<S> {
 const MIN_CACHE_SLOTS: usize = 1 << 10;
 
 impl<S: Eq> Cache<S> {
-    #[cfg(test)]
-    fn new() -> Cache<S> {
-        let mut cache = Cache {
+    /// A cache with no memory yet; [`Cache::reset`] makes its table.
+    fn empty() -> Cache<S> {
+        Cache {
             slots: Vec::new(),
             hashes: Vec::new(),
             spans: Vec::new(),
             arena: Vec::new(),
             states: Vec::new(),
             state_bytes: 0,
-        };
+        }
+    }
+
+    #[cfg(test)]
+    fn new() -> Cache<S> {
+        let mut cache = Cache::empty();
         cache.reset(0);
         cache
     }
@@ -371,14 +376,7 @@ impl<S: Eq> Default for Scratch<S> {
                 hi: 0,
                 hash: 0,
             },
-            cache: Cache {
-                slots: Vec::new(),
-                hashes: Vec::new(),
-                spans: Vec::new(),
-                arena: Vec::new(),
-                states: Vec::new(),
-                state_bytes: 0,
-            },
+            cache: Cache::empty(),
             stack: Vec::new(),
         }
     }

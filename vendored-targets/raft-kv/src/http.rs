@@ -783,8 +783,10 @@ mod tests {
         assert_eq!(server.requests.load(Ordering::SeqCst), 2);
     }
 
-    #[test]
-    fn a_write_whose_reused_connection_dies_after_sending_is_no_response_and_not_resent() {
+    /// A server whose first connection answers one request and then hangs up on the
+    /// next (after reading it); later connections answer. The returned pool holds that
+    /// first connection, idle, after one PUT through it.
+    fn first_connection_hangs_up_after_one_answer() -> (test_server::TestServer, Pool) {
         let server = test_server::start(|conn, n| match (conn, n) {
             (0, 0) => Act::Answer(200),
             (0, _) => Act::HangUp,
@@ -792,6 +794,12 @@ mod tests {
         });
         let pool = pool();
         assert_eq!(put(&pool, &server.addr).unwrap().status, 200);
+        (server, pool)
+    }
+
+    #[test]
+    fn a_write_whose_reused_connection_dies_after_sending_is_no_response_and_not_resent() {
+        let (server, pool) = first_connection_hangs_up_after_one_answer();
         assert!(matches!(
             put(&pool, &server.addr),
             Err(ClientError::NoResponse(_))
@@ -803,13 +811,7 @@ mod tests {
 
     #[test]
     fn a_get_whose_reused_connection_dies_is_retried_once_on_a_fresh_connection() {
-        let server = test_server::start(|conn, n| match (conn, n) {
-            (0, 0) => Act::Answer(200),
-            (0, _) => Act::HangUp,
-            _ => Act::Answer(200),
-        });
-        let pool = pool();
-        assert_eq!(put(&pool, &server.addr).unwrap().status, 200);
+        let (server, pool) = first_connection_hangs_up_after_one_answer();
         let got = pool.request(&server.addr, "GET", "/kv/a", &[], b"", TEST_TIMEOUT);
         assert_eq!(got.unwrap().status, 200);
         assert_eq!(server.accepts.load(Ordering::SeqCst), 2);
