@@ -242,27 +242,27 @@ fn run_parallel<W, R: Send>(
         return serial();
     }
     let next = AtomicUsize::new(0);
+    let work = || {
+        let mut state = init();
+        let mut mine = Vec::new();
+        // Bounded: each turn takes a fresh index below `count`.
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                break mine;
+            }
+            mine.push((i, job(&mut state, i)));
+        }
+    };
+    // The calling thread works too: a spawned thread may start milliseconds late (an
+    // idle virtual CPU wakes slowly), and then the caller has taken its share already.
     let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut state = init();
-                    let mut mine = Vec::new();
-                    // Bounded: each turn takes a fresh index below `count`.
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= count {
-                            break mine;
-                        }
-                        mine.push((i, job(&mut state, i)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a linearizability worker panicked"))
-            .collect()
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for helper in helpers {
+            all.extend(helper.join().expect("a linearizability worker panicked"));
+        }
+        all
     });
     results.sort_unstable_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()

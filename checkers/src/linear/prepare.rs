@@ -92,6 +92,8 @@ fn parse_parts<M: Model>(
 
 /// Histories with fewer positions than this are split on the calling thread alone.
 const PARALLEL_MIN_POSITIONS: usize = 1 << 15;
+/// Long histories are cut into this many ranges per core.
+const CHUNKS_PER_CORE: usize = 4;
 /// How far ahead (in positions) the pass asks for memory it will read.
 const PREFETCH_DISTANCE: usize = 32;
 
@@ -123,7 +125,8 @@ pub(crate) fn partition<M: Model>(
     history: &History,
 ) -> Result<Vec<Partition<M::Op>>, PrepareError> {
     let chunks = if history.len() >= PARALLEL_MIN_POSITIONS && !M::INTERNS_VALUES {
-        super::cores()
+        // More pieces than cores, so a thread that starts late takes fewer of them.
+        (CHUNKS_PER_CORE * super::cores()).min(history.len() / (PARALLEL_MIN_POSITIONS / 4))
     } else {
         1
     };
@@ -204,9 +207,11 @@ fn partition_range<'h, M: Model>(
                 if part_ops.len() == part_ops.capacity() {
                     // Grow to the size this key's share of the range so far projects
                     // (plus a margin), not by doubling: a 100k-op history over 100 keys
-                    // otherwise copies every list a dozen times.
+                    // otherwise copies every list a dozen times. The first range's lists
+                    // receive the later ranges' ops when merged: they project to the end.
+                    let horizon = if start == 0 { history.len() } else { end };
                     let done = (pos + 1 - start) as u64;
-                    let projected = (part_ops.len() as u64 + 1) * (end - start) as u64 / done;
+                    let projected = (part_ops.len() as u64 + 1) * (horizon - start) as u64 / done;
                     let want = (projected + projected / 8 + 16) as usize;
                     part_ops.reserve_exact(want.saturating_sub(part_ops.len()));
                 }
