@@ -185,11 +185,12 @@ impl<S: Eq> Cache<S> {
     }
 
     /// Empties the cache for a search over `ops` ops, reusing its memory. A search lifts
-    /// every op at least once, so room for that many entries is made up front (a table
-    /// left much larger by an earlier, harder search is shrunk: clearing it would cost
-    /// more than the search).
+    /// every op at least once, but forced lifts are mostly not cached: room for half as
+    /// many entries is made up front, and the cache grows when a search needs more (a
+    /// table left much larger by an earlier, harder search is shrunk: clearing it would
+    /// cost more than the search).
     fn reset(&mut self, ops: usize) {
-        let want = (4 * (ops + 1)).next_power_of_two().max(MIN_CACHE_SLOTS);
+        let want = (ops + 1).next_power_of_two().max(MIN_CACHE_SLOTS);
         if self.slots.len() < want || self.slots.len() > 4 * want {
             self.slots = vec![0; want];
         } else {
@@ -199,11 +200,10 @@ impl<S: Eq> Cache<S> {
         self.spans.clear();
         self.arena.clear();
         self.states.clear();
-        // Concurrent ops are lifted in several orders: room for twice the ops before
-        // the first growth.
-        self.hashes.reserve(2 * (ops + 1));
-        self.spans.reserve(2 * (ops + 1));
-        self.states.reserve(2 * (ops + 1));
+        let room = ops / 2 + 1;
+        self.hashes.reserve(room);
+        self.spans.reserve(room);
+        self.states.reserve(room);
         self.state_bytes = 0;
     }
 
