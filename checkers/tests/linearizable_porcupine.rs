@@ -80,13 +80,18 @@ proptest! {
         compare(seed, cfg, perturbed)?;
     }
 
+    // Shorter and with fewer crashed ops than the register cases: every crashed append
+    // may land anywhere after its call, in any order with the others, and each order is
+    // a different string, so a few kv histories of 40 ops with 30% info ops take both
+    // checkers seconds and gigabytes (the exponential case of every exact checker; about
+    // 1 in 10,000 draws). With these bounds the slowest of 100,000 draws took 0.13 s.
     #[test]
     fn keyed_kv_verdicts_match_porcupine(
         seed in any::<u64>(),
         processes in 1usize..6,
-        ops in 1usize..40,
+        ops in 1usize..30,
         keys in 1u64..4,
-        p_info in 0.0f64..0.3,
+        p_info in 0.0f64..0.2,
         perturbed in any::<bool>(),
     ) {
         let cfg = GenConfig { processes, ops, values: 3, keys, p_info, kv: true };

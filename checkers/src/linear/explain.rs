@@ -282,5 +282,6 @@ pub(crate) fn gave_up_reason(why: GaveUp) -> &'static str {
         GaveUp::Cancelled => "the time limit expired",
         GaveUp::MemoryLimit => "the memory limit was reached",
         GaveUp::Abandoned => "another key was found not linearizable first",
+        GaveUp::StepBudget => "its step budget was spent",
     }
 }

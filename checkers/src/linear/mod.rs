@@ -56,6 +56,8 @@ use std::sync::OnceLock;
 pub const NAME: &str = "linearizable";
 /// The model used when none is given.
 pub const DEFAULT_MODEL: &str = "cas-register";
+/// Steps each search for a counterexample may take (a few tenths of a second).
+const EXPLAIN_MAX_STEPS: u64 = 1 << 22;
 /// The anomaly an invalid verdict reports.
 pub const ANOMALY: &str = "nonlinearizable";
 
@@ -162,6 +164,7 @@ fn check_with<M: Model>(
             memory_limit_bytes: ctx.memory_limit_bytes,
             memory_used_bytes: &memory_used_bytes,
             abandon: &abandon,
+            max_steps: u64::MAX,
         };
         let outcome = search::search_in(scratch, model, &part.ops, &limits, None);
         if outcome == Outcome::NotLinearizable {
@@ -174,11 +177,16 @@ fn check_with<M: Model>(
     let bad = outcomes.iter().position(|o| *o == Outcome::NotLinearizable);
     if let Some(part) = bad.and_then(|bad| kept[bad].take()) {
         let abandon = || false;
+        // The verdict is known: finding the earliest, smallest counterexample is best
+        // effort. Each of its searches (on truncated histories, where every op completing
+        // later has an unknown outcome) may cost as much as the verdict's search again;
+        // past the budget it reports what it found, marked not minimized.
         let limits = Limits {
             cancel: &ctx.cancel,
             memory_limit_bytes: ctx.memory_limit_bytes,
             memory_used_bytes: &memory_used_bytes,
             abandon: &abandon,
+            max_steps: EXPLAIN_MAX_STEPS,
         };
         let example = explain::explain(model, model_name, history, &part, &limits);
         let key = explain::subject(&part.key);

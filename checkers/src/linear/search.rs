@@ -46,6 +46,9 @@ pub(crate) struct Limits<'a> {
     pub memory_used_bytes: &'a AtomicUsize,
     /// Raised when this search's answer is no longer needed.
     pub abandon: &'a (dyn Fn() -> bool + Sync),
+    /// Steps after which the search gives up ([`GaveUp::StepBudget`]); `u64::MAX` for a
+    /// verdict, a budget for the best-effort searches of a counterexample.
+    pub max_steps: u64,
 }
 
 /// Why a search stopped without an answer.
@@ -54,6 +57,7 @@ pub(crate) enum GaveUp {
     Cancelled,
     MemoryLimit,
     Abandoned,
+    StepBudget,
 }
 
 /// What a search found.
@@ -423,7 +427,7 @@ pub(crate) fn search_in<M: Model>(
     let outcome = loop {
         // Checked on the first step too, so a flag raised before the start always counts.
         if steps & (CHECK_EVERY_STEPS - 1) == 0 {
-            if let Some(gave_up) = check_limits(limits, cache, stack, &mut reported_bytes) {
+            if let Some(gave_up) = check_limits(limits, steps, cache, stack, &mut reported_bytes) {
                 break Outcome::GaveUp(gave_up);
             }
         }
@@ -492,6 +496,7 @@ pub(crate) fn search_in<M: Model>(
 #[allow(clippy::ptr_arg)] // the capacity, not the length, is what occupies memory
 fn check_limits<S: Eq>(
     limits: &Limits<'_>,
+    steps: u64,
     cache: &Cache<S>,
     stack: &Vec<(u32, S)>,
     reported_bytes: &mut usize,
@@ -501,6 +506,9 @@ fn check_limits<S: Eq>(
     }
     if (limits.abandon)() {
         return Some(GaveUp::Abandoned);
+    }
+    if steps >= limits.max_steps {
+        return Some(GaveUp::StepBudget);
     }
     let bytes = cache.bytes() + stack.capacity() * std::mem::size_of::<(u32, S)>();
     if bytes >= *reported_bytes {
@@ -580,6 +588,36 @@ mod tests {
         l.clear(3);
         assert_eq!(l.lo, 0);
         assert_eq!(l.window(), &[!(1u64 << 3), u64::MAX]);
+    }
+
+    #[test]
+    fn a_search_past_its_step_budget_gives_up_and_says_so() {
+        use crate::linear::models::register::{Register, RegisterOp};
+        // 3,000 sequential writes: a few thousand steps to find the linearization.
+        let ops: Vec<PartOp<RegisterOp>> = (0..3000u32)
+            .map(|i| PartOp {
+                op: RegisterOp::Write(i % 3),
+                invoke: 2 * i,
+                ret: Some(2 * i + 1),
+            })
+            .collect();
+        let (cancel, used) = (Cancel::new(), AtomicUsize::new(0));
+        let never = || false;
+        let limits = |max_steps| Limits {
+            cancel: &cancel,
+            memory_limit_bytes: usize::MAX,
+            memory_used_bytes: &used,
+            abandon: &never,
+            max_steps,
+        };
+        assert_eq!(
+            search(&Register, &ops, &limits(u64::MAX), None),
+            Outcome::Linearizable
+        );
+        assert_eq!(
+            search(&Register, &ops, &limits(1000), None),
+            Outcome::GaveUp(GaveUp::StepBudget)
+        );
     }
 
     #[test]
