@@ -49,9 +49,10 @@ impl PrepareError {
     }
 }
 
-/// An op's argument and (when known) result, with a `[k v]` tuple unwrapped (the key
-/// itself is read by [`key_of`]).
+/// An op's key (`None` for unkeyed ops), argument and (when known) result, with a
+/// `[k v]` tuple unwrapped.
 struct Parts<'a> {
+    key: Option<&'a Value>,
     input: &'a Value,
     output: Option<&'a Value>,
 }
@@ -60,17 +61,22 @@ fn split<'a, M: Model>(invoke: &'a Op, output: Option<&'a Op>) -> Result<Parts<'
     let output = output.map(|c| &c.value);
     if invoke.key.is_some() || !M::KEY_IN_VALUE {
         return Ok(Parts {
+            key: invoke.key.as_ref(),
             input: &invoke.value,
             output,
         });
     }
     let untuple = |v: &'a Value| pair_of(v).ok_or_else(|| untuple_error(v));
-    let (_, input) = untuple(&invoke.value)?;
+    let (key, input) = untuple(&invoke.value)?;
     let output = match output {
         Some(v) => Some(untuple(v)?.1),
         None => None,
     };
-    Ok(Parts { input, output })
+    Ok(Parts {
+        key: Some(key),
+        input,
+        output,
+    })
 }
 
 /// Parses the already split op `parts` of the invocation `invoke`.
@@ -184,14 +190,14 @@ fn partition_range<'h, M: Model>(
         }
         let invoke = &ops[at];
         let ok = ret.map(|r| &ops[r]);
-        let (key, parts) =
-            match key_of::<M>(invoke).and_then(|key| Ok((key, split::<M>(invoke, ok)?))) {
-                Ok(found) => found,
-                Err(reason) => {
-                    chunk.error = Some((at32, PrepareError::at(invoke, reason)));
-                    continue;
-                }
-            };
+        let parts = match split::<M>(invoke, ok) {
+            Ok(parts) => parts,
+            Err(reason) => {
+                chunk.error = Some((at32, PrepareError::at(invoke, reason)));
+                continue;
+            }
+        };
+        let key = parts.key;
         let local = index.slot(key, || {
             // Many histories have one key (or none): the first one gets room for all.
             let room = if chunk.keys.is_empty() { range_ops } else { 0 };
@@ -268,19 +274,6 @@ fn handled_at(history: &History, pos: usize) -> Option<(usize, Option<usize>)> {
         (Some(invoke), OpType::Ok) => Some((invoke, Some(pos))),
         (Some(invoke), _) => Some((invoke, None)),
     }
-}
-
-/// The key of an op (from its invocation), `None` for unkeyed ops.
-fn key_of<M: Model>(invoke: &Op) -> Result<Option<&Value>, String> {
-    if let Some(key) = &invoke.key {
-        return Ok(Some(key));
-    }
-    if !M::KEY_IN_VALUE {
-        return Ok(None);
-    }
-    pair_of(&invoke.value)
-        .map(|(key, _)| Some(key))
-        .ok_or_else(|| untuple_error(&invoke.value))
 }
 
 fn untuple_error(value: &Value) -> String {
