@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// One local cluster a test owns: its id and its /24, held exclusively (see `claim`)
 /// until dropped; dropping also removes its (by then empty) base directory.
@@ -68,13 +68,7 @@ impl Cluster {
 
     /// `distest run --target kv` on this cluster, storing into `store`, with `args`.
     fn run(&self, store: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_distest"))
-            .arg("run")
-            .args(["--cluster", self.id])
-            .args(["--subnet", &format!("10.77.{}.0/24", self.subnet)])
-            .args(["--base-dir", &self.base_dir()])
-            .arg("--store")
-            .arg(store)
+        run_on_cluster(store, self.id, self.subnet)
             .args(["--target", "kv"])
             .args(args)
             .output()
@@ -87,22 +81,7 @@ impl Cluster {
 
     /// Nothing of this cluster remains: namespaces, links, processes in them.
     fn assert_nothing_left(&self) {
-        let id = self.id;
-        let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-        let netns = String::from_utf8_lossy(&netns.stdout);
-        assert!(
-            !netns.contains(&format!("dt-{id}-")),
-            "namespaces left: {netns}"
-        );
-        let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-        let links = String::from_utf8_lossy(&links.stdout);
-        assert!(!links.contains(&format!("dt{id}")), "links left: {links}");
-        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-        let ps = String::from_utf8_lossy(&ps.stdout);
-        assert!(
-            !ps.contains(&format!("dt-test-nodes-{id}")),
-            "processes left: {ps}"
-        );
+        assert_cluster_gone(self.id);
     }
 }
 
@@ -115,14 +94,6 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir(self.base_dir());
         let _ = std::fs::remove_file(&self.lock_path);
     }
-}
-
-fn latest_run(store: &Path) -> PathBuf {
-    std::fs::canonicalize(store.join("latest")).unwrap()
-}
-
-fn history(store: &Path) -> String {
-    std::fs::read_to_string(latest_run(store).join("history.jsonl")).unwrap()
 }
 
 /// The values of the fault ops `f` the nemesis completed without error. The nemesis runs
@@ -183,8 +154,11 @@ fn no_fsync_bug_under_kills_of_a_majority_loses_acknowledged_set_adds() {
     let cluster = Cluster::claim("bga", 156);
     // Seed 1 draws kills of all five nodes at ~3 s and ~6 s: SIGKILL of every replica
     // loses the unflushed WAL buffer (up to 1 s of acknowledged adds) everywhere at once.
-    let args = ["--workload", "set", "--nemesis", "kill"];
-    let timing = [
+    let args = [
+        "--workload",
+        "set",
+        "--nemesis",
+        "kill",
         "--time-limit",
         "10",
         "--nemesis-interval",
@@ -192,7 +166,6 @@ fn no_fsync_bug_under_kills_of_a_majority_loses_acknowledged_set_adds() {
         "--seed",
         "1",
     ];
-    let args: Vec<&str> = args.iter().chain(&timing).copied().collect();
     let store = bug_caught_and_correct_build_valid(
         &cluster,
         "bug-nofsync",
@@ -224,18 +197,18 @@ fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
     let store = temp_store("bug-clock");
     let out = cluster.run(
         &store,
-        &["--workload", "register", "--nemesis", "partition,clock"]
-            .iter()
-            .chain(&[
-                "--time-limit",
-                "12",
-                "--nemesis-interval",
-                "1",
-                "--seed",
-                "8",
-            ])
-            .copied()
-            .collect::<Vec<_>>(),
+        &[
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition, clock",
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "8",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
@@ -259,12 +232,20 @@ fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
     let store = temp_store("bug-lease");
     let out = cluster.run(
         &store,
-        &["--workload", "register", "--nemesis", "partition"]
-            .iter()
-            .chain(&["--set", "read-mode=lease", "--time-limit", "12"])
-            .chain(&["--nemesis-interval", "2", "--seed", "2"])
-            .copied()
-            .collect::<Vec<_>>(),
+        &[
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition",
+            "--set",
+            "read-mode=lease",
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "2",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
@@ -284,18 +265,18 @@ fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_
     let store = temp_store("bug-churn");
     let out = cluster.run(
         &store,
-        &["--workload", "list-append", "--nemesis", "kill,partition"]
-            .iter()
-            .chain(&[
-                "--time-limit",
-                "12",
-                "--nemesis-interval",
-                "1",
-                "--seed",
-                "1",
-            ])
-            .copied()
-            .collect::<Vec<_>>(),
+        &[
+            "--workload",
+            "list-append",
+            "--nemesis",
+            "kill, partition",
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "1",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r = results(&store);

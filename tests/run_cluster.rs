@@ -13,34 +13,15 @@ use std::time::Duration;
 
 /// `distest run` on cluster `id` in 10.77.<subnet>.0/24 with `args`.
 fn run(store: &Path, id: &str, subnet: u8, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_distest"));
-    cmd.arg("run")
-        .args(["--cluster", id, "--subnet", &format!("10.77.{subnet}.0/24")])
-        .args(["--base-dir", &format!("/tmp/dt-test-nodes-{id}")])
-        .arg("--store")
-        .arg(store)
-        .args(args);
+    let mut cmd = run_on_cluster(store, id, subnet);
+    cmd.args(args);
     cmd
 }
 
-/// Nothing of cluster `id` remains: namespaces, links, processes in them.
+/// Nothing of cluster `id` remains; then its base directory goes too (only the run
+/// lock file may remain in it).
 fn assert_nothing_left(id: &str) {
-    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let netns = String::from_utf8_lossy(&netns.stdout);
-    assert!(
-        !netns.contains(&format!("dt-{id}-")),
-        "namespaces left: {netns}"
-    );
-    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(!links.contains(&format!("dt{id}")), "links left: {links}");
-    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(
-        !ps.contains(&format!("dt-test-nodes-{id}")),
-        "processes left: {ps}"
-    );
-    // The per-test base directory itself (only the run lock file may remain in it).
+    assert_cluster_gone(id);
     let base = format!("/tmp/dt-test-nodes-{id}");
     let _ = std::fs::remove_file(format!("{base}/{id}.run.lock"));
     let _ = std::fs::remove_dir(&base);

@@ -71,3 +71,39 @@ pub fn results(store: &Path) -> serde_json::Value {
     let run = latest_run(store);
     serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap()
 }
+
+/// The newest run's history.jsonl, as text.
+pub fn history(store: &Path) -> String {
+    std::fs::read_to_string(latest_run(store).join("history.jsonl")).unwrap()
+}
+
+/// `distest run` on the local cluster `id` in 10.77.<subnet>.0/24 (base directory
+/// /tmp/dt-test-nodes-<id>), storing into `store`; the caller adds the run's options.
+pub fn run_on_cluster(store: &Path, id: &str, subnet: u8) -> Command {
+    let mut cmd = distest();
+    cmd.arg("run")
+        .args(["--cluster", id, "--subnet", &format!("10.77.{subnet}.0/24")])
+        .args(["--base-dir", &format!("/tmp/dt-test-nodes-{id}")])
+        .arg("--store")
+        .arg(store);
+    cmd
+}
+
+/// Nothing of local cluster `id` remains: namespaces, links, processes in them.
+pub fn assert_cluster_gone(id: &str) {
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(
+        !netns.contains(&format!("dt-{id}-")),
+        "namespaces left: {netns}"
+    );
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains(&format!("dt{id}")), "links left: {links}");
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.contains(&format!("dt-test-nodes-{id}")),
+        "processes left: {ps}"
+    );
+}
