@@ -21,7 +21,7 @@ fn installed() -> &'static Mutex<HashSet<(String, String)>> {
     INSTALLED.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-fn valid_package_name(name: &str) -> bool {
+pub(crate) fn valid_package_name(name: &str) -> bool {
     // Debian policy: lowercase letters, digits, + - . ; at least two characters, starting
     // alphanumeric. Anything else would be shell input, not a package.
     name.len() >= 2

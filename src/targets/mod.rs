@@ -8,6 +8,7 @@
 pub mod crdt;
 pub mod daemon;
 pub mod etcd;
+pub mod file;
 pub mod http;
 pub mod kv;
 pub mod noop;
