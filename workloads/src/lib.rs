@@ -6,6 +6,7 @@
 //! what a target adapter implements to execute those ops; it maps every outcome to
 //! `ok`, `fail` (definitely did not happen) or `info` (unknown).
 
+pub mod counter;
 pub mod crdt;
 pub mod register;
 pub mod set;
@@ -176,6 +177,7 @@ pub const WORKLOADS: &[&str] = &[
     "list-append",
     "rw-register",
     "set",
+    "counter",
     "or-set",
     "pn-counter",
     "g-counter",
@@ -189,6 +191,7 @@ pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, Un
         "list-append" => Box::new(txn::Txn::new(txn::Shape::ListAppend, opts)),
         "rw-register" => Box::new(txn::Txn::new(txn::Shape::RwRegister, opts)),
         "set" => Box::new(set::Set::new(opts)),
+        "counter" => Box::new(counter::Counter::new(opts)),
         "or-set" => Box::new(crdt::Crdt::new(crdt::Kind::OrSet, opts)),
         "pn-counter" => Box::new(crdt::Crdt::new(crdt::Kind::PnCounter, opts)),
         "g-counter" => Box::new(crdt::Crdt::new(crdt::Kind::GCounter, opts)),
