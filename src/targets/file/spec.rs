@@ -749,6 +749,21 @@ command = "python3 client.py --primary {primary_ip}"
     }
 
     #[test]
+    fn the_shipped_examples_parse() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&examples).unwrap() {
+            let file = entry.unwrap().path().join("target.toml");
+            if file.is_file() {
+                let t = load(&file).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!t.workloads.is_empty() && !t.daemons.is_empty());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "redis-sentinel, mariadb and etcd ship: {seen}");
+    }
+
+    #[test]
     fn an_unreadable_file_is_a_read_error() {
         let err = load(Path::new("/nonexistent/dt/target.toml")).unwrap_err();
         assert!(err.to_string().contains("could not read the target file"), "{err}");
