@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// Budget for `dpkg-query`.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Debian's hook that tells maintainer scripts whether they may start services.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 /// Budget for `apt-get update` plus `apt-get install`; mirrors can be slow.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -112,7 +114,15 @@ fn install(node: &dyn Remote, packages: &[String]) -> Result<(), NodeError> {
         words.join(" ")
     );
     // Stale or absent package lists are the usual cause of "Unable to locate package".
-    let command = format!("{install} || {{ apt-get update -q && {install}; }}");
+    // A policy-rc.d that says "no" keeps packages from starting their services (a system
+    // redis or mariadb on the node): distest starts what it needs itself, with its own
+    // data directories. One already there is the machine's and is left alone.
+    let command = format!(
+        "created=; if [ ! -e {POLICY_RC_D} ]; then printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D} && created=1; fi\n\
+         {{ {install} || {{ apt-get update -q && {install}; }}; }}; rc=$?\n\
+         if [ -n \"$created\" ]; then rm -f {POLICY_RC_D}; fi\n\
+         exit $rc"
+    );
     tracing::info!(node = node.name(), packages = %packages.join(" "), "installing packages");
     node.exec_machine(&command, INSTALL_TIMEOUT)
         .and_then(|out| {
@@ -240,6 +250,11 @@ mod tests {
         let node = FakeDebian::new("pkg-test-a", &["iproute2"], &["iptables"]);
         ensure_packages(&node, &["iproute2", "iptables"]).unwrap();
         assert_eq!(node.count("apt-get install"), 1);
+        assert_eq!(
+            node.count("exit 101"),
+            1,
+            "services of installed packages must not start"
+        );
         assert!(node.installed.lock().unwrap().contains("iptables"));
         ensure_packages(&node, &["iproute2", "iptables"]).unwrap();
         assert_eq!(
