@@ -25,6 +25,8 @@ fn config(
 ) -> RunConfig {
     RunConfig {
         target: target.into(),
+        target_file: None,
+        run_dir: Default::default(),
         workload: "register".into(),
         nemesis: Vec::new(),
         nodes: Vec::new(),

@@ -82,7 +82,18 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
 impl Args {
     /// Validates the options and turns them into the run's recorded configuration.
     pub fn to_config(&self) -> anyhow::Result<RunConfig> {
-        let workloads = crate::targets::workloads_of(&self.target)?;
+        let file = if crate::targets::workloads_of(&self.target).is_err()
+            && crate::targets::file::is_file_target(&self.target)
+        {
+            let path = crate::targets::file::file_path(&self.target);
+            Some((crate::targets::file::load(&path)?, path))
+        } else {
+            None
+        };
+        let workloads: Vec<&str> = match &file {
+            Some((f, _)) => f.workloads.iter().map(String::as_str).collect(),
+            None => crate::targets::workloads_of(&self.target)?.to_vec(),
+        };
         let workload = self
             .workload
             .clone()
@@ -147,8 +158,28 @@ impl Args {
             c.build()
                 .with_context(|| format!("workload {workload} asks for checker {}", c.name))?;
         }
+        let settings = {
+            let mut settings: std::collections::BTreeMap<String, String> =
+                self.settings.iter().cloned().collect();
+            if let Some(level) = &self.isolation {
+                settings.insert("isolation".into(), level.clone());
+            }
+            if self.replica_reads {
+                settings.insert("replica-reads".into(), "true".into());
+            }
+            settings
+        };
+        if let Some((f, _)) = &file {
+            f.check_settings(&settings)?;
+        }
         Ok(RunConfig {
-            target: self.target.clone(),
+            target: file
+                .as_ref()
+                .map_or_else(|| self.target.clone(), |(f, _)| f.name.clone()),
+            target_file: file
+                .as_ref()
+                .map(|(_, p)| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+            run_dir: Default::default(),
             workload,
             nemesis,
             nodes: Vec::new(),
@@ -170,17 +201,7 @@ impl Args {
             started_at: chrono::Utc::now().to_rfc3339(),
             distest_version: env!("CARGO_PKG_VERSION").to_string(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            settings: {
-                let mut settings: std::collections::BTreeMap<String, String> =
-                    self.settings.iter().cloned().collect();
-                if let Some(level) = &self.isolation {
-                    settings.insert("isolation".into(), level.clone());
-                }
-                if self.replica_reads {
-                    settings.insert("replica-reads".into(), "true".into());
-                }
-                settings
-            },
+            settings,
             store: self.store.clone(),
             junit: self.junit.clone(),
             node_args,

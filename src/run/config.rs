@@ -8,6 +8,9 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
     pub target: String,
+    /// The target file, for a target described in one (`target` is then its `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_file: Option<PathBuf>,
     pub workload: String,
     /// Enabled faults (`partition`, `kill`, ...); empty for none.
     pub nemesis: Vec<String>,
@@ -40,6 +43,9 @@ pub struct RunConfig {
     pub settings: std::collections::BTreeMap<String, String>,
     #[serde(skip)]
     pub store: PathBuf,
+    /// This run's directory, once created.
+    #[serde(skip)]
+    pub run_dir: PathBuf,
     #[serde(skip)]
     pub junit: Option<PathBuf>,
     /// The node flags, for provisioning (their meaning is recorded in `nodes_spec`).

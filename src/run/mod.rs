@@ -94,6 +94,7 @@ pub fn execute(
     let store = crate::store::Store::new(&cfg.store);
     let run_dir = store.create_run(&cfg.target, &cfg.workload, &cfg.nemesis_label())?;
     let log = RunLog::create(&run_dir.join("distest.log"))?;
+    cfg.run_dir = run_dir.clone();
     log.line(&format!("run directory {}", run_dir.display()));
     write_test_json(&run_dir, &cfg)?;
 

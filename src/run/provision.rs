@@ -52,7 +52,14 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     let nodes = cfg.node_args.resolve()?;
     let remotes = nodes.remotes();
     cfg.nodes = nodes.names();
-    let mut packages: Vec<&str> = targets::packages(&cfg.target).to_vec();
+    let file = match &cfg.target_file {
+        Some(path) => Some(std::sync::Arc::new(crate::targets::file::load(path)?)),
+        None => None,
+    };
+    let mut packages: Vec<&str> = match &file {
+        Some(f) => f.packages.iter().map(String::as_str).collect(),
+        None => targets::packages(&cfg.target).to_vec(),
+    };
     packages.extend(nemesis_packages(&cfg.nemesis));
     packages.sort_unstable();
     packages.dedup();
@@ -70,15 +77,20 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             })?;
         }
     }
-    let target = targets::build(
-        &cfg.target,
-        remotes.clone(),
-        TargetOptions {
-            bugs: cfg.bug.clone(),
-            op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
-            settings: cfg.settings.clone(),
-        },
-    )?;
+    let opts = TargetOptions {
+        bugs: cfg.bug.clone(),
+        op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
+        settings: cfg.settings.clone(),
+    };
+    let target: Arc<dyn targets::Target> = match file {
+        Some(f) => Arc::new(targets::file::FileTarget::new(
+            f,
+            remotes.clone(),
+            &opts,
+            targets::file::client::ClientLog::to_file(&cfg.run_dir.join("clients.log"))?,
+        )?),
+        None => targets::build(&cfg.target, remotes.clone(), opts)?,
+    };
     let shells: Vec<Arc<dyn NodeShell>> = remotes
         .into_iter()
         .map(|r| r as Arc<dyn NodeShell>)
