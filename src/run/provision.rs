@@ -81,6 +81,7 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
         bugs: cfg.bug.clone(),
         op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
         settings: cfg.settings.clone(),
+        clock_faults: cfg.nemesis.iter().any(|n| n == "clock" || n == "all"),
     };
     let target: Arc<dyn targets::Target> = match file {
         Some(f) => Arc::new(targets::file::FileTarget::new(

@@ -30,6 +30,10 @@ pub struct TargetOptions {
     pub op_timeout: Duration,
     /// Extra target-specific settings (`--isolation`, `--read-mode`...).
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Whether the run has clock faults. Targets described in a file run their daemons
+    /// under libfaketime only then: some programs (Redis, whose jemalloc reads the clock
+    /// while libfaketime initialises) do not start under it at all.
+    pub clock_faults: bool,
 }
 
 /// The system under test on a set of nodes.

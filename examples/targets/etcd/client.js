@@ -70,7 +70,11 @@ function post(path, body) {
         res.on("error", (e) => reject(new Outcome("info", `transport: ${e.message}`)));
       }
     );
-    req.on("socket", (s) => s.on("connect", () => (sent = true)));
+    // A reused keep-alive socket is connected already; a new one says when it is.
+    req.on("socket", (s) => {
+      if (!s.connecting) sent = true;
+      else s.once("connect", () => (sent = true));
+    });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", (e) => {
       const refused = ["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"].includes(e.code);

@@ -142,7 +142,12 @@ impl FileTarget {
             };
             // ManagedDaemon names live for the run; there are a handful per file.
             let name: &'static str = Box::leak(def.name.clone().into_boxed_str());
-            daemons.push(ManagedDaemon::new(nodes.clone(), name, Ok(()), Box::new(spec)));
+            let clock = if opts.clock_faults {
+                Ok(())
+            } else {
+                Err("this run has no clock faults, so the daemons run without libfaketime".into())
+            };
+            daemons.push(ManagedDaemon::new(nodes.clone(), name, clock, Box::new(spec)));
         }
         target.daemons = daemons;
         Ok(target)
@@ -282,12 +287,17 @@ impl FileTarget {
                 );
             }
             if Instant::now() >= deadline {
+                let tail = self.log_tail(index, &paths.log_file);
+                let hint = if tail.contains("libfaketime") {
+                    "; it does not run under libfaketime, which clock faults need on local nodes: leave `clock` out of --nemesis"
+                } else {
+                    ""
+                };
                 anyhow::bail!(
-                    "daemon {} on {} was not ready within {:.0} s (ready_timeout_s): {last}; its log ends: {}",
+                    "daemon {} on {} was not ready within {:.0} s (ready_timeout_s): {last}; its log ends: {tail}{hint}",
                     def.name,
                     node.name(),
                     def.ready_timeout.as_secs_f64(),
-                    self.log_tail(index, &paths.log_file)
                 );
             }
             std::thread::sleep(READY_POLL);
