@@ -110,16 +110,17 @@ fn missing_packages(node: &dyn Remote, packages: &[&str]) -> Result<Vec<String>,
 fn install(node: &dyn Remote, packages: &[String]) -> Result<(), NodeError> {
     let words: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     let install = format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
         words.join(" ")
     );
     // Stale or absent package lists are the usual cause of "Unable to locate package".
     // A policy-rc.d that says "no" keeps packages from starting their services (a system
     // redis or mariadb on the node): distest starts what it needs itself, with its own
-    // data directories. One already there is the machine's and is left alone.
+    // data directories. One already there is the machine's and is left alone. Runs on
+    // one machine at the same time wait for apt's lock instead of failing.
     let command = format!(
         "created=; if [ ! -e {POLICY_RC_D} ]; then printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D} && created=1; fi\n\
-         {{ {install} || {{ apt-get update -q && {install}; }}; }}; rc=$?\n\
+         {{ {install} || {{ apt-get update -q -o DPkg::Lock::Timeout=600 && {install}; }}; }}; rc=$?\n\
          if [ -n \"$created\" ]; then rm -f {POLICY_RC_D}; fi\n\
          exit $rc"
     );

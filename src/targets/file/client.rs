@@ -328,10 +328,7 @@ impl ProcessClient {
     async fn start_session(&mut self) -> Result<Session, OpenError> {
         let spec = self.spec.clone();
         let Some((node, ip)) = spec.nodes.get(self.node) else {
-            return Err(self.open_error(format!(
-                "there is no node #{} in this run",
-                self.node + 1
-            )));
+            return Err(self.open_error(format!("there is no node #{} in this run", self.node + 1)));
         };
         let mut command = tokio::process::Command::new("sh");
         command
@@ -344,10 +341,7 @@ impl ProcessClient {
             .process_group(0)
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| {
-            self.open_error(format!(
-                "could not start it in {}: {e}",
-                spec.cwd.display()
-            ))
+            self.open_error(format!("could not start it in {}: {e}", spec.cwd.display()))
         })?;
         let pid = child.id().unwrap_or(0);
         let (Some(stdin), Some(stdout), Some(stderr)) =
@@ -412,7 +406,8 @@ impl ProcessClient {
                 Ok(v) => match v.get("type").and_then(Value::as_str) {
                     Some("fail" | "info") => format!(
                         "it refused open: {}",
-                        v.get("error").map_or("no error given".into(), Value::to_string)
+                        v.get("error")
+                            .map_or("no error given".into(), Value::to_string)
                     ),
                     _ => format!(
                         "it answered open with {}, not {{\"type\":\"ok\"}}",
@@ -433,9 +428,10 @@ impl ProcessClient {
     /// Kills the program after a note saying why.
     fn discard_session(&mut self, why: &str) {
         if let Some(mut s) = self.session.take() {
-            self.spec
-                .log
-                .note(&s.who, &format!("{why}; killing it, a fresh client replaces it"));
+            self.spec.log.note(
+                &s.who,
+                &format!("{why}; killing it, a fresh client replaces it"),
+            );
             s.kill();
         }
     }
@@ -572,7 +568,10 @@ pub fn interpret(workload: &str, op: &OpRequest, line: &[u8]) -> Result<Completi
                 return Ok(Completion::ok(op.value.clone()));
             }
             let value = object.get("value").ok_or_else(|| {
-                format!("an ok answer to {} must carry the value read in \"value\"", op.f)
+                format!(
+                    "an ok answer to {} must carry the value read in \"value\"",
+                    op.f
+                )
             })?;
             check_read(workload, op, value)?;
             Ok(Completion::ok(value.clone()))
@@ -697,7 +696,10 @@ impl Drop for ProcessClient {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
-                    if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
+                    if tokio::time::timeout(EXIT_GRACE, child.wait())
+                        .await
+                        .is_err()
+                    {
                         kill_group(pid);
                         let _ = child.wait().await;
                     }
@@ -761,8 +763,13 @@ mod tests {
     }
 
     fn alive(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -783,7 +790,9 @@ mod tests {
             Completion::ok(json!([["append", 1, 2], ["r", 1, null]]))
         );
         assert_eq!(c.pid(), Some(pid), "a well-behaved client is kept");
-        assert!(scratch.log().contains(&format!("[n2 pid {pid}] stderr: scripted: opened n2")));
+        assert!(scratch
+            .log()
+            .contains(&format!("[n2 pid {pid}] stderr: scripted: opened n2")));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,19 +809,30 @@ for line in sys.stdin:
         .into();
         let mut c = ProcessClient::open(Arc::new(s), 1).await.unwrap();
         c.invoke(&OpRequest::new("add", json!(7))).await;
-        c.invoke(&OpRequest::keyed("read", json!(3), Value::Null)).await;
+        c.invoke(&OpRequest::keyed("read", json!(3), Value::Null))
+            .await;
         drop(c);
         let log = scratch.log();
         assert!(log.contains(r#"got {"type":"open","node":"n2","ip":"10.77.232.12","nodes":{"n1":"10.77.232.11","n2":"10.77.232.12","n3":"10.77.232.13"},"settings":{"isolation":"serializable"},"workload":"set"}"#), "{log}");
-        assert!(log.contains(r#"got {"type":"invoke","f":"add","value":7}"#), "{log}");
-        assert!(log.contains(r#"got {"type":"invoke","f":"read","key":"3","value":null}"#), "{log}");
+        assert!(
+            log.contains(r#"got {"type":"invoke","f":"add","value":7}"#),
+            "{log}"
+        );
+        assert!(
+            log.contains(r#"got {"type":"invoke","f":"read","key":"3","value":null}"#),
+            "{log}"
+        );
     }
 
     /// Runs `mode` misbehaving once: the first op must be `info` with a note naming
     /// `expect_note`, the program replaced, and the next op answered by the fresh one.
     async fn misbehaves_once(mode: &str, op: OpRequest, expect_note: &str) {
         let scratch = Scratch::new(mode);
-        let workload = if op.f == "txn" { "list-append" } else { "register" };
+        let workload = if op.f == "txn" {
+            "list-append"
+        } else {
+            "register"
+        };
         let mut c = ProcessClient::open(spec(&scratch, mode, true, workload), 0)
             .await
             .unwrap();
@@ -836,7 +856,12 @@ for line in sys.stdin:
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_client_that_hangs_makes_its_op_info_and_is_replaced() {
-        misbehaves_once("hang", read(1), "did not answer within the op timeout (1.5 s)").await;
+        misbehaves_once(
+            "hang",
+            read(1),
+            "did not answer within the op timeout (1.5 s)",
+        )
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -880,7 +905,11 @@ for line in sys.stdin:
             let done = c.invoke(&op).await;
             assert_eq!(done, Completion::info(op.value.clone(), json!("unsure")));
         }
-        assert_eq!(c.pid(), pid, "an honest info is an answer, not a protocol error");
+        assert_eq!(
+            c.pid(),
+            pid,
+            "an honest info is an answer, not a protocol error"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -893,7 +922,9 @@ for line in sys.stdin:
         assert_eq!(c.invoke(&read(1)).await.kind, OpType::Ok);
         // The stray second answer arrives meanwhile; the next op must not take it.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let next = c.invoke(&OpRequest::keyed("write", json!(1), json!(5))).await;
+        let next = c
+            .invoke(&OpRequest::keyed("write", json!(1), json!(5)))
+            .await;
         assert_eq!(next, Completion::ok(json!(5)));
         assert_ne!(c.pid(), first);
         let log = scratch.log();
@@ -908,21 +939,35 @@ for line in sys.stdin:
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("for n3: it refused open: \"cannot reach 10.77.232.13\""), "{err}");
+        assert!(
+            err.contains("for n3: it refused open: \"cannot reach 10.77.232.13\""),
+            "{err}"
+        );
         let err = ProcessClient::open(spec(&scratch, "noopen", false, "register"), 0)
             .await
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("closed its stdout before answering open; it exited with status 2"), "{err}");
+        assert!(
+            err.contains("closed its stdout before answering open; it exited with status 2"),
+            "{err}"
+        );
         assert!(err.contains("giving up before open"), "{err}");
         let mut s = (*spec(&scratch, "silent", false, "register")).clone();
         s.open_timeout = Duration::from_millis(500);
-        let err = ProcessClient::open(Arc::new(s), 0).await.err().unwrap().to_string();
+        let err = ProcessClient::open(Arc::new(s), 0)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("did not answer open within 0.5 s"), "{err}");
         let mut s = (*spec(&scratch, "echo", false, "register")).clone();
         s.command = "exec ./no-such-client".into();
-        let err = ProcessClient::open(Arc::new(s), 0).await.err().unwrap().to_string();
+        let err = ProcessClient::open(Arc::new(s), 0)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("status 127"), "{err}");
     }
 
@@ -945,7 +990,10 @@ for line in sys.stdin:
     fn answers_map_to_honest_completions() {
         let write = OpRequest::keyed("write", json!(1), json!(9));
         let ok = |w: &str, op: &OpRequest, line: &str| interpret(w, op, line.as_bytes());
-        assert_eq!(ok("register", &write, r#"{"type":"ok"}"#), Ok(Completion::ok(json!(9))));
+        assert_eq!(
+            ok("register", &write, r#"{"type":"ok"}"#),
+            Ok(Completion::ok(json!(9)))
+        );
         assert_eq!(
             ok("register", &write, r#"{"type":"ok","value":3}"#),
             Ok(Completion::ok(json!(9))),
@@ -955,16 +1003,28 @@ for line in sys.stdin:
             ok("register", &read(1), r#"{"type":"ok","value":null}"#),
             Ok(Completion::ok(Value::Null))
         );
-        assert!(ok("register", &read(1), r#"{"type":"ok"}"#).unwrap_err().contains("must carry the value"));
+        assert!(ok("register", &read(1), r#"{"type":"ok"}"#)
+            .unwrap_err()
+            .contains("must carry the value"));
         assert_eq!(
             ok("register", &write, r#"{"type":"fail","error":"no leader"}"#),
             Ok(Completion::fail(json!(9), json!("no leader")))
         );
         assert_eq!(
             ok("register", &write, r#"{"type":"info"}"#),
-            Ok(Completion::info(json!(9), json!("the client gave no error")))
+            Ok(Completion::info(
+                json!(9),
+                json!("the client gave no error")
+            ))
         );
-        for bad in ["", "nope", "[1]", r#"{"type":"invoke"}"#, r#"{"value":1}"#, "{\"type\":\"ok\"} x"] {
+        for bad in [
+            "",
+            "nope",
+            "[1]",
+            r#"{"type":"invoke"}"#,
+            r#"{"value":1}"#,
+            "{\"type\":\"ok\"} x",
+        ] {
             assert!(ok("register", &write, bad).is_err(), "{bad:?}");
         }
         let set_read = OpRequest::new("read", Value::Null);
@@ -973,10 +1033,25 @@ for line in sys.stdin:
         assert!(ok("counter", &set_read, r#"{"type":"ok","value":-4}"#).is_ok());
         assert!(ok("counter", &set_read, r#"{"type":"ok","value":"4"}"#).is_err());
         let txn = OpRequest::new("txn", json!([["w", 1, 2], ["r", 2, null]]));
-        assert!(ok("rw-register", &txn, r#"{"type":"ok","value":[["w",1,2],["r",2,5]]}"#).is_ok());
+        assert!(ok(
+            "rw-register",
+            &txn,
+            r#"{"type":"ok","value":[["w",1,2],["r",2,5]]}"#
+        )
+        .is_ok());
         assert!(ok("rw-register", &txn, r#"{"type":"ok","value":[["w",1,2]]}"#).is_err());
-        assert!(ok("rw-register", &txn, r#"{"type":"ok","value":[["w",1,3],["r",2,5]]}"#).is_err());
-        assert!(ok("rw-register", &txn, r#"{"type":"ok","value":[["w",1,2],["r",3,5]]}"#).is_err());
+        assert!(ok(
+            "rw-register",
+            &txn,
+            r#"{"type":"ok","value":[["w",1,3],["r",2,5]]}"#
+        )
+        .is_err());
+        assert!(ok(
+            "rw-register",
+            &txn,
+            r#"{"type":"ok","value":[["w",1,2],["r",3,5]]}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -308,11 +308,10 @@ impl Parser<'_> {
     ) -> Result<Located, FileError> {
         let src = &self.src;
         let span = s.span();
-        let template = Template::parse(s.get_ref(), scope).map_err(
-            |TemplateError { offset, message }| {
+        let template =
+            Template::parse(s.get_ref(), scope).map_err(|TemplateError { offset, message }| {
                 src.error_at(src.offset_in_string(&span, s.get_ref(), offset), message)
-            },
-        )?;
+            })?;
         if template.is_blank() {
             return Err(src.error(
                 &span,
@@ -400,7 +399,10 @@ impl Parser<'_> {
             if !file_workloads().contains(&w.get_ref().as_str()) {
                 return Err(self.src.error(
                     &w.span(),
-                    format!("unknown workload {:?}; the workloads are {known}", w.get_ref()),
+                    format!(
+                        "unknown workload {:?}; the workloads are {known}",
+                        w.get_ref()
+                    ),
                 ));
             }
             if workloads.contains(w.get_ref()) {
@@ -623,7 +625,10 @@ command = "python3 client.py --primary {primary_ip}"
         let (line, column, message) = error_of(&text);
         assert_eq!((line, column), (15, 1), "{message}");
         assert!(message.contains("unknown field `ready_tpc`"), "{message}");
-        assert!(message.contains("ready_tcp"), "names the valid keys: {message}");
+        assert!(
+            message.contains("ready_tcp"),
+            "names the valid keys: {message}"
+        );
         let text = GOOD.replace("[client]", "[client]\nenv = 1");
         let (line, _, message) = error_of(&text);
         assert_eq!(line, 25, "{message}");
@@ -645,7 +650,10 @@ command = "python3 client.py --primary {primary_ip}"
             "setup = \"mkdir -p {data_dir}",
             "setup = '''\nmkdir -p {data_dir}\necho {nodez}'''\nx = \"",
         );
-        let text = text.replace("x = \" && printf 'port 26379\\n' > {data_dir}/sentinel.conf\"\n", "");
+        let text = text.replace(
+            "x = \" && printf 'port 26379\\n' > {data_dir}/sentinel.conf\"\n",
+            "",
+        );
         let (line, column, message) = error_of(&text);
         assert_eq!((line, column), (21, 6), "{message}");
         assert!(message.contains("{nodez}"), "{message}");
@@ -698,25 +706,32 @@ command = "python3 client.py --primary {primary_ip}"
             error_of(&GOOD.replace("start = \"redis-sentinel", "# start = \"x"));
         assert!(message.contains("has no `start`"), "{message}");
         assert_eq!(line, 12, "the daemon's table: {message}");
-        let (_, _, message) = error_of(&GOOD.replace("ready_timeout_s = 20", "ready_timeout_s = -1"));
+        let (_, _, message) =
+            error_of(&GOOD.replace("ready_timeout_s = 20", "ready_timeout_s = -1"));
         assert!(message.contains("above 0"), "{message}");
         let (_, _, message) = error_of(&GOOD.replace("ready_tcp = 26379", "ready_tcp = 70000"));
-        assert!(message.contains("u16") || message.contains("70000"), "{message}");
+        assert!(
+            message.contains("u16") || message.contains("70000"),
+            "{message}"
+        );
         let (_, _, message) = error_of(&GOOD.replace("ready_tcp = 26379", "ready_tcp = \"26379\""));
         assert!(message.contains("invalid type"), "{message}");
-        let (_, _, message) = error_of(&GOOD.replace("name = \"redis\"", "name = \"Redis Server\""));
+        let (_, _, message) =
+            error_of(&GOOD.replace("name = \"redis\"", "name = \"Redis Server\""));
         assert!(message.contains("lowercase"), "{message}");
     }
 
     #[test]
     fn top_level_mistakes_are_named() {
-        let (_, _, message) = error_of(&GOOD.replace("\"register\", \"set\"", "\"register\", \"bank\""));
+        let (_, _, message) =
+            error_of(&GOOD.replace("\"register\", \"set\"", "\"register\", \"bank\""));
         assert!(message.contains("unknown workload \"bank\""), "{message}");
         let (_, _, message) = error_of(&GOOD.replace("\"register\", \"set\"", ""));
         assert!(message.contains("`workloads` is empty"), "{message}");
         let (_, _, message) = error_of(&GOOD.replace("\"register\", \"set\"", "\"set\", \"set\""));
         assert!(message.contains("listed twice"), "{message}");
-        let (line, column, message) = error_of(&GOOD.replace("\"redis-sentinel\"]", "\"redis sentinel\"]"));
+        let (line, column, message) =
+            error_of(&GOOD.replace("\"redis-sentinel\"]", "\"redis sentinel\"]"));
         assert_eq!((line, column), (3, 29), "{message}");
         assert!(message.contains("not a Debian package name"), "{message}");
         let (_, _, message) = error_of(&GOOD.replace("name = \"redis-sentinel\"", ""));
@@ -727,7 +742,10 @@ command = "python3 client.py --primary {primary_ip}"
         assert!(message.contains("docs/targets.md"), "{message:?}");
         assert!(!message.contains('\n'), "one line: {message:?}");
         let (_, _, message) = error_of("x = ");
-        assert!(message.starts_with("this is not valid TOML;"), "{message:?}");
+        assert!(
+            message.starts_with("this is not valid TOML;"),
+            "{message:?}"
+        );
         let no_daemon: String = GOOD
             .lines()
             .filter(|l| !l.contains("[[daemon]]"))
@@ -766,7 +784,10 @@ command = "python3 client.py --primary {primary_ip}"
     #[test]
     fn an_unreadable_file_is_a_read_error() {
         let err = load(Path::new("/nonexistent/dt/target.toml")).unwrap_err();
-        assert!(err.to_string().contains("could not read the target file"), "{err}");
+        assert!(
+            err.to_string().contains("could not read the target file"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {

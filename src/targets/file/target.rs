@@ -105,7 +105,10 @@ impl FileTarget {
                 ("the target file's folder", &v.dir),
                 ("the data directory", &v.data_dir),
                 ("the log directory", &v.log_dir),
-                ("the control node's copy of the target file's folder", &control_dir),
+                (
+                    "the control node's copy of the target file's folder",
+                    &control_dir,
+                ),
             ] {
                 if !shell_safe(path) {
                     anyhow::bail!(
@@ -133,7 +136,11 @@ impl FileTarget {
             let commands: Vec<String> = (0..nodes.len())
                 .map(|i| target.expand(&def.start, Some(i)))
                 .collect::<anyhow::Result<_>>()?;
-            let cwd: Vec<PathBuf> = target.values.iter().map(|v| PathBuf::from(&v.dir)).collect();
+            let cwd: Vec<PathBuf> = target
+                .values
+                .iter()
+                .map(|v| PathBuf::from(&v.dir))
+                .collect();
             let spec = move |i: usize, p: &NodePaths| {
                 let mut spec = DaemonSpec::new("sh", p.pid_file.clone(), p.log_file.clone());
                 spec.args = vec!["-c".to_string(), commands[i].clone()];
@@ -147,7 +154,12 @@ impl FileTarget {
             } else {
                 Err("this run has no clock faults, so the daemons run without libfaketime".into())
             };
-            daemons.push(ManagedDaemon::new(nodes.clone(), name, clock, Box::new(spec)));
+            daemons.push(ManagedDaemon::new(
+                nodes.clone(),
+                name,
+                clock,
+                Box::new(spec),
+            ));
         }
         target.daemons = daemons;
         Ok(target)
@@ -167,22 +179,37 @@ impl FileTarget {
             .template
             .expand(&self.template_values(node))
             .map_err(|e| {
-                anyhow::anyhow!(
-                    "{} line {}: {e}",
-                    self.file.path.display(),
-                    located.at.line
-                )
+                anyhow::anyhow!("{} line {}: {e}", self.file.path.display(), located.at.line)
             })
     }
 
     /// Runs a command of the file on node `i`; a non-zero exit is an error naming the key
     /// and quoting the command's output.
-    fn run_on(&self, i: usize, what: &str, located: &Located, timeout: Duration) -> anyhow::Result<String> {
+    fn run_on(
+        &self,
+        i: usize,
+        what: &str,
+        located: &Located,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
         let command = self.expand(located, Some(i))?;
         let node = &self.nodes[i];
         let out = node
-            .exec(&format!("cd {} && {command}", shell_quote_path(Path::new(&self.values[i].dir))), timeout)
-            .map_err(|e| anyhow::anyhow!("{what} ({} line {}) on {}: {e}", self.file.path.display(), located.at.line, node.name()))?;
+            .exec(
+                &format!(
+                    "cd {} && {command}",
+                    shell_quote_path(Path::new(&self.values[i].dir))
+                ),
+                timeout,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{what} ({} line {}) on {}: {e}",
+                    self.file.path.display(),
+                    located.at.line,
+                    node.name()
+                )
+            })?;
         if !out.success() {
             anyhow::bail!(
                 "{what} ({} line {}) failed on {} with exit status {}: {}",
@@ -212,7 +239,10 @@ impl FileTarget {
             return Ok(());
         }
         let dest = uploaded_dir(node.as_ref(), &self.file);
-        node.exec_ok(&format!("rm -rf {0} && mkdir -p {0}", shell_quote_path(&dest)), COMMAND_TIMEOUT)?;
+        node.exec_ok(
+            &format!("rm -rf {0} && mkdir -p {0}", shell_quote_path(&dest)),
+            COMMAND_TIMEOUT,
+        )?;
         let mut files = Vec::new();
         collect_files(&self.file.dir, Path::new(""), &mut files, 0)?;
         let total: u64 = files.iter().map(|(_, size, _)| size).sum();
@@ -229,7 +259,10 @@ impl FileTarget {
             let remote = dest.join(relative);
             node.upload(&self.file.dir.join(relative), &remote)?;
             if *executable {
-                node.exec_ok(&format!("chmod +x {}", shell_quote_path(&remote)), PROBE_TIMEOUT)?;
+                node.exec_ok(
+                    &format!("chmod +x {}", shell_quote_path(&remote)),
+                    PROBE_TIMEOUT,
+                )?;
             }
         }
         Ok(())
@@ -238,7 +271,9 @@ impl FileTarget {
     /// Removes node `i`'s data: the file's `wipe`, or its data directory.
     fn wipe(&self, i: usize) -> anyhow::Result<()> {
         match &self.file.node_wipe {
-            Some(wipe) => self.run_on(i, "[node] wipe", wipe, COMMAND_TIMEOUT).map(drop),
+            Some(wipe) => self
+                .run_on(i, "[node] wipe", wipe, COMMAND_TIMEOUT)
+                .map(drop),
             None => {
                 let dir = shell_quote_path(&data_dir(self.nodes[i].as_ref(), &self.file));
                 self.nodes[i].exec_ok(&format!("rm -rf {dir}"), COMMAND_TIMEOUT)?;
@@ -249,7 +284,12 @@ impl FileTarget {
 
     /// Waits until `def`'s readiness checks pass on node `i`, or its deadline passes or it
     /// exits.
-    fn wait_ready(&self, index: usize, def: &DaemonDef, daemon: &ManagedDaemon) -> anyhow::Result<()> {
+    fn wait_ready(
+        &self,
+        index: usize,
+        def: &DaemonDef,
+        daemon: &ManagedDaemon,
+    ) -> anyhow::Result<()> {
         let node = &self.nodes[index];
         let deadline = Instant::now() + def.ready_timeout;
         let mut last = String::from("no check ran yet");
@@ -257,14 +297,17 @@ impl FileTarget {
             let mut ready = true;
             if let Some(port) = def.ready_tcp {
                 let addr = std::net::SocketAddr::new(node.address(), port);
-                if let Err(e) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                if let Err(e) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                {
                     ready = false;
                     last = format!("{addr} refused a TCP connection ({e})");
                 }
             }
             if ready {
                 if let Some(check) = &def.ready {
-                    let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_secs(1));
+                    let timeout = PROBE_TIMEOUT
+                        .min(deadline.saturating_duration_since(Instant::now()))
+                        .max(Duration::from_secs(1));
                     match self.run_on(index, "`ready`", check, timeout) {
                         Ok(_) => {}
                         Err(e) => {
@@ -306,7 +349,10 @@ impl FileTarget {
 
     fn log_tail(&self, index: usize, log: &Path) -> String {
         self.nodes[index]
-            .exec(&format!("tail -n 5 {}", shell_quote_path(log)), PROBE_TIMEOUT)
+            .exec(
+                &format!("tail -n 5 {}", shell_quote_path(log)),
+                PROBE_TIMEOUT,
+            )
             .map(|o| last_lines(&o.stdout, 5))
             .unwrap_or_else(|e| format!("(unreadable: {e})"))
     }
@@ -320,7 +366,11 @@ impl FileTarget {
         let spec = Arc::new(ClientSpec {
             command: self.expand(&self.file.client_command, None)?,
             cwd: self.file.dir.clone(),
-            nodes: self.values.iter().map(|v| (v.name.clone(), v.ip.clone())).collect(),
+            nodes: self
+                .values
+                .iter()
+                .map(|v| (v.name.clone(), v.ip.clone()))
+                .collect(),
             settings: self.settings.clone(),
             workload: workload.to_string(),
             op_timeout: self.op_timeout,
@@ -444,7 +494,11 @@ fn collect_files(
 }
 
 fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let tail = &lines[lines.len().saturating_sub(n)..];
     if tail.is_empty() {
         "(no output)".to_string()
@@ -579,7 +633,10 @@ impl Target for FileTarget {
                 self.wipe(i)?;
                 if !self.nodes[i].is_local() {
                     let dir = uploaded_dir(self.nodes[i].as_ref(), &self.file);
-                    self.nodes[i].exec_ok(&format!("rm -rf {}", shell_quote_path(&dir)), COMMAND_TIMEOUT)?;
+                    self.nodes[i].exec_ok(
+                        &format!("rm -rf {}", shell_quote_path(&dir)),
+                        COMMAND_TIMEOUT,
+                    )?;
                 }
                 Ok(())
             }) {
@@ -589,7 +646,11 @@ impl Target for FileTarget {
         if errors.is_empty() {
             Ok(())
         } else {
-            anyhow::bail!("could not tear {} down: {}", self.file.name, errors.join("; "))
+            anyhow::bail!(
+                "could not tear {} down: {}",
+                self.file.name,
+                errors.join("; ")
+            )
         }
     }
 
@@ -603,10 +664,17 @@ impl Target for FileTarget {
                     continue;
                 };
                 let exists = self.nodes[node]
-                    .exec(&format!("test -f {}", shell_quote_path(&remote)), PROBE_TIMEOUT)
+                    .exec(
+                        &format!("test -f {}", shell_quote_path(&remote)),
+                        PROBE_TIMEOUT,
+                    )
                     .is_ok_and(|o| o.success());
                 if !exists {
-                    tracing::debug!("{}: no log file {}", self.nodes[node].name(), remote.display());
+                    tracing::debug!(
+                        "{}: no log file {}",
+                        self.nodes[node].name(),
+                        remote.display()
+                    );
                     continue;
                 }
                 let local = dest.join(base);

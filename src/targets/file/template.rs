@@ -230,9 +230,7 @@ impl Template {
 
 fn unknown_name_message(name: &str) -> String {
     let hint = if let Some(key) = name.strip_prefix("set.") {
-        format!(
-            "{{set.{key}}} names a setting, whose key may hold only letters, digits, _ and -"
-        )
+        format!("{{set.{key}}} names a setting, whose key may hold only letters, digits, _ and -")
     } else {
         format!(
             "the templates are {}, {{set.KEY}}; a literal brace is written doubled, as in ${{{{{name}}}}}",
@@ -398,8 +396,14 @@ mod tests {
     fn unknown_names_are_errors_at_their_offset() {
         let err = Template::parse("redis --dir {data-dir}", Scope::Node).unwrap_err();
         assert_eq!(err.offset, 12);
-        assert!(err.message.contains("unknown template {data-dir}"), "{err:?}");
-        assert!(err.message.contains("{data_dir}"), "lists the valid ones: {err:?}");
+        assert!(
+            err.message.contains("unknown template {data-dir}"),
+            "{err:?}"
+        );
+        assert!(
+            err.message.contains("{data_dir}"),
+            "lists the valid ones: {err:?}"
+        );
         let err = Template::parse("echo ${HOME}", Scope::Node).unwrap_err();
         assert!(err.message.contains("${{HOME}}"), "{err:?}");
         let err = Template::parse("{set.}", Scope::Node).unwrap_err();
@@ -415,7 +419,15 @@ mod tests {
             assert_eq!(err.offset, 4);
             assert!(err.message.contains("control node"), "{err:?}");
         }
-        for name in ["dir", "nodes", "ips", "peers", "primary", "primary_ip", "set.k"] {
+        for name in [
+            "dir",
+            "nodes",
+            "ips",
+            "peers",
+            "primary",
+            "primary_ip",
+            "set.k",
+        ] {
             Template::parse(&format!("run {{{name}}}"), Scope::ControlNode).unwrap();
         }
     }
@@ -441,11 +453,7 @@ mod tests {
         let vars: Vec<(Var, usize)> = t.vars().map(|(v, o)| (v.clone(), o)).collect();
         assert_eq!(
             vars,
-            vec![
-                (Var::Ip, 0),
-                (Var::Set("port".into()), 5),
-                (Var::Ip, 16)
-            ]
+            vec![(Var::Ip, 0), (Var::Set("port".into()), 5), (Var::Ip, 16)]
         );
         assert_eq!(Var::Set("port".into()).to_string(), "{set.port}");
         assert_eq!(Var::PrimaryIp.to_string(), "{primary_ip}");

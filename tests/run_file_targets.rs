@@ -1,0 +1,343 @@
+//! Targets described in a file (`--target PATH`), end to end: the shipped examples find
+//! what Jepsen found in those systems (root, local clusters), the client protocol records
+//! a misbehaving client honestly, and a wrong target file is refused before anything is
+//! provisioned, with its line named.
+//!
+//! Each root test has its own cluster id (`tf*`) and /24 (10.77.232–241) and asserts that
+//! nothing of its cluster is left. The examples' Debian packages are installed by distest
+//! itself (the files' `packages`) when missing.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets")
+}
+
+/// Nothing of cluster `id` remains; then its base directory goes too.
+fn assert_nothing_left(id: &str) {
+    assert_cluster_gone(id);
+    let base = format!("/tmp/dt-test-nodes-{id}");
+    let _ = std::fs::remove_file(format!("{base}/{id}.run.lock"));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `distest run --target <target> <args>` on cluster `id`.
+fn run(store: &Path, id: &str, subnet: u8, target: &Path, args: &[&str]) -> Output {
+    run_on_cluster(store, id, subnet)
+        .arg("--target")
+        .arg(target)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The anomaly names a checker reported.
+fn anomalies(r: &serde_json::Value, checker: &str) -> Vec<String> {
+    r["checkers"][checker]["anomalies"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn redis_sentinel_loses_acknowledged_writes_when_a_partition_isolates_the_master() {
+    require_root!();
+    let store = TempDir::new("tf-redis");
+    let target = examples().join("redis-sentinel/target.toml");
+    // The issue's bar: lost writes within 3 seeded runs of 60 s. Seed 1 isolates the
+    // master in its first partition, so the first run usually suffices.
+    let mut found = None;
+    for seed in ["1", "2", "3"] {
+        let out = run(
+            &store.0,
+            "tf1",
+            232,
+            &target,
+            &[
+                "--nodes",
+                "local:3",
+                "--workload",
+                "set",
+                "--nemesis",
+                "partition",
+                "--time-limit",
+                "30",
+                "--seed",
+                seed,
+            ],
+        );
+        assert_nothing_left("tf1");
+        match out.status.code() {
+            Some(1) => {
+                found = Some(results(&store.0));
+                break;
+            }
+            Some(0) => continue,
+            _ => panic!("seed {seed}: {}", text(&out)),
+        }
+    }
+    let r = found.expect("no lost acknowledged writes in 3 seeded runs");
+    assert!(anomalies(&r, "set").contains(&"lost".to_string()), "{r}");
+    let run = latest_run(&store.0);
+    for log in ["redis.log", "sentinel.log"] {
+        assert!(run.join("nodes/n2").join(log).is_file(), "{log} collected");
+    }
+    let history = history(&store.0);
+    assert!(history.contains("isolate"), "partitions ran");
+}
+
+#[test]
+fn mariadb_repeatable_read_shows_g2_item_and_lost_update_and_serializable_is_valid() {
+    require_root!();
+    let store = TempDir::new("tf-mariadb");
+    let target = examples().join("mariadb");
+    let common = [
+        "--nodes",
+        "local:1",
+        "--workload",
+        "list-append",
+        "--time-limit",
+        "20",
+        "--seed",
+        "1",
+    ];
+    let rr = run(
+        &store.0,
+        "tf2",
+        233,
+        &target,
+        &[&common[..], &["--set", "isolation=repeatable-read"]].concat(),
+    );
+    assert_nothing_left("tf2");
+    assert_eq!(rr.status.code(), Some(1), "{}", text(&rr));
+    let found = anomalies(&results(&store.0), "list-append");
+    for anomaly in ["G2-item", "lost-update"] {
+        assert!(
+            found.contains(&anomaly.to_string()),
+            "{anomaly} in {found:?}"
+        );
+    }
+    let serializable = run(
+        &store.0,
+        "tf2",
+        233,
+        &target,
+        &[&common[..], &["--set", "isolation=serializable"]].concat(),
+    );
+    assert_nothing_left("tf2");
+    assert_eq!(
+        serializable.status.code(),
+        Some(0),
+        "{}",
+        text(&serializable)
+    );
+    let r = results(&store.0);
+    assert_eq!(r["checkers"]["list-append"]["valid"], true, "{r}");
+}
+
+#[test]
+fn the_etcd_target_file_gets_the_builtin_adapters_verdict_under_partition_and_kill() {
+    require_root!();
+    let store = TempDir::new("tf-etcd");
+    let args = [
+        "--nodes",
+        "local:3",
+        "--workload",
+        "register",
+        "--nemesis",
+        "partition,kill",
+        "--time-limit",
+        "25",
+        "--seed",
+        "7",
+    ];
+    let file = run(
+        &store.0,
+        "tf3",
+        234,
+        &examples().join("etcd/target.toml"),
+        &args,
+    );
+    assert_nothing_left("tf3");
+    let file_results = results(&store.0);
+    let builtin = run(&store.0, "tf3", 234, Path::new("etcd"), &args);
+    assert_nothing_left("tf3");
+    let builtin_results = results(&store.0);
+    assert_eq!(
+        file.status.code(),
+        builtin.status.code(),
+        "file: {}\nbuilt-in: {}",
+        text(&file),
+        text(&builtin)
+    );
+    assert_eq!(
+        file.status.code(),
+        Some(0),
+        "etcd is linearizable: {}",
+        text(&file)
+    );
+    assert_eq!(file_results["valid"], builtin_results["valid"]);
+    assert!(latest_run(&store.0).join("nodes/n1/etcd.log").is_file());
+}
+
+#[test]
+fn a_misbehaving_client_is_recorded_honestly_and_the_run_goes_on() {
+    require_root!();
+    let store = TempDir::new("tf-flaky");
+    let state = store.0.join("register-state.json");
+    let target =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/targets/flaky/target.toml");
+    let out = run(
+        &store.0,
+        "tf4",
+        235,
+        &target,
+        &[
+            "--nodes",
+            "local:2",
+            "--concurrency",
+            "6",
+            "--time-limit",
+            "15",
+            "--op-timeout",
+            "1",
+            "--seed",
+            "3",
+            "--set",
+            &format!("state={}", state.display()),
+            "--set",
+            "misbehave=0.03",
+        ],
+    );
+    assert_nothing_left("tf4");
+    // Every op the client fumbled may have happened: as info, the history stays
+    // linearizable; had one been recorded ok or fail, the checker would see it.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = history(&store.0);
+    let ops: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let errors_of = |kind: &str| -> Vec<String> {
+        ops.iter()
+            .filter(|o| o["type"] == kind)
+            .filter_map(|o| o.get("error").map(|e| e.to_string()))
+            .collect()
+    };
+    let infos = errors_of("info");
+    for expected in ["timeout", "client exited", "client protocol", "flaky"] {
+        assert!(
+            infos.iter().any(|e| e.contains(expected)),
+            "an info for {expected}: {infos:?}"
+        );
+    }
+    let fails = errors_of("fail");
+    assert!(
+        fails.iter().all(|e| e.contains("cas-mismatch")),
+        "only honest fails: {fails:?}"
+    );
+    let first_info = ops
+        .iter()
+        .position(|o| o["type"] == "info" && o["process"].is_number())
+        .unwrap();
+    let later_oks = ops[first_info..]
+        .iter()
+        .filter(|o| o["type"] == "ok")
+        .count();
+    assert!(
+        later_oks > 100,
+        "the run went on after the first fumble: {later_oks} ok ops"
+    );
+    let log = std::fs::read_to_string(latest_run(&store.0).join("clients.log")).unwrap();
+    for note in [
+        "did not answer within the op timeout",
+        "closed its stdout mid-op",
+        "this line is not JSON",
+        "recorded as info",
+    ] {
+        assert!(log.contains(note), "clients.log notes {note:?}: {log}");
+    }
+}
+
+/// A target file in a fresh folder with `text`.
+fn target_file(dir: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("target.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const GOOD: &str = r#"name = "t"
+workloads = ["register"]
+
+[[daemon]]
+name = "d"
+start = "exec sleep 3600 {set.x}"
+
+[client]
+command = "python3 client.py"
+"#;
+
+#[test]
+fn a_wrong_target_file_fails_before_provisioning_with_the_line_named() {
+    let store = TempDir::new("tf-wrong");
+    let cases = [
+        (
+            GOOD.replace("start =", "strat ="),
+            "line 6, column 1: unknown field `strat`",
+        ),
+        (
+            GOOD.replace("{set.x}", "{data-dir}"),
+            "line 6, column 26: unknown template {data-dir}",
+        ),
+        (
+            GOOD.replace("command = \"python3 client.py\"", ""),
+            "line 8, column 1: [client] has no `command`",
+        ),
+        (
+            GOOD.to_string(),
+            "line 6, column 26: {set.x} is used but no --set x=VALUE was given",
+        ),
+    ];
+    for (i, (file_text, expected)) in cases.iter().enumerate() {
+        let path = target_file(&store.0.join(format!("case{i}")), file_text);
+        let runs = store.0.join(format!("store{i}"));
+        // A cluster id and subnet no test uses: nothing may be created with them.
+        let out = distest()
+            .args([
+                "run",
+                "--nodes",
+                "local:3",
+                "--cluster",
+                "tf9",
+                "--subnet",
+                "10.77.241.0/24",
+            ])
+            .arg("--target")
+            .arg(&path)
+            .arg("--store")
+            .arg(&runs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "case {i}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{} {expected}", path.display())),
+            "case {i}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
+        assert!(
+            !runs.exists(),
+            "case {i}: nothing was provisioned or recorded"
+        );
+    }
+    assert_cluster_gone("tf9");
+}
