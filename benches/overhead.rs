@@ -3,7 +3,9 @@
 //! history.jsonl and the `stats` check. Prints ops/s and the recorder's CPU share.
 //!
 //! `cargo bench --bench overhead` (as root also runs the same against a 3-node raft-kv
-//! when `DISTEST_BENCH_KV=1`).
+//! when `DISTEST_BENCH_KV=1`, and against a target file whose client answers at once —
+//! `tests/fixtures/targets/trivial`, the client protocol's cost in a whole run — when
+//! `DISTEST_BENCH_FILE=1`).
 
 use distest::run::config::RunConfig;
 use distest::run::{self, StopFlag};
@@ -91,6 +93,14 @@ fn main() {
             "raft-kv 3 nodes, 64 clients",
             config(&store, "kv", "local:3", 64, 10.0),
         );
+    }
+    if std::env::var("DISTEST_BENCH_FILE").is_ok() {
+        let mut cfg = config(&store, "trivial", "local:1", 64, 10.0);
+        cfg.target_file = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/targets/trivial/target.toml"),
+        );
+        measure("target file (trivial Python client), 1 node, 64 clients", cfg);
     }
     let _ = std::fs::remove_dir_all(&store);
 }

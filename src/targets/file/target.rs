@@ -579,8 +579,7 @@ impl TargetControl for FileTarget {
             support
         } else {
             ClockSupport::Unsupported(format!(
-                "libfaketime cannot move the clock of target {} on {node}: {}; run clock faults on SSH nodes (system clock) or leave `clock` out of --nemesis",
-                self.file.name,
+                "{}, so libfaketime cannot move its clock; run clock faults on SSH nodes (system clock) or leave `clock` out of --nemesis",
                 unfakeable.join("; ")
             ))
         }
