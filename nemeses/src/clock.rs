@@ -23,9 +23,10 @@ use crate::cluster::{lock, shell_quote, Cluster, PerNode, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{ClockSupport, NodeShell, TargetControl};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::FlipFlop;
+use crate::targeting;
 use crate::value;
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -233,7 +234,7 @@ impl Clock {
 
     fn bump(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let delta_ms = value::bounded_i64(op, "delta_ms", -MAX_OFFSET_MS, MAX_OFFSET_MS)?;
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         let wanted = nodes
             .into_iter()
             .map(|n| {
@@ -270,7 +271,7 @@ impl Clock {
         let delta_ms = value::bounded_i64(op, "delta_ms", -MAX_OFFSET_MS, MAX_OFFSET_MS)?;
         let period_ms = value::bounded_i64(op, "period_ms", 1, MAX_STROBE_PERIOD_MS)?;
         let duration_ms = value::bounded_i64(op, "duration_ms", 1, MAX_STROBE_DURATION_MS)?;
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         let target = self.target.as_ref();
         let offsets = Mutex::new(&mut self.offsets);
         let timeout = Duration::from_millis(duration_ms.unsigned_abs()) + COMMAND_TIMEOUT;
@@ -345,13 +346,13 @@ impl Nemesis for Clock {
             .expect("three kinds")
         {
             BUMP => {
-                let mut value = targets::draw(self.target.as_ref(), &names, &mut self.rng);
+                let mut value = targeting::draw(self.target.as_ref(), &names, &mut self.rng);
                 // 16 ms to 262 s, Jepsen's range.
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=18));
                 FaultOp::new(BUMP, value)
             }
             STROBE => {
-                let mut value = targets::draw(self.target.as_ref(), &names, &mut self.rng);
+                let mut value = targeting::draw(self.target.as_ref(), &names, &mut self.rng);
                 value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=12));
                 value["period_ms"] = json!(*[1, 5, 10, 50].choose(&mut self.rng).expect("periods"));
                 value["duration_ms"] =

@@ -10,11 +10,12 @@
 
 use crate::cluster::{lock, Cluster, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::{NodeError, NodeShell, TargetControl};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting;
 use crate::value;
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
@@ -132,26 +133,42 @@ fn interface(node: &dyn NodeShell, peer: Option<IpAddr>) -> Result<String, Nemes
     }
 }
 
-pub struct Latency {
+/// The latency nemesis.
+pub type Latency = Toggle<LatencyFault>;
+
+/// Latency's state: where netem is installed and the delay in effect.
+pub struct LatencyFault {
     cluster: Cluster,
     target: Arc<dyn TargetControl>,
     rng: StdRng,
-    flip: FlipFlop,
     /// Node -> interface where our netem may be installed; what heal removes.
     applied: BTreeMap<String, String>,
     current: Option<(Vec<String>, i64, i64)>,
 }
 
-impl Latency {
-    pub fn new(ctx: &NemesisContext) -> Latency {
-        Latency {
+impl StartStop for LatencyFault {
+    const NAME: &'static str = "latency";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> LatencyFault {
+        LatencyFault {
             cluster: Cluster::new(ctx.nodes.clone()),
             target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "latency"),
-            flip: FlipFlop::default(),
+            rng: rng_for(ctx.seed, Self::NAME),
             applied: BTreeMap::new(),
             current: None,
         }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let mut value = targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
+        let delay_ms = *DELAYS_MS
+            .choose(&mut self.rng)
+            .expect("DELAYS_MS is not empty");
+        value["delay_ms"] = json!(delay_ms);
+        value["jitter_ms"] = json!(delay_ms / 4);
+        value
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -160,7 +177,7 @@ impl Latency {
             Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
             None => 0,
         };
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         self.stop()?;
         let cluster = &self.cluster;
         let applied = Mutex::new(&mut self.applied);
@@ -207,57 +224,15 @@ impl Latency {
         let healed = NemesisError::collect(STOP, outcomes)?;
         Ok(json!({"healed": healed.into_iter().map(|(n, ())| n).collect::<Vec<_>>()}))
     }
-}
 
-impl Nemesis for Latency {
-    fn name(&self) -> &str {
-        "latency"
+    fn in_place(&self) -> bool {
+        !self.applied.is_empty()
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
-    }
-
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
-        let delay_ms = *DELAYS_MS
-            .choose(&mut self.rng)
-            .expect("DELAYS_MS is not empty");
-        value["delay_ms"] = json!(delay_ms);
-        value["jitter_ms"] = json!(delay_ms / 4);
-        FaultOp::new(START, value)
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.applied.is_empty() {
-            return Vec::new();
-        }
-        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
-    }
-
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some((nodes, delay, jitter)) => {
-                vec![format!(
-                    "latency {delay}±{jitter} ms on {}",
-                    nodes.join(",")
-                )]
-            }
-            None if !self.applied.is_empty() => vec!["latency (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+    fn describe(&self) -> Option<String> {
+        self.current.as_ref().map(|(nodes, delay, jitter)| {
+            format!("latency {delay}±{jitter} ms on {}", nodes.join(","))
+        })
     }
 }
 
@@ -265,6 +240,7 @@ impl Nemesis for Latency {
 mod tests {
     use super::*;
     use crate::fake::{self, failed, FakeNode, FakeTarget};
+    use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
 
     const ROUTE: &str = "10.0.0.2 dev eth0 src 10.0.0.1 uid 0 \\    cache ";

@@ -8,11 +8,12 @@
 use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, DropRule};
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::TargetControl;
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting;
 use crate::value;
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
@@ -27,25 +28,40 @@ const PROBABILITIES: [f64; 4] = [0.05, 0.1, 0.2, 0.5];
 /// Used when a hand-written op gives none.
 const DEFAULT_PROBABILITY: f64 = 0.2;
 
-pub struct Loss {
+/// The packet loss nemesis.
+pub type Loss = Toggle<LossFault>;
+
+/// Packet loss's state: the chain it installed and the loss in effect.
+pub struct LossFault {
     cluster: Cluster,
     target: Arc<dyn TargetControl>,
     rng: StdRng,
-    flip: FlipFlop,
     chain: ChainOnNodes,
     current: Option<(Vec<String>, f64)>,
 }
 
-impl Loss {
-    pub fn new(ctx: &NemesisContext) -> Loss {
-        Loss {
+impl StartStop for LossFault {
+    const NAME: &'static str = "loss";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> LossFault {
+        LossFault {
             cluster: Cluster::new(ctx.nodes.clone()),
             target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "loss"),
-            flip: FlipFlop::default(),
+            rng: rng_for(ctx.seed, Self::NAME),
             chain: ChainOnNodes::new(iptables::LOSS),
             current: None,
         }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let mut value = targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
+        let probability = *PROBABILITIES
+            .choose(&mut self.rng)
+            .expect("PROBABILITIES is not empty");
+        value["probability"] = json!(probability);
+        value
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -56,7 +72,7 @@ impl Loss {
                 format!("`probability` is {probability}, outside (0, 1]"),
             ));
         }
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         self.stop()?;
         let matches = format!("-m statistic --mode random --probability {probability}");
         let plans: BTreeMap<String, Vec<DropRule>> = nodes
@@ -87,51 +103,15 @@ impl Loss {
         }
         Ok(json!({"healed": healed?}))
     }
-}
 
-impl Nemesis for Loss {
-    fn name(&self) -> &str {
-        "loss"
+    fn in_place(&self) -> bool {
+        !self.chain.is_empty()
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
-    }
-
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
-        let probability = *PROBABILITIES
-            .choose(&mut self.rng)
-            .expect("PROBABILITIES is not empty");
-        value["probability"] = json!(probability);
-        FaultOp::new(START, value)
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.chain.is_empty() {
-            return Vec::new();
-        }
-        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
-    }
-
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some((nodes, p)) => vec![format!("loss {:.0}% on {}", p * 100.0, nodes.join(","))],
-            None if !self.chain.is_empty() => vec!["loss (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+    fn describe(&self) -> Option<String> {
+        self.current
+            .as_ref()
+            .map(|(nodes, p)| format!("loss {:.0}% on {}", p * 100.0, nodes.join(",")))
     }
 }
 
@@ -139,6 +119,7 @@ impl Nemesis for Loss {
 mod tests {
     use super::*;
     use crate::fake::{self, FakeTarget};
+    use crate::nemesis::Nemesis;
     use crate::partition::Partition;
 
     #[test]

@@ -13,10 +13,11 @@
 use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, DropRule};
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::TargetControl;
-use crate::schedule::{rng_for, FlipFlop};
+use crate::start_stop::{StartStop, Toggle};
 use crate::value;
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -179,29 +180,20 @@ fn grudge_from_json(f: &str, v: &Value) -> Result<Grudge, NemesisError> {
 }
 
 /// The partition nemesis.
-pub struct Partition {
+pub type Partition = Toggle<PartitionFault>;
+
+/// A partition's state: the chain it installed and the shape in effect.
+pub struct PartitionFault {
     cluster: Cluster,
     target: Arc<dyn TargetControl>,
     rng: StdRng,
-    flip: FlipFlop,
     /// Where our chain may be: exactly what heal must remove.
     chain: ChainOnNodes,
     /// The shape in effect (`custom` for a hand-written grudge without one).
     current: Option<String>,
 }
 
-impl Partition {
-    pub fn new(ctx: &NemesisContext) -> Partition {
-        Partition {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "partition"),
-            flip: FlipFlop::default(),
-            chain: ChainOnNodes::new(iptables::PARTITION),
-            current: None,
-        }
-    }
-
+impl PartitionFault {
     fn feasible_shapes(&self) -> Vec<Shape> {
         Shape::EVERY
             .into_iter()
@@ -237,6 +229,38 @@ impl Partition {
             Shape::MajoritiesRing => majorities_ring(&names, &mut self.rng),
             Shape::Bridge => bridge(&names, &mut self.rng),
         }
+    }
+}
+
+impl StartStop for PartitionFault {
+    const NAME: &'static str = "partition";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> PartitionFault {
+        PartitionFault {
+            cluster: Cluster::new(ctx.nodes.clone()),
+            target: ctx.target.clone(),
+            rng: rng_for(ctx.seed, Self::NAME),
+            chain: ChainOnNodes::new(iptables::PARTITION),
+            current: None,
+        }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let shapes = self.feasible_shapes();
+        if shapes.is_empty() {
+            // One node cannot be partitioned; invoking this reports that clearly.
+            return json!({"shape": Shape::Halves.as_str()});
+        }
+        let shape = shapes[self.rng.gen_range(0..shapes.len())];
+        if shape == Shape::IsolateLeader {
+            return json!({"shape": shape.as_str()});
+        }
+        let grudge = self
+            .draw_grudge(shape)
+            .expect("feasible shapes other than isolate-leader always draw a grudge");
+        json!({"shape": shape.as_str(), "grudge": grudge_to_json(&grudge)})
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -303,63 +327,15 @@ impl Partition {
         }
         Ok(json!({"healed": healed?}))
     }
-}
 
-impl Nemesis for Partition {
-    fn name(&self) -> &str {
-        "partition"
+    fn in_place(&self) -> bool {
+        !self.chain.is_empty()
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
-    }
-
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let shapes = self.feasible_shapes();
-        if shapes.is_empty() {
-            // One node cannot be partitioned; invoking this reports that clearly.
-            return FaultOp::new(START, json!({"shape": Shape::Halves.as_str()}));
-        }
-        let shape = shapes[self.rng.gen_range(0..shapes.len())];
-        if shape == Shape::IsolateLeader {
-            return FaultOp::new(START, json!({"shape": shape.as_str()}));
-        }
-        let grudge = self
-            .draw_grudge(shape)
-            .expect("feasible shapes other than isolate-leader always draw a grudge");
-        FaultOp::new(
-            START,
-            json!({"shape": shape.as_str(), "grudge": grudge_to_json(&grudge)}),
-        )
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.chain.is_empty() {
-            return Vec::new();
-        }
-        let op = FaultOp::new(STOP, Value::Null);
-        let outcome = self.stop();
-        vec![(op, outcome)]
-    }
-
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some(shape) => vec![format!("partition {shape}")],
-            None if !self.chain.is_empty() => vec!["partition (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+    fn describe(&self) -> Option<String> {
+        self.current
+            .as_ref()
+            .map(|shape| format!("partition {shape}"))
     }
 }
 
@@ -367,6 +343,7 @@ impl Nemesis for Partition {
 mod tests {
     use super::*;
     use crate::fake::{self, failed, FakeNode};
+    use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
     use rand::SeedableRng;
     use std::sync::atomic::{AtomicBool, Ordering};

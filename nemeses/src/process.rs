@@ -10,9 +10,10 @@ use crate::cluster::{parallel, Cluster};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{NodeError, TargetControl};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::FlipFlop;
+use crate::targeting;
 use crate::value;
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -57,7 +58,7 @@ impl<A: ProcessAction> ProcessNemesis<A> {
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         self.affected.extend(nodes.iter().cloned());
         let target = self.target.as_ref();
         let outcomes = parallel(A::START_F, &nodes, |node| Ok(A::apply(target, node)?));
@@ -97,7 +98,7 @@ impl<A: ProcessAction> Nemesis for ProcessNemesis<A> {
 
     fn next_op(&mut self) -> FaultOp {
         if self.flip.next_is_start() {
-            let value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
+            let value = targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
             FaultOp::new(A::START_F, value)
         } else {
             FaultOp::new(A::STOP_F, Value::Null)

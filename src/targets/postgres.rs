@@ -1,8 +1,8 @@
 //! `postgres`: PostgreSQL (Debian's `postgresql`) as a target, to test its documented
 //! isolation levels: READ COMMITTED, REPEATABLE READ (snapshot isolation: write skew,
-//! G2-item, is allowed) and SERIALIZABLE (SSI). `--isolation` picks the level.
+//! G2-item, is allowed) and SERIALIZABLE (SSI). `--set isolation=LEVEL` picks the level.
 //!
-//! n1 runs the primary. With `--replica-reads` every other node runs a streaming replica
+//! n1 runs the primary. With `--set replica-reads=true` every other node runs a streaming replica
 //! (cloned with `pg_basebackup`) and read-only transactions of clients bound to it go
 //! there, so a partition between replica and primary shows stale reads (a hot standby
 //! refuses SERIALIZABLE, so at that level replica reads run at REPEATABLE READ, which is
@@ -24,7 +24,8 @@
 pub mod client;
 pub mod settings;
 
-use super::daemon::{ManagedDaemon, NodePaths};
+use super::managed::{ManagedDaemon, NodePaths};
+use super::registry::{Setting, TargetEntry};
 use super::{Target, TargetOptions};
 use crate::nodes::{shell_quote, shell_quote_path, DaemonSpec, Remote, Signal};
 use async_trait::async_trait;
@@ -57,6 +58,40 @@ const START_ATTEMPTS: u32 = 5;
 /// How long a fast shutdown at teardown may take before the server is killed.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 const CLOCK_UNSUPPORTED: &str = "clock faults are not offered for postgres: its isolation levels do not depend on the clock, and running it under libfaketime is not supported; leave `clock` out of --nemesis";
+
+/// The registry entry of `postgres`. One server is the natural default; replicas only
+/// with replica reads.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "postgres",
+        "PostgreSQL (Debian's postgresql) at a chosen isolation level, optionally with streaming replicas",
+        |ctx| Ok(Arc::new(Postgres::new(ctx.nodes, ctx.options)?)),
+    )
+    .workloads(&["list-append", "rw-register"])
+    .packages(&["postgresql"])
+    .daemons(&["postgres"])
+    .setting(Setting::choice(
+        "isolation",
+        "transaction isolation level (default serializable)",
+        &Isolation::NAMES,
+    ))
+    .setting(Setting::flag(
+        "replica-reads",
+        "read-only transactions go to streaming replicas on n2... (needs 2+ nodes)",
+    ))
+    .default_nodes_with(|s| {
+        if s.get("replica-reads").map(String::as_str) == Some("true") {
+            2
+        } else {
+            1
+        }
+    })
+    .check_with(|s, nodes| {
+        Settings::from_map(s, nodes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
 
 pub struct Postgres {
     daemon: ManagedDaemon,

@@ -76,8 +76,9 @@ mod testkit;
 
 pub use models::CONSISTENCY_MODELS;
 
-use crate::checker::{pick_option, CheckContext, Checker, RegistryError};
+use crate::checker::{CheckContext, Checker};
 use crate::history::History;
+use crate::registry::{pick_option, RegistryError};
 use crate::verdict::{Validity, Verdict};
 use anomaly::Anomalies;
 use explain::StepExplainer;

@@ -42,8 +42,9 @@ mod search;
 pub use model::{Interner, Model, OpInput};
 pub use models::ModelKind;
 
-use crate::checker::{pick_option, CheckContext, Checker, CheckerOptions, RegistryError};
+use crate::checker::{CheckContext, Checker};
 use crate::history::History;
+use crate::registry::{pick_option, CheckerOptions, RegistryError};
 use crate::verdict::Verdict;
 use models::ModelVisitor;
 use prepare::Partition;
