@@ -124,6 +124,19 @@ pub struct TargetEntry {
     build: Build,
 }
 
+impl std::fmt::Debug for TargetEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetEntry")
+            .field("name", &self.name)
+            .field("workloads", &self.workloads)
+            .field("packages", &self.packages)
+            .field("daemons", &self.daemons)
+            .field("settings", &self.settings)
+            .field("in_process", &self.in_process)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TargetEntry {
     /// An entry with no workloads, packages, daemons or settings yet, 5 nodes by default.
     pub fn new(
@@ -319,4 +332,106 @@ pub fn nemesis_help() -> String {
         let _ = write!(out, "\n  {:<9} {}", f.name, f.about);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_entry_is_whole_and_named_once() {
+        let all = super::super::builtin();
+        let mut names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "duplicate target names");
+        let help = help();
+        for e in &all {
+            assert!(!e.about.is_empty() && help.contains(&e.about), "{}", e.name);
+            assert!(!e.workloads.is_empty(), "{} has no workload", e.name);
+            for w in &e.workloads {
+                assert!(
+                    distest_workloads::build(w, &Default::default()).is_ok(),
+                    "{}: unknown workload {w}",
+                    e.name
+                );
+            }
+            assert!(e.default_nodes(&Settings::new()) >= 1);
+            assert!(
+                e.in_process || !e.daemons.is_empty(),
+                "{}: what would be cleaned?",
+                e.name
+            );
+            assert!(find(&e.name).is_ok());
+        }
+        assert!(find("nosuchdb")
+            .unwrap_err()
+            .to_string()
+            .contains("valid targets are: kv"));
+    }
+
+    #[test]
+    fn settings_are_checked_one_by_one_then_together() {
+        let pg = find("postgres").unwrap();
+        let set = |pairs: &[(&str, &str)]| -> Settings {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(pg
+            .check_settings(&set(&[("isolation", "serializable")]), 1)
+            .is_ok());
+        let err = pg
+            .check_settings(&set(&[("isolation", "snapshot")]), 1)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "target postgres does not know isolation \"snapshot\"; valid values are: read-committed, repeatable-read, serializable"
+        );
+        let err = pg
+            .check_settings(&set(&[("replica-reads", "yes")]), 2)
+            .unwrap_err();
+        assert!(err.to_string().contains("true, false"), "{err}");
+        assert!(pg
+            .check_settings(&set(&[("replica-reads", "true")]), 1)
+            .is_err());
+        assert!(pg
+            .check_settings(&set(&[("replica-reads", "true")]), 2)
+            .is_ok());
+        assert_eq!(pg.default_nodes(&set(&[])), 1);
+        assert_eq!(pg.default_nodes(&set(&[("replica-reads", "true")])), 2);
+        let err = find("etcd")
+            .unwrap()
+            .check_settings(&set(&[("x", "1")]), 3)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "target etcd has no setting \"x\"; it takes none"
+        );
+    }
+
+    #[test]
+    fn an_entry_built_at_run_time_works_like_a_builtin_one() {
+        // What a target described in a file becomes: an entry built from data.
+        let name = String::from("file-target");
+        let entry = TargetEntry::new(&name, "from a file", |ctx| {
+            Ok(Arc::new(super::super::noop::Noop::new(ctx.node_count)))
+        })
+        .workloads(&["register"])
+        .setting(Setting::text("endpoint", "where it listens"))
+        .default_nodes_with(|_| 3)
+        .in_process();
+        assert!(entry
+            .check_settings(&Settings::from([("endpoint".into(), "x".into())]), 3)
+            .is_ok());
+        let target = entry
+            .build(TargetContext {
+                nodes: Vec::new(),
+                node_count: entry.default_nodes(&Settings::new()),
+                options: TargetOptions::default(),
+            })
+            .unwrap();
+        assert_eq!(target.node_names(), vec!["n1", "n2", "n3"]);
+    }
 }

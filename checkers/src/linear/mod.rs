@@ -34,13 +34,13 @@
 
 mod explain;
 mod hash;
-pub mod model;
+
 pub mod models;
 mod prepare;
 mod search;
 
-pub use model::{Interner, Model, OpInput};
 pub use models::ModelKind;
+pub use models::{Interner, Model, OpInput};
 
 use crate::checker::{CheckContext, Checker};
 use crate::history::History;
