@@ -2,7 +2,7 @@
 //! and undo exactly those on heal.
 //!
 //! Ops: the start op (`kill`, `pause`) takes `{"targets": mode, "nodes": [...]}` (see
-//! `targets.rs`; `nodes` is absent for `primaries`, resolved when the op runs); the stop
+//! `targeting.rs`; `nodes` is absent for `primaries`, resolved when the op runs); the stop
 //! op (`start`, `resume`) takes `{"nodes": [...]}` or nothing, meaning every node this
 //! nemesis acted on.
 
