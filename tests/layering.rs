@@ -46,10 +46,32 @@ fn modules_of_the_binary_import_only_downwards() {
     let rules: [(&str, &[&str]); 6] = [
         // The CLI calls the library; nothing calls the CLI.
         ("src/run", &["crate::commands"]),
-        ("src/verify.rs", &["crate::commands", "crate::run", "crate::targets", "crate::nodes"]),
-        ("src/targets", &["crate::commands", "crate::run", "crate::verify"]),
-        ("src/nodes", &["crate::commands", "crate::run", "crate::targets", "crate::verify"]),
-        ("src/signals.rs", &["crate::commands", "crate::run", "crate::targets"]),
+        (
+            "src/verify.rs",
+            &[
+                "crate::commands",
+                "crate::run",
+                "crate::targets",
+                "crate::nodes",
+            ],
+        ),
+        (
+            "src/targets",
+            &["crate::commands", "crate::run", "crate::verify"],
+        ),
+        (
+            "src/nodes",
+            &[
+                "crate::commands",
+                "crate::run",
+                "crate::targets",
+                "crate::verify",
+            ],
+        ),
+        (
+            "src/signals.rs",
+            &["crate::commands", "crate::run", "crate::targets"],
+        ),
         ("src/lib.rs", &["crate::commands::"]),
     ];
     let mut broken = Vec::new();
@@ -97,6 +119,9 @@ fn crates_depend_one_way() {
         );
     }
     for bundled in ["vendored-targets/raft-kv", "vendored-targets/crdt-store"] {
-        assert!(distest_deps(bundled).is_empty(), "{bundled} depends on distest");
+        assert!(
+            distest_deps(bundled).is_empty(),
+            "{bundled} depends on distest"
+        );
     }
 }

@@ -178,7 +178,7 @@ impl StartStop for LatencyFault {
             None => 0,
         };
         let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        self.stop()?;
+        self.stop(op)?;
         let cluster = &self.cluster;
         let applied = Mutex::new(&mut self.applied);
         let outcomes = cluster.each(START, &nodes, |node| {
@@ -205,7 +205,7 @@ impl StartStop for LatencyFault {
         )
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
         let names: Vec<String> = self.applied.keys().cloned().collect();
         let applied = &self.applied;
         let outcomes = self.cluster.each(STOP, &names, |node| {
@@ -229,10 +229,13 @@ impl StartStop for LatencyFault {
         !self.applied.is_empty()
     }
 
-    fn describe(&self) -> Option<String> {
-        self.current.as_ref().map(|(nodes, delay, jitter)| {
-            format!("latency {delay}±{jitter} ms on {}", nodes.join(","))
-        })
+    fn describe(&self) -> Vec<String> {
+        self.current
+            .iter()
+            .map(|(nodes, delay, jitter)| {
+                format!("latency {delay}±{jitter} ms on {}", nodes.join(","))
+            })
+            .collect()
     }
 }
 

@@ -56,6 +56,7 @@ pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
 
 use compose::{Composite, NoFault};
+use process::ProcessAction;
 
 type Constructor = fn(&NemesisContext) -> Box<dyn Nemesis>;
 
@@ -106,14 +107,14 @@ pub const FAULTS: [FaultEntry; 6] = [
         name: "kill",
         about: "SIGKILL the target's process on some nodes, restart it later",
         packages: &[],
-        ops: &["kill", "start"],
+        ops: &[kill::KillAction::START_F, kill::KillAction::STOP_F],
         build: |ctx| Box::new(kill::Kill::new(ctx)),
     },
     FaultEntry {
         name: "pause",
         about: "SIGSTOP the target's process on some nodes, SIGCONT it later",
         packages: &[],
-        ops: &["pause", "resume"],
+        ops: &[pause::PauseAction::START_F, pause::PauseAction::STOP_F],
         build: |ctx| Box::new(pause::Pause::new(ctx)),
     },
 ];
@@ -207,6 +208,20 @@ mod tests {
     fn schedule(names: &str, seed: u64, len: usize) -> Vec<FaultOp> {
         let mut nemesis = build(&[names.to_string()], ctx(5, seed)).unwrap();
         (0..len).map(|_| nemesis.next_op()).collect()
+    }
+
+    #[test]
+    fn each_entry_lists_the_ops_its_nemesis_performs() {
+        for fault in FAULTS.iter() {
+            let nemesis = build(&[fault.name.to_string()], ctx(3, 1)).unwrap();
+            assert_eq!(nemesis.performs(), fault.ops, "{}", fault.name);
+            assert!(!fault.about.is_empty());
+        }
+        assert_eq!(
+            packages(&["all".to_string()]).unwrap(),
+            vec!["iproute2", "iptables", "libfaketime"]
+        );
+        assert!(packages(&["none".to_string()]).unwrap().is_empty());
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl StartStop for LossFault {
             ));
         }
         let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        self.stop()?;
+        self.stop(op)?;
         let matches = format!("-m statistic --mode random --probability {probability}");
         let plans: BTreeMap<String, Vec<DropRule>> = nodes
             .iter()
@@ -96,7 +96,7 @@ impl StartStop for LossFault {
         Ok(json!({"nodes": nodes, "probability": probability}))
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
         let healed = self.chain.remove_all(&self.cluster, STOP);
         if self.chain.is_empty() {
             self.current = None;
@@ -108,10 +108,11 @@ impl StartStop for LossFault {
         !self.chain.is_empty()
     }
 
-    fn describe(&self) -> Option<String> {
+    fn describe(&self) -> Vec<String> {
         self.current
-            .as_ref()
+            .iter()
             .map(|(nodes, p)| format!("loss {:.0}% on {}", p * 100.0, nodes.join(",")))
+            .collect()
     }
 }
 

@@ -301,7 +301,7 @@ impl StartStop for PartitionFault {
             ));
         }
         // A new partition replaces the old one rather than stacking on it.
-        self.stop()?;
+        self.stop(op)?;
         let mut plans = BTreeMap::new();
         for (node, peers) in &grudge {
             let rules: Vec<DropRule> = peers
@@ -320,7 +320,7 @@ impl StartStop for PartitionFault {
         Ok(json!({"shape": shape_name, "grudge": grudge_to_json(&grudge)}))
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
         let healed = self.chain.remove_all(&self.cluster, STOP);
         if self.chain.is_empty() {
             self.current = None;
@@ -332,10 +332,11 @@ impl StartStop for PartitionFault {
         !self.chain.is_empty()
     }
 
-    fn describe(&self) -> Option<String> {
+    fn describe(&self) -> Vec<String> {
         self.current
-            .as_ref()
+            .iter()
             .map(|shape| format!("partition {shape}"))
+            .collect()
     }
 }
 

@@ -8,9 +8,9 @@
 
 use crate::cluster::{parallel, Cluster};
 use crate::error::NemesisError;
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::{NodeError, TargetControl};
-use crate::start_stop::FlipFlop;
+use crate::start_stop::{StartStop, Toggle};
 use crate::targeting;
 use crate::value;
 use distest_generator::rng_for;
@@ -34,27 +34,37 @@ pub trait ProcessAction: Send + 'static {
     fn undo(target: &dyn TargetControl, node: &str) -> Result<(), NodeError>;
 }
 
-pub struct ProcessNemesis<A: ProcessAction> {
+/// The nemesis of a process fault (`Kill`, `Pause`).
+pub type ProcessNemesis<A> = Toggle<ProcessFault<A>>;
+
+/// A process fault's state: the nodes it acted on.
+pub struct ProcessFault<A: ProcessAction> {
     cluster: Cluster,
     target: Arc<dyn TargetControl>,
     rng: StdRng,
-    flip: FlipFlop,
     /// Nodes we applied the fault to (or tried to: a failed SIGKILL may still have
     /// landed) and have not successfully undone.
     affected: BTreeSet<String>,
     action: PhantomData<A>,
 }
 
-impl<A: ProcessAction> ProcessNemesis<A> {
-    pub fn new(ctx: &NemesisContext) -> Self {
-        ProcessNemesis {
+impl<A: ProcessAction> StartStop for ProcessFault<A> {
+    const NAME: &'static str = A::NEMESIS;
+    const START: &'static str = A::START_F;
+    const STOP: &'static str = A::STOP_F;
+
+    fn new(ctx: &NemesisContext) -> Self {
+        ProcessFault {
             cluster: Cluster::new(ctx.nodes.clone()),
             target: ctx.target.clone(),
             rng: rng_for(ctx.seed, A::NEMESIS),
-            flip: FlipFlop::default(),
             affected: BTreeSet::new(),
             action: PhantomData,
         }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng)
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -85,48 +95,17 @@ impl<A: ProcessAction> ProcessNemesis<A> {
         NemesisError::collect(A::STOP_F, outcomes)?;
         Ok(json!({"nodes": nodes}))
     }
-}
 
-impl<A: ProcessAction> Nemesis for ProcessNemesis<A> {
-    fn name(&self) -> &str {
-        A::NEMESIS
+    /// Heal names the nodes it brings back, so the history says which.
+    fn heal_value(&self) -> Value {
+        json!({"nodes": self.affected})
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![A::START_F, A::STOP_F]
+    fn in_place(&self) -> bool {
+        !self.affected.is_empty()
     }
 
-    fn next_op(&mut self) -> FaultOp {
-        if self.flip.next_is_start() {
-            let value = targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
-            FaultOp::new(A::START_F, value)
-        } else {
-            FaultOp::new(A::STOP_F, Value::Null)
-        }
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        if op.f == A::START_F {
-            self.start(op)
-        } else if op.f == A::STOP_F {
-            self.stop(op)
-        } else {
-            Err(NemesisError::unknown_op(self, op))
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.affected.is_empty() {
-            return Vec::new();
-        }
-        let nodes: Vec<String> = self.affected.iter().cloned().collect();
-        let op = FaultOp::new(A::STOP_F, json!({"nodes": nodes}));
-        let outcome = self.stop(&op);
-        vec![(op, outcome)]
-    }
-
-    fn active(&self) -> Vec<String> {
+    fn describe(&self) -> Vec<String> {
         self.affected
             .iter()
             .map(|node| format!("{node} {}", A::STATE))

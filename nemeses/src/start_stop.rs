@@ -1,7 +1,7 @@
-//! What every fault with a start op and a stop op shares: the start/stop alternation of
-//! its draws, and (for faults whose whole state is "in place or not": partition, loss,
-//! latency) the [`Nemesis`] plumbing around `start` and `stop`, written once in
-//! [`Toggle`].
+//! What every fault with one start op and one stop op shares (partition, loss, latency,
+//! kill, pause): the start/stop alternation of its draws and the [`Nemesis`] plumbing
+//! around `start` and `stop` (dispatch, heal, progress line), written once in [`Toggle`].
+//! Each fault says only how to draw, start, stop and describe itself ([`StartStop`]).
 
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
@@ -26,27 +26,31 @@ impl FlipFlop {
     }
 }
 
-/// A fault that one op puts in place and one op removes entirely.
+/// A fault that one op puts in place and one op removes.
 pub trait StartStop: Send + Sized + 'static {
     /// Nemesis name (`partition`), also the name of its random stream.
     const NAME: &'static str;
-    /// Op that puts the fault in place (`start-partition`).
+    /// Op that puts the fault in place (`start-partition`, `kill`).
     const START: &'static str;
-    /// Op that removes it (`stop-partition`); its value is ignored.
+    /// Op that removes it (`stop-partition`, `start`).
     const STOP: &'static str;
 
     fn new(ctx: &NemesisContext) -> Self;
     /// The value of the next start op, drawn from the fault's own stream.
     fn draw_start(&mut self) -> Value;
-    /// Puts the fault described by `op` in place (replacing one already in place).
+    /// Puts the fault described by `op` in place.
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError>;
-    /// Removes whatever of the fault may be in place; idempotent.
-    fn stop(&mut self) -> Result<Value, NemesisError>;
+    /// Removes what `op` names of the fault, or all of it; idempotent.
+    fn stop(&mut self, op: &FaultOp) -> Result<Value, NemesisError>;
+    /// The value of the stop op heal performs (default: none, meaning everything).
+    fn heal_value(&self) -> Value {
+        Value::Null
+    }
     /// True while something of ours may be in place: what heal must remove.
     fn in_place(&self) -> bool;
-    /// The fault in effect, for the progress line (`partition halves`); `None` when none
-    /// is known to be (a failed stop leaves it pending).
-    fn describe(&self) -> Option<String>;
+    /// The faults in effect, for the progress line (`partition halves`, `n2 killed`);
+    /// empty when none is known to be (a failed stop leaves it pending).
+    fn describe(&self) -> Vec<String>;
 }
 
 /// The [`Nemesis`] of a [`StartStop`] fault.
@@ -85,7 +89,7 @@ impl<F: StartStop> Nemesis for Toggle<F> {
         if op.f == F::START {
             self.fault.start(op)
         } else if op.f == F::STOP {
-            self.fault.stop()
+            self.fault.stop(op)
         } else {
             Err(NemesisError::unknown_op(self, op))
         }
@@ -96,15 +100,17 @@ impl<F: StartStop> Nemesis for Toggle<F> {
         if !self.fault.in_place() {
             return Vec::new();
         }
-        vec![(FaultOp::new(F::STOP, Value::Null), self.fault.stop())]
+        let op = FaultOp::new(F::STOP, self.fault.heal_value());
+        let outcome = self.fault.stop(&op);
+        vec![(op, outcome)]
     }
 
     fn active(&self) -> Vec<String> {
-        match self.fault.describe() {
-            Some(d) => vec![d],
-            None if self.fault.in_place() => vec![format!("{} (heal pending)", F::NAME)],
-            None => Vec::new(),
+        let described = self.fault.describe();
+        if described.is_empty() && self.fault.in_place() {
+            return vec![format!("{} (heal pending)", F::NAME)];
         }
+        described
     }
 }
 

@@ -123,15 +123,9 @@ impl RunDir {
 
     /// `test.json`, or `None` when the run has none.
     pub fn read_test(&self) -> Result<Option<TestJson>, RunDirError> {
-        let path = self.file(files::TEST_JSON);
-        match self.read_json(files::TEST_JSON) {
-            JsonFile::Absent => Ok(None),
-            JsonFile::Unreadable(e) => Err(RunDirError::read(&path, e)),
-            JsonFile::NotJson(e) => Err(RunDirError::invalid(&path, e)),
-            JsonFile::Value(v) => TestJson::from_value(v)
-                .map(Some)
-                .ok_or_else(|| RunDirError::invalid(&path, "it is not a JSON object")),
-        }
+        self.read_typed(files::TEST_JSON, |v| {
+            TestJson::from_value(v).ok_or_else(|| "it is not a JSON object".to_string())
+        })
     }
 
     pub fn write_test(&self, test: &TestJson) -> Result<(), RunDirError> {
@@ -140,12 +134,23 @@ impl RunDir {
 
     /// `results.json`, or `None` when the run has none (yet).
     pub fn read_results(&self) -> Result<Option<Results>, RunDirError> {
-        let path = self.file(files::RESULTS_JSON);
-        match self.read_json(files::RESULTS_JSON) {
+        self.read_typed(files::RESULTS_JSON, |v| {
+            serde_json::from_value(v).map_err(|e| e.to_string())
+        })
+    }
+
+    /// A JSON file of the run turned into `T` by `parse`; `None` when it is absent.
+    fn read_typed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(Value) -> Result<T, String>,
+    ) -> Result<Option<T>, RunDirError> {
+        let path = self.file(name);
+        match self.read_json(name) {
             JsonFile::Absent => Ok(None),
             JsonFile::Unreadable(e) => Err(RunDirError::read(&path, e)),
             JsonFile::NotJson(e) => Err(RunDirError::invalid(&path, e)),
-            JsonFile::Value(v) => serde_json::from_value(v)
+            JsonFile::Value(v) => parse(v)
                 .map(Some)
                 .map_err(|e| RunDirError::invalid(&path, e)),
         }

@@ -315,8 +315,8 @@ pub fn packages_for(targets: &[String], nemeses: &[String]) -> anyhow::Result<Ve
 pub fn help() -> String {
     let mut out = String::from("The system under test:");
     for e in super::builtin() {
-        let _ = write!(out, "\n  {:<9} {}", e.name, e.about);
-        let _ = write!(out, "\n  {:<9} workloads: {}", "", e.workloads.join(", "));
+        let _ = write!(out, "\n  {:<10} {}", e.name, e.about);
+        let _ = write!(out, "\n  {:<10} workloads: {}", "", e.workloads.join(", "));
         if !e.settings.is_empty() {
             let settings: Vec<String> = e.settings.iter().map(Setting::usage).collect();
             let _ = write!(out, "; --set {}", settings.join(", --set "));
@@ -329,7 +329,7 @@ pub fn help() -> String {
 pub fn nemesis_help() -> String {
     let mut out = String::from("Faults, comma separated (`all` = every one, `none` = no faults):");
     for f in distest_nemeses::FAULTS.iter() {
-        let _ = write!(out, "\n  {:<9} {}", f.name, f.about);
+        let _ = write!(out, "\n  {:<10} {}", f.name, f.about);
     }
     out
 }
