@@ -128,9 +128,12 @@ impl<T: Send> Schedule<T> for Steps<T> {
     }
 }
 
+/// One schedule of a [`Merge`] with its next step, drawn ahead.
+type Part<T> = (Box<dyn Schedule<T>>, Option<Step<T>>);
+
 /// Several schedules interleaved by time; on a tie the earlier-listed schedule goes first.
 pub struct Merge<T> {
-    parts: Vec<(Box<dyn Schedule<T>>, Option<Step<T>>)>,
+    parts: Vec<Part<T>>,
 }
 
 impl<T: Send> Merge<T> {

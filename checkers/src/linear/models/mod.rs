@@ -18,7 +18,7 @@ pub mod set;
 
 use super::hash::ValueIds;
 use serde_json::Value;
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::hash::Hash;
 
 /// What a model parses from one client op.
@@ -134,24 +134,6 @@ pub fn unknown_f(model: &str, f: &str, valid: &str) -> String {
     format!("the {model} model has no operation {f:?}; its operations are {valid}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn interner_gives_null_id_zero_and_equal_values_equal_ids() {
-        let mut v = Interner::new();
-        assert_eq!(v.id(&Value::Null), NULL_ID);
-        let a = v.id(&json!(5));
-        assert_eq!(v.id(&json!(5)), a);
-        assert_ne!(v.id(&json!("5")), a);
-        assert_eq!(v.value(a), &json!(5));
-    }
-}
-
-use std::fmt;
-
 /// Something to run with a concrete model type (the search is generic, so each model
 /// gets its own monomorphized, fast copy).
 pub(crate) trait ModelVisitor {
@@ -211,6 +193,17 @@ impl fmt::Display for ModelKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn interner_gives_null_id_zero_and_equal_values_equal_ids() {
+        let mut v = Interner::new();
+        assert_eq!(v.id(&Value::Null), NULL_ID);
+        let a = v.id(&json!(5));
+        assert_eq!(v.id(&json!(5)), a);
+        assert_ne!(v.id(&json!("5")), a);
+        assert_eq!(v.value(a), &json!(5));
+    }
 
     #[test]
     fn every_model_name_round_trips() {
