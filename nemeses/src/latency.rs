@@ -8,20 +8,18 @@
 //! root qdisc only where it is netem, i.e. ours. Ops: `start-latency` `{"targets": mode,
 //! "nodes": [...], "delay_ms": 50, "jitter_ms": 10}` and `stop-latency`.
 
-use crate::cluster::{lock, Cluster, COMMAND_TIMEOUT};
+use crate::cluster::{lock, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, NemesisContext};
-use crate::node::{NodeError, NodeShell, TargetControl};
+use crate::node::{NodeError, NodeShell};
 use crate::start_stop::{StartStop, Toggle};
-use crate::targeting;
+use crate::targeting::Reach;
 use crate::value;
-use distest_generator::rng_for;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 pub const START: &str = "start-latency";
 pub const STOP: &str = "stop-latency";
@@ -138,9 +136,8 @@ pub type Latency = Toggle<LatencyFault>;
 
 /// Latency's state: where netem is installed and the delay in effect.
 pub struct LatencyFault {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Node -> interface where our netem may be installed; what heal removes.
     applied: BTreeMap<String, String>,
     current: Option<(Vec<String>, i64, i64)>,
@@ -153,18 +150,16 @@ impl StartStop for LatencyFault {
 
     fn new(ctx: &NemesisContext) -> LatencyFault {
         LatencyFault {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, Self::NAME),
+            reach: Reach::new(ctx, Self::NAME),
             applied: BTreeMap::new(),
             current: None,
         }
     }
 
     fn draw_start(&mut self) -> Value {
-        let mut value = targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
+        let mut value = self.reach.draw();
         let delay_ms = *DELAYS_MS
-            .choose(&mut self.rng)
+            .choose(&mut self.reach.rng)
             .expect("DELAYS_MS is not empty");
         value["delay_ms"] = json!(delay_ms);
         value["jitter_ms"] = json!(delay_ms / 4);
@@ -177,9 +172,9 @@ impl StartStop for LatencyFault {
             Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
             None => 0,
         };
-        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = self.reach.resolve(op)?;
         self.stop(op)?;
-        let cluster = &self.cluster;
+        let cluster = &self.reach.cluster;
         let applied = Mutex::new(&mut self.applied);
         let outcomes = cluster.each(START, &nodes, |node| {
             let peer = cluster
@@ -208,7 +203,7 @@ impl StartStop for LatencyFault {
     fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
         let names: Vec<String> = self.applied.keys().cloned().collect();
         let applied = &self.applied;
-        let outcomes = self.cluster.each(STOP, &names, |node| {
+        let outcomes = self.reach.cluster.each(STOP, &names, |node| {
             Ok(node
                 .exec_ok(&netem_del_command(&applied[node.name()]), COMMAND_TIMEOUT)
                 .map(|_| ())?)
@@ -245,6 +240,7 @@ mod tests {
     use crate::fake::{self, failed, FakeNode, FakeTarget};
     use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
+    use std::sync::Arc;
 
     const ROUTE: &str = "10.0.0.2 dev eth0 src 10.0.0.1 uid 0 \\    cache ";
 

@@ -5,20 +5,15 @@
 //! the nemesis' commands) stay reliable, so heal always gets through. Ops: `start-loss`
 //! `{"targets": mode, "nodes": [...], "probability": 0.2}` and `stop-loss`.
 
-use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, DropRule};
 use crate::nemesis::{FaultOp, NemesisContext};
-use crate::node::TargetControl;
 use crate::start_stop::{StartStop, Toggle};
-use crate::targeting;
+use crate::targeting::Reach;
 use crate::value;
-use distest_generator::rng_for;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 pub const START: &str = "start-loss";
 pub const STOP: &str = "stop-loss";
@@ -33,9 +28,8 @@ pub type Loss = Toggle<LossFault>;
 
 /// Packet loss's state: the chain it installed and the loss in effect.
 pub struct LossFault {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     chain: ChainOnNodes,
     current: Option<(Vec<String>, f64)>,
 }
@@ -47,18 +41,16 @@ impl StartStop for LossFault {
 
     fn new(ctx: &NemesisContext) -> LossFault {
         LossFault {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, Self::NAME),
+            reach: Reach::new(ctx, Self::NAME),
             chain: ChainOnNodes::new(iptables::LOSS),
             current: None,
         }
     }
 
     fn draw_start(&mut self) -> Value {
-        let mut value = targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
+        let mut value = self.reach.draw();
         let probability = *PROBABILITIES
-            .choose(&mut self.rng)
+            .choose(&mut self.reach.rng)
             .expect("PROBABILITIES is not empty");
         value["probability"] = json!(probability);
         value
@@ -72,13 +64,14 @@ impl StartStop for LossFault {
                 format!("`probability` is {probability}, outside (0, 1]"),
             ));
         }
-        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = self.reach.resolve(op)?;
         self.stop(op)?;
         let matches = format!("-m statistic --mode random --probability {probability}");
         let plans: BTreeMap<String, Vec<DropRule>> = nodes
             .iter()
             .map(|node| {
                 let rules = self
+                    .reach
                     .cluster
                     .all()
                     .iter()
@@ -92,12 +85,12 @@ impl StartStop for LossFault {
             })
             .collect();
         self.current = Some((nodes.clone(), probability));
-        self.chain.install(&self.cluster, START, &plans)?;
+        self.chain.install(&self.reach.cluster, START, &plans)?;
         Ok(json!({"nodes": nodes, "probability": probability}))
     }
 
     fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
-        let healed = self.chain.remove_all(&self.cluster, STOP);
+        let healed = self.chain.remove_all(&self.reach.cluster, STOP);
         if self.chain.is_empty() {
             self.current = None;
         }
@@ -122,6 +115,7 @@ mod tests {
     use crate::fake::{self, FakeTarget};
     use crate::nemesis::Nemesis;
     use crate::partition::Partition;
+    use std::sync::Arc;
 
     #[test]
     fn loss_drops_a_share_from_every_peer_and_heal_leaves_partitions_alone() {

@@ -10,20 +10,17 @@
 //! drawn by `next_op`, except for `isolate-leader`; a hand-written op may give only the
 //! shape) and `stop-partition` (value ignored).
 
-use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, DropRule};
 use crate::nemesis::{FaultOp, NemesisContext};
-use crate::node::TargetControl;
 use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
-use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 pub const START: &str = "start-partition";
 pub const STOP: &str = "stop-partition";
@@ -184,9 +181,8 @@ pub type Partition = Toggle<PartitionFault>;
 
 /// A partition's state: the chain it installed and the shape in effect.
 pub struct PartitionFault {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Where our chain may be: exactly what heal must remove.
     chain: ChainOnNodes,
     /// The shape in effect (`custom` for a hand-written grudge without one).
@@ -197,23 +193,24 @@ impl PartitionFault {
     fn feasible_shapes(&self) -> Vec<Shape> {
         Shape::EVERY
             .into_iter()
-            .filter(|s| s.min_nodes() <= self.cluster.len())
-            .filter(|s| *s != Shape::IsolateLeader || self.target.has_primaries())
+            .filter(|s| s.min_nodes() <= self.reach.cluster.len())
+            .filter(|s| *s != Shape::IsolateLeader || self.reach.target.has_primaries())
             .collect()
     }
 
     /// The grudge for `shape`, drawn now; `isolate-leader` asks the target.
     fn draw_grudge(&mut self, shape: Shape) -> Result<Grudge, NemesisError> {
-        let names = self.cluster.names();
+        let names = self.reach.cluster.names();
         require(shape, names.len())?;
         match shape {
-            Shape::Halves => Ok(halves(&names, &mut self.rng)),
+            Shape::Halves => Ok(halves(&names, &mut self.reach.rng)),
             Shape::IsolateOne => {
-                let one = names[self.rng.gen_range(0..names.len())].clone();
+                let one = names[self.reach.rng.gen_range(0..names.len())].clone();
                 Ok(isolate(&names, &[one]))
             }
             Shape::IsolateLeader => {
                 let primaries: Vec<String> = self
+                    .reach
                     .target
                     .primaries()
                     .into_iter()
@@ -226,8 +223,8 @@ impl PartitionFault {
                 }
                 Ok(isolate(&names, &primaries))
             }
-            Shape::MajoritiesRing => majorities_ring(&names, &mut self.rng),
-            Shape::Bridge => bridge(&names, &mut self.rng),
+            Shape::MajoritiesRing => majorities_ring(&names, &mut self.reach.rng),
+            Shape::Bridge => bridge(&names, &mut self.reach.rng),
         }
     }
 }
@@ -239,9 +236,7 @@ impl StartStop for PartitionFault {
 
     fn new(ctx: &NemesisContext) -> PartitionFault {
         PartitionFault {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, Self::NAME),
+            reach: Reach::new(ctx, Self::NAME),
             chain: ChainOnNodes::new(iptables::PARTITION),
             current: None,
         }
@@ -253,7 +248,7 @@ impl StartStop for PartitionFault {
             // One node cannot be partitioned; invoking this reports that clearly.
             return json!({"shape": Shape::Halves.as_str()});
         }
-        let shape = shapes[self.rng.gen_range(0..shapes.len())];
+        let shape = shapes[self.reach.rng.gen_range(0..shapes.len())];
         if shape == Shape::IsolateLeader {
             return json!({"shape": shape.as_str()});
         }
@@ -281,9 +276,11 @@ impl StartStop for PartitionFault {
             }
         };
         for (node, peers) in &grudge {
-            self.cluster
+            self.reach
+                .cluster
                 .check_names(START, std::slice::from_ref(node))?;
-            self.cluster
+            self.reach
+                .cluster
                 .check_names(START, &peers.iter().cloned().collect::<Vec<_>>())?;
             if peers.contains(node) {
                 return Err(NemesisError::bad_value(
@@ -308,7 +305,7 @@ impl StartStop for PartitionFault {
                 .iter()
                 .map(|peer| -> Result<DropRule, NemesisError> {
                     Ok(DropRule {
-                        source: self.cluster.node(START, peer)?.address(),
+                        source: self.reach.cluster.node(START, peer)?.address(),
                         matches: String::new(),
                     })
                 })
@@ -316,12 +313,12 @@ impl StartStop for PartitionFault {
             plans.insert(node.clone(), rules);
         }
         self.current = Some(shape_name.to_string());
-        self.chain.install(&self.cluster, START, &plans)?;
+        self.chain.install(&self.reach.cluster, START, &plans)?;
         Ok(json!({"shape": shape_name, "grudge": grudge_to_json(&grudge)}))
     }
 
     fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
-        let healed = self.chain.remove_all(&self.cluster, STOP);
+        let healed = self.chain.remove_all(&self.reach.cluster, STOP);
         if self.chain.is_empty() {
             self.current = None;
         }
@@ -348,6 +345,7 @@ mod tests {
     use crate::node::ExecOutput;
     use rand::SeedableRng;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn names(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()

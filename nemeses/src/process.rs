@@ -6,19 +6,16 @@
 //! op (`start`, `resume`) takes `{"nodes": [...]}` or nothing, meaning every node this
 //! nemesis acted on.
 
-use crate::cluster::{parallel, Cluster};
+use crate::cluster::parallel;
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::{NodeError, TargetControl};
 use crate::start_stop::{StartStop, Toggle};
-use crate::targeting;
+use crate::targeting::Reach;
 use crate::value;
-use distest_generator::rng_for;
-use rand::rngs::StdRng;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 /// One kind of process fault: its names and the two `TargetControl` calls.
 pub trait ProcessAction: Send + 'static {
@@ -39,9 +36,8 @@ pub type ProcessNemesis<A> = Toggle<ProcessFault<A>>;
 
 /// A process fault's state: the nodes it acted on.
 pub struct ProcessFault<A: ProcessAction> {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Nodes we applied the fault to (or tried to: a failed SIGKILL may still have
     /// landed) and have not successfully undone.
     affected: BTreeSet<String>,
@@ -55,22 +51,20 @@ impl<A: ProcessAction> StartStop for ProcessFault<A> {
 
     fn new(ctx: &NemesisContext) -> Self {
         ProcessFault {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, A::NEMESIS),
+            reach: Reach::new(ctx, A::NEMESIS),
             affected: BTreeSet::new(),
             action: PhantomData,
         }
     }
 
     fn draw_start(&mut self) -> Value {
-        targeting::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng)
+        self.reach.draw()
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        let nodes = targeting::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = self.reach.resolve(op)?;
         self.affected.extend(nodes.iter().cloned());
-        let target = self.target.as_ref();
+        let target = self.reach.target.as_ref();
         let outcomes = parallel(A::START_F, &nodes, |node| Ok(A::apply(target, node)?));
         NemesisError::collect(A::START_F, outcomes)?;
         let mode = value::opt_str(op, "targets")?;
@@ -80,12 +74,12 @@ impl<A: ProcessAction> StartStop for ProcessFault<A> {
     fn stop(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let nodes = match value::opt_names(op, "nodes")? {
             Some(nodes) => {
-                self.cluster.check_names(A::STOP_F, &nodes)?;
+                self.reach.cluster.check_names(A::STOP_F, &nodes)?;
                 nodes
             }
             None => self.affected.iter().cloned().collect(),
         };
-        let target = self.target.as_ref();
+        let target = self.reach.target.as_ref();
         let outcomes = parallel(A::STOP_F, &nodes, |node| Ok(A::undo(target, node)?));
         for (node, outcome) in &outcomes {
             if outcome.is_ok() {
