@@ -31,6 +31,7 @@ pub struct LossFault {
     /// The nodes, the target and this fault's random stream.
     reach: Reach,
     chain: ChainOnNodes,
+    /// The nodes and probability started last; in effect while the chain is in place.
     current: Option<(Vec<String>, f64)>,
 }
 
@@ -90,20 +91,18 @@ impl StartStop for LossFault {
     }
 
     fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
-        let healed = self.chain.remove_all(&self.reach.cluster, STOP);
-        if self.chain.is_empty() {
-            self.current = None;
-        }
-        Ok(json!({"healed": healed?}))
+        Ok(json!({"healed": self.chain.remove_all(&self.reach.cluster, STOP)?}))
     }
 
     fn in_place(&self) -> bool {
         !self.chain.is_empty()
     }
 
+    /// What was started last, while any of its chain may still be in place.
     fn describe(&self) -> Vec<String> {
         self.current
             .iter()
+            .filter(|_| self.in_place())
             .map(|(nodes, p)| format!("loss {:.0}% on {}", p * 100.0, nodes.join(",")))
             .collect()
     }

@@ -185,7 +185,8 @@ pub struct PartitionFault {
     reach: Reach,
     /// Where our chain may be: exactly what heal must remove.
     chain: ChainOnNodes,
-    /// The shape in effect (`custom` for a hand-written grudge without one).
+    /// The shape started last (`custom` for a hand-written grudge without one); in effect
+    /// while the chain is in place.
     current: Option<String>,
 }
 
@@ -318,20 +319,18 @@ impl StartStop for PartitionFault {
     }
 
     fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
-        let healed = self.chain.remove_all(&self.reach.cluster, STOP);
-        if self.chain.is_empty() {
-            self.current = None;
-        }
-        Ok(json!({"healed": healed?}))
+        Ok(json!({"healed": self.chain.remove_all(&self.reach.cluster, STOP)?}))
     }
 
     fn in_place(&self) -> bool {
         !self.chain.is_empty()
     }
 
+    /// What was started last, while any of its chain may still be in place.
     fn describe(&self) -> Vec<String> {
         self.current
             .iter()
+            .filter(|_| self.in_place())
             .map(|shape| format!("partition {shape}"))
             .collect()
     }
