@@ -59,10 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let (history_path, run_dir) = resolve(&path)?;
     let recorded = match &run_dir {
-        Some(run) => run
-            .read_test()?
-            .map(|test| test.checkers)
-            .unwrap_or_default(),
+        Some(run) => recorded_checkers(run)?,
         None => Vec::new(),
     };
     let specs = choose_specs(&args, recorded);
@@ -102,6 +99,20 @@ fn resolve(path: &Path) -> anyhow::Result<(PathBuf, Option<RunDir>)> {
         );
     }
     Ok((path.to_path_buf(), None))
+}
+
+/// The checkers the run recorded in its test.json (none when it has no test.json).
+fn recorded_checkers(run: &RunDir) -> anyhow::Result<Vec<CheckerSpec>> {
+    let Some(test) = run.read_test()? else {
+        return Ok(Vec::new());
+    };
+    if test.extra.contains_key("checkers") {
+        bail!(
+            "{}: \"checkers\" must be a list of {{\"name\", \"model\"?}}",
+            run.file(distest_rundir::files::TEST_JSON).display()
+        );
+    }
+    Ok(test.checkers)
 }
 
 fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
