@@ -669,15 +669,47 @@ mod tests {
         );
     }
 
+    /// SIGKILLs the processes when dropped, so a failing test leaves no stopped
+    /// process behind (it would hold the test's stdout and any inherited lock forever).
+    struct KillOnDrop(Vec<u32>);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
+    /// Waits (bounded) until `ok(state of pid)` holds for every pid of `pids`: a signal
+    /// reaches a sleeping process when the kernel next schedules it, not at once.
+    fn wait_for_states(pids: &[u32], what: &str, ok: impl Fn(Option<char>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(p) = pids.iter().find(|p| !ok(state(**p))) {
+            assert!(
+                Instant::now() < deadline,
+                "process {p} is not {what}: {:?}",
+                state(*p)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn tree_signals_reach_children_that_left_the_process_group() {
         // Like a postmaster: children that called setsid, out of the parent's group.
         let mut parent = std::process::Command::new("sh")
             .arg("-c")
             .arg("setsid sleep 30 & setsid sleep 30 & wait")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let pid = parent.id();
+        let mut guard = KillOnDrop(vec![pid]);
         let deadline = Instant::now() + Duration::from_secs(5);
         let kids = loop {
             let kids = children(pid);
@@ -686,22 +718,20 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        guard.0.extend(&kids);
         assert_eq!(kids.len(), 2, "the test's children did not start");
+        let all: Vec<u32> = kids.iter().copied().chain([pid]).collect();
         sh(&tree_signal_script(pid, TreeSignal::Stop));
-        for p in kids.iter().chain([&pid]) {
-            assert_eq!(state(*p), Some('T'), "process {p} is stopped");
-        }
+        wait_for_states(&all, "stopped", |s| s == Some('T'));
         sh(&tree_signal_script(pid, TreeSignal::Cont));
-        for p in kids.iter().chain([&pid]) {
-            assert_ne!(state(*p), Some('T'), "process {p} runs again");
-        }
+        wait_for_states(&all, "running again", |s| s != Some('T'));
         sh(&tree_signal_script(pid, TreeSignal::Kill));
         parent.wait().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while kids.iter().any(|k| !matches!(state(*k), None | Some('Z'))) {
-            assert!(Instant::now() < deadline, "children survived the kill");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_states(&kids, "gone after the kill", |s| {
+            matches!(s, None | Some('Z'))
+        });
+        // Gone: their ids may be reused, so the guard must not signal them again.
+        guard.0.clear();
     }
 
     #[test]
