@@ -168,6 +168,8 @@ struct Session {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The task forwarding stderr; it ends when the program closes stderr.
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
     /// `n2 pid 1234`, for log lines.
     who: String,
 }
@@ -223,7 +225,11 @@ impl Session {
         }
     }
 
-    fn stderr_tail(&self) -> String {
+    /// The program's last stderr lines, once what it wrote before exiting is forwarded.
+    async fn stderr_tail(&mut self) -> String {
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+        }
         let tail = self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
         if tail.is_empty() {
             String::new()
@@ -352,7 +358,7 @@ impl ProcessClient {
         };
         let who = format!("{node} pid {pid}");
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        tokio::spawn(forward_stderr(
+        let stderr_task = tokio::spawn(forward_stderr(
             stderr,
             spec.log.clone(),
             who.clone(),
@@ -364,6 +370,7 @@ impl ProcessClient {
             stdin,
             stdout: BufReader::with_capacity(64 << 10, stdout),
             stderr_tail,
+            stderr_task: Some(stderr_task),
             who,
         };
         let open = Open {
@@ -420,7 +427,7 @@ impl ProcessClient {
                 ),
             },
         };
-        let tail = session.stderr_tail();
+        let tail = session.stderr_tail().await;
         session.kill();
         Err(self.open_error(format!("{problem}{tail}")))
     }
@@ -459,7 +466,7 @@ impl ProcessClient {
                     Ok(Line::Eof) => format!(
                         "it closed its stdout between ops; {}{}",
                         session.exit_status(Duration::from_millis(200)).await,
-                        session.stderr_tail()
+                        session.stderr_tail().await
                     ),
                     Err(e) => format!("its stdout failed between ops ({e})"),
                 };
@@ -504,7 +511,7 @@ impl ProcessClient {
             ),
             Ok(Err(e)) => {
                 let status = session.exit_status(Duration::from_millis(200)).await;
-                let tail = session.stderr_tail();
+                let tail = session.stderr_tail().await;
                 self.indeterminate(
                     op,
                     json!(format!("client pipe: {e}")),
@@ -513,7 +520,7 @@ impl ProcessClient {
             }
             Ok(Ok(Line::Eof)) => {
                 let status = session.exit_status(Duration::from_millis(500)).await;
-                let tail = session.stderr_tail();
+                let tail = session.stderr_tail().await;
                 self.indeterminate(
                     op,
                     json!(format!("client exited: {status}")),
@@ -812,6 +819,11 @@ for line in sys.stdin:
         c.invoke(&OpRequest::keyed("read", json!(3), Value::Null))
             .await;
         drop(c);
+        // stderr is forwarded by a task of its own: give it a moment to catch up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !scratch.log().contains(r#""f":"read""#) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let log = scratch.log();
         assert!(log.contains(r#"got {"type":"open","node":"n2","ip":"10.77.232.12","nodes":{"n1":"10.77.232.11","n2":"10.77.232.12","n3":"10.77.232.13"},"settings":{"isolation":"serializable"},"workload":"set"}"#), "{log}");
         assert!(

@@ -13,7 +13,7 @@ use super::client::{ClientLog, ClientSpec, ProcessClient};
 use super::spec::{DaemonDef, Located, TargetFile};
 use super::template::{NodeValues, Values};
 use crate::nodes::{shell_quote_path, DaemonSpec, NodeError, Remote};
-use crate::targets::daemon::{ManagedDaemon, NodePaths};
+use crate::targets::managed::{ManagedDaemon, NodePaths};
 use crate::targets::{Target, TargetOptions};
 use distest_nemeses::{ClockSupport, TargetControl};
 use distest_workloads::Client;
@@ -147,8 +147,6 @@ impl FileTarget {
                 spec.cwd = Some(cwd[i].clone());
                 spec
             };
-            // ManagedDaemon names live for the run; there are a handful per file.
-            let name: &'static str = Box::leak(def.name.clone().into_boxed_str());
             let clock = if opts.clock_faults {
                 Ok(())
             } else {
@@ -156,7 +154,7 @@ impl FileTarget {
             };
             daemons.push(ManagedDaemon::new(
                 nodes.clone(),
-                name,
+                &def.name,
                 clock,
                 Box::new(spec),
             ));
@@ -312,7 +310,7 @@ impl FileTarget {
                         Ok(_) => {}
                         Err(e) => {
                             ready = false;
-                            last = crate::commands::one_sentence(&e);
+                            last = crate::one_sentence(&e);
                         }
                     }
                 }
