@@ -583,3 +583,58 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
     cluster.assert_target_gone();
     cluster.down();
 }
+
+#[test]
+fn a_target_file_runs_over_ssh_from_its_uploaded_folder_and_is_wiped() {
+    if sshd::skip_unless_root_with_openssh(
+        "a_target_file_runs_over_ssh_from_its_uploaded_folder_and_is_wiped",
+    ) {
+        return;
+    }
+    let store = TempDir::new("ssh1-file");
+    let cluster = SshCluster::up();
+    let target = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/targets/tiny-register/target.toml");
+    let mut cmd = distest();
+    cmd.args(["run", "--workload", "register", "--target"])
+        .arg(&target);
+    let out = with_ssh_nodes(&mut cmd)
+        .arg("--store")
+        .arg(&store.0)
+        .args([
+            "--nemesis",
+            "pause",
+            "--time-limit",
+            "10",
+            "--nemesis-interval",
+            "3",
+        ])
+        .args(["--concurrency", "4", "--seed", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = latest_run(&store.0);
+    for address in &cluster.addresses {
+        let node = run.join("nodes").join(address);
+        assert!(node.join("server.log").is_file(), "daemon log of {address}");
+        let extra = std::fs::read_to_string(node.join("server-extra.log"))
+            .unwrap_or_else(|e| panic!("log_files of {address}: {e}"));
+        // The server ran from the copy of the folder uploaded to the host, not from ours.
+        let uploaded = format!("{REMOTE_BASE_DIR}/data/tiny-register-files/server.py");
+        assert!(extra.contains(&uploaded), "{address}: {extra}");
+    }
+    for i in 0..NODE_COUNT {
+        for gone in [
+            "data/tiny-register",
+            "data/tiny-register-files",
+            "data/server.pid",
+        ] {
+            assert!(
+                !cluster.disk(i).join(gone).exists(),
+                "{gone} was not removed on {}",
+                cluster.addresses[i]
+            );
+        }
+    }
+    cluster.down();
+}
