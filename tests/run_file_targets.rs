@@ -341,3 +341,77 @@ fn a_wrong_target_file_fails_before_provisioning_with_the_line_named() {
     }
     assert_cluster_gone("tf9");
 }
+
+#[test]
+fn membership_commands_run_on_the_primary_and_the_member_is_reset() {
+    use distest::nodes::local::{ClusterSpec, LocalCluster};
+    use distest::targets::file::{client::ClientLog, FileTarget};
+    use distest::targets::{Target, TargetOptions};
+    require_root!();
+    let scratch = TempDir::new("tf-members");
+    let log = scratch.0.join("membership.log");
+    let spec = ClusterSpec {
+        cluster_id: "tf5".into(),
+        node_count: 3,
+        subnet: "10.77.236.0/24".parse().unwrap(),
+        base_dir: "/tmp/dt-test-nodes-tf5".into(),
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/targets/members");
+    {
+        let cluster = LocalCluster::up(spec).unwrap();
+        let options = TargetOptions {
+            op_timeout: std::time::Duration::from_secs(5),
+            settings: [("log".to_string(), log.display().to_string())].into(),
+            ..Default::default()
+        };
+        let parsed = distest::targets::file::load(&fixture.join("target.toml")).unwrap();
+        let file = FileTarget::new(
+            parsed.into(),
+            cluster.nodes(),
+            &options,
+            ClientLog::discard(),
+        )
+        .unwrap();
+        file.setup().unwrap();
+        let data = |node: &str| {
+            Path::new("/tmp/dt-test-nodes-tf5/tf5")
+                .join(node)
+                .join("data/members")
+        };
+        let running = |node: &str| {
+            let pid = std::fs::read_to_string(
+                Path::new("/tmp/dt-test-nodes-tf5/tf5")
+                    .join(node)
+                    .join("data/placeholder.pid"),
+            );
+            pid.is_ok_and(|p| Path::new(&format!("/proc/{}", p.trim())).exists())
+        };
+        assert!(running("n2") && data("n2").join("marker").is_file());
+
+        file.remove_member("n2").unwrap();
+        assert!(!running("n2"), "the removed member's daemons are stopped");
+        assert!(!data("n2").exists(), "and its data wiped");
+        file.add_member("n2").unwrap();
+        assert!(running("n2"), "the member added back runs again");
+        assert_eq!(
+            std::fs::read_to_string(data("n2").join("marker")).unwrap(),
+            "n2\n"
+        );
+        file.remove_member("n1").unwrap();
+        file.add_member("n1").unwrap();
+        file.teardown(true).unwrap();
+
+        let written = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            written,
+            "remove n2 2 10.77.236.12 on n1 10.77.236.11\n\
+             add n2 2 10.77.236.12 on n1 10.77.236.11\n\
+             remove n1 1 10.77.236.11 on n2 10.77.236.12\n\
+             add n1 1 10.77.236.11 on n2 10.77.236.12\n",
+            "the primary (n2) runs them, another member when the primary is concerned"
+        );
+        assert!(!running("n1") && !running("n2") && !running("n3"));
+        drop(cluster);
+    }
+    assert_nothing_left("tf5");
+}

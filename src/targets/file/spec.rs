@@ -72,6 +72,16 @@ pub struct DaemonDef {
     pub log_files: Vec<Located>,
 }
 
+/// `[membership]`: commands that remove a node from the cluster and add it back. Both
+/// run on the primary (another member if the primary is the node concerned); in them
+/// `{node}`, `{index}` and `{ip}` name the node being added or removed, `{primary}` and
+/// `{primary_ip}` the node the command runs on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Membership {
+    pub add: Located,
+    pub remove: Located,
+}
+
 /// A parsed and checked target file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetFile {
@@ -88,6 +98,8 @@ pub struct TargetFile {
     pub cluster_setup: Option<Located>,
     pub primaries: Option<Located>,
     pub client_command: Located,
+    /// `[membership]`: how to add and remove a node, for the membership fault.
+    pub membership: Option<Membership>,
     /// Every template used anywhere, with its position (to name the line of a template
     /// that has no value in a given run).
     uses: Vec<(Var, Position)>,
@@ -108,6 +120,7 @@ struct RawFile {
     node: Option<RawNode>,
     cluster: Option<RawCluster>,
     client: Option<Spanned<RawClient>>,
+    membership: Option<Spanned<RawMembership>>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +147,13 @@ struct RawNode {
 struct RawCluster {
     setup: Option<Spanned<String>>,
     primaries: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMembership {
+    add: Option<Spanned<String>>,
+    remove: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +296,21 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<TargetFile, FileErro
         )
     })?;
     let client_command = p.template(command, Scope::ControlNode, "[client] command")?;
+    let membership = match &raw.membership {
+        None => None,
+        Some(table) => {
+            let m = table.get_ref();
+            match (p.optional(&m.add, "[membership] add")?, p.optional(&m.remove, "[membership] remove")?) {
+                (Some(add), Some(remove)) => Some(Membership { add, remove }),
+                _ => {
+                    return Err(p.src.error(
+                        &table.span(),
+                        "[membership] needs both `add` and `remove` (a node removed must be added back at the heal); give both or leave the table out",
+                    ))
+                }
+            }
+        }
+    };
     Ok(TargetFile {
         path: path.to_path_buf(),
         dir: dir.to_path_buf(),
@@ -288,6 +323,7 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<TargetFile, FileErro
         cluster_setup,
         primaries,
         client_command,
+        membership,
         uses: p.uses,
     })
 }
@@ -752,6 +788,24 @@ command = "python3 client.py --primary {primary_ip}"
             .collect::<Vec<_>>()
             .join("\n");
         assert!(parse_str(&no_daemon).is_err());
+    }
+
+    #[test]
+    fn membership_needs_both_commands() {
+        let with = |table: &str| parse_str(&format!("{GOOD}\n[membership]\n{table}"));
+        let t = with("add = \"x add {node} {ip}\"\nremove = \"x rm {node}\"").unwrap();
+        let m = t.membership.unwrap();
+        assert_eq!(m.add.at.line, 28);
+        assert!(parse_str(GOOD).unwrap().membership.is_none());
+        let err = with("add = \"x add {node}\"").unwrap_err().to_string();
+        assert!(
+            err.contains("line 27, column 1: [membership] needs both"),
+            "{err}"
+        );
+        let err = with("add = \"x\"\nremove = \"y\"\njoin = \"z\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `join`"), "{err}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct FileTarget {
     client_log: ClientLog,
     /// One client spec per workload (a run has one; tests may ask for more).
     specs: Mutex<HashMap<String, Arc<ClientSpec>>>,
+    /// Nodes the membership fault removed and has not added back.
+    removed: Mutex<std::collections::BTreeSet<usize>>,
 }
 
 /// Characters distest's own template values may hold: they are inserted unquoted.
@@ -129,6 +131,7 @@ impl FileTarget {
             op_timeout: opts.op_timeout,
             client_log,
             specs: Mutex::new(HashMap::new()),
+            removed: Mutex::new(Default::default()),
         };
         // Expand every start command now: a template without a value fails here.
         let mut daemons = Vec::with_capacity(file.daemons.len());
@@ -169,6 +172,7 @@ impl FileTarget {
             settings: &self.settings,
             node,
             control_dir: self.file.dir.to_str().unwrap_or("."),
+            member: None,
         }
     }
 
@@ -190,7 +194,25 @@ impl FileTarget {
         located: &Located,
         timeout: Duration,
     ) -> anyhow::Result<String> {
-        let command = self.expand(located, Some(i))?;
+        self.run_about(i, None, what, located, timeout)
+    }
+
+    /// [`run_on`](Self::run_on) for a `[membership]` command about node `member`.
+    fn run_about(
+        &self,
+        i: usize,
+        member: Option<usize>,
+        what: &str,
+        located: &Located,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let values = Values {
+            member,
+            ..self.template_values(Some(i))
+        };
+        let command = located.template.expand(&values).map_err(|e| {
+            anyhow::anyhow!("{} line {}: {e}", self.file.path.display(), located.at.line)
+        })?;
         let node = &self.nodes[i];
         let out = node
             .exec(
@@ -458,6 +480,126 @@ impl FileTarget {
     }
 }
 
+/// The membership fault's powers (`[membership]`).
+impl FileTarget {
+    /// Whether the file says how to add and remove nodes.
+    pub fn has_membership(&self) -> bool {
+        self.file.membership.is_some()
+    }
+
+    /// Removes `node` from the cluster: runs `remove` on the primary, then stops the
+    /// node's daemons and wipes its data.
+    pub fn remove_member(&self, node: &str) -> Result<(), NodeError> {
+        let (membership, member) = self.membership_of(node)?;
+        let runner = self.membership_runner(member)?;
+        self.membership_command(runner, member, "[membership] remove", &membership.remove)?;
+        for daemon in self.daemons.iter().rev() {
+            daemon.kill(node)?;
+        }
+        self.wipe(member)
+            .map_err(|e| self.node_error(member, "[node] wipe", e))?;
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(member);
+        Ok(())
+    }
+
+    /// Adds `node` back: runs `add` on the primary, then sets the node up afresh (empty
+    /// data directory, `[node] setup`) and starts its daemons, each waited for until ready.
+    pub fn add_member(&self, node: &str) -> Result<(), NodeError> {
+        let (membership, member) = self.membership_of(node)?;
+        let runner = self.membership_runner(member)?;
+        self.membership_command(runner, member, "[membership] add", &membership.add)?;
+        self.prepare_node(member)
+            .map_err(|e| self.node_error(member, "[node] setup", e))?;
+        for (def, daemon) in self.file.daemons.iter().zip(&self.daemons) {
+            daemon.start(node)?;
+            self.wait_ready(member, def, daemon)
+                .map_err(|e| self.node_error(member, "the ready check", e))?;
+        }
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&member);
+        Ok(())
+    }
+
+    fn membership_of(&self, node: &str) -> Result<(&super::spec::Membership, usize), NodeError> {
+        let membership = self.file.membership.as_ref().ok_or_else(|| {
+            NodeError::Unsupported(format!(
+                "target {} has no [membership] table, so nodes cannot be added or removed; add one with `add` and `remove` commands (docs/targets.md) or leave membership out of --nemesis",
+                self.file.name
+            ))
+        })?;
+        let member = self
+            .values
+            .iter()
+            .position(|v| v.name == node)
+            .ok_or_else(|| {
+                NodeError::Unsupported(format!("there is no node {node:?} in this run"))
+            })?;
+        Ok((membership, member))
+    }
+
+    /// Where a membership command about `member` runs: the first primary, else the first
+    /// node, skipping `member` and nodes removed earlier.
+    fn membership_runner(&self, member: usize) -> Result<usize, NodeError> {
+        let removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let by_name = |name: &String| self.values.iter().position(|v| &v.name == name);
+        self.primaries()
+            .iter()
+            .filter_map(by_name)
+            .chain(0..self.nodes.len())
+            .find(|i| *i != member && !removed.contains(i))
+            .ok_or_else(|| {
+                NodeError::Unsupported(format!(
+                    "no member other than {} is left to run the membership command on",
+                    self.values[member].name
+                ))
+            })
+    }
+
+    fn membership_command(
+        &self,
+        runner: usize,
+        member: usize,
+        what: &str,
+        located: &Located,
+    ) -> Result<(), NodeError> {
+        self.run_about(runner, Some(member), what, located, COMMAND_TIMEOUT)
+            .map(drop)
+            .map_err(|e| self.node_error(runner, what, e))
+    }
+
+    fn node_error(&self, index: usize, what: &str, e: anyhow::Error) -> NodeError {
+        NodeError::Failed {
+            node: self.values[index].name.clone(),
+            command: what.to_string(),
+            status: 1,
+            stderr: crate::one_sentence(&e),
+        }
+    }
+
+    /// Stops what runs on node `i`, wipes it and sets it up again, ready for its daemons.
+    fn prepare_node(&self, i: usize) -> anyhow::Result<()> {
+        for daemon in self.daemons.iter().rev() {
+            self.nodes[i].kill_daemon(&daemon.paths(i).pid_file)?;
+        }
+        self.wipe(i)?;
+        let data = shell_quote_path(&data_dir(self.nodes[i].as_ref(), &self.file));
+        self.nodes[i].exec_ok(&format!("mkdir -p {data}"), COMMAND_TIMEOUT)?;
+        if let Some(setup) = &self.file.node_setup {
+            self.run_on(i, "[node] setup", setup, COMMAND_TIMEOUT)?;
+        }
+        Ok(())
+    }
+}
+
 /// Files under `base/relative`, with size and whether executable; skips hidden entries.
 fn collect_files(
     base: &Path,
@@ -505,25 +647,23 @@ fn last_lines(text: &str, n: usize) -> String {
     }
 }
 
-/// Node names among `tokens` (names, addresses, or `address:port`), in cluster order.
+/// Node names among `tokens` (names, addresses, or `address:port`), in the order the
+/// command printed them (the first is "the leader" to faults that aim at one), each once.
 pub fn primaries_from(output: &str, nodes: &[NodeValues]) -> Vec<String> {
-    let mut found = vec![false; nodes.len()];
+    let mut found: Vec<String> = Vec::new();
     for token in output.split(|c: char| c.is_whitespace() || c == ',') {
         let token = token.trim_matches(|c: char| c == '"' || c == '\'');
         let host = match token.rsplit_once(':') {
             Some((host, port)) if port.parse::<u16>().is_ok() => host,
             _ => token,
         };
-        if let Some(i) = nodes.iter().position(|n| n.name == host || n.ip == host) {
-            found[i] = true;
+        if let Some(n) = nodes.iter().find(|n| n.name == host || n.ip == host) {
+            if !found.contains(&n.name) {
+                found.push(n.name.clone());
+            }
         }
     }
-    nodes
-        .iter()
-        .zip(found)
-        .filter(|(_, f)| *f)
-        .map(|(n, _)| n.name.clone())
-        .collect()
+    found
 }
 
 impl TargetControl for FileTarget {
@@ -597,16 +737,7 @@ impl Target for FileTarget {
     fn setup(&self) -> anyhow::Result<()> {
         self.on_every_node(|i| {
             self.upload_dir(i)?;
-            for daemon in self.daemons.iter().rev() {
-                self.nodes[i].kill_daemon(&daemon.paths(i).pid_file)?;
-            }
-            self.wipe(i)?;
-            let data = shell_quote_path(&data_dir(self.nodes[i].as_ref(), &self.file));
-            self.nodes[i].exec_ok(&format!("mkdir -p {data}"), COMMAND_TIMEOUT)?;
-            if let Some(setup) = &self.file.node_setup {
-                self.run_on(i, "[node] setup", setup, COMMAND_TIMEOUT)?;
-            }
-            Ok(())
+            self.prepare_node(i)
         })?;
         for (def, daemon) in self.file.daemons.iter().zip(&self.daemons) {
             daemon.start_all()?;
@@ -708,8 +839,8 @@ mod tests {
     fn primaries_are_read_from_names_addresses_and_ports() {
         let v = values();
         assert_eq!(primaries_from("10.77.232.12\n", &v), ["n2"]);
-        assert_eq!(primaries_from("n3 n1", &v), ["n1", "n3"]);
-        assert_eq!(primaries_from("10.77.232.13:6379,\"n2\"", &v), ["n2", "n3"]);
+        assert_eq!(primaries_from("n3 n1 n3", &v), ["n3", "n1"]);
+        assert_eq!(primaries_from("10.77.232.13:6379,\"n2\"", &v), ["n3", "n2"]);
         assert_eq!(primaries_from("10.77.232.13\n6379\n", &v), ["n3"]);
         assert!(primaries_from("", &v).is_empty());
         assert!(primaries_from("10.77.232.111 n33 master", &v).is_empty());

@@ -271,27 +271,35 @@ pub struct Values<'a> {
     pub node: Option<usize>,
     /// `{dir}` on the control node.
     pub control_dir: &'a str,
+    /// For `[membership]` commands: the node being added or removed. `{node}`, `{index}`
+    /// and `{ip}` then name it, and `{primary}`, `{primary_ip}` the node the command runs
+    /// on (`node`); paths stay those of the node the command runs on.
+    pub member: Option<usize>,
 }
 
 impl Values<'_> {
     fn get(&self, var: &Var) -> Result<String, ExpandError> {
-        let node = || {
-            self.node
+        let at = |index: Option<usize>| {
+            index
                 .and_then(|i| self.nodes.get(i).map(|n| (i, n)))
                 .ok_or_else(|| ExpandError::NoNode(var.clone()))
         };
+        let node = || at(self.node);
+        let who = || at(self.member.or(self.node));
         let join = |f: &dyn Fn(&NodeValues) -> String, sep: &str| {
             self.nodes.iter().map(f).collect::<Vec<_>>().join(sep)
         };
-        let primary = || {
-            self.nodes
+        let primary = || match self.member {
+            Some(_) => node().map(|(_, n)| n),
+            None => self
+                .nodes
                 .first()
-                .ok_or_else(|| ExpandError::NoNode(var.clone()))
+                .ok_or_else(|| ExpandError::NoNode(var.clone())),
         };
         Ok(match var {
-            Var::Node => node()?.1.name.clone(),
-            Var::Index => (node()?.0 + 1).to_string(),
-            Var::Ip => node()?.1.ip.clone(),
+            Var::Node => who()?.1.name.clone(),
+            Var::Index => (who()?.0 + 1).to_string(),
+            Var::Ip => who()?.1.ip.clone(),
             Var::DataDir => node()?.1.data_dir.clone(),
             Var::LogDir => node()?.1.log_dir.clone(),
             Var::Dir => match self.node {
@@ -346,6 +354,7 @@ mod tests {
                 settings: &settings,
                 node,
                 control_dir: "/home/me/target",
+                member: None,
             })
             .unwrap()
     }
@@ -357,6 +366,26 @@ mod tests {
             expand(all, Some(1), &[("mode", "fast")]),
             "n2 2 10.77.232.12 /srv/target /var/dt/n2/data/t /var/dt/n2/logs | n1 n2 n3 | 10.77.232.11 10.77.232.12 10.77.232.13 | n1=10.77.232.11,n2=10.77.232.12,n3=10.77.232.13 | n1 10.77.232.11 fast"
         );
+    }
+
+    #[test]
+    fn membership_commands_name_the_member_and_run_on_the_primary() {
+        let nodes = nodes();
+        let t = Template::parse(
+            "{primary} {primary_ip} {node} {index} {ip} {data_dir}",
+            Scope::Node,
+        )
+        .unwrap();
+        let out = t
+            .expand(&Values {
+                nodes: &nodes,
+                settings: &BTreeMap::new(),
+                node: Some(1),
+                control_dir: "/",
+                member: Some(2),
+            })
+            .unwrap();
+        assert_eq!(out, "n2 10.77.232.12 n3 3 10.77.232.13 /var/dt/n2/data/t");
     }
 
     #[test]
@@ -442,6 +471,7 @@ mod tests {
                 settings: &BTreeMap::new(),
                 node: Some(0),
                 control_dir: "/",
+                member: None,
             })
             .unwrap_err();
         assert!(err.to_string().contains("--set isolation=VALUE"), "{err}");
@@ -475,7 +505,7 @@ mod tests {
                 Ok(t) => {
                     if t.vars().next().is_none() {
                         let nodes = nodes();
-                        let out = t.expand(&Values { nodes: &nodes, settings: &BTreeMap::new(), node: Some(0), control_dir: "/" }).unwrap();
+                        let out = t.expand(&Values { nodes: &nodes, settings: &BTreeMap::new(), node: Some(0), control_dir: "/", member: None }).unwrap();
                         proptest::prop_assert!(out.len() <= s.len());
                     }
                 }
