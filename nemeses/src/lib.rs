@@ -31,14 +31,17 @@ pub mod node;
 pub mod clock;
 mod cluster;
 pub mod compose;
+pub mod delayer;
 pub mod error;
 pub mod iptables;
 pub mod kill;
 pub mod latency;
+pub mod leftovers;
 pub mod loss;
 pub mod nemesis;
 pub mod partition;
 pub mod pause;
+mod preflight;
 pub mod process;
 pub mod schedule;
 pub mod targets;
@@ -48,9 +51,9 @@ mod value;
 mod fake;
 
 pub use error::{NemesisError, NodeFailure};
-pub use iptables::clear_leftovers;
+pub use leftovers::clear_leftovers;
 pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+pub use node::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
 
 use compose::{Composite, NoFault};
 
@@ -387,6 +390,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn all_names_every_fault_that_cannot_apply_in_one_error() {
+        let target = Arc::new(FakeTarget {
+            no_process: Some("it runs in-process".to_string()),
+            ..FakeTarget::default()
+        });
+        let ctx = NemesisContext {
+            nodes: Vec::new(),
+            target,
+            seed: 1,
+        };
+        let all = build(&["all".to_string()], ctx.clone()).unwrap();
+        let text = all.preflight().unwrap_err().to_string();
+        for fault in ["partition", "loss", "latency"] {
+            assert!(
+                text.contains(&format!(
+                    "`{fault}` needs at least 2 nodes but the run has 0"
+                )),
+                "{text}"
+            );
+        }
+        assert!(text.contains("`clock` needs at least 1"), "{text}");
+        assert!(
+            text.contains("kill cannot act on this target: it runs in-process"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pause cannot act on this target: it runs in-process"),
+            "{text}"
+        );
+        assert!(build(&["none".to_string()], ctx)
+            .unwrap()
+            .preflight()
+            .is_ok());
+    }
+
+    #[test]
+    fn a_healthy_cluster_passes_every_preflight() {
+        let (_, _, ctx) = realistic(3, 1);
+        build(&["all".to_string()], ctx)
+            .unwrap()
+            .preflight()
+            .unwrap();
     }
 
     #[test]

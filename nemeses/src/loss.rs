@@ -7,9 +7,10 @@
 
 use crate::cluster::Cluster;
 use crate::error::NemesisError;
-use crate::iptables::{self, ChainOnNodes, DropRule};
+use crate::iptables::{self, ChainOnNodes, Rule};
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::TargetControl;
+use crate::preflight;
 use crate::schedule::{rng_for, FlipFlop};
 use crate::targets;
 use crate::value;
@@ -58,8 +59,8 @@ impl Loss {
         }
         let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         self.stop()?;
-        let matches = format!("-m statistic --mode random --probability {probability}");
-        let plans: BTreeMap<String, Vec<DropRule>> = nodes
+        let matches = statistic(probability);
+        let plans: BTreeMap<String, Vec<Rule>> = nodes
             .iter()
             .map(|node| {
                 let rules = self
@@ -67,26 +68,32 @@ impl Loss {
                     .all()
                     .iter()
                     .filter(|peer| peer.name() != node)
-                    .map(|peer| DropRule {
-                        source: peer.address(),
-                        matches: matches.clone(),
-                    })
+                    .map(|peer| Rule::drop_from(peer.address(), matches.clone()))
                     .collect();
                 (node.clone(), rules)
             })
             .collect();
+        if let Err(e) = self.chain.install(&self.cluster, START, &plans) {
+            // Loss on some of the nodes asked for is not the fault asked for: undo it.
+            if let Err(undo) = self.stop() {
+                tracing::warn!("undoing a failed start-loss failed (heal retries it): {undo}");
+            }
+            return Err(e);
+        }
         self.current = Some((nodes.clone(), probability));
-        self.chain.install(&self.cluster, START, &plans)?;
         Ok(json!({"nodes": nodes, "probability": probability}))
     }
 
     fn stop(&mut self) -> Result<Value, NemesisError> {
+        self.current = None;
         let healed = self.chain.remove_all(&self.cluster, STOP);
-        if self.chain.is_empty() {
-            self.current = None;
-        }
         Ok(json!({"healed": healed?}))
     }
+}
+
+/// The iptables match that picks a random `probability` share of packets.
+fn statistic(probability: f64) -> String {
+    format!("-m statistic --mode random --probability {probability}")
 }
 
 impl Nemesis for Loss {
@@ -127,11 +134,19 @@ impl Nemesis for Loss {
     }
 
     fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some((nodes, p)) => vec![format!("loss {:.0}% on {}", p * 100.0, nodes.join(","))],
-            None if !self.chain.is_empty() => vec!["loss (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+        self.current
+            .iter()
+            .map(|(nodes, p)| format!("loss {:.0}% on {}", p * 100.0, nodes.join(",")))
+            .collect()
+    }
+
+    /// iptables on every node takes a random-drop rule (the `statistic` match) in a chain
+    /// of ours.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        preflight::require_nodes(self.name(), &self.cluster, 2)?;
+        preflight::check_nodes(self.name(), &self.cluster, |node| {
+            iptables::FILTER_PROBE.probe(node, &self.cluster, &statistic(0.5), "DROP")
+        })
     }
 }
 

@@ -12,9 +12,10 @@
 
 use crate::cluster::Cluster;
 use crate::error::NemesisError;
-use crate::iptables::{self, ChainOnNodes, DropRule};
+use crate::iptables::{self, ChainOnNodes, Rule};
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::TargetControl;
+use crate::preflight;
 use crate::schedule::{rng_for, FlipFlop};
 use crate::value;
 use rand::rngs::StdRng;
@@ -280,27 +281,32 @@ impl Partition {
         self.stop()?;
         let mut plans = BTreeMap::new();
         for (node, peers) in &grudge {
-            let rules: Vec<DropRule> = peers
+            let rules: Vec<Rule> = peers
                 .iter()
-                .map(|peer| -> Result<DropRule, NemesisError> {
-                    Ok(DropRule {
-                        source: self.cluster.node(START, peer)?.address(),
-                        matches: String::new(),
-                    })
+                .map(|peer| -> Result<Rule, NemesisError> {
+                    Ok(Rule::drop_from(
+                        self.cluster.node(START, peer)?.address(),
+                        "",
+                    ))
                 })
                 .collect::<Result<_, _>>()?;
             plans.insert(node.clone(), rules);
         }
+        if let Err(e) = self.chain.install(&self.cluster, START, &plans) {
+            // A partition half in place is not the one asked for: undo it everywhere (what
+            // cannot be undone now stays on the books for heal).
+            if let Err(undo) = self.stop() {
+                tracing::warn!("undoing a failed start-partition failed (heal retries it): {undo}");
+            }
+            return Err(e);
+        }
         self.current = Some(shape_name.to_string());
-        self.chain.install(&self.cluster, START, &plans)?;
         Ok(json!({"shape": shape_name, "grudge": grudge_to_json(&grudge)}))
     }
 
     fn stop(&mut self) -> Result<Value, NemesisError> {
+        self.current = None;
         let healed = self.chain.remove_all(&self.cluster, STOP);
-        if self.chain.is_empty() {
-            self.current = None;
-        }
         Ok(json!({"healed": healed?}))
     }
 }
@@ -355,11 +361,18 @@ impl Nemesis for Partition {
     }
 
     fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some(shape) => vec![format!("partition {shape}")],
-            None if !self.chain.is_empty() => vec!["partition (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+        self.current
+            .iter()
+            .map(|shape| format!("partition {shape}"))
+            .collect()
+    }
+
+    /// iptables on every node takes a DROP rule in a chain of ours.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        preflight::require_nodes(self.name(), &self.cluster, 2)?;
+        preflight::check_nodes(self.name(), &self.cluster, |node| {
+            iptables::FILTER_PROBE.probe(node, &self.cluster, "", "DROP")
+        })
     }
 }
 
@@ -593,11 +606,67 @@ mod tests {
             err.starts_with("`stop-partition` failed on 1 of 2 node(s): n2: "),
             "{err}"
         );
-        assert!(!nemesis.active().is_empty());
+        assert!(
+            nemesis.active().is_empty(),
+            "a partition being healed is not in effect as recorded; n2 stays on the books"
+        );
         broken.store(false, Ordering::SeqCst);
         let second = nemesis.heal();
         assert_eq!(second[0].1.as_ref().unwrap()["healed"], json!(["n2"]));
         assert!(nemesis.heal().is_empty());
+    }
+
+    #[test]
+    fn a_partition_that_cannot_be_installed_everywhere_is_undone_and_not_active() {
+        let n2 = Arc::new(FakeNode::with(2, |cmd| {
+            if cmd.contains("-A DISTEST-PARTITION") {
+                failed("iptables: No chain/target/match by that name.")
+            } else {
+                ExecOutput::default()
+            }
+        }));
+        let nodes = vec![Arc::new(FakeNode::ok(1)), n2, Arc::new(FakeNode::ok(3))];
+        let target = Arc::new(fake::FakeTarget::default());
+        let mut nemesis = Partition::new(&ctx(&nodes, &target));
+        let err = nemesis
+            .invoke(&FaultOp::new(START, json!({"shape": "halves"})))
+            .unwrap_err();
+        assert!(err.to_string().contains("n2"), "{err}");
+        assert!(nemesis.active().is_empty());
+        let remove = iptables::PARTITION.remove_command(iptables::Family::V4);
+        for node in &nodes {
+            assert_eq!(node.commands().last(), Some(&remove));
+        }
+        assert!(nemesis.heal().is_empty(), "the undo left nothing to heal");
+    }
+
+    #[test]
+    fn preflight_names_nodes_whose_iptables_refuses_our_rules() {
+        let old = Arc::new(FakeNode::with(3, |cmd| {
+            if cmd.contains("-A DISTEST-PROBE") {
+                failed("sh: 1: iptables: not found")
+            } else {
+                ExecOutput::default()
+            }
+        }));
+        let nodes = vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2)), old];
+        let target = Arc::new(fake::FakeTarget::default());
+        let text = Partition::new(&ctx(&nodes, &target))
+            .preflight()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "partition needs iptables taking `-j DROP` rules, which n3 lacks (sh: 1: iptables: not found)"
+        );
+        let one = vec![Arc::new(FakeNode::ok(1))];
+        assert!(matches!(
+            Partition::new(&ctx(&one, &target)).preflight(),
+            Err(NemesisError::NotEnoughNodes { .. })
+        ));
+        let fine = vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2))];
+        Partition::new(&ctx(&fine, &target)).preflight().unwrap();
+        assert!(fine[0].commands()[0].contains("-N DISTEST-PROBE"));
     }
 
     #[test]
