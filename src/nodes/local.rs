@@ -17,7 +17,7 @@ use super::exec::exec_for_node;
 use super::names::{
     parse_namespace, ClusterNames, Subnet, DEFAULT_CLUSTER_ID, DEFAULT_SUBNET, MAX_LOCAL_NODES,
 };
-use super::{host, ExecOutput, NodeError, NodeShell, NodesError, Remote};
+use super::{host, ExecOutput, Helper, NodeError, NodeShell, NodesError, Remote};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -120,6 +120,28 @@ impl NodeShell for LocalNode {
 
     fn is_local(&self) -> bool {
         true
+    }
+
+    /// This very binary (namespaces share the machine's files); state in the node's own
+    /// `<base>/<id>/nK/run`.
+    fn helper(&self) -> Option<Helper> {
+        self.install_helper().ok()
+    }
+
+    fn install_helper(&self) -> Result<Helper, NodeError> {
+        Ok(Helper {
+            program: super::helper::distest_binary()?
+                .to_string_lossy()
+                .into_owned(),
+            state_dir: self.node_dir().join("run"),
+        })
+    }
+}
+
+impl LocalNode {
+    /// `<base>/<id>/nK`, which holds the node's data, logs and helper state.
+    fn node_dir(&self) -> &Path {
+        self.data_dir.parent().unwrap_or(&self.data_dir)
     }
 }
 

@@ -110,6 +110,20 @@ pub fn execute(
     write_test_json(&run_dir, &cfg)?;
     let target = provisioned.target.clone();
 
+    // Faults that cannot be applied on these nodes refuse the run before it starts: a
+    // run whose faults silently did nothing would pass for a run that survived them.
+    let nemesis = match build_nemesis(&cfg, &provisioned) {
+        Ok(n) => n,
+        Err(e) => {
+            log.line(&format!(
+                "refused: {}",
+                crate::commands::one_sentence(&e)
+            ));
+            drop(provisioned);
+            return Err(e);
+        }
+    };
+
     log.line(&format!(
         "setting up {} on {}",
         target.name(),
@@ -129,7 +143,7 @@ pub fn execute(
     let recorder = Recorder::create(&run_dir.join("history.jsonl"))
         .context("could not create history.jsonl")?;
     let flusher = recorder.spawn_flusher();
-    let main_result = main_phases(&cfg, &provisioned, &recorder, &stop, &log);
+    let main_result = main_phases(&cfg, &provisioned, nemesis, &recorder, &stop, &log);
     if let Err(e) = &main_result {
         log.line(&format!("run failed: {}", crate::commands::one_sentence(e)));
     }
@@ -185,10 +199,37 @@ fn write_test_json(run_dir: &Path, cfg: &RunConfig) -> anyhow::Result<()> {
     std::fs::write(run_dir.join("test.json"), text).context("could not write test.json")
 }
 
+/// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
+/// applied there; `None` without faults.
+fn build_nemesis(
+    cfg: &RunConfig,
+    provisioned: &Provisioned,
+) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
+    if cfg.nemesis.is_empty() {
+        return Ok(None);
+    }
+    let nemesis = distest_nemeses::build(
+        &cfg.nemesis,
+        distest_nemeses::NemesisContext {
+            nodes: provisioned.shells.clone(),
+            target: provisioned.target.clone(),
+            seed: cfg.seed,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    nemesis.preflight().map_err(|e| {
+        anyhow::anyhow!(
+            "the run was refused before it started because a requested fault cannot be applied here: {e}"
+        )
+    })?;
+    Ok(Some(nemesis))
+}
+
 /// Phases 2 and 3 on a tokio runtime.
 fn main_phases(
     cfg: &RunConfig,
     provisioned: &Provisioned,
+    nemesis: Option<Box<dyn distest_nemeses::Nemesis>>,
     recorder: &Recorder,
     stop: &StopFlag,
     log: &RunLog,
@@ -207,21 +248,6 @@ fn main_phases(
     };
     let workload = distest_workloads::build(&cfg.workload, &workload_opts)?;
     let final_ops = workload.final_ops();
-    let nemesis = if cfg.nemesis.is_empty() {
-        None
-    } else {
-        Some(
-            distest_nemeses::build(
-                &cfg.nemesis,
-                distest_nemeses::NemesisContext {
-                    nodes: provisioned.shells.clone(),
-                    target: provisioned.target.clone(),
-                    seed: cfg.seed,
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        )
-    };
     let target = provisioned.target.clone();
     let progress = progress::Progress::start(recorder.clone(), cfg.time_limit_s);
 

@@ -12,9 +12,7 @@ fn nemesis_packages(nemesis: &[String]) -> Vec<&'static str> {
     let mut pkgs = Vec::new();
     for n in nemesis {
         match n.as_str() {
-            "partition" | "loss" => pkgs.push("iptables"),
-            "latency" => pkgs.push("iproute2"),
-            "all" => pkgs.extend(["iptables", "iproute2"]),
+            "partition" | "loss" | "latency" | "all" => pkgs.push("iptables"),
             _ => {}
         }
     }
