@@ -1,0 +1,157 @@
+//! `distest run --nemesis latency` end to end on this kernel (no netem needed): the kv
+//! target on a local cluster, and the history itself shows the fault: client ops sent to
+//! an affected node while a latency window is open are slower, in the median, by at least
+//! the configured delay than ops outside every window.
+//!
+//! Root only (skips otherwise). Run under the machine's netns lock:
+//! `cargo test --test run_latency --no-run && flock /work/locks/netns.lock cargo test --test run_latency`.
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One latency window from the history: from its start's completion to its stop's
+/// invocation, on `nodes`, with `delay_ms`.
+#[derive(Debug)]
+struct Window {
+    opened_ns: u64,
+    closing_ns: u64,
+    /// From the start's invocation to the stop's completion: the fault may be partly in
+    /// effect anywhere in here, so baseline ops stay out of it.
+    span: (u64, u64),
+    nodes: Vec<String>,
+    delay_ms: f64,
+}
+
+/// A completed client op: node, invocation and completion times, outcome.
+struct ClientOp {
+    node: String,
+    invoked_ns: u64,
+    completed_ns: u64,
+    ok: bool,
+}
+
+fn time(op: &Value) -> u64 {
+    op["time"].as_u64().expect("every op has a time")
+}
+
+fn windows(ops: &[Value]) -> Vec<Window> {
+    let nemesis: Vec<&Value> = ops.iter().filter(|op| op["process"] == "nemesis").collect();
+    let mut windows: Vec<Window> = Vec::new();
+    // The nemesis runs one op at a time: invocations and completions alternate.
+    for pair in nemesis.chunks(2) {
+        let [invoke, done] = pair else { break };
+        assert_eq!(invoke["f"], done["f"], "{invoke} / {done}");
+        if let Some(open) = windows.last_mut().filter(|w| w.closing_ns == u64::MAX) {
+            // Any op after a start ends its window (a new start replaces the old latency).
+            open.closing_ns = time(invoke);
+            open.span.1 = time(done);
+        }
+        if done["f"] == "start-latency" {
+            assert!(
+                done.get("error").is_none(),
+                "start-latency works on this kernel: {done}"
+            );
+            windows.push(Window {
+                opened_ns: time(done),
+                closing_ns: u64::MAX,
+                span: (time(invoke), u64::MAX),
+                nodes: serde_json::from_value(done["value"]["nodes"].clone()).unwrap(),
+                delay_ms: done["value"]["delay_ms"].as_f64().unwrap(),
+            });
+        }
+    }
+    windows
+}
+
+fn client_ops(ops: &[Value]) -> Vec<ClientOp> {
+    let mut open: HashMap<u64, &Value> = HashMap::new();
+    let mut done = Vec::new();
+    for op in ops {
+        let Some(process) = op["process"].as_u64() else {
+            continue;
+        };
+        if op["type"] == "invoke" {
+            open.insert(process, op);
+        } else if let Some(invoke) = open.remove(&process) {
+            done.push(ClientOp {
+                node: invoke["node"].as_str().unwrap_or_default().to_string(),
+                invoked_ns: time(invoke),
+                completed_ns: time(op),
+                ok: op["type"] == "ok",
+            });
+        }
+    }
+    done
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    netns::quantile(&mut values, 0.5)
+}
+
+#[test]
+fn ops_on_nodes_under_latency_are_slower_by_at_least_the_delay() {
+    common::require_root!();
+    let store = temp_store("latency-run");
+    let out = run_on_cluster(&store, "la4", 172)
+        .args(["--target", "kv", "--nemesis", "latency", "--nodes", "local:3"])
+        .args(["--time-limit", "40", "--nemesis-interval", "4", "--seed", "3"])
+        .args(["--concurrency", "6"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ops: Vec<Value> = history(&store)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let windows = windows(&ops);
+    assert!(windows.len() >= 3, "latency windows opened: {windows:?}");
+    for stop in ops
+        .iter()
+        .filter(|op| op["f"] == "stop-latency" && op["type"] == "info" && op["value"]["delayers"].is_object())
+    {
+        for (node, report) in stop["value"]["delayers"].as_object().unwrap() {
+            assert!(
+                report["stats"]["delayed"].as_u64().unwrap() > 0,
+                "{node}'s delayer held the Raft traffic: {stop}"
+            );
+        }
+    }
+
+    let ops = client_ops(&ops);
+    let mut slowed = Vec::new();
+    let mut baseline = Vec::new();
+    for op in ops.iter().filter(|op| op.ok) {
+        let latency_ms = (op.completed_ns - op.invoked_ns) as f64 / 1e6;
+        if let Some(w) = windows.iter().find(|w| {
+            op.invoked_ns >= w.opened_ns
+                && op.completed_ns <= w.closing_ns
+                && w.nodes.contains(&op.node)
+        }) {
+            slowed.push(latency_ms - w.delay_ms);
+        } else if windows
+            .iter()
+            .all(|w| op.completed_ns < w.span.0 || op.invoked_ns > w.span.1)
+        {
+            baseline.push(latency_ms);
+        }
+    }
+    assert!(slowed.len() >= 20, "ops on affected nodes inside windows: {}", slowed.len());
+    assert!(baseline.len() >= 20, "ops outside every window: {}", baseline.len());
+    let (slowed_len, baseline_len) = (slowed.len(), baseline.len());
+    let excess = median(slowed);
+    let base = median(baseline);
+    eprintln!(
+        "median of (latency − delay) under latency: {excess:.1} ms over {slowed_len} ops; median latency without: {base:.1} ms over {baseline_len} ops"
+    );
+    assert!(
+        excess >= base,
+        "ops under latency are slower by at least the delay: median(latency − delay) {excess:.1} ms < baseline median {base:.1} ms"
+    );
+    assert_cluster_gone("la4");
+    let _ = std::fs::remove_file("/tmp/dt-test-nodes-la4/la4.run.lock");
+    let _ = std::fs::remove_dir("/tmp/dt-test-nodes-la4");
+    std::fs::remove_dir_all(&store).unwrap();
+}
