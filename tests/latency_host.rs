@@ -54,7 +54,8 @@ fn tcp_rtts_ms(topology: &Topology, from: usize, to: usize, count: usize) -> Vec
         let mut conn = TcpStream::connect_timeout(&server_addr, Duration::from_secs(10))
             .expect("connect to the echo server");
         conn.set_nodelay(true).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut byte = [0u8; 1];
         (0..count)
             .map(|_| {
@@ -73,11 +74,19 @@ fn tcp_rtts_ms(topology: &Topology, from: usize, to: usize, count: usize) -> Vec
 
 /// Sends `count` numbered datagrams from node `from` to node `to`, one every `gap`;
 /// returns the numbers in the order they arrived.
-fn udp_arrival_order(topology: &Topology, from: usize, to: usize, count: u32, gap: Duration) -> Vec<u32> {
+fn udp_arrival_order(
+    topology: &Topology,
+    from: usize,
+    to: usize,
+    count: u32,
+    gap: Duration,
+) -> Vec<u32> {
     let addr = SocketAddr::new(topology.nodes[to].address.into(), 7402);
     let receiver = in_namespace(&topology.nodes[to].namespace, move || {
         let socket = UdpSocket::bind(addr).expect("bind the receiver");
-        socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
         socket
     })
     .join()
@@ -119,12 +128,17 @@ fn round_trips_through_an_affected_node_are_slower_by_the_delay_each_way_and_hea
     common::require_root!();
     let topology = Topology::create("la1", 170, 3);
     let before = median(topology.ping_ms(1, 0, 10));
-    assert!(before < 20.0, "the namespaces answer fast before the fault: {before} ms");
+    assert!(
+        before < 20.0,
+        "the namespaces answer fast before the fault: {before} ms"
+    );
     let mut nemesis = Latency::new(&ctx(&topology));
     nemesis.preflight().expect("this machine can delay packets");
 
     let delay_ms = 40.0;
-    let done = nemesis.invoke(&start(&["n1"], 40, 0)).expect("latency starts");
+    let done = nemesis
+        .invoke(&start(&["n1"], 40, 0))
+        .expect("latency starts");
     assert_eq!(done["nodes"], json!(["n1"]));
     assert_eq!(nemesis.active(), vec!["latency 40±0 ms on n1"]);
     // n1's link to the cluster is slow both ways: a round trip with n1 crosses it twice.
@@ -140,7 +154,10 @@ fn round_trips_through_an_affected_node_are_slower_by_the_delay_each_way_and_hea
     }
     let tcp = tcp_rtts_ms(&topology, 2, 0, 20);
     for rtt in &tcp {
-        assert!(*rtt >= 2.0 * delay_ms, "TCP echo n3→n1 took {rtt} ms: {tcp:?}");
+        assert!(
+            *rtt >= 2.0 * delay_ms,
+            "TCP echo n3→n1 took {rtt} ms: {tcp:?}"
+        );
     }
     assert!(median(tcp) < slowest_allowed);
     // n2 and n3 talk as before.
@@ -156,7 +173,11 @@ fn round_trips_through_an_affected_node_are_slower_by_the_delay_each_way_and_hea
     assert_eq!(stats["passed_when_full"], 0, "{value}");
     assert!(nemesis.active().is_empty());
     assert_eq!(topology.our_rules(), Vec::<String>::new());
-    assert_eq!(topology.processes(), Vec::<String>::new(), "no delayer is left");
+    assert_eq!(
+        topology.processes(),
+        Vec::<String>::new(),
+        "no delayer is left"
+    );
     assert!(
         !topology.state_files(0).iter().any(|f| f.ends_with(".pid")),
         "{:?}",
@@ -174,22 +195,34 @@ fn jitter_reorders_packets_and_no_jitter_keeps_their_order() {
     let mut nemesis = Latency::new(&ctx(&topology));
     let gap = Duration::from_micros(500);
 
-    nemesis.invoke(&start(&["n1"], 30, 0)).expect("latency starts");
+    nemesis
+        .invoke(&start(&["n1"], 30, 0))
+        .expect("latency starts");
     let steady = udp_arrival_order(&topology, 1, 0, 400, gap);
     assert_eq!(steady.len(), 400, "no datagram is lost");
     assert_eq!(inversions(&steady), 0, "one delay for all keeps the order");
 
-    nemesis.invoke(&start(&["n1"], 30, 25)).expect("a new latency replaces the old");
+    nemesis
+        .invoke(&start(&["n1"], 30, 25))
+        .expect("a new latency replaces the old");
     let jittered = udp_arrival_order(&topology, 1, 0, 400, gap);
     assert_eq!(jittered.len(), 400, "reordered, not lost");
     let swapped = inversions(&jittered);
-    assert!(swapped >= 40, "±25 ms on packets 0.5 ms apart reorders many: {swapped}");
+    assert!(
+        swapped >= 40,
+        "±25 ms on packets 0.5 ms apart reorders many: {swapped}"
+    );
 
     let stop = nemesis
         .invoke(&FaultOp::new(latency::STOP, serde_json::Value::Null))
         .expect("latency stops");
-    let reordered = stop["delayers"]["n1"]["stats"]["reordered"].as_u64().unwrap();
-    assert!(reordered >= swapped as u64 / 2, "the delayer counts them too: {stop}");
+    let reordered = stop["delayers"]["n1"]["stats"]["reordered"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        reordered >= swapped as u64 / 2,
+        "the delayer counts them too: {stop}"
+    );
     assert!(nemesis.heal().is_empty());
     assert_eq!(topology.processes(), Vec::<String>::new());
 }
@@ -201,12 +234,17 @@ fn a_run_that_never_healed_is_cleared_and_a_dead_delayer_never_cuts_the_link() {
     {
         // A control node killed mid-fault: the nemesis is dropped without a heal.
         let mut nemesis = Latency::new(&ctx(&topology));
-        nemesis.invoke(&start(&["n1", "n2"], 100, 0)).expect("latency starts");
+        nemesis
+            .invoke(&start(&["n1", "n2"], 100, 0))
+            .expect("latency starts");
     }
     // (TCP, not ping: ping stamps a reply when it reaches the device, before the
     // receiver's own link delay.)
     let both = tcp_rtts_ms(&topology, 1, 0, 3);
-    assert!(median(both.clone()) >= 400.0, "both links slow, 4 crossings: {both:?}");
+    assert!(
+        median(both.clone()) >= 400.0,
+        "both links slow, 4 crossings: {both:?}"
+    );
     assert!(!topology.our_rules().is_empty());
     assert_eq!(topology.processes().len(), 2, "{:?}", topology.processes());
 
@@ -216,8 +254,14 @@ fn a_run_that_never_healed_is_cleared_and_a_dead_delayer_never_cuts_the_link() {
     common::netns::host_sh(&format!("kill -9 {}", pid.trim()));
     std::thread::sleep(Duration::from_millis(200));
     let rtts = tcp_rtts_ms(&topology, 0, 1, 3);
-    assert!(median(rtts.clone()) >= 200.0, "n2's delayer still delays: {rtts:?}");
-    assert!(median(rtts.clone()) < 400.0, "n1's link is not slow (nor cut): {rtts:?}");
+    assert!(
+        median(rtts.clone()) >= 200.0,
+        "n2's delayer still delays: {rtts:?}"
+    );
+    assert!(
+        median(rtts.clone()) < 400.0,
+        "n1's link is not slow (nor cut): {rtts:?}"
+    );
 
     for (node, outcome) in distest_nemeses::clear_leftovers(&topology.shells()) {
         assert!(outcome.is_ok(), "{node}: {outcome:?}");

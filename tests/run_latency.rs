@@ -96,8 +96,22 @@ fn ops_on_nodes_under_latency_are_slower_by_at_least_the_delay() {
     common::require_root!();
     let store = temp_store("latency-run");
     let out = run_on_cluster(&store, "la4", 172)
-        .args(["--target", "kv", "--nemesis", "latency", "--nodes", "local:3"])
-        .args(["--time-limit", "40", "--nemesis-interval", "4", "--seed", "3"])
+        .args([
+            "--target",
+            "kv",
+            "--nemesis",
+            "latency",
+            "--nodes",
+            "local:3",
+        ])
+        .args([
+            "--time-limit",
+            "40",
+            "--nemesis-interval",
+            "4",
+            "--seed",
+            "3",
+        ])
         .args(["--concurrency", "6"])
         .output()
         .unwrap();
@@ -108,10 +122,9 @@ fn ops_on_nodes_under_latency_are_slower_by_at_least_the_delay() {
         .collect();
     let windows = windows(&ops);
     assert!(windows.len() >= 3, "latency windows opened: {windows:?}");
-    for stop in ops
-        .iter()
-        .filter(|op| op["f"] == "stop-latency" && op["type"] == "info" && op["value"]["delayers"].is_object())
-    {
+    for stop in ops.iter().filter(|op| {
+        op["f"] == "stop-latency" && op["type"] == "info" && op["value"]["delayers"].is_object()
+    }) {
         for (node, report) in stop["value"]["delayers"].as_object().unwrap() {
             assert!(
                 report["stats"]["delayed"].as_u64().unwrap() > 0,
@@ -138,8 +151,16 @@ fn ops_on_nodes_under_latency_are_slower_by_at_least_the_delay() {
             baseline.push(latency_ms);
         }
     }
-    assert!(slowed.len() >= 20, "ops on affected nodes inside windows: {}", slowed.len());
-    assert!(baseline.len() >= 20, "ops outside every window: {}", baseline.len());
+    assert!(
+        slowed.len() >= 20,
+        "ops on affected nodes inside windows: {}",
+        slowed.len()
+    );
+    assert!(
+        baseline.len() >= 20,
+        "ops outside every window: {}",
+        baseline.len()
+    );
     let (slowed_len, baseline_len) = (slowed.len(), baseline.len());
     let excess = median(slowed);
     let base = median(baseline);
@@ -153,5 +174,80 @@ fn ops_on_nodes_under_latency_are_slower_by_at_least_the_delay() {
     assert_cluster_gone("la4");
     let _ = std::fs::remove_file("/tmp/dt-test-nodes-la4/la4.run.lock");
     let _ = std::fs::remove_dir("/tmp/dt-test-nodes-la4");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+#[test]
+fn env_down_removes_the_delayers_and_rules_of_a_killed_run() {
+    common::require_root!();
+    let store = temp_store("latency-killed");
+    let base = "/tmp/dt-test-nodes-la5";
+    let mut child = run_on_cluster(&store, "la5", 174)
+        .args([
+            "--target",
+            "kv",
+            "--nemesis",
+            "latency",
+            "--nodes",
+            "local:3",
+        ])
+        .args([
+            "--time-limit",
+            "120",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until a latency is in effect, then kill the control node outright.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let started = loop {
+        let history =
+            std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap_or_default();
+        if history
+            .lines()
+            .any(|l| l.contains("\"start-latency\"") && l.contains("\"queue\""))
+        {
+            break true;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "a latency window opened before the deadline");
+    let delayers = |ns_prefix: &str| -> usize {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "for ns in $(ip netns list | cut -d' ' -f1 | grep '^{ns_prefix}'); do ip netns pids $ns; done | \
+                 while read p; do tr '\\0' ' ' < /proc/$p/cmdline; echo; done | grep -c latency-delayer"
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert!(
+        delayers("dt-la5-") >= 1,
+        "the killed run left a delayer behind"
+    );
+    let down = distest()
+        .args(["env", "down", "--cluster", "la5", "--base-dir", base])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert_eq!(delayers("dt-la5-"), 0);
+    assert_cluster_gone("la5");
+    let _ = std::fs::remove_file(format!("{base}/la5.run.lock"));
+    let _ = std::fs::remove_dir(base);
     std::fs::remove_dir_all(&store).unwrap();
 }

@@ -98,7 +98,8 @@ impl Latency {
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        let delay_ms = value::bounded_i64(op, "delay_ms", 1, MAX_DELAY_MS)?;
+        // 0 is allowed: packets then only pass through the delayer (its overhead alone).
+        let delay_ms = value::bounded_i64(op, "delay_ms", 0, MAX_DELAY_MS)?;
         let jitter_ms = match value::opt_i64(op, "jitter_ms")? {
             Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
             None => 0,
@@ -463,7 +464,7 @@ mod tests {
         let nodes = vec![node(1), node(2)];
         let mut nemesis = latency(&nodes);
         for value in [
-            json!({"nodes": ["n1"], "delay_ms": 0}),
+            json!({"nodes": ["n1"], "delay_ms": -1}),
             json!({"nodes": ["n1"], "delay_ms": MAX_DELAY_MS + 1}),
             json!({"nodes": ["n1"], "delay_ms": 10, "jitter_ms": 11}),
             json!({"nodes": ["n1"], "delay_ms": "slow"}),

@@ -22,7 +22,9 @@ pub fn distest_binary() -> Result<PathBuf, NodeError> {
         return Ok(PathBuf::from(bin));
     }
     let exe = std::env::current_exe().map_err(|e| {
-        NodeError::Unsupported(format!("cannot find the distest binary: {e}; set DISTEST_BIN"))
+        NodeError::Unsupported(format!(
+            "cannot find the distest binary: {e}; set DISTEST_BIN"
+        ))
     })?;
     if exe.file_name().is_some_and(|n| n == "distest") {
         return Ok(exe);

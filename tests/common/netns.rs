@@ -75,12 +75,16 @@ impl TargetControl for NoTarget {
 
 /// Runs `command` on this machine, panicking when it cannot be started.
 pub fn host_sh(command: &str) -> ExecOutput {
-    exec_for_node("host", &["sh", "-c", command], command, Duration::from_secs(30))
-        .expect("sh runs")
+    exec_for_node(
+        "host",
+        &["sh", "-c", command],
+        command,
+        Duration::from_secs(30),
+    )
+    .expect("sh runs")
 }
 
 pub struct Topology {
-    pub id: String,
     pub nodes: Vec<Arc<NsNode>>,
     hub: String,
     dir: PathBuf,
@@ -101,7 +105,6 @@ impl Topology {
             })
             .collect();
         let topology = Topology {
-            id: id.to_string(),
             hub: format!("dt-{id}-hub"),
             nodes,
             dir,
@@ -122,7 +125,11 @@ impl Topology {
             ));
         }
         let out = host_sh(&script);
-        assert!(out.success(), "could not build the namespaces: {}", out.stderr);
+        assert!(
+            out.success(),
+            "could not build the namespaces: {}",
+            out.stderr
+        );
         std::fs::create_dir_all(&topology.dir).expect("state dir");
         topology
     }
@@ -179,7 +186,11 @@ impl Topology {
                     .map(|pid| {
                         let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
                             .unwrap_or_default();
-                        format!("{}: {}", n.name, String::from_utf8_lossy(&cmdline).replace('\0', " "))
+                        format!(
+                            "{}: {}",
+                            n.name,
+                            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                        )
                     })
                     .collect::<Vec<_>>()
             })

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 const UNREAD_BACKLOG: u32 = 1024;
 /// How often the stats file is rewritten while the delayer runs.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Packets read per round before the due ones are let go.
+const RECV_BATCH: usize = 64;
 /// Consecutive socket errors after which the delayer gives up: the socket is broken.
 const MAX_ERRORS_IN_A_ROW: u32 = 1000;
 /// Signals that ask the delayer to let every held packet go and exit.
@@ -109,8 +111,10 @@ impl Delayer {
             errors,
         };
         loop {
-            // Read everything waiting, then let go of what is due.
-            loop {
+            // Read what is waiting (a bounded batch: under a flood, due packets must not
+            // wait for the socket to run dry), then let go of what is due.
+            let mut drained = false;
+            for _ in 0..RECV_BATCH {
                 match self.queue.recv() {
                     Ok(message) => {
                         errors_in_a_row = 0;
@@ -118,7 +122,10 @@ impl Delayer {
                             self.accept(message, &mut errors);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         // An error reply to an earlier verdict (the packet was gone), or
@@ -142,6 +149,9 @@ impl Delayer {
             }
             if STOP.load(Ordering::SeqCst) {
                 break;
+            }
+            if !drained {
+                continue;
             }
             let wake = hold.next_due().map_or(next_stats, |d| d.min(next_stats));
             self.wait(wake.saturating_duration_since(now), wait_mask)?;
