@@ -202,9 +202,12 @@ fn jitter_reorders_packets_and_no_jitter_keeps_their_order() {
     assert_eq!(steady.len(), 400, "no datagram is lost");
     assert_eq!(inversions(&steady), 0, "one delay for all keeps the order");
 
-    nemesis
+    let second = nemesis
         .invoke(&start(&["n1"], 30, 25))
         .expect("a new latency replaces the old");
+    let replaced = &second["replaced"]["delayers"]["n1"]["stats"];
+    assert!(replaced["delayed"].as_u64().unwrap() >= 400, "{second}");
+    assert_eq!(replaced["reordered"], 0, "{second}");
     let jittered = udp_arrival_order(&topology, 1, 0, 400, gap);
     assert_eq!(jittered.len(), 400, "reordered, not lost");
     let swapped = inversions(&jittered);

@@ -107,7 +107,7 @@ impl Latency {
         preflight::require_nodes(START, &self.cluster, 2)?;
         let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
         // A new latency replaces the old one rather than stacking on it.
-        self.stop()?;
+        let replaced = self.stop()?;
         let config = HoldConfig {
             delay: Duration::from_millis(delay_ms.unsigned_abs()),
             jitter: Duration::from_millis(jitter_ms.unsigned_abs()),
@@ -118,13 +118,17 @@ impl Latency {
             return Err(e);
         }
         self.current = Some((nodes.clone(), delay_ms, jitter_ms));
-        Ok(json!({
+        let mut done = json!({
             "nodes": nodes,
             "delay_ms": delay_ms,
             "jitter_ms": jitter_ms,
             "queue": QUEUE_NUM,
             "limit": DEFAULT_LIMIT,
-        }))
+        });
+        if replaced["healed"].as_array().is_some_and(|h| !h.is_empty()) {
+            done["replaced"] = replaced;
+        }
+        Ok(done)
     }
 
     /// Delayers first, so no packet is ever queued to nobody; then the rules.
