@@ -24,7 +24,15 @@
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
 //!
 //! Completions say what was done: the grudge applied, the nodes hit, the offsets now in
-//! effect, the interfaces netem was put on, the nodes healed.
+//! effect, the nodes healed (latency: with each delayer's counts). A start that fails is
+//! recorded with its error, is undone where it took effect, and is never listed by
+//! [`Nemesis::active`]. [`Nemesis::preflight`] says before a run whether the faults can be
+//! applied on its nodes at all; [`clear_leftovers`] removes what a run killed before its
+//! heal left on SSH nodes.
+//!
+//! Latency needs a process on each affected node: the distest binary itself, run as
+//! `distest latency-delayer` ([`delayer`]), which nodes provide through
+//! [`NodeShell::helper`].
 
 pub mod node;
 
