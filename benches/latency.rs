@@ -17,11 +17,11 @@
 mod netns;
 
 use distest_nemeses::latency::{self, Latency};
-use distest_nemeses::{FaultOp, Nemesis, NemesisContext};
-use netns::{in_namespace, quantile, NoTarget, Topology};
+use distest_nemeses::{FaultOp, Nemesis, NemesisContext, NodeShell};
+use netns::{in_namespace, quantile, tcp_listener_in, udp_socket_in, NoTarget, Topology};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,16 +130,12 @@ fn report_flood(what: &str, base_pps: f64, pps: f64, stats: &Value, run_for: Dur
 
 /// Datagrams/s arriving at n1 while n2 sends 64-byte datagrams as fast as it can.
 fn udp_flood(topology: &Topology, run_for: Duration) -> f64 {
-    let addr = SocketAddr::new(topology.nodes[0].address.into(), PORT_UDP);
-    let receiver = in_namespace(&topology.nodes[0].namespace, move || {
-        let socket = UdpSocket::bind(addr).expect("bind");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        socket
-    })
-    .join()
-    .unwrap();
+    let addr = SocketAddr::new(topology.nodes[0].address().into(), PORT_UDP);
+    let receiver = udp_socket_in(
+        &topology.nodes[0].namespace(),
+        addr,
+        Duration::from_millis(200),
+    );
     let sending = Arc::new(AtomicBool::new(true));
     let flag = sending.clone();
     let counter = std::thread::spawn(move || {
@@ -164,7 +160,7 @@ fn udp_flood(topology: &Topology, run_for: Duration) -> f64 {
         }
         count
     });
-    in_namespace(&topology.nodes[1].namespace, move || {
+    in_namespace(&topology.nodes[1].namespace(), move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
         let payload = [7u8; 64];
         let end = Instant::now() + run_for;
@@ -182,12 +178,8 @@ fn udp_flood(topology: &Topology, run_for: Duration) -> f64 {
 
 /// Bytes/s a TCP connection n2 → n1 carries.
 fn tcp_bulk(topology: &Topology, run_for: Duration) -> f64 {
-    let addr = SocketAddr::new(topology.nodes[0].address.into(), PORT_TCP);
-    let listener = in_namespace(&topology.nodes[0].namespace, move || {
-        TcpListener::bind(addr).expect("bind")
-    })
-    .join()
-    .unwrap();
+    let addr = SocketAddr::new(topology.nodes[0].address().into(), PORT_TCP);
+    let listener = tcp_listener_in(&topology.nodes[0].namespace(), addr);
     let sink = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accept");
         let mut buf = vec![0u8; 1 << 16];
@@ -200,7 +192,7 @@ fn tcp_bulk(topology: &Topology, run_for: Duration) -> f64 {
         }
         total
     });
-    in_namespace(&topology.nodes[1].namespace, move || {
+    in_namespace(&topology.nodes[1].namespace(), move || {
         let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
         let chunk = vec![1u8; 1 << 16];
         let end = Instant::now() + run_for;
@@ -216,17 +208,13 @@ fn tcp_bulk(topology: &Topology, run_for: Duration) -> f64 {
 /// One-way delays (ms) of datagrams n2 → n1 sent every 2 ms; each carries its send time
 /// on a clock both ends share (this process' monotonic clock).
 fn one_way_ms(topology: &Topology, run_for: Duration) -> Vec<f64> {
-    let addr = SocketAddr::new(topology.nodes[0].address.into(), PORT_UDP);
+    let addr = SocketAddr::new(topology.nodes[0].address().into(), PORT_UDP);
     let t0 = Instant::now();
-    let receiver = in_namespace(&topology.nodes[0].namespace, move || {
-        let socket = UdpSocket::bind(addr).expect("bind");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        socket
-    })
-    .join()
-    .unwrap();
+    let receiver = udp_socket_in(
+        &topology.nodes[0].namespace(),
+        addr,
+        Duration::from_millis(500),
+    );
     let collector = std::thread::spawn(move || {
         let mut delays = Vec::new();
         let mut buf = [0u8; 8];
@@ -237,7 +225,7 @@ fn one_way_ms(topology: &Topology, run_for: Duration) -> Vec<f64> {
         }
         delays
     });
-    in_namespace(&topology.nodes[1].namespace, move || {
+    in_namespace(&topology.nodes[1].namespace(), move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
         let end = Instant::now() + run_for;
         let mut next = Instant::now();

@@ -91,6 +91,20 @@ fn client_ops(ops: &[Value]) -> Vec<ClientOp> {
     done
 }
 
+/// `distest run --target kv --nemesis latency` on a local cluster `id` of three nodes.
+fn latency_run(store: &std::path::Path, id: &str, octet: u8) -> std::process::Command {
+    let mut cmd = run_on_cluster(store, id, octet);
+    cmd.args([
+        "--target",
+        "kv",
+        "--nemesis",
+        "latency",
+        "--nodes",
+        "local:3",
+    ]);
+    cmd
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     netns::quantile(&mut values, 0.5)
 }
@@ -99,15 +113,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn ops_on_nodes_under_latency_are_slower_by_at_least_the_delay() {
     common::require_root!();
     let store = temp_store("latency-run");
-    let out = run_on_cluster(&store, "la4", 172)
-        .args([
-            "--target",
-            "kv",
-            "--nemesis",
-            "latency",
-            "--nodes",
-            "local:3",
-        ])
+    let out = latency_run(&store, "la4", 172)
         .args([
             "--time-limit",
             "40",
@@ -194,15 +200,7 @@ fn env_down_removes_the_delayers_and_rules_of_a_killed_run() {
     common::require_root!();
     let store = temp_store("latency-killed");
     let base = "/tmp/dt-test-nodes-la5";
-    let mut child = run_on_cluster(&store, "la5", 174)
-        .args([
-            "--target",
-            "kv",
-            "--nemesis",
-            "latency",
-            "--nodes",
-            "local:3",
-        ])
+    let mut child = latency_run(&store, "la5", 174)
         .args([
             "--time-limit",
             "120",

@@ -1,7 +1,8 @@
 //! Nodes of a test's own for fault tests without a distest cluster: network namespaces
 //! `dt-<id>-n<i>` joined by a bridge in a hub namespace `dt-<id>-hub`, so nothing but
 //! namespaces appears on the host. Node i has 10.77.<octet>.<10+i>. Each node is a
-//! `NodeShell` whose helper is the distest binary under test, with its own state dir.
+//! `LocalNode` (its helper: the distest binary next to the test binary; its state under a
+//! temp dir of the topology's own).
 //!
 //! [`Topology`] removes everything on drop, also when a test panics: first the processes
 //! in its namespaces (a delayer would otherwise outlive its namespace), then the
@@ -10,41 +11,12 @@
 //! one monotonic clock.
 
 use distest::nodes::exec::exec_for_node;
-use distest_nemeses::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
-use std::net::{IpAddr, Ipv4Addr};
+use distest::nodes::local::LocalNode;
+use distest_nemeses::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A node of a [`Topology`].
-pub struct NsNode {
-    pub name: String,
-    pub namespace: String,
-    pub address: Ipv4Addr,
-    state_dir: PathBuf,
-}
-
-impl NodeShell for NsNode {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn address(&self) -> IpAddr {
-        IpAddr::V4(self.address)
-    }
-    fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
-        let argv = ["ip", "netns", "exec", &self.namespace, "sh", "-c", command];
-        exec_for_node(&self.name, &argv, command, timeout)
-    }
-    fn is_local(&self) -> bool {
-        true
-    }
-    fn helper(&self) -> Option<Helper> {
-        Some(Helper {
-            program: env!("CARGO_BIN_EXE_distest").to_string(),
-            state_dir: self.state_dir.clone(),
-        })
-    }
-}
 
 /// A target with nothing to kill and no clock: network faults are what these tests use.
 pub struct NoTarget;
@@ -85,7 +57,7 @@ pub fn host_sh(command: &str) -> ExecOutput {
 }
 
 pub struct Topology {
-    pub nodes: Vec<Arc<NsNode>>,
+    pub nodes: Vec<Arc<LocalNode>>,
     hub: String,
     dir: PathBuf,
 }
@@ -94,14 +66,14 @@ impl Topology {
     /// `count` nodes in 10.77.`octet`.0/24, namespaces named after `id`.
     pub fn create(id: &str, octet: u8, count: usize) -> Topology {
         let dir = std::env::temp_dir().join(format!("dt-test-{id}-{}", std::process::id()));
-        let nodes: Vec<Arc<NsNode>> = (1..=count)
+        let nodes: Vec<Arc<LocalNode>> = (1..=count)
             .map(|i| {
-                Arc::new(NsNode {
-                    name: format!("n{i}"),
-                    namespace: format!("dt-{id}-n{i}"),
-                    address: Ipv4Addr::new(10, 77, octet, 10 + i as u8),
-                    state_dir: dir.join(format!("n{i}")),
-                })
+                Arc::new(LocalNode::new(
+                    &format!("n{i}"),
+                    &format!("dt-{id}-n{i}"),
+                    Ipv4Addr::new(10, 77, octet, 10 + i as u8),
+                    &dir.join(format!("n{i}")),
+                ))
             })
             .collect();
         let topology = Topology {
@@ -116,12 +88,12 @@ impl Topology {
             "ip netns add {hub} && ip -n {hub} link add br0 type bridge && ip -n {hub} link set br0 up"
         );
         for (i, node) in topology.nodes.iter().enumerate() {
-            let ns = &node.namespace;
+            let ns = &node.namespace();
             script.push_str(&format!(
                 " && ip netns add {ns} && ip -n {hub} link add p{i} type veth peer name eth0 netns {ns} \
                  && ip -n {hub} link set p{i} master br0 up && ip -n {ns} addr add {}/24 dev eth0 \
                  && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up",
-                node.address
+                node.address()
             ));
         }
         let out = host_sh(&script);
@@ -152,7 +124,10 @@ impl Topology {
     pub fn ping_ms(&self, from: usize, to: usize, count: usize) -> Vec<f64> {
         let out = self.sh(
             from,
-            &format!("ping -n -c {count} -i 0.05 -W 5 {}", self.nodes[to].address),
+            &format!(
+                "ping -n -c {count} -i 0.05 -W 5 {}",
+                self.nodes[to].address()
+            ),
         );
         out.stdout
             .lines()
@@ -169,7 +144,7 @@ impl Topology {
                     .stdout
                     .lines()
                     .filter(|l| l.contains("DISTEST") || l.contains("distest"))
-                    .map(|l| format!("{}: {l}", self.nodes[i].name))
+                    .map(|l| format!("{}: {l}", self.nodes[i].name()))
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -180,7 +155,7 @@ impl Topology {
         self.nodes
             .iter()
             .flat_map(|n| {
-                host_sh(&format!("ip netns pids {}", n.namespace))
+                host_sh(&format!("ip netns pids {}", n.namespace()))
                     .stdout
                     .lines()
                     .map(|pid| {
@@ -188,7 +163,7 @@ impl Topology {
                             .unwrap_or_default();
                         format!(
                             "{}: {}",
-                            n.name,
+                            n.name(),
                             String::from_utf8_lossy(&cmdline).replace('\0', " ")
                         )
                     })
@@ -197,14 +172,22 @@ impl Topology {
             .collect()
     }
 
+    /// Node `i`'s helper state dir.
+    fn state_dir(&self, i: usize) -> PathBuf {
+        self.nodes[i]
+            .helper()
+            .expect("local nodes have a helper")
+            .state_dir
+    }
+
     /// A file in node `i`'s helper state dir.
     pub fn state_file(&self, i: usize, name: &str) -> PathBuf {
-        self.nodes[i].state_dir.join(name)
+        self.state_dir(i).join(name)
     }
 
     /// Files left in node `i`'s helper state dir.
     pub fn state_files(&self, i: usize) -> Vec<String> {
-        std::fs::read_dir(&self.nodes[i].state_dir)
+        std::fs::read_dir(self.state_dir(i))
             .map(|entries| {
                 entries
                     .filter_map(Result::ok)
@@ -218,7 +201,7 @@ impl Topology {
         let namespaces: Vec<&str> = self
             .nodes
             .iter()
-            .map(|n| n.namespace.as_str())
+            .map(|n| n.namespace())
             .chain([self.hub.as_str()])
             .collect();
         for ns in &namespaces {
@@ -255,6 +238,26 @@ pub fn in_namespace<T: Send + 'static>(
         assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
         f()
     })
+}
+
+/// A UDP socket bound to `addr` inside namespace `ns`, reads timing out after `timeout`.
+pub fn udp_socket_in(ns: &str, addr: SocketAddr, timeout: Duration) -> UdpSocket {
+    in_namespace(ns, move || {
+        let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        socket.set_read_timeout(Some(timeout)).unwrap();
+        socket
+    })
+    .join()
+    .unwrap()
+}
+
+/// A TCP listener on `addr` inside namespace `ns`.
+pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> TcpListener {
+    in_namespace(ns, move || {
+        TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+    })
+    .join()
+    .unwrap()
 }
 
 /// The `q`-quantile (0..=1) of `values` (sorted in place).
