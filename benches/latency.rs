@@ -130,9 +130,9 @@ fn report_flood(what: &str, base_pps: f64, pps: f64, stats: &Value, run_for: Dur
 
 /// Datagrams/s arriving at n1 while n2 sends 64-byte datagrams as fast as it can.
 fn udp_flood(topology: &Topology, run_for: Duration) -> f64 {
-    let addr = SocketAddr::new(topology.nodes[0].address().into(), PORT_UDP);
+    let addr = SocketAddr::new(topology.nodes[0].address(), PORT_UDP);
     let receiver = udp_socket_in(
-        &topology.nodes[0].namespace(),
+        topology.nodes[0].namespace(),
         addr,
         Duration::from_millis(200),
     );
@@ -160,7 +160,7 @@ fn udp_flood(topology: &Topology, run_for: Duration) -> f64 {
         }
         count
     });
-    in_namespace(&topology.nodes[1].namespace(), move || {
+    in_namespace(topology.nodes[1].namespace(), move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
         let payload = [7u8; 64];
         let end = Instant::now() + run_for;
@@ -178,8 +178,8 @@ fn udp_flood(topology: &Topology, run_for: Duration) -> f64 {
 
 /// Bytes/s a TCP connection n2 → n1 carries.
 fn tcp_bulk(topology: &Topology, run_for: Duration) -> f64 {
-    let addr = SocketAddr::new(topology.nodes[0].address().into(), PORT_TCP);
-    let listener = tcp_listener_in(&topology.nodes[0].namespace(), addr);
+    let addr = SocketAddr::new(topology.nodes[0].address(), PORT_TCP);
+    let listener = tcp_listener_in(topology.nodes[0].namespace(), addr);
     let sink = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accept");
         let mut buf = vec![0u8; 1 << 16];
@@ -192,7 +192,7 @@ fn tcp_bulk(topology: &Topology, run_for: Duration) -> f64 {
         }
         total
     });
-    in_namespace(&topology.nodes[1].namespace(), move || {
+    in_namespace(topology.nodes[1].namespace(), move || {
         let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
         let chunk = vec![1u8; 1 << 16];
         let end = Instant::now() + run_for;
@@ -208,10 +208,10 @@ fn tcp_bulk(topology: &Topology, run_for: Duration) -> f64 {
 /// One-way delays (ms) of datagrams n2 → n1 sent every 2 ms; each carries its send time
 /// on a clock both ends share (this process' monotonic clock).
 fn one_way_ms(topology: &Topology, run_for: Duration) -> Vec<f64> {
-    let addr = SocketAddr::new(topology.nodes[0].address().into(), PORT_UDP);
+    let addr = SocketAddr::new(topology.nodes[0].address(), PORT_UDP);
     let t0 = Instant::now();
     let receiver = udp_socket_in(
-        &topology.nodes[0].namespace(),
+        topology.nodes[0].namespace(),
         addr,
         Duration::from_millis(500),
     );
@@ -225,7 +225,7 @@ fn one_way_ms(topology: &Topology, run_for: Duration) -> Vec<f64> {
         }
         delays
     });
-    in_namespace(&topology.nodes[1].namespace(), move || {
+    in_namespace(topology.nodes[1].namespace(), move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
         let end = Instant::now() + run_for;
         let mut next = Instant::now();

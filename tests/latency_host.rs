@@ -35,8 +35,8 @@ fn start(nodes: &[&str], delay_ms: i64, jitter_ms: i64) -> FaultOp {
 /// Round-trip times (ms) of `count` one-byte echoes over one TCP connection from node
 /// `from` to an echo server on node `to`.
 fn tcp_rtts_ms(topology: &Topology, from: usize, to: usize, count: usize) -> Vec<f64> {
-    let server_addr = SocketAddr::new(topology.nodes[to].address().into(), 7401);
-    let listener = tcp_listener_in(&topology.nodes[to].namespace(), server_addr);
+    let server_addr = SocketAddr::new(topology.nodes[to].address(), 7401);
+    let listener = tcp_listener_in(topology.nodes[to].namespace(), server_addr);
     let server = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accept");
         let mut byte = [0u8; 1];
@@ -46,7 +46,7 @@ fn tcp_rtts_ms(topology: &Topology, from: usize, to: usize, count: usize) -> Vec
             }
         }
     });
-    let rtts = in_namespace(&topology.nodes[from].namespace(), move || {
+    let rtts = in_namespace(topology.nodes[from].namespace(), move || {
         let mut conn = TcpStream::connect_timeout(&server_addr, Duration::from_secs(10))
             .expect("connect to the echo server");
         conn.set_nodelay(true).unwrap();
@@ -77,12 +77,8 @@ fn udp_arrival_order(
     count: u32,
     gap: Duration,
 ) -> Vec<u32> {
-    let addr = SocketAddr::new(topology.nodes[to].address().into(), 7402);
-    let receiver = udp_socket_in(
-        &topology.nodes[to].namespace(),
-        addr,
-        Duration::from_secs(3),
-    );
+    let addr = SocketAddr::new(topology.nodes[to].address(), 7402);
+    let receiver = udp_socket_in(topology.nodes[to].namespace(), addr, Duration::from_secs(3));
     let collector = std::thread::spawn(move || {
         let mut order = Vec::new();
         let mut buf = [0u8; 4];
@@ -95,7 +91,7 @@ fn udp_arrival_order(
         }
         order
     });
-    in_namespace(&topology.nodes[from].namespace(), move || {
+    in_namespace(topology.nodes[from].namespace(), move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
         for seq in 0..count {
             socket.send_to(&seq.to_be_bytes(), addr).unwrap();
