@@ -296,22 +296,11 @@ mod tests {
         ));
     }
 
-    /// Fake nodes that answer `ip route get` like a real node, so latency gets as far as
-    /// `tc`; the target reports n1 as leader and every clock as a faketime file.
+    /// Fake nodes where every command works (latency's delayers included); the target
+    /// reports n1 as leader and every clock as a faketime file.
     fn realistic(n: u8, seed: u64) -> (Vec<Arc<fake::FakeNode>>, Arc<FakeTarget>, NemesisContext) {
-        let nodes: Vec<Arc<fake::FakeNode>> = (1..=n)
-            .map(|i| {
-                Arc::new(fake::FakeNode::with(i, |cmd| ExecOutput {
-                    status: 0,
-                    stdout: if cmd.starts_with("ip -o route get") {
-                        "10.0.0.9 dev eth0 src 10.0.0.1".to_string()
-                    } else {
-                        String::new()
-                    },
-                    stderr: String::new(),
-                }))
-            })
-            .collect();
+        let nodes: Vec<Arc<fake::FakeNode>> =
+            (1..=n).map(|i| Arc::new(fake::FakeNode::ok(i))).collect();
         let target = Arc::new(FakeTarget::default());
         *target.primaries.lock().unwrap() = vec!["n1".to_string()];
         for node in &nodes {
@@ -371,13 +360,20 @@ mod tests {
                         "DISTEST-LOSS",
                         iptables::LOSS.remove_command(iptables::Family::V4),
                     ),
+                    (
+                        "DISTEST-LATENCY",
+                        iptables::LATENCY.remove_command(iptables::Family::V4),
+                    ),
                 ] {
                     if let Some(last) = last_with(node, chain) {
                         assert_eq!(last, remove, "seed {seed}: {name} left {chain} in place");
                     }
                 }
-                if let Some(last) = last_with(node, "netem") {
-                    assert!(last.contains("tc qdisc del"), "seed {seed}: {name}: {last}");
+                if let Some(last) = last_with(node, "latency-delayer") {
+                    assert!(
+                        last.contains("latency-delayer stop"),
+                        "seed {seed}: {name}: {last}"
+                    );
                 }
                 if let Some(last) = last_with(node, "faketime") {
                     assert!(last.ends_with("w '+0.000'"), "seed {seed}: {name}: {last}");
