@@ -43,8 +43,10 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 /// How long `stop` waits after SIGTERM, and again after SIGKILL.
 pub const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// The delayer's nice value: ahead of ordinary processes, short of real-time (it would
-/// take a CPU from everyone when flooded).
+/// The delayer's real-time priority (SCHED_FIFO), the lowest there is.
+const RT_PRIORITY: nix::libc::c_int = 1;
+/// Its nice value where real-time scheduling is not allowed (a container, a cgroup
+/// without real-time budget).
 const NICE: nix::libc::c_int = -10;
 
 const PID_FILE: &str = "latency-delayer.pid";
@@ -330,16 +332,7 @@ fn detach_and_bind(o: &Options, dir: &Path) -> Result<nfqueue::Delayer, String> 
     ] {
         nix::unistd::dup2(from, to).map_err(|e| format!("could not redirect fd {to}: {e}"))?;
     }
-    // The kernel's own delay (netem) runs in softirq, ahead of every process; a delayer
-    // queued behind a busy target would add its wait for a CPU to every packet. Best
-    // effort: without the privilege it runs at the default priority.
-    // SAFETY: setpriority only reads its arguments.
-    if unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, NICE) } != 0 {
-        eprintln!(
-            "could not raise the delayer's priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    raise_priority();
     let delayer = nfqueue::Delayer::bind(o.queue, o.limit).map_err(|e| bind_error(o.queue, &e))?;
     let pid_file = dir.join(PID_FILE);
     let tmp = dir.join(format!("{PID_FILE}.tmp"));
@@ -365,6 +358,28 @@ fn running_pid(dir: &Path) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
     (ours && state != Some(Some('Z'))).then_some(pid)
+}
+
+/// The kernel's own delay (netem) runs in softirq, ahead of every process; a delayer that
+/// waits for a CPU behind a busy target adds that wait to every packet it holds. So it
+/// asks for the lowest real-time priority: it sleeps until a packet is due, so it takes
+/// a CPU only for the moments it works (one thread: at most one CPU even when flooded,
+/// and the kernel keeps 5 % of every period for others). Failing that, nice -10.
+fn raise_priority() {
+    let param = nix::libc::sched_param {
+        sched_priority: RT_PRIORITY,
+    };
+    // SAFETY: both calls only read their arguments.
+    if unsafe { nix::libc::sched_setscheduler(0, nix::libc::SCHED_FIFO, &param) } == 0 {
+        return;
+    }
+    let rt = std::io::Error::last_os_error();
+    if unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, NICE) } != 0 {
+        eprintln!(
+            "could not raise the delayer's priority (real-time: {rt}; nice: {}); its delays may run late on a busy node",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// `stop`: SIGTERM, wait, SIGKILL if needed; report the last stats.
