@@ -23,22 +23,20 @@
 //! the nodes healed and each delayer's report (packets delayed, passed when full,
 //! reordered). A start that fails anywhere is undone everywhere it took effect.
 
-use crate::cluster::{Cluster, COMMAND_TIMEOUT};
+use crate::cluster::COMMAND_TIMEOUT;
 use crate::delayer::{self, hold::HoldConfig, StopReport, DEFAULT_LIMIT, QUEUE_NUM};
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, Direction, Rule};
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::TargetControl;
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::preflight::{self, Lack};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
-use rand::rngs::StdRng;
+use distest_generator::rng_for;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const START: &str = "start-latency";
@@ -52,11 +50,13 @@ pub const MAX_DELAY_MS: i64 = delayer::MAX_DELAY_MS as i64;
 /// Stopping a delayer waits for it to let its packets go (and to die if it will not).
 const STOP_TIMEOUT: Duration = Duration::from_secs(25);
 
-pub struct Latency {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+/// The latency nemesis.
+pub type Latency = Toggle<LatencyFault>;
+
+/// Latency's state: where delayers and rules may be, and the latency in effect.
+pub struct LatencyFault {
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     seed: u64,
     /// Starts so far: each gives the delayers new seeds.
     starts: u64,
@@ -69,24 +69,11 @@ pub struct Latency {
     current: Option<(Vec<String>, i64, i64)>,
 }
 
-impl Latency {
-    pub fn new(ctx: &NemesisContext) -> Latency {
-        Latency {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "latency"),
-            flip: FlipFlop::default(),
-            seed: ctx.seed,
-            starts: 0,
-            chain: ChainOnNodes::new(iptables::LATENCY),
-            delayers: BTreeSet::new(),
-            current: None,
-        }
-    }
-
+impl LatencyFault {
     /// The rules that send `node`'s traffic with every peer to its delayer.
     fn rules_for(&self, node: &str) -> Vec<Rule> {
-        self.cluster
+        self.reach
+            .cluster
             .all()
             .iter()
             .filter(|peer| peer.name() != node)
@@ -97,50 +84,16 @@ impl Latency {
             .collect()
     }
 
-    fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        // 0 is allowed: packets then only pass through the delayer (its overhead alone).
-        let delay_ms = value::bounded_i64(op, "delay_ms", 0, MAX_DELAY_MS)?;
-        let jitter_ms = match value::opt_i64(op, "jitter_ms")? {
-            Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
-            None => 0,
-        };
-        preflight::require_nodes(START, &self.cluster, 2)?;
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        // A new latency replaces the old one rather than stacking on it.
-        let replaced = self.stop()?;
-        let config = HoldConfig {
-            delay: Duration::from_millis(delay_ms.unsigned_abs()),
-            jitter: Duration::from_millis(jitter_ms.unsigned_abs()),
-            limit: DEFAULT_LIMIT,
-        };
-        if let Err(e) = self.start_on(&nodes, config) {
-            self.roll_back();
-            return Err(e);
-        }
-        self.current = Some((nodes.clone(), delay_ms, jitter_ms));
-        let mut done = json!({
-            "nodes": nodes,
-            "delay_ms": delay_ms,
-            "jitter_ms": jitter_ms,
-            "queue": QUEUE_NUM,
-            "limit": DEFAULT_LIMIT,
-        });
-        if replaced["healed"].as_array().is_some_and(|h| !h.is_empty()) {
-            done["replaced"] = replaced;
-        }
-        Ok(done)
-    }
-
     /// Delayers first, so no packet is ever queued to nobody; then the rules.
     fn start_on(&mut self, nodes: &[String], config: HoldConfig) -> Result<(), NemesisError> {
         self.delayers.extend(nodes.iter().cloned());
         let starts = self.starts;
         self.starts += 1;
         let seed = self.seed;
-        let outcomes = self.cluster.each(START, nodes, |node| {
+        let outcomes = self.reach.cluster.each(START, nodes, |node| {
             let helper = node.install_helper()?;
-            let delayer_seed =
-                rng_for(seed, &format!("latency-delayer-{starts}-{}", node.name())).gen();
+            let stream = format!("latency-delayer/{starts}/{}", node.name());
+            let delayer_seed = rng_for(seed, &stream).gen();
             let command =
                 delayer::start_command(&helper.program, &helper.state_dir, config, delayer_seed);
             let out = node.exec(&command, COMMAND_TIMEOUT)?;
@@ -158,24 +111,24 @@ impl Latency {
             .iter()
             .map(|node| (node.clone(), self.rules_for(node)))
             .collect();
-        self.chain.install(&self.cluster, START, &plans)
+        self.chain.install(&self.reach.cluster, START, &plans)
     }
 
     /// After a failed start: undo what it did, so a failed op leaves nothing in effect.
     /// What cannot be undone now stays on the books for heal.
     fn roll_back(&mut self) {
-        if let Err(e) = self.stop() {
+        if let Err(e) = self.stop_all() {
             tracing::warn!("undoing a failed start-latency failed (heal retries it): {e}");
         }
     }
 
     /// Rules off first (no new packet is queued), then the delayers, which let what they
     /// hold go at once.
-    fn stop(&mut self) -> Result<Value, NemesisError> {
+    fn stop_all(&mut self) -> Result<Value, NemesisError> {
         self.current = None;
-        let rules = self.chain.remove_all(&self.cluster, STOP);
+        let rules = self.chain.remove_all(&self.reach.cluster, STOP);
         let names: Vec<String> = self.delayers.iter().cloned().collect();
-        let outcomes = self.cluster.each(STOP, &names, |node| {
+        let outcomes = self.reach.cluster.each(STOP, &names, |node| {
             let helper = node.helper().ok_or_else(|| NemesisError::DelayerFailed {
                 node: node.name().to_string(),
                 why: "the node no longer says where its helper program is".to_string(),
@@ -211,62 +164,90 @@ fn stop_report(stdout: &str) -> Value {
     }
 }
 
-impl Nemesis for Latency {
-    fn name(&self) -> &str {
-        "latency"
-    }
+impl StartStop for LatencyFault {
+    const NAME: &'static str = "latency";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
-    }
-
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
+    fn new(ctx: &NemesisContext) -> LatencyFault {
+        LatencyFault {
+            reach: Reach::new(ctx, Self::NAME),
+            seed: ctx.seed,
+            starts: 0,
+            chain: ChainOnNodes::new(iptables::LATENCY),
+            delayers: BTreeSet::new(),
+            current: None,
         }
-        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let mut value = self.reach.draw();
         let delay_ms = *DELAYS_MS
-            .choose(&mut self.rng)
+            .choose(&mut self.reach.rng)
             .expect("DELAYS_MS is not empty");
         value["delay_ms"] = json!(delay_ms);
         value["jitter_ms"] = json!(delay_ms / 4);
-        FaultOp::new(START, value)
+        value
     }
 
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
+    fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        // 0 is allowed: packets then only pass through the delayer (its overhead alone).
+        let delay_ms = value::bounded_i64(op, "delay_ms", 0, MAX_DELAY_MS)?;
+        let jitter_ms = match value::opt_i64(op, "jitter_ms")? {
+            Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
+            None => 0,
+        };
+        preflight::require_nodes(START, &self.reach.cluster, 2)?;
+        let nodes = self.reach.resolve(op)?;
+        // A new latency replaces the old one rather than stacking on it.
+        let replaced = self.stop_all()?;
+        let config = HoldConfig {
+            delay: Duration::from_millis(delay_ms.unsigned_abs()),
+            jitter: Duration::from_millis(jitter_ms.unsigned_abs()),
+            limit: DEFAULT_LIMIT,
+        };
+        if let Err(e) = self.start_on(&nodes, config) {
+            self.roll_back();
+            return Err(e);
         }
+        self.current = Some((nodes.clone(), delay_ms, jitter_ms));
+        let mut done = json!({
+            "nodes": nodes,
+            "delay_ms": delay_ms,
+            "jitter_ms": jitter_ms,
+            "queue": QUEUE_NUM,
+            "limit": DEFAULT_LIMIT,
+        });
+        if replaced["healed"].as_array().is_some_and(|h| !h.is_empty()) {
+            done["replaced"] = replaced;
+        }
+        Ok(done)
     }
 
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.chain.is_empty() && self.delayers.is_empty() {
-            return Vec::new();
-        }
-        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
+        self.stop_all()
     }
 
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some((nodes, delay, jitter)) => {
-                vec![format!(
-                    "latency {delay}±{jitter} ms on {}",
-                    nodes.join(",")
-                )]
-            }
-            None => Vec::new(),
-        }
+    fn in_place(&self) -> bool {
+        !self.chain.is_empty() || !self.delayers.is_empty()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        self.current
+            .iter()
+            .map(|(nodes, delay, jitter)| {
+                format!("latency {delay}±{jitter} ms on {}", nodes.join(","))
+            })
+            .collect()
     }
 
     /// Every node can run the delayer, bind its queue, and take the NFQUEUE rule (for each
     /// address family its peers use).
     fn preflight(&self) -> Result<(), NemesisError> {
-        preflight::require_nodes(self.name(), &self.cluster, 2)?;
+        let cluster = &self.reach.cluster;
+        preflight::require_nodes(Self::NAME, cluster, 2)?;
         let action = format!("NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass");
-        preflight::check_nodes(self.name(), &self.cluster, |node| {
+        preflight::check_nodes(Self::NAME, cluster, |node| {
             let helper = node
                 .install_helper()
                 .map_err(|e| Lack::new("distest's helper program on the node", e.to_string()))?;
@@ -277,7 +258,7 @@ impl Nemesis for Latency {
                     preflight::said(&out),
                 ));
             }
-            iptables::MANGLE_PROBE.probe(node, &self.cluster, "", &action)
+            iptables::MANGLE_PROBE.probe(node, cluster, "", &action)
         })
     }
 }
@@ -286,7 +267,9 @@ impl Nemesis for Latency {
 mod tests {
     use super::*;
     use crate::fake::{self, failed, FakeNode, FakeTarget};
+    use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
+    use std::sync::Arc;
 
     fn ok(stdout: &str) -> ExecOutput {
         ExecOutput {
@@ -453,9 +436,10 @@ mod tests {
         let mut nemesis = latency(&nodes);
         nemesis.invoke(&start(&["n1"])).unwrap();
         assert!(nemesis.invoke(&FaultOp::new(STOP, Value::Null)).is_err());
-        assert!(
-            nemesis.active().is_empty(),
-            "a stopped latency is not active, even half-stopped"
+        assert_eq!(
+            nemesis.active(),
+            vec!["latency (heal pending)"],
+            "a stopped latency is not described, even half-stopped"
         );
         stuck.store(false, std::sync::atomic::Ordering::SeqCst);
         let healed = nemesis.heal();

@@ -10,20 +10,18 @@
 //! drawn by `next_op`, except for `isolate-leader`; a hand-written op may give only the
 //! shape) and `stop-partition` (value ignored).
 
-use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, Rule};
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::TargetControl;
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::preflight;
-use crate::schedule::{rng_for, FlipFlop};
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 pub const START: &str = "start-partition";
 pub const STOP: &str = "stop-partition";
@@ -180,49 +178,41 @@ fn grudge_from_json(f: &str, v: &Value) -> Result<Grudge, NemesisError> {
 }
 
 /// The partition nemesis.
-pub struct Partition {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+pub type Partition = Toggle<PartitionFault>;
+
+/// A partition's state: the chain it installed and the shape in effect.
+pub struct PartitionFault {
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Where our chain may be: exactly what heal must remove.
     chain: ChainOnNodes,
-    /// The shape in effect (`custom` for a hand-written grudge without one).
+    /// The shape started last (`custom` for a hand-written grudge without one); in effect
+    /// while the chain is in place.
     current: Option<String>,
 }
 
-impl Partition {
-    pub fn new(ctx: &NemesisContext) -> Partition {
-        Partition {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "partition"),
-            flip: FlipFlop::default(),
-            chain: ChainOnNodes::new(iptables::PARTITION),
-            current: None,
-        }
-    }
-
+impl PartitionFault {
     fn feasible_shapes(&self) -> Vec<Shape> {
         Shape::EVERY
             .into_iter()
-            .filter(|s| s.min_nodes() <= self.cluster.len())
-            .filter(|s| *s != Shape::IsolateLeader || self.target.has_primaries())
+            .filter(|s| s.min_nodes() <= self.reach.cluster.len())
+            .filter(|s| *s != Shape::IsolateLeader || self.reach.target.has_primaries())
             .collect()
     }
 
     /// The grudge for `shape`, drawn now; `isolate-leader` asks the target.
     fn draw_grudge(&mut self, shape: Shape) -> Result<Grudge, NemesisError> {
-        let names = self.cluster.names();
+        let names = self.reach.cluster.names();
         require(shape, names.len())?;
         match shape {
-            Shape::Halves => Ok(halves(&names, &mut self.rng)),
+            Shape::Halves => Ok(halves(&names, &mut self.reach.rng)),
             Shape::IsolateOne => {
-                let one = names[self.rng.gen_range(0..names.len())].clone();
+                let one = names[self.reach.rng.gen_range(0..names.len())].clone();
                 Ok(isolate(&names, &[one]))
             }
             Shape::IsolateLeader => {
                 let primaries: Vec<String> = self
+                    .reach
                     .target
                     .primaries()
                     .into_iter()
@@ -235,9 +225,39 @@ impl Partition {
                 }
                 Ok(isolate(&names, &primaries))
             }
-            Shape::MajoritiesRing => majorities_ring(&names, &mut self.rng),
-            Shape::Bridge => bridge(&names, &mut self.rng),
+            Shape::MajoritiesRing => majorities_ring(&names, &mut self.reach.rng),
+            Shape::Bridge => bridge(&names, &mut self.reach.rng),
         }
+    }
+}
+
+impl StartStop for PartitionFault {
+    const NAME: &'static str = "partition";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> PartitionFault {
+        PartitionFault {
+            reach: Reach::new(ctx, Self::NAME),
+            chain: ChainOnNodes::new(iptables::PARTITION),
+            current: None,
+        }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let shapes = self.feasible_shapes();
+        if shapes.is_empty() {
+            // One node cannot be partitioned; invoking this reports that clearly.
+            return json!({"shape": Shape::Halves.as_str()});
+        }
+        let shape = shapes[self.reach.rng.gen_range(0..shapes.len())];
+        if shape == Shape::IsolateLeader {
+            return json!({"shape": shape.as_str()});
+        }
+        let grudge = self
+            .draw_grudge(shape)
+            .expect("feasible shapes other than isolate-leader always draw a grudge");
+        json!({"shape": shape.as_str(), "grudge": grudge_to_json(&grudge)})
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -258,9 +278,11 @@ impl Partition {
             }
         };
         for (node, peers) in &grudge {
-            self.cluster
+            self.reach
+                .cluster
                 .check_names(START, std::slice::from_ref(node))?;
-            self.cluster
+            self.reach
+                .cluster
                 .check_names(START, &peers.iter().cloned().collect::<Vec<_>>())?;
             if peers.contains(node) {
                 return Err(NemesisError::bad_value(
@@ -278,24 +300,25 @@ impl Partition {
             ));
         }
         // A new partition replaces the old one rather than stacking on it.
-        self.stop()?;
+        self.stop(op)?;
         let mut plans = BTreeMap::new();
         for (node, peers) in &grudge {
             let rules: Vec<Rule> = peers
                 .iter()
                 .map(|peer| -> Result<Rule, NemesisError> {
                     Ok(Rule::drop_from(
-                        self.cluster.node(START, peer)?.address(),
+                        self.reach.cluster.node(START, peer)?.address(),
                         "",
                     ))
                 })
                 .collect::<Result<_, _>>()?;
             plans.insert(node.clone(), rules);
         }
-        if let Err(e) = self.chain.install(&self.cluster, START, &plans) {
+        self.current = None;
+        if let Err(e) = self.chain.install(&self.reach.cluster, START, &plans) {
             // A partition half in place is not the one asked for: undo it everywhere (what
             // cannot be undone now stays on the books for heal).
-            if let Err(undo) = self.stop() {
+            if let Err(undo) = self.stop(op) {
                 tracing::warn!("undoing a failed start-partition failed (heal retries it): {undo}");
             }
             return Err(e);
@@ -304,74 +327,30 @@ impl Partition {
         Ok(json!({"shape": shape_name, "grudge": grudge_to_json(&grudge)}))
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
-        self.current = None;
-        let healed = self.chain.remove_all(&self.cluster, STOP);
-        Ok(json!({"healed": healed?}))
-    }
-}
-
-impl Nemesis for Partition {
-    fn name(&self) -> &str {
-        "partition"
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
+        Ok(json!({"healed": self.chain.remove_all(&self.reach.cluster, STOP)?}))
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
+    fn in_place(&self) -> bool {
+        !self.chain.is_empty()
     }
 
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let shapes = self.feasible_shapes();
-        if shapes.is_empty() {
-            // One node cannot be partitioned; invoking this reports that clearly.
-            return FaultOp::new(START, json!({"shape": Shape::Halves.as_str()}));
-        }
-        let shape = shapes[self.rng.gen_range(0..shapes.len())];
-        if shape == Shape::IsolateLeader {
-            return FaultOp::new(START, json!({"shape": shape.as_str()}));
-        }
-        let grudge = self
-            .draw_grudge(shape)
-            .expect("feasible shapes other than isolate-leader always draw a grudge");
-        FaultOp::new(
-            START,
-            json!({"shape": shape.as_str(), "grudge": grudge_to_json(&grudge)}),
-        )
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.chain.is_empty() {
-            return Vec::new();
-        }
-        let op = FaultOp::new(STOP, Value::Null);
-        let outcome = self.stop();
-        vec![(op, outcome)]
-    }
-
-    fn active(&self) -> Vec<String> {
+    /// What was started last (and succeeded), while any of its chain may still be in
+    /// place.
+    fn describe(&self) -> Vec<String> {
         self.current
             .iter()
+            .filter(|_| self.in_place())
             .map(|shape| format!("partition {shape}"))
             .collect()
     }
 
     /// iptables on every node takes a DROP rule in a chain of ours.
     fn preflight(&self) -> Result<(), NemesisError> {
-        preflight::require_nodes(self.name(), &self.cluster, 2)?;
-        preflight::check_nodes(self.name(), &self.cluster, |node| {
-            iptables::FILTER_PROBE.probe(node, &self.cluster, "", "DROP")
+        let cluster = &self.reach.cluster;
+        preflight::require_nodes(Self::NAME, cluster, 2)?;
+        preflight::check_nodes(Self::NAME, cluster, |node| {
+            iptables::FILTER_PROBE.probe(node, cluster, "", "DROP")
         })
     }
 }
@@ -380,9 +359,11 @@ impl Nemesis for Partition {
 mod tests {
     use super::*;
     use crate::fake::{self, failed, FakeNode};
+    use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
     use rand::SeedableRng;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn names(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()
@@ -606,67 +587,11 @@ mod tests {
             err.starts_with("`stop-partition` failed on 1 of 2 node(s): n2: "),
             "{err}"
         );
-        assert!(
-            nemesis.active().is_empty(),
-            "a partition being healed is not in effect as recorded; n2 stays on the books"
-        );
+        assert!(!nemesis.active().is_empty());
         broken.store(false, Ordering::SeqCst);
         let second = nemesis.heal();
         assert_eq!(second[0].1.as_ref().unwrap()["healed"], json!(["n2"]));
         assert!(nemesis.heal().is_empty());
-    }
-
-    #[test]
-    fn a_partition_that_cannot_be_installed_everywhere_is_undone_and_not_active() {
-        let n2 = Arc::new(FakeNode::with(2, |cmd| {
-            if cmd.contains("-A DISTEST-PARTITION") {
-                failed("iptables: No chain/target/match by that name.")
-            } else {
-                ExecOutput::default()
-            }
-        }));
-        let nodes = vec![Arc::new(FakeNode::ok(1)), n2, Arc::new(FakeNode::ok(3))];
-        let target = Arc::new(fake::FakeTarget::default());
-        let mut nemesis = Partition::new(&ctx(&nodes, &target));
-        let err = nemesis
-            .invoke(&FaultOp::new(START, json!({"shape": "halves"})))
-            .unwrap_err();
-        assert!(err.to_string().contains("n2"), "{err}");
-        assert!(nemesis.active().is_empty());
-        let remove = iptables::PARTITION.remove_command(iptables::Family::V4);
-        for node in &nodes {
-            assert_eq!(node.commands().last(), Some(&remove));
-        }
-        assert!(nemesis.heal().is_empty(), "the undo left nothing to heal");
-    }
-
-    #[test]
-    fn preflight_names_nodes_whose_iptables_refuses_our_rules() {
-        let old = Arc::new(FakeNode::with(3, |cmd| {
-            if cmd.contains("-A DISTEST-PROBE") {
-                failed("sh: 1: iptables: not found")
-            } else {
-                ExecOutput::default()
-            }
-        }));
-        let nodes = vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2)), old];
-        let target = Arc::new(fake::FakeTarget::default());
-        let text = Partition::new(&ctx(&nodes, &target))
-            .preflight()
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            text,
-            "partition needs iptables taking `-j DROP` rules, which n3 lacks (sh: 1: iptables: not found)"
-        );
-        let one = vec![Arc::new(FakeNode::ok(1))];
-        assert!(matches!(
-            Partition::new(&ctx(&one, &target)).preflight(),
-            Err(NemesisError::NotEnoughNodes { .. })
-        ));
-        let fine = vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2))];
-        Partition::new(&ctx(&fine, &target)).preflight().unwrap();
-        assert!(fine[0].commands()[0].contains("-N DISTEST-PROBE"));
     }
 
     #[test]
