@@ -100,7 +100,7 @@ pub fn execute(
     let nemesis = match build_nemesis(&cfg, &provisioned) {
         Ok(n) => n,
         Err(e) => {
-            log.line(&format!("refused: {}", crate::commands::one_sentence(&e)));
+            log.line(&format!("refused: {}", one_sentence(&e)));
             drop(provisioned);
             return Err(e);
         }
