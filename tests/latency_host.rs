@@ -261,3 +261,74 @@ fn a_run_that_never_healed_is_cleared_and_a_dead_delayer_never_cuts_the_link() {
     assert_eq!(topology.processes(), Vec::<String>::new());
     assert!(median(topology.ping_ms(0, 1, 3)) < 20.0);
 }
+
+#[test]
+fn a_flood_past_the_hold_limit_passes_undelayed_is_counted_and_costs_bounded_memory() {
+    common::require_root!();
+    let topology = Topology::create("la8", 173, 2);
+    let mut nemesis = Latency::new(&ctx(&topology));
+    nemesis
+        .invoke(&start(&["n1"], 3_000, 0))
+        .expect("latency starts");
+    let addr = SocketAddr::new(topology.nodes[0].address(), 7403);
+    let receiver = udp_socket_in(
+        topology.nodes[0].namespace(),
+        addr,
+        Duration::from_millis(100),
+    );
+    // Far more than the 4096 packets a delayer holds, in well under the delay; counted
+    // as they arrive (a socket buffer holds only a few hundred).
+    let sent = 10_000u32;
+    let started = Instant::now();
+    let counter = std::thread::spawn(move || {
+        let mut early = 0;
+        let mut buf = [0u8; 4];
+        while started.elapsed() < Duration::from_millis(1_500) {
+            if receiver.recv(&mut buf).is_ok() {
+                early += 1;
+            }
+        }
+        early
+    });
+    in_namespace(topology.nodes[1].namespace(), move || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for seq in 0..sent {
+            socket.send_to(&seq.to_be_bytes(), addr).unwrap();
+            if seq % 256 == 0 {
+                // Let the delayer keep up, so the overflow is its own, not the kernel's.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    let early = counter.join().unwrap();
+    let pid = std::fs::read_to_string(topology.state_file(0, "latency-delayer.pid"))
+        .expect("the delayer's pid file");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    let stop = nemesis
+        .invoke(&FaultOp::new(latency::STOP, serde_json::Value::Null))
+        .expect("latency stops");
+    let stats = &stop["delayers"]["n1"]["stats"];
+    eprintln!(
+        "held at most {}, passed when full {}, arrived early {early}, delayer RSS {rss_kib} KiB",
+        stats["max_held"], stats["passed_when_full"]
+    );
+    assert_eq!(stats["max_held"], 4096, "{stop}");
+    let passed = stats["passed_when_full"].as_u64().unwrap();
+    assert!(
+        passed >= 1_000,
+        "packets past the limit pass, counted: {stop}"
+    );
+    assert!(
+        early >= 1_000,
+        "and arrive at once: {early} before the delay was up"
+    );
+    assert!(rss_kib < 64 * 1024, "the full delayer uses {rss_kib} KiB");
+    assert_eq!(topology.processes(), Vec::<String>::new());
+}
