@@ -254,7 +254,7 @@ fn try_streaming_elle(
     if !is_jsonl {
         return None;
     }
-    let run = || -> anyhow::Result<Results> {
+    let run = || -> anyhow::Result<Option<Results>> {
         let mut verdicts = std::collections::BTreeMap::new();
         for spec in specs {
             // Validates the model name the same way the registry does.
@@ -264,6 +264,11 @@ fn try_streaming_elle(
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
             let shape = shape_of(&spec.name).expect("checked above");
             let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
+            if txns.txns.is_empty() {
+                // No transaction at all: the general path tells an empty file or one
+                // without ops (an error) from a history of other ops (a verdict).
+                return Ok(None);
+            }
             let model = spec
                 .consistency_model
                 .as_deref()
@@ -271,9 +276,9 @@ fn try_streaming_elle(
             let verdict = with_time_limit(limit, |ctx| check_txns(&txns, model, ctx));
             verdicts.insert(spec.name.clone(), verdict);
         }
-        Ok(Results::from_verdicts(verdicts))
+        Ok(Some(Results::from_verdicts(verdicts)))
     };
-    Some(run())
+    run().transpose()
 }
 
 /// A few lines for a person: the verdict, then each checker's summary and explanation.

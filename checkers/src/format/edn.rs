@@ -1065,10 +1065,17 @@ fn read_in_windows(
                 ),
             });
         }
-        // Drop what is parsed, then read more.
+        // Drop what is parsed, then read more: at least as much as the unfinished form
+        // holds so far, so a long form is parsed again a logarithmic number of times
+        // (fixed steps made a form of n bytes cost n²).
         buf.drain(..start);
         start = 0;
-        eof = fill(&mut reader, &mut buf, read_chunk_bytes).map_err(|e| ParseError::Io {
+        let want = read_chunk_bytes.max(buf.len()).min(
+            (MAX_OP_BYTES + 1)
+                .saturating_sub(buf.len())
+                .max(read_chunk_bytes),
+        );
+        eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
             source_name: source_name.to_string(),
             message: e.to_string(),
         })?;
@@ -1350,6 +1357,25 @@ mod tests {
         assert!(
             matches!(err, ParseError::Syntax { line, .. } if line == bad_line + 1),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_long_form_costs_time_linear_in_its_length() {
+        // One op with a 32 MB string, read in 64 KB steps: re-parsing the unfinished
+        // form after every step (as fixed steps did) scans ~8 GB and takes minutes in
+        // a debug build; reads that grow with the form scan ~70 MB.
+        let big = "x".repeat(32 << 20);
+        let text = format!(
+            "{{:type :invoke :process 0 :f :write :value 1}}\n{{:type :ok :process 0 :f :write :value \"{big}\"}}\n"
+        );
+        let started = std::time::Instant::now();
+        let h = read_in_windows(text.as_bytes(), "h.edn", 64 << 10).unwrap();
+        assert_eq!(h.ops()[1].value.as_str().map(str::len), Some(32 << 20));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "a 32 MB form took {:?}",
+            started.elapsed()
         );
     }
 

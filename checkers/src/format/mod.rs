@@ -91,6 +91,12 @@ pub enum ParseError {
         source_name: String,
         message: String,
     },
+    /// Nothing in the input is an op: an empty file, or a file of another kind. `why`
+    /// says which, and the formats tried.
+    #[error(
+        "{source_name}: {why}; pass a distest history.jsonl, a Jepsen history.edn or a Jepsen log"
+    )]
+    NoOps { source_name: String, why: String },
     /// No reader returns this any more (all three formats are read); kept because it is
     /// part of the API callers were given.
     #[error("{source_name}: the {format} reader is not available in this build")]
@@ -102,9 +108,14 @@ pub enum ParseError {
 /// or tagged record is EDN, anything else is taken for a Jepsen text log.
 pub fn detect(prefix: &[u8]) -> Format {
     let text = String::from_utf8_lossy(prefix);
+    let mut edn_comment = false;
     for line in text.lines() {
         let t = line.trim_start();
-        if t.is_empty() || t.starts_with(';') {
+        if t.is_empty() {
+            continue;
+        }
+        if t.starts_with(';') {
+            edn_comment = true;
             continue;
         }
         if let Some(body) = t.strip_prefix('{') {
@@ -120,7 +131,12 @@ pub fn detect(prefix: &[u8]) -> Format {
         }
         return Format::JepsenLog;
     }
-    Format::Jsonl
+    // Only blank lines and `;` comments (EDN's) so far.
+    if edn_comment {
+        Format::Edn
+    } else {
+        Format::Jsonl
+    }
 }
 
 /// Reads a whole history from `reader`. `format: None` auto-detects.
@@ -130,22 +146,43 @@ pub fn read_history(
     format: Option<Format>,
     source_name: &str,
 ) -> Result<History, ParseError> {
+    use std::io::BufRead;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-    let format = match format {
-        Some(f) => f,
-        None => {
-            use std::io::BufRead;
-            let buf = reader.fill_buf().map_err(|e| ParseError::Io {
-                source_name: source_name.to_string(),
-                message: e.to_string(),
-            })?;
-            detect(&buf[..buf.len().min(64 * 1024)])
-        }
+    let io_error = |e: std::io::Error| ParseError::Io {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
     };
-    match format {
-        Format::Jsonl => jsonl::read(reader, source_name),
-        Format::Edn => edn::read(reader, source_name),
-        Format::JepsenLog => jepsen_log::read(reader, source_name),
+    let prefix = reader.fill_buf().map_err(io_error)?;
+    let is_empty = prefix.is_empty();
+    let (format, forced) = match format {
+        Some(f) => (f, true),
+        None => (detect(&prefix[..prefix.len().min(64 * 1024)]), false),
+    };
+    let history = match format {
+        Format::Jsonl => jsonl::read(&mut reader, source_name),
+        Format::Edn => edn::read(&mut reader, source_name),
+        Format::JepsenLog => jepsen_log::read(&mut reader, source_name),
+    }?;
+    if history.is_empty() {
+        return Err(no_ops(source_name, format, forced, is_empty));
+    }
+    Ok(history)
+}
+
+/// The error for an input without a single op: what it holds, and the formats tried.
+fn no_ops(source_name: &str, format: Format, forced: bool, is_empty: bool) -> ParseError {
+    let why = if is_empty {
+        "the file is empty, so there is no history to check".to_string()
+    } else if forced {
+        format!("no line is an op when read as {format} (the format --format asked for)")
+    } else if format == Format::JepsenLog {
+        "no line is an op: it is not distest JSON Lines or Jepsen EDN (its first bytes are neither), and no line is a Jepsen log op (`process<TAB>:type<TAB>:f<TAB>value`)".to_string()
+    } else {
+        format!("no line is an op (read as {format}, which its first bytes suggested)")
+    };
+    ParseError::NoOps {
+        source_name: source_name.to_string(),
+        why,
     }
 }
 
