@@ -28,8 +28,8 @@
 //!   "minimized": bool              // false when a limit cut the search for the earliest op
 //! }
 //! <OP> = {"index": invocation index, "completion_index": index or null (unknown outcome),
-//!         "process", "f", "value": invocation value, "outcome": "ok"|"unknown",
-//!         "display": "p3 cas [1 2] → ok [1 2] (#9–#12)"}
+//!         "process", "node": the node it went to or null, "f", "value": invocation value,
+//!         "outcome": "ok"|"unknown", "display": "p3@n2 cas [1 2] → ok [1 2] (#9–#12)"}
 //! ```
 
 mod explain;
