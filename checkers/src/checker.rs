@@ -1,6 +1,7 @@
 //! The `Checker` trait and the registry every checker plugs into with one line.
 
 use crate::history::History;
+use crate::online::OnlineChecker;
 use crate::verdict::Verdict;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,10 @@ pub trait Checker: Send + Sync {
     /// The registry name, e.g. `linearizable`.
     fn name(&self) -> &str;
     fn check(&self, history: &History, ctx: &CheckContext) -> Verdict;
+    /// The online form: fed op by op while the history is recorded, it reports anomalies
+    /// as soon as they are certain and ends with the verdict [`Checker::check`] gives on
+    /// the same history (see [`crate::online`]).
+    fn online(&self) -> Box<dyn OnlineChecker>;
 }
 
 /// Options a checker may take from the command line or a run's `test.json`.

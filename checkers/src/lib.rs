@@ -10,12 +10,14 @@ pub mod format;
 mod fxhash;
 pub mod history;
 pub mod linear;
+pub mod online;
 pub mod op;
 pub mod stats;
 pub mod verdict;
 
 pub use checker::{build, registry, Cancel, CheckContext, Checker, CheckerOptions, RegistryError};
-pub use history::{History, HistoryError, Pair};
+pub use history::{History, HistoryError, Pair, Pairing};
+pub use online::{Anomaly, OnlineCheck, OnlineChecker};
 pub use op::{Op, OpType, Process};
 pub use verdict::{Results, Validity, Verdict};
 

@@ -29,6 +29,9 @@ const WINDOW_MAX_OPS: usize = 64;
 pub(crate) struct Counterexample {
     pub text: String,
     pub evidence: Value,
+    /// The completion of the failing op: its index and time (online checking reports
+    /// the anomaly there).
+    pub at: Option<(u64, u64)>,
 }
 
 /// The node an op went to (the client's `node` field, on its completion or invocation),
@@ -113,6 +116,7 @@ pub(crate) fn explain<M: Model>(
         return Counterexample {
             text: String::new(),
             evidence: json!({"model": model_name, "key": part.key}),
+            at: None,
         };
     };
     let mut rec = Recording::new(target);
@@ -271,7 +275,11 @@ fn render<M: Model>(
         },
         "minimized": cut_short.is_none(),
     });
-    Counterexample { text, evidence }
+    let at = target.ret.map(|r| {
+        let done = &history.ops()[r as usize];
+        (done.index, done.time)
+    });
+    Counterexample { text, evidence, at }
 }
 
 /// What is not linearizable, as the start of a sentence: `Key 3` or `The history`.
