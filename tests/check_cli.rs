@@ -71,3 +71,35 @@ fn empty_random_and_foreign_files_exit_3_for_every_checker() {
         }
     }
 }
+
+#[test]
+fn streaming_check_gives_the_same_results_document() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/jepsen");
+    let cases: [(&str, &[&str]); 4] = [
+        ("cas-register.edn", &["--checker", "linearizable,stats"]),
+        (
+            "cas-register.log",
+            &["--checker", "linearizable", "--model", "register"],
+        ),
+        ("list-append.edn", &["--checker", "list-append,stats"]),
+        ("elle-completions.edn", &["--checker", "stats"]),
+    ];
+    for (file, args) in cases {
+        let path = data.join(file);
+        let whole = check(&path, &[args, &["--json"]].concat());
+        let streamed = check(&path, &[args, &["--json", "--stream"]].concat());
+        assert_eq!(whole.status.code(), streamed.status.code(), "{file}");
+        assert!(!whole.stdout.is_empty(), "{file}: {}", text(&whole));
+        assert_eq!(
+            String::from_utf8_lossy(&whole.stdout),
+            String::from_utf8_lossy(&streamed.stdout),
+            "{file}"
+        );
+    }
+    // Files that are no history are refused alike.
+    let dir = TempDir::new("check-stream-empty");
+    let empty = dir.0.join("empty.jsonl");
+    std::fs::write(&empty, b"").unwrap();
+    let out = check(&empty, &["--stream", "--checker", "linearizable"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}

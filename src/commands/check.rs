@@ -38,7 +38,15 @@ pub struct Args {
     /// Where runs live (only used to resolve relative run names).
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// Check op by op in two passes over the file, holding only the ops of the keys in
+    /// use at the same time (bounded memory for keyed histories of any size); the
+    /// verdicts are the same. Default for files over 1 GiB.
+    #[arg(long)]
+    pub stream: bool,
 }
+
+/// Files at least this large are checked op by op (see `--stream`).
+const STREAM_FROM_BYTES: u64 = 1 << 30;
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let format = match &args.format {
@@ -62,6 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let specs = choose_specs(&args, recorded);
     let limit = args.time_limit.map(Duration::from_secs_f64);
+    let size_bytes = std::fs::metadata(&history_path).map_or(0, |m| m.len());
+    let stream = args.stream || size_bytes >= STREAM_FROM_BYTES;
     let results = match try_streaming_elle(&history_path, format, &specs, limit) {
         Some(results) => results?,
         None => {
@@ -69,8 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 .iter()
                 .map(|s| s.build().map_err(anyhow::Error::from))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let history = load_history(&history_path, format)?;
-            check_with_limit(&history, &checkers, limit)
+            if stream {
+                check_stream(&history_path, format, &checkers, limit)?
+            } else {
+                let history = load_history(&history_path, format)?;
+                check_with_limit(&history, &checkers, limit)
+            }
         }
     };
     if let Some(dir) = &run_dir {
@@ -179,6 +193,29 @@ pub fn load_history(path: &Path, format: Option<Format>) -> anyhow::Result<Histo
         format,
         &path.display().to_string(),
     )?)
+}
+
+/// Checks a history file op by op in two passes, in the memory of the keys in use at
+/// the same time (see `distest_checkers::online::replay_stream`).
+pub fn check_stream(
+    path: &Path,
+    format: Option<Format>,
+    checkers: &[Box<dyn Checker>],
+    limit: Option<Duration>,
+) -> anyhow::Result<Results> {
+    /// Ops between two ticks: the checkers' deferred searches run this often.
+    const TICK_EVERY_OPS: u64 = 1 << 14;
+    let replay = with_time_limit(limit, |ctx| {
+        distest_checkers::online::replay_stream(
+            || std::fs::File::open(path),
+            format,
+            &path.display().to_string(),
+            checkers,
+            ctx,
+            TICK_EVERY_OPS,
+        )
+    })?;
+    Ok(replay.results)
 }
 
 /// Runs the checkers; past `limit` they are asked to stop and answer unknown.

@@ -38,8 +38,19 @@ const MAX_LINE_BYTES: u64 = 256 << 20;
 const MIN_BARE_OP_SHARE: (usize, usize) = (1, 2);
 
 /// Reads a Jepsen text log line by line.
-pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
-    let mut importer = Importer::new(source_name);
+pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
+    read_into(reader, Importer::new(source_name))?.finish()
+}
+
+/// Op lines an importer collects before a streaming import hands them on.
+const FLUSH_EVERY_OPS: usize = 4096;
+
+/// Reads every op line into `importer` (which a streaming import flushes as it goes).
+pub(super) fn read_into<'s>(
+    mut reader: impl BufRead,
+    mut importer: Importer<'s>,
+) -> Result<Importer<'s>, ParseError> {
+    let source_name = importer.source_name();
     let mut line = Vec::with_capacity(256);
     let mut line_no = 0usize;
     let mut first_ms: Option<i64> = None;
@@ -98,6 +109,9 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             }
         }
         importer.push(op, line_no, has);
+        if op_lines % FLUSH_EVERY_OPS == 0 {
+            importer.flush()?;
+        }
     }
     if marked_ops == 0
         && op_lines > 0
@@ -110,7 +124,8 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             ),
         });
     }
-    importer.finish()
+    importer.flush()?;
+    Ok(importer)
 }
 
 fn trim_end(line: &[u8]) -> &[u8] {

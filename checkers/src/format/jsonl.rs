@@ -5,6 +5,7 @@
 //! second half, keeping file order. Memory stays bounded by one batch plus the ops.
 
 use super::fast_op::OpParser;
+use super::import::Sink;
 use super::{count_newlines, fill, invalid_at, ParseError};
 use crate::history::History;
 use crate::op::Op;
@@ -22,22 +23,34 @@ pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, P
     read_in_batches(reader, source_name, BATCH_BYTES)
 }
 
+/// Hands each op to `sink` batch by batch, keeping none (the sink checks the indices).
+pub(super) fn stream(
+    reader: impl BufRead,
+    source_name: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(), ParseError> {
+    read_limited(reader, source_name, BATCH_BYTES, MAX_LINE_BYTES, Some(sink)).map(drop)
+}
+
 /// [`read`] with a chosen batch size (tests use tiny ones to cross batch ends).
 fn read_in_batches(
     reader: impl BufRead,
     source_name: &str,
     batch_bytes: usize,
 ) -> Result<History, ParseError> {
-    read_limited(reader, source_name, batch_bytes, MAX_LINE_BYTES)
+    let parsed = read_limited(reader, source_name, batch_bytes, MAX_LINE_BYTES, None)?;
+    History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
 }
 
-/// [`read_in_batches`] with a chosen longest line (tests use a small one).
+/// Reads every op: into the result, or batch by batch into `sink` when there is one.
+/// `max_line_bytes` is the longest line allowed (tests use a small one).
 fn read_limited(
     mut reader: impl BufRead,
     source_name: &str,
     batch_bytes: usize,
     max_line_bytes: usize,
-) -> Result<History, ParseError> {
+    mut sink: Option<&mut Sink<'_>>,
+) -> Result<Parsed, ParseError> {
     let mut parsed = Parsed::default();
     let mut spare = Parsed::default();
     let mut buf: Vec<u8> = Vec::new();
@@ -79,8 +92,13 @@ fn read_limited(
         buf.drain(..cut);
         // What is left is the start of a line: no newline in it.
         scanned = buf.len();
+        if let Some(sink) = sink.as_deref_mut() {
+            for (op, line) in parsed.ops.drain(..).zip(parsed.lines.drain(..)) {
+                sink(op, line)?;
+            }
+        }
     }
-    History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
+    Ok(parsed)
 }
 
 fn line_too_long(source_name: &str, line: usize, max_line_bytes: usize) -> ParseError {
@@ -275,7 +293,9 @@ mod tests {
             bytes: 0,
         };
         let mut reader = std::io::BufReader::new(counted);
-        let err = read_limited(&mut reader, "h.jsonl", 64 << 10, 4 << 20).unwrap_err();
+        let err = read_limited(&mut reader, "h.jsonl", 64 << 10, 4 << 20, None)
+            .map(drop)
+            .unwrap_err();
         assert!(err.to_string().contains("longer than 4 MiB"), "{err}");
         assert!(
             reader.get_ref().bytes < 6 << 20,

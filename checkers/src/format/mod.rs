@@ -24,6 +24,7 @@ use std::fmt;
 use std::io::Read;
 use thiserror::Error;
 
+pub use import::ImportHints;
 pub use jsonl::write_jsonl_line;
 
 /// The on-disk forms a history can take.
@@ -184,6 +185,71 @@ fn no_ops(source_name: &str, format: Format, forced: bool, is_empty: bool) -> Pa
         source_name: source_name.to_string(),
         why,
     }
+}
+
+/// What [`stream_history`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streamed {
+    /// Ops handed on, synthetic invocations of an import included.
+    pub ops: u64,
+    /// The format read (detected or forced).
+    pub format: Format,
+    /// What a second pass over an imported (Jepsen) history needs to number its ops as
+    /// [`read_history`] does.
+    pub hints: ImportHints,
+}
+
+/// Reads the ops of a history in file order and hands each to `sink`, keeping none:
+/// memory stays bounded by one window whatever the size of the file. Ops are numbered
+/// as [`read_history`] numbers them, given the `hints` of a first pass for imported
+/// histories whose completions lack `:process` (without hints, such ops get other fresh
+/// process ids, in the same places). An error of `sink` is placed at the op's line.
+pub fn stream_history(
+    reader: impl Read,
+    format: Option<Format>,
+    source_name: &str,
+    hints: Option<ImportHints>,
+    mut sink: impl FnMut(crate::op::Op) -> Result<(), HistoryError> + Send,
+) -> Result<Streamed, ParseError> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let io_error = |e: std::io::Error| ParseError::Io {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    };
+    let prefix = reader.fill_buf().map_err(io_error)?;
+    let is_empty = prefix.is_empty();
+    let (format, forced) = match format {
+        Some(f) => (f, true),
+        None => (detect(&prefix[..prefix.len().min(64 * 1024)]), false),
+    };
+    let mut ops = 0u64;
+    let mut counted = |op: crate::op::Op, line: usize| -> Result<(), ParseError> {
+        ops += 1;
+        sink(op).map_err(|error| ParseError::InvalidOp {
+            source_name: source_name.to_string(),
+            line,
+            error,
+        })
+    };
+    let hints = match format {
+        Format::Jsonl => {
+            jsonl::stream(&mut reader, source_name, &mut counted)?;
+            ImportHints::default()
+        }
+        Format::Edn | Format::JepsenLog => {
+            let importer = import::Importer::streaming(source_name, hints, &mut counted)?;
+            let importer = match format {
+                Format::Edn => edn::read_into(&mut reader, importer, edn::READ_CHUNK_BYTES)?,
+                _ => jepsen_log::read_into(&mut reader, importer)?,
+            };
+            importer.seen()
+        }
+    };
+    if ops == 0 {
+        return Err(no_ops(source_name, format, forced, is_empty));
+    }
+    Ok(Streamed { ops, format, hints })
 }
 
 /// A validation error, placed at the file line of the op it names (`lines[position]`).

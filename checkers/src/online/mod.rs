@@ -336,6 +336,64 @@ pub struct Replay {
     pub max_held_ops: usize,
 }
 
+/// Checks a recorded history too large to hold, in two passes over `open()`: the first
+/// finds where each key is used last (and what an import needs to number its ops), the
+/// second feeds the ops to the online forms of `checkers`, retiring each key after its
+/// last op and ticking every `tick_every` ops. Memory: the ops of the keys live at the
+/// same time (all of them for an unkeyed history), never the file. The results equal
+/// the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
+pub fn replay_stream<R: std::io::Read>(
+    open: impl Fn() -> std::io::Result<R>,
+    format: Option<crate::format::Format>,
+    source_name: &str,
+    checkers: &[Box<dyn Checker>],
+    ctx: &CheckContext,
+    tick_every: u64,
+) -> Result<Replay, crate::format::ParseError> {
+    use crate::format::{stream_history, ParseError};
+    let opened = || {
+        open().map_err(|e| ParseError::Io {
+            source_name: source_name.to_string(),
+            message: e.to_string(),
+        })
+    };
+    let mut uses = LastUses::default();
+    let first = stream_history(opened()?, format, source_name, None, |op| {
+        uses.push(&op);
+        Ok(())
+    })?;
+    let retire_at = uses.finish();
+    let mut online = OnlineCheck::new(checkers);
+    let mut anomalies = Vec::new();
+    let mut max_held_ops = 0;
+    let mut next = retire_at.iter().peekable();
+    stream_history(
+        opened()?,
+        Some(first.format),
+        source_name,
+        Some(first.hints),
+        |op| {
+            let index = op.index;
+            anomalies.extend_from_slice(online.push(op, ctx)?);
+            while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+                anomalies.extend_from_slice(online.retire(key, true, ctx));
+            }
+            if tick_every > 0 && (index + 1) % tick_every == 0 {
+                anomalies.extend_from_slice(online.tick(ctx));
+                max_held_ops = max_held_ops.max(online.held_ops());
+            }
+            Ok(())
+        },
+    )?;
+    max_held_ops = max_held_ops.max(online.held_ops());
+    anomalies.extend_from_slice(online.tick(ctx));
+    Ok(Replay {
+        results: online.finish(ctx),
+        anomalies,
+        max_held_ops,
+    })
+}
+
 /// Replays `history` through the online forms of `checkers`, ticking every
 /// `tick_every` ops, and retiring each key after its last op when `retire` is set. The
 /// results equal the offline check's; tests compare the two.
