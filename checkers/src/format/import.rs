@@ -152,6 +152,17 @@ impl<'s> Importer<'s> {
     pub(crate) fn finish(mut self) -> Result<History, ParseError> {
         let hints = self.hints();
         let mut rules = Rules::new(self.source_name, hints)?;
+        if self.meta.iter().all(|(_, has)| has.process) {
+            // No op needs a synthetic invocation: every op keeps its place, so the rules
+            // apply where the ops are (no second copy of a long history).
+            for (i, (op, &(line, has))) in self.ops.iter_mut().zip(&self.meta).enumerate() {
+                rules.normalise(op, line, has)?;
+                op.index = i as u64;
+            }
+            let lines: Vec<usize> = self.meta.iter().map(|(line, _)| *line).collect();
+            return History::new(self.ops)
+                .map_err(|error| super::invalid_at(self.source_name, &lines, error));
+        }
         let mut ops = Vec::with_capacity(self.ops.len());
         let mut lines = Vec::with_capacity(self.ops.len());
         let mut keep = |op: Op, line: usize| {
@@ -209,6 +220,19 @@ impl Rules {
         has: Presence,
         emit: &mut Sink<'_>,
     ) -> Result<(), ParseError> {
+        if let Some(mut invoke) = self.normalise(&mut op, line, has)? {
+            invoke.index = self.next_index;
+            self.next_index += 1;
+            emit(invoke, line)?;
+        }
+        op.index = self.next_index;
+        self.next_index += 1;
+        emit(op, line)
+    }
+
+    /// Normalises `op` where it is (all but its index); returns the synthetic
+    /// invocation that must go right before it, for a completion without `:process`.
+    fn normalise(&mut self, op: &mut Op, line: usize, has: Presence) -> Result<Option<Op>, ParseError> {
         if !has.time {
             op.time = self.prev_time_ns;
         }
@@ -236,35 +260,30 @@ impl Rules {
                 self.pending_f.remove(&op.process);
             }
         }
-        if !has.process {
-            if op.is_invoke() {
-                return Err(syntax(
-                    &self.source_name,
-                    line,
-                    "an invocation has no :process, so nothing says which completion is its own; give every invocation a :process (only completions may omit it)",
-                ));
-            }
-            op.process = Process::Client(self.next_synthetic);
-            self.next_synthetic = self.next_synthetic.checked_add(1).ok_or_else(|| {
-                syntax(
-                    &self.source_name,
-                    line,
-                    "too many ops without :process to give each a fresh id",
-                )
-            })?;
-            // Lone completions (Elle's tests) get an invocation right before them.
-            let invoke = Op {
-                index: self.next_index,
-                kind: OpType::Invoke,
-                error: None,
-                ..op.clone()
-            };
-            self.next_index += 1;
-            emit(invoke, line)?;
+        if has.process {
+            return Ok(None);
         }
-        op.index = self.next_index;
-        self.next_index += 1;
-        emit(op, line)
+        if op.is_invoke() {
+            return Err(syntax(
+                &self.source_name,
+                line,
+                "an invocation has no :process, so nothing says which completion is its own; give every invocation a :process (only completions may omit it)",
+            ));
+        }
+        op.process = Process::Client(self.next_synthetic);
+        self.next_synthetic = self.next_synthetic.checked_add(1).ok_or_else(|| {
+            syntax(
+                &self.source_name,
+                line,
+                "too many ops without :process to give each a fresh id",
+            )
+        })?;
+        // Lone completions (Elle's tests) get an invocation right before them.
+        Ok(Some(Op {
+            kind: OpType::Invoke,
+            error: None,
+            ..op.clone()
+        }))
     }
 }
 
