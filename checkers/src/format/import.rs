@@ -232,7 +232,12 @@ impl Rules {
 
     /// Normalises `op` where it is (all but its index); returns the synthetic
     /// invocation that must go right before it, for a completion without `:process`.
-    fn normalise(&mut self, op: &mut Op, line: usize, has: Presence) -> Result<Option<Op>, ParseError> {
+    fn normalise(
+        &mut self,
+        op: &mut Op,
+        line: usize,
+        has: Presence,
+    ) -> Result<Option<Op>, ParseError> {
         if !has.time {
             op.time = self.prev_time_ns;
         }
