@@ -11,6 +11,7 @@
 //! the run goes (see [`recorder`]).
 
 pub mod config;
+pub mod online;
 pub mod progress;
 pub mod provision;
 pub mod recorder;
