@@ -26,8 +26,8 @@ pub struct Args {
     /// Target rate over all clients in ops/s (default: as fast as the system answers).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Length of the main phase, in seconds.
-    #[arg(long, default_value_t = 60.0)]
+    /// Length of the main phase: seconds, or with a unit (90s, 30m, 24h).
+    #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds)]
     pub time_limit: f64,
     /// Mean seconds between nemesis ops.
     #[arg(long, default_value_t = 5.0)]
