@@ -276,27 +276,18 @@ pub(crate) fn invalid_at(source_name: &str, lines: &[usize], error: HistoryError
     }
 }
 
-/// Appends about `want_bytes` from `reader` to `buf`; returns true at end of input.
+/// Appends `want_bytes` from `reader` to `buf` (fewer at the end of input); returns
+/// true at end of input. The bytes go straight into `buf`'s memory, which grows by
+/// exactly what is asked (a doubling past a 1 GiB line would touch 2 GiB).
 pub(crate) fn fill(
     reader: &mut impl std::io::BufRead,
     buf: &mut Vec<u8>,
     want_bytes: usize,
 ) -> std::io::Result<bool> {
-    let target = buf.len() + want_bytes;
-    while buf.len() < target {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(true);
-        }
-        let n = chunk.len().min(target - buf.len());
-        buf.extend_from_slice(&chunk[..n]);
-        reader.consume(n);
-    }
-    Ok(false)
+    use std::io::Read;
+    buf.reserve_exact(want_bytes);
+    let got = reader.take(want_bytes as u64).read_to_end(buf)?;
+    Ok(got < want_bytes)
 }
 
 pub(crate) fn count_newlines(bytes: &[u8]) -> usize {
