@@ -70,6 +70,12 @@ fn read_limited(
             .max(buf.len());
         // ... but never far past the longest line allowed, which is then refused.
         let want = want.min((max_line_bytes + 1).saturating_sub(buf.len()).max(64 << 10));
+        if scanned >= batch_bytes && buf.capacity() < max_line_bytes {
+            // A line longer than a batch: room for the longest allowed, once (address
+            // space only; pages are touched as bytes arrive), instead of doublings that
+            // each copy what was read and hold old and new at once.
+            buf.reserve_exact(max_line_bytes + (128 << 10) - buf.len());
+        }
         eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
             source_name: source_name.to_string(),
             message: e.to_string(),
