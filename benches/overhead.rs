@@ -41,6 +41,7 @@ fn config(
         key_count: 100,
         ops_per_key: 1_000_000,
         leave_running: false,
+        stop_on_anomaly: false,
         checkers: vec![CheckerSpec::named("stats")],
         started_at: String::new(),
         distest_version: env!("CARGO_PKG_VERSION").into(),

@@ -56,6 +56,10 @@ pub struct Args {
     /// Leave the target and nodes running after the run.
     #[arg(long)]
     pub leave_running: bool,
+    /// End the main phase at the first anomaly online checking reports (then heal,
+    /// check and report as usual).
+    #[arg(long)]
+    pub stop_on_anomaly: bool,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
@@ -166,6 +170,7 @@ impl Args {
             key_count: self.key_count,
             ops_per_key: self.ops_per_key,
             leave_running: self.leave_running,
+            stop_on_anomaly: self.stop_on_anomaly,
             checkers,
             started_at: chrono::Utc::now().to_rfc3339(),
             distest_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -31,6 +31,9 @@ pub struct RunConfig {
     pub key_count: u64,
     pub ops_per_key: u64,
     pub leave_running: bool,
+    /// End the main phase at the first anomaly found online (`--stop-on-anomaly`).
+    #[serde(default)]
+    pub stop_on_anomaly: bool,
     pub checkers: Vec<CheckerSpec>,
     pub started_at: String,
     pub distest_version: String,

@@ -130,7 +130,12 @@ pub fn execute(
     let recorder = Recorder::create(&run_dir.join("history.jsonl"))
         .context("could not create history.jsonl")?;
     let flusher = recorder.spawn_flusher();
-    let main_result = main_phases(&cfg, &provisioned, &recorder, &stop, &log);
+    // Ends the main phase at the first anomaly (--stop-on-anomaly); unlike Ctrl-C, the
+    // run then goes on as usual (recovery, final reads).
+    let anomaly_stop = StopFlag::default();
+    let online = start_online(&cfg, &recorder, &log, &anomaly_stop)?;
+    recorder.attach_online(online.clone());
+    let main_result = main_phases(&cfg, &provisioned, &recorder, &stop, &anomaly_stop, &log);
     if let Err(e) = &main_result {
         log.line(&format!("run failed: {}", crate::commands::one_sentence(e)));
     }
@@ -153,7 +158,30 @@ pub fn execute(
     log.line(&format!("{recorded} ops recorded"));
 
     // Phase 5: check and report what was recorded, even after Ctrl-C or a failed phase.
-    let results = check_run(&run_dir, &cfg, &log)?;
+    let online_results = match online.finish() {
+        // Nothing recorded: the offline check says so (an error), as for any empty file.
+        Ok(_) if recorded == 0 => Err("no op was recorded".to_string()),
+        other => other,
+    };
+    let results = match online_results {
+        Ok(mut results) => {
+            log.line(&format!(
+                "checked online as recorded: verdict {} (the offline check's of history.jsonl)",
+                results.valid
+            ));
+            results.first_anomaly = online.first_anomaly().map(|r| {
+                let mut a = r.anomaly;
+                a.reported_time = Some(r.reported_ns);
+                a
+            });
+            write_results(&run_dir, &results)?;
+            results
+        }
+        Err(e) => {
+            log.line(&format!("online checking stopped ({e}); checking offline"));
+            check_run(&run_dir, &cfg, &log)?
+        }
+    };
     let exit_code = match &main_result {
         Err(_) if results.valid != distest_checkers::Validity::Invalid => 3,
         _ => results.valid.exit_code(),
@@ -166,6 +194,54 @@ pub fn execute(
         exit_code,
         record_seconds,
     })
+}
+
+/// Starts online checking with the run's checkers: the first anomaly is logged, printed
+/// (by the progress line) and, with `--stop-on-anomaly`, ends the main phase.
+fn start_online(
+    cfg: &RunConfig,
+    recorder: &Recorder,
+    log: &RunLog,
+    anomaly_stop: &StopFlag,
+) -> anyhow::Result<online::OnlineMonitor> {
+    let checkers = cfg
+        .checkers
+        .iter()
+        .map(|s| s.build().map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let clock = recorder.clone();
+    let (log, stop, stop_on_anomaly) = (log.clone(), anomaly_stop.clone(), cfg.stop_on_anomaly);
+    Ok(online::OnlineMonitor::start(
+        checkers,
+        move || clock.now_ns(),
+        move |r| {
+            log.line(&format!("first anomaly: {}", describe_first(r)));
+            if stop_on_anomaly {
+                log.line("--stop-on-anomaly: ending the main phase");
+                stop.stop();
+            }
+        },
+    ))
+}
+
+/// The first anomaly in one line: what, where and how soon it was reported.
+pub fn describe_first(r: &online::Reported) -> String {
+    format!(
+        "{} [{}: op {} at {:.1} s, reported {} ms later]",
+        r.anomaly.text,
+        r.anomaly.checker,
+        r.anomaly.index,
+        r.anomaly.time as f64 / 1e9,
+        r.reported_ns.saturating_sub(r.anomaly.time) / 1_000_000
+    )
+}
+
+fn write_results(run_dir: &Path, results: &Results) -> anyhow::Result<()> {
+    std::fs::write(
+        run_dir.join("results.json"),
+        serde_json::to_string_pretty(results)?,
+    )
+    .context("could not write results.json")
 }
 
 /// Copies every node's logs into `run_dir/nodes/<node>/`; failures are logged, not fatal.
@@ -192,6 +268,7 @@ fn main_phases(
     provisioned: &Provisioned,
     recorder: &Recorder,
     stop: &StopFlag,
+    anomaly_stop: &StopFlag,
     log: &RunLog,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -263,6 +340,7 @@ fn main_phases(
                 generator: generator.clone(),
                 recorder: recorder.clone(),
                 stop: stop.clone(),
+                anomaly_stop: anomaly_stop.clone(),
                 deadline,
                 rate_per_client: cfg.rate.map(|r| r / cfg.concurrency as f64),
                 op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
@@ -276,6 +354,9 @@ fn main_phases(
         }
     });
     main_done.stop();
+    if anomaly_stop.is_stopped() && !stop.is_stopped() {
+        log.line("stopped at the first anomaly: healing, checking and reporting as usual");
+    }
     if stop.is_stopped() {
         log.line("interrupted: ending the main phase early; healing, checking and reporting what was recorded");
     }
@@ -329,6 +410,8 @@ struct ClientLoop {
     generator: Arc<Mutex<(Box<dyn Workload>, StdRng)>>,
     recorder: Recorder,
     stop: StopFlag,
+    /// Raised at the first anomaly under `--stop-on-anomaly`.
+    anomaly_stop: StopFlag,
     deadline: Instant,
     rate_per_client: Option<f64>,
     op_timeout: Duration,
@@ -346,7 +429,7 @@ async fn client_loop(c: ClientLoop) {
         let wait = pace.gen_range(0.0..1.0 / rate.max(1e-3));
         tokio::time::sleep(Duration::from_secs_f64(wait.min(5.0))).await;
     }
-    while Instant::now() < c.deadline && !c.stop.is_stopped() {
+    while Instant::now() < c.deadline && !c.stop.is_stopped() && !c.anomaly_stop.is_stopped() {
         if client.is_none() {
             match c.target.client(c.node, &c.workload).await {
                 Ok(cl) => client = Some(cl),
@@ -357,16 +440,20 @@ async fn client_loop(c: ClientLoop) {
                 }
             }
         }
-        let req = {
+        // The invocation is recorded under the generator's lock, so ops enter the
+        // history in the order they were generated: a key's retirement (after its last
+        // op) then follows every invocation on it.
+        let (req, inv) = {
             let mut g = c.generator.lock().unwrap_or_else(|e| e.into_inner());
             let (w, rng) = &mut *g;
-            w.next_op(process, rng)
+            let req = w.next_op(process, rng);
+            let inv = record_invocation(&c.recorder, process, c.node_name.clone(), &req);
+            (req, inv)
         };
-        let completion = invoke_recorded(
+        let completion = complete_recorded(
             client.as_mut().expect("connected above").as_mut(),
             &c.recorder,
-            process,
-            c.node_name.clone(),
+            inv,
             &req,
             c.op_timeout,
         )
@@ -403,10 +490,35 @@ async fn invoke_recorded(
     req: &OpRequest,
     op_timeout: Duration,
 ) -> OpType {
+    let inv = record_invocation(recorder, process, node, req);
+    complete_recorded(client, recorder, inv, req, op_timeout).await
+}
+
+/// Records the invocation of `req`, then the retirement of the keys it is the last op on.
+fn record_invocation(
+    recorder: &Recorder,
+    process: u64,
+    node: Option<String>,
+    req: &OpRequest,
+) -> Op {
     let mut inv = Op::invoke(Process::Client(process), req.f.clone(), req.value.clone());
     inv.key = req.key.clone();
     inv.node = node;
     let inv = recorder.record(inv);
+    for key in &req.retires {
+        recorder.retire(key);
+    }
+    inv
+}
+
+/// Runs the recorded invocation `inv` with a timeout and records its completion.
+async fn complete_recorded(
+    client: &mut dyn distest_workloads::Client,
+    recorder: &Recorder,
+    inv: Op,
+    req: &OpRequest,
+    op_timeout: Duration,
+) -> OpType {
     let completion = match tokio::time::timeout(op_timeout, client.invoke(req)).await {
         Ok(c) => c,
         Err(_) => Completion::info(Value::Null, "timeout"),

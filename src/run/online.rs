@@ -25,6 +25,8 @@ enum Event {
     Op(Op),
     /// No op on this key will be invoked any more.
     Retire(Value),
+    /// The history is over.
+    Finish,
 }
 
 /// The first anomaly, when it was reported (ns since the run started).
@@ -43,13 +45,15 @@ struct Shared {
     anomalies: AtomicU64,
     /// Ops the checkers hold now.
     held: AtomicU64,
+    thread: Mutex<Option<JoinHandle<Result<Results, String>>>>,
 }
 
-/// Feeds a run's ops to the online checkers on a thread of its own.
+/// Feeds a run's ops to the online checkers on a thread of its own. A cheap handle:
+/// the recorder keeps one to pass ops on, the orchestrator another to finish.
+#[derive(Clone)]
 pub struct OnlineMonitor {
-    tx: Option<SyncSender<Event>>,
+    tx: SyncSender<Event>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<Result<Results, String>>>,
 }
 
 impl OnlineMonitor {
@@ -69,27 +73,20 @@ impl OnlineMonitor {
                 .spawn(move || check_loop(rx, checkers, &shared, now_ns, on_first))
                 .ok()
         };
-        OnlineMonitor {
-            tx: Some(tx),
-            shared,
-            thread,
-        }
+        *lock(&shared.thread) = thread;
+        OnlineMonitor { tx, shared }
     }
 
     /// The next op of the history (the recorder calls this in recording order).
     pub fn op(&self, op: &Op) {
-        if let Some(tx) = &self.tx {
-            // A closed channel means the thread stopped on an error, kept for `finish`.
-            let _ = tx.send(Event::Op(op.clone()));
-        }
+        // A closed channel means the thread stopped (on an error, kept for `finish`).
+        let _ = self.tx.send(Event::Op(op.clone()));
     }
 
     /// No op on `key` will be invoked any more (call after recording its last
     /// invocation): once its ops in flight are done, the checkers judge and drop it.
     pub fn retire(&self, key: Value) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Event::Retire(key));
-        }
+        let _ = self.tx.send(Event::Retire(key));
     }
 
     /// The first anomaly reported so far.
@@ -114,9 +111,10 @@ impl OnlineMonitor {
 
     /// The history is over: the checkers' verdicts, as the offline check gives them.
     /// An error when an op broke the rules of a history (then check offline instead).
-    pub fn finish(mut self) -> Result<Results, String> {
-        self.tx = None;
-        match self.thread.take() {
+    pub fn finish(&self) -> Result<Results, String> {
+        let _ = self.tx.send(Event::Finish);
+        let thread = lock(&self.shared.thread).take();
+        match thread {
             Some(thread) => thread
                 .join()
                 .unwrap_or_else(|_| Err("the online checking thread panicked".to_string())),
@@ -175,8 +173,8 @@ fn check_loop(
                 let found = !online.retire(&key, false, &ctx).is_empty();
                 note(&mut online, found);
             }
+            Ok(Event::Finish) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
         }
         if Instant::now() >= next_tick {
             let found = !online.tick(&ctx).is_empty();

@@ -30,7 +30,7 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             .strip_prefix("local:")
             .and_then(|n| n.parse().ok())
             .unwrap_or(5);
-        let target = targets::build_in_process(&cfg.target, count)?;
+        let target = targets::build_in_process(&cfg.target, count, &cfg.bug)?;
         cfg.nodes = target.node_names();
         log.line(&format!(
             "in-process target {} with {count} virtual nodes",

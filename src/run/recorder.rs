@@ -36,6 +36,8 @@ struct Inner {
     next_index: u64,
     last_flush: Instant,
     error: Option<String>,
+    /// Online checking: fed every op in recording order (under the lock).
+    online: Option<super::online::OnlineMonitor>,
 }
 
 /// Shared by every client task and the nemesis; cheap to clone.
@@ -58,11 +60,34 @@ impl Recorder {
                 next_index: 0,
                 last_flush: Instant::now(),
                 error: None,
+                online: None,
             })),
             start: Instant::now(),
             counters: Arc::new(Counters::default()),
             closed: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Hands every op recorded from now on to `online`, in recording order.
+    pub fn attach_online(&self, online: super::online::OnlineMonitor) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).online = Some(online);
+    }
+
+    /// The online checking attached, if any.
+    pub fn online(&self) -> Option<super::online::OnlineMonitor> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .online
+            .clone()
+    }
+
+    /// No op on `key` will be invoked any more (its last invocation is recorded): online
+    /// checking judges it once its ops in flight are done.
+    pub fn retire(&self, key: &serde_json::Value) {
+        if let Some(online) = &self.inner.lock().unwrap_or_else(|e| e.into_inner()).online {
+            online.retire(key.clone());
+        }
     }
 
     /// Nanoseconds since the run started.
@@ -82,6 +107,9 @@ impl Recorder {
         op.time = self.now_ns();
         inner.next_index += 1;
         write_jsonl_line(&op, &mut inner.buffer);
+        if let Some(online) = &inner.online {
+            online.op(&op);
+        }
         if inner.buffer.len() >= FLUSH_BYTES || inner.last_flush.elapsed() >= FLUSH_INTERVAL {
             Self::flush_locked(&mut inner);
         }

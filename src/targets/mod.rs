@@ -71,7 +71,7 @@ pub fn build(
         "etcd" => Arc::new(etcd::Etcd::new(nodes, opts)),
         "crdt" => Arc::new(crdt::Crdt::new(nodes, opts)),
         "postgres" => Arc::new(postgres::Postgres::new(nodes, opts)?),
-        other => return build_in_process(other, nodes.len()),
+        other => return build_in_process(other, nodes.len(), &opts.bugs),
     })
 }
 
@@ -145,9 +145,13 @@ pub fn is_in_process(target: &str) -> bool {
 }
 
 /// Builds an in-process target (no nodes needed).
-pub fn build_in_process(name: &str, node_count: usize) -> anyhow::Result<Arc<dyn Target>> {
+pub fn build_in_process(
+    name: &str,
+    node_count: usize,
+    bugs: &[String],
+) -> anyhow::Result<Arc<dyn Target>> {
     match name {
-        "noop" => Ok(Arc::new(noop::Noop::new(node_count))),
+        "noop" => Ok(Arc::new(noop::Noop::with_bugs(node_count, bugs)?)),
         other => anyhow::bail!("target {other:?} needs nodes"),
     }
 }

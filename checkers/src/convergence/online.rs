@@ -75,6 +75,7 @@ impl<D: Detector> OnlineByKey<D> {
                 index: at.index,
                 time: at.time,
                 text: format!("{subject}{text}"),
+                reported_time: None,
             });
         }
     }

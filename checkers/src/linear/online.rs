@@ -132,8 +132,10 @@ where
                         time: last.time,
                         text: format!(
                             "{} is not linearizable under the {model_name} model.",
-                            subject(&key.as_ref().map(|k| Value::String(k.clone())))
+                            key.as_ref()
+                                .map_or("The history".to_string(), |k| format!("Key {k}"))
                         ),
+                        reported_time: None,
                     });
                 }
             }
@@ -205,6 +207,7 @@ fn anomaly_of(bad: &Bad, model_name: &str) -> Option<Anomaly> {
             "{} is not linearizable under the {model_name} model: {failing}. {why}",
             subject(&bad.key)
         ),
+        reported_time: None,
     })
 }
 

@@ -57,6 +57,10 @@ pub struct Anomaly {
     pub time: u64,
     /// One short sentence: what is wrong, with the key and node when known.
     pub text: String,
+    /// When it was reported, in nanoseconds since the run started (set by a run, which
+    /// has a clock; checkers have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_time: Option<u64>,
 }
 
 /// A checker's online form. The history arrives in recording order through
