@@ -141,7 +141,7 @@ impl Client for NoopClient {
         match op.f.as_str() {
             "read" if op.key.is_some() => {
                 s.reads += 1;
-                let stale = s.stale_every.is_some_and(|n| s.reads % n == 0);
+                let stale = s.stale_every.is_some_and(|n| s.reads.is_multiple_of(n));
                 let from = if stale { &s.previous } else { &s.registers };
                 Completion::ok(from.get(&key_of(op)).cloned().unwrap_or(Value::Null))
             }
