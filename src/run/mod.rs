@@ -169,6 +169,12 @@ pub fn execute(
                 "checked online as recorded: verdict {} (the offline check's of history.jsonl)",
                 results.valid
             ));
+            if let Some((n, p50, p99, max)) = online.report_latency_ms() {
+                log.line(&format!(
+                    "online: {} anomalies reported, {n} timed: report latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms",
+                    online.anomaly_count()
+                ));
+            }
             results.first_anomaly = online.first_anomaly().map(|r| {
                 let mut a = r.anomaly;
                 a.reported_time = Some(r.reported_ns);

@@ -45,8 +45,14 @@ struct Shared {
     anomalies: AtomicU64,
     /// Ops the checkers hold now.
     held: AtomicU64,
+    /// For the first [`MAX_LATENCIES`] anomalies: ns from the op that completed each to
+    /// its report.
+    latencies_ns: Mutex<Vec<u64>>,
     thread: Mutex<Option<JoinHandle<Result<Results, String>>>>,
 }
+
+/// Report latencies kept (enough for a p99 over a long run).
+const MAX_LATENCIES: usize = 1 << 16;
 
 /// Feeds a run's ops to the online checkers on a thread of its own. A cheap handle:
 /// the recorder keeps one to pass ops on, the orchestrator another to finish.
@@ -104,6 +110,18 @@ impl OnlineMonitor {
         self.shared.anomalies.load(Ordering::Relaxed)
     }
 
+    /// How soon anomalies were reported after the op that completed each: (count, p50,
+    /// p99, max) in milliseconds, over the first [`MAX_LATENCIES`] anomalies.
+    pub fn report_latency_ms(&self) -> Option<(usize, f64, f64, f64)> {
+        let mut l = lock(&self.shared.latencies_ns).clone();
+        if l.is_empty() {
+            return None;
+        }
+        l.sort_unstable();
+        let q = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1e6;
+        Some((l.len(), q(0.5), q(0.99), q(1.0)))
+    }
+
     /// Ops the checkers hold now (the memory online checking uses grows with this).
     pub fn held_ops(&self) -> u64 {
         self.shared.held.load(Ordering::Relaxed)
@@ -138,8 +156,17 @@ fn check_loop(
     let mut online = OnlineCheck::new(&checkers);
     let mut on_first = Some(on_first);
     let mut next_tick = Instant::now() + TICK;
-    let mut note = |online: &mut OnlineCheck, found: bool| {
-        if found {
+    let mut note = |online: &mut OnlineCheck, found: &[Anomaly]| {
+        if !found.is_empty() {
+            let now = now_ns();
+            let mut l = lock(&shared.latencies_ns);
+            for a in found {
+                if l.len() < MAX_LATENCIES {
+                    l.push(now.saturating_sub(a.time));
+                }
+            }
+        }
+        if !found.is_empty() {
             if let (Some(first), Some(report)) = (online.first_anomaly(), on_first.take()) {
                 let reported = Reported {
                     anomaly: first.clone(),
@@ -161,29 +188,29 @@ fn check_loop(
         let wait = next_tick.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok(Event::Op(op)) => {
-                let found = !online
+                let found = online
                     .push(op, &ctx)
                     .map_err(|e| format!("the recorded history broke a rule: {e}"))?
-                    .is_empty();
-                if found {
-                    note(&mut online, true);
+                    .to_vec();
+                if !found.is_empty() {
+                    note(&mut online, &found);
                 }
             }
             Ok(Event::Retire(key)) => {
-                let found = !online.retire(&key, false, &ctx).is_empty();
-                note(&mut online, found);
+                let found = online.retire(&key, false, &ctx).to_vec();
+                note(&mut online, &found);
             }
             Ok(Event::Finish) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() >= next_tick {
-            let found = !online.tick(&ctx).is_empty();
-            note(&mut online, found);
+            let found = online.tick(&ctx).to_vec();
+            note(&mut online, &found);
             next_tick = Instant::now() + TICK;
         }
     }
-    let found = !online.tick(&ctx).is_empty();
-    note(&mut online, found);
+    let found = online.tick(&ctx).to_vec();
+    note(&mut online, &found);
     Ok(online.finish(&ctx))
 }
 
