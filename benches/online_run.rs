@@ -3,7 +3,7 @@
 //!
 //! A keyed register workload (5 keys live, 200 ops per key, then a fresh key; 64
 //! clients) checked online for linearizability (cas-register) and stats, with the noop
-//! target's `stale-read` bug on (every 10,000th read returns the value before the last
+//! target's `stale-read` bug on (every 1,000th read returns the value before the last
 //! write), so anomalies keep coming. Prints the sustained recorded-and-checked ops/s,
 //! the report latency of the anomalies (from the op that completed each to its report;
 //! p50/p99/max), and the process's resident memory after 1 minute and at the end.
@@ -11,7 +11,8 @@
 
 use distest::run::config::RunConfig;
 use distest::run::{self, StopFlag};
-use distest_workloads::CheckerSpec;
+use distest_checkers::CheckerSpec;
+use distest_rundir::TestJson;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,32 +33,27 @@ fn main() {
         .unwrap_or(120.0);
     let store = std::env::temp_dir().join(format!("dt-bench-online-{}", std::process::id()));
     let cfg = RunConfig {
-        target: "noop".into(),
-        workload: "register".into(),
-        nemesis: Vec::new(),
-        nodes: Vec::new(),
-        nodes_spec: "local:5".into(),
-        concurrency: 64,
-        rate: None,
-        time_limit_s: seconds,
-        nemesis_interval_s: 5.0,
-        recovery_s: 0.0,
-        op_timeout_s: 5.0,
-        seed: 1,
-        bug: vec!["stale-read".into()],
-        consistency_model: None,
-        key_count: 5,
-        ops_per_key: 200,
-        leave_running: false,
-        stop_on_anomaly: false,
-        checkers: vec![
-            CheckerSpec::named("linearizable").with_model("cas-register"),
-            CheckerSpec::named("stats"),
-        ],
-        started_at: String::new(),
-        distest_version: env!("CARGO_PKG_VERSION").into(),
-        command: "bench online_run".into(),
-        settings: Default::default(),
+        test: TestJson {
+            target: "noop".into(),
+            workload: "register".into(),
+            nodes_spec: "local:5".into(),
+            concurrency: 64,
+            time_limit_s: seconds,
+            nemesis_interval_s: 5.0,
+            recovery_s: 0.0,
+            op_timeout_s: 5.0,
+            seed: 1,
+            bug: vec!["stale-read".into()],
+            key_count: 5,
+            ops_per_key: 200,
+            checkers: vec![
+                CheckerSpec::named("linearizable").with_model("cas-register"),
+                CheckerSpec::named("stats"),
+            ],
+            distest_version: env!("CARGO_PKG_VERSION").into(),
+            command: "bench online_run".into(),
+            ..TestJson::default()
+        },
         store: store.clone(),
         junit: None,
         node_args: distest::nodes::NodeArgs {

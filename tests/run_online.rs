@@ -36,8 +36,22 @@ fn a_stale_read_on_raft_kv_is_reported_while_the_run_goes_and_stop_on_anomaly_en
     let time_limit_s = 300.0;
     let started = Instant::now();
     let out = run_on_cluster(&store.0, ID, SUBNET)
-        .args(["--target", "kv", "--nemesis", "partition", "--bug", "stale-read"])
-        .args(["--time-limit", "5m", "--nemesis-interval", "3", "--seed", "2"])
+        .args([
+            "--target",
+            "kv",
+            "--nemesis",
+            "partition",
+            "--bug",
+            "stale-read",
+        ])
+        .args([
+            "--time-limit",
+            "5m",
+            "--nemesis-interval",
+            "3",
+            "--seed",
+            "2",
+        ])
         .arg("--stop-on-anomaly")
         .output()
         .unwrap();
@@ -64,7 +78,10 @@ fn a_stale_read_on_raft_kv_is_reported_while_the_run_goes_and_stop_on_anomaly_en
     );
     let run = latest_run(&store.0);
     let log = std::fs::read_to_string(run.join("distest.log")).unwrap();
-    assert!(log.contains("--stop-on-anomaly: ending the main phase"), "{log}");
+    assert!(
+        log.contains("--stop-on-anomaly: ending the main phase"),
+        "{log}"
+    );
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     // Every partition started was healed (the anomaly may come before the first one).
     assert_eq!(

@@ -3,7 +3,9 @@
 //!
 //! One mutex orders index assignment, the clock reading and the write, so the file is in
 //! real-time order with dense indices. The buffer is flushed at least every
-//! `FLUSH_INTERVAL`, so a SIGKILLed control node loses at most that last moment.
+//! `FLUSH_INTERVAL`, so a SIGKILLed control node loses at most that last moment. The ops
+//! are not kept: each is also handed, in order, to online checking
+//! ([`Recorder::attach_online`]), so memory stays flat however long the run.
 
 use distest_checkers::format::write_jsonl_line;
 use distest_checkers::{Op, OpType};

@@ -6,6 +6,7 @@
 //! histories are linearizable and strict-serializable: any anomaly reported on it is a
 //! bug in distest.
 
+use super::registry::TargetEntry;
 use super::Target;
 use async_trait::async_trait;
 use distest_nemeses::{ClockSupport, NodeError, TargetControl};
@@ -14,6 +15,17 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+/// The registry entry of `noop`.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "noop",
+        "in-process, answers at once from shared memory: measures distest itself, needs no root; --bug stale-read plants detectable stale reads",
+        |ctx| Ok(Arc::new(Noop::with_bugs(ctx.node_count, &ctx.options.bugs)?)),
+    )
+    .workloads(&["register", "list-append", "rw-register", "set"])
+    .in_process()
+}
 
 #[derive(Default)]
 struct State {
@@ -36,11 +48,11 @@ pub struct Noop {
 /// The noop target's bugs, for measuring how fast online checking reports an anomaly.
 pub const BUGS: &[(&str, &str)] = &[(
     "stale-read",
-    "every 10,000th register read returns the value before the last write (detectable when that write completed before the read began)",
+    "every 1,000th register read returns the value before the last write (detectable when that write completed before the read began)",
 )];
 
 /// Register reads between two stale ones under the `stale-read` bug.
-const STALE_EVERY_READS: u64 = 10_000;
+const STALE_EVERY_READS: u64 = 1_000;
 
 impl Noop {
     pub fn new(nodes: usize) -> Noop {

@@ -10,7 +10,7 @@
 //! the verdict the offline check gives.
 
 use super::explain::subject;
-use super::model::Model;
+use super::models::Model;
 use super::prepare::{self, PrepareError};
 use super::search::{self, Limits, Outcome, Scratch};
 use super::{explain_key, search_keys, Bad, Job, Tally};
