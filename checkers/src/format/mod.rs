@@ -140,6 +140,41 @@ pub fn detect(prefix: &[u8]) -> Format {
     }
 }
 
+/// A reader ready to read a history: buffered, its format known.
+struct Opened<R> {
+    reader: std::io::BufReader<R>,
+    format: Format,
+    /// The format was given, not detected.
+    forced: bool,
+    /// The input holds no byte at all.
+    is_empty: bool,
+}
+
+/// Buffers `reader` and settles its format (`None`: detected from the first bytes).
+fn open<R: Read>(
+    reader: R,
+    format: Option<Format>,
+    source_name: &str,
+) -> Result<Opened<R>, ParseError> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let prefix = reader.fill_buf().map_err(|e| ParseError::Io {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    })?;
+    let is_empty = prefix.is_empty();
+    let (format, forced) = match format {
+        Some(f) => (f, true),
+        None => (detect(&prefix[..prefix.len().min(64 * 1024)]), false),
+    };
+    Ok(Opened {
+        reader,
+        format,
+        forced,
+        is_empty,
+    })
+}
+
 /// Reads a whole history from `reader`. `format: None` auto-detects.
 /// `source_name` (usually the path) is what error messages name.
 pub fn read_history(
@@ -147,18 +182,12 @@ pub fn read_history(
     format: Option<Format>,
     source_name: &str,
 ) -> Result<History, ParseError> {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-    let io_error = |e: std::io::Error| ParseError::Io {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    };
-    let prefix = reader.fill_buf().map_err(io_error)?;
-    let is_empty = prefix.is_empty();
-    let (format, forced) = match format {
-        Some(f) => (f, true),
-        None => (detect(&prefix[..prefix.len().min(64 * 1024)]), false),
-    };
+    let Opened {
+        mut reader,
+        format,
+        forced,
+        is_empty,
+    } = open(reader, format, source_name)?;
     let history = match format {
         Format::Jsonl => jsonl::read(&mut reader, source_name),
         Format::Edn => edn::read(&mut reader, source_name),
@@ -211,18 +240,12 @@ pub fn stream_history(
     hints: Option<ImportHints>,
     mut sink: impl FnMut(crate::op::Op) -> Result<(), HistoryError> + Send,
 ) -> Result<Streamed, ParseError> {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-    let io_error = |e: std::io::Error| ParseError::Io {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    };
-    let prefix = reader.fill_buf().map_err(io_error)?;
-    let is_empty = prefix.is_empty();
-    let (format, forced) = match format {
-        Some(f) => (f, true),
-        None => (detect(&prefix[..prefix.len().min(64 * 1024)]), false),
-    };
+    let Opened {
+        mut reader,
+        format,
+        forced,
+        is_empty,
+    } = open(reader, format, source_name)?;
     let mut ops = 0u64;
     let mut counted = |op: crate::op::Op, line: usize| -> Result<(), ParseError> {
         ops += 1;
