@@ -1,7 +1,7 @@
 //! Targets described in a file (`--target PATH`), end to end: the shipped examples find
 //! what Jepsen found in those systems (root, local clusters), the client protocol records
-//! a misbehaving client honestly, and a wrong target file is refused before anything is
-//! provisioned, with its line named.
+//! a misbehaving client honestly, a user's own folder runs by the file's bare name, and a
+//! wrong target file is refused before anything is provisioned, with its line named.
 //!
 //! Each root test has its own cluster id (`tf*`) and /24 (10.77.232–241) and asserts that
 //! nothing of its cluster is left. The examples' Debian packages are installed by distest
@@ -265,6 +265,50 @@ fn a_misbehaving_client_is_recorded_honestly_and_the_run_goes_on() {
     ] {
         assert!(log.contains(note), "clients.log notes {note:?}: {log}");
     }
+}
+
+#[test]
+fn a_users_own_folder_runs_with_a_bare_file_name_and_the_kill_finds_lost_writes() {
+    require_root!();
+    // As a new user would: their own folder, outside distest's repository, holding the
+    // target file, their system and a standard-library Python client; `distest run` is
+    // started there with the file's bare name.
+    let store = TempDir::new("tf-user");
+    let folder = store.0.join("my-system");
+    std::fs::create_dir_all(&folder).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/targets/mykv");
+    for file in ["my.toml", "server.py", "client.py"] {
+        std::fs::copy(fixture.join(file), folder.join(file)).unwrap();
+    }
+    let runs = store.0.join("runs");
+    let run = |durable: &str| {
+        let out = run_on_cluster(&runs, "tf6", 237)
+            .current_dir(&folder)
+            .args([
+                "--target",
+                "my.toml",
+                "--nodes",
+                "local:3",
+                "--nemesis",
+                "kill",
+            ])
+            .args(["--time-limit", "20", "--seed", "1", "--set"])
+            .arg(format!("durable={durable}"))
+            .output()
+            .unwrap();
+        assert_nothing_left("tf6");
+        out
+    };
+    // Seed 1 kills n1, the node every client uses, 4 s in: kept only in memory, what it
+    // acknowledged is gone when it comes back.
+    let volatile = run("0");
+    assert_eq!(volatile.status.code(), Some(1), "{}", text(&volatile));
+    let r = results(&runs);
+    assert_eq!(r["checkers"]["linearizable"]["valid"], false, "{r}");
+    assert!(latest_run(&runs).starts_with(runs.join("mykv-register-kill")));
+    assert!(history(&runs).contains(r#""f":"kill""#), "the kill ran");
+    let durable = run("1");
+    assert_eq!(durable.status.code(), Some(0), "{}", text(&durable));
 }
 
 /// A target file in a fresh folder with `text`.
