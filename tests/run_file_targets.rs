@@ -276,7 +276,7 @@ fn a_users_own_folder_runs_with_a_bare_file_name_and_the_kill_finds_lost_writes(
     let store = TempDir::new("tf-user");
     let folder = store.0.join("my-system");
     std::fs::create_dir_all(&folder).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/targets/mykv");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets/mykv");
     for file in ["my.toml", "server.py", "client.py"] {
         std::fs::copy(fixture.join(file), folder.join(file)).unwrap();
     }

@@ -824,15 +824,20 @@ command = "python3 client.py --primary {primary_ip}"
     fn the_shipped_examples_parse() {
         let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&examples).unwrap() {
-            let file = entry.unwrap().path().join("target.toml");
-            if file.is_file() {
-                let t = load(&file).unwrap_or_else(|e| panic!("{e}"));
-                assert!(!t.workloads.is_empty() && !t.daemons.is_empty());
-                seen += 1;
+        for folder in std::fs::read_dir(&examples).unwrap() {
+            for file in std::fs::read_dir(folder.unwrap().path()).unwrap() {
+                let file = file.unwrap().path();
+                if file.extension().is_some_and(|e| e == "toml") {
+                    let t = load(&file).unwrap_or_else(|e| panic!("{e}"));
+                    assert!(!t.workloads.is_empty() && !t.daemons.is_empty());
+                    seen += 1;
+                }
             }
         }
-        assert!(seen >= 3, "redis-sentinel, mariadb and etcd ship: {seen}");
+        assert!(
+            seen >= 4,
+            "redis-sentinel, mariadb, etcd and mykv ship: {seen}"
+        );
     }
 
     #[test]
