@@ -1240,12 +1240,8 @@ impl LazyFs {
             return Ok(());
         }
         let durable = inode.durable.as_ref().ok_or(Errno::EIO)?;
-        let on_disk = durable.metadata().map_err(|e| io_errno(&e))?.len();
-        if let Some(cut) = f.base_cut {
-            if cut < on_disk {
-                durable.set_len(cut).map_err(|e| io_errno(&e))?;
-            }
-        }
+        // No cut to apply here: every cut was journaled as a `SetLen`, and the commit
+        // that precedes every flush has replayed it on the backing file.
         for (offset, bytes) in f.dirty.iter() {
             durable
                 .write_all_at(bytes, offset)
