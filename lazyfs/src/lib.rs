@@ -187,8 +187,10 @@ fn mount(
     std::thread::Builder::new()
         .name("lazyfs-signals".into())
         .spawn(move || {
-            let signal = signals.wait();
-            eprintln!("lazyfs: {signal:?}: writing back and unmounting");
+            match signals.wait() {
+                Ok(signal) => eprintln!("lazyfs: {signal}: writing back and unmounting"),
+                Err(e) => eprintln!("lazyfs: waiting for signals failed ({e}): unmounting"),
+            }
             let code = match fuse::lock(&fs).checkpoint() {
                 Ok(()) => 0,
                 Err(e) => {

@@ -55,6 +55,26 @@ pub enum NemesisError {
     #[error("latency needs the kernel's netem queueing discipline (module `sch_netem`), which {node} lacks ({detail}); run `modprobe sch_netem` there or use a kernel built with CONFIG_NET_SCH_NETEM")]
     NetemMissing { node: String, detail: String },
 
+    #[error("cannot reach the data of the target on {node}: {why}")]
+    NoDataDir { node: String, why: String },
+
+    #[error("`lose-unsynced` needs the target's data directory on {node} served through lazyfs, and it is a plain directory; run with `--nemesis disk` so that distest mounts lazyfs before starting the target")]
+    NotOnLazyfs { node: String },
+
+    #[error("lazyfs on {node} failed to {what}: {detail}")]
+    Lazyfs {
+        node: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("no non-empty file in the data directory {dir} on {node} matches `{pattern}`; name an existing file (relative to the data directory) or wait until the target has written one")]
+    NoFileMatches {
+        node: String,
+        dir: String,
+        pattern: String,
+    },
+
     #[error("could not find the network interface {node} uses to reach its peers: {detail}")]
     NoInterface { node: String, detail: String },
 

@@ -1,7 +1,7 @@
 //! Test doubles: a `NodeShell` that records the commands it would run and answers from a
 //! script, and a `TargetControl` that records the calls it gets.
 
-use crate::node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+use crate::node::{ClockSupport, DataDir, ExecOutput, NodeError, NodeShell, TargetControl};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -77,6 +77,10 @@ pub(crate) struct FakeTarget {
     pub(crate) clock: Mutex<BTreeMap<String, ClockSupport>>,
     /// Nodes on which every call fails.
     pub(crate) broken: Mutex<Vec<String>>,
+    /// Nodes on which `start` fails.
+    pub(crate) broken_start: Mutex<Vec<String>>,
+    /// Data directories by node; nodes without one have none.
+    pub(crate) data_dirs: Mutex<BTreeMap<String, DataDir>>,
     /// A target without any primary (a CRDT store): `has_primaries` says false.
     pub(crate) leaderless: bool,
 }
@@ -103,7 +107,14 @@ impl TargetControl for FakeTarget {
         self.call("kill", node)
     }
     fn start(&self, node: &str) -> Result<(), NodeError> {
-        self.call("start", node)
+        self.call("start", node)?;
+        if self.broken_start.lock().unwrap().iter().any(|b| b == node) {
+            return Err(NodeError::Unreachable {
+                node: node.to_string(),
+                message: "fake node does not start".to_string(),
+            });
+        }
+        Ok(())
     }
     fn pause(&self, node: &str) -> Result<(), NodeError> {
         self.call("pause", node)
@@ -116,6 +127,14 @@ impl TargetControl for FakeTarget {
     }
     fn has_primaries(&self) -> bool {
         !self.leaderless
+    }
+    fn data_dir(&self, node: &str) -> Result<DataDir, String> {
+        self.data_dirs
+            .lock()
+            .unwrap()
+            .get(node)
+            .cloned()
+            .ok_or_else(|| format!("the fake target has no data directory on {node}"))
     }
     fn clock_support(&self, node: &str) -> ClockSupport {
         self.clock

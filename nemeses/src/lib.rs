@@ -7,8 +7,8 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `all`, `none`) into one [`Nemesis`]. A new fault is one file implementing
-//! [`Nemesis`] plus one line in [`FAULTS`].
+//! `latency`, `disk`, `corrupt-file`, `all`, `none`) into one [`Nemesis`]. A new fault is
+//! one file implementing [`Nemesis`] plus one line in [`FAULTS`] (or [`NAMED_ONLY`]).
 //!
 //! Fault ops and their values (`targets` is `one|minority|majority|primaries|all`;
 //! `nodes` lists node names and is absent for `primaries`, which are asked for when the
@@ -22,6 +22,11 @@
 //! | clock | `bump-clock` / `strobe-clock` / `skew-clock` | `{targets, nodes, delta_ms}` / `+ period_ms, duration_ms` / `{offsets_ms: {node: ms}}` | `reset-clock` |
 //! | kill | `kill` | `{targets, nodes}` | `start` |
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
+//! | disk | `lose-unsynced` | `{targets, nodes, torn, prefix_bytes?}` + `lost: {node: report}` | (none; `restart-disk` at heal) |
+//! | corrupt-file | `corrupt-file` | `{targets, nodes, file, mode, flips?, drop_bytes?}` + `changed: {node: ...}` | (none; `restart-corrupt` at heal) |
+//!
+//! `lose-unsynced` and `corrupt-file` stop the target, change its data and start it again
+//! within one op; their heal op only starts nodes whose restart failed.
 //!
 //! Completions say what was done: the grudge applied, the nodes hit, the offsets now in
 //! effect, the interfaces netem was put on, the nodes healed.
@@ -31,6 +36,8 @@ pub mod node;
 pub mod clock;
 mod cluster;
 pub mod compose;
+pub mod corrupt;
+pub mod disk;
 pub mod error;
 pub mod iptables;
 pub mod kill;
@@ -40,6 +47,7 @@ pub mod nemesis;
 pub mod partition;
 pub mod pause;
 pub mod process;
+pub mod restart;
 pub mod schedule;
 pub mod targets;
 mod value;
@@ -50,7 +58,9 @@ mod fake;
 pub use error::{NemesisError, NodeFailure};
 pub use iptables::clear_leftovers;
 pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+pub use node::{
+    ClockSupport, DataDir, ExecOutput, LazyfsControl, NodeError, NodeShell, TargetControl,
+};
 
 use compose::{Composite, NoFault};
 
@@ -67,9 +77,22 @@ pub const FAULTS: [(&str, Constructor); 6] = [
     ("pause", |ctx| Box::new(pause::Pause::new(ctx))),
 ];
 
+/// Faults that `all` leaves out, named explicitly: each needs setup of its own (`disk`:
+/// the data directory served through lazyfs) or destroys data a correct system may
+/// legitimately lose (`corrupt-file`). Composed and healed after [`FAULTS`].
+pub const NAMED_ONLY: [(&str, Constructor); 2] = [
+    ("disk", |ctx| Box::new(disk::Disk::new(ctx))),
+    ("corrupt-file", |ctx| Box::new(corrupt::Corrupt::new(ctx))),
+];
+
+/// Every fault in canonical (composition and heal) order.
+fn every_fault() -> impl Iterator<Item = &'static (&'static str, Constructor)> {
+    FAULTS.iter().chain(NAMED_ONLY.iter())
+}
+
 /// Names `build` accepts.
 pub fn valid_names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = FAULTS.iter().map(|(name, _)| *name).collect();
+    let mut names: Vec<&str> = every_fault().map(|(name, _)| *name).collect();
     names.extend(["all", compose::NONE]);
     names
 }
@@ -82,7 +105,7 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
             "all" => FAULTS.iter().map(|(n, _)| *n).collect(),
-            _ => match FAULTS.iter().find(|(n, _)| *n == name) {
+            _ => match every_fault().find(|(n, _)| *n == name) {
                 Some((n, _)) => vec![*n],
                 None => {
                     return Err(NemesisError::UnknownNemesis {
@@ -99,8 +122,7 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         }
     }
     // Canonical order, whatever order the user named them in: same schedule, same heal.
-    let parts: Vec<Box<dyn Nemesis>> = FAULTS
-        .iter()
+    let parts: Vec<Box<dyn Nemesis>> = every_fault()
         .filter(|(n, _)| wanted.contains(n))
         .map(|(_, make)| make(&ctx))
         .collect();
@@ -108,15 +130,16 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         0 => Ok(Box::new(NoFault)),
         1 => Ok(parts.into_iter().next().expect("one part")),
         _ => {
-            let name = if parts.len() == FAULTS.len() {
-                "all".to_string()
-            } else {
-                parts
-                    .iter()
-                    .map(|p| p.name().to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
+            let name =
+                if wanted.len() == FAULTS.len() && FAULTS.iter().all(|(n, _)| wanted.contains(n)) {
+                    "all".to_string()
+                } else {
+                    parts
+                        .iter()
+                        .map(|p| p.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
             Ok(Box::new(Composite::new(name, ctx.seed, parts)))
         }
     }
@@ -149,7 +172,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, all, none"
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, all, none"
         );
     }
 
@@ -175,6 +198,29 @@ mod tests {
             build(&["all".to_string()], ctx(3, 1)).unwrap().name(),
             "all"
         );
+    }
+
+    #[test]
+    fn all_leaves_the_disk_faults_out_and_they_compose_when_named() {
+        let all = build(&["all".to_string()], ctx(3, 1)).unwrap();
+        assert!(!all.performs().contains(&"lose-unsynced"));
+        assert!(!all.performs().contains(&"corrupt-file"));
+        let mixed = build(&["corrupt-file,kill,disk".to_string()], ctx(3, 1)).unwrap();
+        assert_eq!(mixed.name(), "kill,disk,corrupt-file");
+        assert_eq!(
+            mixed.performs(),
+            vec![
+                "kill",
+                "start",
+                "lose-unsynced",
+                "restart-disk",
+                "corrupt-file",
+                "restart-corrupt"
+            ]
+        );
+        let everything = build(&["all,disk".to_string()], ctx(3, 1)).unwrap();
+        assert_ne!(everything.name(), "all");
+        assert!(everything.performs().contains(&"lose-unsynced"));
     }
 
     #[test]

@@ -152,8 +152,9 @@ pub fn build_in_process(name: &str, node_count: usize) -> anyhow::Result<Arc<dyn
     }
 }
 
-/// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
-/// runs that target and returns its exit code; otherwise `None`.
+/// When this binary was invoked under a bundled program's name (`raft-kv`, `crdt-store`,
+/// or `lazyfs`, the filesystem of the disk nemesis), runs it and returns its exit code;
+/// otherwise `None`.
 pub fn multicall() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
     let program = std::path::Path::new(args.first()?)
@@ -163,6 +164,7 @@ pub fn multicall() -> Option<u8> {
     match program.as_str() {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),
+        distest_lazyfs::PROGRAM => Some(distest_lazyfs::main_with_args(args)),
         _ => None,
     }
 }

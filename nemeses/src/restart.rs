@@ -1,0 +1,185 @@
+//! What the disk faults share: on each targeted node, stop the target's process, do
+//! something to its data while nothing runs, start it again — all within one op, so the
+//! fault needs no stop op of its own. A node whose restart failed stays on the books and
+//! heal starts it (op `restart-…`).
+//!
+//! Ops: the fault op takes `{"targets": mode, "nodes": [...], ...fields of the fault}`
+//! (see `targets.rs`); its completion adds `{"<result>": {node: what was done}}`. The heal
+//! op takes `{"nodes": [...]}` or nothing (every node left down).
+
+use crate::cluster::{parallel, Cluster};
+use crate::error::NemesisError;
+use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::node::{DataDir, NodeShell, TargetControl};
+use crate::schedule::rng_for;
+use crate::targets::{self, Targeting};
+use crate::value;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+/// One fault done to a stopped target's data.
+pub trait DataFault: Send + 'static {
+    /// Nemesis name (`disk`).
+    const NEMESIS: &'static str;
+    /// The fault op (`lose-unsynced`).
+    const FAULT_F: &'static str;
+    /// The heal op that starts nodes the fault left down (`restart-disk`).
+    const RESTART_F: &'static str;
+    /// Key of the per-node results in the completion (`lost`).
+    const RESULT_KEY: &'static str;
+    /// The targeting modes the schedule draws from.
+    const DRAWN_TARGETS: &'static [Targeting];
+    /// The fault's own fields for the next scheduled op.
+    fn draw(rng: &mut StdRng) -> Map<String, Value>;
+    /// Checks the op's own fields; returns them as recorded in the completion.
+    fn fields(op: &FaultOp) -> Result<Map<String, Value>, NemesisError>;
+    /// Whether the fault can reach `dir` at all: checked before the target is stopped.
+    fn check(_node: &str, _dir: &DataDir) -> Result<(), NemesisError> {
+        Ok(())
+    }
+    /// Does the fault to the data of the (stopped) target on `node`; `seed` is this
+    /// node's share of the schedule's randomness. Returns what was done.
+    fn apply(
+        node: &dyn NodeShell,
+        dir: &DataDir,
+        fields: &Map<String, Value>,
+        seed: u64,
+    ) -> Result<Value, NemesisError>;
+}
+
+pub struct DataFaultNemesis<F: DataFault> {
+    cluster: Cluster,
+    target: Arc<dyn TargetControl>,
+    rng: StdRng,
+    /// Nodes stopped by a fault op and not (successfully) started since.
+    down: Mutex<BTreeSet<String>>,
+    fault: PhantomData<F>,
+}
+
+impl<F: DataFault> DataFaultNemesis<F> {
+    pub fn new(ctx: &NemesisContext) -> Self {
+        DataFaultNemesis {
+            cluster: Cluster::new(ctx.nodes.clone()),
+            target: ctx.target.clone(),
+            rng: rng_for(ctx.seed, F::NEMESIS),
+            down: Mutex::new(BTreeSet::new()),
+            fault: PhantomData,
+        }
+    }
+
+    fn fault(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        let fields = F::fields(op)?;
+        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let seeds: Vec<u64> = nodes.iter().map(|_| self.rng.gen()).collect();
+        let target = self.target.as_ref();
+        let cluster = &self.cluster;
+        let down = &self.down;
+        let outcomes = parallel(F::FAULT_F, &nodes, |name| {
+            let seed = seeds[nodes.iter().position(|n| n == name).expect("a listed node")];
+            let shell = cluster.node(F::FAULT_F, name)?;
+            let dir = target
+                .data_dir(name)
+                .map_err(|why| NemesisError::NoDataDir {
+                    node: name.to_string(),
+                    why,
+                })?;
+            F::check(name, &dir)?;
+            crate::cluster::lock(down).insert(name.to_string());
+            target.kill(name)?;
+            // Started again even when the fault failed: a failed fault must not also
+            // leave the node down.
+            let done = F::apply(shell.as_ref(), &dir, &fields, seed);
+            target.start(name)?;
+            crate::cluster::lock(down).remove(name);
+            done
+        });
+        let done = NemesisError::collect(F::FAULT_F, outcomes)?;
+        let mut value = fields;
+        value.insert("targets".into(), json!(value::opt_str(op, "targets")?));
+        value.insert("nodes".into(), json!(nodes));
+        let results: Map<String, Value> = done.into_iter().collect();
+        value.insert(F::RESULT_KEY.into(), Value::Object(results));
+        Ok(Value::Object(value))
+    }
+
+    fn restart(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        let nodes = match value::opt_names(op, "nodes")? {
+            Some(nodes) => {
+                self.cluster.check_names(F::RESTART_F, &nodes)?;
+                nodes
+            }
+            None => crate::cluster::lock(&self.down).iter().cloned().collect(),
+        };
+        let target = self.target.as_ref();
+        let outcomes = parallel(F::RESTART_F, &nodes, |node| Ok(target.start(node)?));
+        for (node, outcome) in &outcomes {
+            if outcome.is_ok() {
+                crate::cluster::lock(&self.down).remove(node);
+            }
+        }
+        NemesisError::collect(F::RESTART_F, outcomes)?;
+        Ok(json!({"nodes": nodes}))
+    }
+}
+
+impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
+    fn name(&self) -> &str {
+        F::NEMESIS
+    }
+
+    fn performs(&self) -> Vec<&'static str> {
+        vec![F::FAULT_F, F::RESTART_F]
+    }
+
+    /// Always the fault op: it ends within itself (the node is up again when its
+    /// completion is recorded), so there is no stop op to schedule.
+    fn next_op(&mut self) -> FaultOp {
+        // `primaries` only for a target that has them (static for a run: same draws).
+        let modes: Vec<Targeting> = F::DRAWN_TARGETS
+            .iter()
+            .copied()
+            .filter(|m| *m != Targeting::Primaries || self.target.has_primaries())
+            .collect();
+        let mode = *modes
+            .choose(&mut self.rng)
+            .expect("a fault draws from at least one targeting mode besides primaries");
+        let mut value = F::draw(&mut self.rng);
+        value.insert("targets".into(), json!(mode.as_str()));
+        if let Some(nodes) = mode.pick(&self.cluster.names(), &mut self.rng) {
+            value.insert("nodes".into(), json!(nodes));
+        }
+        FaultOp::new(F::FAULT_F, Value::Object(value))
+    }
+
+    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        if op.f == F::FAULT_F {
+            self.fault(op)
+        } else if op.f == F::RESTART_F {
+            self.restart(op)
+        } else {
+            Err(NemesisError::unknown_op(self, op))
+        }
+    }
+
+    fn heal(&mut self) -> HealLog {
+        let nodes: Vec<String> = crate::cluster::lock(&self.down).iter().cloned().collect();
+        if nodes.is_empty() {
+            return Vec::new();
+        }
+        let op = FaultOp::new(F::RESTART_F, json!({"nodes": nodes}));
+        let outcome = self.restart(&op);
+        vec![(op, outcome)]
+    }
+
+    fn active(&self) -> Vec<String> {
+        crate::cluster::lock(&self.down)
+            .iter()
+            .map(|node| format!("{node} down after {}", F::FAULT_F))
+            .collect()
+    }
+}
