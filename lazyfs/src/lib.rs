@@ -120,6 +120,57 @@ pub fn main_with_args(args: Vec<String>) -> u8 {
     }
 }
 
+/// The FUSE session settings every mount uses.
+fn config() -> fuser::Config {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(FSNAME.to_string()),
+        fuser::MountOption::Subtype(PROGRAM.to_string()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::RW,
+    ];
+    // Targets may run as another user than the mount (postgres does).
+    config.acl = fuser::SessionACL::All;
+    config.n_threads = Some(1);
+    config
+}
+
+fn mount_error(mountpoint: &std::path::Path, e: &std::io::Error) -> String {
+    format!(
+        "cannot mount at {}: {e} (is /dev/fuse there, and are we root?)",
+        mountpoint.display()
+    )
+}
+
+/// A lazyfs mounted by this process, served on a background thread; dropping it (also
+/// while a panic unwinds) unmounts it without writing anything back.
+pub struct Mounted {
+    pub fs: Arc<Mutex<fs::LazyFs>>,
+    _session: fuser::BackgroundSession,
+}
+
+/// Mounts `backing` at `mountpoint` in this process (tests, benchmarks).
+pub fn mount_background(
+    backing: &std::path::Path,
+    mountpoint: &std::path::Path,
+    max_dirty_bytes: u64,
+) -> Result<Mounted, String> {
+    let fs = fs::LazyFs::open(backing, max_dirty_bytes).map_err(|e| {
+        format!(
+            "cannot serve the backing directory {}: {e}",
+            backing.display()
+        )
+    })?;
+    let fs = Arc::new(Mutex::new(fs));
+    let session = fuser::Session::new(fuse::Fuse { fs: fs.clone() }, mountpoint, &config())
+        .and_then(fuser::Session::spawn)
+        .map_err(|e| mount_error(mountpoint, &e))?;
+    Ok(Mounted {
+        fs,
+        _session: session,
+    })
+}
+
 /// Mounts, serves until SIGTERM/SIGINT/SIGHUP, writes back, unmounts.
 fn mount(
     backing: &std::path::Path,
@@ -151,22 +202,8 @@ fn mount(
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    let mut config = fuser::Config::default();
-    config.mount_options = vec![
-        fuser::MountOption::FSName(FSNAME.to_string()),
-        fuser::MountOption::Subtype(PROGRAM.to_string()),
-        fuser::MountOption::DefaultPermissions,
-        fuser::MountOption::RW,
-    ];
-    config.acl = fuser::SessionACL::All;
-    config.n_threads = Some(1);
-    let mut session = fuser::Session::new(fuse::Fuse { fs: fs.clone() }, mountpoint, &config)
-        .map_err(|e| {
-            format!(
-                "cannot mount at {}: {e} (is /dev/fuse there and are we root?)",
-                mountpoint.display()
-            )
-        })?;
+    let mut session = fuser::Session::new(fuse::Fuse { fs: fs.clone() }, mountpoint, &config())
+        .map_err(|e| mount_error(mountpoint, &e))?;
     let mut unmounter = session.unmount_callable();
     let _ = std::fs::remove_file(socket);
     let listener = std::os::unix::net::UnixListener::bind(socket)
