@@ -39,7 +39,11 @@ fn sequential_mb_per_s(dir: &Path) -> f64 {
 fn append_fsync_per_s(dir: &Path) -> f64 {
     let path = dir.join("wal");
     let record = vec![0x5Au8; APPEND_BYTES];
-    let mut f = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
     let start = Instant::now();
     for _ in 0..APPENDS {
         f.write_all(&record).unwrap();
@@ -79,7 +83,10 @@ fn main() {
     let mounted = distest_lazyfs::mount_background(&backing, &mnt, 1 << 30).unwrap();
     let mut rows = Vec::new();
     for (name, f) in [
-        ("sequential write, 64 KiB chunks, no fsync (MB/s)", sequential_mb_per_s as fn(&Path) -> f64),
+        (
+            "sequential write, 64 KiB chunks, no fsync (MB/s)",
+            sequential_mb_per_s as fn(&Path) -> f64,
+        ),
         ("4 KiB append + fdatasync (ops/s)", append_fsync_per_s),
     ] {
         let mut on_bare = Vec::new();
