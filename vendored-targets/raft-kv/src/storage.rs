@@ -396,11 +396,10 @@ mod tests {
                     LogOp::Snapshot(snap.clone()),
                     LogOp::Append(vec![e(2, 4)]),
                 ],
-                true,
             )
             .unwrap();
         }
-        let (_, state) = Storage::open(&dir.0).unwrap();
+        let (_, state) = Storage::open(&dir.0, true).unwrap();
         assert_eq!(state.snapshot, Some(snap));
         assert_eq!(state.entries, vec![e(1, 3), e(2, 4)]);
     }
