@@ -14,11 +14,20 @@ fn nemesis_packages(nemesis: &[String]) -> Vec<&'static str> {
         match n.as_str() {
             "partition" | "loss" => pkgs.push("iptables"),
             "latency" => pkgs.push("iproute2"),
+            "disk" => pkgs.push("fuse3"),
             "all" => pkgs.extend(["iptables", "iproute2"]),
             _ => {}
         }
     }
     pkgs
+}
+
+/// Whether the nemeses need the data directories served through lazyfs (`disk`).
+fn uses_lazyfs(nemesis: &[String]) -> bool {
+    nemesis
+        .iter()
+        .flat_map(|n| n.split(','))
+        .any(|n| n.trim() == "disk")
 }
 
 /// Brings up the nodes the flags ask for, installs what is missing on them, and builds
@@ -77,6 +86,7 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             bugs: cfg.bug.clone(),
             op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
             settings: cfg.settings.clone(),
+            lazyfs: uses_lazyfs(&cfg.nemesis),
         },
     )?;
     let shells: Vec<Arc<dyn NodeShell>> = remotes

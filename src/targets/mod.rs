@@ -29,6 +29,8 @@ pub struct TargetOptions {
     pub op_timeout: Duration,
     /// Extra target-specific settings (`--isolation`, `--read-mode`...).
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Serve each daemon's data directory through lazyfs (set for `--nemesis disk`).
+    pub lazyfs: bool,
 }
 
 /// The system under test on a set of nodes.

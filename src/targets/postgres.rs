@@ -98,7 +98,8 @@ impl Postgres {
                 "postgres",
                 Err(CLOCK_UNSUPPORTED.to_string()),
                 Box::new(spec),
-            ),
+            )
+            .with_lazyfs(opts.lazyfs),
             settings,
             opts,
             bin_dirs,
