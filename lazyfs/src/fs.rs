@@ -670,18 +670,7 @@ impl LazyFs {
             dirty: Extents::default(),
             base_cut: None,
         };
-        let ino = self.add_entry(parent, name, Node::File(data), perm & 0o7777, uid, gid)?;
-        let what = format!("create {}", self.describe(parent, name));
-        let op = MetaOp::Create {
-            parent,
-            name: name.to_os_string(),
-            ino,
-            perm: perm & 0o7777,
-            uid,
-            gid,
-        };
-        self.record(op, what)?;
-        self.attr(ino)
+        self.make(parent, name, Node::File(data), perm, uid, gid)
     }
 
     pub fn mkdir(
@@ -692,22 +681,42 @@ impl LazyFs {
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
-        let ino = self.add_entry(
-            parent,
-            name,
-            Node::Dir(BTreeMap::new()),
-            perm & 0o7777,
-            uid,
-            gid,
-        )?;
-        let what = format!("mkdir {}", self.describe(parent, name));
-        let op = MetaOp::Mkdir {
-            parent,
-            name: name.to_os_string(),
-            ino,
-            perm: perm & 0o7777,
-            uid,
-            gid,
+        self.make(parent, name, Node::Dir(BTreeMap::new()), perm, uid, gid)
+    }
+
+    /// Adds a new file or directory and journals its creation.
+    fn make(
+        &mut self,
+        parent: Ino,
+        name: &OsStr,
+        node: Node,
+        perm: u16,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
+        let dir = matches!(node, Node::Dir(_));
+        let perm = perm & 0o7777;
+        let ino = self.add_entry(parent, name, node, perm, uid, gid)?;
+        let (verb, name) = (if dir { "mkdir" } else { "create" }, name.to_os_string());
+        let what = format!("{verb} {}", self.describe(parent, &name));
+        let op = if dir {
+            MetaOp::Mkdir {
+                parent,
+                name,
+                ino,
+                perm,
+                uid,
+                gid,
+            }
+        } else {
+            MetaOp::Create {
+                parent,
+                name,
+                ino,
+                perm,
+                uid,
+                gid,
+            }
         };
         self.record(op, what)?;
         self.attr(ino)
@@ -1113,12 +1122,7 @@ impl LazyFs {
                         | OFlag::O_CLOEXEC,
                     Mode::from_bits_truncate(u32::from(*perm)),
                 )?;
-                let file = file_from(fd);
-                nix::unistd::fchown(fd, Some(Uid::from_raw(*uid)), Some(Gid::from_raw(*gid)))?;
-                nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(u32::from(*perm)))?;
-                if let Some(inode) = self.inodes.get_mut(ino) {
-                    inode.durable = Some(file);
-                }
+                self.adopt(*ino, fd, *uid, *gid, *perm)?;
             }
             MetaOp::Mkdir {
                 parent,
@@ -1140,12 +1144,7 @@ impl LazyFs {
                     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                     Mode::empty(),
                 )?;
-                let file = file_from(fd);
-                nix::unistd::fchown(fd, Some(Uid::from_raw(*uid)), Some(Gid::from_raw(*gid)))?;
-                nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(u32::from(*perm)))?;
-                if let Some(inode) = self.inodes.get_mut(ino) {
-                    inode.durable = Some(file);
-                }
+                self.adopt(*ino, fd, *uid, *gid, *perm)?;
             }
             MetaOp::Symlink {
                 parent,
@@ -1225,6 +1224,18 @@ impl LazyFs {
                     )?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Gives the backing file or directory just created for `ino` its owner and mode,
+    /// and keeps it as the inode's durable handle (closed if the inode is gone).
+    fn adopt(&mut self, ino: Ino, fd: RawFd, uid: u32, gid: u32, perm: u16) -> FsResult<()> {
+        let file = file_from(fd);
+        nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+        nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(u32::from(perm)))?;
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.durable = Some(file);
         }
         Ok(())
     }

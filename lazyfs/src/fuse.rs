@@ -71,6 +71,14 @@ fn time(t: TimeOrNow) -> SystemTime {
     }
 }
 
+/// Answers an operation that returns nothing.
+fn empty(reply: ReplyEmpty, result: Result<(), Errno>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
+}
+
 impl Fuse {
     fn with<T>(&self, f: impl FnOnce(&mut LazyFs) -> FsResult<T>) -> Result<T, Errno> {
         f(&mut lock(&self.fs)).map_err(errno)
@@ -191,17 +199,11 @@ impl Filesystem for Fuse {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.with(|fs| fs.unlink(parent.0, name)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.with(|fs| fs.unlink(parent.0, name)))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.with(|fs| fs.rmdir(parent.0, name)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.with(|fs| fs.rmdir(parent.0, name)))
     }
 
     fn symlink(
@@ -232,10 +234,10 @@ impl Filesystem for Fuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self.with(|fs| fs.rename(parent.0, name, newparent.0, newname, flags.bits())) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(
+            reply,
+            self.with(|fs| fs.rename(parent.0, name, newparent.0, newname, flags.bits())),
+        )
     }
 
     fn link(
@@ -321,10 +323,7 @@ impl Filesystem for Fuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.with(|fs| fs.fsync(ino.0)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.with(|fs| fs.fsync(ino.0)))
     }
 
     fn readdir(
@@ -356,10 +355,7 @@ impl Filesystem for Fuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.with(|fs| fs.fsync(ino.0)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.with(|fs| fs.fsync(ino.0)))
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -419,9 +415,9 @@ impl Filesystem for Fuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self.with(|fs| fs.fallocate(ino.0, offset, length, mode)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(
+            reply,
+            self.with(|fs| fs.fallocate(ino.0, offset, length, mode)),
+        )
     }
 }

@@ -142,6 +142,20 @@ fn mount_error(mountpoint: &std::path::Path, e: &std::io::Error) -> String {
     )
 }
 
+/// The filesystem over `backing`, shared by FUSE and the control channel.
+fn open_shared(
+    backing: &std::path::Path,
+    max_dirty_bytes: u64,
+) -> Result<Arc<Mutex<fs::LazyFs>>, String> {
+    let fs = fs::LazyFs::open(backing, max_dirty_bytes).map_err(|e| {
+        format!(
+            "cannot serve the backing directory {}: {e}",
+            backing.display()
+        )
+    })?;
+    Ok(Arc::new(Mutex::new(fs)))
+}
+
 /// A lazyfs mounted by this process, served on a background thread; dropping it (also
 /// while a panic unwinds) unmounts it without writing anything back.
 pub struct Mounted {
@@ -155,13 +169,7 @@ pub fn mount_background(
     mountpoint: &std::path::Path,
     max_dirty_bytes: u64,
 ) -> Result<Mounted, String> {
-    let fs = fs::LazyFs::open(backing, max_dirty_bytes).map_err(|e| {
-        format!(
-            "cannot serve the backing directory {}: {e}",
-            backing.display()
-        )
-    })?;
-    let fs = Arc::new(Mutex::new(fs));
+    let fs = open_shared(backing, max_dirty_bytes)?;
     let session = fuser::Session::new(fuse::Fuse { fs: fs.clone() }, mountpoint, &config())
         .and_then(fuser::Session::spawn)
         .map_err(|e| mount_error(mountpoint, &e))?;
@@ -186,13 +194,7 @@ fn mount(
         let _ =
             nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
     }
-    let fs = fs::LazyFs::open(backing, max_dirty_bytes).map_err(|e| {
-        format!(
-            "cannot serve the backing directory {}: {e}",
-            backing.display()
-        )
-    })?;
-    let fs = Arc::new(Mutex::new(fs));
+    let fs = open_shared(backing, max_dirty_bytes)?;
     // Blocked here, before any thread starts, so every thread inherits the mask and only
     // the waiting thread below receives them.
     let mut signals = SigSet::empty();

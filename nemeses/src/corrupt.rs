@@ -236,7 +236,7 @@ pub type Corrupt = DataFaultNemesis<CorruptFile>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::{self, FakeNode, FakeTarget};
+    use crate::fake::{self, FakeTarget};
     use crate::nemesis::{Nemesis, NemesisContext};
     use crate::node::{ExecOutput, NodeShell};
     use std::path::PathBuf;
@@ -381,19 +381,7 @@ mod tests {
 
     #[test]
     fn the_op_stops_corrupts_and_restarts_and_draws_only_single_disk_faults() {
-        let nodes: Vec<Arc<FakeNode>> = (1..=5)
-            .map(|i| {
-                Arc::new(FakeNode::with(i, |cmd| ExecOutput {
-                    status: 0,
-                    stdout: if cmd.contains("find .") {
-                        "10 wal.log\n".into()
-                    } else {
-                        String::new()
-                    },
-                    stderr: String::new(),
-                }))
-            })
-            .collect();
+        let nodes = fake::answering(5, "find .", "10 wal.log\n");
         let target = Arc::new(FakeTarget::default());
         for node in &nodes {
             target.data_dirs.lock().unwrap().insert(

@@ -129,7 +129,7 @@ mod tests {
     use super::*;
     use crate::fake::{self, FakeNode, FakeTarget};
     use crate::nemesis::{Nemesis, NemesisContext};
-    use crate::node::{ExecOutput, LazyfsControl};
+    use crate::node::LazyfsControl;
     use std::path::PathBuf;
     use std::sync::Arc;
 
@@ -146,19 +146,7 @@ mod tests {
     }
 
     fn setup(n: u8, on_lazyfs: bool) -> (Vec<Arc<FakeNode>>, Arc<FakeTarget>, Disk) {
-        let nodes: Vec<Arc<FakeNode>> = (1..=n)
-            .map(|i| {
-                Arc::new(FakeNode::with(i, |cmd| ExecOutput {
-                    status: 0,
-                    stdout: if cmd.contains(" discard") {
-                        REPORT.to_string()
-                    } else {
-                        String::new()
-                    },
-                    stderr: String::new(),
-                }))
-            })
-            .collect();
+        let nodes = fake::answering(n, " discard", REPORT);
         let target = Arc::new(FakeTarget::default());
         for node in &nodes {
             let mut dir = lazyfs_dir(node.name());

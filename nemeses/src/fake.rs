@@ -156,6 +156,24 @@ pub(crate) fn cluster(n: u8) -> (Vec<Arc<FakeNode>>, Arc<FakeTarget>) {
     )
 }
 
+/// `n` fake nodes that print `stdout` for commands containing `needle` and succeed
+/// silently otherwise.
+pub(crate) fn answering(n: u8, needle: &'static str, stdout: &'static str) -> Vec<Arc<FakeNode>> {
+    (1..=n)
+        .map(|i| {
+            Arc::new(FakeNode::with(i, move |cmd| ExecOutput {
+                status: 0,
+                stdout: if cmd.contains(needle) {
+                    stdout.to_string()
+                } else {
+                    String::new()
+                },
+                stderr: String::new(),
+            }))
+        })
+        .collect()
+}
+
 /// The same nodes as trait objects, for a `NemesisContext`.
 pub(crate) fn shells(nodes: &[Arc<FakeNode>]) -> Vec<Arc<dyn NodeShell>> {
     nodes

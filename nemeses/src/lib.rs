@@ -334,19 +334,7 @@ mod tests {
     /// Fake nodes that answer `ip route get` like a real node, so latency gets as far as
     /// `tc`; the target reports n1 as leader and every clock as a faketime file.
     fn realistic(n: u8, seed: u64) -> (Vec<Arc<fake::FakeNode>>, Arc<FakeTarget>, NemesisContext) {
-        let nodes: Vec<Arc<fake::FakeNode>> = (1..=n)
-            .map(|i| {
-                Arc::new(fake::FakeNode::with(i, |cmd| ExecOutput {
-                    status: 0,
-                    stdout: if cmd.starts_with("ip -o route get") {
-                        "10.0.0.9 dev eth0 src 10.0.0.1".to_string()
-                    } else {
-                        String::new()
-                    },
-                    stderr: String::new(),
-                }))
-            })
-            .collect();
+        let nodes = fake::answering(n, "ip -o route get", "10.0.0.9 dev eth0 src 10.0.0.1");
         let target = Arc::new(FakeTarget::default());
         *target.primaries.lock().unwrap() = vec!["n1".to_string()];
         for node in &nodes {
