@@ -7,7 +7,7 @@
 mod common;
 
 use distest::nodes::{ClusterSpec, LocalCluster, NodeShell, Remote};
-use distest::targets::daemon::{ManagedDaemon, NodePaths};
+use distest::targets::managed::{ManagedDaemon, NodePaths};
 use distest_nemeses::{
     ClockSupport, DataDir, FaultOp, Nemesis, NemesisContext, NodeError, TargetControl,
 };

@@ -17,7 +17,7 @@ use crate::error::NemesisError;
 use crate::nemesis::FaultOp;
 use crate::node::{DataDir, NodeShell};
 use crate::restart::{DataFault, DataFaultNemesis};
-use crate::targets::Targeting;
+use crate::targeting::Targeting;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::Rng;

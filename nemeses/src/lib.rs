@@ -7,8 +7,11 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `disk`, `corrupt-file`, `all`, `none`) into one [`Nemesis`]. A new fault is
-//! one file implementing [`Nemesis`] plus one line in [`FAULTS`] (or [`NAMED_ONLY`]).
+//! `latency`, `disk`, `corrupt-file`, `all`, `none`) into one [`Nemesis`]; [`schedule`]
+//! says which fault op comes next and when. A new fault is one file implementing
+//! [`Nemesis`] (a fault with a start and a stop op implements [`start_stop::StartStop`])
+//! plus one entry in [`FAULTS`], which also names the OS packages it needs on the nodes
+//! and whether `all` includes it.
 //!
 //! Fault ops and their values (`targets` is `one|minority|majority|primaries|all`;
 //! `nodes` lists node names and is absent for `primaries`, which are asked for when the
@@ -49,7 +52,8 @@ pub mod pause;
 pub mod process;
 pub mod restart;
 pub mod schedule;
-pub mod targets;
+pub mod start_stop;
+pub mod targeting;
 mod value;
 
 #[cfg(test)]
@@ -63,50 +67,112 @@ pub use node::{
 };
 
 use compose::{Composite, NoFault};
+use process::ProcessAction;
 
 type Constructor = fn(&NemesisContext) -> Box<dyn Nemesis>;
 
-/// Every fault, by name, in the order `all` composes (and heals) them: network faults
-/// first, so restarted and resumed nodes come back to a whole network.
-pub const FAULTS: [(&str, Constructor); 6] = [
-    ("partition", |ctx| Box::new(partition::Partition::new(ctx))),
-    ("loss", |ctx| Box::new(loss::Loss::new(ctx))),
-    ("latency", |ctx| Box::new(latency::Latency::new(ctx))),
-    ("clock", |ctx| Box::new(clock::Clock::new(ctx))),
-    ("kill", |ctx| Box::new(kill::Kill::new(ctx))),
-    ("pause", |ctx| Box::new(pause::Pause::new(ctx))),
-];
-
-/// Faults that `all` leaves out, named explicitly: each needs setup of its own (`disk`:
-/// the data directory served through lazyfs) or destroys data a correct system may
-/// legitimately lose (`corrupt-file`). Composed and healed after [`FAULTS`].
-pub const NAMED_ONLY: [(&str, Constructor); 2] = [
-    ("disk", |ctx| Box::new(disk::Disk::new(ctx))),
-    ("corrupt-file", |ctx| Box::new(corrupt::Corrupt::new(ctx))),
-];
-
-/// Every fault in canonical (composition and heal) order.
-fn every_fault() -> impl Iterator<Item = &'static (&'static str, Constructor)> {
-    FAULTS.iter().chain(NAMED_ONLY.iter())
+/// One registry entry: a fault, what it does, what it needs on the nodes, its ops.
+pub struct FaultEntry {
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// OS packages every node needs for this fault (installed when missing).
+    pub packages: &'static [&'static str],
+    /// The fault ops it performs (`Nemesis::performs`).
+    pub ops: &'static [&'static str],
+    /// Whether `all` includes it. `disk` and `corrupt-file` are named explicitly: `disk`
+    /// needs the data directories served through lazyfs from before the target starts,
+    /// and `corrupt-file` destroys data a correct system may legitimately lose.
+    pub in_all: bool,
+    pub build: Constructor,
 }
+
+/// Every fault, in the order they compose (and heal): network faults first, so restarted
+/// and resumed nodes come back to a whole network; the faults `all` leaves out last.
+pub const FAULTS: [FaultEntry; 8] = [
+    FaultEntry {
+        name: "partition",
+        about: "network partitions (halves, isolate one node or the leader, majorities ring, bridge) with iptables",
+        packages: &["iptables"],
+        ops: &[partition::START, partition::STOP],
+        in_all: true,
+        build: |ctx| Box::new(partition::Partition::new(ctx)),
+    },
+    FaultEntry {
+        name: "loss",
+        about: "random packet loss between nodes with iptables' statistic match",
+        packages: &["iptables"],
+        ops: &[loss::START, loss::STOP],
+        in_all: true,
+        build: |ctx| Box::new(loss::Loss::new(ctx)),
+    },
+    FaultEntry {
+        name: "latency",
+        about: "network delay with jitter (tc netem)",
+        packages: &["iproute2"],
+        ops: &[latency::START, latency::STOP],
+        in_all: true,
+        build: |ctx| Box::new(latency::Latency::new(ctx)),
+    },
+    FaultEntry {
+        name: "clock",
+        about: "clock bumps, strobes and skews (libfaketime on local nodes, date -s over SSH)",
+        packages: &["libfaketime"],
+        ops: &[clock::BUMP, clock::STROBE, clock::SKEW, clock::RESET],
+        in_all: true,
+        build: |ctx| Box::new(clock::Clock::new(ctx)),
+    },
+    FaultEntry {
+        name: "kill",
+        about: "SIGKILL the target's process on some nodes, restart it later",
+        packages: &[],
+        ops: &[kill::KillAction::START_F, kill::KillAction::STOP_F],
+        in_all: true,
+        build: |ctx| Box::new(kill::Kill::new(ctx)),
+    },
+    FaultEntry {
+        name: "pause",
+        about: "SIGSTOP the target's process on some nodes, SIGCONT it later",
+        packages: &[],
+        ops: &[pause::PauseAction::START_F, pause::PauseAction::STOP_F],
+        in_all: true,
+        build: |ctx| Box::new(pause::Pause::new(ctx)),
+    },
+    FaultEntry {
+        name: "disk",
+        about: "lose unsynced writes: data dirs served through lazyfs; kill, drop what was not fsynced (optionally a torn write), restart",
+        packages: &["fuse3"],
+        ops: &[disk::LOSE, disk::RESTART],
+        in_all: false,
+        build: |ctx| Box::new(disk::Disk::new(ctx)),
+    },
+    FaultEntry {
+        name: "corrupt-file",
+        about: "stop the target, flip bits in or cut the tail off one file of its data dir, restart",
+        packages: &[],
+        ops: &[corrupt::CORRUPT, corrupt::RESTART],
+        in_all: false,
+        build: |ctx| Box::new(corrupt::Corrupt::new(ctx)),
+    },
+];
 
 /// Names `build` accepts.
 pub fn valid_names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = every_fault().map(|(name, _)| *name).collect();
+    let mut names: Vec<&str> = FAULTS.iter().map(|f| f.name).collect();
     names.extend(["all", compose::NONE]);
     names
 }
 
-/// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
-/// every fault, `none` nothing (alone; next to others it adds nothing). Repeats count once.
-pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
+/// The faults `names` (as [`build`] takes them) enable, in registry order; unknown
+/// names are refused with the valid ones listed.
+pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, NemesisError> {
     let mut wanted: Vec<&str> = Vec::new();
     for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
-            "all" => FAULTS.iter().map(|(n, _)| *n).collect(),
-            _ => match every_fault().find(|(n, _)| *n == name) {
-                Some((n, _)) => vec![*n],
+            "all" => FAULTS.iter().filter(|f| f.in_all).map(|f| f.name).collect(),
+            _ => match FAULTS.iter().find(|f| f.name == name) {
+                Some(f) => vec![f.name],
                 None => {
                     return Err(NemesisError::UnknownNemesis {
                         name: name.to_string(),
@@ -122,24 +188,51 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         }
     }
     // Canonical order, whatever order the user named them in: same schedule, same heal.
-    let parts: Vec<Box<dyn Nemesis>> = every_fault()
-        .filter(|(n, _)| wanted.contains(n))
-        .map(|(_, make)| make(&ctx))
+    Ok(FAULTS.iter().filter(|f| wanted.contains(&f.name)).collect())
+}
+
+/// The OS packages the faults `names` need on every node, sorted, without repeats.
+pub fn packages(names: &[String]) -> Result<Vec<&'static str>, NemesisError> {
+    let mut packages: Vec<&str> = resolve_names(names)?
+        .iter()
+        .flat_map(|f| f.packages.iter().copied())
         .collect();
+    packages.sort_unstable();
+    packages.dedup();
+    Ok(packages)
+}
+
+/// Whether `faults` can lose unsynced writes (perform `lose-unsynced`): the target must
+/// then serve its data directories through lazyfs from before it starts. Decided by the
+/// ops, not the names, so a schedule whose steps use `lose-unsynced` (its
+/// [`schedule::fault_names`] resolved here) mounts lazyfs as `--nemesis disk` does.
+pub fn needs_lazyfs(faults: &[&FaultEntry]) -> bool {
+    faults.iter().any(|f| f.ops.contains(&disk::LOSE))
+}
+
+/// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
+/// every fault `in_all`, `none` nothing (alone; next to others it adds nothing). Repeats
+/// count once.
+pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
+    let faults = resolve_names(names)?;
+    let is_all = faults
+        .iter()
+        .map(|f| f.name)
+        .eq(FAULTS.iter().filter(|f| f.in_all).map(|f| f.name));
+    let parts: Vec<Box<dyn Nemesis>> = faults.iter().map(|f| (f.build)(&ctx)).collect();
     match parts.len() {
         0 => Ok(Box::new(NoFault)),
         1 => Ok(parts.into_iter().next().expect("one part")),
         _ => {
-            let name =
-                if wanted.len() == FAULTS.len() && FAULTS.iter().all(|(n, _)| wanted.contains(n)) {
-                    "all".to_string()
-                } else {
-                    parts
-                        .iter()
-                        .map(|p| p.name().to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
+            let name = if is_all {
+                "all".to_string()
+            } else {
+                parts
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             Ok(Box::new(Composite::new(name, ctx.seed, parts)))
         }
     }
@@ -163,6 +256,20 @@ mod tests {
     fn schedule(names: &str, seed: u64, len: usize) -> Vec<FaultOp> {
         let mut nemesis = build(&[names.to_string()], ctx(5, seed)).unwrap();
         (0..len).map(|_| nemesis.next_op()).collect()
+    }
+
+    #[test]
+    fn each_entry_lists_the_ops_its_nemesis_performs() {
+        for fault in FAULTS.iter() {
+            let nemesis = build(&[fault.name.to_string()], ctx(3, 1)).unwrap();
+            assert_eq!(nemesis.performs(), fault.ops, "{}", fault.name);
+            assert!(!fault.about.is_empty());
+        }
+        assert_eq!(
+            packages(&["all".to_string()]).unwrap(),
+            vec!["iproute2", "iptables", "libfaketime"]
+        );
+        assert!(packages(&["none".to_string()]).unwrap().is_empty());
     }
 
     #[test]
@@ -221,6 +328,25 @@ mod tests {
         let everything = build(&["all,disk".to_string()], ctx(3, 1)).unwrap();
         assert_ne!(everything.name(), "all");
         assert!(everything.performs().contains(&"lose-unsynced"));
+    }
+
+    #[test]
+    fn lazyfs_is_needed_exactly_when_a_fault_can_lose_unsynced_writes() {
+        let needs = |names: &[String]| needs_lazyfs(&resolve_names(names).unwrap());
+        assert!(needs(&["disk".to_string()]));
+        assert!(needs(&["kill,disk".to_string()]));
+        for other in ["all", "corrupt-file", "none", "partition,kill"] {
+            assert!(!needs(&[other.to_string()]), "{other}");
+        }
+        assert_eq!(packages(&["disk".to_string()]).unwrap(), vec!["fuse3"]);
+        // A schedule naming the op (not the nemesis) needs it too.
+        let steps = vec![distest_generator::schedule::Step {
+            at: std::time::Duration::from_secs(3),
+            op: FaultOp::new(disk::LOSE, serde_json::json!({"targets": "one"})),
+        }];
+        let names = schedule::fault_names(&steps).unwrap();
+        assert_eq!(names, vec!["disk"]);
+        assert!(needs(&names));
     }
 
     #[test]
@@ -283,7 +409,7 @@ mod tests {
                     .unwrap_or_else(|| panic!("{} without start", op.f));
                 open.remove(i);
             }
-            assert!(open.len() <= schedule::MAX_OPEN_FAULTS, "{open:?}");
+            assert!(open.len() <= compose::MAX_OPEN_FAULTS, "{open:?}");
         }
         assert!(kinds.len() >= 12, "every kind of op shows up: {kinds:?}");
     }

@@ -3,16 +3,21 @@
 //! fault needs no stop op of its own. A node whose restart failed stays on the books and
 //! heal starts it (op `restart-…`).
 //!
+//! Not a [`Toggle`](crate::start_stop::Toggle): a toggle's schedule alternates its start
+//! and stop ops, while these faults are over when their op completes; scheduling a stop
+//! (the restart op) after each would only add ops that do nothing. What they share with
+//! the toggles is [`Reach`] (nodes, target, their own random stream) and the draw of
+//! targets.
+//!
 //! Ops: the fault op takes `{"targets": mode, "nodes": [...], ...fields of the fault}`
-//! (see `targets.rs`); its completion adds `{"<result>": {node: what was done}}`. The heal
+//! (see `targeting.rs`); its completion adds `{"<result>": {node: what was done}}`. The heal
 //! op takes `{"nodes": [...]}` or nothing (every node left down).
 
-use crate::cluster::{parallel, Cluster};
+use crate::cluster::parallel;
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::{DataDir, NodeShell, TargetControl};
-use crate::schedule::rng_for;
-use crate::targets::{self, Targeting};
+use crate::node::{DataDir, NodeShell};
+use crate::targeting::{Reach, Targeting};
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -20,7 +25,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// One fault done to a stopped target's data.
 pub trait DataFault: Send + 'static {
@@ -53,9 +58,8 @@ pub trait DataFault: Send + 'static {
 }
 
 pub struct DataFaultNemesis<F: DataFault> {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Nodes stopped by a fault op and not (successfully) started since.
     down: Mutex<BTreeSet<String>>,
     fault: PhantomData<F>,
@@ -64,9 +68,7 @@ pub struct DataFaultNemesis<F: DataFault> {
 impl<F: DataFault> DataFaultNemesis<F> {
     pub fn new(ctx: &NemesisContext) -> Self {
         DataFaultNemesis {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, F::NEMESIS),
+            reach: Reach::new(ctx, F::NEMESIS),
             down: Mutex::new(BTreeSet::new()),
             fault: PhantomData,
         }
@@ -74,10 +76,10 @@ impl<F: DataFault> DataFaultNemesis<F> {
 
     fn fault(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let fields = F::fields(op)?;
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        let seeds: Vec<u64> = nodes.iter().map(|_| self.rng.gen()).collect();
-        let target = self.target.as_ref();
-        let cluster = &self.cluster;
+        let nodes = self.reach.resolve(op)?;
+        let seeds: Vec<u64> = nodes.iter().map(|_| self.reach.rng.gen()).collect();
+        let target = self.reach.target.as_ref();
+        let cluster = &self.reach.cluster;
         let down = &self.down;
         let outcomes = parallel(F::FAULT_F, &nodes, |name| {
             let seed = seeds[nodes.iter().position(|n| n == name).expect("a listed node")];
@@ -110,12 +112,12 @@ impl<F: DataFault> DataFaultNemesis<F> {
     fn restart(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let nodes = match value::opt_names(op, "nodes")? {
             Some(nodes) => {
-                self.cluster.check_names(F::RESTART_F, &nodes)?;
+                self.reach.cluster.check_names(F::RESTART_F, &nodes)?;
                 nodes
             }
             None => crate::cluster::lock(&self.down).iter().cloned().collect(),
         };
-        let target = self.target.as_ref();
+        let target = self.reach.target.as_ref();
         let outcomes = parallel(F::RESTART_F, &nodes, |node| Ok(target.start(node)?));
         for (node, outcome) in &outcomes {
             if outcome.is_ok() {
@@ -143,14 +145,14 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
         let modes: Vec<Targeting> = F::DRAWN_TARGETS
             .iter()
             .copied()
-            .filter(|m| *m != Targeting::Primaries || self.target.has_primaries())
+            .filter(|m| *m != Targeting::Primaries || self.reach.target.has_primaries())
             .collect();
         let mode = *modes
-            .choose(&mut self.rng)
+            .choose(&mut self.reach.rng)
             .expect("a fault draws from at least one targeting mode besides primaries");
-        let mut value = F::draw(&mut self.rng);
+        let mut value = F::draw(&mut self.reach.rng);
         value.insert("targets".into(), json!(mode.as_str()));
-        if let Some(nodes) = mode.pick(&self.cluster.names(), &mut self.rng) {
+        if let Some(nodes) = mode.pick(&self.reach.cluster.names(), &mut self.reach.rng) {
             value.insert("nodes".into(), json!(nodes));
         }
         FaultOp::new(F::FAULT_F, Value::Object(value))
