@@ -1,6 +1,7 @@
 //! Mounting a data directory through lazyfs the way targets do (`distest::nodes::lazyfs`),
-//! on this machine (root and /dev/fuse only): idempotent mounts, recovery from a killed
-//! lazyfs, clean stops, and the teardown that finds mounts left behind. Run under the
+//! on this machine (root and /dev/fuse only): files the target put there before the first
+//! mount show through it, idempotent mounts, recovery from a killed lazyfs, clean stops,
+//! and the teardown that finds mounts left behind. Run under the
 //! shared lock (`flock /work/locks/netns.lock cargo test --test lazyfs_mount`).
 
 mod common;
@@ -92,9 +93,32 @@ fn a_data_directory_is_mounted_once_recovered_after_a_kill_and_released() {
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_distest"), bin.join("lazyfs")).unwrap();
     let m = LazyfsMount::for_data_dir(&host.data.join("toy"), &host.logs, &bin);
+    // What the target wrote before its first start (postgres' initdb) is adopted.
+    std::fs::create_dir_all(m.mountpoint.join("base")).unwrap();
+    std::fs::write(m.mountpoint.join("base/conf"), b"initialised").unwrap();
+    let mode =
+        |p: &Path| std::os::unix::fs::PermissionsExt::mode(&p.metadata().unwrap().permissions());
+    std::fs::set_permissions(
+        &m.mountpoint,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
 
     m.ensure_mounted(&host).unwrap();
     assert!(mounted().contains(&m.mountpoint));
+    assert_eq!(
+        std::fs::read(m.mountpoint.join("base/conf")).unwrap(),
+        b"initialised"
+    );
+    assert_eq!(
+        std::fs::read(m.backing.join("base/conf")).unwrap(),
+        b"initialised"
+    );
+    assert_eq!(
+        mode(&m.mountpoint) & 0o777,
+        0o700,
+        "the directory's mode is kept"
+    );
     let pid = lazyfs_pid(&m);
     m.ensure_mounted(&host).unwrap();
     assert_eq!(lazyfs_pid(&m), pid, "a live mount is kept");

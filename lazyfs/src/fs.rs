@@ -72,6 +72,9 @@ pub enum Kind {
     File,
     Dir,
     Symlink,
+    /// A Unix socket's name (what `bind` creates; PostgreSQL keeps one in its data dir).
+    Socket,
+    Fifo,
 }
 
 /// What `getattr` shows.
@@ -107,6 +110,8 @@ enum Node {
     File(FileData),
     Dir(BTreeMap<OsString, Ino>),
     Symlink(OsString),
+    /// A socket or FIFO: no data, addressed by name like a symlink.
+    Special(Kind),
 }
 
 struct Inode {
@@ -121,8 +126,8 @@ struct Inode {
     links: BTreeSet<(Ino, OsString)>,
     /// References the kernel holds (lookups minus forgets).
     lookups: u64,
-    /// The inode in the backing directory, once its creation is durable. Symlinks have none
-    /// (they are addressed by name).
+    /// The inode in the backing directory, once its creation is durable. Symlinks, sockets
+    /// and FIFOs have none (they are addressed by name).
     durable: Option<File>,
 }
 
@@ -132,6 +137,7 @@ impl Inode {
             Node::File(_) => Kind::File,
             Node::Dir(_) => Kind::Dir,
             Node::Symlink(_) => Kind::Symlink,
+            Node::Special(kind) => kind,
         }
     }
 }
@@ -160,6 +166,14 @@ enum MetaOp {
         parent: Ino,
         name: OsString,
         target: OsString,
+        uid: u32,
+        gid: u32,
+    },
+    Mknod {
+        parent: Ino,
+        name: OsString,
+        kind: Kind,
+        perm: u16,
         uid: u32,
         gid: u32,
     },
@@ -398,8 +412,12 @@ impl LazyFs {
                         Node::Symlink(nix::fcntl::readlinkat(Some(dir_fd), name.as_os_str())?),
                         None,
                     )
+                } else if fmt == SFlag::S_IFSOCK {
+                    (Node::Special(Kind::Socket), None)
+                } else if fmt == SFlag::S_IFIFO {
+                    (Node::Special(Kind::Fifo), None)
                 } else {
-                    continue; // devices, FIFOs, sockets: not served
+                    continue; // devices: not served
                 };
                 let is_dir = matches!(node, Node::Dir(_));
                 let mut inode = self.inode_from_stat(&st, node, durable);
@@ -470,7 +488,7 @@ impl LazyFs {
         match &self.inode(ino)?.node {
             Node::File(f) => Ok(f),
             Node::Dir(_) => Err(Errno::EISDIR),
-            Node::Symlink(_) => Err(Errno::EINVAL),
+            Node::Symlink(_) | Node::Special(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -478,7 +496,7 @@ impl LazyFs {
         match &mut self.inode_mut(ino)?.node {
             Node::File(f) => Ok(f),
             Node::Dir(_) => Err(Errno::EISDIR),
-            Node::Symlink(_) => Err(Errno::EINVAL),
+            Node::Symlink(_) | Node::Special(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -541,6 +559,7 @@ impl LazyFs {
                 (4096, 2 + subdirs as u32)
             }
             Node::Symlink(target) => (target.len() as u64, inode.links.len() as u32),
+            Node::Special(_) => (0, inode.links.len() as u32),
         };
         Ok(Attr {
             ino,
@@ -743,6 +762,35 @@ impl LazyFs {
             parent,
             name: name.to_os_string(),
             target: target.to_os_string(),
+            uid,
+            gid,
+        };
+        self.record(op, what)?;
+        self.attr(ino)
+    }
+
+    /// A socket or FIFO (`kind`); counts a kernel reference. Its creation is a metadata
+    /// op like any other: durable once its directory is fsynced.
+    pub fn mknod(
+        &mut self,
+        parent: Ino,
+        name: &OsStr,
+        kind: Kind,
+        perm: u16,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
+        if !matches!(kind, Kind::Socket | Kind::Fifo) {
+            return Err(Errno::EPERM);
+        }
+        let perm = perm & 0o7777;
+        let ino = self.add_entry(parent, name, Node::Special(kind), perm, uid, gid)?;
+        let what = format!("mknod {}", self.describe(parent, name));
+        let op = MetaOp::Mknod {
+            parent,
+            name: name.to_os_string(),
+            kind,
+            perm,
             uid,
             gid,
         };
@@ -1155,6 +1203,35 @@ impl LazyFs {
             } => {
                 let dir_fd = self.fd_of(*parent)?;
                 nix::unistd::symlinkat(target.as_os_str(), Some(dir_fd), name.as_os_str())?;
+                nix::unistd::fchownat(
+                    Some(dir_fd),
+                    name.as_os_str(),
+                    Some(Uid::from_raw(*uid)),
+                    Some(Gid::from_raw(*gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
+            }
+            MetaOp::Mknod {
+                parent,
+                name,
+                kind,
+                perm,
+                uid,
+                gid,
+            } => {
+                let dir_fd = self.fd_of(*parent)?;
+                let sflag = if *kind == Kind::Socket {
+                    SFlag::S_IFSOCK
+                } else {
+                    SFlag::S_IFIFO
+                };
+                nix::sys::stat::mknodat(
+                    Some(dir_fd),
+                    name.as_os_str(),
+                    sflag,
+                    Mode::from_bits_truncate(u32::from(*perm)),
+                    0,
+                )?;
                 nix::unistd::fchownat(
                     Some(dir_fd),
                     name.as_os_str(),

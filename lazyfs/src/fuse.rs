@@ -41,6 +41,8 @@ fn file_type(kind: Kind) -> FileType {
         Kind::File => FileType::RegularFile,
         Kind::Dir => FileType::Directory,
         Kind::Symlink => FileType::Symlink,
+        Kind::Socket => FileType::Socket,
+        Kind::Fifo => FileType::NamedPipe,
     }
 }
 
@@ -175,12 +177,15 @@ impl Filesystem for Fuse {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Only regular files: devices, FIFOs and sockets are not served.
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return reply.error(Errno::EPERM);
-        }
+        // Regular files, sockets (`bind`) and FIFOs; devices are not served.
         let perm = (mode & !umask & 0o7777) as u16;
-        let result = lock(&self.fs).create(parent.0, name, perm, req.uid(), req.gid());
+        let (uid, gid) = (req.uid(), req.gid());
+        let result = match mode & libc::S_IFMT {
+            libc::S_IFREG => lock(&self.fs).create(parent.0, name, perm, uid, gid),
+            libc::S_IFSOCK => lock(&self.fs).mknod(parent.0, name, Kind::Socket, perm, uid, gid),
+            libc::S_IFIFO => lock(&self.fs).mknod(parent.0, name, Kind::Fifo, perm, uid, gid),
+            _ => return reply.error(Errno::EPERM),
+        };
         self.entry(reply, result);
     }
 

@@ -199,6 +199,37 @@ fn o_sync_writes_renames_and_directory_fsyncs_through_the_kernel() {
     assert!(!mnt.join("d/unsynced").exists());
 }
 
+/// A Unix socket bound inside the mount works (PostgreSQL keeps its socket in its data
+/// directory): a client connects through its path and they talk.
+#[test]
+fn a_unix_socket_bound_in_the_mount_accepts_connections() {
+    require_fuse!();
+    use std::io::{Read, Write};
+    let dirs = Dirs::new("socket");
+    let _mounted = distest_lazyfs::mount_background(&dirs.backing(), &dirs.mnt(), 1 << 30).unwrap();
+    let path = dirs.mnt().join(".s.toy");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = [0u8; 4];
+        conn.read_exact(&mut got).unwrap();
+        conn.write_all(b"pong").unwrap();
+        got
+    });
+    let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut answer = [0u8; 4];
+    client.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"pong");
+    assert_eq!(&server.join().unwrap(), b"ping");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[test]
 fn a_panic_while_mounted_still_unmounts() {
     require_fuse!();

@@ -12,6 +12,9 @@
 //! <log_dir>/<name>.lazyfs.log         its log
 //! ```
 //!
+//! A data directory the target filled before its first start (postgres' initdb) is
+//! renamed to be the backing directory, so its files show through the mount.
+//!
 //! lazyfs runs on the machine, outside any network namespace: `ip netns exec` gives each
 //! command its own mount namespace, so a mount made inside one is seen by nobody else,
 //! while a mount made on the host before a daemon starts is copied into the daemon's.
@@ -124,14 +127,7 @@ impl LazyfsMount {
         }
         // A lazyfs that died leaves a dead mount ("transport endpoint is not connected").
         self.stop(node)?;
-        machine.exec_ok(
-            &format!(
-                "mkdir -p {} {}",
-                shell_quote_path(&self.mountpoint),
-                shell_quote_path(&self.backing)
-            ),
-            COMMAND_TIMEOUT,
-        )?;
+        machine.exec_ok(&self.adopt_script(), COMMAND_TIMEOUT)?;
         let mut spec = DaemonSpec::new(
             self.program.to_string_lossy(),
             self.pid_file.clone(),
@@ -172,6 +168,19 @@ impl LazyfsMount {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(())
+    }
+
+    /// Creates the mount point and the backing directory. The first time, what the target
+    /// already put into its data directory (postgres' initdb, before its first start)
+    /// becomes the backing directory, owner and mode included (renamed, so it is as
+    /// durable as it was), and the mount point is made afresh: the data is then seen
+    /// through the mount, not hidden under it.
+    fn adopt_script(&self) -> String {
+        let mnt = shell_quote_path(&self.mountpoint);
+        let backing = shell_quote_path(&self.backing);
+        format!(
+            "if [ ! -e {backing} ] && [ -d {mnt} ]; then mv {mnt} {backing}; fi; mkdir -p {mnt} {backing}"
+        )
     }
 
     /// Stops lazyfs (SIGTERM: it writes back and unmounts) and removes what a killed one

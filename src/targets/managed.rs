@@ -393,14 +393,23 @@ impl ManagedDaemon {
         }
     }
 
-    /// Copies node `index`'s log file into `dest`.
+    /// Copies node `index`'s log file into `dest`, and lazyfs' when it served the data.
     pub fn collect_logs(&self, index: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let paths = self.paths(index);
         let local = dest.join(format!("{}.log", self.name));
         self.nodes[index]
             .download(&paths.log_file, &local)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(vec![local])
+        let mut copied = vec![local];
+        if self.lazyfs {
+            let log = self.lazyfs_mount(index).log_file;
+            let local = dest.join(log.file_name().expect("a log file name"));
+            match self.nodes[index].download(&log, &local) {
+                Ok(()) => copied.push(local),
+                Err(e) => tracing::warn!("could not copy {}: {e}", log.display()),
+            }
+        }
+        Ok(copied)
     }
 
     /// [`install_self_as`](Self::install_self_as) on every node, in parallel.

@@ -530,6 +530,42 @@ fn symlinks_and_directories_survive_once_committed() {
 }
 
 #[test]
+fn sockets_and_fifos_are_metadata_ops_like_files_and_devices_are_refused() {
+    use std::os::unix::fs::FileTypeExt;
+    let backing = Backing::new("special");
+    let mut fs = LazyFs::open(&backing.0, DEFAULT_MAX_DIRTY_BYTES).unwrap();
+    let d = fs.mkdir(ROOT, OsStr::new("d"), 0o700, 0, 0).unwrap().ino;
+    let sock = fs
+        .mknod(d, OsStr::new("s"), Kind::Socket, 0o777, 0, 0)
+        .unwrap();
+    assert_eq!((sock.kind, sock.size, sock.perm), (Kind::Socket, 0, 0o777));
+    fs.mknod(d, OsStr::new("p"), Kind::Fifo, 0o600, 0, 0)
+        .unwrap();
+    assert_eq!(fs.read(sock.ino, 0, 10), Err(Errno::EINVAL));
+    fs.fsync(d).unwrap();
+    fs.mknod(ROOT, OsStr::new("lost"), Kind::Fifo, 0o600, 0, 0)
+        .unwrap();
+    assert_eq!(
+        fs.mknod(ROOT, OsStr::new("dev"), Kind::File, 0o600, 0, 0),
+        Err(Errno::EPERM)
+    );
+    let report = fs.discard(None).unwrap();
+    assert_eq!(report.metadata_ops, vec!["mknod lost"]);
+    assert_eq!(resolve(&mut fs, "lost"), Err(Errno::ENOENT));
+    // Committed ones exist in the backing directory and are loaded back as what they are.
+    let on_disk = |name: &str| std::fs::symlink_metadata(backing.0.join(name)).unwrap();
+    assert!(on_disk("d/s").file_type().is_socket());
+    assert!(on_disk("d/p").file_type().is_fifo());
+    let s = resolve(&mut fs, "d/s").unwrap();
+    assert_eq!(fs.attr(s).unwrap().kind, Kind::Socket);
+    let p = resolve(&mut fs, "d/p").unwrap();
+    assert_eq!(
+        (fs.attr(p).unwrap().kind, fs.attr(p).unwrap().perm),
+        (Kind::Fifo, 0o600)
+    );
+}
+
+#[test]
 fn old_inode_numbers_are_stale_after_a_discard() {
     let backing = Backing::new("stale");
     let mut fs = LazyFs::open(&backing.0, DEFAULT_MAX_DIRTY_BYTES).unwrap();
