@@ -22,6 +22,7 @@ use crate::cluster::{shell_quote, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::FaultOp;
 use crate::node::{DataDir, NodeError, NodeShell};
+use crate::preflight::{said, Lack};
 use crate::restart::{DataFault, DataFaultNemesis};
 use crate::targeting::Targeting;
 use crate::value;
@@ -157,6 +158,21 @@ impl DataFault for CorruptFile {
         Ok(fields)
     }
 
+    /// GNU find (`-printf`), od, dd and truncate.
+    fn preflight(node: &dyn NodeShell, _dir: &DataDir) -> Result<(), Lack> {
+        let out = node.exec(
+            "find / -maxdepth 0 -printf '' && command -v od dd truncate >/dev/null",
+            COMMAND_TIMEOUT,
+        )?;
+        if !out.success() {
+            return Err(Lack::new(
+                "GNU find, od, dd and truncate (findutils, coreutils)",
+                said(&out),
+            ));
+        }
+        Ok(())
+    }
+
     fn apply(
         node: &dyn NodeShell,
         dir: &DataDir,
@@ -236,7 +252,7 @@ pub type Corrupt = DataFaultNemesis<CorruptFile>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::{self, FakeTarget};
+    use crate::fake::{self, FakeNode, FakeTarget};
     use crate::nemesis::{Nemesis, NemesisContext};
     use crate::node::{ExecOutput, NodeShell};
     use std::path::PathBuf;
@@ -377,6 +393,21 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn preflight_finds_the_tools_here_and_names_what_a_node_lacks() {
+        let (_tmp, dir) = data("preflight");
+        CorruptFile::preflight(&HostShell, &dir).unwrap();
+        let busybox = FakeNode::with(2, |_| fake::failed("find: unrecognized: -printf"));
+        let lack = CorruptFile::preflight(&busybox, &dir).unwrap_err();
+        assert_eq!(
+            lack,
+            Lack::new(
+                "GNU find, od, dd and truncate (findutils, coreutils)",
+                "find: unrecognized: -printf"
+            )
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::cluster::{shell_quote, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::FaultOp;
 use crate::node::{DataDir, NodeShell};
+use crate::preflight::{said, Lack};
 use crate::restart::{DataFault, DataFaultNemesis};
 use crate::targeting::Targeting;
 use crate::value;
@@ -85,6 +86,32 @@ impl DataFault for LoseUnsynced {
             fields.insert("prefix_bytes".into(), json!(p));
         }
         Ok(fields)
+    }
+
+    /// The data directory will be served through lazyfs (the target was built for it),
+    /// `fusermount3` is there and `/dev/fuse` opens.
+    fn preflight(node: &dyn NodeShell, dir: &DataDir) -> Result<(), Lack> {
+        if dir.lazyfs.is_none() {
+            return Err(Lack::new(
+                "the target's data directory served through lazyfs",
+                "the target keeps a plain directory: it does not support the disk nemesis",
+            ));
+        }
+        let out = node.exec("command -v fusermount3", COMMAND_TIMEOUT)?;
+        if !out.success() {
+            return Err(Lack::new(
+                "fusermount3 (Debian's fuse3)",
+                "not on PATH; install fuse3",
+            ));
+        }
+        let out = node.exec("test -c /dev/fuse && (exec 3<>/dev/fuse)", COMMAND_TIMEOUT)?;
+        if !out.success() {
+            return Err(Lack::new(
+                "a usable /dev/fuse (the kernel's FUSE)",
+                format!("/dev/fuse is missing or cannot be opened: {}", said(&out)),
+            ));
+        }
+        Ok(())
     }
 
     fn check(node: &str, dir: &DataDir) -> Result<(), NemesisError> {
@@ -238,6 +265,86 @@ mod tests {
             );
         }
         assert!(target.calls().is_empty());
+    }
+
+    /// A disk nemesis on `nodes`, with a lazyfs data directory on each node but `without`.
+    fn on(nodes: &[Arc<FakeNode>], without: &[&str]) -> (Arc<FakeTarget>, Disk) {
+        let target = Arc::new(FakeTarget::default());
+        for node in nodes.iter().filter(|n| !without.contains(&n.name())) {
+            target
+                .data_dirs
+                .lock()
+                .unwrap()
+                .insert(node.name().to_string(), lazyfs_dir(node.name()));
+        }
+        let ctx = NemesisContext {
+            nodes: fake::shells(nodes),
+            target: target.clone(),
+            seed: 4,
+        };
+        (target.clone(), Disk::new(&ctx))
+    }
+
+    #[test]
+    fn preflight_checks_lazyfs_data_dirs_fusermount3_and_dev_fuse_and_changes_nothing() {
+        let (nodes, target, disk) = setup(3, true);
+        disk.preflight().unwrap();
+        assert_eq!(
+            nodes[0].commands(),
+            vec![
+                "command -v fusermount3",
+                "test -c /dev/fuse && (exec 3<>/dev/fuse)"
+            ]
+        );
+        assert!(target.calls().is_empty());
+
+        let (_, _, plain) = setup(3, false);
+        assert_eq!(
+            plain.preflight().unwrap_err().to_string(),
+            "disk needs the target's data directory served through lazyfs, which n1, n2, n3 lack \
+             (the target keeps a plain directory: it does not support the disk nemesis)"
+        );
+
+        let nodes: Vec<Arc<FakeNode>> = (1..=3)
+            .map(|i| {
+                Arc::new(FakeNode::with(i, move |cmd| {
+                    if i == 3 && cmd.contains("/dev/fuse") {
+                        fake::failed("sh: 1: cannot open /dev/fuse: Permission denied")
+                    } else {
+                        Default::default()
+                    }
+                }))
+            })
+            .collect();
+        let (_, disk) = on(&nodes, &["n2"]);
+        let err = disk.preflight().unwrap_err().to_string();
+        assert!(
+            err.contains("disk needs a data directory of the target that distest manages, which n2 lacks (the fake target has no data directory on n2)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("disk needs a usable /dev/fuse (the kernel's FUSE), which n3 lacks (/dev/fuse is missing or cannot be opened: sh: 1: cannot open /dev/fuse: Permission denied)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn preflight_refuses_a_target_whose_processes_cannot_be_stopped() {
+        let nodes: Vec<Arc<FakeNode>> = (1..=2).map(|i| Arc::new(FakeNode::ok(i))).collect();
+        let target = Arc::new(FakeTarget {
+            no_process: Some("the noop target runs in-process".into()),
+            ..Default::default()
+        });
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target,
+            seed: 1,
+        };
+        assert_eq!(
+            Disk::new(&ctx).preflight().unwrap_err().to_string(),
+            "disk cannot act on this target: the noop target runs in-process"
+        );
+        assert!(nodes[0].commands().is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::cluster::parallel;
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{DataDir, NodeShell};
+use crate::preflight::{check_nodes, Lack};
 use crate::targeting::{Reach, Targeting};
 use crate::value;
 use rand::rngs::StdRng;
@@ -47,6 +48,9 @@ pub trait DataFault: Send + 'static {
     fn check(_node: &str, _dir: &DataDir) -> Result<(), NemesisError> {
         Ok(())
     }
+    /// What the node lacks for this fault on `dir`, asked before the run (the target is
+    /// not set up yet, so nothing is mounted and `dir` may not exist); changes nothing.
+    fn preflight(node: &dyn NodeShell, dir: &DataDir) -> Result<(), Lack>;
     /// Does the fault to the data of the (stopped) target on `node`; `seed` is this
     /// node's share of the schedule's randomness. Returns what was done.
     fn apply(
@@ -176,6 +180,24 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
         let op = FaultOp::new(F::RESTART_F, json!({"nodes": nodes}));
         let outcome = self.restart(&op);
         vec![(op, outcome)]
+    }
+
+    /// The target's processes can be stopped and started, it has a data directory on
+    /// every node, and each node has what the fault needs ([`DataFault::preflight`]).
+    fn preflight(&self) -> Result<(), NemesisError> {
+        let target = self.reach.target.as_ref();
+        target
+            .process_faults()
+            .map_err(|why| NemesisError::TargetUnsupported {
+                fault: F::NEMESIS.to_string(),
+                why,
+            })?;
+        check_nodes(F::NEMESIS, &self.reach.cluster, |node| {
+            let dir = target.data_dir(node.name()).map_err(|why| {
+                Lack::new("a data directory of the target that distest manages", why)
+            })?;
+            F::preflight(node, &dir)
+        })
     }
 
     fn active(&self) -> Vec<String> {
