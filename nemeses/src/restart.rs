@@ -142,6 +142,11 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
         vec![F::FAULT_F, F::RESTART_F]
     }
 
+    /// The fault op ends within itself: nothing stays open between draws.
+    fn alternates(&self) -> bool {
+        false
+    }
+
     /// Always the fault op: it ends within itself (the node is up again when its
     /// completion is recorded), so there is no stop op to schedule.
     fn next_op(&mut self) -> FaultOp {
