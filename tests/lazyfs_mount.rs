@@ -2,7 +2,7 @@
 //! on this machine (root and /dev/fuse only): files the target put there before the first
 //! mount show through it, idempotent mounts, recovery from a killed lazyfs, clean stops,
 //! and the teardown that finds mounts left behind. Run under the
-//! shared lock (`flock /work/locks/netns.lock cargo test --test lazyfs_mount`).
+//! shared lock (`flock -o /work/locks/netns.lock cargo test --test lazyfs_mount`).
 
 mod common;
 

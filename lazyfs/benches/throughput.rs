@@ -3,7 +3,7 @@
 //! Each cell is the median of 5 repetitions. Needs root and /dev/fuse (skipped
 //! otherwise); run under the shared lock:
 //!
-//! `cargo bench -p distest-lazyfs --bench throughput --no-run && flock /work/locks/netns.lock cargo bench -p distest-lazyfs --bench throughput`
+//! `cargo bench -p distest-lazyfs --bench throughput --no-run && flock -o /work/locks/netns.lock cargo bench -p distest-lazyfs --bench throughput`
 //!
 //! Note what is compared: lazyfs' fsync writes the dirty bytes to the backing file but
 //! does not fsync the backing filesystem (it simulates durability), so "append + fsync"
