@@ -283,6 +283,19 @@ fn now() -> SystemTime {
     SystemTime::now()
 }
 
+/// Gives the entry `name` of the directory `dir_fd` its owner (a symlink itself, not
+/// what it points to).
+fn chown_entry(dir_fd: RawFd, name: &OsStr, uid: u32, gid: u32) -> FsResult<()> {
+    nix::unistd::fchownat(
+        Some(dir_fd),
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
+}
+
 fn file_from(fd: RawFd) -> File {
     // SAFETY: `fd` was just returned by a successful open call and is owned by nobody else.
     unsafe { File::from_raw_fd(fd) }
@@ -1203,13 +1216,7 @@ impl LazyFs {
             } => {
                 let dir_fd = self.fd_of(*parent)?;
                 nix::unistd::symlinkat(target.as_os_str(), Some(dir_fd), name.as_os_str())?;
-                nix::unistd::fchownat(
-                    Some(dir_fd),
-                    name.as_os_str(),
-                    Some(Uid::from_raw(*uid)),
-                    Some(Gid::from_raw(*gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )?;
+                chown_entry(dir_fd, name, *uid, *gid)?;
             }
             MetaOp::Mknod {
                 parent,
@@ -1232,13 +1239,7 @@ impl LazyFs {
                     Mode::from_bits_truncate(u32::from(*perm)),
                     0,
                 )?;
-                nix::unistd::fchownat(
-                    Some(dir_fd),
-                    name.as_os_str(),
-                    Some(Uid::from_raw(*uid)),
-                    Some(Gid::from_raw(*gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )?;
+                chown_entry(dir_fd, name, *uid, *gid)?;
             }
             MetaOp::Link {
                 from_parent,
