@@ -16,7 +16,11 @@
 //! "bitflip" | "truncate", "flips"?: n (bitflip, default 1), "drop_bytes"?: n (truncate,
 //! default drawn)}`; completion adds `"changed": {node: {"file", "size", "flips":
 //! [{"offset", "bit", "before", "after"}]}}` or `{"file", "size", "truncated_to"}`.
-//! Heal op `restart-corrupt` `{"nodes": [...]}` starts nodes whose restart failed.
+//! A target that refuses to start on the changed file (its checksums caught it) stays
+//! down (`"restarted": false`, `"start_error"` in its result); the next op is
+//! `restart-corrupt` `{"nodes": [...]}`, which puts the bytes back (the same bits flipped
+//! again, the cut tail appended: a replaced disk) and starts it; its completion adds
+//! `"restored": {node: {"file", "size"}}`. Heal does the same.
 
 use crate::cluster::{shell_quote, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
@@ -201,8 +205,15 @@ impl DataFault for CorruptFile {
                 None => rng.gen_range(1..=size.min(MAX_DRAWN_DROP_BYTES)),
             };
             let new_len = size - drop;
+            // The tail is kept beside the data directory until the target has started
+            // (`settle`), or put back if it refuses to (`undo`).
             node.exec_ok(
-                &format!("truncate -s {new_len} {}", shell_quote(&full)),
+                &format!(
+                    "tail -c +{} {f} > {saved} && truncate -s {new_len} {f}",
+                    new_len + 1,
+                    f = shell_quote(&full),
+                    saved = shell_quote(&saved_tail(dir)),
+                ),
                 COMMAND_TIMEOUT,
             )?;
             return Ok(json!({"file": file, "size": size, "truncated_to": new_len}));
@@ -244,6 +255,54 @@ impl DataFault for CorruptFile {
             .collect();
         Ok(json!({"file": file, "size": size, "flips": flips}))
     }
+
+    /// Flips the same bits back, or appends the saved tail again.
+    fn undo(node: &dyn NodeShell, dir: &DataDir, done: &Value) -> Result<Value, NemesisError> {
+        let file = done["file"].as_str().unwrap_or_default();
+        let full = shell_quote(&dir.path.join(file).to_string_lossy());
+        let size = done["size"].as_u64().unwrap_or_default();
+        let script = match done["flips"].as_array() {
+            Some(flips) => flips
+                .iter()
+                .map(|flip| {
+                    let offset = flip["offset"].as_u64().unwrap_or_default();
+                    let bit = flip["bit"].as_u64().unwrap_or_default().min(7);
+                    format!(
+                        "{} >/dev/null",
+                        flip_command(&dir.path.join(file).to_string_lossy(), offset, 1 << bit)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" && "),
+            None => format!(
+                "cat {saved} >> {full} && rm -f {saved}",
+                saved = shell_quote(&saved_tail(dir))
+            ),
+        };
+        node.exec_ok(
+            &format!("{script} && [ \"$(stat -c %s {full})\" = {size} ]"),
+            COMMAND_TIMEOUT,
+        )?;
+        Ok(json!({"file": file, "size": size}))
+    }
+
+    fn settle(node: &dyn NodeShell, dir: &DataDir, done: &Value) {
+        if done.get("truncated_to").is_some() {
+            let _ = node.exec(
+                &format!("rm -f {}", shell_quote(&saved_tail(dir))),
+                COMMAND_TIMEOUT,
+            );
+        }
+    }
+}
+
+/// Where a truncation keeps the cut tail: beside the data directory, out of the target's
+/// sight (and outside a lazyfs mount).
+fn saved_tail(dir: &DataDir) -> String {
+    format!(
+        "{}.corrupt-tail",
+        dir.path.to_string_lossy().trim_end_matches('/')
+    )
 }
 
 /// The corrupt-file nemesis.
@@ -303,6 +362,7 @@ mod tests {
     impl Drop for TempDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_file(format!("{}.corrupt-tail", self.0.display()));
         }
     }
 
@@ -446,8 +506,116 @@ mod tests {
         );
         assert_eq!(target.calls(), vec!["kill n4", "start n4"]);
         assert_eq!(
-            nodes[3].commands().last().unwrap(),
-            "truncate -s 6 '/data/wal.log'"
+            nodes[3].commands()[1..],
+            [
+                "tail -c +7 '/data/wal.log' > '/data.corrupt-tail' && truncate -s 6 '/data/wal.log'",
+                "rm -f '/data.corrupt-tail'",
+            ]
         );
+    }
+
+    #[test]
+    fn undo_puts_back_flipped_bits_and_cut_tails() {
+        let (tmp, dir) = data("undo");
+        let wal = tmp.0.join("wal.log");
+        let original = std::fs::read(&wal).unwrap();
+        let flips = fields(json!({"file": "wal.log", "flips": 5}));
+        let done = CorruptFile::apply(&HostShell, &dir, &flips, 11).unwrap();
+        assert_ne!(std::fs::read(&wal).unwrap(), original);
+        let restored = CorruptFile::undo(&HostShell, &dir, &done).unwrap();
+        assert_eq!(restored, json!({"file": "wal.log", "size": 256}));
+        assert_eq!(std::fs::read(&wal).unwrap(), original);
+
+        let cut = fields(json!({"file": "wal.log", "mode": "truncate", "drop_bytes": 100}));
+        let done = CorruptFile::apply(&HostShell, &dir, &cut, 11).unwrap();
+        assert_eq!(std::fs::read(&wal).unwrap(), original[..156]);
+        let saved = PathBuf::from(saved_tail(&dir));
+        assert_eq!(std::fs::read(&saved).unwrap(), original[156..]);
+        CorruptFile::undo(&HostShell, &dir, &done).unwrap();
+        assert_eq!(std::fs::read(&wal).unwrap(), original);
+        assert!(!saved.exists());
+
+        // Started fine on the cut file: the tail is forgotten, the file stays cut.
+        let done = CorruptFile::apply(&HostShell, &dir, &cut, 11).unwrap();
+        CorruptFile::settle(&HostShell, &dir, &done);
+        assert!(!saved.exists());
+        assert_eq!(std::fs::read(&wal).unwrap().len(), 156);
+    }
+
+    /// A target that refuses its corrupted data: the op still completes (that is the
+    /// system's answer), the node stays down, and the next op puts the bytes back and
+    /// starts it, so faults never pile up; heal does the same for what is left.
+    #[test]
+    fn a_node_that_refuses_its_corrupted_data_is_restored_by_the_next_op() {
+        let nodes = fake::answering(5, "find .", "10 wal.log\n");
+        let target = Arc::new(FakeTarget::default());
+        for node in &nodes {
+            target.data_dirs.lock().unwrap().insert(
+                node.name().to_string(),
+                DataDir {
+                    path: PathBuf::from("/data"),
+                    lazyfs: None,
+                },
+            );
+        }
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target: target.clone(),
+            seed: 3,
+        };
+        let mut corrupt = Corrupt::new(&ctx);
+        target.broken_start.lock().unwrap().push("n2".into());
+        let done = corrupt
+            .invoke(&FaultOp::new(
+                CORRUPT,
+                json!({"nodes": ["n2"], "mode": "truncate", "drop_bytes": 4}),
+            ))
+            .unwrap();
+        let n2 = &done["changed"]["n2"];
+        assert_eq!(n2["restarted"], false, "{done}");
+        assert!(
+            n2["start_error"]
+                .as_str()
+                .unwrap()
+                .contains("does not start"),
+            "{done}"
+        );
+        assert_eq!(corrupt.active(), vec!["n2 down after corrupt-file"]);
+        let next = corrupt.next_op();
+        assert_eq!(next.f, RESTART);
+        assert_eq!(next.value, json!({"nodes": ["n2"]}));
+
+        // Still refusing: the bytes are back, the node stays down, no second undo.
+        let err = corrupt.invoke(&next).unwrap_err();
+        assert!(err.to_string().contains("does not start"), "{err}");
+        let undo = "cat '/data.corrupt-tail' >> '/data/wal.log' && rm -f '/data.corrupt-tail' && [ \"$(stat -c %s '/data/wal.log')\" = 10 ]";
+        let count_undos = || nodes[1].commands().iter().filter(|c| *c == undo).count();
+        assert_eq!(count_undos(), 1);
+        target.broken_start.lock().unwrap().clear();
+        let next = corrupt.next_op();
+        let restarted = corrupt.invoke(&next).unwrap();
+        assert_eq!(restarted, json!({"nodes": ["n2"]}));
+        assert_eq!(count_undos(), 1);
+        assert!(corrupt.active().is_empty());
+        assert_eq!(corrupt.next_op().f, CORRUPT);
+        assert!(corrupt.heal().is_empty());
+
+        // Heal restores and starts a node left down at the end.
+        target.broken_start.lock().unwrap().push("n3".into());
+        corrupt
+            .invoke(&FaultOp::new(
+                CORRUPT,
+                json!({"nodes": ["n3"], "mode": "truncate", "drop_bytes": 1}),
+            ))
+            .unwrap();
+        target.broken_start.lock().unwrap().clear();
+        let healed = corrupt.heal();
+        assert_eq!(healed.len(), 1);
+        let value = healed[0].1.as_ref().unwrap();
+        assert_eq!(
+            value["restored"]["n3"],
+            json!({"file": "wal.log", "size": 10})
+        );
+        assert!(corrupt.active().is_empty());
     }
 }

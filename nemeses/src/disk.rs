@@ -234,14 +234,21 @@ mod tests {
         assert!(disk.active().is_empty());
     }
 
+    /// The data was dropped, the target did not come back: the op completes (that is
+    /// the system's answer to it), the next op and heal start the node again.
     #[test]
     fn a_node_that_does_not_come_back_is_started_by_heal() {
         let (_, target, mut disk) = setup(3, true);
         target.broken_start.lock().unwrap().push("n2".to_string());
-        assert!(disk
+        let done = disk
             .invoke(&FaultOp::new(LOSE, json!({"nodes": ["n2"]})))
-            .is_err());
+            .unwrap();
+        assert_eq!(done["lost"]["n2"]["restarted"], false, "{done}");
         assert_eq!(disk.active(), vec!["n2 down after lose-unsynced"]);
+        assert_eq!(
+            disk.next_op(),
+            FaultOp::new(RESTART, json!({"nodes": ["n2"]}))
+        );
         target.broken_start.lock().unwrap().clear();
         let healed = disk.heal();
         assert_eq!(healed[0].0, FaultOp::new(RESTART, json!({"nodes": ["n2"]})));
