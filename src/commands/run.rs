@@ -18,7 +18,8 @@ pub struct Args {
     /// Workload: register, list-append, rw-register, set, ... (default: the target's first).
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma separated; `all` = every one, `none` = none (see --help for each).
+    /// Faults, comma separated; `all` = every one but disk and corrupt-file, `none` = none
+    /// (see --help for each).
     #[arg(long, value_delimiter = ',', default_value = "none", long_help = registry::nemesis_help())]
     pub nemesis: Vec<String>,
     /// Where the nodes come from: `--nodes local:N` (default: the target's), `--node HOST`, `--nodes-file F`.
