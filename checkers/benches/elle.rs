@@ -82,7 +82,7 @@ fn streaming(text: &[u8], expect: Validity) {
     let txns =
         Txns::read_jsonl(text, Shape::ListAppend, "bench").expect("generated history parses");
     let parsed = start.elapsed();
-    let v = check_txns(&txns, "strict-serializable", &CheckContext::default());
+    let v = check_txns(&txns, &Default::default(), &CheckContext::default());
     let total = start.elapsed();
     assert_eq!(v.valid, expect, "{}", v.summary);
     println!(

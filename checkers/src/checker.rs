@@ -53,8 +53,20 @@ pub trait Checker: Send + Sync {
 pub struct CheckerOptions {
     /// `--model` (linearizability, CRDT type, ...).
     pub model: Option<String>,
-    /// `--consistency-model` (isolation checkers).
+    /// `--consistency-model` (isolation checkers; a comma-separated list is allowed).
     pub consistency_model: Option<String>,
+    /// `--anomalies` (isolation checkers): Elle anomaly names that fail the check, as an
+    /// alternative (or in addition) to a consistency model.
+    pub anomalies: Vec<String>,
+    /// `--sequential-keys` (rw-register): infer version orders from process order.
+    pub sequential_keys: bool,
+    /// `--linearizable-keys` (rw-register): infer version orders from realtime order.
+    pub linearizable_keys: bool,
+    /// `--wfr-keys` (rw-register): a transaction's writes follow its reads.
+    pub wfr_keys: bool,
+    /// `--transaction-order` (rw-register): completion op index -> position in an
+    /// external total order of transactions (read from a file by the caller).
+    pub transaction_order: Option<std::sync::Arc<std::collections::BTreeMap<u64, i64>>>,
 }
 
 /// Why a checker could not be built from its name and options.
@@ -95,13 +107,13 @@ pub fn registry() -> &'static [Entry] {
         // -- further checkers register below this line --
         Entry {
             name: "list-append",
-            about: "Elle's list-append isolation checker: infers ww/wr/rw dependencies from appends and reads, finds G0/G1/G2 anomalies, judges --consistency-model (default strict-serializable)",
-            build: |o| Ok(Box::new(crate::elle::ListAppend::new(o.consistency_model.as_deref())?)),
+            about: "Elle's list-append isolation checker: infers ww/wr/rw dependencies from appends and reads, finds G0/G1/G2 anomalies, judges --consistency-model (any model of Elle's lattice, default strict-serializable) or --anomalies",
+            build: |o| crate::elle::build("list-append", o),
         },
         Entry {
             name: "rw-register",
-            about: "Elle's rw-register isolation checker: infers dependencies from unique register writes and reads, finds G0/G1/G2 anomalies, judges --consistency-model (default strict-serializable)",
-            build: |o| Ok(Box::new(crate::elle::RwRegister::new(o.consistency_model.as_deref())?)),
+            about: "Elle's rw-register isolation checker: infers dependencies from unique register writes and reads (plus --wfr-keys, --sequential-keys, --linearizable-keys, --transaction-order), finds G0/G1/G2 anomalies, judges --consistency-model (any model of Elle's lattice, default strict-serializable) or --anomalies",
+            build: |o| crate::elle::build("rw-register", o),
         },
         Entry {
             name: "linearizable",

@@ -131,13 +131,38 @@ fn too_many_inferred_edges_under_the_memory_limit_is_unknown() {
 }
 
 #[test]
-fn an_unknown_model_set_directly_is_unknown_not_valid() {
-    let mut h = H::new();
-    h.txn(0, json!([["append", 1, 1]]));
-    let v = ListAppend {
-        model: "serialisable",
-    }
-    .check(&h.history(), &CheckContext::default());
-    assert_eq!(v.valid, Validity::Unknown);
-    assert!(v.summary.contains("strict-serializable"), "{}", v.summary);
+fn unknown_model_and_anomaly_names_are_refused_with_the_valid_ones() {
+    use distest_checkers::elle::{ElleOptions, Inference};
+    let err = ElleOptions::from_names(
+        "list-append",
+        &["serialisable".into()],
+        &[],
+        Inference::default(),
+    )
+    .err()
+    .expect("a typo is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"serialisable\"") && text.contains("PL-2.99"),
+        "{text}"
+    );
+    let err = ElleOptions::from_names(
+        "list-append",
+        &[],
+        &["G-singel".into()],
+        Inference::default(),
+    )
+    .err()
+    .expect("a typo is refused");
+    assert!(err.to_string().contains("G-single-item"), "{err}");
+    // Keywords as Elle users write them, comma-separated lists, aliases.
+    let o = ElleOptions::from_names(
+        "rw-register",
+        &[":snapshot-isolation,PL-2".into()],
+        &[":G0".into()],
+        Inference::default(),
+    )
+    .unwrap();
+    assert_eq!(o.models, vec!["PL-SI", "PL-2"]);
+    assert_eq!(o.anomalies, vec!["G0"]);
 }

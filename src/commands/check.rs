@@ -20,9 +20,33 @@ pub struct Args {
     /// or the CRDT type for crdt-convergence.
     #[arg(long)]
     pub model: Option<String>,
-    /// Consistency model the isolation checkers must hold to (default strict-serializable).
+    /// Consistency model the isolation checkers must hold to: any model of Elle's
+    /// lattice (serializable, snapshot-isolation, read-committed, PL-2, ...; default
+    /// strict-serializable, unless --anomalies is given alone).
     #[arg(long)]
     pub consistency_model: Option<String>,
+    /// Isolation checkers: Elle anomaly names that fail the check (comma separated,
+    /// e.g. G0,G1c,G-single-item), instead of or besides a consistency model.
+    #[arg(long, value_delimiter = ',')]
+    pub anomalies: Vec<String>,
+    /// rw-register: assume each key is sequentially consistent and infer version orders
+    /// from each process's order. Sound when a process's operations on a key take effect
+    /// in the order it issued them.
+    #[arg(long)]
+    pub sequential_keys: bool,
+    /// rw-register: assume each key is linearizable and infer version orders from
+    /// real time. Sound for per-key linearizable stores (strict serializability implies it).
+    #[arg(long)]
+    pub linearizable_keys: bool,
+    /// rw-register: assume a transaction's writes follow its reads (it installs a key's
+    /// new value after the version it read). Sound for lock- and MVCC-based databases, not
+    /// for last-writer-wins stores ordered by client clocks.
+    #[arg(long)]
+    pub wfr_keys: bool,
+    /// rw-register: a file (JSON or EDN map) from completion op index to the transaction's
+    /// position in an external total order (e.g. commit timestamps); writes are ordered by it.
+    #[arg(long)]
+    pub transaction_order: Option<PathBuf>,
     /// Force the history format instead of detecting it: jsonl, edn, jepsen-log.
     #[arg(long)]
     pub format: Option<String>,
@@ -67,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         None => {
             let checkers = specs
                 .iter()
-                .map(|s| s.build().map_err(anyhow::Error::from))
+                .map(build_checker)
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let history = load_history(&history_path, format)?;
             check_with_limit(&history, &checkers, limit)
@@ -140,34 +164,59 @@ fn recorded_checkers(dir: &Path) -> anyhow::Result<Vec<CheckerSpec>> {
 }
 
 fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
+    // Flags on the command line override what the run recorded.
+    let with_flags = |mut spec: CheckerSpec| {
+        if args.model.is_some() {
+            spec.model = args.model.clone();
+        }
+        if args.consistency_model.is_some() {
+            spec.consistency_model = args.consistency_model.clone();
+        }
+        if !args.anomalies.is_empty() {
+            spec.anomalies = args.anomalies.clone();
+        }
+        spec.sequential_keys |= args.sequential_keys;
+        spec.linearizable_keys |= args.linearizable_keys;
+        spec.wfr_keys |= args.wfr_keys;
+        if args.transaction_order.is_some() {
+            spec.transaction_order = args.transaction_order.clone();
+        }
+        spec
+    };
     if args.checker.is_empty() {
         if recorded.is_empty() {
-            return vec![CheckerSpec {
-                name: "stats".into(),
-                model: args.model.clone(),
-                consistency_model: args.consistency_model.clone(),
-            }];
+            return vec![with_flags(CheckerSpec::named("stats"))];
         }
         return recorded;
     }
     args.checker
         .iter()
         .map(|name| {
-            // Flags on the command line override what the run recorded.
-            let recorded = recorded.iter().find(|s| &s.name == name);
-            CheckerSpec {
-                name: name.clone(),
-                model: args
-                    .model
-                    .clone()
-                    .or_else(|| recorded.and_then(|r| r.model.clone())),
-                consistency_model: args
-                    .consistency_model
-                    .clone()
-                    .or_else(|| recorded.and_then(|r| r.consistency_model.clone())),
-            }
+            let recorded = recorded.iter().find(|s| &s.name == name).cloned();
+            with_flags(recorded.unwrap_or_else(|| CheckerSpec::named(name)))
         })
         .collect()
+}
+
+/// The options `spec` gives its checker, with its transaction order file read.
+fn checker_options(spec: &CheckerSpec) -> anyhow::Result<distest_checkers::CheckerOptions> {
+    let mut options = spec.options();
+    if let Some(path) = &spec.transaction_order {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the transaction order {}", path.display()))?;
+        let order = distest_checkers::elle::versions::parse_transaction_order(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        options.transaction_order = Some(std::sync::Arc::new(order));
+    }
+    Ok(options)
+}
+
+/// Builds the checker `spec` names.
+fn build_checker(spec: &CheckerSpec) -> anyhow::Result<Box<dyn Checker>> {
+    Ok(distest_checkers::build(
+        &spec.name,
+        &checker_options(spec)?,
+    )?)
 }
 
 /// Reads a history file, detecting its format unless one is forced.
@@ -232,7 +281,7 @@ fn try_streaming_elle(
     specs: &[CheckerSpec],
     limit: Option<Duration>,
 ) -> Option<anyhow::Result<Results>> {
-    use distest_checkers::elle::{check_txns, txn::Shape, txn::Txns};
+    use distest_checkers::elle::{check_txns, txn::Shape, txn::Txns, ElleOptions};
     let shape_of = |name: &str| match name {
         "list-append" => Some(Shape::ListAppend),
         "rw-register" => Some(Shape::RwRegister),
@@ -257,18 +306,13 @@ fn try_streaming_elle(
     let run = || -> anyhow::Result<Results> {
         let mut verdicts = std::collections::BTreeMap::new();
         for spec in specs {
-            // Validates the model name the same way the registry does.
-            spec.build()?;
+            let options = ElleOptions::from_checker_options(&spec.name, &checker_options(spec)?)?;
             let file = std::fs::File::open(path)
                 .with_context(|| format!("could not open {}", path.display()))?;
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
             let shape = shape_of(&spec.name).expect("checked above");
             let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
-            let model = spec
-                .consistency_model
-                .as_deref()
-                .unwrap_or("strict-serializable");
-            let verdict = with_time_limit(limit, |ctx| check_txns(&txns, model, ctx));
+            let verdict = with_time_limit(limit, |ctx| check_txns(&txns, &options, ctx));
             verdicts.insert(spec.name.clone(), verdict);
         }
         Ok(Results::from_verdicts(verdicts))

@@ -91,21 +91,34 @@ pub trait Client: Send {
 }
 
 /// A checker as a run records it in `test.json`: name plus options.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CheckerSpec {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency_model: Option<String>,
+    /// Isolation checkers: Elle anomaly names that fail the check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
+    /// rw-register version-order inference (see `distest_checkers::elle::versions`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sequential_keys: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linearizable_keys: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wfr_keys: bool,
+    /// rw-register: a file mapping completion op indices to an external transaction
+    /// order; the caller loads it into `CheckerOptions::transaction_order`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_order: Option<std::path::PathBuf>,
 }
 
 impl CheckerSpec {
     pub fn named(name: &str) -> CheckerSpec {
         CheckerSpec {
             name: name.to_string(),
-            model: None,
-            consistency_model: None,
+            ..CheckerSpec::default()
         }
     }
 
@@ -114,14 +127,22 @@ impl CheckerSpec {
         self
     }
 
+    /// The options this spec gives its checker (a transaction order file is not read
+    /// here: the caller loads it).
+    pub fn options(&self) -> CheckerOptions {
+        CheckerOptions {
+            model: self.model.clone(),
+            consistency_model: self.consistency_model.clone(),
+            anomalies: self.anomalies.clone(),
+            sequential_keys: self.sequential_keys,
+            linearizable_keys: self.linearizable_keys,
+            wfr_keys: self.wfr_keys,
+            transaction_order: None,
+        }
+    }
+
     pub fn build(&self) -> Result<Box<dyn Checker>, RegistryError> {
-        checker::build(
-            &self.name,
-            &CheckerOptions {
-                model: self.model.clone(),
-                consistency_model: self.consistency_model.clone(),
-            },
-        )
+        checker::build(&self.name, &self.options())
     }
 }
 

@@ -16,9 +16,10 @@
 //! garbage reads.
 
 use super::anomaly::{self, txn_name, Anomalies};
+use super::exact::{OpenOrder, Version};
 use super::explain::{Step, StepExplainer};
 use super::graph::{EdgeList, RW, WR, WW};
-use super::txn::{MopKind, Outcome, TxnError, Txns, NONE};
+use super::txn::{MopKind, Outcome, TxnError, Txns, NIL, NONE};
 use super::writes::{external_reads, final_write, is_external, Writes, Written};
 use serde_json::json;
 
@@ -47,6 +48,8 @@ pub struct Index {
     /// must follow the whole longest read (any earlier and that read would show them).
     unobserved_off: Vec<u32>,
     unobserved: Vec<u32>,
+    /// (key, reader) of every external read that saw a key's whole longest read, sorted.
+    final_readers: Vec<(u32, u32)>,
 }
 
 impl Index {
@@ -126,6 +129,7 @@ pub fn analyse(
         chain: Vec::new(),
         unobserved_off: vec![0; n_keys + 1],
         unobserved: Vec::new(),
+        final_readers: Vec::new(),
     };
 
     // Per key: writers along the longest read, version chain, ww edges, dirty updates.
@@ -187,21 +191,29 @@ pub fn analyse(
             }
         }
         ix.chain_off[k as usize + 1] = ix.chain.len() as u32;
-        let mut in_order: Vec<u32> = wpos
-            .iter()
-            .filter(|&&w| w != GARBAGE)
-            .map(|&w| w & !NOT_FINAL)
-            .collect();
+    }
+    // An info transaction whose append some committed read shows did commit: its other
+    // appends are committed too, read or not.
+    let mut observed = vec![false; txns.txns.len()];
+    for e in &ix.chain {
+        observed[e.txn as usize] = true;
+    }
+    let committed = |t: u32| match txns.txns[t as usize].outcome {
+        Outcome::Ok => true,
+        Outcome::Info => observed[t as usize],
+        Outcome::Fail => false,
+    };
+    let mut in_order: Vec<u32> = Vec::new();
+    for k in 0..n_keys as u32 {
+        in_order.clear();
+        in_order.extend(ix.chain_of(k).iter().map(|e| e.txn));
         in_order.sort_unstable();
         let start = ix.unobserved.len();
         let unseen: Vec<u32> = ix
             .appends
             .of_key(k)
             .iter()
-            .filter(|a| {
-                txns.txns[a.txn as usize].outcome == Outcome::Ok
-                    && in_order.binary_search(&a.txn).is_err()
-            })
+            .filter(|a| committed(a.txn) && in_order.binary_search(&a.txn).is_err())
             .map(|a| a.txn)
             .collect();
         ix.unobserved.extend(unseen);
@@ -312,6 +324,9 @@ pub fn analyse(
             edges.add(t, u, RW);
         }
     }
+    final_readers.sort_unstable();
+    final_readers.dedup();
+    ix.final_readers = final_readers;
     anomaly::group_lost_updates(&mut lost, |k, v, group| {
         let version = if v == NONE {
             "[]".to_string()
@@ -435,6 +450,41 @@ fn check_internal(txns: &Txns, t: u32, anomalies: &mut Anomalies) {
 }
 
 impl Index {
+    /// Keys with two or more committed appends no read shows: their order is open (all
+    /// come after the longest read, in some order), for the exact search.
+    pub(super) fn open_orders(&self, txns: &Txns) -> Vec<OpenOrder> {
+        let mut out = Vec::new();
+        for k in 0..txns.key_count() as u32 {
+            let unobserved = self.unobserved_of(k);
+            if unobserved.len() < 2 {
+                continue;
+            }
+            let long = self.longest_list(txns, k);
+            let a = self.final_readers.partition_point(|r| r.0 < k);
+            let b = self.final_readers.partition_point(|r| r.0 <= k);
+            let start = Version {
+                value: long.last().copied().unwrap_or(NIL),
+                writer: self.chain_of_tail(k),
+                readers: self.final_readers[a..b].iter().map(|r| r.1).collect(),
+            };
+            let open: Vec<Version> = unobserved
+                .iter()
+                .map(|&t| Version {
+                    value: final_write(txns, t, k).unwrap_or(NIL),
+                    writer: Some(t),
+                    readers: Vec::new(),
+                })
+                .collect();
+            out.push(OpenOrder {
+                key: k,
+                start,
+                preds: vec![Vec::new(); open.len()],
+                open,
+            });
+        }
+        out
+    }
+
     /// Why `to`'s unobserved committed append on `key` follows the last observed version.
     fn unobserved_step(
         &self,

@@ -69,6 +69,11 @@ impl Writes {
         Ok(Writes { recs, off })
     }
 
+    /// Every write, sorted by (key, value).
+    pub fn all(&self) -> &[Written] {
+        &self.recs
+    }
+
     /// The writes to `key`, sorted by value.
     pub fn of_key(&self, key: u32) -> &[Written] {
         &self.recs[self.off[key as usize] as usize..self.off[key as usize + 1] as usize]
