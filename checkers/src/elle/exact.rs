@@ -141,18 +141,18 @@ impl Forced {
             })
             .collect();
         let why = format!(
-            "inference leaves the order of these versions open ({}), and every one of the orders tried ({}) closes a cycle in the graph of {} edges, which {} forbids; e.g. {}. This verdict comes from distest's exact search over version orders, beyond what Elle checks.",
+            "inference leaves the order of these versions open ({}), and every order closes a cycle in the graph of {} edges, which {} forbids ({} placements tried); e.g. {}. This verdict comes from distest's exact search over version orders, beyond what Elle checks.",
             described.join("; "),
-            self.tried,
             self.spec.subgraph_text(),
             super::models::friendly(self.spec.model),
+            self.tried,
             self.dead_ends.join("; ")
         );
         (
             json!({
                 "keys": keys,
                 "txns": all_txns,
-                "orders": self.tried,
+                "placements": self.tried,
                 "not": super::models::friendly(self.spec.model),
                 "subgraph": self.spec.subgraph_text(),
                 "dead_ends": self.dead_ends,

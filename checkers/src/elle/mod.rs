@@ -77,7 +77,7 @@
 //!                  "key": 4, "value": 3, "why": "T1 appended 3 to key 4; ..."}, ...]
 //!     }],
 //!     "PL-SI-cycle-exists": [{"not", "subgraph", "scc_size", "scc": [txn, ...], "why"}],
-//!     "PL-3-cycle-forced": [{"keys", "txns", "orders", "why"}],   // exact search
+//!     "PL-3-cycle-forced": [{"keys", "txns", "placements", "dead_ends", "why"}], // exact search
 //!     "cyclic-versions": [{"key", "scc", "sources", "steps", "why"}],
 //!     "G1a": [{"reader": {"txn", "op"}, "writer": {"txn", "op"}, "key", "value", "why"}],
 //!     "G1b": same as G1a,
@@ -421,7 +421,7 @@ pub fn check_txns(txns: &Txns, options: &ElleOptions, ctx: &CheckContext) -> Ver
         Shape::RwRegister => &cycle::RW_REGISTER_PREFERENCE,
     };
     let found = cycle::find_cycles(&g, prefer, CASES_PER_TYPE, ctx);
-    let mut report = Report::new(txns, &g, &found, &anomalies, analysis.explainer());
+    let mut report = Report::new(txns, &found, &anomalies, analysis.explainer());
     // Beyond Elle: when nothing proscribed was found, version orders inference left open
     // may still admit no acceptable choice.
     let exact = if report.violating(&prohibited).is_empty() && !found.cancelled {
@@ -457,7 +457,6 @@ struct Report {
 impl Report {
     fn new(
         txns: &Txns,
-        g: &Graph,
         found: &cycle::Found,
         anomalies: &Anomalies,
         explainer: &dyn StepExplainer,
@@ -505,7 +504,7 @@ impl Report {
             if list.len() >= CASES_PER_TYPE {
                 continue;
             }
-            let (value, text) = exists_case(txns, g, case);
+            let (value, text) = exists_case(txns, case);
             list.push(value);
             let t = r.texts.entry(spec.exists).or_default();
             if t.len() < CASES_IN_TEXT {
@@ -544,7 +543,7 @@ impl Report {
 }
 
 /// The evidence and text of one cycle-existence proof.
-fn exists_case(txns: &Txns, g: &Graph, case: &exists::ExistsCase) -> (Value, String) {
+fn exists_case(txns: &Txns, case: &exists::ExistsCase) -> (Value, String) {
     const SHOWN: usize = 32;
     let spec = case.spec();
     let not = models::friendly(spec.model);
@@ -555,12 +554,11 @@ fn exists_case(txns: &Txns, g: &Graph, case: &exists::ExistsCase) -> (Value, Str
         .map(|&t| txns.txns[t as usize].index())
         .collect();
     let why = format!(
-        "{} transactions form a strongly connected component of the graph of {} edges, so a cycle {} forbids exists among them (the search for a named cycle did not show one within its budget).",
+        "{} transactions form a strongly connected component of the graph of {} edges, so a cycle {} forbids exists among them, though no cycle shown is of a kind it proscribes (an edge with several reasons is named by the first, or the named-cycle search ran out of budget).",
         case.txns.len(),
         spec.subgraph_text(),
         not
     );
-    let _ = g;
     (
         json!({
             "not": not,

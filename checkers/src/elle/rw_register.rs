@@ -19,8 +19,8 @@ use super::anomaly::{self, Anomalies};
 use super::exact::{OpenOrder, Version};
 use super::explain::{Step, StepExplainer};
 use super::graph::{EdgeList, RW, WR, WW};
-use super::txn::{MopKind, Outcome, TxnError, Txns, NIL, NONE};
-use super::versions::{self, Inference, Touches, Versions};
+use super::txn::{MopKind, Outcome, TxnError, Txns, NIL};
+use super::versions::{self, Inference, Touches, Versions, ABSENT};
 use super::writes::{external_reads, Writes, Written};
 
 /// What the analysis keeps to explain edges and to search version orders later.
@@ -339,7 +339,7 @@ impl StepExplainer for Index {
             }),
             WW => self.touches.of(from).iter().find_map(|x| {
                 let y = self.touches.of(to).iter().find(|y| y.key == x.key)?;
-                if x.write == NONE || y.write == NONE {
+                if x.write == ABSENT || y.write == ABSENT {
                     return None;
                 }
                 let why = self.order_reason(txns, x.key, x.write, y.write)?;
@@ -355,7 +355,7 @@ impl StepExplainer for Index {
             }),
             RW => self.touches.of(from).iter().find_map(|x| {
                 let y = self.touches.of(to).iter().find(|y| y.key == x.key)?;
-                if x.read == NONE || y.write == NONE {
+                if x.read == ABSENT || y.write == ABSENT {
                     return None;
                 }
                 let why = self.order_reason(txns, x.key, x.read, y.write).or_else(|| {

@@ -24,13 +24,13 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 pub(crate) use crate::fxhash::FxMap as FastMap;
 
-/// A key or value as the history spelled it: an integer or a string (other JSON scalars
-/// are kept in their JSON text so they still compare by identity).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A key or value as the history spelled it: an integer, a string, or any other JSON
+/// value (vectors like Jepsen's `[:anti 1]`, maps, floats, booleans), compared by value.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {
     Int(i64),
     Str(String),
-    Json(String),
+    Json(Value),
 }
 
 impl fmt::Display for Scalar {
@@ -38,8 +38,71 @@ impl fmt::Display for Scalar {
         match self {
             Scalar::Int(i) => write!(f, "{i}"),
             Scalar::Str(s) => write!(f, "{s:?}"),
-            Scalar::Json(s) => f.write_str(s),
+            Scalar::Json(v) => write_readable(v, f),
         }
+    }
+}
+
+/// A JSON value the way Elle prints data: `[anti 1]` vectors, `{k v, k v}` maps,
+/// strings quoted, `nil`.
+fn write_readable(v: &Value, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match v {
+        Value::Null => f.write_str("nil"),
+        Value::String(s) => write!(f, "{s:?}"),
+        Value::Array(items) => {
+            f.write_str("[")?;
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" ")?;
+                }
+                write_readable(x, f)?;
+            }
+            f.write_str("]")
+        }
+        Value::Object(map) => {
+            f.write_str("{")?;
+            for (i, (k, x)) in map.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k:?} ")?;
+                write_readable(x, f)?;
+            }
+            f.write_str("}")
+        }
+        other => write!(f, "{other}"),
+    }
+}
+
+/// The canonical text of a JSON value (object keys sorted), so that equal values
+/// intern to one id whatever order their maps were written in.
+fn canonical_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_text(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_text(&map[k], out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -49,54 +112,130 @@ impl Scalar {
         match self {
             Scalar::Int(i) => Value::from(*i),
             Scalar::Str(s) => Value::from(s.as_str()),
-            Scalar::Json(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+            Scalar::Json(v) => v.clone(),
         }
     }
 }
 
-/// Interns scalars into dense `u32` ids.
+/// A key or value as shown to people: a view of an interned [`Scalar`].
+#[derive(Clone, Copy, Debug)]
+pub enum Name<'a> {
+    Int(i64),
+    Other(&'a Scalar),
+}
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Name::Int(i) => write!(f, "{i}"),
+            Name::Other(s) => s.fmt(f),
+        }
+    }
+}
+
+impl Name<'_> {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Name::Int(i) => Value::from(*i),
+            Name::Other(s) => s.to_json(),
+        }
+    }
+}
+
+/// Integers below this always use the dense table (4 bytes per possible value).
+const DENSE_MIN: usize = 1 << 20;
+/// Marks an id whose name is not an integer (it lives in `others`).
+const OTHER: i64 = i64::MIN;
+
+/// Interns keys and values into dense `u32` ids. Small non-negative integers, by far
+/// the most common (Jepsen's generators count up from 0), go through a direct table
+/// that grows with the values seen; everything else through hash maps.
 #[derive(Default)]
 pub(crate) struct Interner {
+    /// value -> id + 1 (0: not seen), for 0 <= value < dense.len().
+    dense: Vec<u32>,
     ints: FastMap<i64, u32>,
     strs: FastMap<String, u32>,
     jsons: FastMap<String, u32>,
-    names: Vec<Scalar>,
+    /// Per id: its integer, or OTHER when it is in `others`.
+    names: Vec<i64>,
+    others: FastMap<u32, Scalar>,
 }
 
 impl Interner {
-    /// The id of `v`, or `None` when `v` is not a scalar (arrays, objects, null).
+    /// The id of `v`; `None` for `null`, which stands for "no value" in histories.
     pub(crate) fn intern(&mut self, v: &Value) -> Option<u32> {
-        let next = self.names.len() as u32;
-        let id = match v {
+        match v {
             Value::Number(n) => match n.as_i64() {
-                Some(i) => *self.ints.entry(i).or_insert(next),
-                None => *self.jsons.entry(n.to_string()).or_insert(next),
+                Some(i) if i != OTHER => Some(self.intern_int(i)),
+                _ => Some(self.intern_json(v)),
             },
-            Value::String(s) => match self.strs.get(s.as_str()) {
+            Value::String(s) => Some(match self.strs.get(s.as_str()) {
                 Some(&id) => id,
                 None => {
-                    self.strs.insert(s.clone(), next);
-                    next
+                    let id = self.push_other(Scalar::Str(s.clone()));
+                    self.strs.insert(s.clone(), id);
+                    id
                 }
-            },
-            Value::Bool(b) => *self.jsons.entry(b.to_string()).or_insert(next),
-            Value::Null | Value::Array(_) | Value::Object(_) => return None,
-        };
-        if id == next {
-            self.names.push(match v {
-                Value::Number(n) => n
-                    .as_i64()
-                    .map(Scalar::Int)
-                    .unwrap_or_else(|| Scalar::Json(n.to_string())),
-                Value::String(s) => Scalar::Str(s.clone()),
-                other => Scalar::Json(other.to_string()),
-            });
+            }),
+            Value::Null => None,
+            _ => Some(self.intern_json(v)),
         }
-        Some(id)
     }
 
-    pub(crate) fn name(&self, id: u32) -> &Scalar {
-        &self.names[id as usize]
+    /// The id of integer `i`.
+    pub(crate) fn intern_int(&mut self, i: i64) -> u32 {
+        if let Ok(u) = usize::try_from(i) {
+            if u >= self.dense.len() && u < (self.names.len() * 4).max(DENSE_MIN) {
+                let want = (u + 1).next_power_of_two().max(1024);
+                self.dense.resize(want, 0);
+            }
+            if let Some(slot) = self.dense.get(u) {
+                if *slot != 0 {
+                    return *slot - 1;
+                }
+                // Seen before the table grew this far?
+                if let Some(&id) = self.ints.get(&i) {
+                    self.dense[u] = id + 1;
+                    return id;
+                }
+                let id = self.names.len() as u32;
+                self.names.push(i);
+                self.dense[u] = id + 1;
+                return id;
+            }
+        }
+        let next = self.names.len() as u32;
+        let id = *self.ints.entry(i).or_insert(next);
+        if id == next {
+            self.names.push(i);
+        }
+        id
+    }
+
+    fn intern_json(&mut self, v: &Value) -> u32 {
+        let mut text = String::new();
+        canonical_text(v, &mut text);
+        if let Some(&id) = self.jsons.get(&text) {
+            return id;
+        }
+        let id = self.push_other(Scalar::Json(v.clone()));
+        self.jsons.insert(text, id);
+        id
+    }
+
+    fn push_other(&mut self, s: Scalar) -> u32 {
+        let id = self.names.len() as u32;
+        self.names.push(OTHER);
+        self.others.insert(id, s);
+        id
+    }
+
+    pub(crate) fn name(&self, id: u32) -> Name<'_> {
+        match self.names[id as usize] {
+            OTHER => Name::Other(&self.others[&id]),
+            i => Name::Int(i),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -242,7 +381,7 @@ impl Txns {
         &self.elems[m.a as usize..(m.a + m.b) as usize]
     }
 
-    pub fn key_name(&self, k: u32) -> &Scalar {
+    pub fn key_name(&self, k: u32) -> Name<'_> {
         self.keys.name(k)
     }
 
@@ -499,10 +638,7 @@ impl TxnsBuilder {
         for (i, m) in list.iter().enumerate() {
             let (name, k, v) = self.split(op, i, m)?;
             let key = self.out.keys.intern(k).ok_or_else(|| {
-                self.malformed(
-                    op,
-                    format!("micro-op {i} has key {k}, not an integer or string"),
-                )
+                self.malformed(op, format!("micro-op {i} has key nil, which names no key"))
             })?;
             let kind = match (self.out.shape, name) {
                 (Shape::ListAppend, "append") => MopKind::Append,
@@ -519,7 +655,7 @@ impl TxnsBuilder {
                 self.out.values.intern(v).ok_or_else(|| {
                     self.malformed(
                         op,
-                        format!("micro-op {i} writes {v}, not an integer or string"),
+                        format!("micro-op {i} writes nil, which a read could not tell from the initial state"),
                     )
                 })?
             };
@@ -571,7 +707,7 @@ impl TxnsBuilder {
                         Value::Array(items) => {
                             for e in items {
                                 let id = self.out.values.intern(e).ok_or_else(|| {
-                                    self.malformed(op, format!("micro-op {i} read element {e}, not an integer or string"))
+                                    self.malformed(op, format!("micro-op {i} read a nil element, which no append writes"))
                                 })?;
                                 self.out.elems.push(id);
                             }
@@ -592,12 +728,7 @@ impl TxnsBuilder {
                 Shape::RwRegister => {
                     let a = match v {
                         Value::Null => NIL,
-                        other => self.out.values.intern(other).ok_or_else(|| {
-                            self.malformed(
-                                op,
-                                format!("micro-op {i} read {other}, not an integer, string or nil"),
-                            )
-                        })?,
+                        other => self.out.values.intern(other).expect("only null has no id"),
                     };
                     Mop {
                         kind: MopKind::Read,
@@ -649,6 +780,44 @@ mod tests {
         assert_eq!(m[1].kind, MopKind::Read);
         assert_eq!(t.read_list(&m[1]).len(), 1);
         assert_eq!(t.txn_text(0), "#1 p0 ok [[append \"x\" 1] [r \"x\" [1]]]");
+    }
+
+    #[test]
+    fn keys_of_any_shape_intern_by_value_and_print_readably() {
+        let mut i = Interner::default();
+        let anti = i.intern(&json!(["anti", 1])).unwrap();
+        assert_eq!(i.intern(&json!(["anti", 1])), Some(anti));
+        assert_ne!(i.intern(&json!(["anti", 2])), Some(anti));
+        let m = i.intern(&json!({"a": 1, "b": [2]})).unwrap();
+        let mut other_order = serde_json::Map::new();
+        other_order.insert("b".into(), json!([2]));
+        other_order.insert("a".into(), json!(1));
+        assert_eq!(i.intern(&Value::Object(other_order)), Some(m));
+        assert_eq!(i.name(anti).to_string(), "[\"anti\" 1]");
+        assert_eq!(i.name(anti).to_json(), json!(["anti", 1]));
+        assert_eq!(i.name(m).to_string(), "{\"a\" 1, \"b\" [2]}");
+        // A string and an integer, a float and an integer, stay apart.
+        let one = i.intern(&json!(1)).unwrap();
+        assert_ne!(i.intern(&json!("1")), Some(one));
+        assert_ne!(i.intern(&json!(1.5)), Some(one));
+        assert_eq!(i.intern(&Value::Null), None);
+    }
+
+    #[test]
+    fn integers_keep_one_id_across_the_dense_and_hashed_tables() {
+        let mut i = Interner::default();
+        // Far beyond the dense table: hashed.
+        let big = i.intern_int(3_000_000);
+        let negative = i.intern_int(-3);
+        // Fill enough values that the dense table grows past 3,000,000.
+        for v in 0..(DENSE_MIN as i64) {
+            i.intern_int(v);
+        }
+        assert_eq!(i.intern_int(3_000_000), big);
+        assert_eq!(i.intern_int(-3), negative);
+        assert_eq!(i.name(big).to_string(), "3000000");
+        assert_eq!(i.intern_int(7), i.intern_int(7));
+        assert_eq!(i.len(), DENSE_MIN + 2);
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! states it, covers every pair), which infers a superset of Elle's orders.
 
 use super::anomaly::{self, txn_name, Anomalies};
-use super::txn::{FastMap, MopKind, Outcome, Txns, NIL, NONE};
+use super::txn::{FastMap, MopKind, Outcome, Txns, NIL};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -160,20 +160,23 @@ pub struct VEdge {
     pub b: u32,
 }
 
+/// "No such value" in a [`Touch`] (distinct from [`NIL`], a read of the initial state).
+pub const ABSENT: u32 = u32::MAX - 1;
+
 /// What one transaction did to one key, as seen from outside it.
 #[derive(Clone, Copy, Debug)]
 pub struct Touch {
     pub key: u32,
-    /// The external read's value (NIL for nil), or NONE when there is none (or the
+    /// The external read's value (NIL for nil), or ABSENT when there is none (or the
     /// transaction did not commit, so its reads are unknown).
     pub read: u32,
-    /// The final write's value, or NONE.
+    /// The final write's value, or ABSENT.
     pub write: u32,
 }
 
 impl Touch {
     fn values(&self) -> impl Iterator<Item = u32> {
-        [self.read, self.write].into_iter().filter(|&v| v != NONE)
+        [self.read, self.write].into_iter().filter(|&v| v != ABSENT)
     }
 }
 
@@ -200,14 +203,14 @@ impl Touches {
                             list.push(Touch {
                                 key: m.key,
                                 read: m.a,
-                                write: NONE,
+                                write: ABSENT,
                             })
                         }
                         MopKind::Write => match slot {
                             Some(s) => list[start + s].write = m.a,
                             None => list.push(Touch {
                                 key: m.key,
-                                read: NONE,
+                                read: ABSENT,
                                 write: m.a,
                             }),
                         },
@@ -362,7 +365,7 @@ fn wfr_edges(txns: &Txns, touches: &Touches) -> Vec<VEdge> {
         }
         for x in touches.of(t as u32) {
             // nil's place is the initial state's business.
-            if x.read != NONE && x.read != NIL && x.write != NONE && x.read != x.write {
+            if x.read != ABSENT && x.read != NIL && x.write != ABSENT && x.read != x.write {
                 out.push(VEdge {
                     key: x.key,
                     from: x.read,
@@ -392,7 +395,7 @@ fn transaction_order_edges(
             continue;
         };
         for x in touches.of(t as u32) {
-            if x.write != NONE {
+            if x.write != ABSENT {
                 writes.push((x.key, pos, x.write, t as u32));
             }
         }

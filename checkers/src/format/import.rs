@@ -13,8 +13,10 @@
 //!   Elle's tests), else an error;
 //! - a completion without `:process` (Elle's tests list lone completions) gets a fresh
 //!   process and a synthetic invocation right before it, with the same `f`, value and time;
-//!   an invocation without `:process` is an error, since nothing says which completion
-//!   is its own.
+//! - an invocation without `:process` directly followed by a completion without
+//!   `:process` (Elle's `histories/paper-example.edn`) is one operation: both get the same
+//!   fresh process; any other invocation without `:process` is an error, since nothing
+//!   says which completion is its own.
 
 use super::ParseError;
 use crate::history::History;
@@ -98,8 +100,28 @@ impl<'s> Importer<'s> {
         let mut pending_f: HashMap<Process, String> = HashMap::new();
         let mut prev_time_ns = 0u64;
         let mut synthetic_count = 0usize;
+        // Completions paired with the process-less invocation right before them.
+        let mut paired = vec![false; self.ops.len()];
         for i in 0..self.ops.len() {
             let (line, has) = self.meta[i];
+            if !has.process && paired[i] {
+                // Takes its invocation's process and, when missing, its f.
+                let (process, f) = (self.ops[i - 1].process, self.ops[i - 1].f.clone());
+                let op = &mut self.ops[i];
+                op.process = process;
+                if !has.time {
+                    op.time = prev_time_ns;
+                }
+                prev_time_ns = op.time;
+                if !has.f {
+                    op.f = f;
+                }
+                continue;
+            }
+            let pairs_with_next = !has.process
+                && self.ops[i].is_invoke()
+                && self.ops.get(i + 1).is_some_and(|next| next.kind.is_completion())
+                && self.meta.get(i + 1).is_some_and(|(_, next)| !next.process);
             let op = &mut self.ops[i];
             if !has.time {
                 op.time = prev_time_ns;
@@ -128,10 +150,10 @@ impl<'s> Importer<'s> {
                 }
             }
             if !has.process {
-                if op.is_invoke() {
+                if op.is_invoke() && !pairs_with_next {
                     return Err(self.syntax(
                         line,
-                        "an invocation has no :process, so nothing says which completion is its own; give every invocation a :process (only completions may omit it)",
+                        "an invocation has no :process and is not directly followed by its completion (also without :process), so nothing says which completion is its own; give every invocation a :process",
                     ));
                 }
                 op.process = Process::Client(next_synthetic);
@@ -141,29 +163,35 @@ impl<'s> Importer<'s> {
                         "too many ops without :process to give each a fresh id",
                     )
                 })?;
-                synthetic_count += 1;
+                if pairs_with_next {
+                    paired[i + 1] = true;
+                } else {
+                    synthetic_count += 1;
+                }
             }
         }
         let (ops, lines) = if synthetic_count == 0 {
             let lines = self.meta.iter().map(|(line, _)| *line).collect();
             (self.ops, lines)
         } else {
-            with_synthetic_invocations(self.ops, &self.meta, synthetic_count)
+            with_synthetic_invocations(self.ops, &self.meta, &paired, synthetic_count)
         };
         History::reindexed(ops).map_err(|error| super::invalid_at(self.source_name, &lines, error))
     }
 }
 
-/// Inserts an invocation right before each completion that had no `:process`.
+/// Inserts an invocation right before each lone completion that had no `:process`
+/// (not those paired with the invocation before them).
 fn with_synthetic_invocations(
     ops: Vec<Op>,
     meta: &[(usize, Presence)],
+    paired: &[bool],
     synthetic_count: usize,
 ) -> (Vec<Op>, Vec<usize>) {
     let mut out = Vec::with_capacity(ops.len() + synthetic_count);
     let mut lines = Vec::with_capacity(ops.len() + synthetic_count);
-    for (op, &(line, has)) in ops.into_iter().zip(meta) {
-        if !has.process {
+    for ((op, &(line, has)), &paired) in ops.into_iter().zip(meta).zip(paired) {
+        if !has.process && !op.is_invoke() && !paired {
             out.push(Op {
                 kind: OpType::Invoke,
                 error: None,
@@ -264,6 +292,44 @@ mod tests {
     fn invocation_without_process_is_an_error() {
         let err = import(vec![op(None, OpType::Invoke, Some("read"), json!(null))]).unwrap_err();
         assert!(err.to_string().contains("no :process"), "{err}");
+        // Its completion does not follow directly: ambiguous.
+        let err = import(vec![
+            op(None, OpType::Invoke, Some("read"), json!(null)),
+            op(Some(3), OpType::Invoke, Some("read"), json!(null)),
+            op(None, OpType::Ok, Some("read"), json!(1)),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(err, ParseError::Syntax { line: 1, .. }),
+            "{err}"
+        );
+        // Followed by a completion that names a process: not its own.
+        let err = import(vec![
+            op(None, OpType::Invoke, Some("read"), json!(null)),
+            op(Some(3), OpType::Ok, Some("read"), json!(1)),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("no :process"), "{err}");
+    }
+
+    #[test]
+    fn invocations_directly_followed_by_their_completions_pair_up() {
+        let txn = json!([["append", 253, 1], ["r", 253, null]]);
+        let done = json!([["append", 253, 1], ["r", 253, [1]]]);
+        let h = import(vec![
+            op(None, OpType::Invoke, None, txn.clone()),
+            op(None, OpType::Ok, None, done.clone()),
+            op(None, OpType::Invoke, None, txn),
+            op(None, OpType::Fail, None, done),
+        ])
+        .unwrap();
+        let ops = h.ops();
+        assert_eq!(ops.len(), 4, "no synthetic invocations");
+        assert_eq!(ops[0].process, ops[1].process);
+        assert_eq!(ops[2].process, ops[3].process);
+        assert_ne!(ops[0].process, ops[2].process);
+        assert!(ops.iter().all(|o| o.f == "txn"));
+        assert_eq!(ops[1].kind, OpType::Ok);
     }
 
     #[test]
