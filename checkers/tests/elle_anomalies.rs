@@ -259,6 +259,32 @@ fn list_append_cases() -> Vec<Case> {
         &[RC],
         G1,
     ));
+    // One transaction's appends read back in the reverse order: the read's version order
+    // contradicts the transaction's own (and the read ends on its first append).
+    let mut h = H::new();
+    h.txn(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .txn(1, json!([["r", "x", [2, 1]]]));
+    v.push(case(
+        "cyclic-versions (appends out of their transaction's order)",
+        List,
+        &h,
+        &["G1b", "cyclic-versions"],
+        &[RU],
+        ALL,
+    ));
+    // An append missing from before the next transaction's version.
+    let mut h = H::new();
+    h.txn(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .txn(1, json!([["append", "x", 3]]))
+        .txn(2, json!([["r", "x", [1, 3]]]));
+    v.push(case(
+        "cyclic-versions (an append missing between versions)",
+        List,
+        &h,
+        &["cyclic-versions"],
+        &[RU],
+        ALL,
+    ));
     // A stale read: T2 starts after T1 finished yet misses T1's append.
     let mut h = H::new();
     h.txn(0, json!([["append", "x", 1]]))

@@ -40,7 +40,10 @@ fn two_writes_then_a_stale_read_have_no_strict_order() {
     assert!(case["placements"].as_u64().unwrap() >= 2, "{case}");
     assert_eq!(case["keys"][0]["versions"].as_array().unwrap().len(), 2);
     assert!(
-        case["why"].as_str().unwrap().contains("beyond what Elle checks"),
+        case["why"]
+            .as_str()
+            .unwrap()
+            .contains("beyond what Elle checks"),
         "{case}"
     );
     assert_eq!(v.evidence["exact"]["forced"], json!(1));
@@ -108,8 +111,12 @@ const PAPER_EXAMPLE: &str = "\
 
 #[test]
 fn elles_paper_example_is_read_and_admits_no_serial_order() {
-    let h = read_history(PAPER_EXAMPLE.as_bytes(), Some(Format::Edn), "paper-example.edn")
-        .expect("process-less invocations followed by their completions are read");
+    let h = read_history(
+        PAPER_EXAMPLE.as_bytes(),
+        Some(Format::Edn),
+        "paper-example.edn",
+    )
+    .expect("process-less invocations followed by their completions are read");
     assert_eq!(h.len(), 8);
     // T4 did not see T2's append of 8 to 255 (T4 -rw-> T2), T3 saw it (T2 -wr-> T3), and
     // T4's append of 3 to 256, which no read shows, came after T3's append of 4, which T3

@@ -61,13 +61,25 @@ fn no_option_flags_a_correct_history() {
         sequential_keys: true,
         linearizable_keys: true,
         wfr_keys: true,
-        transaction_order: Some(Arc::new([(1, 1), (3, 2), (5, 3), (7, 4)].into_iter().collect())),
+        transaction_order: Some(Arc::new(
+            [(1, 1), (3, 2), (5, 3), (7, 4)].into_iter().collect(),
+        )),
     };
-    for inference in [Inference::default(), wfr(), sequential(), linearizable(), everything] {
+    for inference in [
+        Inference::default(),
+        wfr(),
+        sequential(),
+        linearizable(),
+        everything,
+    ] {
         let v = check(&serial(), "strict-serializable", inference.clone());
         assert_eq!(v.valid, Validity::Valid, "{inference:?}: {}", v.summary);
         let used = v.evidence["inference"].as_array().unwrap().len();
-        assert_eq!(used, 1 + inference.names().len(), "every source was accepted");
+        assert_eq!(
+            used,
+            1 + inference.names().len(),
+            "every source was accepted"
+        );
     }
 }
 
@@ -135,7 +147,11 @@ fn sequential_keys_reveal_a_g0() {
     let v = check(&h, "read-uncommitted", sequential());
     assert_eq!(v.valid, Validity::Invalid, "{}", v.summary);
     assert_eq!(v.anomalies, vec!["G0"]);
-    assert!(v.explanation.contains("(sequential-keys)"), "{}", v.explanation);
+    assert!(
+        v.explanation.contains("(sequential-keys)"),
+        "{}",
+        v.explanation
+    );
 }
 
 #[test]
@@ -189,10 +205,7 @@ fn linearizable_keys_name_the_g2_item_the_exact_search_only_proves() {
     let t2 = json!([["r", "x", 1], ["w", "y", 2]]);
     let t3 = json!([["r", "y", 1], ["w", "x", 2]]);
     let mut h = H::new();
-    h.txn(0, t1)
-        .invoke(1, t2.clone())
-        .txn(2, t3)
-        .ok(1, t2);
+    h.txn(0, t1).invoke(1, t2.clone()).txn(2, t3).ok(1, t2);
     let h = h.history();
     let v = check(&h, "repeatable-read", Inference::default());
     assert_eq!(v.valid, Validity::Invalid, "{}", v.summary);
@@ -220,7 +233,11 @@ fn transaction_order_reveals_what_reads_cannot() {
     let v = check(&h, "serializable", order(&[(1, 2), (3, 1)]));
     assert_eq!(v.valid, Validity::Invalid, "{}", v.summary);
     assert_eq!(v.anomalies, vec!["G-single-item"]);
-    assert!(v.explanation.contains("(transaction-order)"), "{}", v.explanation);
+    assert!(
+        v.explanation.contains("(transaction-order)"),
+        "{}",
+        v.explanation
+    );
     // The order consistent with the history changes nothing.
     let v = check(&h, "serializable", order(&[(1, 1), (3, 2)]));
     assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
@@ -243,7 +260,10 @@ fn transaction_order_reveals_what_reads_cannot() {
 fn transaction_order_files_parse_as_json_or_edn() {
     use distest_checkers::elle::versions::parse_transaction_order;
     let want: BTreeMap<u64, i64> = [(12, 1), (15, 2)].into_iter().collect();
-    assert_eq!(parse_transaction_order(r#"{"12": 1, "15": 2}"#).unwrap(), want);
+    assert_eq!(
+        parse_transaction_order(r#"{"12": 1, "15": 2}"#).unwrap(),
+        want
+    );
     assert_eq!(parse_transaction_order("[[12, 1], [15, 2]]").unwrap(), want);
     assert_eq!(parse_transaction_order("{12 1, 15 2}").unwrap(), want);
     for bad in ["[1, 2]", "{\"x\": 1}", "{12 :a}", "nonsense ]", "{-1 2}"] {

@@ -175,22 +175,30 @@ const STEPS_TOTAL: u64 = 2_000_000;
 /// Breadth-first steps to compute the reachability inside a component.
 const REACH_STEPS: u64 = 50_000_000;
 
-/// The specs whose cycles fail the check, minus those another one covers.
-fn specs_for(prohibited: &BTreeSet<&'static str>) -> Vec<&'static Spec> {
-    let relevant: Vec<&'static Spec> = SPECS
+/// The specs whose cycles fail the check, minus those another one covers given the
+/// edge kinds the graph has (`present`): without process edges, a strong-session spec
+/// is its plain one.
+fn specs_for(prohibited: &BTreeSet<&'static str>, present: u8) -> Vec<&'static Spec> {
+    let relevant: Vec<(&'static Spec, Spec)> = SPECS
         .iter()
         .filter(|s| prohibited.contains(s.exists))
+        .map(|s| {
+            let mut p = *s;
+            p.a &= present;
+            p.b &= present;
+            (s, p)
+        })
         .collect();
     relevant
         .iter()
         .enumerate()
-        .filter(|(i, s)| {
+        .filter(|(i, (_, s))| {
             !relevant
                 .iter()
                 .enumerate()
-                .any(|(j, o)| j != *i && o.covers(s) && (!s.covers(o) || j < *i))
+                .any(|(j, (_, o))| j != *i && o.covers(s) && (!s.covers(o) || j < *i))
         })
-        .map(|(_, s)| *s)
+        .map(|(_, (s, _))| *s)
         .collect()
 }
 
@@ -213,7 +221,7 @@ pub fn search(
     }
     let mut steps_left = STEPS_TOTAL;
     // Each spec alone: a forced cycle of one spec proves its model violated.
-    for spec in specs_for(prohibited) {
+    for spec in specs_for(prohibited, DATA | session.kind()) {
         search_spec(
             txns,
             g,

@@ -191,6 +191,7 @@ pub fn analyse(
             }
         }
         ix.chain_off[k as usize + 1] = ix.chain.len() as u32;
+        check_runs(txns, &ix, k, anomalies);
     }
     // An info transaction whose append some committed read shows did commit: its other
     // appends are committed too, read or not.
@@ -338,6 +339,66 @@ pub fn analyse(
         });
     });
     Ok(ix)
+}
+
+/// A transaction's appends to a key are one atomic step in its program order, so the
+/// longest read must show each committed transaction's appends together and in that
+/// order (all of them, unless the read ends inside them: that is an intermediate read,
+/// G1b, reported elsewhere). Otherwise the observed order and the transaction's own
+/// order of versions contradict each other: `cyclic-versions` (Elle's list-append does
+/// not check this; a serial order can never produce it).
+fn check_runs(txns: &Txns, ix: &Index, k: u32, anomalies: &mut Anomalies) {
+    let chain = ix.chain_of(k);
+    let list = ix.longest_list(txns, k);
+    // A repeated element is duplicate-elements, reported as such.
+    if first_duplicate(list).is_some() {
+        return;
+    }
+    let mut own: Vec<u32> = Vec::new();
+    for (i, e) in chain.iter().enumerate() {
+        own.clear();
+        own.extend(
+            txns.mops_of(e.txn)
+                .iter()
+                .filter(|m| m.kind == MopKind::Append && m.key == k)
+                .map(|m| m.a),
+        );
+        let run = &list[e.start as usize..e.end as usize];
+        if run.len() == 1 && own.len() == 1 {
+            continue;
+        }
+        // Split runs (another version in between) are a ww cycle, shown as such.
+        if chain.iter().filter(|x| x.txn == e.txn).count() > 1 {
+            continue;
+        }
+        let at_end = i + 1 == chain.len() && e.end as usize == list.len();
+        let consistent = if at_end {
+            own.starts_with(run)
+        } else {
+            own.as_slice() == run
+        };
+        if consistent {
+            continue;
+        }
+        let t = e.txn;
+        anomalies.add("cyclic-versions", || {
+            json!({
+                "key": anomaly::key_json(txns, k),
+                "txn": anomaly::txn_ref(txns, t),
+                "appended": txns.list_text(&own),
+                "read": txns.list_text(list),
+                "why": format!(
+                    "{} appended {} to key {} in that order, as one step, but key {} was read as {}, which shows them {}; the version order the reads show contradicts the transaction's own.",
+                    txn_name(txns, t),
+                    txns.list_text(&own),
+                    txns.key_name(k),
+                    txns.key_name(k),
+                    txns.list_text(list),
+                    if run.len() == own.len() { "in another order" } else { "without all of them before the next version" }
+                ),
+            })
+        });
+    }
 }
 
 /// The longest read of a key lists some element twice.

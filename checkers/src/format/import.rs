@@ -120,7 +120,10 @@ impl<'s> Importer<'s> {
             }
             let pairs_with_next = !has.process
                 && self.ops[i].is_invoke()
-                && self.ops.get(i + 1).is_some_and(|next| next.kind.is_completion())
+                && self
+                    .ops
+                    .get(i + 1)
+                    .is_some_and(|next| next.kind.is_completion())
                 && self.meta.get(i + 1).is_some_and(|(_, next)| !next.process);
             let op = &mut self.ops[i];
             if !has.time {
@@ -299,10 +302,7 @@ mod tests {
             op(None, OpType::Ok, Some("read"), json!(1)),
         ])
         .unwrap_err();
-        assert!(
-            matches!(err, ParseError::Syntax { line: 1, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ParseError::Syntax { line: 1, .. }), "{err}");
         // Followed by a completion that names a process: not its own.
         let err = import(vec![
             op(None, OpType::Invoke, Some("read"), json!(null)),
