@@ -50,7 +50,8 @@ fn two_writes_then_a_stale_read_have_no_strict_order() {
     // Serializability allows it: T2, T1, T3.
     let v = register(&h, "serializable");
     assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
-    assert_eq!(v.evidence["exact"]["acceptable"], json!(1));
+    assert!(v.evidence["exact"]["acceptable"].as_u64().unwrap() >= 1);
+    assert_eq!(v.evidence["exact"]["forced"], json!(0));
 }
 
 #[test]

@@ -248,9 +248,10 @@ fn search_spec(
     out: &mut Outcome,
 ) {
     let mask = (spec.a | spec.b) & (DATA | session.kind());
-    // A topological order of the known graph, when it has one (a snapshot-isolation
-    // graph may have cycles its model allows): keys orderable along it are free.
-    let position = topological_positions(g, mask);
+    // A topological order of the known graph, as chronological as the graph allows (a
+    // snapshot-isolation graph may have cycles its model allows, and then has none):
+    // keys whose versions can be ordered along it are free.
+    let position = topological_positions(txns, g, mask);
     let free: Vec<bool> = problems
         .iter()
         .map(|p| position.as_ref().is_some_and(|pos| is_free(p, pos)))
@@ -260,21 +261,97 @@ fn search_spec(
         out.acceptable += 1;
         return;
     }
-    // Independent components: SCCs of the graph plus every edge some order could add.
+    // First pass: free keys fixed in that order, the others searched. An acceptable
+    // result is a witness; a forced one is only a proof when no key was fixed, so it is
+    // then confirmed by a pass that fixes nothing.
+    let fixed_pass = free.iter().any(|&f| f);
+    let fixed: Vec<bool> = if fixed_pass {
+        free.clone()
+    } else {
+        vec![false; problems.len()]
+    };
+    let first = search_open(
+        txns, g, problems, &fixed, position.as_deref(), spec, mask, ctx, steps_left,
+    );
+    let confirm = fixed_pass && !first.forced.is_empty();
+    let result = if confirm {
+        search_open(
+            txns,
+            g,
+            problems,
+            &vec![false; problems.len()],
+            position.as_deref(),
+            spec,
+            mask,
+            ctx,
+            steps_left,
+        )
+    } else {
+        first
+    };
+    out.searched += result.searched;
+    out.acceptable += result.acceptable;
+    out.forced.extend(result.forced);
+    out.skipped += result.skipped;
+    for why in result.why_skipped {
+        if out.why_skipped.len() < 4 {
+            out.why_skipped.push(why);
+        }
+    }
+}
+
+/// Searches the open keys not `fixed`; fixed keys take their order along `position`
+/// (all its edges point forward, see [`is_free`]).
+#[allow(clippy::too_many_arguments)]
+fn search_open(
+    txns: &Txns,
+    g: &Graph,
+    problems: &[OpenOrder],
+    fixed: &[bool],
+    position: Option<&[u32]>,
+    spec: &'static Spec,
+    mask: u8,
+    ctx: &CheckContext,
+    steps_left: &mut u64,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let searched: Vec<usize> = (0..problems.len()).filter(|&i| !fixed[i]).collect();
+    // The known graph plus the fixed keys' edges: what the search reaches through.
+    let known_owned;
+    let known: &Graph = if searched.len() == problems.len() {
+        g
+    } else {
+        let position = position.expect("keys are only fixed along a topological order");
+        let mut e = EdgeList::default();
+        for v in 0..g.node_count() as u32 {
+            for (t, k) in g.out(v) {
+                if k & mask != 0 {
+                    e.add(v, t, k & mask);
+                }
+            }
+        }
+        for (p, _) in problems.iter().zip(fixed).filter(|(_, &f)| f) {
+            for_each_ordered_edge(p, position, |a, b, k| e.add(a, b, k));
+        }
+        known_owned = Graph::build(g.node_count(), e);
+        &known_owned
+    };
+    // Independent components: SCCs of that graph plus every edge some order of the
+    // searched keys could add.
     let mut possible = EdgeList::default();
-    for p in problems {
+    for &i in &searched {
         if possible.len() > MAX_POSSIBLE_EDGES {
             out.skipped += 1;
             out.why_skipped.push(format!(
                 "{} keys with open version orders could add more than {MAX_POSSIBLE_EDGES} edges; the exact search only takes small components",
-                problems.len()
+                searched.len()
             ));
-            return;
+            return out;
         }
-        for_each_possible_edge(p, |a, b, k| possible.add(a, b, k));
+        for_each_possible_edge(&problems[i], |a, b, k| possible.add(a, b, k));
     }
-    for v in 0..g.node_count() as u32 {
-        for (t, k) in g.out(v) {
+    for v in 0..known.node_count() as u32 {
+        for (t, k) in known.out(v) {
             if k & mask != 0 {
                 possible.add(v, t, k & mask);
             }
@@ -302,8 +379,8 @@ fn search_spec(
     }
     let mut owner: Vec<usize> = vec![usize::MAX; sccs.len()];
     let mut relevant = vec![false; problems.len()];
-    for (i, p) in problems.iter().enumerate() {
-        for_each_possible_edge(p, |a, b, _| {
+    for &i in &searched {
+        for_each_possible_edge(&problems[i], |a, b, _| {
             let s = scc_of[a as usize];
             if s != u32::MAX && s == scc_of[b as usize] {
                 relevant[i] = true;
@@ -324,31 +401,22 @@ fn search_spec(
             components.entry(c).or_default().push(i);
         }
     }
-    if components.is_empty() {
-        // No possible edge lies on any cycle: every order is acceptable.
-        out.searched += 1;
-        out.acceptable += 1;
-        return;
-    }
+    // Keys with no possible edge on any cycle: every order is acceptable.
+    out.searched += 1;
+    out.acceptable += 1;
+    let order: Vec<u32> = match position {
+        Some(p) => p.to_vec(),
+        None => (0..g.node_count() as u32).collect(),
+    };
     for keys in components.values() {
         if ctx.cancel.is_cancelled() {
             out.skipped += 1;
             out.why_skipped
                 .push("the time limit stopped the exact search".to_string());
-            return;
-        }
-        // Components of free keys only: their topological orders are acceptable.
-        if keys.iter().all(|&i| free[i]) {
-            out.searched += 1;
-            out.acceptable += 1;
-            continue;
+            return out;
         }
         let comp: Vec<&OpenOrder> = keys.iter().map(|&i| &problems[i]).collect();
-        let order: Vec<u32> = match &position {
-            Some(p) => p.clone(),
-            None => (0..g.node_count() as u32).collect(),
-        };
-        match search_component(txns, g, &comp, spec, mask, &scc_of, &order, steps_left) {
+        match search_component(txns, known, &comp, spec, mask, &scc_of, &order, steps_left) {
             Ok(None) => {
                 out.searched += 1;
                 out.acceptable += 1;
@@ -364,6 +432,27 @@ fn search_spec(
                 }
             }
         }
+    }
+    out
+}
+
+/// Calls `f(from, to, kind)` for the edges of `p`'s open versions placed in the order of
+/// their writers' positions (see [`is_free`]).
+fn for_each_ordered_edge(p: &OpenOrder, position: &[u32], mut f: impl FnMut(u32, u32, u8)) {
+    let mut order: Vec<usize> = (0..p.open.len()).collect();
+    order.sort_by_key(|&i| p.open[i].writer.map_or(0, |w| position[w as usize]));
+    let mut last = &p.start;
+    for &i in &order {
+        let v = &p.open[i];
+        if let Some(w) = v.writer {
+            if let Some(x) = last.writer {
+                f(x, w, WW);
+            }
+            for &r in &last.readers {
+                f(r, w, RW);
+            }
+        }
+        last = v;
     }
 }
 
@@ -392,9 +481,16 @@ fn for_each_possible_edge(p: &OpenOrder, mut f: impl FnMut(u32, u32, u8)) {
 }
 
 /// A topological position for every transaction over edges of kinds `mask`, or `None`
-/// when they are cyclic.
-fn topological_positions(g: &Graph, mask: u8) -> Option<Vec<u32>> {
+/// when they are cyclic. Among the transactions ready at each step, the one that
+/// completed first goes first (then info ones by invocation): the closest a graph order
+/// gets to the order a database committed in, which makes most open keys free.
+fn topological_positions(txns: &Txns, g: &Graph, mask: u8) -> Option<Vec<u32>> {
+    use std::cmp::Reverse;
     let n = g.node_count();
+    let rank = |v: u32| {
+        let t = &txns.txns[v as usize];
+        (t.complete_index, t.invoke_index, v)
+    };
     let mut indegree = vec![0u32; n];
     for v in 0..n as u32 {
         for (t, k) in g.out(v) {
@@ -403,22 +499,20 @@ fn topological_positions(g: &Graph, mask: u8) -> Option<Vec<u32>> {
             }
         }
     }
-    let mut queue: Vec<u32> = (0..n as u32)
+    let mut ready: std::collections::BinaryHeap<Reverse<(u64, u64, u32)>> = (0..n as u32)
         .filter(|&v| indegree[v as usize] == 0)
+        .map(|v| Reverse(rank(v)))
         .collect();
     let mut position = vec![u32::MAX; n];
     let mut next = 0u32;
-    let mut head = 0;
-    while head < queue.len() {
-        let v = queue[head];
-        head += 1;
+    while let Some(Reverse((_, _, v))) = ready.pop() {
         position[v as usize] = next;
         next += 1;
         for (t, k) in g.out(v) {
             if k & mask != 0 {
                 indegree[t as usize] -= 1;
                 if indegree[t as usize] == 0 {
-                    queue.push(t);
+                    ready.push(Reverse(rank(t)));
                 }
             }
         }
