@@ -271,7 +271,15 @@ fn search_spec(
         vec![false; problems.len()]
     };
     let first = search_open(
-        txns, g, problems, &fixed, position.as_deref(), spec, mask, ctx, steps_left,
+        txns,
+        g,
+        problems,
+        &fixed,
+        position.as_deref(),
+        spec,
+        mask,
+        ctx,
+        steps_left,
     );
     let confirm = fixed_pass && !first.forced.is_empty();
     let result = if confirm {

@@ -9,8 +9,9 @@
 //! rw-register `["w", k, v]` / `["r", k, v]`. Keywords imported from EDN arrive as
 //! strings, with or without the leading colon; both are accepted.
 
+use super::raw::{MopName, RawBatch, RawMop, RawOp, RawVal};
 use crate::format::ParseError;
-use crate::history::{History, HistoryError};
+use crate::history::History;
 use crate::op::{Op, OpType, Process};
 use serde_json::Value;
 use std::fmt;
@@ -180,6 +181,16 @@ impl Interner {
             }),
             Value::Null => None,
             _ => Some(self.intern_json(v)),
+        }
+    }
+
+    /// The id of a raw value of `batch`; `None` for `null`.
+    pub(crate) fn intern_raw(&mut self, v: RawVal, batch: &RawBatch) -> Option<u32> {
+        match v {
+            RawVal::Null => None,
+            RawVal::Int(i) if i != OTHER => Some(self.intern_int(i)),
+            RawVal::Int(i) => self.intern(&Value::from(i)),
+            RawVal::Other(j) => self.intern(&batch.others[j as usize]),
         }
     }
 
@@ -454,50 +465,26 @@ impl Txns {
     /// Reads a whole validated history.
     pub fn from_history(history: &History, shape: Shape) -> Result<Txns, TxnError> {
         let mut b = TxnsBuilder::new(shape);
+        let mut batch = RawBatch::default();
         for op in history.ops() {
-            b.push(op)?;
+            batch.clear();
+            batch.push_op(op, 0);
+            b.push_raw(&batch, &batch.ops[0])?;
         }
         Ok(b.finish())
     }
 
     /// Streams distest JSONL straight into compact transactions, never holding the
     /// history's `Op`s: the path for histories too large to check as a [`History`]
-    /// (a million transactions fit in well under a gigabyte this way).
+    /// (a million transactions fit in a few hundred megabytes this way). Lines are
+    /// parsed on all cores by [`super::jsonl`]; the result is the same as
+    /// [`Txns::from_history`] on the same file.
     pub fn read_jsonl(
         reader: impl std::io::BufRead,
         shape: Shape,
         source_name: &str,
     ) -> Result<Txns, ParseError> {
-        let syntax = |line: usize, message: String| ParseError::Syntax {
-            source_name: source_name.to_string(),
-            line,
-            message,
-        };
-        let mut b = TxnsBuilder::new(shape);
-        let mut expected_index = 0u64;
-        for (i, line) in reader.split(b'\n').enumerate() {
-            let line = line.map_err(|e| ParseError::Io {
-                source_name: source_name.to_string(),
-                message: e.to_string(),
-            })?;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let op: Op = serde_json::from_slice(&line)
-                .map_err(|e| syntax(i + 1, format!("expected one JSON op object per line: {e}")))?;
-            if op.index != expected_index {
-                return Err(ParseError::Invalid {
-                    source_name: source_name.to_string(),
-                    error: HistoryError::SparseIndex {
-                        position: expected_index as usize,
-                        index: op.index,
-                    },
-                });
-            }
-            expected_index += 1;
-            b.push(&op).map_err(|e| syntax(i + 1, e.to_string()))?;
-        }
-        Ok(b.finish())
+        super::jsonl::read(reader, shape, source_name)
     }
 }
 
@@ -527,24 +514,32 @@ impl TxnsBuilder {
     /// Takes the next op of the history (in history order). Non-`txn` and nemesis ops are
     /// ignored: a transactional checker only judges transactions.
     pub fn push(&mut self, op: &Op) -> Result<(), TxnError> {
-        let Process::Client(process) = op.process else {
+        let mut batch = RawBatch::default();
+        batch.push_op(op, 0);
+        self.push_raw(&batch, &batch.ops[0])
+    }
+
+    /// Takes op `op` of `batch` (in history order).
+    pub(crate) fn push_raw(&mut self, batch: &RawBatch, op: &RawOp) -> Result<(), TxnError> {
+        let (Some(process), true) = (op.process, op.txn) else {
             return Ok(());
         };
-        if op.f != "txn" {
-            return Ok(());
+        if let Some(what) = &op.malformed {
+            return Err(self.malformed(op.index, what.clone()));
         }
+        let mops = batch.mops_of(op);
         match op.kind {
             OpType::Invoke => {
                 if let Some(&p) = self.in_flight.get(&process) {
                     return Err(TxnError::Overlapping {
                         index: op.index,
-                        process: op.process,
+                        process: Process::Client(process),
                         pending: self.out.txns[p as usize].invoke_index,
                     });
                 }
                 let t = self.out.txns.len() as u32;
                 let start = self.out.mops.len();
-                self.parse_mops(op)?;
+                self.parse_mops(batch, op.index, mops)?;
                 self.out.txns.push(Txn {
                     invoke_index: op.index,
                     complete_index: u64::MAX,
@@ -561,7 +556,7 @@ impl TxnsBuilder {
                 let Some(t) = self.in_flight.remove(&process) else {
                     return Err(TxnError::Unpaired {
                         index: op.index,
-                        process: op.process,
+                        process: Process::Client(process),
                     });
                 };
                 let txn = self.out.txns[t as usize];
@@ -571,7 +566,7 @@ impl TxnsBuilder {
                     _ => Outcome::Info,
                 };
                 if outcome == Outcome::Ok {
-                    self.fill_reads(op, &txn)?;
+                    self.fill_reads(batch, op.index, mops, &txn)?;
                 }
                 let txn = &mut self.out.txns[t as usize];
                 txn.complete_index = op.index;
@@ -588,9 +583,9 @@ impl TxnsBuilder {
         self.out
     }
 
-    fn malformed(&self, op: &Op, what: String) -> TxnError {
+    fn malformed(&self, index: u64, what: String) -> TxnError {
         TxnError::Malformed {
-            index: op.index,
+            index,
             what,
             expected: self.out.shape.expected(),
         }
@@ -604,57 +599,47 @@ impl TxnsBuilder {
         Ok(())
     }
 
-    /// Splits a micro-op into (kind name, key, value), checking the outer shape.
-    fn split<'v>(
-        &self,
-        op: &Op,
-        i: usize,
-        m: &'v Value,
-    ) -> Result<(&'v str, &'v Value, &'v Value), TxnError> {
-        let parts = m.as_array().filter(|a| a.len() == 3).ok_or_else(|| {
-            self.malformed(op, format!("micro-op {i} is {m}, not a 3-element list"))
-        })?;
-        let name = parts[0]
-            .as_str()
-            .map(|s| s.trim_start_matches(':'))
-            .ok_or_else(|| {
+    /// Appends the invocation's micro-ops; reads stay unknown until an ok completion.
+    fn parse_mops(
+        &mut self,
+        batch: &RawBatch,
+        index: u64,
+        mops: &[RawMop],
+    ) -> Result<(), TxnError> {
+        for (i, m) in mops.iter().enumerate() {
+            let key = self.out.keys.intern_raw(m.key, batch).ok_or_else(|| {
                 self.malformed(
-                    op,
-                    format!("micro-op {i} starts with {}, not a name", parts[0]),
+                    index,
+                    format!("micro-op {i} has key nil, which names no key"),
                 )
             })?;
-        Ok((name, &parts[1], &parts[2]))
-    }
-
-    fn mops_list<'v>(&self, op: &'v Op) -> Result<&'v Vec<Value>, TxnError> {
-        op.value
-            .as_array()
-            .ok_or_else(|| self.malformed(op, format!("the value {} is not a list", op.value)))
-    }
-
-    /// Appends the invocation's micro-ops; reads stay unknown until an ok completion.
-    fn parse_mops(&mut self, op: &Op) -> Result<(), TxnError> {
-        let list = self.mops_list(op)?;
-        for (i, m) in list.iter().enumerate() {
-            let (name, k, v) = self.split(op, i, m)?;
-            let key = self.out.keys.intern(k).ok_or_else(|| {
-                self.malformed(op, format!("micro-op {i} has key nil, which names no key"))
-            })?;
-            let kind = match (self.out.shape, name) {
-                (Shape::ListAppend, "append") => MopKind::Append,
-                (Shape::RwRegister, "w") => MopKind::Write,
-                (_, "r") => MopKind::ReadUnknown,
-                _ => {
-                    return Err(self
-                        .malformed(op, format!("micro-op {i} is {m}, of unknown kind {name:?}")))
+            let kind = match (self.out.shape, m.name) {
+                (Shape::ListAppend, MopName::Append) => MopKind::Append,
+                (Shape::RwRegister, MopName::Write) => MopKind::Write,
+                (_, MopName::Read) => MopKind::ReadUnknown,
+                (_, name) => {
+                    return Err(self.malformed(
+                        index,
+                        format!(
+                            "micro-op {i} is {}, of unknown kind {:?}",
+                            batch.mop_text(m),
+                            batch.name_text(name)
+                        ),
+                    ))
                 }
             };
             let a = if kind == MopKind::ReadUnknown {
                 NONE
+            } else if batch.list(m).is_some() {
+                // A vector as a value: one value, compared as a whole.
+                self.out
+                    .values
+                    .intern(&batch.mop_value(m))
+                    .expect("a list is not null")
             } else {
-                self.out.values.intern(v).ok_or_else(|| {
+                self.out.values.intern_raw(m.val, batch).ok_or_else(|| {
                     self.malformed(
-                        op,
+                        index,
                         format!("micro-op {i} writes nil, which a read could not tell from the initial state"),
                     )
                 })?
@@ -664,34 +649,38 @@ impl TxnsBuilder {
         self.check_size()
     }
 
-    /// Fills in the reads of `txn` from its ok completion `op`.
-    fn fill_reads(&mut self, op: &Op, txn: &Txn) -> Result<(), TxnError> {
-        let list = self.mops_list(op)?;
+    /// Fills in the reads of `txn` from its ok completion.
+    fn fill_reads(
+        &mut self,
+        batch: &RawBatch,
+        index: u64,
+        mops: &[RawMop],
+        txn: &Txn,
+    ) -> Result<(), TxnError> {
         let n = (txn.mop_end - txn.mop_start) as usize;
-        if list.len() != n {
+        if mops.len() != n {
             return Err(TxnError::ShapeChanged {
-                index: op.index,
+                index,
                 invoke: txn.invoke_index,
                 invoked: n,
-                completed: list.len(),
+                completed: mops.len(),
             });
         }
-        for (i, m) in list.iter().enumerate() {
+        for (i, m) in mops.iter().enumerate() {
             let slot = txn.mop_start as usize + i;
             let before = self.out.mops[slot];
-            let (name, k, v) = self.split(op, i, m)?;
-            let key = self.out.keys.intern(k);
             let same = match before.kind {
-                MopKind::ReadUnknown => name == "r",
-                MopKind::Append => name == "append",
-                MopKind::Write => name == "w",
+                MopKind::ReadUnknown => m.name == MopName::Read,
+                MopKind::Append => m.name == MopName::Append,
+                MopKind::Write => m.name == MopName::Write,
                 MopKind::Read => false,
             };
-            if !same || key != Some(before.key) {
+            if !same || self.out.keys.intern_raw(m.key, batch) != Some(before.key) {
                 return Err(self.malformed(
-                    op,
+                    index,
                     format!(
-                        "micro-op {i} is {m}, which differs from the invocation's micro-op {i}"
+                        "micro-op {i} is {}, which differs from the invocation's micro-op {i}",
+                        batch.mop_text(m)
                     ),
                 ));
             }
@@ -701,20 +690,22 @@ impl TxnsBuilder {
             let mop = match self.out.shape {
                 Shape::ListAppend => {
                     let start = self.out.elems.len() as u32;
-                    match v {
-                        // A read of a key nobody wrote yet: many clients return nil for [].
-                        Value::Null => {}
-                        Value::Array(items) => {
-                            for e in items {
-                                let id = self.out.values.intern(e).ok_or_else(|| {
-                                    self.malformed(op, format!("micro-op {i} read a nil element, which no append writes"))
+                    match (batch.list(m), m.val) {
+                        (Some(items), _) => {
+                            for &e in items {
+                                let id = self.out.values.intern_raw(e, batch).ok_or_else(|| {
+                                    self.malformed(index, format!("micro-op {i} read a nil element, which no append writes"))
                                 })?;
                                 self.out.elems.push(id);
                             }
                         }
-                        other => {
-                            return Err(self
-                                .malformed(op, format!("micro-op {i} read {other}, not a list")))
+                        // A read of a key nobody wrote yet: many clients return nil for [].
+                        (None, RawVal::Null) => {}
+                        (None, other) => {
+                            return Err(self.malformed(
+                                index,
+                                format!("micro-op {i} read {}, not a list", batch.val_text(other)),
+                            ))
                         }
                     }
                     let len = self.out.elems.len() as u32 - start;
@@ -726,9 +717,13 @@ impl TxnsBuilder {
                     }
                 }
                 Shape::RwRegister => {
-                    let a = match v {
-                        Value::Null => NIL,
-                        other => self.out.values.intern(other).expect("only null has no id"),
+                    let a = match batch.list(m) {
+                        Some(_) => self
+                            .out
+                            .values
+                            .intern(&batch.mop_value(m))
+                            .expect("a list is not null"),
+                        None => self.out.values.intern_raw(m.val, batch).unwrap_or(NIL),
                     };
                     Mop {
                         kind: MopKind::Read,
