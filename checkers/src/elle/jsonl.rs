@@ -233,6 +233,38 @@ impl<'a> Cursor<'a> {
 
     /// A string without escapes or control characters, valid UTF-8.
     fn plain_string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_bytes()?).ok()
+    }
+
+    /// An integer token exactly as serde reads it into `i64`; no `-0`, no leading zeros.
+    fn int(&mut self) -> Option<i64> {
+        let start = self.pos;
+        let negative = self.eat(b'-').is_some();
+        let digits = self.pos;
+        let mut v: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        let len = self.pos - digits;
+        if len == 0
+            || (len > 1 && self.bytes[digits] == b'0')
+            || (negative && v == 0)
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            self.pos = start;
+            return None;
+        }
+        if negative {
+            // -9223372036854775808 fits, one more does not.
+            (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
+        } else {
+            i64::try_from(v).ok()
+        }
+    }
+
+    /// A string token's raw bytes, when it has no escapes or control characters.
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.pos;
         let rest = &self.bytes[start..];
@@ -241,35 +273,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.pos = start + len + 1;
-        std::str::from_utf8(&rest[..len]).ok()
-    }
-
-    /// An integer token exactly as serde reads it into `i64`; no `-0`, no leading zeros.
-    fn int(&mut self) -> Option<i64> {
-        let start = self.pos;
-        let negative = self.eat(b'-').is_some();
-        let digits = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-        let text = &self.bytes[digits..self.pos];
-        if text.is_empty()
-            || (text.len() > 1 && text[0] == b'0')
-            || (negative && text == b"0")
-            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
-            || text.len() > 19
-        {
-            self.pos = start;
-            return None;
-        }
-        let mut v: i128 = 0;
-        for &d in text {
-            v = v * 10 + i128::from(d - b'0');
-        }
-        if negative {
-            v = -v;
-        }
-        i64::try_from(v).ok()
+        Some(&rest[..len])
     }
 
     fn unsigned(&mut self) -> Option<u64> {
@@ -309,20 +313,20 @@ impl<'a> Cursor<'a> {
         let mut had_value = false;
         if self.eat(b'}').is_none() {
             loop {
-                let name = self.plain_string()?;
+                let name = self.plain_bytes()?;
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
                 let bit = match name {
-                    "index" => 1,
-                    "time" => 2,
-                    "process" => 4,
-                    "type" => 8,
-                    "f" => 16,
-                    "value" => 32,
-                    "key" => 64,
-                    "node" => 128,
-                    "error" => 256,
+                    b"index" => 1,
+                    b"time" => 2,
+                    b"process" => 4,
+                    b"type" => 8,
+                    b"f" => 16,
+                    b"value" => 32,
+                    b"key" => 64,
+                    b"node" => 128,
+                    b"error" => 256,
                     _ => return None,
                 };
                 if seen & bit != 0 {
@@ -334,19 +338,19 @@ impl<'a> Cursor<'a> {
                     2 => time = self.unsigned()?,
                     4 => {
                         process = Some(match self.peek()? {
-                            b'"' => match self.plain_string()? {
-                                "nemesis" => None,
+                            b'"' => match self.plain_bytes()? {
+                                b"nemesis" => None,
                                 _ => return None,
                             },
                             _ => Some(self.unsigned()?),
                         })
                     }
                     8 => {
-                        kind = Some(match self.plain_string()? {
-                            "invoke" => OpType::Invoke,
-                            "ok" => OpType::Ok,
-                            "fail" => OpType::Fail,
-                            "info" => OpType::Info,
+                        kind = Some(match self.plain_bytes()? {
+                            b"invoke" => OpType::Invoke,
+                            b"ok" => OpType::Ok,
+                            b"fail" => OpType::Fail,
+                            b"info" => OpType::Info,
                             _ => return None,
                         })
                     }
@@ -415,12 +419,13 @@ impl<'a> Cursor<'a> {
         loop {
             self.eat(b'[')?;
             self.ws();
-            let name = self.plain_string()?;
-            let name = match name.strip_prefix(':').unwrap_or(name) {
-                "append" => MopName::Append,
-                "w" => MopName::Write,
-                "r" => MopName::Read,
+            let name = self.plain_bytes()?;
+            let name = match name.strip_prefix(b":").unwrap_or(name) {
+                b"append" => MopName::Append,
+                b"w" => MopName::Write,
+                b"r" => MopName::Read,
                 other => {
+                    let other = std::str::from_utf8(other).ok()?;
                     batch.others.push(Value::String(other.to_string()));
                     MopName::Other(batch.others.len() as u32 - 1)
                 }

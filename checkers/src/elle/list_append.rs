@@ -541,6 +541,7 @@ impl Index {
                 start,
                 preds: vec![Vec::new(); open.len()],
                 open,
+                start_edges_known: true,
             });
         }
         out

@@ -271,6 +271,7 @@ impl Index {
                     })
                     .collect(),
                 preds,
+                start_edges_known: false,
             });
         }
         out
