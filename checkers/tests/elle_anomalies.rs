@@ -6,7 +6,7 @@
 
 mod elle_support;
 
-use distest_checkers::elle::{models, ElleOptions, Inference, ListAppend, RwRegister};
+use distest_checkers::elle::{consistency, ElleOptions, Inference, ListAppend, RwRegister};
 use distest_checkers::{CheckContext, Checker, History, Validity, Verdict};
 use elle_support::H;
 use serde_json::json;
@@ -677,10 +677,10 @@ fn check_table(cases: Vec<Case>) {
         }
         // Every name of Elle's lattice: invalid exactly when an anomaly found under it
         // is one the model proscribes.
-        for &model in models::model_names() {
+        for &model in consistency::model_names() {
             let v = run(c, model);
-            let canonical = models::canonical(model).unwrap();
-            let prohibited = models::prohibited(&[canonical], &[]);
+            let canonical = consistency::canonical(model).unwrap();
+            let prohibited = consistency::prohibited(&[canonical], &[]);
             let fails = v.anomalies.iter().any(|a| prohibited.contains(a.as_str()));
             if (v.valid == Validity::Invalid) != fails {
                 failures.push(format!(

@@ -31,9 +31,9 @@
 //! "not fully searched". The existence proofs of step 1 make that matter only for
 //! models without a subgraph of their own (consistent-view, cursor-stability, ...).
 
+use super::consistency;
 use super::exists::{self, ExistsCase};
 use super::graph::{Graph, DATA, KINDS, PROCESS, REALTIME, RW, WR, WW};
-use super::models;
 use crate::checker::CheckContext;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -559,7 +559,7 @@ pub fn find_cycles(g: &Graph, prefer: &Preference, cap: usize, ctx: &CheckContex
         let mut subs_by_mask: Vec<(u8, Vec<Vec<u32>>)> = Vec::new();
         for class in &CLASSES {
             if impossible.contains(class.name)
-                || models::implied_anomalies(&here).contains(class.name)
+                || consistency::implied_anomalies(&here).contains(class.name)
             {
                 continue;
             }
@@ -608,7 +608,7 @@ pub fn find_cycles(g: &Graph, prefer: &Preference, cap: usize, ctx: &CheckContex
     }
     // A class found in one component is not incomplete for the verdict's sake.
     let names: Vec<&'static str> = found.cycles.keys().copied().collect();
-    let implied = models::implied_anomalies(&names);
+    let implied = consistency::implied_anomalies(&names);
     found.incomplete.retain(|c| !implied.contains(c));
     found
 }
@@ -980,7 +980,7 @@ mod tests {
             }
             // The weakest violated specs are reported, and only violated ones.
             let reported: Vec<&str> = f.exists.iter().map(|c| c.spec().model).collect();
-            let impossible = models::impossible_closure(&reported);
+            let impossible = consistency::impossible_closure(&reported);
             for spec in &SPECS {
                 let mut sets = Sets::new(n);
                 let has = !components(&g, &all, spec.a, spec.b, &mut sets).is_empty();

@@ -148,7 +148,7 @@ impl Forced {
             "inference leaves the order of these versions open ({}), and every order closes a cycle in the graph of {} edges, which {} forbids ({} placements tried); e.g. {}. This verdict comes from distest's exact search over version orders, beyond what Elle checks.",
             described.join("; "),
             self.spec.subgraph_text(),
-            super::models::friendly(self.spec.model),
+            super::consistency::friendly(self.spec.model),
             self.tried,
             self.dead_ends.join("; ")
         );
@@ -157,7 +157,7 @@ impl Forced {
                 "keys": keys,
                 "txns": all_txns,
                 "placements": self.tried,
-                "not": super::models::friendly(self.spec.model),
+                "not": super::consistency::friendly(self.spec.model),
                 "subgraph": self.spec.subgraph_text(),
                 "dead_ends": self.dead_ends,
                 "why": why,

@@ -15,9 +15,9 @@
 //! when no cycle of a named class could be shown in time; an acyclic subgraph proves
 //! every cycle class the model proscribes absent, so those searches are skipped.
 
+use super::consistency;
 use super::cycle::{tarjan, Sets, CLASSES};
 use super::graph::{kind_name, Graph, KINDS, PROCESS, REALTIME, RW, WR, WW};
-use super::models;
 use std::collections::BTreeSet;
 
 /// One model's cycle-existence subgraph: edges of kinds `a`, each optionally followed
@@ -199,7 +199,7 @@ pub(super) fn cases_in(g: &Graph, scc: &[u32], sets: &mut Sets) -> Vec<ExistsCas
                 spec: i,
                 txns: smallest,
             });
-            redundant.extend(models::impossible_closure(&[spec.model]));
+            redundant.extend(consistency::impossible_closure(&[spec.model]));
         }
     }
     cases
@@ -210,13 +210,13 @@ pub(super) fn cases_in(g: &Graph, scc: &[u32], sets: &mut Sets) -> Vec<ExistsCas
 /// `cycle-exists-cases->impossible-cycle-anomalies`).
 pub(super) fn impossible_classes(cases: &[ExistsCase]) -> BTreeSet<&'static str> {
     let violated: Vec<&'static str> = cases.iter().map(|c| c.spec().model).collect();
-    let impossible = models::impossible_closure(&violated);
+    let impossible = consistency::impossible_closure(&violated);
     let possible: Vec<&'static str> = SPECS
         .iter()
         .map(|s| s.model)
         .filter(|m| !impossible.contains(m))
         .collect();
-    let prohibited = models::prohibited_by_models(&possible);
+    let prohibited = consistency::prohibited_by_models(&possible);
     CLASSES
         .iter()
         .map(|c| c.name)

@@ -8,7 +8,7 @@
 //! which models' cycles exist ([`exists`]) and find the shortest cycle of each anomaly
 //! class inside them ([`cycle`]); when nothing is proven yet, search the version orders
 //! inference left open exactly ([`exact`], beyond Elle); map anomalies to the
-//! consistency models they rule out ([`models`], Elle's lattice); explain every case
+//! consistency models they rule out ([`consistency`], Elle's lattice); explain every case
 //! step by step ([`explain`]).
 //!
 //! Only `ok` transactions' reads are trusted. `info` transactions may or may not have
@@ -27,7 +27,7 @@
 //!
 //! The options name consistency models (any name of Elle's lattice) and/or anomalies;
 //! the anomalies that fail the check are those the models proscribe plus those asked
-//! for, and everything implying them ([`models::prohibited`]). The verdict is invalid
+//! for, and everything implying them ([`consistency::prohibited`]). The verdict is invalid
 //! when one of them is found; else unknown when there is a reason (Elle's
 //! `empty-transaction-graph`: no dependency at all could be inferred, so nothing was
 //! tested; `cycle-search-timeout`: a proscribed cycle class could be neither shown nor
@@ -97,6 +97,7 @@
 //! ended first); `from`/`to` likewise.
 
 pub mod anomaly;
+pub mod consistency;
 pub mod cycle;
 pub mod exact;
 pub mod exists;
@@ -104,7 +105,6 @@ pub mod explain;
 pub mod graph;
 mod jsonl;
 pub mod list_append;
-pub mod models;
 mod raw;
 pub mod rw_register;
 pub mod txn;
@@ -177,22 +177,22 @@ impl ElleOptions {
             inference,
         };
         for m in split(models) {
-            let c = models::canonical(&m).ok_or_else(|| RegistryError::UnknownOption {
+            let c = consistency::canonical(&m).ok_or_else(|| RegistryError::UnknownOption {
                 checker: checker.to_string(),
                 what: "consistency model",
                 given: m.clone(),
-                valid: models::model_names().join(", "),
+                valid: consistency::model_names().join(", "),
             })?;
             if !out.models.contains(&c) {
                 out.models.push(c);
             }
         }
         for a in split(anomalies) {
-            let known = models::anomaly(&a).ok_or_else(|| RegistryError::UnknownOption {
+            let known = consistency::anomaly(&a).ok_or_else(|| RegistryError::UnknownOption {
                 checker: checker.to_string(),
                 what: "anomaly",
                 given: a.clone(),
-                valid: models::anomaly_names().join(", "),
+                valid: consistency::anomaly_names().join(", "),
             })?;
             if !out.anomalies.contains(&known) {
                 out.anomalies.push(known);
@@ -225,7 +225,7 @@ impl ElleOptions {
 
     /// Every anomaly that fails this check.
     pub fn prohibited(&self) -> BTreeSet<&'static str> {
-        models::prohibited(&self.models, &self.anomalies)
+        consistency::prohibited(&self.models, &self.anomalies)
     }
 
     /// The session order the check needs, as Elle decides it (see [`Session`]).
@@ -235,7 +235,11 @@ impl ElleOptions {
 
     /// What is asked, in words: `serializable`, `G0, G1c`, `serializable plus G0`.
     pub fn describe(&self) -> String {
-        let models: Vec<&str> = self.models.iter().map(|m| models::friendly(m)).collect();
+        let models: Vec<&str> = self
+            .models
+            .iter()
+            .map(|m| consistency::friendly(m))
+            .collect();
         match (models.is_empty(), self.anomalies.is_empty()) {
             (false, true) => models.join(" and "),
             (true, false) => format!("no {}", self.anomalies.join(", ")),
@@ -495,7 +499,7 @@ impl Report {
         // Cycle-existence proofs, unless other anomalies already rule their model out
         // (Elle's `remove-redundant-cycle-exists`).
         let others: Vec<&'static str> = r.cases.keys().copied().collect();
-        let impossible = models::impossible_models(&others);
+        let impossible = consistency::impossible_models(&others);
         for case in &found.exists {
             let spec = case.spec();
             if impossible.contains(spec.model) {
@@ -548,7 +552,7 @@ impl Report {
 fn exists_case(txns: &Txns, case: &exists::ExistsCase) -> (Value, String) {
     const SHOWN: usize = 32;
     let spec = case.spec();
-    let not = models::friendly(spec.model);
+    let not = consistency::friendly(spec.model);
     let ids: Vec<u64> = case
         .txns
         .iter()
@@ -587,7 +591,7 @@ fn judge(
 ) -> Verdict {
     let prohibited = options.prohibited();
     let found_names = report.names();
-    let (not, also_not) = models::boundary(&found_names);
+    let (not, also_not) = consistency::boundary(&found_names);
     let violating = report.violating(&prohibited);
     let unsearched: Vec<&'static str> = found
         .incomplete
@@ -691,7 +695,11 @@ fn judge(
         Analysis::Register(ix) => json!(ix.versions.sources),
         Analysis::List(_) => json!(null),
     };
-    let models: Vec<&str> = options.models.iter().map(|m| models::friendly(m)).collect();
+    let models: Vec<&str> = options
+        .models
+        .iter()
+        .map(|m| consistency::friendly(m))
+        .collect();
     let evidence = json!({
         "checker": checker,
         "consistency_model": asked,
