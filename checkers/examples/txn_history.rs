@@ -5,9 +5,15 @@
 //!
 //! `cargo run --release -p distest-checkers --example txn_history -- \
 //!      list-append|rw-register TXNS OUT.jsonl [STALE_PCT] [SEED]`
+//!
+//! `... txn_history ring TXNS OUT.jsonl` writes the ring instead: TXNS concurrent
+//! list-append transactions, each ordered after the previous by ww, the last one before
+//! the first by rw (one G-single-item cycle through all of them).
 
-#[path = "../tests/elle_support/gen.rs"]
-mod gen;
+#[path = "../tests/elle_support/mod.rs"]
+mod elle_support;
+
+use elle_support::gen;
 
 use distest_checkers::format::write_jsonl_line;
 use gen::{generate, Params, Workload};
@@ -15,18 +21,10 @@ use std::io::Write;
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: txn_history list-append|rw-register TXNS OUT.jsonl [STALE_PCT] [SEED]";
+    let usage = "usage: txn_history list-append|rw-register|ring TXNS OUT.jsonl [STALE_PCT] [SEED]";
     let (Some(workload), Some(txns), Some(out)) = (args.first(), args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
-    };
-    let workload = match workload.as_str() {
-        "list-append" => Workload::ListAppend,
-        "rw-register" => Workload::RwRegister,
-        other => {
-            eprintln!("unknown workload {other:?}; {usage}");
-            std::process::exit(2);
-        }
     };
     let number = |s: Option<&String>, default: u64| -> u64 {
         s.map_or(default, |s| {
@@ -35,6 +33,24 @@ fn main() -> std::io::Result<()> {
                 std::process::exit(2)
             })
         })
+    };
+    if workload == "ring" {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+        let mut line = Vec::new();
+        for op in elle_support::ring(number(Some(txns), 0)) {
+            line.clear();
+            write_jsonl_line(&op, &mut line);
+            file.write_all(&line)?;
+        }
+        return file.flush();
+    }
+    let workload = match workload.as_str() {
+        "list-append" => Workload::ListAppend,
+        "rw-register" => Workload::RwRegister,
+        other => {
+            eprintln!("unknown workload {other:?}; {usage}");
+            std::process::exit(2);
+        }
     };
     let p = Params {
         workload,

@@ -148,6 +148,13 @@ const S_LAST_RW: u8 = 4;
 const STATES: usize = 8;
 
 impl Class {
+    /// Whether a cycle must be explained as this very class to count (Elle's `:type`
+    /// constraint on G-single-item, G-nonadjacent-item and G2-item and their variants);
+    /// G0 and G1c searches accept whatever their cycle turns out to be.
+    pub fn typed(&self) -> bool {
+        !matches!(self.rule, Rule::G0 | Rule::G1c)
+    }
+
     /// The edge kinds a cycle of this class may use.
     pub fn allowed(&self) -> u8 {
         let base = match self.rule {
@@ -589,8 +596,16 @@ pub fn find_cycles(g: &Graph, prefer: &Preference, cap: usize, ctx: &CheckContex
                         if name == class.name && !here.contains(&name) {
                             here.push(name);
                         }
+                        // The same cycle may come back from another class's search.
+                        let mut members: Vec<u32> = cycle.iter().map(|s| s.0).collect();
+                        members.sort_unstable();
                         let list = found.cycles.entry(name).or_default();
-                        if list.len() < cap {
+                        let known = list.iter().any(|c| {
+                            let mut m: Vec<u32> = c.iter().map(|s| s.0).collect();
+                            m.sort_unstable();
+                            m == members
+                        });
+                        if list.len() < cap && !known {
                             list.push(cycle);
                         }
                     }
@@ -690,7 +705,9 @@ fn search_class(
                             detoured = true;
                             continue;
                         };
-                        if name != class.name {
+                        // Elle names what G0 and G1c searches find by its explanation
+                        // and counts the search done; the other classes must match.
+                        if name != class.name && class.typed() {
                             detoured = true;
                         }
                         if !seen.contains(&members) {

@@ -80,3 +80,35 @@ impl H {
         History::new(self.ops.clone()).expect("test histories are well formed")
     }
 }
+
+/// The ring of the issue: T0 -ww-> T1 -ww-> ... -ww-> T(n-1) -rw-> T0, all concurrent (so
+/// no realtime edge shortens it) and each version order shown by the next transaction's
+/// own read, so nothing but the ring relates them: one G-single-item cycle of n
+/// transactions, as list-append ops.
+pub fn ring(n: u64) -> Vec<Op> {
+    let txn = |i: u64| -> Value {
+        let mut mops = Vec::new();
+        if i == 0 {
+            mops.push(serde_json::json!(["append", "z", 1]));
+            mops.push(serde_json::json!(["r", "z", [1]]));
+        } else {
+            // The previous transaction's key: its element, then this one's.
+            mops.push(serde_json::json!(["append", i - 1, 2]));
+            mops.push(serde_json::json!(["r", i - 1, [1, 2]]));
+        }
+        if i + 1 < n {
+            mops.push(serde_json::json!(["append", i, 1]));
+        } else {
+            mops.push(serde_json::json!(["r", "z", []]));
+        }
+        Value::Array(mops)
+    };
+    let mut h = H::new();
+    for i in 0..n {
+        h.invoke(i, txn(i));
+    }
+    for i in 0..n {
+        h.ok(i, txn(i));
+    }
+    h.ops()
+}
