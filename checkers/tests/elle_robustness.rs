@@ -214,3 +214,27 @@ fn when_the_cycle_search_cannot_run_a_cheaper_proof_still_decides() {
     assert_eq!(v.evidence["unknown"], json!(["cycle-search-timeout"]));
     assert!(v.summary.contains("cycle-search-timeout"), "{}", v.summary);
 }
+
+#[test]
+fn a_ring_of_anti_dependencies_is_decided_under_every_model() {
+    let h = History::new(elle_support::rw_ring(1000)).unwrap();
+    let start = std::time::Instant::now();
+    let v = ListAppend::new(None)
+        .unwrap()
+        .check(&h, &CheckContext::default());
+    assert_eq!(v.valid, Validity::Invalid, "{}", v.summary);
+    assert_eq!(v.anomalies, vec!["G2-item"]);
+    assert_eq!(
+        v.evidence["anomalies"]["G2-item"][0]["cycle"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1000
+    );
+    // Snapshot isolation allows adjacent rw edges: proven, not guessed.
+    let v = ListAppend::new(Some("snapshot-isolation"))
+        .unwrap()
+        .check(&h, &CheckContext::default());
+    assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
+    assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
+}

@@ -414,13 +414,12 @@ struct Budget {
 /// the component whose membership is loaded in `sets`.
 #[allow(clippy::too_many_arguments)]
 fn bfs_cycle(
-    g: &Graph,
+    local: &Local,
     comp: &[u32],
-    sets: &Sets,
     bfs: &mut Bfs,
     class: &Class,
-    a: u32,
-    b: u32,
+    la: usize,
+    lb: usize,
     max_len: usize,
     budget: &mut Budget,
     ctx: &CheckContext,
@@ -429,9 +428,6 @@ fn bfs_cycle(
     let ep = bfs.current;
     let start_kind = class.start_kind();
     let s0 = class.initial();
-    let (Some(la), Some(lb)) = (sets.local_of(a), sets.local_of(b)) else {
-        return Err(Miss::None);
-    };
     let code = |l: usize, st: u8| l * STATES + st as usize;
     let mut queue: VecDeque<u32> = VecDeque::new();
     let c0 = code(lb, s0);
@@ -447,7 +443,8 @@ fn bfs_cycle(
         }
         left_in_layer -= 1;
         let (l, st) = (c as usize / STATES, (c as usize % STATES) as u8);
-        for (t, kinds) in g.out(comp[l]) {
+        let (targets, kinds) = local.row(l);
+        for (&lt, &kinds) in targets.iter().zip(kinds) {
             if budget.steps_left == 0 {
                 return Err(Miss::Exhausted);
             }
@@ -455,7 +452,7 @@ fn bfs_cycle(
             if budget.steps_left & 0xffff == 0 && ctx.cancel.is_cancelled() {
                 return Err(Miss::Cancelled);
             }
-            let Some(lt) = sets.local_of(t) else { continue };
+            let lt = lt as usize;
             for &k in KINDS.iter().filter(|&&k| kinds & k != 0) {
                 let Some(st2) = class.step(st, k) else {
                     continue;
@@ -470,7 +467,7 @@ fn bfs_cycle(
                             rev.push((comp[p / STATES], bfs.via[cur]));
                             cur = p;
                         }
-                        rev.push((a, start_kind));
+                        rev.push((comp[la], start_kind));
                         rev.reverse();
                         return Ok(rev);
                     }
@@ -493,6 +490,45 @@ fn bfs_cycle(
         }
     }
     Err(Miss::None)
+}
+
+/// One sub-component's edges of a class's kinds, between its own members, by local
+/// index: the searches never scan edges that leave it or that the class cannot use
+/// (a transaction may have thousands of realtime edges to readers outside).
+struct Local {
+    offsets: Vec<u32>,
+    targets: Vec<u32>,
+    kinds: Vec<u8>,
+}
+
+impl Local {
+    fn new(g: &Graph, sub: &[u32], sets: &Sets, mask: u8) -> Local {
+        let mut offsets = Vec::with_capacity(sub.len() + 1);
+        let mut targets = Vec::new();
+        let mut kinds = Vec::new();
+        offsets.push(0);
+        for &v in sub {
+            for (t, k) in g.out(v) {
+                if k & mask != 0 {
+                    if let Some(lt) = sets.local_of(t) {
+                        targets.push(lt as u32);
+                        kinds.push(k & mask);
+                    }
+                }
+            }
+            offsets.push(targets.len() as u32);
+        }
+        Local {
+            offsets,
+            targets,
+            kinds,
+        }
+    }
+
+    fn row(&self, l: usize) -> (&[u32], &[u8]) {
+        let (a, b) = (self.offsets[l] as usize, self.offsets[l + 1] as usize);
+        (&self.targets[a..b], &self.kinds[a..b])
+    }
 }
 
 /// Cuts a closed walk that repeats a transaction down to a simple cycle of the class:
@@ -671,12 +707,15 @@ fn search_class(
             return Err(Miss::Exhausted);
         }
         let mut bfs = Bfs::new(sub.len());
-        let starts: Vec<(u32, u32)> = sub
-            .iter()
-            .flat_map(|&a| {
-                g.out(a)
-                    .filter(|&(t, k)| k & start != 0 && sets.local_of(t).is_some())
-                    .map(move |(t, _)| (a, t))
+        let local = Local::new(g, sub, sets, class.allowed());
+        let starts: Vec<(usize, usize)> = (0..sub.len())
+            .flat_map(|la| {
+                let (targets, kinds) = local.row(la);
+                targets
+                    .iter()
+                    .zip(kinds)
+                    .filter(|(_, &k)| k & start != 0)
+                    .map(move |(&lb, _)| (la, lb as usize))
             })
             .collect();
         // Iterative deepening: every start edge at one length bound before the next, so
@@ -686,7 +725,7 @@ fn search_class(
         for &max_len in &DEPTHS {
             let mut bounded = false;
             for &(a, b) in &starts {
-                match bfs_cycle(g, sub, sets, &mut bfs, class, a, b, max_len, budget, ctx) {
+                match bfs_cycle(&local, sub, &mut bfs, class, a, b, max_len, budget, ctx) {
                     Ok(walk) => {
                         let cycle = simplify(class, walk);
                         let mut members: Vec<u32> = cycle.iter().map(|s| s.0).collect();

@@ -112,3 +112,26 @@ pub fn ring(n: u64) -> Vec<Op> {
     }
     h.ops()
 }
+
+/// A ring of anti-dependencies: n concurrent transactions, each reading one key empty and
+/// appending to the previous one's key, then n readers showing every append. T0 -rw->
+/// T1 -rw-> ... -rw-> T0: a G2-item cycle of n transactions (adjacent rw edges only, so
+/// snapshot isolation allows it), which the readers connect to thousands of realtime
+/// edges under strict serializability.
+pub fn rw_ring(n: u64) -> Vec<Op> {
+    let txn = |i: u64| serde_json::json!([["r", i, []], ["append", (i + n - 1) % n, 1]]);
+    let mut h = H::new();
+    for i in 0..n {
+        h.invoke(i, txn(i));
+    }
+    for i in 0..n {
+        h.ok(i, txn(i));
+    }
+    for i in 0..n {
+        h.invoke(n + i, serde_json::json!([["r", i, [1]]]));
+    }
+    for i in 0..n {
+        h.ok(n + i, serde_json::json!([["r", i, [1]]]));
+    }
+    h.ops()
+}
