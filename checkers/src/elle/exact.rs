@@ -173,6 +173,10 @@ const MAX_POSSIBLE_EDGES: usize = 2_000_000;
 const MAX_ENDPOINTS: usize = 512;
 /// ... and at most this many open versions.
 const MAX_OPEN: usize = 64;
+/// At most this many open versions among the keys the topological order cannot settle:
+/// beyond it the components are rarely small, and finding them costs a graph as large as
+/// the history's.
+const MAX_UNSETTLED_OPEN: usize = 4096;
 /// Placements tried per component, and in all.
 const STEPS_PER_COMPONENT: u64 = 200_000;
 const STEPS_TOTAL: u64 = 2_000_000;
@@ -342,6 +346,15 @@ fn search_open(
 ) -> Outcome {
     let mut out = Outcome::default();
     let searched: Vec<usize> = (0..problems.len()).filter(|&i| !fixed[i]).collect();
+    let unsettled: usize = searched.iter().map(|&i| problems[i].open.len()).sum();
+    if unsettled > MAX_UNSETTLED_OPEN {
+        out.skipped += 1;
+        out.why_skipped.push(format!(
+            "{} keys with {unsettled} open versions that no topological order settles (more than {MAX_UNSETTLED_OPEN}); the exact search only takes small components",
+            searched.len()
+        ));
+        return out;
+    }
     // The known graph plus the fixed keys' edges: what the search reaches through.
     let known_owned;
     let known: &Graph = if searched.len() == problems.len() {

@@ -155,10 +155,23 @@ fn add_version_edges(
         uncovered.push((w.key, w.txn));
         total += ix.readers_of(w.key, NIL).len() as u64;
     }
+    // Version edges are sorted by (key, from) like the readers: walk both together.
+    let readers = &ix.readers;
+    let mut r = 0usize;
+    let mut readers_of_from = |key: u32, from: u32| -> (usize, usize) {
+        r += readers[r..].partition_point(|x| (x.0, x.1) < (key, from));
+        let end = r + readers[r..].partition_point(|x| (x.0, x.1) <= (key, from));
+        (r, end)
+    };
+    let mut spans: Vec<(u32, u32)> = Vec::with_capacity(ix.versions.edges.len());
     for e in &ix.versions.edges {
-        if e.from != NIL {
-            total += ix.readers_of(e.key, e.from).len() as u64;
+        if e.from == NIL {
+            spans.push((0, 0));
+            continue;
         }
+        let (a, b) = readers_of_from(e.key, e.from);
+        total += (b - a) as u64;
+        spans.push((a as u32, b as u32));
     }
     if total > edge_limit {
         return Err(TxnError::TooManyEdges {
@@ -171,7 +184,7 @@ fn add_version_edges(
             edges.add(r.2, w, RW);
         }
     }
-    for e in &ix.versions.edges {
+    for (e, &(a, b)) in ix.versions.edges.iter().zip(&spans) {
         if e.from == NIL {
             continue;
         }
@@ -181,7 +194,7 @@ fn add_version_edges(
         if let Some(from) = ix.version_writer(txns, e.key, e.from) {
             edges.add(from, to, WW);
         }
-        for r in ix.readers_of(e.key, e.from) {
+        for r in &readers[a as usize..b as usize] {
             edges.add(r.2, to, RW);
         }
     }

@@ -509,11 +509,15 @@ fn linearizable_edges(txns: &Txns, touches: &Touches) -> Vec<VEdge> {
     out
 }
 
-/// Reusable per-key numbering of values.
+/// Reusable per-key numbering of values and Tarjan tables, so that checking tens of
+/// thousands of small version graphs allocates nothing per key.
 struct Scratch {
     stamp: Vec<u32>,
     local: Vec<u32>,
     epoch: u32,
+    names: Vec<u32>,
+    adj: Vec<(u32, u32)>,
+    tarjan: SmallTarjan,
 }
 
 impl Scratch {
@@ -522,6 +526,9 @@ impl Scratch {
             stamp: vec![0; n_values + 1],
             local: vec![0; n_values + 1],
             epoch: 0,
+            names: Vec::new(),
+            adj: Vec::new(),
+            tarjan: SmallTarjan::default(),
         }
     }
 
@@ -532,6 +539,17 @@ impl Scratch {
             v as usize + 1
         }
     }
+
+    /// The local number of value `v` in the current key.
+    fn local(&mut self, v: u32) -> u32 {
+        let slot = Scratch::slot(v);
+        if self.stamp[slot] != self.epoch {
+            self.stamp[slot] = self.epoch;
+            self.local[slot] = self.names.len() as u32;
+            self.names.push(v);
+        }
+        self.local[slot]
+    }
 }
 
 /// The cyclic strongly connected components of the version graphs of the keys `new`
@@ -540,35 +558,30 @@ fn cyclic_keys(all: &[VEdge], new: &[VEdge], scratch: &mut Scratch) -> Vec<(u32,
     let mut out = Vec::new();
     let mut keys: Vec<u32> = new.iter().map(|e| e.key).collect();
     keys.dedup();
+    let mut a = 0;
     for key in keys {
-        let a = all.partition_point(|e| e.key < key);
-        let b = all.partition_point(|e| e.key <= key);
+        a += all[a..].partition_point(|e| e.key < key);
+        let b = a + all[a..].partition_point(|e| e.key <= key);
         let edges = &all[a..b];
         // Local numbering: nil is 0.
         scratch.epoch += 1;
-        let mut names: Vec<u32> = vec![NIL];
-        scratch.stamp[0] = scratch.epoch;
-        scratch.local[0] = 0;
-        let local = |v: u32, names: &mut Vec<u32>, s: &mut Scratch| -> u32 {
-            let slot = Scratch::slot(v);
-            if s.stamp[slot] != s.epoch {
-                s.stamp[slot] = s.epoch;
-                s.local[slot] = names.len() as u32;
-                names.push(v);
-            }
-            s.local[slot]
-        };
-        let mut adj: Vec<(u32, u32)> = Vec::with_capacity(edges.len());
+        scratch.names.clear();
+        scratch.adj.clear();
+        scratch.local(NIL);
         for e in edges {
-            let x = local(e.from, &mut names, scratch);
-            let y = local(e.to, &mut names, scratch);
-            adj.push((x, y));
+            let x = scratch.local(e.from);
+            let y = scratch.local(e.to);
+            scratch.adj.push((x, y));
         }
         // Initial state: nil precedes every other value.
-        for v in 1..names.len() as u32 {
-            adj.push((0, v));
+        for v in 1..scratch.names.len() as u32 {
+            scratch.adj.push((0, v));
         }
-        for scc in small_sccs(names.len(), &mut adj) {
+        let n = scratch.names.len();
+        let Scratch {
+            names, adj, tarjan, ..
+        } = scratch;
+        for scc in tarjan.sccs(n, adj) {
             let mut values: Vec<u32> = scc.iter().map(|&l| names[l as usize]).collect();
             values.sort_unstable();
             out.push((key, values));
@@ -577,70 +590,95 @@ fn cyclic_keys(all: &[VEdge], new: &[VEdge], scratch: &mut Scratch) -> Vec<(u32,
     out
 }
 
-/// Tarjan over a small graph given as an edge list; returns SCCs of size >= 2.
-fn small_sccs(n: usize, adj: &mut [(u32, u32)]) -> Vec<Vec<u32>> {
-    adj.sort_unstable();
-    let mut off = vec![0u32; n + 1];
-    for &(x, _) in adj.iter() {
-        off[x as usize + 1] += 1;
-    }
-    for i in 0..n {
-        off[i + 1] += off[i];
-    }
-    let mut index = vec![u32::MAX; n];
-    let mut low = vec![0u32; n];
-    let mut on = vec![false; n];
-    let mut stack = Vec::new();
-    let mut calls: Vec<(u32, u32)> = Vec::new();
-    let mut counter = 0;
-    let mut out = Vec::new();
-    for root in 0..n {
-        if index[root] != u32::MAX {
-            continue;
+/// Tarjan over a small graph given as an edge list, with tables kept between calls.
+#[derive(Default)]
+struct SmallTarjan {
+    off: Vec<u32>,
+    index: Vec<u32>,
+    low: Vec<u32>,
+    on: Vec<bool>,
+    stack: Vec<u32>,
+    calls: Vec<(u32, u32)>,
+}
+
+impl SmallTarjan {
+    /// SCCs of size >= 2 of `n` nodes and edges `adj` (sorted here).
+    fn sccs(&mut self, n: usize, adj: &mut [(u32, u32)]) -> Vec<Vec<u32>> {
+        adj.sort_unstable();
+        self.off.clear();
+        self.off.resize(n + 1, 0);
+        for &(x, _) in adj.iter() {
+            self.off[x as usize + 1] += 1;
         }
-        index[root] = counter;
-        low[root] = counter;
-        counter += 1;
-        stack.push(root as u32);
-        on[root] = true;
-        calls.push((root as u32, off[root]));
-        while let Some(&mut (v, ref mut cur)) = calls.last_mut() {
-            let v = v as usize;
-            if *cur < off[v + 1] {
-                let w = adj[*cur as usize].1 as usize;
-                *cur += 1;
-                if index[w] == u32::MAX {
-                    index[w] = counter;
-                    low[w] = counter;
-                    counter += 1;
-                    stack.push(w as u32);
-                    on[w] = true;
-                    calls.push((w as u32, off[w]));
-                } else if on[w] {
-                    low[v] = low[v].min(index[w]);
-                }
+        for i in 0..n {
+            self.off[i + 1] += self.off[i];
+        }
+        self.index.clear();
+        self.index.resize(n, u32::MAX);
+        self.low.clear();
+        self.low.resize(n, 0);
+        self.on.clear();
+        self.on.resize(n, false);
+        self.stack.clear();
+        self.calls.clear();
+        let (off, index, low, on, stack, calls) = (
+            &self.off,
+            &mut self.index,
+            &mut self.low,
+            &mut self.on,
+            &mut self.stack,
+            &mut self.calls,
+        );
+        let mut counter = 0;
+        let mut out = Vec::new();
+        for root in 0..n {
+            if index[root] != u32::MAX {
                 continue;
             }
-            calls.pop();
-            if let Some(&(u, _)) = calls.last() {
-                low[u as usize] = low[u as usize].min(low[v]);
-            }
-            if low[v] == index[v] {
-                let mut comp = Vec::new();
-                while let Some(w) = stack.pop() {
-                    on[w as usize] = false;
-                    comp.push(w);
-                    if w as usize == v {
-                        break;
+            index[root] = counter;
+            low[root] = counter;
+            counter += 1;
+            stack.push(root as u32);
+            on[root] = true;
+            calls.push((root as u32, off[root]));
+            while let Some(&mut (v, ref mut cur)) = calls.last_mut() {
+                let v = v as usize;
+                if *cur < off[v + 1] {
+                    let w = adj[*cur as usize].1 as usize;
+                    *cur += 1;
+                    if index[w] == u32::MAX {
+                        index[w] = counter;
+                        low[w] = counter;
+                        counter += 1;
+                        stack.push(w as u32);
+                        on[w] = true;
+                        calls.push((w as u32, off[w]));
+                    } else if on[w] {
+                        low[v] = low[v].min(index[w]);
                     }
+                    continue;
                 }
-                if comp.len() > 1 {
-                    out.push(comp);
+                calls.pop();
+                if let Some(&(u, _)) = calls.last() {
+                    low[u as usize] = low[u as usize].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    let mut comp = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on[w as usize] = false;
+                        comp.push(w);
+                        if w as usize == v {
+                            break;
+                        }
+                    }
+                    if comp.len() > 1 {
+                        out.push(comp);
+                    }
                 }
             }
         }
+        out
     }
-    out
 }
 
 /// One sentence for why `e` orders its values.
