@@ -346,6 +346,11 @@ fn search_open(
 ) -> Outcome {
     let mut out = Outcome::default();
     let searched: Vec<usize> = (0..problems.len()).filter(|&i| !fixed[i]).collect();
+    if let Some(position) = position {
+        return search_regions(
+            txns, g, problems, fixed, &searched, position, spec, mask, ctx, steps_left,
+        );
+    }
     let unsettled: usize = searched.iter().map(|&i| problems[i].open.len()).sum();
     if unsettled > MAX_UNSETTLED_OPEN {
         out.skipped += 1;
@@ -455,7 +460,17 @@ fn search_open(
             return out;
         }
         let comp: Vec<&OpenOrder> = keys.iter().map(|&i| &problems[i]).collect();
-        match search_component(txns, known, &comp, spec, mask, &scc_of, &order, steps_left) {
+        match search_component(
+            txns,
+            known,
+            &comp,
+            spec,
+            mask,
+            &scc_of,
+            &order,
+            steps_left,
+            &|t| t,
+        ) {
             Ok(None) => {
                 out.searched += 1;
                 out.acceptable += 1;
@@ -470,6 +485,260 @@ fn search_open(
                     out.why_skipped.push(why);
                 }
             }
+        }
+    }
+    out
+}
+
+/// Nodes a region may span: larger regions are skipped.
+const MAX_REGION_NODES: usize = 200_000;
+
+/// The exact search when the known graph has a topological order (`position`): every
+/// edge of the known graph and of the fixed keys points forward in it, so a cycle needs
+/// a possible edge pointing backward, and lies within the span of positions such edges
+/// cover. Overlapping spans (and spans sharing a key, whose order is one choice) form
+/// independent regions; each is searched on a graph of its own nodes only, so the cost
+/// follows the unsettled part of the history, not its length.
+#[allow(clippy::too_many_arguments)]
+fn search_regions(
+    txns: &Txns,
+    g: &Graph,
+    problems: &[OpenOrder],
+    fixed: &[bool],
+    searched: &[usize],
+    position: &[u32],
+    spec: &'static Spec,
+    mask: u8,
+    ctx: &CheckContext,
+    steps_left: &mut u64,
+) -> Outcome {
+    let mut out = Outcome::default();
+    // Backward possible edges, as position spans per key.
+    let mut spans: Vec<(u32, u32, usize)> = Vec::new();
+    for &i in searched {
+        for_each_possible_edge(&problems[i], |a, b, _| {
+            let (pa, pb) = (position[a as usize], position[b as usize]);
+            if a != b && pa >= pb {
+                spans.push((pb, pa, i));
+            }
+        });
+    }
+    // Keys with no backward possible edge: any order is acyclic.
+    out.searched += 1;
+    out.acceptable += 1;
+    if spans.is_empty() {
+        return out;
+    }
+    spans.sort_unstable();
+    // Merge overlapping spans; then regions that share a key.
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for &(lo, hi, _) in &spans {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let region_at = |p: u32| {
+        let r = merged.partition_point(|m| m.1 < p);
+        (r < merged.len() && merged[r].0 <= p).then_some(r)
+    };
+    // Every searched key with a possible edge inside a region takes part in it (its
+    // forward edges there can close a cycle too); regions sharing a key are one group.
+    let mut parent: Vec<usize> = (0..merged.len()).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut region_of_key: std::collections::HashMap<usize, usize> = Default::default();
+    for &i in searched {
+        for_each_possible_edge(&problems[i], |a, b, _| {
+            let (ra, rb) = (
+                region_at(position[a as usize]),
+                region_at(position[b as usize]),
+            );
+            let (Some(r), true) = (ra, ra == rb) else {
+                return;
+            };
+            match region_of_key.get(&i) {
+                Some(&other) => {
+                    let (x, y) = (root(&mut parent, other), root(&mut parent, r));
+                    parent[x] = y;
+                }
+                None => {
+                    region_of_key.insert(i, r);
+                }
+            }
+        });
+    }
+    let mut groups: std::collections::BTreeMap<usize, (Vec<(u32, u32)>, Vec<usize>)> =
+        Default::default();
+    for (r, &span) in merged.iter().enumerate() {
+        let root = root(&mut parent, r);
+        groups.entry(root).or_default().0.push(span);
+    }
+    for (&key, &r) in &region_of_key {
+        let root = root(&mut parent, r);
+        groups.entry(root).or_default().1.push(key);
+    }
+    // Node at each position, and the fixed keys' edges by their source's position.
+    let mut at = vec![0u32; position.len()];
+    for (v, &p) in position.iter().enumerate() {
+        at[p as usize] = v as u32;
+    }
+    let mut fixed_edges: Vec<(u32, u32, u32, u8)> = Vec::new();
+    for (p, _) in problems.iter().zip(fixed).filter(|(_, &f)| f) {
+        for_each_ordered_edge(p, position, |a, b, k| {
+            fixed_edges.push((position[a as usize], a, b, k));
+        });
+    }
+    fixed_edges.sort_unstable();
+    let mut local_of: Vec<u32> = vec![u32::MAX; g.node_count()];
+    for (spans, mut keys) in groups.into_values() {
+        keys.sort_unstable();
+        if ctx.cancel.is_cancelled() {
+            out.skipped += 1;
+            out.why_skipped
+                .push("the time limit stopped the exact search".to_string());
+            return out;
+        }
+        let nodes: Vec<u32> = spans
+            .iter()
+            .flat_map(|&(lo, hi)| at[lo as usize..=hi as usize].iter().copied())
+            .collect();
+        if nodes.len() > MAX_REGION_NODES {
+            out.skipped += 1;
+            if out.why_skipped.len() < 4 {
+                out.why_skipped.push(format!(
+                    "a region of {} transactions around {} keys with open version orders (more than {MAX_REGION_NODES})",
+                    nodes.len(),
+                    keys.len()
+                ));
+            }
+            continue;
+        }
+        for (l, &v) in nodes.iter().enumerate() {
+            local_of[v as usize] = l as u32;
+        }
+        let local = |v: u32| Some(local_of[v as usize]).filter(|&l| l != u32::MAX);
+        // The known graph on the region: the history's edges and the fixed keys'.
+        let mut known = EdgeList::default();
+        for (l, &v) in nodes.iter().enumerate() {
+            for (t, k) in g.out(v) {
+                if k & mask != 0 {
+                    if let Some(lt) = local(t) {
+                        known.add(l as u32, lt, k & mask);
+                    }
+                }
+            }
+        }
+        for &(lo, hi) in &spans {
+            let a = fixed_edges.partition_point(|e| e.0 < lo);
+            let b = fixed_edges.partition_point(|e| e.0 <= hi);
+            for &(_, x, y, k) in &fixed_edges[a..b] {
+                if let (Some(lx), Some(ly)) = (local(x), local(y)) {
+                    known.add(lx, ly, k);
+                }
+            }
+        }
+        // The region's keys with their transactions renamed; ends outside are dropped
+        // (an edge leaving the region is on no cycle within it).
+        let rename = |v: &Version| Version {
+            value: v.value,
+            writer: v.writer.and_then(local),
+            readers: v.readers.iter().filter_map(|&r| local(r)).collect(),
+        };
+        let renamed: Vec<OpenOrder> = keys
+            .iter()
+            .map(|&i| {
+                let p = &problems[i];
+                OpenOrder {
+                    key: p.key,
+                    start: rename(&p.start),
+                    open: p.open.iter().map(rename).collect(),
+                    preds: p.preds.clone(),
+                    start_edges_known: p.start_edges_known,
+                }
+            })
+            .collect();
+        let mut with_possible = EdgeList::default();
+        with_possible.src.extend_from_slice(&known.src);
+        with_possible.dst.extend_from_slice(&known.dst);
+        with_possible.kind.extend_from_slice(&known.kind);
+        for p in &renamed {
+            for_each_possible_edge(p, |a, b, k| with_possible.add(a, b, k));
+        }
+        let known = Graph::build(nodes.len(), known);
+        let g2 = Graph::build(nodes.len(), with_possible);
+        let all: Vec<u32> = (0..nodes.len() as u32).collect();
+        let mut sets = Sets::new(nodes.len());
+        let sccs = tarjan(&g2, &all, 0xff, &mut sets);
+        let mut scc_of = vec![u32::MAX; nodes.len()];
+        for (i, c) in sccs.iter().enumerate() {
+            for &v in c {
+                scc_of[v as usize] = i as u32;
+            }
+        }
+        // Components within the region, as in the whole-graph search.
+        let mut kparent: Vec<usize> = (0..renamed.len()).collect();
+        let mut owner: Vec<usize> = vec![usize::MAX; sccs.len()];
+        let mut relevant = vec![false; renamed.len()];
+        for (i, p) in renamed.iter().enumerate() {
+            for_each_possible_edge(p, |a, b, _| {
+                let s = scc_of[a as usize];
+                if s != u32::MAX && s == scc_of[b as usize] {
+                    relevant[i] = true;
+                    let s = s as usize;
+                    if owner[s] == usize::MAX {
+                        owner[s] = i;
+                    } else {
+                        let (x, y) = (root(&mut kparent, owner[s]), root(&mut kparent, i));
+                        kparent[x] = y;
+                    }
+                }
+            });
+        }
+        let mut components: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, &r) in relevant.iter().enumerate() {
+            if r {
+                let c = root(&mut kparent, i);
+                components.entry(c).or_default().push(i);
+            }
+        }
+        let order: Vec<u32> = (0..nodes.len() as u32).collect();
+        for members in components.values() {
+            let comp: Vec<&OpenOrder> = members.iter().map(|&i| &renamed[i]).collect();
+            match search_component(
+                txns,
+                &known,
+                &comp,
+                spec,
+                mask,
+                &scc_of,
+                &order,
+                steps_left,
+                &|l| nodes[l as usize],
+            ) {
+                Ok(None) => {
+                    out.searched += 1;
+                    out.acceptable += 1;
+                }
+                Ok(Some(f)) => {
+                    out.searched += 1;
+                    out.forced.push(f);
+                }
+                Err(why) => {
+                    out.skipped += 1;
+                    if out.why_skipped.len() < 4 {
+                        out.why_skipped.push(why);
+                    }
+                }
+            }
+        }
+        for &v in &nodes {
+            local_of[v as usize] = u32::MAX;
         }
     }
     out
@@ -657,6 +926,7 @@ fn search_component(
     scc_of: &[u32],
     position: &[u32],
     steps_left: &mut u64,
+    global: &dyn Fn(u32) -> u32,
 ) -> Result<Option<Forced>, String> {
     let open: usize = keys.iter().map(|k| k.open.len()).sum();
     if open > MAX_OPEN {
@@ -741,7 +1011,7 @@ fn search_component(
         dead_ends: Vec::new(),
         exhausted: false,
     };
-    let ok = place(txns, &mut comp, &mut state, position);
+    let ok = place(txns, &mut comp, &mut state, position, global);
     *steps_left -= (*steps_left).min(STEPS_PER_COMPONENT) - state.steps_left;
     if ok {
         return Ok(None);
@@ -761,7 +1031,7 @@ fn search_component(
                     k.key,
                     k.open
                         .iter()
-                        .filter_map(|v| v.writer.map(|w| (v.value, w)))
+                        .filter_map(|v| v.writer.map(|w| (v.value, global(w))))
                         .collect(),
                 )
             })
@@ -782,7 +1052,13 @@ struct SearchState {
 }
 
 /// Depth-first placement; true when a complete acyclic placement exists.
-fn place(txns: &Txns, comp: &mut Component<'_>, st: &mut SearchState, position: &[u32]) -> bool {
+fn place(
+    txns: &Txns,
+    comp: &mut Component<'_>,
+    st: &mut SearchState,
+    position: &[u32],
+    global: &dyn Fn(u32) -> u32,
+) -> bool {
     // The first key with versions left to place.
     let Some(ki) = (0..comp.keys.len()).find(|&i| st.placed[i].iter().any(|p| !p)) else {
         return true;
@@ -811,7 +1087,7 @@ fn place(txns: &Txns, comp: &mut Component<'_>, st: &mut SearchState, position: 
                 let prev = st.last[ki];
                 st.placed[ki][i] = true;
                 st.last[ki] = Some(i);
-                if place(txns, comp, st, position) {
+                if place(txns, comp, st, position, global) {
                     return true;
                 }
                 st.placed[ki][i] = false;
@@ -824,9 +1100,9 @@ fn place(txns: &Txns, comp: &mut Component<'_>, st: &mut SearchState, position: 
                         txns.key_name(key.key),
                         txns.value_name(to.value),
                         txns.value_name(from.value),
-                        super::anomaly::txn_name(txns, x),
+                        super::anomaly::txn_name(txns, global(x)),
                         super::graph::kind_name(kind),
-                        super::anomaly::txn_name(txns, y)
+                        super::anomaly::txn_name(txns, global(y))
                     ));
                 }
             }

@@ -294,21 +294,54 @@ impl Index {
     /// version orders place before it, transitively.
     fn known_predecessors(&self, key: u32, versions: &[Written]) -> Vec<Vec<u32>> {
         let edges = self.versions.of_key(key);
-        let position = |v: u32| versions.iter().position(|w| w.value == v);
+        if edges.iter().all(|e| e.from == NIL) {
+            return vec![Vec::new(); versions.len()];
+        }
+        // The key's values, numbered locally; predecessor lists by local number.
+        let mut values: Vec<u32> = edges
+            .iter()
+            .flat_map(|e| [e.from, e.to])
+            .chain(versions.iter().map(|w| w.value))
+            .filter(|&v| v != NIL)
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        let id = |v: u32| values.binary_search(&v).expect("collected above");
+        let mut back: Vec<(usize, usize)> = edges
+            .iter()
+            .filter(|e| e.from != NIL)
+            .map(|e| (id(e.to), id(e.from)))
+            .collect();
+        back.sort_unstable();
+        let mut off = vec![0usize; values.len() + 1];
+        for &(to, _) in &back {
+            off[to + 1] += 1;
+        }
+        for i in 0..values.len() {
+            off[i + 1] += off[i];
+        }
+        let mut candidate = vec![u32::MAX; values.len()];
+        for (i, w) in versions.iter().enumerate() {
+            candidate[id(w.value)] = i as u32;
+        }
+        let mut seen = vec![false; values.len()];
+        let mut todo = Vec::new();
         versions
             .iter()
             .map(|w| {
                 // Backwards from w over the key's edges (through any value).
-                let mut seen: Vec<u32> = vec![w.value];
-                let mut todo = vec![w.value];
+                seen.iter_mut().for_each(|s| *s = false);
+                let start = id(w.value);
+                seen[start] = true;
+                todo.push(start);
                 let mut preds = Vec::new();
                 while let Some(v) = todo.pop() {
-                    for e in edges.iter().filter(|e| e.to == v) {
-                        if e.from != NIL && !seen.contains(&e.from) {
-                            seen.push(e.from);
-                            todo.push(e.from);
-                            if let Some(p) = position(e.from) {
-                                preds.push(p as u32);
+                    for &(_, from) in &back[off[v]..off[v + 1]] {
+                        if !seen[from] {
+                            seen[from] = true;
+                            todo.push(from);
+                            if candidate[from] != u32::MAX {
+                                preds.push(candidate[from]);
                             }
                         }
                     }
