@@ -39,9 +39,9 @@ impl Index {
 
     /// The writer whose final write installed `value` as a version of `key`: it did
     /// not fail and `value` was its last write to the key.
-    pub(super) fn version_writer(&self, txns: &Txns, key: u32, value: u32) -> Option<u32> {
+    pub(super) fn version_writer(&self, key: u32, value: u32) -> Option<u32> {
         self.writer(key, value)
-            .filter(|w| w.is_final && txns.txns[w.txn as usize].outcome != Outcome::Fail)
+            .filter(|w| w.is_final && !w.failed)
             .map(|w| w.txn)
     }
 
@@ -112,7 +112,7 @@ pub fn analyse(
         versions,
         readers,
     };
-    add_version_edges(txns, &ix, edges, edge_limit)?;
+    add_version_edges(&ix, edges, edge_limit)?;
     anomaly::group_lost_updates(&mut lost, |k, v, group| {
         let version = txns.value_name(v);
         anomalies.add("lost-update", || {
@@ -125,19 +125,14 @@ pub fn analyse(
 /// ww and rw edges from the version orders: for each known `u -> v` on a key, `u`'s
 /// writer and readers precede `v`'s writer; nil's readers precede the writers of
 /// values with no known predecessor that has a writer.
-fn add_version_edges(
-    txns: &Txns,
-    ix: &Index,
-    edges: &mut EdgeList,
-    edge_limit: u64,
-) -> Result<(), TxnError> {
+fn add_version_edges(ix: &Index, edges: &mut EdgeList, edge_limit: u64) -> Result<(), TxnError> {
     // Values with a known predecessor that has a writer: their writers follow that
     // writer by ww, so nil's readers reach them without an edge of their own.
     let mut covered: Vec<(u32, u32)> = ix
         .versions
         .edges
         .iter()
-        .filter(|e| e.from != NIL && ix.version_writer(txns, e.key, e.from).is_some())
+        .filter(|e| e.from != NIL && ix.version_writer(e.key, e.from).is_some())
         .map(|e| (e.key, e.to))
         .collect();
     covered.sort_unstable();
@@ -146,10 +141,7 @@ fn add_version_edges(
     let mut total: u64 = 0;
     let mut uncovered: Vec<(u32, u32)> = Vec::new();
     for w in ix.writes.all() {
-        if !w.is_final
-            || txns.txns[w.txn as usize].outcome == Outcome::Fail
-            || covered.binary_search(&(w.key, w.value)).is_ok()
-        {
+        if !w.is_final || w.failed || covered.binary_search(&(w.key, w.value)).is_ok() {
             continue;
         }
         uncovered.push((w.key, w.txn));
@@ -159,8 +151,8 @@ fn add_version_edges(
     let readers = &ix.readers;
     let mut r = 0usize;
     let mut readers_of_from = |key: u32, from: u32| -> (usize, usize) {
-        r += readers[r..].partition_point(|x| (x.0, x.1) < (key, from));
-        let end = r + readers[r..].partition_point(|x| (x.0, x.1) <= (key, from));
+        r = gallop(readers, r, |x| (x.0, x.1) < (key, from));
+        let end = gallop(readers, r, |x| (x.0, x.1) <= (key, from));
         (r, end)
     };
     let mut spans: Vec<(u32, u32)> = Vec::with_capacity(ix.versions.edges.len());
@@ -188,10 +180,10 @@ fn add_version_edges(
         if e.from == NIL {
             continue;
         }
-        let Some(to) = ix.version_writer(txns, e.key, e.to) else {
+        let Some(to) = ix.version_writer(e.key, e.to) else {
             continue;
         };
-        if let Some(from) = ix.version_writer(txns, e.key, e.from) {
+        if let Some(from) = ix.version_writer(e.key, e.from) {
             edges.add(from, to, WW);
         }
         for r in &readers[a as usize..b as usize] {
@@ -199,6 +191,19 @@ fn add_version_edges(
         }
     }
     Ok(())
+}
+
+/// The first index at or after `from` where `before` turns false (`list` is partitioned
+/// by it), found by galloping: cheap when it is near, as in a merge walk.
+pub(super) fn gallop<T>(list: &[T], from: usize, before: impl Fn(&T) -> bool) -> usize {
+    let mut step = 1;
+    let mut lo = from;
+    while lo + step <= list.len() && before(&list[lo + step - 1]) {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step).min(list.len());
+    lo + list[lo..hi].partition_point(before)
 }
 
 /// Internal consistency: a read must return the transaction's own last write or read.

@@ -560,8 +560,8 @@ fn cyclic_keys(all: &[VEdge], new: &[VEdge], scratch: &mut Scratch) -> Vec<(u32,
     keys.dedup();
     let mut a = 0;
     for key in keys {
-        a += all[a..].partition_point(|e| e.key < key);
-        let b = a + all[a..].partition_point(|e| e.key <= key);
+        a = super::rw_register::gallop(all, a, |e| e.key < key);
+        let b = super::rw_register::gallop(all, a, |e| e.key <= key);
         let edges = &all[a..b];
         // Local numbering: nil is 0.
         scratch.epoch += 1;
