@@ -53,6 +53,17 @@ impl EdgeList {
         self.src.len()
     }
 
+    /// Moves `other`'s edges after this list's.
+    pub fn append(&mut self, mut other: EdgeList) {
+        if self.src.is_empty() {
+            *self = other;
+            return;
+        }
+        self.src.append(&mut other.src);
+        self.dst.append(&mut other.dst);
+        self.kind.append(&mut other.kind);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.src.is_empty()
     }

@@ -390,30 +390,41 @@ pub fn check_txns(txns: &Txns, options: &ElleOptions, ctx: &CheckContext) -> Ver
     }
     let prohibited = options.prohibited();
     let session = session_for(&prohibited);
-    let mut edges = EdgeList::default();
     let mut anomalies = Anomalies::new(CASES_PER_TYPE);
     // ~9 bytes per edge; a quarter of the memory limit for inferred product edges (rw
     // from reads of nil, unobserved appends).
     let edge_limit = (ctx.memory_limit_bytes / 4 / 9) as u64;
-    let analysis = match txns.shape {
-        Shape::ListAppend => {
-            match list_append::analyse(txns, &mut edges, &mut anomalies, edge_limit) {
-                Ok(ix) => Analysis::List(ix),
-                Err(e) => return unreadable(checker, &e.to_string()),
-            }
-        }
-        Shape::RwRegister => match rw_register::analyse(
-            txns,
-            &options.inference,
-            &mut edges,
-            &mut anomalies,
-            edge_limit,
-        ) {
-            Ok(ix) => Analysis::Register(ix),
-            Err(e) => return unreadable(checker, &e.to_string()),
-        },
+    // The session order needs only the transactions: it is computed alongside the
+    // workload analysis.
+    let (analysis, mut edges, session_edges) = std::thread::scope(|scope| {
+        let session_edges = scope.spawn(|| {
+            let mut e = EdgeList::default();
+            session.add_edges(txns, &mut e);
+            e
+        });
+        let mut edges = EdgeList::default();
+        let analysis = match txns.shape {
+            Shape::ListAppend => list_append::analyse(txns, &mut edges, &mut anomalies, edge_limit)
+                .map(Analysis::List),
+            Shape::RwRegister => rw_register::analyse(
+                txns,
+                &options.inference,
+                &mut edges,
+                &mut anomalies,
+                edge_limit,
+            )
+            .map(Analysis::Register),
+        };
+        let session_edges = session_edges
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (analysis, edges, session_edges)
+    });
+    let analysis = match analysis {
+        Ok(a) => a,
+        Err(e) => return unreadable(checker, &e.to_string()),
     };
-    session.add_edges(txns, &mut edges);
+    edges.append(session_edges);
     if edges.size_bytes() > ctx.memory_limit_bytes / 2 {
         return Verdict::unknown(format!(
             "The dependency graph of this history needs {} MiB, over half the memory limit of {} MiB; raise the limit to check it.",

@@ -62,8 +62,15 @@ pub fn analyse(
     anomalies: &mut Anomalies,
     edge_limit: u64,
 ) -> Result<Index, TxnError> {
-    let writes = Writes::build(txns)?;
-    let touches = Touches::build(txns);
+    let (writes, touches) = std::thread::scope(|scope| {
+        let touches = scope.spawn(|| Touches::build(txns));
+        let writes = Writes::build(txns);
+        let touches = touches
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (writes, touches)
+    });
+    let writes = writes?;
     let mut readers: Vec<(u32, u32, u32)> = Vec::new();
     let mut lost: Vec<(u32, u32, u32)> = Vec::new();
     for (t, txn) in txns.txns.iter().enumerate() {
@@ -193,6 +200,17 @@ fn add_version_edges(ix: &Index, edges: &mut EdgeList, edge_limit: u64) -> Resul
     Ok(())
 }
 
+/// Tables [`Index::known_predecessors`] reuses from key to key.
+#[derive(Default)]
+struct PredScratch {
+    values: Vec<u32>,
+    back: Vec<(usize, usize)>,
+    off: Vec<usize>,
+    candidate: Vec<u32>,
+    seen: Vec<bool>,
+    todo: Vec<usize>,
+}
+
 /// The first index at or after `from` where `before` turns false (`list` is partitioned
 /// by it), found by galloping: cheap when it is near, as in a merge walk.
 pub(super) fn gallop<T>(list: &[T], from: usize, before: impl Fn(&T) -> bool) -> usize {
@@ -236,10 +254,14 @@ impl Index {
     /// committed read shows (it did commit); other info writes may never have happened
     /// and take no part.
     pub(super) fn open_orders(&self, txns: &Txns) -> Vec<OpenOrder> {
+        // Writes and reads are both sorted by (key, value): one merge walk.
         let mut observed = vec![false; txns.txns.len()];
+        let all = self.writes.all();
+        let mut w = 0usize;
         for &(k, v, _) in &self.readers {
-            if let Some(w) = self.writer(k, v) {
-                observed[w.txn as usize] = true;
+            w = gallop(all, w, |x| (x.key, x.value) < (k, v));
+            if let Some(x) = all.get(w).filter(|x| (x.key, x.value) == (k, v)) {
+                observed[x.txn as usize] = true;
             }
         }
         let committed = |t: u32| match txns.txns[t as usize].outcome {
@@ -248,7 +270,7 @@ impl Index {
             Outcome::Fail => false,
         };
         let mut out = Vec::new();
-        let all = self.writes.all();
+        let mut scratch = PredScratch::default();
         let mut i = 0;
         while i < all.len() {
             let key = all[i].key;
@@ -265,7 +287,7 @@ impl Index {
             if versions.len() < 2 {
                 continue;
             }
-            let preds = self.known_predecessors(key, &versions);
+            let preds = self.known_predecessors(key, &versions, &mut scratch);
             let total = preds.iter().map(Vec::len).sum::<usize>();
             // Totally ordered: every pair is related.
             if total == versions.len() * (versions.len() - 1) / 2 {
@@ -297,45 +319,63 @@ impl Index {
 
     /// For each of `versions` (one key's), the indices of the others the accepted
     /// version orders place before it, transitively.
-    fn known_predecessors(&self, key: u32, versions: &[Written]) -> Vec<Vec<u32>> {
+    fn known_predecessors(
+        &self,
+        key: u32,
+        versions: &[Written],
+        scratch: &mut PredScratch,
+    ) -> Vec<Vec<u32>> {
         let edges = self.versions.of_key(key);
         if edges.iter().all(|e| e.from == NIL) {
             return vec![Vec::new(); versions.len()];
         }
+        let PredScratch {
+            values,
+            back,
+            off,
+            candidate,
+            seen,
+            todo,
+        } = scratch;
         // The key's values, numbered locally; predecessor lists by local number.
-        let mut values: Vec<u32> = edges
-            .iter()
-            .flat_map(|e| [e.from, e.to])
-            .chain(versions.iter().map(|w| w.value))
-            .filter(|&v| v != NIL)
-            .collect();
+        values.clear();
+        values.extend(
+            edges
+                .iter()
+                .flat_map(|e| [e.from, e.to])
+                .chain(versions.iter().map(|w| w.value))
+                .filter(|&v| v != NIL),
+        );
         values.sort_unstable();
         values.dedup();
         let id = |v: u32| values.binary_search(&v).expect("collected above");
-        let mut back: Vec<(usize, usize)> = edges
-            .iter()
-            .filter(|e| e.from != NIL)
-            .map(|e| (id(e.to), id(e.from)))
-            .collect();
+        back.clear();
+        back.extend(
+            edges
+                .iter()
+                .filter(|e| e.from != NIL)
+                .map(|e| (id(e.to), id(e.from))),
+        );
         back.sort_unstable();
-        let mut off = vec![0usize; values.len() + 1];
-        for &(to, _) in &back {
+        off.clear();
+        off.resize(values.len() + 1, 0);
+        for &(to, _) in back.iter() {
             off[to + 1] += 1;
         }
         for i in 0..values.len() {
             off[i + 1] += off[i];
         }
-        let mut candidate = vec![u32::MAX; values.len()];
+        candidate.clear();
+        candidate.resize(values.len(), u32::MAX);
         for (i, w) in versions.iter().enumerate() {
             candidate[id(w.value)] = i as u32;
         }
-        let mut seen = vec![false; values.len()];
-        let mut todo = Vec::new();
         versions
             .iter()
             .map(|w| {
                 // Backwards from w over the key's edges (through any value).
-                seen.iter_mut().for_each(|s| *s = false);
+                seen.clear();
+                seen.resize(values.len(), false);
                 let start = id(w.value);
                 seen[start] = true;
                 todo.push(start);

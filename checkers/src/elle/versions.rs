@@ -269,25 +269,46 @@ pub fn infer(
     let mut scratch = Scratch::new(txns.values.len());
     // Initial-state alone is acyclic: it only says nil precedes everything. The optional
     // sources follow in Elle's order.
-    let mut candidates: Vec<(Source, Vec<VEdge>)> = Vec::new();
-    if let Some(order) = &inf.transaction_order {
-        candidates.push((
-            Source::TransactionOrder,
-            transaction_order_edges(txns, touches, order),
-        ));
-    }
-    if inf.wfr_keys {
-        candidates.push((Source::WfrKeys, wfr_edges(txns, touches)));
-    }
-    if inf.sequential_keys {
-        candidates.push((Source::SequentialKeys, sequential_edges(txns, touches)));
-    }
-    if inf.linearizable_keys {
-        candidates.push((Source::LinearizableKeys, linearizable_edges(txns, touches)));
-    }
-    for (source, mut new) in candidates {
-        new.sort_unstable();
-        new.dedup_by(|x, y| (x.key, x.from, x.to) == (y.key, y.from, y.to));
+    // Each source's edges, computed side by side (they only read the touches), sorted.
+    let wanted: Vec<Source> = [
+        (inf.transaction_order.is_some(), Source::TransactionOrder),
+        (inf.wfr_keys, Source::WfrKeys),
+        (inf.sequential_keys, Source::SequentialKeys),
+        (inf.linearizable_keys, Source::LinearizableKeys),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, s)| s)
+    .collect();
+    let edges_of = |source: Source| -> Vec<VEdge> {
+        let mut e = match source {
+            Source::TransactionOrder => transaction_order_edges(
+                txns,
+                touches,
+                inf.transaction_order
+                    .as_ref()
+                    .expect("wanted only when given"),
+            ),
+            Source::WfrKeys => wfr_edges(txns, touches),
+            Source::SequentialKeys => sequential_edges(txns, touches),
+            Source::LinearizableKeys => linearizable_edges(txns, touches),
+            Source::InitialState => Vec::new(),
+        };
+        e.sort_unstable();
+        e.dedup_by(|x, y| (x.key, x.from, x.to) == (y.key, y.from, y.to));
+        e
+    };
+    let candidates: Vec<(Source, Vec<VEdge>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = wanted
+            .iter()
+            .map(|&source| scope.spawn(move || (source, edges_of(source))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for (source, new) in candidates {
         let merged = merge(&accepted, &new);
         let mut names = sources.clone();
         names.push(source.name());
