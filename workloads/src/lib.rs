@@ -12,8 +12,8 @@ pub mod set;
 pub mod txn;
 
 use async_trait::async_trait;
-use distest_checkers::checker::{self, CheckerOptions};
-use distest_checkers::{Checker, OpType, RegistryError};
+pub use distest_checkers::CheckerSpec;
+use distest_checkers::OpType;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -88,62 +88,6 @@ impl Completion {
 #[async_trait]
 pub trait Client: Send {
     async fn invoke(&mut self, op: &OpRequest) -> Completion;
-}
-
-/// A checker as a run records it in `test.json`: name plus options.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CheckerSpec {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consistency_model: Option<String>,
-    /// Isolation checkers: Elle anomaly names that fail the check.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<String>,
-    /// rw-register version-order inference (see `distest_checkers::elle::versions`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub sequential_keys: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub linearizable_keys: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub wfr_keys: bool,
-    /// rw-register: a file mapping completion op indices to an external transaction
-    /// order; the caller loads it into `CheckerOptions::transaction_order`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transaction_order: Option<std::path::PathBuf>,
-}
-
-impl CheckerSpec {
-    pub fn named(name: &str) -> CheckerSpec {
-        CheckerSpec {
-            name: name.to_string(),
-            ..CheckerSpec::default()
-        }
-    }
-
-    pub fn with_model(mut self, model: &str) -> CheckerSpec {
-        self.model = Some(model.to_string());
-        self
-    }
-
-    /// The options this spec gives its checker (a transaction order file is not read
-    /// here: the caller loads it).
-    pub fn options(&self) -> CheckerOptions {
-        CheckerOptions {
-            model: self.model.clone(),
-            consistency_model: self.consistency_model.clone(),
-            anomalies: self.anomalies.clone(),
-            sequential_keys: self.sequential_keys,
-            linearizable_keys: self.linearizable_keys,
-            wfr_keys: self.wfr_keys,
-            transaction_order: None,
-        }
-    }
-
-    pub fn build(&self) -> Result<Box<dyn Checker>, RegistryError> {
-        checker::build(&self.name, &self.options())
-    }
 }
 
 /// Generates a workload's ops and names its checkers.

@@ -114,8 +114,9 @@ pub mod writes;
 #[cfg(test)]
 mod testkit;
 
-use crate::checker::{CheckContext, Checker, CheckerOptions, RegistryError};
+use crate::checker::{CheckContext, Checker};
 use crate::history::History;
+use crate::registry::{CheckerOptions, RegistryError};
 use crate::verdict::{Validity, Verdict};
 use anomaly::Anomalies;
 use explain::StepExplainer;
@@ -210,6 +211,12 @@ impl ElleOptions {
         o: &CheckerOptions,
     ) -> Result<ElleOptions, RegistryError> {
         let models: Vec<String> = o.consistency_model.iter().cloned().collect();
+        if o.transaction_order.is_some() && o.transaction_order_map.is_none() {
+            return Err(RegistryError::Invalid {
+                checker: checker.to_string(),
+                message: "the transaction order file was named but not read; the caller must load it into transaction_order_map".to_string(),
+            });
+        }
         ElleOptions::from_names(
             checker,
             &models,
@@ -218,7 +225,7 @@ impl ElleOptions {
                 sequential_keys: o.sequential_keys,
                 linearizable_keys: o.linearizable_keys,
                 wfr_keys: o.wfr_keys,
-                transaction_order: o.transaction_order.clone(),
+                transaction_order: o.transaction_order_map.clone(),
             },
         )
     }
