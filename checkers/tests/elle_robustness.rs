@@ -139,8 +139,7 @@ fn unknown_model_and_anomaly_names_are_refused_with_the_valid_ones() {
         &[],
         Inference::default(),
     )
-    .err()
-    .expect("a typo is refused");
+    .expect_err("a typo is refused");
     let text = err.to_string();
     assert!(
         text.contains("\"serialisable\"") && text.contains("PL-2.99"),
@@ -152,8 +151,7 @@ fn unknown_model_and_anomaly_names_are_refused_with_the_valid_ones() {
         &["G-singel".into()],
         Inference::default(),
     )
-    .err()
-    .expect("a typo is refused");
+    .expect_err("a typo is refused");
     assert!(err.to_string().contains("G-single-item"), "{err}");
     // Keywords as Elle users write them, comma-separated lists, aliases.
     let o = ElleOptions::from_names(

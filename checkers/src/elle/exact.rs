@@ -573,8 +573,9 @@ fn search_regions(
             }
         });
     }
-    let mut groups: std::collections::BTreeMap<usize, (Vec<(u32, u32)>, Vec<usize>)> =
-        Default::default();
+    // Per group: its position spans and its keys.
+    type Group = (Vec<(u32, u32)>, Vec<usize>);
+    let mut groups: std::collections::BTreeMap<usize, Group> = Default::default();
     for (r, &span) in merged.iter().enumerate() {
         let root = root(&mut parent, r);
         groups.entry(root).or_default().0.push(span);

@@ -344,9 +344,10 @@ fn merge(a: &[VEdge], b: &[VEdge]) -> Vec<VEdge> {
             j += 1;
             b[j - 1]
         };
-        if out.last().map_or(true, |l: &VEdge| {
-            (l.key, l.from, l.to) != (e.key, e.from, e.to)
-        }) {
+        if out
+            .last()
+            .is_none_or(|l: &VEdge| (l.key, l.from, l.to) != (e.key, e.from, e.to))
+        {
             out.push(e);
         }
     }
