@@ -34,10 +34,9 @@
 use super::consistency;
 use super::exists::{self, ExistsCase};
 use super::graph::{Graph, DATA, KINDS, PROCESS, REALTIME, RW, WR, WW};
+use super::scc::Tarjan;
 use crate::checker::CheckContext;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-const UNVISITED: u32 = u32::MAX;
 
 /// The shape a cycle must have to be of one anomaly class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,77 +303,27 @@ impl Sets {
 }
 
 /// Strongly connected components of size >= 2 of the subgraph induced by `nodes` over
-/// edges whose kinds intersect `mask`. Iterative Tarjan.
+/// edges whose kinds intersect `mask`, as transaction ids.
 pub(super) fn tarjan(g: &Graph, nodes: &[u32], mask: u8, sets: &mut Sets) -> Vec<Vec<u32>> {
     sets.enter(nodes);
-    let n = nodes.len();
-    let mut index = vec![UNVISITED; n];
-    let mut low = vec![0u32; n];
-    let mut on_stack = vec![false; n];
-    let mut stack: Vec<u32> = Vec::new();
-    // Explicit call stack: (local node, position in its CSR row). No recursion, and no
-    // per-frame allocation, so a million-deep DFS costs 8 bytes a frame.
-    let mut calls: Vec<(u32, u32)> = Vec::new();
-    let mut counter = 0u32;
     let mut out = Vec::new();
-    for root in 0..n {
-        if index[root] != UNVISITED {
-            continue;
-        }
-        index[root] = counter;
-        low[root] = counter;
-        counter += 1;
-        stack.push(root as u32);
-        on_stack[root] = true;
-        calls.push((root as u32, 0));
-        while let Some(&mut (v, ref mut cursor)) = calls.last_mut() {
-            let v = v as usize;
+    Tarjan::default().run(
+        nodes.len(),
+        |v, cursor| {
             let (targets, kinds) = g.row(nodes[v]);
-            let mut next = None;
             while (*cursor as usize) < targets.len() {
                 let i = *cursor as usize;
                 *cursor += 1;
-                if kinds[i] & mask == 0 {
-                    continue;
-                }
-                if let Some(w) = sets.local_of(targets[i]) {
-                    next = Some(w);
-                    break;
-                }
-            }
-            if let Some(w) = next {
-                if index[w] == UNVISITED {
-                    index[w] = counter;
-                    low[w] = counter;
-                    counter += 1;
-                    stack.push(w as u32);
-                    on_stack[w] = true;
-                    calls.push((w as u32, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-                continue;
-            }
-            calls.pop();
-            if let Some(&(u, _)) = calls.last() {
-                let u = u as usize;
-                low[u] = low[u].min(low[v]);
-            }
-            if low[v] == index[v] {
-                let mut comp = Vec::new();
-                while let Some(w) = stack.pop() {
-                    on_stack[w as usize] = false;
-                    comp.push(nodes[w as usize]);
-                    if w as usize == v {
-                        break;
+                if kinds[i] & mask != 0 {
+                    if let Some(w) = sets.local_of(targets[i]) {
+                        return Some(w);
                     }
                 }
-                if comp.len() > 1 {
-                    out.push(comp);
-                }
             }
-        }
-    }
+            None
+        },
+        |comp| out.push(comp.iter().map(|&w| nodes[w as usize]).collect()),
+    );
     out
 }
 

@@ -360,71 +360,63 @@ fn search_open(
         ));
         return out;
     }
-    // The known graph plus the fixed keys' edges: what the search reaches through.
-    let known_owned;
-    let known: &Graph = if searched.len() == problems.len() {
-        g
-    } else {
-        let position = position.expect("keys are only fixed along a topological order");
-        let mut e = EdgeList::default();
-        for v in 0..g.node_count() as u32 {
-            for (t, k) in g.out(v) {
-                if k & mask != 0 {
-                    e.add(v, t, k & mask);
-                }
-            }
-        }
-        for (p, _) in problems.iter().zip(fixed).filter(|(_, &f)| f) {
-            for_each_ordered_edge(p, position, |a, b, k| e.add(a, b, k));
-        }
-        known_owned = Graph::build(g.node_count(), e);
-        &known_owned
-    };
-    // Independent components: SCCs of that graph plus every edge some order of the
-    // searched keys could add.
+    let keys: Vec<&OpenOrder> = searched.iter().map(|&i| &problems[i]).collect();
+    search_graph(txns, g, &keys, spec, mask, ctx, steps_left, &|t| t, &mut out);
+    out
+}
+
+/// Searches `keys` on the graph `known` (whose node ids `global` maps back to
+/// transactions): splits them into independent components by the strongly connected
+/// components of `known` plus every edge some order could add, and searches each.
+#[allow(clippy::too_many_arguments)]
+fn search_graph(
+    txns: &Txns,
+    known: &Graph,
+    keys: &[&OpenOrder],
+    spec: &'static Spec,
+    mask: u8,
+    ctx: &CheckContext,
+    steps_left: &mut u64,
+    global: &dyn Fn(u32) -> u32,
+    out: &mut Outcome,
+) {
+    let n = known.node_count();
     let mut possible = EdgeList::default();
-    for &i in &searched {
+    for p in keys {
         if possible.len() > MAX_POSSIBLE_EDGES {
             out.skipped += 1;
             out.why_skipped.push(format!(
                 "{} keys with open version orders could add more than {MAX_POSSIBLE_EDGES} edges; the exact search only takes small components",
-                searched.len()
+                keys.len()
             ));
-            return out;
+            return;
         }
-        for_each_possible_edge(&problems[i], |a, b, k| possible.add(a, b, k));
+        for_each_possible_edge(p, |a, b, k| possible.add(a, b, k));
     }
-    for v in 0..known.node_count() as u32 {
+    for v in 0..n as u32 {
         for (t, k) in known.out(v) {
             if k & mask != 0 {
                 possible.add(v, t, k & mask);
             }
         }
     }
-    let g2 = Graph::build(g.node_count(), possible);
-    let all: Vec<u32> = (0..g2.node_count() as u32).collect();
-    let mut sets = Sets::new(g2.node_count());
+    let g2 = Graph::build(n, possible);
+    let all: Vec<u32> = (0..n as u32).collect();
+    let mut sets = Sets::new(n);
     let sccs = tarjan(&g2, &all, 0xff, &mut sets);
     drop((all, g2));
-    let mut scc_of = vec![u32::MAX; g.node_count()];
+    let mut scc_of = vec![u32::MAX; n];
     for (i, c) in sccs.iter().enumerate() {
         for &v in c {
             scc_of[v as usize] = i as u32;
         }
     }
-    // Union keys that have a possible edge inside the same SCC.
-    let mut parent: Vec<usize> = (0..problems.len()).collect();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
+    // Keys with a possible edge inside the same SCC are one component.
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
     let mut owner: Vec<usize> = vec![usize::MAX; sccs.len()];
-    let mut relevant = vec![false; problems.len()];
-    for &i in &searched {
-        for_each_possible_edge(&problems[i], |a, b, _| {
+    let mut relevant = vec![false; keys.len()];
+    for (i, p) in keys.iter().enumerate() {
+        for_each_possible_edge(p, |a, b, _| {
             let s = scc_of[a as usize];
             if s != u32::MAX && s == scc_of[b as usize] {
                 relevant[i] = true;
@@ -448,28 +440,17 @@ fn search_open(
     // Keys with no possible edge on any cycle: every order is acceptable.
     out.searched += 1;
     out.acceptable += 1;
-    let order: Vec<u32> = match position {
-        Some(p) => p.to_vec(),
-        None => (0..g.node_count() as u32).collect(),
-    };
-    for keys in components.values() {
+    let order: Vec<u32> = (0..n as u32).collect();
+    for members in components.values() {
         if ctx.cancel.is_cancelled() {
             out.skipped += 1;
             out.why_skipped
                 .push("the time limit stopped the exact search".to_string());
-            return out;
+            return;
         }
-        let comp: Vec<&OpenOrder> = keys.iter().map(|&i| &problems[i]).collect();
+        let comp: Vec<&OpenOrder> = members.iter().map(|&i| keys[i]).collect();
         match search_component(
-            txns,
-            known,
-            &comp,
-            spec,
-            mask,
-            &scc_of,
-            &order,
-            steps_left,
-            &|t| t,
+            txns, known, &comp, spec, mask, &scc_of, &order, steps_left, global,
         ) {
             Ok(None) => {
                 out.searched += 1;
@@ -487,7 +468,15 @@ fn search_open(
             }
         }
     }
-    out
+}
+
+/// Union-find root, halving paths.
+fn root(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
 }
 
 /// Nodes a region may span: larger regions are skipped.
@@ -545,13 +534,6 @@ fn search_regions(
     // Every searched key with a possible edge inside a region takes part in it (its
     // forward edges there can close a cycle too); regions sharing a key are one group.
     let mut parent: Vec<usize> = (0..merged.len()).collect();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
     let mut region_of_key: std::collections::HashMap<usize, usize> = Default::default();
     for &i in searched {
         for_each_possible_edge(&problems[i], |a, b, _| {
@@ -664,80 +646,19 @@ fn search_regions(
                 }
             })
             .collect();
-        let mut with_possible = EdgeList::default();
-        with_possible.src.extend_from_slice(&known.src);
-        with_possible.dst.extend_from_slice(&known.dst);
-        with_possible.kind.extend_from_slice(&known.kind);
-        for p in &renamed {
-            for_each_possible_edge(p, |a, b, k| with_possible.add(a, b, k));
-        }
         let known = Graph::build(nodes.len(), known);
-        let g2 = Graph::build(nodes.len(), with_possible);
-        let all: Vec<u32> = (0..nodes.len() as u32).collect();
-        let mut sets = Sets::new(nodes.len());
-        let sccs = tarjan(&g2, &all, 0xff, &mut sets);
-        let mut scc_of = vec![u32::MAX; nodes.len()];
-        for (i, c) in sccs.iter().enumerate() {
-            for &v in c {
-                scc_of[v as usize] = i as u32;
-            }
-        }
-        // Components within the region, as in the whole-graph search.
-        let mut kparent: Vec<usize> = (0..renamed.len()).collect();
-        let mut owner: Vec<usize> = vec![usize::MAX; sccs.len()];
-        let mut relevant = vec![false; renamed.len()];
-        for (i, p) in renamed.iter().enumerate() {
-            for_each_possible_edge(p, |a, b, _| {
-                let s = scc_of[a as usize];
-                if s != u32::MAX && s == scc_of[b as usize] {
-                    relevant[i] = true;
-                    let s = s as usize;
-                    if owner[s] == usize::MAX {
-                        owner[s] = i;
-                    } else {
-                        let (x, y) = (root(&mut kparent, owner[s]), root(&mut kparent, i));
-                        kparent[x] = y;
-                    }
-                }
-            });
-        }
-        let mut components: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for (i, &r) in relevant.iter().enumerate() {
-            if r {
-                let c = root(&mut kparent, i);
-                components.entry(c).or_default().push(i);
-            }
-        }
-        let order: Vec<u32> = (0..nodes.len() as u32).collect();
-        for members in components.values() {
-            let comp: Vec<&OpenOrder> = members.iter().map(|&i| &renamed[i]).collect();
-            match search_component(
-                txns,
-                &known,
-                &comp,
-                spec,
-                mask,
-                &scc_of,
-                &order,
-                steps_left,
-                &|l| nodes[l as usize],
-            ) {
-                Ok(None) => {
-                    out.searched += 1;
-                    out.acceptable += 1;
-                }
-                Ok(Some(f)) => {
-                    out.searched += 1;
-                    out.forced.push(f);
-                }
-                Err(why) => {
-                    out.skipped += 1;
-                    if out.why_skipped.len() < 4 {
-                        out.why_skipped.push(why);
-                    }
-                }
-            }
-        }
+        let keys: Vec<&OpenOrder> = renamed.iter().collect();
+        search_graph(
+            txns,
+            &known,
+            &keys,
+            spec,
+            mask,
+            ctx,
+            steps_left,
+            &|l| nodes[l as usize],
+            &mut out,
+        );
         for &v in &nodes {
             local_of[v as usize] = u32::MAX;
         }

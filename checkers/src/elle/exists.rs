@@ -16,6 +16,7 @@
 //! every cycle class the model proscribes absent, so those searches are skipped.
 
 use super::consistency;
+use super::scc::Tarjan;
 use super::cycle::{tarjan, Sets, CLASSES};
 use super::graph::{kind_name, Graph, KINDS, PROCESS, REALTIME, RW, WR, WW};
 use std::collections::BTreeSet;
@@ -238,36 +239,17 @@ pub(super) fn components(g: &Graph, nodes: &[u32], a: u8, b: u8, sets: &mut Sets
     phased_tarjan(g, nodes, a, b, sets)
 }
 
-const UNVISITED: u32 = u32::MAX;
-
 /// Tarjan over (node, phase) pairs: phase 1 = "arrived by an `a` edge". `a` edges lead
-/// to phase 1, `b` edges leave only phase 1 and lead to phase 0. Iterative.
+/// to phase 1, `b` edges leave only phase 1 and lead to phase 0.
 fn phased_tarjan(g: &Graph, nodes: &[u32], a: u8, b: u8, sets: &mut Sets) -> Vec<Vec<u32>> {
     sets.enter(nodes);
-    let n = nodes.len() * 2;
-    let mut index = vec![UNVISITED; n];
-    let mut low = vec![0u32; n];
-    let mut on_stack = vec![false; n];
-    let mut stack: Vec<u32> = Vec::new();
-    // (expanded node, cursor): cursor counts 2 per row entry, `a` then `b`.
-    let mut calls: Vec<(u32, u32)> = Vec::new();
-    let mut counter = 0u32;
     let mut out = Vec::new();
-    for root in 0..n {
-        if index[root] != UNVISITED {
-            continue;
-        }
-        index[root] = counter;
-        low[root] = counter;
-        counter += 1;
-        stack.push(root as u32);
-        on_stack[root] = true;
-        calls.push((root as u32, 0));
-        while let Some(&mut (x, ref mut cursor)) = calls.last_mut() {
-            let x = x as usize;
+    Tarjan::default().run(
+        nodes.len() * 2,
+        |x, cursor| {
             let (v, phase) = (x / 2, x % 2);
             let (targets, kinds) = g.row(nodes[v]);
-            let mut next = None;
+            // The cursor counts 2 per row entry: its `a` step, then its `b` step.
             while (*cursor as usize) < targets.len() * 2 {
                 let i = *cursor as usize / 2;
                 let second = *cursor % 2 == 1;
@@ -276,51 +258,21 @@ fn phased_tarjan(g: &Graph, nodes: &[u32], a: u8, b: u8, sets: &mut Sets) -> Vec
                     continue;
                 };
                 if !second && kinds[i] & a != 0 {
-                    next = Some(w * 2 + 1);
-                    break;
+                    return Some(w * 2 + 1);
                 }
                 if second && phase == 1 && kinds[i] & b != 0 {
-                    next = Some(w * 2);
-                    break;
+                    return Some(w * 2);
                 }
             }
-            if let Some(y) = next {
-                if index[y] == UNVISITED {
-                    index[y] = counter;
-                    low[y] = counter;
-                    counter += 1;
-                    stack.push(y as u32);
-                    on_stack[y] = true;
-                    calls.push((y as u32, 0));
-                } else if on_stack[y] {
-                    low[x] = low[x].min(index[y]);
-                }
-                continue;
-            }
-            calls.pop();
-            if let Some(&(u, _)) = calls.last() {
-                let u = u as usize;
-                low[u] = low[u].min(low[x]);
-            }
-            if low[x] == index[x] {
-                let mut comp = Vec::new();
-                let mut size = 0usize;
-                while let Some(y) = stack.pop() {
-                    on_stack[y as usize] = false;
-                    comp.push(nodes[y as usize / 2]);
-                    size += 1;
-                    if y as usize == x {
-                        break;
-                    }
-                }
-                if size > 1 {
-                    comp.sort_unstable();
-                    comp.dedup();
-                    out.push(comp);
-                }
-            }
-        }
-    }
+            None
+        },
+        |comp| {
+            let mut txns: Vec<u32> = comp.iter().map(|&y| nodes[y as usize / 2]).collect();
+            txns.sort_unstable();
+            txns.dedup();
+            out.push(txns);
+        },
+    );
     out
 }
 

@@ -107,6 +107,7 @@ mod jsonl;
 pub mod list_append;
 mod raw;
 pub mod rw_register;
+mod scc;
 pub mod txn;
 pub mod versions;
 pub mod writes;

@@ -32,6 +32,7 @@
 //! states it, covers every pair), which infers a superset of Elle's orders.
 
 use super::anomaly::{self, txn_name, Anomalies};
+use super::scc::Tarjan;
 use super::txn::{FastMap, MopKind, Outcome, Txns, NIL};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -539,7 +540,8 @@ struct Scratch {
     epoch: u32,
     names: Vec<u32>,
     adj: Vec<(u32, u32)>,
-    tarjan: SmallTarjan,
+    tarjan: Tarjan,
+    off: Vec<u32>,
 }
 
 impl Scratch {
@@ -550,7 +552,8 @@ impl Scratch {
             epoch: 0,
             names: Vec::new(),
             adj: Vec::new(),
-            tarjan: SmallTarjan::default(),
+            tarjan: Tarjan::default(),
+            off: Vec::new(),
         }
     }
 
@@ -601,106 +604,36 @@ fn cyclic_keys(all: &[VEdge], new: &[VEdge], scratch: &mut Scratch) -> Vec<(u32,
         }
         let n = scratch.names.len();
         let Scratch {
-            names, adj, tarjan, ..
+            names,
+            adj,
+            tarjan,
+            off,
+            ..
         } = scratch;
-        for scc in tarjan.sccs(n, adj) {
-            let mut values: Vec<u32> = scc.iter().map(|&l| names[l as usize]).collect();
-            values.sort_unstable();
-            out.push((key, values));
-        }
-    }
-    out
-}
-
-/// Tarjan over a small graph given as an edge list, with tables kept between calls.
-#[derive(Default)]
-struct SmallTarjan {
-    off: Vec<u32>,
-    index: Vec<u32>,
-    low: Vec<u32>,
-    on: Vec<bool>,
-    stack: Vec<u32>,
-    calls: Vec<(u32, u32)>,
-}
-
-impl SmallTarjan {
-    /// SCCs of size >= 2 of `n` nodes and edges `adj` (sorted here).
-    fn sccs(&mut self, n: usize, adj: &mut [(u32, u32)]) -> Vec<Vec<u32>> {
         adj.sort_unstable();
-        self.off.clear();
-        self.off.resize(n + 1, 0);
+        off.clear();
+        off.resize(n + 1, 0);
         for &(x, _) in adj.iter() {
-            self.off[x as usize + 1] += 1;
+            off[x as usize + 1] += 1;
         }
         for i in 0..n {
-            self.off[i + 1] += self.off[i];
+            off[i + 1] += off[i];
         }
-        self.index.clear();
-        self.index.resize(n, u32::MAX);
-        self.low.clear();
-        self.low.resize(n, 0);
-        self.on.clear();
-        self.on.resize(n, false);
-        self.stack.clear();
-        self.calls.clear();
-        let (off, index, low, on, stack, calls) = (
-            &self.off,
-            &mut self.index,
-            &mut self.low,
-            &mut self.on,
-            &mut self.stack,
-            &mut self.calls,
+        tarjan.run(
+            n,
+            |v, cursor| {
+                let i = off[v] + *cursor;
+                *cursor += 1;
+                (i < off[v + 1]).then(|| adj[i as usize].1 as usize)
+            },
+            |scc| {
+                let mut values: Vec<u32> = scc.iter().map(|&l| names[l as usize]).collect();
+                values.sort_unstable();
+                out.push((key, values));
+            },
         );
-        let mut counter = 0;
-        let mut out = Vec::new();
-        for root in 0..n {
-            if index[root] != u32::MAX {
-                continue;
-            }
-            index[root] = counter;
-            low[root] = counter;
-            counter += 1;
-            stack.push(root as u32);
-            on[root] = true;
-            calls.push((root as u32, off[root]));
-            while let Some(&mut (v, ref mut cur)) = calls.last_mut() {
-                let v = v as usize;
-                if *cur < off[v + 1] {
-                    let w = adj[*cur as usize].1 as usize;
-                    *cur += 1;
-                    if index[w] == u32::MAX {
-                        index[w] = counter;
-                        low[w] = counter;
-                        counter += 1;
-                        stack.push(w as u32);
-                        on[w] = true;
-                        calls.push((w as u32, off[w]));
-                    } else if on[w] {
-                        low[v] = low[v].min(index[w]);
-                    }
-                    continue;
-                }
-                calls.pop();
-                if let Some(&(u, _)) = calls.last() {
-                    low[u as usize] = low[u as usize].min(low[v]);
-                }
-                if low[v] == index[v] {
-                    let mut comp = Vec::new();
-                    while let Some(w) = stack.pop() {
-                        on[w as usize] = false;
-                        comp.push(w);
-                        if w as usize == v {
-                            break;
-                        }
-                    }
-                    if comp.len() > 1 {
-                        out.push(comp);
-                    }
-                }
-            }
-        }
-        out
     }
+    out
 }
 
 /// One sentence for why `e` orders its values.
