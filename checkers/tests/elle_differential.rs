@@ -217,7 +217,8 @@ fn mop_json(kind: Kind, m: &Mop, completed: bool) -> Value {
     }
 }
 
-fn to_history(kind: Kind, txns: &[Txn]) -> History {
+/// Every invocation and completion as (time, txn, is invocation), in history order.
+fn events(txns: &[Txn]) -> Vec<(usize, usize, bool)> {
     let mut events: Vec<(usize, usize, bool)> = Vec::new();
     for (i, t) in txns.iter().enumerate() {
         events.push((t.invoke, i, true));
@@ -226,7 +227,11 @@ fn to_history(kind: Kind, txns: &[Txn]) -> History {
         }
     }
     events.sort_unstable();
-    let ops: Vec<Op> = events
+    events
+}
+
+fn to_history(kind: Kind, txns: &[Txn]) -> History {
+    let ops: Vec<Op> = events(txns)
         .iter()
         .map(|&(time, i, is_invoke)| {
             let t = &txns[i];
@@ -243,18 +248,10 @@ fn to_history(kind: Kind, txns: &[Txn]) -> History {
     History::reindexed(ops).expect("generated histories are well formed")
 }
 
-/// Op index of each transaction's invocation and completion in `h`.
+/// Op index of each transaction's invocation and completion in its history.
 fn positions(txns: &[Txn]) -> Vec<(usize, Option<usize>)> {
-    let mut events: Vec<(usize, usize, bool)> = Vec::new();
-    for (i, t) in txns.iter().enumerate() {
-        events.push((t.invoke, i, true));
-        if let Some(c) = t.complete {
-            events.push((c, i, false));
-        }
-    }
-    events.sort_unstable();
     let mut out = vec![(0, None); txns.len()];
-    for (index, &(_, i, is_invoke)) in events.iter().enumerate() {
+    for (index, &(_, i, is_invoke)) in events(txns).iter().enumerate() {
         if is_invoke {
             out[i].0 = index;
         } else {

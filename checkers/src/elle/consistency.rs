@@ -489,42 +489,48 @@ fn closure(
     out
 }
 
-/// Canonical `models` and every model they imply.
-pub fn implied_models(models: &[&'static str]) -> BTreeSet<&'static str> {
+/// `models` and every model reachable from them along the model graph: the models they
+/// imply (`stronger: false`), or the models implying them (`stronger: true`).
+fn models_along(models: &[&'static str], stronger: bool) -> BTreeSet<&'static str> {
     let l = lattice();
     closure(models.iter().copied(), |m| {
         l.models
             .get(m)
-            .map(|n| n.weaker.clone())
+            .map(|n| if stronger { &n.stronger } else { &n.weaker }.clone())
             .unwrap_or_default()
     })
+}
+
+/// `anomalies` and every anomaly reachable along the anomaly graph: those they imply
+/// (`implying: false`), or those implying them (`implying: true`).
+fn anomalies_along(anomalies: &[&'static str], implying: bool) -> BTreeSet<&'static str> {
+    let l = lattice();
+    closure(anomalies.iter().copied(), |a| {
+        l.anomalies
+            .get(a)
+            .map(|e| if implying { &e.1 } else { &e.0 }.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// Canonical `models` and every model they imply.
+pub fn implied_models(models: &[&'static str]) -> BTreeSet<&'static str> {
+    models_along(models, false)
 }
 
 /// Canonical `models` and every model that implies one of them (all ruled out too).
 pub fn impossible_closure(models: &[&'static str]) -> BTreeSet<&'static str> {
-    let l = lattice();
-    closure(models.iter().copied(), |m| {
-        l.models
-            .get(m)
-            .map(|n| n.stronger.clone())
-            .unwrap_or_default()
-    })
+    models_along(models, true)
 }
 
 /// `found` plus every anomaly they imply.
 pub fn implied_anomalies(found: &[&'static str]) -> BTreeSet<&'static str> {
-    let l = lattice();
-    closure(found.iter().copied(), |a| {
-        l.anomalies.get(a).map(|e| e.0.clone()).unwrap_or_default()
-    })
+    anomalies_along(found, false)
 }
 
 /// `anomalies` plus every anomaly that implies one of them.
 pub fn anomalies_implying(anomalies: &[&'static str]) -> BTreeSet<&'static str> {
-    let l = lattice();
-    closure(anomalies.iter().copied(), |a| {
-        l.anomalies.get(a).map(|e| e.1.clone()).unwrap_or_default()
-    })
+    anomalies_along(anomalies, true)
 }
 
 /// Every anomaly whose presence rules out one of the (canonical) `models`: what they

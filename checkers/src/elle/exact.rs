@@ -361,7 +361,17 @@ fn search_open(
         return out;
     }
     let keys: Vec<&OpenOrder> = searched.iter().map(|&i| &problems[i]).collect();
-    search_graph(txns, g, &keys, spec, mask, ctx, steps_left, &|t| t, &mut out);
+    search_graph(
+        txns,
+        g,
+        &keys,
+        spec,
+        mask,
+        ctx,
+        steps_left,
+        &|t| t,
+        &mut out,
+    );
     out
 }
 

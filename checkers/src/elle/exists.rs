@@ -16,9 +16,9 @@
 //! every cycle class the model proscribes absent, so those searches are skipped.
 
 use super::consistency;
-use super::scc::Tarjan;
 use super::cycle::{tarjan, Sets, CLASSES};
 use super::graph::{kind_name, Graph, KINDS, PROCESS, REALTIME, RW, WR, WW};
+use super::scc::Tarjan;
 use std::collections::BTreeSet;
 
 /// One model's cycle-existence subgraph: edges of kinds `a`, each optionally followed

@@ -246,7 +246,7 @@ pub fn realtime_pairs_among(
 
 /// The frontier walk behind the realtime order: `events` are (op index, txn, is
 /// invocation) in history order; `n` bounds the txn ids.
-fn reduced_order(events: &[(u64, u32, bool)], n: usize, f: &mut impl FnMut(u32, u32)) {
+pub(super) fn reduced_order(events: &[(u64, u32, bool)], n: usize, f: &mut impl FnMut(u32, u32)) {
     // For each in-flight txn: the frontier it saw at invocation (start, len) in `seen`.
     let mut seen_at: Vec<(u32, u32)> = vec![(0, 0); n];
     let mut seen: Vec<u32> = Vec::new();

@@ -16,7 +16,7 @@
 
 use super::raw::{MopName, RawBatch, RawMop, RawOp, RawVal, NOT_A_LIST};
 use super::txn::{Shape, Txns, TxnsBuilder};
-use crate::format::{fill, ParseError};
+use crate::format::{next_lines, ParseError};
 use crate::history::HistoryError;
 use crate::op::{Op, OpType};
 use serde_json::Value;
@@ -26,8 +26,6 @@ use std::io::BufRead;
 const BATCH_BYTES: usize = 16 << 20;
 /// Batches smaller than this are parsed on the calling thread alone.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
-/// A single line longer than this is refused: it is no op distest wrote.
-const MAX_LINE_BYTES: usize = 1 << 30;
 /// Deepest nesting of a skipped value read here; deeper lines go to serde_json.
 const MAX_DEPTH: usize = 64;
 
@@ -45,31 +43,13 @@ pub(super) fn read(
     let mut line_no = 1usize;
     let mut expected_index = 0u64;
     let mut eof = false;
-    let io_error = |e: std::io::Error| ParseError::Io {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    };
     while !eof {
-        let want = BATCH_BYTES.saturating_sub(buf.len()).max(64 << 10);
-        eof = fill(&mut reader, &mut buf, want).map_err(io_error)?;
-        let cut = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                None if buf.len() > MAX_LINE_BYTES => {
-                    return Err(ParseError::Syntax {
-                        source_name: source_name.to_string(),
-                        line: line_no,
-                        message: format!(
-                            "a line is longer than {} MiB; expected one JSON op object per line",
-                            MAX_LINE_BYTES >> 20
-                        ),
-                    })
-                }
-                None => continue,
-            }
+        let Some((cut, at_end)) =
+            next_lines(&mut reader, &mut buf, BATCH_BYTES, line_no, source_name)?
+        else {
+            continue;
         };
+        eof = at_end;
         let window = &buf[..cut];
         let parts = split(
             window,

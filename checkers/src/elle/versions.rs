@@ -488,46 +488,37 @@ fn sequential_edges(txns: &Txns, touches: &Touches) -> Vec<VEdge> {
 }
 
 fn linearizable_edges(txns: &Txns, touches: &Touches) -> Vec<VEdge> {
-    // Events of every non-failed transaction, in history order; per key, the frontier
-    // of latest completions among the transactions touching it (the same reduction as
-    // the realtime graph, per key).
-    let mut events: Vec<(u64, u32, bool)> = Vec::with_capacity(txns.txns.len() * 2);
+    // Per key, the realtime order among the transactions touching it, reduced the same
+    // way as the realtime graph.
+    let mut by_key: Vec<(u32, u32, u32)> = Vec::with_capacity(touches.list.len());
     for (t, txn) in txns.txns.iter().enumerate() {
-        if txn.outcome == Outcome::Fail || touches.of(t as u32).is_empty() {
+        if txn.outcome == Outcome::Fail {
             continue;
         }
-        events.push((txn.invoke_index, t as u32, true));
-        if txn.outcome == Outcome::Ok {
-            events.push((txn.complete_index, t as u32, false));
+        let base = touches.off[t];
+        for (i, x) in touches.of(t as u32).iter().enumerate() {
+            by_key.push((x.key, t as u32, base + i as u32));
         }
     }
-    events.sort_unstable_by_key(|e| e.0);
-    let n_keys = txns.key_count();
-    let mut frontier: Vec<Vec<u32>> = vec![Vec::new(); n_keys];
-    // Per touch (global index into touches.list): the frontier it saw, in `seen`.
-    let mut seen_at: Vec<(u32, u32)> = vec![(0, 0); touches.list.len()];
-    let mut seen: Vec<u32> = Vec::new();
+    by_key.sort_unstable();
     let mut out = Vec::new();
-    for &(_, t, is_invoke) in &events {
-        let base = touches.off[t as usize] as usize;
-        for (i, x) in touches.of(t).iter().enumerate() {
-            let f = &mut frontier[x.key as usize];
-            if is_invoke {
-                let start = seen.len() as u32;
-                for &p in f.iter() {
-                    if let Some(from) = touches.on(p, x.key) {
-                        push_all(&mut out, x.key, from, x, Source::LinearizableKeys, p, t);
-                    }
-                    seen.push(p);
-                }
-                seen_at[base + i] = (start, f.len() as u32);
-            } else {
-                let (start, len) = seen_at[base + i];
-                let gone = &seen[start as usize..(start + len) as usize];
-                f.retain(|p| !gone.contains(p));
-                f.push(t);
+    let mut events: Vec<(u64, u32, bool)> = Vec::new();
+    for group in by_key.chunk_by(|x, y| x.0 == y.0) {
+        events.clear();
+        for (i, &(_, t, _)) in group.iter().enumerate() {
+            let txn = &txns.txns[t as usize];
+            events.push((txn.invoke_index, i as u32, true));
+            if txn.outcome == Outcome::Ok {
+                events.push((txn.complete_index, i as u32, false));
             }
         }
+        events.sort_unstable_by_key(|e| e.0);
+        super::graph::reduced_order(&events, group.len(), &mut |a, b| {
+            let (key, ta, ia) = group[a as usize];
+            let (_, tb, ib) = group[b as usize];
+            let (from, to) = (&touches.list[ia as usize], &touches.list[ib as usize]);
+            push_all(&mut out, key, from, to, Source::LinearizableKeys, ta, tb);
+        });
     }
     out
 }

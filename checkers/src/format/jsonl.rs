@@ -35,33 +35,48 @@ fn read_in_batches(
     let mut line_no = 1usize;
     let mut eof = false;
     while !eof {
-        let want = batch_bytes.saturating_sub(buf.len()).max(64 << 10);
-        eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
-            source_name: source_name.to_string(),
-            message: e.to_string(),
-        })?;
-        let cut = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                None if buf.len() > MAX_LINE_BYTES => {
-                    return Err(ParseError::Syntax {
-                        source_name: source_name.to_string(),
-                        line: line_no,
-                        message: format!(
-                            "a line is longer than {} MiB; expected one JSON op object per line",
-                            MAX_LINE_BYTES >> 20
-                        ),
-                    })
-                }
-                None => continue,
-            }
+        let Some((cut, at_end)) =
+            next_lines(&mut reader, &mut buf, batch_bytes, line_no, source_name)?
+        else {
+            continue;
         };
+        eof = at_end;
         line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed, &mut spare)?;
         buf.drain(..cut);
     }
     History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
+}
+
+/// Reads about `batch_bytes` more of `reader` into `buf` and finds where its whole lines
+/// end: `Some((end, at_end_of_input))`, or `None` when no line is complete yet (read
+/// again). `line_no` is the file line of `buf[0]`, for the error about a line too long.
+pub(crate) fn next_lines(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    batch_bytes: usize,
+    line_no: usize,
+    source_name: &str,
+) -> Result<Option<(usize, bool)>, ParseError> {
+    let want = batch_bytes.saturating_sub(buf.len()).max(64 << 10);
+    let eof = fill(reader, buf, want).map_err(|e| ParseError::Io {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    })?;
+    if eof {
+        return Ok(Some((buf.len(), true)));
+    }
+    match memchr::memrchr(b'\n', buf) {
+        Some(i) => Ok(Some((i + 1, false))),
+        None if buf.len() > MAX_LINE_BYTES => Err(ParseError::Syntax {
+            source_name: source_name.to_string(),
+            line: line_no,
+            message: format!(
+                "a line is longer than {} MiB; expected one JSON op object per line",
+                MAX_LINE_BYTES >> 20
+            ),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Ops in file order with the line each came from.

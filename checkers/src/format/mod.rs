@@ -24,6 +24,7 @@ use std::fmt;
 use std::io::Read;
 use thiserror::Error;
 
+pub(crate) use jsonl::next_lines;
 pub use jsonl::write_jsonl_line;
 
 /// The on-disk forms a history can take.
