@@ -282,8 +282,9 @@ pub fn add_process_edges(txns: &Txns, edges: &mut EdgeList) {
     for_each_process_pair(txns, |a, b| edges.add(a, b, PROCESS));
 }
 
-/// Calls `f(a, b)` for consecutive ok transactions `a`, `b` of one process.
-pub fn for_each_process_pair(txns: &Txns, mut f: impl FnMut(u32, u32)) {
+/// Every ok transaction as (process, invocation index, txn), sorted: each process's
+/// order (Elle's process graph runs through ok transactions only).
+pub fn process_order(txns: &Txns) -> Vec<(u64, u64, u32)> {
     let mut by_process: Vec<(u64, u64, u32)> = txns
         .txns
         .iter()
@@ -292,7 +293,12 @@ pub fn for_each_process_pair(txns: &Txns, mut f: impl FnMut(u32, u32)) {
         .map(|(t, x)| (x.process, x.invoke_index, t as u32))
         .collect();
     by_process.sort_unstable();
-    for w in by_process.windows(2) {
+    by_process
+}
+
+/// Calls `f(a, b)` for consecutive ok transactions `a`, `b` of one process.
+pub fn for_each_process_pair(txns: &Txns, mut f: impl FnMut(u32, u32)) {
+    for w in process_order(txns).windows(2) {
         if w[0].0 == w[1].0 {
             f(w[0].2, w[1].2);
         }

@@ -459,15 +459,7 @@ fn transaction_order_edges(
 }
 
 fn sequential_edges(txns: &Txns, touches: &Touches) -> Vec<VEdge> {
-    // Each process's committed transactions in order (Elle's process graph).
-    let mut order: Vec<(u64, u64, u32)> = txns
-        .txns
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.outcome == Outcome::Ok)
-        .map(|(t, x)| (x.process, x.invoke_index, t as u32))
-        .collect();
-    order.sort_unstable();
+    let order = super::graph::process_order(txns);
     let mut out = Vec::new();
     // key -> the process's last transaction touching it.
     let mut last: FastMap<u32, u32> = FastMap::default();
