@@ -388,6 +388,54 @@ fn list_append_cases() -> Vec<Case> {
         &[SS],
         &[SS],
     ));
+    // T1 -rw-> T2 -wr-> T3 -rw-> T4, and T4 completed before T1 began: non-adjacent rw
+    // edges closed by real time.
+    let t1 = json!([["r", "x", []]]);
+    let t2 = json!([["append", "x", 1], ["append", "y", 1]]);
+    let t3 = json!([["r", "y", [1]], ["r", "z", []]]);
+    let t4 = json!([["append", "z", 1]]);
+    let mut h = H::new();
+    h.invoke(2, t2.clone())
+        .invoke(3, t3.clone())
+        .invoke(4, t4.clone())
+        .ok(4, t4)
+        .invoke(1, t1.clone())
+        .ok(1, t1)
+        .ok(2, t2)
+        .ok(3, t3)
+        .txn(5, json!([["r", "x", [1]], ["r", "z", [1]]]));
+    v.push(case(
+        "G-nonadjacent-item-realtime",
+        List,
+        &h,
+        &["G-nonadjacent-item-realtime"],
+        &[SSI],
+        &[SSI, SS],
+    ));
+    // T1 -rw-> T2 -rw-> T3, T3 before T1 on process 0: adjacent rw edges closed by the
+    // process order (realtime order under the strong models).
+    let t1 = json!([["r", "x", []]]);
+    let t2 = json!([["append", "x", 1], ["r", "y", []]]);
+    let t3 = json!([["append", "y", 1]]);
+    let mut h = H::new();
+    h.invoke(1, t2.clone())
+        .invoke(0, t3.clone())
+        .ok(0, t3)
+        .invoke(0, t1.clone())
+        .ok(0, t1)
+        .ok(1, t2)
+        .txn(2, json!([["r", "x", [1]], ["r", "y", [1]]]));
+    v.push(under(
+        case(
+            "G2-item-process",
+            List,
+            &h,
+            &["G2-item-process"],
+            &[SSSER],
+            &[SSSER, SS],
+        ),
+        SSSER,
+    ));
     let mut h = H::new();
     h.txn(0, json!([["append", "x", 1], ["r", "x", [1]]]))
         .txn(
@@ -570,6 +618,42 @@ fn rw_register_cases() -> Vec<Case> {
         &["G1c-realtime"],
         &[SRC],
         &[SRC, SSI, SS],
+    ));
+    let mut h = H::new();
+    h.txn(0, json!([["r", "x", 1]]))
+        .txn(0, json!([["w", "x", 1]]));
+    v.push(under(
+        case(
+            "G1c-process",
+            Register,
+            &h,
+            &["G1c-process"],
+            &[SSRC],
+            &[SSRC, SSSI, SSSER, SRC, SSI, SS],
+        ),
+        SSRC,
+    ));
+    // One process wrote 1, then 2; the database says 2 was installed first.
+    let mut h = H::new();
+    h.txn(0, json!([["w", "x", 1]]))
+        .txn(0, json!([["w", "x", 2]]));
+    let order: BTreeMap<u64, i64> = [(1, 2), (3, 1)].into_iter().collect();
+    v.push(under(
+        with(
+            case(
+                "G0-process",
+                Register,
+                &h,
+                &["G0-process"],
+                &[SSRU],
+                &[SSRU, SSRC, SSSI, SSSER, SRU, SRC, SSI, SS],
+            ),
+            Inference {
+                transaction_order: Some(Arc::new(order)),
+                ..Inference::default()
+            },
+        ),
+        SSRU,
     ));
     // The database's own commit order says T1's write of 2 came before T0's 1, though
     // T0 completed before T1 began.
