@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Multicall: installed as `raft-kv` or `crdt-store` (a symlink or copy of this binary),
-    // it runs that bundled target, so `cargo run -- run --target kv` needs nothing else.
+    // it runs that bundled target, so `cargo run -- run --target kv` needs nothing else;
+    // `distest latency-delayer ...` is the latency fault's helper process on a node.
     if let Some(code) = distest::targets::multicall() {
         return ExitCode::from(code);
     }

@@ -95,6 +95,17 @@ pub fn execute(
     run.write_test(&cfg.test)?;
     let target = provisioned.target.clone();
 
+    // Faults that cannot be applied on these nodes refuse the run before it starts: a
+    // run whose faults silently did nothing would pass for a run that survived them.
+    let nemesis = match build_nemesis(&cfg, &provisioned) {
+        Ok(n) => n,
+        Err(e) => {
+            log.line(&format!("refused: {}", one_sentence(&e)));
+            drop(provisioned);
+            return Err(e);
+        }
+    };
+
     log.line(&format!(
         "setting up {} on {}",
         target.name(),
@@ -111,7 +122,7 @@ pub fn execute(
     let recorder = Recorder::create(&run.file(files::HISTORY_JSONL))
         .context("could not create history.jsonl")?;
     let flusher = recorder.spawn_flusher();
-    let main_result = main_phases(&cfg, &provisioned, &recorder, &stop, &log);
+    let main_result = main_phases(&cfg, &provisioned, nemesis, &recorder, &stop, &log);
     if let Err(e) = &main_result {
         log.line(&format!("run failed: {}", one_sentence(e)));
     }
@@ -177,10 +188,39 @@ fn collect_all_logs(run: &RunDir, cfg: &RunConfig, target: &dyn Target, log: &Ru
     }
 }
 
+/// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
+/// applied there; `None` without faults.
+fn build_nemesis(
+    cfg: &RunConfig,
+    provisioned: &Provisioned,
+) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
+    let test = &cfg.test;
+    if test.nemesis.is_empty() {
+        return Ok(None);
+    }
+    let nemesis = distest_nemeses::build(&test.nemesis, nemesis_ctx(cfg, provisioned))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    nemesis.preflight().map_err(|e| {
+        anyhow::anyhow!(
+            "the run was refused before it started because a requested fault cannot be applied here: {e}"
+        )
+    })?;
+    Ok(Some(nemesis))
+}
+
+fn nemesis_ctx(cfg: &RunConfig, provisioned: &Provisioned) -> distest_nemeses::NemesisContext {
+    distest_nemeses::NemesisContext {
+        nodes: provisioned.shells.clone(),
+        target: provisioned.target.clone(),
+        seed: cfg.test.seed,
+    }
+}
+
 /// Phases 2 and 3 on a tokio runtime.
 fn main_phases(
     cfg: &RunConfig,
     provisioned: &Provisioned,
+    nemesis: Option<Box<dyn distest_nemeses::Nemesis>>,
     recorder: &Recorder,
     stop: &StopFlag,
     log: &RunLog,
@@ -196,24 +236,17 @@ fn main_phases(
         .context("could not start the async runtime")?;
     let workload = workload_of(test)?;
     let final_ops = workload.final_ops();
-    let nemesis_ctx = distest_nemeses::NemesisContext {
-        nodes: provisioned.shells.clone(),
-        target: provisioned.target.clone(),
-        seed: test.seed,
-    };
-    let faults = if test.nemesis.is_empty() {
-        None
-    } else {
-        let err = |e: distest_nemeses::NemesisError| anyhow::anyhow!("{e}");
-        Some((
-            distest_nemeses::build(&test.nemesis, nemesis_ctx.clone()).map_err(err)?,
+    let faults = match nemesis {
+        None => None,
+        Some(nemesis) => Some((
+            nemesis,
             distest_nemeses::schedule::random(
                 &test.nemesis,
-                nemesis_ctx,
+                nemesis_ctx(cfg, provisioned),
                 Duration::from_secs_f64(test.nemesis_interval_s),
             )
-            .map_err(err)?,
-        ))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
     };
     let target = provisioned.target.clone();
     let progress = progress::Progress::start(recorder.clone(), test.time_limit_s);

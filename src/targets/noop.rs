@@ -71,6 +71,9 @@ impl TargetControl for Noop {
     fn has_primaries(&self) -> bool {
         false
     }
+    fn process_faults(&self) -> Result<(), String> {
+        Err("the noop target runs in-process: it has no process to kill or pause".into())
+    }
     fn clock_support(&self, _node: &str) -> ClockSupport {
         ClockSupport::Unsupported(
             "the noop target runs in-process and has no clock of its own".into(),
