@@ -16,7 +16,7 @@
 
 use super::raw::{MopName, RawBatch, RawMop, RawOp, RawVal, NOT_A_LIST};
 use super::txn::{Shape, Txns, TxnsBuilder};
-use crate::format::{next_lines, ParseError};
+use crate::format::{LineWindow, ParseError, MAX_LINE_BYTES};
 use crate::history::HistoryError;
 use crate::op::{Op, OpType};
 use serde_json::Value;
@@ -38,19 +38,13 @@ pub(super) fn read(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut builder = TxnsBuilder::new(shape);
     let mut batches: Vec<RawBatch> = (0..threads).map(|_| RawBatch::default()).collect();
-    let mut buf: Vec<u8> = Vec::new();
-    // The file line number of `buf[0]`, and the index the next op must have.
+    let mut lines = LineWindow::new(BATCH_BYTES, MAX_LINE_BYTES);
+    // The file line number of the window's first byte, and the index the next op must
+    // have.
     let mut line_no = 1usize;
     let mut expected_index = 0u64;
-    let mut eof = false;
-    while !eof {
-        let Some((cut, at_end)) =
-            next_lines(&mut reader, &mut buf, BATCH_BYTES, line_no, source_name)?
-        else {
-            continue;
-        };
-        eof = at_end;
-        let window = &buf[..cut];
+    while let Some(window) = lines.next_lines(&mut reader, line_no, source_name)? {
+        let cut = window.len();
         let parts = split(
             window,
             if cut >= PARALLEL_MIN_BYTES {
@@ -107,7 +101,6 @@ pub(super) fn read(
             }
             line_no += count;
         }
-        buf.drain(..cut);
     }
     Ok(builder.finish())
 }

@@ -348,6 +348,12 @@ impl Checker for ListAppend {
             Err(e) => unreadable("list-append", &e.to_string()),
         }
     }
+
+    fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
+        Box::new(crate::online::Buffered::new(Box::new(ListAppend {
+            options: self.options.clone(),
+        })))
+    }
 }
 
 impl Checker for RwRegister {
@@ -360,6 +366,12 @@ impl Checker for RwRegister {
             Ok(txns) => check_txns(&txns, &self.options, ctx),
             Err(e) => unreadable("rw-register", &e.to_string()),
         }
+    }
+
+    fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
+        Box::new(crate::online::Buffered::new(Box::new(RwRegister {
+            options: self.options.clone(),
+        })))
     }
 }
 

@@ -5,6 +5,7 @@
 //! second half, keeping file order. Memory stays bounded by one batch plus the ops.
 
 use super::fast_op::OpParser;
+use super::import::Sink;
 use super::{count_newlines, fill, invalid_at, ParseError};
 use crate::history::History;
 use crate::op::Op;
@@ -15,67 +16,149 @@ const BATCH_BYTES: usize = 8 << 20;
 /// Batches smaller than this are parsed on the calling thread alone: a thread costs more.
 const PARALLEL_MIN_BYTES: usize = 256 << 10;
 /// A single line longer than this is refused: it is no op distest wrote.
-const MAX_LINE_BYTES: usize = 1 << 30;
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 30;
 
 /// Reads JSON Lines; blank lines are skipped. Indices must be dense (distest writes them so).
 pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
     read_in_batches(reader, source_name, BATCH_BYTES)
 }
 
+/// Hands each op to `sink` batch by batch, keeping none (the sink checks the indices).
+pub(super) fn stream(
+    reader: impl BufRead,
+    source_name: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(), ParseError> {
+    read_limited(reader, source_name, BATCH_BYTES, MAX_LINE_BYTES, Some(sink)).map(drop)
+}
+
 /// [`read`] with a chosen batch size (tests use tiny ones to cross batch ends).
 fn read_in_batches(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     source_name: &str,
     batch_bytes: usize,
 ) -> Result<History, ParseError> {
-    let mut parsed = Parsed::default();
-    let mut spare = Parsed::default();
-    let mut buf: Vec<u8> = Vec::new();
-    // The file line number of `buf[0]`.
-    let mut line_no = 1usize;
-    let mut eof = false;
-    while !eof {
-        let Some((cut, at_end)) =
-            next_lines(&mut reader, &mut buf, batch_bytes, line_no, source_name)?
-        else {
-            continue;
-        };
-        eof = at_end;
-        line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed, &mut spare)?;
-        buf.drain(..cut);
-    }
+    let parsed = read_limited(reader, source_name, batch_bytes, MAX_LINE_BYTES, None)?;
     History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
 }
 
-/// Reads about `batch_bytes` more of `reader` into `buf` and finds where its whole lines
-/// end: `Some((end, at_end_of_input))`, or `None` when no line is complete yet (read
-/// again). `line_no` is the file line of `buf[0]`, for the error about a line too long.
-pub(crate) fn next_lines(
-    reader: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    batch_bytes: usize,
-    line_no: usize,
+/// Reads every op: into the result, or batch by batch into `sink` when there is one.
+/// `max_line_bytes` is the longest line allowed (tests use a small one).
+fn read_limited(
+    mut reader: impl BufRead,
     source_name: &str,
-) -> Result<Option<(usize, bool)>, ParseError> {
-    let want = batch_bytes.saturating_sub(buf.len()).max(64 << 10);
-    let eof = fill(reader, buf, want).map_err(|e| ParseError::Io {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    })?;
-    if eof {
-        return Ok(Some((buf.len(), true)));
+    batch_bytes: usize,
+    max_line_bytes: usize,
+    mut sink: Option<&mut Sink<'_>>,
+) -> Result<Parsed, ParseError> {
+    let mut parsed = Parsed::default();
+    let mut spare = Parsed::default();
+    let mut window = LineWindow::new(batch_bytes, max_line_bytes);
+    // The file line number of the window's first byte.
+    let mut line_no = 1usize;
+    while let Some(lines) = window.next_lines(&mut reader, line_no, source_name)? {
+        line_no = parse_batch(lines, line_no, source_name, &mut parsed, &mut spare)?;
+        if let Some(sink) = sink.as_deref_mut() {
+            for (op, line) in parsed.ops.drain(..).zip(parsed.lines.drain(..)) {
+                sink(op, line)?;
+            }
+        }
     }
-    match memchr::memrchr(b'\n', buf) {
-        Some(i) => Ok(Some((i + 1, false))),
-        None if buf.len() > MAX_LINE_BYTES => Err(ParseError::Syntax {
-            source_name: source_name.to_string(),
-            line: line_no,
-            message: format!(
-                "a line is longer than {} MiB; expected one JSON op object per line",
-                MAX_LINE_BYTES >> 20
-            ),
-        }),
-        None => Ok(None),
+    Ok(parsed)
+}
+
+/// Whole lines of a reader, about a batch at a time, in time linear in the input
+/// whatever the line lengths; shared by this reader and Elle's transaction reader.
+pub(crate) struct LineWindow {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` handed out by the last [`Self::next_lines`].
+    consumed: usize,
+    /// `buf[..scanned]` holds no newline: each byte is searched once, so a line of any
+    /// length costs time linear in its length (a rescan of the growing line on every
+    /// read made a 1.9 GB line take minutes).
+    scanned: usize,
+    batch_bytes: usize,
+    max_line_bytes: usize,
+    eof: bool,
+}
+
+impl LineWindow {
+    /// Windows of about `batch_bytes`; a line longer than `max_line_bytes` is refused.
+    pub(crate) fn new(batch_bytes: usize, max_line_bytes: usize) -> LineWindow {
+        LineWindow {
+            buf: Vec::new(),
+            consumed: 0,
+            scanned: 0,
+            batch_bytes,
+            max_line_bytes,
+            eof: false,
+        }
+    }
+
+    /// The next whole lines (the last may lack its newline at the end of input), or
+    /// `None` at the end. `line_no` is the file line the window starts on, for the error
+    /// about a line too long.
+    pub(crate) fn next_lines(
+        &mut self,
+        reader: &mut impl BufRead,
+        line_no: usize,
+        source_name: &str,
+    ) -> Result<Option<&[u8]>, ParseError> {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        // What is left is the start of a line: no newline in it.
+        self.scanned = self.buf.len();
+        let (batch_bytes, max_line_bytes) = (self.batch_bytes, self.max_line_bytes);
+        while !self.eof {
+            let buf = &mut self.buf;
+            // While one line is incomplete the reads grow with it, so a long line is read
+            // in a logarithmic number of rounds rather than in fixed steps ...
+            let want = batch_bytes
+                .saturating_sub(buf.len())
+                .max(64 << 10)
+                .max(buf.len());
+            // ... but never far past the longest line allowed, which is then refused.
+            let want = want.min((max_line_bytes + 1).saturating_sub(buf.len()).max(64 << 10));
+            if self.scanned >= batch_bytes && buf.capacity() < max_line_bytes {
+                // A line longer than a batch: room for the longest allowed, once (address
+                // space only; pages are touched as bytes arrive), instead of doublings
+                // that each copy what was read and hold old and new at once.
+                buf.reserve_exact(max_line_bytes + (128 << 10) - buf.len());
+            }
+            self.eof = fill(reader, buf, want).map_err(|e| ParseError::Io {
+                source_name: source_name.to_string(),
+                message: e.to_string(),
+            })?;
+            if self.eof {
+                break;
+            }
+            match memchr::memrchr(b'\n', &buf[self.scanned..]) {
+                Some(i) => {
+                    self.consumed = self.scanned + i + 1;
+                    return Ok(Some(&self.buf[..self.consumed]));
+                }
+                None if buf.len() > max_line_bytes => {
+                    return Err(line_too_long(source_name, line_no, max_line_bytes))
+                }
+                None => self.scanned = buf.len(),
+            }
+        }
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        self.consumed = self.buf.len();
+        Ok(Some(&self.buf[..self.consumed]))
+    }
+}
+
+fn line_too_long(source_name: &str, line: usize, max_line_bytes: usize) -> ParseError {
+    ParseError::Syntax {
+        source_name: source_name.to_string(),
+        line,
+        message: format!(
+            "a line is longer than {} MiB; expected one JSON op object per line",
+            max_line_bytes >> 20
+        ),
     }
 }
 
@@ -231,6 +314,57 @@ mod tests {
             matches!(&err, ParseError::Syntax { line, .. } if *line == line_count + 1),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_long_line_costs_time_linear_in_its_length() {
+        // A 96 MB op line read in 64 KB steps: searching the whole unfinished line for
+        // its end after every step (as before) scans ~72 GB; growing reads scan it once.
+        let big = "x".repeat(96 << 20);
+        let text = format!(
+            "{{\"index\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"w\",\"value\":\"{big}\"}}\n"
+        );
+        let started = std::time::Instant::now();
+        let h = read_in_batches(text.as_bytes(), "h.jsonl", 64 << 10).unwrap();
+        assert_eq!(h.ops()[0].value.as_str().map(str::len), Some(96 << 20));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "a 96 MB line took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_refused_without_reading_the_rest() {
+        // An endless line: the reader must stop soon after the limit, not read on.
+        let endless = std::io::repeat(b'x');
+        let counted = CountingReader {
+            inner: endless,
+            bytes: 0,
+        };
+        let mut reader = std::io::BufReader::new(counted);
+        let err = read_limited(&mut reader, "h.jsonl", 64 << 10, 4 << 20, None)
+            .map(drop)
+            .unwrap_err();
+        assert!(err.to_string().contains("longer than 4 MiB"), "{err}");
+        assert!(
+            reader.get_ref().bytes < 6 << 20,
+            "read {} bytes",
+            reader.get_ref().bytes
+        );
+    }
+
+    struct CountingReader<R> {
+        inner: R,
+        bytes: usize,
+    }
+
+    impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.bytes += n;
+            Ok(n)
+        }
     }
 
     #[test]
