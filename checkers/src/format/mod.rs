@@ -25,8 +25,8 @@ use std::io::Read;
 use thiserror::Error;
 
 pub use import::ImportHints;
-pub(crate) use jsonl::{LineWindow, MAX_LINE_BYTES};
 pub use jsonl::write_jsonl_line;
+pub(crate) use jsonl::{LineWindow, MAX_LINE_BYTES};
 
 /// The on-disk forms a history can take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
