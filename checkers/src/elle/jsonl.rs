@@ -16,6 +16,7 @@
 
 use super::raw::{MopName, RawBatch, RawMop, RawOp, RawVal, NOT_A_LIST};
 use super::txn::{Shape, Txns, TxnsBuilder};
+use crate::format::json_lex::Cursor;
 use crate::format::{LineWindow, ParseError, MAX_LINE_BYTES};
 use crate::history::HistoryError;
 use crate::op::{Op, OpType};
@@ -150,11 +151,8 @@ fn parse_line(line: &[u8], line_no: usize, batch: &mut RawBatch) -> Result<(), S
         batch.elems.len(),
         batch.others.len(),
     );
-    let mut c = Cursor {
-        bytes: line,
-        pos: 0,
-    };
-    if c.op(batch, line_no).is_some() {
+    let mut c = Cursor::new(line);
+    if c.raw_op(batch, line_no).is_some() {
         return Ok(());
     }
     batch.ops.truncate(marks.0);
@@ -167,115 +165,31 @@ fn parse_line(line: &[u8], line_no: usize, batch: &mut RawBatch) -> Result<(), S
     Ok(())
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, b: u8) -> Option<()> {
-        (self.peek() == Some(b)).then(|| self.pos += 1)
-    }
-
-    /// `,` (false: more items) or `close` (true), after whitespace.
+impl Cursor<'_> {
+    /// `,` (false: more items, whitespace after it skipped) or `close` (true).
     fn next_item(&mut self, close: u8) -> Option<bool> {
-        self.ws();
-        match self.peek()? {
-            b',' => {
-                self.pos += 1;
-                self.ws();
-                Some(false)
-            }
-            b if b == close => {
-                self.pos += 1;
-                Some(true)
-            }
-            _ => None,
-        }
-    }
-
-    /// A string without escapes or control characters, valid UTF-8.
-    fn plain_string(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.plain_bytes()?).ok()
-    }
-
-    /// An integer token exactly as serde reads it into `i64`; no `-0`, no leading zeros.
-    fn int(&mut self) -> Option<i64> {
-        let start = self.pos;
-        let negative = self.eat(b'-').is_some();
-        let digits = self.pos;
-        let mut v: u64 = 0;
-        while let Some(d @ b'0'..=b'9') = self.peek() {
-            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.pos += 1;
-        }
-        let len = self.pos - digits;
-        if len == 0
-            || (len > 1 && self.bytes[digits] == b'0')
-            || (negative && v == 0)
-            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
-        {
-            self.pos = start;
-            return None;
-        }
-        if negative {
-            // -9223372036854775808 fits, one more does not.
-            (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
-        } else {
-            i64::try_from(v).ok()
-        }
-    }
-
-    /// A string token's raw bytes, when it has no escapes or control characters.
-    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.pos;
-        let rest = &self.bytes[start..];
-        let len = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[len] != b'"' || rest[..len].iter().any(|&b| b < 0x20) {
-            return None;
-        }
-        self.pos = start + len + 1;
-        Some(&rest[..len])
-    }
-
-    fn unsigned(&mut self) -> Option<u64> {
-        let v = self.int()?;
-        u64::try_from(v).ok()
+        let closed = self.end_of_items(close)?;
+        self.skip_whitespace();
+        Some(closed)
     }
 
     /// A key or single value: integer, plain string, null.
     fn scalar(&mut self, batch: &mut RawBatch) -> Option<RawVal> {
         match self.peek()? {
             b'"' => {
-                let s = self.plain_string()?;
+                let s = self.string()?;
                 Some(batch.other(Value::String(s.to_string())))
             }
-            b'n' => self.literal(b"null").map(|_| RawVal::Null),
+            b'n' => self.eat_literal(b"null").map(|_| RawVal::Null),
             _ => self.int().map(RawVal::Int),
         }
     }
 
-    fn literal(&mut self, lit: &[u8]) -> Option<()> {
-        let end = self.pos + lit.len();
-        (self.bytes.get(self.pos..end) == Some(lit)).then(|| self.pos = end)
-    }
-
     /// A whole op line. `None`: not certain, ask serde.
-    fn op(&mut self, batch: &mut RawBatch, line: usize) -> Option<()> {
-        self.ws();
+    fn raw_op(&mut self, batch: &mut RawBatch, line: usize) -> Option<()> {
+        self.skip_whitespace();
         self.eat(b'{')?;
-        self.ws();
+        self.skip_whitespace();
         let mut seen = 0u16;
         let (mut index, mut time, mut process, mut kind, mut f_txn) =
             (0u64, 0u64, None, None, None);
@@ -286,10 +200,10 @@ impl<'a> Cursor<'a> {
         let mut had_value = false;
         if self.eat(b'}').is_none() {
             loop {
-                let name = self.plain_bytes()?;
-                self.ws();
+                let name = self.raw_string()?;
+                self.skip_whitespace();
                 self.eat(b':')?;
-                self.ws();
+                self.skip_whitespace();
                 let bit = match name {
                     b"index" => 1,
                     b"time" => 2,
@@ -311,7 +225,7 @@ impl<'a> Cursor<'a> {
                     2 => time = self.unsigned()?,
                     4 => {
                         process = Some(match self.peek()? {
-                            b'"' => match self.plain_bytes()? {
+                            b'"' => match self.raw_string()? {
                                 b"nemesis" => None,
                                 _ => return None,
                             },
@@ -319,7 +233,7 @@ impl<'a> Cursor<'a> {
                         })
                     }
                     8 => {
-                        kind = Some(match self.plain_bytes()? {
+                        kind = Some(match self.raw_string()? {
                             b"invoke" => OpType::Invoke,
                             b"ok" => OpType::Ok,
                             b"fail" => OpType::Fail,
@@ -327,7 +241,7 @@ impl<'a> Cursor<'a> {
                             _ => return None,
                         })
                     }
-                    16 => f_txn = Some(self.plain_string()? == "txn"),
+                    16 => f_txn = Some(self.string()? == "txn"),
                     32 => {
                         had_value = true;
                         let at = self.pos;
@@ -343,9 +257,9 @@ impl<'a> Cursor<'a> {
                     // serde wants a string (or null) for the node.
                     128 => match self.peek()? {
                         b'"' => {
-                            self.plain_string()?;
+                            self.string()?;
                         }
-                        _ => self.literal(b"null")?,
+                        _ => self.eat_literal(b"null")?,
                     },
                     _ => self.skip(0)?,
                 }
@@ -354,7 +268,7 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        self.ws();
+        self.skip_whitespace();
         if self.pos != self.bytes.len() {
             return None;
         }
@@ -385,14 +299,14 @@ impl<'a> Cursor<'a> {
     /// `[[name key value] ...]` into `batch.mops`.
     fn mops(&mut self, batch: &mut RawBatch) -> Option<()> {
         self.eat(b'[')?;
-        self.ws();
+        self.skip_whitespace();
         if self.eat(b']').is_some() {
             return Some(());
         }
         loop {
             self.eat(b'[')?;
-            self.ws();
-            let name = self.plain_bytes()?;
+            self.skip_whitespace();
+            let name = self.raw_string()?;
             let name = match name.strip_prefix(b":").unwrap_or(name) {
                 b"append" => MopName::Append,
                 b"w" => MopName::Write,
@@ -412,7 +326,7 @@ impl<'a> Cursor<'a> {
             }
             let (val, list) = if self.peek()? == b'[' {
                 self.pos += 1;
-                self.ws();
+                self.skip_whitespace();
                 let start = batch.elems.len() as u32;
                 if self.eat(b']').is_none() {
                     loop {
@@ -428,7 +342,7 @@ impl<'a> Cursor<'a> {
                 (self.scalar(batch)?, (0, NOT_A_LIST))
             };
             // Exactly three elements.
-            self.ws();
+            self.skip_whitespace();
             self.eat(b']')?;
             batch.mops.push(RawMop {
                 name,
@@ -448,13 +362,13 @@ impl<'a> Cursor<'a> {
             return None;
         }
         match self.peek()? {
-            b'"' => self.plain_string().map(|_| ()),
-            b'n' => self.literal(b"null"),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
+            b'"' => self.string().map(|_| ()),
+            b'n' => self.eat_literal(b"null"),
+            b't' => self.eat_literal(b"true"),
+            b'f' => self.eat_literal(b"false"),
             b'[' => {
                 self.pos += 1;
-                self.ws();
+                self.skip_whitespace();
                 if self.eat(b']').is_some() {
                     return Some(());
                 }
@@ -467,15 +381,15 @@ impl<'a> Cursor<'a> {
             }
             b'{' => {
                 self.pos += 1;
-                self.ws();
+                self.skip_whitespace();
                 if self.eat(b'}').is_some() {
                     return Some(());
                 }
                 loop {
-                    self.plain_string()?;
-                    self.ws();
+                    self.string()?;
+                    self.skip_whitespace();
                     self.eat(b':')?;
-                    self.ws();
+                    self.skip_whitespace();
                     self.skip(depth + 1)?;
                     if self.next_item(b'}')? {
                         return Some(());
@@ -588,7 +502,7 @@ mod tests {
             br#" {"type":"invoke","f":"txn","process":0,"value":[[":w",1,-4]],"index":5,"key":{"a":[true,null]}} "#,
         ] {
             let mut c = Cursor { bytes: line, pos: 0 };
-            assert!(c.op(&mut batch, 0).is_some(), "{}", String::from_utf8_lossy(line));
+            assert!(c.raw_op(&mut batch, 0).is_some(), "{}", String::from_utf8_lossy(line));
         }
         assert_eq!(batch.ops.len(), 3);
         assert_eq!(batch.mops_of(&batch.ops[0]).len(), 3);
@@ -606,7 +520,7 @@ mod tests {
                 pos: 0,
             };
             assert!(
-                c.op(&mut batch, 0).is_none(),
+                c.raw_op(&mut batch, 0).is_none(),
                 "{}",
                 String::from_utf8_lossy(line)
             );

@@ -17,6 +17,7 @@ pub(crate) mod edn;
 mod fast_op;
 mod import;
 mod jepsen_log;
+pub(crate) mod json_lex;
 mod jsonl;
 
 use crate::history::{History, HistoryError};
