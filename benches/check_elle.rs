@@ -12,60 +12,25 @@
 //! verdicts are compared case by case. Sizes in transactions (two ops each):
 //! `DT_BENCH_TXNS=100000,1000000` (the default).
 
+#[path = "support/distest_check.rs"]
+mod distest_check;
 #[path = "../checkers/tests/elle_support/mod.rs"]
 mod elle_support;
 
+use distest_check::{check, TempFile, Took};
 use distest_checkers::format::write_jsonl_line;
 use distest_checkers::Op;
 use elle_support::gen::{generate, Params, Workload};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
 
-/// Removes the temp file even when the benchmark panics.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// What one `distest check` took and said.
-struct Took {
-    secs: f64,
-    /// User + system CPU seconds (all threads): less disturbed by a busy machine.
-    cpu_secs: f64,
-    rss_mb: f64,
-    code: i32,
-    /// The results document's `valid` and the checker's anomaly names.
-    verdict: String,
-}
-
-/// Runs `distest check FILE ARGS --json` under `/usr/bin/time`.
-fn check(binary: &Path, file: &Path, args: &[&str]) -> Took {
-    let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M %U %S"])
-        .arg(binary)
-        .arg("check")
-        .arg(file)
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run distest check");
-    let secs = started.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let fields: Vec<f64> = stderr
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(f64::NAN))
-        .collect();
-    let field = |i: usize| fields.get(i).copied().unwrap_or(f64::NAN);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+/// `distest check FILE ARGS --json`: what it took, and its verdict as `valid` and the
+/// anomaly names (or the error).
+fn check_json(binary: &Path, file: &Path, args: &[&str]) -> (Took, String) {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let took = check(binary, file, &args);
+    let doc: serde_json::Value = serde_json::from_str(&took.stdout).unwrap_or_default();
     let anomalies: Vec<String> = doc["checkers"]
         .as_object()
         .into_iter()
@@ -78,28 +43,16 @@ fn check(binary: &Path, file: &Path, args: &[&str]) -> Took {
         Some(valid) => format!("{valid} ({})", anomalies.join(", ")),
         None => format!(
             "error: {}",
-            stderr.lines().next().unwrap_or("").chars().take(100).collect::<String>()
+            took.stderr
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect::<String>()
         ),
     };
-    Took {
-        secs,
-        cpu_secs: field(1) + field(2),
-        rss_mb: field(0) / 1024.0,
-        code: out.status.code().unwrap_or(-1),
-        verdict,
-    }
-}
-
-/// The fastest of `runs` (the machine is shared: the best run is the least disturbed).
-fn best_of(runs: usize, mut f: impl FnMut() -> Took) -> Took {
-    let mut best = f();
-    for _ in 1..runs {
-        let next = f();
-        if next.secs < best.secs {
-            best = next;
-        }
-    }
-    best
+    (took, verdict)
 }
 
 /// Writes `ops` as JSON Lines to a fresh temp file.
@@ -118,18 +71,7 @@ fn write_file(name: &str, ops: impl FnOnce(&mut dyn FnMut(Op))) -> TempFile {
 }
 
 fn generated(workload: Workload, txns: usize, stale_pct: u32) -> TempFile {
-    let p = Params {
-        workload,
-        seed: 42,
-        workers: 10,
-        txns,
-        active_keys: 1_000,
-        max_writes_per_key: 16,
-        max_mops: 4,
-        fail_pct: 2,
-        info_pct: 2,
-        stale_pct,
-    };
+    let p = Params::bench(workload, txns, stale_pct);
     let name = format!("{workload:?}-{txns}-{stale_pct}.jsonl");
     write_file(&name, |sink| generate(&p, sink))
 }
@@ -146,7 +88,16 @@ fn case(
 ) -> Vec<String> {
     let mut verdicts = Vec::new();
     for (which, binary) in binaries {
-        let t = best_of(runs, || check(binary, file, args));
+        let mut runs = (0..runs).map(|_| check_json(binary, file, args));
+        let first = runs.next().expect("at least one run");
+        // The fastest run: the machine is shared, the best run is the least disturbed.
+        let (t, verdict) = runs.fold(first, |best, next| {
+            if next.0.secs < best.0.secs {
+                next
+            } else {
+                best
+            }
+        });
         println!(
             "  {label:<34} {which:<6}: {:6.2} s wall, {:6.2} s CPU, {:>9.0} txn/s, peak RSS {:5.0} MB, exit {}, {}",
             t.secs,
@@ -154,9 +105,9 @@ fn case(
             txns as f64 / t.secs,
             t.rss_mb,
             t.code,
-            t.verdict
+            verdict
         );
-        verdicts.push(t.verdict);
+        verdicts.push(verdict);
     }
     verdicts
 }
@@ -186,19 +137,40 @@ fn main() {
         let mb = std::fs::metadata(&file.0).map_or(0, |m| m.len()) >> 20;
         println!("list-append, {n} transactions ({} ops, {mb} MB):", 2 * n);
         let label = "strict-serializable, valid";
-        let v = case(&binaries, label, &file.0, n, &["--checker", "list-append"], runs);
+        let v = case(
+            &binaries,
+            label,
+            &file.0,
+            n,
+            &["--checker", "list-append"],
+            runs,
+        );
         compare(format!("list-append {n} {label}"), v);
         drop(file);
         let file = generated(Workload::ListAppend, n, 1);
         let label = "1% stale reads, invalid";
-        let v = case(&binaries, label, &file.0, n, &["--checker", "list-append"], runs);
+        let v = case(
+            &binaries,
+            label,
+            &file.0,
+            n,
+            &["--checker", "list-append"],
+            runs,
+        );
         compare(format!("list-append {n} {label}"), v);
         drop(file);
         let file = generated(Workload::RwRegister, n, 0);
         let mb = std::fs::metadata(&file.0).map_or(0, |m| m.len()) >> 20;
         println!("rw-register, {n} transactions ({} ops, {mb} MB):", 2 * n);
         let label = "strict-serializable, Elle's defaults";
-        let v = case(&binaries, label, &file.0, n, &["--checker", "rw-register"], runs);
+        let v = case(
+            &binaries,
+            label,
+            &file.0,
+            n,
+            &["--checker", "rw-register"],
+            runs,
+        );
         compare(format!("rw-register {n} {label}"), v);
         case(
             ours_only,

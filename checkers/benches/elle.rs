@@ -50,18 +50,7 @@ fn jsonl(txns: usize, stale_pct: u32) -> Vec<u8> {
 }
 
 fn jsonl_of(workload: Workload, txns: usize, stale_pct: u32) -> Vec<u8> {
-    let p = Params {
-        workload,
-        seed: 42,
-        workers: 10,
-        txns,
-        active_keys: 1_000,
-        max_writes_per_key: 16,
-        max_mops: 4,
-        fail_pct: 2,
-        info_pct: 2,
-        stale_pct,
-    };
+    let p = Params::bench(workload, txns, stale_pct);
     let mut out = Vec::with_capacity(txns * 200);
     generate(&p, |op| write_jsonl_line(&op, &mut out));
     out

@@ -369,17 +369,7 @@ fn list_append_cases() -> Vec<Case> {
     ));
     // T1 -rw-> T2 -rw-> T3, and T3 completed before T1 began: two adjacent rw edges
     // and a realtime one. Strict serializability forbids it, strong SI allows it.
-    let t1 = json!([["r", "x", []]]);
-    let t2 = json!([["append", "x", 1], ["r", "y", []]]);
-    let t3 = json!([["append", "y", 1]]);
-    let mut h = H::new();
-    h.invoke(2, t2.clone())
-        .invoke(3, t3.clone())
-        .ok(3, t3)
-        .invoke(1, t1.clone())
-        .ok(1, t1)
-        .ok(2, t2)
-        .txn(4, json!([["r", "x", [1]], ["r", "y", [1]]]));
+    let h = adjacent_rw_closed_by_time([1, 2, 3]);
     v.push(case(
         "G2-item-realtime",
         List,
@@ -414,17 +404,7 @@ fn list_append_cases() -> Vec<Case> {
     ));
     // T1 -rw-> T2 -rw-> T3, T3 before T1 on process 0: adjacent rw edges closed by the
     // process order (realtime order under the strong models).
-    let t1 = json!([["r", "x", []]]);
-    let t2 = json!([["append", "x", 1], ["r", "y", []]]);
-    let t3 = json!([["append", "y", 1]]);
-    let mut h = H::new();
-    h.invoke(1, t2.clone())
-        .invoke(0, t3.clone())
-        .ok(0, t3)
-        .invoke(0, t1.clone())
-        .ok(0, t1)
-        .ok(1, t2)
-        .txn(2, json!([["r", "x", [1]], ["r", "y", [1]]]));
+    let h = adjacent_rw_closed_by_time([0, 1, 0]);
     v.push(under(
         case(
             "G2-item-process",
@@ -904,4 +884,26 @@ fn explanation_text_reads_as_a_story() {
         "{}",
         v.summary
     );
+}
+
+/// T1 -rw-> T2 -rw-> T3, and T3 completes before T1 begins (T2 spans both); T1, T2, T3
+/// on `processes` (T3 and T1 on one process: process order too). A last reader sees
+/// every append.
+fn adjacent_rw_closed_by_time(processes: [u64; 3]) -> H {
+    let [p1, p2, p3] = processes;
+    let t1 = json!([["r", "x", []]]);
+    let t2 = json!([["append", "x", 1], ["r", "y", []]]);
+    let t3 = json!([["append", "y", 1]]);
+    let mut h = H::new();
+    h.invoke(p2, t2.clone())
+        .invoke(p3, t3.clone())
+        .ok(p3, t3)
+        .invoke(p1, t1.clone())
+        .ok(p1, t1)
+        .ok(p2, t2)
+        .txn(
+            p1.max(p2).max(p3) + 1,
+            json!([["r", "x", [1]], ["r", "y", [1]]]),
+        );
+    h
 }

@@ -51,22 +51,24 @@ impl Tarjan {
             if index[root] != UNVISITED {
                 continue;
             }
-            index[root] = counter;
-            low[root] = counter;
-            counter += 1;
-            stack.push(root as u32);
-            on_stack[root] = true;
-            calls.push((root as u32, 0));
-            while let Some(&mut (v, ref mut cursor)) = calls.last_mut() {
+            // The node to enter next: the root, then each unvisited neighbour.
+            let mut enter = Some(root);
+            loop {
+                if let Some(w) = enter.take() {
+                    index[w] = counter;
+                    low[w] = counter;
+                    counter += 1;
+                    stack.push(w as u32);
+                    on_stack[w] = true;
+                    calls.push((w as u32, 0));
+                }
+                let Some(&mut (v, ref mut cursor)) = calls.last_mut() else {
+                    break;
+                };
                 let v = v as usize;
                 if let Some(w) = next(v, cursor) {
                     if index[w] == UNVISITED {
-                        index[w] = counter;
-                        low[w] = counter;
-                        counter += 1;
-                        stack.push(w as u32);
-                        on_stack[w] = true;
-                        calls.push((w as u32, 0));
+                        enter = Some(w);
                     } else if on_stack[w] {
                         low[v] = low[v].min(index[w]);
                     }
