@@ -127,6 +127,27 @@ fn inference_flags_models_and_anomalies_reach_the_checker() {
 }
 
 #[test]
+fn inference_flags_apply_to_a_run_directorys_own_checkers() {
+    let dir = temp_store("check-elle-run-dir");
+    write_cycle(&dir);
+    std::fs::write(
+        dir.join("test.json"),
+        r#"{"checkers": [{"name": "rw-register", "consistency_model": "read-uncommitted"}]}"#,
+    )
+    .unwrap();
+    let run = dir.to_str().unwrap();
+    let (code, _, out) = check(&[run]);
+    assert_eq!(code, 0, "{out}");
+    let (code, doc, out) = check(&[run, "--wfr-keys"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        doc["checkers"]["rw-register"]["evidence"]["inference"],
+        serde_json::json!(["initial-state", "wfr-keys"])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_names_and_files_are_one_clear_sentence_and_exit_3() {
     let dir = temp_store("check-elle-bad");
     let h = write_cycle(&dir);
@@ -192,5 +213,29 @@ fn process_less_edn_invocations_are_paired_with_their_completions() {
         doc["checkers"]["list-append"]["anomalies"],
         serde_json::json!(["G-single-item"])
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_history_piped_in_is_checked_like_the_file() {
+    use std::io::Write;
+    let dir = temp_store("check-elle-pipe");
+    let h = write_cycle(&dir);
+    let args = ["--checker", "rw-register", "--wfr-keys", "--json"];
+    let (code, from_file, out) = check(&[&[h.to_str().unwrap()][..], &args[..3]].concat());
+    assert_eq!(code, 1, "{out}");
+    let mut child = distest()
+        .args(["check", "/dev/stdin"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let history = std::fs::read(&h).unwrap();
+    child.stdin.take().unwrap().write_all(&history).unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(piped.status.code(), Some(1));
+    let piped: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(piped["checkers"], from_file["checkers"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -166,6 +166,8 @@ impl ElleArgs {
         o.linearizable_keys |= self.linearizable_keys;
         o.wfr_keys |= self.wfr_keys;
         if let Some(path) = &self.transaction_order {
+            // Absolute, so that a run's test.json still finds it from elsewhere.
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             o.transaction_order = Some(path.display().to_string());
         }
     }
@@ -183,7 +185,14 @@ fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
                 },
             }];
         }
-        return recorded;
+        // The isolation flags apply to the run's own checkers too.
+        return recorded
+            .into_iter()
+            .map(|mut spec| {
+                args.elle.apply(&mut spec);
+                spec
+            })
+            .collect();
     }
     args.checker
         .iter()
