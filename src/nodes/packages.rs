@@ -17,6 +17,18 @@ const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 /// Budget for `apt-get update` plus `apt-get install`; mirrors can be slow.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// One lock per machine: nodes of one machine (local namespaces) install at the same
+/// time, and two `apt-get`s on one machine fail on dpkg's lock.
+fn machine_lock(machine: &str) -> std::sync::Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>>> =
+        OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(|| Mutex::new(std::collections::HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    locks.entry(machine.to_string()).or_default().clone()
+}
+
 /// `(machine, package)` pairs known to be installed during this run.
 fn installed() -> &'static Mutex<HashSet<(String, String)>> {
     static INSTALLED: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
@@ -45,6 +57,8 @@ pub fn ensure_packages(node: &dyn Remote, packages: &[&str]) -> Result<(), NodeE
         )));
     }
     let machine = node.machine_id();
+    let lock = machine_lock(&machine);
+    let _installing = lock.lock().unwrap_or_else(|e| e.into_inner());
     let wanted: Vec<&str> = {
         let known = installed().lock().unwrap_or_else(|e| e.into_inner());
         packages
@@ -110,7 +124,7 @@ fn missing_packages(node: &dyn Remote, packages: &[&str]) -> Result<Vec<String>,
 fn install(node: &dyn Remote, packages: &[String]) -> Result<(), NodeError> {
     let words: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     let install = format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
         words.join(" ")
     );
     // Stale or absent package lists are the usual cause of "Unable to locate package".
@@ -120,7 +134,7 @@ fn install(node: &dyn Remote, packages: &[String]) -> Result<(), NodeError> {
     // one machine at the same time wait for apt's lock instead of failing.
     let command = format!(
         "created=; if [ ! -e {POLICY_RC_D} ]; then printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D} && created=1; fi\n\
-         {{ {install} || {{ apt-get update -q -o DPkg::Lock::Timeout=600 && {install}; }}; }}; rc=$?\n\
+         {{ {install} || {{ apt-get update -q -o DPkg::Lock::Timeout=300 && {install}; }}; }}; rc=$?\n\
          if [ -n \"$created\" ]; then rm -f {POLICY_RC_D}; fi\n\
          exit $rc"
     );

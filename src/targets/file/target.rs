@@ -15,7 +15,7 @@ use super::template::{NodeValues, Values};
 use crate::nodes::{shell_quote_path, DaemonSpec, NodeError, Remote};
 use crate::targets::managed::{ManagedDaemon, NodePaths};
 use crate::targets::{Target, TargetOptions};
-use distest_nemeses::{ClockSupport, TargetControl};
+use distest_nemeses::{ClockSupport, DataDir, TargetControl};
 use distest_workloads::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -699,6 +699,19 @@ impl TargetControl for FileTarget {
 
     fn has_primaries(&self) -> bool {
         self.file.primaries.is_some()
+    }
+
+    /// `{data_dir}` of `node`, a plain directory: `corrupt-file` reaches it; `disk` (lazyfs)
+    /// is refused by its preflight, since several daemons may share the directory.
+    fn data_dir(&self, node: &str) -> Result<DataDir, String> {
+        self.values
+            .iter()
+            .find(|v| v.name == node)
+            .map(|v| DataDir {
+                path: PathBuf::from(&v.data_dir),
+                lazyfs: None,
+            })
+            .ok_or_else(|| format!("there is no node {node:?} in this run"))
     }
 
     fn clock_support(&self, node: &str) -> ClockSupport {
