@@ -432,6 +432,11 @@ fn membership_commands_run_on_the_primary_and_the_member_is_reset() {
         };
         assert!(running("n2") && data("n2").join("marker").is_file());
 
+        file.add_member("n3").unwrap();
+        assert!(
+            running("n3") && data("n3").join("marker").is_file(),
+            "adding a member is a no-op"
+        );
         file.remove_member("n2").unwrap();
         assert!(!running("n2"), "the removed member's daemons are stopped");
         assert!(!data("n2").exists(), "and its data wiped");

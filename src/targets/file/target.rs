@@ -507,8 +507,12 @@ impl FileTarget {
 
     /// Adds `node` back: runs `add` on the primary, then sets the node up afresh (empty
     /// data directory, `[node] setup`) and starts its daemons, each waited for until ready.
+    /// A node that is a member already is left as it is.
     pub fn add_member(&self, node: &str) -> Result<(), NodeError> {
         let (membership, member) = self.membership_of(node)?;
+        if !self.is_removed(member) {
+            return Ok(());
+        }
         let runner = self.membership_runner(member)?;
         self.membership_command(runner, member, "[membership] add", &membership.add)?;
         self.prepare_node(member)
@@ -523,6 +527,13 @@ impl FileTarget {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&member);
         Ok(())
+    }
+
+    fn is_removed(&self, member: usize) -> bool {
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&member)
     }
 
     fn membership_of(&self, node: &str) -> Result<(&super::spec::Membership, usize), NodeError> {
