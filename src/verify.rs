@@ -160,7 +160,17 @@ pub fn human_summary(results: &Results) -> String {
             }
         }
     }
-    out.push_str(&format!("verdict: {}\n", results.valid));
+    if results.interrupted {
+        out.push_str("interrupted: the run was cut short by a signal; what was recorded was checked, but the test did not run its course\n");
+    }
+    if let Some(error) = &results.error {
+        out.push_str(&format!("error: {error}\n"));
+    }
+    out.push_str(&format!("verdict: {}", results.valid));
+    if results.interrupted && results.valid != Validity::Invalid {
+        out.push_str(" (interrupted)");
+    }
+    out.push('\n');
     out
 }
 

@@ -67,7 +67,8 @@ pub struct FaultEntry {
     pub about: &'static str,
     /// OS packages every node needs for this fault (installed when missing).
     pub packages: &'static [&'static str],
-    /// The fault ops it performs (`Nemesis::performs`).
+    /// The fault ops it performs (`Nemesis::performs`). The last one ends the fault
+    /// (`stop-partition`, `start`, `resume`, `reset-clock`); every other one starts it.
     pub ops: &'static [&'static str],
     pub build: Constructor,
 }
@@ -154,6 +155,78 @@ pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, Nemes
     Ok(FAULTS.iter().filter(|f| wanted.contains(&f.name)).collect())
 }
 
+impl FaultEntry {
+    /// The ops that start this fault: all of [`ops`](Self::ops) but the last.
+    pub fn start_ops(&self) -> &'static [&'static str] {
+        match self.ops.len() {
+            0 | 1 => self.ops,
+            n => &self.ops[..n - 1],
+        }
+    }
+}
+
+/// A requested fault that was tried during a run and never took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeverApplied {
+    pub fault: &'static str,
+    /// How many of its start ops were performed (all failed).
+    pub attempts: usize,
+    /// What the first one failed with.
+    pub first_error: String,
+}
+
+impl NeverApplied {
+    /// One sentence for the terminal and `results.json`: which fault, why, what to do.
+    pub fn sentence(&self) -> String {
+        let tries = if self.attempts == 1 {
+            "its only start op failed".to_string()
+        } else {
+            format!("all {} of its start ops failed", self.attempts)
+        };
+        format!(
+            "the {} fault was requested but never applied ({tries}: {}), so this run cannot pass as having survived it; fix that or leave {} out of --nemesis",
+            self.fault,
+            self.first_error.trim_end_matches('.'),
+            self.fault
+        )
+    }
+}
+
+/// The faults of `names` that were tried and never took effect during a run: every
+/// start op of theirs failed. `completions` are the run's fault op completions in order,
+/// `(f, error)`. A fault the schedule never got to try is not reported: nothing failed.
+pub fn never_applied<'a>(
+    names: &[String],
+    completions: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Vec<NeverApplied>, NemesisError> {
+    let faults = resolve_names(names)?;
+    // Per fault: (attempts, successes, first error).
+    let mut seen: Vec<(usize, usize, Option<String>)> = vec![(0, 0, None); faults.len()];
+    for (f, error) in completions {
+        let Some(i) = faults.iter().position(|e| e.start_ops().contains(&f)) else {
+            continue;
+        };
+        let entry = &mut seen[i];
+        entry.0 += 1;
+        match error {
+            None => entry.1 += 1,
+            Some(e) => {
+                entry.2.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    Ok(faults
+        .iter()
+        .zip(seen)
+        .filter(|(_, (attempts, ok, _))| *attempts > 0 && *ok == 0)
+        .map(|(entry, (attempts, _, error))| NeverApplied {
+            fault: entry.name,
+            attempts,
+            first_error: error.unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// The OS packages the faults `names` need on every node, sorted, without repeats.
 pub fn packages(names: &[String]) -> Result<Vec<&'static str>, NemesisError> {
     let mut packages: Vec<&str> = resolve_names(names)?
@@ -222,6 +295,36 @@ mod tests {
             vec!["iproute2", "iptables", "libfaketime"]
         );
         assert!(packages(&["none".to_string()]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_fault_is_never_applied_only_when_every_start_failed() {
+        let names = ["all".to_string()];
+        let completions = [
+            ("start-latency", Some("latency needs NFQUEUE, which this machine lacks.")),
+            ("start-partition", None),
+            ("stop-partition", Some("a heal that failed is not a start")),
+            ("kill", Some("n1 is not running")),
+            ("kill", None),
+            ("start-latency", Some("the same again")),
+            ("stop-latency", None),
+            ("bump-clock", Some("no libfaketime")),
+        ];
+        let never = never_applied(&names, completions).unwrap();
+        let faults: Vec<&str> = never.iter().map(|n| n.fault).collect();
+        assert_eq!(faults, ["latency", "clock"], "kill worked once; pause, loss never tried");
+        assert_eq!(never[0].attempts, 2);
+        assert_eq!(
+            never[0].sentence(),
+            "the latency fault was requested but never applied (all 2 of its start ops failed: latency needs NFQUEUE, which this machine lacks), so this run cannot pass as having survived it; fix that or leave latency out of --nemesis"
+        );
+        assert!(never_applied(&["partition".to_string()], completions)
+            .unwrap()
+            .is_empty());
+        for fault in FAULTS.iter() {
+            assert!(!fault.start_ops().is_empty(), "{}", fault.name);
+            assert!(!fault.start_ops().contains(fault.ops.last().unwrap()), "{}", fault.name);
+        }
     }
 
     #[test]

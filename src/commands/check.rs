@@ -63,9 +63,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         None => Vec::new(),
     };
     let specs = choose_specs(&args, recorded);
-    let limit = args.time_limit.map(Duration::from_secs_f64);
-    let results = verify::check_file(&history_path, format, &specs, limit)?;
+    let limit = match args.time_limit {
+        Some(s) if !s.is_finite() || s <= 0.0 => {
+            bail!("--time-limit must be a positive number of seconds, got {s}")
+        }
+        other => other.map(Duration::from_secs_f64),
+    };
+    let mut results = verify::check_file(&history_path, format, &specs, limit)?;
     if let Some(run) = &run_dir {
+        // What the run said about itself (interrupted, failed) is not the checkers' to undo.
+        if let Ok(Some(recorded)) = run.read_results() {
+            results.keep_run_facts(&recorded);
+        }
         verify::write_results(run, &results)?;
         if let Err(e) = distest_reports::render_run(run.path()) {
             eprintln!("warning: could not render the report: {e}");
@@ -83,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         print!("{}", verify::human_summary(&results));
     }
-    Ok(results.valid.exit_code())
+    Ok(results.exit_code())
 }
 
 /// The history file and, when PATH is a run directory, that directory.

@@ -106,19 +106,42 @@ impl Args {
             .clone()
             .unwrap_or_else(|| entry.default_workload().to_string());
         entry.check_workload(&workload)?;
+        entry.check_bugs(&self.bug)?;
         if self.concurrency == 0 || self.concurrency > 10_000 {
             anyhow::bail!(
                 "--concurrency must be between 1 and 10000, got {}",
                 self.concurrency
             );
         }
-        if !self.time_limit.is_finite() || self.time_limit <= 0.0 {
-            anyhow::bail!("--time-limit must be a positive number of seconds");
+        let seconds = [
+            ("--time-limit", self.time_limit, false),
+            ("--nemesis-interval", self.nemesis_interval, false),
+            ("--op-timeout", self.op_timeout, false),
+            ("--recovery-time", self.recovery_time, true),
+        ];
+        for (flag, value, zero_ok) in seconds {
+            if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_ok) {
+                anyhow::bail!(
+                    "{flag} must be a {} number of seconds, got {value}",
+                    if zero_ok { "non-negative" } else { "positive" }
+                );
+            }
         }
         if let Some(rate) = self.rate {
             if !rate.is_finite() || rate <= 0.0 {
-                anyhow::bail!("--rate must be a positive number of ops per second");
+                anyhow::bail!("--rate must be a positive number of ops per second, got {rate}");
             }
+        }
+        for (flag, value) in [("--key-count", self.key_count), ("--ops-per-key", self.ops_per_key)] {
+            if value == 0 {
+                anyhow::bail!("{flag} must be at least 1, got 0");
+            }
+        }
+        if self.store.exists() && !self.store.is_dir() {
+            anyhow::bail!(
+                "--store {} is a file, not a directory; pass a directory for the runs",
+                self.store.display()
+            );
         }
         let nemesis: Vec<String> = self
             .nemesis
@@ -126,6 +149,7 @@ impl Args {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s != "none")
             .collect();
+        distest_nemeses::resolve_names(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = self.settings();
         let mut node_args = self.node_args.clone();
         if node_args.names_no_nodes() {
@@ -177,6 +201,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    // Every option is checked before anything is provisioned or written.
     let cfg = args.to_config()?;
     let stop = StopFlag::default();
     signals::install(OnSignal::Stop(stop.clone()))?;

@@ -8,7 +8,7 @@ use super::run::Args as RunArgs;
 use crate::run::{self as orchestrator, StopFlag};
 use crate::signals::{self, OnSignal};
 use anyhow::Context;
-use distest_checkers::{Results, Validity};
+use distest_checkers::Results;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -291,7 +291,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| store.join("suite-junit.xml"));
     write_suite_outputs(&suite.name, &store, &dirs, &outcomes, &junit_path)?;
-    let code = combined_exit_code(outcomes.iter().map(|(_, _, r)| r.as_ref().map(|r| r.valid)));
+    let code = combined_exit_code(
+        outcomes
+            .iter()
+            .map(|(_, _, r)| r.as_ref().map_or(crate::EXIT_ERROR, Results::exit_code)),
+    );
     println!(
         "suite {}: {} runs, exit {code}; comparison in {}",
         suite.name,
@@ -301,15 +305,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Any invalid → 1; else any failed run → 3; else any unknown → 2; else 0.
-pub fn combined_exit_code<'a>(verdicts: impl Iterator<Item = Result<Validity, &'a String>>) -> i32 {
+/// Any invalid → 1; else any failed run → 3; else any unknown → 2; else 0. Each item is
+/// one run's exit code (0 valid, 1 invalid, 2 unknown or interrupted, 3 failed).
+pub fn combined_exit_code(codes: impl Iterator<Item = i32>) -> i32 {
     let (mut invalid, mut failed, mut unknown) = (false, false, false);
-    for v in verdicts {
-        match v {
-            Ok(Validity::Invalid) => invalid = true,
-            Ok(Validity::Unknown) => unknown = true,
-            Ok(Validity::Valid) => {}
-            Err(_) => failed = true,
+    for code in codes {
+        match code {
+            0 => {}
+            1 => invalid = true,
+            2 => unknown = true,
+            _ => failed = true,
         }
     }
     if invalid {
@@ -342,15 +347,9 @@ fn write_suite_outputs(
             let results = match r {
                 Ok(r) => r.clone(),
                 Err(msg) => {
-                    let mut checkers = std::collections::BTreeMap::new();
-                    checkers.insert(
-                        "run".to_string(),
-                        distest_checkers::Verdict::unknown(format!("the run failed: {msg}")),
-                    );
-                    Results {
-                        valid: Validity::Unknown,
-                        checkers,
-                    }
+                    let mut results = Results::from_verdicts(Default::default());
+                    results.mark_failed(format!("the run failed: {msg}"));
+                    results
                 }
             };
             (label, results)
@@ -402,22 +401,9 @@ mod tests {
 
     #[test]
     fn exit_code_is_the_meet_with_failures_after_invalid() {
-        let failed = "x".to_string();
-        assert_eq!(
-            combined_exit_code([Ok(Validity::Valid), Ok(Validity::Valid)].into_iter()),
-            0
-        );
-        assert_eq!(
-            combined_exit_code([Ok(Validity::Valid), Ok(Validity::Unknown)].into_iter()),
-            2
-        );
-        assert_eq!(
-            combined_exit_code([Ok(Validity::Unknown), Err(&failed)].into_iter()),
-            3
-        );
-        assert_eq!(
-            combined_exit_code([Err(&failed), Ok(Validity::Invalid)].into_iter()),
-            1
-        );
+        assert_eq!(combined_exit_code([0, 0].into_iter()), 0);
+        assert_eq!(combined_exit_code([0, 2].into_iter()), 2);
+        assert_eq!(combined_exit_code([2, 3].into_iter()), 3);
+        assert_eq!(combined_exit_code([3, 1].into_iter()), 1);
     }
 }

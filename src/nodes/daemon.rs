@@ -265,6 +265,67 @@ pub fn stop<S: NodeShell + ?Sized>(
     Ok(())
 }
 
+/// A shell script that SIGKILLs every daemon whose pid file lies under `dir` (any file
+/// named `*.pid`, at any depth, not crossing into other filesystems), with its process
+/// group and every descendant, and prints `killed PID PIDFILE` for each. What a run of any
+/// target started is found this way, without knowing the target: every daemon a run starts
+/// has a pid file under the node's directories.
+///
+/// A pid file names a live daemon only when its process is the one that wrote it: the
+/// start-time sidecar matches (see [`start_script`]), or, for pid files without one (other
+/// programs'), the process started no later than the file was written. A reused pid never
+/// matches, so an unrelated process is never killed.
+/// With `kill` false it only lists them (`alive PID PIDFILE`).
+pub fn sweep_script(dir: &Path, kill: bool) -> String {
+    let dir = shell_quote_path(dir);
+    let act = if kill {
+        "pids=$(tree \"$pid\")\n\
+         kill -s KILL -- -\"$pid\" 2>/dev/null; kill -s KILL $pids 2>/dev/null\n\
+         echo \"killed $pid $pf\"\n"
+    } else {
+        "echo \"alive $pid $pf\"\n"
+    };
+    format!(
+        "dir={dir}\n\
+         [ -d \"$dir\" ] || exit 0\n\
+         btime=$(sed -n 's/^btime //p' /proc/stat); hz=$(getconf CLK_TCK 2>/dev/null || echo 100)\n\
+         pmap=$(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / /' | cut -d' ' -f1,3)\n\
+         tree() {{ printf '%s\\n' \"$pmap\" | awk -v root=\"$1\" '{{ parent[$1] = $2 }} END {{ keep[root] = 1; grew = 1; \
+         while (grew) {{ grew = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) {{ keep[p] = 1; grew = 1 }} }} \
+         for (p in keep) printf \"%s \", p }}'; }}\n\
+         find \"$dir\" -xdev -type f -name '*.pid' 2>/dev/null | while IFS= read -r pf; do\n\
+           pid=$(cat \"$pf\" 2>/dev/null)\n\
+           case \"$pid\" in {NOT_A_DAEMON_PID}) continue;; esac\n\
+           [ \"$pid\" = \"$$\" ] && continue\n\
+           st=$(sed 's/.*) //' /proc/\"$pid\"/stat 2>/dev/null | cut -d' ' -f1,20) || continue\n\
+           case \"$st\" in ''|Z*) continue;; esac\n\
+           start=${{st#* }}\n\
+           if [ -s \"$pf.start\" ]; then [ \"$start\" = \"$(cat \"$pf.start\")\" ] || continue\n\
+           else mt=$(stat -c %Y \"$pf\" 2>/dev/null) || continue; [ $((btime + start / hz)) -le $((mt + 2)) ] || continue; fi\n\
+           {act}\
+         done\n\
+         exit 0\n"
+    )
+}
+
+/// A shell script that detaches every mount below `dir` (deepest first, e.g. a FUSE file
+/// system a dead run left over a data directory) and prints `unmounted PATH` for each, so
+/// the directories can be removed. `dir` itself may be a mount (a disk of its own) and is
+/// left alone.
+pub fn unmount_script(dir: &Path) -> String {
+    let dir = shell_quote_path(dir);
+    format!(
+        "dir={dir}\n\
+         [ -e /proc/self/mountinfo ] || exit 0\n\
+         cut -d' ' -f5 /proc/self/mountinfo | while IFS= read -r m; do m=$(printf '%b' \"$m\"); \
+         case \"$m\" in \"$dir\"/*) echo \"$m\";; esac; done | sort -r | while IFS= read -r m; do\n\
+           umount -l \"$m\" 2>/dev/null || fusermount -uz \"$m\" 2>/dev/null || fusermount3 -uz \"$m\" 2>/dev/null || {{ echo \"could not unmount $m\" >&2; continue; }}\n\
+           echo \"unmounted $m\"\n\
+         done\n\
+         exit 0\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,7 @@ pub fn entry() -> TargetEntry {
     )
     .workloads(&["register", "list-append", "rw-register", "set"])
     .daemons(&["raft-kv"])
+    .bugs(raft_kv::node::Bugs::NAMES)
     .setting(Setting::choice(
         "read-mode",
         "how leaders serve reads: a quorum round (read-index, the default) or a lease",
