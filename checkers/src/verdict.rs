@@ -172,11 +172,33 @@ impl Results {
         }
     }
 
-    /// Marks the run as cut short: a valid verdict becomes unknown (an anomaly found in
-    /// what was recorded stays invalid: it happened).
+    /// Marks the run as cut short: a valid verdict becomes unknown. An anomaly found in
+    /// what was recorded stays invalid (it happened), except liveness ones
+    /// ([`LIVENESS_ANOMALIES`](crate::stats::LIVENESS_ANOMALIES): "an f never
+    /// succeeded"), which a run stopped early earns by itself: those verdicts become
+    /// unknown.
     pub fn mark_interrupted(&mut self) {
         self.interrupted = true;
-        self.valid = self.valid.meet(Validity::Unknown);
+        for verdict in self.checkers.values_mut() {
+            let liveness_only = verdict.valid == Validity::Invalid
+                && verdict
+                    .anomalies
+                    .iter()
+                    .all(|a| crate::stats::LIVENESS_ANOMALIES.contains(&a.as_str()));
+            if liveness_only {
+                verdict.valid = Validity::Unknown;
+                verdict.summary = format!(
+                    "{} Not held against the system: the run was interrupted before it could exercise every op.",
+                    verdict.summary
+                );
+                verdict.anomalies.clear();
+            }
+        }
+        self.valid = self
+            .checkers
+            .values()
+            .fold(Validity::Valid, |acc, v| acc.meet(v.valid))
+            .meet(Validity::Unknown);
     }
 
     /// Records why the run itself failed (the first reason is kept); a valid verdict
@@ -266,6 +288,17 @@ mod tests {
         bad.mark_interrupted();
         bad.mark_failed("x");
         assert_eq!((bad.valid, bad.exit_code()), (Validity::Invalid, 1));
+
+        // "An f never succeeded" in a run cut short is the run's doing, not the system's.
+        let mut short = Results::from_verdicts(BTreeMap::from([
+            ("stats".to_string(), Verdict::invalid(vec!["never-succeeded".into()], "No cas op ever succeeded.")),
+            ("linear".to_string(), Verdict::valid("ok")),
+        ]));
+        assert_eq!(short.exit_code(), 1);
+        short.mark_interrupted();
+        assert_eq!((short.valid, short.exit_code()), (Validity::Unknown, 2));
+        assert!(short.anomalies().is_empty());
+        assert!(short.checkers["stats"].summary.contains("interrupted"));
 
         let mut fresh = Results::from_verdicts(verdicts(Verdict::valid("ok")));
         fresh.keep_run_facts(&r);

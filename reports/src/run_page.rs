@@ -366,7 +366,7 @@ fn fault_legend(intervals: &[faults::FaultInterval], markers: bool) -> String {
         ""
     };
     if intervals.is_empty() {
-        return format!("<p class=\"legend\">No fault was active during the run (no nemesis ops in the history).{marker_note}</p>");
+        return format!("<p class=\"legend\">No fault was active during the run (no fault op took effect).{marker_note}</p>");
     }
     let mut kinds: Vec<&str> = intervals.iter().map(|i| i.kind.as_str()).collect();
     kinds.sort();

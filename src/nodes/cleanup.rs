@@ -159,9 +159,18 @@ impl TeardownReport {
     /// what was removed, only the kinds that were there.
     pub fn summary(&self) -> String {
         let r = &self.removed;
+        // A daemon in a namespace is found both ways; count each process once.
+        let mut processes: Vec<u32> = r.processes.clone();
+        processes.extend(
+            self.daemons
+                .iter()
+                .filter_map(|l| l.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok())),
+        );
+        processes.sort_unstable();
+        processes.dedup();
         let counts = [
             (r.namespaces.len(), "namespace"),
-            (r.processes.len() + self.daemons.len(), "process"),
+            (processes.len(), "process"),
             (r.links.len(), "link"),
             (r.iptables_rules.len(), "iptables rule"),
             (self.mounts.len(), "mount"),
@@ -610,12 +619,12 @@ mod tests {
         assert!(report.is_empty());
         assert_eq!(report.summary(), "nothing");
         report.removed.namespaces = vec!["a".into(), "b".into()];
-        report.removed.processes = vec![1];
-        report.daemons = vec!["killed 7 /x.pid".into()];
+        report.removed.processes = vec![1, 7];
+        report.daemons = vec!["killed 7 /x.pid".into(), "killed 8 /y.pid".into()];
         report.data_dirs = vec!["/x".into()];
         assert_eq!(
             report.summary(),
-            "2 namespaces, 2 processes, 1 directory"
+            "2 namespaces, 3 processes, 1 directory"
         );
     }
 

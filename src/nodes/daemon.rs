@@ -457,6 +457,85 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// True while `pid` is a live, non-zombie process.
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(false)
+    }
+
+    fn wait_gone(pid: u32) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while running(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !running(pid)
+    }
+
+    #[test]
+    fn a_sweep_kills_every_daemon_under_a_directory_with_its_children_and_nothing_else() {
+        let dir = temp_dir("sweep");
+        // A daemon started the usual way, with a child that left its process group.
+        let mut spec = DaemonSpec::new("sh", dir.join("a/x.pid"), dir.join("a/x.log"));
+        spec.args = vec![
+            "-c".into(),
+            "setsid sleep 61 & echo $! > \"$0\"; exec sleep 62".into(),
+            dir.join("a/child").display().to_string(),
+        ];
+        let daemon = start(&HostShell, &spec).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !dir.join("a/child").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let child: u32 = std::fs::read_to_string(dir.join("a/child"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Another program's pid file (no start-time sidecar) written after its process
+        // started: a daemon of the run.
+        let mut foreign = std::process::Command::new("sleep").arg("63").spawn().unwrap();
+        std::fs::create_dir_all(dir.join("b/deep")).unwrap();
+        std::fs::write(dir.join("b/deep/f.pid"), format!("{}\n", foreign.id())).unwrap();
+        // A pid file written long before its pid's process started: a reused pid.
+        let mut bystander = std::process::Command::new("sleep").arg("64").spawn().unwrap();
+        std::fs::write(dir.join("old.pid"), format!("{}\n", bystander.id())).unwrap();
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "1 hour ago"])
+            .arg(dir.join("old.pid"))
+            .status()
+            .unwrap();
+        assert!(touched.success());
+
+        let listed = HostShell
+            .exec_ok(&sweep_script(&dir, false), Duration::from_secs(30))
+            .unwrap()
+            .stdout;
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        assert!(running(daemon), "a dry sweep kills nothing");
+        let out = HostShell
+            .exec_ok(&sweep_script(&dir, true), Duration::from_secs(30))
+            .unwrap()
+            .stdout;
+        assert!(out.contains(&format!("killed {daemon} ")), "{out}");
+        assert!(out.contains(&format!("killed {} ", foreign.id())), "{out}");
+        assert!(wait_gone(daemon), "the daemon");
+        assert!(wait_gone(child), "the daemon's child in a session of its own");
+        foreign.wait().unwrap();
+        assert!(running(bystander.id()), "a reused pid's process is spared");
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+        assert_eq!(
+            HostShell
+                .exec_ok(&sweep_script(&dir.join("nonexistent"), true), Duration::from_secs(5))
+                .unwrap()
+                .stdout,
+            ""
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn invalid_env_names_are_refused() {
         let mut spec = DaemonSpec::new("true", "/tmp/x.pid".into(), "/tmp/x.log".into());

@@ -209,12 +209,18 @@ fn claim_local_cluster(
     let bridge_up = crate::nodes::host::list_links()?.contains(&names.bridge());
     let (whose, cluster_was_up) = match &previous {
         Some(record) => {
-            let why = if record.left_running {
-                "left running (--leave-running)"
+            let how = if record.left_running {
+                "left running on purpose (--leave-running)"
             } else {
-                "left when it ended without cleaning up (killed, or abandoned on a third signal)"
+                "that ended without cleaning up (killed, or abandoned on a third signal)"
             };
-            (Some(format!("what run {} {why}", record.describe())), record.cluster_was_up)
+            (
+                Some(format!(
+                    "what a run left (pid {}, started {}, {how})",
+                    record.pid, record.started_at
+                )),
+                record.cluster_was_up,
+            )
         }
         None => {
             let evidence = cleanup::evidence(&names, &cluster_dir)?;
