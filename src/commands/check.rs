@@ -92,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         print!("{}", verify::human_summary(&results));
     }
+    verify::say_error(&results);
     Ok(results.exit_code())
 }
 

@@ -208,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let outcome = run::execute(cfg, stop, crate::run::provision::provision)?;
     if let Some(results) = &outcome.results {
         print!("{}", crate::verify::human_summary(results));
+        crate::verify::say_error(results);
     }
     println!("run directory: {}", outcome.run_dir.display());
     Ok(outcome.exit_code)
