@@ -206,7 +206,12 @@ fn signal_thread(ready: std::sync::mpsc::Sender<Result<(), String>>) {
         let on = action().lock().unwrap_or_else(|e| e.into_inner()).clone();
         match on {
             OnSignal::Stop(flag) => {
-                let note = || leftover_note().lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let note = || {
+                    leftover_note()
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone()
+                };
                 say(&stop_messages(name, None)[0]);
                 flag.interrupt(number);
                 let (_, name) = next(&mut int, &mut term).await;
@@ -254,7 +259,11 @@ mod tests {
         assert_eq!(flag.interrupted_by(), None);
         flag.interrupt(15);
         flag.interrupt(2);
-        assert_eq!(flag.interrupted_by(), Some("SIGTERM"), "the first signal counts");
+        assert_eq!(
+            flag.interrupted_by(),
+            Some("SIGTERM"),
+            "the first signal counts"
+        );
         flag.hurry();
         flag.stop();
         assert_eq!(flag.level(), StopLevel::Hurry);
@@ -285,7 +294,10 @@ mod tests {
 
     #[test]
     fn each_signal_says_in_one_line_what_happens_now() {
-        let lines = stop_messages("SIGINT", Some("local cluster tr1; `distest env down --cluster tr1` removes it"));
+        let lines = stop_messages(
+            "SIGINT",
+            Some("local cluster tr1; `distest env down --cluster tr1` removes it"),
+        );
         for line in &lines {
             assert!(!line.contains('\n'), "{line}");
             assert!(line.starts_with("distest: "), "{line}");

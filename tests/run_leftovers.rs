@@ -35,12 +35,19 @@ impl Cluster {
     /// `distest run --target kv --nemesis partition` on 3 nodes, into its own store.
     fn run(&self, store: &str, seed: u64, time_limit_s: u64) -> Command {
         let mut cmd = run_on_cluster(&self.store.0.join(store), self.id, self.octet);
-        cmd.args(["--target", "kv", "--nemesis", "partition", "--nodes", "local:3"])
-            .args(["--nemesis-interval", "1", "--recovery-time", "1"])
-            .args(["--seed", &seed.to_string()])
-            .args(["--time-limit", &time_limit_s.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--target",
+            "kv",
+            "--nemesis",
+            "partition",
+            "--nodes",
+            "local:3",
+        ])
+        .args(["--nemesis-interval", "1", "--recovery-time", "1"])
+        .args(["--seed", &seed.to_string()])
+        .args(["--time-limit", &time_limit_s.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         cmd
     }
 
@@ -156,13 +163,19 @@ fn second_run_is_valid_on_nothing_of_the_first(
 ) -> String {
     let store = cluster.store.0.join("second");
     let child = cluster.run("second", 6, 12).spawn().unwrap();
-    cluster.wait("the second run's main phase", Duration::from_secs(120), || {
-        ops_in(&store) > 20
-    });
+    cluster.wait(
+        "the second run's main phase",
+        Duration::from_secs(120),
+        || ops_in(&store) > 20,
+    );
     for pid in old_pids {
         assert!(!alive(*pid), "the first run's raft-kv (pid {pid}) survived");
     }
-    assert!(!marker.exists(), "the first run's data survived: {}", marker.display());
+    assert!(
+        !marker.exists(),
+        "the first run's data survived: {}",
+        marker.display()
+    );
     assert_ne!(
         cluster.namespace_inode(1),
         old_namespace,
@@ -172,7 +185,11 @@ fn second_run_is_valid_on_nothing_of_the_first(
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("verdict: valid"));
     assert_cluster_gone(cluster.id);
-    assert!(cluster.lock_record().is_empty(), "{}", cluster.lock_record());
+    assert!(
+        cluster.lock_record().is_empty(),
+        "{}",
+        cluster.lock_record()
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -227,21 +244,30 @@ fn a_run_after_a_double_sigint_starts_from_nothing_of_it_and_is_valid() {
     assert_eq!(out.status.code(), Some(2), "interrupted: {}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("distest: SIGINT: stopping"), "{stderr}");
-    assert!(stderr.contains("distest: second SIGINT: skipping"), "{stderr}");
+    assert!(
+        stderr.contains("distest: second SIGINT: skipping"),
+        "{stderr}"
+    );
     // The double Ctrl-C still healed and tore everything down.
     assert_cluster_gone(cluster.id);
-    assert!(cluster.lock_record().is_empty(), "{}", cluster.lock_record());
-    let history = std::fs::read_to_string(
-        latest_run(&cluster.store.0.join("first")).join("history.jsonl"),
-    )
-    .unwrap();
+    assert!(
+        cluster.lock_record().is_empty(),
+        "{}",
+        cluster.lock_record()
+    );
+    let history =
+        std::fs::read_to_string(latest_run(&cluster.store.0.join("first")).join("history.jsonl"))
+            .unwrap();
     assert!(
         history.rfind("\"stop-partition\"") > history.rfind("\"start-partition\""),
         "healed after the last partition"
     );
 
     let said = second_run_is_valid_on_nothing_of_the_first(&cluster, &pids, namespace, &marker);
-    assert!(!said.contains("removed what"), "nothing was left to remove: {said}");
+    assert!(
+        !said.contains("removed what"),
+        "nothing was left to remove: {said}"
+    );
 }
 
 #[test]
@@ -256,7 +282,10 @@ fn a_third_signal_abandons_the_cluster_and_env_down_refuses_a_live_run_unless_fo
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let third: Vec<&str> = stderr.lines().filter(|l| l.contains("third SIGINT")).collect();
+    let third: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("third SIGINT"))
+        .collect();
     assert_eq!(third.len(), 1, "{stderr}");
     assert!(
         third[0].contains("left behind: local cluster tr3")
@@ -266,24 +295,34 @@ fn a_third_signal_abandons_the_cluster_and_env_down_refuses_a_live_run_unless_fo
             )),
         "{stderr}"
     );
-    assert!(!cluster.lock_record().is_empty(), "the abandoned run's record stays");
+    assert!(
+        !cluster.lock_record().is_empty(),
+        "the abandoned run's record stays"
+    );
     let down = cluster.env("down", &[]);
     assert_eq!(down.status.code(), Some(0), "{}", text(&down));
     assert!(String::from_utf8_lossy(&down.stdout).contains("removed 3 namespaces"));
     assert_cluster_gone(cluster.id);
-    assert!(cluster.lock_record().is_empty(), "env down clears the record");
+    assert!(
+        cluster.lock_record().is_empty(),
+        "env down clears the record"
+    );
 
     // A live run: refused without --force, killed (and said so) with it.
     let second = cluster.run("second", 8, 300).spawn().unwrap();
-    cluster.wait("the second run's main phase", Duration::from_secs(120), || {
-        ops_in(&cluster.store.0.join("second")) > 20
-    });
+    cluster.wait(
+        "the second run's main phase",
+        Duration::from_secs(120),
+        || ops_in(&cluster.store.0.join("second")) > 20,
+    );
     let refused = cluster.env("down", &[]);
     assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains(&format!("in use by a live distest run (pid {}", second.id()))
-            && err.contains("--force"),
+        err.contains(&format!(
+            "in use by a live distest run (pid {}",
+            second.id()
+        )) && err.contains("--force"),
         "{err}"
     );
     assert!(!err.trim().contains('\n'), "one line: {err}");
@@ -291,8 +330,10 @@ fn a_third_signal_abandons_the_cluster_and_env_down_refuses_a_live_run_unless_fo
     let forced = cluster.env("down", &["--force"]);
     assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
     assert!(
-        String::from_utf8_lossy(&forced.stdout)
-            .contains(&format!("killing the distest run using it (pid {}", second.id())),
+        String::from_utf8_lossy(&forced.stdout).contains(&format!(
+            "killing the distest run using it (pid {}",
+            second.id()
+        )),
         "{}",
         text(&forced)
     );

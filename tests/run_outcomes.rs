@@ -21,7 +21,15 @@ use std::time::{Duration, Instant};
 /// `distest run --target noop` into `store` with `extra`, stdout and stderr piped.
 fn spawn_noop(store: &Path, extra: &[&str]) -> Child {
     distest()
-        .args(["run", "--target", "noop", "--concurrency", "2", "--seed", "7"])
+        .args([
+            "run",
+            "--target",
+            "noop",
+            "--concurrency",
+            "2",
+            "--seed",
+            "7",
+        ])
         .arg("--store")
         .arg(store)
         .args(extra)
@@ -58,20 +66,36 @@ fn sigterm_mid_run_exits_2_and_the_run_is_marked_interrupted_everywhere() {
     let junit = store.0.join("junit.xml");
     let child = spawn_noop(
         &store.0,
-        &["--time-limit", "60", "--rate", "200", "--junit", junit.to_str().unwrap()],
+        &[
+            "--time-limit",
+            "60",
+            "--rate",
+            "200",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
     );
     wait_for_ops(&store.0, 20);
     let started = Instant::now();
     signal(&child, nix::sys::signal::Signal::SIGTERM);
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "it stopped promptly");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it stopped promptly"
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("verdict: unknown (interrupted)"), "{stdout}");
+    assert!(
+        stdout.contains("verdict: unknown (interrupted)"),
+        "{stdout}"
+    );
     let said: Vec<&str> = stderr.lines().filter(|l| l.contains("SIGTERM")).collect();
     assert_eq!(said.len(), 1, "one line for the signal: {stderr}");
-    assert!(said[0].contains("healed") && said[0].contains("interrupted"), "{stderr}");
+    assert!(
+        said[0].contains("healed") && said[0].contains("interrupted"),
+        "{stderr}"
+    );
 
     let run = latest_run(&store.0);
     let results: serde_json::Value =
@@ -79,8 +103,15 @@ fn sigterm_mid_run_exits_2_and_the_run_is_marked_interrupted_everywhere() {
     assert_eq!(results["interrupted"], true, "{results}");
     assert_eq!(results["valid"], "unknown", "{results}");
     let page = std::fs::read_to_string(run.join("index.html")).unwrap();
-    assert!(page.contains("Interrupted: the run was cut short"), "the report says so");
-    let ls = distest().args(["ls", "--store"]).arg(&store.0).output().unwrap();
+    assert!(
+        page.contains("Interrupted: the run was cut short"),
+        "the report says so"
+    );
+    let ls = distest()
+        .args(["ls", "--store"])
+        .arg(&store.0)
+        .output()
+        .unwrap();
     let ls = String::from_utf8_lossy(&ls.stdout);
     assert!(ls.contains("unknown (interrupted)"), "{ls}");
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -96,7 +127,16 @@ fn a_second_signal_skips_the_recovery_wait_and_final_reads() {
     // The set workload waits --recovery-time after the heal, then reads every node.
     let child = spawn_noop(
         &store.0,
-        &["--workload", "set", "--time-limit", "60", "--recovery-time", "600", "--rate", "100"],
+        &[
+            "--workload",
+            "set",
+            "--time-limit",
+            "60",
+            "--recovery-time",
+            "600",
+            "--rate",
+            "100",
+        ],
     );
     wait_for_ops(&store.0, 20);
     let started = Instant::now();
@@ -158,19 +198,29 @@ fn rejected_invocations_write_no_run_directory_and_create_no_namespace() {
         (&["--workload", "nosuch"], "does not support workload"),
         (&["--nemesis", "nonsense"], "valid names are"),
         (&["--bug", "no-such-bug"], "its bugs are: stale-read"),
-        (&["--target", "etcd", "--bug", "stale-read"], "has no bugs to switch on"),
+        (
+            &["--target", "etcd", "--bug", "stale-read"],
+            "has no bugs to switch on",
+        ),
         (&["--set", "read-mode=fast"], "valid values are"),
         (&["--set", "nosuch=1"], "has no setting"),
         (&["--concurrency", "0"], "--concurrency"),
         (&["--time-limit=-1"], "--time-limit must be a positive"),
         (&["--nemesis-interval", "0"], "--nemesis-interval"),
         (&["--nodes", "local:x"], "must be a number"),
-        (&["--consistency-model", "nosuch", "--workload", "list-append"], "nosuch"),
+        (
+            &["--consistency-model", "nosuch", "--workload", "list-append"],
+            "nosuch",
+        ),
     ];
     for (args, says) in cases {
         let out = distest()
             .args(["run", "--cluster", "trz", "--subnet", "10.77.169.0/24"])
-            .args(["--base-dir", dir.0.join("base").to_str().unwrap(), "--store"])
+            .args([
+                "--base-dir",
+                dir.0.join("base").to_str().unwrap(),
+                "--store",
+            ])
             .arg(&store)
             .args(args)
             .output()
@@ -178,10 +228,16 @@ fn rejected_invocations_write_no_run_directory_and_create_no_namespace() {
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
-        assert!(stderr.starts_with("error: ") && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
         assert!(!store.exists(), "{args:?} wrote {}", store.display());
-        assert!(!dir.0.join("base").exists(), "{args:?} created the base directory");
+        assert!(
+            !dir.0.join("base").exists(),
+            "{args:?} created the base directory"
+        );
         assert_eq!(namespaces_of("trz"), 0, "{args:?} created a namespace");
     }
 }
@@ -313,7 +369,11 @@ fn a_fault_never_applied_fails_the_run_in_one_sentence_and_is_never_drawn() {
         "{error}"
     );
     assert!(!error.contains('\n'));
-    assert_eq!(results.valid, distest_checkers::Validity::Unknown, "never valid");
+    assert_eq!(
+        results.valid,
+        distest_checkers::Validity::Unknown,
+        "never valid"
+    );
 
     let run = &outcome.run_dir;
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
@@ -324,7 +384,13 @@ fn a_fault_never_applied_fails_the_run_in_one_sentence_and_is_never_drawn() {
     let saved = std::fs::read_to_string(run.join("results.json")).unwrap();
     assert!(saved.contains("never applied"), "{saved}");
     let page = std::fs::read_to_string(run.join("index.html")).unwrap();
-    assert!(!page.contains("class=\"band\" data-kind=\"kill\""), "no kill band");
-    assert!(!page.contains("class=\"node-fault\" data-kind=\"kill\""), "no kill lane");
+    assert!(
+        !page.contains("class=\"band\" data-kind=\"kill\""),
+        "no kill band"
+    );
+    assert!(
+        !page.contains("class=\"node-fault\" data-kind=\"kill\""),
+        "no kill lane"
+    );
     assert!(page.contains("The run failed: the kill fault was requested but never applied"));
 }

@@ -139,7 +139,8 @@ impl Verdict {
 }
 
 /// The results document of a check or run: `{"valid": ..., "checkers": {name: verdict}}`,
-/// plus, for a run that did not run its course, `"interrupted": true` and/or `"error"`.
+/// for a run checked online the first anomaly it reported while it went, and for a run
+/// that did not run its course `"interrupted": true` and/or `"error"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub valid: Validity,
@@ -152,6 +153,8 @@ pub struct Results {
     /// the verdict is then at best unknown and the exit code 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_anomaly: Option<crate::online::Anomaly>,
 }
 
 impl Results {
@@ -169,6 +172,7 @@ impl Results {
             checkers,
             interrupted: false,
             error: None,
+            first_anomaly: None,
         }
     }
 
@@ -291,7 +295,10 @@ mod tests {
 
         // "An f never succeeded" in a run cut short is the run's doing, not the system's.
         let mut short = Results::from_verdicts(BTreeMap::from([
-            ("stats".to_string(), Verdict::invalid(vec!["never-succeeded".into()], "No cas op ever succeeded.")),
+            (
+                "stats".to_string(),
+                Verdict::invalid(vec!["never-succeeded".into()], "No cas op ever succeeded."),
+            ),
             ("linear".to_string(), Verdict::valid("ok")),
         ]));
         assert_eq!(short.exit_code(), 1);
@@ -305,8 +312,7 @@ mod tests {
         assert_eq!(fresh.exit_code(), 3);
         assert!(fresh.interrupted);
         // Plain results documents (no run facts) read as before.
-        let plain: Results =
-            serde_json::from_str(r#"{"valid": true, "checkers": {}}"#).unwrap();
+        let plain: Results = serde_json::from_str(r#"{"valid": true, "checkers": {}}"#).unwrap();
         assert!(!plain.interrupted && plain.error.is_none());
     }
 

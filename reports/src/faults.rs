@@ -367,9 +367,15 @@ mod tests {
         assert_eq!(iv[0].kind, "partition");
         let nodes: Vec<String> = ["n1", "n2"].iter().map(|s| s.to_string()).collect();
         let lanes = node_intervals(&events, &nodes, 10_000_000_000);
-        assert!(lanes.iter().all(|(_, i)| i.kind == "partition"), "{lanes:?}");
+        assert!(
+            lanes.iter().all(|(_, i)| i.kind == "partition"),
+            "{lanes:?}"
+        );
         // Still an event on the node's lane (a tick), just never a band.
-        assert!(node_events(&events, &nodes)[0].1.iter().any(|e| e.f == "start-latency"));
+        assert!(node_events(&events, &nodes)[0]
+            .1
+            .iter()
+            .any(|e| e.f == "start-latency"));
     }
 
     #[test]

@@ -171,10 +171,15 @@ mod tests {
         r.mark_interrupted();
         r.mark_failed("latency was requested but never applied");
         let xml = junit(&[("kv".into(), r)]);
-        assert!(xml.contains("tests=\"3\" failures=\"0\" errors=\"2\""), "{xml}");
+        assert!(
+            xml.contains("tests=\"3\" failures=\"0\" errors=\"2\""),
+            "{xml}"
+        );
         assert!(xml.contains("<error type=\"interrupted\""), "{xml}");
         assert!(
-            xml.contains("<error type=\"run-failed\" message=\"latency was requested but never applied\"/>"),
+            xml.contains(
+                "<error type=\"run-failed\" message=\"latency was requested but never applied\"/>"
+            ),
             "{xml}"
         );
     }

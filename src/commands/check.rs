@@ -40,6 +40,11 @@ pub struct Args {
     /// Where runs live (only used to resolve relative run names).
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// Check op by op in two passes over the file, holding only the ops of the keys in
+    /// use at the same time (bounded memory for keyed histories of any size); the
+    /// verdicts are the same. Default for files over 1 GiB.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -69,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         other => other.map(Duration::from_secs_f64),
     };
-    let mut results = verify::check_file(&history_path, format, &specs, limit)?;
+    let mut results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
     if let Some(run) = &run_dir {
         // What the run said about itself (interrupted, failed) is not the checkers' to undo.
         if let Ok(Some(recorded)) = run.read_results() {

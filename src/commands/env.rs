@@ -195,11 +195,7 @@ fn cluster_ids_with_locks(base: &std::path::Path) -> Vec<String> {
 /// Takes cluster `id`'s run lock for `env down` (`None` when no run ever used `base`).
 /// A live run holding it refuses the removal, unless `force`: then that run is killed
 /// (and said so) and the lock taken once the kernel released it.
-fn take_run_lock(
-    base: &std::path::Path,
-    id: &str,
-    force: bool,
-) -> anyhow::Result<Option<RunLock>> {
+fn take_run_lock(base: &std::path::Path, id: &str, force: bool) -> anyhow::Result<Option<RunLock>> {
     if !runlock::path(base, id).exists() {
         return Ok(None);
     }
@@ -283,7 +279,11 @@ fn down_ssh(flags: &NodeArgs, force: bool) -> anyhow::Result<i32> {
             Ok(found) => println!("{}: removed {}", node.name(), found.join(", ")),
             Err(e) => {
                 failed = true;
-                println!("{}: could not clean: {}", node.name(), super::one_sentence(&e));
+                println!(
+                    "{}: could not clean: {}",
+                    node.name(),
+                    super::one_sentence(&e)
+                );
             }
         }
     }

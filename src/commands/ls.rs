@@ -25,7 +25,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for run in &runs {
-        let mut verdict = run.valid.map(|v| v.as_str()).unwrap_or("incomplete").to_string();
+        let mut verdict = run
+            .valid
+            .map(|v| v.as_str())
+            .unwrap_or("incomplete")
+            .to_string();
         if run.interrupted {
             verdict.push_str(" (interrupted)");
         } else if run.error.is_some() {

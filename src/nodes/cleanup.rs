@@ -228,7 +228,10 @@ pub fn evidence(names: &ClusterNames, cluster_dir: &Path) -> Result<Vec<String>,
         processes += host::namespace_pids(ns)?.len();
         let out = host::run(&["ip", "netns", "exec", ns, "iptables-save"])?;
         let text = String::from_utf8_lossy(&out.stdout);
-        if text.lines().any(|l| l.starts_with("-A ") || is_custom_chain(l)) {
+        if text
+            .lines()
+            .any(|l| l.starts_with("-A ") || is_custom_chain(l))
+        {
             rules.push(ns.clone());
         }
     }
@@ -277,7 +280,12 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -622,10 +630,7 @@ mod tests {
         report.removed.processes = vec![1, 7];
         report.daemons = vec!["killed 7 /x.pid".into(), "killed 8 /y.pid".into()];
         report.data_dirs = vec!["/x".into()];
-        assert_eq!(
-            report.summary(),
-            "2 namespaces, 3 processes, 1 directory"
-        );
+        assert_eq!(report.summary(), "2 namespaces, 3 processes, 1 directory");
     }
 
     #[test]

@@ -460,7 +460,10 @@ mod tests {
     /// True while `pid` is a live, non-zombie process.
     fn running(pid: u32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+            .map(|s| {
+                !s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
             .unwrap_or(false)
     }
 
@@ -495,11 +498,17 @@ mod tests {
             .unwrap();
         // Another program's pid file (no start-time sidecar) written after its process
         // started: a daemon of the run.
-        let mut foreign = std::process::Command::new("sleep").arg("63").spawn().unwrap();
+        let mut foreign = std::process::Command::new("sleep")
+            .arg("63")
+            .spawn()
+            .unwrap();
         std::fs::create_dir_all(dir.join("b/deep")).unwrap();
         std::fs::write(dir.join("b/deep/f.pid"), format!("{}\n", foreign.id())).unwrap();
         // A pid file written long before its pid's process started: a reused pid.
-        let mut bystander = std::process::Command::new("sleep").arg("64").spawn().unwrap();
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("64")
+            .spawn()
+            .unwrap();
         std::fs::write(dir.join("old.pid"), format!("{}\n", bystander.id())).unwrap();
         let touched = std::process::Command::new("touch")
             .args(["-d", "1 hour ago"])
@@ -521,14 +530,20 @@ mod tests {
         assert!(out.contains(&format!("killed {daemon} ")), "{out}");
         assert!(out.contains(&format!("killed {} ", foreign.id())), "{out}");
         assert!(wait_gone(daemon), "the daemon");
-        assert!(wait_gone(child), "the daemon's child in a session of its own");
+        assert!(
+            wait_gone(child),
+            "the daemon's child in a session of its own"
+        );
         foreign.wait().unwrap();
         assert!(running(bystander.id()), "a reused pid's process is spared");
         bystander.kill().unwrap();
         bystander.wait().unwrap();
         assert_eq!(
             HostShell
-                .exec_ok(&sweep_script(&dir.join("nonexistent"), true), Duration::from_secs(5))
+                .exec_ok(
+                    &sweep_script(&dir.join("nonexistent"), true),
+                    Duration::from_secs(5)
+                )
                 .unwrap()
                 .stdout,
             ""

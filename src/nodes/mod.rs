@@ -13,6 +13,7 @@
 //! - [`packages`]: `ensure_packages`, apt installs once per machine per run.
 //! - [`runlock`]: who runs on a local cluster (alive or dead), for runs and `env down`.
 //! - [`sweep`]: what an earlier run left on a remote node, found generically, removed.
+//! - [`helper`]: the distest binary on nodes (bundled targets, faults' node-side helpers).
 //! - [`names`], [`host`], [`exec`]: the naming scheme of host objects, the `ip`/`iptables`
 //!   calls on this machine, and running a local program with a deadline.
 
@@ -20,6 +21,7 @@ pub mod args;
 pub mod cleanup;
 pub mod daemon;
 pub mod exec;
+pub mod helper;
 pub mod host;
 pub mod local;
 pub mod names;
@@ -30,7 +32,7 @@ pub mod sweep;
 
 pub use args::{NodeArgs, Nodes};
 pub use daemon::{DaemonSpec, Signal};
-pub use distest_nemeses::{ExecOutput, NodeError, NodeShell};
+pub use distest_nemeses::{ExecOutput, Helper, NodeError, NodeShell};
 pub use local::{ClusterSpec, LocalCluster, LocalNode};
 pub use packages::ensure_packages;
 pub use ssh::{SshNode, SshOptions};

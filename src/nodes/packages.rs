@@ -68,10 +68,14 @@ impl Remote for ThisMachine {
         std::path::Path::new("/")
     }
     fn upload(&self, _: &std::path::Path, _: &std::path::Path) -> Result<(), NodeError> {
-        Err(NodeError::Unsupported("this machine is not a node to upload to".into()))
+        Err(NodeError::Unsupported(
+            "this machine is not a node to upload to".into(),
+        ))
     }
     fn download(&self, _: &std::path::Path, _: &std::path::Path) -> Result<(), NodeError> {
-        Err(NodeError::Unsupported("this machine is not a node to download from".into()))
+        Err(NodeError::Unsupported(
+            "this machine is not a node to download from".into(),
+        ))
     }
     fn machine_id(&self) -> String {
         "localhost".to_string()
@@ -361,21 +365,32 @@ mod tests {
         .unwrap();
         let said = said.into_inner().unwrap();
         assert_eq!(said.len(), 1, "{said:?}");
-        assert!(said[0].contains("installing iptables iproute2 on fake"), "{said:?}");
+        assert!(
+            said[0].contains("installing iptables iproute2 on fake"),
+            "{said:?}"
+        );
         let commands = node.commands.lock().unwrap();
-        let install = commands.iter().find(|c| c.contains("apt-get install")).unwrap();
+        let install = commands
+            .iter()
+            .find(|c| c.contains("apt-get install"))
+            .unwrap();
         assert!(
             install.find("apt-get update").unwrap() < install.find("apt-get install").unwrap(),
             "{install}"
         );
-        assert!(install.contains("policy-rc.d"), "services stay off: {install}");
+        assert!(
+            install.contains("policy-rc.d"),
+            "services stay off: {install}"
+        );
     }
 
     #[test]
     fn without_root_the_error_names_the_packages_and_the_command() {
         let mut node = FakeDebian::new("localhost", &[], &["iptables"]);
         node.not_root = true;
-        let err = ensure_packages(&node, &["iptables"]).unwrap_err().to_string();
+        let err = ensure_packages(&node, &["iptables"])
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "this machine lacks iptables, which distest installs only when it runs as root; install them with `sudo apt-get install -y iptables` or run distest as root"

@@ -167,15 +167,15 @@ pub fn live_holder(base_dir: &Path, cluster_id: &str) -> Result<Option<RunRecord
     };
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         Ok(_) => Ok(None),
-        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => Ok(Some(
-            read_record(&mut file).unwrap_or_else(|| RunRecord {
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            Ok(Some(read_record(&mut file).unwrap_or_else(|| RunRecord {
                 pid: 0,
                 started_at: "just now".into(),
                 command: String::new(),
                 cluster_was_up: false,
                 left_running: false,
-            }),
-        )),
+            })))
+        }
         Err((_, errno)) => Err(NodesError::Io {
             what: "could not lock".into(),
             path,
@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(previous, None);
         let record = RunRecord::of_this_process(true);
         lock.write(&record).unwrap();
-        assert_eq!(live_holder(&dir, "x").unwrap().map(|r| r.pid), Some(std::process::id()));
+        assert_eq!(
+            live_holder(&dir, "x").unwrap().map(|r| r.pid),
+            Some(std::process::id())
+        );
         // Another open file description (what another process has) cannot take it.
         let Taken::InUse(Some(holder)) = RunLock::take(&dir, "x").unwrap() else {
             panic!("held")
@@ -215,7 +218,9 @@ mod tests {
             panic!("free, with the dead run's record")
         };
         assert!(previous.cluster_was_up);
-        assert!(previous.describe().starts_with(&format!("pid {}", std::process::id())));
+        assert!(previous
+            .describe()
+            .starts_with(&format!("pid {}", std::process::id())));
         lock.clear().unwrap();
         drop(lock);
         let Taken::Free(_, None) = RunLock::take(&dir, "x").unwrap() else {

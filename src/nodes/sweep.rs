@@ -62,7 +62,10 @@ impl Owner {
 
     /// `pid 1234 on ctl1, started 2024-05-01T13:02:11Z`.
     pub fn describe(&self) -> String {
-        format!("pid {} on {}, started {}", self.pid, self.host, self.started_at)
+        format!(
+            "pid {} on {}, started {}",
+            self.pid, self.host, self.started_at
+        )
     }
 }
 
@@ -75,7 +78,11 @@ fn this_host() -> String {
 /// Field 22 of `/proc/PID/stat` (its start time in clock ticks).
 fn process_start(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.split(' ').nth(19).map(str::to_string)
+    stat.rsplit_once(") ")?
+        .1
+        .split(' ')
+        .nth(19)
+        .map(str::to_string)
 }
 
 /// The record on `node`, if one is there. `Ok(Some(None))`: a record that cannot be read
@@ -111,7 +118,8 @@ pub fn write_record(node: &dyn Remote, owner: &Owner) -> Result<(), NodeError> {
 /// Removes `node`'s record: the run that wrote it is over and left nothing.
 pub fn remove_record(node: &dyn Remote) -> Result<(), NodeError> {
     let path = shell_quote_path(&base_dir(node).join(RECORD_FILE));
-    node.exec_ok(&format!("rm -f {path}"), STEP_TIMEOUT).map(drop)
+    node.exec_ok(&format!("rm -f {path}"), STEP_TIMEOUT)
+        .map(drop)
 }
 
 /// Removes everything an earlier run left on `node`: fault chains and a latency delayer,
@@ -206,8 +214,14 @@ mod tests {
     #[test]
     fn an_owner_is_alive_only_as_the_same_process_on_this_machine() {
         let me = Owner::this_process();
-        assert!(!me.is_alive_elsewhere_here(), "this process is not another run");
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(
+            !me.is_alive_elsewhere_here(),
+            "this process is not another run"
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let other = Owner {
             pid: child.id(),
             pid_start: process_start(child.id()),
@@ -218,7 +232,10 @@ mod tests {
             pid_start: Some("1".into()),
             ..other.clone()
         };
-        assert!(!reused.is_alive_elsewhere_here(), "a reused pid is not the run");
+        assert!(
+            !reused.is_alive_elsewhere_here(),
+            "a reused pid is not the run"
+        );
         let elsewhere = Owner {
             host: "another-machine".into(),
             ..other.clone()

@@ -12,8 +12,9 @@
 //! unless an anomaly was found). A second signal skips the recovery wait and final ops,
 //! never the heal or the teardown (see `crate::signals`). A requested fault that was
 //! tried and never applied makes the run fail (exit 3) after it checked and reported.
-//! The history is appended while the run goes (see [`recorder`]) and handed to the
-//! checkers and the report from memory.
+//! Provisioning (with the faults' preflight) comes before the run directory: a run
+//! refused there writes nothing. The history is appended while the run goes (see
+//! [`recorder`]) and checked online as it is recorded (see [`online`]).
 //! Time and randomness (seeded streams, pacing, process ids, phase lengths) are
 //! `distest-generator`'s; this module only follows them.
 
@@ -21,6 +22,7 @@ pub mod clients;
 pub mod config;
 pub mod log;
 pub mod nemesis;
+pub mod online;
 pub mod progress;
 pub mod provision;
 pub mod recorder;
@@ -83,9 +85,9 @@ pub fn workload_of(test: &distest_rundir::TestJson) -> anyhow::Result<Box<dyn Wo
 }
 
 /// Runs a whole test. `provision` brings up nodes and the target for `cfg` (it may update
-/// `cfg.test.nodes`). It runs before the run directory exists: a run refused there (a
-/// cluster in use, a fault that cannot be applied) writes nothing; its log lines go to
-/// `distest.log` once the directory exists.
+/// `cfg.test.nodes`). It runs, with the faults' preflight, before the run directory
+/// exists: a run refused there (a cluster in use, a fault that cannot be applied) writes
+/// nothing; its log lines go to `distest.log` once the directory exists.
 pub fn execute(
     mut cfg: RunConfig,
     stop: StopFlag,
@@ -94,6 +96,8 @@ pub fn execute(
     let log = RunLog::in_memory();
     let provisioned = provision(&mut cfg, &log)?;
     let target = provisioned.target.clone();
+    // Faults that cannot be applied on these nodes refuse the run before it starts: a
+    // run whose faults silently did nothing would pass for a run that survived them.
     let nemesis = build_nemesis(&cfg, &provisioned)?;
 
     let store = Store::new(&cfg.store);
@@ -109,9 +113,14 @@ pub fn execute(
     let recorder = Recorder::create(&run.file(files::HISTORY_JSONL))
         .context("could not create history.jsonl")?;
     let flusher = recorder.spawn_flusher();
+    // Ends the main phase at the first anomaly (--stop-on-anomaly); unlike Ctrl-C, the
+    // run then goes on as usual (recovery, final reads).
+    let anomaly_stop = StopFlag::default();
+    let online = start_online(&cfg, &recorder, &log, &anomaly_stop)?;
+    recorder.attach_online(online.clone());
     let main_result = if stop.is_stopped() {
         log.line("interrupted before the target was set up: nothing to run");
-        Ok(Vec::new())
+        Ok(NemesisOutcome::default())
     } else {
         log.line(&format!(
             "setting up {} on {}",
@@ -119,7 +128,15 @@ pub fn execute(
             cfg.test.nodes.join(", ")
         ));
         match target.setup() {
-            Ok(()) => main_phases(&cfg, &provisioned, nemesis, &recorder, &stop, &log),
+            Ok(()) => main_phases(
+                &cfg,
+                &provisioned,
+                nemesis,
+                &recorder,
+                &stop,
+                &anomaly_stop,
+                &log,
+            ),
             Err(e) => Err(e.context(format!("could not set up {}", cfg.test.target))),
         }
     };
@@ -129,7 +146,6 @@ pub fn execute(
 
     // Phase 4: logs, then stop the system (always, also after an error).
     collect_all_logs(&run, &cfg, target.as_ref(), &log);
-    let mut left = None;
     if cfg.test.leave_running {
         log.line("leaving the target running (--leave-running)");
         provisioned.guard.leave_running();
@@ -137,10 +153,9 @@ pub fn execute(
         if let Err(e) = target.teardown(true) {
             log.line(&format!("teardown failed: {e:#}"));
         }
-        left = provisioned.guard.release();
-    }
-    if let Some(left) = &left {
-        log.say(&format!("distest: {left}"));
+        if let Some(left) = provisioned.guard.release() {
+            log.say(&format!("distest: {left}"));
+        }
     }
     let record_seconds = recorder.counters.record_ns.load(Ordering::Relaxed) as f64 / 1e9;
     let recorded = recorder.close();
@@ -149,42 +164,72 @@ pub fn execute(
     log.line(&format!("{recorded} ops recorded"));
 
     // Phase 5: check and report what was recorded, even after Ctrl-C or a failed phase.
-    let history = recorder
-        .take_history()
-        .context("the recorded history is not a valid history")?;
-    log.line(&format!(
-        "checking {} ops with {}",
-        history.len(),
-        cfg.test
-            .checkers
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    let mut results = crate::verify::check(&history, &cfg.test.checkers, None)?;
+    // The checkers judged the ops online as they were recorded: their verdict is the
+    // offline check's of history.jsonl, without reading it back (a long run's history
+    // never has to fit in memory).
+    let online_results = match online.finish() {
+        // Nothing recorded: the offline check says so (an error), as for any empty file.
+        Ok(_) if recorded == 0 => Err("no op was recorded".to_string()),
+        other => other,
+    };
+    let mut results = match online_results {
+        Ok(mut results) => {
+            log.line(&format!(
+                "checked {recorded} ops online as they were recorded, with {}",
+                checker_names(&cfg)
+            ));
+            if let Some((n, p50, p99, max)) = online.report_latency_ms() {
+                log.line(&format!(
+                    "online: {} anomalies reported, {n} timed: report latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms",
+                    online.anomaly_count()
+                ));
+            }
+            results.first_anomaly = online.first_anomaly().map(|r| {
+                let mut a = r.anomaly;
+                a.reported_time = Some(r.reported_ns);
+                a
+            });
+            results
+        }
+        // A run stopped before its first op, or one that failed before it: nothing to
+        // check, and the run's own outcome (below) says why.
+        Err(_) if recorded == 0 && (stop.is_stopped() || main_result.is_err()) => {
+            Results::from_verdicts(Default::default())
+        }
+        Err(e) => {
+            log.line(&format!(
+                "online checking stopped ({e}); checking history.jsonl with {}",
+                checker_names(&cfg)
+            ));
+            let history = crate::verify::load_history(&run.file(files::HISTORY_JSONL), None)?;
+            crate::verify::check(&history, &cfg.test.checkers, None)?
+        }
+    };
     if let Some(signal) = stop.interrupted_by() {
         log.line(&format!(
             "interrupted by {signal}: the run did not run its course; the verdict is at best unknown"
         ));
         results.mark_interrupted();
     }
-    for never in never_applied_faults(&cfg, &history)? {
-        log.line(&never);
-        results.mark_failed(never);
-    }
     match &main_result {
         Err(e) => results.mark_failed(one_sentence(e)),
-        Ok(heal_errors) if !heal_errors.is_empty() => results.mark_failed(format!(
-            "healing failed on some nodes ({}); run `distest env down` to clean up",
-            heal_errors.join("; ")
-        )),
-        Ok(_) => {}
+        Ok(outcome) => {
+            for never in never_applied_faults(&cfg, &outcome.completions)? {
+                log.line(&never);
+                results.mark_failed(never);
+            }
+            if !outcome.heal_errors.is_empty() {
+                results.mark_failed(format!(
+                    "healing failed on some nodes ({}); run `distest env down` to clean up",
+                    outcome.heal_errors.join("; ")
+                ));
+            }
+        }
     }
     crate::verify::write_results(&run, &results)?;
     log.line(&format!("verdict: {}", results.valid));
     let exit_code = results.exit_code();
-    finish_reports(&run, &cfg, history, &results, &log);
+    finish_reports(&run, &cfg, &results, &log);
     Ok(RunOutcome {
         run_dir: run.path().to_path_buf(),
         results: Some(results),
@@ -193,51 +238,70 @@ pub fn execute(
     })
 }
 
-/// The requested faults that the run tried and never applied, one sentence each.
+/// The requested faults that the run tried and never applied, one sentence each, from the
+/// fault ops' completions `(f, error)`.
 fn never_applied_faults(
     cfg: &RunConfig,
-    history: &distest_checkers::History,
+    completions: &[(String, Option<String>)],
 ) -> anyhow::Result<Vec<String>> {
     if cfg.test.nemesis.is_empty() {
         return Ok(Vec::new());
     }
-    let events = distest_reports::faults::nemesis_events(history);
-    let completions = events
-        .iter()
-        .filter(|e| !std::ptr::eq(e.op, e.invoke))
-        .map(|e| {
-            (
-                e.op.f.as_str(),
-                e.op.error.as_ref().map(|v| v.as_str().unwrap_or("failed")),
-            )
-        });
-    Ok(
-        distest_nemeses::never_applied(&cfg.test.nemesis, completions)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .iter()
-            .map(|n| n.sentence())
-            .collect(),
+    Ok(distest_nemeses::never_applied(
+        &cfg.test.nemesis,
+        completions.iter().map(|(f, e)| (f.as_str(), e.as_deref())),
     )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .iter()
+    .map(|n| n.sentence())
+    .collect())
 }
 
-/// The run's nemesis on the provisioned nodes; `None` without faults.
-fn build_nemesis(
+/// The run's checkers by name, comma separated.
+fn checker_names(cfg: &RunConfig) -> String {
+    cfg.test
+        .checkers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Starts online checking with the run's checkers: the first anomaly is logged, printed
+/// (by the progress line) and, with `--stop-on-anomaly`, ends the main phase.
+fn start_online(
     cfg: &RunConfig,
-    provisioned: &Provisioned,
-) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
-    if cfg.test.nemesis.is_empty() {
-        return Ok(None);
-    }
-    let nemesis = distest_nemeses::build(
-        &cfg.test.nemesis,
-        distest_nemeses::NemesisContext {
-            nodes: provisioned.shells.clone(),
-            target: provisioned.target.clone(),
-            seed: cfg.test.seed,
+    recorder: &Recorder,
+    log: &RunLog,
+    anomaly_stop: &StopFlag,
+) -> anyhow::Result<online::OnlineMonitor> {
+    let checkers = crate::verify::build_checkers(&cfg.test.checkers)?;
+    let clock = recorder.clone();
+    let (log, stop) = (log.clone(), anomaly_stop.clone());
+    let stop_on_anomaly = cfg.test.stop_on_anomaly;
+    Ok(online::OnlineMonitor::start(
+        checkers,
+        move || clock.now_ns(),
+        move |r| {
+            log.line(&format!("first anomaly: {}", describe_first(r)));
+            if stop_on_anomaly {
+                log.line("--stop-on-anomaly: ending the main phase");
+                stop.stop();
+            }
         },
+    ))
+}
+
+/// The first anomaly in one line: what, where and how soon it was reported.
+pub fn describe_first(r: &online::Reported) -> String {
+    format!(
+        "{} [{}: op {} at {:.1} s, reported {} ms later]",
+        r.anomaly.text,
+        r.anomaly.checker,
+        r.anomaly.index,
+        r.anomaly.time as f64 / 1e9,
+        r.reported_ns.saturating_sub(r.anomaly.time) / 1_000_000
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Some(nemesis))
 }
 
 /// Copies every node's logs into `nodes/<node>/`; failures are logged, not fatal.
@@ -253,15 +317,52 @@ fn collect_all_logs(run: &RunDir, cfg: &RunConfig, target: &dyn Target, log: &Ru
     }
 }
 
-/// Phases 2 and 3 on a tokio runtime; returns the errors of the final heal.
+/// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
+/// applied there; `None` without faults.
+fn build_nemesis(
+    cfg: &RunConfig,
+    provisioned: &Provisioned,
+) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
+    let test = &cfg.test;
+    if test.nemesis.is_empty() {
+        return Ok(None);
+    }
+    let nemesis = distest_nemeses::build(&test.nemesis, nemesis_ctx(cfg, provisioned))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    nemesis.preflight().map_err(|e| {
+        anyhow::anyhow!(
+            "the run was refused before it started because a requested fault cannot be applied here: {e}"
+        )
+    })?;
+    Ok(Some(nemesis))
+}
+
+fn nemesis_ctx(cfg: &RunConfig, provisioned: &Provisioned) -> distest_nemeses::NemesisContext {
+    distest_nemeses::NemesisContext {
+        nodes: provisioned.shells.clone(),
+        target: provisioned.target.clone(),
+        seed: cfg.test.seed,
+    }
+}
+
+/// What the fault side of phases 2 and 3 did: every fault op's completion `(f, error)`,
+/// and the errors of the final heal.
+#[derive(Default)]
+pub struct NemesisOutcome {
+    pub completions: Vec<(String, Option<String>)>,
+    pub heal_errors: Vec<String>,
+}
+
+/// Phases 2 and 3 on a tokio runtime.
 fn main_phases(
     cfg: &RunConfig,
     provisioned: &Provisioned,
     nemesis: Option<Box<dyn distest_nemeses::Nemesis>>,
     recorder: &Recorder,
     stop: &StopFlag,
+    anomaly_stop: &StopFlag,
     log: &RunLog,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<NemesisOutcome> {
     let test = &cfg.test;
     let times = PhaseTimes::from_secs(test.time_limit_s, test.recovery_s);
     let op_timeout = Duration::from_secs_f64(test.op_timeout_s);
@@ -279,11 +380,7 @@ fn main_phases(
             nemesis,
             distest_nemeses::schedule::random(
                 &test.nemesis,
-                distest_nemeses::NemesisContext {
-                    nodes: provisioned.shells.clone(),
-                    target: provisioned.target.clone(),
-                    seed: test.seed,
-                },
+                nemesis_ctx(cfg, provisioned),
                 Duration::from_secs_f64(test.nemesis_interval_s),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -333,6 +430,7 @@ fn main_phases(
                 workload: shared.clone(),
                 recorder: recorder.clone(),
                 stop: stop.clone(),
+                anomaly_stop: anomaly_stop.clone(),
                 deadline,
                 pace: Pace::for_client(
                     test.seed,
@@ -361,6 +459,9 @@ fn main_phases(
         }
     });
     main_done.stop();
+    if anomaly_stop.is_stopped() && !stop.is_stopped() {
+        log.line("stopped at the first anomaly: healing, checking and reporting as usual");
+    }
     if let Some(signal) = stop.interrupted_by() {
         log.line(&format!(
             "interrupted by {signal} after {:.1} s of {:.0} s: ending the main phase early; healing, checking and reporting what was recorded",
@@ -371,13 +472,14 @@ fn main_phases(
 
     // Phase 3: heal, recover, final ops. A second signal skips the waiting, never the heal.
     progress.phase(Phase::Heal.as_str());
-    let heal_errors = match nemesis_thread {
-        Some(handle) => handle
-            .join()
-            .unwrap_or_else(|_| vec!["the nemesis thread panicked".into()]),
-        None => Vec::new(),
+    let outcome = match nemesis_thread {
+        Some(handle) => handle.join().unwrap_or_else(|_| NemesisOutcome {
+            completions: Vec::new(),
+            heal_errors: vec!["the nemesis thread panicked".into()],
+        }),
+        None => NemesisOutcome::default(),
     };
-    for e in &heal_errors {
+    for e in &outcome.heal_errors {
         log.line(&format!("heal: {e}"));
     }
     if !final_ops.is_empty() && !stop.is_hurried() {
@@ -406,7 +508,7 @@ fn main_phases(
     }
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok(heal_errors)
+    Ok(outcome)
 }
 
 fn sleep_unless_hurried(total: Duration, stop: &StopFlag) {
@@ -418,17 +520,30 @@ fn sleep_unless_hurried(total: Duration, stop: &StopFlag) {
     }
 }
 
-/// Report (from the history and results in memory), JUnit, store index; failures here
-/// are logged, never fatal to the verdict.
-fn finish_reports(
-    run: &RunDir,
-    cfg: &RunConfig,
-    history: distest_checkers::History,
-    results: &Results,
-    log: &RunLog,
-) {
-    let data = distest_reports::RunData::from_run(run.path(), &cfg.test, history, results.clone());
-    if let Err(e) = distest_reports::render(&data) {
+/// A history larger than this is not drawn by the report a run writes at its end:
+/// reading it back would take memory growing with the run (about 300 bytes per op),
+/// which a long run must not need. `distest report RUN_DIR` draws it on request.
+const REPORT_HISTORY_MAX_BYTES: u64 = 512 << 20;
+
+/// The run's report: verdicts and evidence always; plots and the timeline when the
+/// history is small enough to read back (see [`REPORT_HISTORY_MAX_BYTES`]).
+fn render_report(run: &RunDir) -> Result<std::path::PathBuf, distest_reports::ReportError> {
+    let size_bytes = std::fs::metadata(run.file(files::HISTORY_JSONL)).map_or(0, |m| m.len());
+    if size_bytes <= REPORT_HISTORY_MAX_BYTES {
+        return distest_reports::render_run(run.path());
+    }
+    let mut data = distest_reports::RunData::load_meta(run.path())?;
+    data.notes.push(format!(
+        "The history ({} MB) is too long to read back at the end of the run, so plots and the timeline are left out; `distest report {}` draws them.",
+        size_bytes >> 20,
+        run.path().display()
+    ));
+    distest_reports::render(&data)
+}
+
+/// Report, JUnit, store index; failures here are logged, never fatal to the verdict.
+fn finish_reports(run: &RunDir, cfg: &RunConfig, results: &Results, log: &RunLog) {
+    if let Err(e) = render_report(run) {
         log.line(&format!("could not render the report: {e}"));
     }
     if let Some(path) = &cfg.junit {

@@ -6,8 +6,10 @@
 //!
 //! `progress: main 20 s | ok 1843 fail 12 info 3 | 92 ops/s | faults: partition halves | 40 s left`
 //!
-//! Others add fields to the line with [`Progress::add_field`] (e.g. how far an online
-//! checker got); each shows as ` | name: value` while its closure returns `Some`.
+//! Fields are added to the line with [`Progress::add_field`]; each shows as
+//! ` | name: value` while its closure returns `Some`. Online checking adds how far it
+//! checked and where the first anomaly is, and the first anomaly is also printed once,
+//! on a line of its own, as soon as it is found.
 
 use super::recorder::Recorder;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -102,6 +104,7 @@ impl Progress {
             recorder,
             time_limit_s,
         };
+        let online = recorder_fields(&p);
         let ticker = p.clone();
         let every = if terminal { BAR_EVERY } else { PLAIN_EVERY };
         std::thread::Builder::new()
@@ -109,8 +112,12 @@ impl Progress {
             .spawn(move || {
                 let mut before = ticker.counts();
                 let mut slept = Duration::ZERO;
+                let mut announced = false;
                 while !ticker.is_finished() {
                     std::thread::sleep(Duration::from_millis(100));
+                    if !announced {
+                        announced = online.announce(&ticker);
+                    }
                     slept += Duration::from_millis(100);
                     if slept < every {
                         continue;
@@ -131,7 +138,10 @@ impl Progress {
     }
 
     fn is_finished(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).finished
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished
     }
 
     fn counts(&self) -> Counts {
@@ -180,12 +190,53 @@ impl Progress {
             .push((name.to_string(), Box::new(value)));
     }
 
+    /// A line of its own, above the spinner when there is one.
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     pub fn finish(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).finished = true;
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished = true;
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
+}
+
+/// What online checking (when attached to the recorder) shows: fields on the line, and
+/// the first anomaly announced once.
+struct OnlineFields(Recorder);
+
+impl OnlineFields {
+    /// Prints the first anomaly if there is one yet; true once it was printed.
+    fn announce(&self, progress: &Progress) -> bool {
+        let Some(first) = self.0.online().and_then(|o| o.first_anomaly()) else {
+            return false;
+        };
+        progress.println(&format!("first anomaly: {}", super::describe_first(&first)));
+        true
+    }
+}
+
+/// Adds online checking's fields to `progress`; returns what announces its first anomaly.
+fn recorder_fields(progress: &Progress) -> OnlineFields {
+    let r = progress.recorder.clone();
+    progress.add_field("checked", move || {
+        r.online().map(|o| o.checked_up_to().to_string())
+    });
+    let r = progress.recorder.clone();
+    progress.add_field("first anomaly at op", move || {
+        r.online()
+            .and_then(|o| o.first_anomaly())
+            .map(|a| a.anomaly.index.to_string())
+    });
+    OnlineFields(progress.recorder.clone())
 }
 
 #[cfg(test)]

@@ -123,10 +123,9 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     let nodes = &guard.nodes;
     let remotes = nodes.remotes();
     cfg.test.nodes = nodes.names();
-    for (node, result) in remotes
-        .iter()
-        .zip(crate::nodes::par_map(&remotes, |n| sweep::empty_dirs(n.as_ref())))
-    {
+    for (node, result) in remotes.iter().zip(crate::nodes::par_map(&remotes, |n| {
+        sweep::empty_dirs(n.as_ref())
+    })) {
         result.map_err(|e| {
             anyhow::anyhow!(
                 "could not empty the data and log directories of {}: {e}",
@@ -192,10 +191,7 @@ fn missing_here(packages: &[&str]) -> Option<String> {
 
 /// Takes the cluster's run lock (refusing a live owner), removes what a run that did not
 /// finish left, records this run, and brings the cluster up.
-fn claim_local_cluster(
-    spec: ClusterSpec,
-    log: &RunLog,
-) -> anyhow::Result<(LocalCluster, RunLock)> {
+fn claim_local_cluster(spec: ClusterSpec, log: &RunLog) -> anyhow::Result<(LocalCluster, RunLock)> {
     let names = ClusterNames::new(&spec.cluster_id)?;
     let (mut lock, previous) = match RunLock::take(&spec.base_dir, &spec.cluster_id)? {
         Taken::Free(lock, previous) => (lock, previous),
@@ -405,12 +401,8 @@ fn release_ssh(nodes: &[Arc<SshNode>]) -> Option<String> {
             failed.push(format!("{}: {e}", node.name()));
         }
     }
-    (!failed.is_empty()).then(|| {
-        format!(
-            "could not remove the run's record on {}",
-            failed.join("; ")
-        )
-    })
+    (!failed.is_empty())
+        .then(|| format!("could not remove the run's record on {}", failed.join("; ")))
 }
 
 impl NodesGuard for () {

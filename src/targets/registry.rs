@@ -392,8 +392,13 @@ mod tests {
         let kv = find("kv").unwrap();
         assert!(kv.check_bugs(&["stale-read".into()]).is_ok());
         assert_eq!(
-            kv.check_bugs(&["no-such-bug".into()]).unwrap_err().to_string(),
-            format!("target kv has no bug \"no-such-bug\"; its bugs are: {}", kv.bugs.join(", "))
+            kv.check_bugs(&["no-such-bug".into()])
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "target kv has no bug \"no-such-bug\"; its bugs are: {}",
+                kv.bugs.join(", ")
+            )
         );
         assert_eq!(
             find("etcd").unwrap().check_bugs(&["x".into()]).unwrap_err().to_string(),
