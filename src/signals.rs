@@ -14,7 +14,7 @@
 
 use crate::nodes::cleanup;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -178,8 +178,42 @@ pub fn stop_messages(name: &str, note: Option<&str>) -> [String; 3] {
     ]
 }
 
+/// Every SIGINT/SIGTERM delivered to the process, counted in the handler itself: tokio's
+/// wake-ups fold signals that come close together (two Ctrl-C 30 ms apart on a loaded
+/// machine) into one, and each of the three steps must still happen.
+static DELIVERED: AtomicUsize = AtomicUsize::new(0);
+/// The numbers of the first three signals delivered, in order (0: not yet).
+static SEEN: [AtomicU8; 3] = [AtomicU8::new(0), AtomicU8::new(0), AtomicU8::new(0)];
+
+/// Counts each delivery of `signal`. Registered before tokio's own handler, so the count
+/// is up to date when tokio wakes the signal thread.
+fn count_deliveries(signal: i32) -> std::io::Result<()> {
+    let action = move || {
+        let i = DELIVERED.fetch_add(1, Ordering::SeqCst);
+        if let Some(seen) = SEEN.get(i) {
+            seen.store(signal as u8, Ordering::SeqCst);
+        }
+    };
+    // SAFETY: the action only touches atomics, which is async-signal-safe.
+    unsafe { signal_hook_registry::register(signal, action) }.map(|_| ())
+}
+
+/// The number and name of the `i`-th signal delivered (from 0; the last one seen for any
+/// later one).
+fn seen(i: usize) -> (i32, &'static str) {
+    let number = SEEN[i.min(SEEN.len() - 1)].load(Ordering::SeqCst);
+    match number {
+        15 => (15, "SIGTERM"),
+        _ => (2, "SIGINT"),
+    }
+}
+
 fn signal_thread(ready: std::sync::mpsc::Sender<Result<(), String>>) {
     use tokio::signal::unix::{signal, SignalKind};
+    if let Err(e) = count_deliveries(2).and_then(|_| count_deliveries(15)) {
+        let _ = ready.send(Err(e.to_string()));
+        return;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,47 +236,55 @@ fn signal_thread(ready: std::sync::mpsc::Sender<Result<(), String>>) {
             }
         };
         let _ = ready.send(Ok(()));
-        let (number, name) = next(&mut int, &mut term).await;
-        let on = action().lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match on {
-            OnSignal::Stop(flag) => {
-                let note = || {
-                    leftover_note()
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone()
-                };
-                say(&stop_messages(name, None)[0]);
-                flag.interrupt(number);
-                let (_, name) = next(&mut int, &mut term).await;
-                say(&stop_messages(name, None)[1]);
-                flag.hurry();
-                let (number, name) = next(&mut int, &mut term).await;
-                say(&stop_messages(name, note().as_deref())[2]);
-                std::process::exit(128 + number);
-            }
-            OnSignal::CleanupAndExit => {
-                cleanup::mark_interrupted();
-                say("distest: interrupted; cleaning up (signal again to exit at once)");
-                let work = tokio::task::spawn_blocking(cleanup::run_all_and_wait);
-                tokio::select! {
-                    _ = work => {}
+        // Signals handled so far; each wake-up handles every signal delivered since.
+        let mut handled = 0;
+        let mut cleanup: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            match cleanup.as_mut() {
+                None => next(&mut int, &mut term).await,
+                Some(work) => tokio::select! {
+                    _ = work => std::process::exit(128 + seen(0).0),
                     _ = next(&mut int, &mut term) => {}
+                },
+            }
+            while handled < DELIVERED.load(Ordering::SeqCst) {
+                let (number, name) = seen(handled);
+                let on = action().lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match (on, handled) {
+                    (OnSignal::Stop(flag), 0) => {
+                        say(&stop_messages(name, None)[0]);
+                        flag.interrupt(number);
+                    }
+                    (OnSignal::Stop(flag), 1) => {
+                        say(&stop_messages(name, None)[1]);
+                        flag.hurry();
+                    }
+                    (OnSignal::Stop(_), _) => {
+                        let note = leftover_note()
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone();
+                        say(&stop_messages(name, note.as_deref())[2]);
+                        std::process::exit(128 + number);
+                    }
+                    (OnSignal::CleanupAndExit, 0) => {
+                        cleanup::mark_interrupted();
+                        say("distest: interrupted; cleaning up (signal again to exit at once)");
+                        cleanup = Some(tokio::task::spawn_blocking(cleanup::run_all_and_wait));
+                    }
+                    (OnSignal::CleanupAndExit, _) => std::process::exit(128 + seen(0).0),
                 }
-                std::process::exit(128 + number);
+                handled += 1;
             }
         }
     });
 }
 
-/// The next SIGINT or SIGTERM: its number and name.
-async fn next(
-    int: &mut tokio::signal::unix::Signal,
-    term: &mut tokio::signal::unix::Signal,
-) -> (i32, &'static str) {
+/// Waits for the next wake-up by SIGINT or SIGTERM (several signals may be behind one).
+async fn next(int: &mut tokio::signal::unix::Signal, term: &mut tokio::signal::unix::Signal) {
     tokio::select! {
-        _ = int.recv() => (2, "SIGINT"),
-        _ = term.recv() => (15, "SIGTERM"),
+        _ = int.recv() => {}
+        _ = term.recv() => {}
     }
 }
 

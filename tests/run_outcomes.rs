@@ -205,7 +205,7 @@ fn rejected_invocations_write_no_run_directory_and_create_no_namespace() {
         (&["--set", "read-mode=fast"], "valid values are"),
         (&["--set", "nosuch=1"], "has no setting"),
         (&["--concurrency", "0"], "--concurrency"),
-        (&["--time-limit=-1"], "--time-limit must be a positive"),
+        (&["--time-limit=-1"], "is not a duration"),
         (&["--nemesis-interval", "0"], "--nemesis-interval"),
         (&["--nodes", "local:x"], "must be a number"),
         (
