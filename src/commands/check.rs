@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Give up after this many seconds; the verdict is then unknown (exit 2), never a guess.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub time_limit: Option<f64>,
     /// Also write JUnit XML (one test case per checker) to this file.
     #[arg(long)]
@@ -48,6 +48,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    // Options first: a bad flag is reported as such, whatever the path.
+    let limit = match args.time_limit {
+        Some(s) if !s.is_finite() || s <= 0.0 => {
+            bail!("--time-limit must be a positive number of seconds, got {s}")
+        }
+        other => other.map(Duration::from_secs_f64),
+    };
     let format = match &args.format {
         None => None,
         Some(name) => Some(Format::from_name(name).with_context(|| {
@@ -68,12 +75,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         None => Vec::new(),
     };
     let specs = choose_specs(&args, recorded);
-    let limit = match args.time_limit {
-        Some(s) if !s.is_finite() || s <= 0.0 => {
-            bail!("--time-limit must be a positive number of seconds, got {s}")
-        }
-        other => other.map(Duration::from_secs_f64),
-    };
     let mut results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
     if let Some(run) = &run_dir {
         // What the run said about itself (interrupted, failed) is not the checkers' to undo.

@@ -28,19 +28,19 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
     /// Target rate over all clients in ops/s (default: as fast as the system answers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Length of the main phase: seconds, or with a unit (90s, 30m, 24h).
-    #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds)]
+    #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds, allow_negative_numbers = true)]
     pub time_limit: f64,
     /// Mean seconds between nemesis ops.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub nemesis_interval: f64,
     /// Seconds to wait after the heal before final reads.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub recovery_time: f64,
     /// A client op taking longer than this (seconds) is recorded as info.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub op_timeout: f64,
     /// Seed for the op mix and the fault schedule (default: random, recorded in test.json).
     #[arg(long)]
