@@ -56,15 +56,25 @@ fn client_invocations(history: &[Value]) -> Vec<(Value, Value, Value)> {
         .collect()
 }
 
-/// `(f, value)` of every fault op invoked. The nemesis performs one op at a time, so its
-/// ops alternate invocation, completion: the invocations are every other one.
+/// `(f, value)` of every scheduled fault op invoked. The nemesis performs one op at a
+/// time, so its ops alternate invocation, completion: the invocations are every other
+/// one. The run ends on the clock and then heals what is active, so the trailing stops
+/// depend on where the clock cut the schedule: they are left out.
 fn fault_steps(history: &[Value]) -> Vec<(Value, Value)> {
-    history
+    let mut steps: Vec<(Value, Value)> = history
         .iter()
         .filter(|op| op["process"] == "nemesis")
         .step_by(2)
         .map(|op| (op["f"].clone(), op["value"].clone()))
-        .collect()
+        .collect();
+    let heals = |f: &Value| {
+        let f = f.as_str().unwrap_or("");
+        f.starts_with("stop") || matches!(f, "start" | "resume" | "reset-clock" | "heal")
+    };
+    while steps.last().is_some_and(|(f, _)| heals(f)) {
+        steps.pop();
+    }
+    steps
 }
 
 /// The shorter sequence is a prefix of the longer: runs end on the clock, so one may

@@ -14,6 +14,7 @@
 //! - [`runlock`]: who runs on a local cluster (alive or dead), for runs and `env down`.
 //! - [`sweep`]: what an earlier run left on a remote node, found generically, removed.
 //! - [`helper`]: the distest binary on nodes (bundled targets, faults' node-side helpers).
+//! - [`lazyfs`]: serving a daemon's data directory through lazyfs (the disk nemesis).
 //! - [`names`], [`host`], [`exec`]: the naming scheme of host objects, the `ip`/`iptables`
 //!   calls on this machine, and running a local program with a deadline.
 
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod exec;
 pub mod helper;
 pub mod host;
+pub mod lazyfs;
 pub mod local;
 pub mod names;
 pub mod packages;

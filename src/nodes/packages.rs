@@ -17,6 +17,18 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Budget for `apt-get update` plus `apt-get install`; mirrors can be slow.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// One lock per machine: nodes of one machine (local namespaces) install at the same
+/// time, and two `apt-get`s on one machine fail on dpkg's lock.
+fn machine_lock(machine: &str) -> std::sync::Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>>> =
+        OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(|| Mutex::new(std::collections::HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    locks.entry(machine.to_string()).or_default().clone()
+}
+
 /// `(machine, package)` pairs known to be installed during this run.
 fn installed() -> &'static Mutex<HashSet<(String, String)>> {
     static INSTALLED: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
@@ -103,6 +115,8 @@ pub fn ensure_packages_saying(
         )));
     }
     let machine = node.machine_id();
+    let lock = machine_lock(&machine);
+    let _installing = lock.lock().unwrap_or_else(|e| e.into_inner());
     let wanted: Vec<&str> = {
         let known = installed().lock().unwrap_or_else(|e| e.into_inner());
         packages
@@ -182,7 +196,7 @@ fn install(node: &dyn Remote, packages: &[String], place: &str) -> Result<(), No
         "[ \"$(id -u)\" -eq 0 ] || exit {NOT_ROOT_STATUS}\n\
          made=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made=1; fi\n\
          export DEBIAN_FRONTEND=noninteractive\n\
-         apt-get update -q && apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {} ; rc=$?\n\
+         apt-get update -q -o DPkg::Lock::Timeout=300 && apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {} ; rc=$?\n\
          [ -z \"$made\" ] || rm -f /usr/sbin/policy-rc.d\n\
          exit $rc",
         words.join(" ")
