@@ -36,11 +36,14 @@ pub mod iptables;
 pub mod kill;
 pub mod latency;
 pub mod loss;
+pub mod membership;
 pub mod nemesis;
 pub mod partition;
 pub mod pause;
 pub mod process;
 pub mod schedule;
+pub mod script;
+pub mod select;
 pub mod targets;
 mod value;
 
@@ -67,9 +70,20 @@ pub const FAULTS: [(&str, Constructor); 6] = [
     ("pause", |ctx| Box::new(pause::Pause::new(ctx))),
 ];
 
+/// Faults that run only when named, never as part of `all`: `membership` needs a target
+/// that can change its membership, and changes what every other fault acts on.
+pub const NAMED_ONLY: [(&str, Constructor); 1] = [("membership", |ctx| {
+    Box::new(membership::Membership::new(ctx))
+})];
+
+/// Every fault `build` knows, `all`'s first, in canonical (heal) order.
+fn every_fault() -> impl Iterator<Item = &'static (&'static str, Constructor)> {
+    FAULTS.iter().chain(NAMED_ONLY.iter())
+}
+
 /// Names `build` accepts.
 pub fn valid_names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = FAULTS.iter().map(|(name, _)| *name).collect();
+    let mut names: Vec<&str> = every_fault().map(|(name, _)| *name).collect();
     names.extend(["all", compose::NONE]);
     names
 }
@@ -82,7 +96,7 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
             "all" => FAULTS.iter().map(|(n, _)| *n).collect(),
-            _ => match FAULTS.iter().find(|(n, _)| *n == name) {
+            _ => match every_fault().find(|(n, _)| *n == name) {
                 Some((n, _)) => vec![*n],
                 None => {
                     return Err(NemesisError::UnknownNemesis {
@@ -99,8 +113,7 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         }
     }
     // Canonical order, whatever order the user named them in: same schedule, same heal.
-    let parts: Vec<Box<dyn Nemesis>> = FAULTS
-        .iter()
+    let parts: Vec<Box<dyn Nemesis>> = every_fault()
         .filter(|(n, _)| wanted.contains(n))
         .map(|(_, make)| make(&ctx))
         .collect();
@@ -149,7 +162,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, all, none"
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, membership, all, none"
         );
     }
 
