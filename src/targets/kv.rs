@@ -50,16 +50,21 @@ impl Kv {
 impl TargetControl for Kv {
     super::daemon::delegate_process_faults!();
 
-    /// Nodes that say they lead, as seen from the control node (a partitioned old leader
-    /// may still claim it: both are returned, which is what isolate-the-leader wants).
+    /// Nodes that say they lead, as seen from the control node, the newest term first (a
+    /// partitioned old leader may still claim it: both are returned, which is what
+    /// isolate-the-leader wants, and `@leader` is the one of the newest term).
     fn primaries(&self) -> Vec<String> {
-        (0..self.addrs.len())
-            .filter(|&i| {
-                self.status(i)
-                    .is_some_and(|s| s.get("role").and_then(Value::as_str) == Some("leader"))
+        let mut leaders: Vec<(u64, String)> = (0..self.addrs.len())
+            .filter_map(|i| {
+                let s = self.status(i)?;
+                (s.get("role").and_then(Value::as_str) == Some("leader")).then(|| {
+                    let term = s.get("term").and_then(Value::as_u64).unwrap_or(0);
+                    (term, self.daemon.nodes[i].name().to_string())
+                })
             })
-            .map(|i| self.daemon.nodes[i].name().to_string())
-            .collect()
+            .collect();
+        leaders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        leaders.into_iter().map(|(_, name)| name).collect()
     }
 }
 
