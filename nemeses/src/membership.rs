@@ -11,61 +11,62 @@
 //! at once, so a majority of the original members always remains. Heal adds every
 //! removed node back: the cluster ends the run at its original size.
 
-use crate::cluster::Cluster;
 use crate::error::NemesisError;
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::TargetControl;
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets::{self, Targeting};
+use crate::nemesis::{FaultOp, NemesisContext};
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::{Reach, Targeting};
 use crate::value;
-use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 pub const REMOVE: &str = "remove-member";
 pub const ADD: &str = "add-member";
 
-pub struct Membership {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+/// The membership nemesis.
+pub type Membership = Toggle<MembershipFault>;
+
+/// The membership fault's state: the nodes it took out of the cluster.
+pub struct MembershipFault {
+    reach: Reach,
     /// Nodes we removed (or tried to: a refused answer may still have committed), in the
     /// order they left, not yet added back.
     removed: Vec<String>,
 }
 
-impl Membership {
-    pub fn new(ctx: &NemesisContext) -> Membership {
-        Membership {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "membership"),
-            flip: FlipFlop::default(),
+impl MembershipFault {
+    /// How many nodes may be out of the cluster at once: a minority of the run's nodes.
+    fn max_removed(&self) -> usize {
+        self.reach.cluster.len().saturating_sub(1) / 2
+    }
+}
+
+impl StartStop for MembershipFault {
+    const NAME: &'static str = "membership";
+    const START: &'static str = REMOVE;
+    const STOP: &'static str = ADD;
+
+    fn new(ctx: &NemesisContext) -> Self {
+        MembershipFault {
+            reach: Reach::new(ctx, Self::NAME),
             removed: Vec::new(),
         }
     }
 
-    /// How many nodes may be out of the cluster at once: a minority of the run's nodes.
-    fn max_removed(&self) -> usize {
-        self.cluster.len().saturating_sub(1) / 2
-    }
-
-    fn draw_remove(&mut self) -> Value {
+    /// One node, a minority or the leader (for a target that has one).
+    fn draw_start(&mut self) -> Value {
         let mut modes = vec![Targeting::One, Targeting::Minority];
-        if self.target.has_primaries() {
+        if self.reach.target.has_primaries() {
             modes.push(Targeting::Primaries);
         }
-        let mode = modes[self.rng.gen_range(0..modes.len())];
-        match mode.pick(&self.cluster.names(), &mut self.rng) {
+        let mode = modes[self.reach.rng.gen_range(0..modes.len())];
+        match mode.pick(&self.reach.cluster.names(), &mut self.reach.rng) {
             Some(nodes) => json!({"targets": mode.as_str(), "nodes": nodes}),
             None => json!({"targets": mode.as_str()}),
         }
     }
 
-    fn remove(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        let wanted = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+    fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        let wanted = self.reach.resolve(op)?;
         let fresh: Vec<String> = wanted
             .into_iter()
             .filter(|n| !self.removed.contains(n))
@@ -77,7 +78,7 @@ impl Membership {
                     "removing {} more node(s) would leave {} of {} out of the cluster, more than a minority ({} at most)",
                     fresh.len(),
                     self.removed.len() + fresh.len(),
-                    self.cluster.len(),
+                    self.reach.cluster.len(),
                     self.max_removed()
                 ),
             ));
@@ -87,7 +88,7 @@ impl Membership {
             // On the books before the attempt: a change whose answer was lost may still
             // have committed, and heal must then add the node back.
             self.removed.push(node.clone());
-            let outcome = self.target.remove_member(&node).map_err(NemesisError::from);
+            let outcome = self.reach.target.remove_member(&node).map_err(NemesisError::from);
             outcomes.push((node, outcome));
         }
         let done = NemesisError::collect(REMOVE, outcomes)?;
@@ -99,17 +100,17 @@ impl Membership {
         }))
     }
 
-    fn add(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+    fn stop(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let nodes = match value::opt_names(op, "nodes")? {
             Some(nodes) => {
-                self.cluster.check_names(ADD, &nodes)?;
+                self.reach.cluster.check_names(ADD, &nodes)?;
                 nodes
             }
             None => self.removed.clone(),
         };
         let mut outcomes = Vec::new();
         for node in nodes {
-            let outcome = self.target.add_member(&node).map_err(NemesisError::from);
+            let outcome = self.reach.target.add_member(&node).map_err(NemesisError::from);
             if outcome.is_ok() {
                 self.removed.retain(|n| *n != node);
             }
@@ -121,44 +122,17 @@ impl Membership {
             "out": self.removed,
         }))
     }
-}
 
-impl Nemesis for Membership {
-    fn name(&self) -> &str {
-        "membership"
+    /// Heal names the nodes it adds back, so the history says which.
+    fn heal_value(&self) -> Value {
+        json!({"nodes": self.removed})
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![REMOVE, ADD]
+    fn in_place(&self) -> bool {
+        !self.removed.is_empty()
     }
 
-    fn next_op(&mut self) -> FaultOp {
-        if self.flip.next_is_start() {
-            FaultOp::new(REMOVE, self.draw_remove())
-        } else {
-            FaultOp::new(ADD, Value::Null)
-        }
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            REMOVE => self.remove(op),
-            ADD => self.add(op),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.removed.is_empty() {
-            return Vec::new();
-        }
-        let op = FaultOp::new(ADD, json!({"nodes": self.removed}));
-        let outcome = self.add(&op);
-        vec![(op, outcome)]
-    }
-
-    fn active(&self) -> Vec<String> {
+    fn describe(&self) -> Vec<String> {
         self.removed.iter().map(|n| format!("{n} removed")).collect()
     }
 }
@@ -167,6 +141,8 @@ impl Nemesis for Membership {
 mod tests {
     use super::*;
     use crate::fake;
+    use crate::nemesis::Nemesis;
+    use std::sync::Arc;
 
     fn ctx(n: u8, seed: u64) -> (NemesisContext, Arc<fake::FakeTarget>) {
         let (nodes, target) = fake::cluster(n);
