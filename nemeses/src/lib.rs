@@ -134,7 +134,7 @@ pub const NAMED_ONLY: [FaultEntry; 1] = [FaultEntry {
 
 /// Every fault `build` knows, `all`'s first, in canonical (heal) order: membership heals
 /// last, once the network is whole and every process runs again.
-fn every_fault() -> impl Iterator<Item = &'static FaultEntry> {
+pub fn every_fault() -> impl Iterator<Item = &'static FaultEntry> {
     FAULTS.iter().chain(NAMED_ONLY.iter())
 }
 
@@ -149,7 +149,12 @@ pub fn valid_names() -> Vec<&'static str> {
 /// names are refused with the valid ones listed.
 pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, NemesisError> {
     let mut wanted: Vec<&str> = Vec::new();
-    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+    // `+` separates timelines (see `schedule::for_run`); the faults are the same.
+    for name in names
+        .iter()
+        .flat_map(|n| n.split([',', '+']))
+        .map(str::trim)
+    {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
             "all" => FAULTS.iter().map(|f| f.name).collect(),

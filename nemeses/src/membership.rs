@@ -88,7 +88,11 @@ impl StartStop for MembershipFault {
             // On the books before the attempt: a change whose answer was lost may still
             // have committed, and heal must then add the node back.
             self.removed.push(node.clone());
-            let outcome = self.reach.target.remove_member(&node).map_err(NemesisError::from);
+            let outcome = self
+                .reach
+                .target
+                .remove_member(&node)
+                .map_err(NemesisError::from);
             outcomes.push((node, outcome));
         }
         let done = NemesisError::collect(REMOVE, outcomes)?;
@@ -110,7 +114,11 @@ impl StartStop for MembershipFault {
         };
         let mut outcomes = Vec::new();
         for node in nodes {
-            let outcome = self.reach.target.add_member(&node).map_err(NemesisError::from);
+            let outcome = self
+                .reach
+                .target
+                .add_member(&node)
+                .map_err(NemesisError::from);
             if outcome.is_ok() {
                 self.removed.retain(|n| *n != node);
             }
@@ -133,7 +141,10 @@ impl StartStop for MembershipFault {
     }
 
     fn describe(&self) -> Vec<String> {
-        self.removed.iter().map(|n| format!("{n} removed")).collect()
+        self.removed
+            .iter()
+            .map(|n| format!("{n} removed"))
+            .collect()
     }
 }
 

@@ -84,8 +84,8 @@ impl Script {
             origin: origin.to_string(),
             reason,
         };
-        let spec: FileSpec = toml::from_str(text)
-            .map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
+        let spec: FileSpec =
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
         if spec.steps.is_empty() {
             return Err(bad("it has no [[step]]".into()));
         }
@@ -95,7 +95,9 @@ impl Script {
         let mut steps = Vec::new();
         let mut bound: Vec<String> = Vec::new();
         let mut known: Vec<&str> = ops.to_vec();
-        known.push(AWAIT_LEADER);
+        if !known.contains(&AWAIT_LEADER) {
+            known.push(AWAIT_LEADER);
+        }
         for (i, step) in spec.steps.into_iter().enumerate() {
             let n = i + 1;
             if !(0.0..=MAX_AT_S).contains(&step.at) {
@@ -140,14 +142,19 @@ impl Script {
                 value[BIND_KEY] = Value::String(name.clone());
                 bound.push(name);
             }
-            steps.push((Duration::from_secs_f64(step.at), FaultOp::new(step.f, value)));
+            steps.push((
+                Duration::from_secs_f64(step.at),
+                FaultOp::new(step.f, value),
+            ));
         }
         steps.sort_by_key(|(at, _)| *at);
         let repeat_every = match spec.repeat_every {
             None => None,
             Some(s) => {
                 let last = steps.last().map_or(Duration::ZERO, |(at, _)| *at);
-                if !(s.is_finite() && s > 0.0 && s <= MAX_AT_S) || Duration::from_secs_f64(s) <= last {
+                if !(s.is_finite() && s > 0.0 && s <= MAX_AT_S)
+                    || Duration::from_secs_f64(s) <= last
+                {
                     return Err(bad(format!(
                         "repeat_every = {s} must be longer than the last step's time ({} s)",
                         last.as_secs_f64()
@@ -195,7 +202,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const OPS: &[&str] = &["start-partition", "stop-partition", "bump-clock", "reset-clock"];
+    const OPS: &[&str] = &[
+        "start-partition",
+        "stop-partition",
+        "bump-clock",
+        "reset-clock",
+    ];
 
     fn parse(text: &str) -> Result<Script, NemesisError> {
         Script::parse(text, "test.toml", OPS)
@@ -247,7 +259,12 @@ mod tests {
         );
         assert_eq!(
             s.fault_ops(),
-            vec!["start-partition", "bump-clock", "stop-partition", "reset-clock"]
+            vec![
+                "start-partition",
+                "bump-clock",
+                "stop-partition",
+                "reset-clock"
+            ]
         );
         let once = parse(&LEASE.replace("repeat_every = 10.0", "")).unwrap();
         assert_eq!(once.rounds().count(), 4);

@@ -175,10 +175,15 @@ impl Selecting {
                         .cluster
                         .names()
                         .into_iter()
-                        .filter(|n| !primaries.contains(n) && !named.contains(n) && !out.contains(n))
+                        .filter(|n| {
+                            !primaries.contains(n) && !named.contains(n) && !out.contains(n)
+                        })
                         .collect();
                     if candidates.is_empty() {
-                        return Err(NemesisError::bad_value(f, "`@follower` found no node that does not lead"));
+                        return Err(NemesisError::bad_value(
+                            f,
+                            "`@follower` found no node that does not lead",
+                        ));
                     }
                     vec![candidates[self.rng.gen_range(0..candidates.len())].clone()]
                 }
@@ -189,13 +194,19 @@ impl Selecting {
                     .filter(|n| !named.contains(n) && !out.contains(n))
                     .collect(),
                 Some(name) => self.bound.get(name).cloned().ok_or_else(|| {
-                    NemesisError::bad_value(f, format!("`@{name}` was never bound (its step failed?)"))
+                    NemesisError::bad_value(
+                        f,
+                        format!("`@{name}` was never bound (its step failed?)"),
+                    )
                 })?,
             };
             add(&mut out, names);
         }
         if out.is_empty() {
-            return Err(NemesisError::bad_value(f, "a node list resolved to no node"));
+            return Err(NemesisError::bad_value(
+                f,
+                "a node list resolved to no node",
+            ));
         }
         Ok(out)
     }
@@ -224,7 +235,10 @@ impl Selecting {
             // Named sides first, so `@others` is what they leave.
             let mut resolved: Vec<Option<Vec<String>>> = vec![None; sides.len()];
             let mut named: Vec<String> = Vec::new();
-            let has_others = |s: &Value| s.as_array().is_some_and(|a| a.iter().any(|x| x == "@others"));
+            let has_others = |s: &Value| {
+                s.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "@others"))
+            };
             for pass in [false, true] {
                 for (i, side) in sides.iter().enumerate() {
                     if has_others(side) == pass {
@@ -237,7 +251,10 @@ impl Selecting {
             let components: Vec<Vec<String>> = resolved.into_iter().flatten().collect();
             let mut seen = std::collections::BTreeSet::new();
             if !components.iter().flatten().all(|n| seen.insert(n)) {
-                return Err(NemesisError::bad_value(f, "a node is on two sides of `components`"));
+                return Err(NemesisError::bad_value(
+                    f,
+                    "a node is on two sides of `components`",
+                ));
             }
             binds = components[0].clone();
             let grudge = partition::complete(&components);
@@ -254,7 +271,10 @@ impl Selecting {
         grudge: &Grudge,
     ) -> Result<(), NemesisError> {
         if f != partition::START {
-            return Err(NemesisError::bad_value(f, format!("`{shape}` belongs to {}", partition::START)));
+            return Err(NemesisError::bad_value(
+                f,
+                format!("`{shape}` belongs to {}", partition::START),
+            ));
         }
         map.entry("shape").or_insert_with(|| json!(shape));
         map.insert("grudge".into(), partition::grudge_to_json(grudge));
@@ -272,20 +292,35 @@ impl Selecting {
                 .as_f64()
                 .filter(|s| (0.0..=MAX_AWAIT_S).contains(s))
                 .ok_or_else(|| {
-                    NemesisError::bad_value(AWAIT_LEADER, format!("`timeout_s` must be a number of seconds up to {MAX_AWAIT_S}"))
+                    NemesisError::bad_value(
+                        AWAIT_LEADER,
+                        format!("`timeout_s` must be a number of seconds up to {MAX_AWAIT_S}"),
+                    )
                 })?,
         };
         let began = Instant::now();
         let deadline = began + Duration::from_secs_f64(timeout_s);
         loop {
-            if let Some(leader) = self.primaries().into_iter().next().filter(|l| !not.contains(l)) {
+            if let Some(leader) = self
+                .primaries()
+                .into_iter()
+                .next()
+                .filter(|l| !not.contains(l))
+            {
                 let waited_ms = began.elapsed().as_millis() as u64;
-                return Ok((json!({"leader": leader, "waited_ms": waited_ms}), vec![leader]));
+                return Ok((
+                    json!({"leader": leader, "waited_ms": waited_ms}),
+                    vec![leader],
+                ));
             }
             if Instant::now() >= deadline {
                 return Err(NemesisError::NoNewLeader {
                     f: AWAIT_LEADER.to_string(),
-                    not: if not.is_empty() { "none".into() } else { not.join(", ") },
+                    not: if not.is_empty() {
+                        "none".into()
+                    } else {
+                        not.join(", ")
+                    },
                     waited_ms: began.elapsed().as_millis() as u64,
                 });
             }
@@ -310,7 +345,11 @@ impl Nemesis for Selecting {
     }
 
     fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        let bind = op.value.get(BIND_KEY).and_then(Value::as_str).map(str::to_string);
+        let bind = op
+            .value
+            .get(BIND_KEY)
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let (mut done, nodes) = if op.f == AWAIT_LEADER {
             self.await_leader(op)?
         } else {
@@ -438,7 +477,10 @@ mod tests {
             json!({"nodes": ["n9"]}),
             json!({"nodes": []}),
         ] {
-            assert!(s.invoke(&FaultOp::new("kill", value.clone())).is_err(), "{value}");
+            assert!(
+                s.invoke(&FaultOp::new("kill", value.clone())).is_err(),
+                "{value}"
+            );
         }
         assert!(s
             .invoke(&FaultOp::new("kill", json!({"isolate": ["n1"]})))

@@ -33,6 +33,10 @@ pub struct Args {
     /// Length of the main phase, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub time_limit: f64,
+    /// A fault schedule file (TOML: timed fault ops aimed at roles such as the leader,
+    /// see docs/nemesis-schedules.md), performed besides `--nemesis`.
+    #[arg(long)]
+    pub nemesis_schedule: Option<PathBuf>,
     /// Mean seconds between nemesis ops.
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,
@@ -126,6 +130,19 @@ impl Args {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s != "none")
             .collect();
+        let nemesis_script = match &self.nemesis_schedule {
+            None => None,
+            Some(path) => {
+                let ops = distest_nemeses::schedule::all_ops();
+                let script = distest_nemeses::script::Script::load(path, &ops)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                Some((script, text))
+            }
+        };
+        // Bad `+` timelines (a fault in two) fail here, before a run directory exists.
+        distest_nemeses::resolve_names(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = self.settings();
         let mut node_args = self.node_args.clone();
         if node_args.names_no_nodes() {
@@ -145,6 +162,10 @@ impl Args {
             rate: self.rate,
             time_limit_s: self.time_limit,
             nemesis_interval_s: self.nemesis_interval,
+            nemesis_schedule: self
+                .nemesis_schedule
+                .as_ref()
+                .map(|p| p.display().to_string()),
             recovery_s: self.recovery_time,
             op_timeout_s: self.op_timeout,
             seed,
@@ -172,6 +193,7 @@ impl Args {
             store: self.store.clone(),
             junit: self.junit.clone(),
             node_args,
+            nemesis_script,
         })
     }
 }

@@ -15,4 +15,30 @@ pub struct RunConfig {
     pub junit: Option<PathBuf>,
     /// The node flags, for provisioning (their meaning is recorded in `nodes_spec`).
     pub node_args: crate::nodes::NodeArgs,
+    /// `--nemesis-schedule`, read and checked: the script and the file's text (copied into
+    /// the run directory).
+    pub nemesis_script: Option<(distest_nemeses::script::Script, String)>,
+}
+
+impl RunConfig {
+    /// The faults the run performs: `--nemesis` and those the schedule file uses (as
+    /// fault names), for provisioning their packages.
+    pub fn fault_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut names = self.test.nemesis.clone();
+        if let Some((script, _)) = &self.nemesis_script {
+            let steps: Vec<distest_nemeses::schedule::FaultStep> = script
+                .steps
+                .iter()
+                .map(|(at, op)| distest_generator::Step {
+                    at: *at,
+                    op: op.clone(),
+                })
+                .collect();
+            names.extend(
+                distest_nemeses::schedule::fault_names(&steps)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+        }
+        Ok(names)
+    }
 }

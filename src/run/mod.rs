@@ -84,6 +84,11 @@ pub fn execute(
     let log = RunLog::create(&run.file(files::DISTEST_LOG))?;
     log.line(&format!("run directory {}", run.path().display()));
     run.write_test(&cfg.test)?;
+    if let Some((_, text)) = &cfg.nemesis_script {
+        let path = run.file(files::NEMESIS_SCHEDULE);
+        std::fs::write(&path, text)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
 
     let provisioned = match provision(&mut cfg, &log) {
         Ok(p) => p,
@@ -201,20 +206,13 @@ fn main_phases(
         target: provisioned.target.clone(),
         seed: test.seed,
     };
-    let faults = if test.nemesis.is_empty() {
-        None
-    } else {
-        let err = |e: distest_nemeses::NemesisError| anyhow::anyhow!("{e}");
-        Some((
-            distest_nemeses::build(&test.nemesis, nemesis_ctx.clone()).map_err(err)?,
-            distest_nemeses::schedule::random(
-                &test.nemesis,
-                nemesis_ctx,
-                Duration::from_secs_f64(test.nemesis_interval_s),
-            )
-            .map_err(err)?,
-        ))
-    };
+    let faults = distest_nemeses::schedule::for_run(
+        &test.nemesis,
+        cfg.nemesis_script.as_ref().map(|(script, _)| script),
+        nemesis_ctx,
+        Duration::from_secs_f64(test.nemesis_interval_s),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let target = provisioned.target.clone();
     let progress = progress::Progress::start(recorder.clone(), test.time_limit_s);
 

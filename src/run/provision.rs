@@ -53,7 +53,7 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     cfg.test.nodes = nodes.names();
     let mut packages: Vec<String> = entry.packages.clone();
     packages.extend(
-        distest_nemeses::packages(&cfg.test.nemesis)
+        distest_nemeses::packages(&cfg.fault_names()?)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .into_iter()
             .map(String::from),

@@ -93,7 +93,8 @@ impl Kv {
                     Some((200, _)) => return Ok(()),
                     Some((400, b)) => {
                         let message = b["message"].as_str().unwrap_or_default();
-                        if message.contains("already a member") || message.contains("not a member") {
+                        if message.contains("already a member") || message.contains("not a member")
+                        {
                             return Ok(());
                         }
                         return Err(NodeError::Failed {
