@@ -83,20 +83,12 @@ pub fn timelines(names: &[String]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// What a run performs: the `--nemesis` timelines (each drawn at its own jittered times:
-/// `nemesis/gaps` for the first, `nemesis/gaps/+1`, ... for the others, so `a,b` replays
-/// as it always did) merged with `script`, and the nemesis that performs every op of
-/// them (selectors and `await-leader` included) and heals them. `None`: no faults.
-pub fn for_run(
-    names: &[String],
-    script: Option<&Script>,
-    ctx: NemesisContext,
-    interval: Duration,
-) -> Result<Option<(Box<dyn Nemesis>, FaultSchedule)>, NemesisError> {
-    let lines = timelines(names);
+/// The faults of `--nemesis` values in timeline order; a fault named in two timelines is
+/// refused (both would draw the same ops from its one stream).
+pub fn check_timelines(names: &[String]) -> Result<Vec<String>, NemesisError> {
     let mut faults: Vec<String> = Vec::new();
-    for line in &lines {
-        for fault in crate::resolve_names(line)? {
+    for line in timelines(names) {
+        for fault in crate::resolve_names(&line)? {
             if faults.iter().any(|f| f == fault.name) {
                 return Err(NemesisError::BadValue {
                     f: "--nemesis".into(),
@@ -109,6 +101,21 @@ pub fn for_run(
             faults.push(fault.name.to_string());
         }
     }
+    Ok(faults)
+}
+
+/// What a run performs: the `--nemesis` timelines (each drawn at its own jittered times:
+/// `nemesis/gaps` for the first, `nemesis/gaps/+1`, ... for the others, so `a,b` replays
+/// as it always did) merged with `script`, and the nemesis that performs every op of
+/// them (selectors and `await-leader` included) and heals them. `None`: no faults.
+pub fn for_run(
+    names: &[String],
+    script: Option<&Script>,
+    ctx: NemesisContext,
+    interval: Duration,
+) -> Result<Option<(Box<dyn Nemesis>, FaultSchedule)>, NemesisError> {
+    let lines = timelines(names);
+    let mut faults = check_timelines(names)?;
     let mut schedules: Vec<FaultSchedule> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let stream = if i == 0 {

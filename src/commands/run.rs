@@ -142,7 +142,7 @@ impl Args {
             }
         };
         // Bad `+` timelines (a fault in two) fail here, before a run directory exists.
-        distest_nemeses::resolve_names(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
+        distest_nemeses::schedule::check_timelines(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = self.settings();
         let mut node_args = self.node_args.clone();
         if node_args.names_no_nodes() {
