@@ -67,7 +67,9 @@ fn first_anomaly_ns(run: &RunDir) -> Option<u64> {
         .filter(|c| c.name != "stats")
         .cloned()
         .collect();
-    let history = distest::verify::load_history(&run.file(distest_rundir::files::HISTORY_JSONL), None).ok()?;
+    let history =
+        distest::verify::load_history(&run.file(distest_rundir::files::HISTORY_JSONL), None)
+            .ok()?;
     let ops: Vec<Op> = history.ops().to_vec();
     let start = ops.first()?.time;
     let end = ops.last()?.time;
@@ -141,7 +143,8 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/detection.md"));
     let store = std::env::temp_dir().join(format!("dt-bench-detection-{}", std::process::id()));
-    let mut suite = Suite::load(&root.join("examples/detection.toml")).expect("the detection suite");
+    let mut suite =
+        Suite::load(&root.join("examples/detection.toml")).expect("the detection suite");
     let mut seeds = bug_seeds.clone();
     seeds.extend(correct_seeds.iter().filter(|s| !bug_seeds.contains(s)));
     suite.seeds = seeds;
@@ -277,7 +280,10 @@ fn table(outcomes: &[Outcome], took: Duration, seconds: f64) -> String {
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for (row, os) in &rows {
-        let caught: Vec<&&Outcome> = os.iter().filter(|o| o.verdict == Validity::Invalid).collect();
+        let caught: Vec<&&Outcome> = os
+            .iter()
+            .filter(|o| o.verdict == Validity::Invalid)
+            .collect();
         let other = os
             .iter()
             .filter(|o| o.verdict == Validity::Unknown || o.error.is_some())
@@ -306,7 +312,10 @@ fn table(outcomes: &[Outcome], took: Duration, seconds: f64) -> String {
             e.2.extend(o.first_anomaly_s);
         }
     }
-    let _ = writeln!(out, "\n| bug | caught / runs (all its faults) | median s to first anomalous op |");
+    let _ = writeln!(
+        out,
+        "\n| bug | caught / runs (all its faults) | median s to first anomalous op |"
+    );
     let _ = writeln!(out, "|---|---|---|");
     for (bug, (n, k, times)) in by_bug {
         let _ = writeln!(
@@ -330,7 +339,13 @@ fn table(outcomes: &[Outcome], took: Duration, seconds: f64) -> String {
         correct.len()
     );
     for o in outcomes.iter().filter(|o| o.error.is_some()) {
-        let _ = writeln!(out, "- failed: {} seed {}: {}", o.row, o.seed, o.error.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "- failed: {} seed {}: {}",
+            o.row,
+            o.seed,
+            o.error.as_deref().unwrap_or("")
+        );
     }
     out
 }

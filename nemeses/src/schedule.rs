@@ -31,6 +31,8 @@ use std::time::Duration;
 pub type FaultStep = Step<FaultOp>;
 /// A stream of timed fault ops, in time order.
 pub type FaultSchedule = Box<dyn Schedule<FaultOp>>;
+/// What a run performs: the nemesis that performs (and heals) every op, and the schedule.
+pub type RunFaults = (Box<dyn Nemesis>, FaultSchedule);
 
 /// Random faults of `names` (as `--nemesis` takes them) every `interval` on average.
 /// The ops are drawn by a nemesis of their own, built from the same context: a nemesis's
@@ -113,7 +115,7 @@ pub fn for_run(
     script: Option<&Script>,
     ctx: NemesisContext,
     interval: Duration,
-) -> Result<Option<(Box<dyn Nemesis>, FaultSchedule)>, NemesisError> {
+) -> Result<Option<RunFaults>, NemesisError> {
     let lines = timelines(names);
     let mut faults = check_timelines(names)?;
     let mut schedules: Vec<FaultSchedule> = Vec::new();
