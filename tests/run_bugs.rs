@@ -111,6 +111,17 @@ fn faults_done(history: &str, f: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Runs the correct build with `args` on `cluster` into a fresh store called `name`;
+/// asserts exit 0 and `checker` valid. Returns the store for further checks.
+fn correct_build_valid(cluster: &Cluster, name: &str, args: &[&str], checker: &str) -> PathBuf {
+    let store = temp_store(name);
+    let out = cluster.run(&store, args);
+    assert_eq!(out.status.code(), Some(0), "correct build: {}", text(&out));
+    let r = results(&store);
+    assert_eq!(r["checkers"][checker]["valid"], true, "{r}");
+    store
+}
+
 /// Runs the bug build then the correct build with the same `args` (and seed) on
 /// `cluster`; asserts exit 1 with `anomaly` from `checker`, then exit 0 with that checker
 /// valid. Returns the bug run's store for further checks of its history.
@@ -140,10 +151,7 @@ fn bug_caught_and_correct_build_valid(
     );
     cluster.assert_nothing_left();
 
-    let correct = temp_store(&format!("{name}-correct"));
-    let out = cluster.run(&correct, args);
-    assert_eq!(out.status.code(), Some(0), "correct build: {}", text(&out));
-    assert_eq!(results(&correct)["checkers"][checker]["valid"], true);
+    let correct = correct_build_valid(cluster, &format!("{name}-correct"), args, checker);
     cluster.assert_nothing_left();
     std::fs::remove_dir_all(&correct).unwrap();
     store
@@ -188,16 +196,15 @@ fn no_fsync_bug_under_kills_of_a_majority_loses_acknowledged_set_adds() {
 /// The clock nemesis moves kv nodes' wall clocks (libfaketime), and the default
 /// `read-index` mode, which never consults a clock, stays linearizable through clock steps
 /// and strobes that land while the leader is isolated (seed 8 resets a skewed clock 1.6 s
-/// into an isolate-the-leader partition). `lease-no-margin` has no e2e test here: see
-/// the README of raft-kv ("Bugs") for why the nemesis schedule rarely lines up the fault
-/// it needs, and the unit tests in `raft/core.rs` that show it deterministically.
+/// into an isolate-the-leader partition). `lease-no-margin` is caught below, under the
+/// schedule that lines the two faults up on purpose.
 #[test]
 fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
     common::require_root!();
     let cluster = Cluster::claim("bgb", 157);
-    let store = temp_store("bug-clock");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "bug-clock",
         &[
             "--workload",
             "register",
@@ -210,9 +217,8 @@ fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
             "--seed",
             "8",
         ],
+        "linearizable",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
     let h = history(&store);
     let moved: usize = ["bump-clock", "strobe-clock", "skew-clock"]
         .iter()
@@ -230,9 +236,9 @@ fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
 fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
     common::require_root!();
     let cluster = Cluster::claim("bgc", 158);
-    let store = temp_store("bug-lease");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "bug-lease",
         &[
             "--workload",
             "register",
@@ -247,9 +253,8 @@ fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
             "--seed",
             "2",
         ],
+        "linearizable",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
     let partitions = faults_done(&history(&store), "start-partition");
     assert!(!partitions.is_empty(), "a partition was in force");
     cluster.assert_nothing_left();
@@ -263,9 +268,9 @@ fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
 fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_build() {
     common::require_root!();
     let cluster = Cluster::claim("bgd", 159);
-    let store = temp_store("bug-churn");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "bug-churn",
         &[
             "--workload",
             "list-append",
@@ -278,10 +283,9 @@ fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_
             "--seed",
             "1",
         ],
+        "list-append",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r = results(&store);
-    assert_eq!(r["checkers"]["list-append"]["valid"], true, "{r}");
     let committed = history(&store)
         .lines()
         .filter(|l| l.contains("\"type\":\"ok\"") && l.contains("\"f\":\"txn\""))
@@ -430,9 +434,9 @@ fn commit_old_term_loses_read_elements_under_the_figure_8_schedule() {
 fn the_correct_build_stays_linearizable_while_members_leave_and_rejoin() {
     common::require_root!();
     let cluster = Cluster::claim("fa2", 182);
-    let store = temp_store("faults-membership");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "faults-membership",
         &[
             "--workload",
             "register",
@@ -445,9 +449,8 @@ fn the_correct_build_stays_linearizable_while_members_leave_and_rejoin() {
             "--seed",
             "3",
         ],
+        "linearizable",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
     let steps = nemesis_steps(&history(&store));
     let removed: usize = steps
         .iter()
