@@ -17,6 +17,7 @@
 //! | `partition`, `kill`, `pause`, `clock`, `loss`, `latency`, `membership` | each fault's own draws (which nodes, shapes, offsets) |
 //! | `compose` | which of several composed faults moves next |
 //! | `script` | the choices of schedule-file selectors (`@follower`) |
+//! | `latency-delayer/<start>/<node>` | the jitter of the delayer latency's `<start>`-th start runs on `<node>` |
 //!
 //! Each fault drawing from its own stream is what keeps `partition`'s draws the same
 //! when `kill` is added next to it.

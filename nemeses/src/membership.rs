@@ -146,6 +146,18 @@ impl StartStop for MembershipFault {
             .map(|n| format!("{n} removed"))
             .collect()
     }
+
+    /// The target can change its membership at all (kv, a target file with a
+    /// `[membership]` table).
+    fn preflight(&self) -> Result<(), NemesisError> {
+        if self.reach.target.has_membership() {
+            return Ok(());
+        }
+        Err(NemesisError::TargetUnsupported {
+            fault: Self::NAME.to_string(),
+            why: "it has no way to add or remove members (the bundled raft-kv has; a target file needs a [membership] table with add and remove)".to_string(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -247,9 +259,20 @@ mod tests {
             seed: 1,
         };
         let mut m = Membership::new(&ctx);
+        let refused = m.preflight().unwrap_err().to_string();
+        assert!(
+            refused.starts_with("membership cannot act on this target: it has no way to add or remove members"),
+            "{refused}"
+        );
         let err = m
             .invoke(&FaultOp::new(REMOVE, json!({"nodes": ["n2"]})))
             .unwrap_err();
         assert!(err.to_string().contains("no membership"), "{err}");
+    }
+
+    #[test]
+    fn a_target_with_membership_passes_preflight() {
+        let (ctx, _target) = ctx(3, 1);
+        assert!(Membership::new(&ctx).preflight().is_ok());
     }
 }

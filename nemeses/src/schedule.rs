@@ -14,7 +14,8 @@
 //!   "primaries"}`) or selectors (`@leader`, see `select.rs`).
 //! - [`merge`]: schedules interleaved by time, so their faults overlap.
 //! - [`for_run`]: what a run performs: `--nemesis` timelines (`a,b` one timeline, `a+b`
-//!   one per `+`) merged with the schedule file, and the nemesis that performs them all.
+//!   one per `+`) merged with the schedule file; [`performer`] the nemesis that performs
+//!   (and preflights, and heals) them all.
 //!
 //! The nemesis that performs a schedule's ops must know them all: build it from the
 //! fault names the schedule uses ([`fault_names`]).
@@ -31,8 +32,6 @@ use std::time::Duration;
 pub type FaultStep = Step<FaultOp>;
 /// A stream of timed fault ops, in time order.
 pub type FaultSchedule = Box<dyn Schedule<FaultOp>>;
-/// What a run performs: the nemesis that performs (and heals) every op, and the schedule.
-pub type RunFaults = (Box<dyn Nemesis>, FaultSchedule);
 
 /// Random faults of `names` (as `--nemesis` takes them) every `interval` on average.
 /// The ops are drawn by a nemesis of their own, built from the same context: a nemesis's
@@ -106,20 +105,54 @@ pub fn check_timelines(names: &[String]) -> Result<Vec<String>, NemesisError> {
     Ok(faults)
 }
 
+/// The faults a run performs: those of the `--nemesis` timelines, then those the
+/// schedule file's ops use, each once. What the performing nemesis is built from, what
+/// provisioning installs packages for, what preflight checks.
+pub fn run_fault_names(
+    names: &[String],
+    script: Option<&Script>,
+) -> Result<Vec<String>, NemesisError> {
+    let mut faults = check_timelines(names)?;
+    if let Some(script) = script {
+        for name in fault_names_of_ops(&script.fault_ops())? {
+            if !faults.contains(&name) {
+                faults.push(name);
+            }
+        }
+    }
+    Ok(faults)
+}
+
+/// The nemesis that performs (and heals) every op a run's schedule ([`for_run`]) holds,
+/// selectors and `await-leader` included; `None` when the run has no faults.
+pub fn performer(
+    names: &[String],
+    script: Option<&Script>,
+    ctx: NemesisContext,
+) -> Result<Option<Box<dyn Nemesis>>, NemesisError> {
+    let faults = run_fault_names(names, script)?;
+    if faults.is_empty() && script.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(Selecting::new(
+        crate::build(&faults, ctx.clone())?,
+        &ctx,
+    ))))
+}
+
 /// What a run performs: the `--nemesis` timelines (each drawn at its own jittered times:
 /// `nemesis/gaps` for the first, `nemesis/gaps/+1`, ... for the others, so `a,b` replays
-/// as it always did) merged with `script`, and the nemesis that performs every op of
-/// them (selectors and `await-leader` included) and heals them. `None`: no faults.
+/// as it always did) merged with `script`. `None`: no faults. [`performer`] builds the
+/// nemesis that performs it.
 pub fn for_run(
     names: &[String],
     script: Option<&Script>,
     ctx: NemesisContext,
     interval: Duration,
-) -> Result<Option<RunFaults>, NemesisError> {
-    let lines = timelines(names);
-    let mut faults = check_timelines(names)?;
+) -> Result<Option<FaultSchedule>, NemesisError> {
+    check_timelines(names)?;
     let mut schedules: Vec<FaultSchedule> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in timelines(names).iter().enumerate() {
         let stream = if i == 0 {
             NEMESIS_GAPS.to_string()
         } else {
@@ -129,19 +162,13 @@ pub fn for_run(
         schedules.push(random_on(line, ctx.clone(), gaps)?);
     }
     if let Some(script) = script {
-        faults.extend(fault_names_of_ops(&script.fault_ops())?);
         schedules.push(Box::new(ScriptSchedule::new(script.clone())));
     }
-    if schedules.is_empty() {
-        return Ok(None);
-    }
-    let performer = Selecting::new(crate::build(&faults, ctx.clone())?, &ctx);
-    let schedule = if schedules.len() == 1 {
-        schedules.pop().expect("one schedule")
-    } else {
-        merge(schedules)
-    };
-    Ok(Some((Box::new(performer), schedule)))
+    Ok(match schedules.len() {
+        0 => None,
+        1 => schedules.pop(),
+        _ => Some(merge(schedules)),
+    })
 }
 
 /// A schedule file's steps, round after round.
@@ -291,7 +318,7 @@ mod tests {
     }
 
     fn run_steps(names: &str, seed: u64, secs: u64) -> Vec<FaultStep> {
-        let (_, mut s) = for_run(
+        let mut s = for_run(
             &[names.to_string()],
             None,
             ctx(seed),
@@ -365,14 +392,15 @@ mod tests {
             &all_ops(),
         )
         .unwrap();
-        let (nemesis, mut s) = for_run(
-            &["kill".to_string()],
-            Some(&script),
-            ctx(1),
-            Duration::from_secs(3),
-        )
-        .unwrap()
-        .unwrap();
+        let names = ["kill".to_string()];
+        let mut s = for_run(&names, Some(&script), ctx(1), Duration::from_secs(3))
+            .unwrap()
+            .unwrap();
+        let nemesis = performer(&names, Some(&script), ctx(1)).unwrap().unwrap();
+        assert_eq!(
+            run_fault_names(&names, Some(&script)).unwrap(),
+            vec!["kill", "partition"]
+        );
         let steps = take_until(&mut s, Duration::from_secs(35));
         let scripted: Vec<(u64, &str)> = steps
             .iter()

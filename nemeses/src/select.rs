@@ -372,6 +372,11 @@ impl Nemesis for Selecting {
     fn active(&self) -> Vec<String> {
         self.inner.active()
     }
+
+    /// Selectors need nothing of the nodes; the faults they aim need what they need.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        self.inner.preflight()
+    }
 }
 
 #[cfg(test)]

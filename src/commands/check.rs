@@ -40,6 +40,11 @@ pub struct Args {
     /// Where runs live (only used to resolve relative run names).
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// Check op by op in two passes over the file, holding only the ops of the keys in
+    /// use at the same time (bounded memory for keyed histories of any size); the
+    /// verdicts are the same. Default for files over 1 GiB.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -64,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let specs = choose_specs(&args, recorded);
     let limit = args.time_limit.map(Duration::from_secs_f64);
-    let results = verify::check_file(&history_path, format, &specs, limit)?;
+    let results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
     if let Some(run) = &run_dir {
         verify::write_results(run, &results)?;
         if let Err(e) = distest_reports::render_run(run.path()) {

@@ -22,23 +22,12 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// The faults the run performs: `--nemesis` and those the schedule file uses (as
-    /// fault names), for provisioning their packages.
+    /// fault names), for provisioning (packages, lazyfs) and the performing nemesis.
     pub fn fault_names(&self) -> anyhow::Result<Vec<String>> {
-        let mut names = self.test.nemesis.clone();
-        if let Some((script, _)) = &self.nemesis_script {
-            let steps: Vec<distest_nemeses::schedule::FaultStep> = script
-                .steps
-                .iter()
-                .map(|(at, op)| distest_generator::Step {
-                    at: *at,
-                    op: op.clone(),
-                })
-                .collect();
-            names.extend(
-                distest_nemeses::schedule::fault_names(&steps)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            );
-        }
-        Ok(names)
+        distest_nemeses::schedule::run_fault_names(
+            &self.test.nemesis,
+            self.nemesis_script.as_ref().map(|(script, _)| script),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
