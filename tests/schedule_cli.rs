@@ -107,3 +107,38 @@ fn the_detection_suite_runs_every_bug_and_the_correct_build_under_every_fault() 
         );
     }
 }
+
+#[test]
+fn membership_on_a_target_that_cannot_change_members_refuses_the_run_by_preflight() {
+    let dir = TempDir::new("schedule-cli-preflight");
+    let file = dir.0.join("members.toml");
+    std::fs::write(
+        &file,
+        "[[step]]\nat = 0.5\nf = \"remove-member\"\nvalue = { nodes = [\"n1\"] }\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["--nemesis", "membership"],
+        // A fault only the schedule file names is preflighted too.
+        vec!["--nemesis-schedule", file.to_str().unwrap()],
+    ] {
+        let store = dir.0.join("store");
+        let out = distest()
+            .args(["run", "--target", "noop", "--time-limit", "1", "--store"])
+            .arg(&store)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("refused before it started")
+                && err.contains("membership cannot act on this target"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked"),
+            "{args:?}: one sentence, no panic: {err}"
+        );
+    }
+}
