@@ -261,7 +261,9 @@ mod tests {
         let mut m = Membership::new(&ctx);
         let refused = m.preflight().unwrap_err().to_string();
         assert!(
-            refused.starts_with("membership cannot act on this target: it has no way to add or remove members"),
+            refused.starts_with(
+                "membership cannot act on this target: it has no way to add or remove members"
+            ),
             "{refused}"
         );
         let err = m
