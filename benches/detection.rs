@@ -17,7 +17,7 @@
 //! `cargo bench --bench detection` (release). Environment: `DT_DETECTION_SEEDS` (bug rows,
 //! default `1,2,3`), `DT_DETECTION_CORRECT_SEEDS` (correct rows, default `1,2,3,4,5`),
 //! `DT_DETECTION_SECONDS` (main phase per run, default 60), `DT_DETECTION_ONLY` (run only
-//! rows whose description contains this text), `DT_DETECTION_OUT` (where the markdown
+//! rows whose description contains one of these `|`-separated texts), `DT_DETECTION_OUT` (where the markdown
 //! table goes, default `target/detection.md`).
 
 use distest::commands::suite::Suite;
@@ -166,7 +166,7 @@ fn main() {
             a.node_args.base_dir = PathBuf::from("/tmp/dt-bench-detection-nodes");
             a
         })
-        .filter(|a| only.is_empty() || row_of(a).contains(&only))
+        .filter(|a| only.is_empty() || only.split('|').any(|o| row_of(a).contains(o)))
         .collect();
     eprintln!(
         "detection bench: {} runs of {seconds} s (bug seeds {bug_seeds:?}, correct seeds {correct_seeds:?})",
