@@ -213,7 +213,8 @@ pub fn fault_names(steps: &[FaultStep]) -> Result<Vec<String>, NemesisError> {
 fn fault_names_of_ops(ops: &[&str]) -> Result<Vec<String>, NemesisError> {
     let mut used = Vec::new();
     for f in ops.iter().filter(|f| **f != AWAIT_LEADER) {
-        let owner = crate::every_fault()
+        let owner = crate::FAULTS
+            .iter()
             .find(|fault| fault.ops.contains(f))
             .ok_or_else(|| NemesisError::UnknownNemesis {
                 name: f.to_string(),
@@ -221,7 +222,8 @@ fn fault_names_of_ops(ops: &[&str]) -> Result<Vec<String>, NemesisError> {
             })?;
         used.push(owner.name);
     }
-    Ok(crate::every_fault()
+    Ok(crate::FAULTS
+        .iter()
         .filter(|fault| used.contains(&fault.name))
         .map(|fault| fault.name.to_string())
         .collect())
@@ -229,7 +231,8 @@ fn fault_names_of_ops(ops: &[&str]) -> Result<Vec<String>, NemesisError> {
 
 /// Every fault op a schedule may use, `await-leader` included.
 pub fn all_ops() -> Vec<&'static str> {
-    let mut ops: Vec<&str> = crate::every_fault()
+    let mut ops: Vec<&str> = crate::FAULTS
+        .iter()
         .flat_map(|fault| fault.ops.iter().copied())
         .collect();
     ops.push(AWAIT_LEADER);

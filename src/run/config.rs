@@ -31,3 +31,47 @@ impl RunConfig {
         .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distest_nemeses::schedule::all_ops;
+    use distest_nemeses::script::Script;
+
+    fn config(nemesis: &[&str], schedule: Option<&str>) -> RunConfig {
+        RunConfig {
+            test: TestJson {
+                nemesis: nemesis.iter().map(|s| s.to_string()).collect(),
+                ..TestJson::default()
+            },
+            store: PathBuf::new(),
+            junit: None,
+            node_args: crate::nodes::NodeArgs::default(),
+            nemesis_script: schedule.map(|text| {
+                (
+                    Script::parse(text, "s.toml", &all_ops()).unwrap(),
+                    text.to_string(),
+                )
+            }),
+        }
+    }
+
+    #[test]
+    fn a_schedule_files_faults_are_the_runs_so_lose_unsynced_mounts_lazyfs() {
+        let schedule = "[[step]]\nat = 1.0\nf = \"lose-unsynced\"\nvalue = { nodes = [\"@leader\"] }\n\n[[step]]\nat = 2.0\nf = \"remove-member\"\nvalue = { nodes = [\"n2\"] }\n";
+        let cfg = config(&["partition"], Some(schedule));
+        let names = cfg.fault_names().unwrap();
+        assert_eq!(names, vec!["partition", "disk", "membership"]);
+        let faults = distest_nemeses::resolve_names(&names).unwrap();
+        assert!(distest_nemeses::needs_lazyfs(&faults));
+        assert_eq!(
+            distest_nemeses::packages(&names).unwrap(),
+            vec!["fuse3", "iptables"]
+        );
+        // Without the file (or with one that loses nothing) nothing is mounted.
+        let plain = config(&["partition"], None).fault_names().unwrap();
+        assert!(!distest_nemeses::needs_lazyfs(
+            &distest_nemeses::resolve_names(&plain).unwrap()
+        ));
+    }
+}

@@ -12,12 +12,17 @@ use std::time::Duration;
 /// Brings up the nodes the flags ask for, installs what is missing on them, and builds
 /// the target on them. The returned guard tears the nodes down when dropped.
 pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisioned> {
+    // Every fault the run may perform, a schedule file's included: packages and lazyfs
+    // follow from these.
+    let faults =
+        distest_nemeses::resolve_names(&cfg.fault_names()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let test = &cfg.test;
     let entry = registry::find(&test.target)?;
     let options = TargetOptions {
         bugs: test.bug.clone(),
         op_timeout: Duration::from_secs_f64(test.op_timeout_s),
         settings: test.settings.clone(),
+        lazyfs: distest_nemeses::needs_lazyfs(&faults),
     };
     if entry.in_process {
         let count = test
@@ -53,10 +58,10 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     cfg.test.nodes = nodes.names();
     let mut packages: Vec<String> = entry.packages.clone();
     packages.extend(
-        distest_nemeses::packages(&cfg.fault_names()?)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .into_iter()
-            .map(String::from),
+        faults
+            .iter()
+            .flat_map(|f| f.packages.iter())
+            .map(|p| p.to_string()),
     );
     packages.sort_unstable();
     packages.dedup();

@@ -33,6 +33,8 @@ pub struct TargetOptions {
     pub op_timeout: Duration,
     /// Target settings (`--set KEY=VALUE`), checked by the target's registry entry.
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Serve each daemon's data directory through lazyfs (set for `--nemesis disk`).
+    pub lazyfs: bool,
 }
 
 /// The system under test on a set of nodes.
@@ -98,9 +100,10 @@ pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
     removed
 }
 
-/// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
-/// runs that target and returns its exit code; likewise `distest latency-delayer ...`, the
-/// latency fault's node-side helper (hidden: not a user command). Otherwise `None`.
+/// When this binary was invoked under a bundled program's name (`raft-kv`, `crdt-store`,
+/// or `lazyfs`, the filesystem of the disk nemesis), runs it and returns its exit code;
+/// likewise `distest latency-delayer ...`, the latency fault's node-side helper (hidden:
+/// not a user command). Otherwise `None`.
 pub fn multicall() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(distest_nemeses::delayer::COMMAND) {
@@ -113,6 +116,7 @@ pub fn multicall() -> Option<u8> {
     match program.as_str() {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),
+        distest_lazyfs::PROGRAM => Some(distest_lazyfs::main_with_args(args)),
         _ => None,
     }
 }

@@ -328,10 +328,11 @@ pub fn help() -> String {
 /// `--nemesis`'s help: one line per fault.
 pub fn nemesis_help() -> String {
     let mut out = String::from(
-        "Faults, comma separated: one timeline of faults (`all` = every one but the named-only ones, `none` = no faults); `+` runs timelines side by side (`partition+clock`: each its own schedule, overlapping):",
+        "Faults, comma separated: one timeline of faults (`all` = every one not marked \"named only\", `none` = no faults); `+` runs timelines side by side (`partition+clock`: each its own schedule, overlapping):",
     );
-    for f in distest_nemeses::every_fault() {
-        let _ = write!(out, "\n  {:<10} {}", f.name, f.about);
+    for f in distest_nemeses::FAULTS.iter() {
+        let only = if f.in_all { "" } else { " (named only)" };
+        let _ = write!(out, "\n  {:<12} {}{only}", f.name, f.about);
     }
     out
 }
