@@ -353,7 +353,7 @@ pub fn help() -> String {
 /// `--nemesis`'s help: one line per fault.
 pub fn nemesis_help() -> String {
     let mut out = String::from(
-        "Faults, comma separated (`all` = every one not marked \"named only\", `none` = no faults):",
+        "Faults, comma separated: one timeline of faults (`all` = every one not marked \"named only\", `none` = no faults); `+` runs timelines side by side (`partition+clock`: each its own schedule, overlapping):",
     );
     for f in distest_nemeses::FAULTS.iter() {
         let only = if f.in_all { "" } else { " (named only)" };
