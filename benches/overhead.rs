@@ -52,7 +52,8 @@ fn config(
             subnet: "10.77.230.0/24".into(),
             ..Default::default()
         },
-        run_dir: None,
+        run_dir: Default::default(),
+        nemesis_script: None,
     }
 }
 

@@ -122,7 +122,7 @@ fn main() {
                     node_count: nodes.len(),
                     nodes,
                     options: opts,
-                    run_dir: None,
+                    run_dir: Default::default(),
                 })
             })
             .expect("target");

@@ -391,6 +391,7 @@ fn membership_commands_run_on_the_primary_and_the_member_is_reset() {
     use distest::nodes::local::{ClusterSpec, LocalCluster};
     use distest::targets::file::{client::ClientLog, FileTarget};
     use distest::targets::{Target, TargetOptions};
+    use distest_nemeses::TargetControl;
     require_root!();
     let scratch = TempDir::new("tf-members");
     let log = scratch.0.join("membership.log");

@@ -49,19 +49,38 @@ const QUOTE_BYTES: usize = 200;
 /// prefixed with the program it is about. Notes also go to the tracing log.
 #[derive(Clone, Default)]
 pub struct ClientLog {
-    file: Option<Arc<Mutex<std::fs::File>>>,
+    file: Option<Arc<Mutex<LogFile>>>,
+}
+
+/// The log's file: opened at the first line once the run directory exists.
+enum LogFile {
+    Pending(crate::targets::registry::RunDirSlot),
+    Open(std::fs::File),
+    Failed,
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 impl ClientLog {
     /// A log appending to `path` (created if missing).
     pub fn to_file(path: &Path) -> std::io::Result<ClientLog> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
         Ok(ClientLog {
-            file: Some(Arc::new(Mutex::new(file))),
+            file: Some(Arc::new(Mutex::new(LogFile::Open(open_append(path)?)))),
         })
+    }
+
+    /// `clients.log` in the run's directory, opened at the first line (the directory is
+    /// created after the target is built, before any client starts). Lines written before
+    /// it exists only go to the tracing log.
+    pub fn in_run_dir(dir: crate::targets::registry::RunDirSlot) -> ClientLog {
+        ClientLog {
+            file: Some(Arc::new(Mutex::new(LogFile::Pending(dir)))),
+        }
     }
 
     /// A log that only traces (tests, benches).
@@ -75,7 +94,20 @@ impl ClientLog {
             // One write per line, so lines of concurrent clients never interleave.
             let line = format!("{stamp} [{who}] {kind}: {text}\n");
             let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = f.write_all(line.as_bytes());
+            if let LogFile::Pending(dir) = &*f {
+                let Some(dir) = dir.get() else { return };
+                let path = dir.join(distest_rundir::files::CLIENTS_LOG);
+                *f = match open_append(&path) {
+                    Ok(file) => LogFile::Open(file),
+                    Err(e) => {
+                        tracing::warn!("could not open {}: {e}", path.display());
+                        LogFile::Failed
+                    }
+                };
+            }
+            if let LogFile::Open(f) = &mut *f {
+                let _ = f.write_all(line.as_bytes());
+            }
         }
     }
 

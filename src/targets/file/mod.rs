@@ -28,10 +28,7 @@ pub fn entry(path: &Path) -> anyhow::Result<TargetEntry> {
     let about = format!("the target described in {}", path.display());
     let build_file = file.clone();
     let mut entry = TargetEntry::new(&file.name, &about, move |ctx| {
-        let log = match &ctx.run_dir {
-            Some(dir) => client::ClientLog::to_file(&dir.join(distest_rundir::files::CLIENTS_LOG))?,
-            None => client::ClientLog::discard(),
-        };
+        let log = client::ClientLog::in_run_dir(ctx.run_dir.clone());
         Ok(Arc::new(FileTarget::new(
             build_file.clone(),
             ctx.nodes,

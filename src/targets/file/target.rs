@@ -480,55 +480,8 @@ impl FileTarget {
     }
 }
 
-/// The membership fault's powers (`[membership]`).
+/// What the membership fault's powers (`[membership]`, in `TargetControl`) use.
 impl FileTarget {
-    /// Whether the file says how to add and remove nodes.
-    pub fn has_membership(&self) -> bool {
-        self.file.membership.is_some()
-    }
-
-    /// Removes `node` from the cluster: runs `remove` on the primary, then stops the
-    /// node's daemons and wipes its data.
-    pub fn remove_member(&self, node: &str) -> Result<(), NodeError> {
-        let (membership, member) = self.membership_of(node)?;
-        let runner = self.membership_runner(member)?;
-        self.membership_command(runner, member, "[membership] remove", &membership.remove)?;
-        for daemon in self.daemons.iter().rev() {
-            daemon.kill(node)?;
-        }
-        self.wipe(member)
-            .map_err(|e| self.node_error(member, "[node] wipe", e))?;
-        self.removed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(member);
-        Ok(())
-    }
-
-    /// Adds `node` back: runs `add` on the primary, then sets the node up afresh (empty
-    /// data directory, `[node] setup`) and starts its daemons, each waited for until ready.
-    /// A node that is a member already is left as it is.
-    pub fn add_member(&self, node: &str) -> Result<(), NodeError> {
-        let (membership, member) = self.membership_of(node)?;
-        if !self.is_removed(member) {
-            return Ok(());
-        }
-        let runner = self.membership_runner(member)?;
-        self.membership_command(runner, member, "[membership] add", &membership.add)?;
-        self.prepare_node(member)
-            .map_err(|e| self.node_error(member, "[node] setup", e))?;
-        for (def, daemon) in self.file.daemons.iter().zip(&self.daemons) {
-            daemon.start(node)?;
-            self.wait_ready(member, def, daemon)
-                .map_err(|e| self.node_error(member, "the ready check", e))?;
-        }
-        self.removed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&member);
-        Ok(())
-    }
-
     fn is_removed(&self, member: usize) -> bool {
         self.removed
             .lock()
@@ -710,6 +663,53 @@ impl TargetControl for FileTarget {
 
     fn has_primaries(&self) -> bool {
         self.file.primaries.is_some()
+    }
+
+    /// Whether the file says how to add and remove nodes.
+    fn has_membership(&self) -> bool {
+        self.file.membership.is_some()
+    }
+
+    /// Removes `node` from the cluster: runs `remove` on the primary, then stops the
+    /// node's daemons and wipes its data.
+    fn remove_member(&self, node: &str) -> Result<(), NodeError> {
+        let (membership, member) = self.membership_of(node)?;
+        let runner = self.membership_runner(member)?;
+        self.membership_command(runner, member, "[membership] remove", &membership.remove)?;
+        for daemon in self.daemons.iter().rev() {
+            daemon.kill(node)?;
+        }
+        self.wipe(member)
+            .map_err(|e| self.node_error(member, "[node] wipe", e))?;
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(member);
+        Ok(())
+    }
+
+    /// Adds `node` back: runs `add` on the primary, then sets the node up afresh (empty
+    /// data directory, `[node] setup`) and starts its daemons, each waited for until ready.
+    /// A node that is a member already is left as it is.
+    fn add_member(&self, node: &str) -> Result<(), NodeError> {
+        let (membership, member) = self.membership_of(node)?;
+        if !self.is_removed(member) {
+            return Ok(());
+        }
+        let runner = self.membership_runner(member)?;
+        self.membership_command(runner, member, "[membership] add", &membership.add)?;
+        self.prepare_node(member)
+            .map_err(|e| self.node_error(member, "[node] setup", e))?;
+        for (def, daemon) in self.file.daemons.iter().zip(&self.daemons) {
+            daemon.start(node)?;
+            self.wait_ready(member, def, daemon)
+                .map_err(|e| self.node_error(member, "the ready check", e))?;
+        }
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&member);
+        Ok(())
     }
 
     /// `{data_dir}` of `node`, a plain directory: `corrupt-file` reaches it; `disk` (lazyfs)
