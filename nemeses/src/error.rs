@@ -93,6 +93,16 @@ pub enum NemesisError {
     #[error("`{f}` panicked on {node}; this is a distest bug, please report it with the run's distest.log")]
     Panicked { f: String, node: String },
 
+    #[error("the nemesis schedule {origin} is not usable: {reason}")]
+    BadSchedule { origin: String, reason: String },
+
+    #[error("`{f}` saw no leader other than {not} within {waited_ms} ms (the cluster may have no majority); the schedule goes on")]
+    NoNewLeader {
+        f: String,
+        not: String,
+        waited_ms: u64,
+    },
+
     #[error(transparent)]
     Node(#[from] NodeError),
 

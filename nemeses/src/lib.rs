@@ -7,8 +7,9 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `disk`, `corrupt-file`, `all`, `none`) into one [`Nemesis`]; [`schedule`]
-//! says which fault op comes next and when. A new fault is one file implementing
+//! `latency`, `disk`, `corrupt-file`, `membership`, `all`, `none`) into one
+//! [`Nemesis`]; [`schedule`] says which fault op comes next and when (drawn, or from a
+//! schedule file, [`script`], whose node selectors [`select`] resolves). A new fault is one file implementing
 //! [`Nemesis`] (a fault with a start and a stop op implements [`start_stop::StartStop`])
 //! plus one entry in [`FAULTS`], which also names the OS packages it needs on the nodes
 //! and whether `all` includes it.
@@ -27,6 +28,9 @@
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
 //! | disk | `lose-unsynced` | `{targets, nodes, torn, prefix_bytes?}` + `lost: {node: report}` | (none; `restart-disk` at heal) |
 //! | corrupt-file | `corrupt-file` | `{targets, nodes, file, mode, flips?, drop_bytes?}` + `changed: {node: ...}` | (none; `restart-corrupt` at heal) |
+//! | membership | `remove-member` | `{targets, nodes}` + `out: [nodes not members]` | `add-member` `{nodes?}` |
+//!
+//! Schedule files add `await-leader` `{not?: [nodes]}` (waits for a leader, binds it).
 //!
 //! `lose-unsynced` and `corrupt-file` stop the target, change its data and start it again
 //! within one op; their heal op only starts nodes whose restart failed.
@@ -56,6 +60,7 @@ pub mod kill;
 pub mod latency;
 pub mod leftovers;
 pub mod loss;
+pub mod membership;
 pub mod nemesis;
 pub mod partition;
 pub mod pause;
@@ -63,6 +68,8 @@ mod preflight;
 pub mod process;
 mod restart;
 pub mod schedule;
+pub mod script;
+pub mod select;
 pub mod start_stop;
 pub mod targeting;
 mod value;
@@ -101,7 +108,7 @@ pub struct FaultEntry {
 
 /// Every fault, in the order they compose (and heal): network faults first, so restarted
 /// and resumed nodes come back to a whole network; the faults `all` leaves out last.
-pub const FAULTS: [FaultEntry; 8] = [
+pub const FAULTS: [FaultEntry; 9] = [
     FaultEntry {
         name: "partition",
         about: "network partitions (halves, isolate one node or the leader, majorities ring, bridge) with iptables",
@@ -166,6 +173,17 @@ pub const FAULTS: [FaultEntry; 8] = [
         in_all: false,
         build: |ctx| Box::new(corrupt::Corrupt::new(ctx)),
     },
+    // Heals last, once the network is whole and every process runs again; named only:
+    // it needs a target that can change its membership, and changes what every other
+    // fault acts on.
+    FaultEntry {
+        name: "membership",
+        about: "remove nodes from the cluster and add them back through the target's own reconfiguration (kv, target files with [membership])",
+        packages: &[],
+        ops: &[membership::REMOVE, membership::ADD],
+        in_all: false,
+        build: |ctx| Box::new(membership::Membership::new(ctx)),
+    },
 ];
 
 /// Names `build` accepts.
@@ -179,7 +197,12 @@ pub fn valid_names() -> Vec<&'static str> {
 /// names are refused with the valid ones listed.
 pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, NemesisError> {
     let mut wanted: Vec<&str> = Vec::new();
-    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+    // `+` separates timelines (see `schedule::for_run`); the faults are the same.
+    for name in names
+        .iter()
+        .flat_map(|n| n.split([',', '+']))
+        .map(str::trim)
+    {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
             "all" => FAULTS.iter().filter(|f| f.in_all).map(|f| f.name).collect(),
@@ -404,7 +427,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, all, none"
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, membership, all, none"
         );
     }
 

@@ -34,6 +34,10 @@ pub struct Args {
     /// Length of the main phase: seconds, or with a unit (90s, 30m, 24h).
     #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds, allow_negative_numbers = true)]
     pub time_limit: f64,
+    /// A fault schedule file (TOML: timed fault ops aimed at roles such as the leader,
+    /// see docs/nemesis-schedules.md), performed besides `--nemesis`.
+    #[arg(long)]
+    pub nemesis_schedule: Option<PathBuf>,
     /// Mean seconds between nemesis ops.
     #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub nemesis_interval: f64,
@@ -160,7 +164,19 @@ impl Args {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s != "none")
             .collect();
-        distest_nemeses::resolve_names(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let nemesis_script = match &self.nemesis_schedule {
+            None => None,
+            Some(path) => {
+                let ops = distest_nemeses::schedule::all_ops();
+                let script = distest_nemeses::script::Script::load(path, &ops)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                Some((script, text))
+            }
+        };
+        // Bad `+` timelines (a fault in two) fail here, before a run directory exists.
+        distest_nemeses::schedule::check_timelines(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = self.settings();
         let mut node_args = self.node_args.clone();
         if node_args.names_no_nodes() {
@@ -180,6 +196,10 @@ impl Args {
             rate: self.rate,
             time_limit_s: self.time_limit,
             nemesis_interval_s: self.nemesis_interval,
+            nemesis_schedule: self
+                .nemesis_schedule
+                .as_ref()
+                .map(|p| p.display().to_string()),
             recovery_s: self.recovery_time,
             op_timeout_s: self.op_timeout,
             seed,
@@ -211,6 +231,7 @@ impl Args {
             store: self.store.clone(),
             junit: self.junit.clone(),
             node_args,
+            nemesis_script,
         })
     }
 }

@@ -109,6 +109,11 @@ pub fn execute(
     log.attach(&run.file(files::DISTEST_LOG))?;
     log.line(&format!("run directory {}", run.path().display()));
     run.write_test(&cfg.test)?;
+    if let Some((_, text)) = &cfg.nemesis_script {
+        let path = run.file(files::NEMESIS_SCHEDULE);
+        std::fs::write(&path, text)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
 
     let recorder = Recorder::create(&run.file(files::HISTORY_JSONL))
         .context("could not create history.jsonl")?;
@@ -317,26 +322,21 @@ fn collect_all_logs(run: &RunDir, cfg: &RunConfig, target: &dyn Target, log: &Ru
     }
 }
 
-/// The faults this run's schedule may perform, as `--nemesis` names: what the performing
-/// nemesis is built from and what provisioning prepares the nodes for (packages, lazyfs
-/// under the data directories). Today the `--nemesis` list; a schedule file adds the
-/// faults its steps use (`distest_nemeses::schedule::fault_names`) here.
-pub(crate) fn fault_names(test: &distest_rundir::TestJson) -> Vec<String> {
-    test.nemesis.clone()
-}
-
 /// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
 /// applied there; `None` without faults.
 fn build_nemesis(
     cfg: &RunConfig,
     provisioned: &Provisioned,
 ) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
-    let names = fault_names(&cfg.test);
-    if names.is_empty() {
+    let nemesis = distest_nemeses::schedule::performer(
+        &cfg.test.nemesis,
+        cfg.nemesis_script.as_ref().map(|(script, _)| script),
+        nemesis_ctx(cfg, provisioned),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(nemesis) = nemesis else {
         return Ok(None);
-    }
-    let nemesis = distest_nemeses::build(&names, nemesis_ctx(cfg, provisioned))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    };
     nemesis.preflight().map_err(|e| {
         anyhow::anyhow!(
             "the run was refused before it started because a requested fault cannot be applied here: {e}"
@@ -384,15 +384,14 @@ fn main_phases(
     let final_ops = workload.final_ops();
     let faults = match nemesis {
         None => None,
-        Some(nemesis) => Some((
-            nemesis,
-            distest_nemeses::schedule::random(
-                &test.nemesis,
-                nemesis_ctx(cfg, provisioned),
-                Duration::from_secs_f64(test.nemesis_interval_s),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
+        Some(nemesis) => distest_nemeses::schedule::for_run(
+            &test.nemesis,
+            cfg.nemesis_script.as_ref().map(|(script, _)| script),
+            nemesis_ctx(cfg, provisioned),
+            Duration::from_secs_f64(test.nemesis_interval_s),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map(|schedule| (nemesis, schedule)),
     };
     let target = provisioned.target.clone();
     let progress = progress::Progress::start(recorder.clone(), test.time_limit_s);

@@ -29,10 +29,12 @@ pub const LOCAL_CLUSTER_PACKAGES: [&str; 2] = ["iproute2", "iptables"];
 /// Brings up the nodes the flags ask for, installs what is missing on them, and builds
 /// the target on them. The returned guard tears the nodes down when released.
 pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisioned> {
+    // Every fault the run may perform, a schedule file's included: packages and lazyfs
+    // follow from these.
+    let faults =
+        distest_nemeses::resolve_names(&cfg.fault_names()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let test = &cfg.test;
     let entry = registry::find(&test.target)?;
-    let faults = distest_nemeses::resolve_names(&super::fault_names(test))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let options = TargetOptions {
         bugs: test.bug.clone(),
         op_timeout: Duration::from_secs_f64(test.op_timeout_s),
