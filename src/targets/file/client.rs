@@ -775,6 +775,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_run_directory_log_opens_once_the_run_directory_exists() {
+        let scratch = Scratch::new("slot");
+        let slot = crate::targets::registry::RunDirSlot::default();
+        let log = ClientLog::in_run_dir(slot.clone());
+        log.note("n1 pid 1", "before the run directory");
+        assert!(!scratch.0.join("clients.log").exists());
+        slot.set(scratch.0.clone()).unwrap();
+        log.clone().note("n2 pid 2", "after");
+        log.note("n3 pid 3", "and again");
+        let written = scratch.log();
+        assert!(!written.contains("before the run directory"), "{written}");
+        assert!(written.contains("[n2 pid 2] distest: after\n"), "{written}");
+        assert!(
+            written.contains("[n3 pid 3] distest: and again\n"),
+            "{written}"
+        );
+    }
+
     /// The scripted client (tests/fixtures/clients/scripted.py) in `mode`, misbehaving only
     /// in its first process when `once`.
     fn spec(scratch: &Scratch, mode: &str, once: bool, workload: &str) -> Arc<ClientSpec> {
