@@ -285,8 +285,8 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
 
     fn active(&self) -> Vec<String> {
         crate::cluster::lock(&self.down)
-            .iter()
-            .map(|(node, _)| format!("{node} down after {}", F::FAULT_F))
+            .keys()
+            .map(|node| format!("{node} down after {}", F::FAULT_F))
             .collect()
     }
 }
