@@ -180,7 +180,10 @@ fn try_streaming_elle(
                     }
                 }
                 let shape = shape_of(&spec.name).expect("checked above");
-                let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
+                // A pipe has no length: its tables grow as it goes.
+                let size = std::fs::metadata(path).map_or(0, |m| m.len());
+                let txns =
+                    Txns::read_jsonl_sized(reader, shape, &path.display().to_string(), size)?;
                 if txns.txns.is_empty() {
                     // No transaction at all: the general path tells an empty file or one
                     // without ops (an error) from a history of other ops (a verdict).

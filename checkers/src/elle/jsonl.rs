@@ -30,12 +30,15 @@ const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// Deepest nesting of a skipped value read here; deeper lines go to serde_json.
 const MAX_DEPTH: usize = 64;
 
-/// Reads a whole JSONL history into transactions of `shape`.
+/// Reads a whole JSONL history into transactions of `shape`; `total_bytes`, when known,
+/// sizes the tables after the first window.
 pub(super) fn read(
     mut reader: impl BufRead,
     shape: Shape,
     source_name: &str,
+    total_bytes: Option<u64>,
 ) -> Result<Txns, ParseError> {
+    let mut sized = total_bytes.is_none();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut builder = TxnsBuilder::new(shape);
     let mut batches: Vec<RawBatch> = (0..threads).map(|_| RawBatch::default()).collect();
@@ -101,6 +104,13 @@ pub(super) fn read(
                 });
             }
             line_no += count;
+        }
+        if !sized {
+            sized = true;
+            let total = total_bytes.unwrap_or(0) as f64;
+            if total > 2.0 * cut as f64 {
+                builder.reserve_scaled(total / cut as f64);
+            }
         }
     }
     Ok(builder.finish())
