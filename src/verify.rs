@@ -201,6 +201,8 @@ fn try_streaming_elle(
 }
 
 /// A few lines for a person: the verdict, then each checker's summary and explanation.
+/// Why a run failed (`results.error`) is not among them: it goes to stderr, as every
+/// error does (see [`say_error`]).
 pub fn human_summary(results: &Results) -> String {
     let mut out = String::new();
     for (name, verdict) in &results.checkers {
@@ -218,8 +220,22 @@ pub fn human_summary(results: &Results) -> String {
             }
         }
     }
-    out.push_str(&format!("verdict: {}\n", results.valid));
+    if results.interrupted {
+        out.push_str("interrupted: the run was cut short by a signal; what was recorded was checked, but the test did not run its course\n");
+    }
+    out.push_str(&format!("verdict: {}", results.valid));
+    if results.interrupted && results.valid != Validity::Invalid {
+        out.push_str(" (interrupted)");
+    }
+    out.push('\n');
     out
+}
+
+/// Prints why the run failed, if it did, on stderr as `error: <sentence>`.
+pub fn say_error(results: &Results) {
+    if let Some(error) = &results.error {
+        eprintln!("error: {error}");
+    }
 }
 
 /// Writes the run's `results.json`.

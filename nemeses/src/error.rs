@@ -70,8 +70,38 @@ pub enum NemesisError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<NemesisError>),
 
+    #[error("cannot reach the data of the target on {node}: {why}")]
+    NoDataDir { node: String, why: String },
+
+    #[error("`lose-unsynced` needs the target's data directory on {node} served through lazyfs, and it is a plain directory; run with `--nemesis disk` so that distest mounts lazyfs before starting the target")]
+    NotOnLazyfs { node: String },
+
+    #[error("lazyfs on {node} failed to {what}: {detail}")]
+    Lazyfs {
+        node: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("no non-empty file in the data directory {dir} on {node} matches `{pattern}`; name an existing file (relative to the data directory) or wait until the target has written one")]
+    NoFileMatches {
+        node: String,
+        dir: String,
+        pattern: String,
+    },
+
     #[error("`{f}` panicked on {node}; this is a distest bug, please report it with the run's distest.log")]
     Panicked { f: String, node: String },
+
+    #[error("the nemesis schedule {origin} is not usable: {reason}")]
+    BadSchedule { origin: String, reason: String },
+
+    #[error("`{f}` saw no leader other than {not} within {waited_ms} ms (the cluster may have no majority); the schedule goes on")]
+    NoNewLeader {
+        f: String,
+        not: String,
+        waited_ms: u64,
+    },
 
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -106,7 +136,10 @@ impl NemesisError {
             match outcome {
                 Ok(value) => done.push((node, value)),
                 Err(error) => {
-                    tracing::warn!(f, node = %node, %error, "fault step failed");
+                    // Not a warning on the terminal: the failure is the op's `error` in the
+                    // history and distest.log, and a fault never applied fails the run once,
+                    // in one sentence, at its end.
+                    tracing::debug!(f, node = %node, %error, "fault step failed");
                     failures.push(NodeFailure { node, error });
                 }
             }

@@ -7,10 +7,12 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `all`, `none`) into one [`Nemesis`]; [`schedule`] says which fault op
-//! comes next and when. A new fault is one file implementing [`Nemesis`] (a fault with a
-//! start and a stop op implements [`start_stop::StartStop`]) plus one entry in
-//! [`FAULTS`], which also names the OS packages it needs on the nodes.
+//! `latency`, `disk`, `corrupt-file`, `membership`, `all`, `none`) into one
+//! [`Nemesis`]; [`schedule`] says which fault op comes next and when (drawn, or from a
+//! schedule file, [`script`], whose node selectors [`select`] resolves). A new fault is one file implementing
+//! [`Nemesis`] (a fault with a start and a stop op implements [`start_stop::StartStop`])
+//! plus one entry in [`FAULTS`], which also names the OS packages it needs on the nodes
+//! and whether `all` includes it.
 //!
 //! Fault ops and their values (`targets` is `one|minority|majority|primaries|all`;
 //! `nodes` lists node names and is absent for `primaries`, which are asked for when the
@@ -24,6 +26,14 @@
 //! | clock | `bump-clock` / `strobe-clock` / `skew-clock` | `{targets, nodes, delta_ms}` / `+ period_ms, duration_ms` / `{offsets_ms: {node: ms}}` | `reset-clock` |
 //! | kill | `kill` | `{targets, nodes}` | `start` |
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
+//! | disk | `lose-unsynced` | `{targets, nodes, torn, prefix_bytes?}` + `lost: {node: report}` | (none; `restart-disk` at heal) |
+//! | corrupt-file | `corrupt-file` | `{targets, nodes, file, mode, flips?, drop_bytes?}` + `changed: {node: ...}` | (none; `restart-corrupt` at heal) |
+//! | membership | `remove-member` | `{targets, nodes}` + `out: [nodes not members]` | `add-member` `{nodes?}` |
+//!
+//! Schedule files add `await-leader` `{not?: [nodes]}` (waits for a leader, binds it).
+//!
+//! `lose-unsynced` and `corrupt-file` stop the target, change its data and start it again
+//! within one op; their heal op only starts nodes whose restart failed.
 //!
 //! Completions say what was done: the grudge applied, the nodes hit, the offsets now in
 //! effect, the nodes healed (latency: with each delayer's counts). A start that fails is
@@ -41,19 +51,25 @@ pub mod node;
 pub mod clock;
 mod cluster;
 pub mod compose;
+pub mod corrupt;
 pub mod delayer;
+pub mod disk;
 pub mod error;
 pub mod iptables;
 pub mod kill;
 pub mod latency;
 pub mod leftovers;
 pub mod loss;
+pub mod membership;
 pub mod nemesis;
 pub mod partition;
 pub mod pause;
 mod preflight;
 pub mod process;
+mod restart;
 pub mod schedule;
+pub mod script;
+pub mod select;
 pub mod start_stop;
 pub mod targeting;
 mod value;
@@ -64,7 +80,9 @@ mod fake;
 pub use error::{NemesisError, NodeFailure};
 pub use leftovers::clear_leftovers;
 pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-pub use node::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
+pub use node::{
+    ClockSupport, DataDir, ExecOutput, Helper, LazyfsControl, NodeError, NodeShell, TargetControl,
+};
 
 use compose::{Composite, NoFault};
 use process::ProcessAction;
@@ -78,19 +96,25 @@ pub struct FaultEntry {
     pub about: &'static str,
     /// OS packages every node needs for this fault (installed when missing).
     pub packages: &'static [&'static str],
-    /// The fault ops it performs (`Nemesis::performs`).
+    /// The fault ops it performs (`Nemesis::performs`). The last one ends the fault
+    /// (`stop-partition`, `start`, `resume`, `reset-clock`); every other one starts it.
     pub ops: &'static [&'static str],
+    /// Whether `all` includes it. `disk` and `corrupt-file` are named explicitly: `disk`
+    /// needs the data directories served through lazyfs from before the target starts,
+    /// and `corrupt-file` destroys data a correct system may legitimately lose.
+    pub in_all: bool,
     pub build: Constructor,
 }
 
-/// Every fault, in the order `all` composes (and heals) them: network faults first, so
-/// restarted and resumed nodes come back to a whole network.
-pub const FAULTS: [FaultEntry; 6] = [
+/// Every fault, in the order they compose (and heal): network faults first, so restarted
+/// and resumed nodes come back to a whole network; the faults `all` leaves out last.
+pub const FAULTS: [FaultEntry; 9] = [
     FaultEntry {
         name: "partition",
         about: "network partitions (halves, isolate one node or the leader, majorities ring, bridge) with iptables",
         packages: &["iptables"],
         ops: &[partition::START, partition::STOP],
+        in_all: true,
         build: |ctx| Box::new(partition::Partition::new(ctx)),
     },
     FaultEntry {
@@ -98,6 +122,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "random packet loss between nodes with iptables' statistic match",
         packages: &["iptables"],
         ops: &[loss::START, loss::STOP],
+        in_all: true,
         build: |ctx| Box::new(loss::Loss::new(ctx)),
     },
     FaultEntry {
@@ -105,6 +130,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "delay ± jitter (reordering) between nodes, held by a delayer process on NFQUEUE",
         packages: &["iptables"],
         ops: &[latency::START, latency::STOP],
+        in_all: true,
         build: |ctx| Box::new(latency::Latency::new(ctx)),
     },
     FaultEntry {
@@ -112,6 +138,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "clock bumps, strobes and skews (libfaketime on local nodes, date -s over SSH)",
         packages: &["libfaketime"],
         ops: &[clock::BUMP, clock::STROBE, clock::SKEW, clock::RESET],
+        in_all: true,
         build: |ctx| Box::new(clock::Clock::new(ctx)),
     },
     FaultEntry {
@@ -119,6 +146,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "SIGKILL the target's process on some nodes, restart it later",
         packages: &[],
         ops: &[kill::KillAction::START_F, kill::KillAction::STOP_F],
+        in_all: true,
         build: |ctx| Box::new(kill::Kill::new(ctx)),
     },
     FaultEntry {
@@ -126,7 +154,35 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "SIGSTOP the target's process on some nodes, SIGCONT it later",
         packages: &[],
         ops: &[pause::PauseAction::START_F, pause::PauseAction::STOP_F],
+        in_all: true,
         build: |ctx| Box::new(pause::Pause::new(ctx)),
+    },
+    FaultEntry {
+        name: "disk",
+        about: "lose unsynced writes: data dirs served through lazyfs; kill, drop what was not fsynced (optionally a torn write), restart",
+        packages: &["fuse3"],
+        ops: &[disk::LOSE, disk::RESTART],
+        in_all: false,
+        build: |ctx| Box::new(disk::Disk::new(ctx)),
+    },
+    FaultEntry {
+        name: "corrupt-file",
+        about: "stop the target, flip bits in or cut the tail off one file of its data dir, restart",
+        packages: &[],
+        ops: &[corrupt::CORRUPT, corrupt::RESTART],
+        in_all: false,
+        build: |ctx| Box::new(corrupt::Corrupt::new(ctx)),
+    },
+    // Heals last, once the network is whole and every process runs again; named only:
+    // it needs a target that can change its membership, and changes what every other
+    // fault acts on.
+    FaultEntry {
+        name: "membership",
+        about: "remove nodes from the cluster and add them back through the target's own reconfiguration (kv, target files with [membership])",
+        packages: &[],
+        ops: &[membership::REMOVE, membership::ADD],
+        in_all: false,
+        build: |ctx| Box::new(membership::Membership::new(ctx)),
     },
 ];
 
@@ -141,10 +197,15 @@ pub fn valid_names() -> Vec<&'static str> {
 /// names are refused with the valid ones listed.
 pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, NemesisError> {
     let mut wanted: Vec<&str> = Vec::new();
-    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+    // `+` separates timelines (see `schedule::for_run`); the faults are the same.
+    for name in names
+        .iter()
+        .flat_map(|n| n.split([',', '+']))
+        .map(str::trim)
+    {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
-            "all" => FAULTS.iter().map(|f| f.name).collect(),
+            "all" => FAULTS.iter().filter(|f| f.in_all).map(|f| f.name).collect(),
             _ => match FAULTS.iter().find(|f| f.name == name) {
                 Some(f) => vec![f.name],
                 None => {
@@ -165,6 +226,78 @@ pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, Nemes
     Ok(FAULTS.iter().filter(|f| wanted.contains(&f.name)).collect())
 }
 
+impl FaultEntry {
+    /// The ops that start this fault: all of [`ops`](Self::ops) but the last.
+    pub fn start_ops(&self) -> &'static [&'static str] {
+        match self.ops.len() {
+            0 | 1 => self.ops,
+            n => &self.ops[..n - 1],
+        }
+    }
+}
+
+/// A requested fault that was tried during a run and never took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeverApplied {
+    pub fault: &'static str,
+    /// How many of its start ops were performed (all failed).
+    pub attempts: usize,
+    /// What the first one failed with.
+    pub first_error: String,
+}
+
+impl NeverApplied {
+    /// One sentence for the terminal and `results.json`: which fault, why, what to do.
+    pub fn sentence(&self) -> String {
+        let tries = if self.attempts == 1 {
+            "its only start op failed".to_string()
+        } else {
+            format!("all {} of its start ops failed", self.attempts)
+        };
+        format!(
+            "the {} fault was requested but never applied ({tries}: {}), so this run cannot pass as having survived it; fix that or leave {} out of --nemesis",
+            self.fault,
+            self.first_error.trim_end_matches('.'),
+            self.fault
+        )
+    }
+}
+
+/// The faults of `names` that were tried and never took effect during a run: every
+/// start op of theirs failed. `completions` are the run's fault op completions in order,
+/// `(f, error)`. A fault the schedule never got to try is not reported: nothing failed.
+pub fn never_applied<'a>(
+    names: &[String],
+    completions: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Vec<NeverApplied>, NemesisError> {
+    let faults = resolve_names(names)?;
+    // Per fault: (attempts, successes, first error).
+    let mut seen: Vec<(usize, usize, Option<String>)> = vec![(0, 0, None); faults.len()];
+    for (f, error) in completions {
+        let Some(i) = faults.iter().position(|e| e.start_ops().contains(&f)) else {
+            continue;
+        };
+        let entry = &mut seen[i];
+        entry.0 += 1;
+        match error {
+            None => entry.1 += 1,
+            Some(e) => {
+                entry.2.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    Ok(faults
+        .iter()
+        .zip(seen)
+        .filter(|(_, (attempts, ok, _))| *attempts > 0 && *ok == 0)
+        .map(|(entry, (attempts, _, error))| NeverApplied {
+            fault: entry.name,
+            attempts,
+            first_error: error.unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// The OS packages the faults `names` need on every node, sorted, without repeats.
 pub fn packages(names: &[String]) -> Result<Vec<&'static str>, NemesisError> {
     let mut packages: Vec<&str> = resolve_names(names)?
@@ -176,18 +309,29 @@ pub fn packages(names: &[String]) -> Result<Vec<&'static str>, NemesisError> {
     Ok(packages)
 }
 
+/// Whether `faults` can lose unsynced writes (perform `lose-unsynced`): the target must
+/// then serve its data directories through lazyfs from before it starts. Decided by the
+/// ops, not the names, so a schedule whose steps use `lose-unsynced` (its
+/// [`schedule::fault_names`] resolved here) mounts lazyfs as `--nemesis disk` does.
+pub fn needs_lazyfs(faults: &[&FaultEntry]) -> bool {
+    faults.iter().any(|f| f.ops.contains(&disk::LOSE))
+}
+
 /// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
-/// every fault, `none` nothing (alone; next to others it adds nothing). Repeats count once.
+/// every fault `in_all`, `none` nothing (alone; next to others it adds nothing). Repeats
+/// count once.
 pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
-    let parts: Vec<Box<dyn Nemesis>> = resolve_names(names)?
+    let faults = resolve_names(names)?;
+    let is_all = faults
         .iter()
-        .map(|f| (f.build)(&ctx))
-        .collect();
+        .map(|f| f.name)
+        .eq(FAULTS.iter().filter(|f| f.in_all).map(|f| f.name));
+    let parts: Vec<Box<dyn Nemesis>> = faults.iter().map(|f| (f.build)(&ctx)).collect();
     match parts.len() {
         0 => Ok(Box::new(NoFault)),
         1 => Ok(parts.into_iter().next().expect("one part")),
         _ => {
-            let name = if parts.len() == FAULTS.len() {
+            let name = if is_all {
                 "all".to_string()
             } else {
                 parts
@@ -236,13 +380,54 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_is_never_applied_only_when_every_start_failed() {
+        let names = ["all".to_string()];
+        let completions = [
+            (
+                "start-latency",
+                Some("latency needs NFQUEUE, which this machine lacks."),
+            ),
+            ("start-partition", None),
+            ("stop-partition", Some("a heal that failed is not a start")),
+            ("kill", Some("n1 is not running")),
+            ("kill", None),
+            ("start-latency", Some("the same again")),
+            ("stop-latency", None),
+            ("bump-clock", Some("no libfaketime")),
+        ];
+        let never = never_applied(&names, completions).unwrap();
+        let faults: Vec<&str> = never.iter().map(|n| n.fault).collect();
+        assert_eq!(
+            faults,
+            ["latency", "clock"],
+            "kill worked once; pause, loss never tried"
+        );
+        assert_eq!(never[0].attempts, 2);
+        assert_eq!(
+            never[0].sentence(),
+            "the latency fault was requested but never applied (all 2 of its start ops failed: latency needs NFQUEUE, which this machine lacks), so this run cannot pass as having survived it; fix that or leave latency out of --nemesis"
+        );
+        assert!(never_applied(&["partition".to_string()], completions)
+            .unwrap()
+            .is_empty());
+        for fault in FAULTS.iter() {
+            assert!(!fault.start_ops().is_empty(), "{}", fault.name);
+            assert!(
+                !fault.start_ops().contains(fault.ops.last().unwrap()),
+                "{}",
+                fault.name
+            );
+        }
+    }
+
+    #[test]
     fn unknown_names_are_refused_with_the_valid_ones_listed() {
         let err = build(&["partition,chaos".to_string()], ctx(3, 1))
             .err()
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, all, none"
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, membership, all, none"
         );
     }
 
@@ -268,6 +453,48 @@ mod tests {
             build(&["all".to_string()], ctx(3, 1)).unwrap().name(),
             "all"
         );
+    }
+
+    #[test]
+    fn all_leaves_the_disk_faults_out_and_they_compose_when_named() {
+        let all = build(&["all".to_string()], ctx(3, 1)).unwrap();
+        assert!(!all.performs().contains(&"lose-unsynced"));
+        assert!(!all.performs().contains(&"corrupt-file"));
+        let mixed = build(&["corrupt-file,kill,disk".to_string()], ctx(3, 1)).unwrap();
+        assert_eq!(mixed.name(), "kill,disk,corrupt-file");
+        assert_eq!(
+            mixed.performs(),
+            vec![
+                "kill",
+                "start",
+                "lose-unsynced",
+                "restart-disk",
+                "corrupt-file",
+                "restart-corrupt"
+            ]
+        );
+        let everything = build(&["all,disk".to_string()], ctx(3, 1)).unwrap();
+        assert_ne!(everything.name(), "all");
+        assert!(everything.performs().contains(&"lose-unsynced"));
+    }
+
+    #[test]
+    fn lazyfs_is_needed_exactly_when_a_fault_can_lose_unsynced_writes() {
+        let needs = |names: &[String]| needs_lazyfs(&resolve_names(names).unwrap());
+        assert!(needs(&["disk".to_string()]));
+        assert!(needs(&["kill,disk".to_string()]));
+        for other in ["all", "corrupt-file", "none", "partition,kill"] {
+            assert!(!needs(&[other.to_string()]), "{other}");
+        }
+        assert_eq!(packages(&["disk".to_string()]).unwrap(), vec!["fuse3"]);
+        // A schedule naming the op (not the nemesis) needs it too.
+        let steps = vec![distest_generator::schedule::Step {
+            at: std::time::Duration::from_secs(3),
+            op: FaultOp::new(disk::LOSE, serde_json::json!({"targets": "one"})),
+        }];
+        let names = schedule::fault_names(&steps).unwrap();
+        assert_eq!(names, vec!["disk"]);
+        assert!(needs(&names));
     }
 
     #[test]

@@ -104,6 +104,24 @@ pub enum ClockSupport {
     Unsupported(String),
 }
 
+/// Where the target keeps its data on a node, for the disk faults (`lose-unsynced`,
+/// `corrupt-file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDir {
+    /// The directory the target reads and writes (a lazyfs mount point when served
+    /// through lazyfs).
+    pub path: std::path::PathBuf,
+    /// Set when the directory is served through lazyfs: how to reach its control channel.
+    pub lazyfs: Option<LazyfsControl>,
+}
+
+/// The lazyfs serving a data directory: its program on the node and its control socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LazyfsControl {
+    pub program: std::path::PathBuf,
+    pub socket: std::path::PathBuf,
+}
+
 /// What the system under test offers to nemeses, per node.
 pub trait TargetControl: Send + Sync {
     /// SIGKILL the target's process on `node` (it stays down until `start`).
@@ -115,6 +133,8 @@ pub trait TargetControl: Send + Sync {
     /// SIGCONT the target's process on `node`.
     fn resume(&self, node: &str) -> Result<(), NodeError>;
     /// The nodes the target currently considers primaries (Raft leader, ...); may be empty.
+    /// Most recent first: when an old leader that was cut off still believes it leads,
+    /// the leader of the newest term comes first (schedules aim `@leader` at the first).
     fn primaries(&self) -> Vec<String>;
     /// Whether the target has primaries at all (leader-based systems do; CRDT stores and
     /// in-process fakes do not). Static for a run: schedules draw from it, and a seed
@@ -130,4 +150,30 @@ pub trait TargetControl: Send + Sync {
     }
     /// How clock faults can reach the target on `node`.
     fn clock_support(&self, node: &str) -> ClockSupport;
+    /// Whether [`remove_member`](Self::remove_member) and
+    /// [`add_member`](Self::add_member) work. Static for a run, like `has_primaries`.
+    fn has_membership(&self) -> bool {
+        false
+    }
+    /// Removes `node` from the cluster's membership; returns once the target accepted the
+    /// change. What becomes of its process is the target's choice (the bundled kv keeps it
+    /// running as a non-member, which forwards its clients' requests).
+    fn remove_member(&self, node: &str) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported(format!(
+            "this target cannot change its membership, so {node} cannot be removed; use a target that supports the membership nemesis"
+        )))
+    }
+    /// Adds `node`, removed earlier, back to the membership; returns once accepted.
+    /// Adding a node that is already a member succeeds without doing anything.
+    fn add_member(&self, node: &str) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported(format!(
+            "this target cannot change its membership, so {node} cannot be added; use a target that supports the membership nemesis"
+        )))
+    }
+    /// The target's data directory on `node`, or why the disk faults cannot reach it.
+    fn data_dir(&self, node: &str) -> Result<DataDir, String> {
+        Err(format!(
+            "the target on {node} keeps no data directory that distest manages"
+        ))
+    }
 }

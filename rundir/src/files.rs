@@ -7,6 +7,8 @@ pub const TEST_JSON: &str = "test.json";
 pub const HISTORY_JSONL: &str = "history.jsonl";
 /// The checkers' verdicts (`distest_checkers::Results`).
 pub const RESULTS_JSON: &str = "results.json";
+/// The schedule file a run performed (`--nemesis-schedule`), copied as it was read.
+pub const NEMESIS_SCHEDULE: &str = "nemesis-schedule.toml";
 /// The run's own log: phases, faults, errors.
 pub const DISTEST_LOG: &str = "distest.log";
 /// The report page (also the store's index page, at the store's root).

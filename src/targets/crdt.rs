@@ -29,6 +29,7 @@ pub fn entry() -> TargetEntry {
     )
     .workloads(&["or-set", "pn-counter", "g-counter", "lww-register"])
     .daemons(&["crdt-store"])
+    .bugs(crdt_store::crdt::BUG_NAMES)
 }
 
 pub struct Crdt {
@@ -43,7 +44,7 @@ impl Crdt {
         let (addrs, spec) =
             bundled_target_spec(&nodes, "crdt-store", PORT, PORT, &opts.bugs, Vec::new());
         Crdt {
-            daemon: ManagedDaemon::new(nodes, "crdt-store", Ok(()), spec),
+            daemon: ManagedDaemon::new(nodes, "crdt-store", Ok(()), spec).with_lazyfs(opts.lazyfs),
             addrs,
             opts,
         }

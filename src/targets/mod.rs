@@ -21,7 +21,6 @@ use async_trait::async_trait;
 use distest_nemeses::TargetControl;
 use distest_workloads::Client;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Options every target may use.
@@ -33,6 +32,8 @@ pub struct TargetOptions {
     pub op_timeout: Duration,
     /// Target settings (`--set KEY=VALUE`), checked by the target's registry entry.
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Serve each daemon's data directory through lazyfs (set for `--nemesis disk`).
+    pub lazyfs: bool,
 }
 
 /// The system under test on a set of nodes.
@@ -62,45 +63,10 @@ pub fn builtin() -> Vec<TargetEntry> {
     ]
 }
 
-/// Removes what runs left on one node when they could not clean up themselves (the
-/// control node was SIGKILLed): every bundled or managed daemon found by its pid file is
-/// stopped and its data wiped. Returns one line per thing removed.
-pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
-    let mut removed = Vec::new();
-    for name in registry::all_daemons() {
-        let daemon = managed::ManagedDaemon::new(
-            vec![node.clone()],
-            &name,
-            Ok(()),
-            Box::new(|_, p| {
-                crate::nodes::DaemonSpec::new("true", p.pid_file.clone(), p.log_file.clone())
-            }),
-        );
-        let paths = daemon.paths(0);
-        let running = node.daemon_running(&paths.pid_file).unwrap_or(false);
-        let has_data = node
-            .exec(
-                &format!("test -e {}", crate::nodes::shell_quote_path(&paths.data)),
-                std::time::Duration::from_secs(10),
-            )
-            .is_ok_and(|o| o.success());
-        if !running && !has_data {
-            continue;
-        }
-        match daemon.stop_all(true) {
-            Ok(()) => removed.push(format!(
-                "{}: stopped {name} and wiped its data",
-                node.name()
-            )),
-            Err(e) => removed.push(format!("{}: could not clean {name}: {e:#}", node.name())),
-        }
-    }
-    removed
-}
-
-/// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
-/// runs that target and returns its exit code; likewise `distest latency-delayer ...`, the
-/// latency fault's node-side helper (hidden: not a user command). Otherwise `None`.
+/// When this binary was invoked under a bundled program's name (`raft-kv`, `crdt-store`,
+/// or `lazyfs`, the filesystem of the disk nemesis), runs it and returns its exit code;
+/// likewise `distest latency-delayer ...`, the latency fault's node-side helper (hidden:
+/// not a user command). Otherwise `None`.
 pub fn multicall() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(distest_nemeses::delayer::COMMAND) {
@@ -113,6 +79,7 @@ pub fn multicall() -> Option<u8> {
     match program.as_str() {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),
+        distest_lazyfs::PROGRAM => Some(distest_lazyfs::main_with_args(args)),
         _ => None,
     }
 }
