@@ -436,7 +436,9 @@ mod tests {
     }
 
     fn same_as_history(text: &[u8], shape: Shape) -> Result<(), TestCaseError> {
-        let fast = read(text, shape, "t.jsonl");
+        // Told the input is four times longer than it is: tables sized from an estimate
+        // (here too large) must not change what is read.
+        let fast = read(text, shape, "t.jsonl", Some(4 * text.len() as u64));
         // A History is validated more strictly (e.g. process reuse after info); only
         // histories it accepts are compared.
         let Ok(h) =
@@ -496,7 +498,7 @@ mod tests {
             })
             .collect();
         same_as_history(&jsonl(&ops), Shape::ListAppend).unwrap();
-        let t = read(&jsonl(&ops)[..], Shape::ListAppend, "t").unwrap();
+        let t = read(&jsonl(&ops)[..], Shape::ListAppend, "t", None).unwrap();
         assert_eq!(
             t.txn_text(0),
             "#1 p0 ok [[append [\"anti\" 1] 1] [r \"x\\ny\" [1.5 \"é\"]]]"
@@ -540,10 +542,14 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let text = b"{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",1,1]]}\n\n{\"index\":1,\"time\":0,\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"cas\",1,1]]}\n";
-        let err = read(&text[..], Shape::ListAppend, "h.jsonl").err().unwrap();
+        let err = read(&text[..], Shape::ListAppend, "h.jsonl", None)
+            .err()
+            .unwrap();
         assert!(err.to_string().starts_with("h.jsonl:3: "), "{err}");
         let text = b"{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",1,1]]}\n{\"index\":3}\n";
-        let err = read(&text[..], Shape::ListAppend, "h.jsonl").err().unwrap();
+        let err = read(&text[..], Shape::ListAppend, "h.jsonl", None)
+            .err()
+            .unwrap();
         assert!(err.to_string().starts_with("h.jsonl:2: "), "{err}");
     }
 
