@@ -308,8 +308,8 @@ pub fn find(name: &str) -> anyhow::Result<TargetEntry> {
     )
 }
 
-/// The packages nodes need for `targets` and the faults `nemeses` (all of both when a
-/// list is empty), sorted, without repeats: what `distest env packages` prints.
+/// The packages nodes need for `targets` and the faults `nemeses` (every one of them
+/// when a list is empty), sorted, without repeats: what `distest env packages` prints.
 pub fn packages_for(targets: &[String], nemeses: &[String]) -> anyhow::Result<Vec<String>> {
     let entries = if targets.is_empty() {
         super::builtin()
@@ -319,8 +319,13 @@ pub fn packages_for(targets: &[String], nemeses: &[String]) -> anyhow::Result<Ve
             .map(|t| find(t))
             .collect::<anyhow::Result<_>>()?
     };
+    // No list: every fault, also those `all` leaves out (disk, membership), so a
+    // machine set up with `distest env packages` can run any of them.
     let faults: Vec<String> = if nemeses.is_empty() {
-        vec!["all".to_string()]
+        distest_nemeses::FAULTS
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect()
     } else {
         nemeses.to_vec()
     };
