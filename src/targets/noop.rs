@@ -24,6 +24,7 @@ pub fn entry() -> TargetEntry {
         |ctx| Ok(Arc::new(Noop::with_bugs(ctx.node_count, &ctx.options.bugs)?)),
     )
     .workloads(&["register", "list-append", "rw-register", "set"])
+    .bugs(&BUGS.iter().map(|(name, _)| *name).collect::<Vec<_>>())
     .in_process()
 }
 
