@@ -5,10 +5,12 @@
 
 pub mod checker;
 pub mod convergence;
+pub mod echo;
 pub mod elle;
 pub mod format;
 mod fxhash;
 pub mod history;
+pub mod kafka;
 pub mod linear;
 pub mod op;
 pub mod stats;
