@@ -12,6 +12,7 @@ mod fxhash;
 pub mod history;
 pub mod kafka;
 pub mod linear;
+pub mod net;
 pub mod op;
 pub mod stats;
 pub mod verdict;
