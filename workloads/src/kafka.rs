@@ -6,6 +6,9 @@
 //! polled once from offset 0 over all keys (the final poll). Judged by the `kafka`
 //! checker; the op shapes are its (Jepsen's).
 //!
+//! A process's first op is an `assign` of every key, so each client starts consuming at
+//! once (from the committed offsets).
+//!
 //! Keys are the strings `"0"` … `"key_count - 1"`, fixed for the run, so the final poll
 //! knows them all and every key collects enough messages to show skips and losses.
 
@@ -13,10 +16,13 @@ use crate::{CheckerSpec, OpRequest, Workload, WorkloadOptions};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 pub struct Kafka {
     keys: Vec<String>,
     next_msg: u64,
+    /// Processes that have had their first op (the assign of every key).
+    started: HashSet<u64>,
 }
 
 impl Kafka {
@@ -24,6 +30,7 @@ impl Kafka {
         Kafka {
             keys: (0..opts.key_count.max(1)).map(|k| k.to_string()).collect(),
             next_msg: 0,
+            started: HashSet::new(),
         }
     }
 }
@@ -33,7 +40,10 @@ impl Workload for Kafka {
         "kafka"
     }
 
-    fn next_op(&mut self, _process: u64, rng: &mut StdRng) -> OpRequest {
+    fn next_op(&mut self, process: u64, rng: &mut StdRng) -> OpRequest {
+        if self.started.insert(process) {
+            return OpRequest::new("assign", json!(self.keys));
+        }
         match rng.gen_range(0..100) {
             0..=49 => {
                 self.next_msg += 1;
