@@ -435,13 +435,31 @@ impl Drop for Router {
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    // The kernel caps these at net.core.{r,w}mem_max; as root (routers in namespaces run
+    // as root) SO_RCVBUFFORCE goes past the cap, so bursts are not lost in our own socket.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    force_recv_buffer(&socket, SOCKET_BUFFER_BYTES);
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(socket)
+}
+
+fn force_recv_buffer(socket: &socket2::Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let size = bytes as libc::c_int;
+    // SAFETY: setsockopt reads `size` (an int we own) for the duration of the call; it fails
+    // harmlessly (EPERM) without CAP_NET_ADMIN.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 fn receive_loop(shared: &Shared) {

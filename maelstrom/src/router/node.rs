@@ -67,6 +67,9 @@ impl Queued {
     }
 }
 
+/// A program for the spawner thread to start, and where to send the result.
+type SpawnRequest = Box<(Command, Sender<std::io::Result<Child>>)>;
+
 struct Running {
     generation: u64,
     pid: i32,
@@ -94,7 +97,7 @@ pub(crate) struct NodeSlot {
     /// Router RPCs (init, topology) waiting for the node's answer: msg_id → its receiver.
     pending: Mutex<HashMap<u64, Sender<Vec<u8>>>>,
     next_msg_id: AtomicU64,
-    spawner: Mutex<Option<Sender<(Command, Sender<std::io::Result<Child>>)>>>,
+    spawner: Mutex<Option<Sender<SpawnRequest>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,7 +172,7 @@ impl NodeSlot {
                     .unwrap_or_else(|_| Stdio::null()),
             )
             .process_group(0);
-        let mut child = self.spawn(shared, cmd).map_err(|e| {
+        let mut child = self.spawn(cmd).map_err(|e| {
             format!(
                 "could not start the node program {} on {}: {e}",
                 cfg.program.display(),
@@ -229,7 +232,7 @@ impl NodeSlot {
     }
 
     /// Spawns `cmd` on the spawner thread (see the module docs), starting it if needed.
-    fn spawn(&self, shared: &Shared, mut cmd: Command) -> std::io::Result<Child> {
+    fn spawn(&self, mut cmd: Command) -> std::io::Result<Child> {
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child
         // when the thread that forked it (the long-lived spawner) dies.
         unsafe {
@@ -240,22 +243,23 @@ impl NodeSlot {
         }
         let mut spawner = lock(&self.spawner);
         if spawner.is_none() {
-            let (tx, rx) =
-                crossbeam_channel::unbounded::<(Command, Sender<std::io::Result<Child>>)>();
+            let (tx, rx) = crossbeam_channel::unbounded::<SpawnRequest>();
             spawn_named("dt-node-spawn", move || {
-                for (mut cmd, reply) in rx {
+                for request in rx {
+                    let (mut cmd, reply) = *request;
                     let _ = reply.send(cmd.spawn());
                 }
             })?;
             *spawner = Some(tx);
         }
         let (reply, result) = crossbeam_channel::bounded(1);
-        let sent = spawner.as_ref().map(|s| s.send((cmd, reply)));
+        let sent = spawner
+            .as_ref()
+            .is_some_and(|s| s.send(Box::new((cmd, reply))).is_ok());
         drop(spawner);
-        if !matches!(sent, Some(Ok(()))) {
+        if !sent {
             return Err(std::io::Error::other("the spawner thread is gone"));
         }
-        let _ = shared;
         result
             .recv()
             .unwrap_or_else(|_| Err(std::io::Error::other("the spawner thread is gone")))
