@@ -5,6 +5,8 @@
 //!   `index.html` (inline CSS and SVG, no script, no network) plus `latency.svg` and
 //!   `throughput.svg`. A directory holding only a history is checked with the `stats`
 //!   checker first.
+//! - Runs with a message journal (`messages.jsonl`, the maelstrom target) get a
+//!   message-flow diagram ([`lamport`]) around the first anomaly, in `messages.svg`.
 //! - [`compare`] writes `compare.html` and `compare.md` for several runs.
 //! - [`store_index`] writes `store/index.html` listing every run; [`find_runs`] lists them.
 //! - [`junit`] renders results as JUnit XML: invalid → `<failure>`, unknown → `<error>`.
@@ -22,6 +24,7 @@ pub mod evidence;
 pub mod faults;
 pub mod html;
 pub mod junit;
+pub mod lamport;
 pub mod lanes;
 pub mod logs;
 pub mod plot;

@@ -7,7 +7,9 @@
 //! turned into a report.
 
 use crate::error::ReportError;
+use crate::lamport::Window;
 use distest_checkers::format::read_history;
+use distest_checkers::net::{self, Journal};
 use distest_checkers::{build, check_all, CheckContext, CheckerOptions, History, Results};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -35,9 +37,16 @@ pub struct RunData {
     pub history_file: Option<PathBuf>,
     pub results: Option<Results>,
     pub results_source: ResultsSource,
+    /// The message journal (`messages.jsonl`, runs of the maelstrom target), if any.
+    pub journal: Option<Journal>,
+    /// The window of the message-flow diagram; `None`: around the first anomaly.
+    pub messages_window: Option<Window>,
     /// What was missing or broken, one sentence each, shown on the page.
     pub notes: Vec<String>,
 }
+
+/// The merged message journal of a run, times on the history's clock.
+pub const MESSAGES_FILE: &str = "messages.jsonl";
 
 impl RunData {
     /// Reads the run directory `dir`, history included.
@@ -105,6 +114,11 @@ impl RunData {
             }
             (None, _) => (None, ResultsSource::None),
         };
+        let journal = if with_history {
+            load_journal(&dir.join(MESSAGES_FILE), &mut notes)
+        } else {
+            None
+        };
         if history.is_none() && results.is_none() && history_file.is_none() {
             return Err(ReportError::NotARunDir {
                 path: dir.to_path_buf(),
@@ -117,6 +131,8 @@ impl RunData {
             history_file,
             results,
             results_source,
+            journal,
+            messages_window: None,
             notes,
         })
     }
@@ -192,6 +208,26 @@ fn read_json(path: &Path, notes: &mut Vec<String>) -> Option<Value> {
         Ok(v) => Some(v),
         Err(e) => {
             notes.push(format!("{name} is not valid JSON ({e}); it was ignored."));
+            None
+        }
+    }
+}
+
+fn load_journal(path: &Path, notes: &mut Vec<String>) -> Option<Journal> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            notes.push(format!(
+                "{MESSAGES_FILE} could not be read ({e}); no message diagram."
+            ));
+            return None;
+        }
+    };
+    match net::parse(&text, MESSAGES_FILE) {
+        Ok(events) => Some(Journal::new(events)),
+        Err(e) => {
+            notes.push(format!("{e}; no message diagram."));
             None
         }
     }
