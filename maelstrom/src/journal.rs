@@ -1,8 +1,12 @@
 //! The router's side of the message journal: events go over a channel to one writer
 //! thread, which appends them as JSON Lines and flushes every [`FLUSH_EVERY`] (and on
 //! demand, and when the router stops), so recording never blocks message traffic.
+//!
+//! The writer sleeps between rounds instead of waiting on the channel: recording an event
+//! never wakes a thread (two context switches per message would cost more CPU than the
+//! routing itself on a busy machine).
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use distest_checkers::net::{NetEvent, NetEventKind};
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +14,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How often the writer takes what was recorded.
+const ROUND: Duration = Duration::from_millis(20);
 
 enum Entry {
     Event(NetEvent),
@@ -21,6 +27,7 @@ enum Entry {
 #[derive(Clone)]
 pub struct Journal {
     tx: Option<Sender<Entry>>,
+    writer: Option<std::thread::Thread>,
 }
 
 /// The writer thread; joining it flushes what is left.
@@ -30,7 +37,13 @@ impl Journal {
     /// A journal appending to `path`, or one that records nothing when `None`.
     pub fn open(path: Option<&Path>) -> std::io::Result<(Journal, JournalThread)> {
         let Some(path) = path else {
-            return Ok((Journal { tx: None }, JournalThread(None)));
+            return Ok((
+                Journal {
+                    tx: None,
+                    writer: None,
+                },
+                JournalThread(None),
+            ));
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -43,7 +56,14 @@ impl Journal {
         let handle = std::thread::Builder::new()
             .name("dt-journal".into())
             .spawn(move || write_loop(rx, std::io::BufWriter::with_capacity(1 << 16, file)))?;
-        Ok((Journal { tx: Some(tx) }, JournalThread(Some(handle))))
+        let writer = Some(handle.thread().clone());
+        Ok((
+            Journal {
+                tx: Some(tx),
+                writer,
+            },
+            JournalThread(Some(handle)),
+        ))
     }
 
     pub fn enabled(&self) -> bool {
@@ -83,6 +103,9 @@ impl Journal {
         let Some(tx) = &self.tx else { return };
         let (ack, done) = crossbeam_channel::bounded(1);
         if tx.send(Entry::Flush(ack)).is_ok() {
+            if let Some(w) = &self.writer {
+                w.unpark();
+            }
             let _ = done.recv_timeout(Duration::from_secs(10));
         }
     }
@@ -99,24 +122,31 @@ impl JournalThread {
 }
 
 fn write_loop(rx: Receiver<Entry>, mut out: impl Write) {
+    let mut last_flush = std::time::Instant::now();
     loop {
-        match rx.recv_timeout(FLUSH_EVERY) {
-            Ok(Entry::Event(e)) => {
-                if serde_json::to_writer(&mut out, &e).is_ok() {
-                    let _ = out.write_all(b"\n");
+        std::thread::park_timeout(ROUND);
+        loop {
+            match rx.try_recv() {
+                Ok(Entry::Event(e)) => {
+                    if serde_json::to_writer(&mut out, &e).is_ok() {
+                        let _ = out.write_all(b"\n");
+                    }
+                }
+                Ok(Entry::Flush(ack)) => {
+                    let _ = out.flush();
+                    last_flush = std::time::Instant::now();
+                    let _ = ack.send(());
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
                 }
             }
-            Ok(Entry::Flush(ack)) => {
-                let _ = out.flush();
-                let _ = ack.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = out.flush();
-                return;
-            }
+        }
+        if last_flush.elapsed() >= FLUSH_EVERY {
+            let _ = out.flush();
+            last_flush = std::time::Instant::now();
         }
     }
 }

@@ -24,6 +24,7 @@
 pub mod args;
 pub mod control;
 mod node;
+mod stdin;
 
 use crate::journal::{mono_ns, Journal, JournalThread};
 use crate::protocol::{self, Head};

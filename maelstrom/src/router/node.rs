@@ -1,5 +1,5 @@
 //! The node program under a router: started, killed, paused and resumed on command,
-//! fed through a bounded stdin queue, read line by line from stdout.
+//! fed through its stdin pipe ([`super::stdin`]), read line by line from stdout.
 //!
 //! Each start is a new *generation* with its own stdin writer, stdout reader and exit
 //! waiter threads; a thread of an old generation never touches the new one. The program
@@ -7,17 +7,18 @@
 //! spawned from one long-lived thread with `PR_SET_PDEATHSIG`, so it dies with the router
 //! even when the router is SIGKILLed (the signal follows the thread that forked).
 
-use super::{Shared, ROUTER_CLIENT, STDIN_QUEUE};
+use super::stdin::{Queued, StdinPipe};
+use super::{Shared, ROUTER_CLIENT};
 use crate::protocol::{self, Head};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use distest_checkers::net::NetEventKind;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Garbage lines logged in full before the log only counts them.
@@ -25,55 +26,13 @@ const GARBAGE_LOGGED: u64 = 20;
 /// How long a killed program may take to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-/// One message waiting for the node's stdin, with what the journal needs to say about it.
-struct Queued {
-    id: u64,
-    line: Vec<u8>,
-    src: String,
-    dest: String,
-    body_type: Option<String>,
-    msg_id: Option<u64>,
-    in_reply_to: Option<u64>,
-}
-
-impl Queued {
-    fn new(id: u64, json: &[u8], head: &Head<'_>) -> Queued {
-        let mut line = Vec::with_capacity(json.len() + 1);
-        line.extend_from_slice(json);
-        line.push(b'\n');
-        Queued {
-            id,
-            line,
-            src: head.src.to_string(),
-            dest: head.dest.to_string(),
-            body_type: head.body.body_type.as_deref().map(str::to_string),
-            msg_id: head.body.msg_id,
-            in_reply_to: head.body.in_reply_to,
-        }
-    }
-
-    fn record(&self, shared: &Shared, kind: NetEventKind, reason: Option<&str>) {
-        shared.journal.record(
-            kind,
-            self.id,
-            &shared.cfg.node,
-            &self.src,
-            &self.dest,
-            self.body_type.as_deref(),
-            self.msg_id,
-            self.in_reply_to,
-            reason,
-        );
-    }
-}
-
 /// A program for the spawner thread to start, and where to send the result.
 type SpawnRequest = Box<(Command, Sender<std::io::Result<Child>>)>;
 
 struct Running {
     generation: u64,
     pid: i32,
-    stdin: Sender<Queued>,
+    stdin: Arc<StdinPipe>,
 }
 
 #[derive(Default)]
@@ -119,13 +78,7 @@ impl NodeSlot {
             );
             return;
         };
-        match stdin.try_send(Queued::new(id, json, head)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(q)) => q.record(shared, NetEventKind::Drop, Some("stdin-full")),
-            Err(TrySendError::Disconnected(q)) => {
-                q.record(shared, NetEventKind::Drop, Some("node-down"))
-            }
-        }
+        stdin.send(shared, Queued::new(id, json, head));
     }
 
     /// Hands the node's reply to a router RPC to whoever waits for it; false when nobody
@@ -180,7 +133,10 @@ impl NodeSlot {
             )
         })?;
         let pid = child.id() as i32;
-        let (tx, rx) = crossbeam_channel::bounded(STDIN_QUEUE);
+        let stdin = Arc::new(
+            StdinPipe::new(child.stdin.take().expect("stdin is piped"))
+                .map_err(|e| format!("could not set up the stdin of {}: {e}", cfg.node))?,
+        );
         let generation = {
             let mut s = lock(&self.state);
             s.generation += 1;
@@ -191,21 +147,23 @@ impl NodeSlot {
         // reach the program ahead of it.
         let init_id = self.next_msg_id.fetch_add(1, Ordering::Relaxed) + 1;
         let init = json!({"type": "init", "msg_id": init_id, "node_id": cfg.node, "node_ids": cfg.node_ids});
-        let init_answer = self.queue_rpc(shared, &tx, init_id, &init);
-        let stdin = child.stdin.take().expect("stdin is piped");
+        let init_answer = self.queue_rpc(shared, &stdin, init_id, &init);
         let stdout = child.stdout.take().expect("stdout is piped");
         let threads = [
             spawn_named("dt-node-stdin", {
-                let s = shared.clone();
-                move || write_stdin(&s, stdin, rx)
+                let (s, pipe) = (shared.clone(), stdin.clone());
+                move || pipe.drain(&s)
             }),
             spawn_named("dt-node-stdout", {
                 let s = shared.clone();
                 move || read_stdout(&s, stdout)
             }),
             spawn_named("dt-node-wait", {
-                let s = shared.clone();
-                move || s.node.wait(&s, generation, child)
+                let (s, pipe) = (shared.clone(), stdin.clone());
+                move || {
+                    s.node.wait(&s, generation, child);
+                    pipe.close(&s);
+                }
             }),
         ];
         if let Some(e) = threads.into_iter().find_map(Result::err) {
@@ -214,7 +172,7 @@ impl NodeSlot {
         lock(&self.state).running = Some(Running {
             generation,
             pid,
-            stdin: tx.clone(),
+            stdin: stdin.clone(),
         });
         shared.log.line(&format!(
             "started the node program (pid {pid}, start #{generation}): {} {}",
@@ -225,7 +183,7 @@ impl NodeSlot {
         if let Some(topology) = &cfg.topology {
             let id = self.next_msg_id.fetch_add(1, Ordering::Relaxed) + 1;
             let body = json!({"type": "topology", "msg_id": id, "topology": topology});
-            let answer = self.queue_rpc(shared, &tx, id, &body);
+            let answer = self.queue_rpc(shared, &stdin, id, &body);
             self.expect(shared, answer, "topology", "topology_ok")?;
         }
         Ok((pid, false))
@@ -270,7 +228,7 @@ impl NodeSlot {
     fn queue_rpc(
         &self,
         shared: &Shared,
-        stdin: &Sender<Queued>,
+        stdin: &StdinPipe,
         msg_id: u64,
         body: &Value,
     ) -> Receiver<Vec<u8>> {
@@ -280,10 +238,7 @@ impl NodeSlot {
         let head = protocol::head(line.as_bytes()).expect("our own message has a head");
         let id = shared.next_id();
         shared.record(NetEventKind::Send, id, ROUTER_CLIENT, &head, None);
-        if let Err(e) = stdin.try_send(Queued::new(id, line.as_bytes(), &head)) {
-            let q = e.into_inner();
-            q.record(shared, NetEventKind::Drop, Some("stdin-full"));
-        }
+        stdin.send(shared, Queued::new(id, line.as_bytes(), &head));
         rx
     }
 
@@ -419,44 +374,6 @@ fn signal_group(pid: i32, signal: libc::c_int) {
     unsafe {
         if libc::kill(-pid, signal) != 0 {
             libc::kill(pid, signal);
-        }
-    }
-}
-
-/// Writes queued messages to the program's stdin, a batch per wake-up, and records each
-/// delivery once written.
-fn write_stdin(shared: &Shared, stdin: std::process::ChildStdin, rx: Receiver<Queued>) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdin);
-    let mut batch: Vec<Queued> = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < 256 {
-            match rx.try_recv() {
-                Ok(q) => batch.push(q),
-                Err(_) => break,
-            }
-        }
-        let mut failed = false;
-        for q in &batch {
-            if !failed && out.write_all(&q.line).is_err() {
-                failed = true;
-            }
-        }
-        failed |= out.flush().is_err();
-        for q in batch.drain(..) {
-            let (kind, reason) = if failed {
-                (NetEventKind::Drop, Some("node-down"))
-            } else {
-                (NetEventKind::Deliver, None)
-            };
-            q.record(shared, kind, reason);
-        }
-        if failed {
-            // The program is gone; what is still queued dies with this generation.
-            for q in rx.try_iter() {
-                q.record(shared, NetEventKind::Drop, Some("node-down"));
-            }
-            return;
         }
     }
 }
