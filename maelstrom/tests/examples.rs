@@ -148,14 +148,15 @@ fn run(
             c.join().unwrap();
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+        // Final ops: each try under a fresh process, above every main-phase process.
+        let mut process = 1_000_000u64;
         for (i, op) in finals
             .iter()
-            .enumerate()
-            .flat_map(|(_, op)| (0..NODES).map(move |n| (n, op)))
+            .flat_map(|op| (0..NODES).map(move |n| (n, op)))
         {
             let mut client = connector.connect(i).await;
-            for attempt in 0..3u64 {
-                let process = 1_000_000 + i as u64 * 100 + attempt;
+            for _attempt in 0..3 {
+                process += 1;
                 if invoke(&mut client, &rec, process, &format!("n{}", i + 1), op).await
                     == OpType::Ok
                 {
