@@ -310,3 +310,23 @@ fn lin_kv_proxy_is_linearizable_and_the_caching_one_is_not() {
     );
     assert_verdict(&broken, Validity::Invalid);
 }
+
+#[test]
+fn kafka_with_one_authoritative_copy_is_valid_across_a_cut() {
+    let cut = Some((Duration::from_millis(500), Duration::from_millis(1500)));
+    let ok = run(
+        "ex-kafka",
+        &example("kafka.py"),
+        "kafka",
+        Duration::from_secs(3),
+        cut,
+        false,
+    );
+    assert_verdict(&ok, Validity::Valid);
+    assert!(
+        ok.checkers["kafka"].evidence["polled_record_count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
