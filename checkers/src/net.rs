@@ -254,6 +254,28 @@ pub fn stats(journal: &Journal, client_ops: u64) -> Value {
     })
 }
 
+/// Maelstrom's `net` checker: always valid (the network's statistics judge nothing), with
+/// [`stats`] as its evidence and msgs-per-op in its summary. `client_ops` is the number
+/// of client invocations of the history.
+pub fn verdict(journal: &Journal, client_ops: u64) -> crate::verdict::Verdict {
+    let s = stats(journal, client_ops);
+    let per_op = |class: &str| {
+        s[class]["msgs-per-op"]
+            .as_f64()
+            .map_or("—".to_string(), |v| format!("{v:.2}"))
+    };
+    let summary = format!(
+        "{} message(s), {} between servers; {} msgs-per-op, {} msgs-per-op between servers; {} dropped by a router, {} lost by the network.",
+        s["all"]["msg-count"],
+        s["servers"]["msg-count"],
+        per_op("all"),
+        per_op("servers"),
+        s["all"]["drop-count"],
+        s["drops-by-reason"]["network"].as_u64().unwrap_or(0),
+    );
+    crate::verdict::Verdict::valid(summary).with_evidence(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +327,13 @@ mod tests {
         assert_eq!(s["clients"]["recv-count"], 1);
         assert_eq!(s["drops-by-reason"]["node-down"], 1);
         assert_eq!(s["drops-by-reason"]["network"], 1);
+        let v = verdict(&j, 2);
+        assert_eq!(v.valid, crate::verdict::Validity::Valid);
+        assert!(
+            v.summary.contains("1.50 msgs-per-op between servers"),
+            "{}",
+            v.summary
+        );
     }
 
     #[test]
