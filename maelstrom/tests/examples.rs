@@ -330,3 +330,46 @@ fn kafka_with_one_authoritative_copy_is_valid_across_a_cut() {
             > 0
     );
 }
+
+#[test]
+fn g_set_by_gossip_is_valid_across_a_cut() {
+    let cut = Some((Duration::from_millis(500), Duration::from_millis(1800)));
+    let ok = run(
+        "ex-gset",
+        &example("g_set.py"),
+        "g-set",
+        Duration::from_secs(3),
+        cut,
+        false,
+    );
+    assert_verdict(&ok, Validity::Valid);
+}
+
+#[test]
+fn pn_counter_on_seq_kv_is_valid() {
+    let ok = run(
+        "ex-pn",
+        &example("g_counter.py"),
+        "pn-counter",
+        Duration::from_secs(2),
+        None,
+        false,
+    );
+    assert_verdict(&ok, Validity::Valid);
+}
+
+#[test]
+fn transactions_on_one_authoritative_copy_are_strict_serializable_across_a_cut() {
+    let cut = Some((Duration::from_millis(500), Duration::from_millis(1500)));
+    for workload in ["txn-list-append", "txn-rw-register"] {
+        let ok = run(
+            &format!("ex-{workload}"),
+            &example("txn.py"),
+            workload,
+            Duration::from_secs(3),
+            cut,
+            false,
+        );
+        assert_verdict(&ok, Validity::Valid);
+    }
+}
