@@ -46,6 +46,14 @@ struct Worker {
     pending: Option<Op>,
 }
 
+/// Records as a poll returns them: `[[offset, message], ...]`.
+fn records_json(records: &[(i64, i64)]) -> Value {
+    json!(records
+        .iter()
+        .map(|(o, m)| json!([o, m]))
+        .collect::<Vec<_>>())
+}
+
 fn keys(n: usize) -> Vec<String> {
     (0..n).map(|k| k.to_string()).collect()
 }
@@ -118,13 +126,7 @@ fn simulate(seed: u64, workers: usize, key_count: usize, steps: usize) -> Vec<Op
                     let records = server.read_from(k, *pos, rng.gen_range(1..4));
                     if let Some((last, _)) = records.last() {
                         *pos = last + 1;
-                        out.insert(
-                            k.clone(),
-                            json!(records
-                                .iter()
-                                .map(|(o, m)| json!([o, m]))
-                                .collect::<Vec<_>>()),
-                        );
+                        out.insert(k.clone(), records_json(&records));
                     }
                 }
                 inv.complete(OpType::Ok, json!([["poll", out]]))
@@ -166,13 +168,7 @@ fn simulate(seed: u64, workers: usize, key_count: usize, steps: usize) -> Vec<Op
     for k in &all {
         let records = server.read_from(k, 0, usize::MAX);
         if !records.is_empty() {
-            out.insert(
-                k.clone(),
-                json!(records
-                    .iter()
-                    .map(|(o, m)| json!([o, m]))
-                    .collect::<Vec<_>>()),
-            );
+            out.insert(k.clone(), records_json(&records));
         }
     }
     record(inv.complete(OpType::Ok, json!([["poll", out]])), &mut ops);

@@ -45,13 +45,7 @@ impl Journal {
                 JournalThread(None),
             ));
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = open_append(path)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let handle = std::thread::Builder::new()
             .name("dt-journal".into())
@@ -149,6 +143,17 @@ fn write_loop(rx: Receiver<Entry>, mut out: impl Write) {
             last_flush = std::time::Instant::now();
         }
     }
+}
+
+/// Opens `path` for appending, creating it and its directory when missing.
+pub(crate) fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// This machine's monotonic clock in nanoseconds (`CLOCK_MONOTONIC`): shared by every

@@ -87,13 +87,7 @@ pub struct Log {
 
 impl Log {
     fn open(node: &str, path: &std::path::Path) -> std::io::Result<Log> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = crate::journal::open_append(path)?;
         Ok(Log {
             node: node.to_string(),
             file: Mutex::new(file),
