@@ -180,6 +180,42 @@ impl Journal {
     }
 }
 
+/// One router's journal file, with how far that router's clock is ahead of the control
+/// node's (see `clock_offset_ns` in `distest-maelstrom`).
+pub struct Part<'a> {
+    pub file: &'a str,
+    pub text: &'a str,
+    pub clock_offset_ns: i128,
+}
+
+/// Merges routers' journals into the run's journal: every event moved onto the control
+/// node's clock and then to ns since `run_start_ns` (the control node's monotonic clock
+/// when the history's time 0 was taken), in time order. Events from before the run
+/// started (the nodes' `init`) are dated 0.
+pub fn merge(parts: &[Part<'_>], run_start_ns: u64) -> Result<Journal, JournalError> {
+    let mut events = Vec::new();
+    for p in parts {
+        let parsed = parse(p.text, p.file)?;
+        events.extend(Journal::shifted(
+            parsed,
+            p.clock_offset_ns + run_start_ns as i128,
+        ));
+    }
+    Ok(Journal::new(events))
+}
+
+/// The journal as JSON Lines.
+pub fn to_jsonl(journal: &Journal) -> String {
+    let mut out = String::new();
+    for e in journal.events() {
+        if let Ok(line) = serde_json::to_string(e) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct Counts {
     sends: u64,
@@ -346,6 +382,34 @@ mod tests {
         let err = parse(&format!("{{oops\n{line}\n"), "j").unwrap_err();
         assert_eq!(err.line, 1);
         assert_eq!(Journal::shifted(vec![e], 4)[0].time, 6);
+    }
+
+    #[test]
+    fn journals_merge_onto_the_run_clock() {
+        let a = serde_json::to_string(&ev(1_000, NetEventKind::Send, 1, "n1", "n1", "n2")).unwrap();
+        let b =
+            serde_json::to_string(&ev(1_450, NetEventKind::Deliver, 1, "n2", "n1", "n2")).unwrap();
+        // n2's clock runs 400 ahead of ours; the run started at our 900.
+        let j = merge(
+            &[
+                Part {
+                    file: "n1",
+                    text: &a,
+                    clock_offset_ns: 0,
+                },
+                Part {
+                    file: "n2",
+                    text: &b,
+                    clock_offset_ns: 400,
+                },
+            ],
+            900,
+        )
+        .unwrap();
+        let times: Vec<u64> = j.events().iter().map(|e| e.time).collect();
+        assert_eq!(times, vec![100, 150]);
+        let back = parse(&to_jsonl(&j), "merged").unwrap();
+        assert_eq!(back.len(), 2);
     }
 
     #[test]

@@ -385,3 +385,12 @@ fn a_message_to_nobody_is_dropped_and_logged_once() {
     assert_eq!(dropped, 20);
     cleanup_files(tag, 1);
 }
+
+#[test]
+fn a_router_on_this_machine_shares_our_monotonic_clock() {
+    let echo = format!("{EXAMPLES}/echo.py");
+    let cluster = Cluster::new("clock", 1, &echo, vec![], vec![]);
+    let offset =
+        control::clock_offset_ns(cluster.router(0).client_addr(), Duration::from_secs(5)).unwrap();
+    assert!(offset.abs() < 5_000_000, "offset {offset} ns");
+}
