@@ -7,7 +7,8 @@
 
 use distest::run::config::RunConfig;
 use distest::run::{self, StopFlag};
-use distest_workloads::CheckerSpec;
+use distest_checkers::CheckerSpec;
+use distest_rundir::TestJson;
 use std::time::Instant;
 
 fn cpu_seconds() -> f64 {
@@ -24,28 +25,23 @@ fn config(
     seconds: f64,
 ) -> RunConfig {
     RunConfig {
-        target: target.into(),
-        workload: "register".into(),
-        nemesis: Vec::new(),
-        nodes: Vec::new(),
-        nodes_spec: nodes.into(),
-        concurrency,
-        rate: None,
-        time_limit_s: seconds,
-        nemesis_interval_s: 5.0,
-        recovery_s: 0.0,
-        op_timeout_s: 5.0,
-        seed: 1,
-        bug: Vec::new(),
-        consistency_model: None,
-        key_count: 100,
-        ops_per_key: 1_000_000,
-        leave_running: false,
-        checkers: vec![CheckerSpec::named("stats")],
-        started_at: String::new(),
-        distest_version: env!("CARGO_PKG_VERSION").into(),
-        command: "bench overhead".into(),
-        settings: Default::default(),
+        test: TestJson {
+            target: target.into(),
+            workload: "register".into(),
+            nodes_spec: nodes.into(),
+            concurrency,
+            time_limit_s: seconds,
+            nemesis_interval_s: 5.0,
+            recovery_s: 0.0,
+            op_timeout_s: 5.0,
+            seed: 1,
+            key_count: 100,
+            ops_per_key: 1_000_000,
+            checkers: vec![CheckerSpec::named("stats")],
+            distest_version: env!("CARGO_PKG_VERSION").into(),
+            command: "bench overhead".into(),
+            ..TestJson::default()
+        },
         store: store.to_path_buf(),
         junit: None,
         node_args: distest::nodes::NodeArgs {
@@ -70,8 +66,8 @@ fn measure(label: &str, cfg: RunConfig) {
     let record_s = outcome.record_seconds;
     println!(
         "{label}: {ops} ops in {:.1} s main phase → {:.0} ops/s; whole run {wall:.1} s, CPU {cpu:.1} s, recorder {:.2} s ({:.1}% of CPU); verdict {}",
-        cfg.time_limit_s,
-        ops as f64 / cfg.time_limit_s,
+        cfg.test.time_limit_s,
+        ops as f64 / cfg.test.time_limit_s,
         record_s,
         100.0 * record_s / cpu.max(1e-9),
         results.valid

@@ -101,7 +101,16 @@ fn main() {
             op_timeout: Duration::from_secs(5),
             ..Default::default()
         };
-        let target = targets::build(name, cluster.nodes(), opts).expect("target");
+        let nodes = cluster.nodes();
+        let target = targets::registry::find(name)
+            .and_then(|entry| {
+                entry.build(targets::TargetContext {
+                    node_count: nodes.len(),
+                    nodes,
+                    options: opts,
+                })
+            })
+            .expect("target");
         target.setup().expect("setup");
         for f in ["put", "get"] {
             for clients in [1, 16, 64] {

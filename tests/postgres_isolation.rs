@@ -206,7 +206,7 @@ fn ok_txns(run: &Path) -> usize {
 
 /// What a list-append run at one PostgreSQL isolation level must show.
 struct Level {
-    /// The `--isolation` value.
+    /// The `--set isolation=` value.
     isolation: &'static str,
     /// The run must report at least one of these anomalies; empty: none at all, and the
     /// run must exit 0 (valid under the default model, strict serializable), not 1.
@@ -222,11 +222,12 @@ impl Cluster {
     /// checks the run directory further before the re-check rewrites its report. Ends by
     /// checking that the cluster left nothing behind.
     fn run_at_level(&self, level: &Level, seed: &str, also: impl FnOnce(&Path)) {
+        let isolation = format!("isolation={}", level.isolation);
         let out = self.run(&[
             "--workload",
             "list-append",
-            "--isolation",
-            level.isolation,
+            "--set",
+            &isolation,
             "--time-limit",
             "10",
             "--seed",
@@ -348,8 +349,8 @@ fn serializable_stays_valid_when_the_postmaster_is_killed_and_recovers() {
     let out = c.run(&[
         "--workload",
         "list-append",
-        "--isolation",
-        "serializable",
+        "--set",
+        "isolation=serializable",
         "--nemesis",
         "kill",
         "--nemesis-interval",
@@ -391,8 +392,8 @@ fn serializable_rw_register_is_valid() {
     let out = c.run(&[
         "--workload",
         "rw-register",
-        "--isolation",
-        "serializable",
+        "--set",
+        "isolation=serializable",
         "--time-limit",
         "6",
         "--seed",
@@ -413,8 +414,8 @@ fn an_unknown_isolation_level_fails_the_run_with_the_valid_levels() {
     let out = c.run(&[
         "--workload",
         "list-append",
-        "--isolation",
-        "snapshot",
+        "--set",
+        "isolation=snapshot",
         "--time-limit",
         "1",
     ]);
@@ -442,9 +443,10 @@ fn replica_reads_under_a_partition_show_stale_reads() {
         &[
             "--workload",
             "list-append",
-            "--isolation",
-            "serializable",
-            "--replica-reads",
+            "--set",
+            "isolation=serializable",
+            "--set",
+            "replica-reads=true",
             "--nemesis",
             "partition",
             "--nemesis-interval",
@@ -494,8 +496,8 @@ fn a_paused_server_makes_transactions_time_out_before_commit_as_failures() {
     let out = c.run(&[
         "--workload",
         "list-append",
-        "--isolation",
-        "serializable",
+        "--set",
+        "isolation=serializable",
         "--nemesis",
         "pause",
         "--nemesis-interval",

@@ -19,7 +19,7 @@ use common::{distest, latest_run, TempDir};
 use distest::nodes::local::{ClusterSpec, LocalCluster};
 use distest::nodes::ssh::{SshNode, SshTarget};
 use distest::nodes::{DaemonSpec, Remote};
-use distest::targets::daemon::{ManagedDaemon, NodePaths};
+use distest::targets::managed::{ManagedDaemon, NodePaths};
 use distest_nemeses::ClockSupport;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

@@ -14,12 +14,14 @@ pub mod kafka;
 pub mod linear;
 pub mod net;
 pub mod op;
+pub mod registry;
 pub mod stats;
 pub mod verdict;
 
-pub use checker::{build, registry, Cancel, CheckContext, Checker, CheckerOptions, RegistryError};
+pub use checker::{Cancel, CheckContext, Checker};
 pub use history::{History, HistoryError, Pair};
 pub use op::{Op, OpType, Process};
+pub use registry::{build, registry, CheckerOptions, CheckerSpec, RegistryError};
 pub use verdict::{Results, Validity, Verdict};
 
 /// Runs several checkers on one history and composes their verdicts.

@@ -19,12 +19,12 @@
 //! {node: ms}}`; `strobe-clock` `{"targets", "nodes", "delta_ms", "period_ms",
 //! "duration_ms"}`; `reset-clock` `{"nodes": [...]}` or nothing for every node we moved.
 
-use crate::cluster::{lock, shell_quote, Cluster, PerNode, COMMAND_TIMEOUT};
+use crate::cluster::{lock, shell_quote, PerNode, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{ClockSupport, NodeShell, TargetControl};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::FlipFlop;
+use crate::targeting::Reach;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -32,7 +32,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const BUMP: &str = "bump-clock";
@@ -171,9 +171,8 @@ fn draw_offset_ms(rng: &mut StdRng, exponents: std::ops::RangeInclusive<u32>) ->
 }
 
 pub struct Clock {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     flip: FlipFlop,
     /// Node -> offset we believe is in effect. An entry exists for every node we tried to
     /// move, so reset reaches it even when the attempt failed half-way.
@@ -183,9 +182,7 @@ pub struct Clock {
 impl Clock {
     pub fn new(ctx: &NemesisContext) -> Clock {
         Clock {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "clock"),
+            reach: Reach::new(ctx, "clock"),
             flip: FlipFlop::default(),
             offsets: BTreeMap::new(),
         }
@@ -199,7 +196,9 @@ impl Clock {
         wanted: &BTreeMap<String, i64>,
     ) -> Result<PerNode<i64>, NemesisError> {
         for (node, ms) in wanted {
-            self.cluster.check_names(f, std::slice::from_ref(node))?;
+            self.reach
+                .cluster
+                .check_names(f, std::slice::from_ref(node))?;
             if ms.unsigned_abs() > MAX_OFFSET_MS.unsigned_abs() {
                 return Err(NemesisError::bad_value(
                     f,
@@ -208,9 +207,9 @@ impl Clock {
             }
         }
         let names: Vec<String> = wanted.keys().cloned().collect();
-        let target = self.target.as_ref();
+        let target = self.reach.target.as_ref();
         let offsets = Mutex::new(&mut self.offsets);
-        Ok(self.cluster.each(f, &names, |node| {
+        Ok(self.reach.cluster.each(f, &names, |node| {
             // Asked first: a node whose clock cannot move was not touched at all.
             let how = method(target, node)?;
             let name = node.name().to_string();
@@ -233,7 +232,7 @@ impl Clock {
 
     fn bump(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let delta_ms = value::bounded_i64(op, "delta_ms", -MAX_OFFSET_MS, MAX_OFFSET_MS)?;
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = self.reach.resolve(op)?;
         let wanted = nodes
             .into_iter()
             .map(|n| {
@@ -270,11 +269,11 @@ impl Clock {
         let delta_ms = value::bounded_i64(op, "delta_ms", -MAX_OFFSET_MS, MAX_OFFSET_MS)?;
         let period_ms = value::bounded_i64(op, "period_ms", 1, MAX_STROBE_PERIOD_MS)?;
         let duration_ms = value::bounded_i64(op, "duration_ms", 1, MAX_STROBE_DURATION_MS)?;
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        let target = self.target.as_ref();
+        let nodes = self.reach.resolve(op)?;
+        let target = self.reach.target.as_ref();
         let offsets = Mutex::new(&mut self.offsets);
         let timeout = Duration::from_millis(duration_ms.unsigned_abs()) + COMMAND_TIMEOUT;
-        let outcomes = self.cluster.each(STROBE, &nodes, |node| {
+        let outcomes = self.reach.cluster.each(STROBE, &nodes, |node| {
             let how = method(target, node)?;
             let base_ms = lock(&offsets).get(node.name()).copied().unwrap_or(0);
             if (base_ms + delta_ms).abs() > MAX_OFFSET_MS {
@@ -339,29 +338,31 @@ impl Nemesis for Clock {
         if !self.flip.next_is_start() {
             return FaultOp::new(RESET, Value::Null);
         }
-        let names = self.cluster.names();
+        let names = self.reach.cluster.names();
         match *[BUMP, STROBE, SKEW]
-            .choose(&mut self.rng)
+            .choose(&mut self.reach.rng)
             .expect("three kinds")
         {
             BUMP => {
-                let mut value = targets::draw(self.target.as_ref(), &names, &mut self.rng);
+                let mut value = self.reach.draw();
                 // 16 ms to 262 s, Jepsen's range.
-                value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=18));
+                value["delta_ms"] = json!(draw_offset_ms(&mut self.reach.rng, 4..=18));
                 FaultOp::new(BUMP, value)
             }
             STROBE => {
-                let mut value = targets::draw(self.target.as_ref(), &names, &mut self.rng);
-                value["delta_ms"] = json!(draw_offset_ms(&mut self.rng, 4..=12));
-                value["period_ms"] = json!(*[1, 5, 10, 50].choose(&mut self.rng).expect("periods"));
-                value["duration_ms"] =
-                    json!(*[1000, 2000, 4000].choose(&mut self.rng).expect("durations"));
+                let mut value = self.reach.draw();
+                value["delta_ms"] = json!(draw_offset_ms(&mut self.reach.rng, 4..=12));
+                value["period_ms"] =
+                    json!(*[1, 5, 10, 50].choose(&mut self.reach.rng).expect("periods"));
+                value["duration_ms"] = json!(*[1000, 2000, 4000]
+                    .choose(&mut self.reach.rng)
+                    .expect("durations"));
                 FaultOp::new(STROBE, value)
             }
             _ => {
                 let offsets: Map<String, Value> = names
                     .into_iter()
-                    .map(|n| (n, json!(draw_offset_ms(&mut self.rng, 4..=18))))
+                    .map(|n| (n, json!(draw_offset_ms(&mut self.reach.rng, 4..=18))))
                     .collect();
                 FaultOp::new(SKEW, json!({"offsets_ms": offsets}))
             }
@@ -402,6 +403,7 @@ impl Nemesis for Clock {
 mod tests {
     use super::*;
     use crate::fake::{self, FakeNode, FakeTarget};
+    use std::sync::Arc;
 
     fn setup(nodes: Vec<Arc<FakeNode>>, support: &[ClockSupport]) -> (Clock, Vec<Arc<FakeNode>>) {
         let target = Arc::new(FakeTarget::default());

@@ -1,15 +1,34 @@
 //! Composition: several faults driven as one nemesis, and `none`.
 //!
-//! The composed schedule picks which fault moves next with its own seeded stream (see
-//! `schedule::pick_part`), so faults overlap, at most `MAX_OPEN_FAULTS` at a time, the way
+//! The composed draw picks which fault moves next with its own seeded stream (`compose`,
+//! see [`pick_part`]), so faults overlap, at most [`MAX_OPEN_FAULTS`] at a time, the way
 //! Jepsen's combined nemesis packages do. Ops go to the fault that performs them; heal
 //! heals every fault, in the order given, and returns all their ops.
 
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis};
-use crate::schedule::{pick_part, rng_for};
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
+use rand::Rng;
 use serde_json::{json, Value};
+
+/// At most this many composed faults are in effect at once. Jepsen lets faults overlap,
+/// which finds more bugs than strict turns, but with six faults unbounded overlap would
+/// mostly leave a cluster that cannot make any progress.
+pub const MAX_OPEN_FAULTS: usize = 2;
+
+/// Which of the composed faults draws the next op, given which are `open` (started and
+/// not yet stopped): any of them while fewer than [`MAX_OPEN_FAULTS`] are open, else one
+/// of the open ones, whose next op is then its stop.
+pub(crate) fn pick_part(open: &[bool], rng: &mut StdRng) -> usize {
+    assert!(!open.is_empty(), "a composed nemesis has at least one part");
+    let open_count = open.iter().filter(|o| **o).count();
+    if open_count < MAX_OPEN_FAULTS {
+        return rng.gen_range(0..open.len());
+    }
+    let candidates: Vec<usize> = (0..open.len()).filter(|i| open[*i]).collect();
+    candidates[rng.gen_range(0..candidates.len())]
+}
 
 pub struct Composite {
     name: String,
@@ -110,5 +129,19 @@ impl Nemesis for NoFault {
 
     fn active(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pick_part_only_picks_open_parts_at_the_limit() {
+        let mut rng = rng_for(3, "compose");
+        let open = [true, false, true, false];
+        for _ in 0..100 {
+            assert!(open[pick_part(&open, &mut rng)]);
+        }
     }
 }

@@ -8,19 +8,18 @@
 //! root qdisc only where it is netem, i.e. ours. Ops: `start-latency` `{"targets": mode,
 //! "nodes": [...], "delay_ms": 50, "jitter_ms": 10}` and `stop-latency`.
 
-use crate::cluster::{lock, Cluster, COMMAND_TIMEOUT};
+use crate::cluster::{lock, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::{NodeError, NodeShell, TargetControl};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::nemesis::{FaultOp, NemesisContext};
+use crate::node::{NodeError, NodeShell};
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 pub const START: &str = "start-latency";
 pub const STOP: &str = "stop-latency";
@@ -132,26 +131,39 @@ fn interface(node: &dyn NodeShell, peer: Option<IpAddr>) -> Result<String, Nemes
     }
 }
 
-pub struct Latency {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+/// The latency nemesis.
+pub type Latency = Toggle<LatencyFault>;
+
+/// Latency's state: where netem is installed and the delay in effect.
+pub struct LatencyFault {
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Node -> interface where our netem may be installed; what heal removes.
     applied: BTreeMap<String, String>,
     current: Option<(Vec<String>, i64, i64)>,
 }
 
-impl Latency {
-    pub fn new(ctx: &NemesisContext) -> Latency {
-        Latency {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "latency"),
-            flip: FlipFlop::default(),
+impl StartStop for LatencyFault {
+    const NAME: &'static str = "latency";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> LatencyFault {
+        LatencyFault {
+            reach: Reach::new(ctx, Self::NAME),
             applied: BTreeMap::new(),
             current: None,
         }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let mut value = self.reach.draw();
+        let delay_ms = *DELAYS_MS
+            .choose(&mut self.reach.rng)
+            .expect("DELAYS_MS is not empty");
+        value["delay_ms"] = json!(delay_ms);
+        value["jitter_ms"] = json!(delay_ms / 4);
+        value
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -160,9 +172,9 @@ impl Latency {
             Some(_) => value::bounded_i64(op, "jitter_ms", 0, delay_ms)?,
             None => 0,
         };
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        self.stop()?;
-        let cluster = &self.cluster;
+        let nodes = self.reach.resolve(op)?;
+        self.stop(op)?;
+        let cluster = &self.reach.cluster;
         let applied = Mutex::new(&mut self.applied);
         let outcomes = cluster.each(START, &nodes, |node| {
             let peer = cluster
@@ -188,10 +200,10 @@ impl Latency {
         )
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
         let names: Vec<String> = self.applied.keys().cloned().collect();
         let applied = &self.applied;
-        let outcomes = self.cluster.each(STOP, &names, |node| {
+        let outcomes = self.reach.cluster.each(STOP, &names, |node| {
             Ok(node
                 .exec_ok(&netem_del_command(&applied[node.name()]), COMMAND_TIMEOUT)
                 .map(|_| ())?)
@@ -207,57 +219,18 @@ impl Latency {
         let healed = NemesisError::collect(STOP, outcomes)?;
         Ok(json!({"healed": healed.into_iter().map(|(n, ())| n).collect::<Vec<_>>()}))
     }
-}
 
-impl Nemesis for Latency {
-    fn name(&self) -> &str {
-        "latency"
+    fn in_place(&self) -> bool {
+        !self.applied.is_empty()
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
-    }
-
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
-        let delay_ms = *DELAYS_MS
-            .choose(&mut self.rng)
-            .expect("DELAYS_MS is not empty");
-        value["delay_ms"] = json!(delay_ms);
-        value["jitter_ms"] = json!(delay_ms / 4);
-        FaultOp::new(START, value)
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.applied.is_empty() {
-            return Vec::new();
-        }
-        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
-    }
-
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some((nodes, delay, jitter)) => {
-                vec![format!(
-                    "latency {delay}±{jitter} ms on {}",
-                    nodes.join(",")
-                )]
-            }
-            None if !self.applied.is_empty() => vec!["latency (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+    fn describe(&self) -> Vec<String> {
+        self.current
+            .iter()
+            .map(|(nodes, delay, jitter)| {
+                format!("latency {delay}±{jitter} ms on {}", nodes.join(","))
+            })
+            .collect()
     }
 }
 
@@ -265,7 +238,9 @@ impl Nemesis for Latency {
 mod tests {
     use super::*;
     use crate::fake::{self, failed, FakeNode, FakeTarget};
+    use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
+    use std::sync::Arc;
 
     const ROUTE: &str = "10.0.0.2 dev eth0 src 10.0.0.1 uid 0 \\    cache ";
 

@@ -7,8 +7,10 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `all`, `none`) into one [`Nemesis`]. A new fault is one file implementing
-//! [`Nemesis`] plus one line in [`FAULTS`].
+//! `latency`, `all`, `none`) into one [`Nemesis`]; [`schedule`] says which fault op
+//! comes next and when. A new fault is one file implementing [`Nemesis`] (a fault with a
+//! start and a stop op implements [`start_stop::StartStop`]) plus one entry in
+//! [`FAULTS`], which also names the OS packages it needs on the nodes.
 //!
 //! Fault ops and their values (`targets` is `one|minority|majority|primaries|all`;
 //! `nodes` lists node names and is absent for `primaries`, which are asked for when the
@@ -41,7 +43,8 @@ pub mod partition;
 pub mod pause;
 pub mod process;
 pub mod schedule;
-pub mod targets;
+pub mod start_stop;
+pub mod targeting;
 mod value;
 
 #[cfg(test)]
@@ -53,37 +56,86 @@ pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
 
 use compose::{Composite, NoFault};
+use process::ProcessAction;
 
 type Constructor = fn(&NemesisContext) -> Box<dyn Nemesis>;
 
-/// Every fault, by name, in the order `all` composes (and heals) them: network faults
-/// first, so restarted and resumed nodes come back to a whole network.
-pub const FAULTS: [(&str, Constructor); 6] = [
-    ("partition", |ctx| Box::new(partition::Partition::new(ctx))),
-    ("loss", |ctx| Box::new(loss::Loss::new(ctx))),
-    ("latency", |ctx| Box::new(latency::Latency::new(ctx))),
-    ("clock", |ctx| Box::new(clock::Clock::new(ctx))),
-    ("kill", |ctx| Box::new(kill::Kill::new(ctx))),
-    ("pause", |ctx| Box::new(pause::Pause::new(ctx))),
+/// One registry entry: a fault, what it does, what it needs on the nodes, its ops.
+pub struct FaultEntry {
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// OS packages every node needs for this fault (installed when missing).
+    pub packages: &'static [&'static str],
+    /// The fault ops it performs (`Nemesis::performs`).
+    pub ops: &'static [&'static str],
+    pub build: Constructor,
+}
+
+/// Every fault, in the order `all` composes (and heals) them: network faults first, so
+/// restarted and resumed nodes come back to a whole network.
+pub const FAULTS: [FaultEntry; 6] = [
+    FaultEntry {
+        name: "partition",
+        about: "network partitions (halves, isolate one node or the leader, majorities ring, bridge) with iptables",
+        packages: &["iptables"],
+        ops: &[partition::START, partition::STOP],
+        build: |ctx| Box::new(partition::Partition::new(ctx)),
+    },
+    FaultEntry {
+        name: "loss",
+        about: "random packet loss between nodes with iptables' statistic match",
+        packages: &["iptables"],
+        ops: &[loss::START, loss::STOP],
+        build: |ctx| Box::new(loss::Loss::new(ctx)),
+    },
+    FaultEntry {
+        name: "latency",
+        about: "network delay with jitter (tc netem)",
+        packages: &["iproute2"],
+        ops: &[latency::START, latency::STOP],
+        build: |ctx| Box::new(latency::Latency::new(ctx)),
+    },
+    FaultEntry {
+        name: "clock",
+        about: "clock bumps, strobes and skews (libfaketime on local nodes, date -s over SSH)",
+        packages: &["libfaketime"],
+        ops: &[clock::BUMP, clock::STROBE, clock::SKEW, clock::RESET],
+        build: |ctx| Box::new(clock::Clock::new(ctx)),
+    },
+    FaultEntry {
+        name: "kill",
+        about: "SIGKILL the target's process on some nodes, restart it later",
+        packages: &[],
+        ops: &[kill::KillAction::START_F, kill::KillAction::STOP_F],
+        build: |ctx| Box::new(kill::Kill::new(ctx)),
+    },
+    FaultEntry {
+        name: "pause",
+        about: "SIGSTOP the target's process on some nodes, SIGCONT it later",
+        packages: &[],
+        ops: &[pause::PauseAction::START_F, pause::PauseAction::STOP_F],
+        build: |ctx| Box::new(pause::Pause::new(ctx)),
+    },
 ];
 
 /// Names `build` accepts.
 pub fn valid_names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = FAULTS.iter().map(|(name, _)| *name).collect();
+    let mut names: Vec<&str> = FAULTS.iter().map(|f| f.name).collect();
     names.extend(["all", compose::NONE]);
     names
 }
 
-/// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
-/// every fault, `none` nothing (alone; next to others it adds nothing). Repeats count once.
-pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
+/// The faults `names` (as [`build`] takes them) enable, in registry order; unknown
+/// names are refused with the valid ones listed.
+pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, NemesisError> {
     let mut wanted: Vec<&str> = Vec::new();
     for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
-            "all" => FAULTS.iter().map(|(n, _)| *n).collect(),
-            _ => match FAULTS.iter().find(|(n, _)| *n == name) {
-                Some((n, _)) => vec![*n],
+            "all" => FAULTS.iter().map(|f| f.name).collect(),
+            _ => match FAULTS.iter().find(|f| f.name == name) {
+                Some(f) => vec![f.name],
                 None => {
                     return Err(NemesisError::UnknownNemesis {
                         name: name.to_string(),
@@ -99,10 +151,26 @@ pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, 
         }
     }
     // Canonical order, whatever order the user named them in: same schedule, same heal.
-    let parts: Vec<Box<dyn Nemesis>> = FAULTS
+    Ok(FAULTS.iter().filter(|f| wanted.contains(&f.name)).collect())
+}
+
+/// The OS packages the faults `names` need on every node, sorted, without repeats.
+pub fn packages(names: &[String]) -> Result<Vec<&'static str>, NemesisError> {
+    let mut packages: Vec<&str> = resolve_names(names)?
         .iter()
-        .filter(|(n, _)| wanted.contains(n))
-        .map(|(_, make)| make(&ctx))
+        .flat_map(|f| f.packages.iter().copied())
+        .collect();
+    packages.sort_unstable();
+    packages.dedup();
+    Ok(packages)
+}
+
+/// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
+/// every fault, `none` nothing (alone; next to others it adds nothing). Repeats count once.
+pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
+    let parts: Vec<Box<dyn Nemesis>> = resolve_names(names)?
+        .iter()
+        .map(|f| (f.build)(&ctx))
         .collect();
     match parts.len() {
         0 => Ok(Box::new(NoFault)),
@@ -140,6 +208,20 @@ mod tests {
     fn schedule(names: &str, seed: u64, len: usize) -> Vec<FaultOp> {
         let mut nemesis = build(&[names.to_string()], ctx(5, seed)).unwrap();
         (0..len).map(|_| nemesis.next_op()).collect()
+    }
+
+    #[test]
+    fn each_entry_lists_the_ops_its_nemesis_performs() {
+        for fault in FAULTS.iter() {
+            let nemesis = build(&[fault.name.to_string()], ctx(3, 1)).unwrap();
+            assert_eq!(nemesis.performs(), fault.ops, "{}", fault.name);
+            assert!(!fault.about.is_empty());
+        }
+        assert_eq!(
+            packages(&["all".to_string()]).unwrap(),
+            vec!["iproute2", "iptables", "libfaketime"]
+        );
+        assert!(packages(&["none".to_string()]).unwrap().is_empty());
     }
 
     #[test]
@@ -237,7 +319,7 @@ mod tests {
                     .unwrap_or_else(|| panic!("{} without start", op.f));
                 open.remove(i);
             }
-            assert!(open.len() <= schedule::MAX_OPEN_FAULTS, "{open:?}");
+            assert!(open.len() <= compose::MAX_OPEN_FAULTS, "{open:?}");
         }
         assert!(kinds.len() >= 12, "every kind of op shows up: {kinds:?}");
     }

@@ -5,19 +5,15 @@
 //! the nemesis' commands) stay reliable, so heal always gets through. Ops: `start-loss`
 //! `{"targets": mode, "nodes": [...], "probability": 0.2}` and `stop-loss`.
 
-use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, DropRule};
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::TargetControl;
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::nemesis::{FaultOp, NemesisContext};
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 pub const START: &str = "start-loss";
 pub const STOP: &str = "stop-loss";
@@ -27,25 +23,38 @@ const PROBABILITIES: [f64; 4] = [0.05, 0.1, 0.2, 0.5];
 /// Used when a hand-written op gives none.
 const DEFAULT_PROBABILITY: f64 = 0.2;
 
-pub struct Loss {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+/// The packet loss nemesis.
+pub type Loss = Toggle<LossFault>;
+
+/// Packet loss's state: the chain it installed and the loss in effect.
+pub struct LossFault {
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     chain: ChainOnNodes,
+    /// The nodes and probability started last; in effect while the chain is in place.
     current: Option<(Vec<String>, f64)>,
 }
 
-impl Loss {
-    pub fn new(ctx: &NemesisContext) -> Loss {
-        Loss {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "loss"),
-            flip: FlipFlop::default(),
+impl StartStop for LossFault {
+    const NAME: &'static str = "loss";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> LossFault {
+        LossFault {
+            reach: Reach::new(ctx, Self::NAME),
             chain: ChainOnNodes::new(iptables::LOSS),
             current: None,
         }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let mut value = self.reach.draw();
+        let probability = *PROBABILITIES
+            .choose(&mut self.reach.rng)
+            .expect("PROBABILITIES is not empty");
+        value["probability"] = json!(probability);
+        value
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -56,13 +65,14 @@ impl Loss {
                 format!("`probability` is {probability}, outside (0, 1]"),
             ));
         }
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
-        self.stop()?;
+        let nodes = self.reach.resolve(op)?;
+        self.stop(op)?;
         let matches = format!("-m statistic --mode random --probability {probability}");
         let plans: BTreeMap<String, Vec<DropRule>> = nodes
             .iter()
             .map(|node| {
                 let rules = self
+                    .reach
                     .cluster
                     .all()
                     .iter()
@@ -76,62 +86,25 @@ impl Loss {
             })
             .collect();
         self.current = Some((nodes.clone(), probability));
-        self.chain.install(&self.cluster, START, &plans)?;
+        self.chain.install(&self.reach.cluster, START, &plans)?;
         Ok(json!({"nodes": nodes, "probability": probability}))
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
-        let healed = self.chain.remove_all(&self.cluster, STOP);
-        if self.chain.is_empty() {
-            self.current = None;
-        }
-        Ok(json!({"healed": healed?}))
-    }
-}
-
-impl Nemesis for Loss {
-    fn name(&self) -> &str {
-        "loss"
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
+        Ok(json!({"healed": self.chain.remove_all(&self.reach.cluster, STOP)?}))
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
+    fn in_place(&self) -> bool {
+        !self.chain.is_empty()
     }
 
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let mut value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
-        let probability = *PROBABILITIES
-            .choose(&mut self.rng)
-            .expect("PROBABILITIES is not empty");
-        value["probability"] = json!(probability);
-        FaultOp::new(START, value)
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.chain.is_empty() {
-            return Vec::new();
-        }
-        vec![(FaultOp::new(STOP, Value::Null), self.stop())]
-    }
-
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some((nodes, p)) => vec![format!("loss {:.0}% on {}", p * 100.0, nodes.join(","))],
-            None if !self.chain.is_empty() => vec!["loss (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+    /// What was started last, while any of its chain may still be in place.
+    fn describe(&self) -> Vec<String> {
+        self.current
+            .iter()
+            .filter(|_| self.in_place())
+            .map(|(nodes, p)| format!("loss {:.0}% on {}", p * 100.0, nodes.join(",")))
+            .collect()
     }
 }
 
@@ -139,7 +112,9 @@ impl Nemesis for Loss {
 mod tests {
     use super::*;
     use crate::fake::{self, FakeTarget};
+    use crate::nemesis::Nemesis;
     use crate::partition::Partition;
+    use std::sync::Arc;
 
     #[test]
     fn loss_drops_a_share_from_every_peer_and_heal_leaves_partitions_alone() {

@@ -10,19 +10,17 @@
 //! drawn by `next_op`, except for `isolate-leader`; a hand-written op may give only the
 //! shape) and `stop-partition` (value ignored).
 
-use crate::cluster::Cluster;
 use crate::error::NemesisError;
 use crate::iptables::{self, ChainOnNodes, DropRule};
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::TargetControl;
-use crate::schedule::{rng_for, FlipFlop};
+use crate::nemesis::{FaultOp, NemesisContext};
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 pub const START: &str = "start-partition";
 pub const STOP: &str = "stop-partition";
@@ -179,49 +177,41 @@ fn grudge_from_json(f: &str, v: &Value) -> Result<Grudge, NemesisError> {
 }
 
 /// The partition nemesis.
-pub struct Partition {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+pub type Partition = Toggle<PartitionFault>;
+
+/// A partition's state: the chain it installed and the shape in effect.
+pub struct PartitionFault {
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Where our chain may be: exactly what heal must remove.
     chain: ChainOnNodes,
-    /// The shape in effect (`custom` for a hand-written grudge without one).
+    /// The shape started last (`custom` for a hand-written grudge without one); in effect
+    /// while the chain is in place.
     current: Option<String>,
 }
 
-impl Partition {
-    pub fn new(ctx: &NemesisContext) -> Partition {
-        Partition {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, "partition"),
-            flip: FlipFlop::default(),
-            chain: ChainOnNodes::new(iptables::PARTITION),
-            current: None,
-        }
-    }
-
+impl PartitionFault {
     fn feasible_shapes(&self) -> Vec<Shape> {
         Shape::EVERY
             .into_iter()
-            .filter(|s| s.min_nodes() <= self.cluster.len())
-            .filter(|s| *s != Shape::IsolateLeader || self.target.has_primaries())
+            .filter(|s| s.min_nodes() <= self.reach.cluster.len())
+            .filter(|s| *s != Shape::IsolateLeader || self.reach.target.has_primaries())
             .collect()
     }
 
     /// The grudge for `shape`, drawn now; `isolate-leader` asks the target.
     fn draw_grudge(&mut self, shape: Shape) -> Result<Grudge, NemesisError> {
-        let names = self.cluster.names();
+        let names = self.reach.cluster.names();
         require(shape, names.len())?;
         match shape {
-            Shape::Halves => Ok(halves(&names, &mut self.rng)),
+            Shape::Halves => Ok(halves(&names, &mut self.reach.rng)),
             Shape::IsolateOne => {
-                let one = names[self.rng.gen_range(0..names.len())].clone();
+                let one = names[self.reach.rng.gen_range(0..names.len())].clone();
                 Ok(isolate(&names, &[one]))
             }
             Shape::IsolateLeader => {
                 let primaries: Vec<String> = self
+                    .reach
                     .target
                     .primaries()
                     .into_iter()
@@ -234,9 +224,39 @@ impl Partition {
                 }
                 Ok(isolate(&names, &primaries))
             }
-            Shape::MajoritiesRing => majorities_ring(&names, &mut self.rng),
-            Shape::Bridge => bridge(&names, &mut self.rng),
+            Shape::MajoritiesRing => majorities_ring(&names, &mut self.reach.rng),
+            Shape::Bridge => bridge(&names, &mut self.reach.rng),
         }
+    }
+}
+
+impl StartStop for PartitionFault {
+    const NAME: &'static str = "partition";
+    const START: &'static str = START;
+    const STOP: &'static str = STOP;
+
+    fn new(ctx: &NemesisContext) -> PartitionFault {
+        PartitionFault {
+            reach: Reach::new(ctx, Self::NAME),
+            chain: ChainOnNodes::new(iptables::PARTITION),
+            current: None,
+        }
+    }
+
+    fn draw_start(&mut self) -> Value {
+        let shapes = self.feasible_shapes();
+        if shapes.is_empty() {
+            // One node cannot be partitioned; invoking this reports that clearly.
+            return json!({"shape": Shape::Halves.as_str()});
+        }
+        let shape = shapes[self.reach.rng.gen_range(0..shapes.len())];
+        if shape == Shape::IsolateLeader {
+            return json!({"shape": shape.as_str()});
+        }
+        let grudge = self
+            .draw_grudge(shape)
+            .expect("feasible shapes other than isolate-leader always draw a grudge");
+        json!({"shape": shape.as_str(), "grudge": grudge_to_json(&grudge)})
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -257,9 +277,11 @@ impl Partition {
             }
         };
         for (node, peers) in &grudge {
-            self.cluster
+            self.reach
+                .cluster
                 .check_names(START, std::slice::from_ref(node))?;
-            self.cluster
+            self.reach
+                .cluster
                 .check_names(START, &peers.iter().cloned().collect::<Vec<_>>())?;
             if peers.contains(node) {
                 return Err(NemesisError::bad_value(
@@ -277,14 +299,14 @@ impl Partition {
             ));
         }
         // A new partition replaces the old one rather than stacking on it.
-        self.stop()?;
+        self.stop(op)?;
         let mut plans = BTreeMap::new();
         for (node, peers) in &grudge {
             let rules: Vec<DropRule> = peers
                 .iter()
                 .map(|peer| -> Result<DropRule, NemesisError> {
                     Ok(DropRule {
-                        source: self.cluster.node(START, peer)?.address(),
+                        source: self.reach.cluster.node(START, peer)?.address(),
                         matches: String::new(),
                     })
                 })
@@ -292,74 +314,25 @@ impl Partition {
             plans.insert(node.clone(), rules);
         }
         self.current = Some(shape_name.to_string());
-        self.chain.install(&self.cluster, START, &plans)?;
+        self.chain.install(&self.reach.cluster, START, &plans)?;
         Ok(json!({"shape": shape_name, "grudge": grudge_to_json(&grudge)}))
     }
 
-    fn stop(&mut self) -> Result<Value, NemesisError> {
-        let healed = self.chain.remove_all(&self.cluster, STOP);
-        if self.chain.is_empty() {
-            self.current = None;
-        }
-        Ok(json!({"healed": healed?}))
-    }
-}
-
-impl Nemesis for Partition {
-    fn name(&self) -> &str {
-        "partition"
+    fn stop(&mut self, _op: &FaultOp) -> Result<Value, NemesisError> {
+        Ok(json!({"healed": self.chain.remove_all(&self.reach.cluster, STOP)?}))
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![START, STOP]
+    fn in_place(&self) -> bool {
+        !self.chain.is_empty()
     }
 
-    fn next_op(&mut self) -> FaultOp {
-        if !self.flip.next_is_start() {
-            return FaultOp::new(STOP, Value::Null);
-        }
-        let shapes = self.feasible_shapes();
-        if shapes.is_empty() {
-            // One node cannot be partitioned; invoking this reports that clearly.
-            return FaultOp::new(START, json!({"shape": Shape::Halves.as_str()}));
-        }
-        let shape = shapes[self.rng.gen_range(0..shapes.len())];
-        if shape == Shape::IsolateLeader {
-            return FaultOp::new(START, json!({"shape": shape.as_str()}));
-        }
-        let grudge = self
-            .draw_grudge(shape)
-            .expect("feasible shapes other than isolate-leader always draw a grudge");
-        FaultOp::new(
-            START,
-            json!({"shape": shape.as_str(), "grudge": grudge_to_json(&grudge)}),
-        )
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        match op.f.as_str() {
-            START => self.start(op),
-            STOP => self.stop(),
-            _ => Err(NemesisError::unknown_op(self, op)),
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.chain.is_empty() {
-            return Vec::new();
-        }
-        let op = FaultOp::new(STOP, Value::Null);
-        let outcome = self.stop();
-        vec![(op, outcome)]
-    }
-
-    fn active(&self) -> Vec<String> {
-        match &self.current {
-            Some(shape) => vec![format!("partition {shape}")],
-            None if !self.chain.is_empty() => vec!["partition (heal pending)".to_string()],
-            None => Vec::new(),
-        }
+    /// What was started last, while any of its chain may still be in place.
+    fn describe(&self) -> Vec<String> {
+        self.current
+            .iter()
+            .filter(|_| self.in_place())
+            .map(|shape| format!("partition {shape}"))
+            .collect()
     }
 }
 
@@ -367,9 +340,11 @@ impl Nemesis for Partition {
 mod tests {
     use super::*;
     use crate::fake::{self, failed, FakeNode};
+    use crate::nemesis::Nemesis;
     use crate::node::ExecOutput;
     use rand::SeedableRng;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn names(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()

@@ -2,22 +2,20 @@
 //! and undo exactly those on heal.
 //!
 //! Ops: the start op (`kill`, `pause`) takes `{"targets": mode, "nodes": [...]}` (see
-//! `targets.rs`; `nodes` is absent for `primaries`, resolved when the op runs); the stop
+//! `targeting.rs`; `nodes` is absent for `primaries`, resolved when the op runs); the stop
 //! op (`start`, `resume`) takes `{"nodes": [...]}` or nothing, meaning every node this
 //! nemesis acted on.
 
-use crate::cluster::{parallel, Cluster};
+use crate::cluster::parallel;
 use crate::error::NemesisError;
-use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::{NodeError, TargetControl};
-use crate::schedule::{rng_for, FlipFlop};
-use crate::targets;
+use crate::start_stop::{StartStop, Toggle};
+use crate::targeting::Reach;
 use crate::value;
-use rand::rngs::StdRng;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 /// One kind of process fault: its names and the two `TargetControl` calls.
 pub trait ProcessAction: Send + 'static {
@@ -33,33 +31,40 @@ pub trait ProcessAction: Send + 'static {
     fn undo(target: &dyn TargetControl, node: &str) -> Result<(), NodeError>;
 }
 
-pub struct ProcessNemesis<A: ProcessAction> {
-    cluster: Cluster,
-    target: Arc<dyn TargetControl>,
-    rng: StdRng,
-    flip: FlipFlop,
+/// The nemesis of a process fault (`Kill`, `Pause`).
+pub type ProcessNemesis<A> = Toggle<ProcessFault<A>>;
+
+/// A process fault's state: the nodes it acted on.
+pub struct ProcessFault<A: ProcessAction> {
+    /// The nodes, the target and this fault's random stream.
+    reach: Reach,
     /// Nodes we applied the fault to (or tried to: a failed SIGKILL may still have
     /// landed) and have not successfully undone.
     affected: BTreeSet<String>,
     action: PhantomData<A>,
 }
 
-impl<A: ProcessAction> ProcessNemesis<A> {
-    pub fn new(ctx: &NemesisContext) -> Self {
-        ProcessNemesis {
-            cluster: Cluster::new(ctx.nodes.clone()),
-            target: ctx.target.clone(),
-            rng: rng_for(ctx.seed, A::NEMESIS),
-            flip: FlipFlop::default(),
+impl<A: ProcessAction> StartStop for ProcessFault<A> {
+    const NAME: &'static str = A::NEMESIS;
+    const START: &'static str = A::START_F;
+    const STOP: &'static str = A::STOP_F;
+
+    fn new(ctx: &NemesisContext) -> Self {
+        ProcessFault {
+            reach: Reach::new(ctx, A::NEMESIS),
             affected: BTreeSet::new(),
             action: PhantomData,
         }
     }
 
+    fn draw_start(&mut self) -> Value {
+        self.reach.draw()
+    }
+
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        let nodes = targets::resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)?;
+        let nodes = self.reach.resolve(op)?;
         self.affected.extend(nodes.iter().cloned());
-        let target = self.target.as_ref();
+        let target = self.reach.target.as_ref();
         let outcomes = parallel(A::START_F, &nodes, |node| Ok(A::apply(target, node)?));
         NemesisError::collect(A::START_F, outcomes)?;
         let mode = value::opt_str(op, "targets")?;
@@ -69,12 +74,12 @@ impl<A: ProcessAction> ProcessNemesis<A> {
     fn stop(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let nodes = match value::opt_names(op, "nodes")? {
             Some(nodes) => {
-                self.cluster.check_names(A::STOP_F, &nodes)?;
+                self.reach.cluster.check_names(A::STOP_F, &nodes)?;
                 nodes
             }
             None => self.affected.iter().cloned().collect(),
         };
-        let target = self.target.as_ref();
+        let target = self.reach.target.as_ref();
         let outcomes = parallel(A::STOP_F, &nodes, |node| Ok(A::undo(target, node)?));
         for (node, outcome) in &outcomes {
             if outcome.is_ok() {
@@ -84,48 +89,17 @@ impl<A: ProcessAction> ProcessNemesis<A> {
         NemesisError::collect(A::STOP_F, outcomes)?;
         Ok(json!({"nodes": nodes}))
     }
-}
 
-impl<A: ProcessAction> Nemesis for ProcessNemesis<A> {
-    fn name(&self) -> &str {
-        A::NEMESIS
+    /// Heal names the nodes it brings back, so the history says which.
+    fn heal_value(&self) -> Value {
+        json!({"nodes": self.affected})
     }
 
-    fn performs(&self) -> Vec<&'static str> {
-        vec![A::START_F, A::STOP_F]
+    fn in_place(&self) -> bool {
+        !self.affected.is_empty()
     }
 
-    fn next_op(&mut self) -> FaultOp {
-        if self.flip.next_is_start() {
-            let value = targets::draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng);
-            FaultOp::new(A::START_F, value)
-        } else {
-            FaultOp::new(A::STOP_F, Value::Null)
-        }
-    }
-
-    fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
-        if op.f == A::START_F {
-            self.start(op)
-        } else if op.f == A::STOP_F {
-            self.stop(op)
-        } else {
-            Err(NemesisError::unknown_op(self, op))
-        }
-    }
-
-    fn heal(&mut self) -> HealLog {
-        self.flip.reset();
-        if self.affected.is_empty() {
-            return Vec::new();
-        }
-        let nodes: Vec<String> = self.affected.iter().cloned().collect();
-        let op = FaultOp::new(A::STOP_F, json!({"nodes": nodes}));
-        let outcome = self.stop(&op);
-        vec![(op, outcome)]
-    }
-
-    fn active(&self) -> Vec<String> {
+    fn describe(&self) -> Vec<String> {
         self.affected
             .iter()
             .map(|node| format!("{node} {}", A::STATE))

@@ -1,91 +1,146 @@
-//! The seeded schedule: per-fault RNGs derived from the run's seed, the start/stop
-//! alternation of one fault, and the choice of which fault moves next when several are
-//! composed.
+//! The fault schedule: which fault op comes next and when it fires, as data.
 //!
-//! Replay is the point: the sequence of ops depends only on the seed, the node names and
-//! the ops drawn before, never on timing or on whether an op succeeded.
+//! A schedule is a stream of [`FaultStep`]s (`at` after the main phase began, perform
+//! `op`), built on `distest_generator::schedule`. The orchestrator only waits for each
+//! step's time, hands its op to the [`Nemesis`] that performs it, and stops taking steps
+//! when the main phase ends; then it heals. Nothing else decides about faults.
+//!
+//! - [`random`]: Jepsen's default, a fault every `--nemesis-interval` with jitter (times
+//!   from the stream `nemesis/gaps`), the ops drawn by the nemeses themselves (each fault
+//!   from its own stream, [`Composite`](crate::compose::Composite) choosing which moves
+//!   next). Same seed, same node names: same steps.
+//! - [`scripted`]: a fixed list of steps (a schedule file, a test). Ops may name their
+//!   nodes or a mode resolved when they run (`{"targets": "primaries"}` = the leader).
+//! - [`merge`]: schedules interleaved by time, so their faults overlap.
+//!
+//! The nemesis that performs a schedule's ops must know them all: build it from the
+//! fault names the schedule uses ([`fault_names`]).
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use crate::error::NemesisError;
+use crate::nemesis::{FaultOp, Nemesis, NemesisContext};
+use distest_generator::schedule::{Drawn, Gaps, Merge, Schedule, Step, Steps};
+use std::time::Duration;
 
-/// At most this many composed faults are in effect at once. Jepsen lets faults overlap,
-/// which finds more bugs than strict turns, but with six faults unbounded overlap would
-/// mostly leave a cluster that cannot make any progress.
-pub const MAX_OPEN_FAULTS: usize = 2;
+/// One timed fault op.
+pub type FaultStep = Step<FaultOp>;
+/// A stream of timed fault ops, in time order.
+pub type FaultSchedule = Box<dyn Schedule<FaultOp>>;
 
-/// An RNG for the part of the schedule called `name`. Each fault gets its own stream, so
-/// adding `kill` to `partition` does not change which partitions are drawn.
-pub(crate) fn rng_for(seed: u64, name: &str) -> StdRng {
-    // FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    StdRng::seed_from_u64(seed ^ hash)
+/// Random faults of `names` (as `--nemesis` takes them) every `interval` on average.
+/// The ops are drawn by a nemesis of their own, built from the same context: a nemesis's
+/// draws depend only on the seed, the node names and its earlier draws, never on what
+/// performing an op did, so they are the ops the performing nemesis would draw itself.
+pub fn random(
+    names: &[String],
+    ctx: NemesisContext,
+    interval: Duration,
+) -> Result<FaultSchedule, NemesisError> {
+    let seed = ctx.seed;
+    let mut draw: Box<dyn Nemesis> = crate::build(names, ctx)?;
+    Ok(Box::new(Drawn::new(Gaps::new(seed, interval), move || {
+        draw.next_op()
+    })))
 }
 
-/// Start/stop alternation of one fault, beginning with a start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct FlipFlop {
-    started: bool,
+/// A fixed list of steps, in time order.
+pub fn scripted(steps: Vec<FaultStep>) -> FaultSchedule {
+    Box::new(Steps::new(steps))
 }
 
-impl FlipFlop {
-    /// True when the next op is a start; flips the state.
-    pub(crate) fn next_is_start(&mut self) -> bool {
-        self.started = !self.started;
-        self.started
-    }
-
-    /// After a heal every fault is stopped, so the next op is a start again.
-    pub(crate) fn reset(&mut self) {
-        self.started = false;
-    }
+/// Several schedules interleaved by time (their faults overlap).
+pub fn merge(schedules: Vec<FaultSchedule>) -> FaultSchedule {
+    Box::new(Merge::new(schedules))
 }
 
-/// Which of the composed faults draws the next op, given which are `open` (started and
-/// not yet stopped): any of them while fewer than [`MAX_OPEN_FAULTS`] are open, else one
-/// of the open ones, whose next op is then its stop.
-pub(crate) fn pick_part(open: &[bool], rng: &mut StdRng) -> usize {
-    assert!(!open.is_empty(), "a composed nemesis has at least one part");
-    let open_count = open.iter().filter(|o| **o).count();
-    if open_count < MAX_OPEN_FAULTS {
-        return rng.gen_range(0..open.len());
+/// The names of the faults whose ops `steps` uses (`start-partition` → `partition`), in
+/// registry order: what the performing nemesis must be built from.
+pub fn fault_names(steps: &[FaultStep]) -> Result<Vec<String>, NemesisError> {
+    let mut used = Vec::new();
+    for step in steps {
+        let owner = crate::FAULTS
+            .iter()
+            .find(|fault| fault.ops.contains(&step.op.f.as_str()))
+            .ok_or_else(|| NemesisError::UnknownNemesis {
+                name: step.op.f.clone(),
+                valid: crate::FAULTS
+                    .iter()
+                    .flat_map(|fault| fault.ops.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        used.push(owner.name);
     }
-    let candidates: Vec<usize> = (0..open.len()).filter(|i| open[*i]).collect();
-    candidates[rng.gen_range(0..candidates.len())]
+    Ok(crate::FAULTS
+        .iter()
+        .filter(|fault| used.contains(&fault.name))
+        .map(|fault| fault.name.to_string())
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake;
+    use distest_generator::schedule::take_until;
+    use serde_json::json;
 
-    #[test]
-    fn flip_flop_starts_with_a_start_and_alternates() {
-        let mut ff = FlipFlop::default();
-        assert!(ff.next_is_start());
-        assert!(!ff.next_is_start());
-        assert!(ff.next_is_start());
-        ff.reset();
-        assert!(ff.next_is_start());
-    }
-
-    #[test]
-    fn rng_streams_differ_by_name_and_repeat_by_seed() {
-        let a: u64 = rng_for(1, "kill").gen();
-        let b: u64 = rng_for(1, "pause").gen();
-        let c: u64 = rng_for(1, "kill").gen();
-        assert_ne!(a, b);
-        assert_eq!(a, c);
-    }
-
-    #[test]
-    fn pick_part_only_picks_open_parts_at_the_limit() {
-        let mut rng = rng_for(3, "compose");
-        let open = [true, false, true, false];
-        for _ in 0..100 {
-            assert!(open[pick_part(&open, &mut rng)]);
+    fn ctx(seed: u64) -> NemesisContext {
+        let (nodes, target) = fake::cluster(5);
+        NemesisContext {
+            nodes: fake::shells(&nodes),
+            target,
+            seed,
         }
+    }
+
+    fn steps(names: &str, seed: u64) -> Vec<FaultStep> {
+        let mut s = random(&[names.to_string()], ctx(seed), Duration::from_secs(2)).unwrap();
+        take_until(&mut s, Duration::from_secs(120))
+    }
+
+    #[test]
+    fn a_random_schedule_replays_by_seed_times_and_ops() {
+        let a = steps("all", 3);
+        assert!(a.len() > 30, "{}", a.len());
+        assert_eq!(a, steps("all", 3));
+        assert_ne!(a, steps("all", 4));
+        // The ops are the nemesis' own draws, in order.
+        let mut nemesis = crate::build(&["all".to_string()], ctx(3)).unwrap();
+        let drawn: Vec<FaultOp> = (0..a.len()).map(|_| nemesis.next_op()).collect();
+        assert_eq!(a.iter().map(|s| s.op.clone()).collect::<Vec<_>>(), drawn);
+    }
+
+    #[test]
+    fn scripted_steps_merge_with_a_random_schedule_by_time() {
+        let script = vec![
+            Step {
+                at: Duration::from_millis(500),
+                op: FaultOp::new(
+                    "bump-clock",
+                    json!({"targets": "primaries", "delta_ms": -2000}),
+                ),
+            },
+            Step {
+                at: Duration::ZERO,
+                op: FaultOp::new("start-partition", json!({"shape": "isolate-leader"})),
+            },
+        ];
+        assert_eq!(fault_names(&script).unwrap(), vec!["partition", "clock"]);
+        let random = random(&["kill".to_string()], ctx(1), Duration::from_secs(1)).unwrap();
+        let mut merged = merge(vec![scripted(script), random]);
+        let steps = take_until(&mut merged, Duration::from_secs(5));
+        assert_eq!(steps[0].op.f, "start-partition");
+        assert_eq!(steps[1].op.f, "bump-clock");
+        assert!(steps[2..]
+            .iter()
+            .all(|s| s.op.f == "kill" || s.op.f == "start"));
+        assert!(steps.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(matches!(
+            fault_names(&[Step {
+                at: Duration::ZERO,
+                op: FaultOp::new("reboot", json!(null))
+            }]),
+            Err(NemesisError::UnknownNemesis { .. })
+        ));
     }
 }

@@ -10,8 +10,8 @@ use crate::analysis::{LatencyQuantiles, Samples, Summary, Throughput};
 use crate::error::{write_file, ReportError};
 use crate::html::{badge, chips, compact_json, esc, page, table};
 use crate::plot::{chart_svg, palette, segments, ChartSpec, Decor, Mark, Series, YAxis};
+use crate::run_data::RunData;
 use crate::run_page::{dir_name, href};
-use crate::rundir::RunData;
 use distest_checkers::{OpType, Validity};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -100,7 +100,7 @@ impl RunRow {
             summary: samples.as_ref().map(Summary::of),
             quantiles: samples.as_ref().map(LatencyQuantiles::of),
             throughput,
-            test: run.test,
+            test: run.test_doc,
             error: None,
         }
     }

@@ -4,11 +4,12 @@
 //!   `nodes/<node>/*.log`; any of them may be missing) into one self-contained
 //!   `index.html` (inline CSS and SVG, no script, no network) plus `latency.svg` and
 //!   `throughput.svg`. A directory holding only a history is checked with the `stats`
-//!   checker first.
+//!   checker first. [`render`] renders a [`RunData`] a finished run hands over in memory.
 //! - Runs with a message journal (`messages.jsonl`, the maelstrom target) get a
 //!   message-flow diagram ([`lamport`]) around the first anomaly, in `messages.svg`.
 //! - [`compare`] writes `compare.html` and `compare.md` for several runs.
-//! - [`store_index`] writes `store/index.html` listing every run; [`find_runs`] lists them.
+//! - [`store_index`] writes `store/index.html` listing every run; runs are found
+//!   by `distest_rundir::find_runs`, which owns the run directory's files and shapes.
 //! - [`junit`] renders results as JUnit XML: invalid → `<failure>`, unknown → `<error>`.
 //!
 //! Everything read from a run is untrusted and escaped (see [`html::esc`]). Sizes are
@@ -28,13 +29,15 @@ pub mod lamport;
 pub mod lanes;
 pub mod logs;
 pub mod plot;
+pub mod run_data;
 pub mod run_page;
-pub mod rundir;
-pub mod store;
+pub mod store_index;
 pub mod timeline;
 
 pub use compare::{compare, CompareOutput};
+pub use distest_rundir::find_runs;
 pub use error::ReportError;
 pub use junit::junit;
-pub use run_page::render_run;
-pub use store::{find_runs, store_index};
+pub use run_data::RunData;
+pub use run_page::{render, render_run};
+pub use store_index::store_index;

@@ -18,7 +18,7 @@ use crate::html::{
 use crate::lanes::lanes_svg;
 use crate::logs::{self, Selection};
 use crate::plot::{fault_color, short_number, Decor, Marker};
-use crate::rundir::RunData;
+use crate::run_data::RunData;
 use crate::timeline;
 use chrono::{DateTime, Duration, Utc};
 use distest_checkers::{History, Results, Validity, Verdict};
@@ -41,8 +41,14 @@ const MAX_EVENT_ROWS: usize = 500;
 /// Renders `run_dir/index.html` (plus `latency.svg` and `throughput.svg`) and returns
 /// the page's path.
 pub fn render_run(run_dir: &Path) -> Result<PathBuf, ReportError> {
-    let run = RunData::load(run_dir)?;
-    let html = run_html(&run)?;
+    render(&RunData::load(run_dir)?)
+}
+
+/// Renders the report of `run` (loaded from disk, or handed over by a run that just
+/// finished) into its directory; returns the page's path.
+pub fn render(run: &RunData) -> Result<PathBuf, ReportError> {
+    let run_dir = run.dir.as_path();
+    let html = run_html(run)?;
     let out = run_dir.join("index.html");
     write_file(&out, html.page)?;
     for name in CHART_FILES {
@@ -281,7 +287,7 @@ fn anchor(name: &str) -> String {
 
 fn test_section(run: &RunData) -> String {
     let mut out = String::from("<h2 id=\"test\">Test</h2>");
-    let Some(map) = run.test.as_object() else {
+    let Some(map) = run.test_doc.as_object() else {
         out.push_str("<p class=\"note\">No test.json: options and seed unknown.</p>");
         return out;
     };
@@ -815,7 +821,7 @@ fn logs_section(run: &RunData, focus: &BTreeSet<u64>) -> String {
 /// Wall-clock span of the ops of interest, from `started_at` plus their op times.
 fn log_window(run: &RunData, focus: &BTreeSet<u64>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let h = run.history.as_ref()?;
-    let started = DateTime::parse_from_rfc3339(run.test.get("started_at")?.as_str()?).ok()?;
+    let started = DateTime::parse_from_rfc3339(run.started_at()?).ok()?;
     let times: Vec<u64> = focus
         .iter()
         .filter_map(|&i| h.get(i as usize))

@@ -103,7 +103,7 @@ fn a_broken_journal_is_a_note_not_a_failure() {
     std::fs::write(dir.path().join("messages.jsonl"), "{not json\n{}\n").unwrap();
     let page = std::fs::read_to_string(render_run(dir.path()).unwrap()).unwrap();
     assert!(
-        page.contains("messages.jsonl: line 1 is not a journal event"),
+        page.contains("messages.jsonl is not valid: line 1 is not a journal event"),
         "{page}"
     );
 }

@@ -24,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let runs: Vec<PathBuf> = match (&args.store, args.runs.is_empty()) {
         (None, true) => bail!("nothing to compare: pass run directories, or --store DIR to compare every run in a store"),
         (Some(store), true) => {
-            let runs = distest_reports::find_runs(store);
+            let runs = distest_rundir::find_runs(store);
             if runs.is_empty() {
                 bail!("found no runs in {}; pass run directories or the right --store", store.display());
             }

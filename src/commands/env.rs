@@ -28,6 +28,19 @@ pub enum Action {
     Down(DownArgs),
     /// Show local clusters (or whether SSH nodes answer)
     Status(StatusArgs),
+    /// Print the OS packages nodes need for targets and faults, one per line (what
+    /// scripts/setup.sh installs); all of them unless --target / --nemesis narrow it
+    Packages(PackagesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PackagesArgs {
+    /// Only this target's packages (repeatable)
+    #[arg(long)]
+    pub target: Vec<String>,
+    /// Only these faults' packages (comma separated, as for `distest run`)
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -62,12 +75,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Action::Up(flags) => up(&flags.nodes),
         Action::Down(down_args) => down(&down_args),
         Action::Status(status_args) => status(&status_args),
+        Action::Packages(p) => {
+            for package in crate::targets::registry::packages_for(&p.target, &p.nemesis)? {
+                println!("{package}");
+            }
+            Ok(0)
+        }
     }
 }
 
 fn up(flags: &NodeArgs) -> anyhow::Result<i32> {
     // Ctrl-C while the cluster is being built removes the half-built cluster.
-    cleanup::install_signal_handler()?;
+    crate::signals::install(crate::signals::OnSignal::CleanupAndExit)?;
     let nodes = flags.resolve().context("could not bring the nodes up")?;
     match nodes {
         Nodes::Local(cluster) => {

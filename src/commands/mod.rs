@@ -1,5 +1,7 @@
 //! The subcommands. Each file holds one command's flags (`Args`) and its `run`, which
-//! returns the process exit code: 0 valid, 1 invalid, 2 unknown, 3 the command failed.
+//! turns them into calls of the library (`crate::run`, `crate::verify`, the registries,
+//! `distest-rundir`, `distest-reports`) and returns the process exit code: 0 valid,
+//! 1 invalid, 2 unknown, 3 the command failed. Nothing else imports this module.
 
 pub mod check;
 pub mod compare;
@@ -11,8 +13,7 @@ pub mod suite;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for "the run or command itself failed" (setup error, bad options, bad input).
-pub const EXIT_ERROR: i32 = 3;
+pub use crate::{one_sentence, EXIT_ERROR};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,14 +66,6 @@ pub fn main(cli: Cli) -> i32 {
             EXIT_ERROR
         }
     }
-}
-
-/// Joins an anyhow chain into one line: "what failed: why".
-pub fn one_sentence(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 fn init_tracing(level: &str) {

@@ -1,23 +1,27 @@
-//! `distest run`: provision nodes, run a workload under faults, check, report.
+//! `distest run`: provision nodes, run a workload under faults, check, report. Flags only:
+//! what a target accepts comes from its registry entry, the run is `crate::run`'s.
 
 use crate::run::config::RunConfig;
 use crate::run::{self, StopFlag};
+use crate::signals::{self, OnSignal};
+use crate::targets::registry;
 use anyhow::Context;
-use distest_workloads::CheckerSpec;
+use distest_checkers::CheckerSpec;
+use distest_rundir::TestJson;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The system under test: kv (bundled Raft KV), etcd, crdt, postgres, noop (in-process).
-    #[arg(long, default_value = "kv")]
+    /// The system under test (see --help for each target, its workloads and settings).
+    #[arg(long, default_value = "kv", long_help = registry::help())]
     pub target: String,
     /// Workload: register, list-append, rw-register, set, ... (default: the target's first).
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma separated: partition, kill, pause, clock, loss, latency, all, none.
-    #[arg(long, value_delimiter = ',', default_value = "none")]
+    /// Faults, comma separated; `all` = every one, `none` = none (see --help for each).
+    #[arg(long, value_delimiter = ',', default_value = "none", long_help = registry::nemesis_help())]
     pub nemesis: Vec<String>,
-    /// Where the nodes come from: `--nodes local:N` (default local:5), `--node HOST`, `--nodes-file F`.
+    /// Where the nodes come from: `--nodes local:N` (default: the target's), `--node HOST`, `--nodes-file F`.
     #[command(flatten)]
     pub node_args: crate::nodes::NodeArgs,
     /// Concurrent client processes.
@@ -62,15 +66,16 @@ pub struct Args {
     /// Also write JUnit XML (one test case per checker) to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// Transaction isolation level for SQL targets: read-committed, repeatable-read, serializable.
-    #[arg(long)]
-    pub isolation: Option<String>,
-    /// SQL targets: send reads to a streaming replica instead of the primary.
-    #[arg(long)]
-    pub replica_reads: bool,
-    /// Target-specific setting KEY=VALUE (repeatable), e.g. read-mode=lease.
+    /// A target setting KEY=VALUE (repeatable), e.g. isolation=serializable, read-mode=lease;
+    /// each target's settings are listed under --target.
     #[arg(long = "set", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
+    /// Same as `--set isolation=LEVEL` (kept for older command lines).
+    #[arg(long, hide = true)]
+    pub isolation: Option<String>,
+    /// Same as `--set replica-reads=true` (kept for older command lines).
+    #[arg(long, hide = true)]
+    pub replica_reads: bool,
 }
 
 fn parse_setting(s: &str) -> Result<(String, String), String> {
@@ -80,20 +85,27 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
 }
 
 impl Args {
-    /// Validates the options and turns them into the run's recorded configuration.
+    /// The settings: `--set` pairs, then the hidden aliases.
+    fn settings(&self) -> registry::Settings {
+        let mut settings: registry::Settings = self.settings.iter().cloned().collect();
+        if let Some(level) = &self.isolation {
+            settings.insert("isolation".into(), level.clone());
+        }
+        if self.replica_reads {
+            settings.insert("replica-reads".into(), "true".into());
+        }
+        settings
+    }
+
+    /// Validates the options (the target's entry checks workload and settings) and turns
+    /// them into the run's configuration; nothing is provisioned yet.
     pub fn to_config(&self) -> anyhow::Result<RunConfig> {
-        let workloads = crate::targets::workloads_of(&self.target)?;
+        let entry = registry::find(&self.target)?;
         let workload = self
             .workload
             .clone()
-            .unwrap_or_else(|| workloads[0].to_string());
-        if !workloads.contains(&workload.as_str()) {
-            anyhow::bail!(
-                "target {} does not support workload {workload:?}; it supports: {}",
-                self.target,
-                workloads.join(", ")
-            );
-        }
+            .unwrap_or_else(|| entry.default_workload().to_string());
+        entry.check_workload(&workload)?;
         if self.concurrency == 0 || self.concurrency > 10_000 {
             anyhow::bail!(
                 "--concurrency must be between 1 and 10000, got {}",
@@ -114,46 +126,21 @@ impl Args {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s != "none")
             .collect();
-        if let Some(level) = &self.isolation {
-            crate::targets::postgres::Isolation::parse(level)?;
-        }
+        let settings = self.settings();
         let mut node_args = self.node_args.clone();
-        // One PostgreSQL server is the natural default; replicas only with --replica-reads.
-        if self.target == "postgres"
-            && node_args.nodes.is_none()
-            && node_args.node.is_empty()
-            && node_args.nodes_file.is_none()
-        {
-            node_args.nodes = Some(
-                if self.replica_reads {
-                    "local:2"
-                } else {
-                    "local:1"
-                }
-                .into(),
-            );
+        if node_args.names_no_nodes() {
+            node_args.nodes = Some(format!("local:{}", entry.default_nodes(&settings)));
         }
+        // Bad node flags and settings fail here, before a run directory exists.
+        let plan = node_args.plan()?;
+        entry.check_settings(&settings, plan.node_count())?;
         let seed = self.seed.unwrap_or_else(rand::random);
-        let workload_opts = distest_workloads::WorkloadOptions {
-            key_count: self.key_count,
-            ops_per_key: self.ops_per_key,
-            consistency_model: self.consistency_model.clone(),
-            ..Default::default()
-        };
-        let w = distest_workloads::build(&workload, &workload_opts)?;
-        let mut checkers = w.checkers();
-        checkers.push(CheckerSpec::named("stats"));
-        for c in &checkers {
-            c.build()
-                .with_context(|| format!("workload {workload} asks for checker {}", c.name))?;
-        }
-        Ok(RunConfig {
+        let test = TestJson {
             target: self.target.clone(),
             workload,
             nemesis,
             nodes: Vec::new(),
-            // Bad node flags fail here, before a run directory exists.
-            nodes_spec: node_args.plan()?.describe(),
+            nodes_spec: plan.describe(),
             concurrency: self.concurrency,
             rate: self.rate,
             time_limit_s: self.time_limit,
@@ -166,21 +153,22 @@ impl Args {
             key_count: self.key_count,
             ops_per_key: self.ops_per_key,
             leave_running: self.leave_running,
-            checkers,
+            checkers: Vec::new(),
             started_at: chrono::Utc::now().to_rfc3339(),
             distest_version: env!("CARGO_PKG_VERSION").to_string(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            settings: {
-                let mut settings: std::collections::BTreeMap<String, String> =
-                    self.settings.iter().cloned().collect();
-                if let Some(level) = &self.isolation {
-                    settings.insert("isolation".into(), level.clone());
-                }
-                if self.replica_reads {
-                    settings.insert("replica-reads".into(), "true".into());
-                }
-                settings
-            },
+            settings,
+            extra: Default::default(),
+        };
+        let mut checkers = run::workload_of(&test)?.checkers();
+        checkers.push(CheckerSpec::named("stats"));
+        for c in &checkers {
+            c.build().with_context(|| {
+                format!("workload {} asks for checker {}", test.workload, c.name)
+            })?;
+        }
+        Ok(RunConfig {
+            test: TestJson { checkers, ..test },
             store: self.store.clone(),
             junit: self.junit.clone(),
             node_args,
@@ -191,34 +179,11 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let cfg = args.to_config()?;
     let stop = StopFlag::default();
-    install_interrupt_handler(stop.clone());
+    signals::install(OnSignal::Stop(stop.clone()))?;
     let outcome = run::execute(cfg, stop, crate::run::provision::provision)?;
     if let Some(results) = &outcome.results {
-        print!("{}", super::check::human_summary(results));
+        print!("{}", crate::verify::human_summary(results));
     }
     println!("run directory: {}", outcome.run_dir.display());
     Ok(outcome.exit_code)
-}
-
-/// First Ctrl-C/SIGTERM ends the main phase (heal, check and report still happen);
-/// a second one exits at once, leaving cleanup to `distest env down`.
-pub fn install_interrupt_handler(stop: StopFlag) {
-    use nix::sys::signal::{self, SigHandler, Signal};
-    static STOP: std::sync::OnceLock<StopFlag> = std::sync::OnceLock::new();
-    let _ = STOP.set(stop);
-    extern "C" fn on_signal(_: i32) {
-        if let Some(stop) = STOP.get() {
-            if stop.is_stopped() {
-                // Second signal: the user insists. Leave at once.
-                unsafe { nix::libc::_exit(130) };
-            }
-            stop.stop();
-        }
-    }
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only touches an atomic flag (async-signal-safe) or exits.
-        unsafe {
-            let _ = signal::signal(sig, SigHandler::Handler(on_signal));
-        }
-    }
 }

@@ -6,6 +6,7 @@
 
 use super::run::Args as RunArgs;
 use crate::run::{self as orchestrator, StopFlag};
+use crate::signals::{self, OnSignal};
 use anyhow::Context;
 use distest_checkers::{Results, Validity};
 use serde::Deserialize;
@@ -251,7 +252,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let stop = StopFlag::default();
-    super::run::install_interrupt_handler(stop.clone());
+    signals::install(OnSignal::Stop(stop.clone()))?;
     let mut outcomes: Vec<(String, Option<PathBuf>, Result<Results, String>)> = Vec::new();
     for (i, (r, cfg)) in runs.iter().zip(configs).enumerate() {
         if stop.is_stopped() {
@@ -336,7 +337,7 @@ fn write_suite_outputs(
         .map(|(label, dir, r)| {
             let label = dir
                 .as_deref()
-                .map(orchestrator::run_label)
+                .map(|d| distest_rundir::RunDir::new(d).label())
                 .unwrap_or_else(|| label.clone());
             let results = match r {
                 Ok(r) => r.clone(),
@@ -355,7 +356,7 @@ fn write_suite_outputs(
             (label, results)
         })
         .collect();
-    orchestrator::write_junit(junit_path, &junit_input)?;
+    crate::verify::write_junit(junit_path, &junit_input)?;
     if !dirs.is_empty() {
         super::compare::write_comparison(name, dirs, store)?;
     }

@@ -78,6 +78,14 @@ pub enum NodePlan {
 }
 
 impl NodePlan {
+    /// How many nodes the plan names.
+    pub fn node_count(&self) -> usize {
+        match self {
+            NodePlan::Local(spec) => spec.node_count,
+            NodePlan::Ssh(targets, _) => targets.len(),
+        }
+    }
+
     /// How the nodes were asked for, for test.json and logs: `local:5`, `ssh:db1,root@db2:22`.
     pub fn describe(&self) -> String {
         match self {
@@ -91,6 +99,12 @@ impl NodePlan {
 }
 
 impl NodeArgs {
+    /// True when no node flag was given (`--nodes`, `--node`, `--nodes-file`): the target's
+    /// default node count applies.
+    pub fn names_no_nodes(&self) -> bool {
+        self.nodes.is_none() && self.node.is_empty() && self.nodes_file.is_none()
+    }
+
     /// The local cluster layout these flags name (for `distest env`, which is always local).
     pub fn cluster_spec(&self, node_count: usize) -> Result<ClusterSpec, NodesError> {
         Ok(ClusterSpec {

@@ -5,9 +5,10 @@
 //! [`names`](super::names)), so `distest env down` also works after the control node was
 //! SIGKILLed mid-setup. It is best effort: it tries every step, then reports the first error.
 //!
-//! [`install_signal_handler`] turns SIGINT/SIGTERM into "run every registered cleanup, newest
-//! first, then exit"; RAII guards register themselves with [`register_cleanup`]. Cleanups
-//! already running on another thread (a guard being dropped) are waited for before the exit.
+//! RAII guards register themselves with [`register_cleanup`]; on SIGINT/SIGTERM
+//! (`crate::signals`, cleanup mode) every registered cleanup runs, newest first, and
+//! cleanups already running on another thread (a guard being dropped) are waited for
+//! before the exit.
 
 use super::host;
 use super::names::{parse_link, parse_namespace, ClusterNames};
@@ -353,13 +354,18 @@ impl Drop for CleanupGuard {
 
 /// Cleanups running right now (on any thread).
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// Set once SIGINT/SIGTERM arrived.
+/// Set once SIGINT/SIGTERM arrived in cleanup mode.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// How long the signal thread waits for cleanups running on other threads before exiting.
 const CLEANUP_WAIT: Duration = Duration::from_secs(120);
 
-/// True once SIGINT/SIGTERM arrived (after [`install_signal_handler`]): long work should
-/// stop early, because the process is about to clean up and exit.
+/// Records that the process is about to clean up and exit (set by `crate::signals`).
+pub(crate) fn mark_interrupted() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// True once SIGINT/SIGTERM arrived in cleanup mode (see `crate::signals`): long work
+/// should stop early, because the process is about to clean up and exit.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
@@ -374,7 +380,7 @@ pub fn park_if_interrupted() {
     }
 }
 
-/// Registers `f` to run if SIGINT/SIGTERM arrives (after [`install_signal_handler`]) or on
+/// Registers `f` to run if SIGINT/SIGTERM arrives (in `crate::signals`' cleanup mode) or on
 /// [`run_registered_cleanups`]. Cleanups run newest first.
 pub fn register_cleanup(f: impl FnOnce() + Send + 'static) -> CleanupGuard {
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -403,75 +409,13 @@ pub fn run_registered_cleanups() {
 }
 
 /// Runs every registered cleanup, then waits (bounded) for those other threads are running.
-fn run_all_and_wait() {
+/// What `crate::signals` does on an interrupt in cleanup mode.
+pub fn run_all_and_wait() {
     run_registered_cleanups();
     let deadline = Instant::now() + CLEANUP_WAIT;
     while RUNNING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Installs (once per process) a SIGINT/SIGTERM handler that runs the registered cleanups
-/// and exits with 128 + the signal number (130, 143). A second signal during cleanup exits
-/// at once. Later calls are no-ops.
-pub fn install_signal_handler() -> Result<(), NodesError> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("dt-signals".into())
-                .spawn(move || signal_thread(ready_tx))
-                .map_err(|e| e.to_string())?;
-            ready_rx
-                .recv_timeout(Duration::from_secs(10))
-                .map_err(|_| "the signal thread did not start within 10 s".to_string())?
-        })
-        .clone()
-        .map_err(|message| NodesError::HostExec {
-            command: "install SIGINT/SIGTERM handler".into(),
-            message,
-        })
-}
-
-fn signal_thread(ready: std::sync::mpsc::Sender<Result<(), String>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let (mut int, mut term) = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(i), Ok(t)) => (i, t),
-            (Err(e), _) | (_, Err(e)) => {
-                let _ = ready.send(Err(e.to_string()));
-                return;
-            }
-        };
-        let _ = ready.send(Ok(()));
-        let code = tokio::select! {
-            _ = int.recv() => 130,
-            _ = term.recv() => 143,
-        };
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        eprintln!("distest: interrupted; cleaning up (signal again to exit at once)");
-        let cleanup = tokio::task::spawn_blocking(run_all_and_wait);
-        tokio::select! {
-            _ = cleanup => {}
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        std::process::exit(code);
-    });
 }
 
 #[cfg(test)]

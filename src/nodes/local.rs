@@ -9,8 +9,8 @@
 //! `<base>/<id>/n<i>/{data,logs}`.
 //!
 //! [`LocalCluster`] is an RAII guard: dropping a cluster it created tears it down, and so
-//! does SIGINT/SIGTERM once [`install_signal_handler`](super::cleanup::install_signal_handler)
-//! ran. A cluster that was already up (`distest env up`) is adopted and left up.
+//! does SIGINT/SIGTERM once [`signals::install`](crate::signals::install) ran in
+//! cleanup mode. A cluster that was already up (`distest env up`) is adopted and left up.
 
 use super::cleanup::{self, CleanupGuard, Leftovers, Scope, TeardownReport, NETNS_ETC};
 use super::exec::exec_for_node;

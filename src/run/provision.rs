@@ -1,40 +1,39 @@
 //! Provisioning: turns the node flags and `--target` into a target running on nodes.
+//! What a target and the faults need (packages, in-process or not, how to build it) comes
+//! from the registries; nothing here names a target or a fault.
 
 use super::config::RunConfig;
 use super::{Provisioned, RunLog};
-use crate::targets::{self, TargetOptions};
+use crate::targets::{registry, TargetContext, TargetOptions};
 use distest_nemeses::NodeShell;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// OS packages the faults need on every node.
-fn nemesis_packages(nemesis: &[String]) -> Vec<&'static str> {
-    let mut pkgs = Vec::new();
-    for n in nemesis {
-        match n.as_str() {
-            "partition" | "loss" => pkgs.push("iptables"),
-            "latency" => pkgs.push("iproute2"),
-            "all" => pkgs.extend(["iptables", "iproute2"]),
-            _ => {}
-        }
-    }
-    pkgs
-}
-
 /// Brings up the nodes the flags ask for, installs what is missing on them, and builds
 /// the target on them. The returned guard tears the nodes down when dropped.
 pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisioned> {
-    if targets::is_in_process(&cfg.target) {
-        let count = cfg
+    let test = &cfg.test;
+    let entry = registry::find(&test.target)?;
+    let options = TargetOptions {
+        bugs: test.bug.clone(),
+        op_timeout: Duration::from_secs_f64(test.op_timeout_s),
+        settings: test.settings.clone(),
+    };
+    if entry.in_process {
+        let count = test
             .nodes_spec
             .strip_prefix("local:")
             .and_then(|n| n.parse().ok())
-            .unwrap_or(5);
-        let target = targets::build_in_process(&cfg.target, count)?;
-        cfg.nodes = target.node_names();
+            .unwrap_or(crate::nodes::args::DEFAULT_LOCAL_NODES);
+        let target = entry.build(TargetContext {
+            nodes: Vec::new(),
+            node_count: count,
+            options,
+        })?;
+        cfg.test.nodes = target.node_names();
         log.line(&format!(
             "in-process target {} with {count} virtual nodes",
-            cfg.target
+            cfg.test.target
         ));
         return Ok(Provisioned {
             target,
@@ -42,7 +41,7 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             guard: Box::new(()),
         });
     }
-    log.line(&format!("provisioning nodes ({})", cfg.nodes_spec));
+    log.line(&format!("provisioning nodes ({})", test.nodes_spec));
     // Two runs on one local cluster would kill each other's daemons and mix histories
     // silently: a run holds its cluster exclusively until its guard is dropped.
     let run_lock = match cfg.node_args.plan()? {
@@ -51,12 +50,18 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     };
     let nodes = cfg.node_args.resolve()?;
     let remotes = nodes.remotes();
-    cfg.nodes = nodes.names();
-    let mut packages: Vec<&str> = targets::packages(&cfg.target).to_vec();
-    packages.extend(nemesis_packages(&cfg.nemesis));
+    cfg.test.nodes = nodes.names();
+    let mut packages: Vec<String> = entry.packages.clone();
+    packages.extend(
+        distest_nemeses::packages(&cfg.test.nemesis)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .map(String::from),
+    );
     packages.sort_unstable();
     packages.dedup();
     if !packages.is_empty() {
+        let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
         log.line(&format!("ensuring packages {}", packages.join(" ")));
         for (node, result) in remotes.iter().zip(crate::nodes::par_map(&remotes, |n| {
             crate::nodes::ensure_packages(n.as_ref(), &packages)
@@ -70,15 +75,11 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
             })?;
         }
     }
-    let target = targets::build(
-        &cfg.target,
-        remotes.clone(),
-        TargetOptions {
-            bugs: cfg.bug.clone(),
-            op_timeout: Duration::from_secs_f64(cfg.op_timeout_s),
-            settings: cfg.settings.clone(),
-        },
-    )?;
+    let target = entry.build(TargetContext {
+        node_count: remotes.len(),
+        nodes: remotes.clone(),
+        options,
+    })?;
     let shells: Vec<Arc<dyn NodeShell>> = remotes
         .into_iter()
         .map(|r| r as Arc<dyn NodeShell>)

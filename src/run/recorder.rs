@@ -3,10 +3,12 @@
 //!
 //! One mutex orders index assignment, the clock reading and the write, so the file is in
 //! real-time order with dense indices. The buffer is flushed at least every
-//! `FLUSH_INTERVAL`, so a SIGKILLed control node loses at most that last moment.
+//! `FLUSH_INTERVAL`, so a SIGKILLed control node loses at most that last moment. The ops
+//! are also kept in memory, so the run checks and reports them without reading the file
+//! back ([`Recorder::take_history`]).
 
 use distest_checkers::format::write_jsonl_line;
-use distest_checkers::{Op, OpType};
+use distest_checkers::{History, HistoryError, Op, OpType};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -36,6 +38,8 @@ struct Inner {
     next_index: u64,
     last_flush: Instant,
     error: Option<String>,
+    /// Every op recorded, in order: the history the run hands to its checkers.
+    ops: Vec<Op>,
 }
 
 /// Shared by every client task and the nemesis; cheap to clone.
@@ -58,6 +62,7 @@ impl Recorder {
                 next_index: 0,
                 last_flush: Instant::now(),
                 error: None,
+                ops: Vec::new(),
             })),
             start: Instant::now(),
             counters: Arc::new(Counters::default()),
@@ -82,6 +87,7 @@ impl Recorder {
         op.time = self.now_ns();
         inner.next_index += 1;
         write_jsonl_line(&op, &mut inner.buffer);
+        inner.ops.push(op.clone());
         if inner.buffer.len() >= FLUSH_BYTES || inner.last_flush.elapsed() >= FLUSH_INTERVAL {
             Self::flush_locked(&mut inner);
         }
@@ -149,6 +155,13 @@ impl Recorder {
         }
     }
 
+    /// The history recorded so far, taken out of the recorder (call after
+    /// [`close`](Self::close)): the same ops `history.jsonl` holds.
+    pub fn take_history(&self) -> Result<History, HistoryError> {
+        let ops = std::mem::take(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()).ops);
+        History::new(ops)
+    }
+
     pub fn ops_recorded(&self) -> u64 {
         self.inner
             .lock()
@@ -180,6 +193,7 @@ mod tests {
         .unwrap();
         assert_eq!(h.len(), 2);
         assert!(h.ops()[1].time >= h.ops()[0].time);
+        assert_eq!(rec.take_history().unwrap().ops(), h.ops());
         assert_eq!(rec.counters.ok.load(Ordering::Relaxed), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

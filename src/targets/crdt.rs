@@ -3,8 +3,9 @@
 //! replica; the add/remove replies (tags, observed tags) go into the history unchanged so
 //! the `crdt-convergence` checker can apply exact observed-remove semantics.
 
-use super::daemon::{bundled_target_spec, ManagedDaemon};
 use super::http::{get_json, send_json};
+use super::managed::{bundled_target_spec, ManagedDaemon};
+use super::registry::TargetEntry;
 use super::{Target, TargetOptions};
 use crate::nodes::Remote;
 use async_trait::async_trait;
@@ -13,12 +14,22 @@ use distest_workloads::{Client, Completion, OpRequest};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PORT: u16 = 8000;
-const HEALTHY_DEADLINE: Duration = Duration::from_secs(30);
 /// The one object every workload works on.
 const OBJECT: &str = "distest";
+
+/// The registry entry of `crdt`.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "crdt",
+        "the bundled CRDT store (vendored-targets/crdt-store): replicas converging by anti-entropy",
+        |ctx| Ok(Arc::new(Crdt::new(ctx.nodes, ctx.options))),
+    )
+    .workloads(&["or-set", "pn-counter", "g-counter", "lww-register"])
+    .daemons(&["crdt-store"])
+}
 
 pub struct Crdt {
     daemon: ManagedDaemon,
@@ -40,7 +51,7 @@ impl Crdt {
 }
 
 impl TargetControl for Crdt {
-    super::daemon::delegate_process_faults!();
+    super::managed::delegate_process_faults!();
 
     /// Every replica takes writes: there is no primary.
     fn primaries(&self) -> Vec<String> {
@@ -53,7 +64,7 @@ impl TargetControl for Crdt {
 
 #[async_trait]
 impl Target for Crdt {
-    super::daemon::delegate_daemon_lifecycle!();
+    super::managed::delegate_daemon_lifecycle!();
 
     fn name(&self) -> &'static str {
         "crdt"
@@ -61,21 +72,14 @@ impl Target for Crdt {
     fn setup(&self) -> anyhow::Result<()> {
         self.daemon.install_self_everywhere("crdt-store")?;
         self.daemon.start_all()?;
-        let start = Instant::now();
-        while start.elapsed() < HEALTHY_DEADLINE {
-            let up = self
-                .addrs
-                .iter()
-                .filter(|a| get_json(**a, "/status", Duration::from_millis(500)).is_some())
-                .count();
-            if up == self.addrs.len() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        anyhow::bail!(
-            "crdt-store did not answer on every node within {} s; see the node logs in the run directory",
-            HEALTHY_DEADLINE.as_secs()
+        self.daemon.wait_until_healthy(
+            "crdt-store did not answer on every node",
+            Duration::from_millis(100),
+            || {
+                self.addrs
+                    .iter()
+                    .all(|a| get_json(*a, "/status", Duration::from_millis(500)).is_some())
+            },
         )
     }
     async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>> {

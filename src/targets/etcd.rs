@@ -9,8 +9,9 @@
 //! Clock faults cannot reach etcd on local nodes: it is a Go binary, Go reads the clock
 //! through the vDSO rather than libc, so libfaketime's LD_PRELOAD has no effect on it.
 
-use super::daemon::{ManagedDaemon, NodePaths};
 use super::http::{get_json, transport_error};
+use super::managed::{ManagedDaemon, NodePaths};
+use super::registry::TargetEntry;
 use super::{Target, TargetOptions};
 use crate::nodes::{DaemonSpec, Remote};
 use async_trait::async_trait;
@@ -20,12 +21,23 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PEER_PORT: u16 = 2380;
 pub const CLIENT_PORT: u16 = 2379;
-const HEALTHY_DEADLINE: Duration = Duration::from_secs(30);
 const GO_CLOCK: &str = "etcd is a Go binary: Go reads the clock through the vDSO, not libc, so libfaketime's LD_PRELOAD cannot skew it on local nodes; run clock faults against SSH nodes (system clock) or leave `clock` out of --nemesis";
+
+/// The registry entry of `etcd`.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "etcd",
+        "etcd 3.4 (Debian's etcd-server) through its v3 JSON gateway",
+        |ctx| Ok(Arc::new(Etcd::new(ctx.nodes, ctx.options))),
+    )
+    .workloads(&["register", "list-append", "rw-register"])
+    .packages(&["etcd-server"])
+    .daemons(&["etcd"])
+}
 
 pub struct Etcd {
     daemon: ManagedDaemon,
@@ -80,7 +92,7 @@ impl Etcd {
 }
 
 impl TargetControl for Etcd {
-    super::daemon::delegate_process_faults!();
+    super::managed::delegate_process_faults!();
 
     /// etcd's leader: the member whose id equals the leader id its own status reports.
     fn primaries(&self) -> Vec<String> {
@@ -106,31 +118,22 @@ impl TargetControl for Etcd {
 
 #[async_trait]
 impl Target for Etcd {
-    super::daemon::delegate_daemon_lifecycle!();
+    super::managed::delegate_daemon_lifecycle!();
 
     fn name(&self) -> &'static str {
         "etcd"
     }
     fn setup(&self) -> anyhow::Result<()> {
         self.daemon.start_all()?;
-        let start = Instant::now();
-        while start.elapsed() < HEALTHY_DEADLINE {
-            let healthy = self
-                .addrs
-                .iter()
-                .filter(|a| {
-                    get_json(**a, "/health", Duration::from_millis(500))
+        self.daemon.wait_until_healthy(
+            "etcd did not become healthy on every node",
+            Duration::from_millis(200),
+            || {
+                self.addrs.iter().all(|a| {
+                    get_json(*a, "/health", Duration::from_millis(500))
                         .is_some_and(|h| h.get("health").and_then(Value::as_str) == Some("true"))
                 })
-                .count();
-            if healthy == self.addrs.len() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        anyhow::bail!(
-            "etcd did not become healthy on every node within {} s; see the node logs in the run directory",
-            HEALTHY_DEADLINE.as_secs()
+            },
         )
     }
     async fn client(&self, node: usize, _workload: &str) -> anyhow::Result<Box<dyn Client>> {

@@ -4,8 +4,9 @@
 //! local nodes and an upload over SSH. Clients speak raft-kv's HTTP API; its error bodies
 //! say whether an op was definitely not applied (`fail`) or may have been (`info`).
 
-use super::daemon::{bundled_target_spec, ManagedDaemon};
 use super::http::{get_json, send_json};
+use super::managed::{bundled_target_spec, ManagedDaemon};
+use super::registry::{Setting, TargetEntry};
 use super::{Target, TargetOptions};
 use crate::nodes::Remote;
 use async_trait::async_trait;
@@ -14,12 +15,26 @@ use distest_workloads::{Client, Completion, OpRequest};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PEER_PORT: u16 = 7000;
 pub const API_PORT: u16 = 8000;
-/// How long the cluster may take to elect a leader after start.
-const HEALTHY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The registry entry of `kv`.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "kv",
+        "the bundled Raft KV store (vendored-targets/raft-kv); --bug switches on its documented bugs",
+        |ctx| Ok(Arc::new(Kv::new(ctx.nodes, ctx.options))),
+    )
+    .workloads(&["register", "list-append", "rw-register", "set"])
+    .daemons(&["raft-kv"])
+    .setting(Setting::choice(
+        "read-mode",
+        "how leaders serve reads: a quorum round (read-index, the default) or a lease",
+        &["read-index", "lease"],
+    ))
+}
 
 pub struct Kv {
     daemon: ManagedDaemon,
@@ -48,7 +63,7 @@ impl Kv {
 }
 
 impl TargetControl for Kv {
-    super::daemon::delegate_process_faults!();
+    super::managed::delegate_process_faults!();
 
     /// Nodes that say they lead, as seen from the control node (a partitioned old leader
     /// may still claim it: both are returned, which is what isolate-the-leader wants).
@@ -65,7 +80,7 @@ impl TargetControl for Kv {
 
 #[async_trait]
 impl Target for Kv {
-    super::daemon::delegate_daemon_lifecycle!();
+    super::managed::delegate_daemon_lifecycle!();
 
     fn name(&self) -> &'static str {
         "kv"
@@ -74,23 +89,19 @@ impl Target for Kv {
         self.daemon.install_self_everywhere("raft-kv")?;
         self.daemon.start_all()?;
         // Healthy = a majority agrees on one leader.
-        let start = Instant::now();
         let majority = self.addrs.len() / 2 + 1;
-        while start.elapsed() < HEALTHY_DEADLINE {
-            let leaders: Vec<String> = (0..self.addrs.len())
-                .filter_map(|i| self.status(i))
-                .filter_map(|s| s.get("leader").and_then(Value::as_str).map(str::to_string))
-                .collect();
-            if let Some(l) = leaders.first() {
-                if leaders.iter().filter(|x| *x == l).count() >= majority {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        anyhow::bail!(
-            "raft-kv did not elect a leader within {} s; see the node logs in the run directory",
-            HEALTHY_DEADLINE.as_secs()
+        self.daemon.wait_until_healthy(
+            "raft-kv did not elect a leader",
+            Duration::from_millis(200),
+            || {
+                let leaders: Vec<String> = (0..self.addrs.len())
+                    .filter_map(|i| self.status(i))
+                    .filter_map(|s| s.get("leader").and_then(Value::as_str).map(str::to_string))
+                    .collect();
+                leaders
+                    .first()
+                    .is_some_and(|l| leaders.iter().filter(|x| *x == l).count() >= majority)
+            },
         )
     }
     async fn client(&self, node: usize, _workload: &str) -> anyhow::Result<Box<dyn Client>> {

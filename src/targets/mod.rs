@@ -3,15 +3,19 @@
 //! A target is Jepsen's DB plus its client factory: it owns its nodes, sets the system up
 //! on them, offers the faults nemeses need ([`TargetControl`]: kill, start, pause,
 //! resume, primaries, clock), and opens [`Client`]s. Adding a target is one file
-//! implementing [`Target`] plus one line in [`build`].
+//! implementing [`Target`] with an `entry()` (its [`registry::TargetEntry`]) plus one
+//! line in [`builtin`]; nothing else in distest names targets.
 
 pub mod crdt;
-pub mod daemon;
 pub mod etcd;
 pub mod http;
 pub mod kv;
+pub mod managed;
 pub mod noop;
 pub mod postgres;
+pub mod registry;
+
+pub use registry::{TargetContext, TargetEntry};
 
 use async_trait::async_trait;
 use distest_nemeses::TargetControl;
@@ -27,7 +31,7 @@ pub struct TargetOptions {
     pub bugs: Vec<String>,
     /// How long a single client op may take before it is recorded as `info`.
     pub op_timeout: Duration,
-    /// Extra target-specific settings (`--isolation`, `--read-mode`...).
+    /// Target settings (`--set KEY=VALUE`), checked by the target's registry entry.
     pub settings: std::collections::BTreeMap<String, String>,
 }
 
@@ -47,32 +51,15 @@ pub trait Target: TargetControl {
     async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>>;
 }
 
-/// Every target distest knows, with the workloads each supports (first = default).
-pub const TARGETS: &[(&str, &[&str])] = &[
-    ("kv", &["register", "list-append", "rw-register", "set"]),
-    ("etcd", &["register", "list-append", "rw-register"]),
-    (
-        "crdt",
-        &["or-set", "pn-counter", "g-counter", "lww-register"],
-    ),
-    ("noop", &["register", "list-append", "rw-register", "set"]),
-    ("postgres", &["list-append", "rw-register"]),
-];
-
-/// Builds the target called `name` on `nodes`.
-pub fn build(
-    name: &str,
-    nodes: Vec<Arc<dyn crate::nodes::Remote>>,
-    opts: TargetOptions,
-) -> anyhow::Result<Arc<dyn Target>> {
-    workloads_of(name)?;
-    Ok(match name {
-        "kv" => Arc::new(kv::Kv::new(nodes, opts)),
-        "etcd" => Arc::new(etcd::Etcd::new(nodes, opts)),
-        "crdt" => Arc::new(crdt::Crdt::new(nodes, opts)),
-        "postgres" => Arc::new(postgres::Postgres::new(nodes, opts)?),
-        other => return build_in_process(other, nodes.len()),
-    })
+/// Every built-in target, one line each, in `--help` order.
+pub fn builtin() -> Vec<TargetEntry> {
+    vec![
+        kv::entry(),
+        etcd::entry(),
+        crdt::entry(),
+        noop::entry(),
+        postgres::entry(),
+    ]
 }
 
 /// Removes what runs left on one node when they could not clean up themselves (the
@@ -80,10 +67,10 @@ pub fn build(
 /// stopped and its data wiped. Returns one line per thing removed.
 pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
     let mut removed = Vec::new();
-    for name in ["raft-kv", "crdt-store", "etcd", "postgres"] {
-        let daemon = daemon::ManagedDaemon::new(
+    for name in registry::all_daemons() {
+        let daemon = managed::ManagedDaemon::new(
             vec![node.clone()],
-            name,
+            &name,
             Ok(()),
             Box::new(|_, p| {
                 crate::nodes::DaemonSpec::new("true", p.pid_file.clone(), p.log_file.clone())
@@ -109,47 +96,6 @@ pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
         }
     }
     removed
-}
-
-/// OS packages a target needs on each node (installed when missing).
-pub fn packages(name: &str) -> &'static [&'static str] {
-    match name {
-        "etcd" => &["etcd-server"],
-        "postgres" => &["postgresql"],
-        "kv" | "crdt" => &["libfaketime"],
-        _ => &[],
-    }
-}
-
-/// The workloads `target` supports, or an error naming the valid targets.
-pub fn workloads_of(target: &str) -> anyhow::Result<&'static [&'static str]> {
-    TARGETS
-        .iter()
-        .find(|(name, _)| *name == target)
-        .map(|(_, w)| *w)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown target {target:?}; valid targets are: {}",
-                TARGETS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-}
-
-/// True when `target` runs in-process and needs no nodes.
-pub fn is_in_process(target: &str) -> bool {
-    target == "noop"
-}
-
-/// Builds an in-process target (no nodes needed).
-pub fn build_in_process(name: &str, node_count: usize) -> anyhow::Result<Arc<dyn Target>> {
-    match name {
-        "noop" => Ok(Arc::new(noop::Noop::new(node_count))),
-        other => anyhow::bail!("target {other:?} needs nodes"),
-    }
 }
 
 /// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),

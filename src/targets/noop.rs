@@ -6,6 +6,7 @@
 //! histories are linearizable and strict-serializable: any anomaly reported on it is a
 //! bug in distest.
 
+use super::registry::TargetEntry;
 use super::Target;
 use async_trait::async_trait;
 use distest_nemeses::{ClockSupport, NodeError, TargetControl};
@@ -14,6 +15,17 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+/// The registry entry of `noop`.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "noop",
+        "in-process, answers at once from shared memory: measures distest itself, needs no root",
+        |ctx| Ok(Arc::new(Noop::new(ctx.node_count))),
+    )
+    .workloads(&["register", "list-append", "rw-register", "set"])
+    .in_process()
+}
 
 #[derive(Default)]
 struct State {

@@ -1,8 +1,8 @@
 //! `postgres`: PostgreSQL (Debian's `postgresql`) as a target, to test its documented
 //! isolation levels: READ COMMITTED, REPEATABLE READ (snapshot isolation: write skew,
-//! G2-item, is allowed) and SERIALIZABLE (SSI). `--isolation` picks the level.
+//! G2-item, is allowed) and SERIALIZABLE (SSI). `--set isolation=LEVEL` picks the level.
 //!
-//! n1 runs the primary. With `--replica-reads` every other node runs a streaming replica
+//! n1 runs the primary. With `--set replica-reads=true` every other node runs a streaming replica
 //! (cloned with `pg_basebackup`) and read-only transactions of clients bound to it go
 //! there, so a partition between replica and primary shows stale reads (a hot standby
 //! refuses SERIALIZABLE, so at that level replica reads run at REPEATABLE READ, which is
@@ -24,7 +24,8 @@
 pub mod client;
 pub mod settings;
 
-use super::daemon::{ManagedDaemon, NodePaths};
+use super::managed::{ManagedDaemon, NodePaths};
+use super::registry::{Setting, TargetEntry};
 use super::{Target, TargetOptions};
 use crate::nodes::{shell_quote, shell_quote_path, DaemonSpec, Remote, Signal};
 use async_trait::async_trait;
@@ -57,6 +58,40 @@ const START_ATTEMPTS: u32 = 5;
 /// How long a fast shutdown at teardown may take before the server is killed.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 const CLOCK_UNSUPPORTED: &str = "clock faults are not offered for postgres: its isolation levels do not depend on the clock, and running it under libfaketime is not supported; leave `clock` out of --nemesis";
+
+/// The registry entry of `postgres`. One server is the natural default; replicas only
+/// with replica reads.
+pub fn entry() -> TargetEntry {
+    TargetEntry::new(
+        "postgres",
+        "PostgreSQL (Debian's postgresql) at a chosen isolation level, optionally with streaming replicas",
+        |ctx| Ok(Arc::new(Postgres::new(ctx.nodes, ctx.options)?)),
+    )
+    .workloads(&["list-append", "rw-register"])
+    .packages(&["postgresql"])
+    .daemons(&["postgres"])
+    .setting(Setting::choice(
+        "isolation",
+        "transaction isolation level (default serializable)",
+        &Isolation::NAMES,
+    ))
+    .setting(Setting::flag(
+        "replica-reads",
+        "read-only transactions go to streaming replicas on n2... (needs 2+ nodes)",
+    ))
+    .default_nodes_with(|s| {
+        if s.get("replica-reads").map(String::as_str) == Some("true") {
+            2
+        } else {
+            1
+        }
+    })
+    .check_with(|s, nodes| {
+        Settings::from_map(s, nodes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
 
 pub struct Postgres {
     daemon: ManagedDaemon,
@@ -634,15 +669,47 @@ mod tests {
         );
     }
 
+    /// SIGKILLs the processes when dropped, so a failing test leaves no stopped
+    /// process behind (it would hold the test's stdout and any inherited lock forever).
+    struct KillOnDrop(Vec<u32>);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
+    /// Waits (bounded) until `ok(state of pid)` holds for every pid of `pids`: a signal
+    /// reaches a sleeping process when the kernel next schedules it, not at once.
+    fn wait_for_states(pids: &[u32], what: &str, ok: impl Fn(Option<char>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(p) = pids.iter().find(|p| !ok(state(**p))) {
+            assert!(
+                Instant::now() < deadline,
+                "process {p} is not {what}: {:?}",
+                state(*p)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn tree_signals_reach_children_that_left_the_process_group() {
         // Like a postmaster: children that called setsid, out of the parent's group.
         let mut parent = std::process::Command::new("sh")
             .arg("-c")
             .arg("setsid sleep 30 & setsid sleep 30 & wait")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let pid = parent.id();
+        let mut guard = KillOnDrop(vec![pid]);
         let deadline = Instant::now() + Duration::from_secs(5);
         let kids = loop {
             let kids = children(pid);
@@ -651,22 +718,20 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        guard.0.extend(&kids);
         assert_eq!(kids.len(), 2, "the test's children did not start");
+        let all: Vec<u32> = kids.iter().copied().chain([pid]).collect();
         sh(&tree_signal_script(pid, TreeSignal::Stop));
-        for p in kids.iter().chain([&pid]) {
-            assert_eq!(state(*p), Some('T'), "process {p} is stopped");
-        }
+        wait_for_states(&all, "stopped", |s| s == Some('T'));
         sh(&tree_signal_script(pid, TreeSignal::Cont));
-        for p in kids.iter().chain([&pid]) {
-            assert_ne!(state(*p), Some('T'), "process {p} runs again");
-        }
+        wait_for_states(&all, "running again", |s| s != Some('T'));
         sh(&tree_signal_script(pid, TreeSignal::Kill));
         parent.wait().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while kids.iter().any(|k| !matches!(state(*k), None | Some('Z'))) {
-            assert!(Instant::now() < deadline, "children survived the kill");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_states(&kids, "gone after the kill", |s| {
+            matches!(s, None | Some('Z'))
+        });
+        // Gone: their ids may be reused, so the guard must not signal them again.
+        guard.0.clear();
     }
 
     #[test]

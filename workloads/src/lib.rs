@@ -15,8 +15,8 @@ pub mod txn;
 pub mod unique_ids;
 
 use async_trait::async_trait;
-use distest_checkers::checker::{self, CheckerOptions};
-use distest_checkers::{Checker, OpType, RegistryError};
+pub use distest_checkers::CheckerSpec;
+use distest_checkers::OpType;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,41 +91,6 @@ impl Completion {
 #[async_trait]
 pub trait Client: Send {
     async fn invoke(&mut self, op: &OpRequest) -> Completion;
-}
-
-/// A checker as a run records it in `test.json`: name plus options.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CheckerSpec {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consistency_model: Option<String>,
-}
-
-impl CheckerSpec {
-    pub fn named(name: &str) -> CheckerSpec {
-        CheckerSpec {
-            name: name.to_string(),
-            model: None,
-            consistency_model: None,
-        }
-    }
-
-    pub fn with_model(mut self, model: &str) -> CheckerSpec {
-        self.model = Some(model.to_string());
-        self
-    }
-
-    pub fn build(&self) -> Result<Box<dyn Checker>, RegistryError> {
-        checker::build(
-            &self.name,
-            &CheckerOptions {
-                model: self.model.clone(),
-                consistency_model: self.consistency_model.clone(),
-            },
-        )
-    }
 }
 
 /// Generates a workload's ops and names its checkers.

@@ -85,9 +85,8 @@ impl Workload for Txn {
     }
 
     fn checkers(&self) -> Vec<CheckerSpec> {
-        let mut spec = CheckerSpec::named(self.shape.name());
-        spec.consistency_model = self.consistency_model.clone();
-        vec![spec]
+        vec![CheckerSpec::named(self.shape.name())
+            .with_consistency_model(self.consistency_model.as_deref())]
     }
 }
 

@@ -53,9 +53,10 @@ use super::{
     capped, check_by_key, conclude, is_final_read, is_read, ok_value, replica, Elem, Malformed,
     EVIDENCE_LIST_CAP,
 };
-use crate::checker::{pick_option, CheckContext, Checker, CheckerOptions, RegistryError};
+use crate::checker::{CheckContext, Checker};
 use crate::history::{History, Pair};
 use crate::op::OpType;
+use crate::registry::{pick_option, CheckerOptions, RegistryError};
 use crate::verdict::Verdict;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -15,8 +15,8 @@
 //! edge; they run under a step budget and, when it runs out, the class is reported as
 //! "not fully searched" so the verdict can say unknown rather than guess.
 
+use super::consistency;
 use super::graph::{Graph, DATA, KINDS, PROCESS, REALTIME, RW, WR, WW};
-use super::models;
 use crate::checker::CheckContext;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -478,7 +478,7 @@ pub fn find_cycles(g: &Graph, cap: usize, ctx: &CheckContext) -> Found {
         let mut here: Vec<&'static str> = Vec::new();
         let mut subs_by_mask: Vec<(u8, Vec<Vec<u32>>)> = Vec::new();
         for class in &CLASSES {
-            let implied = models::implied_anomalies(&here);
+            let implied = consistency::implied_anomalies(&here);
             if implied.contains(class.name) {
                 continue;
             }
@@ -758,7 +758,7 @@ mod tests {
                 }
             }
             let reported: Vec<&str> = f.cycles.keys().copied().collect();
-            let implied = models::implied_anomalies(&reported);
+            let implied = consistency::implied_anomalies(&reported);
             let expect = [
                 ("G0", brute(n, &edges, WW, WW)),
                 ("G1c", brute(n, &edges, WR, WW | WR)),

@@ -6,7 +6,7 @@
 //! reads prove ([`list_append`], [`rw_register`], [`anomaly`]); add process and realtime
 //! edges ([`graph`]); find strongly connected components and the shortest cycle of each
 //! anomaly class inside them ([`cycle`]); map anomalies to the consistency models they
-//! rule out ([`models`]); explain every case step by step ([`explain`]).
+//! rule out ([`consistency`]); explain every case step by step ([`explain`]).
 //!
 //! Only `ok` transactions' reads are trusted. `info` transactions may or may not have
 //! committed: their writes can explain reads, their reads are unknown. `fail`
@@ -24,7 +24,7 @@
 //!   always on here: the transaction saw `a` committed, then installed `b`). Nothing
 //!   else (no "sequential" or "linearizable keys" assumptions).
 //! - Every rw edge is an item anti-dependency, so G-single and G-nonadjacent are also
-//!   G2-item here and rule out repeatable read (Elle keeps them apart; see `models`).
+//!   G2-item here and rule out repeatable read (Elle keeps them apart; see `consistency`).
 //! - A search that cannot finish (step budget, memory limit, time limit) never turns
 //!   into "valid": the classes it could not rule out are listed in `incomplete`, and
 //!   the verdict is unknown when the requested model proscribes one of them.
@@ -62,11 +62,11 @@
 //! ended first); `from`/`to` likewise.
 
 pub mod anomaly;
+pub mod consistency;
 pub mod cycle;
 pub mod explain;
 pub mod graph;
 pub mod list_append;
-pub mod models;
 pub mod rw_register;
 pub mod txn;
 pub mod writes;
@@ -74,10 +74,11 @@ pub mod writes;
 #[cfg(test)]
 mod testkit;
 
-pub use models::CONSISTENCY_MODELS;
+pub use consistency::CONSISTENCY_MODELS;
 
-use crate::checker::{pick_option, CheckContext, Checker, RegistryError};
+use crate::checker::{CheckContext, Checker};
 use crate::history::History;
+use crate::registry::{pick_option, RegistryError};
 use crate::verdict::{Validity, Verdict};
 use anomaly::Anomalies;
 use explain::StepExplainer;
@@ -110,7 +111,7 @@ fn pick_model(checker: &str, given: Option<&str>) -> Result<&'static str, Regist
         checker,
         "consistency model",
         given,
-        Some(models::DEFAULT_MODEL),
+        Some(consistency::DEFAULT_MODEL),
         CONSISTENCY_MODELS,
     )
 }
@@ -269,8 +270,8 @@ fn judge(
         texts.push((name, t));
     }
     let found_names: Vec<&str> = texts.iter().map(|(n, _)| *n).collect();
-    let (not, also_not) = models::boundary(&found_names);
-    let proscribed = models::proscribed_by(model);
+    let (not, also_not) = consistency::boundary(&found_names);
+    let proscribed = consistency::proscribed_by(model);
     let violating: Vec<&str> = found_names
         .iter()
         .copied()

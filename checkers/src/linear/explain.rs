@@ -12,7 +12,7 @@
 //!    last op the longest linearization placed before the failing op was invoked (the
 //!    op that set the state it should have seen, Knossos's `previous-ok`).
 
-use super::model::{Interner, Model};
+use super::models::{Interner, Model};
 use super::prepare::{truncate, PartOp, Partition};
 use super::search::{search, GaveUp, Limits, Outcome, Recording};
 use crate::history::History;

@@ -34,16 +34,17 @@
 
 mod explain;
 mod hash;
-pub mod model;
+
 pub mod models;
 mod prepare;
 mod search;
 
-pub use model::{Interner, Model, OpInput};
 pub use models::ModelKind;
+pub use models::{Interner, Model, OpInput};
 
-use crate::checker::{pick_option, CheckContext, Checker, CheckerOptions, RegistryError};
+use crate::checker::{CheckContext, Checker};
 use crate::history::History;
+use crate::registry::{pick_option, CheckerOptions, RegistryError};
 use crate::verdict::Verdict;
 use models::ModelVisitor;
 use prepare::Partition;

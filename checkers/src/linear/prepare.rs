@@ -8,7 +8,7 @@
 //! models that say so: linearizability is compositional, so each key is checked alone.
 
 use super::hash::ValueIds;
-use super::model::{pair_of, Interner, Model, OpInput};
+use super::models::{pair_of, Interner, Model, OpInput};
 use crate::history::History;
 use crate::op::{Op, OpType};
 use serde_json::Value;

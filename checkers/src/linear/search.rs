@@ -23,7 +23,7 @@
 //! in O(1) per lift (Zobrist hashing: XOR of one random word per op).
 
 use super::hash::{hash_of, splitmix64};
-use super::model::Model;
+use super::models::Model;
 use super::prepare::{sort_nearly_sorted_by_key, PartOp};
 use crate::checker::Cancel;
 use std::sync::atomic::{AtomicUsize, Ordering};

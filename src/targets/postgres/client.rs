@@ -173,7 +173,7 @@ fn commit_sqlstate_is_definite(code: Option<&str>) -> bool {
 pub struct Endpoints {
     /// The primary: every transaction that writes.
     pub primary: SocketAddr,
-    /// A streaming replica for read-only transactions (`--replica-reads`), if any.
+    /// A streaming replica for read-only transactions (`--set replica-reads=true`), if any.
     pub reads: Option<SocketAddr>,
 }
 

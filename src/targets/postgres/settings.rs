@@ -1,4 +1,4 @@
-//! The PostgreSQL target's options (`--isolation`, `--replica-reads`) and the small pure
+//! The PostgreSQL target's settings (`isolation`, `replica-reads`) and the small pure
 //! pieces of its configuration: the `BEGIN` statement of each isolation level and the
 //! networks `pg_hba.conf` trusts. Kept apart from the I/O so every rule is unit-tested.
 
@@ -13,7 +13,7 @@ pub enum SettingsError {
     Isolation { given: String },
     #[error("replica-reads must be true or false, got {given:?}")]
     ReplicaReads { given: String },
-    #[error("--replica-reads needs at least two nodes (n1 is the primary, the others replicas); run with e.g. --nodes local:2")]
+    #[error("replica-reads needs at least two nodes (n1 is the primary, the others replicas); run with e.g. --nodes local:2")]
     ReplicaReadsNeedReplicas,
 }
 
@@ -28,6 +28,9 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// The levels' names as `--set isolation=...` takes them.
+    pub const NAMES: [&'static str; 3] = ["read-committed", "repeatable-read", "serializable"];
+
     /// The level named as on the command line (`read-committed`...).
     pub fn parse(name: &str) -> Result<Isolation, SettingsError> {
         match name {

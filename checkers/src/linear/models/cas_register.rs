@@ -5,7 +5,7 @@
 //! outcome may have happened (if it matched) or not.
 
 use super::register::{parse_read_write, step_register, RegisterOp};
-use crate::linear::model::{pair_of, Interner, Model, OpInput, NULL_ID};
+use crate::linear::models::{pair_of, Interner, Model, OpInput, NULL_ID};
 use serde_json::Value;
 
 /// The compare-and-set register.

@@ -7,7 +7,7 @@
 //! with nothing). `append` concatenates. Values that are not JSON strings are compared by
 //! their JSON text (`5` is `"5"`). `read`/`write` are accepted as aliases of `get`/`put`.
 
-use crate::linear::model::{unknown_f, Interner, Model, OpInput};
+use crate::linear::models::{unknown_f, Interner, Model, OpInput};
 use serde_json::Value;
 use std::fmt;
 use std::hash::{Hash, Hasher};

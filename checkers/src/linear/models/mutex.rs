@@ -3,7 +3,7 @@
 //! An `acquire` succeeds only on a free lock, a `release` only on a held one. The model
 //! does not track the owner: it checks that holds never overlap, as Knossos does.
 
-use crate::linear::model::{unknown_f, Interner, Model, OpInput};
+use crate::linear::models::{unknown_f, Interner, Model, OpInput};
 use serde_json::Value;
 
 /// One mutex op.

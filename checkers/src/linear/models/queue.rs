@@ -4,7 +4,7 @@
 //! value the element taken, or `null` when the queue was empty). A dequeue with unknown
 //! outcome may have taken the head, whatever it was, or nothing.
 
-use crate::linear::model::{unknown_f, Interner, Model, OpInput, NULL_ID};
+use crate::linear::models::{unknown_f, Interner, Model, OpInput, NULL_ID};
 use serde_json::Value;
 use std::collections::VecDeque;
 

@@ -3,7 +3,7 @@
 //! Ops: `write v` (invocation value `v`), `read` (invocation value `null`, `ok` value the
 //! value read). A read whose result is unknown constrains nothing and is dropped.
 
-use crate::linear::model::{unknown_f, Interner, Model, OpInput, NULL_ID};
+use crate::linear::models::{unknown_f, Interner, Model, OpInput, NULL_ID};
 use serde_json::Value;
 
 /// One register op over interned values (shared with `cas-register`).

@@ -5,7 +5,7 @@
 //! the tuple `[e bool]`. `read`: invocation value `null`, `ok` value the whole set as a
 //! list (order and duplicates ignored). Contains and read with unknown result are dropped.
 
-use crate::linear::model::{pair_of, unknown_f, Interner, Model, OpInput};
+use crate::linear::models::{pair_of, unknown_f, Interner, Model, OpInput};
 use serde_json::Value;
 
 /// One set op over interned elements.

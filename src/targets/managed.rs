@@ -1,5 +1,7 @@
-//! A target process managed on every node: the start/kill/pause/resume/log plumbing that
-//! raft-kv, crdt-store and etcd share. Each adapter only says how to build the command line.
+//! A target process managed on every node: the start/kill/pause/resume/log plumbing and
+//! the wait until healthy that raft-kv, crdt-store, etcd and PostgreSQL share. Each
+//! adapter only says how to build the command line and what healthy means. (Processes
+//! with pid files on one node, below this, are `nodes::daemon`.)
 
 use crate::nodes::{DaemonSpec, Remote, Signal};
 use distest_nemeses::{ClockSupport, NodeError};
@@ -102,6 +104,9 @@ pub fn bundled_target_spec(
     (api, Box::new(spec))
 }
 
+/// How long a started cluster may take to become healthy (elect a leader, answer).
+pub const HEALTHY_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Where libfaketime lives on Debian nodes.
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
@@ -123,8 +128,9 @@ pub type SpecFn = dyn Fn(usize, &NodePaths) -> DaemonSpec + Send + Sync;
 
 pub struct ManagedDaemon {
     pub nodes: Vec<Arc<dyn Remote>>,
-    /// Short name used in paths and messages (`raft-kv`).
-    pub name: &'static str,
+    /// Short name used in paths and messages (`raft-kv`); the registry lists it among
+    /// the target's daemons.
+    pub name: String,
     spec: Box<SpecFn>,
     /// Whether the program reads time through libc, so libfaketime can move its clock.
     clock_through_libc: Result<(), String>,
@@ -133,13 +139,13 @@ pub struct ManagedDaemon {
 impl ManagedDaemon {
     pub fn new(
         nodes: Vec<Arc<dyn Remote>>,
-        name: &'static str,
+        name: &str,
         clock_through_libc: Result<(), String>,
         spec: Box<SpecFn>,
     ) -> ManagedDaemon {
         ManagedDaemon {
             nodes,
-            name,
+            name: name.to_string(),
             spec,
             clock_through_libc,
         }
@@ -150,7 +156,7 @@ impl ManagedDaemon {
         let data_root = node.data_dir();
         NodePaths {
             bin_dir: data_root.join("bin"),
-            data: data_root.join(self.name),
+            data: data_root.join(&self.name),
             pid_file: data_root.join(format!("{}.pid", self.name)),
             log_file: node.log_dir().join(format!("{}.log", self.name)),
             faketime_file: data_root.join("faketime"),
@@ -264,6 +270,27 @@ impl ManagedDaemon {
         };
         let out = self.nodes[index].exec(&format!("cat {BOOT_ID}"), Duration::from_secs(10))?;
         Ok(out.success() && out.stdout.trim() == ours.trim())
+    }
+
+    /// Polls `healthy` until it says yes or [`HEALTHY_DEADLINE`] passes; `not_yet` says
+    /// what did not happen ("raft-kv did not elect a leader").
+    pub fn wait_until_healthy(
+        &self,
+        not_yet: &str,
+        poll: Duration,
+        mut healthy: impl FnMut() -> bool,
+    ) -> anyhow::Result<()> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < HEALTHY_DEADLINE {
+            if healthy() {
+                return Ok(());
+            }
+            std::thread::sleep(poll);
+        }
+        anyhow::bail!(
+            "{not_yet} within {} s; see the node logs in the run directory",
+            HEALTHY_DEADLINE.as_secs()
+        )
     }
 
     /// Starts the daemon on every node, in parallel.

@@ -1,26 +1,26 @@
-//! Loading a run directory: `test.json`, the history, `results.json`, and what is missing.
+//! What a report reads from one run: `test.json`, the history, `results.json`, and what
+//! is missing. The files and their shapes belong to `distest-rundir`; this module only
+//! decides how a page copes with each being absent or broken.
 //!
 //! A report must come out of whatever is there. Each file is optional on its own; a file
 //! that is absent or broken becomes a note on the page instead of an error, and only a
 //! directory with neither a history nor results is refused. When `results.json` is
 //! missing the history is checked with the `stats` checker, so any history can be
-//! turned into a report.
+//! turned into a report. A run that just finished hands its history and results over in
+//! memory ([`RunData::from_run`]) instead of having them read back.
 
 use crate::error::ReportError;
 use crate::lamport::Window;
-use distest_checkers::format::read_history;
-use distest_checkers::net::{self, Journal};
-use distest_checkers::{build, check_all, CheckContext, CheckerOptions, History, Results};
+use distest_checkers::net::Journal;
+use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Results};
+use distest_rundir::{files, JsonFile, RunDir, TestJson};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-/// History file names tried, in order.
-const HISTORY_NAMES: &[&str] = &["history.jsonl", "history.edn"];
 
 /// Where the verdicts on the page came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResultsSource {
-    /// `results.json` of the run.
+    /// `results.json` of the run (or the run's own results, handed over in memory).
     File,
     /// Computed at report time with the `stats` checker (no usable results.json).
     Stats,
@@ -31,8 +31,11 @@ pub enum ResultsSource {
 /// Everything the report reads from one run directory.
 pub struct RunData {
     pub dir: PathBuf,
-    /// `test.json` as read (tolerant: any missing field is simply absent), `Null` if none.
-    pub test: Value,
+    /// `test.json`, typed; `None` if absent or not an object.
+    pub test: Option<TestJson>,
+    /// `test.json` as a document (every key, known or not), `Null` if none: the options
+    /// table and comparisons show what the file says.
+    pub test_doc: Value,
     pub history: Option<History>,
     pub history_file: Option<PathBuf>,
     pub results: Option<Results>,
@@ -45,9 +48,6 @@ pub struct RunData {
     pub notes: Vec<String>,
 }
 
-/// The merged message journal of a run, times on the history's clock.
-pub const MESSAGES_FILE: &str = "messages.jsonl";
-
 impl RunData {
     /// Reads the run directory `dir`, history included.
     pub fn load(dir: &Path) -> Result<RunData, ReportError> {
@@ -59,12 +59,31 @@ impl RunData {
         Self::load_with(dir, false)
     }
 
+    /// A run that just finished: its test, history and results as the run holds them,
+    /// nothing read back from disk.
+    pub fn from_run(dir: &Path, test: &TestJson, history: History, results: Results) -> RunData {
+        let run = RunDir::new(dir);
+        RunData {
+            dir: dir.to_path_buf(),
+            test_doc: test.to_value(),
+            test: Some(test.clone()),
+            history: Some(history),
+            history_file: run.history_file(),
+            results: Some(results),
+            results_source: ResultsSource::File,
+            journal: journal_or_note(&run, &mut Vec::new()),
+            messages_window: None,
+            notes: Vec::new(),
+        }
+    }
+
     fn load_with(dir: &Path, with_history: bool) -> Result<RunData, ReportError> {
         if !dir.is_dir() {
             return Err(ReportError::read(dir, "it is not a directory"));
         }
+        let run = RunDir::new(dir);
         let mut notes = Vec::new();
-        let test = match read_json(&dir.join("test.json"), &mut notes) {
+        let test_doc = match json_or_note(&run, files::TEST_JSON, &mut notes) {
             Some(v @ Value::Object(_)) => v,
             Some(_) => {
                 notes.push("test.json is not a JSON object; the options are not shown.".into());
@@ -72,10 +91,8 @@ impl RunData {
             }
             None => Value::Null,
         };
-        let history_file = HISTORY_NAMES
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file());
+        let test = TestJson::from_value(test_doc.clone());
+        let history_file = run.history_file();
         let history = match &history_file {
             Some(_) if !with_history => None,
             None => {
@@ -85,17 +102,17 @@ impl RunData {
                 );
                 None
             }
-            Some(path) => match load_history(path) {
+            Some(path) => match distest_rundir::run_dir::read_history_file(path, None) {
                 Ok(h) => Some(h),
-                Err(message) => {
+                Err(e) => {
                     notes.push(format!(
-                        "The history could not be read ({message}); plots and timelines are not shown."
+                        "The history could not be read ({e}); plots and timelines are not shown."
                     ));
                     None
                 }
             },
         };
-        let from_file = read_json(&dir.join("results.json"), &mut notes).and_then(|v| {
+        let from_file = json_or_note(&run, files::RESULTS_JSON, &mut notes).and_then(|v| {
             match serde_json::from_value::<Results>(v) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -115,7 +132,7 @@ impl RunData {
             (None, _) => (None, ResultsSource::None),
         };
         let journal = if with_history {
-            load_journal(&dir.join(MESSAGES_FILE), &mut notes)
+            journal_or_note(&run, &mut notes)
         } else {
             None
         };
@@ -127,6 +144,7 @@ impl RunData {
         Ok(RunData {
             dir: dir.to_path_buf(),
             test,
+            test_doc,
             history,
             history_file,
             results,
@@ -137,9 +155,9 @@ impl RunData {
         })
     }
 
-    /// A string option of `test.json` (`target`, `workload`, ...), lists joined by `,`.
+    /// A value of `test.json` as text (`target`, `workload`, ...), lists joined by `,`.
     pub fn test_str(&self, key: &str) -> Option<String> {
-        match self.test.get(key)? {
+        match self.test_doc.get(key)? {
             Value::String(s) => Some(s.clone()),
             Value::Array(items) => Some(
                 items
@@ -158,13 +176,11 @@ impl RunData {
 
     /// The node names: `test.json`'s `nodes`, else the ops' `node` fields, else `nodes/`.
     pub fn node_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = match self.test.get("nodes") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let mut names: Vec<String> = self
+            .test
+            .as_ref()
+            .map(|t| t.nodes.clone())
+            .unwrap_or_default();
         if names.is_empty() {
             if let Some(h) = &self.history {
                 for op in h.ops() {
@@ -177,7 +193,7 @@ impl RunData {
             }
         }
         if names.is_empty() {
-            if let Ok(entries) = std::fs::read_dir(self.dir.join("nodes")) {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join(files::NODES_DIR)) {
                 names = entries
                     .filter_map(Result::ok)
                     .filter(|e| e.path().is_dir())
@@ -189,43 +205,39 @@ impl RunData {
         names.sort();
         names
     }
+
+    /// `test.json`'s `started_at`, if it has one.
+    pub fn started_at(&self) -> Option<&str> {
+        self.test
+            .as_ref()
+            .map(|t| t.started_at.as_str())
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// Bound on nodes shown; a real cluster has a handful, a broken file could claim millions.
 pub const MAX_NODES: usize = 64;
 
-fn read_json(path: &Path, notes: &mut Vec<String>) -> Option<Value> {
-    let name = path.file_name()?.to_string_lossy().to_string();
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
+/// A JSON file of the run; a broken one becomes a note.
+fn json_or_note(run: &RunDir, name: &str, notes: &mut Vec<String>) -> Option<Value> {
+    match run.read_json(name) {
+        JsonFile::Absent => None,
+        JsonFile::Unreadable(e) => {
             notes.push(format!("{name} could not be read ({e})."));
-            return None;
+            None
         }
-    };
-    match serde_json::from_slice(&text) {
-        Ok(v) => Some(v),
-        Err(e) => {
+        JsonFile::NotJson(e) => {
             notes.push(format!("{name} is not valid JSON ({e}); it was ignored."));
             None
         }
+        JsonFile::Value(v) => Some(v),
     }
 }
 
-fn load_journal(path: &Path, notes: &mut Vec<String>) -> Option<Journal> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            notes.push(format!(
-                "{MESSAGES_FILE} could not be read ({e}); no message diagram."
-            ));
-            return None;
-        }
-    };
-    match net::parse(&text, MESSAGES_FILE) {
-        Ok(events) => Some(Journal::new(events)),
+/// The message journal, if the run has one; a broken one becomes a note.
+fn journal_or_note(run: &RunDir, notes: &mut Vec<String>) -> Option<Journal> {
+    match run.read_journal() {
+        Ok(j) => j,
         Err(e) => {
             notes.push(format!("{e}; no message diagram."));
             None
@@ -233,14 +245,9 @@ fn load_journal(path: &Path, notes: &mut Vec<String>) -> Option<Journal> {
     }
 }
 
-fn load_history(path: &Path) -> Result<History, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    read_history(file, None, &path.display().to_string()).map_err(|e| e.to_string())
-}
-
 /// Checks `history` with the `stats` checker, the one checker every history can take.
 pub fn stats_results(history: &History) -> Results {
-    match build("stats", &CheckerOptions::default()) {
+    match CheckerSpec::named("stats").build() {
         Ok(stats) => check_all(history, &[stats], &CheckContext::default()),
         // The registry always has stats; if it ever does not, say so rather than guess.
         Err(_) => Results::from_verdicts(Default::default()),

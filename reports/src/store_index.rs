@@ -1,61 +1,15 @@
 //! The store's front page, `store/index.html`: every run with its verdict and links.
 //!
 //! Only `test.json` and `results.json` are read per run (never the history), so a store
-//! of hundreds of runs indexes in moments. The walk is bounded in depth and count and
-//! does not follow symlinks (`store/latest` points at a run already listed).
+//! of hundreds of runs indexes in moments. Runs are found by `distest_rundir::find_runs`
+//! (bounded, symlinks not followed).
 
 use crate::error::{write_file, ReportError};
 use crate::html::{badge, chips, compact_json, esc, page, table};
+use crate::run_data::RunData;
 use crate::run_page::{dir_name, href};
-use crate::rundir::RunData;
+use distest_rundir::{files, find_runs};
 use std::path::{Path, PathBuf};
-
-/// `store/<target>-<workload>-<nemesis>/<timestamp>/` is two levels; one more for slack.
-const MAX_DEPTH: usize = 3;
-/// Runs listed at most; directory entries looked at at most.
-pub const MAX_RUNS: usize = 10_000;
-const MAX_ENTRIES: usize = 200_000;
-
-/// Whether `dir` looks like a run directory.
-pub fn is_run_dir(dir: &Path) -> bool {
-    ["test.json", "history.jsonl", "history.edn", "results.json"]
-        .iter()
-        .any(|f| dir.join(f).is_file())
-}
-
-/// Run directories under `store`, sorted by path (timestamps sort in time order).
-pub fn find_runs(store: &Path) -> Vec<PathBuf> {
-    let mut runs = Vec::new();
-    let mut stack = vec![(store.to_path_buf(), 0usize)];
-    let mut seen = 0usize;
-    while let Some((dir, depth)) = stack.pop() {
-        if is_run_dir(&dir) {
-            runs.push(dir);
-            if runs.len() >= MAX_RUNS {
-                break;
-            }
-            continue;
-        }
-        if depth >= MAX_DEPTH {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.filter_map(Result::ok) {
-            seen += 1;
-            if seen > MAX_ENTRIES {
-                break;
-            }
-            // file_type() does not follow symlinks: `latest` is skipped here.
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((e.path(), depth + 1));
-            }
-        }
-    }
-    runs.sort();
-    runs
-}
 
 /// Writes `store/index.html` listing every run, newest first; returns its path.
 pub fn store_index(store: &Path) -> Result<PathBuf, ReportError> {
@@ -111,7 +65,7 @@ pub fn store_index(store: &Path) -> Result<PathBuf, ReportError> {
             field("target"),
             field("workload"),
             field("nemesis"),
-            run.test
+            run.test_doc
                 .get("seed")
                 .map(|s| esc(&compact_json(s, 40)))
                 .unwrap_or_default(),
@@ -128,7 +82,7 @@ pub fn store_index(store: &Path) -> Result<PathBuf, ReportError> {
         "<h1>distest runs in {}</h1><p>{} run(s), newest first.{}{compare_link}</p>{}",
         esc(&dir_name(store)),
         rows.len(),
-        if rows.len() >= MAX_RUNS {
+        if rows.len() >= distest_rundir::store::MAX_RUNS {
             " The list stops at 10000 runs."
         } else {
             ""
@@ -139,7 +93,7 @@ pub fn store_index(store: &Path) -> Result<PathBuf, ReportError> {
             &rows
         )
     );
-    let out = store.join("index.html");
+    let out = store.join(files::INDEX_HTML);
     write_file(&out, page("distest runs", &body))?;
     Ok(out)
 }

@@ -1,4 +1,5 @@
-//! Which nodes a fault hits: one, a minority, a majority, the primaries, or all.
+//! Which nodes a fault hits: one, a minority, a majority, the primaries, or all; and
+//! [`Reach`], what every fault acts on and draws from.
 //!
 //! `next_op` draws the mode and, except for `primaries`, the nodes, so the recorded invoke
 //! already names them and a schedule replays without consulting the target. Primaries
@@ -6,13 +7,44 @@
 
 use crate::cluster::Cluster;
 use crate::error::NemesisError;
-use crate::nemesis::FaultOp;
+use crate::nemesis::{FaultOp, NemesisContext};
 use crate::node::TargetControl;
 use crate::value;
+use distest_generator::rng_for;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What a fault acts on and draws from: the run's nodes, the target, and the fault's own
+/// random stream (`rng_for(seed, fault name)`).
+pub(crate) struct Reach {
+    pub(crate) cluster: Cluster,
+    pub(crate) target: Arc<dyn TargetControl>,
+    pub(crate) rng: StdRng,
+}
+
+impl Reach {
+    /// The reach of the fault called `name`.
+    pub(crate) fn new(ctx: &NemesisContext, name: &str) -> Reach {
+        Reach {
+            cluster: Cluster::new(ctx.nodes.clone()),
+            target: ctx.target.clone(),
+            rng: rng_for(ctx.seed, name),
+        }
+    }
+
+    /// [`draw`]s a targeting mode and its nodes from this fault's stream.
+    pub(crate) fn draw(&mut self) -> Value {
+        draw(self.target.as_ref(), &self.cluster.names(), &mut self.rng)
+    }
+
+    /// The nodes `op` targets ([`resolve`]).
+    pub(crate) fn resolve(&mut self, op: &FaultOp) -> Result<Vec<String>, NemesisError> {
+        resolve(op, &self.cluster, self.target.as_ref(), &mut self.rng)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Targeting {
