@@ -103,13 +103,14 @@ fn distest_deps(dir: &str) -> Vec<String> {
 
 #[test]
 fn crates_depend_one_way() {
-    let allowed: [(&str, &[&str]); 6] = [
+    let allowed: [(&str, &[&str]); 7] = [
         ("checkers", &[]),
         ("generator", &[]),
         ("rundir", &["distest-checkers"]),
         ("workloads", &["distest-checkers"]),
         ("nemeses", &["distest-generator"]),
         ("reports", &["distest-checkers", "distest-rundir"]),
+        ("maelstrom", &["distest-checkers", "distest-workloads"]),
     ];
     for (dir, may) in allowed {
         let deps = distest_deps(dir);
