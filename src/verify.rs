@@ -165,6 +165,25 @@ pub fn human_summary(results: &Results) -> String {
 }
 
 /// Writes the run's `results.json`.
+/// Adds Maelstrom's `net` verdict — the message statistics of the run's journal
+/// (`messages.jsonl`), msgs-per-op among them; always valid — when the run has a journal.
+/// A journal that cannot be read leaves the results as they are and says why.
+pub fn with_net(results: Results, run: &RunDir, history: &History) -> (Results, Option<String>) {
+    match run.read_journal() {
+        Ok(None) => (results, None),
+        Err(e) => (results, Some(format!("no net statistics: {e}"))),
+        Ok(Some(journal)) => {
+            let client_ops = history.pairs().count() as u64;
+            let mut checkers = results.checkers;
+            checkers.insert(
+                "net".to_string(),
+                distest_checkers::net::verdict(&journal, client_ops),
+            );
+            (Results::from_verdicts(checkers), None)
+        }
+    }
+}
+
 pub fn write_results(run: &RunDir, results: &Results) -> anyhow::Result<()> {
     Ok(run.write_results(results)?)
 }

@@ -6,7 +6,7 @@ use crate::verify;
 use anyhow::{bail, Context};
 use distest_checkers::format::Format;
 use distest_checkers::{CheckerOptions, CheckerSpec};
-use distest_rundir::RunDir;
+use distest_rundir::{files, RunDir};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,7 +64,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let specs = choose_specs(&args, recorded);
     let limit = args.time_limit.map(Duration::from_secs_f64);
-    let results = verify::check_file(&history_path, format, &specs, limit)?;
+    let mut results = verify::check_file(&history_path, format, &specs, limit)?;
+    if let Some(run) = run_dir
+        .as_ref()
+        .filter(|r| r.file(files::MESSAGES_JSONL).is_file())
+    {
+        let history = verify::load_history(&history_path, format)?;
+        let (with_net, note) = verify::with_net(results, run, &history);
+        results = with_net;
+        if let Some(note) = note {
+            eprintln!("warning: {note}");
+        }
+    }
     if let Some(run) = &run_dir {
         verify::write_results(run, &results)?;
         if let Err(e) = distest_reports::render_run(run.path()) {

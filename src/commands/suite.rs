@@ -86,6 +86,15 @@ pub struct Cell {
     pub bug: Vec<String>,
     #[serde(default)]
     pub consistency_model: Option<String>,
+    /// Each entry is one `--bin` node program (maelstrom target).
+    #[serde(default)]
+    pub bin: Vec<PathBuf>,
+    /// The arguments of every `bin` (as `--bin-arg`, in order).
+    #[serde(default)]
+    pub bin_args: Vec<String>,
+    /// Target settings for every run of the entry (as `--set KEY=VALUE`).
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 impl Suite {
@@ -120,20 +129,29 @@ impl Suite {
             } else {
                 cell.bug.clone()
             };
+            let bins: Vec<Option<&PathBuf>> = if cell.bin.is_empty() {
+                vec![None]
+            } else {
+                cell.bin.iter().map(Some).collect()
+            };
             for target in &cell.target {
                 for workload in &workloads {
                     for nemesis in &nemeses {
                         for bug in &bugs {
-                            for &seed in &seeds {
-                                runs.push(self.run_args(
-                                    store,
-                                    cell,
-                                    target,
-                                    workload.clone(),
-                                    nemesis,
-                                    bug,
-                                    seed,
-                                ));
+                            for bin in &bins {
+                                for &seed in &seeds {
+                                    let mut args = self.run_args(
+                                        store,
+                                        cell,
+                                        target,
+                                        workload.clone(),
+                                        nemesis,
+                                        bug,
+                                        seed,
+                                    );
+                                    args.bin = bin.cloned();
+                                    runs.push(args);
+                                }
                             }
                         }
                     }
@@ -173,6 +191,12 @@ impl Suite {
         args.seed = Some(seed);
         args.store = store.to_path_buf();
         args.consistency_model = cell.consistency_model.clone();
+        args.bin_args = cell.bin_args.clone();
+        args.settings = cell
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         if let Some(n) = &self.nodes {
             args.node_args.nodes = Some(n.clone());
         }
@@ -210,7 +234,7 @@ impl Suite {
 
 fn describe(args: &RunArgs) -> String {
     format!(
-        "{} {} {}{} seed {}",
+        "{} {} {}{}{} seed {}",
         args.target,
         args.workload.as_deref().unwrap_or("(default workload)"),
         args.nemesis.join(","),
@@ -218,6 +242,10 @@ fn describe(args: &RunArgs) -> String {
             String::new()
         } else {
             format!(" bug {}", args.bug.join(","))
+        },
+        match &args.bin {
+            Some(bin) => format!(" bin {}", bin.display()),
+            None => String::new(),
         },
         args.seed.unwrap_or(0)
     )
@@ -391,6 +419,34 @@ mod tests {
             .iter()
             .any(|r| r.nemesis == vec!["kill".to_string(), "pause".to_string()]));
         assert_eq!(runs.iter().filter(|r| r.bug.is_empty()).count(), 8);
+    }
+
+    #[test]
+    fn a_maelstrom_entry_runs_each_node_program_with_its_arguments_and_settings() {
+        let suite: Suite = toml::from_str(
+            r#"
+            [[matrix]]
+            target = ["maelstrom"]
+            workload = ["broadcast"]
+            nemesis = ["partition"]
+            bin = ["examples/maelstrom/broadcast.py", "examples/maelstrom/broadcast_broken.py"]
+            bin_args = ["--quiet"]
+            settings = { topology = "tree2" }
+            "#,
+        )
+        .unwrap();
+        let runs = suite.expand(Path::new("/tmp/s"));
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            runs[1].bin.as_deref(),
+            Some(Path::new("examples/maelstrom/broadcast_broken.py"))
+        );
+        assert_eq!(runs[0].bin_args, vec!["--quiet"]);
+        assert_eq!(
+            runs[0].settings,
+            vec![("topology".to_string(), "tree2".to_string())]
+        );
+        assert!(describe(&runs[1]).contains("bin examples/maelstrom/broadcast_broken.py"));
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub fn execute(
 
     // Phase 4: logs, then stop the system (always, also after an error).
     collect_all_logs(&run, &cfg, target.as_ref(), &log);
+    let history_start = std::time::Instant::now() - recorder.elapsed();
+    if let Err(e) = target.write_run_files(&run, history_start) {
+        log.line(&format!("could not write the target's run files: {e:#}"));
+    }
     if cfg.test.leave_running {
         log.line("leaving the target running (--leave-running)");
         std::mem::forget(provisioned.guard);
@@ -148,6 +152,10 @@ pub fn execute(
             .join(", ")
     ));
     let results = crate::verify::check(&history, &cfg.test.checkers, None)?;
+    let (results, note) = crate::verify::with_net(results, &run, &history);
+    if let Some(note) = note {
+        log.line(&note);
+    }
     crate::verify::write_results(&run, &results)?;
     log.line(&format!("verdict: {}", results.valid));
     let exit_code = match &main_result {

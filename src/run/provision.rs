@@ -18,6 +18,8 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
         bugs: test.bug.clone(),
         op_timeout: Duration::from_secs_f64(test.op_timeout_s),
         settings: test.settings.clone(),
+        workload: test.workload.clone(),
+        seed: test.seed,
     };
     if entry.in_process {
         let count = test

@@ -10,6 +10,7 @@ pub mod crdt;
 pub mod etcd;
 pub mod http;
 pub mod kv;
+pub mod maelstrom;
 pub mod managed;
 pub mod noop;
 pub mod postgres;
@@ -33,6 +34,11 @@ pub struct TargetOptions {
     pub op_timeout: Duration,
     /// Target settings (`--set KEY=VALUE`), checked by the target's registry entry.
     pub settings: std::collections::BTreeMap<String, String>,
+    /// The run's workload (a target that must prepare for it, e.g. maelstrom's broadcast
+    /// topology, reads it here).
+    pub workload: String,
+    /// The run's seed, for a target's own random choices (maelstrom's services).
+    pub seed: u64,
 }
 
 /// The system under test on a set of nodes.
@@ -49,6 +55,17 @@ pub trait Target: TargetControl {
     fn collect_logs(&self, node: usize, dest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>>;
     /// Opens a client for `workload` against node number `node`.
     async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>>;
+    /// Called once every node's logs are collected: writes what the target recorded of
+    /// the run as a whole into the run directory (the maelstrom target's message journal,
+    /// `messages.jsonl`). `history_start` is when the history's time 0 was taken. Nothing
+    /// by default.
+    fn write_run_files(
+        &self,
+        _run: &distest_rundir::RunDir,
+        _history_start: std::time::Instant,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every built-in target, one line each, in `--help` order.
@@ -59,6 +76,7 @@ pub fn builtin() -> Vec<TargetEntry> {
         crdt::entry(),
         noop::entry(),
         postgres::entry(),
+        maelstrom::entry(),
     ]
 }
 
@@ -109,6 +127,7 @@ pub fn multicall() -> Option<u8> {
     match program.as_str() {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),
+        maelstrom::ROUTER => Some(distest_maelstrom::router::main_with_args(args)),
         _ => None,
     }
 }
