@@ -90,6 +90,25 @@ fn summary(o: &Outcome) -> String {
     )
 }
 
+/// A run (seed 1) that must be valid, and in which the fault op `fault_f` happened.
+fn run_valid(
+    store: &Path,
+    (id, octet): (&str, u8),
+    bin: &str,
+    workload: &str,
+    nemesis: &str,
+    fault_f: &str,
+) -> Outcome {
+    let o = run_example(store, id, octet, bin, workload, nemesis, 1);
+    assert_eq!(o.code, 0, "{bin}: {}", summary(&o));
+    let history = std::fs::read_to_string(o.run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(&format!("\"f\":\"{fault_f}\"")),
+        "{bin}: no {fault_f} happened"
+    );
+    o
+}
+
 #[test]
 fn correct_examples_are_valid_under_partition() {
     require_root!();
@@ -100,12 +119,13 @@ fn correct_examples_are_valid_under_partition() {
         ("g_counter.py", "g-counter"),
         ("lin_kv_proxy.py", "lin-kv"),
     ] {
-        let o = run_example(&store.0, "ml1", 190, bin, workload, "partition", 1);
-        assert_eq!(o.code, 0, "{bin}: {}", summary(&o));
-        let history = std::fs::read_to_string(o.run.join("history.jsonl")).unwrap();
-        assert!(
-            history.contains("start-partition"),
-            "{bin}: no partition happened"
+        let o = run_valid(
+            &store.0,
+            ("ml1", 190),
+            bin,
+            workload,
+            "partition",
+            "start-partition",
         );
         if bin == "broadcast.py" {
             // The run's messages: journal, statistics in the results, diagram in the report.
@@ -135,13 +155,7 @@ fn correct_examples_that_survive_restarts_are_valid_under_kill() {
         ("g_counter.py", "g-counter"),
         ("lin_kv_proxy.py", "lin-kv"),
     ] {
-        let o = run_example(&store.0, "ml2", 191, bin, workload, "kill", 1);
-        assert_eq!(o.code, 0, "{bin}: {}", summary(&o));
-        let history = std::fs::read_to_string(o.run.join("history.jsonl")).unwrap();
-        assert!(
-            history.contains("\"f\":\"kill\""),
-            "{bin}: nothing was killed"
-        );
+        let o = run_valid(&store.0, ("ml2", 191), bin, workload, "kill", "kill");
         let logs: String = ["n1", "n2", "n3"]
             .iter()
             .map(|n| {
