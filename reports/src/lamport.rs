@@ -140,19 +140,23 @@ pub fn lamport_svg(
         short_number(window.from_ns as f64 / 1e9),
         short_number(window.to_ns as f64 / 1e9)
     );
-    // Time axis: about ten ticks, in ms from the window's start, with absolute seconds.
-    let step_ms = crate::plot::nice_max(span / 1e6 / 10.0).max(0.001);
-    let ticks = ((span / 1e6 / step_ms).floor() as usize).min(20);
-    for i in 0..=ticks {
-        let t = window.from_ns + (step_ms * 1e6 * i as f64) as u64;
+    // Time axis: about ten ticks at round multiples of the step, in seconds since the
+    // run started, with as many decimals as the step needs (15 ms steps: 1.015 s, ...).
+    let step_ns = (crate::plot::nice_max(span / 1e6 / 10.0).max(0.001) * 1e6) as u64;
+    let step_ns = step_ns.max(1);
+    let decimals = (0..=9)
+        .find(|d| step_ns.is_multiple_of(10u64.pow(9 - *d as u32)))
+        .unwrap_or(9);
+    let first = window.from_ns.div_ceil(step_ns) * step_ns;
+    for t in (first..=window.to_ns).step_by(step_ns as usize).take(21) {
         let py = y(t);
         let _ = write!(
             svg,
-            "<line x1=\"{AXIS_PX}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\" stroke=\"#f0f0f0\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#666\">{} s</text>",
+            "<line x1=\"{AXIS_PX}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\" stroke=\"#f0f0f0\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#666\">{:.decimals$} s</text>",
             width - 20.0,
             AXIS_PX - 6.0,
             py + 4.0,
-            short_number(t as f64 / 1e9)
+            t as f64 / 1e9
         );
     }
     // Lanes, with the faults that hit each node shaded on it.
@@ -369,6 +373,22 @@ mod tests {
         let w = default_window(&sparse, None).unwrap();
         assert!(in_window(&sparse, w).len() >= 20, "{w:?}");
         assert_eq!(default_window(&[], None), None);
+    }
+
+    #[test]
+    fn ticks_sit_on_round_times_with_the_decimals_they_need() {
+        let w = Window {
+            from_ns: 1_003_400_000,
+            to_ns: 1_153_400_000,
+        };
+        let svg = lamport_svg(&[], &nodes(), &[], w);
+        for label in [">1.005 s<", ">1.020 s<", ">1.140 s<"] {
+            assert!(svg.contains(label), "{label} in {svg}");
+        }
+        assert!(
+            !svg.contains(">1.0034"),
+            "no tick at the window's odd start"
+        );
     }
 
     #[test]
