@@ -394,3 +394,33 @@ fn a_router_on_this_machine_shares_our_monotonic_clock() {
         control::clock_offset_ns(cluster.router(0).client_addr(), Duration::from_secs(5)).unwrap();
     assert!(offset.abs() < 5_000_000, "offset {offset} ns");
 }
+
+/// The nice value of process `pid` (field 19 of /proc/PID/stat).
+fn nice_of(pid: &str) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[test]
+fn node_programs_keep_normal_priority_while_the_message_path_is_raised() {
+    let echo = format!("{EXAMPLES}/echo.py");
+    let cluster = Cluster::new("nice", 1, &echo, vec![], vec![]);
+    cluster.start_all();
+    let mut c = RawClient::connect(cluster.router(0).client_addr(), "c1");
+    assert!(c.rpc("n1", json!({"type": "echo", "echo": 1})).is_some());
+    let pid = cluster.control(0, "status")["pid"].as_i64().unwrap();
+    assert_eq!(
+        nice_of(&pid.to_string()),
+        nice_of("self"),
+        "the node program runs as we do"
+    );
+    if nix::unistd::Uid::effective().is_root() {
+        // Some thread of ours (the routers run in this test process) carries messages at -10.
+        let raised = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|t| nice_of(&format!("self/task/{}", t.file_name().to_string_lossy())) == -10);
+        assert!(raised, "no router thread was raised");
+    }
+}

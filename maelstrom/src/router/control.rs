@@ -43,6 +43,7 @@ pub(crate) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
 }
 
 fn connection(shared: &Arc<Shared>, stream: TcpStream) {
+    super::raise_priority();
     let Ok(read_half) = stream.try_clone() else {
         return;
     };

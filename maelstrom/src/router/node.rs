@@ -152,7 +152,10 @@ impl NodeSlot {
         let threads = [
             spawn_named("dt-node-stdin", {
                 let (s, pipe) = (shared.clone(), stdin.clone());
-                move || pipe.drain(&s)
+                move || {
+                    super::raise_priority();
+                    pipe.drain(&s)
+                }
             }),
             spawn_named("dt-node-stdout", {
                 let s = shared.clone();
@@ -189,7 +192,22 @@ impl NodeSlot {
         Ok((pid, false))
     }
 
-    /// Spawns `cmd` on the spawner thread (see the module docs), starting it if needed.
+    /// Starts the spawner thread (see the module docs). Called once, by the thread that
+    /// starts the router: the spawner keeps that thread's (normal) priority, and the node
+    /// programs inherit it, whatever the priority of the thread asking for a start.
+    pub fn start_spawner(&self) -> std::io::Result<()> {
+        let (tx, rx) = crossbeam_channel::unbounded::<SpawnRequest>();
+        spawn_named("dt-node-spawn", move || {
+            for request in rx {
+                let (mut cmd, reply) = *request;
+                let _ = reply.send(cmd.spawn());
+            }
+        })?;
+        *lock(&self.spawner) = Some(tx);
+        Ok(())
+    }
+
+    /// Spawns `cmd` on the spawner thread.
     fn spawn(&self, mut cmd: Command) -> std::io::Result<Child> {
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child
         // when the thread that forked it (the long-lived spawner) dies.
@@ -199,17 +217,7 @@ impl NodeSlot {
                 Ok(())
             });
         }
-        let mut spawner = lock(&self.spawner);
-        if spawner.is_none() {
-            let (tx, rx) = crossbeam_channel::unbounded::<SpawnRequest>();
-            spawn_named("dt-node-spawn", move || {
-                for request in rx {
-                    let (mut cmd, reply) = *request;
-                    let _ = reply.send(cmd.spawn());
-                }
-            })?;
-            *spawner = Some(tx);
-        }
+        let spawner = lock(&self.spawner);
         let (reply, result) = crossbeam_channel::bounded(1);
         let sent = spawner
             .as_ref()
@@ -380,6 +388,7 @@ fn signal_group(pid: i32, signal: libc::c_int) {
 
 /// Reads the program's stdout: each line a message to route, or garbage to reject.
 fn read_stdout(shared: &Shared, stdout: std::process::ChildStdout) {
+    super::raise_priority();
     let mut reader = BufReader::with_capacity(1 << 16, stdout);
     let mut line = Vec::with_capacity(4096);
     let mut buf = Vec::with_capacity(65_536);

@@ -243,6 +243,30 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// seq-kv's promise, whatever the interleaving: each client's view moves forward,
+        /// and it sees at least its own last write (writes of increasing values to one key
+        /// make the order visible in the values).
+        #[test]
+        fn seq_kv_views_never_go_back(seed in 0u64..1000, steps in proptest::collection::vec((0usize..4, proptest::bool::ANY), 1..200)) {
+            let mut s = Services::new(seed);
+            let mut next = 0i64;
+            let mut seen = [-1i64; 4];
+            for (client, write) in steps {
+                let src = format!("n{client}");
+                if write {
+                    next += 1;
+                    s.handle(&src, "seq-kv", &req("write", 1, json!({"value": next})));
+                    seen[client] = next;
+                } else {
+                    let v = s.handle(&src, "seq-kv", &req("read", 1, json!({})))["value"].as_i64().unwrap_or(-1);
+                    proptest::prop_assert!(v >= seen[client], "client {client} read {v} after seeing {}", seen[client]);
+                    seen[client] = v;
+                }
+            }
+        }
+    }
+
     #[test]
     fn lww_kv_can_lose_or_hide_writes_and_converges_by_merging() {
         let mut s = Services::new(5);
