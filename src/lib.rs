@@ -4,6 +4,7 @@
 //! randomness `distest-generator`'s.
 
 pub mod commands;
+pub mod duration;
 pub mod nodes;
 pub mod run;
 pub mod signals;

@@ -3,9 +3,16 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: reading a history allocates a few small
+/// blocks per op (its `f`, its value's lists and strings), which glibc's malloc serves
+/// markedly slower (see benches/check_files.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Multicall: installed as `raft-kv` or `crdt-store` (a symlink or copy of this binary),
-    // it runs that bundled target, so `cargo run -- run --target kv` needs nothing else.
+    // it runs that bundled target, so `cargo run -- run --target kv` needs nothing else;
+    // `distest latency-delayer ...` is the latency fault's helper process on a node.
     if let Some(code) = distest::targets::multicall() {
         return ExitCode::from(code);
     }

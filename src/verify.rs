@@ -3,8 +3,8 @@
 //! and JUnit XML. `distest check` and `distest run` both verify through here; neither
 //! holds any of it.
 //!
-//! Online checking (verdicts while ops are recorded) would plug in beside [`check`]: it
-//! receives the same `CheckerSpec`s and produces the same `Results`.
+//! Online checking (verdicts while ops are recorded, `run/online.rs`) builds its checkers
+//! with [`build_checkers`] and produces the same `Results` as [`check`].
 
 use anyhow::Context;
 use distest_checkers::format::{self, Format};
@@ -41,22 +41,56 @@ pub fn check(
     }))
 }
 
+/// Files at least this large are checked op by op (as with `stream`).
+pub const STREAM_FROM_BYTES: u64 = 1 << 30;
+
 /// Checks the history file at `path`. When only Elle checkers judge a JSONL history,
 /// its transactions are streamed straight from the file instead of building a `History`
 /// first: a third of the memory on million-transaction histories, and the same verdicts.
+/// With `stream` (or a file of [`STREAM_FROM_BYTES`] or more), the other checkers go op
+/// by op too ([`check_stream`]).
 pub fn check_file(
     path: &Path,
     format: Option<Format>,
     specs: &[CheckerSpec],
     limit: Option<Duration>,
+    stream: bool,
 ) -> anyhow::Result<Results> {
     if let Some(results) = try_streaming_elle(path, format, specs, limit) {
         return results;
     }
     // Bad checker names fail before a large history is read.
-    build_checkers(specs)?;
+    let checkers = build_checkers(specs)?;
+    let size_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    if stream || size_bytes >= STREAM_FROM_BYTES {
+        return check_stream(path, format, &checkers, limit);
+    }
     let history = load_history(path, format)?;
     check(&history, specs, limit)
+}
+
+/// Checks a history file op by op in two passes, in the memory of the keys in use at
+/// the same time (see `distest_checkers::online::replay_stream`); the same results as
+/// [`check`] on the whole history.
+pub fn check_stream(
+    path: &Path,
+    format: Option<Format>,
+    checkers: &[Box<dyn distest_checkers::Checker>],
+    limit: Option<Duration>,
+) -> anyhow::Result<Results> {
+    /// Ops between two ticks: the checkers' deferred searches run this often.
+    const TICK_EVERY_OPS: u64 = 1 << 14;
+    let replay = with_time_limit(limit, |ctx| {
+        distest_checkers::online::replay_stream(
+            || std::fs::File::open(path),
+            format,
+            &path.display().to_string(),
+            checkers,
+            ctx,
+            TICK_EVERY_OPS,
+        )
+    })?;
+    Ok(replay.results)
 }
 
 /// Runs `f` with a context whose cancel flag a watchdog raises after `limit`.
@@ -119,7 +153,7 @@ fn try_streaming_elle(
     if !is_jsonl {
         return None;
     }
-    let run = || -> anyhow::Result<Results> {
+    let run = || -> anyhow::Result<Option<Results>> {
         let mut verdicts = std::collections::BTreeMap::new();
         for spec in specs {
             // Validates the model name the same way the registry does.
@@ -129,6 +163,11 @@ fn try_streaming_elle(
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
             let shape = shape_of(&spec.name).expect("checked above");
             let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
+            if txns.txns.is_empty() {
+                // No transaction at all: the general path tells an empty file or one
+                // without ops (an error) from a history of other ops (a verdict).
+                return Ok(None);
+            }
             let model = spec
                 .options
                 .consistency_model
@@ -137,9 +176,9 @@ fn try_streaming_elle(
             let verdict = with_time_limit(limit, |ctx| check_txns(&txns, model, ctx));
             verdicts.insert(spec.name.clone(), verdict);
         }
-        Ok(Results::from_verdicts(verdicts))
+        Ok(Some(Results::from_verdicts(verdicts)))
     };
-    Some(run())
+    run().transpose()
 }
 
 /// A few lines for a person: the verdict, then each checker's summary and explanation.
@@ -168,20 +207,37 @@ pub fn human_summary(results: &Results) -> String {
 /// Adds Maelstrom's `net` verdict — the message statistics of the run's journal
 /// (`messages.jsonl`), msgs-per-op among them; always valid — when the run has a journal.
 /// A journal that cannot be read leaves the results as they are and says why.
-pub fn with_net(results: Results, run: &RunDir, history: &History) -> (Results, Option<String>) {
+pub fn with_net(results: Results, run: &RunDir, client_ops: u64) -> (Results, Option<String>) {
     match run.read_journal() {
         Ok(None) => (results, None),
         Err(e) => (results, Some(format!("no net statistics: {e}"))),
         Ok(Some(journal)) => {
-            let client_ops = history.pairs().count() as u64;
+            let first_anomaly = results.first_anomaly;
             let mut checkers = results.checkers;
             checkers.insert(
                 "net".to_string(),
                 distest_checkers::net::verdict(&journal, client_ops),
             );
-            (Results::from_verdicts(checkers), None)
+            let mut results = Results::from_verdicts(checkers);
+            results.first_anomaly = first_anomaly;
+            (results, None)
         }
     }
+}
+
+/// Client invocations in a history file (Maelstrom's "ops" in msgs-per-op), read op by
+/// op so a history of any size is counted in constant memory.
+pub fn count_client_invocations(path: &Path, format: Option<Format>) -> anyhow::Result<u64> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("could not open the history {}", path.display()))?;
+    let mut invocations = 0u64;
+    format::stream_history(file, format, &path.display().to_string(), None, |op| {
+        if op.is_client() && op.is_invoke() {
+            invocations += 1;
+        }
+        Ok(())
+    })?;
+    Ok(invocations)
 }
 
 pub fn write_results(run: &RunDir, results: &Results) -> anyhow::Result<()> {

@@ -9,6 +9,17 @@ use std::process::Output;
 use std::time::Duration;
 
 fn run_noop(store: &Path, workload: &str, extra: &[&str]) -> Output {
+    run_noop_for(store, workload, "1.5", "4", extra)
+}
+
+/// [`run_noop`] for `seconds` with `concurrency` clients.
+fn run_noop_for(
+    store: &Path,
+    workload: &str,
+    seconds: &str,
+    concurrency: &str,
+    extra: &[&str],
+) -> Output {
     distest()
         .args([
             "run",
@@ -17,11 +28,11 @@ fn run_noop(store: &Path, workload: &str, extra: &[&str]) -> Output {
             "--workload",
             workload,
             "--time-limit",
-            "1.5",
+            seconds,
         ])
         .args([
             "--concurrency",
-            "4",
+            concurrency,
             "--seed",
             "42",
             "--recovery-time",
@@ -196,5 +207,114 @@ fn sigint_mid_run_still_checks_and_reports_what_was_recorded() {
     assert!(run.join("index.html").is_file());
     let log = std::fs::read_to_string(run.join("distest.log")).unwrap();
     assert!(log.contains("interrupted"), "{log}");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// The `checkers` part of a results document.
+fn checkers_of(doc: &serde_json::Value) -> serde_json::Value {
+    doc["checkers"].clone()
+}
+
+/// `distest check RUN --json`: the offline check of the run's history.jsonl.
+fn offline_check(run: &Path) -> serde_json::Value {
+    let out = distest()
+        .arg("check")
+        .arg(run)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(!out.stdout.is_empty(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_online_verdict_is_the_offline_check_of_the_recorded_history_for_every_workload() {
+    let store = temp_store("noop-online-offline");
+    for workload in ["register", "list-append", "rw-register", "set"] {
+        let out = run_noop(&store, workload, &[]);
+        assert_eq!(out.status.code(), Some(0), "{workload}: {}", text(&out));
+        let run = latest_run(&store);
+        let log = std::fs::read_to_string(run.join("distest.log")).unwrap();
+        assert!(
+            log.contains("online as they were recorded"),
+            "{workload}: {log}"
+        );
+        let online = results(&store);
+        // `distest check` rewrites results.json: read it first.
+        let offline = offline_check(&run);
+        assert_eq!(checkers_of(&online), checkers_of(&offline), "{workload}");
+        assert_eq!(online["valid"], offline["valid"], "{workload}");
+    }
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+#[test]
+fn a_stale_read_is_reported_while_the_run_goes_and_stop_on_anomaly_ends_it_early() {
+    let store = temp_store("noop-first-anomaly");
+    // Without --stop-on-anomaly the run goes its full length; the anomaly is reported
+    // long before the end.
+    let started = std::time::Instant::now();
+    let out = run_noop_for(&store, "register", "8", "8", &["--bug", "stale-read"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(started.elapsed() >= Duration::from_secs(8));
+    let doc = results(&store);
+    let first = &doc["first_anomaly"];
+    assert_eq!(first["checker"], "linearizable", "{doc}");
+    let (time, reported) = (
+        first["time"].as_u64().unwrap(),
+        first["reported_time"].as_u64().unwrap(),
+    );
+    assert!(reported >= time);
+    assert!(
+        reported - time < 5_000_000_000,
+        "reported {} ms after its op",
+        (reported - time) / 1_000_000
+    );
+    // Reported while the run went on: ops were recorded after the report.
+    let last_time = history(&store)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|op| op["time"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        reported < last_time,
+        "reported at {reported} ns, the last op at {last_time} ns"
+    );
+    assert!(first["text"].as_str().unwrap().contains("not linearizable"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("first anomaly: "), "printed: {stderr}");
+    let offline = offline_check(&latest_run(&store));
+    assert_eq!(checkers_of(&doc), checkers_of(&offline));
+    // The anomaly's op is the failing op of the offline counterexample's key, or another
+    // key's: either way the offline check is invalid too.
+    assert_eq!(offline["valid"], false);
+
+    // With it, the run ends at the first anomaly, healed, checked and reported as usual.
+    let started = std::time::Instant::now();
+    let out = run_noop_for(
+        &store,
+        "register",
+        "120",
+        "8",
+        &["--bug", "stale-read", "--stop-on-anomaly"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(100),
+        "took {:?}",
+        started.elapsed()
+    );
+    let run = latest_run(&store);
+    let log = std::fs::read_to_string(run.join("distest.log")).unwrap();
+    assert!(
+        log.contains("--stop-on-anomaly: ending the main phase"),
+        "{log}"
+    );
+    let doc = results(&store);
+    assert!(doc["first_anomaly"]["index"].is_u64(), "{doc}");
+    assert!(run.join("index.html").is_file());
+    let offline = offline_check(&run);
+    assert_eq!(checkers_of(&doc), checkers_of(&offline));
     std::fs::remove_dir_all(&store).unwrap();
 }

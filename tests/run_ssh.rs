@@ -101,10 +101,18 @@ fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The iptables rules in the namespace of node `i` (from 0), as `iptables -S` lists them.
+/// The iptables rules in the namespace of node `i` (from 0), as `iptables -S` lists them
+/// for the filter table (partition, loss) and the mangle table (latency).
 fn iptables_rules(i: usize) -> String {
     let ns = format!("dt-{CLUSTER_ID}-n{}", i + 1);
-    stdout_of(Command::new("ip").args(["netns", "exec", &ns, "iptables", "-w", "5", "-S"]))
+    stdout_of(Command::new("ip").args([
+        "netns",
+        "exec",
+        &ns,
+        "sh",
+        "-c",
+        "iptables -w 5 -S; iptables -w 5 -t mangle -S",
+    ]))
 }
 
 /// Adds the flags that name the SSH nodes and how to reach them, as a user of real hosts
@@ -449,6 +457,52 @@ fn kv_run_over_ssh_injects_partitions_and_kills_collects_logs_and_leaves_nothing
 }
 
 #[test]
+fn latency_over_ssh_runs_the_uploaded_distest_as_delayer_and_leaves_nothing() {
+    if sshd::skip_unless_root_with_openssh(
+        "latency_over_ssh_runs_the_uploaded_distest_as_delayer_and_leaves_nothing",
+    ) {
+        return;
+    }
+    let store = TempDir::new("ssh1-latency-store");
+    let cluster = SshCluster::up();
+    let out = cluster
+        .run_kv(&store.0, &["--nemesis", "latency"])
+        .args(["--time-limit", "12", "--nemesis-interval", "2"])
+        .args(["--concurrency", "4", "--seed", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let history = std::fs::read_to_string(latest_run(&store.0).join("history.jsonl")).unwrap();
+    let faults: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|op: &serde_json::Value| op["process"] == "nemesis" && op["type"] == "info")
+        .collect();
+    let errors: Vec<&serde_json::Value> = faults
+        .iter()
+        .filter(|op| op.get("error").is_some())
+        .collect();
+    assert!(errors.is_empty(), "latency failed over SSH: {errors:?}");
+    // Completions carry what was done: delayers that held packets on the hosts named.
+    let delayed: u64 = faults
+        .iter()
+        .filter(|op| op["f"] == "stop-latency")
+        .filter_map(|op| op["value"]["delayers"].as_object())
+        .flat_map(|delayers| delayers.values())
+        .filter_map(|report| report["stats"]["delayed"].as_u64())
+        .sum();
+    assert!(delayed > 0, "no packet was delayed over SSH: {faults:?}");
+    for (i, address) in cluster.addresses.iter().enumerate() {
+        // One copy of distest per host, uploaded once: raft-kv is a link to it.
+        let link = std::fs::read_link(cluster.disk(i).join("bin/distest"));
+        assert!(link.is_err(), "{address}: the helper is a file of its own");
+        assert!(cluster.disk(i).join("bin/distest").is_file(), "{address}");
+    }
+    cluster.assert_target_gone();
+    cluster.down();
+}
+
+#[test]
 fn a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error() {
     if sshd::skip_unless_root_with_openssh(
         "a_binary_that_cannot_run_on_an_ssh_host_fails_the_run_with_a_clear_error",
@@ -544,7 +598,7 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
     let store = TempDir::new("ssh1-kill9-store");
     let cluster = SshCluster::up();
     let mut child = cluster
-        .run_kv(&store.0, &["--nemesis", "partition"])
+        .run_kv(&store.0, &["--nemesis", "partition,latency"])
         .args([
             "--time-limit",
             "120",
@@ -557,16 +611,17 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until a partition is in force on some node, then kill the control node outright.
+    // Wait until a partition and a latency (rules and delayers) are in force together,
+    // then kill the control node outright.
+    let in_force = |chain: &str| (0..NODE_COUNT).any(|i| iptables_rules(i).contains(chain));
+    let both = || in_force("DISTEST-PARTITION") && in_force("DISTEST-LATENCY");
     let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline
-        && !(0..NODE_COUNT).any(|i| iptables_rules(i).contains("DISTEST-PARTITION"))
-    {
+    while Instant::now() < deadline && !both() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
-        (0..NODE_COUNT).any(|i| iptables_rules(i).contains("DISTEST-PARTITION")),
-        "a partition was in force within 90 s"
+        both(),
+        "a partition and a latency were in force within 90 s"
     );
     child.kill().unwrap();
     child.wait().unwrap();
@@ -574,6 +629,10 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
     assert!(
         !left.is_empty(),
         "the killed run left raft-kv running, as expected"
+    );
+    assert!(
+        left.contains("latency-delayer"),
+        "and a latency delayer: {left}"
     );
 
     let out = with_ssh_nodes(distest().args(["env", "down"]))

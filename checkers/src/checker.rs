@@ -2,6 +2,7 @@
 //! `registry.rs`: checkers implement this trait and never import the registry.
 
 use crate::history::History;
+use crate::online::OnlineChecker;
 use crate::verdict::Verdict;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,4 +47,8 @@ pub trait Checker: Send + Sync {
     /// The registry name, e.g. `linearizable`.
     fn name(&self) -> &str;
     fn check(&self, history: &History, ctx: &CheckContext) -> Verdict;
+    /// The online form: fed op by op while the history is recorded, it reports anomalies
+    /// as soon as they are certain and ends with the verdict [`Checker::check`] gives on
+    /// the same history (see [`crate::online`]).
+    fn online(&self) -> Box<dyn OnlineChecker>;
 }

@@ -84,6 +84,89 @@ impl<'a> Pair<'a> {
     }
 }
 
+/// The rules of a history, checked one op at a time: a process runs one op at a time,
+/// a completion repeats its invocation's `f`, and a process whose op ended `info` is
+/// never used again. [`History::new`] applies them to a whole history; online checking
+/// applies them to each op as it is recorded. Nemesis ops follow no rules (it logs
+/// start/stop pairs as info/info, and they may overlap).
+#[derive(Clone, Debug)]
+pub struct Pairing<T = usize> {
+    /// process -> its in-flight invocation (a position, or whatever the caller keeps)
+    in_flight: ProcessMap<T>,
+    /// process -> index of the info op that retired it
+    retired: ProcessMap<u64>,
+}
+
+impl<T> Default for Pairing<T> {
+    fn default() -> Self {
+        Pairing {
+            in_flight: ProcessMap::default(),
+            retired: ProcessMap::default(),
+        }
+    }
+}
+
+impl<T: Copy> Pairing<T> {
+    /// Takes the next op of the history, kept by the caller as `at`; `op_at` looks up
+    /// what the caller kept for an in-flight invocation. Returns, for a client
+    /// completion, its invocation's `at`.
+    pub fn push<'o>(
+        &mut self,
+        op: &Op,
+        at: T,
+        op_at: impl Fn(T) -> &'o Op,
+    ) -> Result<Option<T>, HistoryError> {
+        if !op.is_client() {
+            return Ok(None);
+        }
+        if let Some(&crashed) = self.retired.get(&op.process) {
+            return Err(HistoryError::ReusedAfterInfo {
+                index: op.index,
+                process: op.process,
+                crashed,
+            });
+        }
+        if op.kind == OpType::Invoke {
+            if let Some(&p) = self.in_flight.get(&op.process) {
+                return Err(HistoryError::ConcurrentInvoke {
+                    index: op.index,
+                    process: op.process,
+                    f: op.f.clone(),
+                    pending: op_at(p).index,
+                });
+            }
+            self.in_flight.insert(op.process, at);
+            return Ok(None);
+        }
+        let Some(&inv) = self.in_flight.get(&op.process) else {
+            return Err(HistoryError::CompletionWithoutInvoke {
+                index: op.index,
+                process: op.process,
+            });
+        };
+        let invoke = op_at(inv);
+        if invoke.f != op.f {
+            return Err(HistoryError::MismatchedF {
+                index: op.index,
+                process: op.process,
+                invoked: invoke.f.clone(),
+                completed: op.f.clone(),
+                invoke: invoke.index,
+            });
+        }
+        self.in_flight.remove(&op.process);
+        if op.kind == OpType::Info {
+            self.retired.insert(op.process, op.index);
+        }
+        Ok(Some(inv))
+    }
+
+    /// The invocations still in flight, in no particular order.
+    pub fn in_flight(&self) -> impl Iterator<Item = T> + '_ {
+        self.in_flight.values().copied()
+    }
+}
+
 impl History {
     /// Validates `ops` as a distest history: dense indices from 0 plus [`Self::validate`] rules.
     pub fn new(ops: Vec<Op>) -> Result<History, HistoryError> {
@@ -104,62 +187,29 @@ impl History {
         Self::build(ops)
     }
 
+    /// For a subsequence of a valid history (one key's ops, say): keeps every op's
+    /// `index` as it is, which must only grow, and validates the rest.
+    pub fn subsequence(ops: Vec<Op>) -> Result<History, HistoryError> {
+        if let Some(position) = (1..ops.len()).find(|&i| ops[i].index <= ops[i - 1].index) {
+            return Err(HistoryError::SparseIndex {
+                position,
+                index: ops[position].index,
+            });
+        }
+        Self::build(ops)
+    }
+
     fn build(ops: Vec<Op>) -> Result<History, HistoryError> {
         assert!(
             ops.len() < NONE as usize,
             "histories are limited to 4 billion ops"
         );
         let mut partner = vec![NONE; ops.len()];
-        // process -> position of its in-flight invocation
-        let mut in_flight: ProcessMap<usize> = ProcessMap::default();
-        // process -> index of the info op that retired it
-        let mut retired: ProcessMap<u64> = ProcessMap::default();
+        let mut pairing = Pairing::default();
         for (pos, op) in ops.iter().enumerate() {
-            // The nemesis logs start/stop pairs as info/info and may overlap: no rules for it.
-            if !op.is_client() {
-                continue;
-            }
-            if let Some(&crashed) = retired.get(&op.process) {
-                return Err(HistoryError::ReusedAfterInfo {
-                    index: op.index,
-                    process: op.process,
-                    crashed,
-                });
-            }
-            match op.kind {
-                OpType::Invoke => {
-                    if let Some(&p) = in_flight.get(&op.process) {
-                        return Err(HistoryError::ConcurrentInvoke {
-                            index: op.index,
-                            process: op.process,
-                            f: op.f.clone(),
-                            pending: ops[p].index,
-                        });
-                    }
-                    in_flight.insert(op.process, pos);
-                }
-                _ => {
-                    let Some(inv) = in_flight.remove(&op.process) else {
-                        return Err(HistoryError::CompletionWithoutInvoke {
-                            index: op.index,
-                            process: op.process,
-                        });
-                    };
-                    if ops[inv].f != op.f {
-                        return Err(HistoryError::MismatchedF {
-                            index: op.index,
-                            process: op.process,
-                            invoked: ops[inv].f.clone(),
-                            completed: op.f.clone(),
-                            invoke: ops[inv].index,
-                        });
-                    }
-                    partner[inv] = pos as u32;
-                    partner[pos] = inv as u32;
-                    if op.kind == OpType::Info {
-                        retired.insert(op.process, op.index);
-                    }
-                }
+            if let Some(inv) = pairing.push(op, pos, |p| &ops[p])? {
+                partner[inv] = pos as u32;
+                partner[pos] = inv as u32;
             }
         }
         Ok(History { ops, partner })

@@ -13,13 +13,15 @@ pub mod history;
 pub mod kafka;
 pub mod linear;
 pub mod net;
+pub mod online;
 pub mod op;
 pub mod registry;
 pub mod stats;
 pub mod verdict;
 
 pub use checker::{Cancel, CheckContext, Checker};
-pub use history::{History, HistoryError, Pair};
+pub use history::{History, HistoryError, Pair, Pairing};
+pub use online::{Anomaly, OnlineCheck, OnlineChecker};
 pub use op::{Op, OpType, Process};
 pub use registry::{build, registry, CheckerOptions, CheckerSpec, RegistryError};
 pub use verdict::{Results, Validity, Verdict};

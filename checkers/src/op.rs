@@ -190,7 +190,7 @@ impl Op {
 }
 
 impl fmt::Display for Op {
-    /// Jepsen's compact form: `#12 p3 ok read 5`.
+    /// Jepsen's compact form: `#12 p3 ok read 5`, then `node=n2` when the node is known.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -201,6 +201,9 @@ impl fmt::Display for Op {
             write!(f, " key={k}")?;
         }
         write!(f, " {}", self.value)?;
+        if let Some(n) = &self.node {
+            write!(f, " node={n}")?;
+        }
         if let Some(e) = &self.error {
             write!(f, " (error: {e})")?;
         }

@@ -138,11 +138,14 @@ impl Verdict {
     }
 }
 
-/// The results document of a check or run: `{"valid": ..., "checkers": {name: verdict}}`.
+/// The results document of a check or run: `{"valid": ..., "checkers": {name: verdict}}`,
+/// and for a run checked online the first anomaly it reported while it went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub valid: Validity,
     pub checkers: BTreeMap<String, Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_anomaly: Option<crate::online::Anomaly>,
 }
 
 impl Results {
@@ -155,7 +158,11 @@ impl Results {
                 .values()
                 .fold(Validity::Valid, |acc, v| acc.meet(v.valid))
         };
-        Results { valid, checkers }
+        Results {
+            valid,
+            checkers,
+            first_anomaly: None,
+        }
     }
 
     /// All anomaly names across checkers, sorted and unique.

@@ -1,8 +1,10 @@
 //! The convergence checkers as `distest check` reaches them: built by name from the
 //! registry, fed histories parsed from distest JSON Lines or Jepsen EDN text.
 
+mod online_support;
+
 use distest_checkers::format::{read_history, Format};
-use distest_checkers::{build, CheckContext, CheckerOptions, History, Validity, Verdict};
+use distest_checkers::{build, CheckerOptions, History, Validity, Verdict};
 
 fn check(name: &str, model: Option<&str>, history: &History) -> Verdict {
     let options = CheckerOptions {
@@ -11,7 +13,7 @@ fn check(name: &str, model: Option<&str>, history: &History) -> Verdict {
     };
     let checker = build(name, &options).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(checker.name(), name);
-    checker.check(history, &CheckContext::default())
+    online_support::checked(checker, history)
 }
 
 fn edn(text: &str) -> History {

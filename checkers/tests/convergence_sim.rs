@@ -6,9 +6,11 @@
 //! (no false alarms, which would make users stop trusting a red verdict); histories of
 //! each buggy store must be caught across a batch of seeds.
 
+mod online_support;
+
 use distest_checkers::convergence::crdt::{CrdtConvergence, Model};
 use distest_checkers::convergence::set::SetChecker;
-use distest_checkers::{CheckContext, Checker, History, Op, OpType, Process, Validity};
+use distest_checkers::{History, Op, OpType, Process, Validity};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -338,7 +340,7 @@ impl Sim {
 
 fn crdt_verdict(seed: u64, model: Model, bugs: Bugs) -> (Validity, serde_json::Value) {
     let history = Sim::new(seed, model, bugs).run();
-    let v = CrdtConvergence { model: Some(model) }.check(&history, &CheckContext::default());
+    let v = online_support::checked(Box::new(CrdtConvergence { model: Some(model) }), &history);
     (
         v.valid,
         json!({"summary": v.summary, "anomalies": v.anomalies}),
@@ -362,7 +364,7 @@ proptest! {
         let mut sim = Sim::new(seed, Model::OrSet, Bugs::default());
         sim.allow_removes = false;
         let history = sim.run();
-        let v = SetChecker.check(&history, &CheckContext::default());
+        let v = online_support::checked(Box::new(SetChecker), &history);
         prop_assert_ne!(v.valid, Validity::Invalid, "seed {}: {}", seed, v.summary);
     }
 }

@@ -116,3 +116,45 @@ fn many_keys_are_checked_in_parallel_and_a_simulated_store_is_valid() {
     assert_validity(&v, Validity::Valid);
     assert!(v.summary.contains("40 key(s)"), "{}", v.summary);
 }
+
+#[test]
+fn a_stale_read_names_the_node_that_served_it() {
+    // n1 takes the write; the read that returns the old value went to n3, a follower
+    // that (in the run) was cut off: the counterexample must say so.
+    let mut ops = Hist::new()
+        .call(0, "write", json!(1), json!(1))
+        .call(0, "write", json!(2), json!(2))
+        .call(1, "read", json!(null), json!(1))
+        .build()
+        .into_ops();
+    for op in &mut ops {
+        op.node = Some(if op.process == distest_checkers::Process::Client(1) {
+            "n3".to_string()
+        } else {
+            "n1".to_string()
+        });
+    }
+    let h = distest_checkers::History::new(ops).unwrap();
+    let v = check(&h, "register");
+    assert_validity(&v, Validity::Invalid);
+    assert_eq!(
+        v.evidence["failing_op"]["node"],
+        json!("n3"),
+        "{:#}",
+        v.evidence
+    );
+    let nodes: Vec<_> = v.evidence["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["node"].clone())
+        .collect();
+    assert!(nodes.contains(&json!("n1")), "{nodes:?}");
+    assert!(
+        v.explanation
+            .contains("The first op that cannot be placed: p1@n3 read"),
+        "{}",
+        v.explanation
+    );
+    assert!(v.explanation.contains("p0@n1 write"), "{}", v.explanation);
+}

@@ -19,8 +19,15 @@ use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+/// The offline verdict, after `online_support` asserted that the online form agrees.
 fn distest_verdict(history: &History, model: ModelKind) -> Validity {
-    check_history(history, model, &CheckContext::default()).valid
+    let offline = check_history(history, model, &CheckContext::default());
+    let checker = Box::new(distest_checkers::linear::Linearizable::new(model));
+    assert_eq!(
+        linearizable_support::online_support::checked(checker, history),
+        offline
+    );
+    offline.valid
 }
 
 /// Generates a history from `seed`, perturbed or not, and compares both checkers.

@@ -15,6 +15,7 @@
 //! | `nemesis/gaps` | the jittered times between random fault steps |
 //! | `partition`, `kill`, `pause`, `clock`, `loss`, `latency` | each fault's own draws (which nodes, shapes, offsets) |
 //! | `compose` | which of several composed faults moves next |
+//! | `latency-delayer/<start>/<node>` | the jitter of the delayer latency's `<start>`-th start runs on `<node>` |
 //!
 //! Each fault drawing from its own stream is what keeps `partition`'s draws the same
 //! when `kill` is added next to it.

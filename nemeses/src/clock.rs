@@ -23,6 +23,7 @@ use crate::cluster::{lock, shell_quote, PerNode, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
 use crate::node::{ClockSupport, NodeShell, TargetControl};
+use crate::preflight::{self, Lack};
 use crate::start_stop::FlipFlop;
 use crate::targeting::Reach;
 use crate::value;
@@ -30,7 +31,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -221,13 +222,35 @@ impl Clock {
         }))
     }
 
+    /// Sets each node's offset; when any node fails, the nodes that moved are put back
+    /// where they were, so a failed op leaves no clock moved (what cannot be put back
+    /// stays on the books for heal).
     fn set_offsets(
         &mut self,
         f: &str,
         wanted: &BTreeMap<String, i64>,
     ) -> Result<Value, NemesisError> {
+        let before: BTreeMap<String, i64> = wanted
+            .keys()
+            .map(|n| (n.clone(), self.offsets.get(n).copied().unwrap_or(0)))
+            .collect();
         let outcomes = self.set_offsets_each(f, wanted)?;
-        offsets_value(NemesisError::collect(f, outcomes)?)
+        let moved: BTreeMap<String, i64> = outcomes
+            .iter()
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(node, _)| (node.clone(), before[node]))
+            .collect();
+        match NemesisError::collect(f, outcomes) {
+            Ok(done) => offsets_value(done),
+            Err(e) => {
+                if let Ok(back) = self.set_offsets_each(f, &moved) {
+                    if let Err(undo) = NemesisError::collect(f, back) {
+                        tracing::warn!("putting clocks back after a failed `{f}` failed (heal retries it): {undo}");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     fn bump(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -397,7 +420,57 @@ impl Nemesis for Clock {
             .map(|(node, ms)| format!("{node} clock {ms:+} ms"))
             .collect()
     }
+
+    /// Every node's target clock can be moved: under libfaketime (which the target
+    /// reports ready), or as a system clock that GNU `date` may set (CAP_SYS_TIME). A
+    /// target that says why it cannot (etcd, a Go binary) is refused with its reason.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        let target = self.reach.target.as_ref();
+        let names = self.reach.cluster.names();
+        let whys: BTreeSet<String> = names
+            .iter()
+            .filter_map(|n| match target.clock_support(n) {
+                ClockSupport::Unsupported(why) => Some(why),
+                _ => None,
+            })
+            .collect();
+        let all_unsupported = names
+            .iter()
+            .all(|n| matches!(target.clock_support(n), ClockSupport::Unsupported(_)));
+        if all_unsupported && whys.len() == 1 {
+            return Err(NemesisError::TargetUnsupported {
+                fault: self.name().to_string(),
+                why: whys.into_iter().next().expect("one reason"),
+            });
+        }
+        preflight::require_nodes(self.name(), &self.reach.cluster, 1)?;
+        preflight::check_nodes(self.name(), &self.reach.cluster, |node| {
+            match method(target, node) {
+                Ok(ClockMethod::File(_)) => Ok(()),
+                Ok(ClockMethod::System) => {
+                    let out = node.exec(SETTABLE_CHECK, COMMAND_TIMEOUT)?;
+                    if out.success() {
+                        Ok(())
+                    } else {
+                        Err(Lack::new(
+                            "a system clock it may set (GNU date, CAP_SYS_TIME)",
+                            preflight::said(&out),
+                        ))
+                    }
+                }
+                Err(e) => Err(Lack::new("a target clock it can move", e.to_string())),
+            }
+        })
+    }
 }
+
+/// Checks, without touching the clock, what `system_bump_command` needs: GNU `date`
+/// (`-d @SECONDS`, `%N`) and the capability to set the time.
+const SETTABLE_CHECK: &str = "[ \"$(date -u -d @0 +%s%N 2>/dev/null)\" = 0000000000 ] || \
+     { echo 'date is not GNU date (needs -d @SECONDS and %N)' >&2; exit 1; }; \
+     cap=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status); \
+     [ -n \"$cap\" ] && [ $(( 0x$cap >> 25 & 1 )) = 1 ] || \
+     { echo 'no CAP_SYS_TIME: the clock cannot be set from this login' >&2; exit 1; }";
 
 #[cfg(test)]
 mod tests {
@@ -524,6 +597,84 @@ mod tests {
         let healed = clock.heal();
         assert_eq!(healed[0].0.value, json!({"nodes": ["n1"]}));
         assert!(healed[0].1.is_ok());
+    }
+
+    #[test]
+    fn a_bump_that_fails_on_one_node_puts_the_others_back() {
+        let n2 = FakeNode::with(2, |_| crate::fake::failed("read-only file system"));
+        let (mut clock, nodes) = setup(
+            vec![Arc::new(FakeNode::ok(1)), Arc::new(n2)],
+            &[file(1), file(2)],
+        );
+        clock
+            .invoke(&FaultOp::new(
+                BUMP,
+                json!({"nodes": ["n1"], "delta_ms": 100}),
+            ))
+            .unwrap();
+        let err = clock
+            .invoke(&FaultOp::new(
+                BUMP,
+                json!({"nodes": ["n1", "n2"], "delta_ms": 500}),
+            ))
+            .unwrap_err();
+        assert!(err.to_string().contains("read-only file system"), "{err}");
+        let n1 = nodes[0].commands();
+        assert!(n1[1].ends_with("w '+0.600'"), "{}", n1[1]);
+        assert!(
+            n1[2].ends_with("w '+0.100'"),
+            "n1 goes back to the earlier bump: {}",
+            n1[2]
+        );
+        assert_eq!(clock.active(), vec!["n1 clock +100 ms"]);
+    }
+
+    #[test]
+    fn preflight_refuses_a_target_whose_clock_cannot_move_with_its_reason() {
+        let why = "etcd is a Go binary and ignores LD_PRELOAD".to_string();
+        let unsupported = ClockSupport::Unsupported(why.clone());
+        let (clock, _) = setup(
+            vec![Arc::new(FakeNode::ok(1)), Arc::new(FakeNode::ok(2))],
+            &[unsupported.clone(), unsupported],
+        );
+        assert_eq!(
+            clock.preflight().unwrap_err().to_string(),
+            format!("clock cannot act on this target: {why}")
+        );
+        let (clock, _) = setup(
+            vec![Arc::new(FakeNode::ok(1).local()), Arc::new(FakeNode::ok(2))],
+            &[ClockSupport::SystemClock, file(2)],
+        );
+        let text = clock.preflight().unwrap_err().to_string();
+        assert!(
+            text.starts_with("clock needs a target clock it can move, which n1 lacks (refusing to set the system clock of local node n1"),
+            "{text}"
+        );
+        let no_cap = FakeNode::with(1, |_| {
+            crate::fake::failed("no CAP_SYS_TIME: the clock cannot be set from this login")
+        });
+        let (clock, nodes) = setup(vec![Arc::new(no_cap)], &[ClockSupport::SystemClock]);
+        assert_eq!(
+            clock.preflight().unwrap_err().to_string(),
+            "clock needs a system clock it may set (GNU date, CAP_SYS_TIME), which n1 lacks (no CAP_SYS_TIME: the clock cannot be set from this login)"
+        );
+        assert!(
+            !nodes[0].commands()[0].contains("date -u -s"),
+            "the check never sets the clock"
+        );
+        let (clock, _) = setup(vec![Arc::new(FakeNode::ok(1))], &[file(1)]);
+        clock.preflight().unwrap();
+    }
+
+    #[test]
+    fn the_settable_check_passes_for_root_with_gnu_date() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(SETTABLE_CHECK)
+            .output()
+            .unwrap();
+        let root = nix::unistd::Uid::effective().is_root();
+        assert_eq!(out.status.success(), root, "{out:?}");
     }
 
     #[test]

@@ -94,6 +94,23 @@ impl Nemesis for Composite {
     fn active(&self) -> Vec<String> {
         self.parts.iter().flat_map(|p| p.active()).collect()
     }
+
+    /// Every part's preflight; all that fail are named in one error.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        let mut errors = Vec::new();
+        for part in &self.parts {
+            match part.preflight() {
+                Ok(()) => {}
+                Err(NemesisError::Several(more)) => errors.extend(more),
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.pop().expect("one error")),
+            _ => Err(NemesisError::Several(errors)),
+        }
+    }
 }
 
 /// `none`: performs nothing. Its `next_op` is a `none` op that `invoke` accepts and does
@@ -129,6 +146,10 @@ impl Nemesis for NoFault {
 
     fn active(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    fn preflight(&self) -> Result<(), NemesisError> {
+        Ok(())
     }
 }
 

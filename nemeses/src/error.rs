@@ -52,11 +52,23 @@ pub enum NemesisError {
     #[error("refusing to set the system clock of local node {node}: it is this machine's own clock; run the target under libfaketime (ClockSupport::FaketimeFile) instead")]
     LocalSystemClock { node: String },
 
-    #[error("latency needs the kernel's netem queueing discipline (module `sch_netem`), which {node} lacks ({detail}); run `modprobe sch_netem` there or use a kernel built with CONFIG_NET_SCH_NETEM")]
-    NetemMissing { node: String, detail: String },
+    #[error("{fault} needs {need}, which {lacking} ({detail})")]
+    Lacks {
+        fault: String,
+        need: String,
+        /// Who lacks it, verb included: "n2 lacks", "n1, n3 lack", "this machine lacks".
+        lacking: String,
+        detail: String,
+    },
 
-    #[error("could not find the network interface {node} uses to reach its peers: {detail}")]
-    NoInterface { node: String, detail: String },
+    #[error("{fault} cannot act on this target: {why}")]
+    TargetUnsupported { fault: String, why: String },
+
+    #[error("could not start the latency delayer on {node}: {why}")]
+    DelayerFailed { node: String, why: String },
+
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<NemesisError>),
 
     #[error("`{f}` panicked on {node}; this is a distest bug, please report it with the run's distest.log")]
     Panicked { f: String, node: String },

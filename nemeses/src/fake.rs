@@ -1,7 +1,7 @@
 //! Test doubles: a `NodeShell` that records the commands it would run and answers from a
 //! script, and a `TargetControl` that records the calls it gets.
 
-use crate::node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+use crate::node::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ pub(crate) struct FakeNode {
     name: String,
     address: IpAddr,
     local: bool,
+    helper: Option<Helper>,
     pub(crate) commands: Mutex<Vec<String>>,
     respond: Box<Responder>,
 }
@@ -31,6 +32,10 @@ impl FakeNode {
             name: format!("n{i}"),
             address: IpAddr::from([10, 0, 0, i]),
             local: false,
+            helper: Some(Helper {
+                program: "/opt/distest".to_string(),
+                state_dir: format!("/run/dt/n{i}").into(),
+            }),
             commands: Mutex::new(Vec::new()),
             respond: Box::new(respond),
         }
@@ -38,6 +43,12 @@ impl FakeNode {
 
     pub(crate) fn local(mut self) -> FakeNode {
         self.local = true;
+        self
+    }
+
+    /// A node that cannot run distest's helper processes.
+    pub(crate) fn without_helper(mut self) -> FakeNode {
+        self.helper = None;
         self
     }
 
@@ -60,6 +71,9 @@ impl NodeShell for FakeNode {
     fn is_local(&self) -> bool {
         self.local
     }
+    fn helper(&self) -> Option<Helper> {
+        self.helper.clone()
+    }
 }
 
 pub(crate) fn failed(stderr: &str) -> ExecOutput {
@@ -79,6 +93,8 @@ pub(crate) struct FakeTarget {
     pub(crate) broken: Mutex<Vec<String>>,
     /// A target without any primary (a CRDT store): `has_primaries` says false.
     pub(crate) leaderless: bool,
+    /// Why kill and pause cannot reach it, if they cannot (an in-process target).
+    pub(crate) no_process: Option<String>,
 }
 
 impl FakeTarget {
@@ -116,6 +132,9 @@ impl TargetControl for FakeTarget {
     }
     fn has_primaries(&self) -> bool {
         !self.leaderless
+    }
+    fn process_faults(&self) -> Result<(), String> {
+        self.no_process.clone().map_or(Ok(()), Err)
     }
     fn clock_support(&self, node: &str) -> ClockSupport {
         self.clock

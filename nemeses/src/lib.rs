@@ -26,21 +26,32 @@
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
 //!
 //! Completions say what was done: the grudge applied, the nodes hit, the offsets now in
-//! effect, the interfaces netem was put on, the nodes healed.
+//! effect, the nodes healed (latency: with each delayer's counts). A start that fails is
+//! recorded with its error, is undone where it took effect, and is never listed by
+//! [`Nemesis::active`]. [`Nemesis::preflight`] says before a run whether the faults can be
+//! applied on its nodes at all; [`clear_leftovers`] removes what a run killed before its
+//! heal left on SSH nodes.
+//!
+//! Latency needs a process on each affected node: the distest binary itself, run as
+//! `distest latency-delayer` ([`delayer`]), which nodes provide through
+//! [`NodeShell::helper`].
 
 pub mod node;
 
 pub mod clock;
 mod cluster;
 pub mod compose;
+pub mod delayer;
 pub mod error;
 pub mod iptables;
 pub mod kill;
 pub mod latency;
+pub mod leftovers;
 pub mod loss;
 pub mod nemesis;
 pub mod partition;
 pub mod pause;
+mod preflight;
 pub mod process;
 pub mod schedule;
 pub mod start_stop;
@@ -51,9 +62,9 @@ mod value;
 mod fake;
 
 pub use error::{NemesisError, NodeFailure};
-pub use iptables::clear_leftovers;
+pub use leftovers::clear_leftovers;
 pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-pub use node::{ClockSupport, ExecOutput, NodeError, NodeShell, TargetControl};
+pub use node::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
 
 use compose::{Composite, NoFault};
 use process::ProcessAction;
@@ -91,8 +102,8 @@ pub const FAULTS: [FaultEntry; 6] = [
     },
     FaultEntry {
         name: "latency",
-        about: "network delay with jitter (tc netem)",
-        packages: &["iproute2"],
+        about: "delay ± jitter (reordering) between nodes, held by a delayer process on NFQUEUE",
+        packages: &["iptables"],
         ops: &[latency::START, latency::STOP],
         build: |ctx| Box::new(latency::Latency::new(ctx)),
     },
@@ -219,7 +230,7 @@ mod tests {
         }
         assert_eq!(
             packages(&["all".to_string()]).unwrap(),
-            vec!["iproute2", "iptables", "libfaketime"]
+            vec!["iptables", "libfaketime"]
         );
         assert!(packages(&["none".to_string()]).unwrap().is_empty());
     }
@@ -367,22 +378,11 @@ mod tests {
         ));
     }
 
-    /// Fake nodes that answer `ip route get` like a real node, so latency gets as far as
-    /// `tc`; the target reports n1 as leader and every clock as a faketime file.
+    /// Fake nodes where every command works (latency's delayers included); the target
+    /// reports n1 as leader and every clock as a faketime file.
     fn realistic(n: u8, seed: u64) -> (Vec<Arc<fake::FakeNode>>, Arc<FakeTarget>, NemesisContext) {
-        let nodes: Vec<Arc<fake::FakeNode>> = (1..=n)
-            .map(|i| {
-                Arc::new(fake::FakeNode::with(i, |cmd| ExecOutput {
-                    status: 0,
-                    stdout: if cmd.starts_with("ip -o route get") {
-                        "10.0.0.9 dev eth0 src 10.0.0.1".to_string()
-                    } else {
-                        String::new()
-                    },
-                    stderr: String::new(),
-                }))
-            })
-            .collect();
+        let nodes: Vec<Arc<fake::FakeNode>> =
+            (1..=n).map(|i| Arc::new(fake::FakeNode::ok(i))).collect();
         let target = Arc::new(FakeTarget::default());
         *target.primaries.lock().unwrap() = vec!["n1".to_string()];
         for node in &nodes {
@@ -442,13 +442,20 @@ mod tests {
                         "DISTEST-LOSS",
                         iptables::LOSS.remove_command(iptables::Family::V4),
                     ),
+                    (
+                        "DISTEST-LATENCY",
+                        iptables::LATENCY.remove_command(iptables::Family::V4),
+                    ),
                 ] {
                     if let Some(last) = last_with(node, chain) {
                         assert_eq!(last, remove, "seed {seed}: {name} left {chain} in place");
                     }
                 }
-                if let Some(last) = last_with(node, "netem") {
-                    assert!(last.contains("tc qdisc del"), "seed {seed}: {name}: {last}");
+                if let Some(last) = last_with(node, "latency-delayer") {
+                    assert!(
+                        last.contains("latency-delayer stop"),
+                        "seed {seed}: {name}: {last}"
+                    );
                 }
                 if let Some(last) = last_with(node, "faketime") {
                     assert!(last.ends_with("w '+0.000'"), "seed {seed}: {name}: {last}");
@@ -469,6 +476,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn all_names_every_fault_that_cannot_apply_in_one_error() {
+        let target = Arc::new(FakeTarget {
+            no_process: Some("it runs in-process".to_string()),
+            ..FakeTarget::default()
+        });
+        let ctx = NemesisContext {
+            nodes: Vec::new(),
+            target,
+            seed: 1,
+        };
+        let all = build(&["all".to_string()], ctx.clone()).unwrap();
+        let text = all.preflight().unwrap_err().to_string();
+        for fault in ["partition", "loss", "latency"] {
+            assert!(
+                text.contains(&format!(
+                    "`{fault}` needs at least 2 nodes but the run has 0"
+                )),
+                "{text}"
+            );
+        }
+        assert!(text.contains("`clock` needs at least 1"), "{text}");
+        assert!(
+            text.contains("kill cannot act on this target: it runs in-process"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pause cannot act on this target: it runs in-process"),
+            "{text}"
+        );
+        assert!(build(&["none".to_string()], ctx)
+            .unwrap()
+            .preflight()
+            .is_ok());
+    }
+
+    #[test]
+    fn a_healthy_cluster_passes_every_preflight() {
+        let (_, _, ctx) = realistic(3, 1);
+        build(&["all".to_string()], ctx)
+            .unwrap()
+            .preflight()
+            .unwrap();
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! `{"targets": mode, "nodes": [...], "probability": 0.2}` and `stop-loss`.
 
 use crate::error::NemesisError;
-use crate::iptables::{self, ChainOnNodes, DropRule};
+use crate::iptables::{self, ChainOnNodes, Rule};
 use crate::nemesis::{FaultOp, NemesisContext};
+use crate::preflight;
 use crate::start_stop::{StartStop, Toggle};
 use crate::targeting::Reach;
 use crate::value;
@@ -67,8 +68,8 @@ impl StartStop for LossFault {
         }
         let nodes = self.reach.resolve(op)?;
         self.stop(op)?;
-        let matches = format!("-m statistic --mode random --probability {probability}");
-        let plans: BTreeMap<String, Vec<DropRule>> = nodes
+        let matches = statistic(probability);
+        let plans: BTreeMap<String, Vec<Rule>> = nodes
             .iter()
             .map(|node| {
                 let rules = self
@@ -77,16 +78,20 @@ impl StartStop for LossFault {
                     .all()
                     .iter()
                     .filter(|peer| peer.name() != node)
-                    .map(|peer| DropRule {
-                        source: peer.address(),
-                        matches: matches.clone(),
-                    })
+                    .map(|peer| Rule::drop_from(peer.address(), matches.clone()))
                     .collect();
                 (node.clone(), rules)
             })
             .collect();
+        self.current = None;
+        if let Err(e) = self.chain.install(&self.reach.cluster, START, &plans) {
+            // Loss on some of the nodes asked for is not the fault asked for: undo it.
+            if let Err(undo) = self.stop(op) {
+                tracing::warn!("undoing a failed start-loss failed (heal retries it): {undo}");
+            }
+            return Err(e);
+        }
         self.current = Some((nodes.clone(), probability));
-        self.chain.install(&self.reach.cluster, START, &plans)?;
         Ok(json!({"nodes": nodes, "probability": probability}))
     }
 
@@ -106,6 +111,21 @@ impl StartStop for LossFault {
             .map(|(nodes, p)| format!("loss {:.0}% on {}", p * 100.0, nodes.join(",")))
             .collect()
     }
+
+    /// iptables on every node takes a random-drop rule (the `statistic` match) in a chain
+    /// of ours.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        let cluster = &self.reach.cluster;
+        preflight::require_nodes(Self::NAME, cluster, 2)?;
+        preflight::check_nodes(Self::NAME, cluster, |node| {
+            iptables::FILTER_PROBE.probe(node, cluster, &statistic(0.5), "DROP")
+        })
+    }
+}
+
+/// The iptables match that picks a random `probability` share of packets.
+fn statistic(probability: f64) -> String {
+    format!("-m statistic --mode random --probability {probability}")
 }
 
 #[cfg(test)]

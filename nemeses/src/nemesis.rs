@@ -4,7 +4,8 @@
 //! The orchestrator asks [`Nemesis::next_op`] for an op, records it as a nemesis `info`
 //! invoke, performs it with [`Nemesis::invoke`] and records the returned value (or error)
 //! as the `info` completion. At the end of every run, also on Ctrl-C, it calls
-//! [`Nemesis::heal`] and records each op heal performed the same way.
+//! [`Nemesis::heal`] and records each op heal performed the same way. Before the run
+//! starts it asks [`Nemesis::preflight`] whether the faults can be applied at all.
 
 use crate::error::NemesisError;
 use crate::node::{NodeShell, TargetControl};
@@ -65,6 +66,16 @@ pub trait Nemesis: Send {
     fn heal(&mut self) -> HealLog;
 
     /// Human names of the faults in effect now ("partition majorities-ring",
-    /// "n2 killed"), for the progress line.
+    /// "n2 killed"), for the progress line. Only faults whose start op succeeded: a start
+    /// that failed is undone where it took effect (what cannot be undone stays for heal)
+    /// and is never listed here.
     fn active(&self) -> Vec<String>;
+
+    /// Whether the faults can be applied on these nodes and this target at all, asked
+    /// before the run starts (and before anything is changed): tools present and usable,
+    /// kernel support, a target whose clock or processes can be reached. The error is one
+    /// sentence naming the fault and what is missing where, e.g. "latency needs NFQUEUE
+    /// (nfnetlink_queue) with queue 17492 free, which this machine lacks (...)". May run
+    /// commands on the nodes, never one that changes what the run will see.
+    fn preflight(&self) -> Result<(), NemesisError>;
 }

@@ -63,6 +63,33 @@ pub trait NodeShell: Send + Sync {
     }
     /// True for a local namespace node (clock faults then use libfaketime), false over SSH.
     fn is_local(&self) -> bool;
+    /// Where this node keeps the distest binary that faults run node-side processes with
+    /// (the latency delayer), and their state; `None` when it cannot run them. Says where
+    /// without installing anything: cleanup asks it too.
+    fn helper(&self) -> Option<Helper> {
+        None
+    }
+    /// Makes sure [`helper`](Self::helper)'s program is on the node and runs there (an
+    /// upload over SSH, once per run; nothing to do on local nodes, which share this
+    /// machine's files).
+    fn install_helper(&self) -> Result<Helper, NodeError> {
+        self.helper().ok_or_else(|| {
+            NodeError::Unsupported(format!(
+                "node {} cannot run distest's node-side helper processes",
+                self.name()
+            ))
+        })
+    }
+}
+
+/// A distest binary on a node and a directory for the state (pid and stats files) of the
+/// processes faults run from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Helper {
+    /// The program's path on the node.
+    pub program: String,
+    /// A directory of this node alone (local nodes share a filesystem).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// How the clock of a target's process on a node can be moved.
@@ -95,6 +122,11 @@ pub trait TargetControl: Send + Sync {
     /// a target without one.
     fn has_primaries(&self) -> bool {
         true
+    }
+    /// Whether kill, start, pause and resume can reach the target's processes at all;
+    /// the sentence says why not (an in-process target has none). Asked before a run.
+    fn process_faults(&self) -> Result<(), String> {
+        Ok(())
     }
     /// How clock faults can reach the target on `node`.
     fn clock_support(&self, node: &str) -> ClockSupport;

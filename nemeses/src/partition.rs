@@ -11,8 +11,9 @@
 //! shape) and `stop-partition` (value ignored).
 
 use crate::error::NemesisError;
-use crate::iptables::{self, ChainOnNodes, DropRule};
+use crate::iptables::{self, ChainOnNodes, Rule};
 use crate::nemesis::{FaultOp, NemesisContext};
+use crate::preflight;
 use crate::start_stop::{StartStop, Toggle};
 use crate::targeting::Reach;
 use crate::value;
@@ -302,19 +303,27 @@ impl StartStop for PartitionFault {
         self.stop(op)?;
         let mut plans = BTreeMap::new();
         for (node, peers) in &grudge {
-            let rules: Vec<DropRule> = peers
+            let rules: Vec<Rule> = peers
                 .iter()
-                .map(|peer| -> Result<DropRule, NemesisError> {
-                    Ok(DropRule {
-                        source: self.reach.cluster.node(START, peer)?.address(),
-                        matches: String::new(),
-                    })
+                .map(|peer| -> Result<Rule, NemesisError> {
+                    Ok(Rule::drop_from(
+                        self.reach.cluster.node(START, peer)?.address(),
+                        "",
+                    ))
                 })
                 .collect::<Result<_, _>>()?;
             plans.insert(node.clone(), rules);
         }
+        self.current = None;
+        if let Err(e) = self.chain.install(&self.reach.cluster, START, &plans) {
+            // A partition half in place is not the one asked for: undo it everywhere (what
+            // cannot be undone now stays on the books for heal).
+            if let Err(undo) = self.stop(op) {
+                tracing::warn!("undoing a failed start-partition failed (heal retries it): {undo}");
+            }
+            return Err(e);
+        }
         self.current = Some(shape_name.to_string());
-        self.chain.install(&self.reach.cluster, START, &plans)?;
         Ok(json!({"shape": shape_name, "grudge": grudge_to_json(&grudge)}))
     }
 
@@ -326,13 +335,23 @@ impl StartStop for PartitionFault {
         !self.chain.is_empty()
     }
 
-    /// What was started last, while any of its chain may still be in place.
+    /// What was started last (and succeeded), while any of its chain may still be in
+    /// place.
     fn describe(&self) -> Vec<String> {
         self.current
             .iter()
             .filter(|_| self.in_place())
             .map(|shape| format!("partition {shape}"))
             .collect()
+    }
+
+    /// iptables on every node takes a DROP rule in a chain of ours.
+    fn preflight(&self) -> Result<(), NemesisError> {
+        let cluster = &self.reach.cluster;
+        preflight::require_nodes(Self::NAME, cluster, 2)?;
+        preflight::check_nodes(Self::NAME, cluster, |node| {
+            iptables::FILTER_PROBE.probe(node, cluster, "", "DROP")
+        })
     }
 }
 

@@ -39,9 +39,27 @@ pub struct ProcessFault<A: ProcessAction> {
     /// The nodes, the target and this fault's random stream.
     reach: Reach,
     /// Nodes we applied the fault to (or tried to: a failed SIGKILL may still have
-    /// landed) and have not successfully undone.
+    /// landed) and have not successfully undone: what heal undoes.
     affected: BTreeSet<String>,
+    /// The nodes among them where a start op succeeded and no stop has succeeded since:
+    /// what `describe` lists. A node of a failed start is never here.
+    applied: BTreeSet<String>,
     action: PhantomData<A>,
+}
+
+impl<A: ProcessAction> ProcessFault<A> {
+    /// Undoes the fault on `nodes`; those undone leave the books, the others stay for heal.
+    fn undo(&mut self, nodes: &[String]) -> Result<(), NemesisError> {
+        let target = self.reach.target.as_ref();
+        let outcomes = parallel(A::STOP_F, nodes, |node| Ok(A::undo(target, node)?));
+        for (node, outcome) in &outcomes {
+            if outcome.is_ok() {
+                self.affected.remove(node);
+                self.applied.remove(node);
+            }
+        }
+        NemesisError::collect(A::STOP_F, outcomes).map(|_| ())
+    }
 }
 
 impl<A: ProcessAction> StartStop for ProcessFault<A> {
@@ -53,6 +71,7 @@ impl<A: ProcessAction> StartStop for ProcessFault<A> {
         ProcessFault {
             reach: Reach::new(ctx, A::NEMESIS),
             affected: BTreeSet::new(),
+            applied: BTreeSet::new(),
             action: PhantomData,
         }
     }
@@ -62,12 +81,28 @@ impl<A: ProcessAction> StartStop for ProcessFault<A> {
     }
 
     fn start(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
+        let mode = value::opt_str(op, "targets")?;
         let nodes = self.reach.resolve(op)?;
+        let fresh: Vec<String> = nodes
+            .iter()
+            .filter(|n| !self.affected.contains(*n))
+            .cloned()
+            .collect();
         self.affected.extend(nodes.iter().cloned());
         let target = self.reach.target.as_ref();
         let outcomes = parallel(A::START_F, &nodes, |node| Ok(A::apply(target, node)?));
-        NemesisError::collect(A::START_F, outcomes)?;
-        let mode = value::opt_str(op, "targets")?;
+        if let Err(e) = NemesisError::collect(A::START_F, outcomes) {
+            // Undo the nodes this op reached for the first time, so that a failed op leaves
+            // nothing in effect; nodes an earlier op holds stay as they were.
+            if let Err(undo) = self.undo(&fresh) {
+                tracing::warn!(
+                    "undoing a failed `{}` failed (heal retries it): {undo}",
+                    A::START_F
+                );
+            }
+            return Err(e);
+        }
+        self.applied.extend(nodes.iter().cloned());
         Ok(json!({"targets": mode, "nodes": nodes}))
     }
 
@@ -79,14 +114,7 @@ impl<A: ProcessAction> StartStop for ProcessFault<A> {
             }
             None => self.affected.iter().cloned().collect(),
         };
-        let target = self.reach.target.as_ref();
-        let outcomes = parallel(A::STOP_F, &nodes, |node| Ok(A::undo(target, node)?));
-        for (node, outcome) in &outcomes {
-            if outcome.is_ok() {
-                self.affected.remove(node);
-            }
-        }
-        NemesisError::collect(A::STOP_F, outcomes)?;
+        self.undo(&nodes)?;
         Ok(json!({"nodes": nodes}))
     }
 
@@ -100,10 +128,21 @@ impl<A: ProcessAction> StartStop for ProcessFault<A> {
     }
 
     fn describe(&self) -> Vec<String> {
-        self.affected
+        self.applied
             .iter()
             .map(|node| format!("{node} {}", A::STATE))
             .collect()
+    }
+
+    /// The target's processes can be reached at all (an in-process target's cannot).
+    fn preflight(&self) -> Result<(), NemesisError> {
+        self.reach
+            .target
+            .process_faults()
+            .map_err(|why| NemesisError::TargetUnsupported {
+                fault: A::NEMESIS.to_string(),
+                why,
+            })
     }
 }
 
@@ -229,6 +268,53 @@ mod tests {
         paused_sorted.sort();
         assert_eq!(paused_sorted, resumed);
         assert!(pause.heal().is_empty());
+    }
+
+    #[test]
+    fn a_kill_that_fails_on_one_node_restarts_the_others_and_is_not_active() {
+        let (ctx, target) = ctx(3);
+        let mut kill = Kill::new(&ctx);
+        kill.invoke(&FaultOp::new("kill", json!({"nodes": ["n3"]})))
+            .unwrap();
+        target.broken.lock().unwrap().push("n2".to_string());
+        let err = kill
+            .invoke(&FaultOp::new("kill", json!({"nodes": ["n1", "n2", "n3"]})))
+            .unwrap_err();
+        assert!(err.to_string().contains("n2"), "{err}");
+        let mut calls = target.calls();
+        calls[1..4].sort();
+        calls[4..].sort();
+        // n1 is restarted (this op killed it), n3 is left down (an earlier op did), n2's
+        // restart fails too and stays for heal.
+        assert_eq!(
+            calls,
+            vec!["kill n3", "kill n1", "kill n2", "kill n3", "start n1", "start n2"]
+        );
+        assert_eq!(kill.active(), vec!["n3 killed"]);
+        target.broken.lock().unwrap().clear();
+        let healed = kill.heal();
+        assert_eq!(healed[0].0.value, json!({"nodes": ["n2", "n3"]}));
+        assert!(kill.active().is_empty());
+    }
+
+    #[test]
+    fn an_in_process_target_is_refused_before_the_run() {
+        let (nodes, _) = fake::cluster(3);
+        let target = Arc::new(FakeTarget {
+            no_process: Some("the noop target runs in-process".to_string()),
+            ..FakeTarget::default()
+        });
+        let ctx = NemesisContext {
+            nodes: fake::shells(&nodes),
+            target,
+            seed: 1,
+        };
+        assert_eq!(
+            Pause::new(&ctx).preflight().unwrap_err().to_string(),
+            "pause cannot act on this target: the noop target runs in-process"
+        );
+        Kill::new(&ctx).preflight().unwrap_err();
+        Kill::new(&self::ctx(3).0).preflight().unwrap();
     }
 
     #[test]

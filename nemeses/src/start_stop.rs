@@ -49,8 +49,11 @@ pub trait StartStop: Send + Sized + 'static {
     /// True while something of ours may be in place: what heal must remove.
     fn in_place(&self) -> bool;
     /// The faults in effect, for the progress line (`partition halves`, `n2 killed`);
-    /// empty when none is known to be (a failed stop leaves it pending).
+    /// empty when none is known to be (a failed stop leaves it pending). A start that
+    /// failed is undone where it took effect and never described.
     fn describe(&self) -> Vec<String>;
+    /// Whether the fault can be applied on these nodes at all ([`Nemesis::preflight`]).
+    fn preflight(&self) -> Result<(), NemesisError>;
 }
 
 /// The [`Nemesis`] of a [`StartStop`] fault.
@@ -111,6 +114,10 @@ impl<F: StartStop> Nemesis for Toggle<F> {
             return vec![format!("{} (heal pending)", F::NAME)];
         }
         described
+    }
+
+    fn preflight(&self) -> Result<(), NemesisError> {
+        self.fault.preflight()
     }
 }
 

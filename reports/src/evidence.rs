@@ -231,6 +231,9 @@ pub struct Linearizable {
     pub prefix: Vec<(Value, Option<Value>)>,
     /// How long that partial linearization was in all.
     pub prefix_len: Option<u64>,
+    /// The ops involved (the failing op, those concurrent with it, the last one before
+    /// it), each naming the node it went to in its `display`.
+    pub involved: Vec<Value>,
 }
 
 /// Bound on states listed; searches can hold thousands of configurations.
@@ -295,6 +298,15 @@ pub fn linearizable(evidence: &Value) -> Linearizable {
         prefix_len: prefix_obj
             .and_then(|p| p.get("length"))
             .and_then(Value::as_u64),
+        involved: match evidence.get("ops") {
+            Some(Value::Array(ops)) => ops
+                .iter()
+                .filter(|o| o.is_object())
+                .take(MAX_STATES)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        },
     }
 }
 

@@ -721,6 +721,26 @@ fn linearizable_view(ev: &Value, history: Option<&History>) -> String {
             esc(&compact_json(observed, 300))
         );
     }
+    if !lin.involved.is_empty() {
+        // `p3@n2`: process 3 talking to node n2, so a read served by a node cut off from
+        // the others shows as such.
+        let rows: Vec<Vec<String>> = lin
+            .involved
+            .iter()
+            .map(|op| {
+                let node = op.get("node").and_then(Value::as_str).unwrap_or("?");
+                vec![
+                    format!("<span class=\"mono\">{}</span>", esc(&op_text(op))),
+                    esc(node),
+                ]
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<p>The ops involved: the failing op, the ops concurrent with it, the last op before it (<code>p3@n2</code> is process 3 talking to node n2):</p>{}",
+            table("involved", &["op", "node"], &rows)
+        );
+    }
     if !lin.prefix.is_empty() {
         let rows: Vec<Vec<String>> = lin
             .prefix

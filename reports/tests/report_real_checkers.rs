@@ -37,13 +37,17 @@ fn a_stale_read_found_by_the_linearizable_checker_is_drawn_as_a_counterexample()
     let tmp = TempDir::new("real-lin");
     let w = Op::invoke(Process::Client(0), "write", json!(1));
     let r = Op::invoke(Process::Client(1), "read", Value::Null);
-    let ops = indexed(vec![
+    let mut ops = indexed(vec![
         w.clone(),
         w.complete(OpType::Ok, json!(1)),
         r.clone(),
         // Reads 0 after the write of 1 completed: no order explains it.
         r.complete(OpType::Ok, json!(0)),
     ]);
+    // The write went to n1, the stale read to n3 (a follower cut off from the others).
+    for (op, node) in ops.iter_mut().zip(["n1", "n1", "n3", "n3"]) {
+        op.node = Some(node.to_string());
+    }
     let html = check(
         tmp.path(),
         ops,
@@ -63,8 +67,12 @@ fn a_stale_read_found_by_the_linearizable_checker_is_drawn_as_a_counterexample()
         "observed value not shown"
     );
     assert!(
-        html.contains("#2 p1 invoke read null"),
-        "failing op not shown from the history"
+        html.contains("#2 p1 invoke read null node=n3"),
+        "failing op not shown from the history with its node"
+    );
+    assert!(
+        html.contains("p1@n3 read"),
+        "the ops involved do not name the node each went to"
     );
     assert!(
         html.contains("class=\"op focus\""),

@@ -42,6 +42,8 @@ pub struct TestJson {
     pub key_count: u64,
     pub ops_per_key: u64,
     pub leave_running: bool,
+    /// End the main phase at the first anomaly found online (`--stop-on-anomaly`).
+    pub stop_on_anomaly: bool,
     /// The checkers that judge the history (`distest check RUN_DIR` reruns these).
     pub checkers: Vec<CheckerSpec>,
     /// RFC 3339, the control node's wall clock when the run began.

@@ -40,6 +40,11 @@ pub struct Args {
     /// Where runs live (only used to resolve relative run names).
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// Check op by op in two passes over the file, holding only the ops of the keys in
+    /// use at the same time (bounded memory for keyed histories of any size); the
+    /// verdicts are the same. Default for files over 1 GiB.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -64,13 +69,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let specs = choose_specs(&args, recorded);
     let limit = args.time_limit.map(Duration::from_secs_f64);
-    let mut results = verify::check_file(&history_path, format, &specs, limit)?;
+    let mut results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
     if let Some(run) = run_dir
         .as_ref()
         .filter(|r| r.file(files::MESSAGES_JSONL).is_file())
     {
-        let history = verify::load_history(&history_path, format)?;
-        let (with_net, note) = verify::with_net(results, run, &history);
+        let client_ops = verify::count_client_invocations(&history_path, format)?;
+        let (with_net, note) = verify::with_net(results, run, client_ops);
         results = with_net;
         if let Some(note) = note {
             eprintln!("warning: {note}");

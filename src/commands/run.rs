@@ -30,8 +30,8 @@ pub struct Args {
     /// Target rate over all clients in ops/s (default: as fast as the system answers).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Length of the main phase, in seconds.
-    #[arg(long, default_value_t = 60.0)]
+    /// Length of the main phase: seconds, or with a unit (90s, 30m, 24h).
+    #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds)]
     pub time_limit: f64,
     /// Mean seconds between nemesis ops.
     #[arg(long, default_value_t = 5.0)]
@@ -60,6 +60,10 @@ pub struct Args {
     /// Leave the target and nodes running after the run.
     #[arg(long)]
     pub leave_running: bool,
+    /// End the main phase at the first anomaly online checking reports (then heal,
+    /// check and report as usual).
+    #[arg(long)]
+    pub stop_on_anomaly: bool,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
@@ -178,6 +182,7 @@ impl Args {
             key_count: self.key_count,
             ops_per_key: self.ops_per_key,
             leave_running: self.leave_running,
+            stop_on_anomaly: self.stop_on_anomaly,
             checkers: Vec::new(),
             started_at: chrono::Utc::now().to_rfc3339(),
             distest_version: env!("CARGO_PKG_VERSION").to_string(),

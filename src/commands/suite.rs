@@ -378,6 +378,7 @@ fn write_suite_outputs(
                     Results {
                         valid: Validity::Unknown,
                         checkers,
+                        first_anomaly: None,
                     }
                 }
             };

@@ -17,7 +17,7 @@ use super::exec::exec_for_node;
 use super::names::{
     parse_namespace, ClusterNames, Subnet, DEFAULT_CLUSTER_ID, DEFAULT_SUBNET, MAX_LOCAL_NODES,
 };
-use super::{host, ExecOutput, NodeError, NodeShell, NodesError, Remote};
+use super::{host, ExecOutput, Helper, NodeError, NodeShell, NodesError, Remote};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -87,9 +87,27 @@ pub struct LocalNode {
 }
 
 impl LocalNode {
+    /// A node in the existing namespace `namespace`, its data, logs and helper state under
+    /// `node_dir`. A [`LocalCluster`] builds its own; tests and benchmarks that make their
+    /// namespaces themselves use this.
+    pub fn new(name: &str, namespace: &str, address: Ipv4Addr, node_dir: &Path) -> LocalNode {
+        LocalNode {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            address,
+            data_dir: node_dir.join("data"),
+            log_dir: node_dir.join("logs"),
+        }
+    }
+
     /// The node's network namespace (`dt-<id>-n<i>`).
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// `<base>/<id>/nK`, which holds the node's data, logs and helper state.
+    fn node_dir(&self) -> &Path {
+        self.data_dir.parent().unwrap_or(&self.data_dir)
     }
 }
 
@@ -103,23 +121,26 @@ impl NodeShell for LocalNode {
     }
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
-        let argv = ["ip", "netns", "exec", &self.namespace, "sh", "-c", command];
-        let out = exec_for_node(&self.name, &argv, command, timeout)?;
-        // `ip netns exec` itself failing is the node being gone, not the command failing.
-        if out.status != 0 && out.stderr.starts_with("Cannot open network namespace") {
-            return Err(NodeError::Unreachable {
-                node: self.name.clone(),
-                message: format!(
-                    "its namespace {} does not exist; bring the cluster up with `distest env up`",
-                    self.namespace
-                ),
-            });
-        }
-        Ok(out)
+        exec_in_namespace(&self.name, &self.namespace, command, timeout)
     }
 
     fn is_local(&self) -> bool {
         true
+    }
+
+    /// This very binary (namespaces share the machine's files); state in the node's own
+    /// `<base>/<id>/nK/run`.
+    fn helper(&self) -> Option<Helper> {
+        self.install_helper().ok()
+    }
+
+    fn install_helper(&self) -> Result<Helper, NodeError> {
+        Ok(Helper {
+            program: super::helper::distest_binary()?
+                .to_string_lossy()
+                .into_owned(),
+            state_dir: self.node_dir().join("run"),
+        })
     }
 }
 
@@ -161,6 +182,27 @@ impl Remote for LocalNode {
     fn exec_machine(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
         exec_for_node("localhost", &["sh", "-c", command], command, timeout)
     }
+}
+
+/// Runs `command` with `sh -c` in network namespace `namespace` as node `node`; a
+/// namespace that does not exist is the node being unreachable, not the command failing.
+pub fn exec_in_namespace(
+    node: &str,
+    namespace: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<ExecOutput, NodeError> {
+    let argv = ["ip", "netns", "exec", namespace, "sh", "-c", command];
+    let out = exec_for_node(node, &argv, command, timeout)?;
+    if out.status != 0 && out.stderr.starts_with("Cannot open network namespace") {
+        return Err(NodeError::Unreachable {
+            node: node.to_string(),
+            message: format!(
+                "its namespace {namespace} does not exist; bring the cluster up with `distest env up`"
+            ),
+        });
+    }
+    Ok(out)
 }
 
 /// Copies `from` to `to` through a temporary name and a rename, so a running program at
@@ -294,13 +336,7 @@ impl LocalCluster {
             write_file(&netns_dir.join("hosts"), &hosts)?;
             self.wire_node(i, &ns)?;
             let node_dir = self.spec.cluster_dir().join(names.node(i));
-            let node = LocalNode {
-                name: names.node(i),
-                namespace: ns,
-                address: subnet.node_address(i)?,
-                data_dir: node_dir.join("data"),
-                log_dir: node_dir.join("logs"),
-            };
+            let node = LocalNode::new(&names.node(i), &ns, subnet.node_address(i)?, &node_dir);
             for dir in [&node.data_dir, &node.log_dir] {
                 std::fs::create_dir_all(dir).map_err(|source| NodesError::Io {
                     what: "could not create".into(),

@@ -11,6 +11,7 @@
 //! - [`args`]: `NodeArgs`, the node flags `distest run` and `distest env` share.
 //! - [`daemon`]: start/check/signal/stop daemons with pid files, on top of `exec` alone.
 //! - [`packages`]: `ensure_packages`, apt installs once per machine per run.
+//! - [`helper`]: the distest binary on nodes (bundled targets, faults' node-side helpers).
 //! - [`names`], [`host`], [`exec`]: the naming scheme of host objects, the `ip`/`iptables`
 //!   calls on this machine, and running a local program with a deadline.
 
@@ -18,6 +19,7 @@ pub mod args;
 pub mod cleanup;
 pub mod daemon;
 pub mod exec;
+pub mod helper;
 pub mod host;
 pub mod local;
 pub mod names;
@@ -26,7 +28,7 @@ pub mod ssh;
 
 pub use args::{NodeArgs, Nodes};
 pub use daemon::{DaemonSpec, Signal};
-pub use distest_nemeses::{ExecOutput, NodeError, NodeShell};
+pub use distest_nemeses::{ExecOutput, Helper, NodeError, NodeShell};
 pub use local::{ClusterSpec, LocalCluster, LocalNode};
 pub use packages::ensure_packages;
 pub use ssh::{SshNode, SshOptions};

@@ -10,7 +10,7 @@
 //! Timeouts are enforced on the node too (`timeout -k 1 N sh -c ...`, which signals the
 //! command's whole process group), so a timed-out command does not keep running there.
 
-use super::{shell_quote, shell_quote_path, ExecOutput, NodeError, NodeShell, Remote};
+use super::{shell_quote, shell_quote_path, ExecOutput, Helper, NodeError, NodeShell, Remote};
 use ssh2::{CheckResult, HashType, KnownHostFileKind, Session};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -191,6 +191,8 @@ pub struct SshNode {
     data_dir: PathBuf,
     log_dir: PathBuf,
     idle: Mutex<Vec<Session>>,
+    /// Set once this run uploaded distest as the node's helper (and saw it run).
+    helper_installed: Mutex<bool>,
 }
 
 impl std::fmt::Debug for SshNode {
@@ -235,6 +237,7 @@ impl SshNode {
             log_dir: options.base_dir.join("logs"),
             options: options.clone(),
             idle: Mutex::new(Vec::new()),
+            helper_installed: Mutex::new(false),
         };
         let session = node.open_session().map_err(unreachable)?;
         node.checkin(session);
@@ -612,6 +615,35 @@ impl NodeShell for SshNode {
 
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// `<base>/bin/distest`, state in `<base>/run`.
+    fn helper(&self) -> Option<Helper> {
+        Some(Helper {
+            program: self
+                .options
+                .base_dir
+                .join("bin/distest")
+                .to_string_lossy()
+                .into_owned(),
+            state_dir: self.options.base_dir.join("run"),
+        })
+    }
+
+    /// Uploads this binary once per run (a later run uploads again: the control node's
+    /// build may have changed since).
+    fn install_helper(&self) -> Result<Helper, NodeError> {
+        let helper = self.helper().expect("SSH nodes always have a helper path");
+        // Held while uploading: concurrent callers wait rather than upload twice.
+        let mut installed = self
+            .helper_installed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !*installed {
+            super::helper::upload_self(self, Path::new(&helper.program))?;
+            *installed = true;
+        }
+        Ok(helper)
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ClientLoop {
     pub workload: SharedWorkload,
     pub recorder: Recorder,
     pub stop: StopFlag,
+    /// Raised at the first anomaly under `--stop-on-anomaly`: ends the main phase
+    /// without counting as an interruption.
+    pub anomaly_stop: StopFlag,
     pub deadline: Instant,
     pub pace: Pace,
     pub op_timeout: Duration,
@@ -45,7 +48,10 @@ impl ClientLoop {
         let mut processes = Processes::new(self.thread, self.concurrency);
         let mut client = None;
         tokio::time::sleep(self.pace.stagger()).await;
-        while Instant::now() < self.deadline && !self.stop.is_stopped() {
+        while Instant::now() < self.deadline
+            && !self.stop.is_stopped()
+            && !self.anomaly_stop.is_stopped()
+        {
             if client.is_none() {
                 match self.target.client(self.node, &self.workload_name).await {
                     Ok(cl) => client = Some(cl),
@@ -56,16 +62,25 @@ impl ClientLoop {
                     }
                 }
             }
-            let req = {
+            // The invocation is recorded under the generator's lock, so ops enter the
+            // history in the order they were generated: a key's retirement (after its
+            // last op) then follows every invocation on it.
+            let (req, inv) = {
                 let mut g = self.workload.lock().unwrap_or_else(|e| e.into_inner());
                 let (w, rng) = &mut *g;
-                w.next_op(processes.current(), rng)
+                let req = w.next_op(processes.current(), rng);
+                let inv = record_invocation(
+                    &self.recorder,
+                    processes.current(),
+                    self.node_name.clone(),
+                    &req,
+                );
+                (req, inv)
             };
-            let completion = invoke_recorded(
+            let completion = complete_recorded(
                 client.as_mut().expect("connected above").as_mut(),
                 &self.recorder,
-                processes.current(),
-                self.node_name.clone(),
+                inv,
                 &req,
                 self.op_timeout,
             )
@@ -75,7 +90,12 @@ impl ClientLoop {
                 processes.retire();
                 client = None;
             }
-            tokio::time::sleep(self.pace.after(completion == OpType::Ok)).await;
+            let wait = self.pace.after(completion == OpType::Ok);
+            // A zero sleep still waits for the timer's next tick (a millisecond), which
+            // capped each client at ~1,000 ops/s.
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 }
@@ -89,10 +109,35 @@ pub async fn invoke_recorded(
     req: &OpRequest,
     op_timeout: Duration,
 ) -> OpType {
+    let inv = record_invocation(recorder, process, node, req);
+    complete_recorded(client, recorder, inv, req, op_timeout).await
+}
+
+/// Records the invocation of `req`, then the retirement of the keys it is the last op on.
+fn record_invocation(
+    recorder: &Recorder,
+    process: u64,
+    node: Option<String>,
+    req: &OpRequest,
+) -> Op {
     let mut inv = Op::invoke(Process::Client(process), req.f.clone(), req.value.clone());
     inv.key = req.key.clone();
     inv.node = node;
     let inv = recorder.record(inv);
+    for key in &req.retires {
+        recorder.retire(key);
+    }
+    inv
+}
+
+/// Runs the recorded invocation `inv` with a timeout and records its completion.
+async fn complete_recorded(
+    client: &mut dyn distest_workloads::Client,
+    recorder: &Recorder,
+    inv: Op,
+    req: &OpRequest,
+    op_timeout: Duration,
+) -> OpType {
     let completion = match tokio::time::timeout(op_timeout, client.invoke(req)).await {
         Ok(c) => c,
         Err(_) => Completion::info(Value::Null, "timeout"),

@@ -17,6 +17,7 @@ pub mod clients;
 pub mod config;
 pub mod log;
 pub mod nemesis;
+pub mod online;
 pub mod progress;
 pub mod provision;
 pub mod recorder;
@@ -95,6 +96,17 @@ pub fn execute(
     run.write_test(&cfg.test)?;
     let target = provisioned.target.clone();
 
+    // Faults that cannot be applied on these nodes refuse the run before it starts: a
+    // run whose faults silently did nothing would pass for a run that survived them.
+    let nemesis = match build_nemesis(&cfg, &provisioned) {
+        Ok(n) => n,
+        Err(e) => {
+            log.line(&format!("refused: {}", one_sentence(&e)));
+            drop(provisioned);
+            return Err(e);
+        }
+    };
+
     log.line(&format!(
         "setting up {} on {}",
         target.name(),
@@ -111,7 +123,20 @@ pub fn execute(
     let recorder = Recorder::create(&run.file(files::HISTORY_JSONL))
         .context("could not create history.jsonl")?;
     let flusher = recorder.spawn_flusher();
-    let main_result = main_phases(&cfg, &provisioned, &recorder, &stop, &log);
+    // Ends the main phase at the first anomaly (--stop-on-anomaly); unlike Ctrl-C, the
+    // run then goes on as usual (recovery, final reads).
+    let anomaly_stop = StopFlag::default();
+    let online = start_online(&cfg, &recorder, &log, &anomaly_stop)?;
+    recorder.attach_online(online.clone());
+    let main_result = main_phases(
+        &cfg,
+        &provisioned,
+        nemesis,
+        &recorder,
+        &stop,
+        &anomaly_stop,
+        &log,
+    );
     if let Err(e) = &main_result {
         log.line(&format!("run failed: {}", one_sentence(e)));
     }
@@ -138,21 +163,47 @@ pub fn execute(
     log.line(&format!("{recorded} ops recorded"));
 
     // Phase 5: check and report what was recorded, even after Ctrl-C or a failed phase.
-    let history = recorder
-        .take_history()
-        .context("the recorded history is not a valid history")?;
-    log.line(&format!(
-        "checking {} ops with {}",
-        history.len(),
-        cfg.test
-            .checkers
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    let results = crate::verify::check(&history, &cfg.test.checkers, None)?;
-    let (results, note) = crate::verify::with_net(results, &run, &history);
+    // The checkers judged the ops online as they were recorded: their verdict is the
+    // offline check's of history.jsonl, without reading it back (a long run's history
+    // never has to fit in memory).
+    let online_results = match online.finish() {
+        // Nothing recorded: the offline check says so (an error), as for any empty file.
+        Ok(_) if recorded == 0 => Err("no op was recorded".to_string()),
+        other => other,
+    };
+    let results = match online_results {
+        Ok(mut results) => {
+            log.line(&format!(
+                "checked {recorded} ops online as they were recorded, with {}",
+                checker_names(&cfg)
+            ));
+            if let Some((n, p50, p99, max)) = online.report_latency_ms() {
+                log.line(&format!(
+                    "online: {} anomalies reported, {n} timed: report latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms",
+                    online.anomaly_count()
+                ));
+            }
+            results.first_anomaly = online.first_anomaly().map(|r| {
+                let mut a = r.anomaly;
+                a.reported_time = Some(r.reported_ns);
+                a
+            });
+            results
+        }
+        Err(e) => {
+            log.line(&format!(
+                "online checking stopped ({e}); checking history.jsonl with {}",
+                checker_names(&cfg)
+            ));
+            let history = crate::verify::load_history(&run.file(files::HISTORY_JSONL), None)?;
+            crate::verify::check(&history, &cfg.test.checkers, None)?
+        }
+    };
+    let (results, note) = crate::verify::with_net(
+        results,
+        &run,
+        recorder.counters.invoked.load(std::sync::atomic::Ordering::Relaxed),
+    );
     if let Some(note) = note {
         log.line(&note);
     }
@@ -162,7 +213,7 @@ pub fn execute(
         Err(_) if results.valid != Validity::Invalid => crate::EXIT_ERROR,
         _ => results.valid.exit_code(),
     };
-    finish_reports(&run, &cfg, history, &results, &log);
+    finish_reports(&run, &cfg, &results, &log);
     main_result?;
     Ok(RunOutcome {
         run_dir: run.path().to_path_buf(),
@@ -170,6 +221,53 @@ pub fn execute(
         exit_code,
         record_seconds,
     })
+}
+
+/// The run's checkers by name, comma separated.
+fn checker_names(cfg: &RunConfig) -> String {
+    cfg.test
+        .checkers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Starts online checking with the run's checkers: the first anomaly is logged, printed
+/// (by the progress line) and, with `--stop-on-anomaly`, ends the main phase.
+fn start_online(
+    cfg: &RunConfig,
+    recorder: &Recorder,
+    log: &RunLog,
+    anomaly_stop: &StopFlag,
+) -> anyhow::Result<online::OnlineMonitor> {
+    let checkers = crate::verify::build_checkers(&cfg.test.checkers)?;
+    let clock = recorder.clone();
+    let (log, stop) = (log.clone(), anomaly_stop.clone());
+    let stop_on_anomaly = cfg.test.stop_on_anomaly;
+    Ok(online::OnlineMonitor::start(
+        checkers,
+        move || clock.now_ns(),
+        move |r| {
+            log.line(&format!("first anomaly: {}", describe_first(r)));
+            if stop_on_anomaly {
+                log.line("--stop-on-anomaly: ending the main phase");
+                stop.stop();
+            }
+        },
+    ))
+}
+
+/// The first anomaly in one line: what, where and how soon it was reported.
+pub fn describe_first(r: &online::Reported) -> String {
+    format!(
+        "{} [{}: op {} at {:.1} s, reported {} ms later]",
+        r.anomaly.text,
+        r.anomaly.checker,
+        r.anomaly.index,
+        r.anomaly.time as f64 / 1e9,
+        r.reported_ns.saturating_sub(r.anomaly.time) / 1_000_000
+    )
 }
 
 /// Copies every node's logs into `nodes/<node>/`; failures are logged, not fatal.
@@ -185,12 +283,42 @@ fn collect_all_logs(run: &RunDir, cfg: &RunConfig, target: &dyn Target, log: &Ru
     }
 }
 
+/// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
+/// applied there; `None` without faults.
+fn build_nemesis(
+    cfg: &RunConfig,
+    provisioned: &Provisioned,
+) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
+    let test = &cfg.test;
+    if test.nemesis.is_empty() {
+        return Ok(None);
+    }
+    let nemesis = distest_nemeses::build(&test.nemesis, nemesis_ctx(cfg, provisioned))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    nemesis.preflight().map_err(|e| {
+        anyhow::anyhow!(
+            "the run was refused before it started because a requested fault cannot be applied here: {e}"
+        )
+    })?;
+    Ok(Some(nemesis))
+}
+
+fn nemesis_ctx(cfg: &RunConfig, provisioned: &Provisioned) -> distest_nemeses::NemesisContext {
+    distest_nemeses::NemesisContext {
+        nodes: provisioned.shells.clone(),
+        target: provisioned.target.clone(),
+        seed: cfg.test.seed,
+    }
+}
+
 /// Phases 2 and 3 on a tokio runtime.
 fn main_phases(
     cfg: &RunConfig,
     provisioned: &Provisioned,
+    nemesis: Option<Box<dyn distest_nemeses::Nemesis>>,
     recorder: &Recorder,
     stop: &StopFlag,
+    anomaly_stop: &StopFlag,
     log: &RunLog,
 ) -> anyhow::Result<()> {
     let test = &cfg.test;
@@ -204,24 +332,17 @@ fn main_phases(
         .context("could not start the async runtime")?;
     let workload = workload_of(test)?;
     let final_ops = workload.final_ops();
-    let nemesis_ctx = distest_nemeses::NemesisContext {
-        nodes: provisioned.shells.clone(),
-        target: provisioned.target.clone(),
-        seed: test.seed,
-    };
-    let faults = if test.nemesis.is_empty() {
-        None
-    } else {
-        let err = |e: distest_nemeses::NemesisError| anyhow::anyhow!("{e}");
-        Some((
-            distest_nemeses::build(&test.nemesis, nemesis_ctx.clone()).map_err(err)?,
+    let faults = match nemesis {
+        None => None,
+        Some(nemesis) => Some((
+            nemesis,
             distest_nemeses::schedule::random(
                 &test.nemesis,
-                nemesis_ctx,
+                nemesis_ctx(cfg, provisioned),
                 Duration::from_secs_f64(test.nemesis_interval_s),
             )
-            .map_err(err)?,
-        ))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
     };
     let target = provisioned.target.clone();
     let progress = progress::Progress::start(recorder.clone(), test.time_limit_s);
@@ -267,6 +388,7 @@ fn main_phases(
                 workload: shared.clone(),
                 recorder: recorder.clone(),
                 stop: stop.clone(),
+                anomaly_stop: anomaly_stop.clone(),
                 deadline,
                 pace: Pace::for_client(
                     test.seed,
@@ -284,6 +406,9 @@ fn main_phases(
         }
     });
     main_done.stop();
+    if anomaly_stop.is_stopped() && !stop.is_stopped() {
+        log.line("stopped at the first anomaly: healing, checking and reporting as usual");
+    }
     if stop.is_stopped() {
         log.line("interrupted: ending the main phase early; healing, checking and reporting what was recorded");
     }
@@ -334,17 +459,30 @@ fn sleep_unless_stopped(total: Duration, stop: &StopFlag) {
     }
 }
 
-/// Report (from the history and results in memory), JUnit, store index; failures here
-/// are logged, never fatal to the verdict.
-fn finish_reports(
-    run: &RunDir,
-    cfg: &RunConfig,
-    history: distest_checkers::History,
-    results: &Results,
-    log: &RunLog,
-) {
-    let data = distest_reports::RunData::from_run(run.path(), &cfg.test, history, results.clone());
-    if let Err(e) = distest_reports::render(&data) {
+/// A history larger than this is not drawn by the report a run writes at its end:
+/// reading it back would take memory growing with the run (about 300 bytes per op),
+/// which a long run must not need. `distest report RUN_DIR` draws it on request.
+const REPORT_HISTORY_MAX_BYTES: u64 = 512 << 20;
+
+/// The run's report: verdicts and evidence always; plots and the timeline when the
+/// history is small enough to read back (see [`REPORT_HISTORY_MAX_BYTES`]).
+fn render_report(run: &RunDir) -> Result<std::path::PathBuf, distest_reports::ReportError> {
+    let size_bytes = std::fs::metadata(run.file(files::HISTORY_JSONL)).map_or(0, |m| m.len());
+    if size_bytes <= REPORT_HISTORY_MAX_BYTES {
+        return distest_reports::render_run(run.path());
+    }
+    let mut data = distest_reports::RunData::load_meta(run.path())?;
+    data.notes.push(format!(
+        "The history ({} MB) is too long to read back at the end of the run, so plots and the timeline are left out; `distest report {}` draws them.",
+        size_bytes >> 20,
+        run.path().display()
+    ));
+    distest_reports::render(&data)
+}
+
+/// Report, JUnit, store index; failures here are logged, never fatal to the verdict.
+fn finish_reports(run: &RunDir, cfg: &RunConfig, results: &Results, log: &RunLog) {
+    if let Err(e) = render_report(run) {
         log.line(&format!("could not render the report: {e}"));
     }
     if let Some(path) = &cfg.junit {

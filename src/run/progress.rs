@@ -21,6 +21,8 @@ struct State {
     faults: Vec<String>,
     last_ok: u64,
     last_s: f64,
+    /// The first anomaly was printed.
+    announced: bool,
 }
 
 impl Progress {
@@ -76,8 +78,28 @@ impl Progress {
         } else {
             s.faults.join(", ")
         };
+        let checked = match self.recorder.online() {
+            Some(online) => {
+                let first = online.first_anomaly();
+                if let (Some(r), false) = (&first, s.announced) {
+                    // Printed once above the live line (or plainly without a terminal).
+                    let line = format!("first anomaly: {}", super::describe_first(r));
+                    if self.bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        self.bar.println(line);
+                    }
+                    s.announced = true;
+                }
+                let anomaly = first.map_or(String::new(), |r| {
+                    format!(" | first anomaly at op {}", r.anomaly.index)
+                });
+                format!(" | checked {}{anomaly}", online.checked_up_to())
+            }
+            None => String::new(),
+        };
         self.bar.set_message(format!(
-            "[{}] ok {ok} fail {fail} info {info} | {rate:.0} ops/s | faults: {faults} | {left:.0} s left",
+            "[{}] ok {ok} fail {fail} info {info} | {rate:.0} ops/s{checked} | faults: {faults} | {left:.0} s left",
             s.phase
         ));
     }

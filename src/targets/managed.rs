@@ -367,74 +367,22 @@ impl ManagedDaemon {
     }
 
     /// Puts this very binary on the node as `program` (busybox-style multicall): a symlink
-    /// on local nodes, an upload over SSH. Returns the program's path on the node.
+    /// to the node's distest helper (this binary locally, a copy uploaded once over SSH).
+    /// Returns the program's path on the node.
     pub fn install_self_as(&self, index: usize, program: &str) -> anyhow::Result<PathBuf> {
         let node = &self.nodes[index];
-        let exe = distest_binary()?;
+        let helper = node.install_helper()?;
         let bin_dir = self.paths(index).bin_dir;
         let target = bin_dir.join(program);
-        if node.is_local() {
-            node.exec_ok(
-                &format!(
-                    "mkdir -p {} && ln -sf {} {}",
-                    crate::nodes::shell_quote_path(&bin_dir),
-                    crate::nodes::shell_quote_path(&exe),
-                    crate::nodes::shell_quote_path(&target)
-                ),
-                Duration::from_secs(10),
-            )?;
-        } else {
-            let started = std::time::Instant::now();
-            node.upload(&exe, &target)?;
-            tracing::debug!(
-                node = node.name(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "uploaded {} as {}",
-                exe.display(),
-                target.display()
-            );
-            // The copy is this machine's build: on a host of another CPU architecture or
-            // with an older glibc it cannot start. Say so now rather than as a missing
-            // leader once the health deadline has passed.
-            let quoted = crate::nodes::shell_quote_path(&target);
-            let probe = node.exec(
-                &format!("chmod 755 {quoted} && {quoted} --help >/dev/null"),
-                Duration::from_secs(30),
-            )?;
-            if !probe.success() {
-                anyhow::bail!(
-                    "the distest binary uploaded to {} as {} does not run there ({}); build distest for that host (same CPU architecture and glibc, or a static musl build) and pass it as DISTEST_BIN",
-                    node.name(),
-                    target.display(),
-                    probe.stderr.trim()
-                );
-            }
-        }
+        node.exec_ok(
+            &format!(
+                "mkdir -p {} && ln -sf {} {}",
+                crate::nodes::shell_quote_path(&bin_dir),
+                crate::nodes::shell_quote(&helper.program),
+                crate::nodes::shell_quote_path(&target)
+            ),
+            Duration::from_secs(10),
+        )?;
         Ok(target)
     }
-}
-
-/// The `distest` executable to install as a bundled target: `$DISTEST_BIN` when set, this
-/// process when it is `distest`, else a `distest` next to it or one level up (benchmarks
-/// and tests run from `target/<profile>/deps/`).
-pub fn distest_binary() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("DISTEST_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let exe = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("cannot find the distest binary: {e}; set DISTEST_BIN"))?;
-    if exe.file_name().is_some_and(|n| n == "distest") {
-        return Ok(exe);
-    }
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("distest"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} is not the distest binary and none was found next to it; build it (cargo build) or set DISTEST_BIN",
-                exe.display()
-            )
-        })
 }

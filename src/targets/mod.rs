@@ -117,9 +117,13 @@ pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
 }
 
 /// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
-/// runs that target and returns its exit code; otherwise `None`.
+/// runs that target and returns its exit code; likewise `distest latency-delayer ...`, the
+/// latency fault's node-side helper (hidden: not a user command). Otherwise `None`.
 pub fn multicall() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(distest_nemeses::delayer::COMMAND) {
+        return Some(distest_nemeses::delayer::main(&args[2..]));
+    }
     let program = std::path::Path::new(args.first()?)
         .file_name()?
         .to_str()?

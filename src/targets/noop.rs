@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 pub fn entry() -> TargetEntry {
     TargetEntry::new(
         "noop",
-        "in-process, answers at once from shared memory: measures distest itself, needs no root",
-        |ctx| Ok(Arc::new(Noop::new(ctx.node_count))),
+        "in-process, answers at once from shared memory: measures distest itself, needs no root; --bug stale-read plants detectable stale reads",
+        |ctx| Ok(Arc::new(Noop::with_bugs(ctx.node_count, &ctx.options.bugs)?)),
     )
     .workloads(&["register", "list-append", "rw-register", "set"])
     .in_process()
@@ -30,8 +30,14 @@ pub fn entry() -> TargetEntry {
 #[derive(Default)]
 struct State {
     registers: HashMap<String, Value>,
+    /// Each register's value before its last write (for the `stale-read` bug).
+    previous: HashMap<String, Value>,
     lists: HashMap<String, Vec<Value>>,
     set: BTreeSet<u64>,
+    /// Register reads so far (the `stale-read` bug acts on every n-th).
+    reads: u64,
+    /// `Some(n)`: every n-th register read returns the value before the last write.
+    stale_every: Option<u64>,
 }
 
 pub struct Noop {
@@ -39,12 +45,41 @@ pub struct Noop {
     state: Arc<Mutex<State>>,
 }
 
+/// The noop target's bugs, for measuring how fast online checking reports an anomaly.
+pub const BUGS: &[(&str, &str)] = &[(
+    "stale-read",
+    "every 1,000th register read returns the value before the last write (detectable when that write completed before the read began)",
+)];
+
+/// Register reads between two stale ones under the `stale-read` bug.
+const STALE_EVERY_READS: u64 = 1_000;
+
 impl Noop {
     pub fn new(nodes: usize) -> Noop {
         Noop {
             nodes: nodes.max(1),
             state: Arc::default(),
         }
+    }
+
+    /// A noop target with `bugs` switched on (names from [`BUGS`]).
+    pub fn with_bugs(nodes: usize, bugs: &[String]) -> anyhow::Result<Noop> {
+        let noop = Noop::new(nodes);
+        for bug in bugs {
+            match bug.as_str() {
+                "stale-read" => {
+                    noop.state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .stale_every = Some(STALE_EVERY_READS)
+                }
+                other => anyhow::bail!(
+                    "the noop target has no bug {other:?}; its bugs are: {}",
+                    BUGS.iter().map(|(b, _)| *b).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        Ok(noop)
     }
 }
 
@@ -70,6 +105,9 @@ impl TargetControl for Noop {
     }
     fn has_primaries(&self) -> bool {
         false
+    }
+    fn process_faults(&self) -> Result<(), String> {
+        Err("the noop target runs in-process: it has no process to kill or pause".into())
     }
     fn clock_support(&self, _node: &str) -> ClockSupport {
         ClockSupport::Unsupported(
@@ -117,10 +155,17 @@ impl Client for NoopClient {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match op.f.as_str() {
             "read" if op.key.is_some() => {
-                Completion::ok(s.registers.get(&key_of(op)).cloned().unwrap_or(Value::Null))
+                s.reads += 1;
+                let stale = s.stale_every.is_some_and(|n| s.reads.is_multiple_of(n));
+                let from = if stale { &s.previous } else { &s.registers };
+                Completion::ok(from.get(&key_of(op)).cloned().unwrap_or(Value::Null))
             }
             "write" => {
-                s.registers.insert(key_of(op), op.value.clone());
+                let key = key_of(op);
+                let before = s.registers.insert(key.clone(), op.value.clone());
+                if s.stale_every.is_some() {
+                    s.previous.insert(key, before.unwrap_or(Value::Null));
+                }
                 Completion::ok(op.value.clone())
             }
             "cas" => {

@@ -2,6 +2,7 @@
 //! results. Each test binary uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+pub mod netns;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

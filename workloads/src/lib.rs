@@ -29,6 +29,9 @@ pub struct OpRequest {
     pub value: Value,
     /// For keyed workloads (independent keys), recorded in the op's `key` field.
     pub key: Option<Value>,
+    /// Keys this op is the last op on (the workload retires them): once its invocation
+    /// is recorded, online checking can judge each such key when its ops are done.
+    pub retires: Vec<Value>,
 }
 
 impl OpRequest {
@@ -37,6 +40,7 @@ impl OpRequest {
             f: f.into(),
             value,
             key: None,
+            retires: Vec::new(),
         }
     }
 
@@ -45,6 +49,7 @@ impl OpRequest {
             f: f.into(),
             value,
             key: Some(key),
+            retires: Vec::new(),
         }
     }
 }
@@ -214,19 +219,21 @@ impl KeyRotation {
         }
     }
 
-    /// Picks an active key and counts one op against it.
-    pub(crate) fn pick(&mut self, rng: &mut StdRng) -> u64 {
+    /// Picks an active key and counts one op against it; `true` when that was the key's
+    /// last op (it is retired for a fresh one).
+    pub(crate) fn pick(&mut self, rng: &mut StdRng) -> (u64, bool) {
         use rand::Rng;
         let slot = rng.gen_range(0..self.active.len());
         let (key, used) = &mut self.active[slot];
         let chosen = *key;
         *used += 1;
-        if *used >= self.ops_per_key {
+        let retired = *used >= self.ops_per_key;
+        if retired {
             *key = self.next_key;
             *used = 0;
             self.next_key += 1;
         }
-        chosen
+        (chosen, retired)
     }
 }
 
@@ -302,10 +309,17 @@ mod tests {
     fn key_rotation_retires_keys_after_their_budget() {
         let mut keys = KeyRotation::new(2, 3);
         let mut rng = StdRng::seed_from_u64(1);
-        let picked: Vec<u64> = (0..30).map(|_| keys.pick(&mut rng)).collect();
+        let picked: Vec<(u64, bool)> = (0..30).map(|_| keys.pick(&mut rng)).collect();
         for k in 0..8 {
-            assert!(picked.iter().filter(|&&p| p == k).count() <= 3);
+            let uses: Vec<bool> = picked.iter().filter(|p| p.0 == k).map(|p| p.1).collect();
+            assert!(uses.len() <= 3);
+            // Retired on its third use, and only then.
+            assert_eq!(
+                uses.iter().filter(|&&r| r).count(),
+                usize::from(uses.len() == 3)
+            );
+            assert_eq!(uses.last() == Some(&true), uses.len() == 3);
         }
-        assert!(picked.iter().any(|&k| k >= 4), "fresh keys appear");
+        assert!(picked.iter().any(|&(k, _)| k >= 4), "fresh keys appear");
     }
 }

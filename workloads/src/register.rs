@@ -30,16 +30,21 @@ impl Workload for Register {
     }
 
     fn next_op(&mut self, _process: u64, rng: &mut StdRng) -> OpRequest {
-        let key = json!(self.keys.pick(rng));
-        match rng.gen_range(0..4) {
-            0 | 1 => OpRequest::keyed("read", key, Value::Null),
-            2 => OpRequest::keyed("write", key, json!(rng.gen_range(0..5))),
+        let (key, retired) = self.keys.pick(rng);
+        let key = json!(key);
+        let mut op = match rng.gen_range(0..4) {
+            0 | 1 => OpRequest::keyed("read", key.clone(), Value::Null),
+            2 => OpRequest::keyed("write", key.clone(), json!(rng.gen_range(0..5))),
             _ => OpRequest::keyed(
                 "cas",
-                key,
+                key.clone(),
                 json!([rng.gen_range(0..5), rng.gen_range(0..5)]),
             ),
+        };
+        if retired {
+            op.retires.push(key);
         }
+        op
     }
 
     fn checkers(&self) -> Vec<CheckerSpec> {

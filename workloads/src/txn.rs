@@ -69,9 +69,13 @@ impl Workload for Txn {
 
     fn next_op(&mut self, _process: u64, rng: &mut StdRng) -> OpRequest {
         let len = rng.gen_range(1..=self.max_txn_len);
+        let mut retires = Vec::new();
         let mops: Vec<Value> = (0..len)
             .map(|_| {
-                let key = self.keys.pick(rng);
+                let (key, retired) = self.keys.pick(rng);
+                if retired {
+                    retires.push(json!(key));
+                }
                 if rng.gen_bool(0.5) {
                     json!(["r", key, null])
                 } else {
@@ -81,7 +85,9 @@ impl Workload for Txn {
                 }
             })
             .collect();
-        OpRequest::new("txn", Value::Array(mops))
+        let mut op = OpRequest::new("txn", Value::Array(mops));
+        op.retires = retires;
+        op
     }
 
     fn checkers(&self) -> Vec<CheckerSpec> {

@@ -12,12 +12,17 @@
 //! over maybes`. Unlike Jepsen's counter, negative deltas are allowed. Bounds are computed
 //! with sorted prefix sums in O((adds + reads) log adds).
 
+use super::online::{Detector, OnlineByKey};
 use super::{capped, check_by_key, conclude, is_read, ok_value, replica, Malformed};
 use crate::checker::{CheckContext, Checker};
 use crate::history::{History, Pair};
+use crate::online::keyed::KeyText;
+use crate::online::OnlineChecker;
+use crate::op::Op;
 use crate::op::OpType;
 use crate::verdict::Verdict;
 use serde_json::json;
+use std::collections::HashMap;
 
 /// Judges `add`/`read` counter histories; see the module docs.
 pub struct CounterChecker;
@@ -29,6 +34,106 @@ impl Checker for CounterChecker {
 
     fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
         check_by_key(history, check_pairs)
+    }
+
+    /// Online, a read outside the bounds of the adds so far is reported at once. Adds in
+    /// flight count as possible, so the bounds used are at least as wide as the final
+    /// ones (an add that fails later only narrows them): what is out now stays out.
+    fn online(&self) -> Box<dyn OnlineChecker> {
+        Box::new(OnlineByKey::new(
+            "counter",
+            Box::new(check_pairs),
+            Bounds::default(),
+        ))
+    }
+}
+
+/// Running sums of deltas: all, positive parts, negative parts.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    total: i128,
+    positive: i128,
+    negative: i128,
+}
+
+impl Sums {
+    /// Adds (`sign` 1) or takes away (`sign` -1) one delta.
+    fn add(&mut self, delta: i64, sign: i128) {
+        self.total += i128::from(delta) * sign;
+        self.positive += i128::from(delta.max(0)) * sign;
+        self.negative += i128::from(delta.min(0)) * sign;
+    }
+}
+
+/// One live key's sums for [`Bounds`].
+#[derive(Default)]
+struct KeySums {
+    /// `ok` adds so far.
+    definite: Sums,
+    /// Adds invoked so far that have not failed (yet).
+    possible: Sums,
+    /// The definite sums when each read in flight was invoked, by invocation index.
+    reads: HashMap<u64, Sums>,
+    /// A value of the wrong shape was seen: the key's verdict cannot be invalid.
+    malformed: bool,
+}
+
+/// Proves `out-of-bounds-read`, with the bounds of [`Adds::bounds`] over what is known so far.
+#[derive(Default)]
+struct Bounds {
+    keys: HashMap<KeyText, KeySums>,
+}
+
+impl Detector for Bounds {
+    fn invoked(&mut self, key: &KeyText, invoke: &Op) {
+        let k = self.keys.entry(key.clone()).or_default();
+        if invoke.f == "add" {
+            match invoke.value.as_i64() {
+                Some(delta) => k.possible.add(delta, 1),
+                None => k.malformed = true,
+            }
+        } else if invoke.f == "read" || invoke.f == "final-read" {
+            k.reads.insert(invoke.index, k.definite);
+        }
+    }
+
+    fn completed(&mut self, key: &KeyText, invoke: &Op, completion: &Op) -> Option<String> {
+        let k = self.keys.get_mut(key)?;
+        if invoke.f == "add" {
+            let delta = invoke.value.as_i64()?;
+            match completion.kind {
+                OpType::Ok => k.definite.add(delta, 1),
+                OpType::Fail => k.possible.add(delta, -1),
+                _ => {}
+            }
+            return None;
+        }
+        let at_invoke = k.reads.remove(&invoke.index)?;
+        if completion.kind != OpType::Ok {
+            return None;
+        }
+        let Some(read) = completion.value.as_i64() else {
+            k.malformed = true;
+            return None;
+        };
+        let lower = at_invoke.total + (k.possible.negative - at_invoke.negative);
+        let upper = at_invoke.total + (k.possible.positive - at_invoke.positive);
+        let read = i128::from(read);
+        (!k.malformed && (read < lower || read > upper)).then(|| {
+            let pair = Pair {
+                invoke,
+                completion: Some(completion),
+            };
+            format!(
+                "read op {} on {} returned {read}, but the adds allow only [{lower}, {upper}]",
+                completion.index,
+                replica(&pair)
+            )
+        })
+    }
+
+    fn forget(&mut self, key: &KeyText) {
+        self.keys.remove(key);
     }
 }
 
@@ -199,7 +304,7 @@ mod tests {
     use crate::verdict::Validity;
 
     fn check(h: &History) -> Verdict {
-        CounterChecker.check(h, &CheckContext::default())
+        crate::online::testkit::checked(Box::new(CounterChecker), h)
     }
 
     #[test]

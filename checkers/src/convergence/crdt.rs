@@ -49,12 +49,14 @@
 //! knew a write that supersedes it.
 
 use super::counter::PrefixSums;
+use super::online::{AtRetirement, OnlineByKey};
 use super::{
     capped, check_by_key, conclude, is_final_read, is_read, ok_value, replica, Elem, Malformed,
     EVIDENCE_LIST_CAP,
 };
 use crate::checker::{CheckContext, Checker};
 use crate::history::{History, Pair};
+use crate::online::OnlineChecker;
 use crate::op::OpType;
 use crate::registry::{pick_option, CheckerOptions, RegistryError};
 use crate::verdict::Verdict;
@@ -149,14 +151,29 @@ impl Checker for CrdtConvergence {
     }
 
     fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
-        check_by_key(history, |pairs| {
-            match self.model.or_else(|| Model::infer(pairs)) {
-            Some(model) => check_pairs(model, self.model.is_none(), pairs),
-            None => Verdict::unknown(
-                "The history has no add, remove or write ops to infer a CRDT model from; pass --model (g-counter, pn-counter, or-set or lww-register).",
-            ),
-        }
-        })
+        check_by_key(history, per_key(self.model))
+    }
+
+    /// Online, nothing is proven before a key is done: convergence is about the final
+    /// reads, and a replica read going backwards may be an earlier write of another.
+    fn online(&self) -> Box<dyn OnlineChecker> {
+        Box::new(OnlineByKey::new(
+            "crdt-convergence",
+            Box::new(per_key(self.model)),
+            AtRetirement,
+        ))
+    }
+}
+
+/// The verdict on one key's pairs, with `model` given or inferred from them.
+fn per_key(model: Option<Model>) -> impl Fn(&[Pair<'_>]) -> Verdict + Send {
+    move |pairs| {
+        match model.or_else(|| Model::infer(pairs)) {
+        Some(m) => check_pairs(m, model.is_none(), pairs),
+        None => Verdict::unknown(
+            "The history has no add, remove or write ops to infer a CRDT model from; pass --model (g-counter, pn-counter, or-set or lww-register).",
+        ),
+    }
     }
 }
 
@@ -1031,7 +1048,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        c.check(&history(lines), &CheckContext::default())
+        crate::online::testkit::checked(Box::new(c), &history(lines))
     }
 
     fn op(
@@ -1323,7 +1340,10 @@ mod tests {
             final_read(1, "n1", json!(1)),
         ]
         .concat();
-        let v = CrdtConvergence { model: None }.check(&history(&lines), &CheckContext::default());
+        let v = crate::online::testkit::checked(
+            Box::new(CrdtConvergence { model: None }),
+            &history(&lines),
+        );
         assert_eq!(v.valid, Validity::Valid, "{v:?}");
         assert_eq!(v.evidence["model"], "lww-register");
         assert_eq!(v.evidence["model_inferred"], true);

@@ -24,8 +24,10 @@
 //!
 //! **Keys**: ops carrying a `key` (Jepsen's independent keys) are judged per key; the
 //! verdicts of all keys are composed with [`Validity::meet`] and the evidence is then
-//! `{"by_key": {key: {valid, summary, anomalies?, evidence?}}}`, with anomalies and
-//! evidence only for keys that are not valid.
+//! `{"by_key": {key: {valid, summary, anomalies?, evidence?}}, "keys_not_listed"?: n}`,
+//! with anomalies and evidence only for keys that are not valid, and at most
+//! [`KEYS_LISTED`] keys of each verdict listed (the first in key order; the summary
+//! counts them all).
 //!
 //! **Evidence** names ops by their history `index` (fields named `index`, or ending in
 //! `_index` / `_indices`) so the report can link to them; lists are capped at
@@ -38,6 +40,7 @@
 
 pub mod counter;
 pub mod crdt;
+pub(crate) mod online;
 pub mod set;
 pub mod total_queue;
 pub mod unique_ids;
@@ -216,6 +219,11 @@ pub fn quantiles_ms(latencies_ns: &mut [u64]) -> Value {
     Value::Object(out)
 }
 
+/// How many keys of each verdict (valid, invalid, unknown) a keyed verdict lists by name
+/// in `by_key`: the first ones in key order. The counts in the summary cover all keys,
+/// so a long run with a million keys still gives a small results document.
+pub const KEYS_LISTED: usize = 32;
+
 /// Runs `per_key` on the client pairs of each key and composes the verdicts. A history
 /// without keys is one group and keeps `per_key`'s evidence as it is.
 pub fn check_by_key(history: &History, per_key: impl Fn(&[Pair<'_>]) -> Verdict) -> Verdict {
@@ -224,30 +232,47 @@ pub fn check_by_key(history: &History, per_key: impl Fn(&[Pair<'_>]) -> Verdict)
         let key = pair.invoke.key.as_ref().map(|k| Elem::of(k).to_string());
         groups.entry(key).or_default().push(pair);
     }
-    if groups.len() <= 1 {
-        let pairs = groups.into_values().next().unwrap_or_default();
-        return per_key(&pairs);
-    }
-    let mut valid = Validity::Valid;
-    let mut anomalies = Vec::new();
-    let mut by_key = Map::new();
-    let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
-    // The summary quotes the first invalid key, or failing that the first unknown one.
-    let mut first_invalid: Option<(String, String)> = None;
-    let mut first_unknown: Option<(String, String)> = None;
+    let mut verdicts = KeyedVerdicts::default();
     for (key, pairs) in &groups {
-        let name = key.clone().unwrap_or_else(|| "(no key)".to_string());
-        let v = per_key(pairs);
-        valid = valid.meet(v.valid);
-        *tally.entry(v.valid.as_str()).or_default() += 1;
-        anomalies.extend(v.anomalies.iter().cloned());
+        verdicts.add(key.clone(), per_key(pairs));
+    }
+    verdicts.finish(|| per_key(&[]))
+}
+
+/// The verdicts of the keys of one history, composed into one as they come, in any
+/// order (keys are judged as they are retired while a run goes): the result depends only
+/// on the set of (key, verdict), and its memory on [`KEYS_LISTED`], not on the keys.
+#[derive(Default)]
+pub(crate) struct KeyedVerdicts {
+    groups: usize,
+    valid: Option<Validity>,
+    anomalies: std::collections::BTreeSet<String>,
+    tally: BTreeMap<&'static str, usize>,
+    /// The key first in key order among the invalid ones, and among the unknown ones,
+    /// with its summary.
+    first_invalid: Option<(Option<String>, String)>,
+    first_unknown: Option<(Option<String>, String)>,
+    /// The first [`KEYS_LISTED`] keys of each verdict, in key order, with their entry.
+    listed: BTreeMap<&'static str, BTreeMap<Option<String>, Value>>,
+    /// The whole verdict of the only key so far.
+    only: Option<Verdict>,
+}
+
+impl KeyedVerdicts {
+    pub(crate) fn add(&mut self, key: Option<String>, v: Verdict) {
+        self.groups += 1;
+        self.valid = Some(self.valid.unwrap_or(Validity::Valid).meet(v.valid));
+        *self.tally.entry(v.valid.as_str()).or_default() += 1;
+        self.anomalies.extend(v.anomalies.iter().cloned());
         let slot = match v.valid {
-            Validity::Invalid => Some(&mut first_invalid),
-            Validity::Unknown => Some(&mut first_unknown),
+            Validity::Invalid => Some(&mut self.first_invalid),
+            Validity::Unknown => Some(&mut self.first_unknown),
             Validity::Valid => None,
         };
-        if let Some(slot @ None) = slot {
-            *slot = Some((name.clone(), v.summary.clone()));
+        if let Some(slot) = slot {
+            if slot.as_ref().is_none_or(|(k, _)| key < *k) {
+                *slot = Some((key.clone(), v.summary.clone()));
+            }
         }
         // Valid keys keep only their summary, so thousands of keys stay a readable size.
         let entry = if v.valid == Validity::Valid {
@@ -255,25 +280,46 @@ pub fn check_by_key(history: &History, per_key: impl Fn(&[Pair<'_>]) -> Verdict)
         } else {
             json!({"valid": v.valid, "anomalies": v.anomalies, "summary": v.summary, "evidence": v.evidence})
         };
-        by_key.insert(name, entry);
+        let listed = self.listed.entry(v.valid.as_str()).or_default();
+        listed.insert(key, entry);
+        if listed.len() > KEYS_LISTED {
+            listed.pop_last();
+        }
+        self.only = (self.groups == 1).then_some(v);
     }
-    anomalies.sort();
-    anomalies.dedup();
-    let counts = tally
-        .iter()
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut summary = format!("{} keys: {counts}.", groups.len());
-    if let Some((key, s)) = first_invalid.or(first_unknown) {
-        summary.push_str(&format!(" Key {key}: {s}"));
-    }
-    Verdict {
-        valid,
-        anomalies,
-        summary,
-        explanation: String::new(),
-        evidence: json!({"by_key": by_key}),
+
+    /// The composed verdict; `no_ops` judges a history without client ops.
+    pub(crate) fn finish(self, no_ops: impl FnOnce() -> Verdict) -> Verdict {
+        if self.groups <= 1 {
+            return self.only.unwrap_or_else(no_ops);
+        }
+        let name = |key: Option<String>| key.unwrap_or_else(|| "(no key)".to_string());
+        let counts = self
+            .tally
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut summary = format!("{} keys: {counts}.", self.groups);
+        if let Some((key, s)) = self.first_invalid.or(self.first_unknown) {
+            summary.push_str(&format!(" Key {}: {s}", name(key)));
+        }
+        let mut by_key = Map::new();
+        for (key, entry) in self.listed.into_values().flatten() {
+            by_key.insert(name(key), entry);
+        }
+        let mut evidence = json!({"by_key": by_key});
+        let unlisted = self.groups - by_key.len();
+        if unlisted > 0 {
+            evidence["keys_not_listed"] = json!(unlisted);
+        }
+        Verdict {
+            valid: self.valid.unwrap_or(Validity::Valid),
+            anomalies: self.anomalies.into_iter().collect(),
+            summary,
+            explanation: String::new(),
+            evidence,
+        }
     }
 }
 
@@ -310,7 +356,6 @@ pub(crate) mod testkit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::Checker;
     use crate::op::OpType::*;
     use crate::verdict::Validity;
     use testkit::history;
@@ -367,9 +412,12 @@ mod tests {
             op.key = Some(json!(key));
         }
         let one_key_each = History::new(ops[..4].to_vec()).unwrap();
-        let v = unique_ids::UniqueIds.check(&one_key_each, &Default::default());
+        let v = crate::online::testkit::checked(Box::new(unique_ids::UniqueIds), &one_key_each);
         assert_eq!(v.valid, Validity::Valid, "{v:?}");
-        let v = unique_ids::UniqueIds.check(&History::new(ops).unwrap(), &Default::default());
+        let v = crate::online::testkit::checked(
+            Box::new(unique_ids::UniqueIds),
+            &History::new(ops).unwrap(),
+        );
         assert_eq!(v.valid, Validity::Invalid);
         assert_eq!(v.anomalies, vec!["duplicated"]);
         let by_key = &v.evidence["by_key"];

@@ -22,11 +22,16 @@
 //! than once by one read of a set). Lost elements make it invalid too. With nothing
 //! invalid and no stable element at all, the verdict is unknown: nothing was shown kept.
 
+use super::online::{Detector, OnlineByKey};
 use super::{
-    capped, check_by_key, conclude, is_final_read, is_read, ok_value, quantiles_ms, Elem, Malformed,
+    capped, check_by_key, conclude, is_final_read, is_read, ok_value, quantiles_ms, replica, Elem,
+    Malformed,
 };
 use crate::checker::{CheckContext, Checker};
 use crate::history::{History, Pair};
+use crate::online::keyed::KeyText;
+use crate::online::OnlineChecker;
+use crate::op::Op;
 use crate::op::OpType;
 use crate::verdict::Verdict;
 use serde_json::{json, Value};
@@ -42,6 +47,43 @@ impl Checker for SetChecker {
 
     fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
         check_by_key(history, check_pairs)
+    }
+
+    /// Online, a read that lists an element twice is reported at once (nothing undoes
+    /// it); lost, unexpected and never-read elements only when the key retires, since a
+    /// later read or add can still change them.
+    fn online(&self) -> Box<dyn OnlineChecker> {
+        Box::new(OnlineByKey::new(
+            "set",
+            Box::new(check_pairs),
+            DuplicateInRead,
+        ))
+    }
+}
+
+/// Proves `duplicated` from one read.
+struct DuplicateInRead;
+
+impl Detector for DuplicateInRead {
+    fn completed(&mut self, _key: &KeyText, invoke: &Op, completion: &Op) -> Option<String> {
+        let pair = Pair {
+            invoke,
+            completion: Some(completion),
+        };
+        if !is_read(&pair) {
+            return None;
+        }
+        let list = ok_value(&pair)?.as_array()?;
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        let twice = list
+            .iter()
+            .map(Elem::of)
+            .find(|e| !seen.insert(e.clone()))?;
+        Some(format!(
+            "read op {} on {} listed element {twice} more than once",
+            completion.index,
+            replica(&pair)
+        ))
     }
 }
 
@@ -418,7 +460,7 @@ mod tests {
     use crate::verdict::Validity;
 
     fn check(h: &History) -> Verdict {
-        SetChecker.check(h, &CheckContext::default())
+        crate::online::testkit::checked(Box::new(SetChecker), h)
     }
 
     fn add(p: u64, e: i64, kind: OpType) -> [crate::convergence::testkit::Line<'static>; 2] {

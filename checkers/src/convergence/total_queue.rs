@@ -16,9 +16,11 @@
 //! `lost - k` are gone for sure) while `0 < lost <= k`, or any indeterminate drain, makes
 //! the verdict unknown.
 
+use super::online::{AtRetirement, OnlineByKey};
 use super::{capped, check_by_key, conclude, ok_value, Elem, Malformed};
 use crate::checker::{CheckContext, Checker};
 use crate::history::{History, Pair};
+use crate::online::OnlineChecker;
 use crate::op::OpType;
 use crate::verdict::Verdict;
 use serde_json::{json, Value};
@@ -34,6 +36,16 @@ impl Checker for TotalQueue {
 
     fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
         check_by_key(history, check_pairs)
+    }
+
+    /// Online, nothing is proven before a key is done: a value dequeued twice or never
+    /// enqueued may still be enqueued later, and a lost one dequeued.
+    fn online(&self) -> Box<dyn OnlineChecker> {
+        Box::new(OnlineByKey::new(
+            "total-queue",
+            Box::new(check_pairs),
+            AtRetirement,
+        ))
     }
 }
 
@@ -215,7 +227,7 @@ mod tests {
     use crate::verdict::Validity;
 
     fn check(h: &History) -> Verdict {
-        TotalQueue.check(h, &CheckContext::default())
+        crate::online::testkit::checked(Box::new(TotalQueue), h)
     }
 
     #[test]

@@ -3,12 +3,17 @@
 //! Only `ok` `generate` ops count: an `info` generate returned no id to anyone, so it
 //! cannot collide with anything observable.
 
+use super::online::{Detector, OnlineByKey};
 use super::{capped, check_by_key, conclude, ok_value, Elem};
 use crate::checker::{CheckContext, Checker};
 use crate::history::{History, Pair};
+use crate::online::keyed::KeyText;
+use crate::online::OnlineChecker;
+use crate::op::Op;
 use crate::verdict::Verdict;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// Judges `generate` histories; see the module docs.
 pub struct UniqueIds;
@@ -20,6 +25,50 @@ impl Checker for UniqueIds {
 
     fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
         check_by_key(history, check_pairs)
+    }
+
+    /// Online, an id handed out a second time is reported at once.
+    fn online(&self) -> Box<dyn OnlineChecker> {
+        Box::new(OnlineByKey::new(
+            "unique-ids",
+            Box::new(check_pairs),
+            SecondHandout::default(),
+        ))
+    }
+}
+
+/// Proves `duplicated`: the ids handed out so far, per live key.
+#[derive(Default)]
+struct SecondHandout {
+    ids: HashMap<KeyText, HashMap<Elem, u64>>,
+}
+
+impl Detector for SecondHandout {
+    fn completed(&mut self, key: &KeyText, invoke: &Op, completion: &Op) -> Option<String> {
+        let pair = Pair {
+            invoke,
+            completion: Some(completion),
+        };
+        if invoke.f != "generate" {
+            return None;
+        }
+        let id = Elem::of(ok_value(&pair)?);
+        let first = *self
+            .ids
+            .entry(key.clone())
+            .or_default()
+            .entry(id.clone())
+            .or_insert(completion.index);
+        (first != completion.index).then(|| {
+            format!(
+                "id {id} was handed out twice, by ops {first} and {}",
+                completion.index
+            )
+        })
+    }
+
+    fn forget(&mut self, key: &KeyText) {
+        self.ids.remove(key);
     }
 }
 
@@ -99,7 +148,7 @@ mod tests {
             (2, Invoke, "generate", json!(null), ""),
             (2, Ok, "generate", json!(2), ""),
         ]);
-        let v = UniqueIds.check(&h, &CheckContext::default());
+        let v = crate::online::testkit::checked(Box::new(UniqueIds), &h);
         assert_eq!(v.valid, Validity::Valid, "{v:?}");
         assert_eq!(v.evidence["range"], json!([1, 2]));
         assert_eq!(v.evidence["attempted_count"], 3);
@@ -113,7 +162,7 @@ mod tests {
             (0, Ok, "generate", json!("x"), ""),
             (1, Ok, "generate", json!("x"), ""),
         ]);
-        let v = UniqueIds.check(&h, &CheckContext::default());
+        let v = crate::online::testkit::checked(Box::new(UniqueIds), &h);
         assert_eq!(v.valid, Validity::Invalid);
         assert_eq!(v.anomalies, vec!["duplicated"]);
         assert_eq!(v.evidence["duplicated"][0]["indices"], json!([2, 3]));
@@ -123,7 +172,7 @@ mod tests {
     fn no_acknowledged_id_is_unknown() {
         let h = history(&[(0, Invoke, "generate", json!(null), "")]);
         assert_eq!(
-            UniqueIds.check(&h, &CheckContext::default()).valid,
+            crate::online::testkit::checked(Box::new(UniqueIds), &h).valid,
             Validity::Unknown
         );
     }

@@ -145,6 +145,12 @@ impl Checker for ListAppend {
             Err(e) => unreadable("list-append", &e.to_string()),
         }
     }
+
+    fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
+        Box::new(crate::online::Buffered::new(Box::new(ListAppend {
+            model: self.model,
+        })))
+    }
 }
 
 impl Checker for RwRegister {
@@ -157,6 +163,12 @@ impl Checker for RwRegister {
             Ok(txns) => check_txns(&txns, self.model, ctx),
             Err(e) => unreadable("rw-register", &e.to_string()),
         }
+    }
+
+    fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
+        Box::new(crate::online::Buffered::new(Box::new(RwRegister {
+            model: self.model,
+        })))
     }
 }
 

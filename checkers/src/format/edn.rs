@@ -24,7 +24,7 @@ const MAX_DEPTH: usize = 256;
 /// One op (one top-level form) may not span more bytes than this.
 const MAX_OP_BYTES: usize = 256 << 20;
 /// How much the reader asks of its source at a time.
-const READ_CHUNK_BYTES: usize = 4 << 20;
+pub(super) const READ_CHUNK_BYTES: usize = 4 << 20;
 /// Windows at least this large are parsed on two threads.
 const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
@@ -962,16 +962,26 @@ fn split_point(window: &[u8]) -> Option<usize> {
 /// vector or list of op maps, or a mix. Streams the input in windows; a large window is
 /// parsed on two threads, halves split where an op map starts a line.
 pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
-    read_in_windows(reader, source_name, READ_CHUNK_BYTES)
+    read_into(reader, Importer::new(source_name), READ_CHUNK_BYTES)?.finish()
 }
 
 /// [`read`] with a chosen read size (tests use tiny ones so forms straddle windows).
+#[cfg(test)]
 fn read_in_windows(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     source_name: &str,
     read_chunk_bytes: usize,
 ) -> Result<History, ParseError> {
-    let mut importer = Importer::new(source_name);
+    read_into(reader, Importer::new(source_name), read_chunk_bytes)?.finish()
+}
+
+/// Reads every op into `importer` (which a streaming import flushes window by window).
+pub(super) fn read_into<'s>(
+    mut reader: impl BufRead,
+    mut importer: Importer<'s>,
+    read_chunk_bytes: usize,
+) -> Result<Importer<'s>, ParseError> {
+    let source_name = importer.source_name();
     let mut spare = Importer::new(source_name);
     let mut buf: Vec<u8> = Vec::with_capacity(2 * read_chunk_bytes.min(READ_CHUNK_BYTES));
     // `buf[start..]` is unparsed; `line` is the line number of `buf[start]`.
@@ -1032,7 +1042,10 @@ fn read_in_windows(
             level = run.level;
             match run.stop {
                 Stop::Reached => {}
-                Stop::Done => return importer.finish(),
+                Stop::Done => {
+                    importer.flush()?;
+                    return Ok(importer);
+                }
                 Stop::Failed { line, message } => {
                     return Err(ParseError::Syntax {
                         source_name: source_name.to_string(),
@@ -1043,6 +1056,7 @@ fn read_in_windows(
                 Stop::NeedMore => need_more = true,
             }
         }
+        importer.flush()?;
         if !need_more {
             continue;
         }
@@ -1065,10 +1079,17 @@ fn read_in_windows(
                 ),
             });
         }
-        // Drop what is parsed, then read more.
+        // Drop what is parsed, then read more: at least as much as the unfinished form
+        // holds so far, so a long form is parsed again a logarithmic number of times
+        // (fixed steps made a form of n bytes cost n²).
         buf.drain(..start);
         start = 0;
-        eof = fill(&mut reader, &mut buf, read_chunk_bytes).map_err(|e| ParseError::Io {
+        let want = read_chunk_bytes.max(buf.len()).min(
+            (MAX_OP_BYTES + 1)
+                .saturating_sub(buf.len())
+                .max(read_chunk_bytes),
+        );
+        eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
             source_name: source_name.to_string(),
             message: e.to_string(),
         })?;
@@ -1350,6 +1371,25 @@ mod tests {
         assert!(
             matches!(err, ParseError::Syntax { line, .. } if line == bad_line + 1),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_long_form_costs_time_linear_in_its_length() {
+        // One op with a 48 MB string, read in 64 KB steps: re-parsing the unfinished
+        // form after every step (as fixed steps did) scans ~18 GB and takes minutes in
+        // a debug build; reads that grow with the form scan ~100 MB.
+        let big = "x".repeat(48 << 20);
+        let text = format!(
+            "{{:type :invoke :process 0 :f :write :value 1}}\n{{:type :ok :process 0 :f :write :value \"{big}\"}}\n"
+        );
+        let started = std::time::Instant::now();
+        let h = read_in_windows(text.as_bytes(), "h.edn", 64 << 10).unwrap();
+        assert_eq!(h.ops()[1].value.as_str().map(str::len), Some(48 << 20));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "a 48 MB form took {:?}",
+            started.elapsed()
         );
     }
 

@@ -30,12 +30,32 @@ pub(crate) struct Presence {
     pub f: bool,
 }
 
-/// Collects imported ops with their file lines, then normalises them.
+/// Where a first pass without hints starts handing out fresh process ids.
+const FIRST_PASS_SYNTHETIC: u64 = 1 << 62;
+
+/// Where an import sends the ops it normalised, one by one with their file lines.
+pub(crate) type Sink<'k> = dyn FnMut(Op, usize) -> Result<(), ParseError> + Send + 'k;
+
+/// Collects imported ops with their file lines. Whole histories are normalised at the
+/// end ([`Importer::finish`]); a stream ([`Importer::streaming`]) is normalised and
+/// handed on at each [`Importer::flush`], so nothing but one window is ever held.
 pub(crate) struct Importer<'s> {
     source_name: &'s str,
     ops: Vec<Op>,
     /// Per op: the file line it starts on and what it gave.
     meta: Vec<(usize, Presence)>,
+    stream: Option<(Rules, &'s mut Sink<'s>)>,
+    /// What the ops handed on so far gave (see [`ImportHints`]).
+    seen: ImportHints,
+}
+
+/// What a streaming import must know of the whole file beforehand (a first pass finds
+/// it): the largest client process given, after which fresh ids are handed out, and
+/// whether some op lacks `:f`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportHints {
+    pub max_client: Option<u64>,
+    pub missing_f: bool,
 }
 
 impl<'s> Importer<'s> {
@@ -44,7 +64,32 @@ impl<'s> Importer<'s> {
             source_name,
             ops: Vec::new(),
             meta: Vec::new(),
+            stream: None,
+            seen: ImportHints::default(),
         }
+    }
+
+    /// An importer that hands each op on to `sink` at every [`Importer::flush`].
+    /// Without `hints` (a first pass), fresh process ids are drawn from far above any
+    /// real one, which keeps ops in the same places but numbers them differently.
+    pub(crate) fn streaming(
+        source_name: &'s str,
+        hints: Option<ImportHints>,
+        sink: &'s mut Sink<'s>,
+    ) -> Result<Importer<'s>, ParseError> {
+        let hints = hints.unwrap_or(ImportHints {
+            max_client: Some(FIRST_PASS_SYNTHETIC - 1),
+            missing_f: true,
+        });
+        let rules = Rules::new(source_name, hints)?;
+        Ok(Importer {
+            stream: Some((rules, sink)),
+            ..Importer::new(source_name)
+        })
+    }
+
+    pub(crate) fn source_name(&self) -> &'s str {
+        self.source_name
     }
 
     pub(crate) fn push(&mut self, op: Op, line: usize, has: Presence) {
@@ -64,16 +109,29 @@ impl<'s> Importer<'s> {
         self.meta.clear();
     }
 
-    fn syntax(&self, line: usize, message: impl Into<String>) -> ParseError {
-        ParseError::Syntax {
-            source_name: self.source_name.to_string(),
-            line,
-            message: message.into(),
+    /// A streaming importer normalises what it holds and hands it on; a whole-history
+    /// one keeps collecting.
+    pub(crate) fn flush(&mut self) -> Result<(), ParseError> {
+        let Some((rules, sink)) = &mut self.stream else {
+            return Ok(());
+        };
+        for (op, (line, has)) in self.ops.drain(..).zip(self.meta.drain(..)) {
+            if let (true, Process::Client(p)) = (has.process, op.process) {
+                self.seen.max_client = Some(self.seen.max_client.map_or(p, |m| m.max(p)));
+            }
+            self.seen.missing_f |= !has.f;
+            rules.apply(op, line, has, &mut **sink)?;
         }
+        Ok(())
     }
 
-    /// Applies the rules of the module doc and validates the result.
-    pub(crate) fn finish(mut self) -> Result<History, ParseError> {
+    /// What the ops handed on by a streaming import gave: the hints a second pass needs.
+    pub(crate) fn seen(&self) -> ImportHints {
+        self.seen
+    }
+
+    /// What a first pass learns for [`Importer::streaming`]: call before [`Self::flush`].
+    pub(crate) fn hints(&self) -> ImportHints {
         let max_client = self
             .ops
             .iter()
@@ -83,98 +141,163 @@ impl<'s> Importer<'s> {
                 _ => None,
             })
             .max();
-        let mut next_synthetic = match max_client {
+        ImportHints {
+            max_client,
+            missing_f: self.meta.iter().any(|(_, has)| !has.f),
+        }
+    }
+
+    /// Applies the rules of the module doc to every op collected and validates the
+    /// result.
+    pub(crate) fn finish(mut self) -> Result<History, ParseError> {
+        let hints = self.hints();
+        let mut rules = Rules::new(self.source_name, hints)?;
+        if self.meta.iter().all(|(_, has)| has.process) {
+            // No op needs a synthetic invocation: every op keeps its place, so the rules
+            // apply where the ops are (no second copy of a long history).
+            for (i, (op, &(line, has))) in self.ops.iter_mut().zip(&self.meta).enumerate() {
+                rules.normalise(op, line, has)?;
+                op.index = i as u64;
+            }
+            let lines: Vec<usize> = self.meta.iter().map(|(line, _)| *line).collect();
+            return History::new(self.ops)
+                .map_err(|error| super::invalid_at(self.source_name, &lines, error));
+        }
+        let mut ops = Vec::with_capacity(self.ops.len());
+        let mut lines = Vec::with_capacity(self.ops.len());
+        let mut keep = |op: Op, line: usize| {
+            ops.push(op);
+            lines.push(line);
+            Ok(())
+        };
+        for (op, (line, has)) in self.ops.drain(..).zip(self.meta.drain(..)) {
+            rules.apply(op, line, has, &mut keep)?;
+        }
+        History::new(ops).map_err(|error| super::invalid_at(self.source_name, &lines, error))
+    }
+}
+
+/// The import rules, applied op by op in file order (see the module doc).
+pub(crate) struct Rules {
+    source_name: String,
+    next_synthetic: u64,
+    /// Inferring a completion's f from its invocation costs a clone per invocation:
+    /// only done when some op lacks :f.
+    infer_f: bool,
+    pending_f: HashMap<Process, String>,
+    prev_time_ns: u64,
+    next_index: u64,
+}
+
+impl Rules {
+    fn new(source_name: &str, hints: ImportHints) -> Result<Rules, ParseError> {
+        let next_synthetic = match hints.max_client {
             None => 0,
             Some(p) => p.checked_add(1).ok_or_else(|| {
-                self.syntax(
+                syntax(
+                    source_name,
                     1,
                     "process ids reach u64::MAX, so no fresh id is left for ops without :process",
                 )
             })?,
         };
-        // Inferring a completion's f from its invocation costs a clone per invocation:
-        // only done when some op lacks :f.
-        let infer_f = self.meta.iter().any(|(_, has)| !has.f);
-        let mut pending_f: HashMap<Process, String> = HashMap::new();
-        let mut prev_time_ns = 0u64;
-        let mut synthetic_count = 0usize;
-        for i in 0..self.ops.len() {
-            let (line, has) = self.meta[i];
-            let op = &mut self.ops[i];
-            if !has.time {
-                op.time = prev_time_ns;
-            }
-            prev_time_ns = op.time;
-            if !has.f {
-                let from_invoke = match (has.process, op.kind) {
-                    (true, kind) if kind.is_completion() => pending_f.get(&op.process).cloned(),
-                    _ => None,
-                };
-                match from_invoke.or_else(|| looks_like_txn(&op.value).then(|| "txn".to_string())) {
-                    Some(f) => op.f = f,
-                    None => {
-                        return Err(self.syntax(
-                            line,
-                            "the op has no :f and its value is not a list of micro-ops such as [[:append 1 2] [:r 1 nil]]; add :f to every op",
-                        ))
-                    }
-                }
-            }
-            if infer_f && has.process && op.is_client() {
-                if op.is_invoke() {
-                    pending_f.insert(op.process, op.f.clone());
-                } else {
-                    pending_f.remove(&op.process);
-                }
-            }
-            if !has.process {
-                if op.is_invoke() {
-                    return Err(self.syntax(
+        Ok(Rules {
+            source_name: source_name.to_string(),
+            next_synthetic,
+            infer_f: hints.missing_f,
+            pending_f: HashMap::new(),
+            prev_time_ns: 0,
+            next_index: 0,
+        })
+    }
+
+    /// Normalises `op` (from file line `line`) and hands it to `emit`, after the
+    /// synthetic invocation it may need; indices are dense from 0 in emitted order.
+    fn apply(
+        &mut self,
+        mut op: Op,
+        line: usize,
+        has: Presence,
+        emit: &mut Sink<'_>,
+    ) -> Result<(), ParseError> {
+        if let Some(mut invoke) = self.normalise(&mut op, line, has)? {
+            invoke.index = self.next_index;
+            self.next_index += 1;
+            emit(invoke, line)?;
+        }
+        op.index = self.next_index;
+        self.next_index += 1;
+        emit(op, line)
+    }
+
+    /// Normalises `op` where it is (all but its index); returns the synthetic
+    /// invocation that must go right before it, for a completion without `:process`.
+    fn normalise(
+        &mut self,
+        op: &mut Op,
+        line: usize,
+        has: Presence,
+    ) -> Result<Option<Op>, ParseError> {
+        if !has.time {
+            op.time = self.prev_time_ns;
+        }
+        self.prev_time_ns = op.time;
+        if !has.f {
+            let from_invoke = match (has.process, op.kind) {
+                (true, kind) if kind.is_completion() => self.pending_f.get(&op.process).cloned(),
+                _ => None,
+            };
+            match from_invoke.or_else(|| looks_like_txn(&op.value).then(|| "txn".to_string())) {
+                Some(f) => op.f = f,
+                None => {
+                    return Err(syntax(
+                        &self.source_name,
                         line,
-                        "an invocation has no :process, so nothing says which completion is its own; give every invocation a :process (only completions may omit it)",
-                    ));
+                        "the op has no :f and its value is not a list of micro-ops such as [[:append 1 2] [:r 1 nil]]; add :f to every op",
+                    ))
                 }
-                op.process = Process::Client(next_synthetic);
-                next_synthetic = next_synthetic.checked_add(1).ok_or_else(|| {
-                    self.syntax(
-                        line,
-                        "too many ops without :process to give each a fresh id",
-                    )
-                })?;
-                synthetic_count += 1;
             }
         }
-        let (ops, lines) = if synthetic_count == 0 {
-            let lines = self.meta.iter().map(|(line, _)| *line).collect();
-            (self.ops, lines)
-        } else {
-            with_synthetic_invocations(self.ops, &self.meta, synthetic_count)
-        };
-        History::reindexed(ops).map_err(|error| super::invalid_at(self.source_name, &lines, error))
+        if self.infer_f && has.process && op.is_client() {
+            if op.is_invoke() {
+                self.pending_f.insert(op.process, op.f.clone());
+            } else {
+                self.pending_f.remove(&op.process);
+            }
+        }
+        if has.process {
+            return Ok(None);
+        }
+        if op.is_invoke() {
+            return Err(syntax(
+                &self.source_name,
+                line,
+                "an invocation has no :process, so nothing says which completion is its own; give every invocation a :process (only completions may omit it)",
+            ));
+        }
+        op.process = Process::Client(self.next_synthetic);
+        self.next_synthetic = self.next_synthetic.checked_add(1).ok_or_else(|| {
+            syntax(
+                &self.source_name,
+                line,
+                "too many ops without :process to give each a fresh id",
+            )
+        })?;
+        // Lone completions (Elle's tests) get an invocation right before them.
+        Ok(Some(Op {
+            kind: OpType::Invoke,
+            error: None,
+            ..op.clone()
+        }))
     }
 }
 
-/// Inserts an invocation right before each completion that had no `:process`.
-fn with_synthetic_invocations(
-    ops: Vec<Op>,
-    meta: &[(usize, Presence)],
-    synthetic_count: usize,
-) -> (Vec<Op>, Vec<usize>) {
-    let mut out = Vec::with_capacity(ops.len() + synthetic_count);
-    let mut lines = Vec::with_capacity(ops.len() + synthetic_count);
-    for (op, &(line, has)) in ops.into_iter().zip(meta) {
-        if !has.process {
-            out.push(Op {
-                kind: OpType::Invoke,
-                error: None,
-                ..op.clone()
-            });
-            lines.push(line);
-        }
-        out.push(op);
-        lines.push(line);
+fn syntax(source_name: &str, line: usize, message: impl Into<String>) -> ParseError {
+    ParseError::Syntax {
+        source_name: source_name.to_string(),
+        line,
+        message: message.into(),
     }
-    (out, lines)
 }
 
 /// True for Jepsen transaction values: a non-empty list of `[f key value?]` micro-ops.

@@ -30,13 +30,33 @@ const MARKER: &[u8] = b"jepsen.util";
 /// Lines longer than this are refused rather than buffered without end.
 const MAX_LINE_BYTES: u64 = 256 << 20;
 
+/// A file without any `jepsen.util` log line is read as a bare `history.txt`, which is
+/// all ops; it must have at least this share of op lines among its non-blank lines
+/// (numerator, denominator), or it is some other text in which a few lines happen to
+/// look like ops. Jepsen logs proper interleave ops with any amount of other logging,
+/// so the rule does not apply to them once one op line carries the logger name.
+const MIN_BARE_OP_SHARE: (usize, usize) = (1, 2);
+
 /// Reads a Jepsen text log line by line.
-pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
-    let mut importer = Importer::new(source_name);
+pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
+    read_into(reader, Importer::new(source_name))?.finish()
+}
+
+/// Op lines an importer collects before a streaming import hands them on.
+const FLUSH_EVERY_OPS: usize = 4096;
+
+/// Reads every op line into `importer` (which a streaming import flushes as it goes).
+pub(super) fn read_into<'s>(
+    mut reader: impl BufRead,
+    mut importer: Importer<'s>,
+) -> Result<Importer<'s>, ParseError> {
+    let source_name = importer.source_name();
     let mut line = Vec::with_capacity(256);
     let mut line_no = 0usize;
     let mut first_ms: Option<i64> = None;
     let finder = memchr::memmem::Finder::new(MARKER);
+    // For the "mostly ops" rule (see [`MIN_BARE_OP_SHARE`]).
+    let (mut text_lines, mut op_lines, mut marked_ops) = (0usize, 0usize, 0usize);
     loop {
         line.clear();
         let n = (&mut reader)
@@ -61,10 +81,11 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             });
         }
         let text = trim_end(&line);
+        text_lines += usize::from(!text.trim_ascii().is_empty());
         // Log lines carry the logger name; `history.txt` lines are the bare fields.
-        let fields = match finder.find(text) {
-            Some(at) => after_logger_name(&text[at + MARKER.len()..]),
-            None => text,
+        let (fields, marked) = match finder.find(text) {
+            Some(at) => (after_logger_name(&text[at + MARKER.len()..]), true),
+            None => (text, false),
         };
         let parsed = parse_op_fields(fields).map_err(|message| ParseError::Syntax {
             source_name: source_name.to_string(),
@@ -72,6 +93,8 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             message,
         })?;
         let Some(mut op) = parsed else { continue };
+        op_lines += 1;
+        marked_ops += usize::from(marked);
         let mut has = Presence {
             time: false,
             process: true,
@@ -86,8 +109,23 @@ pub(super) fn read(mut reader: impl BufRead, source_name: &str) -> Result<Histor
             }
         }
         importer.push(op, line_no, has);
+        if op_lines % FLUSH_EVERY_OPS == 0 {
+            importer.flush()?;
+        }
     }
-    importer.finish()
+    if marked_ops == 0
+        && op_lines > 0
+        && op_lines * MIN_BARE_OP_SHARE.1 < text_lines * MIN_BARE_OP_SHARE.0
+    {
+        return Err(ParseError::NoOps {
+            source_name: source_name.to_string(),
+            why: format!(
+                "only {op_lines} of its {text_lines} lines look like ops and none is a Jepsen log line (`jepsen.util`), so it is neither a Jepsen log nor a history.txt, whose lines are all ops"
+            ),
+        });
+    }
+    importer.flush()?;
+    Ok(importer)
 }
 
 fn trim_end(line: &[u8]) -> &[u8] {

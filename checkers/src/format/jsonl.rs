@@ -5,6 +5,7 @@
 //! second half, keeping file order. Memory stays bounded by one batch plus the ops.
 
 use super::fast_op::OpParser;
+use super::import::Sink;
 use super::{count_newlines, fill, invalid_at, ParseError};
 use crate::history::History;
 use crate::op::Op;
@@ -22,20 +23,59 @@ pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, P
     read_in_batches(reader, source_name, BATCH_BYTES)
 }
 
+/// Hands each op to `sink` batch by batch, keeping none (the sink checks the indices).
+pub(super) fn stream(
+    reader: impl BufRead,
+    source_name: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(), ParseError> {
+    read_limited(reader, source_name, BATCH_BYTES, MAX_LINE_BYTES, Some(sink)).map(drop)
+}
+
 /// [`read`] with a chosen batch size (tests use tiny ones to cross batch ends).
 fn read_in_batches(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     source_name: &str,
     batch_bytes: usize,
 ) -> Result<History, ParseError> {
+    let parsed = read_limited(reader, source_name, batch_bytes, MAX_LINE_BYTES, None)?;
+    History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
+}
+
+/// Reads every op: into the result, or batch by batch into `sink` when there is one.
+/// `max_line_bytes` is the longest line allowed (tests use a small one).
+fn read_limited(
+    mut reader: impl BufRead,
+    source_name: &str,
+    batch_bytes: usize,
+    max_line_bytes: usize,
+    mut sink: Option<&mut Sink<'_>>,
+) -> Result<Parsed, ParseError> {
     let mut parsed = Parsed::default();
     let mut spare = Parsed::default();
     let mut buf: Vec<u8> = Vec::new();
     // The file line number of `buf[0]`.
     let mut line_no = 1usize;
+    // `buf[..scanned]` holds no newline: each byte is searched once, so a line of any
+    // length costs time linear in its length (a rescan of the growing line on every read
+    // made a 1.9 GB line take minutes).
+    let mut scanned = 0usize;
     let mut eof = false;
     while !eof {
-        let want = batch_bytes.saturating_sub(buf.len()).max(64 << 10);
+        // While one line is incomplete the reads grow with it, so a long line is read in
+        // a logarithmic number of rounds rather than in fixed steps.
+        let want = batch_bytes
+            .saturating_sub(buf.len())
+            .max(64 << 10)
+            .max(buf.len());
+        // ... but never far past the longest line allowed, which is then refused.
+        let want = want.min((max_line_bytes + 1).saturating_sub(buf.len()).max(64 << 10));
+        if scanned >= batch_bytes && buf.capacity() < max_line_bytes {
+            // A line longer than a batch: room for the longest allowed, once (address
+            // space only; pages are touched as bytes arrive), instead of doublings that
+            // each copy what was read and hold old and new at once.
+            buf.reserve_exact(max_line_bytes + (128 << 10) - buf.len());
+        }
         eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
             source_name: source_name.to_string(),
             message: e.to_string(),
@@ -43,25 +83,39 @@ fn read_in_batches(
         let cut = if eof {
             buf.len()
         } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                None if buf.len() > MAX_LINE_BYTES => {
-                    return Err(ParseError::Syntax {
-                        source_name: source_name.to_string(),
-                        line: line_no,
-                        message: format!(
-                            "a line is longer than {} MiB; expected one JSON op object per line",
-                            MAX_LINE_BYTES >> 20
-                        ),
-                    })
+            match memchr::memrchr(b'\n', &buf[scanned..]) {
+                Some(i) => scanned + i + 1,
+                None if buf.len() > max_line_bytes => {
+                    return Err(line_too_long(source_name, line_no, max_line_bytes))
                 }
-                None => continue,
+                None => {
+                    scanned = buf.len();
+                    continue;
+                }
             }
         };
         line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed, &mut spare)?;
         buf.drain(..cut);
+        // What is left is the start of a line: no newline in it.
+        scanned = buf.len();
+        if let Some(sink) = sink.as_deref_mut() {
+            for (op, line) in parsed.ops.drain(..).zip(parsed.lines.drain(..)) {
+                sink(op, line)?;
+            }
+        }
     }
-    History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
+    Ok(parsed)
+}
+
+fn line_too_long(source_name: &str, line: usize, max_line_bytes: usize) -> ParseError {
+    ParseError::Syntax {
+        source_name: source_name.to_string(),
+        line,
+        message: format!(
+            "a line is longer than {} MiB; expected one JSON op object per line",
+            max_line_bytes >> 20
+        ),
+    }
 }
 
 /// Ops in file order with the line each came from.
@@ -216,6 +270,57 @@ mod tests {
             matches!(&err, ParseError::Syntax { line, .. } if *line == line_count + 1),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_long_line_costs_time_linear_in_its_length() {
+        // A 96 MB op line read in 64 KB steps: searching the whole unfinished line for
+        // its end after every step (as before) scans ~72 GB; growing reads scan it once.
+        let big = "x".repeat(96 << 20);
+        let text = format!(
+            "{{\"index\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"w\",\"value\":\"{big}\"}}\n"
+        );
+        let started = std::time::Instant::now();
+        let h = read_in_batches(text.as_bytes(), "h.jsonl", 64 << 10).unwrap();
+        assert_eq!(h.ops()[0].value.as_str().map(str::len), Some(96 << 20));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "a 96 MB line took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_refused_without_reading_the_rest() {
+        // An endless line: the reader must stop soon after the limit, not read on.
+        let endless = std::io::repeat(b'x');
+        let counted = CountingReader {
+            inner: endless,
+            bytes: 0,
+        };
+        let mut reader = std::io::BufReader::new(counted);
+        let err = read_limited(&mut reader, "h.jsonl", 64 << 10, 4 << 20, None)
+            .map(drop)
+            .unwrap_err();
+        assert!(err.to_string().contains("longer than 4 MiB"), "{err}");
+        assert!(
+            reader.get_ref().bytes < 6 << 20,
+            "read {} bytes",
+            reader.get_ref().bytes
+        );
+    }
+
+    struct CountingReader<R> {
+        inner: R,
+        bytes: usize,
+    }
+
+    impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.bytes += n;
+            Ok(n)
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::fmt;
 use std::io::Read;
 use thiserror::Error;
 
+pub use import::ImportHints;
 pub use jsonl::write_jsonl_line;
 
 /// The on-disk forms a history can take.
@@ -91,6 +92,12 @@ pub enum ParseError {
         source_name: String,
         message: String,
     },
+    /// Nothing in the input is an op: an empty file, or a file of another kind. `why`
+    /// says which, and the formats tried.
+    #[error(
+        "{source_name}: {why}; pass a distest history.jsonl, a Jepsen history.edn or a Jepsen log"
+    )]
+    NoOps { source_name: String, why: String },
     /// No reader returns this any more (all three formats are read); kept because it is
     /// part of the API callers were given.
     #[error("{source_name}: the {format} reader is not available in this build")]
@@ -102,9 +109,14 @@ pub enum ParseError {
 /// or tagged record is EDN, anything else is taken for a Jepsen text log.
 pub fn detect(prefix: &[u8]) -> Format {
     let text = String::from_utf8_lossy(prefix);
+    let mut edn_comment = false;
     for line in text.lines() {
         let t = line.trim_start();
-        if t.is_empty() || t.starts_with(';') {
+        if t.is_empty() {
+            continue;
+        }
+        if t.starts_with(';') {
+            edn_comment = true;
             continue;
         }
         if let Some(body) = t.strip_prefix('{') {
@@ -120,7 +132,47 @@ pub fn detect(prefix: &[u8]) -> Format {
         }
         return Format::JepsenLog;
     }
-    Format::Jsonl
+    // Only blank lines and `;` comments (EDN's) so far.
+    if edn_comment {
+        Format::Edn
+    } else {
+        Format::Jsonl
+    }
+}
+
+/// A reader ready to read a history: buffered, its format known.
+struct Opened<R> {
+    reader: std::io::BufReader<R>,
+    format: Format,
+    /// The format was given, not detected.
+    forced: bool,
+    /// The input holds no byte at all.
+    is_empty: bool,
+}
+
+/// Buffers `reader` and settles its format (`None`: detected from the first bytes).
+fn open<R: Read>(
+    reader: R,
+    format: Option<Format>,
+    source_name: &str,
+) -> Result<Opened<R>, ParseError> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let prefix = reader.fill_buf().map_err(|e| ParseError::Io {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    })?;
+    let is_empty = prefix.is_empty();
+    let (format, forced) = match format {
+        Some(f) => (f, true),
+        None => (detect(&prefix[..prefix.len().min(64 * 1024)]), false),
+    };
+    Ok(Opened {
+        reader,
+        format,
+        forced,
+        is_empty,
+    })
 }
 
 /// Reads a whole history from `reader`. `format: None` auto-detects.
@@ -130,23 +182,97 @@ pub fn read_history(
     format: Option<Format>,
     source_name: &str,
 ) -> Result<History, ParseError> {
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-    let format = match format {
-        Some(f) => f,
-        None => {
-            use std::io::BufRead;
-            let buf = reader.fill_buf().map_err(|e| ParseError::Io {
-                source_name: source_name.to_string(),
-                message: e.to_string(),
-            })?;
-            detect(&buf[..buf.len().min(64 * 1024)])
+    let Opened {
+        mut reader,
+        format,
+        forced,
+        is_empty,
+    } = open(reader, format, source_name)?;
+    let history = match format {
+        Format::Jsonl => jsonl::read(&mut reader, source_name),
+        Format::Edn => edn::read(&mut reader, source_name),
+        Format::JepsenLog => jepsen_log::read(&mut reader, source_name),
+    }?;
+    if history.is_empty() {
+        return Err(no_ops(source_name, format, forced, is_empty));
+    }
+    Ok(history)
+}
+
+/// The error for an input without a single op: what it holds, and the formats tried.
+fn no_ops(source_name: &str, format: Format, forced: bool, is_empty: bool) -> ParseError {
+    let why = if is_empty {
+        "the file is empty, so there is no history to check".to_string()
+    } else if forced {
+        format!("no line is an op when read as {format} (the format --format asked for)")
+    } else if format == Format::JepsenLog {
+        "no line is an op: it is not distest JSON Lines or Jepsen EDN (its first bytes are neither), and no line is a Jepsen log op (`process<TAB>:type<TAB>:f<TAB>value`)".to_string()
+    } else {
+        format!("no line is an op (read as {format}, which its first bytes suggested)")
+    };
+    ParseError::NoOps {
+        source_name: source_name.to_string(),
+        why,
+    }
+}
+
+/// What [`stream_history`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streamed {
+    /// Ops handed on, synthetic invocations of an import included.
+    pub ops: u64,
+    /// The format read (detected or forced).
+    pub format: Format,
+    /// What a second pass over an imported (Jepsen) history needs to number its ops as
+    /// [`read_history`] does.
+    pub hints: ImportHints,
+}
+
+/// Reads the ops of a history in file order and hands each to `sink`, keeping none:
+/// memory stays bounded by one window whatever the size of the file. Ops are numbered
+/// as [`read_history`] numbers them, given the `hints` of a first pass for imported
+/// histories whose completions lack `:process` (without hints, such ops get other fresh
+/// process ids, in the same places). An error of `sink` is placed at the op's line.
+pub fn stream_history(
+    reader: impl Read,
+    format: Option<Format>,
+    source_name: &str,
+    hints: Option<ImportHints>,
+    mut sink: impl FnMut(crate::op::Op) -> Result<(), HistoryError> + Send,
+) -> Result<Streamed, ParseError> {
+    let Opened {
+        mut reader,
+        format,
+        forced,
+        is_empty,
+    } = open(reader, format, source_name)?;
+    let mut ops = 0u64;
+    let mut counted = |op: crate::op::Op, line: usize| -> Result<(), ParseError> {
+        ops += 1;
+        sink(op).map_err(|error| ParseError::InvalidOp {
+            source_name: source_name.to_string(),
+            line,
+            error,
+        })
+    };
+    let hints = match format {
+        Format::Jsonl => {
+            jsonl::stream(&mut reader, source_name, &mut counted)?;
+            ImportHints::default()
+        }
+        Format::Edn | Format::JepsenLog => {
+            let importer = import::Importer::streaming(source_name, hints, &mut counted)?;
+            let importer = match format {
+                Format::Edn => edn::read_into(&mut reader, importer, edn::READ_CHUNK_BYTES)?,
+                _ => jepsen_log::read_into(&mut reader, importer)?,
+            };
+            importer.seen()
         }
     };
-    match format {
-        Format::Jsonl => jsonl::read(reader, source_name),
-        Format::Edn => edn::read(reader, source_name),
-        Format::JepsenLog => jepsen_log::read(reader, source_name),
+    if ops == 0 {
+        return Err(no_ops(source_name, format, forced, is_empty));
     }
+    Ok(Streamed { ops, format, hints })
 }
 
 /// A validation error, placed at the file line of the op it names (`lines[position]`).
@@ -173,27 +299,18 @@ pub(crate) fn invalid_at(source_name: &str, lines: &[usize], error: HistoryError
     }
 }
 
-/// Appends about `want_bytes` from `reader` to `buf`; returns true at end of input.
+/// Appends `want_bytes` from `reader` to `buf` (fewer at the end of input); returns
+/// true at end of input. The bytes go straight into `buf`'s memory, which grows by
+/// exactly what is asked (a doubling past a 1 GiB line would touch 2 GiB).
 pub(crate) fn fill(
     reader: &mut impl std::io::BufRead,
     buf: &mut Vec<u8>,
     want_bytes: usize,
 ) -> std::io::Result<bool> {
-    let target = buf.len() + want_bytes;
-    while buf.len() < target {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(true);
-        }
-        let n = chunk.len().min(target - buf.len());
-        buf.extend_from_slice(&chunk[..n]);
-        reader.consume(n);
-    }
-    Ok(false)
+    use std::io::Read;
+    buf.reserve_exact(want_bytes);
+    let got = reader.take(want_bytes as u64).read_to_end(buf)?;
+    Ok(got < want_bytes)
 }
 
 pub(crate) fn count_newlines(bytes: &[u8]) -> usize {

@@ -71,6 +71,12 @@ impl Checker for Kafka {
     fn check(&self, history: &History, _ctx: &CheckContext) -> Verdict {
         analyse(history)
     }
+
+    /// Buffered: most of the analysis (lost writes, skips, unseen messages) needs every
+    /// poll of a key, and Kafka workloads never retire keys; the verdict comes at the end.
+    fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
+        Box::new(crate::online::Buffered::new(Box::new(Kafka)))
+    }
 }
 
 /// Who sent a message, and how that ended.

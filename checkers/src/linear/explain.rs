@@ -29,9 +29,22 @@ const WINDOW_MAX_OPS: usize = 64;
 pub(crate) struct Counterexample {
     pub text: String,
     pub evidence: Value,
+    /// The completion of the failing op: its index and time (online checking reports
+    /// the anomaly there).
+    pub at: Option<(u64, u64)>,
 }
 
-/// One op as a person reads it: `p3 cas [1 2] → ok (#9–#12)`.
+/// The node an op went to (the client's `node` field, on its completion or invocation),
+/// when the history says: a stale read is understood only once one sees it was served by
+/// a node cut off from the others.
+fn node_of<'h, O>(history: &'h History, op: &PartOp<O>) -> Option<&'h str> {
+    let done = op.ret.map(|r| &history.ops()[r as usize]);
+    done.and_then(|d| d.node.as_deref())
+        .or(history.ops()[op.invoke as usize].node.as_deref())
+}
+
+/// One op as a person reads it: `p3@n2 cas [1 2] → ok (#9–#12)`, where `@n2` is the
+/// node the client sent it to (left out when the history does not say).
 fn describe<O>(history: &History, op: &PartOp<O>) -> String {
     let invoke = &history.ops()[op.invoke as usize];
     let key = invoke
@@ -39,16 +52,19 @@ fn describe<O>(history: &History, op: &PartOp<O>) -> String {
         .as_ref()
         .map(|k| format!(" key={k}"))
         .unwrap_or_default();
+    let node = node_of(history, op)
+        .map(|n| format!("@{n}"))
+        .unwrap_or_default();
     match op.ret {
         Some(r) => {
             let done = &history.ops()[r as usize];
             format!(
-                "p{} {}{} {} → ok {} (#{}–#{})",
+                "p{}{node} {}{} {} → ok {} (#{}–#{})",
                 invoke.process, invoke.f, key, invoke.value, done.value, invoke.index, done.index
             )
         }
         None => format!(
-            "p{} {}{} {} → ? outcome unknown (#{}–)",
+            "p{}{node} {}{} {} → ? outcome unknown (#{}–)",
             invoke.process, invoke.f, key, invoke.value, invoke.index
         ),
     }
@@ -60,6 +76,7 @@ fn op_json<O>(history: &History, op: &PartOp<O>) -> Value {
         "index": invoke.index,
         "completion_index": op.ret.map(|r| history.ops()[r as usize].index),
         "process": invoke.process,
+        "node": node_of(history, op),
         "f": invoke.f,
         "value": invoke.value,
         "outcome": if op.ret.is_some() { "ok" } else { "unknown" },
@@ -99,6 +116,7 @@ pub(crate) fn explain<M: Model>(
         return Counterexample {
             text: String::new(),
             evidence: json!({"model": model_name, "key": part.key}),
+            at: None,
         };
     };
     let mut rec = Recording::new(target);
@@ -211,7 +229,7 @@ fn render<M: Model>(
     };
     let _ = writeln!(
         text,
-        "Ops involved (the failing op, the ops concurrent with it, the last op before it):"
+        "Ops involved (the failing op, the ops concurrent with it, the last op before it; p3@n2 is process 3 talking to node n2):"
     );
     for &i in &involved {
         let mark = if i == rec.target { "→" } else { " " };
@@ -257,7 +275,11 @@ fn render<M: Model>(
         },
         "minimized": cut_short.is_none(),
     });
-    Counterexample { text, evidence }
+    let at = target.ret.map(|r| {
+        let done = &history.ops()[r as usize];
+        (done.index, done.time)
+    });
+    Counterexample { text, evidence, at }
 }
 
 /// What is not linearizable, as the start of a sentence: `Key 3` or `The history`.

@@ -28,6 +28,8 @@ pub(crate) struct PartOp<O> {
 pub(crate) struct Partition<O> {
     /// The key (`None` for unkeyed histories).
     pub key: Option<Value>,
+    /// History position of the key's first op (by invocation; dropped reads count).
+    pub first_use: u32,
     pub ops: Vec<PartOp<O>>,
     pub values: Interner,
 }
@@ -35,14 +37,17 @@ pub(crate) struct Partition<O> {
 /// An op the model cannot read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PrepareError {
+    /// The offending op's index (its invocation's).
+    pub index: u64,
     /// The offending op, as Jepsen prints it.
     pub op: String,
     pub reason: String,
 }
 
 impl PrepareError {
-    fn at(op: &Op, reason: String) -> PrepareError {
+    pub(crate) fn at(op: &Op, reason: String) -> PrepareError {
         PrepareError {
+            index: op.index,
             op: op.to_string(),
             reason,
         }
@@ -51,13 +56,16 @@ impl PrepareError {
 
 /// An op's key (`None` for unkeyed ops), argument and (when known) result, with a
 /// `[k v]` tuple unwrapped.
-struct Parts<'a> {
-    key: Option<&'a Value>,
+pub(crate) struct Parts<'a> {
+    pub key: Option<&'a Value>,
     input: &'a Value,
     output: Option<&'a Value>,
 }
 
-fn split<'a, M: Model>(invoke: &'a Op, output: Option<&'a Op>) -> Result<Parts<'a>, String> {
+pub(crate) fn split<'a, M: Model>(
+    invoke: &'a Op,
+    output: Option<&'a Op>,
+) -> Result<Parts<'a>, String> {
     let output = output.map(|c| &c.value);
     if invoke.key.is_some() || !M::KEY_IN_VALUE {
         return Ok(Parts {
@@ -298,6 +306,7 @@ fn merge<O>(chunks: Vec<Chunk<'_, O>>) -> Result<Vec<Partition<O>>, PrepareError
             let global = index.slot(key, || {
                 parts.push(Partition {
                     key: key.cloned(),
+                    first_use: first,
                     ops: Vec::new(),
                     values,
                 });
@@ -316,6 +325,9 @@ fn merge<O>(chunks: Vec<Chunk<'_, O>>) -> Result<Vec<Partition<O>>, PrepareError
     // Ops were appended in completion order: nearly in invocation order already.
     for part in &mut parts {
         sort_nearly_sorted_by_key(&mut part.ops, |op| op.invoke);
+    }
+    for (part, &first) in parts.iter_mut().zip(&first_use) {
+        part.first_use = first;
     }
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_unstable_by_key(|&i| first_use[i]);

@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod gen;
+#[path = "../online_support/mod.rs"]
+pub mod online_support;
 pub mod porcupine;
 
 use distest_checkers::linear::{check_history, ModelKind};
@@ -83,10 +85,15 @@ impl Hist {
     }
 }
 
-/// Checks `history` under the model called `model` with default limits.
+/// Checks `history` under the model called `model` with default limits, offline and
+/// online (which must agree; see `online_support`).
 pub fn check(history: &History, model: &str) -> Verdict {
     let kind = ModelKind::from_name(model).expect("test uses a known model");
-    check_history(history, kind, &CheckContext::default())
+    let offline = check_history(history, kind, &CheckContext::default());
+    let checker = Box::new(distest_checkers::linear::Linearizable::new(kind));
+    let verdict = online_support::checked(checker, history);
+    assert_eq!(verdict, offline);
+    offline
 }
 
 /// Asserts the verdict's validity, printing the verdict when it differs.

@@ -33,7 +33,7 @@ pub struct OpInput<'a> {
 }
 
 /// A sequential specification. One small impl per file under `models/`.
-pub trait Model: Sync {
+pub trait Model: Clone + Send + Sync + 'static {
     /// The model's state. Kept small: it is cloned on every step of the search and
     /// stored in the search's cache.
     type State: Clone + Eq + Hash + Debug + Send;

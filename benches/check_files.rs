@@ -1,0 +1,245 @@
+//! `distest check` end to end on big files: `cargo bench --bench check_files`.
+//!
+//! Writes keyed kv histories (get/put/append on `[k v]` tuples, like Jepsen's
+//! independent kv tests, 20 processes, 5 % indeterminate ops) as distest JSON Lines and
+//! as Jepsen EDN, then times the `distest` binary on them: `--checker stats` (reading
+//! dominates) and `--checker linearizable --model kv`, each whole and `--stream`, with
+//! MB/s and the peak RSS of the check. The reference in the same run is another
+//! `distest` binary given as `DT_BENCH_BEFORE=/path/to/distest` (e.g. main's), timed on
+//! the same files. Sizes: `DT_BENCH_MB` (default 32, the issue's 200k-op file) and, for
+//! the bounded-memory figure, `DT_BENCH_BIG_GB` (e.g. 10: a keyed history that size,
+//! checked with `--stream`; off by default).
+
+#[path = "../checkers/tests/linearizable_support/gen.rs"]
+mod gen;
+
+use distest_checkers::format::write_jsonl_line;
+use distest_checkers::{Op, Process};
+use gen::{simulate, GenConfig};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::Value;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Removes the temp file even when the benchmark panics.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // `DT_BENCH_KEEP=1` keeps the files, for a profiler.
+        if std::env::var_os("DT_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Jepsen's printed form of a JSON value.
+fn edn_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("nil"),
+        Value::String(s) => {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                edn_value(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn edn_line(op: &Op, out: &mut String) {
+    use std::fmt::Write as _;
+    let process = match op.process {
+        Process::Client(p) => p.to_string(),
+        Process::Nemesis => ":nemesis".into(),
+    };
+    let _ = write!(out, "{{:type :{}, :f :{}, :value ", op.kind.as_str(), op.f);
+    edn_value(&op.value, out);
+    let _ = writeln!(
+        out,
+        ", :time {}, :process {process}, :index {}}}",
+        op.time, op.index
+    );
+}
+
+/// What one `distest check` took.
+struct Took {
+    secs: f64,
+    /// User + system CPU seconds (all threads): less disturbed by a busy machine.
+    cpu_secs: f64,
+    rss_mb: f64,
+    code: i32,
+    stdout: String,
+}
+
+/// Runs `distest check` under `/usr/bin/time`.
+fn check(binary: &Path, file: &Path, args: &[&str]) -> Took {
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M %U %S"])
+        .arg(binary)
+        .arg("check")
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("run distest check");
+    let secs = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fields: Vec<f64> = stderr
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(f64::NAN))
+        .collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or(f64::NAN);
+    Took {
+        secs,
+        cpu_secs: field(1) + field(2),
+        rss_mb: field(0) / 1024.0,
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+/// The fastest of `runs` (the machine is shared: the best run is the least disturbed).
+fn best_of(runs: usize, mut f: impl FnMut() -> Took) -> Took {
+    let mut best = f();
+    for _ in 1..runs {
+        let next = f();
+        if next.secs < best.secs {
+            best = next;
+        }
+    }
+    best
+}
+
+fn main() {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_distest"));
+    let before = std::env::var_os("DT_BENCH_BEFORE").map(PathBuf::from);
+    let mb: u64 = std::env::var("DT_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let tmp = std::env::temp_dir();
+    for (edn, name) in [(false, "jsonl"), (true, "edn")] {
+        let file = TempFile(tmp.join(format!("dt-bench-check-{}.{name}", std::process::id())));
+        write_history(&file.0, edn, mb << 20);
+        let size_mb = std::fs::metadata(&file.0).unwrap().len() as f64 / (1 << 20) as f64;
+        println!("{name}: {size_mb:.0} MB");
+        let cases: [(&str, &[&str]); 4] = [
+            ("stats", &["--checker", "stats"]),
+            (
+                "linearizable kv",
+                &["--checker", "linearizable", "--model", "kv"],
+            ),
+            ("stats --stream", &["--checker", "stats", "--stream"]),
+            (
+                "linearizable kv --stream",
+                &["--checker", "linearizable", "--model", "kv", "--stream"],
+            ),
+        ];
+        for (label, args) in cases {
+            let mut binaries = vec![("this", ours.clone())];
+            if let Some(b) = &before {
+                if !args.contains(&"--stream") {
+                    binaries.push(("before", b.clone()));
+                }
+            }
+            for (which, binary) in binaries {
+                let t = best_of(3, || check(&binary, &file.0, args));
+                println!(
+                    "  {label:<26} {which:<6}: {:6.2} s, {:5.0} MB/s wall, {:5.0} MB per CPU-second, peak RSS {:6.0} MB, exit {}",
+                    t.secs,
+                    size_mb / t.secs,
+                    size_mb / t.cpu_secs,
+                    t.rss_mb,
+                    t.code
+                );
+            }
+        }
+    }
+    if let Some(gb) = std::env::var("DT_BENCH_BIG_GB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let file = TempFile(tmp.join(format!("dt-bench-check-big-{}.jsonl", std::process::id())));
+        write_history(&file.0, false, gb << 30);
+        let size_mb = std::fs::metadata(&file.0).unwrap().len() as f64 / (1 << 20) as f64;
+        let t = check(
+            &ours,
+            &file.0,
+            &[
+                "--checker",
+                "linearizable,stats",
+                "--model",
+                "kv",
+                "--stream",
+            ],
+        );
+        println!(
+            "big jsonl {size_mb:.0} MB, --stream linearizable kv + stats: {:.1} s, {:.0} MB/s wall, {:.0} MB per CPU-second, peak RSS {:.0} MB, exit {}",
+            t.secs,
+            size_mb / t.secs,
+            size_mb / t.cpu_secs,
+            t.rss_mb,
+            t.code
+        );
+        print!("{}", t.stdout);
+    }
+}
+
+/// Writes a keyed kv history of about `target_bytes`: segments of 4 keys each, every
+/// segment on fresh keys and processes (keys retire as the history goes, as a run's
+/// do), indices dense.
+fn write_history(path: &Path, edn: bool, target_bytes: u64) {
+    let cfg = GenConfig {
+        processes: 20,
+        ops: 4_000,
+        values: 5,
+        keys: 40,
+        p_info: 0.05,
+        kv: true,
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut rng = SmallRng::seed_from_u64(7);
+    let (mut written, mut index, mut segment) = (0u64, 0u64, 0u64);
+    let (mut bytes, mut text) = (Vec::new(), String::new());
+    while written < target_bytes {
+        for mut op in simulate(&mut rng, &cfg) {
+            op.index = index;
+            op.time = index * 1_000;
+            index += 1;
+            if let Process::Client(p) = op.process {
+                op.process = Process::Client(p + segment * 1_000);
+            }
+            if let Some(k) = op.value.get(0).and_then(Value::as_u64) {
+                op.value[0] = (k + segment * cfg.keys).into();
+            }
+            bytes.clear();
+            if edn {
+                text.clear();
+                edn_line(&op, &mut text);
+                bytes.extend_from_slice(text.as_bytes());
+            } else {
+                write_jsonl_line(&op, &mut bytes);
+            }
+            w.write_all(&bytes).unwrap();
+            written += bytes.len() as u64;
+        }
+        segment += 1;
+    }
+    w.flush().unwrap();
+}

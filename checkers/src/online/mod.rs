@@ -1,0 +1,478 @@
+//! Online checking: checkers that consume a history op by op while it is recorded.
+//!
+//! Jepsen-style tools check after the run, with the whole history in memory. Here every
+//! checker also has an online form ([`Checker::online`]) fed by [`OnlineCheck`] as each
+//! op is recorded. An online checker does two things:
+//!
+//! - It reports an [`Anomaly`] as soon as the ops so far *prove* one: an anomaly reported
+//!   online is one the offline check of the whole history also finds (the proofs rely on
+//!   properties that later ops cannot undo, e.g. linearizability is prefix-closed). The
+//!   one exception is a later op that voids the checker's verdict altogether (an op that
+//!   does not fit the linearizability model, a counter add that is not a number): the
+//!   verdict is then `unknown`, as offline.
+//! - At the end, [`OnlineCheck::finish`] gives exactly the verdict the offline checker
+//!   gives on the same history (same validity, anomalies, summary, explanation and
+//!   evidence), because the final verdict is computed by the offline code on the same
+//!   ops: per key as keys are retired, the rest at the end.
+//!
+//! **Bounded memory.** Keyed workloads retire keys: [`OnlineCheck::retire`] says that no
+//! op on a key will be invoked any more. Once its ops in flight have completed, the key's
+//! ops are checked and dropped; only a few words per key remain (and, for a key found
+//! invalid, what its evidence needs). Per checker:
+//!
+//! | checker | reports online | memory |
+//! |---|---|---|
+//! | `stats` | nothing (a `never-succeeded` f is known only at the end) | bounded: counts per `f` |
+//! | `linearizable` | a non-linearizable prefix of a key (searched on [`OnlineCheck::tick`]; ops in flight at the cut count as indeterminate) | the ops of live keys; a retired key's are dropped. Not bounded for an unkeyed history or a key that is never retired: its counterexample needs all its ops |
+//! | `set` | a read listing an element twice; lost and unexpected elements when the key retires (a later read or add can still change them) | the ops of live keys |
+//! | `counter` | a read outside the bounds of the adds so far (adds in flight count as possible, so the bounds only narrow later) | the ops of live keys |
+//! | `unique-ids` | an id handed out twice | the ops of live keys |
+//! | `total-queue`, `crdt-convergence` | when the key retires: a value may still be enqueued, a replica still converge, until then | the ops of live keys |
+//! | `list-append`, `rw-register` | at the end (buffered: the isolation checkers are being rewritten; a bounded form follows) | the whole history |
+//!
+//! Retired keys leave a few bytes each (a count and, for the convergence checkers, at
+//! most [`crate::convergence::KEYS_LISTED`] keys' summaries per verdict kind); an
+//! unkeyed history keeps its ops until the end, as an offline check would.
+
+pub(crate) mod keyed;
+
+use crate::checker::{CheckContext, Checker};
+use crate::fxhash::FxMap;
+use crate::history::{HistoryError, Pairing};
+use crate::op::Op;
+use crate::verdict::{Results, Verdict};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// An anomaly found while the history was still being recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// The checker that found it.
+    pub checker: String,
+    /// The index of the op that completed it (the op whose result no valid history
+    /// explains, or the op that made the proof whole).
+    pub index: u64,
+    /// That op's time, in nanoseconds since the run started.
+    pub time: u64,
+    /// One short sentence: what is wrong, with the key and node when known.
+    pub text: String,
+    /// When it was reported, in nanoseconds since the run started (set by a run, which
+    /// has a clock; checkers have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_time: Option<u64>,
+}
+
+/// A checker's online form. The history arrives in recording order through
+/// [`OnlineCheck`], which validates it and pairs completions with their invocations;
+/// every method may push anomalies to `out`.
+pub trait OnlineChecker: Send {
+    /// The registry name, as the offline checker's.
+    fn name(&self) -> &str;
+    /// A client invocation.
+    fn invoked(&mut self, _invoke: &Op, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {}
+    /// A client completion (`ok`, `fail` or `info`) with its invocation.
+    fn completed(
+        &mut self,
+        invoke: &Op,
+        completion: &Op,
+        ctx: &CheckContext,
+        out: &mut Vec<Anomaly>,
+    );
+    /// A nemesis op.
+    fn nemesis(&mut self, _op: &Op) {}
+    /// No op on `key` will be invoked any more; with `ended`, no op in flight on it
+    /// will complete either (a replay of a recorded history knows this; a run does not,
+    /// and its ops in flight are waited for).
+    fn retire(&mut self, _key: &Value, _ended: bool, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {
+    }
+    /// Deferred work (searches over what arrived since the last tick). The caller calls
+    /// it every so often (the run: a few times a second); checkers have no clock.
+    fn tick(&mut self, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {}
+    /// The history is over: the verdict of the offline checker on it.
+    fn finish(self: Box<Self>, ctx: &CheckContext) -> Verdict;
+    /// Ops held now (copies kept for later checking): what memory grows with.
+    fn held_ops(&self) -> usize;
+}
+
+/// The online form of a checker that judges only whole histories: it holds every op
+/// and runs the offline check at the end. Reports nothing early; memory grows with the
+/// history.
+pub struct Buffered {
+    checker: Box<dyn Checker>,
+    ops: Vec<Op>,
+}
+
+impl Buffered {
+    pub fn new(checker: Box<dyn Checker>) -> Buffered {
+        Buffered {
+            checker,
+            ops: Vec::new(),
+        }
+    }
+}
+
+impl OnlineChecker for Buffered {
+    fn name(&self) -> &str {
+        self.checker.name()
+    }
+
+    fn invoked(&mut self, invoke: &Op, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {
+        self.ops.push(invoke.clone());
+    }
+
+    fn completed(
+        &mut self,
+        _invoke: &Op,
+        completion: &Op,
+        _ctx: &CheckContext,
+        _out: &mut Vec<Anomaly>,
+    ) {
+        self.ops.push(completion.clone());
+    }
+
+    fn nemesis(&mut self, op: &Op) {
+        self.ops.push(op.clone());
+    }
+
+    fn held_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn finish(self: Box<Self>, ctx: &CheckContext) -> Verdict {
+        match crate::history::History::new(self.ops) {
+            Ok(history) => self.checker.check(&history, ctx),
+            // OnlineCheck took every op by the same rules, in order.
+            Err(e) => Verdict::unknown(format!("The recorded ops do not form a history: {e}.")),
+        }
+    }
+}
+
+/// Feeds a history, op by op, to the online forms of several checkers.
+pub struct OnlineCheck {
+    checkers: Vec<Box<dyn OnlineChecker>>,
+    pairing: Pairing<u64>,
+    /// Client invocations in flight, by index.
+    in_flight: FxMap<u64, Op>,
+    next_index: u64,
+    first: Option<Anomaly>,
+    found: Vec<Anomaly>,
+    anomaly_count: u64,
+}
+
+impl OnlineCheck {
+    /// Online forms of `checkers`.
+    pub fn new(checkers: &[Box<dyn Checker>]) -> OnlineCheck {
+        OnlineCheck::of(checkers.iter().map(|c| c.online()).collect())
+    }
+
+    pub fn of(checkers: Vec<Box<dyn OnlineChecker>>) -> OnlineCheck {
+        OnlineCheck {
+            checkers,
+            pairing: Pairing::default(),
+            in_flight: FxMap::default(),
+            next_index: 0,
+            first: None,
+            found: Vec::new(),
+            anomaly_count: 0,
+        }
+    }
+
+    /// The next op of the history (indices dense from 0, as distest records them).
+    /// Returns the anomalies it completed. An op that breaks the rules of a history is
+    /// an error, and the op is not taken.
+    pub fn push(&mut self, op: Op, ctx: &CheckContext) -> Result<&[Anomaly], HistoryError> {
+        if op.index != self.next_index {
+            return Err(HistoryError::SparseIndex {
+                position: self.next_index as usize,
+                index: op.index,
+            });
+        }
+        let in_flight = &self.in_flight;
+        let paired = self
+            .pairing
+            .push(&op, op.index, |i| in_flight.get(&i).expect("in flight"))?;
+        self.next_index += 1;
+        self.found.clear();
+        if !op.is_client() {
+            for c in &mut self.checkers {
+                c.nemesis(&op);
+            }
+        } else if let Some(invoke_index) = paired {
+            let invoke = self.in_flight.remove(&invoke_index).expect("in flight");
+            for c in &mut self.checkers {
+                c.completed(&invoke, &op, ctx, &mut self.found);
+            }
+        } else {
+            for c in &mut self.checkers {
+                c.invoked(&op, ctx, &mut self.found);
+            }
+            self.in_flight.insert(op.index, op);
+        }
+        Ok(self.note_found())
+    }
+
+    /// No op on `key` will be invoked any more (keyed workloads retire keys): once its
+    /// ops in flight complete, the checkers judge it and drop its ops. With `ended`, its
+    /// ops in flight will not complete either (a recorded history replayed past the
+    /// key's last op): it is judged now, those ops counting as indeterminate.
+    pub fn retire(&mut self, key: &Value, ended: bool, ctx: &CheckContext) -> &[Anomaly] {
+        self.found.clear();
+        for c in &mut self.checkers {
+            c.retire(key, ended, ctx, &mut self.found);
+        }
+        self.note_found()
+    }
+
+    /// Lets the checkers do their deferred work; the anomalies it found.
+    pub fn tick(&mut self, ctx: &CheckContext) -> &[Anomaly] {
+        self.found.clear();
+        for c in &mut self.checkers {
+            c.tick(ctx, &mut self.found);
+        }
+        self.note_found()
+    }
+
+    fn note_found(&mut self) -> &[Anomaly] {
+        self.anomaly_count += self.found.len() as u64;
+        if self.first.is_none() {
+            // The earliest op among those found together.
+            self.first = self.found.iter().min_by_key(|a| a.index).cloned();
+        }
+        &self.found
+    }
+
+    /// The first anomaly reported so far.
+    pub fn first_anomaly(&self) -> Option<&Anomaly> {
+        self.first.as_ref()
+    }
+
+    /// How many anomalies were reported so far (each checker reports a key at most once).
+    pub fn anomaly_count(&self) -> u64 {
+        self.anomaly_count
+    }
+
+    /// Ops the checkers hold now, over all of them: what memory grows with.
+    pub fn held_ops(&self) -> usize {
+        self.checkers.iter().map(|c| c.held_ops()).sum::<usize>() + self.in_flight.len()
+    }
+
+    /// Ops taken so far: the history is checked up to this index.
+    pub fn op_count(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The history is over: every checker's verdict, as the offline check gives them.
+    pub fn finish(self, ctx: &CheckContext) -> Results {
+        let verdicts: BTreeMap<String, Verdict> = self
+            .checkers
+            .into_iter()
+            .map(|c| (c.name().to_string(), c.finish(ctx)))
+            .collect();
+        Results::from_verdicts(verdicts)
+    }
+}
+
+/// For each key, the index of the last op on it (an invocation, or the completion of
+/// one), found in one pass over a recorded history: where a replay may retire the key.
+///
+/// A key is the op's `key` field or, without one, the first element of a `[k v]`
+/// value (Jepsen's independent keys). A checker that files an op under no key, or under
+/// another, is simply never told about that "key": retiring late is always safe, and
+/// every key a checker does use is among these.
+#[derive(Default)]
+pub struct LastUses {
+    in_flight: FxMap<crate::op::Process, String>,
+    last: FxMap<String, (u64, Value)>,
+}
+
+impl LastUses {
+    /// The key an invocation may be filed under.
+    fn key_of(op: &Op) -> Option<&Value> {
+        op.key
+            .as_ref()
+            .or_else(|| match op.value.as_array().map(Vec::as_slice) {
+                Some([k, _]) => Some(k),
+                _ => None,
+            })
+    }
+
+    /// The next op of the history.
+    pub fn push(&mut self, op: &Op) {
+        if !op.is_client() {
+            return;
+        }
+        let text = if op.is_invoke() {
+            let Some(key) = Self::key_of(op) else {
+                return;
+            };
+            let text = key.to_string();
+            if !self.last.contains_key(&text) {
+                self.last.insert(text.clone(), (op.index, key.clone()));
+            }
+            self.in_flight.insert(op.process, text.clone());
+            text
+        } else {
+            match self.in_flight.remove(&op.process) {
+                Some(text) => text,
+                None => return,
+            }
+        };
+        if let Some(last) = self.last.get_mut(&text) {
+            last.0 = op.index;
+        }
+    }
+
+    /// Every key with the index of its last op, in index order.
+    pub fn finish(self) -> Vec<(u64, Value)> {
+        let mut out: Vec<(u64, Value)> = self.last.into_values().collect();
+        out.sort_by_key(|(at, _)| *at);
+        out
+    }
+}
+
+/// What a replay of a recorded history through the online checkers gave.
+pub struct Replay {
+    pub results: Results,
+    /// Every anomaly reported while the history was replayed, in order.
+    pub anomalies: Vec<Anomaly>,
+    /// The most ops the checkers held at once.
+    pub max_held_ops: usize,
+}
+
+/// Checks a recorded history too large to hold, in two passes over `open()`: the first
+/// finds where each key is used last (and what an import needs to number its ops), the
+/// second feeds the ops to the online forms of `checkers`, retiring each key after its
+/// last op and ticking every `tick_every` ops. Memory: the ops of the keys live at the
+/// same time (all of them for an unkeyed history), never the file. The results equal
+/// the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
+pub fn replay_stream<R: std::io::Read>(
+    open: impl Fn() -> std::io::Result<R>,
+    format: Option<crate::format::Format>,
+    source_name: &str,
+    checkers: &[Box<dyn Checker>],
+    ctx: &CheckContext,
+    tick_every: u64,
+) -> Result<Replay, crate::format::ParseError> {
+    use crate::format::{stream_history, ParseError};
+    let opened = || {
+        open().map_err(|e| ParseError::Io {
+            source_name: source_name.to_string(),
+            message: e.to_string(),
+        })
+    };
+    let mut uses = LastUses::default();
+    let first = stream_history(opened()?, format, source_name, None, |op| {
+        uses.push(&op);
+        Ok(())
+    })?;
+    let retire_at = uses.finish();
+    let mut online = OnlineCheck::new(checkers);
+    let mut anomalies = Vec::new();
+    let mut max_held_ops = 0;
+    let mut next = retire_at.iter().peekable();
+    stream_history(
+        opened()?,
+        Some(first.format),
+        source_name,
+        Some(first.hints),
+        |op| {
+            let index = op.index;
+            anomalies.extend_from_slice(online.push(op, ctx)?);
+            while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+                anomalies.extend_from_slice(online.retire(key, true, ctx));
+            }
+            if tick_every > 0 && (index + 1) % tick_every == 0 {
+                anomalies.extend_from_slice(online.tick(ctx));
+                max_held_ops = max_held_ops.max(online.held_ops());
+            }
+            Ok(())
+        },
+    )?;
+    max_held_ops = max_held_ops.max(online.held_ops());
+    anomalies.extend_from_slice(online.tick(ctx));
+    Ok(Replay {
+        results: online.finish(ctx),
+        anomalies,
+        max_held_ops,
+    })
+}
+
+/// Replays `history` through the online forms of `checkers`, ticking every
+/// `tick_every` ops, and retiring each key after its last op when `retire` is set. The
+/// results equal the offline check's; tests compare the two.
+pub fn replay(
+    history: &crate::History,
+    checkers: &[Box<dyn Checker>],
+    ctx: &CheckContext,
+    retire: bool,
+    tick_every: u64,
+) -> Replay {
+    let mut retire_at = Vec::new();
+    if retire {
+        let mut uses = LastUses::default();
+        history.ops().iter().for_each(|op| uses.push(op));
+        retire_at = uses.finish();
+    }
+    let mut online = OnlineCheck::new(checkers);
+    let mut anomalies = Vec::new();
+    let mut max_held_ops = 0;
+    let mut next = retire_at.iter().peekable();
+    for op in history.ops() {
+        let index = op.index;
+        let found = online
+            .push(op.clone(), ctx)
+            .expect("a History keeps the rules OnlineCheck checks");
+        anomalies.extend_from_slice(found);
+        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+            anomalies.extend_from_slice(online.retire(key, true, ctx));
+        }
+        if tick_every > 0 && (index + 1) % tick_every == 0 {
+            anomalies.extend_from_slice(online.tick(ctx));
+        }
+        max_held_ops = max_held_ops.max(online.held_ops());
+    }
+    anomalies.extend_from_slice(online.tick(ctx));
+    Replay {
+        results: online.finish(ctx),
+        anomalies,
+        max_held_ops,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! The unit tests' known-verdict histories go through the online form too: the
+    //! same agreement `tests/online_support` asserts for the integration tests.
+
+    use super::replay;
+    use crate::checker::{CheckContext, Checker};
+    use crate::history::History;
+    use crate::verdict::{Validity, Verdict};
+
+    /// The offline verdict of `checker`, after asserting that the online form agrees.
+    pub(crate) fn checked(checker: Box<dyn Checker>, history: &History) -> Verdict {
+        let ctx = CheckContext::default();
+        let offline = checker.check(history, &ctx);
+        let keyed = history
+            .ops()
+            .iter()
+            .all(|op| !op.is_client() || op.key.is_some());
+        let checkers = [checker];
+        for (retire, tick_every) in [(false, 1), (true, 1), (true, 5)] {
+            let online = replay(history, &checkers, &ctx, retire, tick_every);
+            assert_eq!(
+                online.results.checkers[checkers[0].name()],
+                offline,
+                "online (retire {retire}, tick every {tick_every}) and offline verdicts differ"
+            );
+            if !online.anomalies.is_empty() {
+                assert_eq!(offline.valid, Validity::Invalid, "{:?}", online.anomalies);
+            }
+            if retire && keyed && offline.valid == Validity::Invalid {
+                assert!(!online.anomalies.is_empty(), "{}", offline.summary);
+            }
+        }
+        offline
+    }
+}

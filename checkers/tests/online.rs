@@ -1,0 +1,297 @@
+//! Online checking: every checker fed op by op ends with the offline verdict, reports an
+//! anomaly at the op that completes it, and holds only the ops of live keys.
+
+mod elle_support;
+mod linearizable_support;
+
+use distest_checkers::format::read_history;
+use distest_checkers::online::{replay, OnlineCheck};
+use distest_checkers::{
+    build, CheckContext, Checker, CheckerOptions, History, Op, OpType, Process,
+};
+use linearizable_support::gen::{perturb, simulate, GenConfig};
+use linearizable_support::online_support::checked;
+use linearizable_support::Hist;
+use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+fn checker(name: &str, model: Option<&str>) -> Box<dyn Checker> {
+    build(
+        name,
+        &CheckerOptions {
+            model: model.map(str::to_string),
+            consistency_model: None,
+        },
+    )
+    .unwrap()
+}
+
+fn testdata(name: &str) -> History {
+    let path = format!("{}/../testdata/jepsen/{name}", env!("CARGO_MANIFEST_DIR"));
+    read_history(std::fs::File::open(&path).unwrap(), None, &path).unwrap()
+}
+
+#[test]
+fn every_checker_agrees_online_on_the_sample_jepsen_histories() {
+    type Checkers = &'static [(&'static str, Option<&'static str>)];
+    let cases: &[(&str, Checkers)] = &[
+        (
+            "cas-register.edn",
+            &[
+                ("stats", None),
+                ("linearizable", Some("cas-register")),
+                ("linearizable", Some("register")),
+            ],
+        ),
+        (
+            "cas-register.log",
+            &[("stats", None), ("linearizable", Some("cas-register"))],
+        ),
+        (
+            "list-append.edn",
+            &[
+                ("stats", None),
+                ("list-append", None),
+                ("rw-register", None),
+            ],
+        ),
+        ("elle-completions.edn", &[("list-append", None)]),
+    ];
+    for (file, checkers) in cases {
+        let history = testdata(file);
+        for (name, model) in *checkers {
+            checked(checker(name, *model), &history);
+        }
+    }
+}
+
+#[test]
+fn elle_checkers_agree_online_on_generated_histories() {
+    use elle_support::gen::{history_ops, Params, Workload};
+    for seed in 0..6 {
+        for (workload, name) in [
+            (Workload::ListAppend, "list-append"),
+            (Workload::RwRegister, "rw-register"),
+        ] {
+            let mut p = Params::small(workload, seed);
+            p.stale_pct = if seed % 2 == 0 { 30 } else { 0 };
+            let history = History::new(history_ops(&p)).unwrap();
+            checked(checker(name, None), &history);
+            checked(checker("stats", None), &history);
+        }
+    }
+}
+
+/// Independent keyed histories one after another, each on fresh keys and processes: a
+/// history of `segments * keys` keys, each retired when its segment ends.
+fn rotating_kv(seed: u64, segments: u64, cfg: &GenConfig, bad_segment: Option<u64>) -> History {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut ops: Vec<Op> = Vec::new();
+    for s in 0..segments {
+        let mut part = simulate(&mut rng, cfg);
+        if Some(s) == bad_segment {
+            // A read of a value that was never written to its key: surely invalid.
+            let at = part
+                .iter()
+                .position(|o| o.kind == OpType::Ok && o.f == "get")
+                .expect("a segment has reads");
+            let key = part[at].value[0].clone();
+            part[at].value = json!([key, "never-written"]);
+        }
+        let offset = ops.len() as u64;
+        for mut op in part {
+            op.index += offset;
+            op.time += offset * 1_000;
+            if let Process::Client(p) = op.process {
+                op.process = Process::Client(p + s * 1_000_000);
+            }
+            if let Some(k) = op.value.get(0).and_then(Value::as_u64) {
+                op.value[0] = json!(k + s * cfg.keys);
+            }
+            ops.push(op);
+        }
+    }
+    History::new(ops).unwrap()
+}
+
+const KV: GenConfig = GenConfig {
+    processes: 6,
+    ops: 400,
+    values: 4,
+    keys: 4,
+    p_info: 0.05,
+    kv: true,
+};
+
+#[test]
+fn retired_keys_are_dropped_so_memory_follows_the_live_keys_only() {
+    let history = rotating_kv(3, 40, &KV, None);
+    let ctx = CheckContext::default();
+    let checkers = [checker("linearizable", Some("kv")), checker("stats", None)];
+    let retired = replay(&history, &checkers, &ctx, true, 64);
+    let kept = replay(&history, &checkers, &ctx, false, 64);
+    assert_eq!(retired.results, kept.results);
+    assert_eq!(
+        retired.results.checkers["linearizable"].valid,
+        distest_checkers::Validity::Valid
+    );
+    // One segment is ~800 ops; all 40 are ~32,000.
+    assert!(
+        retired.max_held_ops < 2 * 2 * KV.ops,
+        "held {} ops at most",
+        retired.max_held_ops
+    );
+    assert!(
+        kept.max_held_ops >= history.len() - 50,
+        "{}",
+        kept.max_held_ops
+    );
+}
+
+#[test]
+fn the_first_anomaly_is_reported_at_the_op_that_completes_it_while_the_history_goes_on() {
+    let history = rotating_kv(5, 10, &KV, Some(3));
+    let ctx = CheckContext::default();
+    let offline = checker("linearizable", Some("kv")).check(&history, &ctx);
+    let failing = offline.evidence["failing_op"]["completion_index"]
+        .as_u64()
+        .expect("invalid, with a failing op");
+    // Fed op by op with a tick after each op, without retiring anything: the prefix
+    // search must see it right after the failing op.
+    let mut online = OnlineCheck::new(&[checker("linearizable", Some("kv"))]);
+    let mut reported_at = None;
+    for op in history.ops() {
+        let index = op.index;
+        online.push(op.clone(), &ctx).unwrap();
+        if !online.tick(&ctx).is_empty() && reported_at.is_none() {
+            reported_at = Some(index);
+        }
+    }
+    let first = online
+        .first_anomaly()
+        .cloned()
+        .expect("an anomaly was reported");
+    assert_eq!(first.index, failing, "{first:?}");
+    assert_eq!(first.checker, "linearizable");
+    assert!(first.text.contains("never-written"), "{}", first.text);
+    // A tick every op and the growth rule (an eighth more ops since the key's last
+    // search): reported within a few ops of the failing one, long before the end.
+    let reported_at = reported_at.unwrap();
+    assert!(
+        reported_at >= failing && reported_at < failing + 200,
+        "failing op {failing}, reported after op {reported_at}"
+    );
+    assert!((reported_at as usize) < history.len() / 2);
+    let results = online.finish(&ctx);
+    assert_eq!(results.checkers["linearizable"], offline);
+}
+
+#[test]
+fn counter_set_and_unique_ids_report_at_the_completing_op() {
+    let line = |p: u64, kind: OpType, f: &str, value: Value, key: u64| {
+        let mut op = Op::invoke(Process::Client(p), f, value).with_key(json!(key));
+        op.kind = kind;
+        op.node = Some("n2".into());
+        op
+    };
+    let indexed = |ops: Vec<Op>| History::reindexed(ops).unwrap();
+    use OpType::*;
+    // Counter: an add of 1 is acknowledged, then a read returns 5.
+    let counter = indexed(vec![
+        line(0, Invoke, "add", json!(1), 7),
+        line(0, Ok, "add", json!(1), 7),
+        line(1, Invoke, "read", Value::Null, 7),
+        line(1, Ok, "read", json!(5), 7),
+        line(0, Invoke, "add", json!(1), 7),
+        line(0, Ok, "add", json!(1), 7),
+    ]);
+    // Set: a read lists 1 twice.
+    let set = indexed(vec![
+        line(0, Invoke, "add", json!(1), 7),
+        line(0, Ok, "add", json!(1), 7),
+        line(1, Invoke, "read", Value::Null, 7),
+        line(1, Ok, "read", json!([1, 1]), 7),
+        line(0, Invoke, "add", json!(2), 7),
+        line(0, Ok, "add", json!(2), 7),
+    ]);
+    // Unique ids: the same id twice.
+    let ids = indexed(vec![
+        line(0, Invoke, "generate", Value::Null, 7),
+        line(0, Ok, "generate", json!(10), 7),
+        line(1, Invoke, "generate", Value::Null, 7),
+        line(1, Ok, "generate", json!(10), 7),
+        line(0, Invoke, "generate", Value::Null, 7),
+        line(0, Ok, "generate", json!(11), 7),
+    ]);
+    let ctx = CheckContext::default();
+    for (name, history) in [("counter", counter), ("set", set), ("unique-ids", ids)] {
+        let mut online = OnlineCheck::new(&[checker(name, None)]);
+        for op in history.ops() {
+            let found = online.push(op.clone(), &ctx).unwrap().to_vec();
+            if op.index == 3 {
+                assert_eq!(found.len(), 1, "{name}: reported at op 3: {found:?}");
+                assert_eq!(found[0].index, 3);
+                assert!(found[0].text.starts_with("key 7: "), "{}", found[0].text);
+            } else {
+                assert!(found.is_empty(), "{name}: op {}: {found:?}", op.index);
+            }
+        }
+        checked(checker(name, None), &history);
+    }
+}
+
+#[test]
+fn an_op_in_flight_at_a_retirement_is_waited_for() {
+    // Key 1 is retired while p1's write is in flight; the write's completion comes
+    // later and still counts.
+    let h = Hist::new()
+        .invoke_key(0, json!(1), "write", json!(1))
+        .ok(0, json!(1))
+        .invoke_key(1, json!(1), "write", json!(2))
+        .invoke_key(0, json!(1), "read", Value::Null)
+        .ok(0, json!(2))
+        .ok(1, json!(2))
+        .build();
+    let ctx = CheckContext::default();
+    let mut online = OnlineCheck::new(&[checker("linearizable", Some("cas-register"))]);
+    for op in h.ops() {
+        online.push(op.clone(), &ctx).unwrap();
+        if op.index == 4 {
+            assert!(online.retire(&json!(1), false, &ctx).is_empty());
+            assert!(online.held_ops() > 0, "p1's write is still in flight");
+        }
+    }
+    assert_eq!(online.held_ops(), 0, "the key was judged and dropped");
+    let results = online.finish(&ctx);
+    assert_eq!(
+        results.checkers["linearizable"],
+        checker("linearizable", Some("cas-register")).check(&h, &ctx)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Random keyed histories, some perturbed into invalid ones: online and offline
+    /// agree, for linearizability and stats, with and without retirement.
+    #[test]
+    fn online_agrees_with_offline_on_random_keyed_histories(
+        seed in any::<u64>(),
+        perturbed in any::<bool>(),
+        kv in any::<bool>(),
+        keys in 0u64..6,
+    ) {
+        let cfg = GenConfig { processes: 4, ops: 120, values: 3, keys, p_info: 0.1, kv };
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut ops = simulate(&mut rng, &cfg);
+        if perturbed {
+            perturb(&mut rng, &mut ops, &cfg);
+        }
+        let history = History::new(ops).unwrap();
+        let model = if kv { "kv" } else { "cas-register" };
+        checked(checker("linearizable", Some(model)), &history);
+        checked(checker("stats", None), &history);
+    }
+}
