@@ -51,6 +51,6 @@ def on_read(msg):
     node.reply(msg, {"type": "read_ok", "value": value})
 
 
-node.on("add", on_add)
-node.on("read", on_read)
+node.on("add", on_add, waits=True)
+node.on("read", on_read, waits=True)
 node.run()

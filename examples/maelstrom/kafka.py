@@ -67,6 +67,6 @@ def on_forward(msg):
 
 
 for t in ("send", "poll", "commit_offsets", "list_committed_offsets"):
-    node.on(t, on_request)
+    node.on(t, on_request, waits=True)
     node.on("forward:" + t, on_forward)
 node.run()

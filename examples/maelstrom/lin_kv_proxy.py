@@ -20,5 +20,5 @@ def proxy(msg):
 
 
 for t in ("read", "write", "cas"):
-    node.on(t, proxy)
+    node.on(t, proxy, waits=True)
 node.run()

@@ -54,7 +54,7 @@ def on_cas(msg):
     node.reply(msg, {"type": "cas_ok"})
 
 
-node.on("read", on_read)
-node.on("write", on_write)
-node.on("cas", on_cas)
+node.on("read", on_read, waits=True)
+node.on("write", on_write, waits=True)
+node.on("cas", on_cas, waits=True)
 node.run()

@@ -1,8 +1,11 @@
 """A small Maelstrom node library (standard library only) for the example nodes.
 
 A node reads JSON messages from stdin, one per line, and writes messages to stdout;
-anything else goes to stderr. Handlers run on their own threads, so a handler may wait
-for the answer to an RPC it sent (`rpc_sync`) while the main loop keeps reading.
+anything else goes to stderr. Handlers and RPC callbacks run on the reading thread, in
+the order messages arrive; a handler registered with `waits=True` runs on a thread of its
+own instead, so it may wait for the answer to an RPC it sent (`rpc_sync`) while the
+reading goes on. (A thread for every message would make a busy node slow on a loaded
+machine: each message would wait for its turn at Python's interpreter lock.)
 """
 
 import itertools
@@ -43,9 +46,10 @@ class Node:
     def log(self, text):
         print(text, file=sys.stderr, flush=True)
 
-    def on(self, msg_type, handler):
-        """Calls handler(msg) for every message whose body type is msg_type."""
-        self._handlers[msg_type] = handler
+    def on(self, msg_type, handler, waits=False):
+        """Calls handler(msg) for every message whose body type is msg_type; on a thread
+        of its own with waits=True (a handler that calls rpc_sync must say so)."""
+        self._handlers[msg_type] = (handler, waits)
 
     def on_init(self, hook):
         """Calls hook() once init is answered."""
@@ -123,7 +127,7 @@ class Node:
             if callback is not None:
                 callback(msg)
             return
-        handler = self._handlers.get(body.get("type"))
+        handler, _ = self._handlers.get(body.get("type"), (None, False))
         if handler is None:
             self.error(msg, 10, f"no handler for {body.get('type')!r}")
             return
@@ -141,7 +145,9 @@ class Node:
             if not line:
                 continue
             msg = json.loads(line)
-            if msg["body"].get("type") == "init":
-                self._dispatch(msg)
-            else:
+            body = msg["body"]
+            _, waits = self._handlers.get(body.get("type"), (None, False))
+            if waits and body.get("in_reply_to") is None:
                 threading.Thread(target=self._dispatch, args=(msg,), daemon=True).start()
+            else:
+                self._dispatch(msg)

@@ -47,6 +47,6 @@ def on_txn(msg):
     node.reply(msg, {"type": "txn_ok", "txn": answer["txn"]})
 
 
-node.on("txn", on_txn)
+node.on("txn", on_txn, waits=True)
 node.on("run_txn", lambda msg: node.reply(msg, {"type": "run_txn_ok", "txn": execute(msg["body"]["txn"])}))
 node.run()
