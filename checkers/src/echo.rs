@@ -171,10 +171,7 @@ mod tests {
             (1, Invoke, "echo", json!({"x": [1]}), "n2"),
             (1, Info, "echo", json!(null), "n2"),
         ]);
-        assert_eq!(
-            checked(Box::new(Echo), &good).valid,
-            Validity::Valid
-        );
+        assert_eq!(checked(Box::new(Echo), &good).valid, Validity::Valid);
         let bad = history(&[
             (0, Invoke, "echo", json!("hi 1"), "n1"),
             (0, Ok, "echo", json!("hi 2"), "n1"),
@@ -183,10 +180,7 @@ mod tests {
         assert_eq!(v.anomalies, vec!["wrong-echo"]);
         assert_eq!(v.evidence["wrong"][0]["index"], 1);
         let none = history(&[(0, Invoke, "echo", json!(1), "n1")]);
-        assert_eq!(
-            checked(Box::new(Echo), &none).valid,
-            Validity::Unknown
-        );
+        assert_eq!(checked(Box::new(Echo), &none).valid, Validity::Unknown);
     }
 
     #[test]

@@ -202,7 +202,10 @@ pub fn execute(
     let (results, note) = crate::verify::with_net(
         results,
         &run,
-        recorder.counters.invoked.load(std::sync::atomic::Ordering::Relaxed),
+        recorder
+            .counters
+            .invoked
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     if let Some(note) = note {
         log.line(&note);
