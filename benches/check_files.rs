@@ -10,9 +10,12 @@
 //! the bounded-memory figure, `DT_BENCH_BIG_GB` (e.g. 10: a keyed history that size,
 //! checked with `--stream`; off by default).
 
+#[path = "support/distest_check.rs"]
+mod distest_check;
 #[path = "../checkers/tests/linearizable_support/gen.rs"]
 mod gen;
 
+use distest_check::{best_of, check, TempFile};
 use distest_checkers::format::write_jsonl_line;
 use distest_checkers::{Op, Process};
 use gen::{simulate, GenConfig};
@@ -21,20 +24,6 @@ use rand::SeedableRng;
 use serde_json::Value;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
-
-/// Removes the temp file even when the benchmark panics.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // `DT_BENCH_KEEP=1` keeps the files, for a profiler.
-        if std::env::var_os("DT_BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
 
 /// Jepsen's printed form of a JSON value.
 fn edn_value(v: &Value, out: &mut String) {
@@ -72,58 +61,6 @@ fn edn_line(op: &Op, out: &mut String) {
         ", :time {}, :process {process}, :index {}}}",
         op.time, op.index
     );
-}
-
-/// What one `distest check` took.
-struct Took {
-    secs: f64,
-    /// User + system CPU seconds (all threads): less disturbed by a busy machine.
-    cpu_secs: f64,
-    rss_mb: f64,
-    code: i32,
-    stdout: String,
-}
-
-/// Runs `distest check` under `/usr/bin/time`.
-fn check(binary: &Path, file: &Path, args: &[&str]) -> Took {
-    let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M %U %S"])
-        .arg(binary)
-        .arg("check")
-        .arg(file)
-        .args(args)
-        .output()
-        .expect("run distest check");
-    let secs = started.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let fields: Vec<f64> = stderr
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(f64::NAN))
-        .collect();
-    let field = |i: usize| fields.get(i).copied().unwrap_or(f64::NAN);
-    Took {
-        secs,
-        cpu_secs: field(1) + field(2),
-        rss_mb: field(0) / 1024.0,
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-    }
-}
-
-/// The fastest of `runs` (the machine is shared: the best run is the least disturbed).
-fn best_of(runs: usize, mut f: impl FnMut() -> Took) -> Took {
-    let mut best = f();
-    for _ in 1..runs {
-        let next = f();
-        if next.secs < best.secs {
-            best = next;
-        }
-    }
-    best
 }
 
 fn main() {

@@ -1,8 +1,11 @@
 //! Throughput and latency of the bundled raft-kv against etcd, on the same local 3-node
 //! namespace cluster, measured in one run: puts then gets, closed loop, at 1, 16 and 64
-//! concurrent clients. Needs root (namespaces) and etcd (`scripts/setup.sh`).
+//! concurrent clients. Row `kv+lazyfs` is raft-kv with its data directories served
+//! through lazyfs (what `--nemesis disk` sets up), against plain `kv` in the same run.
+//! Needs root (namespaces), /dev/fuse and etcd (`scripts/setup.sh`).
 //!
-//! `cargo bench --bench targets` (set `DISTEST_BENCH_SECONDS` to change the 5 s per cell).
+//! `cargo bench --bench targets` (set `DISTEST_BENCH_SECONDS` to change the 5 s per cell,
+//! `DISTEST_BENCH_TARGETS=kv,kv+lazyfs` to run only some rows).
 
 use distest::nodes::{ClusterSpec, LocalCluster};
 use distest::targets::{self, TargetOptions};
@@ -85,7 +88,17 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!("| target | op | clients | ops/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|---|---|");
-    for name in ["kv", "etcd"] {
+    let only: Option<Vec<String>> = std::env::var("DISTEST_BENCH_TARGETS")
+        .ok()
+        .map(|s| s.split(',').map(|t| t.trim().to_string()).collect());
+    for row in ["kv", "kv+lazyfs", "etcd"] {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|t| t == row)) {
+            continue;
+        }
+        let (name, lazyfs) = match row.split_once('+') {
+            Some((name, _)) => (name, true),
+            None => (row, false),
+        };
         if name == "etcd" && !std::path::Path::new("/usr/bin/etcd").exists() {
             println!("| etcd | - | - | not installed | | | |");
             continue;
@@ -99,6 +112,7 @@ fn main() {
         let cluster = LocalCluster::up(spec).expect("local cluster");
         let opts = TargetOptions {
             op_timeout: Duration::from_secs(5),
+            lazyfs,
             ..Default::default()
         };
         let nodes = cluster.nodes();
@@ -116,7 +130,7 @@ fn main() {
             for clients in [1, 16, 64] {
                 let cell = runtime.block_on(load(target.clone(), f, clients, seconds));
                 println!(
-                    "| {name} | {f} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+                    "| {row} | {f} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
                     cell.ops_per_s, cell.p50_ms, cell.p99_ms, cell.errors
                 );
             }

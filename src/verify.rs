@@ -24,8 +24,25 @@ pub fn build_checkers(
 ) -> anyhow::Result<Vec<Box<dyn distest_checkers::Checker>>> {
     specs
         .iter()
-        .map(|s| s.build().map_err(anyhow::Error::from))
+        .map(|s| {
+            let o = with_files(s)?;
+            distest_checkers::build(&s.name, &o).map_err(anyhow::Error::from)
+        })
         .collect()
+}
+
+/// `spec`'s options with the files they name read in (checkers do no I/O): the
+/// rw-register transaction order.
+fn with_files(spec: &CheckerSpec) -> anyhow::Result<distest_checkers::CheckerOptions> {
+    let mut options = spec.options.clone();
+    if let Some(path) = &spec.options.transaction_order {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the transaction order {path}"))?;
+        let order = distest_checkers::elle::versions::parse_transaction_order(&text)
+            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        options.transaction_order_map = Some(std::sync::Arc::new(order));
+    }
+    Ok(options)
 }
 
 /// Runs the checkers of `specs` on `history`; past `limit` they are asked to stop and
@@ -124,14 +141,16 @@ fn with_time_limit<T>(limit: Option<Duration>, f: impl FnOnce(&CheckContext) -> 
 }
 
 /// The streaming path of [`check_file`]; `None` when it does not apply (other
-/// checkers, another format).
+/// checkers, another format). The file is opened once per shape of transaction and read
+/// from where its format was detected, so a pipe (`/dev/stdin`, a FIFO) checks too.
 fn try_streaming_elle(
     path: &Path,
     format: Option<Format>,
     specs: &[CheckerSpec],
     limit: Option<Duration>,
 ) -> Option<anyhow::Result<Results>> {
-    use distest_checkers::elle::{check_txns, txn::Shape, txn::Txns};
+    use distest_checkers::elle::{check_txns, txn::Shape, txn::Txns, ElleOptions};
+    use std::io::BufRead;
     let shape_of = |name: &str| match name {
         "list-append" => Some(Shape::ListAppend),
         "rw-register" => Some(Shape::RwRegister),
@@ -140,40 +159,37 @@ fn try_streaming_elle(
     if specs.is_empty() || specs.iter().any(|s| shape_of(&s.name).is_none()) {
         return None;
     }
-    let is_jsonl = match format {
-        Some(f) => f == Format::Jsonl,
-        None => {
-            let mut prefix = vec![0u8; 64 * 1024];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| std::io::Read::read(&mut f, &mut prefix))
-                .ok()?;
-            format::detect(&prefix[..n]) == Format::Jsonl
-        }
-    };
-    if !is_jsonl {
+    if format.is_some_and(|f| f != Format::Jsonl) {
         return None;
     }
     let run = || -> anyhow::Result<Option<Results>> {
+        let mut read: std::collections::BTreeMap<&str, Txns> = Default::default();
         let mut verdicts = std::collections::BTreeMap::new();
         for spec in specs {
-            // Validates the model name the same way the registry does.
-            spec.build()?;
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("could not open {}", path.display()))?;
-            let reader = std::io::BufReader::with_capacity(1 << 20, file);
-            let shape = shape_of(&spec.name).expect("checked above");
-            let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
-            if txns.txns.is_empty() {
-                // No transaction at all: the general path tells an empty file or one
-                // without ops (an error) from a history of other ops (a verdict).
-                return Ok(None);
+            let options = ElleOptions::from_checker_options(&spec.name, &with_files(spec)?)?;
+            if !read.contains_key(spec.name.as_str()) {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("could not open {}", path.display()))?;
+                let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+                if format.is_none() {
+                    let prefix = reader
+                        .fill_buf()
+                        .with_context(|| format!("could not read {}", path.display()))?;
+                    if format::detect(&prefix[..prefix.len().min(64 << 10)]) != Format::Jsonl {
+                        return Ok(None);
+                    }
+                }
+                let shape = shape_of(&spec.name).expect("checked above");
+                let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
+                if txns.txns.is_empty() {
+                    // No transaction at all: the general path tells an empty file or one
+                    // without ops (an error) from a history of other ops (a verdict).
+                    return Ok(None);
+                }
+                read.insert(&spec.name, txns);
             }
-            let model = spec
-                .options
-                .consistency_model
-                .as_deref()
-                .unwrap_or("strict-serializable");
-            let verdict = with_time_limit(limit, |ctx| check_txns(&txns, model, ctx));
+            let txns = &read[spec.name.as_str()];
+            let verdict = with_time_limit(limit, |ctx| check_txns(txns, &options, ctx));
             verdicts.insert(spec.name.clone(), verdict);
         }
         Ok(Some(Results::from_verdicts(verdicts)))

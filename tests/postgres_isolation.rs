@@ -308,7 +308,12 @@ fn repeatable_read_is_snapshot_isolation_and_shows_write_skew() {
         // Write skew.
         shows_one_of: &["G2-item"],
         // Snapshot isolation forbids these; PostgreSQL's REPEATABLE READ must show none.
-        forbids: &["G-single", "G-nonadjacent", "lost-update", "internal"],
+        forbids: &[
+            "G-single-item",
+            "G-nonadjacent-item",
+            "lost-update",
+            "internal",
+        ],
         valid_under: "snapshot-isolation",
     };
     Cluster::new("pg2", 221).run_at_level(&level, "2", |run| {
@@ -333,7 +338,15 @@ fn read_committed_shows_only_anomalies_read_committed_allows() {
     }
     let level = Level {
         isolation: "read-committed",
-        shows_one_of: &["G-single", "G-nonadjacent", "G2-item", "lost-update"],
+        shows_one_of: &[
+            "G-single-item",
+            "G-nonadjacent-item",
+            "G2-item",
+            "G-single-item-realtime",
+            "G-nonadjacent-item-realtime",
+            "G2-item-realtime",
+            "lost-update",
+        ],
         forbids: &[],
         valid_under: "read-committed",
     };

@@ -10,16 +10,23 @@
 //! which is what a history too large to hold as `Op`s needs.
 //!
 //! A third run makes 1% of reads stale, to time the cycle search on a buggy history.
+//! Then rw-register histories of the same size, streamed and checked with Elle's defaults
+//! and with every version-order inference option on (`--wfr-keys --sequential-keys
+//! --linearizable-keys`), in transactions per second; and the two 1,000-
+//! transaction rings (one ww chain closed by an rw edge, one all-rw ring whose
+//! readers add a million realtime edges), each decided from a `History`.
 //!
 //! `cargo bench -p distest-checkers --bench elle [-- SIZES]`, e.g. `-- 100000`.
 
-#[path = "../tests/elle_support/gen.rs"]
-mod gen;
+#[path = "../tests/elle_support/mod.rs"]
+mod elle_support;
 
 use distest_checkers::elle::txn::{Shape, Txns};
-use distest_checkers::elle::{check_txns, ListAppend};
+use distest_checkers::elle::{check_txns, ElleOptions, Inference, ListAppend};
 use distest_checkers::format::{read_history, write_jsonl_line, Format};
+use distest_checkers::History;
 use distest_checkers::{CheckContext, Checker, Validity};
+use elle_support::gen;
 use gen::{generate, Params, Workload};
 use std::time::Instant;
 
@@ -39,18 +46,11 @@ fn reset_hwm() {
 }
 
 fn jsonl(txns: usize, stale_pct: u32) -> Vec<u8> {
-    let p = Params {
-        workload: Workload::ListAppend,
-        seed: 42,
-        workers: 10,
-        txns,
-        active_keys: 1_000,
-        max_writes_per_key: 16,
-        max_mops: 4,
-        fail_pct: 2,
-        info_pct: 2,
-        stale_pct,
-    };
+    jsonl_of(Workload::ListAppend, txns, stale_pct)
+}
+
+fn jsonl_of(workload: Workload, txns: usize, stale_pct: u32) -> Vec<u8> {
+    let p = Params::bench(workload, txns, stale_pct);
     let mut out = Vec::with_capacity(txns * 200);
     generate(&p, |op| write_jsonl_line(&op, &mut out));
     out
@@ -82,7 +82,7 @@ fn streaming(text: &[u8], expect: Validity) {
     let txns =
         Txns::read_jsonl(text, Shape::ListAppend, "bench").expect("generated history parses");
     let parsed = start.elapsed();
-    let v = check_txns(&txns, "strict-serializable", &CheckContext::default());
+    let v = check_txns(&txns, &Default::default(), &CheckContext::default());
     let total = start.elapsed();
     assert_eq!(v.valid, expect, "{}", v.summary);
     println!(
@@ -97,6 +97,58 @@ fn streaming(text: &[u8], expect: Validity) {
             "    {} SCCs; found {}; not fully searched: {}",
             v.evidence["stats"]["sccs"], v.evidence["counts"], v.evidence["incomplete"]
         );
+    }
+}
+
+/// rw-register: streamed and checked, default options and all inference options on.
+fn register(text: &[u8], txns: usize) {
+    let all = Inference {
+        wfr_keys: true,
+        sequential_keys: true,
+        linearizable_keys: true,
+        transaction_order: None,
+    };
+    for (label, inference) in [("defaults", Inference::default()), ("all inference", all)] {
+        reset_hwm();
+        let start = Instant::now();
+        let t =
+            Txns::read_jsonl(text, Shape::RwRegister, "bench").expect("generated history parses");
+        let parsed = start.elapsed();
+        let options = ElleOptions {
+            inference,
+            ..ElleOptions::default()
+        };
+        let v = check_txns(&t, &options, &CheckContext::default());
+        let total = start.elapsed();
+        assert_eq!(v.valid, Validity::Valid, "{}", v.summary);
+        println!(
+            "  {label:<13}: parse {:>6.2} s, check {:>6.2} s, total {:>6.2} s = {:>7.0} txn/s, peak RSS {:>7.0} MiB",
+            parsed.as_secs_f64(),
+            (total - parsed).as_secs_f64(),
+            total.as_secs_f64(),
+            txns as f64 / total.as_secs_f64(),
+            vm_hwm_mib()
+        );
+    }
+}
+
+fn rings() {
+    for (label, ops) in [
+        ("ww ring closed by rw", elle_support::ring(1000)),
+        ("rw ring + readers", elle_support::rw_ring(1000)),
+    ] {
+        let h = History::new(ops).expect("rings are well formed");
+        let start = Instant::now();
+        let v = ListAppend::new(None)
+            .expect("default model")
+            .check(&h, &CheckContext::default());
+        println!(
+            "  {label:<21}: {} ({}) in {:.3} s",
+            v.valid,
+            v.anomalies.join(", "),
+            start.elapsed().as_secs_f64()
+        );
+        assert_eq!(v.valid, Validity::Invalid, "{}", v.summary);
     }
 }
 
@@ -125,5 +177,14 @@ fn main() {
         drop(stale);
         println!("the valid history again, through read_history and History:");
         standard(&text);
+        drop(text);
+        let text = jsonl_of(Workload::RwRegister, n, 0);
+        println!(
+            "rw-register, {n} transactions, {} MiB of JSONL, strict-serializable:",
+            text.len() >> 20
+        );
+        register(&text, n);
     }
+    println!("1,000-transaction rings, strict-serializable:");
+    rings();
 }

@@ -56,7 +56,7 @@ fn checkers() -> Vec<Box<dyn Checker>> {
         "linearizable",
         &CheckerOptions {
             model: Some("cas-register".into()),
-            consistency_model: None,
+            ..CheckerOptions::default()
         },
     )
     .unwrap();

@@ -11,9 +11,31 @@ pub struct CheckerOptions {
     /// `--model` (linearizability, CRDT type, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// `--consistency-model` (isolation checkers).
+    /// `--consistency-model` (isolation checkers): any model of Elle's lattice; a
+    /// comma-separated list holds the history to all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency_model: Option<String>,
+    /// `--anomalies` (isolation checkers): Elle anomaly names that fail the check, instead
+    /// of (or besides) a consistency model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
+    /// `--sequential-keys` (rw-register): infer version orders from each process's order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sequential_keys: bool,
+    /// `--linearizable-keys` (rw-register): infer version orders from real time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linearizable_keys: bool,
+    /// `--wfr-keys` (rw-register): a transaction's writes follow its reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wfr_keys: bool,
+    /// `--transaction-order FILE` (rw-register): completion op index -> position in an
+    /// external total order of transactions. The caller reads the file into
+    /// [`CheckerOptions::transaction_order_map`] (checkers do no I/O).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_order: Option<String>,
+    /// The loaded transaction order (not recorded: the file is).
+    #[serde(skip)]
+    pub transaction_order_map: Option<std::sync::Arc<std::collections::BTreeMap<u64, i64>>>,
 }
 
 /// A checker by name with its options: what a workload asks for, what `test.json`
@@ -67,6 +89,8 @@ pub enum RegistryError {
         what: &'static str,
         valid: String,
     },
+    #[error("checker {checker:?}: {message}")]
+    Invalid { checker: String, message: String },
 }
 
 /// One registry line: a name, one sentence about it, and how to build it.
@@ -87,13 +111,13 @@ pub fn registry() -> &'static [Entry] {
         // -- further checkers register below this line --
         Entry {
             name: "list-append",
-            about: "Elle's list-append isolation checker: infers ww/wr/rw dependencies from appends and reads, finds G0/G1/G2 anomalies, judges --consistency-model (default strict-serializable)",
-            build: |o| Ok(Box::new(crate::elle::ListAppend::new(o.consistency_model.as_deref())?)),
+            about: "Elle's list-append isolation checker: infers ww/wr/rw dependencies from appends and reads, finds G0/G1/G2 anomalies, judges --consistency-model (any model of Elle's lattice, default strict-serializable) or --anomalies",
+            build: |o| crate::elle::build("list-append", o),
         },
         Entry {
             name: "rw-register",
-            about: "Elle's rw-register isolation checker: infers dependencies from unique register writes and reads, finds G0/G1/G2 anomalies, judges --consistency-model (default strict-serializable)",
-            build: |o| Ok(Box::new(crate::elle::RwRegister::new(o.consistency_model.as_deref())?)),
+            about: "Elle's rw-register isolation checker: infers dependencies from unique register writes and reads (plus --wfr-keys, --sequential-keys, --linearizable-keys, --transaction-order), finds G0/G1/G2 anomalies, judges --consistency-model (any model of Elle's lattice, default strict-serializable) or --anomalies",
+            build: |o| crate::elle::build("rw-register", o),
         },
         Entry {
             name: "linearizable",

@@ -70,3 +70,33 @@ fn streaming_nothing_is_the_same_error_as_reading_nothing() {
         assert_eq!(read, streamed);
     }
 }
+
+#[test]
+fn process_less_invocations_pair_with_their_completions_when_streamed_too() {
+    // Elle's paper example style: invocations without :process, each directly followed
+    // by its completion; a lone completion; a process that is given.
+    let text = b"{:type :invoke, :value [[:append 1 1] [:r 2 nil]]}
+{:type :ok, :value [[:append 1 1] [:r 2 [1]]]}
+{:type :ok, :value [[:append 2 1]]}
+{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+{:process 0, :type :ok, :f :txn, :value [[:r 1 [1]]]}
+{:type :invoke, :value [[:r 1 nil]]}
+{:type :fail, :value [[:r 1 nil]]}
+";
+    let whole = read_history(&text[..], None, "h").unwrap();
+    assert_eq!(whole.ops().len(), 8, "one synthetic invocation, no other");
+    assert_eq!(whole.ops()[0].process, whole.ops()[1].process);
+    assert_eq!(streamed(text, None), whole.ops());
+    // An invocation without :process whose completion does not follow at once is
+    // ambiguous, at the end of the input as in the middle: the same error both ways.
+    for bad in [
+        &b"{:type :invoke, :value [[:r 1 nil]]}\n"[..],
+        b"{:type :invoke, :value [[:r 1 nil]]}\n{:process 0, :type :ok, :f :txn, :value [[:r 1 nil]]}\n",
+    ] {
+        let read = read_history(bad, None, "h").unwrap_err();
+        let streamed = stream_history(bad, None, "h", None, |_| Ok(())).unwrap_err();
+        assert_eq!(read, streamed);
+        assert!(read.to_string().starts_with("h:1: "), "{read}");
+        assert!(read.to_string().contains("no :process"), "{read}");
+    }
+}

@@ -22,7 +22,7 @@ fn checker(name: &str, model: Option<&str>) -> Box<dyn Checker> {
         name,
         &CheckerOptions {
             model: model.map(str::to_string),
-            consistency_model: None,
+            ..CheckerOptions::default()
         },
     )
     .unwrap()

@@ -71,7 +71,9 @@ impl Nemesis for Composite {
 
     fn next_op(&mut self) -> FaultOp {
         let i = pick_part(&self.open, &mut self.rng);
-        self.open[i] = !self.open[i];
+        if self.parts[i].alternates() {
+            self.open[i] = !self.open[i];
+        }
         self.parts[i].next_op()
     }
 
@@ -156,6 +158,34 @@ impl Nemesis for NoFault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_shot_faults_never_hold_an_open_slot() {
+        let (nodes, target) = crate::fake::cluster(3);
+        let ctx = crate::NemesisContext {
+            nodes: crate::fake::shells(&nodes),
+            target,
+            seed: 5,
+        };
+        let parts = crate::resolve_names(&["partition,kill,disk".to_string()])
+            .unwrap()
+            .iter()
+            .map(|f| (f.build)(&ctx))
+            .collect();
+        let mut c = Composite::new("partition,kill,disk", 5, parts);
+        let (mut partition_open, mut kill_open, mut both) = (false, false, 0);
+        for _ in 0..300 {
+            let op = c.next_op();
+            match op.f.as_str() {
+                "start-partition" | "stop-partition" => partition_open = !partition_open,
+                "kill" | "start" => kill_open = !kill_open,
+                f => assert_eq!(f, crate::disk::LOSE),
+            }
+            assert_eq!(c.open, vec![partition_open, kill_open, false]);
+            both += usize::from(partition_open && kill_open);
+        }
+        assert!(both > 0, "the two toggles overlap");
+    }
 
     #[test]
     fn pick_part_only_picks_open_parts_at_the_limit() {

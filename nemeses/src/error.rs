@@ -70,6 +70,26 @@ pub enum NemesisError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<NemesisError>),
 
+    #[error("cannot reach the data of the target on {node}: {why}")]
+    NoDataDir { node: String, why: String },
+
+    #[error("`lose-unsynced` needs the target's data directory on {node} served through lazyfs, and it is a plain directory; run with `--nemesis disk` so that distest mounts lazyfs before starting the target")]
+    NotOnLazyfs { node: String },
+
+    #[error("lazyfs on {node} failed to {what}: {detail}")]
+    Lazyfs {
+        node: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("no non-empty file in the data directory {dir} on {node} matches `{pattern}`; name an existing file (relative to the data directory) or wait until the target has written one")]
+    NoFileMatches {
+        node: String,
+        dir: String,
+        pattern: String,
+    },
+
     #[error("`{f}` panicked on {node}; this is a distest bug, please report it with the run's distest.log")]
     Panicked { f: String, node: String },
 

@@ -1,7 +1,7 @@
 //! Test doubles: a `NodeShell` that records the commands it would run and answers from a
 //! script, and a `TargetControl` that records the calls it gets.
 
-use crate::node::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
+use crate::node::{ClockSupport, DataDir, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -91,6 +91,10 @@ pub(crate) struct FakeTarget {
     pub(crate) clock: Mutex<BTreeMap<String, ClockSupport>>,
     /// Nodes on which every call fails.
     pub(crate) broken: Mutex<Vec<String>>,
+    /// Nodes on which `start` fails.
+    pub(crate) broken_start: Mutex<Vec<String>>,
+    /// Data directories by node; nodes without one have none.
+    pub(crate) data_dirs: Mutex<BTreeMap<String, DataDir>>,
     /// A target without any primary (a CRDT store): `has_primaries` says false.
     pub(crate) leaderless: bool,
     /// Why kill and pause cannot reach it, if they cannot (an in-process target).
@@ -119,7 +123,14 @@ impl TargetControl for FakeTarget {
         self.call("kill", node)
     }
     fn start(&self, node: &str) -> Result<(), NodeError> {
-        self.call("start", node)
+        self.call("start", node)?;
+        if self.broken_start.lock().unwrap().iter().any(|b| b == node) {
+            return Err(NodeError::Unreachable {
+                node: node.to_string(),
+                message: "fake node does not start".to_string(),
+            });
+        }
+        Ok(())
     }
     fn pause(&self, node: &str) -> Result<(), NodeError> {
         self.call("pause", node)
@@ -132,6 +143,14 @@ impl TargetControl for FakeTarget {
     }
     fn has_primaries(&self) -> bool {
         !self.leaderless
+    }
+    fn data_dir(&self, node: &str) -> Result<DataDir, String> {
+        self.data_dirs
+            .lock()
+            .unwrap()
+            .get(node)
+            .cloned()
+            .ok_or_else(|| format!("the fake target has no data directory on {node}"))
     }
     fn process_faults(&self) -> Result<(), String> {
         self.no_process.clone().map_or(Ok(()), Err)
@@ -154,6 +173,24 @@ pub(crate) fn cluster(n: u8) -> (Vec<Arc<FakeNode>>, Arc<FakeTarget>) {
         (1..=n).map(|i| Arc::new(FakeNode::ok(i))).collect(),
         Arc::new(FakeTarget::default()),
     )
+}
+
+/// `n` fake nodes that print `stdout` for commands containing `needle` and succeed
+/// silently otherwise.
+pub(crate) fn answering(n: u8, needle: &'static str, stdout: &'static str) -> Vec<Arc<FakeNode>> {
+    (1..=n)
+        .map(|i| {
+            Arc::new(FakeNode::with(i, move |cmd| ExecOutput {
+                status: 0,
+                stdout: if cmd.contains(needle) {
+                    stdout.to_string()
+                } else {
+                    String::new()
+                },
+                stderr: String::new(),
+            }))
+        })
+        .collect()
 }
 
 /// The same nodes as trait objects, for a `NemesisContext`.

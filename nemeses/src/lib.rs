@@ -7,10 +7,11 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `all`, `none`) into one [`Nemesis`]; [`schedule`] says which fault op
-//! comes next and when. A new fault is one file implementing [`Nemesis`] (a fault with a
-//! start and a stop op implements [`start_stop::StartStop`]) plus one entry in
-//! [`FAULTS`], which also names the OS packages it needs on the nodes.
+//! `latency`, `disk`, `corrupt-file`, `all`, `none`) into one [`Nemesis`]; [`schedule`]
+//! says which fault op comes next and when. A new fault is one file implementing
+//! [`Nemesis`] (a fault with a start and a stop op implements [`start_stop::StartStop`])
+//! plus one entry in [`FAULTS`], which also names the OS packages it needs on the nodes
+//! and whether `all` includes it.
 //!
 //! Fault ops and their values (`targets` is `one|minority|majority|primaries|all`;
 //! `nodes` lists node names and is absent for `primaries`, which are asked for when the
@@ -24,6 +25,11 @@
 //! | clock | `bump-clock` / `strobe-clock` / `skew-clock` | `{targets, nodes, delta_ms}` / `+ period_ms, duration_ms` / `{offsets_ms: {node: ms}}` | `reset-clock` |
 //! | kill | `kill` | `{targets, nodes}` | `start` |
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
+//! | disk | `lose-unsynced` | `{targets, nodes, torn, prefix_bytes?}` + `lost: {node: report}` | (none; `restart-disk` at heal) |
+//! | corrupt-file | `corrupt-file` | `{targets, nodes, file, mode, flips?, drop_bytes?}` + `changed: {node: ...}` | (none; `restart-corrupt` at heal) |
+//!
+//! `lose-unsynced` and `corrupt-file` stop the target, change its data and start it again
+//! within one op; their heal op only starts nodes whose restart failed.
 //!
 //! Completions say what was done: the grudge applied, the nodes hit, the offsets now in
 //! effect, the nodes healed (latency: with each delayer's counts). A start that fails is
@@ -41,7 +47,9 @@ pub mod node;
 pub mod clock;
 mod cluster;
 pub mod compose;
+pub mod corrupt;
 pub mod delayer;
+pub mod disk;
 pub mod error;
 pub mod iptables;
 pub mod kill;
@@ -53,6 +61,7 @@ pub mod partition;
 pub mod pause;
 mod preflight;
 pub mod process;
+mod restart;
 pub mod schedule;
 pub mod start_stop;
 pub mod targeting;
@@ -64,7 +73,9 @@ mod fake;
 pub use error::{NemesisError, NodeFailure};
 pub use leftovers::clear_leftovers;
 pub use nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-pub use node::{ClockSupport, ExecOutput, Helper, NodeError, NodeShell, TargetControl};
+pub use node::{
+    ClockSupport, DataDir, ExecOutput, Helper, LazyfsControl, NodeError, NodeShell, TargetControl,
+};
 
 use compose::{Composite, NoFault};
 use process::ProcessAction;
@@ -80,17 +91,22 @@ pub struct FaultEntry {
     pub packages: &'static [&'static str],
     /// The fault ops it performs (`Nemesis::performs`).
     pub ops: &'static [&'static str],
+    /// Whether `all` includes it. `disk` and `corrupt-file` are named explicitly: `disk`
+    /// needs the data directories served through lazyfs from before the target starts,
+    /// and `corrupt-file` destroys data a correct system may legitimately lose.
+    pub in_all: bool,
     pub build: Constructor,
 }
 
-/// Every fault, in the order `all` composes (and heals) them: network faults first, so
-/// restarted and resumed nodes come back to a whole network.
-pub const FAULTS: [FaultEntry; 6] = [
+/// Every fault, in the order they compose (and heal): network faults first, so restarted
+/// and resumed nodes come back to a whole network; the faults `all` leaves out last.
+pub const FAULTS: [FaultEntry; 8] = [
     FaultEntry {
         name: "partition",
         about: "network partitions (halves, isolate one node or the leader, majorities ring, bridge) with iptables",
         packages: &["iptables"],
         ops: &[partition::START, partition::STOP],
+        in_all: true,
         build: |ctx| Box::new(partition::Partition::new(ctx)),
     },
     FaultEntry {
@@ -98,6 +114,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "random packet loss between nodes with iptables' statistic match",
         packages: &["iptables"],
         ops: &[loss::START, loss::STOP],
+        in_all: true,
         build: |ctx| Box::new(loss::Loss::new(ctx)),
     },
     FaultEntry {
@@ -105,6 +122,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "delay ± jitter (reordering) between nodes, held by a delayer process on NFQUEUE",
         packages: &["iptables"],
         ops: &[latency::START, latency::STOP],
+        in_all: true,
         build: |ctx| Box::new(latency::Latency::new(ctx)),
     },
     FaultEntry {
@@ -112,6 +130,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "clock bumps, strobes and skews (libfaketime on local nodes, date -s over SSH)",
         packages: &["libfaketime"],
         ops: &[clock::BUMP, clock::STROBE, clock::SKEW, clock::RESET],
+        in_all: true,
         build: |ctx| Box::new(clock::Clock::new(ctx)),
     },
     FaultEntry {
@@ -119,6 +138,7 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "SIGKILL the target's process on some nodes, restart it later",
         packages: &[],
         ops: &[kill::KillAction::START_F, kill::KillAction::STOP_F],
+        in_all: true,
         build: |ctx| Box::new(kill::Kill::new(ctx)),
     },
     FaultEntry {
@@ -126,7 +146,24 @@ pub const FAULTS: [FaultEntry; 6] = [
         about: "SIGSTOP the target's process on some nodes, SIGCONT it later",
         packages: &[],
         ops: &[pause::PauseAction::START_F, pause::PauseAction::STOP_F],
+        in_all: true,
         build: |ctx| Box::new(pause::Pause::new(ctx)),
+    },
+    FaultEntry {
+        name: "disk",
+        about: "lose unsynced writes: data dirs served through lazyfs; kill, drop what was not fsynced (optionally a torn write), restart",
+        packages: &["fuse3"],
+        ops: &[disk::LOSE, disk::RESTART],
+        in_all: false,
+        build: |ctx| Box::new(disk::Disk::new(ctx)),
+    },
+    FaultEntry {
+        name: "corrupt-file",
+        about: "stop the target, flip bits in or cut the tail off one file of its data dir, restart",
+        packages: &[],
+        ops: &[corrupt::CORRUPT, corrupt::RESTART],
+        in_all: false,
+        build: |ctx| Box::new(corrupt::Corrupt::new(ctx)),
     },
 ];
 
@@ -144,7 +181,7 @@ pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, Nemes
     for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
-            "all" => FAULTS.iter().map(|f| f.name).collect(),
+            "all" => FAULTS.iter().filter(|f| f.in_all).map(|f| f.name).collect(),
             _ => match FAULTS.iter().find(|f| f.name == name) {
                 Some(f) => vec![f.name],
                 None => {
@@ -176,18 +213,29 @@ pub fn packages(names: &[String]) -> Result<Vec<&'static str>, NemesisError> {
     Ok(packages)
 }
 
+/// Whether `faults` can lose unsynced writes (perform `lose-unsynced`): the target must
+/// then serve its data directories through lazyfs from before it starts. Decided by the
+/// ops, not the names, so a schedule whose steps use `lose-unsynced` (its
+/// [`schedule::fault_names`] resolved here) mounts lazyfs as `--nemesis disk` does.
+pub fn needs_lazyfs(faults: &[&FaultEntry]) -> bool {
+    faults.iter().any(|f| f.ops.contains(&disk::LOSE))
+}
+
 /// One nemesis from `names`; each may itself be a comma list (`partition,kill`). `all` is
-/// every fault, `none` nothing (alone; next to others it adds nothing). Repeats count once.
+/// every fault `in_all`, `none` nothing (alone; next to others it adds nothing). Repeats
+/// count once.
 pub fn build(names: &[String], ctx: NemesisContext) -> Result<Box<dyn Nemesis>, NemesisError> {
-    let parts: Vec<Box<dyn Nemesis>> = resolve_names(names)?
+    let faults = resolve_names(names)?;
+    let is_all = faults
         .iter()
-        .map(|f| (f.build)(&ctx))
-        .collect();
+        .map(|f| f.name)
+        .eq(FAULTS.iter().filter(|f| f.in_all).map(|f| f.name));
+    let parts: Vec<Box<dyn Nemesis>> = faults.iter().map(|f| (f.build)(&ctx)).collect();
     match parts.len() {
         0 => Ok(Box::new(NoFault)),
         1 => Ok(parts.into_iter().next().expect("one part")),
         _ => {
-            let name = if parts.len() == FAULTS.len() {
+            let name = if is_all {
                 "all".to_string()
             } else {
                 parts
@@ -242,7 +290,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, all, none"
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, all, none"
         );
     }
 
@@ -268,6 +316,48 @@ mod tests {
             build(&["all".to_string()], ctx(3, 1)).unwrap().name(),
             "all"
         );
+    }
+
+    #[test]
+    fn all_leaves_the_disk_faults_out_and_they_compose_when_named() {
+        let all = build(&["all".to_string()], ctx(3, 1)).unwrap();
+        assert!(!all.performs().contains(&"lose-unsynced"));
+        assert!(!all.performs().contains(&"corrupt-file"));
+        let mixed = build(&["corrupt-file,kill,disk".to_string()], ctx(3, 1)).unwrap();
+        assert_eq!(mixed.name(), "kill,disk,corrupt-file");
+        assert_eq!(
+            mixed.performs(),
+            vec![
+                "kill",
+                "start",
+                "lose-unsynced",
+                "restart-disk",
+                "corrupt-file",
+                "restart-corrupt"
+            ]
+        );
+        let everything = build(&["all,disk".to_string()], ctx(3, 1)).unwrap();
+        assert_ne!(everything.name(), "all");
+        assert!(everything.performs().contains(&"lose-unsynced"));
+    }
+
+    #[test]
+    fn lazyfs_is_needed_exactly_when_a_fault_can_lose_unsynced_writes() {
+        let needs = |names: &[String]| needs_lazyfs(&resolve_names(names).unwrap());
+        assert!(needs(&["disk".to_string()]));
+        assert!(needs(&["kill,disk".to_string()]));
+        for other in ["all", "corrupt-file", "none", "partition,kill"] {
+            assert!(!needs(&[other.to_string()]), "{other}");
+        }
+        assert_eq!(packages(&["disk".to_string()]).unwrap(), vec!["fuse3"]);
+        // A schedule naming the op (not the nemesis) needs it too.
+        let steps = vec![distest_generator::schedule::Step {
+            at: std::time::Duration::from_secs(3),
+            op: FaultOp::new(disk::LOSE, serde_json::json!({"targets": "one"})),
+        }];
+        let names = schedule::fault_names(&steps).unwrap();
+        assert_eq!(names, vec!["disk"]);
+        assert!(needs(&names));
     }
 
     #[test]

@@ -71,6 +71,13 @@ pub trait Nemesis: Send {
     /// and is never listed here.
     fn active(&self) -> Vec<String>;
 
+    /// Whether its drawn ops alternate between putting a fault in place and removing it,
+    /// so that a composite counts it open in between. False for faults that are over when
+    /// their op completes (`lose-unsynced`, `corrupt-file`): they never hold a slot.
+    fn alternates(&self) -> bool {
+        true
+    }
+
     /// Whether the faults can be applied on these nodes and this target at all, asked
     /// before the run starts (and before anything is changed): tools present and usable,
     /// kernel support, a target whose clock or processes can be reached. The error is one

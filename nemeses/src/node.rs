@@ -104,6 +104,24 @@ pub enum ClockSupport {
     Unsupported(String),
 }
 
+/// Where the target keeps its data on a node, for the disk faults (`lose-unsynced`,
+/// `corrupt-file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDir {
+    /// The directory the target reads and writes (a lazyfs mount point when served
+    /// through lazyfs).
+    pub path: std::path::PathBuf,
+    /// Set when the directory is served through lazyfs: how to reach its control channel.
+    pub lazyfs: Option<LazyfsControl>,
+}
+
+/// The lazyfs serving a data directory: its program on the node and its control socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LazyfsControl {
+    pub program: std::path::PathBuf,
+    pub socket: std::path::PathBuf,
+}
+
 /// What the system under test offers to nemeses, per node.
 pub trait TargetControl: Send + Sync {
     /// SIGKILL the target's process on `node` (it stays down until `start`).
@@ -130,4 +148,10 @@ pub trait TargetControl: Send + Sync {
     }
     /// How clock faults can reach the target on `node`.
     fn clock_support(&self, node: &str) -> ClockSupport;
+    /// The target's data directory on `node`, or why the disk faults cannot reach it.
+    fn data_dir(&self, node: &str) -> Result<DataDir, String> {
+        Err(format!(
+            "the target on {node} keeps no data directory that distest manages"
+        ))
+    }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 /// What one node lacks for a fault: what is needed, and what the node said.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Lack {
+pub struct Lack {
     pub(crate) need: String,
     pub(crate) detail: String,
 }

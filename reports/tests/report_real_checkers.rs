@@ -54,7 +54,7 @@ fn a_stale_read_found_by_the_linearizable_checker_is_drawn_as_a_counterexample()
         "linearizable",
         CheckerOptions {
             model: Some("register".into()),
-            consistency_model: None,
+            ..CheckerOptions::default()
         },
     );
     assert!(
@@ -106,8 +106,8 @@ fn a_g1c_cycle_found_by_the_list_append_checker_is_drawn_as_a_graph() {
         ops,
         "list-append",
         CheckerOptions {
-            model: None,
             consistency_model: Some("serializable".into()),
+            ..CheckerOptions::default()
         },
     );
     assert!(

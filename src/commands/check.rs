@@ -22,9 +22,13 @@ pub struct Args {
     /// or the CRDT type for crdt-convergence.
     #[arg(long)]
     pub model: Option<String>,
-    /// Consistency model the isolation checkers must hold to (default strict-serializable).
+    /// Consistency model the isolation checkers must hold to: any model of Elle's
+    /// lattice (serializable, snapshot-isolation, read-committed, PL-2, ...; default
+    /// strict-serializable, unless --anomalies is given alone).
     #[arg(long)]
     pub consistency_model: Option<String>,
+    #[command(flatten)]
+    pub elle: ElleArgs,
     /// Force the history format instead of detecting it: jsonl, edn, jepsen-log.
     #[arg(long)]
     pub format: Option<String>,
@@ -131,6 +135,55 @@ fn recorded_checkers(run: &RunDir) -> anyhow::Result<Vec<CheckerSpec>> {
     Ok(test.checkers)
 }
 
+/// The isolation checkers' options beyond a consistency model, shared by `distest check`
+/// and `distest run` (where they are recorded with the checkers in test.json).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ElleArgs {
+    /// Isolation checkers: Elle anomaly names that fail the check (comma separated, e.g.
+    /// G0,G1c,G-single-item), instead of or besides a consistency model.
+    #[arg(long, value_delimiter = ',')]
+    pub anomalies: Vec<String>,
+    /// rw-register: assume each key is sequentially consistent and order its versions by
+    /// each process's order. Sound when a process's operations on a key take effect in
+    /// the order it issued them.
+    #[arg(long)]
+    pub sequential_keys: bool,
+    /// rw-register: assume each key is linearizable and order its versions by real time.
+    /// Sound for per-key linearizable stores (strict serializability implies it).
+    #[arg(long)]
+    pub linearizable_keys: bool,
+    /// rw-register: assume a transaction's writes follow its reads (it installs a key's
+    /// new value after the version it read). Sound for lock- and MVCC-based databases,
+    /// not for last-writer-wins stores ordered by client clocks.
+    #[arg(long)]
+    pub wfr_keys: bool,
+    /// rw-register: a file (JSON or EDN map) from completion op index to the
+    /// transaction's position in an external total order (e.g. commit timestamps).
+    #[arg(long)]
+    pub transaction_order: Option<PathBuf>,
+}
+
+impl ElleArgs {
+    /// Sets what was given on `spec` when it names an isolation checker.
+    pub fn apply(&self, spec: &mut CheckerSpec) {
+        if !matches!(spec.name.as_str(), "list-append" | "rw-register") {
+            return;
+        }
+        let o = &mut spec.options;
+        if !self.anomalies.is_empty() {
+            o.anomalies = self.anomalies.clone();
+        }
+        o.sequential_keys |= self.sequential_keys;
+        o.linearizable_keys |= self.linearizable_keys;
+        o.wfr_keys |= self.wfr_keys;
+        if let Some(path) = &self.transaction_order {
+            // Absolute, so that a run's test.json still finds it from elsewhere.
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            o.transaction_order = Some(path.display().to_string());
+        }
+    }
+}
+
 fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
     if args.checker.is_empty() {
         if recorded.is_empty() {
@@ -139,10 +192,18 @@ fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
                 options: CheckerOptions {
                     model: args.model.clone(),
                     consistency_model: args.consistency_model.clone(),
+                    ..CheckerOptions::default()
                 },
             }];
         }
-        return recorded;
+        // The isolation flags apply to the run's own checkers too.
+        return recorded
+            .into_iter()
+            .map(|mut spec| {
+                args.elle.apply(&mut spec);
+                spec
+            })
+            .collect();
     }
     args.checker
         .iter()
@@ -153,16 +214,19 @@ fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
                 .find(|s| &s.name == name)
                 .map(|s| s.options.clone())
                 .unwrap_or_default();
-            CheckerSpec {
+            let mut spec = CheckerSpec {
                 name: name.clone(),
                 options: CheckerOptions {
-                    model: args.model.clone().or(recorded.model),
+                    model: args.model.clone().or(recorded.model.clone()),
                     consistency_model: args
                         .consistency_model
                         .clone()
-                        .or(recorded.consistency_model),
+                        .or(recorded.consistency_model.clone()),
+                    ..recorded
                 },
-            }
+            };
+            args.elle.apply(&mut spec);
+            spec
         })
         .collect()
 }

@@ -18,7 +18,8 @@ pub struct Args {
     /// Workload: register, list-append, rw-register, set, ... (default: the target's first).
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma separated; `all` = every one, `none` = none (see --help for each).
+    /// Faults, comma separated; `all` = every one but disk and corrupt-file, `none` = none
+    /// (see --help for each).
     #[arg(long, value_delimiter = ',', default_value = "none", long_help = registry::nemesis_help())]
     pub nemesis: Vec<String>,
     /// Where the nodes come from: `--nodes local:N` (default: the target's), `--node HOST`, `--nodes-file F`.
@@ -48,9 +49,12 @@ pub struct Args {
     /// Switch on a documented bug of a bundled target (repeatable), e.g. stale-read.
     #[arg(long)]
     pub bug: Vec<String>,
-    /// Consistency model for the isolation checkers (default strict-serializable).
+    /// Consistency model for the isolation checkers: any model of Elle's lattice
+    /// (default strict-serializable).
     #[arg(long)]
     pub consistency_model: Option<String>,
+    #[command(flatten)]
+    pub elle: super::check::ElleArgs,
     /// Active keys at once (keyed workloads).
     #[arg(long, default_value_t = 5)]
     pub key_count: u64,
@@ -191,6 +195,9 @@ impl Args {
             extra: Default::default(),
         };
         let mut checkers = run::workload_of(&test)?.checkers();
+        for c in &mut checkers {
+            self.elle.apply(c);
+        }
         checkers.push(CheckerSpec::named("stats"));
         for c in &checkers {
             c.build().with_context(|| {

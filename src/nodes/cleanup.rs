@@ -185,6 +185,11 @@ pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesE
     }
     let data_dirs = cluster_data_dirs(scope, base_dir);
     for dir in &data_dirs {
+        // lazyfs runs outside the namespaces: stop it and unmount before removing, never
+        // remove through a live mount.
+        for mount in super::lazyfs::release_under(dir) {
+            tracing::info!("released the lazyfs mount {}", mount.display());
+        }
         note(remove_dir(dir));
     }
 

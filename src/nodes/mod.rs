@@ -12,6 +12,7 @@
 //! - [`daemon`]: start/check/signal/stop daemons with pid files, on top of `exec` alone.
 //! - [`packages`]: `ensure_packages`, apt installs once per machine per run.
 //! - [`helper`]: the distest binary on nodes (bundled targets, faults' node-side helpers).
+//! - [`lazyfs`]: serving a daemon's data directory through lazyfs (the disk nemesis).
 //! - [`names`], [`host`], [`exec`]: the naming scheme of host objects, the `ip`/`iptables`
 //!   calls on this machine, and running a local program with a deadline.
 
@@ -21,6 +22,7 @@ pub mod daemon;
 pub mod exec;
 pub mod helper;
 pub mod host;
+pub mod lazyfs;
 pub mod local;
 pub mod names;
 pub mod packages;

@@ -15,6 +15,18 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Budget for `apt-get update` plus `apt-get install`; mirrors can be slow.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// One lock per machine: nodes of one machine (local namespaces) install at the same
+/// time, and two `apt-get`s on one machine fail on dpkg's lock.
+fn machine_lock(machine: &str) -> std::sync::Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>>> =
+        OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(|| Mutex::new(std::collections::HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    locks.entry(machine.to_string()).or_default().clone()
+}
+
 /// `(machine, package)` pairs known to be installed during this run.
 fn installed() -> &'static Mutex<HashSet<(String, String)>> {
     static INSTALLED: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
@@ -43,6 +55,8 @@ pub fn ensure_packages(node: &dyn Remote, packages: &[&str]) -> Result<(), NodeE
         )));
     }
     let machine = node.machine_id();
+    let lock = machine_lock(&machine);
+    let _installing = lock.lock().unwrap_or_else(|e| e.into_inner());
     let wanted: Vec<&str> = {
         let known = installed().lock().unwrap_or_else(|e| e.into_inner());
         packages
@@ -108,11 +122,12 @@ fn missing_packages(node: &dyn Remote, packages: &[&str]) -> Result<Vec<String>,
 fn install(node: &dyn Remote, packages: &[String]) -> Result<(), NodeError> {
     let words: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     let install = format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
         words.join(" ")
     );
     // Stale or absent package lists are the usual cause of "Unable to locate package".
-    let command = format!("{install} || {{ apt-get update -q && {install}; }}");
+    let command =
+        format!("{install} || {{ apt-get update -q -o DPkg::Lock::Timeout=300 && {install}; }}");
     tracing::info!(node = node.name(), packages = %packages.join(" "), "installing packages");
     node.exec_machine(&command, INSTALL_TIMEOUT)
         .and_then(|out| {

@@ -286,17 +286,25 @@ fn collect_all_logs(run: &RunDir, cfg: &RunConfig, target: &dyn Target, log: &Ru
     }
 }
 
+/// The faults this run's schedule may perform, as `--nemesis` names: what the performing
+/// nemesis is built from and what provisioning prepares the nodes for (packages, lazyfs
+/// under the data directories). Today the `--nemesis` list; a schedule file adds the
+/// faults its steps use (`distest_nemeses::schedule::fault_names`) here.
+pub(crate) fn fault_names(test: &distest_rundir::TestJson) -> Vec<String> {
+    test.nemesis.clone()
+}
+
 /// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
 /// applied there; `None` without faults.
 fn build_nemesis(
     cfg: &RunConfig,
     provisioned: &Provisioned,
 ) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
-    let test = &cfg.test;
-    if test.nemesis.is_empty() {
+    let names = fault_names(&cfg.test);
+    if names.is_empty() {
         return Ok(None);
     }
-    let nemesis = distest_nemeses::build(&test.nemesis, nemesis_ctx(cfg, provisioned))
+    let nemesis = distest_nemeses::build(&names, nemesis_ctx(cfg, provisioned))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     nemesis.preflight().map_err(|e| {
         anyhow::anyhow!(

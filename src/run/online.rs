@@ -225,7 +225,7 @@ mod tests {
             name,
             &distest_checkers::CheckerOptions {
                 model: model.map(str::to_string),
-                consistency_model: None,
+                ..Default::default()
             },
         )
         .unwrap()

@@ -14,12 +14,15 @@ use std::time::Duration;
 pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisioned> {
     let test = &cfg.test;
     let entry = registry::find(&test.target)?;
+    let faults = distest_nemeses::resolve_names(&super::fault_names(test))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let options = TargetOptions {
         bugs: test.bug.clone(),
         op_timeout: Duration::from_secs_f64(test.op_timeout_s),
         settings: test.settings.clone(),
         workload: test.workload.clone(),
         seed: test.seed,
+        lazyfs: distest_nemeses::needs_lazyfs(&faults),
     };
     if entry.in_process {
         let count = test
@@ -55,10 +58,10 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
     cfg.test.nodes = nodes.names();
     let mut packages: Vec<String> = entry.packages.clone();
     packages.extend(
-        distest_nemeses::packages(&cfg.test.nemesis)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .into_iter()
-            .map(String::from),
+        faults
+            .iter()
+            .flat_map(|f| f.packages.iter())
+            .map(|p| p.to_string()),
     );
     packages.sort_unstable();
     packages.dedup();

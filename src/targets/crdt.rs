@@ -43,7 +43,7 @@ impl Crdt {
         let (addrs, spec) =
             bundled_target_spec(&nodes, "crdt-store", PORT, PORT, &opts.bugs, Vec::new());
         Crdt {
-            daemon: ManagedDaemon::new(nodes, "crdt-store", Ok(()), spec),
+            daemon: ManagedDaemon::new(nodes, "crdt-store", Ok(()), spec).with_lazyfs(opts.lazyfs),
             addrs,
             opts,
         }

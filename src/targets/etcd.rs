@@ -84,7 +84,8 @@ impl Etcd {
             spec
         };
         Etcd {
-            daemon: ManagedDaemon::new(nodes, "etcd", Err(GO_CLOCK.to_string()), Box::new(spec)),
+            daemon: ManagedDaemon::new(nodes, "etcd", Err(GO_CLOCK.to_string()), Box::new(spec))
+                .with_lazyfs(opts.lazyfs),
             addrs,
             opts,
         }

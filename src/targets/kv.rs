@@ -51,7 +51,7 @@ impl Kv {
         let (addrs, spec) =
             bundled_target_spec(&nodes, "raft-kv", PEER_PORT, API_PORT, &opts.bugs, extra);
         Kv {
-            daemon: ManagedDaemon::new(nodes, "raft-kv", Ok(()), spec),
+            daemon: ManagedDaemon::new(nodes, "raft-kv", Ok(()), spec).with_lazyfs(opts.lazyfs),
             addrs,
             opts,
         }

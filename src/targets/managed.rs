@@ -3,8 +3,9 @@
 //! adapter only says how to build the command line and what healthy means. (Processes
 //! with pid files on one node, below this, are `nodes::daemon`.)
 
+use crate::nodes::lazyfs::LazyfsMount;
 use crate::nodes::{DaemonSpec, Remote, Signal};
-use distest_nemeses::{ClockSupport, NodeError};
+use distest_nemeses::{ClockSupport, DataDir, LazyfsControl, NodeError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,9 @@ macro_rules! delegate_process_faults {
         }
         fn clock_support(&self, node: &str) -> distest_nemeses::ClockSupport {
             self.daemon.clock_support(node)
+        }
+        fn data_dir(&self, node: &str) -> Result<distest_nemeses::DataDir, String> {
+            self.daemon.data_dir(node)
         }
     };
 }
@@ -134,6 +138,8 @@ pub struct ManagedDaemon {
     spec: Box<SpecFn>,
     /// Whether the program reads time through libc, so libfaketime can move its clock.
     clock_through_libc: Result<(), String>,
+    /// Serve each node's data directory through lazyfs (the disk nemesis).
+    lazyfs: bool,
 }
 
 impl ManagedDaemon {
@@ -148,7 +154,37 @@ impl ManagedDaemon {
             name: name.to_string(),
             spec,
             clock_through_libc,
+            lazyfs: false,
         }
+    }
+
+    /// Serves each node's data directory through lazyfs, mounted before the daemon
+    /// starts (what `--nemesis disk` needs).
+    pub fn with_lazyfs(mut self, lazyfs: bool) -> ManagedDaemon {
+        self.lazyfs = lazyfs;
+        self
+    }
+
+    /// How node `index`'s data directory is (or would be) served through lazyfs.
+    pub fn lazyfs_mount(&self, index: usize) -> LazyfsMount {
+        let paths = self.paths(index);
+        LazyfsMount::for_data_dir(&paths.data, self.nodes[index].log_dir(), &paths.bin_dir)
+    }
+
+    /// The data directory on `node` for the disk faults.
+    pub fn data_dir(&self, node: &str) -> Result<DataDir, String> {
+        let i = self.index_of(node).map_err(|e| e.to_string())?;
+        let lazyfs = self.lazyfs.then(|| {
+            let m = self.lazyfs_mount(i);
+            LazyfsControl {
+                program: m.program,
+                socket: m.socket,
+            }
+        });
+        Ok(DataDir {
+            path: self.paths(i).data,
+            lazyfs,
+        })
     }
 
     pub fn paths(&self, index: usize) -> NodePaths {
@@ -179,6 +215,11 @@ impl ManagedDaemon {
     pub fn start_index(&self, index: usize) -> Result<(), NodeError> {
         let node = &self.nodes[index];
         let paths = self.paths(index);
+        if self.lazyfs {
+            self.install_self_as(index, distest_lazyfs::PROGRAM)
+                .map_err(|e| NodeError::Unsupported(format!("{e:#}")))?;
+            self.lazyfs_mount(index).ensure_mounted(node.as_ref())?;
+        }
         let mut spec = (self.spec)(index, &paths);
         if self.faketime_ready(index)? {
             spec.env.push(("LD_PRELOAD".into(), LIBFAKETIME.into()));
@@ -320,11 +361,16 @@ impl ManagedDaemon {
             let paths = self.paths(i);
             let _ = node.signal_daemon(&paths.pid_file, Signal::Cont);
             node.stop_daemon(&paths.pid_file, Duration::from_secs(3))?;
+            // Always, whether or not this run mounted it: a killed run may have left one,
+            // and the data must never be removed through a live mount.
+            let mount = self.lazyfs_mount(i);
+            mount.stop(node.as_ref())?;
             if wipe {
                 node.exec_ok(
                     &format!(
-                        "rm -rf {} {} {}",
+                        "rm -rf {} {} {} {}",
                         crate::nodes::shell_quote_path(&paths.data),
+                        crate::nodes::shell_quote_path(&mount.backing),
                         crate::nodes::shell_quote_path(&paths.faketime_file),
                         crate::nodes::shell_quote_path(&paths.bin_dir)
                     ),
@@ -347,14 +393,23 @@ impl ManagedDaemon {
         }
     }
 
-    /// Copies node `index`'s log file into `dest`.
+    /// Copies node `index`'s log file into `dest`, and lazyfs' when it served the data.
     pub fn collect_logs(&self, index: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let paths = self.paths(index);
         let local = dest.join(format!("{}.log", self.name));
         self.nodes[index]
             .download(&paths.log_file, &local)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(vec![local])
+        let mut copied = vec![local];
+        if self.lazyfs {
+            let log = self.lazyfs_mount(index).log_file;
+            let local = dest.join(log.file_name().expect("a log file name"));
+            match self.nodes[index].download(&log, &local) {
+                Ok(()) => copied.push(local),
+                Err(e) => tracing::warn!("could not copy {}: {e}", log.display()),
+            }
+        }
+        Ok(copied)
     }
 
     /// [`install_self_as`](Self::install_self_as) on every node, in parallel.

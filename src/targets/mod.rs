@@ -39,6 +39,8 @@ pub struct TargetOptions {
     pub workload: String,
     /// The run's seed, for a target's own random choices (maelstrom's services).
     pub seed: u64,
+    /// Serve each daemon's data directory through lazyfs (set for `--nemesis disk`).
+    pub lazyfs: bool,
 }
 
 /// The system under test on a set of nodes.
@@ -116,9 +118,10 @@ pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
     removed
 }
 
-/// When this binary was invoked under a bundled target's name (`raft-kv`, `crdt-store`),
-/// runs that target and returns its exit code; likewise `distest latency-delayer ...`, the
-/// latency fault's node-side helper (hidden: not a user command). Otherwise `None`.
+/// When this binary was invoked under a bundled program's name (`raft-kv`, `crdt-store`,
+/// or `lazyfs`, the filesystem of the disk nemesis), runs it and returns its exit code;
+/// likewise `distest latency-delayer ...`, the latency fault's node-side helper (hidden:
+/// not a user command). Otherwise `None`.
 pub fn multicall() -> Option<u8> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(distest_nemeses::delayer::COMMAND) {
@@ -132,6 +135,7 @@ pub fn multicall() -> Option<u8> {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),
         maelstrom::ROUTER => Some(distest_maelstrom::router::main_with_args(args)),
+        distest_lazyfs::PROGRAM => Some(distest_lazyfs::main_with_args(args)),
         _ => None,
     }
 }

@@ -133,7 +133,8 @@ impl Postgres {
                 "postgres",
                 Err(CLOCK_UNSUPPORTED.to_string()),
                 Box::new(spec),
-            ),
+            )
+            .with_lazyfs(opts.lazyfs),
             settings,
             opts,
             bin_dirs,
@@ -537,6 +538,17 @@ impl TargetControl for Postgres {
     }
     fn clock_support(&self, node: &str) -> ClockSupport {
         self.daemon.clock_support(node)
+    }
+    /// The data directory of a node that runs a server (n1, and the replicas with
+    /// `replica-reads=true`); served through lazyfs under `--nemesis disk`.
+    fn data_dir(&self, node: &str) -> Result<distest_nemeses::DataDir, String> {
+        let index = self.daemon.index_of(node).map_err(|e| e.to_string())?;
+        if !self.active().contains(&index) {
+            return Err(format!(
+                "{node} runs no PostgreSQL server (only n1 does unless --set replica-reads=true)"
+            ));
+        }
+        self.daemon.data_dir(node)
     }
 }
 

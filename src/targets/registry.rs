@@ -327,9 +327,12 @@ pub fn help() -> String {
 
 /// `--nemesis`'s help: one line per fault.
 pub fn nemesis_help() -> String {
-    let mut out = String::from("Faults, comma separated (`all` = every one, `none` = no faults):");
+    let mut out = String::from(
+        "Faults, comma separated (`all` = every one not marked \"named only\", `none` = no faults):",
+    );
     for f in distest_nemeses::FAULTS.iter() {
-        let _ = write!(out, "\n  {:<10} {}", f.name, f.about);
+        let only = if f.in_all { "" } else { " (named only)" };
+        let _ = write!(out, "\n  {:<12} {}{only}", f.name, f.about);
     }
     out
 }

@@ -90,7 +90,8 @@ pub fn run_on_cluster(store: &Path, id: &str, subnet: u8) -> Command {
     cmd
 }
 
-/// Nothing of local cluster `id` remains: namespaces, links, processes in them.
+/// Nothing of local cluster `id` remains: namespaces, links, processes in them, mounts
+/// (lazyfs) under its directory.
 pub fn assert_cluster_gone(id: &str) {
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let netns = String::from_utf8_lossy(&netns.stdout);
@@ -101,6 +102,12 @@ pub fn assert_cluster_gone(id: &str) {
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains(&format!("dt{id}")), "links left: {links}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&format!("dt-test-nodes-{id}/")))
+        .collect();
+    assert!(left.is_empty(), "mounts left (lazyfs?): {left:?}");
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
     assert!(

@@ -53,6 +53,17 @@ impl EdgeList {
         self.src.len()
     }
 
+    /// Moves `other`'s edges after this list's.
+    pub fn append(&mut self, mut other: EdgeList) {
+        if self.src.is_empty() {
+            *self = other;
+            return;
+        }
+        self.src.append(&mut other.src);
+        self.dst.append(&mut other.dst);
+        self.kind.append(&mut other.kind);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.src.is_empty()
     }
@@ -168,19 +179,60 @@ impl Graph {
     }
 }
 
-/// Adds process edges (each transaction to the next one of the same process) and realtime
-/// edges (T1 completed before T2 was invoked), the latter transitively reduced as Elle
-/// does: each invocation links only to the frontier of latest completions, so the edge
-/// count stays near (transactions x concurrency) instead of quadratic.
+/// Which session order a check adds to the dependency graph, as Elle decides it: the
+/// realtime order when the anomalies that fail the check include a realtime cycle,
+/// else the process order when they include a process cycle, else neither. (Process
+/// order is part of realtime order, so a realtime graph needs no process edges; Elle
+/// then names a cycle through a process's own order `-realtime` too.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    None,
+    Process,
+    Realtime,
+}
+
+impl Session {
+    /// The edge kind this session order adds (0 for none).
+    pub fn kind(self) -> u8 {
+        match self {
+            Session::None => 0,
+            Session::Process => PROCESS,
+            Session::Realtime => REALTIME,
+        }
+    }
+
+    /// Adds this session order's edges.
+    pub fn add_edges(self, txns: &Txns, edges: &mut EdgeList) {
+        match self {
+            Session::None => {}
+            Session::Process => add_process_edges(txns, edges),
+            Session::Realtime => add_realtime_edges(txns, edges),
+        }
+    }
+}
+
+/// Realtime edges (Elle's `realtime-graph`): T1 completed ok before T2 was invoked.
+/// Transitively reduced as Elle does: each invocation links only to the frontier of
+/// latest completions, so the edge count stays near (transactions x concurrency)
+/// instead of quadratic.
 ///
-/// Failed transactions are left out entirely: they did not happen. Info transactions may
-/// receive edges but never send realtime ones, since they never completed. Process edges
-/// also carry the realtime bit: a process runs one op at a time, so its order is real time.
-pub fn add_session_edges(txns: &Txns, edges: &mut EdgeList) {
+/// Failed transactions are left out entirely: they did not happen. Info transactions
+/// may receive edges but never send them, since they never completed.
+pub fn add_realtime_edges(txns: &Txns, edges: &mut EdgeList) {
+    realtime_pairs_among(txns, |_| true, |a, b| edges.add(a, b, REALTIME));
+}
+
+/// Calls `f(a, b)` for the transitively reduced realtime order over the transactions
+/// `include` selects (a completed ok before b was invoked; see [`add_realtime_edges`]).
+pub fn realtime_pairs_among(
+    txns: &Txns,
+    include: impl Fn(u32) -> bool,
+    mut f: impl FnMut(u32, u32),
+) {
     // Events in history order: invocations and completions, by op index.
-    let mut events: Vec<(u64, u32, bool)> = Vec::with_capacity(txns.txns.len() * 2);
+    let mut events: Vec<(u64, u32, bool)> = Vec::new();
     for (t, txn) in txns.txns.iter().enumerate() {
-        if txn.outcome == Outcome::Fail {
+        if txn.outcome == Outcome::Fail || !include(t as u32) {
             continue;
         }
         events.push((txn.invoke_index, t as u32, true));
@@ -189,17 +241,22 @@ pub fn add_session_edges(txns: &Txns, edges: &mut EdgeList) {
         }
     }
     events.sort_unstable_by_key(|e| e.0);
-    let n = txns.txns.len();
+    reduced_order(&events, txns.txns.len(), &mut f);
+}
+
+/// The frontier walk behind the realtime order: `events` are (op index, txn, is
+/// invocation) in history order; `n` bounds the txn ids.
+pub(super) fn reduced_order(events: &[(u64, u32, bool)], n: usize, f: &mut impl FnMut(u32, u32)) {
     // For each in-flight txn: the frontier it saw at invocation (start, len) in `seen`.
     let mut seen_at: Vec<(u32, u32)> = vec![(0, 0); n];
     let mut seen: Vec<u32> = Vec::new();
     let mut frontier: Vec<u32> = Vec::new();
     let mut in_frontier = vec![false; n];
-    for &(_, t, is_invoke) in &events {
+    for &(_, t, is_invoke) in events {
         if is_invoke {
             let start = seen.len() as u32;
             for &p in &frontier {
-                edges.add(p, t, REALTIME);
+                f(p, t);
                 seen.push(p);
             }
             seen_at[t as usize] = (start, frontier.len() as u32);
@@ -216,18 +273,34 @@ pub fn add_session_edges(txns: &Txns, edges: &mut EdgeList) {
         // `seen` only ever grows; the frontier is bounded by concurrency, so this is
         // O(transactions x concurrency) memory, the same as the edges themselves.
     }
-    // Process order: consecutive non-failed txns of one process.
+}
+
+/// Process edges (Elle's `process-graph`): each committed transaction to the next
+/// committed one of the same process. Failed and info transactions are not part of a
+/// process's order.
+pub fn add_process_edges(txns: &Txns, edges: &mut EdgeList) {
+    for_each_process_pair(txns, |a, b| edges.add(a, b, PROCESS));
+}
+
+/// Every ok transaction as (process, invocation index, txn), sorted: each process's
+/// order (Elle's process graph runs through ok transactions only).
+pub fn process_order(txns: &Txns) -> Vec<(u64, u64, u32)> {
     let mut by_process: Vec<(u64, u64, u32)> = txns
         .txns
         .iter()
         .enumerate()
-        .filter(|(_, x)| x.outcome != Outcome::Fail)
+        .filter(|(_, x)| x.outcome == Outcome::Ok)
         .map(|(t, x)| (x.process, x.invoke_index, t as u32))
         .collect();
     by_process.sort_unstable();
-    for w in by_process.windows(2) {
-        if w[0].0 == w[1].0 && txns.txns[w[0].2 as usize].outcome == Outcome::Ok {
-            edges.add(w[0].2, w[1].2, PROCESS | REALTIME);
+    by_process
+}
+
+/// Calls `f(a, b)` for consecutive ok transactions `a`, `b` of one process.
+pub fn for_each_process_pair(txns: &Txns, mut f: impl FnMut(u32, u32)) {
+    for w in process_order(txns).windows(2) {
+        if w[0].0 == w[1].0 {
+            f(w[0].2, w[1].2);
         }
     }
 }
@@ -290,7 +363,7 @@ mod tests {
         fn realtime_reduction_preserves_exactly_the_realtime_order(h in random_history()) {
             let txns = Txns::from_history(&h, super::super::txn::Shape::ListAppend).unwrap();
             let mut e = EdgeList::default();
-            add_session_edges(&txns, &mut e);
+            add_realtime_edges(&txns, &mut e);
             let n = txns.txns.len();
             let g = Graph::build(n, e);
             for a in 0..n {

@@ -16,9 +16,10 @@
 //! garbage reads.
 
 use super::anomaly::{self, txn_name, Anomalies};
+use super::exact::{OpenOrder, Version};
 use super::explain::{Step, StepExplainer};
 use super::graph::{EdgeList, RW, WR, WW};
-use super::txn::{MopKind, Outcome, TxnError, Txns, NONE};
+use super::txn::{MopKind, Outcome, TxnError, Txns, NIL, NONE};
 use super::writes::{external_reads, final_write, is_external, Writes, Written};
 use serde_json::json;
 
@@ -47,6 +48,8 @@ pub struct Index {
     /// must follow the whole longest read (any earlier and that read would show them).
     unobserved_off: Vec<u32>,
     unobserved: Vec<u32>,
+    /// (key, reader) of every external read that saw a key's whole longest read, sorted.
+    final_readers: Vec<(u32, u32)>,
 }
 
 impl Index {
@@ -126,6 +129,7 @@ pub fn analyse(
         chain: Vec::new(),
         unobserved_off: vec![0; n_keys + 1],
         unobserved: Vec::new(),
+        final_readers: Vec::new(),
     };
 
     // Per key: writers along the longest read, version chain, ww edges, dirty updates.
@@ -187,21 +191,30 @@ pub fn analyse(
             }
         }
         ix.chain_off[k as usize + 1] = ix.chain.len() as u32;
-        let mut in_order: Vec<u32> = wpos
-            .iter()
-            .filter(|&&w| w != GARBAGE)
-            .map(|&w| w & !NOT_FINAL)
-            .collect();
+        check_runs(txns, &ix, k, anomalies);
+    }
+    // An info transaction whose append some committed read shows did commit: its other
+    // appends are committed too, read or not.
+    let mut observed = vec![false; txns.txns.len()];
+    for e in &ix.chain {
+        observed[e.txn as usize] = true;
+    }
+    let committed = |t: u32| match txns.txns[t as usize].outcome {
+        Outcome::Ok => true,
+        Outcome::Info => observed[t as usize],
+        Outcome::Fail => false,
+    };
+    let mut in_order: Vec<u32> = Vec::new();
+    for k in 0..n_keys as u32 {
+        in_order.clear();
+        in_order.extend(ix.chain_of(k).iter().map(|e| e.txn));
         in_order.sort_unstable();
         let start = ix.unobserved.len();
         let unseen: Vec<u32> = ix
             .appends
             .of_key(k)
             .iter()
-            .filter(|a| {
-                txns.txns[a.txn as usize].outcome == Outcome::Ok
-                    && in_order.binary_search(&a.txn).is_err()
-            })
+            .filter(|a| committed(a.txn) && in_order.binary_search(&a.txn).is_err())
             .map(|a| a.txn)
             .collect();
         ix.unobserved.extend(unseen);
@@ -312,6 +325,9 @@ pub fn analyse(
             edges.add(t, u, RW);
         }
     }
+    final_readers.sort_unstable();
+    final_readers.dedup();
+    ix.final_readers = final_readers;
     anomaly::group_lost_updates(&mut lost, |k, v, group| {
         let version = if v == NONE {
             "[]".to_string()
@@ -323,6 +339,66 @@ pub fn analyse(
         });
     });
     Ok(ix)
+}
+
+/// A transaction's appends to a key are one atomic step in its program order, so the
+/// longest read must show each committed transaction's appends together and in that
+/// order (all of them, unless the read ends inside them: that is an intermediate read,
+/// G1b, reported elsewhere). Otherwise the observed order and the transaction's own
+/// order of versions contradict each other: `cyclic-versions` (Elle's list-append does
+/// not check this; a serial order can never produce it).
+fn check_runs(txns: &Txns, ix: &Index, k: u32, anomalies: &mut Anomalies) {
+    let chain = ix.chain_of(k);
+    let list = ix.longest_list(txns, k);
+    // A repeated element is duplicate-elements, reported as such.
+    if first_duplicate(list).is_some() {
+        return;
+    }
+    let mut own: Vec<u32> = Vec::new();
+    for (i, e) in chain.iter().enumerate() {
+        own.clear();
+        own.extend(
+            txns.mops_of(e.txn)
+                .iter()
+                .filter(|m| m.kind == MopKind::Append && m.key == k)
+                .map(|m| m.a),
+        );
+        let run = &list[e.start as usize..e.end as usize];
+        if run.len() == 1 && own.len() == 1 {
+            continue;
+        }
+        // Split runs (another version in between) are a ww cycle, shown as such.
+        if chain.iter().filter(|x| x.txn == e.txn).count() > 1 {
+            continue;
+        }
+        let at_end = i + 1 == chain.len() && e.end as usize == list.len();
+        let consistent = if at_end {
+            own.starts_with(run)
+        } else {
+            own.as_slice() == run
+        };
+        if consistent {
+            continue;
+        }
+        let t = e.txn;
+        anomalies.add("cyclic-versions", || {
+            json!({
+                "key": anomaly::key_json(txns, k),
+                "txn": anomaly::txn_ref(txns, t),
+                "appended": txns.list_text(&own),
+                "read": txns.list_text(list),
+                "why": format!(
+                    "{} appended {} to key {} in that order, as one step, but key {} was read as {}, which shows them {}; the version order the reads show contradicts the transaction's own.",
+                    txn_name(txns, t),
+                    txns.list_text(&own),
+                    txns.key_name(k),
+                    txns.key_name(k),
+                    txns.list_text(list),
+                    if run.len() == own.len() { "in another order" } else { "without all of them before the next version" }
+                ),
+            })
+        });
+    }
 }
 
 /// The longest read of a key lists some element twice.
@@ -435,6 +511,42 @@ fn check_internal(txns: &Txns, t: u32, anomalies: &mut Anomalies) {
 }
 
 impl Index {
+    /// Keys with two or more committed appends no read shows: their order is open (all
+    /// come after the longest read, in some order), for the exact search.
+    pub(super) fn open_orders(&self, txns: &Txns) -> Vec<OpenOrder> {
+        let mut out = Vec::new();
+        for k in 0..txns.key_count() as u32 {
+            let unobserved = self.unobserved_of(k);
+            if unobserved.len() < 2 {
+                continue;
+            }
+            let long = self.longest_list(txns, k);
+            let a = self.final_readers.partition_point(|r| r.0 < k);
+            let b = self.final_readers.partition_point(|r| r.0 <= k);
+            let start = Version {
+                value: long.last().copied().unwrap_or(NIL),
+                writer: self.chain_of_tail(k),
+                readers: self.final_readers[a..b].iter().map(|r| r.1).collect(),
+            };
+            let open: Vec<Version> = unobserved
+                .iter()
+                .map(|&t| Version {
+                    value: final_write(txns, t, k).unwrap_or(NIL),
+                    writer: Some(t),
+                    readers: Vec::new(),
+                })
+                .collect();
+            out.push(OpenOrder {
+                key: k,
+                start,
+                preds: vec![Vec::new(); open.len()],
+                open,
+                start_edges_known: true,
+            });
+        }
+        out
+    }
+
     /// Why `to`'s unobserved committed append on `key` follows the last observed version.
     fn unobserved_step(
         &self,

@@ -3,49 +3,82 @@
 //! The pipeline (Kingsbury & Alvaro, "Elle: Inferring Isolation Anomalies from
 //! Experimental Observations"): read the `txn` ops into compact transactions
 //! ([`txn`]); infer version orders and ww/wr/rw dependencies plus the anomalies single
-//! reads prove ([`list_append`], [`rw_register`], [`anomaly`]); add process and realtime
-//! edges ([`graph`]); find strongly connected components and the shortest cycle of each
-//! anomaly class inside them ([`cycle`]); map anomalies to the consistency models they
-//! rule out ([`consistency`]); explain every case step by step ([`explain`]).
+//! reads prove ([`list_append`], [`rw_register`] with [`versions`], [`anomaly`]); add
+//! process or realtime edges ([`graph`]); find strongly connected components, prove
+//! which models' cycles exist ([`exists`]) and find the shortest cycle of each anomaly
+//! class inside them ([`cycle`]); when nothing is proven yet, search the version orders
+//! inference left open exactly ([`exact`], beyond Elle); map anomalies to the
+//! consistency models they rule out ([`consistency`], Elle's lattice); explain every case
+//! step by step ([`explain`]).
 //!
 //! Only `ok` transactions' reads are trusted. `info` transactions may or may not have
 //! committed: their writes can explain reads, their reads are unknown. `fail`
 //! transactions did not happen: reading their writes is G1a.
+//!
+//! # Entry points
+//!
+//! - [`ListAppend`] and [`RwRegister`]: [`Checker`]s over a [`History`], built from
+//!   [`ElleOptions`] (or by the registry from `CheckerOptions`).
+//! - [`check_txns`]: the same check over transactions already in compact form, e.g.
+//!   streamed by [`txn::Txns::read_jsonl`] from a history too large to hold as `Op`s.
+//!   Pure and deterministic: the same transactions and options give the same verdict.
+//!
+//! # Verdicts, as Elle decides them
+//!
+//! The options name consistency models (any name of Elle's lattice) and/or anomalies;
+//! the anomalies that fail the check are those the models proscribe plus those asked
+//! for, and everything implying them ([`consistency::prohibited`]). The verdict is invalid
+//! when one of them is found; else unknown when there is a reason (Elle's
+//! `empty-transaction-graph`: no dependency at all could be inferred, so nothing was
+//! tested; `cycle-search-timeout`: a proscribed cycle class could be neither shown nor
+//! ruled out within the search budget or time limit); else valid. Everything found is
+//! reported, proscribed or not, with the models it rules out.
+//!
+//! Process and realtime edges follow Elle's definitions: the realtime order (ok
+//! transactions before those invoked after they completed) when a realtime cycle fails
+//! the check, else the process order (consecutive ok transactions of a process) when a
+//! process cycle does, else neither.
 //!
 //! # What is inferred, and why it is sound
 //!
 //! - list-append: the longest committed read of a key is its version order; every other
 //!   committed read must be a prefix of it. A committed append no read shows must come
 //!   after that whole order (any earlier and the longest read would contain it), so the
-//!   readers of the longest version anti-depend on it. Elle leaves those unordered; we
-//!   infer the edge because a stale read that nobody re-reads is otherwise invisible.
-//! - rw-register: nil precedes every version; a committed transaction that read `a` and
-//!   then wrote `b` on a key orders `a` before `b` (Elle's optional "writes follow reads",
-//!   always on here: the transaction saw `a` committed, then installed `b`). Nothing
-//!   else (no "sequential" or "linearizable keys" assumptions).
-//! - Every rw edge is an item anti-dependency, so G-single and G-nonadjacent are also
-//!   G2-item here and rule out repeatable read (Elle keeps them apart; see `consistency`).
+//!   readers of the longest version anti-depend on it, as in Elle. An info transaction
+//!   one of whose appends a committed read shows did commit, so its unread appends are
+//!   placed the same way.
+//! - rw-register: see [`versions`] for the sources and when each is sound (`nil`
+//!   first always; writes-follow-reads, sequential keys, linearizable keys and an
+//!   external transaction order on request).
 //! - A search that cannot finish (step budget, memory limit, time limit) never turns
 //!   into "valid": the classes it could not rule out are listed in `incomplete`, and
-//!   the verdict is unknown when the requested model proscribes one of them.
+//!   the verdict is unknown when one of them fails the check and no cheaper proof
+//!   ([`exists`]) decides it.
 //!
 //! # Evidence schema (`Verdict.evidence`)
 //!
 //! ```text
 //! {
-//!   "consistency_model": "strict-serializable",   // the model judged against
-//!   "anomaly_types": ["G-single", "G1a"],           // every anomaly found, sorted
-//!   "violating": ["G-single"],                      // those the model proscribes
-//!   "not": ["snapshot-isolation"],                  // weakest models ruled out
+//!   "checker": "list-append",
+//!   "consistency_model": "strict-serializable",     // what was asked, in words
+//!   "consistency_models": ["strict-serializable"],  // the models, friendly names
+//!   "anomalies_requested": [],                      // --anomalies, as given
+//!   "anomaly_types": ["G-single-item", "G1a"],      // every anomaly found, sorted
+//!   "violating": ["G-single-item"],                 // those that fail the check
+//!   "not": ["consistent-view", ...],                // weakest models ruled out
 //!   "also_not": ["serializable", ...],              // stronger models ruled out
-//!   "incomplete": ["G-nonadjacent"],                // searches that ran out of budget
-//!   "counts": {"G1a": 12, "G-single": 1},           // cases found (cycles: capped)
+//!   "incomplete": ["G-nonadjacent-item"],           // searches that ran out of budget
+//!   "unknown": ["empty-transaction-graph"],         // why the verdict is unknown
+//!   "counts": {"G1a": 12, "G-single-item": 1},      // cases found (cycles: capped)
 //!   "anomalies": {                                  // first 8 cases per type
-//!     "G-single": [{
+//!     "G-single-item": [{
 //!       "cycle": [{"txn": 12, "op": "#12 p3 ok [[append 4 3] [r 5 []]]"}, ...],
 //!       "steps": [{"from": 12, "to": 15, "type": "ww|wr|rw|process|realtime",
 //!                  "key": 4, "value": 3, "why": "T1 appended 3 to key 4; ..."}, ...]
 //!     }],
+//!     "PL-SI-cycle-exists": [{"not", "subgraph", "scc_size", "scc": [txn, ...], "why"}],
+//!     "PL-3-cycle-forced": [{"keys", "txns", "placements", "dead_ends", "why"}], // exact search
+//!     "cyclic-versions": [{"key", "scc", "sources", "steps", "why"}],
 //!     "G1a": [{"reader": {"txn", "op"}, "writer": {"txn", "op"}, "key", "value", "why"}],
 //!     "G1b": same as G1a,
 //!     "garbage-read": [{"reader", "key", "value", "why"}],
@@ -55,6 +88,8 @@
 //!     "lost-update": [{"key", "value", "txns": [ref, ...], "why"}],
 //!     "internal": [{"txn", "key", "expected", "read", "why"}]
 //!   },
+//!   "inference": ["initial-state", "wfr-keys"],     // rw-register: sources used
+//!   "exact": {"searched", "acceptable", "forced", "skipped", "why_skipped"},
 //!   "stats": {"txns", "ok", "fail", "info", "keys", "edges", "sccs"}
 //! }
 //! ```
@@ -64,63 +99,217 @@
 pub mod anomaly;
 pub mod consistency;
 pub mod cycle;
+pub mod exact;
+pub mod exists;
 pub mod explain;
 pub mod graph;
+mod jsonl;
 pub mod list_append;
+mod raw;
 pub mod rw_register;
+mod scc;
 pub mod txn;
+pub mod versions;
 pub mod writes;
 
 #[cfg(test)]
 mod testkit;
 
-pub use consistency::CONSISTENCY_MODELS;
-
 use crate::checker::{CheckContext, Checker};
 use crate::history::History;
-use crate::registry::{pick_option, RegistryError};
+use crate::registry::{CheckerOptions, RegistryError};
 use crate::verdict::{Validity, Verdict};
 use anomaly::Anomalies;
 use explain::StepExplainer;
-use graph::{EdgeList, Graph};
+use graph::{EdgeList, Graph, Session};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use txn::{Outcome, Shape, Txns};
+pub use versions::Inference;
 
 /// Cases kept per anomaly type in the evidence.
 pub const CASES_PER_TYPE: usize = 8;
 /// Cases per anomaly type spelled out in the text explanation.
 const CASES_IN_TEXT: usize = 2;
 
+/// What an Elle check holds a history to, and which version-order assumptions it may
+/// use. The default is Elle's: strict-serializable, no assumptions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElleOptions {
+    /// Canonical names of the models the history must satisfy (Elle's
+    /// `:consistency-models`).
+    pub models: Vec<&'static str>,
+    /// Anomalies the history must not show, besides the models' (Elle's `:anomalies`).
+    pub anomalies: Vec<&'static str>,
+    /// rw-register version-order inference (ignored by list-append, whose reads show
+    /// the whole order).
+    pub inference: Inference,
+}
+
+impl Default for ElleOptions {
+    fn default() -> Self {
+        ElleOptions {
+            models: vec!["PL-SS"],
+            anomalies: Vec::new(),
+            inference: Inference::default(),
+        }
+    }
+}
+
+impl ElleOptions {
+    /// Options from names as a person gives them: `models` (comma-separated lists
+    /// allowed; aliases or canonical names), `anomalies` (Elle's spelling). With
+    /// neither, strict-serializable, as in Elle; with only anomalies, just those.
+    pub fn from_names(
+        checker: &str,
+        models: &[String],
+        anomalies: &[String],
+        inference: Inference,
+    ) -> Result<ElleOptions, RegistryError> {
+        let split = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().trim_start_matches(':').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let mut out = ElleOptions {
+            models: Vec::new(),
+            anomalies: Vec::new(),
+            inference,
+        };
+        for m in split(models) {
+            let c = consistency::canonical(&m).ok_or_else(|| RegistryError::UnknownOption {
+                checker: checker.to_string(),
+                what: "consistency model",
+                given: m.clone(),
+                valid: consistency::model_names().join(", "),
+            })?;
+            if !out.models.contains(&c) {
+                out.models.push(c);
+            }
+        }
+        for a in split(anomalies) {
+            let known = consistency::anomaly(&a).ok_or_else(|| RegistryError::UnknownOption {
+                checker: checker.to_string(),
+                what: "anomaly",
+                given: a.clone(),
+                valid: consistency::anomaly_names().join(", "),
+            })?;
+            if !out.anomalies.contains(&known) {
+                out.anomalies.push(known);
+            }
+        }
+        if out.models.is_empty() && out.anomalies.is_empty() {
+            out.models.push("PL-SS");
+        }
+        Ok(out)
+    }
+
+    /// Options from the registry's `CheckerOptions`.
+    pub fn from_checker_options(
+        checker: &str,
+        o: &CheckerOptions,
+    ) -> Result<ElleOptions, RegistryError> {
+        let models: Vec<String> = o.consistency_model.iter().cloned().collect();
+        if o.transaction_order.is_some() && o.transaction_order_map.is_none() {
+            return Err(RegistryError::Invalid {
+                checker: checker.to_string(),
+                message: "the transaction order file was named but not read; the caller must load it into transaction_order_map".to_string(),
+            });
+        }
+        ElleOptions::from_names(
+            checker,
+            &models,
+            &o.anomalies,
+            Inference {
+                sequential_keys: o.sequential_keys,
+                linearizable_keys: o.linearizable_keys,
+                wfr_keys: o.wfr_keys,
+                transaction_order: o.transaction_order_map.clone(),
+            },
+        )
+    }
+
+    /// Every anomaly that fails this check.
+    pub fn prohibited(&self) -> BTreeSet<&'static str> {
+        consistency::prohibited(&self.models, &self.anomalies)
+    }
+
+    /// The session order the check needs, as Elle decides it (see [`Session`]).
+    pub fn session(&self) -> Session {
+        session_for(&self.prohibited())
+    }
+
+    /// What is asked, in words: `serializable`, `G0, G1c`, `serializable plus G0`.
+    pub fn describe(&self) -> String {
+        let models: Vec<&str> = self
+            .models
+            .iter()
+            .map(|m| consistency::friendly(m))
+            .collect();
+        match (models.is_empty(), self.anomalies.is_empty()) {
+            (false, true) => models.join(" and "),
+            (true, false) => format!("no {}", self.anomalies.join(", ")),
+            _ => format!(
+                "{} and no {}",
+                models.join(" and "),
+                self.anomalies.join(", ")
+            ),
+        }
+    }
+}
+
+/// Elle's `additional-graphs`: realtime edges when a realtime cycle type fails the
+/// check, else process edges when a process one does.
+fn session_for(prohibited: &BTreeSet<&'static str>) -> Session {
+    const BASES: [&str; 8] = [
+        "G0",
+        "G1c",
+        "G-single-item",
+        "G-single",
+        "G-nonadjacent-item",
+        "G-nonadjacent",
+        "G2-item",
+        "G2",
+    ];
+    let has = |suffix: &str| {
+        prohibited.iter().any(|a| {
+            a.strip_suffix(suffix)
+                .is_some_and(|base| BASES.contains(&base))
+        })
+    };
+    if has("-realtime") {
+        Session::Realtime
+    } else if has("-process") {
+        Session::Process
+    } else {
+        Session::None
+    }
+}
+
 /// Elle's list-append checker: transactions append unique values to lists and read
 /// whole lists.
 pub struct ListAppend {
-    /// The consistency model the history must satisfy, one of [`CONSISTENCY_MODELS`].
-    pub model: &'static str,
+    pub options: ElleOptions,
 }
 
 /// Elle's rw-register checker: transactions write unique values to registers and read
 /// them.
 pub struct RwRegister {
-    /// The consistency model the history must satisfy, one of [`CONSISTENCY_MODELS`].
-    pub model: &'static str,
-}
-
-fn pick_model(checker: &str, given: Option<&str>) -> Result<&'static str, RegistryError> {
-    pick_option(
-        checker,
-        "consistency model",
-        given,
-        Some(consistency::DEFAULT_MODEL),
-        CONSISTENCY_MODELS,
-    )
+    pub options: ElleOptions,
 }
 
 impl ListAppend {
     /// `model: None` means strict-serializable, Elle's default.
     pub fn new(model: Option<&str>) -> Result<ListAppend, RegistryError> {
         Ok(ListAppend {
-            model: pick_model("list-append", model)?,
+            options: ElleOptions::from_names(
+                "list-append",
+                &model.map(str::to_string).into_iter().collect::<Vec<_>>(),
+                &[],
+                Inference::default(),
+            )?,
         })
     }
 }
@@ -129,9 +318,23 @@ impl RwRegister {
     /// `model: None` means strict-serializable, Elle's default.
     pub fn new(model: Option<&str>) -> Result<RwRegister, RegistryError> {
         Ok(RwRegister {
-            model: pick_model("rw-register", model)?,
+            options: ElleOptions::from_names(
+                "rw-register",
+                &model.map(str::to_string).into_iter().collect::<Vec<_>>(),
+                &[],
+                Inference::default(),
+            )?,
         })
     }
+}
+
+/// The registry's constructor for both checkers.
+pub(crate) fn build(name: &str, o: &CheckerOptions) -> Result<Box<dyn Checker>, RegistryError> {
+    let options = ElleOptions::from_checker_options(name, o)?;
+    Ok(match name {
+        "rw-register" => Box::new(RwRegister { options }),
+        _ => Box::new(ListAppend { options }),
+    })
 }
 
 impl Checker for ListAppend {
@@ -141,14 +344,14 @@ impl Checker for ListAppend {
 
     fn check(&self, history: &History, ctx: &CheckContext) -> Verdict {
         match Txns::from_history(history, Shape::ListAppend) {
-            Ok(txns) => check_txns(&txns, self.model, ctx),
+            Ok(txns) => check_txns(&txns, &self.options, ctx),
             Err(e) => unreadable("list-append", &e.to_string()),
         }
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
         Box::new(crate::online::Buffered::new(Box::new(ListAppend {
-            model: self.model,
+            options: self.options.clone(),
         })))
     }
 }
@@ -160,14 +363,14 @@ impl Checker for RwRegister {
 
     fn check(&self, history: &History, ctx: &CheckContext) -> Verdict {
         match Txns::from_history(history, Shape::RwRegister) {
-            Ok(txns) => check_txns(&txns, self.model, ctx),
+            Ok(txns) => check_txns(&txns, &self.options, ctx),
             Err(e) => unreadable("rw-register", &e.to_string()),
         }
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
         Box::new(crate::online::Buffered::new(Box::new(RwRegister {
-            model: self.model,
+            options: self.options.clone(),
         })))
     }
 }
@@ -178,52 +381,70 @@ fn unreadable(checker: &str, why: &str) -> Verdict {
     ))
 }
 
+/// The workload analysis, kept to explain edges and to search open version orders.
+enum Analysis {
+    List(list_append::Index),
+    Register(rw_register::Index),
+}
+
+impl Analysis {
+    fn explainer(&self) -> &dyn StepExplainer {
+        match self {
+            Analysis::List(ix) => ix,
+            Analysis::Register(ix) => ix,
+        }
+    }
+}
+
 /// Checks transactions already in compact form (e.g. streamed with
-/// [`txn::TxnsBuilder`] from a history too large to hold as `Op`s) against `model`.
-pub fn check_txns(txns: &Txns, model: &str, ctx: &CheckContext) -> Verdict {
+/// [`txn::TxnsBuilder`] from a history too large to hold as `Op`s) against `options`.
+pub fn check_txns(txns: &Txns, options: &ElleOptions, ctx: &CheckContext) -> Verdict {
     let checker = match txns.shape {
         Shape::ListAppend => "list-append",
         Shape::RwRegister => "rw-register",
     };
-    if !CONSISTENCY_MODELS.contains(&model) {
-        return Verdict::unknown(format!(
-            "The {checker} checker does not know consistency model {model:?}, so it cannot judge the history; valid models are: {}.",
-            CONSISTENCY_MODELS.join(", ")
-        ));
-    }
     if txns.txns.is_empty() {
         return Verdict::unknown(format!(
             "The history has no txn ops, so the {checker} checker has nothing to judge."
         ));
     }
-    // Without a committed transaction no read is trusted and no dependency can be shown:
-    // "valid" would only mean "nothing worked".
-    if !txns.txns.iter().any(|t| t.outcome == txn::Outcome::Ok) {
-        return Verdict::unknown(format!(
-            "None of the {} transactions committed (all failed or are indeterminate), so the {checker} checker has nothing to judge.",
-            txns.txns.len()
-        ));
-    }
-    let mut edges = EdgeList::default();
+    let prohibited = options.prohibited();
+    let session = session_for(&prohibited);
     let mut anomalies = Anomalies::new(CASES_PER_TYPE);
     // ~9 bytes per edge; a quarter of the memory limit for inferred product edges (rw
     // from reads of nil, unobserved appends).
     let edge_limit = (ctx.memory_limit_bytes / 4 / 9) as u64;
-    let explainer: Box<dyn StepExplainer> = match txns.shape {
-        Shape::ListAppend => {
-            match list_append::analyse(txns, &mut edges, &mut anomalies, edge_limit) {
-                Ok(ix) => Box::new(ix),
-                Err(e) => return unreadable(checker, &e.to_string()),
-            }
-        }
-        Shape::RwRegister => {
-            match rw_register::analyse(txns, &mut edges, &mut anomalies, edge_limit) {
-                Ok(ix) => Box::new(ix),
-                Err(e) => return unreadable(checker, &e.to_string()),
-            }
-        }
+    // The session order needs only the transactions: it is computed alongside the
+    // workload analysis.
+    let (analysis, mut edges, session_edges) = std::thread::scope(|scope| {
+        let session_edges = scope.spawn(|| {
+            let mut e = EdgeList::default();
+            session.add_edges(txns, &mut e);
+            e
+        });
+        let mut edges = EdgeList::default();
+        let analysis = match txns.shape {
+            Shape::ListAppend => list_append::analyse(txns, &mut edges, &mut anomalies, edge_limit)
+                .map(Analysis::List),
+            Shape::RwRegister => rw_register::analyse(
+                txns,
+                &options.inference,
+                &mut edges,
+                &mut anomalies,
+                edge_limit,
+            )
+            .map(Analysis::Register),
+        };
+        let session_edges = session_edges
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (analysis, edges, session_edges)
+    });
+    let analysis = match analysis {
+        Ok(a) => a,
+        Err(e) => return unreadable(checker, &e.to_string()),
     };
-    graph::add_session_edges(txns, &mut edges);
+    edges.append(session_edges);
     if edges.size_bytes() > ctx.memory_limit_bytes / 2 {
         return Verdict::unknown(format!(
             "The dependency graph of this history needs {} MiB, over half the memory limit of {} MiB; raise the limit to check it.",
@@ -232,72 +453,193 @@ pub fn check_txns(txns: &Txns, model: &str, ctx: &CheckContext) -> Verdict {
         ));
     }
     let g = Graph::build(txns.txns.len(), edges);
-    let found = cycle::find_cycles(&g, CASES_PER_TYPE, ctx);
+    let prefer = match txns.shape {
+        Shape::ListAppend => &cycle::LIST_APPEND_PREFERENCE,
+        Shape::RwRegister => &cycle::RW_REGISTER_PREFERENCE,
+    };
+    let found = cycle::find_cycles(&g, prefer, CASES_PER_TYPE, ctx);
+    let mut report = Report::new(txns, &found, &anomalies, analysis.explainer());
+    // Beyond Elle: when nothing proscribed was found, version orders inference left open
+    // may still admit no acceptable choice.
+    let exact = if report.violating(&prohibited).is_empty() && !found.cancelled {
+        let problems = match &analysis {
+            Analysis::List(ix) => ix.open_orders(txns),
+            Analysis::Register(ix) => ix.open_orders(txns),
+        };
+        let outcome = exact::search(txns, &g, &problems, &prohibited, session, ctx);
+        report.add_forced(txns, &outcome);
+        Some(outcome)
+    } else {
+        None
+    };
     judge(
         txns,
         checker,
-        model,
+        options,
         &g,
         &found,
-        &anomalies,
-        explainer.as_ref(),
+        &report,
+        &analysis,
+        exact.as_ref(),
+    )
+}
+
+/// Everything found, by anomaly name: cases for the evidence and lines for the text.
+struct Report {
+    cases: BTreeMap<&'static str, Vec<Value>>,
+    counts: BTreeMap<&'static str, u64>,
+    texts: BTreeMap<&'static str, Vec<String>>,
+}
+
+impl Report {
+    fn new(
+        txns: &Txns,
+        found: &cycle::Found,
+        anomalies: &Anomalies,
+        explainer: &dyn StepExplainer,
+    ) -> Report {
+        let mut r = Report {
+            cases: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            texts: BTreeMap::new(),
+        };
+        for (name, list) in &anomalies.cases {
+            r.cases.insert(name, list.clone());
+            r.counts.insert(name, anomalies.counts[name]);
+            let t = list
+                .iter()
+                .take(CASES_IN_TEXT)
+                .map(|c| format!("{name}: {}\n", c["why"].as_str().unwrap_or_default()))
+                .collect();
+            r.texts.insert(name, t);
+        }
+        for (name, cycles) in &found.cycles {
+            let mut list = Vec::new();
+            let mut t = Vec::new();
+            for (i, c) in cycles.iter().enumerate() {
+                let (case, text) = explain::cycle_case(txns, explainer, name, c);
+                list.push(case);
+                if i < CASES_IN_TEXT {
+                    t.push(text);
+                }
+            }
+            r.counts.insert(name, list.len() as u64);
+            r.cases.insert(name, list);
+            r.texts.insert(name, t);
+        }
+        // Cycle-existence proofs, unless other anomalies already rule their model out
+        // (Elle's `remove-redundant-cycle-exists`).
+        let others: Vec<&'static str> = r.cases.keys().copied().collect();
+        let impossible = consistency::impossible_models(&others);
+        for case in &found.exists {
+            let spec = case.spec();
+            if impossible.contains(spec.model) {
+                continue;
+            }
+            let list = r.cases.entry(spec.exists).or_default();
+            *r.counts.entry(spec.exists).or_default() += 1;
+            if list.len() >= CASES_PER_TYPE {
+                continue;
+            }
+            let (value, text) = exists_case(txns, case);
+            list.push(value);
+            let t = r.texts.entry(spec.exists).or_default();
+            if t.len() < CASES_IN_TEXT {
+                t.push(text);
+            }
+        }
+        r
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.cases.keys().copied().collect()
+    }
+
+    fn violating(&self, prohibited: &BTreeSet<&'static str>) -> Vec<&'static str> {
+        self.names()
+            .into_iter()
+            .filter(|a| prohibited.contains(a))
+            .collect()
+    }
+
+    fn add_forced(&mut self, txns: &Txns, outcome: &exact::Outcome) {
+        for f in &outcome.forced {
+            let name = f.spec.forced;
+            let (value, text) = f.case(txns);
+            *self.counts.entry(name).or_default() += 1;
+            let list = self.cases.entry(name).or_default();
+            if list.len() < CASES_PER_TYPE {
+                list.push(value);
+            }
+            let t = self.texts.entry(name).or_default();
+            if t.len() < CASES_IN_TEXT {
+                t.push(text);
+            }
+        }
+    }
+}
+
+/// The evidence and text of one cycle-existence proof.
+fn exists_case(txns: &Txns, case: &exists::ExistsCase) -> (Value, String) {
+    const SHOWN: usize = 32;
+    let spec = case.spec();
+    let not = consistency::friendly(spec.model);
+    let ids: Vec<u64> = case
+        .txns
+        .iter()
+        .take(SHOWN)
+        .map(|&t| txns.txns[t as usize].index())
+        .collect();
+    let why = format!(
+        "{} transactions form a strongly connected component of the graph of {} edges, so a cycle {} forbids exists among them, though no cycle shown is of a kind it proscribes (an edge with several reasons is named by the first, or the named-cycle search ran out of budget).",
+        case.txns.len(),
+        spec.subgraph_text(),
+        not
+    );
+    (
+        json!({
+            "not": not,
+            "subgraph": spec.subgraph_text(),
+            "scc_size": case.txns.len(),
+            "scc": ids,
+            "why": why,
+        }),
+        format!("{}: {why}\n", spec.exists),
     )
 }
 
 /// Turns what was found into the verdict, summary, explanation and evidence.
+#[allow(clippy::too_many_arguments)]
 fn judge(
     txns: &Txns,
     checker: &str,
-    model: &str,
+    options: &ElleOptions,
     g: &Graph,
     found: &cycle::Found,
-    anomalies: &Anomalies,
-    explainer: &dyn StepExplainer,
+    report: &Report,
+    analysis: &Analysis,
+    exact: Option<&exact::Outcome>,
 ) -> Verdict {
-    let mut cases: Map<String, Value> = Map::new();
-    let mut counts: Map<String, Value> = Map::new();
-    let mut texts: Vec<(&str, Vec<String>)> = Vec::new();
-    for (name, list) in &anomalies.cases {
-        cases.insert(name.to_string(), Value::Array(list.clone()));
-        counts.insert(name.to_string(), json!(anomalies.counts[name]));
-        let t = list
-            .iter()
-            .take(CASES_IN_TEXT)
-            .map(|c| format!("{name}: {}\n", c["why"].as_str().unwrap_or_default()))
-            .collect();
-        texts.push((name, t));
-    }
-    for (name, cycles) in &found.cycles {
-        let mut list = Vec::new();
-        let mut t = Vec::new();
-        for (i, c) in cycles.iter().enumerate() {
-            let (case, text) = explain::cycle_case(txns, explainer, name, c);
-            list.push(case);
-            if i < CASES_IN_TEXT {
-                t.push(text);
-            }
-        }
-        counts.insert(name.to_string(), json!(list.len()));
-        cases.insert(name.to_string(), Value::Array(list));
-        texts.push((name, t));
-    }
-    let found_names: Vec<&str> = texts.iter().map(|(n, _)| *n).collect();
+    let prohibited = options.prohibited();
+    let found_names = report.names();
     let (not, also_not) = consistency::boundary(&found_names);
-    let proscribed = consistency::proscribed_by(model);
-    let violating: Vec<&str> = found_names
-        .iter()
-        .copied()
-        .filter(|a| proscribed.contains(a))
-        .collect();
-    let unsearched: Vec<&str> = found
+    let violating = report.violating(&prohibited);
+    let unsearched: Vec<&'static str> = found
         .incomplete
         .iter()
         .copied()
-        .filter(|c| proscribed.contains(c))
+        .filter(|c| prohibited.contains(c))
         .collect();
+    let mut unknown: Vec<&'static str> = Vec::new();
+    if g.edge_count() == 0 {
+        unknown.push("empty-transaction-graph");
+    }
+    if found.cancelled || !unsearched.is_empty() {
+        unknown.push("cycle-search-timeout");
+    }
     let valid = if !violating.is_empty() {
         Validity::Invalid
-    } else if found.cancelled || !unsearched.is_empty() {
+    } else if !unknown.is_empty() {
         Validity::Unknown
     } else {
         Validity::Valid
@@ -308,40 +650,57 @@ fn judge(
         count(Outcome::Fail),
         count(Outcome::Info),
     );
+    let asked = options.describe();
     let mut summary = format!(
-        "Checked {} transactions ({ok} ok, {fail} fail, {info} info) over {} keys against {model}: ",
+        "Checked {} transactions ({ok} ok, {fail} fail, {info} info) over {} keys against {asked}: ",
         txns.txns.len(),
         txns.key_count()
     );
-    let sorted: BTreeSet<&str> = found_names.iter().copied().collect();
     let listed = |names: &[&str]| {
         names
             .iter()
-            .map(|n| format!("{n} ({})", counts.get(*n).cloned().unwrap_or(json!(0))))
+            .map(|n| format!("{n} ({})", report.counts.get(*n).copied().unwrap_or(0)))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let forced_note = if violating.iter().any(|v| v.ends_with("-cycle-forced")) {
+        " (the -cycle-forced verdict comes from the exact search over the version orders inference left open, beyond what Elle checks)"
+    } else {
+        ""
+    };
     match valid {
         Validity::Invalid => summary.push_str(&format!(
-            "found {}, which {model} proscribes, so it does not hold; the weakest models ruled out are {}.",
+            "found {}, which {asked} proscribes, so it does not hold{forced_note}; the weakest models ruled out are {}.",
             listed(&violating),
             not.join(", ")
         )),
         Validity::Unknown if found.cancelled => summary.push_str(
-            "the cycle search was stopped by the time limit before it could rule anomalies out, so the verdict is unknown.",
+            "the cycle search was stopped by the time limit before it could rule anomalies out, so the verdict is unknown (cycle-search-timeout).",
         ),
-        Validity::Unknown => summary.push_str(&format!(
-            "the search for {} ran out of its step budget, so the verdict is unknown; no proscribed anomaly was found.",
+        Validity::Unknown if !unsearched.is_empty() => summary.push_str(&format!(
+            "the search for {} ran out of its step budget and no cheaper proof decides it, so the verdict is unknown (cycle-search-timeout); no proscribed anomaly was found.",
             unsearched.join(", ")
         )),
-        Validity::Valid if sorted.is_empty() => {
+        Validity::Unknown if ok == 0 => summary.push_str(&format!(
+            "none of the {} transactions committed (all failed or are indeterminate), so there is nothing to judge (empty-transaction-graph).",
+            txns.txns.len()
+        )),
+        Validity::Unknown => summary.push_str(
+            "no dependency between transactions could be inferred, so nothing was tested and the verdict is unknown (empty-transaction-graph), as in Elle.",
+        ),
+        Validity::Valid if found_names.is_empty() => {
             summary.push_str("no anomaly found, consistent with every model checked.")
         }
         Validity::Valid => summary.push_str(&format!(
-            "found only {}, which {model} allows; still, they rule out {}.",
-            listed(&sorted.iter().copied().collect::<Vec<_>>()),
+            "found only {}, which {asked} allows; still, they rule out {}.",
+            listed(&found_names),
             not.join(", ")
         )),
+    }
+    if prohibited.is_empty() {
+        summary.push_str(&format!(
+            " Note: in Elle's lattice {asked} proscribes no anomaly a transactional checker can see, so this check cannot rule it out."
+        ));
     }
     // Proscribed anomalies first in the text: they are why the verdict is what it is.
     let mut explanation = String::new();
@@ -349,22 +708,44 @@ fn judge(
         .iter()
         .chain(found_names.iter().filter(|n| !violating.contains(n)));
     for name in order {
-        if let Some((_, t)) = texts.iter().find(|(n, _)| n == name) {
-            for line in t {
-                explanation.push_str(line);
-            }
+        for line in report.texts.get(name).into_iter().flatten() {
+            explanation.push_str(line);
         }
     }
+    let cases: Map<String, Value> = report
+        .cases
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::Array(v.clone())))
+        .collect();
+    let counts: Map<String, Value> = report
+        .counts
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let inference = match analysis {
+        Analysis::Register(ix) => json!(ix.versions.sources),
+        Analysis::List(_) => json!(null),
+    };
+    let models: Vec<&str> = options
+        .models
+        .iter()
+        .map(|m| consistency::friendly(m))
+        .collect();
     let evidence = json!({
         "checker": checker,
-        "consistency_model": model,
-        "anomaly_types": sorted,
+        "consistency_model": asked,
+        "consistency_models": models,
+        "anomalies_requested": options.anomalies,
+        "anomaly_types": found_names,
         "violating": violating,
         "not": not,
         "also_not": also_not,
         "incomplete": found.incomplete,
+        "unknown": unknown,
         "counts": counts,
         "anomalies": cases,
+        "inference": inference,
+        "exact": exact.map(exact::Outcome::summary),
         "stats": {
             "txns": txns.txns.len(), "ok": ok, "fail": fail, "info": info,
             "keys": txns.key_count(), "edges": g.edge_count(), "sccs": found.scc_count,
@@ -372,7 +753,7 @@ fn judge(
     });
     Verdict {
         valid,
-        anomalies: sorted.iter().map(|s| s.to_string()).collect(),
+        anomalies: found_names.iter().map(|s| s.to_string()).collect(),
         summary,
         explanation,
         evidence,

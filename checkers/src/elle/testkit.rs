@@ -4,6 +4,7 @@
 use super::anomaly::Anomalies;
 use super::graph::EdgeList;
 use super::txn::{Shape, Txns};
+use super::versions::Inference;
 use crate::history::History;
 use crate::op::{Op, OpType, Process};
 use serde_json::Value;
@@ -27,6 +28,15 @@ pub fn history(specs: &[(u64, OpType, Value)]) -> History {
 /// Runs a workload analysis and returns the transactions, edges (from, to, kind) with
 /// transactions named by their position, and the anomalies found.
 pub fn analyse(h: &History, shape: Shape) -> (Txns, Vec<(u32, u32, u8)>, Anomalies) {
+    analyse_with(h, shape, &Inference::default())
+}
+
+/// [`analyse`] with version-order inference options for rw-register.
+pub fn analyse_with(
+    h: &History,
+    shape: Shape,
+    inference: &Inference,
+) -> (Txns, Vec<(u32, u32, u8)>, Anomalies) {
     let txns = Txns::from_history(h, shape).expect("test history parses");
     let mut edges = EdgeList::default();
     let mut anomalies = Anomalies::new(8);
@@ -35,7 +45,8 @@ pub fn analyse(h: &History, shape: Shape) -> (Txns, Vec<(u32, u32, u8)>, Anomali
             super::list_append::analyse(&txns, &mut edges, &mut anomalies, 1 << 20).unwrap();
         }
         Shape::RwRegister => {
-            super::rw_register::analyse(&txns, &mut edges, &mut anomalies, 1 << 20).unwrap();
+            super::rw_register::analyse(&txns, inference, &mut edges, &mut anomalies, 1 << 20)
+                .unwrap();
         }
     }
     let list = (0..edges.len())

@@ -9,8 +9,9 @@
 //! rw-register `["w", k, v]` / `["r", k, v]`. Keywords imported from EDN arrive as
 //! strings, with or without the leading colon; both are accepted.
 
+use super::raw::{MopName, RawBatch, RawMop, RawOp, RawVal};
 use crate::format::ParseError;
-use crate::history::{History, HistoryError};
+use crate::history::History;
 use crate::op::{Op, OpType, Process};
 use serde_json::Value;
 use std::fmt;
@@ -24,13 +25,13 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 pub(crate) use crate::fxhash::FxMap as FastMap;
 
-/// A key or value as the history spelled it: an integer or a string (other JSON scalars
-/// are kept in their JSON text so they still compare by identity).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A key or value as the history spelled it: an integer, a string, or any other JSON
+/// value (vectors like Jepsen's `[:anti 1]`, maps, floats, booleans), compared by value.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {
     Int(i64),
     Str(String),
-    Json(String),
+    Json(Value),
 }
 
 impl fmt::Display for Scalar {
@@ -38,8 +39,71 @@ impl fmt::Display for Scalar {
         match self {
             Scalar::Int(i) => write!(f, "{i}"),
             Scalar::Str(s) => write!(f, "{s:?}"),
-            Scalar::Json(s) => f.write_str(s),
+            Scalar::Json(v) => write_readable(v, f),
         }
+    }
+}
+
+/// A JSON value the way Elle prints data: `[anti 1]` vectors, `{k v, k v}` maps,
+/// strings quoted, `nil`.
+fn write_readable(v: &Value, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match v {
+        Value::Null => f.write_str("nil"),
+        Value::String(s) => write!(f, "{s:?}"),
+        Value::Array(items) => {
+            f.write_str("[")?;
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" ")?;
+                }
+                write_readable(x, f)?;
+            }
+            f.write_str("]")
+        }
+        Value::Object(map) => {
+            f.write_str("{")?;
+            for (i, (k, x)) in map.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k:?} ")?;
+                write_readable(x, f)?;
+            }
+            f.write_str("}")
+        }
+        other => write!(f, "{other}"),
+    }
+}
+
+/// The canonical text of a JSON value (object keys sorted), so that equal values
+/// intern to one id whatever order their maps were written in.
+fn canonical_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_text(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_text(&map[k], out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -49,54 +113,140 @@ impl Scalar {
         match self {
             Scalar::Int(i) => Value::from(*i),
             Scalar::Str(s) => Value::from(s.as_str()),
-            Scalar::Json(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+            Scalar::Json(v) => v.clone(),
         }
     }
 }
 
-/// Interns scalars into dense `u32` ids.
+/// A key or value as shown to people: a view of an interned [`Scalar`].
+#[derive(Clone, Copy, Debug)]
+pub enum Name<'a> {
+    Int(i64),
+    Other(&'a Scalar),
+}
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Name::Int(i) => write!(f, "{i}"),
+            Name::Other(s) => s.fmt(f),
+        }
+    }
+}
+
+impl Name<'_> {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Name::Int(i) => Value::from(*i),
+            Name::Other(s) => s.to_json(),
+        }
+    }
+}
+
+/// Integers below this always use the dense table (4 bytes per possible value).
+const DENSE_MIN: usize = 1 << 20;
+/// Marks an id whose name is not an integer (it lives in `others`).
+const OTHER: i64 = i64::MIN;
+
+/// Interns keys and values into dense `u32` ids. Small non-negative integers, by far
+/// the most common (Jepsen's generators count up from 0), go through a direct table
+/// that grows with the values seen; everything else through hash maps.
 #[derive(Default)]
 pub(crate) struct Interner {
+    /// value -> id + 1 (0: not seen), for 0 <= value < dense.len().
+    dense: Vec<u32>,
     ints: FastMap<i64, u32>,
     strs: FastMap<String, u32>,
     jsons: FastMap<String, u32>,
-    names: Vec<Scalar>,
+    /// Per id: its integer, or OTHER when it is in `others`.
+    names: Vec<i64>,
+    others: FastMap<u32, Scalar>,
 }
 
 impl Interner {
-    /// The id of `v`, or `None` when `v` is not a scalar (arrays, objects, null).
+    /// The id of `v`; `None` for `null`, which stands for "no value" in histories.
     pub(crate) fn intern(&mut self, v: &Value) -> Option<u32> {
-        let next = self.names.len() as u32;
-        let id = match v {
+        match v {
             Value::Number(n) => match n.as_i64() {
-                Some(i) => *self.ints.entry(i).or_insert(next),
-                None => *self.jsons.entry(n.to_string()).or_insert(next),
+                Some(i) if i != OTHER => Some(self.intern_int(i)),
+                _ => Some(self.intern_json(v)),
             },
-            Value::String(s) => match self.strs.get(s.as_str()) {
+            Value::String(s) => Some(match self.strs.get(s.as_str()) {
                 Some(&id) => id,
                 None => {
-                    self.strs.insert(s.clone(), next);
-                    next
+                    let id = self.push_other(Scalar::Str(s.clone()));
+                    self.strs.insert(s.clone(), id);
+                    id
                 }
-            },
-            Value::Bool(b) => *self.jsons.entry(b.to_string()).or_insert(next),
-            Value::Null | Value::Array(_) | Value::Object(_) => return None,
-        };
-        if id == next {
-            self.names.push(match v {
-                Value::Number(n) => n
-                    .as_i64()
-                    .map(Scalar::Int)
-                    .unwrap_or_else(|| Scalar::Json(n.to_string())),
-                Value::String(s) => Scalar::Str(s.clone()),
-                other => Scalar::Json(other.to_string()),
-            });
+            }),
+            Value::Null => None,
+            _ => Some(self.intern_json(v)),
         }
-        Some(id)
     }
 
-    pub(crate) fn name(&self, id: u32) -> &Scalar {
-        &self.names[id as usize]
+    /// The id of a raw value of `batch`; `None` for `null`.
+    pub(crate) fn intern_raw(&mut self, v: RawVal, batch: &RawBatch) -> Option<u32> {
+        match v {
+            RawVal::Null => None,
+            RawVal::Int(i) if i != OTHER => Some(self.intern_int(i)),
+            RawVal::Int(i) => self.intern(&Value::from(i)),
+            RawVal::Other(j) => self.intern(&batch.others[j as usize]),
+        }
+    }
+
+    /// The id of integer `i`.
+    pub(crate) fn intern_int(&mut self, i: i64) -> u32 {
+        if let Ok(u) = usize::try_from(i) {
+            if u >= self.dense.len() && u < (self.names.len() * 4).max(DENSE_MIN) {
+                let want = (u + 1).next_power_of_two().max(1024);
+                self.dense.resize(want, 0);
+            }
+            if let Some(slot) = self.dense.get(u) {
+                if *slot != 0 {
+                    return *slot - 1;
+                }
+                // Seen before the table grew this far?
+                if let Some(&id) = self.ints.get(&i) {
+                    self.dense[u] = id + 1;
+                    return id;
+                }
+                let id = self.names.len() as u32;
+                self.names.push(i);
+                self.dense[u] = id + 1;
+                return id;
+            }
+        }
+        let next = self.names.len() as u32;
+        let id = *self.ints.entry(i).or_insert(next);
+        if id == next {
+            self.names.push(i);
+        }
+        id
+    }
+
+    fn intern_json(&mut self, v: &Value) -> u32 {
+        let mut text = String::new();
+        canonical_text(v, &mut text);
+        if let Some(&id) = self.jsons.get(&text) {
+            return id;
+        }
+        let id = self.push_other(Scalar::Json(v.clone()));
+        self.jsons.insert(text, id);
+        id
+    }
+
+    fn push_other(&mut self, s: Scalar) -> u32 {
+        let id = self.names.len() as u32;
+        self.names.push(OTHER);
+        self.others.insert(id, s);
+        id
+    }
+
+    pub(crate) fn name(&self, id: u32) -> Name<'_> {
+        match self.names[id as usize] {
+            OTHER => Name::Other(&self.others[&id]),
+            i => Name::Int(i),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -242,7 +392,7 @@ impl Txns {
         &self.elems[m.a as usize..(m.a + m.b) as usize]
     }
 
-    pub fn key_name(&self, k: u32) -> &Scalar {
+    pub fn key_name(&self, k: u32) -> Name<'_> {
         self.keys.name(k)
     }
 
@@ -315,50 +465,26 @@ impl Txns {
     /// Reads a whole validated history.
     pub fn from_history(history: &History, shape: Shape) -> Result<Txns, TxnError> {
         let mut b = TxnsBuilder::new(shape);
+        let mut batch = RawBatch::default();
         for op in history.ops() {
-            b.push(op)?;
+            batch.clear();
+            batch.push_op(op, 0);
+            b.push_raw(&batch, &batch.ops[0])?;
         }
         Ok(b.finish())
     }
 
     /// Streams distest JSONL straight into compact transactions, never holding the
     /// history's `Op`s: the path for histories too large to check as a [`History`]
-    /// (a million transactions fit in well under a gigabyte this way).
+    /// (a million transactions fit in a few hundred megabytes this way). Lines are
+    /// parsed on all cores by [`super::jsonl`]; the result is the same as
+    /// [`Txns::from_history`] on the same file.
     pub fn read_jsonl(
         reader: impl std::io::BufRead,
         shape: Shape,
         source_name: &str,
     ) -> Result<Txns, ParseError> {
-        let syntax = |line: usize, message: String| ParseError::Syntax {
-            source_name: source_name.to_string(),
-            line,
-            message,
-        };
-        let mut b = TxnsBuilder::new(shape);
-        let mut expected_index = 0u64;
-        for (i, line) in reader.split(b'\n').enumerate() {
-            let line = line.map_err(|e| ParseError::Io {
-                source_name: source_name.to_string(),
-                message: e.to_string(),
-            })?;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let op: Op = serde_json::from_slice(&line)
-                .map_err(|e| syntax(i + 1, format!("expected one JSON op object per line: {e}")))?;
-            if op.index != expected_index {
-                return Err(ParseError::Invalid {
-                    source_name: source_name.to_string(),
-                    error: HistoryError::SparseIndex {
-                        position: expected_index as usize,
-                        index: op.index,
-                    },
-                });
-            }
-            expected_index += 1;
-            b.push(&op).map_err(|e| syntax(i + 1, e.to_string()))?;
-        }
-        Ok(b.finish())
+        super::jsonl::read(reader, shape, source_name)
     }
 }
 
@@ -388,24 +514,32 @@ impl TxnsBuilder {
     /// Takes the next op of the history (in history order). Non-`txn` and nemesis ops are
     /// ignored: a transactional checker only judges transactions.
     pub fn push(&mut self, op: &Op) -> Result<(), TxnError> {
-        let Process::Client(process) = op.process else {
+        let mut batch = RawBatch::default();
+        batch.push_op(op, 0);
+        self.push_raw(&batch, &batch.ops[0])
+    }
+
+    /// Takes op `op` of `batch` (in history order).
+    pub(crate) fn push_raw(&mut self, batch: &RawBatch, op: &RawOp) -> Result<(), TxnError> {
+        let (Some(process), true) = (op.process, op.txn) else {
             return Ok(());
         };
-        if op.f != "txn" {
-            return Ok(());
+        if let Some(what) = &op.malformed {
+            return Err(self.malformed(op.index, what.clone()));
         }
+        let mops = batch.mops_of(op);
         match op.kind {
             OpType::Invoke => {
                 if let Some(&p) = self.in_flight.get(&process) {
                     return Err(TxnError::Overlapping {
                         index: op.index,
-                        process: op.process,
+                        process: Process::Client(process),
                         pending: self.out.txns[p as usize].invoke_index,
                     });
                 }
                 let t = self.out.txns.len() as u32;
                 let start = self.out.mops.len();
-                self.parse_mops(op)?;
+                self.parse_mops(batch, op.index, mops)?;
                 self.out.txns.push(Txn {
                     invoke_index: op.index,
                     complete_index: u64::MAX,
@@ -422,7 +556,7 @@ impl TxnsBuilder {
                 let Some(t) = self.in_flight.remove(&process) else {
                     return Err(TxnError::Unpaired {
                         index: op.index,
-                        process: op.process,
+                        process: Process::Client(process),
                     });
                 };
                 let txn = self.out.txns[t as usize];
@@ -432,7 +566,7 @@ impl TxnsBuilder {
                     _ => Outcome::Info,
                 };
                 if outcome == Outcome::Ok {
-                    self.fill_reads(op, &txn)?;
+                    self.fill_reads(batch, op.index, mops, &txn)?;
                 }
                 let txn = &mut self.out.txns[t as usize];
                 txn.complete_index = op.index;
@@ -449,9 +583,9 @@ impl TxnsBuilder {
         self.out
     }
 
-    fn malformed(&self, op: &Op, what: String) -> TxnError {
+    fn malformed(&self, index: u64, what: String) -> TxnError {
         TxnError::Malformed {
-            index: op.index,
+            index,
             what,
             expected: self.out.shape.expected(),
         }
@@ -465,61 +599,48 @@ impl TxnsBuilder {
         Ok(())
     }
 
-    /// Splits a micro-op into (kind name, key, value), checking the outer shape.
-    fn split<'v>(
-        &self,
-        op: &Op,
-        i: usize,
-        m: &'v Value,
-    ) -> Result<(&'v str, &'v Value, &'v Value), TxnError> {
-        let parts = m.as_array().filter(|a| a.len() == 3).ok_or_else(|| {
-            self.malformed(op, format!("micro-op {i} is {m}, not a 3-element list"))
-        })?;
-        let name = parts[0]
-            .as_str()
-            .map(|s| s.trim_start_matches(':'))
-            .ok_or_else(|| {
-                self.malformed(
-                    op,
-                    format!("micro-op {i} starts with {}, not a name", parts[0]),
-                )
-            })?;
-        Ok((name, &parts[1], &parts[2]))
-    }
-
-    fn mops_list<'v>(&self, op: &'v Op) -> Result<&'v Vec<Value>, TxnError> {
-        op.value
-            .as_array()
-            .ok_or_else(|| self.malformed(op, format!("the value {} is not a list", op.value)))
-    }
-
     /// Appends the invocation's micro-ops; reads stay unknown until an ok completion.
-    fn parse_mops(&mut self, op: &Op) -> Result<(), TxnError> {
-        let list = self.mops_list(op)?;
-        for (i, m) in list.iter().enumerate() {
-            let (name, k, v) = self.split(op, i, m)?;
-            let key = self.out.keys.intern(k).ok_or_else(|| {
+    fn parse_mops(
+        &mut self,
+        batch: &RawBatch,
+        index: u64,
+        mops: &[RawMop],
+    ) -> Result<(), TxnError> {
+        for (i, m) in mops.iter().enumerate() {
+            let key = self.out.keys.intern_raw(m.key, batch).ok_or_else(|| {
                 self.malformed(
-                    op,
-                    format!("micro-op {i} has key {k}, not an integer or string"),
+                    index,
+                    format!("micro-op {i} has key nil, which names no key"),
                 )
             })?;
-            let kind = match (self.out.shape, name) {
-                (Shape::ListAppend, "append") => MopKind::Append,
-                (Shape::RwRegister, "w") => MopKind::Write,
-                (_, "r") => MopKind::ReadUnknown,
-                _ => {
-                    return Err(self
-                        .malformed(op, format!("micro-op {i} is {m}, of unknown kind {name:?}")))
+            let kind = match (self.out.shape, m.name) {
+                (Shape::ListAppend, MopName::Append) => MopKind::Append,
+                (Shape::RwRegister, MopName::Write) => MopKind::Write,
+                (_, MopName::Read) => MopKind::ReadUnknown,
+                (_, name) => {
+                    return Err(self.malformed(
+                        index,
+                        format!(
+                            "micro-op {i} is {}, of unknown kind {:?}",
+                            batch.mop_text(m),
+                            batch.name_text(name)
+                        ),
+                    ))
                 }
             };
             let a = if kind == MopKind::ReadUnknown {
                 NONE
+            } else if batch.list(m).is_some() {
+                // A vector as a value: one value, compared as a whole.
+                self.out
+                    .values
+                    .intern(&batch.mop_value(m))
+                    .expect("a list is not null")
             } else {
-                self.out.values.intern(v).ok_or_else(|| {
+                self.out.values.intern_raw(m.val, batch).ok_or_else(|| {
                     self.malformed(
-                        op,
-                        format!("micro-op {i} writes {v}, not an integer or string"),
+                        index,
+                        format!("micro-op {i} writes nil, which a read could not tell from the initial state"),
                     )
                 })?
             };
@@ -528,34 +649,38 @@ impl TxnsBuilder {
         self.check_size()
     }
 
-    /// Fills in the reads of `txn` from its ok completion `op`.
-    fn fill_reads(&mut self, op: &Op, txn: &Txn) -> Result<(), TxnError> {
-        let list = self.mops_list(op)?;
+    /// Fills in the reads of `txn` from its ok completion.
+    fn fill_reads(
+        &mut self,
+        batch: &RawBatch,
+        index: u64,
+        mops: &[RawMop],
+        txn: &Txn,
+    ) -> Result<(), TxnError> {
         let n = (txn.mop_end - txn.mop_start) as usize;
-        if list.len() != n {
+        if mops.len() != n {
             return Err(TxnError::ShapeChanged {
-                index: op.index,
+                index,
                 invoke: txn.invoke_index,
                 invoked: n,
-                completed: list.len(),
+                completed: mops.len(),
             });
         }
-        for (i, m) in list.iter().enumerate() {
+        for (i, m) in mops.iter().enumerate() {
             let slot = txn.mop_start as usize + i;
             let before = self.out.mops[slot];
-            let (name, k, v) = self.split(op, i, m)?;
-            let key = self.out.keys.intern(k);
             let same = match before.kind {
-                MopKind::ReadUnknown => name == "r",
-                MopKind::Append => name == "append",
-                MopKind::Write => name == "w",
+                MopKind::ReadUnknown => m.name == MopName::Read,
+                MopKind::Append => m.name == MopName::Append,
+                MopKind::Write => m.name == MopName::Write,
                 MopKind::Read => false,
             };
-            if !same || key != Some(before.key) {
+            if !same || self.out.keys.intern_raw(m.key, batch) != Some(before.key) {
                 return Err(self.malformed(
-                    op,
+                    index,
                     format!(
-                        "micro-op {i} is {m}, which differs from the invocation's micro-op {i}"
+                        "micro-op {i} is {}, which differs from the invocation's micro-op {i}",
+                        batch.mop_text(m)
                     ),
                 ));
             }
@@ -565,20 +690,22 @@ impl TxnsBuilder {
             let mop = match self.out.shape {
                 Shape::ListAppend => {
                     let start = self.out.elems.len() as u32;
-                    match v {
-                        // A read of a key nobody wrote yet: many clients return nil for [].
-                        Value::Null => {}
-                        Value::Array(items) => {
-                            for e in items {
-                                let id = self.out.values.intern(e).ok_or_else(|| {
-                                    self.malformed(op, format!("micro-op {i} read element {e}, not an integer or string"))
+                    match (batch.list(m), m.val) {
+                        (Some(items), _) => {
+                            for &e in items {
+                                let id = self.out.values.intern_raw(e, batch).ok_or_else(|| {
+                                    self.malformed(index, format!("micro-op {i} read a nil element, which no append writes"))
                                 })?;
                                 self.out.elems.push(id);
                             }
                         }
-                        other => {
-                            return Err(self
-                                .malformed(op, format!("micro-op {i} read {other}, not a list")))
+                        // A read of a key nobody wrote yet: many clients return nil for [].
+                        (None, RawVal::Null) => {}
+                        (None, other) => {
+                            return Err(self.malformed(
+                                index,
+                                format!("micro-op {i} read {}, not a list", batch.val_text(other)),
+                            ))
                         }
                     }
                     let len = self.out.elems.len() as u32 - start;
@@ -590,14 +717,13 @@ impl TxnsBuilder {
                     }
                 }
                 Shape::RwRegister => {
-                    let a = match v {
-                        Value::Null => NIL,
-                        other => self.out.values.intern(other).ok_or_else(|| {
-                            self.malformed(
-                                op,
-                                format!("micro-op {i} read {other}, not an integer, string or nil"),
-                            )
-                        })?,
+                    let a = match batch.list(m) {
+                        Some(_) => self
+                            .out
+                            .values
+                            .intern(&batch.mop_value(m))
+                            .expect("a list is not null"),
+                        None => self.out.values.intern_raw(m.val, batch).unwrap_or(NIL),
                     };
                     Mop {
                         kind: MopKind::Read,
@@ -649,6 +775,44 @@ mod tests {
         assert_eq!(m[1].kind, MopKind::Read);
         assert_eq!(t.read_list(&m[1]).len(), 1);
         assert_eq!(t.txn_text(0), "#1 p0 ok [[append \"x\" 1] [r \"x\" [1]]]");
+    }
+
+    #[test]
+    fn keys_of_any_shape_intern_by_value_and_print_readably() {
+        let mut i = Interner::default();
+        let anti = i.intern(&json!(["anti", 1])).unwrap();
+        assert_eq!(i.intern(&json!(["anti", 1])), Some(anti));
+        assert_ne!(i.intern(&json!(["anti", 2])), Some(anti));
+        let m = i.intern(&json!({"a": 1, "b": [2]})).unwrap();
+        let mut other_order = serde_json::Map::new();
+        other_order.insert("b".into(), json!([2]));
+        other_order.insert("a".into(), json!(1));
+        assert_eq!(i.intern(&Value::Object(other_order)), Some(m));
+        assert_eq!(i.name(anti).to_string(), "[\"anti\" 1]");
+        assert_eq!(i.name(anti).to_json(), json!(["anti", 1]));
+        assert_eq!(i.name(m).to_string(), "{\"a\" 1, \"b\" [2]}");
+        // A string and an integer, a float and an integer, stay apart.
+        let one = i.intern(&json!(1)).unwrap();
+        assert_ne!(i.intern(&json!("1")), Some(one));
+        assert_ne!(i.intern(&json!(1.5)), Some(one));
+        assert_eq!(i.intern(&Value::Null), None);
+    }
+
+    #[test]
+    fn integers_keep_one_id_across_the_dense_and_hashed_tables() {
+        let mut i = Interner::default();
+        // Far beyond the dense table: hashed.
+        let big = i.intern_int(3_000_000);
+        let negative = i.intern_int(-3);
+        // Fill enough values that the dense table grows past 3,000,000.
+        for v in 0..(DENSE_MIN as i64) {
+            i.intern_int(v);
+        }
+        assert_eq!(i.intern_int(3_000_000), big);
+        assert_eq!(i.intern_int(-3), negative);
+        assert_eq!(i.name(big).to_string(), "3000000");
+        assert_eq!(i.intern_int(7), i.intern_int(7));
+        assert_eq!(i.len(), DENSE_MIN + 2);
     }
 
     #[test]

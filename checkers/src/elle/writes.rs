@@ -5,7 +5,7 @@
 //! Stored as one vector sorted by (key, value) with per-key offsets: lookups are a
 //! binary search within one key's few writes, and there is no per-op hash map.
 
-use super::txn::{Mop, MopKind, TxnError, Txns, NIL};
+use super::txn::{Mop, MopKind, Outcome, TxnError, Txns, NIL};
 
 /// One write (an append or a register write) of one transaction.
 #[derive(Clone, Copy, Debug)]
@@ -15,6 +15,8 @@ pub struct Written {
     pub txn: u32,
     /// The transaction's last write to the key: its externally visible version.
     pub is_final: bool,
+    /// The writer's outcome (kept here: looking it up per write costs a cache miss).
+    pub failed: bool,
 }
 
 /// Every write of a history, indexed by key and value.
@@ -30,6 +32,7 @@ impl Writes {
         let mut recs: Vec<Written> = Vec::new();
         let mut seen_keys: Vec<u32> = Vec::new();
         for t in 0..txns.txns.len() as u32 {
+            let failed = txns.txns[t as usize].outcome == Outcome::Fail;
             seen_keys.clear();
             for m in txns.mops_of(t).iter().rev() {
                 if matches!(m.kind, MopKind::Append | MopKind::Write) {
@@ -42,6 +45,7 @@ impl Writes {
                         value: m.a,
                         txn: t,
                         is_final,
+                        failed,
                     });
                 }
             }
@@ -67,6 +71,11 @@ impl Writes {
             off[k + 1] += off[k];
         }
         Ok(Writes { recs, off })
+    }
+
+    /// Every write, sorted by (key, value).
+    pub fn all(&self) -> &[Written] {
+        &self.recs
     }
 
     /// The writes to `key`, sorted by value.

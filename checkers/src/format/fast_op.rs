@@ -26,9 +26,9 @@
 //! bits are identical whatever its features. serde_json is built without `preserve_order`
 //! here, so objects are `BTreeMap`s and a repeated key keeps its last value, as here.
 
+use super::json_lex::{Cursor, Integer};
 use crate::op::{Op, OpType, Process};
-use serde_json::{Map, Number, Value};
-use std::str::FromStr;
+use serde_json::{Map, Value};
 
 /// Deepest nesting parsed here, counting the op object itself as 1; deeper lines go to
 /// serde_json (whose limit is 128) so that both the values and the errors stay its own.
@@ -47,22 +47,13 @@ impl OpParser {
     /// One line (with or without its newline) to an op; `None` means "not certain":
     /// the caller must use `serde_json::from_slice::<Op>` instead, for the op or the error.
     pub(super) fn parse(&mut self, line: &[u8]) -> Option<Op> {
-        let mut cursor = Cursor {
-            bytes: line,
-            pos: 0,
-        };
+        let mut cursor = Cursor::new(line);
         // An early `None` may leave the elements of an unfinished array behind.
         self.stack.clear();
         let op = cursor.op(&mut self.stack);
         debug_assert!(op.is_none() || self.stack.is_empty());
         op
     }
-}
-
-/// Where the parser is in one line.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
 }
 
 /// The fields of an op, as bits of the set of fields read so far.
@@ -90,48 +81,6 @@ fn first_time(seen: &mut u16, field: u16) -> Option<()> {
 }
 
 impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    /// JSON's whitespace, exactly serde_json's set (not form feed or vertical tab).
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    /// After an item of an object or array: skips whitespace and a `,` (more items
-    /// follow: `false`) or the closing `close` (`true`); anything else is not ours.
-    fn end_of_items(&mut self, close: u8) -> Option<bool> {
-        self.skip_whitespace();
-        let next = self.peek()?;
-        if next != b',' && next != close {
-            return None;
-        }
-        self.pos += 1;
-        Some(next == close)
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        if self.peek() == Some(byte) {
-            self.pos += 1;
-            Some(())
-        } else {
-            None
-        }
-    }
-
-    fn eat_literal(&mut self, literal: &[u8]) -> Option<()> {
-        let end = self.pos + literal.len();
-        if self.bytes.get(self.pos..end) == Some(literal) {
-            self.pos = end;
-            Some(())
-        } else {
-            None
-        }
-    }
-
     fn op(&mut self, stack: &mut Vec<Value>) -> Option<Op> {
         self.skip_whitespace();
         self.eat(b'{')?;
@@ -204,48 +153,6 @@ impl<'a> Cursor<'a> {
         Some(name)
     }
 
-    /// The bytes of a string without escapes or control characters, quotes consumed.
-    fn raw_string(&mut self) -> Option<&'a [u8]> {
-        /// Bytes scanned one at a time before switching to `memchr`.
-        const SHORT: usize = 16;
-        self.eat(b'"')?;
-        let start = self.pos;
-        let rest = self.bytes.get(start..)?;
-        let stop = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-        // Most strings are short, and a plain scan is quickest for them; long ones (the
-        // accumulated values of a kv history) are searched with `memchr`, then checked
-        // for control characters by a loop without early exit, which vectorizes.
-        let len = match rest.iter().take(SHORT).position(|&b| stop(b)) {
-            Some(len) => len,
-            None => {
-                let len = SHORT + memchr::memchr2(b'"', b'\\', rest.get(SHORT..)?)?;
-                let control = rest[SHORT..len].iter().fold(false, |c, &b| c | (b < 0x20));
-                if control {
-                    return None;
-                }
-                len
-            }
-        };
-        if rest[len] != b'"' {
-            return None;
-        }
-        self.pos = start + len + 1;
-        Some(&rest[..len])
-    }
-
-    /// A string as `&str`; invalid UTF-8 is serde's error.
-    fn string(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.raw_string()?).ok()
-    }
-
-    /// `index` and `time`: a `u64` written as a plain integer (anything else errs in serde).
-    fn unsigned(&mut self) -> Option<u64> {
-        match self.integer()? {
-            Integer::Unsigned(v) => Some(v),
-            Integer::Negative(_) => None,
-        }
-    }
-
     fn process(&mut self) -> Option<Process> {
         match self.peek()? {
             b'"' => match self.raw_string()? {
@@ -287,78 +194,6 @@ impl<'a> Cursor<'a> {
             return Some(None);
         }
         self.string().map(|s| Some(s.to_owned()))
-    }
-
-    /// An integer token that serde_json reads as an integer: `Unsigned` if it fits `u64`,
-    /// `Negative` if it is below zero and fits `i64`. `None` for everything else: floats,
-    /// `-0` and out-of-range integers (floats in serde), and malformed numbers.
-    fn integer(&mut self) -> Option<Integer> {
-        let negative = self.eat(b'-').is_some();
-        let digits_start = self.pos;
-        let mut magnitude: u64 = 0;
-        while let Some(digit @ b'0'..=b'9') = self.peek() {
-            magnitude = magnitude
-                .checked_mul(10)?
-                .checked_add(u64::from(digit - b'0'))?;
-            self.pos += 1;
-        }
-        let digit_count = self.pos - digits_start;
-        // No digits, or a leading zero (`01`), is malformed.
-        if digit_count == 0 || (digit_count > 1 && self.bytes[digits_start] == b'0') {
-            return None;
-        }
-        // A fraction or exponent makes it a float.
-        if let Some(b'.' | b'e' | b'E') = self.peek() {
-            return None;
-        }
-        if !negative {
-            return Some(Integer::Unsigned(magnitude));
-        }
-        // serde: negatives in `i64` range stay integers; `-0` becomes the float -0.0.
-        match magnitude {
-            0 => None,
-            m if m <= i64::MIN.unsigned_abs() => {
-                Some(Integer::Negative(0i64.wrapping_sub_unsigned(m)))
-            }
-            _ => None,
-        }
-    }
-
-    /// Any JSON number, as serde_json reads it inside a `Value`.
-    fn number(&mut self) -> Option<Number> {
-        let start = self.pos;
-        if let Some(integer) = self.integer() {
-            return Some(match integer {
-                Integer::Unsigned(v) => Number::from(v),
-                Integer::Negative(v) => Number::from(v),
-            });
-        }
-        // Not a plain integer: find the token by JSON's grammar and let serde_json's own
-        // number parser read it, so that float bits (and overflow errors) are its own.
-        self.pos = start;
-        self.eat(b'-');
-        self.digits()?;
-        if self.eat(b'.').is_some() {
-            self.digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            self.digits()?;
-        }
-        let token = std::str::from_utf8(&self.bytes[start..self.pos]).ok()?;
-        Number::from_str(token).ok()
-    }
-
-    /// One or more digits; a leading zero is left for the caller's grammar to judge.
-    fn digits(&mut self) -> Option<()> {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-        (self.pos > start).then_some(())
     }
 
     /// A JSON value at nesting `depth` (the op object is depth 1), taken off the stack.
@@ -440,12 +275,6 @@ impl<'a> Cursor<'a> {
         stack.push(Value::Object(map));
         Some(())
     }
-}
-
-/// An integer as serde_json classifies it.
-enum Integer {
-    Unsigned(u64),
-    Negative(i64),
 }
 
 #[cfg(test)]
@@ -692,7 +521,7 @@ mod tests {
             2 => any::<i64>().prop_map(Value::from),
             2 => any::<u64>().prop_map(Value::from),
             2 => prop_oneof![Just(i64::MIN), Just(-1i64), Just(0i64)].prop_map(Value::from),
-            2 => any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
+            2 => any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
             8 => "[a-z]{0,8}".prop_map(Value::String),
             2 => "[a-zé€😀 ]{0,8}".prop_map(Value::String),
             1 => any::<String>().prop_map(Value::String),

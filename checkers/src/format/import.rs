@@ -13,8 +13,10 @@
 //!   Elle's tests), else an error;
 //! - a completion without `:process` (Elle's tests list lone completions) gets a fresh
 //!   process and a synthetic invocation right before it, with the same `f`, value and time;
-//!   an invocation without `:process` is an error, since nothing says which completion
-//!   is its own.
+//! - an invocation without `:process` directly followed by a completion without
+//!   `:process` (Elle's `histories/paper-example.edn`) is one operation: both get the same
+//!   fresh process; any other invocation without `:process` is an error, since nothing
+//!   says which completion is its own.
 
 use super::ParseError;
 use crate::history::History;
@@ -125,9 +127,13 @@ impl<'s> Importer<'s> {
         Ok(())
     }
 
-    /// What the ops handed on by a streaming import gave: the hints a second pass needs.
-    pub(crate) fn seen(&self) -> ImportHints {
-        self.seen
+    /// Ends a streaming import (after its last [`Self::flush`]): what the ops handed on
+    /// gave, the hints a second pass needs.
+    pub(crate) fn end_stream(mut self) -> Result<ImportHints, ParseError> {
+        if let Some((rules, _)) = &mut self.stream {
+            rules.end()?;
+        }
+        Ok(self.seen)
     }
 
     /// What a first pass learns for [`Importer::streaming`]: call before [`Self::flush`].
@@ -156,7 +162,7 @@ impl<'s> Importer<'s> {
             // No op needs a synthetic invocation: every op keeps its place, so the rules
             // apply where the ops are (no second copy of a long history).
             for (i, (op, &(line, has))) in self.ops.iter_mut().zip(&self.meta).enumerate() {
-                rules.normalise(op, line, has)?;
+                rules.fill(op, line, has)?;
                 op.index = i as u64;
             }
             let lines: Vec<usize> = self.meta.iter().map(|(line, _)| *line).collect();
@@ -173,6 +179,7 @@ impl<'s> Importer<'s> {
         for (op, (line, has)) in self.ops.drain(..).zip(self.meta.drain(..)) {
             rules.apply(op, line, has, &mut keep)?;
         }
+        rules.end()?;
         History::new(ops).map_err(|error| super::invalid_at(self.source_name, &lines, error))
     }
 }
@@ -187,6 +194,9 @@ pub(crate) struct Rules {
     pending_f: HashMap<Process, String>,
     prev_time_ns: u64,
     next_index: u64,
+    /// An invocation without `:process` (already given a fresh one) and its line: the
+    /// next op must be its completion.
+    held: Option<(Op, usize)>,
 }
 
 impl Rules {
@@ -208,6 +218,7 @@ impl Rules {
             pending_f: HashMap::new(),
             prev_time_ns: 0,
             next_index: 0,
+            held: None,
         })
     }
 
@@ -220,24 +231,77 @@ impl Rules {
         has: Presence,
         emit: &mut Sink<'_>,
     ) -> Result<(), ParseError> {
-        if let Some(mut invoke) = self.normalise(&mut op, line, has)? {
-            invoke.index = self.next_index;
-            self.next_index += 1;
-            emit(invoke, line)?;
+        if let Some((invoke, invoke_line)) = self.held.take() {
+            // The op before was an invocation without :process: this must be its
+            // completion, also without one.
+            if has.process || !op.kind.is_completion() {
+                return Err(self.unpaired(invoke_line));
+            }
+            op.process = invoke.process;
+            if !has.f {
+                op.f = invoke.f.clone();
+            }
+            self.emit(invoke, invoke_line, emit)?;
+            let has = Presence {
+                process: true,
+                f: true,
+                ..has
+            };
+            self.fill(&mut op, line, has)?;
+            return self.emit(op, line, emit);
         }
+        self.fill(&mut op, line, has)?;
+        if has.process {
+            return self.emit(op, line, emit);
+        }
+        op.process = Process::Client(self.next_synthetic);
+        self.next_synthetic = self.next_synthetic.checked_add(1).ok_or_else(|| {
+            syntax(
+                &self.source_name,
+                line,
+                "too many ops without :process to give each a fresh id",
+            )
+        })?;
+        if op.is_invoke() {
+            self.held = Some((op, line));
+            return Ok(());
+        }
+        // Lone completions (Elle's tests) get an invocation right before them.
+        let invoke = Op {
+            kind: OpType::Invoke,
+            error: None,
+            ..op.clone()
+        };
+        self.emit(invoke, line, emit)?;
+        self.emit(op, line, emit)
+    }
+
+    /// Numbers `op` and hands it on.
+    fn emit(&mut self, mut op: Op, line: usize, emit: &mut Sink<'_>) -> Result<(), ParseError> {
         op.index = self.next_index;
         self.next_index += 1;
         emit(op, line)
     }
 
-    /// Normalises `op` where it is (all but its index); returns the synthetic
-    /// invocation that must go right before it, for a completion without `:process`.
-    fn normalise(
-        &mut self,
-        op: &mut Op,
-        line: usize,
-        has: Presence,
-    ) -> Result<Option<Op>, ParseError> {
+    /// After the last op: an invocation without `:process` still waiting for its
+    /// completion has none.
+    fn end(&mut self) -> Result<(), ParseError> {
+        match self.held.take() {
+            Some((_, line)) => Err(self.unpaired(line)),
+            None => Ok(()),
+        }
+    }
+
+    fn unpaired(&self, line: usize) -> ParseError {
+        syntax(
+            &self.source_name,
+            line,
+            "an invocation has no :process and is not directly followed by its completion (also without :process), so nothing says which completion is its own; give every invocation a :process",
+        )
+    }
+
+    /// Fills in `op`'s time and f where it is (not its process or index).
+    fn fill(&mut self, op: &mut Op, line: usize, has: Presence) -> Result<(), ParseError> {
         if !has.time {
             op.time = self.prev_time_ns;
         }
@@ -265,30 +329,7 @@ impl Rules {
                 self.pending_f.remove(&op.process);
             }
         }
-        if has.process {
-            return Ok(None);
-        }
-        if op.is_invoke() {
-            return Err(syntax(
-                &self.source_name,
-                line,
-                "an invocation has no :process, so nothing says which completion is its own; give every invocation a :process (only completions may omit it)",
-            ));
-        }
-        op.process = Process::Client(self.next_synthetic);
-        self.next_synthetic = self.next_synthetic.checked_add(1).ok_or_else(|| {
-            syntax(
-                &self.source_name,
-                line,
-                "too many ops without :process to give each a fresh id",
-            )
-        })?;
-        // Lone completions (Elle's tests) get an invocation right before them.
-        Ok(Some(Op {
-            kind: OpType::Invoke,
-            error: None,
-            ..op.clone()
-        }))
+        Ok(())
     }
 }
 
@@ -387,6 +428,41 @@ mod tests {
     fn invocation_without_process_is_an_error() {
         let err = import(vec![op(None, OpType::Invoke, Some("read"), json!(null))]).unwrap_err();
         assert!(err.to_string().contains("no :process"), "{err}");
+        // Its completion does not follow directly: ambiguous.
+        let err = import(vec![
+            op(None, OpType::Invoke, Some("read"), json!(null)),
+            op(Some(3), OpType::Invoke, Some("read"), json!(null)),
+            op(None, OpType::Ok, Some("read"), json!(1)),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ParseError::Syntax { line: 1, .. }), "{err}");
+        // Followed by a completion that names a process: not its own.
+        let err = import(vec![
+            op(None, OpType::Invoke, Some("read"), json!(null)),
+            op(Some(3), OpType::Ok, Some("read"), json!(1)),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("no :process"), "{err}");
+    }
+
+    #[test]
+    fn invocations_directly_followed_by_their_completions_pair_up() {
+        let txn = json!([["append", 253, 1], ["r", 253, null]]);
+        let done = json!([["append", 253, 1], ["r", 253, [1]]]);
+        let h = import(vec![
+            op(None, OpType::Invoke, None, txn.clone()),
+            op(None, OpType::Ok, None, done.clone()),
+            op(None, OpType::Invoke, None, txn),
+            op(None, OpType::Fail, None, done),
+        ])
+        .unwrap();
+        let ops = h.ops();
+        assert_eq!(ops.len(), 4, "no synthetic invocations");
+        assert_eq!(ops[0].process, ops[1].process);
+        assert_eq!(ops[2].process, ops[3].process);
+        assert_ne!(ops[0].process, ops[2].process);
+        assert!(ops.iter().all(|o| o.f == "txn"));
+        assert_eq!(ops[1].kind, OpType::Ok);
     }
 
     #[test]

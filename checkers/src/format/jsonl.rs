@@ -16,7 +16,7 @@ const BATCH_BYTES: usize = 8 << 20;
 /// Batches smaller than this are parsed on the calling thread alone: a thread costs more.
 const PARALLEL_MIN_BYTES: usize = 256 << 10;
 /// A single line longer than this is refused: it is no op distest wrote.
-const MAX_LINE_BYTES: usize = 1 << 30;
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 30;
 
 /// Reads JSON Lines; blank lines are skipped. Indices must be dense (distest writes them so).
 pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
@@ -53,51 +53,11 @@ fn read_limited(
 ) -> Result<Parsed, ParseError> {
     let mut parsed = Parsed::default();
     let mut spare = Parsed::default();
-    let mut buf: Vec<u8> = Vec::new();
-    // The file line number of `buf[0]`.
+    let mut window = LineWindow::new(batch_bytes, max_line_bytes);
+    // The file line number of the window's first byte.
     let mut line_no = 1usize;
-    // `buf[..scanned]` holds no newline: each byte is searched once, so a line of any
-    // length costs time linear in its length (a rescan of the growing line on every read
-    // made a 1.9 GB line take minutes).
-    let mut scanned = 0usize;
-    let mut eof = false;
-    while !eof {
-        // While one line is incomplete the reads grow with it, so a long line is read in
-        // a logarithmic number of rounds rather than in fixed steps.
-        let want = batch_bytes
-            .saturating_sub(buf.len())
-            .max(64 << 10)
-            .max(buf.len());
-        // ... but never far past the longest line allowed, which is then refused.
-        let want = want.min((max_line_bytes + 1).saturating_sub(buf.len()).max(64 << 10));
-        if scanned >= batch_bytes && buf.capacity() < max_line_bytes {
-            // A line longer than a batch: room for the longest allowed, once (address
-            // space only; pages are touched as bytes arrive), instead of doublings that
-            // each copy what was read and hold old and new at once.
-            buf.reserve_exact(max_line_bytes + (128 << 10) - buf.len());
-        }
-        eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
-            source_name: source_name.to_string(),
-            message: e.to_string(),
-        })?;
-        let cut = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf[scanned..]) {
-                Some(i) => scanned + i + 1,
-                None if buf.len() > max_line_bytes => {
-                    return Err(line_too_long(source_name, line_no, max_line_bytes))
-                }
-                None => {
-                    scanned = buf.len();
-                    continue;
-                }
-            }
-        };
-        line_no = parse_batch(&buf[..cut], line_no, source_name, &mut parsed, &mut spare)?;
-        buf.drain(..cut);
-        // What is left is the start of a line: no newline in it.
-        scanned = buf.len();
+    while let Some(lines) = window.next_lines(&mut reader, line_no, source_name)? {
+        line_no = parse_batch(lines, line_no, source_name, &mut parsed, &mut spare)?;
         if let Some(sink) = sink.as_deref_mut() {
             for (op, line) in parsed.ops.drain(..).zip(parsed.lines.drain(..)) {
                 sink(op, line)?;
@@ -105,6 +65,90 @@ fn read_limited(
         }
     }
     Ok(parsed)
+}
+
+/// Whole lines of a reader, about a batch at a time, in time linear in the input
+/// whatever the line lengths; shared by this reader and Elle's transaction reader.
+pub(crate) struct LineWindow {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` handed out by the last [`Self::next_lines`].
+    consumed: usize,
+    /// `buf[..scanned]` holds no newline: each byte is searched once, so a line of any
+    /// length costs time linear in its length (a rescan of the growing line on every
+    /// read made a 1.9 GB line take minutes).
+    scanned: usize,
+    batch_bytes: usize,
+    max_line_bytes: usize,
+    eof: bool,
+}
+
+impl LineWindow {
+    /// Windows of about `batch_bytes`; a line longer than `max_line_bytes` is refused.
+    pub(crate) fn new(batch_bytes: usize, max_line_bytes: usize) -> LineWindow {
+        LineWindow {
+            buf: Vec::new(),
+            consumed: 0,
+            scanned: 0,
+            batch_bytes,
+            max_line_bytes,
+            eof: false,
+        }
+    }
+
+    /// The next whole lines (the last may lack its newline at the end of input), or
+    /// `None` at the end. `line_no` is the file line the window starts on, for the error
+    /// about a line too long.
+    pub(crate) fn next_lines(
+        &mut self,
+        reader: &mut impl BufRead,
+        line_no: usize,
+        source_name: &str,
+    ) -> Result<Option<&[u8]>, ParseError> {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        // What is left is the start of a line: no newline in it.
+        self.scanned = self.buf.len();
+        let (batch_bytes, max_line_bytes) = (self.batch_bytes, self.max_line_bytes);
+        while !self.eof {
+            let buf = &mut self.buf;
+            // While one line is incomplete the reads grow with it, so a long line is read
+            // in a logarithmic number of rounds rather than in fixed steps ...
+            let want = batch_bytes
+                .saturating_sub(buf.len())
+                .max(64 << 10)
+                .max(buf.len());
+            // ... but never far past the longest line allowed, which is then refused.
+            let want = want.min((max_line_bytes + 1).saturating_sub(buf.len()).max(64 << 10));
+            if self.scanned >= batch_bytes && buf.capacity() < max_line_bytes {
+                // A line longer than a batch: room for the longest allowed, once (address
+                // space only; pages are touched as bytes arrive), instead of doublings
+                // that each copy what was read and hold old and new at once.
+                buf.reserve_exact(max_line_bytes + (128 << 10) - buf.len());
+            }
+            self.eof = fill(reader, buf, want).map_err(|e| ParseError::Io {
+                source_name: source_name.to_string(),
+                message: e.to_string(),
+            })?;
+            if self.eof {
+                break;
+            }
+            match memchr::memrchr(b'\n', &buf[self.scanned..]) {
+                Some(i) => {
+                    self.consumed = self.scanned + i + 1;
+                    return Ok(Some(&self.buf[..self.consumed]));
+                }
+                None if buf.len() > max_line_bytes => {
+                    return Err(line_too_long(source_name, line_no, max_line_bytes))
+                }
+                None => self.scanned = buf.len(),
+            }
+        }
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        self.consumed = self.buf.len();
+        Ok(Some(&self.buf[..self.consumed]))
+    }
 }
 
 fn line_too_long(source_name: &str, line: usize, max_line_bytes: usize) -> ParseError {

@@ -17,6 +17,7 @@ pub(crate) mod edn;
 mod fast_op;
 mod import;
 mod jepsen_log;
+pub(crate) mod json_lex;
 mod jsonl;
 
 use crate::history::{History, HistoryError};
@@ -26,6 +27,7 @@ use thiserror::Error;
 
 pub use import::ImportHints;
 pub use jsonl::write_jsonl_line;
+pub(crate) use jsonl::{LineWindow, MAX_LINE_BYTES};
 
 /// The on-disk forms a history can take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -266,7 +268,7 @@ pub fn stream_history(
                 Format::Edn => edn::read_into(&mut reader, importer, edn::READ_CHUNK_BYTES)?,
                 _ => jepsen_log::read_into(&mut reader, importer)?,
             };
-            importer.seen()
+            importer.end_stream()?
         }
     };
     if ops == 0 {

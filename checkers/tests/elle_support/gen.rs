@@ -40,6 +40,23 @@ pub struct Params {
 }
 
 impl Params {
+    /// The benchmarks' histories: 10 workers, 1,000 keys in use, 16 writes per key (so
+    /// reads stay short), 1-4 micro-ops, 2 % fail and 2 % info.
+    pub fn bench(workload: Workload, txns: usize, stale_pct: u32) -> Params {
+        Params {
+            workload,
+            seed: 42,
+            workers: 10,
+            txns,
+            active_keys: 1_000,
+            max_writes_per_key: 16,
+            max_mops: 4,
+            fail_pct: 2,
+            info_pct: 2,
+            stale_pct,
+        }
+    }
+
     pub fn small(workload: Workload, seed: u64) -> Params {
         Params {
             workload,

@@ -80,3 +80,58 @@ impl H {
         History::new(self.ops.clone()).expect("test histories are well formed")
     }
 }
+
+/// The ring of the issue: T0 -ww-> T1 -ww-> ... -ww-> T(n-1) -rw-> T0, all concurrent (so
+/// no realtime edge shortens it) and each version order shown by the next transaction's
+/// own read, so nothing but the ring relates them: one G-single-item cycle of n
+/// transactions, as list-append ops.
+pub fn ring(n: u64) -> Vec<Op> {
+    let txn = |i: u64| -> Value {
+        let mut mops = Vec::new();
+        if i == 0 {
+            mops.push(serde_json::json!(["append", "z", 1]));
+            mops.push(serde_json::json!(["r", "z", [1]]));
+        } else {
+            // The previous transaction's key: its element, then this one's.
+            mops.push(serde_json::json!(["append", i - 1, 2]));
+            mops.push(serde_json::json!(["r", i - 1, [1, 2]]));
+        }
+        if i + 1 < n {
+            mops.push(serde_json::json!(["append", i, 1]));
+        } else {
+            mops.push(serde_json::json!(["r", "z", []]));
+        }
+        Value::Array(mops)
+    };
+    let mut h = H::new();
+    for i in 0..n {
+        h.invoke(i, txn(i));
+    }
+    for i in 0..n {
+        h.ok(i, txn(i));
+    }
+    h.ops()
+}
+
+/// A ring of anti-dependencies: n concurrent transactions, each reading one key empty and
+/// appending to the previous one's key, then n readers showing every append. T0 -rw->
+/// T1 -rw-> ... -rw-> T0: a G2-item cycle of n transactions (adjacent rw edges only, so
+/// snapshot isolation allows it), which the readers connect to thousands of realtime
+/// edges under strict serializability.
+pub fn rw_ring(n: u64) -> Vec<Op> {
+    let txn = |i: u64| serde_json::json!([["r", i, []], ["append", (i + n - 1) % n, 1]]);
+    let mut h = H::new();
+    for i in 0..n {
+        h.invoke(i, txn(i));
+    }
+    for i in 0..n {
+        h.ok(i, txn(i));
+    }
+    for i in 0..n {
+        h.invoke(n + i, serde_json::json!([["r", i, [1]]]));
+    }
+    for i in 0..n {
+        h.ok(n + i, serde_json::json!([["r", i, [1]]]));
+    }
+    h.ops()
+}

@@ -154,7 +154,6 @@ struct PendingRead {
 const MAX_PENDING: usize = 20_000;
 const MAX_EVENTS_PER_ROUND: usize = 1_024;
 const COMMIT_LOG_INTERVAL: Duration = Duration::from_secs(5);
-const NO_FSYNC_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -179,7 +178,6 @@ pub struct Node {
     members: Membership,
     applied_since_log: u64,
     last_commit_log: Instant,
-    last_flush: Instant,
 }
 
 impl Node {
@@ -189,7 +187,7 @@ impl Node {
         transport: Arc<Transport>,
         status: Arc<Mutex<Value>>,
     ) -> Result<Node, NodeError> {
-        let (storage, durable) = Storage::open(&opts.data_dir)?;
+        let (storage, durable) = Storage::open(&opts.data_dir, !opts.bugs.no_fsync)?;
         let tick_ms = opts.tick_ms();
         let mut cfg = Config::new(&opts.id);
         cfg.election_ticks = (opts.election_timeout_ms / tick_ms).max(2);
@@ -249,7 +247,6 @@ impl Node {
             members,
             applied_since_log: 0,
             last_commit_log: now,
-            last_flush: now,
         };
         // `/status` answers from the first moment the HTTP server runs.
         node.publish_status();
@@ -438,7 +435,6 @@ impl Node {
             for e in &ready.events {
                 log!(self.opts.id, "{e}");
             }
-            let sync = !self.opts.bugs.no_fsync;
             // Before any send: a membership change takes effect on append, and the new
             // peer needs a queue before the leader's first message to it.
             if self.raft.membership() != &self.members {
@@ -460,7 +456,7 @@ impl Node {
                     messages = rest;
                 }
                 self.storage
-                    .persist(ready.hard_state.as_ref(), &ready.log_ops, sync)?;
+                    .persist(ready.hard_state.as_ref(), &ready.log_ops)?;
             }
             for (reply, answer) in self.early.drain(..) {
                 let _ = reply.try_send(answer);
@@ -545,10 +541,6 @@ impl Node {
                     log!(self.opts.id, "snapshot skipped: {e}");
                 }
             }
-        }
-        if self.opts.bugs.no_fsync && self.last_flush.elapsed() >= NO_FSYNC_FLUSH_INTERVAL {
-            self.storage.flush_buffer()?;
-            self.last_flush = Instant::now();
         }
         Ok(())
     }

@@ -492,12 +492,14 @@ fn acknowledged_writes_survive_kill_9() {
 }
 
 #[test]
-fn no_fsync_bug_loses_acknowledged_writes_on_kill_9() {
-    // The bug flushes its buffer every second, so a kill right after the writes loses
-    // them unless a flush happened in that instant; three tries make that negligible.
-    let lost =
-        (0..3).any(|i| writes_surviving_kill_9(&format!("nofsync{i}"), &["--bug", "no-fsync"]) < 5);
-    assert!(lost, "no-fsync never lost an acknowledged write");
+fn no_fsync_bug_keeps_acknowledged_writes_through_kill_9() {
+    // A missing fsync is invisible to SIGKILL: the records are in the kernel's page cache.
+    // Only a power failure loses them, which distest's `--nemesis disk` (lazyfs) emulates
+    // (see tests/run_bugs.rs at the workspace root).
+    assert_eq!(
+        writes_surviving_kill_9("nofsync", &["--bug", "no-fsync"]),
+        5
+    );
 }
 
 /// Concurrent clients hit every node (followers forward) with writes, reads and cas on
