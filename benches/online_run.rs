@@ -62,6 +62,7 @@ fn main() {
             subnet: "10.77.230.0/24".into(),
             ..Default::default()
         },
+        nemesis_script: None,
     };
     // Resident memory once a minute; the process's own peak at the end.
     let done = Arc::new(AtomicBool::new(false));

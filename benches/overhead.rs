@@ -50,6 +50,7 @@ fn config(
             subnet: "10.77.230.0/24".into(),
             ..Default::default()
         },
+        nemesis_script: None,
     }
 }
 

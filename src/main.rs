@@ -16,7 +16,10 @@ fn main() -> ExitCode {
     if let Some(code) = distest::targets::multicall() {
         return ExitCode::from(code);
     }
-    let cli = distest::commands::Cli::parse();
+    let cli = match distest::commands::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(distest::commands::usage_error(&e) as u8),
+    };
     let code = distest::commands::main(cli);
     ExitCode::from(code as u8)
 }

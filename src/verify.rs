@@ -198,6 +198,8 @@ fn try_streaming_elle(
 }
 
 /// A few lines for a person: the verdict, then each checker's summary and explanation.
+/// Why a run failed (`results.error`) is not among them: it goes to stderr, as every
+/// error does (see [`say_error`]).
 pub fn human_summary(results: &Results) -> String {
     let mut out = String::new();
     for (name, verdict) in &results.checkers {
@@ -215,8 +217,22 @@ pub fn human_summary(results: &Results) -> String {
             }
         }
     }
-    out.push_str(&format!("verdict: {}\n", results.valid));
+    if results.interrupted {
+        out.push_str("interrupted: the run was cut short by a signal; what was recorded was checked, but the test did not run its course\n");
+    }
+    out.push_str(&format!("verdict: {}", results.valid));
+    if results.interrupted && results.valid != Validity::Invalid {
+        out.push_str(" (interrupted)");
+    }
+    out.push('\n');
     out
+}
+
+/// Prints why the run failed, if it did, on stderr as `error: <sentence>`.
+pub fn say_error(results: &Results) {
+    if let Some(error) = &results.error {
+        eprintln!("error: {error}");
+    }
 }
 
 /// Writes the run's `results.json`.
@@ -228,14 +244,17 @@ pub fn with_net(results: Results, run: &RunDir, client_ops: u64) -> (Results, Op
         Ok(None) => (results, None),
         Err(e) => (results, Some(format!("no net statistics: {e}"))),
         Ok(Some(journal)) => {
-            let first_anomaly = results.first_anomaly;
-            let mut checkers = results.checkers;
-            checkers.insert(
-                "net".to_string(),
-                distest_checkers::net::verdict(&journal, client_ops),
-            );
-            let mut results = Results::from_verdicts(checkers);
-            results.first_anomaly = first_anomaly;
+            let mut results = results;
+            let net = distest_checkers::net::verdict(&journal, client_ops);
+            results.checkers.insert("net".to_string(), net);
+            // Everything else the results say (first anomaly, interrupted, error) stays.
+            results.valid = results
+                .checkers
+                .values()
+                .fold(Validity::Valid, |acc, v| acc.meet(v.valid));
+            if results.interrupted || results.error.is_some() {
+                results.valid = results.valid.meet(Validity::Unknown);
+            }
             (results, None)
         }
     }

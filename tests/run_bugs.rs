@@ -1,24 +1,25 @@
-//! Every documented raft-kv bug caught end to end by `distest run` with the nemesis its
+//! Every documented raft-kv bug caught end to end by `distest run` with the faults its
 //! README names (network namespaces, root only): a fixed seed, exit code 1 and the
 //! expected anomaly in `results.json`; then the correct build under the same options and
 //! seed, exit code 0. `stale-read` and `ack-before-commit` live in `run_cluster.rs`;
 //! `no-fsync` runs under `disk` (lazyfs), the only fault that loses unsynced data.
-//! `lease-no-margin` and `commit-old-term` have no run here: the nemesis does not line up
-//! the faults they need reliably within a short run (raft-kv's README, "Tests", says
-//! why); raft-kv's unit tests and simulator show both deterministically. What is here for
-//! leases: the wall-clock lease build and the default `read-index` build stay valid.
+//! `lease-no-margin` and `commit-old-term` run their schedule files
+//! (`examples/schedules/`), and the correct build stays valid under the membership
+//! nemesis beside partitions and kills.
 //!
 //! The seed fixes the op mix and the fault schedule, not thread timing: each seed below
 //! was chosen so that its schedule contains the fault shape the bug needs (e.g. a kill of
-//! a majority), which makes the verdict hold under load rather than by luck.
+//! a majority), which makes the verdict hold under load rather than by luck; the schedule
+//! files aim their faults at roles (the leader, each new leader) when they run.
 //!
-//! Each test has its own cluster id and /24 (clusters `bga`..`bgd`, 10.77.156-159.0/24)
-//! so they run in parallel; every test asserts that nothing of its cluster is left.
+//! Each test has its own cluster id and /24 (clusters `bga`..`bgd`, 10.77.156-159.0/24;
+//! `fa0`..`fa2`, 10.77.180-182.0/24) so they run in parallel; every test asserts that
+//! nothing of its cluster is left.
 
 mod common;
 use common::*;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,17 @@ fn faults_done(history: &str, f: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Runs the correct build with `args` on `cluster` into a fresh store called `name`;
+/// asserts exit 0 and `checker` valid. Returns the store for further checks.
+fn correct_build_valid(cluster: &Cluster, name: &str, args: &[&str], checker: &str) -> PathBuf {
+    let store = temp_store(name);
+    let out = cluster.run(&store, args);
+    assert_eq!(out.status.code(), Some(0), "correct build: {}", text(&out));
+    let r = results(&store);
+    assert_eq!(r["checkers"][checker]["valid"], true, "{r}");
+    store
+}
+
 /// Runs the bug build then the correct build with the same `args` (and seed) on
 /// `cluster`; asserts exit 1 with `anomaly` from `checker`, then exit 0 with that checker
 /// valid. Returns the bug run's store for further checks of its history.
@@ -140,10 +152,7 @@ fn bug_caught_and_correct_build_valid(
     );
     cluster.assert_nothing_left();
 
-    let correct = temp_store(&format!("{name}-correct"));
-    let out = cluster.run(&correct, args);
-    assert_eq!(out.status.code(), Some(0), "correct build: {}", text(&out));
-    assert_eq!(results(&correct)["checkers"][checker]["valid"], true);
+    let correct = correct_build_valid(cluster, &format!("{name}-correct"), args, checker);
     cluster.assert_nothing_left();
     std::fs::remove_dir_all(&correct).unwrap();
     store
@@ -197,16 +206,15 @@ fn no_fsync_bug_under_lost_unsynced_writes_loses_acknowledged_set_adds() {
 /// The clock nemesis moves kv nodes' wall clocks (libfaketime), and the default
 /// `read-index` mode, which never consults a clock, stays linearizable through clock steps
 /// and strobes that land while the leader is isolated (seed 8 resets a skewed clock 1.6 s
-/// into an isolate-the-leader partition). `lease-no-margin` has no e2e test here: see
-/// the README of raft-kv ("Bugs") for why the nemesis schedule rarely lines up the fault
-/// it needs, and the unit tests in `raft/core.rs` that show it deterministically.
+/// into an isolate-the-leader partition). `lease-no-margin` is caught below, under the
+/// schedule that lines the two faults up on purpose.
 #[test]
 fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
     common::require_root!();
     let cluster = Cluster::claim("bgb", 157);
-    let store = temp_store("bug-clock");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "bug-clock",
         &[
             "--workload",
             "register",
@@ -219,9 +227,8 @@ fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
             "--seed",
             "8",
         ],
+        "linearizable",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
     let h = history(&store);
     let moved: usize = ["bump-clock", "strobe-clock", "skew-clock"]
         .iter()
@@ -239,9 +246,9 @@ fn read_index_reads_stay_linearizable_when_clocks_step_during_partitions() {
 fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
     common::require_root!();
     let cluster = Cluster::claim("bgc", 158);
-    let store = temp_store("bug-lease");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "bug-lease",
         &[
             "--workload",
             "register",
@@ -256,9 +263,8 @@ fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
             "--seed",
             "2",
         ],
+        "linearizable",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(results(&store)["checkers"]["linearizable"]["valid"], true);
     let partitions = faults_done(&history(&store), "start-partition");
     assert!(!partitions.is_empty(), "a partition was in force");
     cluster.assert_nothing_left();
@@ -272,9 +278,9 @@ fn wall_clock_lease_reads_stay_linearizable_under_partitions() {
 fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_build() {
     common::require_root!();
     let cluster = Cluster::claim("bgd", 159);
-    let store = temp_store("bug-churn");
-    let out = cluster.run(
-        &store,
+    let store = correct_build_valid(
+        &cluster,
+        "bug-churn",
         &[
             "--workload",
             "list-append",
@@ -287,10 +293,9 @@ fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_
             "--seed",
             "1",
         ],
+        "list-append",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r = results(&store);
-    assert_eq!(r["checkers"]["list-append"]["valid"], true, "{r}");
     let committed = history(&store)
         .lines()
         .filter(|l| l.contains("\"type\":\"ok\"") && l.contains("\"f\":\"txn\""))
@@ -299,6 +304,181 @@ fn list_append_under_kills_and_partitions_is_strict_serializable_on_the_correct_
     assert!(
         !faults_done(&history(&store), "kill").is_empty(),
         "nodes were killed"
+    );
+    cluster.assert_nothing_left();
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// A schedule file of `examples/schedules/`, as an absolute path.
+fn schedule(name: &str) -> String {
+    format!("{}/examples/schedules/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The nemesis ops of `history` in order: `(f, invoke value, completion value, error)`.
+fn nemesis_steps(history: &str) -> Vec<(String, Value, Value, Option<Value>)> {
+    let ops: Vec<Value> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|op| op["process"] == "nemesis")
+        .collect();
+    ops.chunks(2)
+        .map(|pair| {
+            let done = pair.get(1).cloned().unwrap_or(Value::Null);
+            (
+                pair[0]["f"].as_str().unwrap_or("").to_string(),
+                pair[0]["value"].clone(),
+                done["value"].clone(),
+                done.get("error").cloned(),
+            )
+        })
+        .collect()
+}
+
+/// `lease-no-margin`: "isolate the leader; 0.5 s later step its wall clock back 2 s;
+/// after 5 s heal both", every 10 s. The cut-off leader keeps serving lease reads until
+/// its stepped-back clock says the lease ended, while the majority has elected a new
+/// leader and written past it. Clients give up after 500 ms, so those of the cut-off
+/// leader come back to it soon after its lease should have ended. The default
+/// `read-index` build under the same schedule is linearizable.
+#[test]
+fn lease_no_margin_serves_stale_reads_when_the_cut_off_leaders_clock_steps_back() {
+    common::require_root!();
+    let cluster = Cluster::claim("fa0", 180);
+    let file = schedule("lease-clock-step.toml");
+    let args = [
+        "--workload",
+        "register",
+        "--nemesis-schedule",
+        &file,
+        "--op-timeout",
+        "0.5",
+        "--time-limit",
+        "20",
+        "--seed",
+        "1",
+    ];
+    let store = bug_caught_and_correct_build_valid(
+        &cluster,
+        "bug-lease-step",
+        "lease-no-margin",
+        &args,
+        "linearizable",
+        "nonlinearizable",
+    );
+    // Every step is in the history, in the file's order, aimed where the file says.
+    let steps = nemesis_steps(&history(&store));
+    let fs: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        fs[..4],
+        [
+            "start-partition",
+            "bump-clock",
+            "stop-partition",
+            "reset-clock"
+        ],
+        "{steps:?}"
+    );
+    let cut = steps[0].2["as"]["cut"].clone();
+    assert_eq!(cut.as_array().map(Vec::len), Some(1), "{steps:?}");
+    assert_eq!(steps[1].1["nodes"], json!(["@cut"]));
+    let stepped = cut[0].as_str().unwrap();
+    assert_eq!(steps[1].2["offsets_ms"][stepped], -2000, "{steps:?}");
+    assert!(
+        steps.iter().all(|s| s.3.is_none()),
+        "no step failed: {steps:?}"
+    );
+    let run = latest_run(&store);
+    assert!(run.join("nemesis-schedule.toml").is_file());
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// `commit-old-term`: Raft's figure 8 on three nodes by partitions alone — isolate the
+/// leader while it takes writes, then isolate each new leader as soon as it is elected.
+/// The third leader counts the first one's entries committed and serves reads of them;
+/// the fourth overwrites them: elements read from the set disappear (`lost`). The
+/// correct build (its no-op) loses nothing under the same schedule.
+#[test]
+fn commit_old_term_loses_read_elements_under_the_figure_8_schedule() {
+    common::require_root!();
+    let cluster = Cluster::claim("fa1", 181);
+    let file = schedule("figure-8.toml");
+    let args = [
+        "--nodes",
+        "local:3",
+        "--workload",
+        "set",
+        "--nemesis-schedule",
+        &file,
+        "--op-timeout",
+        "0.5",
+        "--time-limit",
+        "20",
+        "--seed",
+        "1",
+    ];
+    let store = bug_caught_and_correct_build_valid(
+        &cluster,
+        "bug-figure-8",
+        "commit-old-term",
+        &args,
+        "set",
+        "lost",
+    );
+    // The schedule waited for each new leader and isolated it: four leaders in a round,
+    // each a different node from the one before.
+    let steps = nemesis_steps(&history(&store));
+    let leaders: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.0 == "await-leader" && s.3.is_none())
+        .filter_map(|s| s.2["leader"].as_str())
+        .collect();
+    assert!(leaders.len() >= 4, "{steps:?}");
+    assert!(leaders[..4].windows(2).all(|w| w[0] != w[1]), "{leaders:?}");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// The correct build under the membership nemesis on one timeline and partitions and
+/// kills on another (`membership+partition,kill`): linearizable, nodes were removed and
+/// added back while clients ran, and the run ended with every node a member again.
+#[test]
+fn the_correct_build_stays_linearizable_while_members_leave_and_rejoin() {
+    common::require_root!();
+    let cluster = Cluster::claim("fa2", 182);
+    let store = correct_build_valid(
+        &cluster,
+        "faults-membership",
+        &[
+            "--workload",
+            "register",
+            "--nemesis",
+            "membership+partition,kill",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "20",
+            "--seed",
+            "3",
+        ],
+        "linearizable",
+    );
+    let steps = nemesis_steps(&history(&store));
+    let removed: usize = steps
+        .iter()
+        .filter(|s| s.0 == "remove-member" && s.3.is_none())
+        .map(|s| s.2["nodes"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(removed > 0, "some node left the cluster: {steps:?}");
+    let last = steps
+        .iter()
+        .rev()
+        .find(|s| s.0.ends_with("-member"))
+        .expect("membership steps");
+    assert_eq!(last.0, "add-member", "{steps:?}");
+    assert!(last.3.is_none(), "the cluster grew back: {last:?}");
+    assert_eq!(last.2["out"], json!([]), "nobody left out: {last:?}");
+    assert!(
+        steps.iter().any(|s| s.0 == "kill") && steps.iter().any(|s| s.0 == "start-partition"),
+        "the other timeline ran too: {steps:?}"
     );
     cluster.assert_nothing_left();
     std::fs::remove_dir_all(&store).unwrap();

@@ -642,3 +642,96 @@ fn env_down_cleans_ssh_nodes_after_the_control_node_was_sigkilled_mid_run() {
     cluster.assert_target_gone();
     cluster.down();
 }
+
+#[test]
+fn a_run_after_a_sigkilled_ssh_run_cleans_the_nodes_first_and_is_valid() {
+    if sshd::skip_unless_root_with_openssh(
+        "a_run_after_a_sigkilled_ssh_run_cleans_the_nodes_first_and_is_valid",
+    ) {
+        return;
+    }
+    let store = TempDir::new("ssh1-rerun-store");
+    let cluster = SshCluster::up();
+    let mut first = cluster
+        .run_kv(&store.0.join("first"), &["--nemesis", "partition"])
+        .args([
+            "--time-limit",
+            "120",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline
+        && !(0..NODE_COUNT).any(|i| iptables_rules(i).contains("DISTEST-PARTITION"))
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        (0..NODE_COUNT).any(|i| iptables_rules(i).contains("DISTEST-PARTITION")),
+        "a partition was in force within 90 s"
+    );
+    let old_pids: Vec<u32> = (0..NODE_COUNT)
+        .filter_map(|i| {
+            std::fs::read_to_string(cluster.disk(i).join("data/raft-kv.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+        })
+        .collect();
+    assert_eq!(old_pids.len(), NODE_COUNT);
+    let marker = cluster
+        .disk(0)
+        .join("data/raft-kv/written-by-the-first-run");
+    std::fs::write(&marker, "first").unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // Same nodes, no `env down`: the second run cleans them before it starts.
+    let out = cluster
+        .run_kv(&store.0.join("second"), &["--nemesis", "partition"])
+        .args([
+            "--time-limit",
+            "10",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("removed what an earlier run left on the SSH nodes"))
+        .collect();
+    assert_eq!(said.len(), 1, "one line: {stderr}");
+    for pid in &old_pids {
+        assert!(
+            said[0].contains(&format!("raft-kv (pid {pid})")),
+            "{stderr}"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))),
+            "the first run's raft-kv {pid} survived"
+        );
+    }
+    assert!(said[0].contains("fault rule chains"), "{stderr}");
+    assert!(!marker.exists(), "the first run's data survived");
+    cluster.assert_target_gone();
+    for i in 0..NODE_COUNT {
+        assert!(
+            !cluster.disk(i).join("distest-run.json").exists(),
+            "the second run removed its record on {}",
+            cluster.addresses[i]
+        );
+    }
+    cluster.down();
+}

@@ -144,7 +144,13 @@ fn packages_come_from_the_target_and_fault_registries() {
         vec!["iptables"]
     );
     let all = lines(&["env", "packages"]);
-    for p in ["etcd-server", "postgresql", "libfaketime", "iptables"] {
+    for p in [
+        "etcd-server",
+        "postgresql",
+        "libfaketime",
+        "iptables",
+        "fuse3",
+    ] {
         assert!(all.contains(&p.to_string()), "{p} missing: {all:?}");
     }
 }

@@ -15,6 +15,10 @@ use crate::verdict::Verdict;
 use serde_json::json;
 use std::collections::BTreeMap;
 
+/// Anomalies that say the run did not exercise the system (an f never succeeded), not
+/// that the system misbehaved: a run cut short is not held to them.
+pub const LIVENESS_ANOMALIES: &[&str] = &["never-succeeded"];
+
 pub struct Stats;
 
 #[derive(Default, Clone, Copy)]

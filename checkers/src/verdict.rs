@@ -139,11 +139,20 @@ impl Verdict {
 }
 
 /// The results document of a check or run: `{"valid": ..., "checkers": {name: verdict}}`,
-/// and for a run checked online the first anomaly it reported while it went.
+/// for a run checked online the first anomaly it reported while it went, and for a run
+/// that did not run its course `"interrupted": true` and/or `"error"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub valid: Validity,
     pub checkers: BTreeMap<String, Verdict>,
+    /// The run was cut short (SIGINT/SIGTERM): what was recorded was checked, but the test
+    /// did not run its course, so the verdict is at best unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// Why the run itself failed, one sentence (e.g. a requested fault was never applied):
+    /// the verdict is then at best unknown and the exit code 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_anomaly: Option<crate::online::Anomaly>,
 }
@@ -161,7 +170,66 @@ impl Results {
         Results {
             valid,
             checkers,
+            interrupted: false,
+            error: None,
             first_anomaly: None,
+        }
+    }
+
+    /// Marks the run as cut short: a valid verdict becomes unknown. An anomaly found in
+    /// what was recorded stays invalid (it happened), except liveness ones
+    /// ([`LIVENESS_ANOMALIES`](crate::stats::LIVENESS_ANOMALIES): "an f never
+    /// succeeded"), which a run stopped early earns by itself: those verdicts become
+    /// unknown.
+    pub fn mark_interrupted(&mut self) {
+        self.interrupted = true;
+        for verdict in self.checkers.values_mut() {
+            let liveness_only = verdict.valid == Validity::Invalid
+                && verdict
+                    .anomalies
+                    .iter()
+                    .all(|a| crate::stats::LIVENESS_ANOMALIES.contains(&a.as_str()));
+            if liveness_only {
+                verdict.valid = Validity::Unknown;
+                verdict.summary = format!(
+                    "{} Not held against the system: the run was interrupted before it could exercise every op.",
+                    verdict.summary
+                );
+                verdict.anomalies.clear();
+            }
+        }
+        self.valid = self
+            .checkers
+            .values()
+            .fold(Validity::Valid, |acc, v| acc.meet(v.valid))
+            .meet(Validity::Unknown);
+    }
+
+    /// Records why the run itself failed (the first reason is kept); a valid verdict
+    /// becomes unknown, an invalid one stays.
+    pub fn mark_failed(&mut self, sentence: impl Into<String>) {
+        self.error.get_or_insert_with(|| sentence.into());
+        self.valid = self.valid.meet(Validity::Unknown);
+    }
+
+    /// The exit code of the run or check: 1 when an anomaly was found, else 3 when the run
+    /// failed, else 2 when unknown (interrupted runs included), else 0.
+    pub fn exit_code(&self) -> i32 {
+        match (self.valid, &self.error) {
+            (Validity::Invalid, _) => 1,
+            (_, Some(_)) => 3,
+            (v, None) => v.exit_code(),
+        }
+    }
+
+    /// Carries what a run recorded about itself (interrupted, error) over to a fresh check
+    /// of its history: re-checking does not make a cut-short run whole.
+    pub fn keep_run_facts(&mut self, recorded: &Results) {
+        if recorded.interrupted {
+            self.mark_interrupted();
+        }
+        if let Some(e) = &recorded.error {
+            self.mark_failed(e.clone());
         }
     }
 
@@ -201,6 +269,51 @@ mod tests {
         );
         let v: Validity = serde_json::from_str("\"unknown\"").unwrap();
         assert_eq!(v, Validity::Unknown);
+    }
+
+    #[test]
+    fn interrupted_or_failed_runs_are_never_valid_but_anomalies_stay() {
+        let verdicts = |v: Verdict| BTreeMap::from([("c".to_string(), v)]);
+        let mut r = Results::from_verdicts(verdicts(Verdict::valid("ok")));
+        assert_eq!(r.exit_code(), 0);
+        r.mark_interrupted();
+        assert_eq!((r.valid, r.exit_code()), (Validity::Unknown, 2));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["interrupted"], true);
+        assert!(json.get("error").is_none());
+        r.mark_failed("latency was never applied");
+        r.mark_failed("a second reason is not kept");
+        assert_eq!(r.exit_code(), 3);
+        assert_eq!(r.error.as_deref(), Some("latency was never applied"));
+        let back: Results = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+
+        let mut bad = Results::from_verdicts(verdicts(Verdict::invalid(vec!["G0".into()], "")));
+        bad.mark_interrupted();
+        bad.mark_failed("x");
+        assert_eq!((bad.valid, bad.exit_code()), (Validity::Invalid, 1));
+
+        // "An f never succeeded" in a run cut short is the run's doing, not the system's.
+        let mut short = Results::from_verdicts(BTreeMap::from([
+            (
+                "stats".to_string(),
+                Verdict::invalid(vec!["never-succeeded".into()], "No cas op ever succeeded."),
+            ),
+            ("linear".to_string(), Verdict::valid("ok")),
+        ]));
+        assert_eq!(short.exit_code(), 1);
+        short.mark_interrupted();
+        assert_eq!((short.valid, short.exit_code()), (Validity::Unknown, 2));
+        assert!(short.anomalies().is_empty());
+        assert!(short.checkers["stats"].summary.contains("interrupted"));
+
+        let mut fresh = Results::from_verdicts(verdicts(Verdict::valid("ok")));
+        fresh.keep_run_facts(&r);
+        assert_eq!(fresh.exit_code(), 3);
+        assert!(fresh.interrupted);
+        // Plain results documents (no run facts) read as before.
+        let plain: Results = serde_json::from_str(r#"{"valid": true, "checkers": {}}"#).unwrap();
+        assert!(!plain.interrupted && plain.error.is_none());
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! | `workload` | the client op mix (one workload generator shared by all clients) |
 //! | `clients/<thread>` | pacing of logical client `<thread>` (stagger, gaps at `--rate`) |
 //! | `nemesis/gaps` | the jittered times between random fault steps |
-//! | `partition`, `kill`, `pause`, `clock`, `loss`, `latency` | each fault's own draws (which nodes, shapes, offsets) |
+//! | `nemesis/gaps/+<n>` | the same for the n-th further timeline of `--nemesis a+b` (n from 1) |
+//! | `partition`, `kill`, `pause`, `clock`, `loss`, `latency`, `membership` | each fault's own draws (which nodes, shapes, offsets) |
 //! | `compose` | which of several composed faults moves next |
+//! | `script` | the choices of schedule-file selectors (`@follower`) |
 //! | `latency-delayer/<start>/<node>` | the jitter of the delayer latency's `<start>`-th start runs on `<node>` |
 //!
 //! Each fault drawing from its own stream is what keeps `partition`'s draws the same

@@ -97,6 +97,8 @@ pub(crate) struct FakeTarget {
     pub(crate) data_dirs: Mutex<BTreeMap<String, DataDir>>,
     /// A target without any primary (a CRDT store): `has_primaries` says false.
     pub(crate) leaderless: bool,
+    /// Current members, for targets that change membership (`None`: unsupported).
+    pub(crate) members: Mutex<Option<Vec<String>>>,
     /// Why kill and pause cannot reach it, if they cannot (an in-process target).
     pub(crate) no_process: Option<String>,
 }
@@ -143,6 +145,31 @@ impl TargetControl for FakeTarget {
     }
     fn has_primaries(&self) -> bool {
         !self.leaderless
+    }
+    fn has_membership(&self) -> bool {
+        self.members.lock().unwrap().is_some()
+    }
+    fn remove_member(&self, node: &str) -> Result<(), NodeError> {
+        self.call("remove-member", node)?;
+        match self.members.lock().unwrap().as_mut() {
+            Some(members) => {
+                members.retain(|m| m != node);
+                Ok(())
+            }
+            None => Err(NodeError::Unsupported("no membership".to_string())),
+        }
+    }
+    fn add_member(&self, node: &str) -> Result<(), NodeError> {
+        self.call("add-member", node)?;
+        match self.members.lock().unwrap().as_mut() {
+            Some(members) => {
+                if !members.iter().any(|m| m == node) {
+                    members.push(node.to_string());
+                }
+                Ok(())
+            }
+            None => Err(NodeError::Unsupported("no membership".to_string())),
+        }
     }
     fn data_dir(&self, node: &str) -> Result<DataDir, String> {
         self.data_dirs

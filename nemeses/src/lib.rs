@@ -7,8 +7,9 @@
 //! record the commands they would run.
 //!
 //! [`build`] turns nemesis names (`partition`, `kill`, `pause`, `clock`, `loss`,
-//! `latency`, `disk`, `corrupt-file`, `all`, `none`) into one [`Nemesis`]; [`schedule`]
-//! says which fault op comes next and when. A new fault is one file implementing
+//! `latency`, `disk`, `corrupt-file`, `membership`, `all`, `none`) into one
+//! [`Nemesis`]; [`schedule`] says which fault op comes next and when (drawn, or from a
+//! schedule file, [`script`], whose node selectors [`select`] resolves). A new fault is one file implementing
 //! [`Nemesis`] (a fault with a start and a stop op implements [`start_stop::StartStop`])
 //! plus one entry in [`FAULTS`], which also names the OS packages it needs on the nodes
 //! and whether `all` includes it.
@@ -27,6 +28,9 @@
 //! | pause | `pause` | `{targets, nodes}` | `resume` |
 //! | disk | `lose-unsynced` | `{targets, nodes, torn, prefix_bytes?}` + `lost: {node: report}` | (none; `restart-disk` at heal) |
 //! | corrupt-file | `corrupt-file` | `{targets, nodes, file, mode, flips?, drop_bytes?}` + `changed: {node: ...}` | (none; `restart-corrupt` at heal) |
+//! | membership | `remove-member` | `{targets, nodes}` + `out: [nodes not members]` | `add-member` `{nodes?}` |
+//!
+//! Schedule files add `await-leader` `{not?: [nodes]}` (waits for a leader, binds it).
 //!
 //! `lose-unsynced` and `corrupt-file` stop the target, change its data and start it again
 //! within one op; their heal op only starts nodes whose restart failed.
@@ -56,6 +60,7 @@ pub mod kill;
 pub mod latency;
 pub mod leftovers;
 pub mod loss;
+pub mod membership;
 pub mod nemesis;
 pub mod partition;
 pub mod pause;
@@ -63,6 +68,8 @@ mod preflight;
 pub mod process;
 mod restart;
 pub mod schedule;
+pub mod script;
+pub mod select;
 pub mod start_stop;
 pub mod targeting;
 mod value;
@@ -89,7 +96,8 @@ pub struct FaultEntry {
     pub about: &'static str,
     /// OS packages every node needs for this fault (installed when missing).
     pub packages: &'static [&'static str],
-    /// The fault ops it performs (`Nemesis::performs`).
+    /// The fault ops it performs (`Nemesis::performs`). The last one ends the fault
+    /// (`stop-partition`, `start`, `resume`, `reset-clock`); every other one starts it.
     pub ops: &'static [&'static str],
     /// Whether `all` includes it. `disk` and `corrupt-file` are named explicitly: `disk`
     /// needs the data directories served through lazyfs from before the target starts,
@@ -100,7 +108,7 @@ pub struct FaultEntry {
 
 /// Every fault, in the order they compose (and heal): network faults first, so restarted
 /// and resumed nodes come back to a whole network; the faults `all` leaves out last.
-pub const FAULTS: [FaultEntry; 8] = [
+pub const FAULTS: [FaultEntry; 9] = [
     FaultEntry {
         name: "partition",
         about: "network partitions (halves, isolate one node or the leader, majorities ring, bridge) with iptables",
@@ -165,6 +173,17 @@ pub const FAULTS: [FaultEntry; 8] = [
         in_all: false,
         build: |ctx| Box::new(corrupt::Corrupt::new(ctx)),
     },
+    // Heals last, once the network is whole and every process runs again; named only:
+    // it needs a target that can change its membership, and changes what every other
+    // fault acts on.
+    FaultEntry {
+        name: "membership",
+        about: "remove nodes from the cluster and add them back through the target's own reconfiguration (kv, target files with [membership])",
+        packages: &[],
+        ops: &[membership::REMOVE, membership::ADD],
+        in_all: false,
+        build: |ctx| Box::new(membership::Membership::new(ctx)),
+    },
 ];
 
 /// Names `build` accepts.
@@ -178,7 +197,12 @@ pub fn valid_names() -> Vec<&'static str> {
 /// names are refused with the valid ones listed.
 pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, NemesisError> {
     let mut wanted: Vec<&str> = Vec::new();
-    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+    // `+` separates timelines (see `schedule::for_run`); the faults are the same.
+    for name in names
+        .iter()
+        .flat_map(|n| n.split([',', '+']))
+        .map(str::trim)
+    {
         let expanded: Vec<&str> = match name {
             "" | "none" => Vec::new(),
             "all" => FAULTS.iter().filter(|f| f.in_all).map(|f| f.name).collect(),
@@ -200,6 +224,78 @@ pub fn resolve_names(names: &[String]) -> Result<Vec<&'static FaultEntry>, Nemes
     }
     // Canonical order, whatever order the user named them in: same schedule, same heal.
     Ok(FAULTS.iter().filter(|f| wanted.contains(&f.name)).collect())
+}
+
+impl FaultEntry {
+    /// The ops that start this fault: all of [`ops`](Self::ops) but the last.
+    pub fn start_ops(&self) -> &'static [&'static str] {
+        match self.ops.len() {
+            0 | 1 => self.ops,
+            n => &self.ops[..n - 1],
+        }
+    }
+}
+
+/// A requested fault that was tried during a run and never took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeverApplied {
+    pub fault: &'static str,
+    /// How many of its start ops were performed (all failed).
+    pub attempts: usize,
+    /// What the first one failed with.
+    pub first_error: String,
+}
+
+impl NeverApplied {
+    /// One sentence for the terminal and `results.json`: which fault, why, what to do.
+    pub fn sentence(&self) -> String {
+        let tries = if self.attempts == 1 {
+            "its only start op failed".to_string()
+        } else {
+            format!("all {} of its start ops failed", self.attempts)
+        };
+        format!(
+            "the {} fault was requested but never applied ({tries}: {}), so this run cannot pass as having survived it; fix that or leave {} out of --nemesis",
+            self.fault,
+            self.first_error.trim_end_matches('.'),
+            self.fault
+        )
+    }
+}
+
+/// The faults of `names` that were tried and never took effect during a run: every
+/// start op of theirs failed. `completions` are the run's fault op completions in order,
+/// `(f, error)`. A fault the schedule never got to try is not reported: nothing failed.
+pub fn never_applied<'a>(
+    names: &[String],
+    completions: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Vec<NeverApplied>, NemesisError> {
+    let faults = resolve_names(names)?;
+    // Per fault: (attempts, successes, first error).
+    let mut seen: Vec<(usize, usize, Option<String>)> = vec![(0, 0, None); faults.len()];
+    for (f, error) in completions {
+        let Some(i) = faults.iter().position(|e| e.start_ops().contains(&f)) else {
+            continue;
+        };
+        let entry = &mut seen[i];
+        entry.0 += 1;
+        match error {
+            None => entry.1 += 1,
+            Some(e) => {
+                entry.2.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    Ok(faults
+        .iter()
+        .zip(seen)
+        .filter(|(_, (attempts, ok, _))| *attempts > 0 && *ok == 0)
+        .map(|(entry, (attempts, _, error))| NeverApplied {
+            fault: entry.name,
+            attempts,
+            first_error: error.unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// The OS packages the faults `names` need on every node, sorted, without repeats.
@@ -284,13 +380,54 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_is_never_applied_only_when_every_start_failed() {
+        let names = ["all".to_string()];
+        let completions = [
+            (
+                "start-latency",
+                Some("latency needs NFQUEUE, which this machine lacks."),
+            ),
+            ("start-partition", None),
+            ("stop-partition", Some("a heal that failed is not a start")),
+            ("kill", Some("n1 is not running")),
+            ("kill", None),
+            ("start-latency", Some("the same again")),
+            ("stop-latency", None),
+            ("bump-clock", Some("no libfaketime")),
+        ];
+        let never = never_applied(&names, completions).unwrap();
+        let faults: Vec<&str> = never.iter().map(|n| n.fault).collect();
+        assert_eq!(
+            faults,
+            ["latency", "clock"],
+            "kill worked once; pause, loss never tried"
+        );
+        assert_eq!(never[0].attempts, 2);
+        assert_eq!(
+            never[0].sentence(),
+            "the latency fault was requested but never applied (all 2 of its start ops failed: latency needs NFQUEUE, which this machine lacks), so this run cannot pass as having survived it; fix that or leave latency out of --nemesis"
+        );
+        assert!(never_applied(&["partition".to_string()], completions)
+            .unwrap()
+            .is_empty());
+        for fault in FAULTS.iter() {
+            assert!(!fault.start_ops().is_empty(), "{}", fault.name);
+            assert!(
+                !fault.start_ops().contains(fault.ops.last().unwrap()),
+                "{}",
+                fault.name
+            );
+        }
+    }
+
+    #[test]
     fn unknown_names_are_refused_with_the_valid_ones_listed() {
         let err = build(&["partition,chaos".to_string()], ctx(3, 1))
             .err()
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, all, none"
+            "unknown nemesis `chaos`; valid names are: partition, loss, latency, clock, kill, pause, disk, corrupt-file, membership, all, none"
         );
     }
 

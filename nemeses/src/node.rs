@@ -133,6 +133,8 @@ pub trait TargetControl: Send + Sync {
     /// SIGCONT the target's process on `node`.
     fn resume(&self, node: &str) -> Result<(), NodeError>;
     /// The nodes the target currently considers primaries (Raft leader, ...); may be empty.
+    /// Most recent first: when an old leader that was cut off still believes it leads,
+    /// the leader of the newest term comes first (schedules aim `@leader` at the first).
     fn primaries(&self) -> Vec<String>;
     /// Whether the target has primaries at all (leader-based systems do; CRDT stores and
     /// in-process fakes do not). Static for a run: schedules draw from it, and a seed
@@ -148,6 +150,26 @@ pub trait TargetControl: Send + Sync {
     }
     /// How clock faults can reach the target on `node`.
     fn clock_support(&self, node: &str) -> ClockSupport;
+    /// Whether [`remove_member`](Self::remove_member) and
+    /// [`add_member`](Self::add_member) work. Static for a run, like `has_primaries`.
+    fn has_membership(&self) -> bool {
+        false
+    }
+    /// Removes `node` from the cluster's membership; returns once the target accepted the
+    /// change. What becomes of its process is the target's choice (the bundled kv keeps it
+    /// running as a non-member, which forwards its clients' requests).
+    fn remove_member(&self, node: &str) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported(format!(
+            "this target cannot change its membership, so {node} cannot be removed; use a target that supports the membership nemesis"
+        )))
+    }
+    /// Adds `node`, removed earlier, back to the membership; returns once accepted.
+    /// Adding a node that is already a member succeeds without doing anything.
+    fn add_member(&self, node: &str) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported(format!(
+            "this target cannot change its membership, so {node} cannot be added; use a target that supports the membership nemesis"
+        )))
+    }
     /// The target's data directory on `node`, or why the disk faults cannot reach it.
     fn data_dir(&self, node: &str) -> Result<DataDir, String> {
         Err(format!(

@@ -4,7 +4,8 @@
 //! `*-clock` … `reset-clock`. The nemesis records each fault op as an invocation and a
 //! completion (both usually typed `info`); a fault is active from its start op's
 //! completion until the matching stop op's completion, and one still open when the
-//! history ends runs to the end. Values are read generically: whatever JSON the nemesis
+//! history ends runs to the end. A start whose completion has an `error` never took
+//! effect and is never drawn as active (it is still listed as an event). Values are read generically: whatever JSON the nemesis
 //! wrote, node names found in it attribute the event to those nodes.
 
 use distest_checkers::{History, Op, OpType};
@@ -90,6 +91,12 @@ pub fn nemesis_events(history: &History) -> Vec<NemesisEvent<'_>> {
     events
 }
 
+/// True when the event's completion carries an `error`: the op did not take effect (a
+/// failed start is undone where it partly happened), so it opens no fault interval.
+fn failed(e: &NemesisEvent<'_>) -> bool {
+    !std::ptr::eq(e.op, e.invoke) && e.op.error.is_some()
+}
+
 /// A time span during which a fault of `kind` was active.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultInterval {
@@ -109,6 +116,7 @@ pub fn intervals(events: &[NemesisEvent<'_>], end_ns: u64) -> Vec<FaultInterval>
     let mut closed: Vec<FaultInterval> = Vec::new();
     for e in events {
         match role(&e.op.f) {
+            Some(FaultRole::Start(_)) if failed(e) => {}
             Some(FaultRole::Start(kind)) => open.push(FaultInterval {
                 kind,
                 start_ns: e.time_ns,
@@ -248,6 +256,7 @@ pub fn node_intervals(
     for e in events {
         let named = nodes_in(&e.op.value, nodes);
         match role(&e.op.f) {
+            Some(FaultRole::Start(_)) if failed(e) => {}
             Some(FaultRole::Start(kind)) => {
                 for n in named {
                     let detail = detail_for(&e.op.value, &n).unwrap_or_else(|| kind.clone());
@@ -340,6 +349,33 @@ mod tests {
             (iv[1].kind.as_str(), iv[1].end_ns, iv[1].open_at_end),
             ("kill", 20_000_000_000, true)
         );
+    }
+
+    #[test]
+    fn a_start_that_failed_is_never_active() {
+        let mut failed = nem(1, 2, "start-latency", json!({"nodes": ["n1"]}));
+        failed.error = Some(json!("latency needs NFQUEUE, which this machine lacks"));
+        let h = history(vec![
+            nem(0, 1, "start-latency", json!({"nodes": ["n1"]})),
+            failed,
+            nem(2, 3, "start-partition", json!(null)),
+            nem(3, 4, "start-partition", json!({"grudge": {"n2": ["n1"]}})),
+        ]);
+        let events = nemesis_events(&h);
+        let iv = intervals(&events, 10_000_000_000);
+        assert_eq!(iv.len(), 1, "{iv:?}");
+        assert_eq!(iv[0].kind, "partition");
+        let nodes: Vec<String> = ["n1", "n2"].iter().map(|s| s.to_string()).collect();
+        let lanes = node_intervals(&events, &nodes, 10_000_000_000);
+        assert!(
+            lanes.iter().all(|(_, i)| i.kind == "partition"),
+            "{lanes:?}"
+        );
+        // Still an event on the node's lane (a tick), just never a band.
+        assert!(node_events(&events, &nodes)[0]
+            .1
+            .iter()
+            .any(|e| e.f == "start-latency"));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! text is the anomalies and explanation; `unknown` is an `<error>` (the test could not
 //! decide) rather than `<skipped>`, because a CI job that treats undecided runs as green
 //! hides checker time-outs and broken histories. A run without any checker result gets a
-//! single `<error>` test case named `results`, for the same reason.
+//! single `<error>` test case named `results`, for the same reason. A run that was
+//! interrupted, or failed (e.g. a requested fault was never applied), gets a test case
+//! named `run` in `<error>` (type `interrupted` / `run-failed`).
 
 use crate::html::{esc, truncate};
 use distest_checkers::{Results, Validity};
@@ -14,27 +16,62 @@ use std::fmt::Write;
 /// Text bound per failure body; CI systems choke on megabyte-sized test output.
 const MAX_BODY_CHARS: usize = 16_000;
 
+/// One test case of a run: a checker's verdict, the placeholder for a run without any,
+/// or the run itself when it did not run its course.
+enum Case<'a> {
+    Checker(&'a str, &'a distest_checkers::Verdict),
+    NoVerdict,
+    /// `(type, message)` of the run's `<error>`: interrupted, or the run failed.
+    Run(&'static str, String),
+}
+
+impl Case<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Case::Checker(name, _) => name,
+            Case::NoVerdict => "results",
+            Case::Run(..) => "run",
+        }
+    }
+}
+
+/// The cases of one run: its checkers (or the placeholder), then a `run` case in error
+/// when the run was interrupted or failed, so CI never reads a cut-short run as a pass.
+fn cases(r: &Results) -> Vec<Case<'_>> {
+    let mut cases: Vec<Case> = r
+        .checkers
+        .iter()
+        .map(|(n, v)| Case::Checker(n.as_str(), v))
+        .collect();
+    if cases.is_empty() && r.error.is_none() && !r.interrupted {
+        cases.push(Case::NoVerdict);
+    }
+    if let Some(error) = &r.error {
+        cases.push(Case::Run("run-failed", error.clone()));
+    }
+    if r.interrupted {
+        cases.push(Case::Run(
+            "interrupted",
+            "the run was interrupted (SIGINT/SIGTERM) before it ran its course; what was recorded was checked".into(),
+        ));
+    }
+    cases
+}
+
 /// JUnit XML for `results`: `(suite name, results)` per run or suite.
 pub fn junit(results: &[(String, Results)]) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let (mut tests, mut failures, mut errors) = (0, 0, 0);
     let mut suites = String::new();
     for (name, r) in results {
-        let cases: Vec<(&str, Option<&distest_checkers::Verdict>)> = if r.checkers.is_empty() {
-            vec![("results", None)]
-        } else {
-            r.checkers
-                .iter()
-                .map(|(n, v)| (n.as_str(), Some(v)))
-                .collect()
-        };
+        let cases = cases(r);
         let f = cases
             .iter()
-            .filter(|(_, v)| v.is_some_and(|v| v.valid == Validity::Invalid))
+            .filter(|c| matches!(c, Case::Checker(_, v) if v.valid == Validity::Invalid))
             .count();
         let e = cases
             .iter()
-            .filter(|(_, v)| !matches!(v, Some(v) if v.valid != Validity::Unknown))
+            .filter(|c| !matches!(c, Case::Checker(_, v) if v.valid != Validity::Unknown))
             .count();
         tests += cases.len();
         failures += f;
@@ -45,16 +82,16 @@ pub fn junit(results: &[(String, Results)]) -> String {
             esc(name),
             cases.len()
         );
-        for (checker, verdict) in cases {
+        for case in &cases {
             let _ = write!(
                 suites,
                 "    <testcase classname=\"{}\" name=\"{}\"",
                 esc(name),
-                esc(checker)
+                esc(case.name())
             );
-            match verdict {
-                Some(v) if v.valid == Validity::Valid => suites.push_str("/>\n"),
-                Some(v) => {
+            match case {
+                Case::Checker(_, v) if v.valid == Validity::Valid => suites.push_str("/>\n"),
+                Case::Checker(_, v) => {
                     let (tag, kind) = match v.valid {
                         Validity::Invalid => ("failure", "anomaly"),
                         _ => ("error", "unknown"),
@@ -71,7 +108,14 @@ pub fn junit(results: &[(String, Results)]) -> String {
                         esc(&truncate(&body, MAX_BODY_CHARS))
                     );
                 }
-                None => suites.push_str(">\n      <error type=\"unknown\" message=\"no checker produced a verdict\"/>\n    </testcase>\n"),
+                Case::NoVerdict => suites.push_str(">\n      <error type=\"unknown\" message=\"no checker produced a verdict\"/>\n    </testcase>\n"),
+                Case::Run(kind, message) => {
+                    let _ = write!(
+                        suites,
+                        ">\n      <error type=\"{kind}\" message=\"{}\"/>\n    </testcase>\n",
+                        esc(&truncate(message, 1_000))
+                    );
+                }
             }
         }
         suites.push_str("  </testsuite>\n");
@@ -117,5 +161,26 @@ mod tests {
         let xml = junit(&[("empty".into(), Results::from_verdicts(BTreeMap::new()))]);
         assert!(xml.contains("errors=\"1\""), "{xml}");
         assert!(xml.contains("name=\"results\""));
+    }
+
+    #[test]
+    fn an_interrupted_or_failed_run_has_a_run_case_in_error() {
+        let mut checkers = BTreeMap::new();
+        checkers.insert("stats".to_string(), Verdict::valid("ok"));
+        let mut r = Results::from_verdicts(checkers);
+        r.mark_interrupted();
+        r.mark_failed("latency was requested but never applied");
+        let xml = junit(&[("kv".into(), r)]);
+        assert!(
+            xml.contains("tests=\"3\" failures=\"0\" errors=\"2\""),
+            "{xml}"
+        );
+        assert!(xml.contains("<error type=\"interrupted\""), "{xml}");
+        assert!(
+            xml.contains(
+                "<error type=\"run-failed\" message=\"latency was requested but never applied\"/>"
+            ),
+            "{xml}"
+        );
     }
 }

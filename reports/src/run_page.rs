@@ -183,7 +183,13 @@ fn verdict_block(run: &RunData) -> String {
     let Some(results) = &run.results else {
         return "<div class=\"verdict unknown\"><span class=\"badge unknown\">unknown</span> No results and no readable history: nothing was checked.</div>".into();
     };
-    let anomalies = results.anomalies();
+    let mut anomalies = results.anomalies();
+    if results.interrupted {
+        anomalies.push("interrupted".into());
+    }
+    if results.error.is_some() {
+        anomalies.push("run failed".into());
+    }
     let sentence = headline(results);
     format!(
         "<div class=\"verdict {}\">{} {}<div>{}</div></div>",
@@ -194,8 +200,20 @@ fn verdict_block(run: &RunData) -> String {
     )
 }
 
-/// One sentence saying what the verdict is and who said so.
+/// One sentence saying what the verdict is and who said so; for a run that was
+/// interrupted or failed, that comes first.
 pub fn headline(results: &Results) -> String {
+    let checkers = checkers_headline(results);
+    match (&results.error, results.interrupted) {
+        (Some(error), _) => format!("The run failed: {error}. {checkers}"),
+        (None, true) => format!(
+            "Interrupted: the run was cut short by a signal and did not run its course, so it cannot pass. {checkers}"
+        ),
+        (None, false) => checkers,
+    }
+}
+
+fn checkers_headline(results: &Results) -> String {
     let by = |v: Validity| -> Vec<&str> {
         results
             .checkers
@@ -229,6 +247,11 @@ pub fn headline(results: &Results) -> String {
         Validity::Unknown if results.checkers.is_empty() => {
             "No checker ran, so nothing is known.".into()
         }
+        Validity::Unknown if by(Validity::Unknown).is_empty() => format!(
+            "No anomaly found by {} checker(s) in what was recorded: {}.",
+            results.checkers.len(),
+            by(Validity::Valid).join(", ")
+        ),
         Validity::Unknown => format!(
             "Undecided: {} could not reach a verdict.",
             by(Validity::Unknown).join(", ")
@@ -353,7 +376,7 @@ fn fault_legend(intervals: &[faults::FaultInterval], markers: bool) -> String {
         ""
     };
     if intervals.is_empty() {
-        return format!("<p class=\"legend\">No fault was active during the run (no nemesis ops in the history).{marker_note}</p>");
+        return format!("<p class=\"legend\">No fault was active during the run (no fault op took effect).{marker_note}</p>");
     }
     let mut kinds: Vec<&str> = intervals.iter().map(|i| i.kind.as_str()).collect();
     kinds.sort();

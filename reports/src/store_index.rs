@@ -42,7 +42,16 @@ pub fn store_index(store: &Path) -> Result<PathBuf, ReportError> {
             rel.to_path_buf()
         };
         let (verdict, anomalies) = match &run.results {
-            Some(r) => (badge(r.valid), chips(&r.anomalies())),
+            Some(r) => {
+                let mut notes = r.anomalies();
+                if r.interrupted {
+                    notes.push("interrupted".into());
+                }
+                if r.error.is_some() {
+                    notes.push("run failed".into());
+                }
+                (badge(r.valid), chips(&notes))
+            }
             None => (
                 "<span class=\"note\">not checked</span>".to_string(),
                 String::new(),

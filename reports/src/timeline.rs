@@ -225,6 +225,8 @@ pub fn timeline_svg(history: &History, window: Window, highlight: &Highlight) ->
         let h = (b.bottom_row - b.top_row + 1) * ROW_PX - 2;
         let w = col_px - 6;
         let fill = match (b.invoke.is_client(), b.completion.map(|c| c.kind)) {
+            // A fault op that failed did not happen: grey, not the fault's color.
+            (false, _) if b.completion.is_some_and(|c| c.error.is_some()) => "#999999".to_string(),
             (false, _) => match role(&b.invoke.f) {
                 Some(FaultRole::Start(k) | FaultRole::Stop(k)) => fault_color(&k).to_string(),
                 None => "#999999".to_string(),

@@ -11,6 +11,8 @@ pub const RESULTS_JSON: &str = "results.json";
 /// every message sent, delivered or dropped, on the history's clock
 /// (`distest_checkers::net`).
 pub const MESSAGES_JSONL: &str = "messages.jsonl";
+/// The schedule file a run performed (`--nemesis-schedule`), copied as it was read.
+pub const NEMESIS_SCHEDULE: &str = "nemesis-schedule.toml";
 /// The run's own log: phases, faults, errors.
 pub const DISTEST_LOG: &str = "distest.log";
 /// The report page (also the store's index page, at the store's root).

@@ -30,6 +30,10 @@ pub struct RunEntry {
     /// `None` when the run has no (readable) results.json yet: it crashed or is running.
     pub valid: Option<Validity>,
     pub anomalies: Vec<String>,
+    /// The run was cut short by a signal (`"interrupted": true` in its results.json).
+    pub interrupted: bool,
+    /// Why the run itself failed, when it did.
+    pub error: Option<String>,
 }
 
 impl Store {
@@ -89,7 +93,9 @@ impl Store {
                     test: name(path.parent()),
                     timestamp: name(Some(&path)),
                     valid: results.as_ref().map(|r| r.valid),
-                    anomalies: results.map(|r| r.anomalies()).unwrap_or_default(),
+                    anomalies: results.as_ref().map(|r| r.anomalies()).unwrap_or_default(),
+                    interrupted: results.as_ref().is_some_and(|r| r.interrupted),
+                    error: results.and_then(|r| r.error),
                     path,
                 }
             })

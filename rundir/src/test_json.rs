@@ -30,6 +30,9 @@ pub struct TestJson {
     pub rate: Option<f64>,
     pub time_limit_s: f64,
     pub nemesis_interval_s: f64,
+    /// The schedule file performed besides (or instead of) `nemesis`, as given on the
+    /// command line; its text is in the run directory (`nemesis-schedule.toml`).
+    pub nemesis_schedule: Option<String>,
     /// Wait after the heal before final reads, so the system can recover.
     pub recovery_s: f64,
     /// A single op taking longer than this is recorded as `info`.
@@ -99,12 +102,21 @@ impl TestJson {
         value
     }
 
-    /// `<target>-<workload>-<nemesis>`'s last part: the faults, or `none`.
+    /// `<target>-<workload>-<nemesis>`'s last part: the faults and the schedule file's
+    /// name (`partition+clock`, `figure-8`, `kill,figure-8`), or `none`.
     pub fn nemesis_label(&self) -> String {
-        if self.nemesis.is_empty() {
+        let mut parts = self.nemesis.clone();
+        if let Some(path) = &self.nemesis_schedule {
+            let stem = std::path::Path::new(path).file_stem().map_or_else(
+                || "schedule".to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            parts.push(stem);
+        }
+        if parts.is_empty() {
             "none".to_string()
         } else {
-            self.nemesis.join(",")
+            parts.join(",")
         }
     }
 }

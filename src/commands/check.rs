@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Give up after this many seconds; the verdict is then unknown (exit 2), never a guess.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub time_limit: Option<f64>,
     /// Also write JUnit XML (one test case per checker) to this file.
     #[arg(long)]
@@ -52,6 +52,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    // Options first: a bad flag is reported as such, whatever the path.
+    let limit = match args.time_limit {
+        Some(s) if !s.is_finite() || s <= 0.0 => {
+            bail!("--time-limit must be a positive number of seconds, got {s}")
+        }
+        other => other.map(Duration::from_secs_f64),
+    };
     let format = match &args.format {
         None => None,
         Some(name) => Some(Format::from_name(name).with_context(|| {
@@ -72,7 +79,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         None => Vec::new(),
     };
     let specs = choose_specs(&args, recorded);
-    let limit = args.time_limit.map(Duration::from_secs_f64);
     let mut results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
     if let Some(run) = run_dir
         .as_ref()
@@ -86,6 +92,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     if let Some(run) = &run_dir {
+        // What the run said about itself (interrupted, failed) is not the checkers' to undo.
+        if let Ok(Some(recorded)) = run.read_results() {
+            results.keep_run_facts(&recorded);
+        }
         verify::write_results(run, &results)?;
         if let Err(e) = distest_reports::render_run(run.path()) {
             eprintln!("warning: could not render the report: {e}");
@@ -103,7 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         print!("{}", verify::human_summary(&results));
     }
-    Ok(results.valid.exit_code())
+    verify::say_error(&results);
+    Ok(results.exit_code())
 }
 
 /// The history file and, when PATH is a run directory, that directory.

@@ -9,8 +9,9 @@ use crate::nodes::args::NodePlan;
 use crate::nodes::cleanup::{self, Scope};
 use crate::nodes::local::{self, LocalCluster};
 use crate::nodes::names::ClusterNames;
+use crate::nodes::runlock::{self, RunLock, Taken};
 use crate::nodes::ssh::SshTarget;
-use crate::nodes::{par_map, NodeArgs, NodeShell, Nodes, SshNode, SshOptions};
+use crate::nodes::{par_map, sweep, NodeArgs, NodeShell, Nodes, SshNode, SshOptions};
 use anyhow::Context;
 use std::time::Duration;
 
@@ -56,6 +57,9 @@ pub struct DownArgs {
     /// Remove every distest cluster on this machine, not only --cluster
     #[arg(long)]
     pub all: bool,
+    /// Also remove a cluster a live `distest run` is using: that run is killed first
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,62 +139,156 @@ fn print_cluster(cluster: &LocalCluster) {
 
 fn down(args: &DownArgs) -> anyhow::Result<i32> {
     if let NodePlan::Ssh(..) = args.nodes.plan()? {
-        return down_ssh(&args.nodes);
+        return down_ssh(&args.nodes, args.force);
     }
     let scope = if args.all {
         Scope::All
     } else {
         Scope::Cluster(ClusterNames::new(&args.nodes.cluster_id)?)
     };
-    let report = cleanup::teardown(&scope, &args.nodes.base_dir)
+    // Hold the run lock of every cluster in scope while removing it: no run starts on
+    // it meanwhile, and a live run on it is refused unless --force.
+    let base = &args.nodes.base_dir;
+    let ids = match &scope {
+        Scope::Cluster(names) => vec![names.id().to_string()],
+        Scope::All => cluster_ids_with_locks(base),
+    };
+    let mut locks = Vec::new();
+    for id in &ids {
+        locks.push(take_run_lock(base, id, args.force)?);
+    }
+    let report = cleanup::teardown(&scope, base)
         .context("could not remove the local cluster completely; run `distest env down` again or remove what `distest env status` shows by hand")?;
-    let removed = &report.removed;
+    for lock in locks.iter_mut().flatten() {
+        // Whatever a run left there is gone now.
+        lock.clear()?;
+    }
     let what = match &scope {
         Scope::All => "all distest clusters".to_string(),
         Scope::Cluster(names) => format!("cluster {}", names.id()),
     };
-    if removed.is_empty() && report.data_dirs.is_empty() {
+    if report.is_empty() {
         println!("{what}: nothing to remove");
     } else {
-        println!(
-            "{what}: removed {} namespaces, {} processes, {} links, {} iptables rules, {} directories",
-            removed.namespaces.len(),
-            removed.processes.len(),
-            removed.links.len(),
-            removed.iptables_rules.len(),
-            removed.netns_dirs.len() + report.data_dirs.len()
-        );
+        println!("{what}: removed {}", report.summary());
     }
     Ok(0)
 }
 
-/// On SSH nodes a run leaves things behind only when the control node died mid-run:
-/// fault chains (iptables) and target daemons with their data. Remove exactly those.
-fn down_ssh(flags: &NodeArgs) -> anyhow::Result<i32> {
+/// The ids of clusters whose run lock files are in `base`.
+fn cluster_ids_with_locks(base: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(base)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".run.lock"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Takes cluster `id`'s run lock for `env down` (`None` when no run ever used `base`).
+/// A live run holding it refuses the removal, unless `force`: then that run is killed
+/// (and said so) and the lock taken once the kernel released it.
+fn take_run_lock(base: &std::path::Path, id: &str, force: bool) -> anyhow::Result<Option<RunLock>> {
+    if !runlock::path(base, id).exists() {
+        return Ok(None);
+    }
+    let holder = match RunLock::take(base, id)? {
+        Taken::Free(lock, _) => return Ok(Some(lock)),
+        Taken::InUse(holder) => holder,
+    };
+    let who = holder
+        .as_ref()
+        .map(|h| h.describe())
+        .unwrap_or_else(|| "it has not said who it is yet".into());
+    if !force {
+        anyhow::bail!(
+            "local cluster {id} is in use by a live distest run ({who}); stop that run (Ctrl-C) and it removes the cluster itself, or pass --force to kill it and remove the cluster under it"
+        );
+    }
+    let Some(pid) = holder.map(|h| h.pid).filter(|p| *p > 1) else {
+        anyhow::bail!(
+            "local cluster {id} is in use by a distest run that has not written its pid yet; try again in a moment"
+        );
+    };
+    println!("cluster {id}: --force: killing the distest run using it ({who}) with SIGKILL");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let deadline = std::time::Instant::now() + FORCE_WAIT;
+    loop {
+        if let Taken::Free(lock, _) = RunLock::take(base, id)? {
+            return Ok(Some(lock));
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the distest run using cluster {id} (pid {pid}) still held its lock {} s after SIGKILL; check it with `ps -p {pid}`",
+                FORCE_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How long `env down --force` waits for a killed run to let go of its cluster.
+const FORCE_WAIT: Duration = Duration::from_secs(10);
+
+/// On SSH nodes a run leaves things behind only when the control node died mid-run (or
+/// `--leave-running`): daemons, fault rules, mounts, data. Remove exactly those, found
+/// generically (pid files, our chains), whatever target or fault left them. A node whose
+/// record names a live run on this machine is refused unless `--force`.
+fn down_ssh(flags: &NodeArgs, force: bool) -> anyhow::Result<i32> {
     let nodes = flags.resolve()?;
     let remotes = nodes.remotes();
-    let shells: Vec<std::sync::Arc<dyn distest_nemeses::NodeShell>> = remotes
-        .iter()
-        .map(|r| r.clone() as std::sync::Arc<dyn distest_nemeses::NodeShell>)
-        .collect();
+    let results = crate::nodes::par_map(&remotes, |node| -> anyhow::Result<Vec<String>> {
+        if let Some(Some(owner)) = sweep::read_record(node.as_ref())? {
+            if owner.is_alive_elsewhere_here() {
+                if !force {
+                    anyhow::bail!(
+                        "node {} is in use by a live distest run ({}); stop that run (Ctrl-C) and it cleans up itself, or pass --force to kill it and clean the node under it",
+                        node.name(),
+                        owner.describe()
+                    );
+                }
+                println!(
+                    "{}: --force: killing the distest run using it ({}) with SIGKILL",
+                    node.name(),
+                    owner.describe()
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(owner.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let found = sweep::clean(node)?;
+        sweep::remove_record(node.as_ref())?;
+        Ok(found)
+    });
     let mut failed = false;
-    for (node, result) in distest_nemeses::clear_leftovers(&shells) {
+    for (node, result) in remotes.iter().zip(results) {
         match result {
-            Ok(()) => println!("{node}: no distest fault rules left"),
+            Ok(found) if found.is_empty() => println!("{}: nothing to remove", node.name()),
+            Ok(found) => println!("{}: removed {}", node.name(), found.join(", ")),
             Err(e) => {
                 failed = true;
-                println!("{node}: could not clear fault rules: {e}");
+                println!(
+                    "{}: could not clean: {}",
+                    node.name(),
+                    super::one_sentence(&e)
+                );
             }
         }
     }
-    for lines in crate::nodes::par_map(&remotes, crate::targets::clean_node) {
-        for line in lines {
-            failed |= line.contains("could not");
-            println!("{line}");
-        }
-    }
     if failed {
-        anyhow::bail!("some SSH nodes could not be cleaned (see above); fix their access and run `distest env down` again");
+        anyhow::bail!("some SSH nodes could not be cleaned (see above); fix their access or stop the run using them, then run `distest env down` again");
     }
     Ok(0)
 }

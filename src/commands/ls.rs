@@ -1,4 +1,5 @@
-//! `distest ls`: the runs in the store, oldest first, with their verdicts.
+//! `distest ls`: the runs in the store, oldest first, with their verdicts (marked when a
+//! run was interrupted or failed).
 
 use distest_rundir::Store;
 use std::path::PathBuf;
@@ -24,13 +25,26 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for run in &runs {
-        let verdict = run.valid.map(|v| v.as_str()).unwrap_or("incomplete");
-        let anomalies = if run.anomalies.is_empty() {
+        let mut verdict = run
+            .valid
+            .map(|v| v.as_str())
+            .unwrap_or("incomplete")
+            .to_string();
+        if run.interrupted {
+            verdict.push_str(" (interrupted)");
+        } else if run.error.is_some() {
+            verdict.push_str(" (run failed)");
+        }
+        let mut notes = run.anomalies.clone();
+        if let Some(error) = &run.error {
+            notes.push(error.clone());
+        }
+        let notes = if notes.is_empty() {
             String::new()
         } else {
-            format!(" ({})", run.anomalies.join(", "))
+            format!(" ({})", notes.join("; "))
         };
-        println!("{:<10} {}{}", verdict, run.path.display(), anomalies);
+        println!("{:<24} {}{}", verdict, run.path.display(), notes);
     }
     Ok(0)
 }

@@ -47,6 +47,24 @@ pub enum Command {
     Compare(compare::Args),
 }
 
+/// Prints clap's message for a command line it could not parse and returns the exit code:
+/// 0 for `--help` and `--version` (asked for, not an error), otherwise 3. Clap's own 2
+/// would read as "unknown verdict" to a script, which retries instead of failing.
+/// A value its flag rejected (`--time-limit -1`) is one line: what, why, what to give.
+pub fn usage_error(err: &clap::Error) -> i32 {
+    if err.kind() == clap::error::ErrorKind::ValueValidation {
+        let text = err.to_string();
+        eprintln!("{}", text.lines().next().unwrap_or_default());
+        return EXIT_ERROR;
+    }
+    let _ = err.print();
+    if err.use_stderr() {
+        EXIT_ERROR
+    } else {
+        0
+    }
+}
+
 /// Runs the parsed command; errors become one sentence on stderr and exit code 3.
 pub fn main(cli: Cli) -> i32 {
     init_tracing(&cli.log_level);

@@ -29,19 +29,23 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
     /// Target rate over all clients in ops/s (default: as fast as the system answers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Length of the main phase: seconds, or with a unit (90s, 30m, 24h).
-    #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds)]
+    #[arg(long, default_value = "60", value_parser = crate::duration::parse_seconds, allow_negative_numbers = true)]
     pub time_limit: f64,
+    /// A fault schedule file (TOML: timed fault ops aimed at roles such as the leader,
+    /// see docs/nemesis-schedules.md), performed besides `--nemesis`.
+    #[arg(long)]
+    pub nemesis_schedule: Option<PathBuf>,
     /// Mean seconds between nemesis ops.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub nemesis_interval: f64,
     /// Seconds to wait after the heal before final reads.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub recovery_time: f64,
     /// A client op taking longer than this (seconds) is recorded as info.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     pub op_timeout: f64,
     /// Seed for the op mix and the fault schedule (default: random, recorded in test.json).
     #[arg(long)]
@@ -139,19 +143,45 @@ impl Args {
             .clone()
             .unwrap_or_else(|| entry.default_workload().to_string());
         entry.check_workload(&workload)?;
+        entry.check_bugs(&self.bug)?;
         if self.concurrency == 0 || self.concurrency > 10_000 {
             anyhow::bail!(
                 "--concurrency must be between 1 and 10000, got {}",
                 self.concurrency
             );
         }
-        if !self.time_limit.is_finite() || self.time_limit <= 0.0 {
-            anyhow::bail!("--time-limit must be a positive number of seconds");
+        let seconds = [
+            ("--time-limit", self.time_limit, false),
+            ("--nemesis-interval", self.nemesis_interval, false),
+            ("--op-timeout", self.op_timeout, false),
+            ("--recovery-time", self.recovery_time, true),
+        ];
+        for (flag, value, zero_ok) in seconds {
+            if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_ok) {
+                anyhow::bail!(
+                    "{flag} must be a {} number of seconds, got {value}",
+                    if zero_ok { "non-negative" } else { "positive" }
+                );
+            }
         }
         if let Some(rate) = self.rate {
             if !rate.is_finite() || rate <= 0.0 {
-                anyhow::bail!("--rate must be a positive number of ops per second");
+                anyhow::bail!("--rate must be a positive number of ops per second, got {rate}");
             }
+        }
+        for (flag, value) in [
+            ("--key-count", self.key_count),
+            ("--ops-per-key", self.ops_per_key),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{flag} must be at least 1, got 0");
+            }
+        }
+        if self.store.exists() && !self.store.is_dir() {
+            anyhow::bail!(
+                "--store {} is a file, not a directory; pass a directory for the runs",
+                self.store.display()
+            );
         }
         let nemesis: Vec<String> = self
             .nemesis
@@ -159,6 +189,19 @@ impl Args {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && s != "none")
             .collect();
+        let nemesis_script = match &self.nemesis_schedule {
+            None => None,
+            Some(path) => {
+                let ops = distest_nemeses::schedule::all_ops();
+                let script = distest_nemeses::script::Script::load(path, &ops)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                Some((script, text))
+            }
+        };
+        // Bad `+` timelines (a fault in two) fail here, before a run directory exists.
+        distest_nemeses::schedule::check_timelines(&nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = self.settings();
         let mut node_args = self.node_args.clone();
         if node_args.names_no_nodes() {
@@ -178,6 +221,10 @@ impl Args {
             rate: self.rate,
             time_limit_s: self.time_limit,
             nemesis_interval_s: self.nemesis_interval,
+            nemesis_schedule: self
+                .nemesis_schedule
+                .as_ref()
+                .map(|p| p.display().to_string()),
             recovery_s: self.recovery_time,
             op_timeout_s: self.op_timeout,
             seed,
@@ -209,17 +256,20 @@ impl Args {
             store: self.store.clone(),
             junit: self.junit.clone(),
             node_args,
+            nemesis_script,
         })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    // Every option is checked before anything is provisioned or written.
     let cfg = args.to_config()?;
     let stop = StopFlag::default();
     signals::install(OnSignal::Stop(stop.clone()))?;
     let outcome = run::execute(cfg, stop, crate::run::provision::provision)?;
     if let Some(results) = &outcome.results {
         print!("{}", crate::verify::human_summary(results));
+        crate::verify::say_error(results);
     }
     println!("run directory: {}", outcome.run_dir.display());
     Ok(outcome.exit_code)

@@ -139,6 +139,162 @@ fn netns_dirs(scope: &Scope) -> Vec<PathBuf> {
 pub struct TeardownReport {
     pub removed: Leftovers,
     pub data_dirs: Vec<PathBuf>,
+    /// Daemons found by their pid files under the clusters' directories and killed
+    /// (`killed PID PIDFILE` lines): what a run started outside the namespaces, too.
+    pub daemons: Vec<String>,
+    /// Mounts detached under the clusters' directories (`unmounted PATH` lines).
+    pub mounts: Vec<String>,
+}
+
+impl TeardownReport {
+    /// True when nothing was found to remove.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty()
+            && self.data_dirs.is_empty()
+            && self.daemons.is_empty()
+            && self.mounts.is_empty()
+    }
+
+    /// `5 namespaces, 7 processes, 2 links, 3 iptables rules, 1 mount, 2 directories`:
+    /// what was removed, only the kinds that were there.
+    pub fn summary(&self) -> String {
+        let r = &self.removed;
+        // A daemon in a namespace is found both ways; count each process once.
+        let mut processes: Vec<u32> = r.processes.clone();
+        processes.extend(
+            self.daemons
+                .iter()
+                .filter_map(|l| l.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok())),
+        );
+        processes.sort_unstable();
+        processes.dedup();
+        let counts = [
+            (r.namespaces.len(), "namespace"),
+            (processes.len(), "process"),
+            (r.links.len(), "link"),
+            (r.iptables_rules.len(), "iptables rule"),
+            (self.mounts.len(), "mount"),
+            (r.netns_dirs.len() + self.data_dirs.len(), "directory"),
+        ];
+        let parts: Vec<String> = counts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| match (*n, *what) {
+                (1, w) => format!("1 {w}"),
+                (n, "process") => format!("{n} processes"),
+                (n, "directory") => format!("{n} directories"),
+                (n, w) => format!("{n} {w}s"),
+            })
+            .collect();
+        if parts.is_empty() {
+            "nothing".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Runs a script of [`super::daemon`] (sweep, unmount) on this machine; its lines.
+fn host_script(script: &str) -> Result<Vec<String>, NodesError> {
+    let out = host::run(&["sh", "-c", script])?;
+    if out.status != 0 {
+        return Err(NodesError::Host {
+            command: "sh -c <cleanup script>".into(),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// What of cluster `names` shows that a run used it and did not clean up, for a run
+/// about to start on it without a record of the run before: processes in its
+/// namespaces, live daemons named by pid files under `cluster_dir`, mounts under it,
+/// and firewall rules inside its namespaces. One phrase per kind found; empty when the
+/// cluster is clean (e.g. fresh from `distest env up`).
+pub fn evidence(names: &ClusterNames, cluster_dir: &Path) -> Result<Vec<String>, NodesError> {
+    let scope = Scope::Cluster(names.clone());
+    let namespaces: Vec<String> = host::list_namespaces()?
+        .into_iter()
+        .filter(|n| scope.namespace(n))
+        .collect();
+    let mut found = Vec::new();
+    let mut processes = 0;
+    let mut rules = Vec::new();
+    for ns in &namespaces {
+        processes += host::namespace_pids(ns)?.len();
+        let out = host::run(&["ip", "netns", "exec", ns, "iptables-save"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text
+            .lines()
+            .any(|l| l.starts_with("-A ") || is_custom_chain(l))
+        {
+            rules.push(ns.clone());
+        }
+    }
+    if processes > 0 {
+        found.push(format!("{processes} processes in its namespaces"));
+    }
+    if !rules.is_empty() {
+        found.push(format!("firewall rules in {}", rules.join(", ")));
+    }
+    if cluster_dir.is_dir() {
+        let daemons = host_script(&super::daemon::sweep_script(cluster_dir, false))?;
+        if !daemons.is_empty() {
+            found.push(format!("{} daemons named by pid files", daemons.len()));
+        }
+        let mounts = mounts_under(cluster_dir);
+        if !mounts.is_empty() {
+            found.push(format!("{} mounts", mounts.len()));
+        }
+    }
+    Ok(found)
+}
+
+/// `:NAME POLICY [..]` lines of `iptables-save` that declare a chain of someone's making.
+fn is_custom_chain(line: &str) -> bool {
+    const BUILTIN: [&str; 5] = ["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"];
+    line.strip_prefix(':')
+        .and_then(|rest| rest.split_whitespace().next())
+        .is_some_and(|chain| !BUILTIN.contains(&chain))
+}
+
+/// Mount points below `dir` on this machine (from `/proc/self/mountinfo`).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mount_path(m)))
+        .filter(|m| m.starts_with(dir) && m != dir)
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` octal escapes.
+fn unescape_mount_path(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Removes every host object in `scope`: kills the processes in its namespaces, deletes the
@@ -162,7 +318,24 @@ pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesE
         }
     };
 
+    // Daemons a run started outside the namespaces (a FUSE file system over a data
+    // directory, say) are found by their pid files, whatever target started them.
+    let data_dirs = cluster_data_dirs(scope, base_dir);
+    let mut daemons = Vec::new();
+    for dir in &data_dirs {
+        match host_script(&super::daemon::sweep_script(dir, true)) {
+            Ok(lines) => daemons.extend(lines),
+            Err(e) => note(Err(e)),
+        }
+    }
     note(kill_namespace_processes(&found.namespaces));
+    let mut mounts = Vec::new();
+    for dir in &data_dirs {
+        match host_script(&super::daemon::unmount_script(dir)) {
+            Ok(lines) => mounts.extend(lines),
+            Err(e) => note(Err(e)),
+        }
+    }
     for ns in &found.namespaces {
         note(host::ok(&["ip", "netns", "delete", ns]).map(drop));
     }
@@ -183,7 +356,6 @@ pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesE
         argv.extend(args.iter().map(String::as_str));
         note(host::ok(&argv).map(drop));
     }
-    let data_dirs = cluster_data_dirs(scope, base_dir);
     for dir in &data_dirs {
         // lazyfs runs outside the namespaces: stop it and unmount before removing, never
         // remove through a live mount.
@@ -198,6 +370,8 @@ pub fn teardown(scope: &Scope, base_dir: &Path) -> Result<TeardownReport, NodesE
         None => Ok(TeardownReport {
             removed: found,
             data_dirs,
+            daemons,
+            mounts,
         }),
     }
 }
@@ -441,6 +615,27 @@ mod tests {
         // Other tests in this binary may register too; ours must appear as 3 then 1.
         run_registered_cleanups();
         assert_eq!(*log.lock().unwrap(), vec![3, 1]);
+    }
+
+    #[test]
+    fn mount_paths_are_unescaped_and_custom_chains_recognised() {
+        assert_eq!(unescape_mount_path("/tmp/a\\040b"), "/tmp/a b");
+        assert_eq!(unescape_mount_path("/plain\\0"), "/plain\\0");
+        assert!(is_custom_chain(":DISTEST-PARTITION - [0:0]"));
+        assert!(!is_custom_chain(":INPUT ACCEPT [0:0]"));
+        assert!(!is_custom_chain("*filter"));
+    }
+
+    #[test]
+    fn a_teardown_summary_names_only_what_was_there() {
+        let mut report = TeardownReport::default();
+        assert!(report.is_empty());
+        assert_eq!(report.summary(), "nothing");
+        report.removed.namespaces = vec!["a".into(), "b".into()];
+        report.removed.processes = vec![1, 7];
+        report.daemons = vec!["killed 7 /x.pid".into(), "killed 8 /y.pid".into()];
+        report.data_dirs = vec!["/x".into()];
+        assert_eq!(report.summary(), "2 namespaces, 3 processes, 1 directory");
     }
 
     #[test]

@@ -265,6 +265,67 @@ pub fn stop<S: NodeShell + ?Sized>(
     Ok(())
 }
 
+/// A shell script that SIGKILLs every daemon whose pid file lies under `dir` (any file
+/// named `*.pid`, at any depth, not crossing into other filesystems), with its process
+/// group and every descendant, and prints `killed PID PIDFILE` for each. What a run of any
+/// target started is found this way, without knowing the target: every daemon a run starts
+/// has a pid file under the node's directories.
+///
+/// A pid file names a live daemon only when its process is the one that wrote it: the
+/// start-time sidecar matches (see [`start_script`]), or, for pid files without one (other
+/// programs'), the process started no later than the file was written. A reused pid never
+/// matches, so an unrelated process is never killed.
+/// With `kill` false it only lists them (`alive PID PIDFILE`).
+pub fn sweep_script(dir: &Path, kill: bool) -> String {
+    let dir = shell_quote_path(dir);
+    let act = if kill {
+        "pids=$(tree \"$pid\")\n\
+         kill -s KILL -- -\"$pid\" 2>/dev/null; kill -s KILL $pids 2>/dev/null\n\
+         echo \"killed $pid $pf\"\n"
+    } else {
+        "echo \"alive $pid $pf\"\n"
+    };
+    format!(
+        "dir={dir}\n\
+         [ -d \"$dir\" ] || exit 0\n\
+         btime=$(sed -n 's/^btime //p' /proc/stat); hz=$(getconf CLK_TCK 2>/dev/null || echo 100)\n\
+         pmap=$(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/ (.*) / /' | cut -d' ' -f1,3)\n\
+         tree() {{ printf '%s\\n' \"$pmap\" | awk -v root=\"$1\" '{{ parent[$1] = $2 }} END {{ keep[root] = 1; grew = 1; \
+         while (grew) {{ grew = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) {{ keep[p] = 1; grew = 1 }} }} \
+         for (p in keep) printf \"%s \", p }}'; }}\n\
+         find \"$dir\" -xdev -type f -name '*.pid' 2>/dev/null | while IFS= read -r pf; do\n\
+           pid=$(cat \"$pf\" 2>/dev/null)\n\
+           case \"$pid\" in {NOT_A_DAEMON_PID}) continue;; esac\n\
+           [ \"$pid\" = \"$$\" ] && continue\n\
+           st=$(sed 's/.*) //' /proc/\"$pid\"/stat 2>/dev/null | cut -d' ' -f1,20) || continue\n\
+           case \"$st\" in ''|Z*) continue;; esac\n\
+           start=${{st#* }}\n\
+           if [ -s \"$pf.start\" ]; then [ \"$start\" = \"$(cat \"$pf.start\")\" ] || continue\n\
+           else mt=$(stat -c %Y \"$pf\" 2>/dev/null) || continue; [ $((btime + start / hz)) -le $((mt + 2)) ] || continue; fi\n\
+           {act}\
+         done\n\
+         exit 0\n"
+    )
+}
+
+/// A shell script that detaches every mount below `dir` (deepest first, e.g. a FUSE file
+/// system a dead run left over a data directory) and prints `unmounted PATH` for each, so
+/// the directories can be removed. `dir` itself may be a mount (a disk of its own) and is
+/// left alone.
+pub fn unmount_script(dir: &Path) -> String {
+    let dir = shell_quote_path(dir);
+    format!(
+        "dir={dir}\n\
+         [ -e /proc/self/mountinfo ] || exit 0\n\
+         cut -d' ' -f5 /proc/self/mountinfo | while IFS= read -r m; do m=$(printf '%b' \"$m\"); \
+         case \"$m\" in \"$dir\"/*) echo \"$m\";; esac; done | sort -r | while IFS= read -r m; do\n\
+           umount -l \"$m\" 2>/dev/null || fusermount -uz \"$m\" 2>/dev/null || fusermount3 -uz \"$m\" 2>/dev/null || {{ echo \"could not unmount $m\" >&2; continue; }}\n\
+           echo \"unmounted $m\"\n\
+         done\n\
+         exit 0\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +454,100 @@ mod tests {
             nix::sys::signal::Signal::SIGKILL,
         )
         .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// True while `pid` is a live, non-zombie process.
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+
+    fn wait_gone(pid: u32) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while running(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !running(pid)
+    }
+
+    #[test]
+    fn a_sweep_kills_every_daemon_under_a_directory_with_its_children_and_nothing_else() {
+        let dir = temp_dir("sweep");
+        // A daemon started the usual way, with a child that left its process group.
+        let mut spec = DaemonSpec::new("sh", dir.join("a/x.pid"), dir.join("a/x.log"));
+        spec.args = vec![
+            "-c".into(),
+            "setsid sleep 61 & echo $! > \"$0\"; exec sleep 62".into(),
+            dir.join("a/child").display().to_string(),
+        ];
+        let daemon = start(&HostShell, &spec).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !dir.join("a/child").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let child: u32 = std::fs::read_to_string(dir.join("a/child"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Another program's pid file (no start-time sidecar) written after its process
+        // started: a daemon of the run.
+        let mut foreign = std::process::Command::new("sleep")
+            .arg("63")
+            .spawn()
+            .unwrap();
+        std::fs::create_dir_all(dir.join("b/deep")).unwrap();
+        std::fs::write(dir.join("b/deep/f.pid"), format!("{}\n", foreign.id())).unwrap();
+        // A pid file written long before its pid's process started: a reused pid.
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("64")
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join("old.pid"), format!("{}\n", bystander.id())).unwrap();
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "1 hour ago"])
+            .arg(dir.join("old.pid"))
+            .status()
+            .unwrap();
+        assert!(touched.success());
+
+        let listed = HostShell
+            .exec_ok(&sweep_script(&dir, false), Duration::from_secs(30))
+            .unwrap()
+            .stdout;
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        assert!(running(daemon), "a dry sweep kills nothing");
+        let out = HostShell
+            .exec_ok(&sweep_script(&dir, true), Duration::from_secs(30))
+            .unwrap()
+            .stdout;
+        assert!(out.contains(&format!("killed {daemon} ")), "{out}");
+        assert!(out.contains(&format!("killed {} ", foreign.id())), "{out}");
+        assert!(wait_gone(daemon), "the daemon");
+        assert!(
+            wait_gone(child),
+            "the daemon's child in a session of its own"
+        );
+        foreign.wait().unwrap();
+        assert!(running(bystander.id()), "a reused pid's process is spared");
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+        assert_eq!(
+            HostShell
+                .exec_ok(
+                    &sweep_script(&dir.join("nonexistent"), true),
+                    Duration::from_secs(5)
+                )
+                .unwrap()
+                .stdout,
+            ""
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

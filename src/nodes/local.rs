@@ -428,6 +428,12 @@ impl LocalCluster {
     pub fn keep(mut self) {
         drop(self.teardown.take());
     }
+
+    /// From now on the cluster outlives this guard, as if `distest env up` had made it
+    /// (a run rebuilding a cluster that was up before it).
+    pub fn disown(&mut self) {
+        drop(self.teardown.take());
+    }
 }
 
 impl Drop for LocalCluster {

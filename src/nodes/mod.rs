@@ -11,6 +11,8 @@
 //! - [`args`]: `NodeArgs`, the node flags `distest run` and `distest env` share.
 //! - [`daemon`]: start/check/signal/stop daemons with pid files, on top of `exec` alone.
 //! - [`packages`]: `ensure_packages`, apt installs once per machine per run.
+//! - [`runlock`]: who runs on a local cluster (alive or dead), for runs and `env down`.
+//! - [`sweep`]: what an earlier run left on a remote node, found generically, removed.
 //! - [`helper`]: the distest binary on nodes (bundled targets, faults' node-side helpers).
 //! - [`lazyfs`]: serving a daemon's data directory through lazyfs (the disk nemesis).
 //! - [`names`], [`host`], [`exec`]: the naming scheme of host objects, the `ip`/`iptables`
@@ -26,7 +28,9 @@ pub mod lazyfs;
 pub mod local;
 pub mod names;
 pub mod packages;
+pub mod runlock;
 pub mod ssh;
+pub mod sweep;
 
 pub use args::{NodeArgs, Nodes};
 pub use daemon::{DaemonSpec, Signal};

@@ -1,11 +1,13 @@
 //! Installing the OS packages a target or nemesis needs, once per machine per run.
 //!
-//! Debian/Ubuntu nodes (apt) are supported: `dpkg-query` says what is installed, `apt-get
-//! install -y` (non-interactive) adds the rest, refreshing the package lists first only when
-//! the install fails without them. Local namespace nodes share this machine, so the check
+//! Debian/Ubuntu nodes (apt) are supported: `dpkg-query` says what is installed; the rest
+//! is installed with `apt-get update` then `apt-get install -y` (non-interactive, and
+//! packages may not start their own services: distest starts what it needs itself), as
+//! root only: without root the error names the missing packages and the one command that
+//! installs them. Local namespace nodes share this machine ([`ThisMachine`]), so the check
 //! runs once for all of them, outside the namespaces (which have no route to a mirror).
 
-use super::{shell_quote, NodeError, Remote};
+use super::{shell_quote, ExecOutput, NodeError, NodeShell, Remote};
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -46,9 +48,67 @@ fn valid_package_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
 }
 
+/// Exit status of the install script when it does not run as root.
+const NOT_ROOT_STATUS: i32 = 77;
+
+/// The machine distest runs on, as a node for [`ensure_packages`]: what a local cluster
+/// needs (`ip`, `iptables`) must be there before its first namespace exists. It shares
+/// local namespace nodes' machine id, so their packages are checked once for both.
+#[derive(Debug, Default)]
+pub struct ThisMachine;
+
+impl NodeShell for ThisMachine {
+    fn name(&self) -> &str {
+        "this machine"
+    }
+    fn address(&self) -> std::net::IpAddr {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    }
+    fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
+        super::exec::exec_for_node("localhost", &["sh", "-c", command], command, timeout)
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+impl Remote for ThisMachine {
+    fn data_dir(&self) -> &std::path::Path {
+        std::path::Path::new("/")
+    }
+    fn log_dir(&self) -> &std::path::Path {
+        std::path::Path::new("/")
+    }
+    fn upload(&self, _: &std::path::Path, _: &std::path::Path) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported(
+            "this machine is not a node to upload to".into(),
+        ))
+    }
+    fn download(&self, _: &std::path::Path, _: &std::path::Path) -> Result<(), NodeError> {
+        Err(NodeError::Unsupported(
+            "this machine is not a node to download from".into(),
+        ))
+    }
+    fn machine_id(&self) -> String {
+        "localhost".to_string()
+    }
+    fn exec_machine(&self, command: &str, timeout: Duration) -> Result<ExecOutput, NodeError> {
+        self.exec(command, timeout)
+    }
+}
+
 /// Makes sure `packages` are installed on `node`'s machine; a no-op for those already seen
 /// installed there during this run.
 pub fn ensure_packages(node: &dyn Remote, packages: &[&str]) -> Result<(), NodeError> {
+    ensure_packages_saying(node, packages, &|_: &str| {})
+}
+
+/// [`ensure_packages`], telling `say` in one line what it installs where, before it does.
+pub fn ensure_packages_saying(
+    node: &dyn Remote,
+    packages: &[&str],
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), NodeError> {
     if let Some(bad) = packages.iter().find(|p| !valid_package_name(p)) {
         return Err(NodeError::Unsupported(format!(
             "{bad:?} is not a valid Debian package name"
@@ -70,7 +130,16 @@ pub fn ensure_packages(node: &dyn Remote, packages: &[&str]) -> Result<(), NodeE
     }
     let missing = missing_packages(node, &wanted)?;
     if !missing.is_empty() {
-        install(node, &missing)?;
+        let place = if node.machine_id() == "localhost" {
+            "this machine".to_string()
+        } else {
+            node.name().to_string()
+        };
+        say(&format!(
+            "installing {} on {place} with apt-get (what this run's nodes, target and faults need)",
+            missing.join(" ")
+        ));
+        install(node, &missing, &place)?;
         let missing_refs: Vec<&str> = missing.iter().map(String::as_str).collect();
         let still = missing_packages(node, &missing_refs)?;
         if !still.is_empty() {
@@ -119,30 +188,37 @@ fn missing_packages(node: &dyn Remote, packages: &[&str]) -> Result<Vec<String>,
         .collect())
 }
 
-fn install(node: &dyn Remote, packages: &[String]) -> Result<(), NodeError> {
+fn install(node: &dyn Remote, packages: &[String], place: &str) -> Result<(), NodeError> {
     let words: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
-    let install = format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {}",
+    // Packages must not start their own services (postgresql, etcd): a policy-rc.d that
+    // says no, unless the machine has its own.
+    let command = format!(
+        "[ \"$(id -u)\" -eq 0 ] || exit {NOT_ROOT_STATUS}\n\
+         made=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made=1; fi\n\
+         export DEBIAN_FRONTEND=noninteractive\n\
+         apt-get update -q -o DPkg::Lock::Timeout=300 && apt-get install -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends {} ; rc=$?\n\
+         [ -z \"$made\" ] || rm -f /usr/sbin/policy-rc.d\n\
+         exit $rc",
         words.join(" ")
     );
-    // Stale or absent package lists are the usual cause of "Unable to locate package".
-    let command =
-        format!("{install} || {{ apt-get update -q -o DPkg::Lock::Timeout=300 && {install}; }}");
     tracing::info!(node = node.name(), packages = %packages.join(" "), "installing packages");
-    node.exec_machine(&command, INSTALL_TIMEOUT)
-        .and_then(|out| {
-            if out.success() {
-                Ok(out)
-            } else {
-                Err(NodeError::Failed {
-                    node: node.name().to_string(),
-                    command: format!("apt-get install {}", packages.join(" ")),
-                    status: out.status,
-                    stderr: last_lines(&out.stderr, 5),
-                })
-            }
-        })
-        .map(drop)
+    let out = node.exec_machine(&command, INSTALL_TIMEOUT)?;
+    if out.success() {
+        return Ok(());
+    }
+    if out.status == NOT_ROOT_STATUS {
+        return Err(NodeError::Unsupported(format!(
+            "{place} lacks {}, which distest installs only when it runs as root; install them with `sudo apt-get install -y {}` or run distest as root",
+            packages.join(", "),
+            packages.join(" ")
+        )));
+    }
+    Err(NodeError::Failed {
+        node: node.name().to_string(),
+        command: format!("apt-get install {}", packages.join(" ")),
+        status: out.status,
+        stderr: last_lines(&out.stderr, 5),
+    })
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -163,6 +239,8 @@ mod tests {
         installed: Mutex<HashSet<String>>,
         available: HashSet<String>,
         commands: Mutex<Vec<String>>,
+        /// apt-get would run as a user other than root.
+        not_root: bool,
     }
 
     impl FakeDebian {
@@ -172,6 +250,7 @@ mod tests {
                 installed: Mutex::new(installed.iter().map(|s| s.to_string()).collect()),
                 available: available.iter().map(|s| s.to_string()).collect(),
                 commands: Mutex::new(Vec::new()),
+                not_root: false,
             }
         }
         fn count(&self, needle: &str) -> usize {
@@ -235,9 +314,16 @@ mod tests {
                 .iter()
                 .skip_while(|a| **a != "--no-install-recommends")
                 .skip(1)
-                .take_while(|a| **a != "||")
+                .take_while(|a| **a != ";")
                 .copied()
                 .collect();
+            if self.not_root {
+                return Ok(ExecOutput {
+                    status: NOT_ROOT_STATUS,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                });
+            }
             if let Some(bad) = pkgs.iter().find(|p| !self.available.contains(**p)) {
                 return Ok(ExecOutput {
                     status: 100,
@@ -280,6 +366,48 @@ mod tests {
         assert!(
             err.contains("Unable to locate package dt-no-such-package"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn installs_say_what_they_install_and_update_the_lists_first() {
+        let node = FakeDebian::new("pkg-test-e", &[], &["iptables", "iproute2"]);
+        let said = Mutex::new(Vec::new());
+        ensure_packages_saying(&node, &["iptables", "iproute2"], &|line: &str| {
+            said.lock().unwrap().push(line.to_string())
+        })
+        .unwrap();
+        let said = said.into_inner().unwrap();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("installing iptables iproute2 on fake"),
+            "{said:?}"
+        );
+        let commands = node.commands.lock().unwrap();
+        let install = commands
+            .iter()
+            .find(|c| c.contains("apt-get install"))
+            .unwrap();
+        assert!(
+            install.find("apt-get update").unwrap() < install.find("apt-get install").unwrap(),
+            "{install}"
+        );
+        assert!(
+            install.contains("policy-rc.d"),
+            "services stay off: {install}"
+        );
+    }
+
+    #[test]
+    fn without_root_the_error_names_the_packages_and_the_command() {
+        let mut node = FakeDebian::new("localhost", &[], &["iptables"]);
+        node.not_root = true;
+        let err = ensure_packages(&node, &["iptables"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "this machine lacks iptables, which distest installs only when it runs as root; install them with `sudo apt-get install -y iptables` or run distest as root"
         );
     }
 

@@ -8,8 +8,13 @@
 //! 5. verify (`crate::verify`) → `results.json` → report → exit code from the verdict
 //!
 //! Ctrl-C (or SIGTERM) ends the main phase early; phases 3–5 still run, so faults are
-//! healed and what was recorded is checked and reported. The history is appended while
-//! the run goes (see [`recorder`]) and handed to the checkers and the report from memory.
+//! healed and what was recorded is checked and reported, marked interrupted (exit 2
+//! unless an anomaly was found). A second signal skips the recovery wait and final ops,
+//! never the heal or the teardown (see `crate::signals`). A requested fault that was
+//! tried and never applied makes the run fail (exit 3) after it checked and reported.
+//! Provisioning (with the faults' preflight) comes before the run directory: a run
+//! refused there writes nothing. The history is appended while the run goes (see
+//! [`recorder`]) and checked online as it is recorded (see [`online`]).
 //! Time and randomness (seeded streams, pacing, process ids, phase lengths) are
 //! `distest-generator`'s; this module only follows them.
 
@@ -29,7 +34,7 @@ use crate::one_sentence;
 use crate::targets::Target;
 use anyhow::Context;
 use config::RunConfig;
-use distest_checkers::{Results, Validity};
+use distest_checkers::Results;
 use distest_generator::phases::PhaseTimes;
 use distest_generator::{rng_for, seed, Pace, Phase};
 use distest_nemeses::NodeShell;
@@ -42,11 +47,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What provisioning hands the orchestrator: the target on its nodes, shells for the
-/// nemesis, and a guard that tears the nodes down when dropped.
+/// nemesis, and what holds the nodes until the run is over.
 pub struct Provisioned {
     pub target: Arc<dyn Target>,
     pub shells: Vec<Arc<dyn NodeShell>>,
-    pub guard: Box<dyn Send>,
+    pub guard: Box<dyn NodesGuard>,
+}
+
+/// How a run holds its nodes: released at its end (a local cluster it created is removed,
+/// its claim on the nodes dropped), also when it fails half-way (on drop).
+pub trait NodesGuard: Send {
+    /// The run is over and its target torn down: remove what the run created and give
+    /// the nodes up. Returns what is still left on them, as one sentence, if anything.
+    fn release(self: Box<Self>) -> Option<String>;
+    /// `--leave-running`: keep everything up, and say so to the next run on these nodes.
+    fn leave_running(self: Box<Self>);
 }
 
 /// How a run ended.
@@ -70,54 +85,34 @@ pub fn workload_of(test: &distest_rundir::TestJson) -> anyhow::Result<Box<dyn Wo
 }
 
 /// Runs a whole test. `provision` brings up nodes and the target for `cfg` (it may update
-/// `cfg.test.nodes`); it runs after the run directory exists so its failure is recorded too.
+/// `cfg.test.nodes`). It runs, with the faults' preflight, before the run directory
+/// exists: a run refused there (a cluster in use, a fault that cannot be applied) writes
+/// nothing; its log lines go to `distest.log` once the directory exists.
 pub fn execute(
     mut cfg: RunConfig,
     stop: StopFlag,
     provision: impl FnOnce(&mut RunConfig, &RunLog) -> anyhow::Result<Provisioned>,
 ) -> anyhow::Result<RunOutcome> {
+    let log = RunLog::in_memory();
+    let provisioned = provision(&mut cfg, &log)?;
+    let target = provisioned.target.clone();
+    // Faults that cannot be applied on these nodes refuse the run before it starts: a
+    // run whose faults silently did nothing would pass for a run that survived them.
+    let nemesis = build_nemesis(&cfg, &provisioned)?;
+
     let store = Store::new(&cfg.store);
     let run = store.create_run(
         &cfg.test.target,
         &cfg.test.workload,
         &cfg.test.nemesis_label(),
     )?;
-    let log = RunLog::create(&run.file(files::DISTEST_LOG))?;
+    log.attach(&run.file(files::DISTEST_LOG))?;
     log.line(&format!("run directory {}", run.path().display()));
     run.write_test(&cfg.test)?;
-
-    let provisioned = match provision(&mut cfg, &log) {
-        Ok(p) => p,
-        Err(e) => {
-            log.line(&format!("provisioning failed: {}", one_sentence(&e)));
-            return Err(e);
-        }
-    };
-    run.write_test(&cfg.test)?;
-    let target = provisioned.target.clone();
-
-    // Faults that cannot be applied on these nodes refuse the run before it starts: a
-    // run whose faults silently did nothing would pass for a run that survived them.
-    let nemesis = match build_nemesis(&cfg, &provisioned) {
-        Ok(n) => n,
-        Err(e) => {
-            log.line(&format!("refused: {}", one_sentence(&e)));
-            drop(provisioned);
-            return Err(e);
-        }
-    };
-
-    log.line(&format!(
-        "setting up {} on {}",
-        target.name(),
-        cfg.test.nodes.join(", ")
-    ));
-    if let Err(e) = target.setup() {
-        log.line(&format!("setup failed: {}", one_sentence(&e)));
-        collect_all_logs(&run, &cfg, target.as_ref(), &log);
-        let _ = target.teardown(true);
-        drop(provisioned);
-        return Err(e.context(format!("could not set up {}", cfg.test.target)));
+    if let Some((_, text)) = &cfg.nemesis_script {
+        let path = run.file(files::NEMESIS_SCHEDULE);
+        std::fs::write(&path, text)
+            .with_context(|| format!("could not write {}", path.display()))?;
     }
 
     let recorder = Recorder::create(&run.file(files::HISTORY_JSONL))
@@ -128,15 +123,28 @@ pub fn execute(
     let anomaly_stop = StopFlag::default();
     let online = start_online(&cfg, &recorder, &log, &anomaly_stop)?;
     recorder.attach_online(online.clone());
-    let main_result = main_phases(
-        &cfg,
-        &provisioned,
-        nemesis,
-        &recorder,
-        &stop,
-        &anomaly_stop,
-        &log,
-    );
+    let main_result = if stop.is_stopped() {
+        log.line("interrupted before the target was set up: nothing to run");
+        Ok(NemesisOutcome::default())
+    } else {
+        log.line(&format!(
+            "setting up {} on {}",
+            target.name(),
+            cfg.test.nodes.join(", ")
+        ));
+        match target.setup() {
+            Ok(()) => main_phases(
+                &cfg,
+                &provisioned,
+                nemesis,
+                &recorder,
+                &stop,
+                &anomaly_stop,
+                &log,
+            ),
+            Err(e) => Err(e.context(format!("could not set up {}", cfg.test.target))),
+        }
+    };
     if let Err(e) = &main_result {
         log.line(&format!("run failed: {}", one_sentence(e)));
     }
@@ -149,12 +157,14 @@ pub fn execute(
     }
     if cfg.test.leave_running {
         log.line("leaving the target running (--leave-running)");
-        std::mem::forget(provisioned.guard);
+        provisioned.guard.leave_running();
     } else {
         if let Err(e) = target.teardown(true) {
             log.line(&format!("teardown failed: {e:#}"));
         }
-        drop(provisioned.guard);
+        if let Some(left) = provisioned.guard.release() {
+            log.say(&format!("distest: {left}"));
+        }
     }
     let record_seconds = recorder.counters.record_ns.load(Ordering::Relaxed) as f64 / 1e9;
     let recorded = recorder.close();
@@ -190,6 +200,11 @@ pub fn execute(
             });
             results
         }
+        // A run stopped before its first op, or one that failed before it: nothing to
+        // check, and the run's own outcome (below) says why.
+        Err(_) if recorded == 0 && (stop.is_stopped() || main_result.is_err()) => {
+            Results::from_verdicts(Default::default())
+        }
         Err(e) => {
             log.line(&format!(
                 "online checking stopped ({e}); checking history.jsonl with {}",
@@ -199,7 +214,7 @@ pub fn execute(
             crate::verify::check(&history, &cfg.test.checkers, None)?
         }
     };
-    let (results, note) = crate::verify::with_net(
+    let (mut results, note) = crate::verify::with_net(
         results,
         &run,
         recorder
@@ -210,20 +225,56 @@ pub fn execute(
     if let Some(note) = note {
         log.line(&note);
     }
+    if let Some(signal) = stop.interrupted_by() {
+        log.line(&format!(
+            "interrupted by {signal}: the run did not run its course; the verdict is at best unknown"
+        ));
+        results.mark_interrupted();
+    }
+    match &main_result {
+        Err(e) => results.mark_failed(one_sentence(e)),
+        Ok(outcome) => {
+            for never in never_applied_faults(&cfg, &outcome.completions)? {
+                log.line(&never);
+                results.mark_failed(never);
+            }
+            if !outcome.heal_errors.is_empty() {
+                results.mark_failed(format!(
+                    "healing failed on some nodes ({}); run `distest env down` to clean up",
+                    outcome.heal_errors.join("; ")
+                ));
+            }
+        }
+    }
     crate::verify::write_results(&run, &results)?;
     log.line(&format!("verdict: {}", results.valid));
-    let exit_code = match &main_result {
-        Err(_) if results.valid != Validity::Invalid => crate::EXIT_ERROR,
-        _ => results.valid.exit_code(),
-    };
+    let exit_code = results.exit_code();
     finish_reports(&run, &cfg, &results, &log);
-    main_result?;
     Ok(RunOutcome {
         run_dir: run.path().to_path_buf(),
         results: Some(results),
         exit_code,
         record_seconds,
     })
+}
+
+/// The requested faults that the run tried and never applied, one sentence each, from the
+/// fault ops' completions `(f, error)`.
+fn never_applied_faults(
+    cfg: &RunConfig,
+    completions: &[(String, Option<String>)],
+) -> anyhow::Result<Vec<String>> {
+    if cfg.test.nemesis.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(distest_nemeses::never_applied(
+        &cfg.test.nemesis,
+        completions.iter().map(|(f, e)| (f.as_str(), e.as_deref())),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .iter()
+    .map(|n| n.sentence())
+    .collect())
 }
 
 /// The run's checkers by name, comma separated.
@@ -286,26 +337,21 @@ fn collect_all_logs(run: &RunDir, cfg: &RunConfig, target: &dyn Target, log: &Ru
     }
 }
 
-/// The faults this run's schedule may perform, as `--nemesis` names: what the performing
-/// nemesis is built from and what provisioning prepares the nodes for (packages, lazyfs
-/// under the data directories). Today the `--nemesis` list; a schedule file adds the
-/// faults its steps use (`distest_nemeses::schedule::fault_names`) here.
-pub(crate) fn fault_names(test: &distest_rundir::TestJson) -> Vec<String> {
-    test.nemesis.clone()
-}
-
 /// The run's nemesis on the provisioned nodes, once its preflight said every fault can be
 /// applied there; `None` without faults.
 fn build_nemesis(
     cfg: &RunConfig,
     provisioned: &Provisioned,
 ) -> anyhow::Result<Option<Box<dyn distest_nemeses::Nemesis>>> {
-    let names = fault_names(&cfg.test);
-    if names.is_empty() {
+    let nemesis = distest_nemeses::schedule::performer(
+        &cfg.test.nemesis,
+        cfg.nemesis_script.as_ref().map(|(script, _)| script),
+        nemesis_ctx(cfg, provisioned),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(nemesis) = nemesis else {
         return Ok(None);
-    }
-    let nemesis = distest_nemeses::build(&names, nemesis_ctx(cfg, provisioned))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    };
     nemesis.preflight().map_err(|e| {
         anyhow::anyhow!(
             "the run was refused before it started because a requested fault cannot be applied here: {e}"
@@ -322,6 +368,14 @@ fn nemesis_ctx(cfg: &RunConfig, provisioned: &Provisioned) -> distest_nemeses::N
     }
 }
 
+/// What the fault side of phases 2 and 3 did: every fault op's completion `(f, error)`,
+/// and the errors of the final heal.
+#[derive(Default)]
+pub struct NemesisOutcome {
+    pub completions: Vec<(String, Option<String>)>,
+    pub heal_errors: Vec<String>,
+}
+
 /// Phases 2 and 3 on a tokio runtime.
 fn main_phases(
     cfg: &RunConfig,
@@ -331,7 +385,7 @@ fn main_phases(
     stop: &StopFlag,
     anomaly_stop: &StopFlag,
     log: &RunLog,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<NemesisOutcome> {
     let test = &cfg.test;
     let times = PhaseTimes::from_secs(test.time_limit_s, test.recovery_s);
     let op_timeout = Duration::from_secs_f64(test.op_timeout_s);
@@ -345,15 +399,14 @@ fn main_phases(
     let final_ops = workload.final_ops();
     let faults = match nemesis {
         None => None,
-        Some(nemesis) => Some((
-            nemesis,
-            distest_nemeses::schedule::random(
-                &test.nemesis,
-                nemesis_ctx(cfg, provisioned),
-                Duration::from_secs_f64(test.nemesis_interval_s),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
+        Some(nemesis) => distest_nemeses::schedule::for_run(
+            &test.nemesis,
+            cfg.nemesis_script.as_ref().map(|(script, _)| script),
+            nemesis_ctx(cfg, provisioned),
+            Duration::from_secs_f64(test.nemesis_interval_s),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map(|schedule| (nemesis, schedule)),
     };
     let target = provisioned.target.clone();
     let progress = progress::Progress::start(recorder.clone(), test.time_limit_s);
@@ -410,60 +463,79 @@ fn main_phases(
             };
             tasks.push(tokio::spawn(client.run()));
         }
-        for t in tasks {
-            if let Err(e) = t.await {
-                tracing::error!("a client task panicked: {e}");
+        // A second signal abandons the ops in flight: their invocations stay in the
+        // history without a completion, which checkers read as "may have happened".
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        let all = async {
+            for t in tasks {
+                if let Err(e) = t.await {
+                    if !e.is_cancelled() {
+                        tracing::error!("a client task panicked: {e}");
+                    }
+                }
             }
+        };
+        tokio::select! {
+            _ = all => {}
+            _ = stop.hurried() => aborts.iter().for_each(|a| a.abort()),
         }
     });
     main_done.stop();
     if anomaly_stop.is_stopped() && !stop.is_stopped() {
         log.line("stopped at the first anomaly: healing, checking and reporting as usual");
     }
-    if stop.is_stopped() {
-        log.line("interrupted: ending the main phase early; healing, checking and reporting what was recorded");
+    if let Some(signal) = stop.interrupted_by() {
+        log.line(&format!(
+            "interrupted by {signal} after {:.1} s of {:.0} s: ending the main phase early; healing, checking and reporting what was recorded",
+            main_start.elapsed().as_secs_f64(),
+            test.time_limit_s
+        ));
     }
 
-    // Phase 3: heal, recover, final ops.
+    // Phase 3: heal, recover, final ops. A second signal skips the waiting, never the heal.
     progress.phase(Phase::Heal.as_str());
-    let heal_errors = match nemesis_thread {
-        Some(handle) => handle
-            .join()
-            .unwrap_or_else(|_| vec!["the nemesis thread panicked".into()]),
-        None => Vec::new(),
+    let outcome = match nemesis_thread {
+        Some(handle) => handle.join().unwrap_or_else(|_| NemesisOutcome {
+            completions: Vec::new(),
+            heal_errors: vec!["the nemesis thread panicked".into()],
+        }),
+        None => NemesisOutcome::default(),
     };
-    for e in &heal_errors {
+    for e in &outcome.heal_errors {
         log.line(&format!("heal: {e}"));
     }
-    if !final_ops.is_empty() && !stop.is_stopped() {
+    if !final_ops.is_empty() && !stop.is_hurried() {
         progress.phase(Phase::Recovery.as_str());
         log.line(&format!("recovery wait {:.0} s", test.recovery_s));
-        sleep_unless_stopped(times.recovery, stop);
-        progress.phase(Phase::FinalReads.as_str());
-        runtime.block_on(clients::final_phase(
-            &test.nodes,
-            &test.workload,
-            &target,
-            recorder,
-            &final_ops,
-            op_timeout,
-        ));
+        sleep_unless_hurried(times.recovery, stop);
+        if !stop.is_hurried() {
+            progress.phase(Phase::FinalReads.as_str());
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = clients::final_phase(
+                        &test.nodes,
+                        &test.workload,
+                        &target,
+                        recorder,
+                        &final_ops,
+                        op_timeout,
+                    ) => {}
+                    _ = stop.hurried() => {}
+                }
+            });
+        }
+    }
+    if stop.is_hurried() {
+        log.line("told to hurry (second signal): recovery wait and final ops skipped");
     }
     progress.finish();
     runtime.shutdown_timeout(Duration::from_secs(2));
-    if heal_errors.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "healing failed on some nodes ({}); run `distest env down` to clean up",
-            heal_errors.join("; ")
-        )
-    }
+    Ok(outcome)
 }
 
-fn sleep_unless_stopped(total: Duration, stop: &StopFlag) {
+fn sleep_unless_hurried(total: Duration, stop: &StopFlag) {
     let end = Instant::now() + total;
-    while Instant::now() < end && !stop.is_stopped() {
+    while Instant::now() < end && !stop.is_hurried() {
         std::thread::sleep(
             Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())),
         );

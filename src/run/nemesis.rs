@@ -37,8 +37,9 @@ pub struct NemesisThread {
 }
 
 impl NemesisThread {
-    /// Starts the thread; joining it returns the heal errors.
-    pub fn spawn(self) -> std::thread::JoinHandle<Vec<String>> {
+    /// Starts the thread; joining it returns every fault op's completion and the heal
+    /// errors.
+    pub fn spawn(self) -> std::thread::JoinHandle<super::NemesisOutcome> {
         std::thread::Builder::new()
             .name("dt-nemesis".into())
             .spawn(move || self.run())
@@ -49,7 +50,8 @@ impl NemesisThread {
         self.main_done.is_stopped() || self.stop.is_stopped()
     }
 
-    fn run(mut self) -> Vec<String> {
+    fn run(mut self) -> super::NemesisOutcome {
+        let mut outcome = super::NemesisOutcome::default();
         // Time spent inside `invoke` so far.
         let mut busy = Duration::ZERO;
         while let Some(step) = self.schedule.next_step() {
@@ -64,23 +66,29 @@ impl NemesisThread {
             let began = Instant::now();
             let invoked = record_fault_invoke(&self.recorder, &step.op);
             let result = self.nemesis.invoke(&step.op);
+            outcome.completions.push((
+                step.op.f.clone(),
+                result.as_ref().err().map(ToString::to_string),
+            ));
             record_fault_completion(&self.recorder, invoked, result, &self.log);
             busy += began.elapsed();
             self.progress.set_faults(self.nemesis.active());
         }
-        let mut errors = Vec::new();
         // `heal` reports its ops once it has performed them all, so their invocations
         // land after the effect; what matters to readers of the history — a fault ends
         // no later than its stop op's completion — still holds.
         for (op, result) in self.nemesis.heal() {
             if let Err(e) = &result {
-                errors.push(e.to_string());
+                outcome.heal_errors.push(e.to_string());
             }
+            outcome
+                .completions
+                .push((op.f.clone(), result.as_ref().err().map(ToString::to_string)));
             let invoked = record_fault_invoke(&self.recorder, &op);
             record_fault_completion(&self.recorder, invoked, result, &self.log);
         }
         self.progress.set_faults(self.nemesis.active());
-        errors
+        outcome
     }
 }
 

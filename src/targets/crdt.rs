@@ -29,6 +29,7 @@ pub fn entry() -> TargetEntry {
     )
     .workloads(&["or-set", "pn-counter", "g-counter", "lww-register"])
     .daemons(&["crdt-store"])
+    .bugs(crdt_store::crdt::BUG_NAMES)
 }
 
 pub struct Crdt {

@@ -87,8 +87,7 @@ pub fn post_json_value(
     request_json(addr, "POST", path, Some(body), timeout)
 }
 
-/// A minimal HTTP/1.0 exchange over a std socket: every step has `timeout`, the response
-/// read is bounded (status bodies are small), anything unexpected is `None`.
+/// A minimal HTTP/1.0 exchange over a std socket returning the JSON of a 2xx answer.
 fn request_json(
     addr: SocketAddr,
     method: &str,
@@ -96,6 +95,22 @@ fn request_json(
     body: Option<&Value>,
     timeout: Duration,
 ) -> Option<Value> {
+    match request_status_json(addr, method, path, body, timeout)? {
+        (200..=299, value) => Some(value),
+        _ => None,
+    }
+}
+
+/// A minimal HTTP/1.0 exchange over a std socket: every step has `timeout`, the response
+/// read is bounded (status bodies are small); the status and the JSON body of any answer,
+/// `None` when there was no well-formed one.
+pub fn request_status_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Option<(u16, Value)> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;
@@ -109,8 +124,6 @@ fn request_json(
     stream.take(1 << 20).read_to_end(&mut response).ok()?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n")?;
-    if !(head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2")) {
-        return None;
-    }
-    serde_json::from_str(body).ok()
+    let status = head.split_whitespace().nth(1)?.parse::<u16>().ok()?;
+    Some((status, serde_json::from_str(body).ok()?))
 }

@@ -4,21 +4,23 @@
 //! local nodes and an upload over SSH. Clients speak raft-kv's HTTP API; its error bodies
 //! say whether an op was definitely not applied (`fail`) or may have been (`info`).
 
-use super::http::{get_json, send_json};
+use super::http::{get_json, request_status_json, send_json};
 use super::managed::{bundled_target_spec, ManagedDaemon};
 use super::registry::{Setting, TargetEntry};
 use super::{Target, TargetOptions};
 use crate::nodes::Remote;
 use async_trait::async_trait;
-use distest_nemeses::TargetControl;
+use distest_nemeses::{NodeError, TargetControl};
 use distest_workloads::{Client, Completion, OpRequest};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const PEER_PORT: u16 = 7000;
 pub const API_PORT: u16 = 8000;
+/// How long a membership change may take to commit (through elections and retries).
+const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The registry entry of `kv`.
 pub fn entry() -> TargetEntry {
@@ -29,6 +31,7 @@ pub fn entry() -> TargetEntry {
     )
     .workloads(&["register", "list-append", "rw-register", "set"])
     .daemons(&["raft-kv"])
+    .bugs(raft_kv::node::Bugs::NAMES)
     .setting(Setting::choice(
         "read-mode",
         "how leaders serve reads: a quorum round (read-index, the default) or a lease",
@@ -60,21 +63,98 @@ impl Kv {
     fn status(&self, i: usize) -> Option<Value> {
         get_json(self.addrs[i], "/status", Duration::from_millis(500))
     }
+
+    fn index_of(&self, node: &str) -> Result<usize, NodeError> {
+        self.daemon
+            .nodes
+            .iter()
+            .position(|n| n.name() == node)
+            .ok_or_else(|| NodeError::Unsupported(format!("{node} is not a node of this run")))
+    }
+
+    /// Asks the cluster for a membership change through any node (followers forward it to
+    /// the leader) until it commits. Definite refusals (a change pending, a new leader not
+    /// ready, no leader) and lost answers are retried until `MEMBERSHIP_DEADLINE`: a
+    /// retried change that had committed is answered "already (not) a member", which
+    /// counts as done, so a lost answer never makes the change happen twice.
+    fn change_members(&self, node: &str, body: Value) -> Result<(), NodeError> {
+        self.index_of(node)?;
+        let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
+        let mut last = String::from("no node answered");
+        while Instant::now() < deadline {
+            for addr in &self.addrs {
+                let answer = request_status_json(
+                    *addr,
+                    "POST",
+                    "/admin/members",
+                    Some(&body),
+                    Duration::from_secs(3),
+                );
+                match answer {
+                    Some((200, _)) => return Ok(()),
+                    Some((400, b)) => {
+                        let message = b["message"].as_str().unwrap_or_default();
+                        if message.contains("already a member") || message.contains("not a member")
+                        {
+                            return Ok(());
+                        }
+                        return Err(NodeError::Failed {
+                            node: node.to_string(),
+                            command: format!("POST /admin/members {body}"),
+                            status: 400,
+                            stderr: message.to_string(),
+                        });
+                    }
+                    Some((status, b)) => last = format!("{status} {b}"),
+                    None => last = format!("no answer from {addr}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(NodeError::Unreachable {
+            node: node.to_string(),
+            message: format!(
+                "the membership change {body} did not commit within {} s (last answer: {last})",
+                MEMBERSHIP_DEADLINE.as_secs()
+            ),
+        })
+    }
 }
 
 impl TargetControl for Kv {
     super::managed::delegate_process_faults!();
 
-    /// Nodes that say they lead, as seen from the control node (a partitioned old leader
-    /// may still claim it: both are returned, which is what isolate-the-leader wants).
+    /// Nodes that say they lead, as seen from the control node, the newest term first (a
+    /// partitioned old leader may still claim it: both are returned, which is what
+    /// isolate-the-leader wants, and `@leader` is the one of the newest term).
     fn primaries(&self) -> Vec<String> {
-        (0..self.addrs.len())
-            .filter(|&i| {
-                self.status(i)
-                    .is_some_and(|s| s.get("role").and_then(Value::as_str) == Some("leader"))
+        let mut leaders: Vec<(u64, String)> = (0..self.addrs.len())
+            .filter_map(|i| {
+                let s = self.status(i)?;
+                (s.get("role").and_then(Value::as_str) == Some("leader")).then(|| {
+                    let term = s.get("term").and_then(Value::as_u64).unwrap_or(0);
+                    (term, self.daemon.nodes[i].name().to_string())
+                })
             })
-            .map(|i| self.daemon.nodes[i].name().to_string())
-            .collect()
+            .collect();
+        leaders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        leaders.into_iter().map(|(_, name)| name).collect()
+    }
+
+    fn has_membership(&self) -> bool {
+        true
+    }
+
+    /// `POST /admin/members` remove; the node keeps running as a non-member.
+    fn remove_member(&self, node: &str) -> Result<(), NodeError> {
+        self.change_members(node, json!({"action": "remove", "id": node}))
+    }
+
+    fn add_member(&self, node: &str) -> Result<(), NodeError> {
+        let i = self.index_of(node)?;
+        let addr = SocketAddr::new(self.daemon.nodes[i].address(), PEER_PORT);
+        let body = json!({"action": "add", "id": node, "addr": addr.to_string()});
+        self.change_members(node, body)
     }
 }
 

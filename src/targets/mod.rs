@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use distest_nemeses::TargetControl;
 use distest_workloads::Client;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Options every target may use.
@@ -80,42 +79,6 @@ pub fn builtin() -> Vec<TargetEntry> {
         postgres::entry(),
         maelstrom::entry(),
     ]
-}
-
-/// Removes what runs left on one node when they could not clean up themselves (the
-/// control node was SIGKILLed): every bundled or managed daemon found by its pid file is
-/// stopped and its data wiped. Returns one line per thing removed.
-pub fn clean_node(node: &Arc<dyn crate::nodes::Remote>) -> Vec<String> {
-    let mut removed = Vec::new();
-    for name in registry::all_daemons() {
-        let daemon = managed::ManagedDaemon::new(
-            vec![node.clone()],
-            &name,
-            Ok(()),
-            Box::new(|_, p| {
-                crate::nodes::DaemonSpec::new("true", p.pid_file.clone(), p.log_file.clone())
-            }),
-        );
-        let paths = daemon.paths(0);
-        let running = node.daemon_running(&paths.pid_file).unwrap_or(false);
-        let has_data = node
-            .exec(
-                &format!("test -e {}", crate::nodes::shell_quote_path(&paths.data)),
-                std::time::Duration::from_secs(10),
-            )
-            .is_ok_and(|o| o.success());
-        if !running && !has_data {
-            continue;
-        }
-        match daemon.stop_all(true) {
-            Ok(()) => removed.push(format!(
-                "{}: stopped {name} and wiped its data",
-                node.name()
-            )),
-            Err(e) => removed.push(format!("{}: could not clean {name}: {e:#}", node.name())),
-        }
-    }
-    removed
 }
 
 /// When this binary was invoked under a bundled program's name (`raft-kv`, `crdt-store`,

@@ -1,6 +1,6 @@
 //! The target registry: one [`TargetEntry`] per target, holding everything distest knows
 //! about it outside its adapter: name, one-line description, workloads, OS packages, the
-//! daemons it runs (found again by `distest env down` after a crash), the settings it
+//! daemons it runs, the bugs `--bug` can switch on, the settings it
 //! takes and how to check them, its default node count, whether it runs in-process, and
 //! how to build it.
 //!
@@ -114,9 +114,13 @@ pub struct TargetEntry {
     /// OS packages every node needs (installed when missing).
     pub packages: Vec<String>,
     /// Daemons it runs through `ManagedDaemon` (their pid files and data directories
-    /// carry these names): what cleaning a node after a crashed run looks for.
+    /// carry these names). For people and tests: cleaning up after a dead run finds
+    /// every daemon by its pid file, whatever its name (`nodes::sweep`), so a target
+    /// built at run time needs nothing here to be cleaned up.
     pub daemons: Vec<String>,
     pub settings: Vec<Setting>,
+    /// Bugs `--bug` can switch on (bundled targets' documented bugs).
+    pub bugs: Vec<String>,
     /// True for a target that runs inside distest and needs no nodes.
     pub in_process: bool,
     default_nodes: DefaultNodes,
@@ -132,6 +136,7 @@ impl std::fmt::Debug for TargetEntry {
             .field("packages", &self.packages)
             .field("daemons", &self.daemons)
             .field("settings", &self.settings)
+            .field("bugs", &self.bugs)
             .field("in_process", &self.in_process)
             .finish_non_exhaustive()
     }
@@ -151,6 +156,7 @@ impl TargetEntry {
             packages: Vec::new(),
             daemons: Vec::new(),
             settings: Vec::new(),
+            bugs: Vec::new(),
             in_process: false,
             default_nodes: Arc::new(|_| crate::nodes::args::DEFAULT_LOCAL_NODES),
             check: Arc::new(|_, _| Ok(())),
@@ -175,6 +181,11 @@ impl TargetEntry {
 
     pub fn setting(mut self, setting: Setting) -> Self {
         self.settings.push(setting);
+        self
+    }
+
+    pub fn bugs(mut self, names: &[&str]) -> Self {
+        self.bugs = names.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -216,6 +227,30 @@ impl TargetEntry {
             "target {} does not support workload {workload:?}; it supports: {}",
             self.name,
             self.workloads.join(", ")
+        )
+    }
+
+    /// Fails unless this target has every bug of `bugs` to switch on.
+    pub fn check_bugs(&self, bugs: &[String]) -> anyhow::Result<()> {
+        let Some(bad) = bugs.iter().find(|b| !self.bugs.contains(b)) else {
+            return Ok(());
+        };
+        if self.bugs.is_empty() {
+            let with: Vec<String> = super::builtin()
+                .into_iter()
+                .filter(|e| !e.bugs.is_empty())
+                .map(|e| e.name)
+                .collect();
+            anyhow::bail!(
+                "target {} has no bugs to switch on, so --bug {bad:?} cannot apply; --bug works with {}",
+                self.name,
+                with.join(", ")
+            )
+        }
+        anyhow::bail!(
+            "target {} has no bug {bad:?}; its bugs are: {}",
+            self.name,
+            self.bugs.join(", ")
         )
     }
 
@@ -273,18 +308,8 @@ pub fn find(name: &str) -> anyhow::Result<TargetEntry> {
     )
 }
 
-/// Every daemon name any built-in target runs, for cleaning nodes after a crash.
-pub fn all_daemons() -> Vec<String> {
-    let mut names: Vec<String> = super::builtin()
-        .into_iter()
-        .flat_map(|e| e.daemons)
-        .collect();
-    names.dedup();
-    names
-}
-
-/// The packages nodes need for `targets` and the faults `nemeses` (all of both when a
-/// list is empty), sorted, without repeats: what `distest env packages` prints.
+/// The packages nodes need for `targets` and the faults `nemeses` (every one of them
+/// when a list is empty), sorted, without repeats: what `distest env packages` prints.
 pub fn packages_for(targets: &[String], nemeses: &[String]) -> anyhow::Result<Vec<String>> {
     let entries = if targets.is_empty() {
         super::builtin()
@@ -294,8 +319,13 @@ pub fn packages_for(targets: &[String], nemeses: &[String]) -> anyhow::Result<Ve
             .map(|t| find(t))
             .collect::<anyhow::Result<_>>()?
     };
+    // No list: every fault, also those `all` leaves out (disk, membership), so a
+    // machine set up with `distest env packages` can run any of them.
     let faults: Vec<String> = if nemeses.is_empty() {
-        vec!["all".to_string()]
+        distest_nemeses::FAULTS
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect()
     } else {
         nemeses.to_vec()
     };
@@ -328,7 +358,7 @@ pub fn help() -> String {
 /// `--nemesis`'s help: one line per fault.
 pub fn nemesis_help() -> String {
     let mut out = String::from(
-        "Faults, comma separated (`all` = every one not marked \"named only\", `none` = no faults):",
+        "Faults, comma separated: one timeline of faults (`all` = every one not marked \"named only\", `none` = no faults); `+` runs timelines side by side (`partition+clock`: each its own schedule, overlapping):",
     );
     for f in distest_nemeses::FAULTS.iter() {
         let only = if f.in_all { "" } else { " (named only)" };
@@ -367,6 +397,21 @@ mod tests {
             );
             assert!(find(&e.name).is_ok());
         }
+        let kv = find("kv").unwrap();
+        assert!(kv.check_bugs(&["stale-read".into()]).is_ok());
+        assert_eq!(
+            kv.check_bugs(&["no-such-bug".into()])
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "target kv has no bug \"no-such-bug\"; its bugs are: {}",
+                kv.bugs.join(", ")
+            )
+        );
+        assert_eq!(
+            find("etcd").unwrap().check_bugs(&["x".into()]).unwrap_err().to_string(),
+            "target etcd has no bugs to switch on, so --bug \"x\" cannot apply; --bug works with kv, crdt"
+        );
         assert!(find("nosuchdb")
             .unwrap_err()
             .to_string()

@@ -503,26 +503,22 @@ fn no_fsync_bug_keeps_acknowledged_writes_through_kill_9() {
 }
 
 /// Concurrent clients hit every node (followers forward) with writes, reads and cas on
-/// one register while the leader is SIGKILLed and restarted. Each answer is recorded the
-/// way distest records it (200 → ok, `definite: true` → fail, anything else → info) and
-/// the history must be linearizable.
-#[test]
-fn concurrent_clients_stay_linearizable_through_leader_kills() {
+/// one register for `run_for` while `disrupt` runs on the test thread. Each answer is
+/// recorded the way distest records it (200 → ok, `definite: true` → fail, anything else
+/// → info) and the history must be linearizable.
+fn concurrent_clients_stay_linearizable(
+    c: &mut Cluster,
+    run_for: Duration,
+    disrupt: impl FnOnce(&mut Cluster),
+) {
     use distest_checkers::{CheckContext, CheckerOptions, History, Op, OpType, Process, Validity};
     use std::sync::{Arc, Mutex};
 
     const CLIENTS: u64 = 4;
     const MAX_OPS_PER_CLIENT: u64 = 250;
-    let mut args = vec!["--request-timeout-ms", "1000"];
-    // For checking that this test can fail: RAFT_KV_E2E_BUG=stale-read.
-    let bug = std::env::var("RAFT_KV_E2E_BUG").unwrap_or_default();
-    if !bug.is_empty() {
-        args.extend(["--bug", bug.as_str()]);
-    }
-    let mut c = Cluster::start(3, "linearizable", &args);
-    let leader = c.leader(&[0, 1, 2]);
+    // Paced so that the bounded number of ops spans the whole run.
+    let pace = (run_for / MAX_OPS_PER_CLIENT as u32).max(Duration::from_millis(8));
     let start = Instant::now();
-    let run_for = Duration::from_millis(3_000);
     let ops: Arc<Mutex<Vec<Op>>> = Arc::new(Mutex::new(Vec::new()));
     let mut threads = Vec::new();
     for client in 0..CLIENTS {
@@ -533,7 +529,7 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
             let mut last_read = Value::Null;
             // Bounded and paced: the history stays small enough for an exact check.
             while start.elapsed() < run_for && n < MAX_OPS_PER_CLIENT {
-                std::thread::sleep(Duration::from_millis(8));
+                std::thread::sleep(pace);
                 n += 1;
                 let node = ((client + n) % api.len() as u64) as usize;
                 let value = (client * 1_000_000 + n) as i64;
@@ -592,10 +588,12 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
             }
         }));
     }
-    std::thread::sleep(Duration::from_millis(1_000));
-    c.signal(leader, nix::sys::signal::Signal::SIGKILL);
-    std::thread::sleep(Duration::from_millis(1_000));
-    c.spawn(leader);
+    disrupt(c);
+    assert!(
+        start.elapsed() < run_for,
+        "the disruption outlasted the clients ({:?})",
+        start.elapsed()
+    );
     for t in threads {
         t.join().expect("client thread");
     }
@@ -644,4 +642,85 @@ fn concurrent_clients_stay_linearizable_through_leader_kills() {
         verdict.summary,
         verdict.explanation
     );
+}
+
+/// Client options of the linearizability tests, plus `RAFT_KV_E2E_BUG` (e.g.
+/// `stale-read`) to check that they can fail.
+fn linearizability_test_args() -> Vec<String> {
+    let mut args = vec!["--request-timeout-ms".to_string(), "1000".to_string()];
+    let bug = std::env::var("RAFT_KV_E2E_BUG").unwrap_or_default();
+    if !bug.is_empty() {
+        args.extend(["--bug".to_string(), bug]);
+    }
+    args
+}
+
+#[test]
+fn concurrent_clients_stay_linearizable_through_leader_kills() {
+    let args = linearizability_test_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = Cluster::start(3, "linearizable", &args);
+    let leader = c.leader(&[0, 1, 2]);
+    concurrent_clients_stay_linearizable(&mut c, Duration::from_millis(3_000), |c| {
+        std::thread::sleep(Duration::from_millis(1_000));
+        c.signal(leader, nix::sys::signal::Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(1_000));
+        c.spawn(leader);
+    });
+}
+
+impl Cluster {
+    /// Asks any live node for a membership change (followers forward it to the leader)
+    /// until it commits; a definite refusal (a change pending, a new leader not ready, no
+    /// leader right now) is retried for up to 15 s.
+    fn change_members(&self, live: &[usize], body: Value) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = None;
+        while Instant::now() < deadline {
+            for &i in live {
+                last = self.call(i, "POST", "/admin/members", body.clone());
+                if matches!(&last, Some((200, _))) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("membership change {body} never committed; last answer {last:?}");
+    }
+
+    fn members(&self, i: usize) -> Value {
+        self.call(i, "GET", "/status", Value::Null)
+            .expect("status")
+            .1["members"]
+            .clone()
+    }
+}
+
+/// Single-server membership changes while clients run: a follower is removed and added
+/// back, then the leader itself (it steps down once its removal commits). Removed nodes
+/// keep running and keep forwarding their clients' requests; the history stays
+/// linearizable and the cluster ends with all three members.
+#[test]
+fn concurrent_clients_stay_linearizable_through_membership_changes() {
+    let args = linearizability_test_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = Cluster::start(3, "membership", &args);
+    let all = [0, 1, 2];
+    let leader = c.leader(&all);
+    let follower = (leader + 1) % 3;
+    concurrent_clients_stay_linearizable(&mut c, Duration::from_millis(6_000), |c| {
+        for node in [follower, leader] {
+            std::thread::sleep(Duration::from_millis(500));
+            let id = c.ids[node].clone();
+            c.change_members(&all, json!({"action": "remove", "id": id}));
+            std::thread::sleep(Duration::from_millis(500));
+            let add = json!({"action": "add", "id": id, "addr": c.raft[node]});
+            c.change_members(&all, add);
+        }
+    });
+    let now = c.leader(&all);
+    c.wait_applied(now, &all);
+    for i in all {
+        assert_eq!(c.members(i), json!(["n1", "n2", "n3"]), "{}", c.ids[i]);
+    }
 }

@@ -6,7 +6,8 @@
 //! Beyond the paper: pre-vote and leader stickiness (a node that heard from a leader
 //! within the minimum election timeout neither pre-votes nor votes for anybody else, and
 //! neither does a node that just booted), check-quorum (a leader that has not heard from a
-//! majority within an election timeout steps down), ReadIndex and lease reads, one-server
+//! majority within an election timeout steps down; a lease leader once its lease has also
+//! lapsed on the lease clock), ReadIndex and lease reads, one-server
 //! membership changes (effective on append), leader transfer (TimeoutNow), and the
 //! conflict-term hint for fast log backtracking.
 
@@ -35,7 +36,8 @@ pub enum ReadMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CoreBugs {
     /// Commit entries of earlier terms by counting replicas, and skip the leader's no-op
-    /// (Raft paper, figure 8).
+    /// (Raft paper, figure 8). In its place a new leader runs a catch-up phase: it takes
+    /// no proposals until every member has its log or an election timeout has passed.
     pub commit_old_term: bool,
     /// Lease reads without the clock-drift margin.
     pub lease_no_margin: bool,
@@ -87,6 +89,8 @@ pub enum RaftError {
     NotReady,
     #[error("a membership change is still uncommitted; retry once it commits")]
     ConfigChangePending,
+    #[error("the new leader is still bringing the members up to date; retry shortly")]
+    CatchingUp,
     #[error("{0} is not a member of the cluster")]
     NotMember(NodeId),
     #[error("{0} is already a member of the cluster")]
@@ -182,6 +186,12 @@ pub struct Raft {
     /// transfer election, which is what leases rely on, so no lease reads for the rest of
     /// this term (a delayed TimeoutNow may start that election at any time).
     lease_forfeited: bool,
+    /// Set when check-quorum found no quorum in the last window. A read-index leader steps
+    /// down at once; a lease leader when its lease no longer holds on its lease clock.
+    quorum_lost: bool,
+    /// `commit-old-term` only: `(last index at election, deadline tick)` of the catch-up
+    /// phase that replaces the no-op; proposals are refused while it lasts.
+    catch_up: Option<(Index, u64)>,
     ready: Ready,
 }
 
@@ -231,6 +241,8 @@ impl Raft {
             unsent_from: None,
             read_round_wanted: false,
             lease_forfeited: false,
+            quorum_lost: false,
+            catch_up: None,
             ready: Ready::default(),
             cfg,
         };
@@ -253,15 +265,22 @@ impl Raft {
             self.heartbeat_elapsed += 1;
             if self.election_elapsed >= self.cfg.election_ticks {
                 self.election_elapsed = 0;
-                if !self.check_quorum() {
-                    self.event(format!(
-                        "stepping down in term {}: no quorum heard within an election timeout",
-                        self.term
-                    ));
-                    self.become_follower(self.term, None);
-                    return;
-                }
+                self.quorum_lost = !self.check_quorum();
             }
+            // A lease leader keeps its leadership while its lease holds on the lease clock:
+            // it may serve reads until then anyway, and lease-based leaders end their reign
+            // when the lease ends. Safe while the lease is (margin); a lease clock stepped
+            // back lengthens both, which is the failure lease reads accept.
+            let holds_lease = self.cfg.read_mode == ReadMode::Lease && self.lease_valid();
+            if self.quorum_lost && !holds_lease {
+                self.event(format!(
+                    "stepping down in term {}: no quorum heard within an election timeout",
+                    self.term
+                ));
+                self.become_follower(self.term, None);
+                return;
+            }
+            self.end_catch_up_when_done();
             if let Some((_, deadline)) = &self.transfer {
                 if self.now_ticks >= *deadline {
                     self.event("leader transfer timed out; resuming".to_string());
@@ -695,6 +714,8 @@ impl Raft {
             self.transfer = None;
             self.progress.clear();
         }
+        self.quorum_lost = false;
+        self.catch_up = None;
         let changed = self.role != Role::Follower || self.leader != leader;
         self.role = Role::Follower;
         if leader.is_some() {
@@ -788,10 +809,18 @@ impl Raft {
             self.term,
             self.log.last_index()
         ));
+        self.quorum_lost = false;
         if !self.cfg.bugs.commit_old_term {
             // Committing this no-op commits everything before it (paper section 5.4.2).
             self.append_as_leader(EntryKind::Noop);
         } else {
+            // BUG commit-old-term: instead of the no-op, re-replicate what we inherited
+            // before taking proposals, and count those entries committed once a majority
+            // stores them. A deadline keeps an unreachable member from blocking writes.
+            self.catch_up = Some((
+                self.log.last_index(),
+                self.now_ticks + self.cfg.election_ticks,
+            ));
             self.broadcast_append();
             self.maybe_commit();
         }
@@ -826,7 +855,7 @@ impl Raft {
 
     // ----- replication ----------------------------------------------------------------
 
-    fn check_can_propose(&self) -> Result<(), RaftError> {
+    fn check_can_propose(&mut self) -> Result<(), RaftError> {
         if self.role != Role::Leader {
             return Err(RaftError::NotLeader {
                 leader: self.leader.clone(),
@@ -835,7 +864,31 @@ impl Raft {
         if self.transfer.is_some() {
             return Err(RaftError::Transferring);
         }
+        self.end_catch_up_when_done();
+        if self.catch_up.is_some() {
+            return Err(RaftError::CatchingUp);
+        }
         Ok(())
+    }
+
+    /// Ends the `commit-old-term` catch-up phase once every member holds the log the
+    /// leader was elected with, or its deadline passed (a member may be unreachable).
+    fn end_catch_up_when_done(&mut self) {
+        let Some((index, deadline)) = self.catch_up else {
+            return;
+        };
+        let all_have_it = self
+            .progress
+            .iter()
+            .filter(|(id, _)| self.membership.contains(id))
+            .all(|(_, pr)| pr.matched >= index);
+        if all_have_it || self.now_ticks >= deadline {
+            self.catch_up = None;
+            self.event(format!(
+                "catch-up done in term {}: taking proposals",
+                self.term
+            ));
+        }
     }
 
     fn append_as_leader(&mut self, kind: EntryKind) -> (Index, Term) {
@@ -1010,13 +1063,22 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(from) else {
             return;
         };
+        let old_next = pr.next;
         if success {
             pr.matched = pr.matched.max(match_index.min(last_index));
             pr.next = pr.next.max(pr.matched + 1);
         } else {
             pr.next = hint.min(pr.next).max(pr.matched + 1);
         }
-        let behind = pr.next <= last_index || !success;
+        // A refusal that does not move `next` back would be answered by the same message
+        // and refused again: leave it to the next heartbeat instead of ping-ponging (only
+        // a follower whose log contradicts what it acknowledged does that, e.g. under a
+        // bug that overwrote committed entries).
+        let behind = if success {
+            pr.next <= last_index
+        } else {
+            pr.next < old_next
+        };
         self.note_ack(from, seq);
         if success {
             self.maybe_commit();
@@ -1343,6 +1405,8 @@ mod tests {
         inbox: Vec<Envelope>,
         /// Indexes of nodes whose messages (both ways) are dropped.
         isolated: Vec<usize>,
+        /// Every entry each node handed to its state machine, by index.
+        applied: Vec<BTreeMap<Index, Entry>>,
     }
 
     fn members(n: usize) -> Membership {
@@ -1369,6 +1433,7 @@ mod tests {
                 disks: vec![DurableState::default(); n],
                 inbox: Vec::new(),
                 isolated: Vec::new(),
+                applied: vec![BTreeMap::new(); n],
             }
         }
 
@@ -1383,6 +1448,9 @@ mod tests {
             }
             for op in &r.log_ops {
                 self.disks[i].apply(op).unwrap();
+            }
+            for e in r.committed {
+                self.applied[i].insert(e.index, e);
             }
             self.inbox.extend(r.messages);
         }
@@ -1642,6 +1710,144 @@ mod tests {
         assert!(lease_revived_by_stepping_the_wall_clock_back(true, 1));
         assert!(lease_revived_by_stepping_the_wall_clock_back(false, 1));
         assert!(!lease_revived_by_stepping_the_wall_clock_back(false, 0));
+    }
+
+    /// Ticks (everyone) until the connected nodes have a leader of a term above the one
+    /// `previous` led (a deposed leader may still believe it leads its old term).
+    fn next_leader(net: &mut Net, previous: usize) -> usize {
+        let term = net.nodes[previous].term();
+        for _ in 0..1_000 {
+            net.tick_all(1);
+            if let Some(l) = net.leader().filter(|l| net.nodes[*l].term() > term) {
+                return l;
+            }
+        }
+        panic!("no leader of a term above {term} among the connected nodes within 1000 ticks");
+    }
+
+    /// Raft's figure 8 on three nodes, driven by partitions only: isolate the leader while
+    /// it takes a write (partial replication), then isolate each newly elected leader in
+    /// turn. Returns whether some node applied an entry that the final log replaced.
+    fn figure_8_by_isolating_each_new_leader(bug: bool) -> bool {
+        let mut net = Net::with_config(3, |c| {
+            c.bugs.commit_old_term = bug;
+            c.assert_invariants = !bug;
+        });
+        let l1 = net.elect();
+        net.tick_all(3);
+        net.nodes[l1].propose("w0".into()).unwrap();
+        net.tick_all(5);
+        net.isolated = vec![l1];
+        net.nodes[l1].propose("A".into()).unwrap();
+        net.flush(l1);
+        let l2 = next_leader(&mut net, l1);
+        assert_ne!(l2, l1);
+        if bug {
+            // The catch-up phase: l1 cannot be reached, so no entry of l2's term exists.
+            assert_eq!(
+                net.nodes[l2].propose("x".into()),
+                Err(RaftError::CatchingUp)
+            );
+        }
+        net.isolated = vec![l2];
+        // l2, cut off, takes a write once its catch-up deadline passed: an entry of a later
+        // term than A, at A's index, on l2 alone.
+        let mut proposed = false;
+        for _ in 0..net.nodes[l2].cfg.election_ticks + 2 {
+            if net.nodes[l2].propose("B".into()).is_ok() {
+                proposed = true;
+                break;
+            }
+            net.nodes[l2].tick();
+            net.flush(l2);
+        }
+        assert!(proposed, "l2 took a write before check-quorum deposed it");
+        net.inbox.clear();
+        let l3 = next_leader(&mut net, l2);
+        if bug {
+            assert_eq!(
+                l3, l1,
+                "only l1 (holding A) can win: the third node is behind it"
+            );
+        }
+        net.tick_all(5);
+        net.isolated = vec![l3];
+        let l4 = next_leader(&mut net, l3);
+        if bug {
+            assert_eq!(l4, l2, "B's term beats A's: l2 wins and overwrites A");
+        }
+        net.isolated.clear();
+        net.tick_all(60);
+        let l = net.leader().expect("a leader after healing");
+        let last = net.nodes[l].log_entries().to_vec();
+        (0..3).any(|i| {
+            net.applied[i]
+                .iter()
+                .any(|(index, e)| last.iter().find(|x| x.index == *index) != Some(e))
+        })
+    }
+
+    #[test]
+    fn commit_old_term_loses_an_applied_entry_in_figure_8() {
+        assert!(figure_8_by_isolating_each_new_leader(true));
+    }
+
+    #[test]
+    fn the_no_op_keeps_figure_8_from_losing_anything() {
+        assert!(!figure_8_by_isolating_each_new_leader(false));
+    }
+
+    #[test]
+    fn commit_old_term_catch_up_ends_when_every_member_has_the_log() {
+        let mut net = Net::with_config(3, |c| c.bugs.commit_old_term = true);
+        let l = net.elect();
+        net.settle();
+        assert!(
+            net.nodes[l].propose("x".into()).is_ok(),
+            "all members reached"
+        );
+    }
+
+    /// A leader cut off from its followers whose lease clock stands still (stepped back
+    /// by as much as time passes) keeps leading, and serving lease reads, while its lease
+    /// holds; it steps down once the lease clock passes the lease. A read-index leader
+    /// steps down after check-quorum whatever its clock says.
+    fn cut_off_leader_still_leads_after_two_election_timeouts(mode: ReadMode) -> bool {
+        let mut net = Net::with_config(3, |c| c.read_mode = mode);
+        let l = net.elect();
+        net.tick_all(3);
+        let wall = 1_000_000;
+        net.nodes[l].set_lease_clock(wall);
+        net.nodes[l].broadcast_append();
+        net.settle();
+        net.isolated.push(l);
+        let e = net.nodes[l].cfg.election_ticks;
+        for _ in 0..2 * e + 1 {
+            net.nodes[l].tick();
+            net.flush(l);
+        }
+        let still = net.nodes[l].role() == Role::Leader;
+        if still {
+            assert!(serves_lease_read_at_once(&mut net, l, 1), "the lease holds");
+            net.nodes[l].set_lease_clock(wall + e);
+            net.nodes[l].tick();
+            assert_ne!(
+                net.nodes[l].role(),
+                Role::Leader,
+                "stepped down at lease end"
+            );
+        }
+        still
+    }
+
+    #[test]
+    fn a_lease_leader_cut_off_leads_until_its_lease_ends_on_the_lease_clock() {
+        assert!(cut_off_leader_still_leads_after_two_election_timeouts(
+            ReadMode::Lease
+        ));
+        assert!(!cut_off_leader_still_leads_after_two_election_timeouts(
+            ReadMode::ReadIndex
+        ));
     }
 
     /// Garbage from peers (any term, index, hint) must never panic the core.
