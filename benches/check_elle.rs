@@ -38,7 +38,13 @@ fn check_json(binary: &Path, file: &Path, args: &[&str]) -> (Took, String) {
         .flat_map(|v| v["anomalies"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
-    let verdict = match doc["valid"].as_str() {
+    // `valid` is true, false or "unknown".
+    let valid = match &doc["valid"] {
+        serde_json::Value::Bool(true) => Some("valid"),
+        serde_json::Value::Bool(false) => Some("invalid"),
+        other => other.as_str(),
+    };
+    let verdict = match valid {
         Some(valid) if anomalies.is_empty() => valid.to_string(),
         Some(valid) => format!("{valid} ({})", anomalies.join(", ")),
         None => format!(

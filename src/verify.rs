@@ -141,8 +141,9 @@ fn with_time_limit<T>(limit: Option<Duration>, f: impl FnOnce(&CheckContext) -> 
 }
 
 /// The streaming path of [`check_file`]; `None` when it does not apply (other
-/// checkers, another format). The file is opened once per shape of transaction and read
-/// from where its format was detected, so a pipe (`/dev/stdin`, a FIFO) checks too.
+/// checkers, another format, a pipe whose format is not given). The input is opened once
+/// per shape of transaction and read from where its format was detected, so a pipe
+/// (`/dev/stdin`, a FIFO) given with `--format jsonl` and one shape checks here too.
 fn try_streaming_elle(
     path: &Path,
     format: Option<Format>,
@@ -160,6 +161,12 @@ fn try_streaming_elle(
         return None;
     }
     if format.is_some_and(|f| f != Format::Jsonl) {
+        return None;
+    }
+    if format.is_none() && !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        // Detecting the format of a pipe consumes its first bytes, which another path
+        // could not read again: the general path reads it once (`--format jsonl` keeps
+        // this one).
         return None;
     }
     let run = || -> anyhow::Result<Option<Results>> {
@@ -180,7 +187,10 @@ fn try_streaming_elle(
                     }
                 }
                 let shape = shape_of(&spec.name).expect("checked above");
-                let txns = Txns::read_jsonl(reader, shape, &path.display().to_string())?;
+                // A pipe has no length: its tables grow as it goes.
+                let size = std::fs::metadata(path).map_or(0, |m| m.len());
+                let txns =
+                    Txns::read_jsonl_sized(reader, shape, &path.display().to_string(), size)?;
                 if txns.txns.is_empty() {
                     // No transaction at all: the general path tells an empty file or one
                     // without ops (an error) from a history of other ops (a verdict).

@@ -39,8 +39,12 @@ fn kv_history(store: &Path, seed: &str) -> Vec<Value> {
         .args(["--recovery-time", "0", "--seed", seed])
         .output()
         .unwrap();
+    // A fault whose every start failed (pause aimed at the primaries while none was
+    // elected, in a 3 s run) makes the run an error, but its history is whole: the
+    // schedule drawn is what this test compares.
+    let never_applied = String::from_utf8_lossy(&out.stderr).contains("never applied");
     assert!(
-        matches!(out.status.code(), Some(0..=2)),
+        matches!(out.status.code(), Some(0..=2)) || never_applied,
         "the run ended with a verdict: {}",
         text(&out)
     );

@@ -411,8 +411,10 @@ fn commit_old_term_loses_read_elements_under_the_figure_8_schedule() {
         &file,
         "--op-timeout",
         "0.5",
+        // Rounds of 8 s plus elections, which take seconds on a loaded machine: 40 s
+        // leave room for four rounds even then (two in 20 s hit no window once).
         "--time-limit",
-        "20",
+        "40",
         "--seed",
         "1",
     ];

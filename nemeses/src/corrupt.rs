@@ -17,10 +17,10 @@
 //! default drawn)}`; completion adds `"changed": {node: {"file", "size", "flips":
 //! [{"offset", "bit", "before", "after"}]}}` or `{"file", "size", "truncated_to"}`.
 //! A target that refuses to start on the changed file (its checksums caught it) stays
-//! down (`"restarted": false`, `"start_error"` in its result); the next op is
-//! `restart-corrupt` `{"nodes": [...]}`, which puts the bytes back (the same bits flipped
-//! again, the cut tail appended: a replaced disk) and starts it; its completion adds
-//! `"restored": {node: {"file", "size"}}`. Heal does the same.
+//! down (`"restarted": false`, `"start_error"` in its result); the next `corrupt-file` op
+//! first puts its bytes back (the same bits flipped again, the cut tail appended: a
+//! replaced disk) and starts it (`"brought_back": {"nodes", "restored": {node: {"file",
+//! "size"}}}` in its completion). Heal does the same as op `restart-corrupt`.
 
 use crate::cluster::{shell_quote, COMMAND_TIMEOUT};
 use crate::error::NemesisError;
@@ -543,10 +543,10 @@ mod tests {
     }
 
     /// A target that refuses its corrupted data: the op still completes (that is the
-    /// system's answer), the node stays down, and the next op puts the bytes back and
-    /// starts it, so faults never pile up; heal does the same for what is left.
+    /// system's answer), the node stays down, and the next fault op first puts its bytes
+    /// back and starts it, so faults never pile up; heal does the same for what is left.
     #[test]
-    fn a_node_that_refuses_its_corrupted_data_is_restored_by_the_next_op() {
+    fn a_node_that_refuses_its_corrupted_data_is_brought_back_by_the_next_op() {
         let nodes = fake::answering(5, "find .", "10 wal.log\n");
         let target = Arc::new(FakeTarget::default());
         for node in &nodes {
@@ -564,56 +564,52 @@ mod tests {
             seed: 3,
         };
         let mut corrupt = Corrupt::new(&ctx);
-        target.broken_start.lock().unwrap().push("n2".into());
-        let done = corrupt
-            .invoke(&FaultOp::new(
+        let cut = |node: &str| {
+            FaultOp::new(
                 CORRUPT,
-                json!({"nodes": ["n2"], "mode": "truncate", "drop_bytes": 4}),
-            ))
-            .unwrap();
+                json!({"nodes": [node], "mode": "truncate", "drop_bytes": 4}),
+            )
+        };
+        target.broken_start.lock().unwrap().push("n2".into());
+        let done = corrupt.invoke(&cut("n2")).unwrap();
         let n2 = &done["changed"]["n2"];
         assert_eq!(n2["restarted"], false, "{done}");
-        assert!(
-            n2["start_error"]
-                .as_str()
-                .unwrap()
-                .contains("does not start"),
+        assert_eq!(
+            n2["start_error"], "on n2: fake node does not start",
             "{done}"
         );
         assert_eq!(corrupt.active(), vec!["n2 down after corrupt-file"]);
-        let next = corrupt.next_op();
-        assert_eq!(next.f, RESTART);
-        assert_eq!(next.value, json!({"nodes": ["n2"]}));
-
-        // Still refusing: the bytes are back, the node stays down, no second undo.
-        let err = corrupt.invoke(&next).unwrap_err();
-        assert!(err.to_string().contains("does not start"), "{err}");
         let undo = "cat '/data.corrupt-tail' >> '/data/wal.log' && rm -f '/data.corrupt-tail' && [ \"$(stat -c %s '/data/wal.log')\" = 10 ]";
-        let count_undos = || nodes[1].commands().iter().filter(|c| *c == undo).count();
-        assert_eq!(count_undos(), 1);
+        let undos = || nodes[1].commands().iter().filter(|c| *c == undo).count();
+
+        // Still refusing after its bytes are back: the op fails before touching n3, and
+        // the bytes are not appended twice.
+        let err = corrupt.invoke(&cut("n3")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`restart-corrupt` failed on 1 of 1 node(s): n2: the target on n2 did not start: on n2: fake node does not start"
+        );
+        assert_eq!(undos(), 1);
+        assert!(nodes[2].commands().is_empty());
+
         target.broken_start.lock().unwrap().clear();
-        let next = corrupt.next_op();
-        let restarted = corrupt.invoke(&next).unwrap();
-        assert_eq!(restarted, json!({"nodes": ["n2"]}));
-        assert_eq!(count_undos(), 1);
+        let done = corrupt.invoke(&cut("n3")).unwrap();
+        assert_eq!(done["brought_back"], json!({"nodes": ["n2"]}), "{done}");
+        assert_eq!(done["changed"]["n3"]["truncated_to"], 6, "{done}");
+        assert_eq!(undos(), 1);
         assert!(corrupt.active().is_empty());
-        assert_eq!(corrupt.next_op().f, CORRUPT);
         assert!(corrupt.heal().is_empty());
 
-        // Heal restores and starts a node left down at the end.
-        target.broken_start.lock().unwrap().push("n3".into());
-        corrupt
-            .invoke(&FaultOp::new(
-                CORRUPT,
-                json!({"nodes": ["n3"], "mode": "truncate", "drop_bytes": 1}),
-            ))
-            .unwrap();
+        // Heal puts back and starts a node left down at the end.
+        target.broken_start.lock().unwrap().push("n4".into());
+        corrupt.invoke(&cut("n4")).unwrap();
         target.broken_start.lock().unwrap().clear();
         let healed = corrupt.heal();
         assert_eq!(healed.len(), 1);
+        assert_eq!(healed[0].0, FaultOp::new(RESTART, json!({"nodes": ["n4"]})));
         let value = healed[0].1.as_ref().unwrap();
         assert_eq!(
-            value["restored"]["n3"],
+            value["restored"]["n4"],
             json!({"file": "wal.log", "size": 10})
         );
         assert!(corrupt.active().is_empty());

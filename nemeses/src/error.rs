@@ -70,6 +70,8 @@ pub enum NemesisError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<NemesisError>),
 
+    #[error("the target on {node} did not start: {why}")]
+    NotStarted { node: String, why: String },
     #[error("cannot reach the data of the target on {node}: {why}")]
     NoDataDir { node: String, why: String },
 

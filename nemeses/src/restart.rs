@@ -3,10 +3,10 @@
 //! fault needs no stop op of its own. A target may refuse to start on the changed data
 //! (a checksum caught the corruption): that is how the system answered the fault, so the
 //! op still completes, its node's result says `"restarted": false` with the start's
-//! error, and the node stays down. The next scheduled op is then the restart op
-//! (`restart-…`), which first puts back what the fault changed where it can
-//! ([`DataFault::undo`]: the disk is "replaced") and starts the node; heal does the same.
-//! So at most one op's nodes (one, or a minority) are ever down at once.
+//! error, and the node stays down. The next fault op first brings it back (recorded as
+//! `brought_back` in its completion): it puts back what the fault changed where it can
+//! ([`DataFault::undo`]: the disk is "replaced") and starts the node; heal (op
+//! `restart-…`) does the same. So at most one op's nodes (one, or a minority) are down.
 //!
 //! Not a [`Toggle`](crate::start_stop::Toggle): a toggle's schedule alternates its start
 //! and stop ops, while these faults are over when their op completes; scheduling a stop
@@ -96,6 +96,13 @@ impl<F: DataFault> DataFaultNemesis<F> {
     fn fault(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
         let fields = F::fields(op)?;
         let nodes = self.reach.resolve(op)?;
+        // Nodes an earlier op left down come back first, their data put back: faults
+        // never pile up into a majority down.
+        let brought_back = if crate::cluster::lock(&self.down).is_empty() {
+            None
+        } else {
+            Some(self.restart(&FaultOp::new(F::RESTART_F, Value::Null))?)
+        };
         let seeds: Vec<u64> = nodes.iter().map(|_| self.reach.rng.gen()).collect();
         let target = self.reach.target.as_ref();
         let cluster = &self.reach.cluster;
@@ -144,6 +151,9 @@ impl<F: DataFault> DataFaultNemesis<F> {
         value.insert("nodes".into(), json!(nodes));
         let results: Map<String, Value> = done.into_iter().collect();
         value.insert(F::RESULT_KEY.into(), Value::Object(results));
+        if let Some(back) = brought_back {
+            value.insert("brought_back".into(), back);
+        }
         Ok(Value::Object(value))
     }
 
@@ -195,7 +205,10 @@ impl<F: DataFault> DataFaultNemesis<F> {
                 }
                 _ => Value::Null,
             };
-            target.start(node)?;
+            target.start(node).map_err(|e| NemesisError::NotStarted {
+                node: node.to_string(),
+                why: start_error(&e),
+            })?;
             crate::cluster::lock(down).remove(node);
             Ok(restored)
         });
@@ -225,18 +238,11 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
         false
     }
 
-    /// The fault op: it ends within itself (the node is up again when its completion is
-    /// recorded), so there is no stop op to schedule — unless a node refused to start on
-    /// its changed data: then the restart op, so that faults never pile up into a
-    /// majority down. The fault op is drawn either way: the stream stays the same.
+    /// Always the fault op: it ends within itself (the node is up again when its
+    /// completion is recorded, or was left down and is brought back by the next fault op
+    /// or heal), so there is no stop op to schedule.
     fn next_op(&mut self) -> FaultOp {
-        let op = self.draw_fault();
-        let down: Vec<String> = crate::cluster::lock(&self.down).keys().cloned().collect();
-        if down.is_empty() {
-            op
-        } else {
-            FaultOp::new(F::RESTART_F, json!({ "nodes": down }))
-        }
+        self.draw_fault()
     }
 
     fn invoke(&mut self, op: &FaultOp) -> Result<Value, NemesisError> {
@@ -289,11 +295,17 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
 /// exited, not the script that started it.
 fn start_error(e: &NodeError) -> String {
     match e {
-        NodeError::Failed { node, stderr, .. } => {
-            format!(
-                "{node}: {}",
-                stderr.split_whitespace().collect::<Vec<_>>().join(" ")
-            )
+        NodeError::Failed { stderr, .. } => {
+            let lines: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            match lines.as_slice() {
+                [] => e.to_string(),
+                [only] => only.to_string(),
+                [first, .., last] => format!("{first} … {last}"),
+            }
         }
         other => other.to_string(),
     }

@@ -47,7 +47,12 @@ impl RunRecord {
     pub fn describe(&self) -> String {
         let mut text = format!("pid {}, started {}", self.pid, self.started_at);
         if !self.command.is_empty() {
-            let command: String = self.command.chars().take(120).collect();
+            // Long command lines are cut, visibly: a cut `--base-dir` must not read as a
+            // flag without a value.
+            let mut command: String = self.command.chars().take(160).collect();
+            if command.len() < self.command.len() {
+                command.push_str(" …");
+            }
             text.push_str(&format!(": {command}"));
         }
         text

@@ -484,7 +484,19 @@ impl Txns {
         shape: Shape,
         source_name: &str,
     ) -> Result<Txns, ParseError> {
-        super::jsonl::read(reader, shape, source_name)
+        super::jsonl::read(reader, shape, source_name, None)
+    }
+
+    /// [`Txns::read_jsonl`] of an input of about `total_bytes` (a file's length): the
+    /// tables are sized once from the first window's density instead of doubling, which
+    /// copies them and touches fresh memory at every step.
+    pub fn read_jsonl_sized(
+        reader: impl std::io::BufRead,
+        shape: Shape,
+        source_name: &str,
+        total_bytes: u64,
+    ) -> Result<Txns, ParseError> {
+        super::jsonl::read(reader, shape, source_name, Some(total_bytes))
     }
 }
 
@@ -509,6 +521,16 @@ impl TxnsBuilder {
             },
             in_flight: FastMap::default(),
         }
+    }
+
+    /// Reserves room for the tables to grow `factor` times past what they hold (an
+    /// estimate; untouched room costs address space, not memory).
+    pub(crate) fn reserve_scaled(&mut self, factor: f64) {
+        let more = |len: usize| (len as f64 * (factor - 1.0) * 1.05) as usize;
+        let out = &mut self.out;
+        out.txns.reserve(more(out.txns.len()));
+        out.mops.reserve(more(out.mops.len()));
+        out.elems.reserve(more(out.elems.len()));
     }
 
     /// Takes the next op of the history (in history order). Non-`txn` and nemesis ops are
