@@ -246,6 +246,45 @@ pub fn say_error(results: &Results) {
 }
 
 /// Writes the run's `results.json`.
+/// Adds Maelstrom's `net` verdict — the message statistics of the run's journal
+/// (`messages.jsonl`), msgs-per-op among them; always valid — when the run has a journal.
+/// A journal that cannot be read leaves the results as they are and says why.
+pub fn with_net(results: Results, run: &RunDir, client_ops: u64) -> (Results, Option<String>) {
+    match run.read_journal() {
+        Ok(None) => (results, None),
+        Err(e) => (results, Some(format!("no net statistics: {e}"))),
+        Ok(Some(journal)) => {
+            let mut results = results;
+            let net = distest_checkers::net::verdict(&journal, client_ops);
+            results.checkers.insert("net".to_string(), net);
+            // Everything else the results say (first anomaly, interrupted, error) stays.
+            results.valid = results
+                .checkers
+                .values()
+                .fold(Validity::Valid, |acc, v| acc.meet(v.valid));
+            if results.interrupted || results.error.is_some() {
+                results.valid = results.valid.meet(Validity::Unknown);
+            }
+            (results, None)
+        }
+    }
+}
+
+/// Client invocations in a history file (Maelstrom's "ops" in msgs-per-op), read op by
+/// op so a history of any size is counted in constant memory.
+pub fn count_client_invocations(path: &Path, format: Option<Format>) -> anyhow::Result<u64> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("could not open the history {}", path.display()))?;
+    let mut invocations = 0u64;
+    format::stream_history(file, format, &path.display().to_string(), None, |op| {
+        if op.is_client() && op.is_invoke() {
+            invocations += 1;
+        }
+        Ok(())
+    })?;
+    Ok(invocations)
+}
+
 pub fn write_results(run: &RunDir, results: &Results) -> anyhow::Result<()> {
     Ok(run.write_results(results)?)
 }

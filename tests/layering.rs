@@ -103,7 +103,7 @@ fn distest_deps(dir: &str) -> Vec<String> {
 
 #[test]
 fn crates_depend_one_way() {
-    let allowed: [(&str, &[&str]); 7] = [
+    let allowed: [(&str, &[&str]); 8] = [
         ("checkers", &[]),
         ("generator", &[]),
         ("lazyfs", &[]),
@@ -111,6 +111,7 @@ fn crates_depend_one_way() {
         ("workloads", &["distest-checkers"]),
         ("nemeses", &["distest-generator"]),
         ("reports", &["distest-checkers", "distest-rundir"]),
+        ("maelstrom", &["distest-checkers", "distest-workloads"]),
     ];
     for (dir, may) in allowed {
         let deps = distest_deps(dir);

@@ -5,11 +5,14 @@
 
 pub mod checker;
 pub mod convergence;
+pub mod echo;
 pub mod elle;
 pub mod format;
 mod fxhash;
 pub mod history;
+pub mod kafka;
 pub mod linear;
+pub mod net;
 pub mod online;
 pub mod op;
 pub mod registry;

@@ -149,6 +149,16 @@ pub fn registry() -> &'static [Entry] {
             about: "after the heal all replicas agree on a state the CRDT (--model g-counter|pn-counter|or-set|lww-register) allows, and reads never go backwards",
             build: |o| Ok(Box::new(crate::convergence::crdt::CrdtConvergence::from_options(o)?)),
         },
+        Entry {
+            name: "echo",
+            about: "Maelstrom's echo: every acknowledged echo returns exactly the payload it was sent",
+            build: |_| Ok(Box::new(crate::echo::Echo)),
+        },
+        Entry {
+            name: "kafka",
+            about: "Jepsen's kafka analysis of send/poll logs: lost, unseen, duplicated, inconsistent, skipped or reordered offsets, aborted reads, and committed offsets that regress",
+            build: |_| Ok(Box::new(crate::kafka::Kafka)),
+        },
     ]
 }
 

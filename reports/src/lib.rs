@@ -5,6 +5,8 @@
 //!   `index.html` (inline CSS and SVG, no script, no network) plus `latency.svg` and
 //!   `throughput.svg`. A directory holding only a history is checked with the `stats`
 //!   checker first. [`render`] renders a [`RunData`] a finished run hands over in memory.
+//! - Runs with a message journal (`messages.jsonl`, the maelstrom target) get a
+//!   message-flow diagram ([`lamport`]) around the first anomaly, in `messages.svg`.
 //! - [`compare`] writes `compare.html` and `compare.md` for several runs.
 //! - [`store_index`] writes `store/index.html` listing every run; runs are found
 //!   by `distest_rundir::find_runs`, which owns the run directory's files and shapes.
@@ -23,6 +25,7 @@ pub mod evidence;
 pub mod faults;
 pub mod html;
 pub mod junit;
+pub mod lamport;
 pub mod lanes;
 pub mod logs;
 pub mod plot;

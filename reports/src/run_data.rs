@@ -10,6 +10,8 @@
 //! memory ([`RunData::from_run`]) instead of having them read back.
 
 use crate::error::ReportError;
+use crate::lamport::Window;
+use distest_checkers::net::Journal;
 use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Results};
 use distest_rundir::{files, JsonFile, RunDir, TestJson};
 use serde_json::Value;
@@ -38,6 +40,10 @@ pub struct RunData {
     pub history_file: Option<PathBuf>,
     pub results: Option<Results>,
     pub results_source: ResultsSource,
+    /// The message journal (`messages.jsonl`, runs of the maelstrom target), if any.
+    pub journal: Option<Journal>,
+    /// The window of the message-flow diagram; `None`: around the first anomaly.
+    pub messages_window: Option<Window>,
     /// What was missing or broken, one sentence each, shown on the page.
     pub notes: Vec<String>,
 }
@@ -65,6 +71,8 @@ impl RunData {
             history_file: run.history_file(),
             results: Some(results),
             results_source: ResultsSource::File,
+            journal: journal_or_note(&run, &mut Vec::new()),
+            messages_window: None,
             notes: Vec::new(),
         }
     }
@@ -123,6 +131,11 @@ impl RunData {
             }
             (None, _) => (None, ResultsSource::None),
         };
+        let journal = if with_history {
+            journal_or_note(&run, &mut notes)
+        } else {
+            None
+        };
         if history.is_none() && results.is_none() && history_file.is_none() {
             return Err(ReportError::NotARunDir {
                 path: dir.to_path_buf(),
@@ -136,6 +149,8 @@ impl RunData {
             history_file,
             results,
             results_source,
+            journal,
+            messages_window: None,
             notes,
         })
     }
@@ -216,6 +231,17 @@ fn json_or_note(run: &RunDir, name: &str, notes: &mut Vec<String>) -> Option<Val
             None
         }
         JsonFile::Value(v) => Some(v),
+    }
+}
+
+/// The message journal, if the run has one; a broken one becomes a note.
+fn journal_or_note(run: &RunDir, notes: &mut Vec<String>) -> Option<Journal> {
+    match run.read_journal() {
+        Ok(j) => j,
+        Err(e) => {
+            notes.push(format!("{e}; no message diagram."));
+            None
+        }
     }
 }
 

@@ -34,7 +34,7 @@ const LOG_SPAN_NS: u64 = 10_000_000_000;
 /// Bytes of raw evidence JSON shown per checker.
 const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 /// The chart files written beside index.html.
-const CHART_FILES: [&str; 2] = ["throughput.svg", "latency.svg"];
+const CHART_FILES: [&str; 3] = ["throughput.svg", "latency.svg", "messages.svg"];
 /// Nemesis events listed in the events table.
 const MAX_EVENT_ROWS: usize = 500;
 
@@ -85,9 +85,15 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
         }
         body.push_str("</ul>");
     }
-    body.push_str(
+    let _ = write!(
+        body,
         "<nav><a href=\"#checkers\">checkers</a><a href=\"#test\">test</a><a href=\"#perf\">throughput &amp; latency</a>\
-         <a href=\"#nodes\">nodes &amp; faults</a><a href=\"#anomalies\">anomalies</a><a href=\"#logs\">node logs</a><a href=\"#files\">raw files</a></nav>",
+         <a href=\"#nodes\">nodes &amp; faults</a>{}<a href=\"#anomalies\">anomalies</a><a href=\"#logs\">node logs</a><a href=\"#files\">raw files</a></nav>",
+        if run.journal.is_some() {
+            "<a href=\"#messages\">messages</a>"
+        } else {
+            ""
+        }
     );
     body.push_str(&checkers_table(run));
     body.push_str(&test_section(run));
@@ -122,6 +128,10 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
             svgs.push(("latency.svg", lat));
         }
         body.push_str(&nodes_section(run, &events, samples.end_ns));
+        if let Some(section) = messages_section(run, h, &events, samples.end_ns, &focus, &mut svgs)
+        {
+            body.push_str(&section);
+        }
         body.push_str(&anomalies_section(run, Some(h)));
     } else {
         body.push_str("<h2 id=\"perf\">Throughput and latency</h2><p class=\"note\">No readable history: no charts.</p>");
@@ -495,6 +505,96 @@ fn nodes_section(run: &RunData, events: &[faults::NemesisEvent<'_>], end_ns: u64
 }
 
 /// Op indices referenced by non-valid checkers' evidence.
+/// The message section (runs with a journal): Maelstrom's network statistics and the
+/// message-flow diagram of a window, by default around the first op of interest (the
+/// first anomaly), else the first fault.
+fn messages_section(
+    run: &RunData,
+    h: &History,
+    events: &[faults::NemesisEvent<'_>],
+    end_ns: u64,
+    focus: &BTreeSet<u64>,
+    svgs: &mut Vec<(&'static str, String)>,
+) -> Option<String> {
+    let journal = run.journal.as_ref()?;
+    let mut out = String::from("<h2 id=\"messages\">Messages</h2>");
+    let client_ops = h.pairs().count() as u64;
+    let stats = distest_checkers::net::stats(journal, client_ops);
+    let rows: Vec<Vec<String>> = ["all", "clients", "servers"]
+        .iter()
+        .map(|class| {
+            let c = &stats[class];
+            let n = |k: &str| c[k].as_f64().map_or("—".to_string(), short_number);
+            vec![
+                esc(class),
+                n("send-count"),
+                n("recv-count"),
+                n("drop-count"),
+                n("msg-count"),
+                n("msgs-per-op"),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        "net",
+        &[
+            "messages",
+            "sent",
+            "delivered",
+            "dropped",
+            "distinct",
+            "msgs-per-op",
+        ],
+        &rows,
+    ));
+    if let Some(reasons) = stats["drops-by-reason"]
+        .as_object()
+        .filter(|r| !r.is_empty())
+    {
+        let list: Vec<String> = reasons
+            .iter()
+            .map(|(k, v)| format!("{} {}", v, esc(k)))
+            .collect();
+        let _ = write!(
+            out,
+            "<p class=\"note\">Drops by reason: {} (<code>network</code>: sent but never delivered, a partition or packet loss).</p>",
+            list.join(", ")
+        );
+    }
+    let messages = journal.messages();
+    let anchor = focus
+        .iter()
+        .filter_map(|&i| h.get(i as usize))
+        .map(|o| o.time)
+        .min()
+        .or_else(|| events.first().map(|e| e.time_ns));
+    let Some(window) = run
+        .messages_window
+        .or_else(|| crate::lamport::default_window(&messages, anchor))
+    else {
+        out.push_str("<p class=\"note\">The journal holds no messages.</p>");
+        return Some(out);
+    };
+    let nodes = run.node_names();
+    let node_iv = faults::node_intervals(events, &nodes, end_ns);
+    let svg = crate::lamport::lamport_svg(&messages, &nodes, &node_iv, window);
+    let _ = write!(
+        out,
+        "<p class=\"note\">Messages from {} s to {} s{}: one lane per client, node and service, time flowing down; a red cross is a dropped message (hover for why), dashed arrows are replies, shaded spans are faults on that node. <code>distest report --messages-window FROM-TO</code> draws another window (seconds).</p><figure>{svg}</figure>",
+        short_number(window.from_ns as f64 / 1e9),
+        short_number(window.to_ns as f64 / 1e9),
+        if run.messages_window.is_some() {
+            ""
+        } else if anchor.is_some() && !focus.is_empty() {
+            ", around the first anomaly"
+        } else {
+            ""
+        }
+    );
+    svgs.push(("messages.svg", svg));
+    Some(out)
+}
+
 fn focus_ops(run: &RunData) -> BTreeSet<u64> {
     let (Some(results), Some(h)) = (&run.results, &run.history) else {
         return BTreeSet::new();
@@ -793,6 +893,7 @@ fn files_section(run: &RunData, svgs: &[(&'static str, String)]) -> String {
         "history.jsonl",
         "history.edn",
         "results.json",
+        "messages.jsonl",
         "distest.log",
     ]
     .iter()

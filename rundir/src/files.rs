@@ -7,6 +7,10 @@ pub const TEST_JSON: &str = "test.json";
 pub const HISTORY_JSONL: &str = "history.jsonl";
 /// The checkers' verdicts (`distest_checkers::Results`).
 pub const RESULTS_JSON: &str = "results.json";
+/// The message journal of a run whose nodes talk through routers (the maelstrom target):
+/// every message sent, delivered or dropped, on the history's clock
+/// (`distest_checkers::net`).
+pub const MESSAGES_JSONL: &str = "messages.jsonl";
 /// The schedule file a run performed (`--nemesis-schedule`), copied as it was read.
 pub const NEMESIS_SCHEDULE: &str = "nemesis-schedule.toml";
 /// The run's own log: phases, faults, errors.

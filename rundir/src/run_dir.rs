@@ -6,6 +6,7 @@
 use crate::files;
 use crate::test_json::TestJson;
 use distest_checkers::format::{self, Format};
+use distest_checkers::net::{self, Journal};
 use distest_checkers::{History, Results};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -160,6 +161,29 @@ impl RunDir {
         let value = serde_json::to_value(results)
             .map_err(|e| RunDirError::write(&self.file(files::RESULTS_JSON), e))?;
         self.write_json(files::RESULTS_JSON, &value)
+    }
+
+    /// The message journal (`messages.jsonl`), or `None` when the run has none.
+    pub fn read_journal(&self) -> Result<Option<Journal>, RunDirError> {
+        let path = self.file(files::MESSAGES_JSONL);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RunDirError::read(&path, e)),
+        };
+        let events = net::parse(&text, &path.display().to_string()).map_err(|e| {
+            RunDirError::invalid(
+                &path,
+                format!("line {} is not a journal event ({})", e.line, e.message),
+            )
+        })?;
+        Ok(Some(Journal::new(events)))
+    }
+
+    /// Writes the message journal (`messages.jsonl`).
+    pub fn write_journal(&self, journal: &Journal) -> Result<(), RunDirError> {
+        let path = self.file(files::MESSAGES_JSONL);
+        std::fs::write(&path, net::to_jsonl(journal)).map_err(|e| RunDirError::write(&path, e))
     }
 
     /// The run's history, its format detected.

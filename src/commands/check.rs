@@ -6,7 +6,7 @@ use crate::verify;
 use anyhow::{bail, Context};
 use distest_checkers::format::Format;
 use distest_checkers::{CheckerOptions, CheckerSpec};
-use distest_rundir::RunDir;
+use distest_rundir::{files, RunDir};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -80,6 +80,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let specs = choose_specs(&args, recorded);
     let mut results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
+    if let Some(run) = run_dir
+        .as_ref()
+        .filter(|r| r.file(files::MESSAGES_JSONL).is_file())
+    {
+        let client_ops = verify::count_client_invocations(&history_path, format)?;
+        let (with_net, note) = verify::with_net(results, run, client_ops);
+        results = with_net;
+        if let Some(note) = note {
+            eprintln!("warning: {note}");
+        }
+    }
     if let Some(run) = &run_dir {
         // What the run said about itself (interrupted, failed) is not the checkers' to undo.
         if let Ok(Some(recorded)) = run.read_results() {

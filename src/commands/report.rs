@@ -13,6 +13,27 @@ pub struct Args {
     /// Where runs live.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// The window of the message-flow diagram (runs with a message journal), in seconds
+    /// since the run started: `FROM-TO`, e.g. `12.5-13`. Default: around the first anomaly.
+    #[arg(long, value_name = "FROM-TO", value_parser = parse_window)]
+    pub messages_window: Option<distest_reports::lamport::Window>,
+}
+
+fn parse_window(s: &str) -> Result<distest_reports::lamport::Window, String> {
+    let bad =
+        || format!("expected FROM-TO in seconds since the run started (e.g. 12.5-13), got {s:?}");
+    let (from, to) = s.split_once('-').ok_or_else(bad)?;
+    let (from, to): (f64, f64) = (
+        from.trim().parse().map_err(|_| bad())?,
+        to.trim().parse().map_err(|_| bad())?,
+    );
+    if !(from.is_finite() && to.is_finite() && 0.0 <= from && from < to) {
+        return Err(bad());
+    }
+    Ok(distest_reports::lamport::Window {
+        from_ns: (from * 1e9) as u64,
+        to_ns: (to * 1e9) as u64,
+    })
 }
 
 /// Exit code 0 when the page was written (the run's verdict is on the page, and is what
@@ -25,7 +46,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             } else {
                 args.store.join(dir)
             };
-            let page = distest_reports::render_run(&dir)
+            let page = distest_reports::RunData::load(&dir)
+                .and_then(|mut run| {
+                    run.messages_window = args.messages_window;
+                    distest_reports::render(&run)
+                })
                 .with_context(|| format!("could not render the report of {}", dir.display()))?;
             println!("{}", page.display());
         }

@@ -82,6 +82,17 @@ pub struct Args {
     /// each target's settings are listed under --target.
     #[arg(long = "set", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
+    /// The node program of the maelstrom target (any language; JSON messages on stdin and
+    /// stdout); same as `--set bin=PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// One argument of the --bin program (repeatable, in order).
+    #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub bin_args: Vec<String>,
+    /// The broadcast workload's topology (maelstrom target): grid, line, total, tree2,
+    /// tree3, tree4; same as `--set topology=NAME`.
+    #[arg(long)]
+    pub topology: Option<String>,
     /// Same as `--set isolation=LEVEL` (kept for older command lines).
     #[arg(long, hide = true)]
     pub isolation: Option<String>,
@@ -105,6 +116,20 @@ impl Args {
         }
         if self.replica_reads {
             settings.insert("replica-reads".into(), "true".into());
+        }
+        if let Some(bin) = &self.bin {
+            // Absolute, so test.json replays from anywhere.
+            let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.clone());
+            settings.insert("bin".into(), bin.display().to_string());
+        }
+        if !self.bin_args.is_empty() {
+            settings.insert(
+                "bin-args".into(),
+                serde_json::Value::from(self.bin_args.clone()).to_string(),
+            );
+        }
+        if let Some(t) = &self.topology {
+            settings.insert("topology".into(), t.clone());
         }
         settings
     }

@@ -92,6 +92,12 @@ pub struct Cell {
     pub bug: Vec<String>,
     #[serde(default)]
     pub consistency_model: Option<String>,
+    /// Each entry is one `--bin` node program (maelstrom target).
+    #[serde(default)]
+    pub bin: Vec<PathBuf>,
+    /// The arguments of every `bin` (as `--bin-arg`, in order).
+    #[serde(default)]
+    pub bin_args: Vec<String>,
     /// Each entry is one `--nemesis-schedule` file, relative to the suite file; `""` is
     /// none. With several, the entry runs each (a matrix dimension like `nemesis`).
     #[serde(default)]
@@ -141,6 +147,11 @@ impl Suite {
             } else {
                 cell.bug.clone()
             };
+            let bins: Vec<Option<&PathBuf>> = if cell.bin.is_empty() {
+                vec![None]
+            } else {
+                cell.bin.iter().map(Some).collect()
+            };
             let schedules: Vec<Option<PathBuf>> = if cell.nemesis_schedule.is_empty() {
                 vec![None]
             } else {
@@ -154,18 +165,21 @@ impl Suite {
                     for nemesis in &nemeses {
                         for schedule in &schedules {
                             for bug in &bugs {
-                                for &seed in &seeds {
-                                    let mut args = self.run_args(
-                                        store,
-                                        cell,
-                                        target,
-                                        workload.clone(),
-                                        nemesis,
-                                        bug,
-                                        seed,
-                                    );
-                                    args.nemesis_schedule = schedule.clone();
-                                    runs.push(args);
+                                for bin in &bins {
+                                    for &seed in &seeds {
+                                        let mut args = self.run_args(
+                                            store,
+                                            cell,
+                                            target,
+                                            workload.clone(),
+                                            nemesis,
+                                            bug,
+                                            seed,
+                                        );
+                                        args.bin = bin.cloned();
+                                        args.nemesis_schedule = schedule.clone();
+                                        runs.push(args);
+                                    }
                                 }
                             }
                         }
@@ -206,6 +220,7 @@ impl Suite {
         args.seed = Some(seed);
         args.store = store.to_path_buf();
         args.consistency_model = cell.consistency_model.clone();
+        args.bin_args = cell.bin_args.clone();
         if let Some(n) = &self.nodes {
             args.node_args.nodes = Some(n.clone());
         }
@@ -258,7 +273,7 @@ impl Suite {
 
 fn describe(args: &RunArgs) -> String {
     format!(
-        "{} {} {}{}{} seed {}",
+        "{} {} {}{}{}{} seed {}",
         args.target,
         args.workload.as_deref().unwrap_or("(default workload)"),
         args.nemesis.join(","),
@@ -270,6 +285,10 @@ fn describe(args: &RunArgs) -> String {
             String::new()
         } else {
             format!(" bug {}", args.bug.join(","))
+        },
+        match &args.bin {
+            Some(bin) => format!(" bin {}", bin.display()),
+            None => String::new(),
         },
         args.seed.unwrap_or(0)
     )
@@ -442,6 +461,34 @@ mod tests {
             .iter()
             .any(|r| r.nemesis == vec!["kill".to_string(), "pause".to_string()]));
         assert_eq!(runs.iter().filter(|r| r.bug.is_empty()).count(), 8);
+    }
+
+    #[test]
+    fn a_maelstrom_entry_runs_each_node_program_with_its_arguments_and_settings() {
+        let suite: Suite = toml::from_str(
+            r#"
+            [[matrix]]
+            target = ["maelstrom"]
+            workload = ["broadcast"]
+            nemesis = ["partition"]
+            bin = ["examples/maelstrom/broadcast.py", "examples/maelstrom/broadcast_broken.py"]
+            bin_args = ["--quiet"]
+            set = ["topology=tree2"]
+            "#,
+        )
+        .unwrap();
+        let runs = suite.expand(Path::new("/tmp/s"));
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            runs[1].bin.as_deref(),
+            Some(Path::new("examples/maelstrom/broadcast_broken.py"))
+        );
+        assert_eq!(runs[0].bin_args, vec!["--quiet"]);
+        assert_eq!(
+            runs[0].settings,
+            vec![("topology".to_string(), "tree2".to_string())]
+        );
+        assert!(describe(&runs[1]).contains("bin examples/maelstrom/broadcast_broken.py"));
     }
 
     #[test]

@@ -154,6 +154,10 @@ pub fn execute(
 
     // Phase 4: logs, then stop the system (always, also after an error).
     collect_all_logs(&run, &cfg, target.as_ref(), &log);
+    let history_start = std::time::Instant::now() - recorder.elapsed();
+    if let Err(e) = target.write_run_files(&run, history_start) {
+        log.line(&format!("could not write the target's run files: {e:#}"));
+    }
     if cfg.test.leave_running {
         log.line("leaving the target running (--leave-running)");
         provisioned.guard.leave_running();
@@ -180,7 +184,7 @@ pub fn execute(
         Ok(_) if recorded == 0 => Err("no op was recorded".to_string()),
         other => other,
     };
-    let mut results = match online_results {
+    let results = match online_results {
         Ok(mut results) => {
             log.line(&format!(
                 "checked {recorded} ops online as they were recorded, with {}",
@@ -213,6 +217,17 @@ pub fn execute(
             crate::verify::check(&history, &cfg.test.checkers, None)?
         }
     };
+    let (mut results, note) = crate::verify::with_net(
+        results,
+        &run,
+        recorder
+            .counters
+            .invoked
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if let Some(note) = note {
+        log.line(&note);
+    }
     if let Some(signal) = stop.interrupted_by() {
         log.line(&format!(
             "interrupted by {signal}: the run did not run its course; the verdict is at best unknown"

@@ -40,6 +40,8 @@ pub fn provision(cfg: &mut RunConfig, log: &RunLog) -> anyhow::Result<Provisione
         op_timeout: Duration::from_secs_f64(test.op_timeout_s),
         settings: test.settings.clone(),
         clock_faults: faults.iter().any(|f| f.name == "clock"),
+        workload: test.workload.clone(),
+        seed: test.seed,
         lazyfs: distest_nemeses::needs_lazyfs(&faults),
     };
     if entry.in_process {

@@ -27,6 +27,8 @@ pub struct Counters {
     pub ok: AtomicU64,
     pub fail: AtomicU64,
     pub info: AtomicU64,
+    /// Client invocations (Maelstrom's "ops" in msgs-per-op).
+    pub invoked: AtomicU64,
     /// Nanoseconds spent inside `record` (index, clock, serialization, write): the
     /// recorder's own cost, reported by the overhead benchmark.
     pub record_ns: AtomicU64,
@@ -124,7 +126,7 @@ impl Recorder {
                 OpType::Ok => Some(&self.counters.ok),
                 OpType::Fail => Some(&self.counters.fail),
                 OpType::Info => Some(&self.counters.info),
-                OpType::Invoke => None,
+                OpType::Invoke => Some(&self.counters.invoked),
             };
             if let Some(c) = c {
                 c.fetch_add(1, Ordering::Relaxed);

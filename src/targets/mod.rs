@@ -11,6 +11,7 @@ pub mod etcd;
 pub mod file;
 pub mod http;
 pub mod kv;
+pub mod maelstrom;
 pub mod managed;
 pub mod noop;
 pub mod postgres;
@@ -37,6 +38,11 @@ pub struct TargetOptions {
     /// under libfaketime only then: some programs (Redis, whose jemalloc reads the clock
     /// while libfaketime initialises) do not start under it at all.
     pub clock_faults: bool,
+    /// The run's workload (a target that must prepare for it, e.g. maelstrom's broadcast
+    /// topology, reads it here).
+    pub workload: String,
+    /// The run's seed, for a target's own random choices (maelstrom's services).
+    pub seed: u64,
     /// Serve each daemon's data directory through lazyfs (set for `--nemesis disk`).
     pub lazyfs: bool,
 }
@@ -55,6 +61,17 @@ pub trait Target: TargetControl {
     fn collect_logs(&self, node: usize, dest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>>;
     /// Opens a client for `workload` against node number `node`.
     async fn client(&self, node: usize, workload: &str) -> anyhow::Result<Box<dyn Client>>;
+    /// Called once every node's logs are collected: writes what the target recorded of
+    /// the run as a whole into the run directory (the maelstrom target's message journal,
+    /// `messages.jsonl`). `history_start` is when the history's time 0 was taken. Nothing
+    /// by default.
+    fn write_run_files(
+        &self,
+        _run: &distest_rundir::RunDir,
+        _history_start: std::time::Instant,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every built-in target, one line each, in `--help` order.
@@ -65,6 +82,7 @@ pub fn builtin() -> Vec<TargetEntry> {
         crdt::entry(),
         noop::entry(),
         postgres::entry(),
+        maelstrom::entry(),
     ]
 }
 
@@ -84,6 +102,7 @@ pub fn multicall() -> Option<u8> {
     match program.as_str() {
         "raft-kv" => Some(raft_kv::main_with_args(args)),
         "crdt-store" => Some(crdt_store::main_with_args(args)),
+        maelstrom::ROUTER => Some(distest_maelstrom::router::main_with_args(args)),
         distest_lazyfs::PROGRAM => Some(distest_lazyfs::main_with_args(args)),
         _ => None,
     }

@@ -8,9 +8,12 @@
 
 pub mod counter;
 pub mod crdt;
+pub mod echo;
+pub mod kafka;
 pub mod register;
 pub mod set;
 pub mod txn;
+pub mod unique_ids;
 
 use async_trait::async_trait;
 pub use distest_checkers::CheckerSpec;
@@ -152,20 +155,45 @@ pub const WORKLOADS: &[&str] = &[
     "pn-counter",
     "g-counter",
     "lww-register",
+    // Maelstrom's workloads (its `g-counter` and `pn-counter` are the CRDT ones above).
+    "echo",
+    "unique-ids",
+    "broadcast",
+    "g-set",
+    "lin-kv",
+    "txn-list-append",
+    "txn-rw-register",
+    "kafka",
 ];
 
 /// Builds the workload called `name`.
 pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Box<dyn Workload>, UnknownWorkload> {
     Ok(match name {
-        "register" => Box::new(register::Register::new(opts)),
+        "register" => Box::new(register::Register::new("register", opts)),
         "list-append" => Box::new(txn::Txn::new(txn::Shape::ListAppend, opts)),
         "rw-register" => Box::new(txn::Txn::new(txn::Shape::RwRegister, opts)),
-        "set" => Box::new(set::Set::new(opts)),
+        "set" => Box::new(set::Set::new("set", opts)),
         "counter" => Box::new(counter::Counter::new(opts)),
         "or-set" => Box::new(crdt::Crdt::new(crdt::Kind::OrSet, opts)),
         "pn-counter" => Box::new(crdt::Crdt::new(crdt::Kind::PnCounter, opts)),
         "g-counter" => Box::new(crdt::Crdt::new(crdt::Kind::GCounter, opts)),
         "lww-register" => Box::new(crdt::Crdt::new(crdt::Kind::LwwRegister, opts)),
+        "echo" => Box::new(echo::Echo::new(opts)),
+        "unique-ids" => Box::new(unique_ids::UniqueIds::new(opts)),
+        "broadcast" => Box::new(set::Set::new("broadcast", opts)),
+        "g-set" => Box::new(set::Set::new("g-set", opts)),
+        "lin-kv" => Box::new(register::Register::new("lin-kv", opts)),
+        "txn-list-append" => Box::new(txn::Txn::named(
+            "txn-list-append",
+            txn::Shape::ListAppend,
+            opts,
+        )),
+        "txn-rw-register" => Box::new(txn::Txn::named(
+            "txn-rw-register",
+            txn::Shape::RwRegister,
+            opts,
+        )),
+        "kafka" => Box::new(kafka::Kafka::new(opts)),
         other => {
             return Err(UnknownWorkload {
                 name: other.to_string(),
@@ -234,8 +262,50 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert_eq!(gen(7), gen(7), "{name}");
-            assert_ne!(gen(7), gen(8), "{name}");
+            // Echo payloads and id requests are the same whatever the seed.
+            if !["echo", "unique-ids"].contains(name) {
+                assert_ne!(gen(7), gen(8), "{name}");
+            }
         }
+    }
+
+    #[test]
+    fn every_workload_answers_to_its_name_and_its_checkers_build() {
+        for name in WORKLOADS {
+            let w = build(name, &WorkloadOptions::default()).unwrap();
+            assert_eq!(w.name(), *name);
+            for spec in w.checkers() {
+                spec.build().unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn kafka_sends_unique_messages_and_polls_every_key_at_the_end() {
+        let mut w = build("kafka", &WorkloadOptions::default()).unwrap();
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut msgs = std::collections::HashSet::new();
+        let mut fs = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            let op = w.next_op(0, &mut rng);
+            if op.f == "send" {
+                assert!(msgs.insert(op.value[0][2].clone()), "{:?}", op.value);
+            }
+            fs.insert(op.f);
+        }
+        assert_eq!(
+            fs.into_iter().collect::<Vec<_>>(),
+            [
+                "assign",
+                "commit_offsets",
+                "list_committed_offsets",
+                "poll",
+                "send"
+            ]
+        );
+        let finals = w.final_ops();
+        assert_eq!(finals[0].value["final"], true);
+        assert_eq!(finals[0].value["keys"].as_array().unwrap().len(), 5);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! keys, judged by the linearizability checker with the `cas-register` model.
 //!
 //! Values come from a small range on purpose: collisions make cas succeed sometimes and
-//! make stale reads visible.
+//! make stale reads visible. Maelstrom's `lin-kv` is this workload under its name.
 
 use crate::{CheckerSpec, KeyRotation, OpRequest, Workload, WorkloadOptions};
 use rand::rngs::StdRng;
@@ -10,12 +10,15 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 pub struct Register {
+    name: &'static str,
     keys: KeyRotation,
 }
 
 impl Register {
-    pub fn new(opts: &WorkloadOptions) -> Register {
+    /// `register` or `lin-kv`.
+    pub fn new(name: &'static str, opts: &WorkloadOptions) -> Register {
         Register {
+            name,
             keys: KeyRotation::new(opts.key_count, opts.ops_per_key),
         }
     }
@@ -23,7 +26,7 @@ impl Register {
 
 impl Workload for Register {
     fn name(&self) -> &'static str {
-        "register"
+        self.name
     }
 
     fn next_op(&mut self, _process: u64, rng: &mut StdRng) -> OpRequest {

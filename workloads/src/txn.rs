@@ -35,6 +35,9 @@ impl Shape {
 }
 
 pub struct Txn {
+    /// The workload's name: the shape's, or Maelstrom's `txn-list-append` /
+    /// `txn-rw-register` for the same shape.
+    name: &'static str,
     shape: Shape,
     keys: KeyRotation,
     next_value: HashMap<u64, u64>,
@@ -44,7 +47,12 @@ pub struct Txn {
 
 impl Txn {
     pub fn new(shape: Shape, opts: &WorkloadOptions) -> Txn {
+        Txn::named(shape.name(), shape, opts)
+    }
+
+    pub fn named(name: &'static str, shape: Shape, opts: &WorkloadOptions) -> Txn {
         Txn {
+            name,
             shape,
             keys: KeyRotation::new(opts.key_count, opts.ops_per_key),
             next_value: HashMap::new(),
@@ -56,7 +64,7 @@ impl Txn {
 
 impl Workload for Txn {
     fn name(&self) -> &'static str {
-        self.shape.name()
+        self.name
     }
 
     fn next_op(&mut self, _process: u64, rng: &mut StdRng) -> OpRequest {
