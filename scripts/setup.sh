@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what distest needs on the control node (and on a local-cluster host):
 # iptables/iproute2 for namespaces, openssh for the SSH path tests, Chromium for report
-# tests, build tools; then what targets and faults need on nodes (etcd, PostgreSQL,
-# libfaketime, ...), as the target and nemesis registries list them
+# tests, Python 3 for the example clients and Maelstrom nodes, build tools; then what
+# targets and faults need on nodes (etcd, PostgreSQL, libfaketime, fuse3, ...), as the
+# target and nemesis registries list them
 # (`distest env packages`). Idempotent and non-interactive. Run as root:
 # sudo ./scripts/setup.sh
 set -euo pipefail
@@ -17,6 +18,7 @@ packages=(
     iptables iproute2 iputils-ping procps psmisc kmod
     openssh-server openssh-client
     faketime etcd-client postgresql-client
+    python3
     chromium
     ca-certificates curl pkg-config libssl-dev
 )
