@@ -52,11 +52,12 @@ install_missing "${packages[@]}"
 # distest (DISTEST_BIN, target/release, target/debug), else build one with cargo.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 distest="${DISTEST_BIN:-}"
-for candidate in "$root/target/release/distest" "$root/target/debug/distest"; do
+target="${CARGO_TARGET_DIR:-$root/target}"
+for candidate in "$target/release/distest" "$target/debug/distest"; do
     [ -z "$distest" ] && [ -x "$candidate" ] && distest="$candidate"
 done
 if [ -z "$distest" ] && command -v cargo >/dev/null; then
-    (cd "$root" && cargo build --quiet --bin distest) && distest="$root/target/debug/distest"
+    (cd "$root" && cargo build --quiet --bin distest) && distest="$target/debug/distest"
 fi
 if [ -n "$distest" ]; then
     mapfile -t node_packages < <("$distest" env packages)
