@@ -278,7 +278,7 @@ fn check_pairs(model: Model, inferred: bool, pairs: &[Pair<'_>]) -> Verdict {
             "After the heal the replicas disagree: {}.",
             states
                 .iter()
-                .map(|(s, nodes)| format!("{} read {s}", nodes.join(", ")))
+                .map(|(s, nodes)| format!("{} read {}", nodes.join(", "), brief_state(s)))
                 .collect::<Vec<_>>()
                 .join("; ")
         );
@@ -314,7 +314,10 @@ fn check_pairs(model: Model, inferred: bool, pairs: &[Pair<'_>]) -> Verdict {
         format!(
             "{} replica(s) converged to {} after the heal, a state the {} semantics allow.",
             finals.len(),
-            states.keys().next().map_or("nothing", String::as_str),
+            states
+                .keys()
+                .next()
+                .map_or("nothing".to_string(), |s| brief_state(s)),
             model.name()
         )
     } else {
@@ -1035,6 +1038,26 @@ fn lww(pairs: &[Pair<'_>], finals: &BTreeMap<&str, FinalRead<'_>>, out: &mut Fin
     }
 }
 
+/// Characters of a replica's state a sentence shows; the evidence keeps it whole.
+const STATE_SHOWN: usize = 160;
+
+/// A replica's final state as a sentence shows it: whole when short, else its start and
+/// its size (a long broadcast run's set has thousands of elements).
+fn brief_state(state: &str) -> String {
+    if state.len() <= STATE_SHOWN {
+        return state.to_string();
+    }
+    let mut cut = STATE_SHOWN;
+    while !state.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let size = match serde_json::from_str::<Value>(state) {
+        Ok(Value::Array(items)) => format!("{} elements", items.len()),
+        _ => format!("{} characters", state.len()),
+    };
+    format!("{}… ({size}; whole in the evidence)", &state[..cut])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1347,5 +1370,19 @@ mod tests {
         assert_eq!(v.valid, Validity::Valid, "{v:?}");
         assert_eq!(v.evidence["model"], "lww-register");
         assert_eq!(v.evidence["model_inferred"], true);
+    }
+
+    #[test]
+    fn a_long_state_is_shown_by_its_start_and_size_and_kept_whole_in_the_evidence() {
+        let big: Vec<i64> = (0..2000).collect();
+        let state = serde_json::to_string(&big).unwrap();
+        let shown = brief_state(&state);
+        assert!(shown.len() < 250, "{shown}");
+        assert!(shown.starts_with("[0,1,2,"), "{shown}");
+        assert!(shown.contains("2000 elements"), "{shown}");
+        assert_eq!(brief_state("[1,2,3]"), "[1,2,3]");
+        // A cut never splits a character.
+        let wide = "\u{e9}".repeat(200);
+        assert!(brief_state(&wide).contains("characters"));
     }
 }
