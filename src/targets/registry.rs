@@ -432,7 +432,7 @@ mod tests {
         );
         assert_eq!(
             find("etcd").unwrap().check_bugs(&["x".into()]).unwrap_err().to_string(),
-            "target etcd has no bugs to switch on, so --bug \"x\" cannot apply; --bug works with kv, crdt"
+            "target etcd has no bugs to switch on, so --bug \"x\" cannot apply; --bug works with kv, crdt, noop"
         );
         assert!(find("nosuchdb")
             .unwrap_err()
