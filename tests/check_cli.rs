@@ -17,6 +17,8 @@ const CHECKERS: &[&[&str]] = &[
     &["--checker", "unique-ids"],
     &["--checker", "total-queue"],
     &["--checker", "crdt-convergence", "--model", "g-counter"],
+    &["--checker", "echo"],
+    &["--checker", "kafka"],
 ];
 
 fn check(path: &Path, args: &[&str]) -> std::process::Output {
