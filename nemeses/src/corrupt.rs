@@ -470,8 +470,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_op_stops_corrupts_and_restarts_and_draws_only_single_disk_faults() {
+    /// Five fake nodes whose data directory `/data` holds a 10-byte `wal.log`, their
+    /// target, and the corrupt-file nemesis acting on them.
+    fn five_nodes_with_a_wal() -> (Vec<Arc<FakeNode>>, Arc<FakeTarget>, Corrupt) {
         let nodes = fake::answering(5, "find .", "10 wal.log\n");
         let target = Arc::new(FakeTarget::default());
         for node in &nodes {
@@ -488,7 +489,13 @@ mod tests {
             target: target.clone(),
             seed: 3,
         };
-        let mut corrupt = Corrupt::new(&ctx);
+        let corrupt = Corrupt::new(&ctx);
+        (nodes, target, corrupt)
+    }
+
+    #[test]
+    fn the_op_stops_corrupts_and_restarts_and_draws_only_single_disk_faults() {
+        let (nodes, target, mut corrupt) = five_nodes_with_a_wal();
         for _ in 0..30 {
             let op = corrupt.next_op();
             assert_eq!(op.f, CORRUPT);
@@ -547,23 +554,7 @@ mod tests {
     /// back and starts it, so faults never pile up; heal does the same for what is left.
     #[test]
     fn a_node_that_refuses_its_corrupted_data_is_brought_back_by_the_next_op() {
-        let nodes = fake::answering(5, "find .", "10 wal.log\n");
-        let target = Arc::new(FakeTarget::default());
-        for node in &nodes {
-            target.data_dirs.lock().unwrap().insert(
-                node.name().to_string(),
-                DataDir {
-                    path: PathBuf::from("/data"),
-                    lazyfs: None,
-                },
-            );
-        }
-        let ctx = NemesisContext {
-            nodes: fake::shells(&nodes),
-            target: target.clone(),
-            seed: 3,
-        };
-        let mut corrupt = Corrupt::new(&ctx);
+        let (nodes, target, mut corrupt) = five_nodes_with_a_wal();
         let cut = |node: &str| {
             FaultOp::new(
                 CORRUPT,
