@@ -69,13 +69,15 @@ pub struct Script {
 }
 
 impl Script {
-    /// Reads and checks `path`; `ops` are the fault ops the run can perform.
-    pub fn load(path: &Path, ops: &[&str]) -> Result<Script, NemesisError> {
+    /// Reads and checks `path`; `ops` are the fault ops the run can perform. Returns the
+    /// script and the text it was parsed from (what the run directory records).
+    pub fn load(path: &Path, ops: &[&str]) -> Result<(Script, String), NemesisError> {
         let text = std::fs::read_to_string(path).map_err(|e| NemesisError::BadSchedule {
             origin: path.display().to_string(),
             reason: format!("it cannot be read ({e})"),
         })?;
-        Script::parse(&text, &path.display().to_string(), ops)
+        let script = Script::parse(&text, &path.display().to_string(), ops)?;
+        Ok((script, text))
     }
 
     /// Parses a schedule file's text; `origin` names it in errors.

@@ -193,11 +193,10 @@ impl Args {
             None => None,
             Some(path) => {
                 let ops = distest_nemeses::schedule::all_ops();
-                let script = distest_nemeses::script::Script::load(path, &ops)
+                // The text is kept as read, so the run records exactly what it performs.
+                let loaded = distest_nemeses::script::Script::load(path, &ops)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("could not read {}", path.display()))?;
-                Some((script, text))
+                Some(loaded)
             }
         };
         // Bad `+` timelines (a fault in two) fail here, before a run directory exists.
