@@ -105,3 +105,34 @@ fn streaming_check_gives_the_same_results_document() {
     let out = check(&empty, &["--stream", "--checker", "linearizable"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
+
+/// Without `--checker`, a history file is only counted by `stats`: the verdict is unknown
+/// (exit 2), never "valid", even on a history that a real checker finds invalid, and the
+/// note names the checker that fits.
+#[test]
+fn a_file_checked_by_no_named_checker_is_not_valid() {
+    let dir = TempDir::new("check-nothing-named");
+    let path = dir.0.join("stale.jsonl");
+    // A write of 2 completes, then a read returns the old value 1: not linearizable.
+    let history = [
+        r#"{"index":0,"process":0,"type":"invoke","f":"write","value":1,"time":1}"#,
+        r#"{"index":1,"process":0,"type":"ok","f":"write","value":1,"time":2}"#,
+        r#"{"index":2,"process":0,"type":"invoke","f":"write","value":2,"time":3}"#,
+        r#"{"index":3,"process":0,"type":"ok","f":"write","value":2,"time":4}"#,
+        r#"{"index":4,"process":1,"type":"invoke","f":"read","value":null,"time":5}"#,
+        r#"{"index":5,"process":1,"type":"ok","f":"read","value":1,"time":6}"#,
+    ]
+    .join("\n");
+    std::fs::write(&path, history).unwrap();
+    let out = check(&path, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verdict: unknown"), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--checker linearizable --model register"),
+        "{stderr}"
+    );
+    let out = check(&path, &["--checker", "linearizable", "--model", "register"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

@@ -2,8 +2,8 @@
 //! JSON answer line out.
 //!
 //! Requests: `{"cmd": "status"}`, `{"cmd": "checkpoint"}`, `{"cmd": "discard"}`,
-//! `{"cmd": "discard", "torn": true, "prefix_bytes": 17}` (`prefix_bytes` optional: half
-//! the last write). Answers: `{"ok": true, "result": ...}` (a [`Status`],
+//! `{"cmd": "discard", "torn": true, "prefix_bytes": 17}` (`prefix_bytes` optional: by
+//! default the last write is cut at the 512-byte sector boundary nearest its middle). Answers: `{"ok": true, "result": ...}` (a [`Status`],
 //! `null`, or a [`DiscardReport`]) or `{"ok": false, "error": "..."}`.
 //!
 //! A unix socket rather than a FIFO (which Jepsen's lazyfs uses): the nemesis needs the

@@ -31,7 +31,8 @@
 //! [`LazyFs::discard`] is the power failure: it drops every dirty byte and every pending
 //! metadata operation and reloads the live view from the backing directory; with a torn
 //! write, a prefix of the last write (when still unsynced and its file exists durably) is
-//! written to the backing file first. Timestamps are kept in memory only.
+//! written to the backing file first, cut at a 512-byte sector boundary unless the caller
+//! names the exact length (disks write a sector whole or not at all). Timestamps are kept in memory only.
 //!
 //! Durable means "in the backing directory": the emulation does not fsync the backing
 //! filesystem itself, so it simulates a power failure, it does not survive a real one.
@@ -210,12 +211,39 @@ enum MetaOp {
     },
 }
 
+/// Disks write a 512-byte sector whole or not at all; a power failure tears a write only
+/// at a sector boundary of its file. Storage engines rely on that (etcd's WAL tells a torn
+/// record from a corrupt one by a zeroed sector), so a default tear never splits a sector.
+pub const SECTOR_BYTES: u64 = 512;
+
 /// Which bytes of the last write survive a torn discard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Torn {
-    /// Bytes of the write's prefix to keep; `None` keeps half of it. Always fewer than
-    /// the write had (a write kept whole is not torn).
+    /// Bytes of the write's prefix to keep, exactly (a tear inside a sector, beyond what a
+    /// disk does, when the caller asks for one). `None` keeps the prefix that ends at the
+    /// sector boundary nearest the write's middle; a write within one sector is not torn.
+    /// Always fewer than the write had (a write kept whole is not torn).
     pub prefix_bytes: Option<u64>,
+}
+
+/// The default tear of a write of `len` bytes at `offset`: the prefix ending at the
+/// sector boundary strictly inside the write that is nearest its middle, or `None` when
+/// the write has no sector boundary inside it.
+fn sector_prefix(offset: u64, len: u64) -> Option<u64> {
+    let first = (offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
+    let end = offset + len;
+    if first >= end {
+        return None;
+    }
+    let middle = offset + len / 2;
+    let below = (middle / SECTOR_BYTES * SECTOR_BYTES).max(first);
+    let above = below + SECTOR_BYTES;
+    let cut = if above < end && above - middle < middle - below {
+        above
+    } else {
+        below
+    };
+    Some(cut - offset)
 }
 
 /// What a torn discard kept of the last write.
@@ -1405,7 +1433,10 @@ impl LazyFs {
         if len == 0 {
             return Ok(None);
         }
-        let keep = torn.prefix_bytes.unwrap_or(len / 2).min(len - 1);
+        let Some(keep) = torn.prefix_bytes.or_else(|| sector_prefix(offset, len)) else {
+            return Ok(None);
+        };
+        let keep = keep.min(len - 1);
         let mut bytes = vec![0u8; keep as usize];
         f.dirty.overlay(offset, &mut bytes);
         durable

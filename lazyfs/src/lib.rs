@@ -78,7 +78,8 @@ enum CtlRequest {
         /// Keep a prefix of the last unsynced write (a torn write).
         #[arg(long)]
         torn: bool,
-        /// How many bytes of it to keep (default: half).
+        /// How many bytes of it to keep, exactly (default: up to the 512-byte sector boundary
+        /// nearest its middle; a write within one sector is not torn).
         #[arg(long, requires = "torn")]
         prefix_bytes: Option<u64>,
     },

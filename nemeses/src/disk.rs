@@ -5,7 +5,9 @@
 //! all of that — a power failure — and starts the target again on what was durable.
 //!
 //! With `torn`, a prefix of the last unsynced write is persisted first (a write torn by
-//! the failure); `prefix_bytes` says how long, default half of it.
+//! the failure); `prefix_bytes` says how long, exactly; by default the write is cut at the sector
+//! boundary nearest its middle, since disks write a 512-byte sector whole or not at all
+//! (a write within one sector is kept whole or lost, not torn).
 //!
 //! Op: `lose-unsynced` `{"targets": mode, "nodes": [...], "torn": bool, "prefix_bytes"?:
 //! n}`; completion adds `"lost": {node: {dropped_bytes, dropped_file_count,

@@ -5,7 +5,7 @@
 use crate::verify;
 use anyhow::{bail, Context};
 use distest_checkers::format::Format;
-use distest_checkers::{CheckerOptions, CheckerSpec};
+use distest_checkers::{CheckerOptions, CheckerSpec, Results, Validity};
 use distest_rundir::{files, RunDir};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +15,8 @@ pub struct Args {
     /// A history file (history.jsonl, history.edn, a Jepsen log) or a run directory.
     pub path: PathBuf,
     /// Checker(s) to run, comma separated or repeated. Default: the run's own checkers
-    /// (from its test.json) for a run directory, else `stats`.
+    /// (from its test.json) for a run directory, else `stats` alone, which only counts
+    /// ops: the verdict is then at best unknown, since nothing checked correctness.
     #[arg(long, value_delimiter = ',')]
     pub checker: Vec<String>,
     /// Model for the linearizability checker (register, cas-register, kv, set, queue, mutex)
@@ -78,8 +79,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Some(run) => recorded_checkers(run)?,
         None => Vec::new(),
     };
+    let nothing_named = args.checker.is_empty() && recorded.is_empty();
     let specs = choose_specs(&args, recorded);
     let mut results = verify::check_file(&history_path, format, &specs, limit, args.stream)?;
+    if nothing_named {
+        // Counting ops is not checking them: "valid" would be a verdict nobody earned.
+        results.valid = results.valid.meet(Validity::Unknown);
+        eprintln!("{}", nothing_checked(&results));
+    }
     if let Some(run) = run_dir
         .as_ref()
         .filter(|r| r.file(files::MESSAGES_JSONL).is_file())
@@ -115,6 +122,63 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     verify::say_error(&results);
     Ok(results.exit_code())
+}
+
+/// The sentence for a check that named no checker: nothing judged correctness, and which
+/// checkers the history's ops fit (from the ops `stats` counted).
+fn nothing_checked(results: &Results) -> String {
+    let fs: Vec<&str> = results
+        .checkers
+        .get("stats")
+        .and_then(|v| v.evidence["by_f"].as_object())
+        .map(|by_f| by_f.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let fitting = fitting_checkers(&fs);
+    let hint = if fitting.is_empty() {
+        "see `distest check --help` for the checkers".to_string()
+    } else {
+        format!("this history's ops fit {}", fitting.join(" or "))
+    };
+    format!(
+        "note: no checker judged correctness, so the verdict is unknown: `stats` only counts ops; name one with --checker ({hint})"
+    )
+}
+
+/// Checkers (with the flags they need) that fit a history whose ops have these `f`s: the
+/// ones distest's own workloads pair with those ops.
+fn fitting_checkers(fs: &[&str]) -> Vec<&'static str> {
+    let has = |f: &str| fs.contains(&f);
+    let mut fit = Vec::new();
+    if has("txn") {
+        fit.extend(["`--checker list-append`", "`--checker rw-register`"]);
+    }
+    if has("cas") {
+        fit.push("`--checker linearizable --model cas-register`");
+    } else if has("write") && has("read") {
+        fit.push("`--checker linearizable --model register`");
+    }
+    if has("add") && has("read") {
+        fit.extend(["`--checker set`", "`--checker counter`"]);
+    }
+    if has("enqueue") || has("dequeue") {
+        fit.extend([
+            "`--checker total-queue`",
+            "`--checker linearizable --model queue`",
+        ]);
+    }
+    if has("acquire") || has("release") {
+        fit.push("`--checker linearizable --model mutex`");
+    }
+    if has("generate") {
+        fit.push("`--checker unique-ids`");
+    }
+    if has("echo") {
+        fit.push("`--checker echo`");
+    }
+    if has("send") || has("poll") {
+        fit.push("`--checker kafka`");
+    }
+    fit
 }
 
 /// The history file and, when PATH is a run directory, that directory.
@@ -240,4 +304,30 @@ fn choose_specs(args: &Args, recorded: Vec<CheckerSpec>) -> Vec<CheckerSpec> {
             spec
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ops_of_each_workload_suggest_its_checker() {
+        assert_eq!(
+            fitting_checkers(&["read", "write", "cas"]),
+            ["`--checker linearizable --model cas-register`"]
+        );
+        assert_eq!(
+            fitting_checkers(&["read", "write"]),
+            ["`--checker linearizable --model register`"]
+        );
+        assert_eq!(
+            fitting_checkers(&["txn"]),
+            ["`--checker list-append`", "`--checker rw-register`"]
+        );
+        assert_eq!(
+            fitting_checkers(&["generate"]),
+            ["`--checker unique-ids`"]
+        );
+        assert!(fitting_checkers(&["frobnicate"]).is_empty());
+    }
 }

@@ -466,10 +466,18 @@ fn a_torn_discard_keeps_a_prefix_of_the_last_write_only() {
     // The earlier unsynced write is gone: the durable file has a hole, then the prefix.
     assert_eq!(read_all(&mut fs, "wal"), b"synced;\0\0\0\0\0torn");
 
-    // Default: half the write. And nothing to tear once the last write was synced.
+    // Default: never inside a sector. A write within one sector is whole or gone.
     write(&mut fs, "wal", 16, b"abcdef");
     let report = fs.discard(Some(Torn { prefix_bytes: None })).unwrap();
-    assert_eq!(report.torn.unwrap().kept_bytes, 3);
+    assert_eq!(report.torn, None);
+    assert_eq!(read_all(&mut fs, "wal"), b"synced;\0\0\0\0\0torn");
+    // A write over sectors 0..3 from offset 100 is cut at the boundary nearest its middle.
+    write(&mut fs, "wal", 100, &[7u8; 1400]);
+    let report = fs.discard(Some(Torn { prefix_bytes: None })).unwrap();
+    assert_eq!(report.torn.unwrap().kept_bytes, 1024 - 100);
+    let after = read_all(&mut fs, "wal");
+    assert_eq!(after.len(), 1024);
+    assert!(after[100..].iter().all(|b| *b == 7));
     write(&mut fs, "wal", 0, b"S");
     fsync(&mut fs, "wal");
     let report = fs.discard(Some(Torn { prefix_bytes: None })).unwrap();
@@ -628,4 +636,24 @@ fn rename_refuses_what_posix_refuses() {
     assert!(resolve(&mut fs, "f").is_ok());
     assert!(resolve(&mut fs, "d/sub/g").is_ok());
     assert_eq!(fs.rmdir(ROOT, &n("d")), Err(Errno::ENOTEMPTY));
+}
+
+#[test]
+fn a_default_tear_ends_on_a_sector_boundary_inside_the_write() {
+    assert_eq!(sector_prefix(0, 512), None);
+    assert_eq!(sector_prefix(10, 400), None);
+    assert_eq!(sector_prefix(500, 20), Some(12));
+    assert_eq!(sector_prefix(0, 1024), Some(512));
+    assert_eq!(sector_prefix(0, 4096), Some(2048));
+    assert_eq!(sector_prefix(100, 1400), Some(924));
+    for offset in [0u64, 1, 511, 512, 513, 4000] {
+        for len in [1u64, 2, 511, 512, 513, 1023, 1025, 5000] {
+            if let Some(keep) = sector_prefix(offset, len) {
+                assert!(keep > 0 && keep < len, "{offset}+{len} keeps {keep}");
+                assert_eq!((offset + keep) % SECTOR_BYTES, 0, "{offset}+{len}");
+            } else {
+                assert_eq!(offset / SECTOR_BYTES, (offset + len - 1) / SECTOR_BYTES);
+            }
+        }
+    }
 }
