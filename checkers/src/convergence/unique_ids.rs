@@ -85,8 +85,9 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
     let acknowledged: usize = ids.values().map(Vec::len).sum();
     let mut duplicated: Vec<(&Elem, &Vec<u64>)> =
         ids.iter().filter(|(_, at)| at.len() > 1).collect();
-    // The most repeated ids first: they are the most telling.
-    duplicated.sort_by_key(|(_, at)| std::cmp::Reverse(at.len()));
+    // In the order they were first handed out a second time, the order an observer
+    // (and the online checker's first-anomaly line) met them.
+    duplicated.sort_by_key(|(_, at)| at[1]);
     let range = match (ids.keys().next(), ids.keys().next_back()) {
         (Some(lo), Some(hi)) => json!([lo.to_value(), hi.to_value()]),
         _ => json!(null),
@@ -116,7 +117,7 @@ fn check_pairs(pairs: &[Pair<'_>]) -> Verdict {
     } else {
         let (id, at) = duplicated[0];
         let summary = format!(
-            "{} id(s) were handed out more than once (e.g. {id}, by ops {} and {}).",
+            "{} id(s) were handed out more than once; the first: {id}, by ops {} and {}.",
             duplicated.len(),
             at[0],
             at[1]
@@ -166,6 +167,27 @@ mod tests {
         assert_eq!(v.valid, Validity::Invalid);
         assert_eq!(v.anomalies, vec!["duplicated"]);
         assert_eq!(v.evidence["duplicated"][0]["indices"], json!([2, 3]));
+    }
+
+    #[test]
+    fn the_summary_names_the_duplicate_met_first_not_the_most_repeated() {
+        let mut ops = vec![
+            (0, Invoke, "generate", json!(null), ""),
+            (0, Ok, "generate", json!("a"), ""),
+            (0, Invoke, "generate", json!(null), ""),
+            (0, Ok, "generate", json!("a"), ""),
+        ];
+        for _ in 0..3 {
+            ops.push((1, Invoke, "generate", json!(null), ""));
+            ops.push((1, Ok, "generate", json!("b"), ""));
+        }
+        let v = UniqueIds.check(&history(&ops), &CheckContext::default());
+        assert!(
+            v.summary.contains("the first: \"a\", by ops 1 and 3"),
+            "{}",
+            v.summary
+        );
+        assert_eq!(v.evidence["duplicated"][0]["id"], json!("a"));
     }
 
     #[test]
