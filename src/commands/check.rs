@@ -324,10 +324,7 @@ mod tests {
             fitting_checkers(&["txn"]),
             ["`--checker list-append`", "`--checker rw-register`"]
         );
-        assert_eq!(
-            fitting_checkers(&["generate"]),
-            ["`--checker unique-ids`"]
-        );
+        assert_eq!(fitting_checkers(&["generate"]), ["`--checker unique-ids`"]);
         assert!(fitting_checkers(&["frobnicate"]).is_empty());
     }
 }
