@@ -274,12 +274,7 @@ fn a_users_own_folder_runs_with_a_bare_file_name_and_the_kill_finds_lost_writes(
     // target file, their system and a standard-library Python client; `distest run` is
     // started there with the file's bare name.
     let store = TempDir::new("tf-user");
-    let folder = store.0.join("my-system");
-    std::fs::create_dir_all(&folder).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets/mykv");
-    for file in ["my.toml", "server.py", "client.py"] {
-        std::fs::copy(fixture.join(file), folder.join(file)).unwrap();
-    }
+    let folder = users_mykv(&store);
     let runs = store.0.join("runs");
     let run = |durable: &str| {
         let out = run_on_cluster(&runs, "tf6", 237)
@@ -309,6 +304,60 @@ fn a_users_own_folder_runs_with_a_bare_file_name_and_the_kill_finds_lost_writes(
     assert!(history(&runs).contains(r#""f":"kill""#), "the kill ran");
     let durable = run("1");
     assert_eq!(durable.status.code(), Some(0), "{}", text(&durable));
+}
+
+/// examples/targets/mykv copied into a user's own folder under `store`, as a user would.
+fn users_mykv(store: &TempDir) -> PathBuf {
+    let folder = store.0.join("my-system");
+    std::fs::create_dir_all(&folder).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets/mykv");
+    for file in ["my.toml", "server.py", "client.py"] {
+        std::fs::copy(fixture.join(file), folder.join(file)).unwrap();
+    }
+    folder
+}
+
+/// `--nemesis disk` on a user's target file: each node's `{data_dir}` is served through
+/// lazyfs. mykv writing its state without fsync survives kills but loses acknowledged
+/// writes at the first power failure of the node every client uses; fsynced (file and
+/// directory), nothing is lost. The run leaves no mount behind.
+#[test]
+fn a_target_files_data_dir_loses_what_its_daemon_did_not_fsync() {
+    require_root!();
+    let store = TempDir::new("tf-disk");
+    let folder = users_mykv(&store);
+    let runs = store.0.join("runs");
+    let run = |durable: &str| {
+        let out = run_on_cluster(&runs, "tf8", 238)
+            .current_dir(&folder)
+            .args(["--target", "my.toml", "--nodes", "local:3"])
+            .args(["--nemesis", "disk", "--nemesis-interval", "3"])
+            .args(["--time-limit", "20", "--seed", "1", "--set"])
+            .arg(format!("durable={durable}"))
+            .output()
+            .unwrap();
+        assert_nothing_left("tf8");
+        out
+    };
+    let unsynced = run("unsynced");
+    assert_eq!(unsynced.status.code(), Some(1), "{}", text(&unsynced));
+    let r = results(&runs);
+    assert_eq!(r["checkers"]["linearizable"]["valid"], false, "{r}");
+    let h = history(&runs);
+    let lost: Vec<&str> = h
+        .lines()
+        .filter(|l| l.contains(r#""f":"lose-unsynced""#) && l.contains(r#""lost""#))
+        .collect();
+    assert!(
+        lost.iter().any(|l| l.contains("state.json")),
+        "lazyfs dropped mykv's unsynced state: {lost:?}"
+    );
+    let durable = run("1");
+    assert_eq!(durable.status.code(), Some(0), "{}", text(&durable));
+    assert!(
+        history(&runs).contains(r#""f":"lose-unsynced""#),
+        "the fault ran on the durable build too"
+    );
 }
 
 /// A target file in a fresh folder with `text`.

@@ -12,10 +12,11 @@
 use super::client::{ClientLog, ClientSpec, ProcessClient};
 use super::spec::{DaemonDef, Located, TargetFile};
 use super::template::{NodeValues, Values};
+use crate::nodes::lazyfs::LazyfsMount;
 use crate::nodes::{shell_quote_path, DaemonSpec, NodeError, Remote};
 use crate::targets::managed::{ManagedDaemon, NodePaths};
 use crate::targets::{Target, TargetOptions};
-use distest_nemeses::{ClockSupport, DataDir, TargetControl};
+use distest_nemeses::{ClockSupport, DataDir, LazyfsControl, TargetControl};
 use distest_workloads::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -55,6 +56,9 @@ pub struct FileTarget {
     specs: Mutex<HashMap<String, Arc<ClientSpec>>>,
     /// Nodes the membership fault removed and has not added back.
     removed: Mutex<std::collections::BTreeSet<usize>>,
+    /// Serve each node's `{data_dir}` through lazyfs (`--nemesis disk`): one mount per
+    /// node, shared by its daemons, as one disk is shared by the processes of a machine.
+    lazyfs: bool,
 }
 
 /// Characters distest's own template values may hold: they are inserted unquoted.
@@ -132,6 +136,7 @@ impl FileTarget {
             client_log,
             specs: Mutex::new(HashMap::new()),
             removed: Mutex::new(Default::default()),
+            lazyfs: opts.lazyfs && !file.daemons.is_empty(),
         };
         // Expand every start command now: a template without a value fails here.
         let mut daemons = Vec::with_capacity(file.daemons.len());
@@ -288,8 +293,56 @@ impl FileTarget {
         Ok(())
     }
 
-    /// Removes node `i`'s data: the file's `wipe`, or its data directory.
+    /// How node `i`'s `{data_dir}` is (or would be) served through lazyfs; `None` for a
+    /// file without daemons.
+    fn mount_of(&self, i: usize) -> Option<LazyfsMount> {
+        let paths = self.daemons.first()?.paths(i);
+        Some(LazyfsMount::for_data_dir(
+            &data_dir(self.nodes[i].as_ref(), &self.file),
+            self.nodes[i].log_dir(),
+            &paths.bin_dir,
+        ))
+    }
+
+    /// The mount of node `i`, when this run serves `{data_dir}` through lazyfs.
+    fn lazyfs_mount(&self, i: usize) -> Option<LazyfsMount> {
+        self.mount_of(i).filter(|_| self.lazyfs)
+    }
+
+    /// Stops node `i`'s lazyfs mount, whether or not this run mounted it (a killed run
+    /// may have left one).
+    fn release_mount(&self, i: usize) -> Result<Option<LazyfsMount>, NodeError> {
+        let Some(mount) = self.mount_of(i) else {
+            return Ok(None);
+        };
+        mount.stop(self.nodes[i].as_ref())?;
+        Ok(Some(mount))
+    }
+
+    /// Serves node `i`'s `{data_dir}` through lazyfs (no-op when this run does not, or a
+    /// live mount already serves it). What is in the directory then becomes what
+    /// survives a power failure: `[node] setup`'s files are as durable as a machine's
+    /// configuration is by the time a test starts.
+    fn ensure_mounted(&self, i: usize) -> Result<(), NodeError> {
+        let Some(mount) = self.lazyfs_mount(i) else {
+            return Ok(());
+        };
+        self.daemons[0]
+            .install_self_as(i, distest_lazyfs::PROGRAM)
+            .map_err(|e| NodeError::Unsupported(format!("{e:#}")))?;
+        mount.ensure_mounted(self.nodes[i].as_ref())
+    }
+
+    /// Removes node `i`'s data: the file's `wipe`, or its data directory. A lazyfs mount
+    /// is stopped first (and its backing directory removed), whether or not this run
+    /// mounted it: data is never removed through a mount a killed run may have left.
     fn wipe(&self, i: usize) -> anyhow::Result<()> {
+        if let Some(mount) = self.release_mount(i)? {
+            self.nodes[i].exec_ok(
+                &format!("rm -rf {}", shell_quote_path(&mount.backing)),
+                COMMAND_TIMEOUT,
+            )?;
+        }
         match &self.file.node_wipe {
             Some(wipe) => self
                 .run_on(i, "[node] wipe", wipe, COMMAND_TIMEOUT)
@@ -560,6 +613,7 @@ impl FileTarget {
         if let Some(setup) = &self.file.node_setup {
             self.run_on(i, "[node] setup", setup, COMMAND_TIMEOUT)?;
         }
+        self.ensure_mounted(i)?;
         Ok(())
     }
 }
@@ -636,6 +690,10 @@ impl TargetControl for FileTarget {
     }
 
     fn start(&self, node: &str) -> Result<(), NodeError> {
+        if self.lazyfs {
+            let index = self.daemons[0].index_of(node)?;
+            self.ensure_mounted(index)?;
+        }
         self.each_daemon(false, |d| d.start(node))
     }
 
@@ -712,17 +770,22 @@ impl TargetControl for FileTarget {
         Ok(())
     }
 
-    /// `{data_dir}` of `node`, a plain directory: `corrupt-file` reaches it; `disk` (lazyfs)
-    /// is refused by its preflight, since several daemons may share the directory.
+    /// `{data_dir}` of `node`: `corrupt-file` reaches it; with `--nemesis disk` it is
+    /// served through lazyfs, and `lose-unsynced` kills every daemon of the node, drops
+    /// what they did not fsync and starts them again.
     fn data_dir(&self, node: &str) -> Result<DataDir, String> {
-        self.values
+        let index = self
+            .values
             .iter()
-            .find(|v| v.name == node)
-            .map(|v| DataDir {
-                path: PathBuf::from(&v.data_dir),
-                lazyfs: None,
-            })
-            .ok_or_else(|| format!("there is no node {node:?} in this run"))
+            .position(|v| v.name == node)
+            .ok_or_else(|| format!("there is no node {node:?} in this run"))?;
+        Ok(DataDir {
+            path: PathBuf::from(&self.values[index].data_dir),
+            lazyfs: self.lazyfs_mount(index).map(|m| LazyfsControl {
+                program: m.program,
+                socket: m.socket,
+            }),
+        })
     }
 
     fn clock_support(&self, node: &str) -> ClockSupport {
@@ -780,6 +843,10 @@ impl Target for FileTarget {
                 errors.push(format!("{e:#}"));
             }
         }
+        // lazyfs writes back and unmounts once the daemons using it are gone.
+        if let Err(e) = self.on_every_node(|i| Ok(self.release_mount(i).map(drop)?)) {
+            errors.push(format!("{e:#}"));
+        }
         if wipe {
             if let Err(e) = self.on_every_node(|i| {
                 self.wipe(i)?;
@@ -808,6 +875,13 @@ impl Target for FileTarget {
 
     fn collect_logs(&self, node: usize, dest: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let mut files = Vec::new();
+        if let Some(mount) = self.lazyfs_mount(node) {
+            let local = dest.join(mount.log_file.file_name().expect("a log file name"));
+            match self.nodes[node].download(&mount.log_file, &local) {
+                Ok(()) => files.push(local),
+                Err(e) => tracing::warn!("could not copy {}: {e}", mount.log_file.display()),
+            }
+        }
         for (def, daemon) in self.file.daemons.iter().zip(&self.daemons) {
             files.extend(daemon.collect_logs(node, dest)?);
             for extra in &def.log_files {
