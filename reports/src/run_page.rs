@@ -758,9 +758,15 @@ fn linearizable_view(ev: &Value, history: Option<&History>) -> String {
                 ]
             })
             .collect();
+        let any_node = lin.involved.iter().any(|op| op.get("node").is_some());
         let _ = write!(
             out,
-            "<p>The ops involved: the failing op, the ops concurrent with it, the last op before it (<code>p3@n2</code> is process 3 talking to node n2):</p>{}",
+            "<p>The ops involved: the failing op, the ops concurrent with it, the last op before it{}:</p>{}",
+            if any_node {
+                " (<code>p3@n2</code> is process 3 talking to node n2)"
+            } else {
+                ""
+            },
             table("involved", &["op", "node"], &rows)
         );
     }

@@ -227,9 +227,17 @@ fn render<M: Model>(
             }
         )
     };
+    let legend = if involved
+        .iter()
+        .any(|&i| node_of(history, &ops[i]).is_some())
+    {
+        "; p3@n2 is process 3 talking to node n2"
+    } else {
+        ""
+    };
     let _ = writeln!(
         text,
-        "Ops involved (the failing op, the ops concurrent with it, the last op before it; p3@n2 is process 3 talking to node n2):"
+        "Ops involved (the failing op, the ops concurrent with it, the last op before it{legend}):"
     );
     for &i in &involved {
         let mark = if i == rec.target { "→" } else { " " };
