@@ -55,7 +55,9 @@ impl Drop for Cluster {
 }
 
 /// The completions of the run's `lose-unsynced` ops; asserts that at least one happened
-/// and none failed, and that each names what lazyfs dropped on every node it hit.
+/// and none failed, and that each names what lazyfs dropped on every node it hit. An op
+/// aimed at the primaries while none was elected (a leader just lost its data) does
+/// nothing and says so: that is no failure.
 fn lost_unsynced(store: &Path) -> Vec<Value> {
     let done: Vec<Value> = history(store)
         .lines()
@@ -65,6 +67,7 @@ fn lost_unsynced(store: &Path) -> Vec<Value> {
     let failed: Vec<String> = history(store)
         .lines()
         .filter(|l| l.contains("\"lose-unsynced\"") && l.contains("\"error\""))
+        .filter(|l| !l.contains("reports none right now") || !l.contains("nothing was done"))
         .map(str::to_string)
         .collect();
     assert!(failed.is_empty(), "failed lose-unsynced ops: {failed:?}");
