@@ -276,24 +276,7 @@ fn a_users_own_folder_runs_with_a_bare_file_name_and_the_kill_finds_lost_writes(
     let store = TempDir::new("tf-user");
     let folder = users_mykv(&store);
     let runs = store.0.join("runs");
-    let run = |durable: &str| {
-        let out = run_on_cluster(&runs, "tf6", 237)
-            .current_dir(&folder)
-            .args([
-                "--target",
-                "my.toml",
-                "--nodes",
-                "local:3",
-                "--nemesis",
-                "kill",
-            ])
-            .args(["--time-limit", "20", "--seed", "1", "--set"])
-            .arg(format!("durable={durable}"))
-            .output()
-            .unwrap();
-        assert_nothing_left("tf6");
-        out
-    };
+    let run = |durable: &str| mykv_run(&runs, &folder, ("tf6", 237), &["kill"], durable);
     // Seed 1 kills n1, the node every client uses, 4 s in: kept only in memory, what it
     // acknowledged is gone when it comes back.
     let volatile = run("0");
@@ -317,6 +300,28 @@ fn users_mykv(store: &TempDir) -> PathBuf {
     folder
 }
 
+/// `distest run --target my.toml` from the user's `folder` on 3 local nodes of cluster
+/// `(id, subnet)`, 20 s, seed 1, `--nemesis` followed by `nemesis`, `--set
+/// durable=<durable>`; asserts that nothing of the cluster is left.
+fn mykv_run(
+    runs: &Path,
+    folder: &Path,
+    (id, subnet): (&str, u8),
+    nemesis: &[&str],
+    durable: &str,
+) -> Output {
+    let out = run_on_cluster(runs, id, subnet)
+        .current_dir(folder)
+        .args(["--target", "my.toml", "--nodes", "local:3", "--nemesis"])
+        .args(nemesis)
+        .args(["--time-limit", "20", "--seed", "1", "--set"])
+        .arg(format!("durable={durable}"))
+        .output()
+        .unwrap();
+    assert_nothing_left(id);
+    out
+}
+
 /// `--nemesis disk` on a user's target file: each node's `{data_dir}` is served through
 /// lazyfs. mykv writing its state without fsync survives kills but loses acknowledged
 /// writes at the first power failure of the node every client uses; fsynced (file and
@@ -328,16 +333,13 @@ fn a_target_files_data_dir_loses_what_its_daemon_did_not_fsync() {
     let folder = users_mykv(&store);
     let runs = store.0.join("runs");
     let run = |durable: &str| {
-        let out = run_on_cluster(&runs, "tf8", 238)
-            .current_dir(&folder)
-            .args(["--target", "my.toml", "--nodes", "local:3"])
-            .args(["--nemesis", "disk", "--nemesis-interval", "3"])
-            .args(["--time-limit", "20", "--seed", "1", "--set"])
-            .arg(format!("durable={durable}"))
-            .output()
-            .unwrap();
-        assert_nothing_left("tf8");
-        out
+        mykv_run(
+            &runs,
+            &folder,
+            ("tf8", 238),
+            &["disk", "--nemesis-interval", "3"],
+            durable,
+        )
     };
     let unsynced = run("unsynced");
     assert_eq!(unsynced.status.code(), Some(1), "{}", text(&unsynced));
