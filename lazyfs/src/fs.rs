@@ -32,7 +32,8 @@
 //! metadata operation and reloads the live view from the backing directory; with a torn
 //! write, a prefix of the last write (when still unsynced and its file exists durably) is
 //! written to the backing file first, cut at a 512-byte sector boundary unless the caller
-//! names the exact length (disks write a sector whole or not at all). Timestamps are kept in memory only.
+//! names the exact length (disks write a sector whole or not at all). Timestamps are kept
+//! in memory only.
 //!
 //! Durable means "in the backing directory": the emulation does not fsync the backing
 //! filesystem itself, so it simulates a power failure, it does not survive a real one.
