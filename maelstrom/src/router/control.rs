@@ -82,15 +82,7 @@ fn client_session(
         .insert(client.to_string(), conn.clone());
     let mut line = Vec::with_capacity(4096);
     let mut buf = Vec::with_capacity(4096);
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            line.pop();
-        }
+    while super::next_line(&mut reader, &mut line) {
         let Ok(head) = protocol::head(&line) else {
             shared.log.line(&format!(
                 "client {client} sent a line that is not a message; ignored"

@@ -468,6 +468,20 @@ const MESSAGE_PATH_NICE: libc::c_int = -10;
 /// Raises the calling thread's priority to [`MESSAGE_PATH_NICE`]; called first by every
 /// thread that carries messages. The spawner of node programs does not: they inherit
 /// its normal priority.
+/// Reads the next line into `line` without its `\n` or `\r\n`; false at the end of the
+/// stream or on a read error (the peer is gone either way).
+pub(crate) fn next_line(reader: &mut impl std::io::BufRead, line: &mut Vec<u8>) -> bool {
+    line.clear();
+    match reader.read_until(b'\n', line) {
+        Ok(0) | Err(_) => return false,
+        Ok(_) => {}
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    true
+}
+
 pub(crate) fn raise_priority() {
     // SAFETY: setpriority on our own thread id; on Linux `PRIO_PROCESS` with a thread id
     // sets that thread's nice value. Failure (no CAP_SYS_NICE) leaves it as it was.

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use distest_checkers::net::NetEventKind;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -392,15 +392,7 @@ fn read_stdout(shared: &Shared, stdout: std::process::ChildStdout) {
     let mut reader = BufReader::with_capacity(1 << 16, stdout);
     let mut line = Vec::with_capacity(4096);
     let mut buf = Vec::with_capacity(65_536);
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            line.pop();
-        }
+    while super::next_line(&mut reader, &mut line) {
         match protocol::head(&line) {
             Ok(head) => shared.route(shared.next_id(), &shared.cfg.node, &line, &head, &mut buf),
             Err(why) => reject(shared, &line, &why),
