@@ -843,12 +843,10 @@ impl Target for FileTarget {
                 errors.push(format!("{e:#}"));
             }
         }
-        // lazyfs writes back and unmounts once the daemons using it are gone.
-        if let Err(e) = self.on_every_node(|i| Ok(self.release_mount(i).map(drop)?)) {
-            errors.push(format!("{e:#}"));
-        }
-        if wipe {
-            if let Err(e) = self.on_every_node(|i| {
+        // lazyfs writes back and unmounts once the daemons using it are gone; `wipe`
+        // releases it itself before removing anything.
+        let released = if wipe {
+            self.on_every_node(|i| {
                 self.wipe(i)?;
                 if !self.nodes[i].is_local() {
                     let dir = uploaded_dir(self.nodes[i].as_ref(), &self.file);
@@ -858,9 +856,12 @@ impl Target for FileTarget {
                     )?;
                 }
                 Ok(())
-            }) {
-                errors.push(format!("{e:#}"));
-            }
+            })
+        } else {
+            self.on_every_node(|i| Ok(self.release_mount(i).map(drop)?))
+        };
+        if let Err(e) = released {
+            errors.push(format!("{e:#}"));
         }
         if errors.is_empty() {
             Ok(())
