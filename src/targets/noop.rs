@@ -348,10 +348,11 @@ mod tests {
         for key in 1..=RETIRED_KEPT as u64 {
             client.invoke(&write(key, 1, true)).await;
         }
-        let state = noop.state.lock().unwrap();
-        assert_eq!(state.registers.len(), RETIRED_KEPT, "key 0 is forgotten");
-        assert_eq!(state.retired.len(), RETIRED_KEPT);
-        drop(state);
+        {
+            let state = noop.state.lock().unwrap();
+            assert_eq!(state.registers.len(), RETIRED_KEPT, "key 0 is forgotten");
+            assert_eq!(state.retired.len(), RETIRED_KEPT);
+        }
         let late = client.invoke(&read(0)).await;
         assert_eq!(late.kind, OpType::Info, "{late:?}");
         assert_eq!(noop.state.lock().unwrap().late_ops, 1);
