@@ -790,3 +790,62 @@ fn a_run_after_a_sigkilled_ssh_run_cleans_the_nodes_first_and_is_valid() {
     }
     cluster.down();
 }
+
+/// `--nemesis disk` on a target file over SSH: each host serves the daemon's `{data_dir}`
+/// through lazyfs, started over SSH with the uploaded distest. mykv writing without fsync
+/// loses acknowledged writes at a power failure (exit 1); fsyncing, nothing is lost (exit
+/// 0). No lazyfs process, mount or data is left on any host.
+#[test]
+fn disk_faults_on_a_target_file_over_ssh_lose_exactly_what_was_not_fsynced() {
+    if sshd::skip_unless_root_with_openssh(
+        "disk_faults_on_a_target_file_over_ssh_lose_exactly_what_was_not_fsynced",
+    ) {
+        return;
+    }
+    let store = TempDir::new("ssh1-disk");
+    let cluster = SshCluster::up();
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/targets/mykv/my.toml");
+    let run = |durable: &str| {
+        let mut cmd = distest();
+        cmd.args(["run", "--target"]).arg(&target);
+        with_ssh_nodes(&mut cmd)
+            .arg("--store")
+            .arg(&store.0)
+            .args(["--nemesis", "disk", "--nemesis-interval", "3"])
+            .args(["--time-limit", "20", "--seed", "1", "--set"])
+            .arg(format!("durable={durable}"))
+            .output()
+            .unwrap()
+    };
+    let unsynced = run("unsynced");
+    assert_eq!(unsynced.status.code(), Some(1), "{}", text(&unsynced));
+    let history = std::fs::read_to_string(latest_run(&store.0).join("history.jsonl")).unwrap();
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains(r#""f":"lose-unsynced""#) && l.contains("state.json")),
+        "lazyfs on an SSH host dropped mykv's unsynced state"
+    );
+    let durable = run("1");
+    assert_eq!(durable.status.code(), Some(0), "{}", text(&durable));
+    let processes = stdout_of(Command::new("pgrep").args(["-af", "lazyfs"]));
+    assert!(
+        !processes.contains(REMOTE_BASE_DIR),
+        "lazyfs left: {processes}"
+    );
+    for i in 0..NODE_COUNT {
+        let left: Vec<String> = std::fs::read_dir(cluster.disk(i).join("data"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("mykv") || name.contains("lazyfs"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "left on {}: {left:?}",
+            cluster.addresses[i]
+        );
+    }
+    cluster.down();
+}
