@@ -27,6 +27,7 @@ pub mod html;
 pub mod junit;
 pub mod lamport;
 pub mod lanes;
+pub mod light;
 pub mod logs;
 pub mod plot;
 pub mod run_data;
