@@ -19,8 +19,8 @@
 //! ([`crate::timeline::position`]).
 
 use crate::analysis::{
-    ns_to_ms, Buckets, FNames, LatencyQuantiles, Plots, Sample, Summary, Throughput,
-    PLOT_BUCKETS, QUANTILES,
+    ns_to_ms, Buckets, FNames, LatencyQuantiles, Plots, Sample, Summary, Throughput, PLOT_BUCKETS,
+    QUANTILES,
 };
 use crate::charts::MAX_SCATTER_POINTS;
 use crate::run_data::MAX_NODES;
@@ -76,6 +76,9 @@ pub struct Light {
     pub orphans: u64,
     /// Why reading stopped before the end of the file, one sentence.
     pub error: Option<String>,
+    /// The file ends in a line without its newline (a run killed while writing it),
+    /// which was left out.
+    pub torn_tail: bool,
 }
 
 impl Light {
@@ -112,6 +115,9 @@ impl Light {
                 self.orphans
             ));
         }
+        if self.torn_tail {
+            notes.push("The history's last line is cut short (the run was killed while writing it), so that op was left out.".into());
+        }
         if let Some(e) = &self.error {
             notes.push(format!(
                 "The history could not be read to its end ({e}); the page shows the {} ops before that.",
@@ -128,16 +134,19 @@ impl Light {
 pub fn read(path: &Path, focus: &BTreeSet<u64>) -> Result<(Light, Option<History>), String> {
     let size_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     let (windows, windows_cut) = windows_around(focus);
+    let whole = whole_lines_bytes(path, size_bytes);
     let mut buckets = Buckets::for_run(tail_end_ns(path), PLOT_BUCKETS);
-    let mut pass = Pass::read(path, buckets, &windows)?;
+    let mut pass = Pass::read(path, whole, buckets, &windows)?;
     let actual = Buckets::for_run(pass.end_ns, PLOT_BUCKETS);
     if actual != buckets {
         // The last lines were not the latest (or not JSON): the buckets must cover the
         // real run, so read again with them. Still bounded, twice the time.
         buckets = actual;
-        pass = Pass::read(path, buckets, &windows)?;
+        pass = Pass::read(path, whole, buckets, &windows)?;
     }
-    Ok(pass.finish(buckets, size_bytes, windows_cut))
+    let (mut light, kept) = pass.finish(buckets, size_bytes, windows_cut);
+    light.torn_tail = whole < size_bytes;
+    Ok((light, kept))
 }
 
 /// Merged index ranges of [`CONTEXT_OPS`] around each op of interest, at most
@@ -157,6 +166,39 @@ fn windows_around(focus: &BTreeSet<u64>) -> (Vec<(u64, u64)>, bool) {
     (out, cut)
 }
 
+/// The length of the file up to its last newline: a last line without one was cut
+/// short by a killed writer and is left out. The whole file when it has no newline
+/// (then it is no history, and the reader says why).
+fn whole_lines_bytes(path: &Path, size_bytes: u64) -> u64 {
+    const CHUNK: u64 = 64 << 10;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return size_bytes;
+    };
+    let mut end = size_bytes;
+    let mut chunk = Vec::with_capacity(CHUNK as usize);
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        chunk.clear();
+        if file.seek(SeekFrom::Start(start)).is_err()
+            || (&mut file)
+                .take(end - start)
+                .read_to_end(&mut chunk)
+                .is_err()
+        {
+            return size_bytes;
+        }
+        if let Some(i) = memchr_last_newline(&chunk) {
+            return start + i as u64 + 1;
+        }
+        end = start;
+    }
+    size_bytes
+}
+
+fn memchr_last_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().rposition(|&b| b == b'\n')
+}
+
 /// The latest op time among the last whole lines of a JSONL file; 0 if none parses.
 fn tail_end_ns(path: &Path) -> u64 {
     let Ok(mut file) = std::fs::File::open(path) else {
@@ -164,7 +206,9 @@ fn tail_end_ns(path: &Path) -> u64 {
     };
     let len = file.metadata().map_or(0, |m| m.len());
     let mut tail = Vec::new();
-    if file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES))).is_err()
+    if file
+        .seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
+        .is_err()
         || file.take(TAIL_BYTES).read_to_end(&mut tail).is_err()
     {
         return 0;
@@ -389,7 +433,13 @@ fn column(outcome: OpType) -> usize {
 }
 
 impl Pass {
-    fn read(path: &Path, buckets: Buckets, windows: &[(u64, u64)]) -> Result<Pass, String> {
+    /// Reads the first `bytes` of `path`.
+    fn read(
+        path: &Path,
+        bytes: u64,
+        buckets: Buckets,
+        windows: &[(u64, u64)],
+    ) -> Result<Pass, String> {
         let budget = (MAX_SCATTER_POINTS / buckets.count).max(1);
         let mut pass = Pass {
             windows: windows.to_vec(),
@@ -418,7 +468,7 @@ impl Pass {
         let file = std::fs::File::open(path)
             .map_err(|e| format!("{} could not be opened ({e})", path.display()))?;
         let read = stream_history(
-            std::io::BufReader::with_capacity(1 << 20, file),
+            std::io::BufReader::with_capacity(1 << 20, file.take(bytes)),
             None,
             &path.display().to_string(),
             None,
@@ -555,9 +605,9 @@ impl Pass {
         }
         points.sort_by_key(|s| s.index);
         points.dedup_by_key(|s| s.index);
-        let (ok_n, fail_n, info_n) = counts.iter().fold((0, 0, 0), |(a, b, c), x| {
-            (a + x[0], b + x[1], c + x[2])
-        });
+        let (ok_n, fail_n, info_n) = counts
+            .iter()
+            .fold((0, 0, 0), |(a, b, c), x| (a + x[0], b + x[1], c + x[2]));
         let duration_s = (self.end_ns as f64 / 1e9).max(1e-3);
         let summary = Summary {
             ops: self.client_ops,
@@ -607,6 +657,7 @@ impl Pass {
             per_node: self.per_node.into_iter().collect(),
             orphans: self.orphans,
             error: self.error,
+            torn_tail: false,
         };
         (light, history)
     }
@@ -618,7 +669,19 @@ mod tests {
 
     #[test]
     fn histogram_slots_are_exact_below_64_and_within_a_64th_above() {
-        for v in [0u64, 1, 63, 64, 65, 127, 128, 1000, 1_234_567, u64::MAX / 3, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            1_234_567,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
             let mid = hist_value(hist_slot(v));
             let err = mid.abs_diff(v) as f64 / v.max(1) as f64;
             assert!(err <= 1.0 / 64.0, "{v}: {mid} ({err})");

@@ -20,10 +20,10 @@ use crate::lamport::Window;
 use crate::light::{self, Light};
 use distest_checkers::net::Journal;
 use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Op, Results, Validity};
-use std::borrow::Cow;
-use std::collections::BTreeSet;
 use distest_rundir::{files, JsonFile, RunDir, TestJson};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Where the verdicts on the page came from.

@@ -677,12 +677,7 @@ fn anomalies_section(run: &RunData, history: Option<&History>) -> String {
 
 /// `history_len`: the whole history's, which `history` holds only part of in the light
 /// form.
-fn checker_view(
-    name: &str,
-    v: &Verdict,
-    history: Option<&History>,
-    history_len: usize,
-) -> String {
+fn checker_view(name: &str, v: &Verdict, history: Option<&History>, history_len: usize) -> String {
     let mut out = format!(
         "<section class=\"checker\" id=\"checker-{}\"><h3>{} {}</h3><div>{}</div>",
         anchor(name),

@@ -38,10 +38,7 @@ pub struct Window {
 pub fn position(history: &History, index: u64) -> Option<usize> {
     match usize::try_from(index).ok().and_then(|p| history.get(p)) {
         Some(op) if op.index == index => usize::try_from(index).ok(),
-        _ => history
-            .ops()
-            .binary_search_by_key(&index, |o| o.index)
-            .ok(),
+        _ => history.ops().binary_search_by_key(&index, |o| o.index).ok(),
     }
 }
 
