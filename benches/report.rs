@@ -14,9 +14,9 @@ mod distest_check;
 #[path = "support/kv_history.rs"]
 mod kv_history;
 
+use distest_check::{timed, Took};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 /// Removes the run directory even when the bench panics.
 struct TempDir(PathBuf);
@@ -27,37 +27,18 @@ impl Drop for TempDir {
     }
 }
 
-struct Took {
-    secs: f64,
-    rss_mb: f64,
-    code: i32,
-    page_kb: f64,
-}
-
-fn report(binary: &Path, dir: &Path, light_bytes: u64) -> Took {
-    let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(binary)
+/// `distest report DIR` with the light form from `light_bytes` on: what it took and
+/// the page's size in kB.
+fn report(binary: &Path, dir: &Path, light_bytes: u64) -> (Took, f64) {
+    let mut command = Command::new(binary);
+    command
         .arg("report")
         .arg(dir)
-        .env("DISTEST_REPORT_LIGHT_BYTES", light_bytes.to_string())
-        .output()
-        .expect("run distest report");
-    let secs = started.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let rss_kb: f64 = stderr
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(f64::NAN);
-    Took {
-        secs,
-        rss_mb: rss_kb / 1024.0,
-        code: out.status.code().unwrap_or(-1),
-        page_kb: std::fs::metadata(dir.join("index.html"))
-            .map_or(f64::NAN, |m| m.len() as f64 / 1024.0),
-    }
+        .env("DISTEST_REPORT_LIGHT_BYTES", light_bytes.to_string());
+    let took = timed(command);
+    let page_kb =
+        std::fs::metadata(dir.join("index.html")).map_or(f64::NAN, |m| m.len() as f64 / 1024.0);
+    (took, page_kb)
 }
 
 /// A run directory with a history of about `bytes` and results naming an op in its middle.
@@ -113,13 +94,13 @@ fn main() {
             forms.insert(0, ("full", u64::MAX));
         }
         for (form, light_bytes) in forms {
-            let t = report(&ours, &dir.0, light_bytes);
+            let (t, page_kb) = report(&ours, &dir.0, light_bytes);
             println!(
-                "  {form:<5}: {:6.2} s, {:5.0} MB/s, peak RSS {:6.0} MB, index.html {:5.0} kB, exit {}",
+                "  {form:<5}: {:6.2} s ({:5.1} CPU-s), {:5.0} MB/s, peak RSS {:6.0} MB, index.html {page_kb:5.0} kB, exit {}",
                 t.secs,
+                t.cpu_secs,
                 size_mb / t.secs,
                 t.rss_mb,
-                t.page_kb,
                 t.code
             );
         }
