@@ -12,18 +12,13 @@
 
 #[path = "support/distest_check.rs"]
 mod distest_check;
-#[path = "../checkers/tests/linearizable_support/gen.rs"]
-mod gen;
+#[path = "support/kv_history.rs"]
+mod kv_history;
 
 use distest_check::{best_of, check, TempFile};
-use distest_checkers::format::write_jsonl_line;
 use distest_checkers::{Op, Process};
-use gen::{simulate, GenConfig};
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use serde_json::Value;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Jepsen's printed form of a JSON value.
 fn edn_value(v: &Value, out: &mut String) {
@@ -73,7 +68,7 @@ fn main() {
     let tmp = std::env::temp_dir();
     for (edn, name) in [(false, "jsonl"), (true, "edn")] {
         let file = TempFile(tmp.join(format!("dt-bench-check-{}.{name}", std::process::id())));
-        write_history(&file.0, edn, mb << 20);
+        kv_history::write(&file.0, mb << 20, edn.then_some(edn_line as _));
         let size_mb = std::fs::metadata(&file.0).unwrap().len() as f64 / (1 << 20) as f64;
         println!("{name}: {size_mb:.0} MB");
         let cases: [(&str, &[&str]); 4] = [
@@ -113,7 +108,7 @@ fn main() {
         .and_then(|v| v.parse::<u64>().ok())
     {
         let file = TempFile(tmp.join(format!("dt-bench-check-big-{}.jsonl", std::process::id())));
-        write_history(&file.0, false, gb << 30);
+        kv_history::write(&file.0, gb << 30, None);
         let size_mb = std::fs::metadata(&file.0).unwrap().len() as f64 / (1 << 20) as f64;
         let t = check(
             &ours,
@@ -136,47 +131,4 @@ fn main() {
         );
         print!("{}", t.stdout);
     }
-}
-
-/// Writes a keyed kv history of about `target_bytes`: segments of 4 keys each, every
-/// segment on fresh keys and processes (keys retire as the history goes, as a run's
-/// do), indices dense.
-fn write_history(path: &Path, edn: bool, target_bytes: u64) {
-    let cfg = GenConfig {
-        processes: 20,
-        ops: 4_000,
-        values: 5,
-        keys: 40,
-        p_info: 0.05,
-        kv: true,
-    };
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    let mut rng = SmallRng::seed_from_u64(7);
-    let (mut written, mut index, mut segment) = (0u64, 0u64, 0u64);
-    let (mut bytes, mut text) = (Vec::new(), String::new());
-    while written < target_bytes {
-        for mut op in simulate(&mut rng, &cfg) {
-            op.index = index;
-            op.time = index * 1_000;
-            index += 1;
-            if let Process::Client(p) = op.process {
-                op.process = Process::Client(p + segment * 1_000);
-            }
-            if let Some(k) = op.value.get(0).and_then(Value::as_u64) {
-                op.value[0] = (k + segment * cfg.keys).into();
-            }
-            bytes.clear();
-            if edn {
-                text.clear();
-                edn_line(&op, &mut text);
-                bytes.extend_from_slice(text.as_bytes());
-            } else {
-                write_jsonl_line(&op, &mut bytes);
-            }
-            w.write_all(&bytes).unwrap();
-            written += bytes.len() as u64;
-        }
-        segment += 1;
-    }
-    w.flush().unwrap();
 }

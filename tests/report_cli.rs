@@ -33,6 +33,26 @@ fn report_writes_index_html_and_prints_its_path() {
 }
 
 #[test]
+fn report_of_a_history_over_the_light_threshold_is_drawn_in_one_pass_and_says_so() {
+    let tmp = TempDir::new("cli-light");
+    invalid_run(tmp.path(), &HistorySpec::default());
+    let out = Command::new(env!("CARGO_BIN_EXE_distest"))
+        .args(["report".as_ref(), tmp.path().as_os_str()])
+        .env("DISTEST_REPORT_LIGHT_BYTES", "1000")
+        .output()
+        .expect("run distest");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let html = std::fs::read_to_string(tmp.path().join("index.html")).unwrap();
+    assert!(html.contains("drawn from one pass over it in bounded memory"));
+    assert!(html.contains("<figure class=\"timeline\">"));
+    // Without the override the same small history is drawn whole, as before.
+    let (code, _, stderr) = distest(&["report".as_ref(), tmp.path().as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    let html = std::fs::read_to_string(tmp.path().join("index.html")).unwrap();
+    assert!(!html.contains("drawn from one pass"));
+}
+
+#[test]
 fn report_on_a_directory_without_a_run_fails_with_exit_3_and_one_sentence() {
     let tmp = TempDir::new("cli-empty");
     let (code, _, stderr) = distest(&["report".as_ref(), tmp.path().as_os_str()]);

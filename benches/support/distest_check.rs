@@ -33,15 +33,25 @@ pub struct Took {
 
 /// Runs `distest check FILE ARGS` under `/usr/bin/time`.
 pub fn check(binary: &Path, file: &Path, args: &[&str]) -> Took {
+    let mut command = Command::new(binary);
+    command.arg("check").arg(file).args(args);
+    timed(command)
+}
+
+/// Runs `command` under `/usr/bin/time`: wall and CPU seconds, peak RSS.
+pub fn timed(command: Command) -> Took {
     let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
+    let mut timed = Command::new("/usr/bin/time");
+    timed
         .args(["-f", "%M %U %S"])
-        .arg(binary)
-        .arg("check")
-        .arg(file)
-        .args(args)
-        .output()
-        .expect("run distest check");
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            timed.env(key, value);
+        }
+    }
+    let out = timed.output().expect("run distest");
     let secs = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let fields: Vec<f64> = stderr

@@ -30,39 +30,36 @@ pub struct Samples {
 /// Distinct f names kept apart in plots; the rest are drawn as `other`.
 pub const MAX_FS: usize = 8;
 
-impl Samples {
-    pub fn from_history(history: &History) -> Samples {
-        let mut fs: Vec<String> = Vec::new();
-        let mut f_ids: HashMap<&str, u16> = HashMap::new();
-        let mut samples = Vec::with_capacity(history.len() / 2);
-        for pair in history.pairs() {
-            let f = pair.invoke.f.as_str();
-            let id = match f_ids.get(f) {
-                Some(&id) => id,
-                None if fs.len() < MAX_FS => {
-                    fs.push(f.to_string());
-                    f_ids.insert(f, (fs.len() - 1) as u16);
-                    (fs.len() - 1) as u16
-                }
-                None => {
-                    if fs.len() == MAX_FS {
-                        fs.push("other".to_string());
-                    }
-                    MAX_FS as u16
-                }
-            };
-            samples.push(Sample {
-                index: pair.invoke.index,
-                invoke_ns: pair.invoke.time,
-                latency_ns: pair
-                    .completion
-                    .map(|c| c.time.saturating_sub(pair.invoke.time)),
-                f: id,
-                outcome: pair.outcome(),
-            });
+/// The f names of a history as plots number them: ids in order of first appearance
+/// while reading ([`Self::id`]), then renumbered by name ([`Self::finish`]) so the same
+/// f keeps its color and marker from run to run; past [`MAX_FS`] names, `other`, last.
+#[derive(Default)]
+pub struct FNames {
+    fs: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+impl FNames {
+    /// The id of `f` in order of appearance (`MAX_FS` for every f past the first ones).
+    pub fn id(&mut self, f: &str) -> u16 {
+        if let Some(&id) = self.ids.get(f) {
+            return id;
         }
-        // Name order, not order of appearance: the same f keeps its color and marker
-        // from run to run. `other` stays last.
+        if self.fs.len() < MAX_FS {
+            self.fs.push(f.to_string());
+            self.ids.insert(f.to_string(), (self.fs.len() - 1) as u16);
+            return (self.fs.len() - 1) as u16;
+        }
+        if self.fs.len() == MAX_FS {
+            self.fs.push("other".to_string());
+        }
+        MAX_FS as u16
+    }
+
+    /// The names in name order (`other` last) and, for each id [`Self::id`] gave, its
+    /// id in that order.
+    pub fn finish(self) -> (Vec<String>, Vec<u16>) {
+        let mut fs = self.fs;
         let named = fs.len().min(MAX_FS);
         let mut order: Vec<usize> = (0..named).collect();
         order.sort_by(|&a, &b| fs[a].cmp(&fs[b]));
@@ -73,12 +70,31 @@ impl Samples {
         if fs.len() > MAX_FS {
             new_id[MAX_FS] = MAX_FS as u16;
         }
+        let mut sorted: Vec<String> = order.iter().map(|&i| fs[i].clone()).collect();
+        sorted.extend(fs.drain(named..));
+        (sorted, new_id)
+    }
+}
+
+impl Samples {
+    pub fn from_history(history: &History) -> Samples {
+        let mut names = FNames::default();
+        let mut samples = Vec::with_capacity(history.len() / 2);
+        for pair in history.pairs() {
+            samples.push(Sample {
+                index: pair.invoke.index,
+                invoke_ns: pair.invoke.time,
+                latency_ns: pair
+                    .completion
+                    .map(|c| c.time.saturating_sub(pair.invoke.time)),
+                f: names.id(&pair.invoke.f),
+                outcome: pair.outcome(),
+            });
+        }
+        let (fs, new_id) = names.finish();
         for x in &mut samples {
             x.f = new_id[x.f as usize];
         }
-        let mut sorted: Vec<String> = order.iter().map(|&i| fs[i].clone()).collect();
-        sorted.extend(fs.drain(named..));
-        let fs = sorted;
         let end_ns = history.ops().iter().map(|o| o.time).max().unwrap_or(0);
         Samples {
             fs,
@@ -211,6 +227,7 @@ pub const PLOT_BUCKETS: usize = 120;
 
 /// Completions per second in each bucket, one series per (f, ok) and one each for all
 /// fails and all infos, by completion time (ops that never completed are not counted).
+#[derive(Clone, Debug)]
 pub struct Throughput {
     pub buckets: Buckets,
     /// (label, outcome, rate per bucket in ops/s)
@@ -235,14 +252,25 @@ impl Throughput {
                 _ => info[b] += 1.0,
             }
         }
+        Throughput::from_counts(buckets, &samples.fs, ok, fail, info)
+    }
+
+    /// Rates from completions counted per bucket: `ok` per f (in `fs` order), all fails,
+    /// all infos.
+    pub fn from_counts(
+        buckets: Buckets,
+        fs: &[String],
+        mut ok: Vec<Vec<f64>>,
+        mut fail: Vec<f64>,
+        mut info: Vec<f64>,
+    ) -> Throughput {
         // Counts to rates, each bucket by its own length (the last one is longer).
         for rates in ok.iter_mut().chain([&mut fail, &mut info]) {
             for (i, r) in rates.iter_mut().enumerate() {
                 *r /= buckets.width_s(i);
             }
         }
-        let mut series: Vec<(String, OpType, Vec<f64>)> = samples
-            .fs
+        let mut series: Vec<(String, OpType, Vec<f64>)> = fs
             .iter()
             .zip(ok)
             .map(|(f, rates)| (format!("{f} ok"), OpType::Ok, rates))
@@ -258,6 +286,7 @@ impl Throughput {
 }
 
 /// Latency quantiles of ok ops per bucket, by invocation time.
+#[derive(Clone, Debug)]
 pub struct LatencyQuantiles {
     pub buckets: Buckets,
     /// (label, per bucket: quantile in ms or None when the bucket had no ok op)
@@ -291,6 +320,53 @@ impl LatencyQuantiles {
             })
             .collect();
         LatencyQuantiles { buckets, series }
+    }
+}
+
+/// What the throughput and latency charts and the headline figures are drawn from:
+/// computed from every op of a loaded history ([`Plots::of`]), or gathered in one pass
+/// over a history too long to load (`crate::light`).
+#[derive(Clone, Debug)]
+pub struct Plots {
+    pub fs: Vec<String>,
+    /// Time of the last op of the history, the end of the run.
+    pub end_ns: u64,
+    pub summary: Summary,
+    pub throughput: Throughput,
+    pub quantiles: LatencyQuantiles,
+    /// The latency scatter's points, at most the budget given.
+    pub points: Vec<Sample>,
+    /// Client ops that completed, so could be a point of the scatter.
+    pub completed: u64,
+}
+
+impl Plots {
+    /// The plots of every op, the scatter downsampled to `max_points` by [`downsample`].
+    pub fn of(samples: &Samples, max_points: usize) -> Plots {
+        let (points, _) = downsample(&samples.samples, max_points);
+        Plots {
+            fs: samples.fs.clone(),
+            end_ns: samples.end_ns,
+            summary: Summary::of(samples),
+            throughput: Throughput::of(samples),
+            quantiles: LatencyQuantiles::of(samples),
+            points,
+            completed: samples
+                .samples
+                .iter()
+                .filter(|s| s.latency_ns.is_some())
+                .count() as u64,
+        }
+    }
+
+    /// The run's length in seconds, never zero (rates divide by it).
+    pub fn duration_s(&self) -> f64 {
+        (self.end_ns as f64 / 1e9).max(1e-3)
+    }
+
+    /// Whether the scatter shows fewer ops than completed.
+    pub fn downsampled(&self) -> bool {
+        (self.points.len() as u64) < self.completed
     }
 }
 

@@ -1,7 +1,7 @@
-//! The run's two charts, throughput and latency over time, built from [`Samples`] with
+//! The run's two charts, throughput and latency over time, built from [`Plots`] with
 //! the fault intervals as bands; shared by the run page and the comparison.
 
-use crate::analysis::{downsample, LatencyQuantiles, Samples, Throughput};
+use crate::analysis::Plots;
 use crate::error::ReportError;
 use crate::faults::FaultInterval;
 use crate::plot::{
@@ -42,8 +42,8 @@ pub fn bands(intervals: &[FaultInterval]) -> Vec<Band> {
 }
 
 /// Completions per second over time, per f (ok) and for all fails and infos.
-pub fn throughput_svg(samples: &Samples, decor: &Decor) -> Result<String, ReportError> {
-    let t = Throughput::of(samples);
+pub fn throughput_svg(plots: &Plots, decor: &Decor) -> Result<String, ReportError> {
+    let t = &plots.throughput;
     let mut max = 0f64;
     let series: Vec<Series> = t
         .series
@@ -70,7 +70,7 @@ pub fn throughput_svg(samples: &Samples, decor: &Decor) -> Result<String, Report
         &ChartSpec {
             name: "throughput",
             title: "Throughput",
-            x_max_s: samples.duration_s(),
+            x_max_s: plots.duration_s(),
             y: YAxis::Linear { max: max * 1.1 },
             y_desc: "throughput (ops/s)",
             decor,
@@ -87,15 +87,14 @@ fn outcome_or(outcome: OpType, ok_color: RGBColor) -> RGBColor {
     }
 }
 
-/// Latency scatter (color = outcome, shape = f) with quantile lines of ok ops.
-/// Returns the SVG and whether the scatter was downsampled.
-pub fn latency_svg(samples: &Samples, decor: &Decor) -> Result<(String, bool), ReportError> {
-    let (points, dropped) = downsample(&samples.samples, MAX_SCATTER_POINTS);
-    let q = LatencyQuantiles::of(samples);
+/// Latency scatter (color = outcome, shape = f) of the plots' points with quantile lines
+/// of ok ops.
+pub fn latency_svg(plots: &Plots, decor: &Decor) -> Result<String, ReportError> {
+    let (points, q) = (&plots.points, &plots.quantiles);
     let mut series = Vec::new();
     let (mut lo, mut hi) = (f64::MAX, 0f64);
     for outcome in [OpType::Ok, OpType::Fail, OpType::Info] {
-        for (f_id, f) in samples.fs.iter().enumerate() {
+        for (f_id, f) in plots.fs.iter().enumerate() {
             let pts: Vec<(f64, f64)> = points
                 .iter()
                 .filter(|s| s.outcome == outcome && s.f as usize == f_id)
@@ -142,11 +141,11 @@ pub fn latency_svg(samples: &Samples, decor: &Decor) -> Result<(String, bool), R
     if lo > hi {
         (lo, hi) = (0.1, 1.0);
     }
-    let svg = chart_svg(
+    chart_svg(
         &ChartSpec {
             name: "latency",
             title: "Latency by invocation time",
-            x_max_s: samples.duration_s(),
+            x_max_s: plots.duration_s(),
             y: YAxis::Log {
                 min: lo.max(1e-3),
                 max: hi,
@@ -155,6 +154,5 @@ pub fn latency_svg(samples: &Samples, decor: &Decor) -> Result<(String, bool), R
             decor,
         },
         &series,
-    )?;
-    Ok((svg, dropped))
+    )
 }

@@ -6,7 +6,7 @@
 //! anomalies found by some runs only), then p50/p99 latency and throughput of every run
 //! overlaid on one time axis.
 
-use crate::analysis::{LatencyQuantiles, Samples, Summary, Throughput};
+use crate::analysis::{LatencyQuantiles, Summary};
 use crate::error::{write_file, ReportError};
 use crate::html::{badge, chips, compact_json, esc, page, table};
 use crate::plot::{chart_svg, palette, segments, ChartSpec, Decor, Mark, Series, YAxis};
@@ -73,9 +73,9 @@ impl RunRow {
     }
 
     fn of(dir: &Path, n: usize, run: RunData) -> RunRow {
-        let samples = run.history.as_ref().map(Samples::from_history);
-        let throughput = samples.as_ref().map(|s| {
-            let t = Throughput::of(s);
+        let plots = run.plots();
+        let throughput = plots.as_ref().map(|p| {
+            let t = &p.throughput;
             let xs: Vec<f64> = (0..t.buckets.count).map(|b| t.buckets.mid_s(b)).collect();
             let ys: Vec<f64> = (0..t.buckets.count)
                 .map(|b| {
@@ -97,8 +97,8 @@ impl RunRow {
                 .as_ref()
                 .map(|r| r.anomalies())
                 .unwrap_or_default(),
-            summary: samples.as_ref().map(Summary::of),
-            quantiles: samples.as_ref().map(LatencyQuantiles::of),
+            summary: plots.as_ref().map(|p| p.summary),
+            quantiles: plots.as_ref().map(|p| p.quantiles.clone()),
             throughput,
             test: run.test_doc,
             error: None,

@@ -15,6 +15,9 @@
 //! Everything read from a run is untrusted and escaped (see [`html::esc`]). Sizes are
 //! bounded whatever the history's length: the latency scatter keeps at most
 //! [`charts::MAX_SCATTER_POINTS`] points, timelines at most [`timeline::MAX_ROWS`] rows.
+//! So is memory: a history over [`light::threshold_bytes`] is read in one pass into its
+//! [`light`] form (exact counts and rates, sampled latency points, the ops around
+//! anomalies only), and the page says so.
 
 pub mod analysis;
 pub mod charts;
@@ -27,6 +30,7 @@ pub mod html;
 pub mod junit;
 pub mod lamport;
 pub mod lanes;
+pub mod light;
 pub mod logs;
 pub mod plot;
 pub mod run_data;

@@ -8,13 +8,22 @@
 //! missing the history is checked with the `stats` checker, so any history can be
 //! turned into a report. A run that just finished hands its history and results over in
 //! memory ([`RunData::from_run`]) instead of having them read back.
+//!
+//! A history larger than [`light::threshold_bytes`] is not loaded: one pass over it
+//! gathers counts, rates, a bounded latency sample and the ops around the anomalies the
+//! results name ([`Light`]); `history` then holds only those ops, by their indices.
 
+use crate::analysis::{Plots, Samples};
 use crate::error::ReportError;
+use crate::evidence;
 use crate::lamport::Window;
+use crate::light::{self, Light};
 use distest_checkers::net::Journal;
-use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Results};
+use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Op, Results, Validity};
 use distest_rundir::{files, JsonFile, RunDir, TestJson};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Where the verdicts on the page came from.
@@ -36,7 +45,11 @@ pub struct RunData {
     /// `test.json` as a document (every key, known or not), `Null` if none: the options
     /// table and comparisons show what the file says.
     pub test_doc: Value,
+    /// The history; in the light form only the nemesis ops and the ops around anomalies,
+    /// which keep their indices (find them with [`RunData::op`]).
     pub history: Option<History>,
+    /// The one-pass summary of a history too long to load, if it was.
+    pub light: Option<Light>,
     pub history_file: Option<PathBuf>,
     pub results: Option<Results>,
     pub results_source: ResultsSource,
@@ -50,13 +63,20 @@ pub struct RunData {
 
 impl RunData {
     /// Reads the run directory `dir`, history included.
+    /// A history larger than [`light::threshold_bytes`] is read in its light form.
     pub fn load(dir: &Path) -> Result<RunData, ReportError> {
-        Self::load_with(dir, true)
+        Self::load_with(dir, Some(light::threshold_bytes()))
+    }
+
+    /// Reads the run directory `dir` with its history in the light form whatever its
+    /// size (what a long run gets, on a history of any length).
+    pub fn load_light(dir: &Path) -> Result<RunData, ReportError> {
+        Self::load_with(dir, Some(0))
     }
 
     /// Reads `test.json` and `results.json` only: what a store index needs, cheaply.
     pub fn load_meta(dir: &Path) -> Result<RunData, ReportError> {
-        Self::load_with(dir, false)
+        Self::load_with(dir, None)
     }
 
     /// A run that just finished: its test, history and results as the run holds them,
@@ -68,6 +88,7 @@ impl RunData {
             test_doc: test.to_value(),
             test: Some(test.clone()),
             history: Some(history),
+            light: None,
             history_file: run.history_file(),
             results: Some(results),
             results_source: ResultsSource::File,
@@ -77,7 +98,10 @@ impl RunData {
         }
     }
 
-    fn load_with(dir: &Path, with_history: bool) -> Result<RunData, ReportError> {
+    /// `light_above_bytes`: the history size from which its light form is read; `None`:
+    /// no history at all.
+    fn load_with(dir: &Path, light_above_bytes: Option<u64>) -> Result<RunData, ReportError> {
+        let with_history = light_above_bytes.is_some();
         if !dir.is_dir() {
             return Err(ReportError::read(dir, "it is not a directory"));
         }
@@ -93,25 +117,6 @@ impl RunData {
         };
         let test = TestJson::from_value(test_doc.clone());
         let history_file = run.history_file();
-        let history = match &history_file {
-            Some(_) if !with_history => None,
-            None => {
-                notes.push(
-                    "The run directory holds no history.jsonl; plots and timelines are not shown."
-                        .into(),
-                );
-                None
-            }
-            Some(path) => match distest_rundir::run_dir::read_history_file(path, None) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    notes.push(format!(
-                        "The history could not be read ({e}); plots and timelines are not shown."
-                    ));
-                    None
-                }
-            },
-        };
         let from_file = json_or_note(&run, files::RESULTS_JSON, &mut notes).and_then(|v| {
             match serde_json::from_value::<Results>(v) {
                 Ok(r) => Some(r),
@@ -123,8 +128,54 @@ impl RunData {
                 }
             }
         });
+        let size_bytes = history_file
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        let mut light = None;
+        let history = match &history_file {
+            Some(_) if !with_history => None,
+            None => {
+                notes.push(
+                    "The run directory holds no history.jsonl; plots and timelines are not shown."
+                        .into(),
+                );
+                None
+            }
+            Some(path) if light_above_bytes.is_some_and(|above| size_bytes > above) => {
+                match light::read(path, &focus_of(from_file.as_ref())) {
+                    Ok((summary, kept)) => {
+                        notes.extend(summary.notes());
+                        if kept.is_none() {
+                            notes.push("The ops kept around the anomalies do not form a valid history (the checkers' results say why); no timeline is drawn.".into());
+                        }
+                        light = Some(summary);
+                        kept
+                    }
+                    Err(e) => {
+                        notes.push(format!(
+                            "The history could not be read ({e}); plots and timelines are not shown."
+                        ));
+                        None
+                    }
+                }
+            }
+            Some(path) => match distest_rundir::run_dir::read_history_file(path, None) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    notes.push(format!(
+                        "The history could not be read ({e}); plots and timelines are not shown."
+                    ));
+                    None
+                }
+            },
+        };
         let (results, results_source) = match (from_file, &history) {
             (Some(r), _) => (Some(r), ResultsSource::File),
+            (None, _) if light.is_some() => {
+                notes.push("No results.json, and the history is too long to check while drawing the page: run `distest check` on it for verdicts.".into());
+                (None, ResultsSource::None)
+            }
             (None, Some(h)) if with_history => {
                 notes.push("No results.json: the history was checked with the stats checker only; run `distest check` for the workload's checkers.".into());
                 (Some(stats_results(h)), ResultsSource::Stats)
@@ -136,7 +187,7 @@ impl RunData {
         } else {
             None
         };
-        if history.is_none() && results.is_none() && history_file.is_none() {
+        if history.is_none() && light.is_none() && results.is_none() && history_file.is_none() {
             return Err(ReportError::NotARunDir {
                 path: dir.to_path_buf(),
             });
@@ -146,6 +197,7 @@ impl RunData {
             test,
             test_doc,
             history,
+            light,
             history_file,
             results,
             results_source,
@@ -174,6 +226,34 @@ impl RunData {
         }
     }
 
+    /// How many ops the history has (in the light form, more than `history` holds).
+    pub fn history_len(&self) -> usize {
+        match (&self.light, &self.history) {
+            (Some(l), _) => usize::try_from(l.ops).unwrap_or(usize::MAX),
+            (None, Some(h)) => h.len(),
+            (None, None) => 0,
+        }
+    }
+
+    /// What the charts and headline figures are drawn from: gathered in one pass (light
+    /// form), else computed from every op of the history.
+    pub fn plots(&self) -> Option<Cow<'_, Plots>> {
+        match (&self.light, &self.history) {
+            (Some(light), _) => Some(Cow::Borrowed(&light.plots)),
+            (None, Some(h)) => Some(Cow::Owned(Plots::of(
+                &Samples::from_history(h),
+                crate::charts::MAX_SCATTER_POINTS,
+            ))),
+            (None, None) => None,
+        }
+    }
+
+    /// The op with history index `index`, if the history (or its light form) holds it.
+    pub fn op(&self, index: u64) -> Option<&Op> {
+        let h = self.history.as_ref()?;
+        h.get(crate::timeline::position(h, index)?)
+    }
+
     /// The node names: `test.json`'s `nodes`, else the ops' `node` fields, else `nodes/`.
     pub fn node_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -181,6 +261,11 @@ impl RunData {
             .as_ref()
             .map(|t| t.nodes.clone())
             .unwrap_or_default();
+        if names.is_empty() {
+            if let Some(l) = &self.light {
+                names.extend(l.per_node.iter().map(|(n, _)| n.clone()));
+            }
+        }
         if names.is_empty() {
             if let Some(h) = &self.history {
                 for op in h.ops() {
@@ -217,6 +302,21 @@ impl RunData {
 
 /// Bound on nodes shown; a real cluster has a handful, a broken file could claim millions.
 pub const MAX_NODES: usize = 64;
+
+/// The ops the results point at: every non-valid checker's evidence and the first
+/// anomaly found online; the light form keeps the ops around them.
+fn focus_of(results: Option<&Results>) -> BTreeSet<u64> {
+    let Some(results) = results else {
+        return BTreeSet::new();
+    };
+    results
+        .checkers
+        .values()
+        .filter(|v| v.valid != Validity::Valid)
+        .flat_map(|v| evidence::op_indices(&v.evidence, usize::MAX))
+        .chain(results.first_anomaly.as_ref().map(|a| a.index))
+        .collect()
+}
 
 /// A JSON file of the run; a broken one becomes a note.
 fn json_or_note(run: &RunDir, name: &str, notes: &mut Vec<String>) -> Option<Value> {

@@ -6,7 +6,7 @@
 //! per-node lanes), where exactly did it break (per checker: explanation, cycles,
 //! counterexample, timelines), what did the nodes say then (log excerpts), raw files.
 
-use crate::analysis::{Samples, Summary};
+use crate::analysis::Summary;
 use crate::charts;
 use crate::cycle::cycle_html;
 use crate::error::{write_file, ReportError};
@@ -97,42 +97,59 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
     );
     body.push_str(&checkers_table(run));
     body.push_str(&test_section(run));
-    if let Some(h) = &run.history {
-        let samples = Samples::from_history(h);
+    if let Some(plots) = run.plots() {
+        let empty = History::default();
+        let h = run.history.as_ref().unwrap_or(&empty);
         let events = faults::nemesis_events(h);
-        let intervals = faults::intervals(&events, samples.end_ns);
+        let intervals = faults::intervals(&events, plots.end_ns);
         let decor = Decor {
             bands: charts::bands(&intervals),
             markers: anomaly_markers(run, h),
         };
         body.push_str("<h2 id=\"perf\">Throughput and latency</h2>");
-        body.push_str(&summary_table(&Summary::of(&samples)));
+        body.push_str(&summary_table(&plots.summary));
+        if let Some(light) = &run.light {
+            body.push_str(&counts_tables(light));
+        }
         body.push_str(&fault_legend(&intervals, !decor.markers.is_empty()));
-        if samples.samples.is_empty() {
+        if plots.summary.ops == 0 {
             body.push_str("<p class=\"note\">The history has no client ops; nothing to plot.</p>");
-        } else if samples.end_ns == 0 {
+        } else if plots.end_ns == 0 {
             body.push_str("<p class=\"note\">The history's ops carry no times (every <code>time</code> is 0, as in some imported histories), so rates and latencies cannot be drawn.</p>");
         } else {
-            let tp = charts::throughput_svg(&samples, &decor)?;
-            let (lat, dropped) = charts::latency_svg(&samples, &decor)?;
+            let tp = charts::throughput_svg(&plots, &decor)?;
+            let lat = charts::latency_svg(&plots, &decor)?;
             let _ = write!(body, "<figure>{tp}</figure><figure>{lat}</figure>");
-            if dropped {
+            if run.light.is_some() {
+                let _ = write!(
+                    body,
+                    "<p class=\"note\">Downsampled: the scatter shows {} of {} completed ops (in each time bucket the slowest ok ops, a sample of the fail and info ops, an even sample of the rest). Rates are exact; the p50, p95 and p99 lines are within 1 %, the max line exact.</p>",
+                    plots.points.len(),
+                    plots.completed
+                );
+            } else if plots.downsampled() {
                 let _ = write!(
                     body,
                     "<p class=\"note\">The scatter shows {} of {} ops: every fail and info op, the slowest ok ops and an even sample of the rest. Quantile lines and rates use every op.</p>",
                     charts::MAX_SCATTER_POINTS,
-                    samples.samples.len()
+                    plots.summary.ops
                 );
             }
             svgs.push(("throughput.svg", tp));
             svgs.push(("latency.svg", lat));
         }
-        body.push_str(&nodes_section(run, &events, samples.end_ns));
-        if let Some(section) = messages_section(run, h, &events, samples.end_ns, &focus, &mut svgs)
-        {
+        body.push_str(&nodes_section(run, &events, plots.end_ns));
+        if let Some(section) = messages_section(
+            run,
+            plots.summary.ops,
+            &events,
+            plots.end_ns,
+            &focus,
+            &mut svgs,
+        ) {
             body.push_str(&section);
         }
-        body.push_str(&anomalies_section(run, Some(h)));
+        body.push_str(&anomalies_section(run, run.history.as_ref()));
     } else {
         body.push_str("<h2 id=\"perf\">Throughput and latency</h2><p class=\"note\">No readable history: no charts.</p>");
         body.push_str(&anomalies_section(run, None));
@@ -149,6 +166,37 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
         page: page(&tab_title(run, &title), &body),
         svgs,
     })
+}
+
+/// The light form's exact counts: client ops by f and by node, per outcome.
+fn counts_tables(light: &crate::light::Light) -> String {
+    let rows = |counts: &[(String, [u64; 3])]| -> Vec<Vec<String>> {
+        counts
+            .iter()
+            .map(|(name, c)| {
+                vec![
+                    esc(name),
+                    c[0].to_string(),
+                    c[1].to_string(),
+                    c[2].to_string(),
+                    (c[0] + c[1] + c[2]).to_string(),
+                ]
+            })
+            .collect()
+    };
+    let mut out = table(
+        "counts-f",
+        &["f", "ok", "fail", "info", "ops"],
+        &rows(&light.per_f),
+    );
+    if !light.per_node.is_empty() {
+        out.push_str(&table(
+            "counts-node",
+            &["node", "ok", "fail", "info", "ops"],
+            &rows(&light.per_node),
+        ));
+    }
+    out
 }
 
 /// The browser tab's title: the verdict first, so a row of tabs reads at a glance.
@@ -407,16 +455,16 @@ fn anomaly_markers(run: &RunData, h: &History) -> Vec<Marker> {
         .iter()
         .filter(|(_, v)| v.valid != Validity::Valid)
     {
-        let focus = evidence::op_indices(&v.evidence, h.len());
+        let focus = evidence::op_indices(&v.evidence, run.history_len());
         let (windows, _) = timeline::windows(h, &focus);
         for w in windows {
             let in_window: Vec<u64> = focus
-                .range(w.first as u64..=w.last as u64)
+                .range(h.ops()[w.first].index..=h.ops()[w.last].index)
                 .copied()
                 .collect();
             let Some(first) = in_window
                 .iter()
-                .filter_map(|&i| h.get(i as usize))
+                .filter_map(|&i| run.op(i))
                 .map(|o| o.time)
                 .min()
             else {
@@ -510,7 +558,7 @@ fn nodes_section(run: &RunData, events: &[faults::NemesisEvent<'_>], end_ns: u64
 /// first anomaly), else the first fault.
 fn messages_section(
     run: &RunData,
-    h: &History,
+    client_ops: u64,
     events: &[faults::NemesisEvent<'_>],
     end_ns: u64,
     focus: &BTreeSet<u64>,
@@ -518,7 +566,6 @@ fn messages_section(
 ) -> Option<String> {
     let journal = run.journal.as_ref()?;
     let mut out = String::from("<h2 id=\"messages\">Messages</h2>");
-    let client_ops = h.pairs().count() as u64;
     let stats = distest_checkers::net::stats(journal, client_ops);
     let rows: Vec<Vec<String>> = ["all", "clients", "servers"]
         .iter()
@@ -564,7 +611,7 @@ fn messages_section(
     let messages = journal.messages();
     let anchor = focus
         .iter()
-        .filter_map(|&i| h.get(i as usize))
+        .filter_map(|&i| run.op(i))
         .map(|o| o.time)
         .min()
         .or_else(|| events.first().map(|e| e.time_ns));
@@ -596,14 +643,14 @@ fn messages_section(
 }
 
 fn focus_ops(run: &RunData) -> BTreeSet<u64> {
-    let (Some(results), Some(h)) = (&run.results, &run.history) else {
+    let (Some(results), Some(_)) = (&run.results, &run.history) else {
         return BTreeSet::new();
     };
     results
         .checkers
         .values()
         .filter(|v| v.valid != Validity::Valid)
-        .flat_map(|v| evidence::op_indices(&v.evidence, h.len()))
+        .flat_map(|v| evidence::op_indices(&v.evidence, run.history_len()))
         .collect()
 }
 
@@ -623,12 +670,14 @@ fn anomalies_section(run: &RunData, history: Option<&History>) -> String {
         return out;
     }
     for (name, v) in bad {
-        out.push_str(&checker_view(name, v, history));
+        out.push_str(&checker_view(name, v, history, run.history_len()));
     }
     out
 }
 
-fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
+/// `history_len`: the whole history's, which `history` holds only part of in the light
+/// form.
+fn checker_view(name: &str, v: &Verdict, history: Option<&History>, history_len: usize) -> String {
     let mut out = format!(
         "<section class=\"checker\" id=\"checker-{}\"><h3>{} {}</h3><div>{}</div>",
         anchor(name),
@@ -664,11 +713,11 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
         out.push_str(&linearizable_view(&v.evidence, history));
     }
     if let Some(h) = history {
-        let focus = evidence::op_indices(&v.evidence, h.len());
+        let focus = evidence::op_indices(&v.evidence, history_len);
         if !focus.is_empty() {
             let (windows, cut) = timeline::windows(h, &focus);
             let highlight = timeline::Highlight {
-                primary: primary_ops(&v.evidence, h),
+                primary: primary_ops(&v.evidence, history_len),
                 focus: focus.clone(),
                 key: evidence::linearizable(&v.evidence).key,
             };
@@ -681,8 +730,8 @@ fn checker_view(name: &str, v: &Verdict, history: Option<&History>) -> String {
                 let _ = write!(
                     out,
                     "<figure class=\"timeline\"><figcaption class=\"note\">history entries {} to {}</figcaption>{}</figure>",
-                    w.first,
-                    w.last,
+                    h.ops()[w.first].index,
+                    h.ops()[w.last].index,
                     timeline::timeline_svg(h, w, &highlight)
                 );
             }
@@ -719,9 +768,11 @@ fn linearizable_view(ev: &Value, history: Option<&History>) -> String {
         let index = op
             .as_u64()
             .or_else(|| op.get("index").and_then(Value::as_u64));
-        let described = match (index, history) {
-            (Some(i), Some(h)) if (i as usize) < h.len() => {
-                let i = i as usize;
+        let found = index
+            .zip(history)
+            .and_then(|(i, h)| Some((timeline::position(h, i)?, h)));
+        let described = match found {
+            Some((i, h)) => {
                 let mut pair: Vec<usize> = std::iter::once(i).chain(h.partner(i)).collect();
                 pair.sort_unstable();
                 pair.iter()
@@ -869,11 +920,10 @@ fn logs_section(run: &RunData, focus: &BTreeSet<u64>) -> String {
 
 /// Wall-clock span of the ops of interest, from `started_at` plus their op times.
 fn log_window(run: &RunData, focus: &BTreeSet<u64>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let h = run.history.as_ref()?;
     let started = DateTime::parse_from_rfc3339(run.started_at()?).ok()?;
     let times: Vec<u64> = focus
         .iter()
-        .filter_map(|&i| h.get(i as usize))
+        .filter_map(|&i| run.op(i))
         .map(|op| op.time)
         .collect();
     // Centered on the first anomaly: a window spanning anomalies minutes apart would
@@ -926,10 +976,10 @@ fn files_section(run: &RunData, svgs: &[(&'static str, String)]) -> String {
 }
 
 /// The op(s) at which a checker says the history breaks (`failing_op`), as indices.
-fn primary_ops(ev: &Value, h: &History) -> BTreeSet<u64> {
+fn primary_ops(ev: &Value, history_len: usize) -> BTreeSet<u64> {
     let lin = evidence::linearizable(ev);
     lin.failing_op
-        .map(|op| evidence::op_indices(&serde_json::json!({ "failing_op": op }), h.len()))
+        .map(|op| evidence::op_indices(&serde_json::json!({ "failing_op": op }), history_len))
         .unwrap_or_default()
 }
 

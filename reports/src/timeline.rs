@@ -32,14 +32,23 @@ pub struct Window {
     pub last: usize,
 }
 
+/// The position in `history` of the op whose `index` is `index`: the same number in a
+/// whole history, found by search in a part of one (the light form of a long run keeps
+/// only the ops around anomalies, with their indices).
+pub fn position(history: &History, index: u64) -> Option<usize> {
+    match usize::try_from(index).ok().and_then(|p| history.get(p)) {
+        Some(op) if op.index == index => usize::try_from(index).ok(),
+        _ => history.ops().binary_search_by_key(&index, |o| o.index).ok(),
+    }
+}
+
 /// Groups the ops of interest (and their partners) into at most [`MAX_WINDOWS`] windows
 /// of at most [`MAX_ROWS`] rows. Returns the windows and whether some ops of interest
 /// fell outside them.
 pub fn windows(history: &History, focus: &BTreeSet<u64>) -> (Vec<Window>, bool) {
     let mut positions: BTreeSet<usize> = BTreeSet::new();
     for &i in focus {
-        let p = i as usize;
-        if p < history.len() {
+        if let Some(p) = position(history, i) {
             positions.insert(p);
             if let Some(q) = history.partner(p) {
                 positions.insert(q);
@@ -178,7 +187,7 @@ pub fn timeline_svg(history: &History, window: Window, highlight: &Highlight) ->
     let mut svg = format!(
         "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"11\">\
          <title>Timeline of history entries {} to {}</title><rect width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>",
-        window.first, window.last
+        ops[window.first].index, ops[window.last].index
     );
     // Row stripes and times.
     let mut last_label = String::new();

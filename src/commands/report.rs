@@ -1,6 +1,9 @@
 //! `distest report RUN_DIR`: writes the run's `index.html` (self-contained: inline CSS
 //! and SVG, no script); with no RUN_DIR, writes the store's `index.html` listing all runs.
 //! A directory holding only a `history.jsonl` works too: it is checked with `stats` first.
+//! A history over 256 MB (`DISTEST_REPORT_LIGHT_BYTES` to change it) is drawn from one
+//! pass over it in bounded memory (`distest_reports::light`); the page says what that
+//! leaves out.
 
 use anyhow::Context;
 use std::path::PathBuf;

@@ -545,25 +545,10 @@ fn sleep_unless_hurried(total: Duration, stop: &StopFlag) {
     }
 }
 
-/// A history larger than this is not drawn by the report a run writes at its end:
-/// reading it back would take memory growing with the run (about 300 bytes per op),
-/// which a long run must not need. `distest report RUN_DIR` draws it on request.
-const REPORT_HISTORY_MAX_BYTES: u64 = 512 << 20;
-
-/// The run's report: verdicts and evidence always; plots and the timeline when the
-/// history is small enough to read back (see [`REPORT_HISTORY_MAX_BYTES`]).
+/// The run's report, read back from the run directory: a history too long to load
+/// (see `distest_reports::light`) is drawn from one pass over it, in bounded memory.
 fn render_report(run: &RunDir) -> Result<std::path::PathBuf, distest_reports::ReportError> {
-    let size_bytes = std::fs::metadata(run.file(files::HISTORY_JSONL)).map_or(0, |m| m.len());
-    if size_bytes <= REPORT_HISTORY_MAX_BYTES {
-        return distest_reports::render_run(run.path());
-    }
-    let mut data = distest_reports::RunData::load_meta(run.path())?;
-    data.notes.push(format!(
-        "The history ({} MB) is too long to read back at the end of the run, so plots and the timeline are left out; `distest report {}` draws them.",
-        size_bytes >> 20,
-        run.path().display()
-    ));
-    distest_reports::render(&data)
+    distest_reports::render_run(run.path())
 }
 
 /// Report, JUnit, store index; failures here are logged, never fatal to the verdict.
