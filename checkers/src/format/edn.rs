@@ -1267,6 +1267,98 @@ mod tests {
         }
     }
 
+    /// A random EDN value: its text as Clojure's printer (or a person) may write it, odd
+    /// separators and tags included, and the JSON value it must read as.
+    fn edn_and_json() -> impl proptest::strategy::Strategy<Value = (String, Value)> {
+        use proptest::prelude::*;
+        let sep = prop_oneof![
+            Just(" "),
+            Just(", "),
+            Just(" ;; note\n"),
+            Just(" #_ [1 \"x\"] "),
+            Just("\n,\t")
+        ];
+        let leaf = prop_oneof![
+            Just(("nil".to_string(), Value::Null)),
+            any::<bool>().prop_map(|b| (b.to_string(), Value::Bool(b))),
+            (any::<i64>(), any::<bool>()).prop_map(|(n, big)| {
+                let text = if big { format!("{n}N") } else { n.to_string() };
+                (text, Value::from(n))
+            }),
+            (u64::MAX as u128 + 1..u128::MAX).prop_map(|n| (format!("{n}N"), json!(n.to_string()))),
+            "[a-z][a-z0-9?*-]{0,8}".prop_map(|k| (format!(":{k}"), json!(k))),
+            any::<String>().prop_map(|s| {
+                let mut text = String::from("\"");
+                for c in s.chars() {
+                    match c {
+                        '"' => text.push_str("\\\""),
+                        '\\' => text.push_str("\\\\"),
+                        '\n' => text.push_str("\\n"),
+                        '\t' => text.push_str("\\t"),
+                        c if (c as u32) < 0x20 || c == 'é' => {
+                            text.push_str(&format!("\\u{:04x}", c as u32))
+                        }
+                        c => text.push(c),
+                    }
+                }
+                text.push('"');
+                let tagged = s.len() % 3 == 0;
+                (
+                    if tagged {
+                        format!("#inst {text}")
+                    } else {
+                        text
+                    },
+                    json!(s),
+                )
+            }),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            (
+                prop::collection::vec((inner, "[a-z]{1,6}"), 0..6),
+                sep.clone(),
+                0..5u8,
+            )
+                .prop_map(|(items, sep, shape)| {
+                    let texts: Vec<&str> = items.iter().map(|((t, _), _)| t.as_str()).collect();
+                    let body = texts.join(sep);
+                    if shape < 3 {
+                        let (open, close) = [("[", "]"), ("(", ")"), ("#{", "}")][shape as usize];
+                        let values = items.into_iter().map(|((_, v), _)| v).collect();
+                        return (format!("{open}{body}{close}"), Value::Array(values));
+                    }
+                    let mut map = Map::new();
+                    let mut text = String::from(if shape == 4 { "#my.ns/Rec{" } else { "{" });
+                    for ((t, v), key) in items {
+                        if map.insert(key.clone(), v).is_none() {
+                            text.push_str(&format!(":{key} {t}{sep}"));
+                        }
+                    }
+                    text.push('}');
+                    (text, Value::Object(map))
+                })
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_edn_reads_as_its_json_whole_and_in_tiny_windows(
+            (text, expected) in edn_and_json(),
+            window in 1usize..64,
+        ) {
+            proptest::prop_assert_eq!(&v(&text), &expected);
+            // As an op's value, read whole and through windows that cut every form.
+            let history = format!(
+                "{{:type :invoke :process 0 :f :write :value {text}}}\n\
+                 {{:type :ok, :process 0, :f :write, :value {text}}}\n"
+            );
+            let whole = read(history.as_bytes(), "h.edn", Some(history.len() as u64)).unwrap();
+            let windows = read_in_windows(history.as_bytes(), "h.edn", window).unwrap();
+            proptest::prop_assert_eq!(whole.ops(), windows.ops());
+            proptest::prop_assert_eq!(&whole.ops()[1].value, &expected);
+        }
+    }
+
     #[test]
     fn strings_with_escapes_and_characters() {
         assert_eq!(v(r#""a\"b\\c\n\t\u00e9""#), json!("a\"b\\c\n\té"));
