@@ -202,7 +202,13 @@ impl RunDir {
 /// one is forced.
 pub fn read_history_file(path: &Path, format: Option<Format>) -> Result<History, RunDirError> {
     let file = std::fs::File::open(path).map_err(|e| RunDirError::read(path, e))?;
-    format::read_history(file, format, &path.display().to_string())
+    // A FIFO or a device has no useful length: read it without a size.
+    let size_bytes = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    format::read_history_sized(file, format, &path.display().to_string(), size_bytes)
         .map_err(|e| RunDirError::invalid(path, e))
 }
 

@@ -43,25 +43,27 @@ pub(crate) struct Parser<'a> {
     pos: usize,
     /// True when `buf` holds the rest of the input: running off its end is then an error.
     is_final: bool,
+    /// The items of every open vector, list and set at once: each is moved out in one
+    /// exactly-sized allocation when it closes (a vector grown item by item held room
+    /// for four values where Jepsen's `[k v]` tuples need two).
+    items: Vec<Value>,
 }
 
+/// The bytes that end a token, as a table: tokens are scanned byte by byte for every
+/// keyword and number of every op.
+const DELIMITERS: [bool; 256] = {
+    let mut table = [false; 256];
+    let delimiters = b" \t\n\r\x0c,()[]{}\";";
+    let mut i = 0;
+    while i < delimiters.len() {
+        table[delimiters[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 fn is_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | b'\x0c'
-            | b','
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'"'
-            | b';'
-    )
+    DELIMITERS[b as usize]
 }
 
 /// Shows a byte in an error message.
@@ -88,6 +90,7 @@ impl<'a> Parser<'a> {
             buf,
             pos: 0,
             is_final,
+            items: Vec::new(),
         }
     }
 
@@ -304,14 +307,16 @@ impl<'a> Parser<'a> {
     }
 
     fn seq(&mut self, close: u8, depth: usize, what: &str) -> Result<Vec<Value>, EdnError> {
-        let mut items = Vec::new();
+        // This form's items are `items[mark..]`; an error leaves them behind, which is
+        // harmless: a parser that failed is not used again.
+        let mark = self.items.len();
         loop {
             self.skip_ws_at(depth + 1)?;
             match self.peek() {
                 None => return self.ended(what),
                 Some(c) if c == close => {
                     self.pos += 1;
-                    return Ok(items);
+                    return Ok(self.items.split_off(mark));
                 }
                 Some(c @ (b')' | b']' | b'}')) => {
                     return self.syntax(
@@ -323,7 +328,10 @@ impl<'a> Parser<'a> {
                         ),
                     )
                 }
-                Some(_) => items.push(self.value(depth + 1)?),
+                Some(_) => {
+                    let item = self.value(depth + 1)?;
+                    self.items.push(item);
+                }
             }
         }
     }
@@ -373,6 +381,12 @@ impl<'a> Parser<'a> {
                 self.pos = self.buf.len();
                 return self.ended("a string");
             };
+            if rest[n] == b'"' && out.is_empty() {
+                // No escape: one allocation of the exact size.
+                self.pos += n + 1;
+                return String::from_utf8(rest[..n].to_vec())
+                    .or_else(|_| self.syntax(start, "a string is not valid UTF-8"));
+            }
             out.extend_from_slice(&rest[..n]);
             self.pos += n;
             if rest[n] == b'"' {
@@ -502,6 +516,9 @@ impl<'a> Parser<'a> {
     fn number(&mut self) -> Result<Value, EdnError> {
         let start = self.pos;
         let text = self.token_str()?;
+        if let Some(n) = small_integer(text.as_bytes()) {
+            return Ok(Value::Number(n.into()));
+        }
         parse_number(text).map_or_else(
             || self.syntax(start, format!("{text:?} is not a number")),
             Ok,
@@ -516,6 +533,28 @@ fn edn_text(raw: &[u8]) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The common number, a decimal integer of at most 18 digits with an optional sign,
+/// read without the general rules of [`parse_number`] (whose answer it always equals:
+/// such an integer always fits an `i64`).
+fn small_integer(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n = 0i64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -n } else { n })
 }
 
 fn is_integer_text(s: &str) -> bool {
@@ -961,8 +1000,18 @@ fn split_point(window: &[u8]) -> Option<usize> {
 /// Reads `history.edn`: op maps one after another (Jepsen writes one per line), or one
 /// vector or list of op maps, or a mix. Streams the input in windows; a large window is
 /// parsed on two threads, halves split where an op map starts a line.
-pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
-    read_into(reader, Importer::new(source_name), READ_CHUNK_BYTES)?.finish()
+/// `size_bytes`, when known, sizes the ops vector (see [`super::read_history_sized`]).
+pub(super) fn read(
+    reader: impl BufRead,
+    source_name: &str,
+    size_bytes: Option<u64>,
+) -> Result<History, ParseError> {
+    read_into(
+        reader,
+        Importer::sized(source_name, size_bytes),
+        READ_CHUNK_BYTES,
+    )?
+    .finish()
 }
 
 /// [`read`] with a chosen read size (tests use tiny ones so forms straddle windows).
@@ -989,6 +1038,8 @@ pub(super) fn read_into<'s>(
     let mut line = 1usize;
     let mut eof = false;
     let mut level = Level::Top;
+    // Bytes of the input parsed so far.
+    let mut consumed_bytes = 0u64;
     loop {
         let window = &buf[start..];
         let split = (window.len() >= PARALLEL_MIN_BYTES)
@@ -1038,6 +1089,7 @@ pub(super) fn read_into<'s>(
         let mut need_more = false;
         for run in runs {
             start += run.end;
+            consumed_bytes += run.end as u64;
             line = run.line;
             level = run.level;
             match run.stop {
@@ -1056,6 +1108,7 @@ pub(super) fn read_into<'s>(
                 Stop::NeedMore => need_more = true,
             }
         }
+        importer.reserve_for_input(consumed_bytes);
         importer.flush()?;
         if !need_more {
             continue;
@@ -1113,7 +1166,7 @@ mod tests {
     }
 
     fn read_str(s: &str) -> Result<History, ParseError> {
-        read(s.as_bytes(), "history.edn")
+        read(s.as_bytes(), "history.edn", None)
     }
 
     #[test]
@@ -1147,6 +1200,163 @@ mod tests {
         assert_eq!(v("##Inf"), json!("##Inf"));
         assert!(err("1/0").contains("not a number"));
         assert!(err("12abc").contains("not a number"));
+    }
+
+    #[test]
+    fn the_integer_fast_path_equals_the_general_rules() {
+        let mut texts: Vec<String> = [
+            "0",
+            "-0",
+            "+0",
+            "007",
+            "-007",
+            "1",
+            "-1",
+            "+1",
+            "",
+            "-",
+            "+",
+            "1-",
+            "--1",
+            "1.0",
+            "1N",
+            "12abc",
+            "0x1F",
+            "1/2",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Every length up to 20 digits, signed and not, and a spread of values.
+        let mut x = 1u64;
+        for digits in 1..=20u32 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = x % 10u64.pow(digits.min(19));
+            texts.extend([
+                n.to_string(),
+                format!("-{n}"),
+                format!("+{n}"),
+                "9".repeat(digits as usize),
+            ]);
+        }
+        for text in texts {
+            if let Some(n) = small_integer(text.as_bytes()) {
+                assert_eq!(
+                    parse_number(&text),
+                    Some(Value::Number(n.into())),
+                    "{text:?}"
+                );
+            }
+            // And the parser as a whole, fast path or not, as before.
+            let mut p = Parser::new(text.as_bytes(), true);
+            if text.bytes().next().is_some_and(|b| b.is_ascii_digit())
+                || (text.len() > 1 && text.as_bytes()[1].is_ascii_digit())
+            {
+                let general = parse_number(&text);
+                match p.number() {
+                    Ok(v) => assert_eq!(Some(v), general, "{text:?}"),
+                    Err(_) => assert_eq!(general, None, "{text:?}"),
+                }
+            }
+        }
+    }
+
+    /// A random EDN value: its text as Clojure's printer (or a person) may write it, odd
+    /// separators and tags included, and the JSON value it must read as.
+    fn edn_and_json() -> impl proptest::strategy::Strategy<Value = (String, Value)> {
+        use proptest::prelude::*;
+        let sep = prop_oneof![
+            Just(" "),
+            Just(", "),
+            Just(" ;; note\n"),
+            Just(" #_ [1 \"x\"] "),
+            Just("\n,\t")
+        ];
+        let leaf = prop_oneof![
+            Just(("nil".to_string(), Value::Null)),
+            any::<bool>().prop_map(|b| (b.to_string(), Value::Bool(b))),
+            (any::<i64>(), any::<bool>()).prop_map(|(n, big)| {
+                let text = if big { format!("{n}N") } else { n.to_string() };
+                (text, Value::from(n))
+            }),
+            (u64::MAX as u128 + 1..u128::MAX).prop_map(|n| (format!("{n}N"), json!(n.to_string()))),
+            "[a-z][a-z0-9?*-]{0,8}".prop_map(|k| (format!(":{k}"), json!(k))),
+            any::<String>().prop_map(|s| {
+                let mut text = String::from("\"");
+                for c in s.chars() {
+                    match c {
+                        '"' => text.push_str("\\\""),
+                        '\\' => text.push_str("\\\\"),
+                        '\n' => text.push_str("\\n"),
+                        '\t' => text.push_str("\\t"),
+                        c if (c as u32) < 0x20 || c == 'é' => {
+                            text.push_str(&format!("\\u{:04x}", c as u32))
+                        }
+                        c => text.push(c),
+                    }
+                }
+                text.push('"');
+                let tagged = s.len() % 3 == 0;
+                (
+                    if tagged {
+                        format!("#inst {text}")
+                    } else {
+                        text
+                    },
+                    json!(s),
+                )
+            }),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            (
+                prop::collection::vec((inner, "[a-z]{1,6}"), 0..6),
+                sep.clone(),
+                0..5u8,
+            )
+                .prop_map(|(items, sep, shape)| {
+                    let texts: Vec<&str> = items.iter().map(|((t, _), _)| t.as_str()).collect();
+                    let body = texts.join(sep);
+                    if shape < 3 {
+                        let (open, close) = [("[", "]"), ("(", ")"), ("#{", "}")][shape as usize];
+                        let values = items.into_iter().map(|((_, v), _)| v).collect();
+                        return (format!("{open}{body}{close}"), Value::Array(values));
+                    }
+                    let mut map = Map::new();
+                    let mut text = String::from(if shape == 4 { "#my.ns/Rec{" } else { "{" });
+                    for ((t, v), key) in items {
+                        if map.insert(key.clone(), v).is_none() {
+                            text.push_str(&format!(":{key} {t}{sep}"));
+                        }
+                    }
+                    text.push('}');
+                    (text, Value::Object(map))
+                })
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_edn_reads_as_its_json_whole_and_in_tiny_windows(
+            (text, expected) in edn_and_json(),
+            window in 1usize..64,
+        ) {
+            proptest::prop_assert_eq!(&v(&text), &expected);
+            // As an op's value, read whole and through windows that cut every form.
+            let history = format!(
+                "{{:type :invoke :process 0 :f :write :value {text}}}\n\
+                 {{:type :ok, :process 0, :f :write, :value {text}}}\n"
+            );
+            let whole = read(history.as_bytes(), "h.edn", Some(history.len() as u64)).unwrap();
+            let windows = read_in_windows(history.as_bytes(), "h.edn", window).unwrap();
+            proptest::prop_assert_eq!(whole.ops(), windows.ops());
+            proptest::prop_assert_eq!(&whole.ops()[1].value, &expected);
+        }
     }
 
     #[test]
@@ -1339,7 +1549,7 @@ mod tests {
         for vector in [false, true] {
             let text = big_history(40_000, vector);
             assert!(text.len() > 2 * PARALLEL_MIN_BYTES);
-            let parallel = read(text.as_bytes(), "h.edn").unwrap();
+            let parallel = read(text.as_bytes(), "h.edn", Some(text.len() as u64)).unwrap();
             let serial = read_in_windows(text.as_bytes(), "h.edn", 1000).unwrap();
             // Several windows, each split: ops must neither repeat nor go missing.
             let windows =
@@ -1347,13 +1557,18 @@ mod tests {
             assert_eq!(parallel.len(), 40_000);
             assert_eq!(parallel.ops(), serial.ops());
             assert_eq!(windows.ops(), serial.ops());
+            // A wrong size only costs the saving of a vector sized right.
+            for size_bytes in [None, Some(1), Some(u64::MAX)] {
+                let h = read(text.as_bytes(), "h.edn", size_bytes).unwrap();
+                assert_eq!(h.ops(), serial.ops(), "{size_bytes:?}");
+            }
             assert!(parallel
                 .ops()
                 .iter()
                 .enumerate()
                 .all(|(i, op)| op.value == json!(i)));
         }
-        let err = read("{:type :ok".as_bytes(), "h.edn").unwrap_err();
+        let err = read("{:type :ok".as_bytes(), "h.edn", None).unwrap_err();
         assert!(err.to_string().contains("ended"), "{err}");
     }
 
@@ -1367,7 +1582,7 @@ mod tests {
             .map(|(i, _)| i + 1)
             .unwrap();
         text.insert_str(at, "{:type :invoke :process 1 :f :read :value [1 2}\n");
-        let err = read(text.as_bytes(), "h.edn").unwrap_err();
+        let err = read(text.as_bytes(), "h.edn", None).unwrap_err();
         assert!(
             matches!(err, ParseError::Syntax { line, .. } if line == bad_line + 1),
             "{err}"

@@ -49,6 +49,8 @@ pub(crate) struct Importer<'s> {
     stream: Option<(Rules, &'s mut Sink<'s>)>,
     /// What the ops handed on so far gave (see [`ImportHints`]).
     seen: ImportHints,
+    /// The input's size, when known and not yet used to size `ops`.
+    size_bytes: Option<u64>,
 }
 
 /// What a streaming import must know of the whole file beforehand (a first pass finds
@@ -68,6 +70,29 @@ impl<'s> Importer<'s> {
             meta: Vec::new(),
             stream: None,
             seen: ImportHints::default(),
+            size_bytes: None,
+        }
+    }
+
+    /// A whole-history importer for an input of `size_bytes` (when known): see
+    /// [`Importer::reserve_for_input`].
+    pub(crate) fn sized(source_name: &'s str, size_bytes: Option<u64>) -> Importer<'s> {
+        Importer {
+            size_bytes,
+            ..Importer::new(source_name)
+        }
+    }
+
+    /// Once the ops of the first `consumed_bytes` of the input are in: room for the ops
+    /// of the whole input (see [`super::read_history_sized`]).
+    pub(crate) fn reserve_for_input(&mut self, consumed_bytes: u64) {
+        if self.ops.is_empty() {
+            return;
+        }
+        if let Some(size_bytes) = self.size_bytes.take() {
+            let consumed_bytes = usize::try_from(consumed_bytes).unwrap_or(usize::MAX);
+            super::reserve_for_input(&mut self.ops, consumed_bytes, size_bytes);
+            super::reserve_for_input(&mut self.meta, consumed_bytes, size_bytes);
         }
     }
 

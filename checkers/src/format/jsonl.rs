@@ -19,8 +19,13 @@ const PARALLEL_MIN_BYTES: usize = 256 << 10;
 pub(crate) const MAX_LINE_BYTES: usize = 1 << 30;
 
 /// Reads JSON Lines; blank lines are skipped. Indices must be dense (distest writes them so).
-pub(super) fn read(reader: impl BufRead, source_name: &str) -> Result<History, ParseError> {
-    read_in_batches(reader, source_name, BATCH_BYTES)
+/// `size_bytes`, when known, sizes the ops vector (see [`super::read_history_sized`]).
+pub(super) fn read(
+    reader: impl BufRead,
+    source_name: &str,
+    size_bytes: Option<u64>,
+) -> Result<History, ParseError> {
+    read_in_batches(reader, source_name, BATCH_BYTES, size_bytes)
 }
 
 /// Hands each op to `sink` batch by batch, keeping none (the sink checks the indices).
@@ -29,7 +34,14 @@ pub(super) fn stream(
     source_name: &str,
     sink: &mut Sink<'_>,
 ) -> Result<(), ParseError> {
-    read_limited(reader, source_name, BATCH_BYTES, MAX_LINE_BYTES, Some(sink)).map(drop)
+    read_limited(
+        reader,
+        source_name,
+        BATCH_BYTES,
+        MAX_LINE_BYTES,
+        Collect::Stream(sink),
+    )
+    .map(drop)
 }
 
 /// [`read`] with a chosen batch size (tests use tiny ones to cross batch ends).
@@ -37,31 +49,57 @@ fn read_in_batches(
     reader: impl BufRead,
     source_name: &str,
     batch_bytes: usize,
+    size_bytes: Option<u64>,
 ) -> Result<History, ParseError> {
-    let parsed = read_limited(reader, source_name, batch_bytes, MAX_LINE_BYTES, None)?;
+    let parsed = read_limited(
+        reader,
+        source_name,
+        batch_bytes,
+        MAX_LINE_BYTES,
+        Collect::Whole { size_bytes },
+    )?;
     History::new(parsed.ops).map_err(|error| invalid_at(source_name, &parsed.lines, error))
 }
 
-/// Reads every op: into the result, or batch by batch into `sink` when there is one.
-/// `max_line_bytes` is the longest line allowed (tests use a small one).
+/// Where [`read_limited`] puts the ops.
+enum Collect<'a, 'k> {
+    /// Into the result; `size_bytes` (the input's, when known) sizes its vectors.
+    Whole { size_bytes: Option<u64> },
+    /// Batch by batch into a sink, keeping none.
+    Stream(&'a mut Sink<'k>),
+}
+
+/// Reads every op, as `collect` says. `max_line_bytes` is the longest line allowed
+/// (tests use a small one).
 fn read_limited(
     mut reader: impl BufRead,
     source_name: &str,
     batch_bytes: usize,
     max_line_bytes: usize,
-    mut sink: Option<&mut Sink<'_>>,
+    mut collect: Collect<'_, '_>,
 ) -> Result<Parsed, ParseError> {
     let mut parsed = Parsed::default();
     let mut spare = Parsed::default();
     let mut window = LineWindow::new(batch_bytes, max_line_bytes);
     // The file line number of the window's first byte.
     let mut line_no = 1usize;
+    let mut first = true;
     while let Some(lines) = window.next_lines(&mut reader, line_no, source_name)? {
+        let lines_bytes = lines.len();
         line_no = parse_batch(lines, line_no, source_name, &mut parsed, &mut spare)?;
-        if let Some(sink) = sink.as_deref_mut() {
-            for (op, line) in parsed.ops.drain(..).zip(parsed.lines.drain(..)) {
-                sink(op, line)?;
+        match &mut collect {
+            Collect::Stream(sink) => {
+                for (op, line) in parsed.ops.drain(..).zip(parsed.lines.drain(..)) {
+                    sink(op, line)?;
+                }
             }
+            Collect::Whole {
+                size_bytes: Some(size_bytes),
+            } if std::mem::take(&mut first) => {
+                super::reserve_for_input(&mut parsed.ops, lines_bytes, *size_bytes);
+                super::reserve_for_input(&mut parsed.lines, lines_bytes, *size_bytes);
+            }
+            Collect::Whole { .. } => {}
         }
     }
     Ok(parsed)
@@ -293,10 +331,16 @@ mod tests {
             text.len() > 2 * PARALLEL_MIN_BYTES,
             "the sample must take the parallel path"
         );
-        let whole = read(&text[..], "h.jsonl").unwrap();
-        let small = read_in_batches(&text[..], "h.jsonl", 1000).unwrap();
+        let whole = read(&text[..], "h.jsonl", None).unwrap();
+        let small = read_in_batches(&text[..], "h.jsonl", 1000, None).unwrap();
         assert_eq!(whole.len(), 40_000);
         assert_eq!(whole.ops(), small.ops());
+        // A wrong size only costs the saving of a vector sized right.
+        let len = text.len() as u64;
+        for size_bytes in [Some(len), Some(1), Some(u64::MAX)] {
+            let sized = read_in_batches(&text[..], "h.jsonl", 64 << 10, size_bytes).unwrap();
+            assert_eq!(sized.ops(), small.ops(), "{size_bytes:?}");
+        }
         assert!(whole
             .ops()
             .iter()
@@ -309,7 +353,7 @@ mod tests {
         let mut text = sample(20_000);
         let line_count = count_newlines(&text);
         text.extend_from_slice(b"{\"index\": 40000, \"type\": \"bogus\"}\n");
-        let err = read(&text[..], "h.jsonl").unwrap_err();
+        let err = read(&text[..], "h.jsonl", None).unwrap_err();
         assert!(
             matches!(&err, ParseError::Syntax { line, .. } if *line == line_count + 1),
             "{err}"
@@ -325,7 +369,7 @@ mod tests {
             "{{\"index\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"w\",\"value\":\"{big}\"}}\n"
         );
         let started = std::time::Instant::now();
-        let h = read_in_batches(text.as_bytes(), "h.jsonl", 64 << 10).unwrap();
+        let h = read_in_batches(text.as_bytes(), "h.jsonl", 64 << 10, None).unwrap();
         assert_eq!(h.ops()[0].value.as_str().map(str::len), Some(96 << 20));
         assert!(
             started.elapsed() < std::time::Duration::from_secs(60),
@@ -343,9 +387,15 @@ mod tests {
             bytes: 0,
         };
         let mut reader = std::io::BufReader::new(counted);
-        let err = read_limited(&mut reader, "h.jsonl", 64 << 10, 4 << 20, None)
-            .map(drop)
-            .unwrap_err();
+        let err = read_limited(
+            &mut reader,
+            "h.jsonl",
+            64 << 10,
+            4 << 20,
+            Collect::Whole { size_bytes: None },
+        )
+        .map(drop)
+        .unwrap_err();
         assert!(err.to_string().contains("longer than 4 MiB"), "{err}");
         assert!(
             reader.get_ref().bytes < 6 << 20,
@@ -392,7 +442,7 @@ mod tests {
                      {\"index\":1,\"process\":0,\"type\":\"ok\",\"f\":\"w\",\"value\":1.5}\n\
                      {\"index\":2,\"process\":1,\"type\":\"invoke\",\"f\":\"r\",\"x\":1}\n\
                      {\"index\":3,\"process\":1,\"type\":\"ok\",\"f\":\"r\",\"value\":[1]}\n";
-        let history = read(&text[..], "h.jsonl").unwrap();
+        let history = read(&text[..], "h.jsonl", None).unwrap();
         let expected: Vec<Op> = text
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -406,7 +456,7 @@ mod tests {
     fn invalid_history_names_the_line_and_blank_lines_are_skipped() {
         let text = b"{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\n\
                      {\"index\":1,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}";
-        let err = read(&text[..], "h.jsonl").unwrap_err();
+        let err = read(&text[..], "h.jsonl", None).unwrap_err();
         assert!(
             matches!(err, ParseError::InvalidOp { line: 3, .. }),
             "{err}"

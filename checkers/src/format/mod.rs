@@ -184,6 +184,20 @@ pub fn read_history(
     format: Option<Format>,
     source_name: &str,
 ) -> Result<History, ParseError> {
+    read_history_sized(reader, format, source_name, None)
+}
+
+/// [`read_history`] of an input whose size is known (a file's length): the ops are
+/// then collected in one vector sized from the first window, filled without ever being
+/// moved. Growing it by doubling touched about twice its memory in fresh pages and
+/// copied it, which was most of the time a whole read took. A wrong size costs only
+/// that saving.
+pub fn read_history_sized(
+    reader: impl Read,
+    format: Option<Format>,
+    source_name: &str,
+    size_bytes: Option<u64>,
+) -> Result<History, ParseError> {
     let Opened {
         mut reader,
         format,
@@ -191,8 +205,8 @@ pub fn read_history(
         is_empty,
     } = open(reader, format, source_name)?;
     let history = match format {
-        Format::Jsonl => jsonl::read(&mut reader, source_name),
-        Format::Edn => edn::read(&mut reader, source_name),
+        Format::Jsonl => jsonl::read(&mut reader, source_name, size_bytes),
+        Format::Edn => edn::read(&mut reader, source_name, size_bytes),
         Format::JepsenLog => jepsen_log::read(&mut reader, source_name),
     }?;
     if history.is_empty() {
@@ -313,6 +327,21 @@ pub(crate) fn fill(
     buf.reserve_exact(want_bytes);
     let got = reader.take(want_bytes as u64).read_to_end(buf)?;
     Ok(got < want_bytes)
+}
+
+/// Reserves room in `ops` (which holds the ops of the first `consumed_bytes` of an
+/// input of `size_bytes`) for the ops of the whole input, at the same bytes per op plus
+/// a margin. Untouched capacity is address space only, and a reservation the system
+/// refuses is skipped (the vector then grows as usual).
+pub(crate) fn reserve_for_input<T>(ops: &mut Vec<T>, consumed_bytes: usize, size_bytes: u64) {
+    if ops.is_empty() || consumed_bytes == 0 {
+        return;
+    }
+    let bytes_per_op = consumed_bytes as f64 / ops.len() as f64;
+    let estimate = (size_bytes as f64 / bytes_per_op * 1.1) as usize + 1024;
+    if estimate > ops.capacity() {
+        let _ = ops.try_reserve_exact(estimate - ops.len());
+    }
 }
 
 pub(crate) fn count_newlines(bytes: &[u8]) -> usize {
