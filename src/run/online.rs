@@ -8,7 +8,7 @@
 //! (the run slows down rather than holding an unbounded backlog or dropping ops).
 
 use distest_checkers::online::{Anomaly, OnlineCheck};
-use distest_checkers::{CheckContext, Checker, Op, Results};
+use distest_checkers::{CheckContext, Checker, Op, Results, Verdict};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -64,11 +64,15 @@ pub struct OnlineMonitor {
 
 impl OnlineMonitor {
     /// Starts the checking thread. `now_ns` is the run clock; `on_first` is called once,
-    /// on the checking thread, with the first anomaly (to print it, or stop the run).
+    /// on the checking thread, with the first anomaly (to print it, or stop the run);
+    /// `offline(i)` checks the recorded history (complete by then) with checker `i`,
+    /// for a checker whose verdict needs the whole history again
+    /// (`OnlineChecker::needs_history`).
     pub fn start(
         checkers: Vec<Box<dyn Checker>>,
         now_ns: impl Fn() -> u64 + Send + 'static,
         on_first: impl FnOnce(&Reported) + Send + 'static,
+        offline: impl FnMut(usize) -> Verdict + Send + 'static,
     ) -> OnlineMonitor {
         let (tx, rx) = sync_channel(QUEUE_OPS);
         let shared = Arc::new(Shared::default());
@@ -76,7 +80,7 @@ impl OnlineMonitor {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("dt-online".into())
-                .spawn(move || check_loop(rx, checkers, &shared, now_ns, on_first))
+                .spawn(move || check_loop(rx, checkers, &shared, now_ns, on_first, offline))
                 .ok()
         };
         *lock(&shared.thread) = thread;
@@ -151,6 +155,7 @@ fn check_loop(
     shared: &Shared,
     now_ns: impl Fn() -> u64,
     on_first: impl FnOnce(&Reported),
+    offline: impl FnMut(usize) -> Verdict,
 ) -> Result<Results, String> {
     let ctx = CheckContext::default();
     let mut online = OnlineCheck::new(&checkers);
@@ -211,7 +216,7 @@ fn check_loop(
     }
     let found = online.tick(&ctx).to_vec();
     note(&mut online, &found);
-    Ok(online.finish(&ctx))
+    Ok(online.finish_with(&ctx, offline))
 }
 
 #[cfg(test)]
@@ -244,6 +249,7 @@ mod tests {
             move |r| {
                 let _ = seen_tx.send(r.clone());
             },
+            |_| Verdict::unknown("no history file in this test"),
         );
         let mut ops = Vec::new();
         let mut push = |op: Op| {

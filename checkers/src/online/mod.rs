@@ -91,6 +91,13 @@ pub trait OnlineChecker: Send {
     fn tick(&mut self, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {}
     /// The history is over: the verdict of the offline checker on it.
     fn finish(self: Box<Self>, ctx: &CheckContext) -> Verdict;
+    /// Whether the verdict needs the whole history again: the ops held were dropped as
+    /// they were judged, and what was found cannot be composed into the offline verdict
+    /// (the isolation checkers after an anomaly, see `elle/online.rs`). The caller then
+    /// checks the recorded history offline instead of calling [`Self::finish`].
+    fn needs_history(&self) -> bool {
+        false
+    }
     /// Ops held now (copies kept for later checking): what memory grows with.
     fn held_ops(&self) -> usize;
 }
@@ -263,13 +270,50 @@ impl OnlineCheck {
     }
 
     /// The history is over: every checker's verdict, as the offline check gives them.
-    pub fn finish(self, ctx: &CheckContext) -> Results {
+    /// A checker that [needs the whole history](OnlineChecker::needs_history) gets
+    /// `offline(i)` instead, `i` its position among the checkers given to
+    /// [`OnlineCheck::new`]: the caller checks the recorded history with it.
+    pub fn finish_with(
+        self,
+        ctx: &CheckContext,
+        mut offline: impl FnMut(usize) -> Verdict,
+    ) -> Results {
         let verdicts: BTreeMap<String, Verdict> = self
             .checkers
             .into_iter()
-            .map(|c| (c.name().to_string(), c.finish(ctx)))
+            .enumerate()
+            .map(|(i, c)| {
+                let name = c.name().to_string();
+                let verdict = if c.needs_history() {
+                    offline(i)
+                } else {
+                    c.finish(ctx)
+                };
+                (name, verdict)
+            })
             .collect();
         Results::from_verdicts(verdicts)
+    }
+
+    /// [`OnlineCheck::finish_with`] for callers without the recorded history: a checker
+    /// that needs it answers unknown, saying so.
+    pub fn finish(self, ctx: &CheckContext) -> Results {
+        let names: Vec<String> = self
+            .checkers
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        self.finish_with(ctx, |i| {
+            Verdict::unknown(format!(
+                "The {} checker needs the whole recorded history for its final verdict, and none was given; check the history file offline.",
+                names[i]
+            ))
+        })
+    }
+
+    /// Whether some checker's verdict [needs the whole history](OnlineChecker::needs_history).
+    pub fn needs_history(&self) -> bool {
+        self.checkers.iter().any(|c| c.needs_history())
     }
 }
 
@@ -282,7 +326,7 @@ impl OnlineCheck {
 /// every key a checker does use is among these.
 #[derive(Default)]
 pub struct LastUses {
-    in_flight: FxMap<crate::op::Process, String>,
+    in_flight: FxMap<crate::op::Process, Vec<String>>,
     last: FxMap<String, (u64, Value)>,
 }
 
@@ -297,29 +341,49 @@ impl LastUses {
             })
     }
 
+    /// The keys of a transaction (`f = "txn"`, a list of `[f k v]` micro-ops).
+    fn txn_keys(op: &Op) -> Vec<&Value> {
+        if op.f != "txn" {
+            return Vec::new();
+        }
+        op.value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_array().and_then(|m| m.get(1)))
+            .collect()
+    }
+
     /// The next op of the history.
     pub fn push(&mut self, op: &Op) {
         if !op.is_client() {
             return;
         }
-        let text = if op.is_invoke() {
-            let Some(key) = Self::key_of(op) else {
-                return;
-            };
-            let text = key.to_string();
-            if !self.last.contains_key(&text) {
-                self.last.insert(text.clone(), (op.index, key.clone()));
+        let texts = if op.is_invoke() {
+            let mut keys = Self::txn_keys(op);
+            if keys.is_empty() {
+                keys.extend(Self::key_of(op));
             }
-            self.in_flight.insert(op.process, text.clone());
-            text
+            let mut texts = Vec::with_capacity(keys.len());
+            for key in keys {
+                let text = key.to_string();
+                if !self.last.contains_key(&text) {
+                    self.last.insert(text.clone(), (op.index, key.clone()));
+                }
+                texts.push(text);
+            }
+            self.in_flight.insert(op.process, texts.clone());
+            texts
         } else {
             match self.in_flight.remove(&op.process) {
-                Some(text) => text,
+                Some(texts) => texts,
                 None => return,
             }
         };
-        if let Some(last) = self.last.get_mut(&text) {
-            last.0 = op.index;
+        for text in texts {
+            if let Some(last) = self.last.get_mut(&text) {
+                last.0 = op.index;
+            }
         }
     }
 
@@ -344,8 +408,9 @@ pub struct Replay {
 /// finds where each key is used last (and what an import needs to number its ops), the
 /// second feeds the ops to the online forms of `checkers`, retiring each key after its
 /// last op and ticking every `tick_every` ops. Memory: the ops of the keys live at the
-/// same time (all of them for an unkeyed history), never the file. The results equal
-/// the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
+/// same time (all of them for an unkeyed history), never the file; a checker that
+/// [needs the whole history](OnlineChecker::needs_history) at the end (an isolation
+/// anomaly) reads it a third time, whole. The results equal the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
 pub fn replay_stream<R: std::io::Read>(
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
@@ -391,8 +456,22 @@ pub fn replay_stream<R: std::io::Read>(
     )?;
     max_held_ops = max_held_ops.max(online.held_ops());
     anomalies.extend_from_slice(online.tick(ctx));
+    // A checker whose verdict needs the whole history (after an anomaly) reads it again.
+    let mut whole: Option<Result<crate::History, ParseError>> = None;
+    let results = online.finish_with(ctx, |i| {
+        let history = whole.get_or_insert_with(|| {
+            crate::format::read_history(opened()?, Some(first.format), source_name)
+        });
+        match history {
+            Ok(h) => checkers[i].check(h, ctx),
+            Err(e) => Verdict::unknown(format!(
+                "The history could not be read again for the {} checker's final verdict: {e}.",
+                checkers[i].name()
+            )),
+        }
+    });
     Ok(Replay {
-        results: online.finish(ctx),
+        results,
         anomalies,
         max_held_ops,
     })
@@ -434,7 +513,7 @@ pub fn replay(
     }
     anomalies.extend_from_slice(online.tick(ctx));
     Replay {
-        results: online.finish(ctx),
+        results: online.finish_with(ctx, |i| checkers[i].check(history, ctx)),
         anomalies,
         max_held_ops,
     }
