@@ -458,21 +458,9 @@ impl OnlineChecker for OnlineElle {
         self.all_ops.as_ref().map_or(self.held, Vec::len) + self.in_flight.len()
     }
 
-    fn needs_history(&self) -> bool {
-        self.all_ops.is_none() && self.needs_history.is_some()
-    }
-
-    fn finish(mut self: Box<Self>, ctx: &CheckContext) -> Verdict {
-        if let Some(all) = self.all_ops.take() {
-            return match History::subsequence(all) {
-                Ok(h) => match Txns::from_history(&h, self.shape) {
-                    Ok(txns) => super::check_txns(&txns, &self.options, ctx),
-                    Err(e) => super::unreadable(self.checker(), &e.to_string()),
-                },
-                Err(e) => {
-                    Verdict::unknown(format!("The recorded ops do not form a history: {e}."))
-                }
-            };
+    fn needs_history(&mut self, ctx: &CheckContext) -> bool {
+        if self.all_ops.is_some() {
+            return false;
         }
         // What is still live ends with the history, in order of first use.
         let mut live: Vec<(u64, usize)> = self
@@ -490,6 +478,23 @@ impl OnlineChecker for OnlineElle {
             let part = self.parts[slot].take().expect("live part");
             self.settle(part, ctx, &mut ignored);
         }
+        self.needs_history.is_some()
+    }
+
+    fn finish(mut self: Box<Self>, ctx: &CheckContext) -> Verdict {
+        if let Some(all) = self.all_ops.take() {
+            return match History::subsequence(all) {
+                Ok(h) => match Txns::from_history(&h, self.shape) {
+                    Ok(txns) => super::check_txns(&txns, &self.options, ctx),
+                    Err(e) => super::unreadable(self.checker(), &e.to_string()),
+                },
+                Err(e) => {
+                    Verdict::unknown(format!("The recorded ops do not form a history: {e}."))
+                }
+            };
+        }
+        // Settles what is still live (nothing, when the caller asked first).
+        self.needs_history(ctx);
         for (_, flight) in std::mem::take(&mut self.in_flight) {
             if flight.key.is_none() {
                 self.keyless_done(OpType::Info, flight.seen);

@@ -91,11 +91,12 @@ pub trait OnlineChecker: Send {
     fn tick(&mut self, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {}
     /// The history is over: the verdict of the offline checker on it.
     fn finish(self: Box<Self>, ctx: &CheckContext) -> Verdict;
-    /// Whether the verdict needs the whole history again: the ops held were dropped as
-    /// they were judged, and what was found cannot be composed into the offline verdict
-    /// (the isolation checkers after an anomaly, see `elle/online.rs`). The caller then
-    /// checks the recorded history offline instead of calling [`Self::finish`].
-    fn needs_history(&self) -> bool {
+    /// The history is over: judges what is still held, and says whether the verdict
+    /// needs the whole history again (the ops were dropped as they were judged, and what
+    /// was found cannot be composed into the offline verdict: the isolation checkers
+    /// after an anomaly, see `elle/online.rs`). The caller then checks the recorded
+    /// history offline instead of calling [`Self::finish`].
+    fn needs_history(&mut self, _ctx: &CheckContext) -> bool {
         false
     }
     /// Ops held now (copies kept for later checking): what memory grows with.
@@ -282,9 +283,9 @@ impl OnlineCheck {
             .checkers
             .into_iter()
             .enumerate()
-            .map(|(i, c)| {
+            .map(|(i, mut c)| {
                 let name = c.name().to_string();
-                let verdict = if c.needs_history() {
+                let verdict = if c.needs_history(ctx) {
                     offline(i)
                 } else {
                     c.finish(ctx)
@@ -311,10 +312,6 @@ impl OnlineCheck {
         })
     }
 
-    /// Whether some checker's verdict [needs the whole history](OnlineChecker::needs_history).
-    pub fn needs_history(&self) -> bool {
-        self.checkers.iter().any(|c| c.needs_history())
-    }
 }
 
 /// For each key, the index of the last op on it (an invocation, or the completion of
