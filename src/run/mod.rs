@@ -329,7 +329,8 @@ fn start_online(
                 "{}: checking history.jsonl again for the final verdict (the online form dropped the ops it had judged)",
                 spec.name
             ));
-            match crate::verify::check_file(&history, None, std::slice::from_ref(spec), None, false) {
+            match crate::verify::check_file(&history, None, std::slice::from_ref(spec), None, false)
+            {
                 Ok(mut results) => results.checkers.remove(&spec.name).unwrap_or_else(|| {
                     distest_checkers::Verdict::unknown(format!(
                         "The {} check of history.jsonl gave no verdict.",

@@ -196,7 +196,10 @@ mod tests {
             if !op.retires.is_empty() {
                 let mut r: Vec<u64> = op.retires.iter().map(|k| k.as_u64().unwrap()).collect();
                 r.sort_unstable();
-                assert_eq!(r, vec![generation * 3, generation * 3 + 1, generation * 3 + 2]);
+                assert_eq!(
+                    r,
+                    vec![generation * 3, generation * 3 + 1, generation * 3 + 2]
+                );
                 retired.extend(r);
                 generations += 1;
             }

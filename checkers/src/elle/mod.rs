@@ -351,7 +351,10 @@ impl Checker for ListAppend {
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
-        Box::new(online::OnlineElle::new(Shape::ListAppend, self.options.clone()))
+        Box::new(online::OnlineElle::new(
+            Shape::ListAppend,
+            self.options.clone(),
+        ))
     }
 }
 
@@ -368,7 +371,10 @@ impl Checker for RwRegister {
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
-        Box::new(online::OnlineElle::new(Shape::RwRegister, self.options.clone()))
+        Box::new(online::OnlineElle::new(
+            Shape::RwRegister,
+            self.options.clone(),
+        ))
     }
 }
 
@@ -463,7 +469,12 @@ pub(crate) fn check_txns_with(
         Err(e) => return unreadable(checker, &e.to_string()),
     };
     if let Some(f) = facts.as_deref_mut() {
-        f.data_pairs = edges.src.iter().copied().zip(edges.dst.iter().copied()).collect();
+        f.data_pairs = edges
+            .src
+            .iter()
+            .copied()
+            .zip(edges.dst.iter().copied())
+            .collect();
     }
     edges.append(session_edges);
     if edges.size_bytes() > ctx.memory_limit_bytes / 2 {

@@ -290,7 +290,10 @@ impl OnlineElle {
                 if t.outcome == super::txn::Outcome::Fail {
                     continue;
                 }
-                let preds = part.rt_preds.get(&t.invoke_index).map_or(&[][..], Vec::as_slice);
+                let preds = part
+                    .rt_preds
+                    .get(&t.invoke_index)
+                    .map_or(&[][..], Vec::as_slice);
                 self.rt_edges += preds.len();
                 for p in preds {
                     if let Some(&p) = position.get(p) {
@@ -488,9 +491,7 @@ impl OnlineChecker for OnlineElle {
                     Ok(txns) => super::check_txns(&txns, &self.options, ctx),
                     Err(e) => super::unreadable(self.checker(), &e.to_string()),
                 },
-                Err(e) => {
-                    Verdict::unknown(format!("The recorded ops do not form a history: {e}."))
-                }
+                Err(e) => Verdict::unknown(format!("The recorded ops do not form a history: {e}.")),
             };
         }
         // Settles what is still live (nothing, when the caller asked first).

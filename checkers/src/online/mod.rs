@@ -28,11 +28,14 @@
 //! | `counter` | a read outside the bounds of the adds so far (adds in flight count as possible, so the bounds only narrow later) | the ops of live keys |
 //! | `unique-ids` | an id handed out twice | the ops of live keys |
 //! | `total-queue`, `crdt-convergence` | when the key retires: a value may still be enqueued, a replica still converge, until then | the ops of live keys |
-//! | `list-append`, `rw-register` | at the end (buffered: the isolation checkers are being rewritten; a bounded form follows) | the whole history |
+//! | `list-append`, `rw-register` | a proscribed anomaly among transactions whose keys are all retired (a *part*: transactions closed under sharing a key), when the part's last op completes; its proof is final (`elle/online.rs` argues why a part can be judged alone under realtime order or none) | the ops of live parts; a settled part's are dropped. Bounded when transactions only share keys that retire together (distest's txn workloads retire keys in generations); not bounded for keys never retired, nor for parts that keep growing (keys retired one by one under multi-key transactions, as in Jepsen's histories), nor for `strong-session-*` checks (process order can close a cycle across parts: the whole history is held). The final verdict is composed from the parts when none showed anything (list-append: always then; rw-register: only without version orders left open, which blind writes nobody reads leave); otherwise it [needs the whole history](OnlineChecker::needs_history) again, read back from the recorded file at the end |
 //!
 //! Retired keys leave a few bytes each (a count and, for the convergence checkers, at
 //! most [`crate::convergence::KEYS_LISTED`] keys' summaries per verdict kind); an
-//! unkeyed history keeps its ops until the end, as an offline check would.
+//! unkeyed history keeps its ops until the end, as an offline check would. A checker
+//! whose final verdict cannot be composed from what it judged says so through
+//! [`OnlineChecker::needs_history`]; [`OnlineCheck::finish_with`] then asks the caller
+//! for the offline verdict of the recorded history (a run reads `history.jsonl` back).
 
 pub(crate) mod keyed;
 
@@ -299,11 +302,7 @@ impl OnlineCheck {
     /// [`OnlineCheck::finish_with`] for callers without the recorded history: a checker
     /// that needs it answers unknown, saying so.
     pub fn finish(self, ctx: &CheckContext) -> Results {
-        let names: Vec<String> = self
-            .checkers
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
+        let names: Vec<String> = self.checkers.iter().map(|c| c.name().to_string()).collect();
         self.finish_with(ctx, |i| {
             Verdict::unknown(format!(
                 "The {} checker needs the whole recorded history for its final verdict, and none was given; check the history file offline.",
@@ -311,7 +310,6 @@ impl OnlineCheck {
             ))
         })
     }
-
 }
 
 /// For each key, the index of the last op on it (an invocation, or the completion of
