@@ -498,7 +498,7 @@ pub(crate) fn check_txns_with(
             Analysis::List(ix) => ix.open_orders(txns),
             Analysis::Register(ix) => ix.open_orders(txns),
         };
-        if let Some(f) = facts.as_deref_mut() {
+        if let Some(f) = facts {
             f.open_keys = problems.len();
             f.exact_decided = exact::decided_without_graph(&problems, &prohibited, session);
         }
