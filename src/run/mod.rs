@@ -193,8 +193,9 @@ pub fn execute(
     let results = match online_results {
         Ok(mut results) => {
             log.line(&format!(
-                "checked {recorded} ops online as they were recorded, with {}",
-                checker_names(&cfg)
+                "checked {recorded} ops online as they were recorded, with {}; at most {} ops held at once",
+                checker_names(&cfg),
+                online.max_held_ops()
             ));
             if let Some((n, p50, p99, max)) = online.report_latency_ms() {
                 log.line(&format!(

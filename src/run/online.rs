@@ -45,6 +45,8 @@ struct Shared {
     anomalies: AtomicU64,
     /// Ops the checkers hold now.
     held: AtomicU64,
+    /// The most they held at once (sampled at each retirement and tick).
+    max_held: AtomicU64,
     /// For the first [`MAX_LATENCIES`] anomalies: ns from the op that completed each to
     /// its report.
     latencies_ns: Mutex<Vec<u64>>,
@@ -131,6 +133,11 @@ impl OnlineMonitor {
         self.shared.held.load(Ordering::Relaxed)
     }
 
+    /// The most ops the checkers held at once so far.
+    pub fn max_held_ops(&self) -> u64 {
+        self.shared.max_held.load(Ordering::Relaxed)
+    }
+
     /// The history is over: the checkers' verdicts, as the offline check gives them.
     /// An error when an op broke the rules of a history (then check offline instead).
     pub fn finish(&self) -> Result<Results, String> {
@@ -185,9 +192,9 @@ fn check_loop(
         shared
             .anomalies
             .store(online.anomaly_count(), Ordering::Relaxed);
-        shared
-            .held
-            .store(online.held_ops() as u64, Ordering::Relaxed);
+        let held = online.held_ops() as u64;
+        shared.held.store(held, Ordering::Relaxed);
+        shared.max_held.fetch_max(held, Ordering::Relaxed);
     };
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
