@@ -5,6 +5,8 @@
 //! with the lattice.
 
 mod elle_support;
+#[path = "online_support/mod.rs"]
+mod online_support;
 
 use distest_checkers::elle::{consistency, ElleOptions, Inference, ListAppend, RwRegister};
 use distest_checkers::{CheckContext, Checker, History, Validity, Verdict};
@@ -755,6 +757,25 @@ fn check_table(cases: Vec<Case>) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The online form, fed each case in recording order (keys retired and not), ends with
+/// exactly the offline verdict under every representative model, and what it reports
+/// on the way the offline check finds (see `online_support`).
+#[test]
+fn every_case_gets_the_offline_verdict_online_under_every_model() {
+    for c in list_append_cases().iter().chain(rw_register_cases().iter()) {
+        for &model in REPS {
+            let options =
+                ElleOptions::from_names("test", &[model.to_string()], &[], c.inference.clone())
+                    .unwrap();
+            let checker: Box<dyn Checker> = match c.kind {
+                Kind::List => Box::new(ListAppend { options }),
+                Kind::Register => Box::new(RwRegister { options }),
+            };
+            online_support::checked(checker, &c.history);
+        }
+    }
 }
 
 #[test]

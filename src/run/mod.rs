@@ -124,7 +124,13 @@ pub fn execute(
     // Ends the main phase at the first anomaly (--stop-on-anomaly); unlike Ctrl-C, the
     // run then goes on as usual (recovery, final reads).
     let anomaly_stop = StopFlag::default();
-    let online = start_online(&cfg, &recorder, &log, &anomaly_stop)?;
+    let online = start_online(
+        &cfg,
+        &recorder,
+        &log,
+        &anomaly_stop,
+        run.file(files::HISTORY_JSONL),
+    )?;
     recorder.attach_online(online.clone());
     let main_result = if stop.is_stopped() {
         log.line("interrupted before the target was set up: nothing to run");
@@ -187,8 +193,9 @@ pub fn execute(
     let results = match online_results {
         Ok(mut results) => {
             log.line(&format!(
-                "checked {recorded} ops online as they were recorded, with {}",
-                checker_names(&cfg)
+                "checked {recorded} ops online as they were recorded, with {}; at most {} ops held at once",
+                checker_names(&cfg),
+                online.max_held_ops()
             ));
             if let Some((n, p50, p99, max)) = online.report_latency_ms() {
                 log.line(&format!(
@@ -297,11 +304,14 @@ fn start_online(
     recorder: &Recorder,
     log: &RunLog,
     anomaly_stop: &StopFlag,
+    history: PathBuf,
 ) -> anyhow::Result<online::OnlineMonitor> {
     let checkers = crate::verify::build_checkers(&cfg.test.checkers)?;
     let clock = recorder.clone();
     let (log, stop) = (log.clone(), anomaly_stop.clone());
     let stop_on_anomaly = cfg.test.stop_on_anomaly;
+    let specs = cfg.test.checkers.clone();
+    let offline_log = log.clone();
     Ok(online::OnlineMonitor::start(
         checkers,
         move || clock.now_ns(),
@@ -310,6 +320,28 @@ fn start_online(
             if stop_on_anomaly {
                 log.line("--stop-on-anomaly: ending the main phase");
                 stop.stop();
+            }
+        },
+        // The isolation checkers after an anomaly: their verdict needs the whole
+        // history, read back from history.jsonl (closed by then).
+        move |i| {
+            let spec = &specs[i];
+            offline_log.line(&format!(
+                "{}: checking history.jsonl again for the final verdict (the online form dropped the ops it had judged)",
+                spec.name
+            ));
+            match crate::verify::check_file(&history, None, std::slice::from_ref(spec), None, false)
+            {
+                Ok(mut results) => results.checkers.remove(&spec.name).unwrap_or_else(|| {
+                    distest_checkers::Verdict::unknown(format!(
+                        "The {} check of history.jsonl gave no verdict.",
+                        spec.name
+                    ))
+                }),
+                Err(e) => distest_checkers::Verdict::unknown(format!(
+                    "history.jsonl could not be checked again with {}: {e:#}.",
+                    spec.name
+                )),
             }
         },
     ))

@@ -8,7 +8,7 @@
 //! (the run slows down rather than holding an unbounded backlog or dropping ops).
 
 use distest_checkers::online::{Anomaly, OnlineCheck};
-use distest_checkers::{CheckContext, Checker, Op, Results};
+use distest_checkers::{CheckContext, Checker, Op, Results, Verdict};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -45,6 +45,8 @@ struct Shared {
     anomalies: AtomicU64,
     /// Ops the checkers hold now.
     held: AtomicU64,
+    /// The most they held at once (sampled at each retirement and tick).
+    max_held: AtomicU64,
     /// For the first [`MAX_LATENCIES`] anomalies: ns from the op that completed each to
     /// its report.
     latencies_ns: Mutex<Vec<u64>>,
@@ -64,11 +66,15 @@ pub struct OnlineMonitor {
 
 impl OnlineMonitor {
     /// Starts the checking thread. `now_ns` is the run clock; `on_first` is called once,
-    /// on the checking thread, with the first anomaly (to print it, or stop the run).
+    /// on the checking thread, with the first anomaly (to print it, or stop the run);
+    /// `offline(i)` checks the recorded history (complete by then) with checker `i`,
+    /// for a checker whose verdict needs the whole history again
+    /// (`OnlineChecker::needs_history`).
     pub fn start(
         checkers: Vec<Box<dyn Checker>>,
         now_ns: impl Fn() -> u64 + Send + 'static,
         on_first: impl FnOnce(&Reported) + Send + 'static,
+        offline: impl FnMut(usize) -> Verdict + Send + 'static,
     ) -> OnlineMonitor {
         let (tx, rx) = sync_channel(QUEUE_OPS);
         let shared = Arc::new(Shared::default());
@@ -76,7 +82,7 @@ impl OnlineMonitor {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("dt-online".into())
-                .spawn(move || check_loop(rx, checkers, &shared, now_ns, on_first))
+                .spawn(move || check_loop(rx, checkers, &shared, now_ns, on_first, offline))
                 .ok()
         };
         *lock(&shared.thread) = thread;
@@ -127,6 +133,11 @@ impl OnlineMonitor {
         self.shared.held.load(Ordering::Relaxed)
     }
 
+    /// The most ops the checkers held at once so far.
+    pub fn max_held_ops(&self) -> u64 {
+        self.shared.max_held.load(Ordering::Relaxed)
+    }
+
     /// The history is over: the checkers' verdicts, as the offline check gives them.
     /// An error when an op broke the rules of a history (then check offline instead).
     pub fn finish(&self) -> Result<Results, String> {
@@ -151,6 +162,7 @@ fn check_loop(
     shared: &Shared,
     now_ns: impl Fn() -> u64,
     on_first: impl FnOnce(&Reported),
+    offline: impl FnMut(usize) -> Verdict,
 ) -> Result<Results, String> {
     let ctx = CheckContext::default();
     let mut online = OnlineCheck::new(&checkers);
@@ -180,9 +192,9 @@ fn check_loop(
         shared
             .anomalies
             .store(online.anomaly_count(), Ordering::Relaxed);
-        shared
-            .held
-            .store(online.held_ops() as u64, Ordering::Relaxed);
+        let held = online.held_ops() as u64;
+        shared.held.store(held, Ordering::Relaxed);
+        shared.max_held.fetch_max(held, Ordering::Relaxed);
     };
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
@@ -211,7 +223,7 @@ fn check_loop(
     }
     let found = online.tick(&ctx).to_vec();
     note(&mut online, &found);
-    Ok(online.finish(&ctx))
+    Ok(online.finish_with(&ctx, offline))
 }
 
 #[cfg(test)]
@@ -244,6 +256,7 @@ mod tests {
             move |r| {
                 let _ = seen_tx.send(r.clone());
             },
+            |_| Verdict::unknown("no history file in this test"),
         );
         let mut ops = Vec::new();
         let mut push = |op: Op| {

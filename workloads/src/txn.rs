@@ -3,8 +3,14 @@
 //! list-append, blind writes (`["w", k, v]`) for rw-register. Written values are unique
 //! per key: that is what lets the checker recover each key's version order and name
 //! exactly the write a read observed.
+//!
+//! Keys live in generations ([`Generations`]): `key_count` keys at a time, all retired
+//! together, so no transaction ever spans two generations. That is what lets the online
+//! isolation checkers settle a retired generation's transactions and drop them: keys
+//! retired one by one would tie each transaction to later ones through multi-key
+//! transactions, and nothing would ever settle.
 
-use crate::{CheckerSpec, KeyRotation, OpRequest, Workload, WorkloadOptions};
+use crate::{CheckerSpec, OpRequest, Workload, WorkloadOptions};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -39,7 +45,8 @@ pub struct Txn {
     /// `txn-rw-register` for the same shape.
     name: &'static str,
     shape: Shape,
-    keys: KeyRotation,
+    keys: Generations,
+    /// The last value written per key of the live generation.
     next_value: HashMap<u64, u64>,
     max_txn_len: usize,
     consistency_model: Option<String>,
@@ -54,11 +61,52 @@ impl Txn {
         Txn {
             name,
             shape,
-            keys: KeyRotation::new(opts.key_count, opts.ops_per_key),
+            keys: Generations::new(opts.key_count, opts.ops_per_key),
             next_value: HashMap::new(),
             max_txn_len: opts.max_txn_len.max(1),
             consistency_model: opts.consistency_model.clone(),
         }
+    }
+}
+
+/// Keys in generations: `count` keys live at once; after `count * ops_per_key`
+/// micro-ops all of them retire together and `count` fresh ones (never used before)
+/// take their place.
+#[derive(Clone, Debug)]
+struct Generations {
+    first: u64,
+    count: u64,
+    per_generation: u64,
+    used: u64,
+}
+
+impl Generations {
+    fn new(key_count: u64, ops_per_key: u64) -> Generations {
+        let count = key_count.max(1);
+        Generations {
+            first: 0,
+            count,
+            per_generation: count.saturating_mul(ops_per_key.max(1)),
+            used: 0,
+        }
+    }
+
+    /// A key of the live generation, counting one micro-op against it.
+    fn pick(&mut self, rng: &mut StdRng) -> u64 {
+        self.used += 1;
+        self.first + rng.gen_range(0..self.count)
+    }
+
+    /// After a transaction's micro-ops were picked: the keys to retire (the whole
+    /// generation, when it has had its micro-ops), the next generation then live.
+    fn end_txn(&mut self) -> std::ops::Range<u64> {
+        if self.used < self.per_generation {
+            return 0..0;
+        }
+        let retired = self.first..self.first + self.count;
+        self.first += self.count;
+        self.used = 0;
+        retired
     }
 }
 
@@ -69,13 +117,9 @@ impl Workload for Txn {
 
     fn next_op(&mut self, _process: u64, rng: &mut StdRng) -> OpRequest {
         let len = rng.gen_range(1..=self.max_txn_len);
-        let mut retires = Vec::new();
         let mops: Vec<Value> = (0..len)
             .map(|_| {
-                let (key, retired) = self.keys.pick(rng);
-                if retired {
-                    retires.push(json!(key));
-                }
+                let key = self.keys.pick(rng);
                 if rng.gen_bool(0.5) {
                     json!(["r", key, null])
                 } else {
@@ -86,7 +130,11 @@ impl Workload for Txn {
             })
             .collect();
         let mut op = OpRequest::new("txn", Value::Array(mops));
-        op.retires = retires;
+        let retired = self.keys.end_txn();
+        for key in retired.clone() {
+            self.next_value.remove(&key);
+        }
+        op.retires = retired.map(|k| json!(k)).collect();
         op
     }
 
@@ -120,5 +168,42 @@ mod tests {
             }
             assert!(!seen.is_empty());
         }
+    }
+
+    #[test]
+    fn a_transaction_spans_one_generation_and_a_generation_retires_whole() {
+        let opts = WorkloadOptions {
+            key_count: 3,
+            ops_per_key: 5,
+            ..WorkloadOptions::default()
+        };
+        let mut w = Txn::new(Shape::ListAppend, &opts);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut retired = std::collections::HashSet::new();
+        let mut generations = 0;
+        for _ in 0..400 {
+            let op = w.next_op(0, &mut rng);
+            let keys: Vec<u64> = op
+                .value
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m[1].as_u64().unwrap())
+                .collect();
+            let generation = keys[0] / 3;
+            assert!(keys.iter().all(|k| k / 3 == generation), "{keys:?}");
+            assert!(keys.iter().all(|k| !retired.contains(k)), "a key reused");
+            if !op.retires.is_empty() {
+                let mut r: Vec<u64> = op.retires.iter().map(|k| k.as_u64().unwrap()).collect();
+                r.sort_unstable();
+                assert_eq!(
+                    r,
+                    vec![generation * 3, generation * 3 + 1, generation * 3 + 2]
+                );
+                retired.extend(r);
+                generations += 1;
+            }
+        }
+        assert!(generations > 10, "{generations}");
     }
 }

@@ -105,6 +105,7 @@ pub mod explain;
 pub mod graph;
 mod jsonl;
 pub mod list_append;
+mod online;
 mod raw;
 pub mod rw_register;
 mod scc;
@@ -350,9 +351,10 @@ impl Checker for ListAppend {
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
-        Box::new(crate::online::Buffered::new(Box::new(ListAppend {
-            options: self.options.clone(),
-        })))
+        Box::new(online::OnlineElle::new(
+            Shape::ListAppend,
+            self.options.clone(),
+        ))
     }
 }
 
@@ -369,9 +371,10 @@ impl Checker for RwRegister {
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
-        Box::new(crate::online::Buffered::new(Box::new(RwRegister {
-            options: self.options.clone(),
-        })))
+        Box::new(online::OnlineElle::new(
+            Shape::RwRegister,
+            self.options.clone(),
+        ))
     }
 }
 
@@ -399,14 +402,35 @@ impl Analysis {
 /// Checks transactions already in compact form (e.g. streamed with
 /// [`txn::TxnsBuilder`] from a history too large to hold as `Op`s) against `options`.
 pub fn check_txns(txns: &Txns, options: &ElleOptions, ctx: &CheckContext) -> Verdict {
+    check_txns_with(txns, options, ctx, None)
+}
+
+/// What the online form ([`online`]) needs to compose the verdicts of independent
+/// parts of a history, besides each part's verdict.
+#[derive(Default)]
+pub(crate) struct PartFacts {
+    /// The data edges (ww, wr, rw), as pairs of transaction positions.
+    pub data_pairs: Vec<(u32, u32)>,
+    /// Keys whose version order inference left open.
+    pub open_keys: usize,
+    /// Whether the exact search decided without the graph
+    /// ([`exact::decided_without_graph`]); false when it did not run.
+    pub exact_decided: bool,
+}
+
+/// [`check_txns`], filling `facts` when given.
+pub(crate) fn check_txns_with(
+    txns: &Txns,
+    options: &ElleOptions,
+    ctx: &CheckContext,
+    mut facts: Option<&mut PartFacts>,
+) -> Verdict {
     let checker = match txns.shape {
         Shape::ListAppend => "list-append",
         Shape::RwRegister => "rw-register",
     };
     if txns.txns.is_empty() {
-        return Verdict::unknown(format!(
-            "The history has no txn ops, so the {checker} checker has nothing to judge."
-        ));
+        return no_txns(checker);
     }
     let prohibited = options.prohibited();
     let session = session_for(&prohibited);
@@ -444,6 +468,14 @@ pub fn check_txns(txns: &Txns, options: &ElleOptions, ctx: &CheckContext) -> Ver
         Ok(a) => a,
         Err(e) => return unreadable(checker, &e.to_string()),
     };
+    if let Some(f) = facts.as_deref_mut() {
+        f.data_pairs = edges
+            .src
+            .iter()
+            .copied()
+            .zip(edges.dst.iter().copied())
+            .collect();
+    }
     edges.append(session_edges);
     if edges.size_bytes() > ctx.memory_limit_bytes / 2 {
         return Verdict::unknown(format!(
@@ -466,22 +498,98 @@ pub fn check_txns(txns: &Txns, options: &ElleOptions, ctx: &CheckContext) -> Ver
             Analysis::List(ix) => ix.open_orders(txns),
             Analysis::Register(ix) => ix.open_orders(txns),
         };
+        if let Some(f) = facts {
+            f.open_keys = problems.len();
+            f.exact_decided = exact::decided_without_graph(&problems, &prohibited, session);
+        }
         let outcome = exact::search(txns, &g, &problems, &prohibited, session, ctx);
         report.add_forced(txns, &outcome);
         Some(outcome)
     } else {
         None
     };
-    judge(
-        txns,
+    let count = |o: Outcome| txns.txns.iter().filter(|t| t.outcome == o).count();
+    judge(Judged {
         checker,
         options,
-        &g,
-        &found,
-        &report,
-        &analysis,
-        exact.as_ref(),
-    )
+        stats: Stats {
+            txns: txns.txns.len(),
+            ok: count(Outcome::Ok),
+            fail: count(Outcome::Fail),
+            info: count(Outcome::Info),
+            keys: txns.key_count(),
+            edges: g.edge_count(),
+            sccs: found.scc_count,
+        },
+        cancelled: found.cancelled,
+        incomplete: &found.incomplete,
+        report: &report,
+        inference: match &analysis {
+            Analysis::Register(ix) => json!(ix.versions.sources),
+            Analysis::List(_) => json!(null),
+        },
+        exact: exact.as_ref().map(exact::Outcome::summary),
+    })
+}
+
+/// The verdict of a history that holds no transaction.
+fn no_txns(checker: &str) -> Verdict {
+    Verdict::unknown(format!(
+        "The history has no txn ops, so the {checker} checker has nothing to judge."
+    ))
+}
+
+/// The numbers a verdict states (`evidence.stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Stats {
+    pub txns: usize,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    pub keys: usize,
+    pub edges: usize,
+    pub sccs: usize,
+}
+
+/// Everything [`judge`] turns into a verdict.
+struct Judged<'a> {
+    checker: &'a str,
+    options: &'a ElleOptions,
+    stats: Stats,
+    cancelled: bool,
+    incomplete: &'a BTreeSet<&'static str>,
+    report: &'a Report,
+    inference: Value,
+    exact: Option<Value>,
+}
+
+/// The verdict of a history with `stats` in which nothing was found (no anomaly, every
+/// search complete, the exact search `exact`): what [`check_txns`] gives then.
+pub(crate) fn clean_verdict(
+    checker: &str,
+    options: &ElleOptions,
+    stats: Stats,
+    inference: Value,
+    exact: Option<Value>,
+) -> Verdict {
+    if stats.txns == 0 {
+        return no_txns(checker);
+    }
+    let report = Report {
+        cases: BTreeMap::new(),
+        counts: BTreeMap::new(),
+        texts: BTreeMap::new(),
+    };
+    judge(Judged {
+        checker,
+        options,
+        stats,
+        cancelled: false,
+        incomplete: &BTreeSet::new(),
+        report: &report,
+        inference,
+        exact,
+    })
 }
 
 /// Everything found, by anomaly name: cases for the evidence and lines for the text.
@@ -609,32 +717,31 @@ fn exists_case(txns: &Txns, case: &exists::ExistsCase) -> (Value, String) {
 }
 
 /// Turns what was found into the verdict, summary, explanation and evidence.
-#[allow(clippy::too_many_arguments)]
-fn judge(
-    txns: &Txns,
-    checker: &str,
-    options: &ElleOptions,
-    g: &Graph,
-    found: &cycle::Found,
-    report: &Report,
-    analysis: &Analysis,
-    exact: Option<&exact::Outcome>,
-) -> Verdict {
+fn judge(j: Judged<'_>) -> Verdict {
+    let Judged {
+        checker,
+        options,
+        stats,
+        cancelled,
+        incomplete,
+        report,
+        inference,
+        exact,
+    } = j;
     let prohibited = options.prohibited();
     let found_names = report.names();
     let (not, also_not) = consistency::boundary(&found_names);
     let violating = report.violating(&prohibited);
-    let unsearched: Vec<&'static str> = found
-        .incomplete
+    let unsearched: Vec<&'static str> = incomplete
         .iter()
         .copied()
         .filter(|c| prohibited.contains(c))
         .collect();
     let mut unknown: Vec<&'static str> = Vec::new();
-    if g.edge_count() == 0 {
+    if stats.edges == 0 {
         unknown.push("empty-transaction-graph");
     }
-    if found.cancelled || !unsearched.is_empty() {
+    if cancelled || !unsearched.is_empty() {
         unknown.push("cycle-search-timeout");
     }
     let valid = if !violating.is_empty() {
@@ -644,17 +751,11 @@ fn judge(
     } else {
         Validity::Valid
     };
-    let count = |o: Outcome| txns.txns.iter().filter(|t| t.outcome == o).count();
-    let (ok, fail, info) = (
-        count(Outcome::Ok),
-        count(Outcome::Fail),
-        count(Outcome::Info),
-    );
+    let Stats { ok, fail, info, .. } = stats;
     let asked = options.describe();
     let mut summary = format!(
         "Checked {} transactions ({ok} ok, {fail} fail, {info} info) over {} keys against {asked}: ",
-        txns.txns.len(),
-        txns.key_count()
+        stats.txns, stats.keys
     );
     let listed = |names: &[&str]| {
         names
@@ -674,7 +775,7 @@ fn judge(
             listed(&violating),
             not.join(", ")
         )),
-        Validity::Unknown if found.cancelled => summary.push_str(
+        Validity::Unknown if cancelled => summary.push_str(
             "the cycle search was stopped by the time limit before it could rule anomalies out, so the verdict is unknown (cycle-search-timeout).",
         ),
         Validity::Unknown if !unsearched.is_empty() => summary.push_str(&format!(
@@ -683,7 +784,7 @@ fn judge(
         )),
         Validity::Unknown if ok == 0 => summary.push_str(&format!(
             "none of the {} transactions committed (all failed or are indeterminate), so there is nothing to judge (empty-transaction-graph).",
-            txns.txns.len()
+            stats.txns
         )),
         Validity::Unknown => summary.push_str(
             "no dependency between transactions could be inferred, so nothing was tested and the verdict is unknown (empty-transaction-graph), as in Elle.",
@@ -722,10 +823,6 @@ fn judge(
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
-    let inference = match analysis {
-        Analysis::Register(ix) => json!(ix.versions.sources),
-        Analysis::List(_) => json!(null),
-    };
     let models: Vec<&str> = options
         .models
         .iter()
@@ -740,15 +837,15 @@ fn judge(
         "violating": violating,
         "not": not,
         "also_not": also_not,
-        "incomplete": found.incomplete,
+        "incomplete": incomplete,
         "unknown": unknown,
         "counts": counts,
         "anomalies": cases,
         "inference": inference,
-        "exact": exact.map(exact::Outcome::summary),
+        "exact": exact,
         "stats": {
-            "txns": txns.txns.len(), "ok": ok, "fail": fail, "info": info,
-            "keys": txns.key_count(), "edges": g.edge_count(), "sccs": found.scc_count,
+            "txns": stats.txns, "ok": ok, "fail": fail, "info": info,
+            "keys": stats.keys, "edges": stats.edges, "sccs": stats.sccs,
         },
     });
     Verdict {

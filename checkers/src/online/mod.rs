@@ -28,11 +28,14 @@
 //! | `counter` | a read outside the bounds of the adds so far (adds in flight count as possible, so the bounds only narrow later) | the ops of live keys |
 //! | `unique-ids` | an id handed out twice | the ops of live keys |
 //! | `total-queue`, `crdt-convergence` | when the key retires: a value may still be enqueued, a replica still converge, until then | the ops of live keys |
-//! | `list-append`, `rw-register` | at the end (buffered: the isolation checkers are being rewritten; a bounded form follows) | the whole history |
+//! | `list-append`, `rw-register` | a proscribed anomaly among transactions whose keys are all retired (a *part*: transactions closed under sharing a key), when the part's last op completes; its proof is final (`elle/online.rs` argues why a part can be judged alone under realtime order or none) | the ops of live parts; a settled part's are dropped. Bounded when transactions only share keys that retire together (distest's txn workloads retire keys in generations); not bounded for keys never retired, nor for parts that keep growing (keys retired one by one under multi-key transactions, as in Jepsen's histories), nor for `strong-session-*` checks (process order can close a cycle across parts: the whole history is held). The final verdict is composed from the parts when none showed anything (list-append: always then; rw-register: only without version orders left open, which blind writes nobody reads leave); otherwise it [needs the whole history](OnlineChecker::needs_history) again, read back from the recorded file at the end |
 //!
 //! Retired keys leave a few bytes each (a count and, for the convergence checkers, at
 //! most [`crate::convergence::KEYS_LISTED`] keys' summaries per verdict kind); an
-//! unkeyed history keeps its ops until the end, as an offline check would.
+//! unkeyed history keeps its ops until the end, as an offline check would. A checker
+//! whose final verdict cannot be composed from what it judged says so through
+//! [`OnlineChecker::needs_history`]; [`OnlineCheck::finish_with`] then asks the caller
+//! for the offline verdict of the recorded history (a run reads `history.jsonl` back).
 
 pub(crate) mod keyed;
 
@@ -91,6 +94,14 @@ pub trait OnlineChecker: Send {
     fn tick(&mut self, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {}
     /// The history is over: the verdict of the offline checker on it.
     fn finish(self: Box<Self>, ctx: &CheckContext) -> Verdict;
+    /// The history is over: judges what is still held, and says whether the verdict
+    /// needs the whole history again (the ops were dropped as they were judged, and what
+    /// was found cannot be composed into the offline verdict: the isolation checkers
+    /// after an anomaly, see `elle/online.rs`). The caller then checks the recorded
+    /// history offline instead of calling [`Self::finish`].
+    fn needs_history(&mut self, _ctx: &CheckContext) -> bool {
+        false
+    }
     /// Ops held now (copies kept for later checking): what memory grows with.
     fn held_ops(&self) -> usize;
 }
@@ -263,13 +274,41 @@ impl OnlineCheck {
     }
 
     /// The history is over: every checker's verdict, as the offline check gives them.
-    pub fn finish(self, ctx: &CheckContext) -> Results {
+    /// A checker that [needs the whole history](OnlineChecker::needs_history) gets
+    /// `offline(i)` instead, `i` its position among the checkers given to
+    /// [`OnlineCheck::new`]: the caller checks the recorded history with it.
+    pub fn finish_with(
+        self,
+        ctx: &CheckContext,
+        mut offline: impl FnMut(usize) -> Verdict,
+    ) -> Results {
         let verdicts: BTreeMap<String, Verdict> = self
             .checkers
             .into_iter()
-            .map(|c| (c.name().to_string(), c.finish(ctx)))
+            .enumerate()
+            .map(|(i, mut c)| {
+                let name = c.name().to_string();
+                let verdict = if c.needs_history(ctx) {
+                    offline(i)
+                } else {
+                    c.finish(ctx)
+                };
+                (name, verdict)
+            })
             .collect();
         Results::from_verdicts(verdicts)
+    }
+
+    /// [`OnlineCheck::finish_with`] for callers without the recorded history: a checker
+    /// that needs it answers unknown, saying so.
+    pub fn finish(self, ctx: &CheckContext) -> Results {
+        let names: Vec<String> = self.checkers.iter().map(|c| c.name().to_string()).collect();
+        self.finish_with(ctx, |i| {
+            Verdict::unknown(format!(
+                "The {} checker needs the whole recorded history for its final verdict, and none was given; check the history file offline.",
+                names[i]
+            ))
+        })
     }
 }
 
@@ -282,7 +321,7 @@ impl OnlineCheck {
 /// every key a checker does use is among these.
 #[derive(Default)]
 pub struct LastUses {
-    in_flight: FxMap<crate::op::Process, String>,
+    in_flight: FxMap<crate::op::Process, Vec<String>>,
     last: FxMap<String, (u64, Value)>,
 }
 
@@ -297,29 +336,49 @@ impl LastUses {
             })
     }
 
+    /// The keys of a transaction (`f = "txn"`, a list of `[f k v]` micro-ops).
+    fn txn_keys(op: &Op) -> Vec<&Value> {
+        if op.f != "txn" {
+            return Vec::new();
+        }
+        op.value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_array().and_then(|m| m.get(1)))
+            .collect()
+    }
+
     /// The next op of the history.
     pub fn push(&mut self, op: &Op) {
         if !op.is_client() {
             return;
         }
-        let text = if op.is_invoke() {
-            let Some(key) = Self::key_of(op) else {
-                return;
-            };
-            let text = key.to_string();
-            if !self.last.contains_key(&text) {
-                self.last.insert(text.clone(), (op.index, key.clone()));
+        let texts = if op.is_invoke() {
+            let mut keys = Self::txn_keys(op);
+            if keys.is_empty() {
+                keys.extend(Self::key_of(op));
             }
-            self.in_flight.insert(op.process, text.clone());
-            text
+            let mut texts = Vec::with_capacity(keys.len());
+            for key in keys {
+                let text = key.to_string();
+                if !self.last.contains_key(&text) {
+                    self.last.insert(text.clone(), (op.index, key.clone()));
+                }
+                texts.push(text);
+            }
+            self.in_flight.insert(op.process, texts.clone());
+            texts
         } else {
             match self.in_flight.remove(&op.process) {
-                Some(text) => text,
+                Some(texts) => texts,
                 None => return,
             }
         };
-        if let Some(last) = self.last.get_mut(&text) {
-            last.0 = op.index;
+        for text in texts {
+            if let Some(last) = self.last.get_mut(&text) {
+                last.0 = op.index;
+            }
         }
     }
 
@@ -344,8 +403,9 @@ pub struct Replay {
 /// finds where each key is used last (and what an import needs to number its ops), the
 /// second feeds the ops to the online forms of `checkers`, retiring each key after its
 /// last op and ticking every `tick_every` ops. Memory: the ops of the keys live at the
-/// same time (all of them for an unkeyed history), never the file. The results equal
-/// the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
+/// same time (all of them for an unkeyed history), never the file; a checker that
+/// [needs the whole history](OnlineChecker::needs_history) at the end (an isolation
+/// anomaly) reads it a third time, whole. The results equal the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
 pub fn replay_stream<R: std::io::Read>(
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
@@ -391,8 +451,22 @@ pub fn replay_stream<R: std::io::Read>(
     )?;
     max_held_ops = max_held_ops.max(online.held_ops());
     anomalies.extend_from_slice(online.tick(ctx));
+    // A checker whose verdict needs the whole history (after an anomaly) reads it again.
+    let mut whole: Option<Result<crate::History, ParseError>> = None;
+    let results = online.finish_with(ctx, |i| {
+        let history = whole.get_or_insert_with(|| {
+            crate::format::read_history(opened()?, Some(first.format), source_name)
+        });
+        match history {
+            Ok(h) => checkers[i].check(h, ctx),
+            Err(e) => Verdict::unknown(format!(
+                "The history could not be read again for the {} checker's final verdict: {e}.",
+                checkers[i].name()
+            )),
+        }
+    });
     Ok(Replay {
-        results: online.finish(ctx),
+        results,
         anomalies,
         max_held_ops,
     })
@@ -434,7 +508,7 @@ pub fn replay(
     }
     anomalies.extend_from_slice(online.tick(ctx));
     Replay {
-        results: online.finish(ctx),
+        results: online.finish_with(ctx, |i| checkers[i].check(history, ctx)),
         anomalies,
         max_held_ops,
     }

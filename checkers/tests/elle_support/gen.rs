@@ -123,7 +123,14 @@ impl Store {
 
 /// Generates a history, handing each op to `sink` in history order (so huge histories
 /// can be serialized without being held).
-pub fn generate(p: &Params, mut sink: impl FnMut(Op)) {
+pub fn generate(p: &Params, sink: impl FnMut(Op)) {
+    generate_keyed(p, false, sink)
+}
+
+/// [`generate`], with keys in generations when `generations` is set: `active_keys` keys
+/// at a time, all replaced together after `active_keys * max_writes_per_key` writes (as
+/// distest's txn workload rotates them), so no transaction spans two generations.
+pub fn generate_keyed(p: &Params, generations: bool, mut sink: impl FnMut(Op)) {
     let mut rng = SmallRng::seed_from_u64(p.seed);
     let mut store = Store::default();
     let mut states: Vec<State> = (0..p.workers).map(|_| State::Idle).collect();
@@ -134,6 +141,8 @@ pub fn generate(p: &Params, mut sink: impl FnMut(Op)) {
     let mut slots: Vec<(u64, u32)> = (0..p.active_keys).map(|k| (k, 0)).collect();
     let mut next_key = p.active_keys;
     let mut next_value = 1u64;
+    let per_generation = p.active_keys * u64::from(p.max_writes_per_key);
+    let mut generation_writes = 0u64;
     let mut emit = |sink: &mut dyn FnMut(Op), pid: u64, kind: OpType, value: Value| {
         let mut op = Op::invoke(Process::Client(pid), "txn", value);
         op.kind = kind;
@@ -179,7 +188,8 @@ pub fn generate(p: &Params, mut sink: impl FnMut(Op)) {
                             let v = next_value;
                             next_value += 1;
                             slots[slot].1 += 1;
-                            if slots[slot].1 >= p.max_writes_per_key {
+                            generation_writes += 1;
+                            if !generations && slots[slot].1 >= p.max_writes_per_key {
                                 slots[slot] = (next_key, 0);
                                 next_key += 1;
                             }
@@ -192,6 +202,14 @@ pub fn generate(p: &Params, mut sink: impl FnMut(Op)) {
                         }
                     })
                     .collect();
+                // A generation ends between transactions, never inside one.
+                if generations && generation_writes >= per_generation {
+                    generation_writes = 0;
+                    for s in slots.iter_mut() {
+                        *s = (next_key, 0);
+                        next_key += 1;
+                    }
+                }
                 let mops = Value::Array(mops);
                 emit(&mut sink, pid, OpType::Invoke, mops.clone());
                 State::Invoked { mops }

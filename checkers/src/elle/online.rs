@@ -1,0 +1,542 @@
+//! The online form of `list-append` and `rw-register` (see [`crate::online`]).
+//!
+//! Transactions are held in *parts*: the sets of transactions closed under "shares a
+//! key" (each key belongs to one part; a transaction touching keys of two parts merges
+//! them). A part *settles* when every key in it is retired and no transaction of it is
+//! in flight: no later transaction can touch its keys any more, so its ww, wr and rw
+//! edges and its keys' version orders are final. It is then checked by the offline code
+//! on its own ([`super::check_txns`]) and its ops are dropped.
+//!
+//! # Why a part can be judged alone (realtime and no session order)
+//!
+//! Data edges (ww, wr, rw) only join transactions that share a key, so they never leave
+//! a part. Realtime edges do (A completed before B was invoked), but a cycle through
+//! several parts can always be cut down to one inside a single part: take two
+//! consecutive crossings of the cycle, realtime edges X1 -> Y1 and X2 -> Y2 (Y1 ~> X2
+//! within one part). Realtime order is an interval order: from b(X1) < a(Y1) and
+//! b(X2) < a(Y2) follows b(X1) < a(Y2) or b(X2) < a(Y1) (else
+//! b(X1) >= a(Y2) > b(X2) >= a(Y1) > b(X1)). In the second case Y1 ~> X2 -> Y1 is a
+//! cycle inside Y1's part; in the first, X1 -> Y2 replaces the detour through Y1's part
+//! and the cycle crosses fewer times. Either way the cycle keeps a subset of its data
+//! edges in their order, separated by realtime edges, so it has no more rw edges, none
+//! newly adjacent: its class is the same or one every model that proscribes the first
+//! also proscribes (G2 -> G-single or G1c, G1c -> G0, each `-realtime`). Without a
+//! session order parts share no edge at all. The same holds for every choice of the
+//! open version orders the exact search ([`super::exact`]) tries, since those choices
+//! are per key. So an anomaly a settled part shows is one of the whole history (its
+//! cycle is a cycle there too; its realtime edges are realtime orders of the whole), and
+//! a history whose parts all show nothing shows nothing. (A part's `-cycle-forced`
+//! anomaly alone is not reported online: the offline exact search has one step budget
+//! for the whole history and may skip it.)
+//!
+//! **Process order is different**: two processes' orders can close a cycle through two
+//! parts that neither shows alone (p: T1 writes x, then T2 reads y = nil; q: T3 writes
+//! y, then T4 reads x = nil: T1 -p-> T2 -rw-> T3 -q-> T4 -rw-> T1), and process order,
+//! unlike realtime order, is no interval order. Checks that add process edges
+//! (`strong-session-*` models) therefore hold the whole history and check it at the end.
+//!
+//! # The final verdict
+//!
+//! When every part showed nothing (no anomaly, every search complete, the exact search
+//! decided without the graph), the verdict of the whole history is composed from the
+//! parts' tallies ([`super::clean_verdict`]): transactions and keys add up; the edge
+//! count of the whole graph is the realtime edges Elle's reduction gives over the whole
+//! history (tracked here as ops arrive: the frontier of latest completions, bounded by
+//! the concurrency) plus each part's data edges that no such realtime edge already
+//! joins; no strongly connected component. Otherwise (an anomaly, or anything the
+//! parts' numbers cannot reproduce, e.g. which cycles Elle shows and how many) the
+//! verdict needs the whole history again: [`OnlineChecker::needs_history`] says so and
+//! the caller checks the recorded history offline. The memory held during the run is
+//! bounded either way; only that final check is not.
+
+use super::graph::Session;
+use super::txn::{Shape, Txns};
+use super::{check_txns_with, clean_verdict, ElleOptions, PartFacts, Stats};
+use crate::checker::CheckContext;
+use crate::fxhash::FxMap;
+use crate::history::History;
+use crate::online::{Anomaly, OnlineChecker};
+use crate::op::{Op, OpType};
+use crate::verdict::{Validity, Verdict};
+use serde_json::{json, Value};
+
+/// Transactions sharing keys, held until all their keys are retired.
+#[derive(Default)]
+struct Part {
+    ops: Vec<Op>,
+    keys: Vec<String>,
+    retired: usize,
+    in_flight: u32,
+    /// Per transaction (invocation index): the realtime frontier it saw when invoked,
+    /// i.e. its incoming edges in Elle's reduced realtime order of the whole history.
+    rt_preds: FxMap<u64, Vec<u64>>,
+}
+
+struct Live {
+    part: usize,
+    retired: bool,
+}
+
+/// An invocation in flight.
+struct InFlight {
+    /// One of its keys (its part is that key's part); `None`: it touches no key.
+    key: Option<String>,
+    /// The frontier it saw.
+    seen: Vec<u64>,
+}
+
+/// See the module docs.
+pub(crate) struct OnlineElle {
+    shape: Shape,
+    options: ElleOptions,
+    session: Session,
+    /// Buffered mode: the whole history is held (process order, see the module docs).
+    all_ops: Option<Vec<Op>>,
+    keys: FxMap<String, Live>,
+    parts: Vec<Option<Part>>,
+    free: Vec<usize>,
+    in_flight: FxMap<u64, InFlight>,
+    /// Ops held in parts.
+    held: usize,
+    /// Elle's realtime frontier over the whole history: latest ok completions.
+    frontier: Vec<u64>,
+    /// What settled parts (and keyless transactions) add up to.
+    tally: Stats,
+    /// Realtime edges of the whole history counted so far.
+    rt_edges: usize,
+    open_keys: usize,
+    /// Why the final verdict needs the whole history again, once known.
+    needs_history: Option<String>,
+}
+
+impl OnlineElle {
+    pub(crate) fn new(shape: Shape, options: ElleOptions) -> OnlineElle {
+        let session = options.session();
+        OnlineElle {
+            shape,
+            session,
+            options,
+            all_ops: (session == Session::Process).then(Vec::new),
+            keys: FxMap::default(),
+            parts: Vec::new(),
+            free: Vec::new(),
+            in_flight: FxMap::default(),
+            held: 0,
+            frontier: Vec::new(),
+            tally: Stats::default(),
+            rt_edges: 0,
+            open_keys: 0,
+            needs_history: None,
+        }
+    }
+
+    fn checker(&self) -> &'static str {
+        match self.shape {
+            Shape::ListAppend => "list-append",
+            Shape::RwRegister => "rw-register",
+        }
+    }
+
+    fn need_history(&mut self, why: impl FnOnce() -> String) {
+        if self.needs_history.is_none() {
+            self.needs_history = Some(why());
+        }
+    }
+
+    /// The keys of a transaction's micro-ops, as the offline reader tells keys apart
+    /// (JSON value equality); `None` when the value is not a list of micro-ops.
+    fn keys_of(value: &Value) -> Option<Vec<String>> {
+        let mut keys = Vec::new();
+        for mop in value.as_array()? {
+            let key = mop.as_array().filter(|m| m.len() >= 2)?.get(1)?;
+            if key.is_null() {
+                return None;
+            }
+            let text = key.to_string();
+            if !keys.contains(&text) {
+                keys.push(text);
+            }
+        }
+        Some(keys)
+    }
+
+    fn new_part(&mut self) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.parts[slot] = Some(Part::default());
+                slot
+            }
+            None => {
+                self.parts.push(Some(Part::default()));
+                self.parts.len() - 1
+            }
+        }
+    }
+
+    /// The part holding all of `keys` (merging parts as needed; new keys join it).
+    fn part_for(&mut self, keys: &[String]) -> usize {
+        let mut slots: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| self.keys.get(k).map(|l| l.part))
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        // Merge into the largest, so each op moves O(log n) times overall.
+        let target = match slots
+            .iter()
+            .copied()
+            .max_by_key(|&s| self.parts[s].as_ref().map_or(0, |p| p.ops.len()))
+        {
+            Some(t) => t,
+            None => self.new_part(),
+        };
+        for s in slots.into_iter().filter(|&s| s != target) {
+            let from = self.parts[s].take().expect("live part");
+            self.free.push(s);
+            for k in &from.keys {
+                if let Some(l) = self.keys.get_mut(k) {
+                    l.part = target;
+                }
+            }
+            let to = self.parts[target].as_mut().expect("live part");
+            to.ops = merge_by_index(std::mem::take(&mut to.ops), from.ops);
+            to.keys.extend(from.keys);
+            to.retired += from.retired;
+            to.in_flight += from.in_flight;
+            to.rt_preds.extend(from.rt_preds);
+        }
+        for k in keys {
+            if !self.keys.contains_key(k) {
+                self.keys.insert(
+                    k.clone(),
+                    Live {
+                        part: target,
+                        retired: false,
+                    },
+                );
+                self.parts[target]
+                    .as_mut()
+                    .expect("live part")
+                    .keys
+                    .push(k.clone());
+            }
+        }
+        target
+    }
+
+    /// Settles part `slot` when all its keys are retired and nothing of it is in flight
+    /// (or, with `ended`, never will complete).
+    fn try_settle(&mut self, slot: usize, ended: bool, ctx: &CheckContext, out: &mut Vec<Anomaly>) {
+        let ready = self.parts[slot]
+            .as_ref()
+            .is_some_and(|p| p.retired == p.keys.len() && (ended || p.in_flight == 0));
+        if ready {
+            let part = self.parts[slot].take().expect("live part");
+            self.free.push(slot);
+            for k in &part.keys {
+                self.keys.remove(k);
+            }
+            self.settle(part, ctx, out);
+        }
+    }
+
+    /// Checks a part on its own, reports what it proves, adds it to the tally.
+    fn settle(&mut self, part: Part, ctx: &CheckContext, out: &mut Vec<Anomaly>) {
+        self.held -= part.ops.len();
+        let Some(last) = part.ops.last().map(|o| (o.index, o.time)) else {
+            return;
+        };
+        let txns = match History::subsequence(part.ops)
+            .map_err(|e| e.to_string())
+            .and_then(|h| Txns::from_history(&h, self.shape).map_err(|e| e.to_string()))
+        {
+            Ok(t) => t,
+            Err(e) => {
+                return self.need_history(|| format!("a part could not be read ({e})"));
+            }
+        };
+        let mut facts = PartFacts::default();
+        let verdict = check_txns_with(&txns, &self.options, ctx, Some(&mut facts));
+        // A `-cycle-forced` proof is as final, but the offline check may not find it: its
+        // exact search has one step budget for the whole history, and skips what is left
+        // over. Only what inference proves is reported online.
+        let proven_by_inference = verdict.evidence["violating"].as_array().is_some_and(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .any(|a| !a.ends_with("-cycle-forced"))
+        });
+        if verdict.valid == Validity::Invalid && proven_by_inference {
+            out.push(self.anomaly_of(&txns, &verdict, last));
+        }
+        let ev = &verdict.evidence;
+        let empty = |k: &str| ev[k].as_array().is_some_and(|a| a.is_empty());
+        let only_empty_graph = ev["unknown"].as_array().is_some_and(|a| {
+            a.iter()
+                .all(|u| u.as_str() == Some("empty-transaction-graph"))
+        });
+        let clean = verdict.anomalies.is_empty()
+            && ev["stats"]["sccs"].as_u64() == Some(0)
+            && empty("incomplete")
+            && only_empty_graph
+            && facts.exact_decided;
+        if !clean {
+            let why = verdict.summary.clone();
+            return self.need_history(|| format!("a part showed more than nothing: {why}"));
+        }
+        // Edges of the whole graph inside this part: its data edges and the whole
+        // history's reduced realtime edges between its transactions, parallel ones
+        // merged (as `Graph::build` does). Realtime edges are counted for the whole
+        // history, so the part adds its data edges no realtime edge already joins.
+        let mut pairs = facts.data_pairs;
+        if self.session == Session::Realtime {
+            let position: FxMap<u64, u32> = txns
+                .txns
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.invoke_index, i as u32))
+                .collect();
+            let mut within = 0;
+            for (i, t) in txns.txns.iter().enumerate() {
+                if t.outcome == super::txn::Outcome::Fail {
+                    continue;
+                }
+                let preds = part
+                    .rt_preds
+                    .get(&t.invoke_index)
+                    .map_or(&[][..], Vec::as_slice);
+                self.rt_edges += preds.len();
+                for p in preds {
+                    if let Some(&p) = position.get(p) {
+                        pairs.push((p, i as u32));
+                        within += 1;
+                    }
+                }
+            }
+            pairs.sort_unstable();
+            pairs.dedup();
+            self.tally.edges += pairs.len() - within;
+        } else {
+            pairs.sort_unstable();
+            pairs.dedup();
+            self.tally.edges += pairs.len();
+        }
+        let stats = &ev["stats"];
+        let n = |k: &str| stats[k].as_u64().unwrap_or(0) as usize;
+        self.tally.txns += n("txns");
+        self.tally.ok += n("ok");
+        self.tally.fail += n("fail");
+        self.tally.info += n("info");
+        self.tally.keys += n("keys");
+        self.open_keys += facts.open_keys;
+    }
+
+    fn anomaly_of(&self, txns: &Txns, verdict: &Verdict, (index, time): (u64, u64)) -> Anomaly {
+        let violating: Vec<&str> = verdict.evidence["violating"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let why = verdict.explanation.lines().next().unwrap_or("").trim();
+        Anomaly {
+            checker: self.checker().to_string(),
+            index,
+            time,
+            text: format!(
+                "{} transactions over {} keys (retired) show {}, which {} proscribes: {why}",
+                txns.txns.len(),
+                txns.key_count(),
+                violating.join(", "),
+                self.options.describe()
+            ),
+            reported_time: None,
+        }
+    }
+
+    /// A transaction's completion or end, for the tallies of one that touches no key.
+    fn keyless_done(&mut self, outcome: OpType, seen: Vec<u64>) {
+        self.tally.txns += 1;
+        match outcome {
+            OpType::Ok => self.tally.ok += 1,
+            OpType::Fail => self.tally.fail += 1,
+            _ => self.tally.info += 1,
+        }
+        if outcome != OpType::Fail && self.session == Session::Realtime {
+            self.rt_edges += seen.len();
+        }
+    }
+}
+
+/// Two op lists in index order, merged in index order.
+fn merge_by_index(a: Vec<Op>, b: Vec<Op>) -> Vec<Op> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.index < y.index,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+}
+
+impl OnlineChecker for OnlineElle {
+    fn name(&self) -> &str {
+        self.checker()
+    }
+
+    fn invoked(&mut self, invoke: &Op, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {
+        if let Some(all) = &mut self.all_ops {
+            all.push(invoke.clone());
+            return;
+        }
+        if invoke.f != "txn" {
+            return;
+        }
+        let Some(keys) = Self::keys_of(&invoke.value) else {
+            // The offline reader rejects it; the verdict says so.
+            let index = invoke.index;
+            return self.need_history(|| format!("op {index} is not a list of micro-ops"));
+        };
+        let seen = if self.session == Session::Realtime {
+            self.frontier.clone()
+        } else {
+            Vec::new()
+        };
+        let key = keys.first().cloned();
+        if !keys.is_empty() {
+            let slot = self.part_for(&keys);
+            let part = self.parts[slot].as_mut().expect("live part");
+            part.ops.push(invoke.clone());
+            part.in_flight += 1;
+            part.rt_preds.insert(invoke.index, seen.clone());
+            self.held += 1;
+        }
+        self.in_flight.insert(invoke.index, InFlight { key, seen });
+    }
+
+    fn completed(
+        &mut self,
+        invoke: &Op,
+        completion: &Op,
+        ctx: &CheckContext,
+        out: &mut Vec<Anomaly>,
+    ) {
+        if let Some(all) = &mut self.all_ops {
+            all.push(completion.clone());
+            return;
+        }
+        let Some(flight) = self.in_flight.remove(&invoke.index) else {
+            return;
+        };
+        if completion.kind == OpType::Ok && self.session == Session::Realtime {
+            // Everything it saw reaches later transactions through it (Elle's reduction).
+            self.frontier.retain(|p| !flight.seen.contains(p));
+            self.frontier.push(invoke.index);
+        }
+        let Some(key) = flight.key else {
+            return self.keyless_done(completion.kind, flight.seen);
+        };
+        let Some(slot) = self.keys.get(&key).map(|l| l.part) else {
+            // Its part was judged as ended: a retirement broke its promise.
+            let index = completion.index;
+            return self.need_history(|| {
+                format!("op {index} completed after its keys were retired as ended")
+            });
+        };
+        let part = self.parts[slot].as_mut().expect("live part");
+        part.ops.push(completion.clone());
+        part.in_flight -= 1;
+        self.held += 1;
+        self.try_settle(slot, false, ctx, out);
+    }
+
+    fn retire(&mut self, key: &Value, ended: bool, ctx: &CheckContext, out: &mut Vec<Anomaly>) {
+        if self.all_ops.is_some() {
+            return;
+        }
+        let Some(live) = self.keys.get_mut(&key.to_string()) else {
+            return;
+        };
+        if !live.retired {
+            live.retired = true;
+            let slot = live.part;
+            self.parts[slot].as_mut().expect("live part").retired += 1;
+        }
+        let slot = live.part;
+        self.try_settle(slot, ended, ctx, out);
+    }
+
+    fn held_ops(&self) -> usize {
+        // In-flight entries hold a frontier (at most the concurrency) each, no op.
+        self.all_ops.as_ref().map_or(self.held, Vec::len)
+    }
+
+    fn needs_history(&mut self, ctx: &CheckContext) -> bool {
+        if self.all_ops.is_some() {
+            return false;
+        }
+        // What is still live ends with the history, in order of first use.
+        let mut live: Vec<(u64, usize)> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(s, p)| Some((p.as_ref()?.ops.first()?.index, s)))
+            .collect();
+        live.sort_unstable();
+        let mut ignored = Vec::new();
+        for (_, slot) in live {
+            if self.needs_history.is_some() {
+                break;
+            }
+            let part = self.parts[slot].take().expect("live part");
+            self.settle(part, ctx, &mut ignored);
+        }
+        self.needs_history.is_some()
+    }
+
+    fn finish(mut self: Box<Self>, ctx: &CheckContext) -> Verdict {
+        if let Some(all) = self.all_ops.take() {
+            return match History::subsequence(all) {
+                Ok(h) => match Txns::from_history(&h, self.shape) {
+                    Ok(txns) => super::check_txns(&txns, &self.options, ctx),
+                    Err(e) => super::unreadable(self.checker(), &e.to_string()),
+                },
+                Err(e) => Verdict::unknown(format!("The recorded ops do not form a history: {e}.")),
+            };
+        }
+        // Settles what is still live (nothing, when the caller asked first).
+        self.needs_history(ctx);
+        for (_, flight) in std::mem::take(&mut self.in_flight) {
+            if flight.key.is_none() {
+                self.keyless_done(OpType::Info, flight.seen);
+            }
+        }
+        if let Some(why) = &self.needs_history {
+            // The caller should have asked `needs_history` and checked offline.
+            return Verdict::unknown(format!(
+                "The {} checker needs the whole history for its verdict ({why}); check the recorded history offline.",
+                self.checker()
+            ));
+        }
+        let mut stats = self.tally;
+        stats.edges += self.rt_edges;
+        let inference = match self.shape {
+            Shape::ListAppend => Value::Null,
+            Shape::RwRegister => {
+                let mut sources = vec!["initial-state"];
+                sources.extend(self.options.inference.names());
+                json!(sources)
+            }
+        };
+        let prohibited = self.options.prohibited();
+        let exact = super::exact::trivial_outcome(self.open_keys, &prohibited, self.session);
+        clean_verdict(
+            self.checker(),
+            &self.options,
+            stats,
+            inference,
+            Some(exact.summary()),
+        )
+    }
+}
