@@ -78,24 +78,20 @@ impl Bits {
 }
 
 impl State {
-    /// Keys `op` touches, as the store names them.
-    fn keys(op: &OpRequest) -> Vec<String> {
+    /// Whether `op` touches a forgotten key (so it must not be answered from nothing).
+    /// Checked on every op, so it reads the keys where they are, allocating nothing.
+    fn touches_forgotten(&self, op: &OpRequest) -> bool {
+        let forgotten = |k: &Value| k.as_u64().is_some_and(|n| self.forgotten.contains(n));
         match (&op.key, op.f.as_str()) {
-            (Some(_), _) => vec![key_of(op)],
+            (Some(key), _) => forgotten(key),
             (None, "txn") => op
                 .value
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|m| m[1].to_string())
-                .collect(),
-            _ => Vec::new(),
+                .any(|m| forgotten(&m[1])),
+            _ => false,
         }
-    }
-
-    /// Whether `key` was forgotten (so an op on it must not be answered from nothing).
-    fn was_forgotten(&self, key: &str) -> bool {
-        key.parse::<u64>().is_ok_and(|n| self.forgotten.contains(n))
     }
 
     /// Notes the keys `op` is the last op on, and forgets the oldest retired keys.
@@ -237,7 +233,7 @@ fn key_of(op: &OpRequest) -> String {
 impl Client for NoopClient {
     async fn invoke(&mut self, op: &OpRequest) -> Completion {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if State::keys(op).iter().any(|k| s.was_forgotten(k)) {
+        if s.touches_forgotten(op) {
             s.late_ops += 1;
             return Completion::info(op.value.clone(), "the noop target forgot this retired key");
         }
