@@ -63,7 +63,8 @@ fn read_in_batches(
 
 /// Where [`read_limited`] puts the ops.
 enum Collect<'a, 'k> {
-    /// Into the result; `size_bytes` (the input's, when known) sizes its vectors.
+    /// Into the result; `size_bytes` (the input's, when known) sizes its vectors after
+    /// the first batch, and is then taken.
     Whole { size_bytes: Option<u64> },
     /// Batch by batch into a sink, keeping none.
     Stream(&'a mut Sink<'k>),
@@ -83,7 +84,6 @@ fn read_limited(
     let mut window = LineWindow::new(batch_bytes, max_line_bytes);
     // The file line number of the window's first byte.
     let mut line_no = 1usize;
-    let mut first = true;
     while let Some(lines) = window.next_lines(&mut reader, line_no, source_name)? {
         let lines_bytes = lines.len();
         line_no = parse_batch(lines, line_no, source_name, &mut parsed, &mut spare)?;
@@ -93,13 +93,13 @@ fn read_limited(
                     sink(op, line)?;
                 }
             }
-            Collect::Whole {
-                size_bytes: Some(size_bytes),
-            } if std::mem::take(&mut first) => {
-                super::reserve_for_input(&mut parsed.ops, lines_bytes, *size_bytes);
-                super::reserve_for_input(&mut parsed.lines, lines_bytes, *size_bytes);
+            // The first batch sizes the vectors, once.
+            Collect::Whole { size_bytes } => {
+                if let Some(size_bytes) = size_bytes.take() {
+                    super::reserve_for_input(&mut parsed.ops, lines_bytes, size_bytes);
+                    super::reserve_for_input(&mut parsed.lines, lines_bytes, size_bytes);
+                }
             }
-            Collect::Whole { .. } => {}
         }
     }
     Ok(parsed)
