@@ -131,11 +131,20 @@ impl Light {
 /// Reads `path` in one pass (two when its last lines do not say when the run ended),
 /// keeping the ops within [`CONTEXT_OPS`] of the indices in `focus`. Returns the summary
 /// and the ops kept, or why nothing could be read.
-pub fn read(path: &Path, focus: &BTreeSet<u64>) -> Result<(Light, Option<History>), String> {
-    let size_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+pub fn read(
+    path: &Path,
+    size_bytes: u64,
+    focus: &BTreeSet<u64>,
+) -> Result<(Light, Option<History>), String> {
     let (windows, windows_cut) = windows_around(focus);
-    let whole = whole_lines_bytes(path, size_bytes);
-    let mut buckets = Buckets::for_run(tail_end_ns(path), PLOT_BUCKETS);
+    // One read of the tail gives both where the whole lines end and when the run ended;
+    // only a tail without a newline needs the backward scan.
+    let tail = read_tail(path, size_bytes);
+    let whole = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => size_bytes - tail.len() as u64 + i as u64 + 1,
+        None => whole_lines_bytes(path, size_bytes),
+    };
+    let mut buckets = Buckets::for_run(tail_end_ns(&tail, size_bytes), PLOT_BUCKETS);
     let mut pass = Pass::read(path, whole, buckets, &windows)?;
     let actual = Buckets::for_run(pass.end_ns, PLOT_BUCKETS);
     if actual != buckets {
@@ -187,7 +196,7 @@ fn whole_lines_bytes(path: &Path, size_bytes: u64) -> u64 {
         {
             return size_bytes;
         }
-        if let Some(i) = memchr_last_newline(&chunk) {
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
             return start + i as u64 + 1;
         }
         end = start;
@@ -195,26 +204,24 @@ fn whole_lines_bytes(path: &Path, size_bytes: u64) -> u64 {
     size_bytes
 }
 
-fn memchr_last_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().rposition(|&b| b == b'\n')
+/// The last [`TAIL_BYTES`] of a file of `size_bytes`; empty when they cannot be read.
+fn read_tail(path: &Path, size_bytes: u64) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut file| {
+        file.seek(SeekFrom::Start(size_bytes.saturating_sub(TAIL_BYTES)))?;
+        file.take(TAIL_BYTES).read_to_end(&mut tail)
+    });
+    if read.is_err() {
+        tail.clear();
+    }
+    tail
 }
 
-/// The latest op time among the last whole lines of a JSONL file; 0 if none parses.
-fn tail_end_ns(path: &Path) -> u64 {
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return 0;
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let mut tail = Vec::new();
-    if file
-        .seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
-        .is_err()
-        || file.take(TAIL_BYTES).read_to_end(&mut tail).is_err()
-    {
-        return 0;
-    }
+/// The latest op time among the whole lines of `tail`, the end of a JSONL file of
+/// `size_bytes`; 0 if none parses.
+fn tail_end_ns(tail: &[u8], size_bytes: u64) -> u64 {
     tail.split(|&b| b == b'\n')
-        .skip(usize::from(len > TAIL_BYTES)) // the first piece may be a line's end
+        .skip(usize::from(size_bytes > TAIL_BYTES)) // the first piece may be a line's end
         .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
         .filter_map(|v| v.get("time").and_then(serde_json::Value::as_u64))
         .max()
@@ -530,7 +537,7 @@ impl Pass {
         };
         self.completed += 1;
         self.count(&inv, op.kind);
-        let done = self.buckets.of(op.time);
+        let (done, invoked) = (self.buckets.of(op.time), self.buckets.of(inv.op.time));
         match op.kind {
             OpType::Ok => {
                 let f = inv.f as usize;
@@ -538,13 +545,13 @@ impl Pass {
                     self.ok.resize(f + 1, vec![0.0; self.buckets.count]);
                 }
                 self.ok[f][done] += 1.0;
-                self.latency[self.buckets.of(inv.op.time)].add(latency_ns);
+                self.latency[invoked].add(latency_ns);
                 self.all_ok.add(latency_ns);
             }
             OpType::Fail => self.fail[done] += 1.0,
             _ => self.info[done] += 1.0,
         }
-        self.points[self.buckets.of(inv.op.time)].offer(sample, &mut self.rng);
+        self.points[invoked].offer(sample, &mut self.rng);
         if kept || inv.kept {
             if !inv.kept {
                 self.kept.push(inv.op);

@@ -143,7 +143,7 @@ impl RunData {
                 None
             }
             Some(path) if light_above_bytes.is_some_and(|above| size_bytes > above) => {
-                match light::read(path, &focus_of(from_file.as_ref())) {
+                match light::read(path, size_bytes, &focus_of(from_file.as_ref())) {
                     Ok((summary, kept)) => {
                         notes.extend(summary.notes());
                         if kept.is_none() {
