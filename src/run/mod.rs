@@ -577,15 +577,11 @@ fn sleep_unless_hurried(total: Duration, stop: &StopFlag) {
     }
 }
 
-/// The run's report, read back from the run directory: a history too long to load
-/// (see `distest_reports::light`) is drawn from one pass over it, in bounded memory.
-fn render_report(run: &RunDir) -> Result<std::path::PathBuf, distest_reports::ReportError> {
-    distest_reports::render_run(run.path())
-}
-
 /// Report, JUnit, store index; failures here are logged, never fatal to the verdict.
 fn finish_reports(run: &RunDir, cfg: &RunConfig, results: &Results, log: &RunLog) {
-    if let Err(e) = render_report(run) {
+    // Read back from the run directory: a history too long to load is drawn from one
+    // pass over it, in bounded memory (`distest_reports::light`).
+    if let Err(e) = distest_reports::render_run(run.path()) {
         log.line(&format!("could not render the report: {e}"));
     }
     if let Some(path) = &cfg.junit {
