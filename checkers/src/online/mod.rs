@@ -354,26 +354,27 @@ impl LastUses {
         if !op.is_client() {
             return;
         }
-        let texts = if op.is_invoke() {
+        if op.is_invoke() {
             let mut keys = Self::txn_keys(op);
             if keys.is_empty() {
                 keys.extend(Self::key_of(op));
             }
+            // An invocation is each of its keys' latest use so far.
             let mut texts = Vec::with_capacity(keys.len());
             for key in keys {
                 let text = key.to_string();
-                if !self.last.contains_key(&text) {
-                    self.last.insert(text.clone(), (op.index, key.clone()));
-                }
+                self.last
+                    .entry(text.clone())
+                    .or_insert_with(|| (op.index, key.clone()))
+                    .0 = op.index;
                 texts.push(text);
             }
-            self.in_flight.insert(op.process, texts.clone());
-            texts
-        } else {
-            match self.in_flight.remove(&op.process) {
-                Some(texts) => texts,
-                None => return,
-            }
+            self.in_flight.insert(op.process, texts);
+            return;
+        }
+        // A completion is the latest use of the keys its invocation named.
+        let Some(texts) = self.in_flight.remove(&op.process) else {
+            return;
         };
         for text in texts {
             if let Some(last) = self.last.get_mut(&text) {
