@@ -351,10 +351,7 @@ impl Checker for ListAppend {
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
-        Box::new(online::OnlineElle::new(
-            Shape::ListAppend,
-            self.options.clone(),
-        ))
+        online::online_form(Shape::ListAppend, &self.options)
     }
 }
 
@@ -371,10 +368,7 @@ impl Checker for RwRegister {
     }
 
     fn online(&self) -> Box<dyn crate::online::OnlineChecker> {
-        Box::new(online::OnlineElle::new(
-            Shape::RwRegister,
-            self.options.clone(),
-        ))
+        online::online_form(Shape::RwRegister, &self.options)
     }
 }
 

@@ -33,7 +33,8 @@
 //! parts that neither shows alone (p: T1 writes x, then T2 reads y = nil; q: T3 writes
 //! y, then T4 reads x = nil: T1 -p-> T2 -rw-> T3 -q-> T4 -rw-> T1), and process order,
 //! unlike realtime order, is no interval order. Checks that add process edges
-//! (`strong-session-*` models) therefore hold the whole history and check it at the end.
+//! (`strong-session-*` models) therefore hold the whole history and check it at the end
+//! ([`online_form`] gives them [`Buffered`]).
 //!
 //! # The final verdict
 //!
@@ -55,7 +56,7 @@ use super::{check_txns_with, clean_verdict, ElleOptions, PartFacts, Stats};
 use crate::checker::CheckContext;
 use crate::fxhash::FxMap;
 use crate::history::History;
-use crate::online::{Anomaly, OnlineChecker};
+use crate::online::{Anomaly, Buffered, OnlineChecker};
 use crate::op::{Op, OpType};
 use crate::verdict::{Validity, Verdict};
 use serde_json::{json, Value};
@@ -85,13 +86,24 @@ struct InFlight {
     seen: Vec<u64>,
 }
 
-/// See the module docs.
+/// The online form of an Elle check: [`OnlineElle`] under realtime order or none, the
+/// whole history held ([`Buffered`]) under process order (see the module docs).
+pub(super) fn online_form(shape: Shape, options: &ElleOptions) -> Box<dyn OnlineChecker> {
+    if options.session() == Session::Process {
+        let options = options.clone();
+        return Box::new(Buffered::new(match shape {
+            Shape::ListAppend => Box::new(super::ListAppend { options }),
+            Shape::RwRegister => Box::new(super::RwRegister { options }),
+        }));
+    }
+    Box::new(OnlineElle::new(shape, options.clone()))
+}
+
+/// See the module docs; never under process order.
 pub(crate) struct OnlineElle {
     shape: Shape,
     options: ElleOptions,
     session: Session,
-    /// Buffered mode: the whole history is held (process order, see the module docs).
-    all_ops: Option<Vec<Op>>,
     keys: FxMap<String, Live>,
     parts: Vec<Option<Part>>,
     free: Vec<usize>,
@@ -110,13 +122,13 @@ pub(crate) struct OnlineElle {
 }
 
 impl OnlineElle {
-    pub(crate) fn new(shape: Shape, options: ElleOptions) -> OnlineElle {
+    fn new(shape: Shape, options: ElleOptions) -> OnlineElle {
         let session = options.session();
+        debug_assert!(session != Session::Process, "process order needs Buffered");
         OnlineElle {
             shape,
             session,
             options,
-            all_ops: (session == Session::Process).then(Vec::new),
             keys: FxMap::default(),
             parts: Vec::new(),
             free: Vec::new(),
@@ -386,10 +398,6 @@ impl OnlineChecker for OnlineElle {
     }
 
     fn invoked(&mut self, invoke: &Op, _ctx: &CheckContext, _out: &mut Vec<Anomaly>) {
-        if let Some(all) = &mut self.all_ops {
-            all.push(invoke.clone());
-            return;
-        }
         if invoke.f != "txn" {
             return;
         }
@@ -422,10 +430,6 @@ impl OnlineChecker for OnlineElle {
         ctx: &CheckContext,
         out: &mut Vec<Anomaly>,
     ) {
-        if let Some(all) = &mut self.all_ops {
-            all.push(completion.clone());
-            return;
-        }
         let Some(flight) = self.in_flight.remove(&invoke.index) else {
             return;
         };
@@ -452,9 +456,6 @@ impl OnlineChecker for OnlineElle {
     }
 
     fn retire(&mut self, key: &Value, ended: bool, ctx: &CheckContext, out: &mut Vec<Anomaly>) {
-        if self.all_ops.is_some() {
-            return;
-        }
         let Some(live) = self.keys.get_mut(&key.to_string()) else {
             return;
         };
@@ -469,13 +470,10 @@ impl OnlineChecker for OnlineElle {
 
     fn held_ops(&self) -> usize {
         // In-flight entries hold a frontier (at most the concurrency) each, no op.
-        self.all_ops.as_ref().map_or(self.held, Vec::len)
+        self.held
     }
 
     fn needs_history(&mut self, ctx: &CheckContext) -> bool {
-        if self.all_ops.is_some() {
-            return false;
-        }
         // What is still live ends with the history, in order of first use.
         let mut live: Vec<(u64, usize)> = self
             .parts
@@ -496,15 +494,6 @@ impl OnlineChecker for OnlineElle {
     }
 
     fn finish(mut self: Box<Self>, ctx: &CheckContext) -> Verdict {
-        if let Some(all) = self.all_ops.take() {
-            return match History::subsequence(all) {
-                Ok(h) => match Txns::from_history(&h, self.shape) {
-                    Ok(txns) => super::check_txns(&txns, &self.options, ctx),
-                    Err(e) => super::unreadable(self.checker(), &e.to_string()),
-                },
-                Err(e) => Verdict::unknown(format!("The recorded ops do not form a history: {e}.")),
-            };
-        }
         // Settles what is still live (nothing, when the caller asked first).
         self.needs_history(ctx);
         for (_, flight) in std::mem::take(&mut self.in_flight) {
