@@ -11,6 +11,8 @@
 //! `DT_BENCH_WORKLOAD=list-append` (or `rw-register`) runs Elle's transactional workload
 //! instead (no bug: the noop store is serializable), checked online by its isolation
 //! checker and stats; its keys retire in generations, so the online form stays bounded.
+//! Then prints distest.log from the main phase on, timed from the main phase's end: the
+//! "checked ... online" line says how long the checking thread took to catch up.
 
 use distest::run::config::RunConfig;
 use distest::run::{self, StopFlag};
@@ -131,6 +133,25 @@ fn main() {
         .find_map(|l| l.split_once("; at most "))
         .map_or("?".to_string(), |(_, s)| s.to_string());
     println!("  online checkers: at most {held}");
+    // What the run did after its main phase, from distest.log: how long the checking
+    // thread took to catch up (the "checked ... online" line) and the rest.
+    let stamp = |l: &str| {
+        l.split_once(' ')
+            .and_then(|(t, _)| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    if let Some(main) = log
+        .lines()
+        .find(|l| l.contains(" main phase: "))
+        .and_then(stamp)
+    {
+        for line in log.lines().skip_while(|l| !l.contains(" main phase: ")) {
+            if let Some(t) = stamp(line) {
+                let after_s = (t - main).num_milliseconds() as f64 / 1e3 - seconds;
+                let text: String = line.split_once(' ').map_or("", |x| x.1).chars().take(100).collect();
+                println!("  log, main phase end {after_s:+.1} s: {text}");
+            }
+        }
+    }
     println!(
         "  resident memory: peak after {:.0} s {peak_at_minute:.0} MB, largest during the main phase {main_phase_max:.0} MB, peak of the whole run (report included) {:.0} MB",
         60.0f64.min(seconds / 2.0),
