@@ -79,6 +79,11 @@ pub struct Outcome {
     /// Components not searched (too large or out of budget), and why.
     pub skipped: usize,
     pub why_skipped: Vec<String>,
+    /// Decided without looking at the graph: no open order, or every spec searched
+    /// [`trivially_acceptable`] (one searched and acceptable component each). Then the
+    /// outcome over a union of independent parts is the sum [`trivial_outcome`] gives,
+    /// which the online form relies on.
+    pub(crate) without_graph: bool,
 }
 
 impl Outcome {
@@ -222,23 +227,8 @@ fn trivially_acceptable(problems: &[OpenOrder], spec: &Spec) -> bool {
         })
 }
 
-/// Whether [`search`] decides `problems` without looking at the graph: none, or every
-/// spec it searches [`trivially_acceptable`] (one searched and acceptable component
-/// each). Then the outcome over a union of independent parts is the sum
-/// [`trivial_outcome`] gives, which the online form relies on.
-pub(crate) fn decided_without_graph(
-    problems: &[OpenOrder],
-    prohibited: &BTreeSet<&'static str>,
-    session: Session,
-) -> bool {
-    problems.is_empty()
-        || specs_for(prohibited, DATA | session.kind())
-            .iter()
-            .all(|spec| trivially_acceptable(problems, spec))
-}
-
-/// What [`search`] gives on `open_keys` keys whose problems are
-/// [`decided_without_graph`].
+/// What [`search`] gives on `open_keys` keys whose outcome was decided
+/// [without the graph](Outcome::without_graph).
 pub(crate) fn trivial_outcome(
     open_keys: usize,
     prohibited: &BTreeSet<&'static str>,
@@ -253,6 +243,7 @@ pub(crate) fn trivial_outcome(
         open_keys,
         searched: specs,
         acceptable: specs,
+        without_graph: true,
         ..Outcome::default()
     }
 }
@@ -269,6 +260,7 @@ pub fn search(
 ) -> Outcome {
     let mut out = Outcome {
         open_keys: problems.len(),
+        without_graph: true,
         ..Outcome::default()
     };
     if problems.is_empty() {
@@ -308,6 +300,7 @@ fn search_spec(
         out.acceptable += 1;
         return;
     }
+    out.without_graph = false;
     // A topological order of the known graph, as chronological as the graph allows (a
     // snapshot-isolation graph may have cycles its model allows, and then has none):
     // keys whose versions can be ordered along it are free.

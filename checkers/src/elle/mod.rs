@@ -407,9 +407,13 @@ pub(crate) struct PartFacts {
     pub data_pairs: Vec<(u32, u32)>,
     /// Keys whose version order inference left open.
     pub open_keys: usize,
-    /// Whether the exact search decided without the graph
-    /// ([`exact::decided_without_graph`]); false when it did not run.
-    pub exact_decided: bool,
+    /// The verdict's `evidence.stats`.
+    pub stats: Stats,
+    /// Whether the verdict shows nothing: no anomaly, no strongly connected component,
+    /// every search complete, the exact search decided
+    /// [without the graph](exact::Outcome::without_graph). Only then can
+    /// it be composed with others ([`clean_verdict`]).
+    pub clean: bool,
 }
 
 /// [`check_txns`], filling `facts` when given.
@@ -492,10 +496,6 @@ pub(crate) fn check_txns_with(
             Analysis::List(ix) => ix.open_orders(txns),
             Analysis::Register(ix) => ix.open_orders(txns),
         };
-        if let Some(f) = facts {
-            f.open_keys = problems.len();
-            f.exact_decided = exact::decided_without_graph(&problems, &prohibited, session);
-        }
         let outcome = exact::search(txns, &g, &problems, &prohibited, session, ctx);
         report.add_forced(txns, &outcome);
         Some(outcome)
@@ -503,18 +503,31 @@ pub(crate) fn check_txns_with(
         None
     };
     let count = |o: Outcome| txns.txns.iter().filter(|t| t.outcome == o).count();
+    let stats = Stats {
+        txns: txns.txns.len(),
+        ok: count(Outcome::Ok),
+        fail: count(Outcome::Fail),
+        info: count(Outcome::Info),
+        keys: txns.key_count(),
+        edges: g.edge_count(),
+        sccs: found.scc_count,
+    };
+    if let Some(f) = facts {
+        f.stats = stats;
+        f.open_keys = exact.as_ref().map_or(0, |o| o.open_keys);
+        // What `judge` turns into no anomaly, no incomplete search and no reason for
+        // unknown but an empty graph; the exact search ran only if nothing proscribed
+        // was found.
+        f.clean = report.cases.is_empty()
+            && found.scc_count == 0
+            && found.incomplete.is_empty()
+            && !found.cancelled
+            && exact.as_ref().is_some_and(|o| o.without_graph);
+    }
     judge(Judged {
         checker,
         options,
-        stats: Stats {
-            txns: txns.txns.len(),
-            ok: count(Outcome::Ok),
-            fail: count(Outcome::Fail),
-            info: count(Outcome::Info),
-            keys: txns.key_count(),
-            edges: g.edge_count(),
-            sccs: found.scc_count,
-        },
+        stats,
         cancelled: found.cancelled,
         incomplete: &found.incomplete,
         report: &report,

@@ -280,18 +280,7 @@ impl OnlineElle {
         if verdict.valid == Validity::Invalid && proven_by_inference {
             out.push(self.anomaly_of(&txns, &verdict, last));
         }
-        let ev = &verdict.evidence;
-        let empty = |k: &str| ev[k].as_array().is_some_and(|a| a.is_empty());
-        let only_empty_graph = ev["unknown"].as_array().is_some_and(|a| {
-            a.iter()
-                .all(|u| u.as_str() == Some("empty-transaction-graph"))
-        });
-        let clean = verdict.anomalies.is_empty()
-            && ev["stats"]["sccs"].as_u64() == Some(0)
-            && empty("incomplete")
-            && only_empty_graph
-            && facts.exact_decided;
-        if !clean {
+        if !facts.clean {
             let why = verdict.summary.clone();
             return self.need_history(|| format!("a part showed more than nothing: {why}"));
         }
@@ -332,13 +321,12 @@ impl OnlineElle {
             pairs.dedup();
             self.tally.edges += pairs.len();
         }
-        let stats = &ev["stats"];
-        let n = |k: &str| stats[k].as_u64().unwrap_or(0) as usize;
-        self.tally.txns += n("txns");
-        self.tally.ok += n("ok");
-        self.tally.fail += n("fail");
-        self.tally.info += n("info");
-        self.tally.keys += n("keys");
+        let stats = facts.stats;
+        self.tally.txns += stats.txns;
+        self.tally.ok += stats.ok;
+        self.tally.fail += stats.fail;
+        self.tally.info += stats.info;
+        self.tally.keys += stats.keys;
         self.open_keys += facts.open_keys;
     }
 
