@@ -247,31 +247,68 @@ pub fn realtime_pairs_among(
 /// The frontier walk behind the realtime order: `events` are (op index, txn, is
 /// invocation) in history order; `n` bounds the txn ids.
 pub(super) fn reduced_order(events: &[(u64, u32, bool)], n: usize, f: &mut impl FnMut(u32, u32)) {
-    // For each in-flight txn: the frontier it saw at invocation (start, len) in `seen`.
-    let mut seen_at: Vec<(u32, u32)> = vec![(0, 0); n];
-    let mut seen: Vec<u32> = Vec::new();
-    let mut frontier: Vec<u32> = Vec::new();
-    let mut in_frontier = vec![false; n];
+    let mut frontier = Frontier::default();
+    let mut invoked_at = vec![Mark::default(); n];
     for &(_, t, is_invoke) in events {
         if is_invoke {
-            let start = seen.len() as u32;
-            for &p in &frontier {
+            for p in frontier.latest() {
                 f(p, t);
-                seen.push(p);
             }
-            seen_at[t as usize] = (start, frontier.len() as u32);
+            invoked_at[t as usize] = frontier.mark();
         } else {
-            // Everything t saw at its invocation now reaches later txns through t.
-            let (start, len) = seen_at[t as usize];
-            for &p in &seen[start as usize..(start + len) as usize] {
-                in_frontier[p as usize] = false;
-            }
-            frontier.retain(|&p| in_frontier[p as usize]);
-            frontier.push(t);
-            in_frontier[t as usize] = true;
+            frontier.completed(t, invoked_at[t as usize]);
         }
-        // `seen` only ever grows; the frontier is bounded by concurrency, so this is
-        // O(transactions x concurrency) memory, the same as the edges themselves.
+    }
+}
+
+/// Elle's transitively reduced realtime order, walked in history order: the frontier of
+/// latest ok completions. An invocation gets a realtime edge from each transaction on
+/// the frontier ([`Frontier::latest`]) and takes a [`Mark`]; its ok completion
+/// ([`Frontier::completed`]) removes from the frontier what it saw there (that now
+/// reaches later transactions through it) and joins it. The frontier is an antichain of
+/// the realtime order, so it holds at most as many transactions as run concurrently.
+///
+/// Transactions join at the end, in completion order, so what an invocation saw and is
+/// still on the frontier at its completion is the frontier's oldest entries, those
+/// completed before its mark: no copy of what it saw is needed.
+#[derive(Debug)]
+pub(crate) struct Frontier<T> {
+    /// (transaction, the number of its completion), oldest first.
+    latest: Vec<(T, u64)>,
+    completions: u64,
+}
+
+impl<T> Default for Frontier<T> {
+    fn default() -> Self {
+        Frontier {
+            latest: Vec::new(),
+            completions: 0,
+        }
+    }
+}
+
+/// When a transaction was invoked, as a [`Frontier`] tells it: completions before it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Mark(u64);
+
+impl<T: Copy> Frontier<T> {
+    /// The transactions an invocation now gets realtime edges from.
+    pub fn latest(&self) -> impl ExactSizeIterator<Item = T> + '_ {
+        self.latest.iter().map(|&(t, _)| t)
+    }
+
+    /// The mark of an invocation now.
+    pub fn mark(&self) -> Mark {
+        Mark(self.completions)
+    }
+
+    /// `t`, invoked at `invoked_at`, completed ok.
+    pub fn completed(&mut self, t: T, invoked_at: Mark) {
+        debug_assert!(invoked_at.0 <= self.completions, "a mark of this frontier");
+        let seen = self.latest.partition_point(|&(_, c)| c < invoked_at.0);
+        self.latest.drain(..seen);
+        self.latest.push((t, self.completions));
+        self.completions += 1;
     }
 }
 

@@ -42,15 +42,15 @@
 //! decided without the graph), the verdict of the whole history is composed from the
 //! parts' tallies ([`super::clean_verdict`]): transactions and keys add up; the edge
 //! count of the whole graph is the realtime edges Elle's reduction gives over the whole
-//! history (tracked here as ops arrive: the frontier of latest completions, bounded by
-//! the concurrency) plus each part's data edges that no such realtime edge already
+//! history (tracked here as ops arrive, with the walk the offline graph uses,
+//! [`Frontier`]: the latest completions, bounded by the concurrency) plus each part's data edges that no such realtime edge already
 //! joins; no strongly connected component. Otherwise (an anomaly, or anything the
 //! parts' numbers cannot reproduce, e.g. which cycles Elle shows and how many) the
 //! verdict needs the whole history again: [`OnlineChecker::needs_history`] says so and
 //! the caller checks the recorded history offline. The memory held during the run is
 //! bounded either way; only that final check is not.
 
-use super::graph::Session;
+use super::graph::{Frontier, Mark, Session};
 use super::txn::{Shape, Txns};
 use super::{check_txns_with, clean_verdict, ElleOptions, PartFacts, Stats};
 use crate::checker::CheckContext;
@@ -82,8 +82,10 @@ struct Live {
 struct InFlight {
     /// One of its keys (its part is that key's part); `None`: it touches no key.
     key: Option<String>,
-    /// The frontier it saw.
-    seen: Vec<u64>,
+    /// When it was invoked, on the realtime frontier.
+    mark: Mark,
+    /// Its incoming realtime edges (the frontier it saw).
+    preds: usize,
 }
 
 /// The online form of an Elle check: [`OnlineElle`] under realtime order or none, the
@@ -110,8 +112,9 @@ pub(crate) struct OnlineElle {
     in_flight: FxMap<u64, InFlight>,
     /// Ops held in parts.
     held: usize,
-    /// Elle's realtime frontier over the whole history: latest ok completions.
-    frontier: Vec<u64>,
+    /// Elle's realtime frontier over the whole history (invocation indices); kept only
+    /// under realtime order.
+    frontier: Frontier<u64>,
     /// What settled parts (and keyless transactions) add up to.
     tally: Stats,
     /// Realtime edges of the whole history counted so far.
@@ -134,7 +137,7 @@ impl OnlineElle {
             free: Vec::new(),
             in_flight: FxMap::default(),
             held: 0,
-            frontier: Vec::new(),
+            frontier: Frontier::default(),
             tally: Stats::default(),
             rt_edges: 0,
             open_keys: 0,
@@ -351,8 +354,9 @@ impl OnlineElle {
         }
     }
 
-    /// A transaction's completion or end, for the tallies of one that touches no key.
-    fn keyless_done(&mut self, outcome: OpType, seen: Vec<u64>) {
+    /// A transaction's completion or end, for the tallies of one that touches no key
+    /// (with `preds` incoming realtime edges).
+    fn keyless_done(&mut self, outcome: OpType, preds: usize) {
         self.tally.txns += 1;
         match outcome {
             OpType::Ok => self.tally.ok += 1,
@@ -360,7 +364,7 @@ impl OnlineElle {
             _ => self.tally.info += 1,
         }
         if outcome != OpType::Fail && self.session == Session::Realtime {
-            self.rt_edges += seen.len();
+            self.rt_edges += preds;
         }
     }
 }
@@ -394,21 +398,23 @@ impl OnlineChecker for OnlineElle {
             let index = invoke.index;
             return self.need_history(|| format!("op {index} is not a list of micro-ops"));
         };
-        let seen = if self.session == Session::Realtime {
-            self.frontier.clone()
-        } else {
-            Vec::new()
-        };
+        let realtime = self.session == Session::Realtime;
+        let preds = if realtime { self.frontier.latest().len() } else { 0 };
         let key = keys.first().cloned();
         if !keys.is_empty() {
             let slot = self.part_for(&keys);
             let part = self.parts[slot].as_mut().expect("live part");
             part.ops.push(invoke.clone());
             part.in_flight += 1;
-            part.rt_preds.insert(invoke.index, seen.clone());
+            if realtime {
+                part.rt_preds
+                    .insert(invoke.index, self.frontier.latest().collect());
+            }
             self.held += 1;
         }
-        self.in_flight.insert(invoke.index, InFlight { key, seen });
+        let mark = self.frontier.mark();
+        self.in_flight
+            .insert(invoke.index, InFlight { key, mark, preds });
     }
 
     fn completed(
@@ -422,12 +428,10 @@ impl OnlineChecker for OnlineElle {
             return;
         };
         if completion.kind == OpType::Ok && self.session == Session::Realtime {
-            // Everything it saw reaches later transactions through it (Elle's reduction).
-            self.frontier.retain(|p| !flight.seen.contains(p));
-            self.frontier.push(invoke.index);
+            self.frontier.completed(invoke.index, flight.mark);
         }
         let Some(key) = flight.key else {
-            return self.keyless_done(completion.kind, flight.seen);
+            return self.keyless_done(completion.kind, flight.preds);
         };
         let Some(slot) = self.keys.get(&key).map(|l| l.part) else {
             // Its part was judged as ended: a retirement broke its promise.
@@ -457,7 +461,8 @@ impl OnlineChecker for OnlineElle {
     }
 
     fn held_ops(&self) -> usize {
-        // In-flight entries hold a frontier (at most the concurrency) each, no op.
+        // Besides its ops, a part holds each transaction's incoming realtime edges (at
+        // most the concurrency); an in-flight entry holds a mark.
         self.held
     }
 
@@ -486,7 +491,7 @@ impl OnlineChecker for OnlineElle {
         self.needs_history(ctx);
         for (_, flight) in std::mem::take(&mut self.in_flight) {
             if flight.key.is_none() {
-                self.keyless_done(OpType::Info, flight.seen);
+                self.keyless_done(OpType::Info, flight.preds);
             }
         }
         if let Some(why) = &self.needs_history {
