@@ -147,7 +147,12 @@ fn main() {
         for line in log.lines().skip_while(|l| !l.contains(" main phase: ")) {
             if let Some(t) = stamp(line) {
                 let after_s = (t - main).num_milliseconds() as f64 / 1e3 - seconds;
-                let text: String = line.split_once(' ').map_or("", |x| x.1).chars().take(100).collect();
+                let text: String = line
+                    .split_once(' ')
+                    .map_or("", |x| x.1)
+                    .chars()
+                    .take(100)
+                    .collect();
                 println!("  log, main phase end {after_s:+.1} s: {text}");
             }
         }

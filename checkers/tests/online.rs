@@ -450,3 +450,75 @@ fn elle_online_reports_an_anomaly_at_the_settling_op_long_before_the_end() {
     let replayed = replay(&history, &checkers, &ctx, true, 100);
     assert_eq!(replayed.results.checkers["list-append"], offline);
 }
+
+/// An online form whose verdict always needs the whole history.
+struct NeedsHistory(&'static str);
+
+impl distest_checkers::online::OnlineChecker for NeedsHistory {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn completed(&mut self, _: &Op, _: &Op, _: &CheckContext, _: &mut Vec<Anomaly>) {}
+
+    fn finish(self: Box<Self>, _: &CheckContext) -> Verdict {
+        panic!("{} needs the history: finish is never called", self.0)
+    }
+
+    fn needs_history(&mut self, _: &CheckContext) -> bool {
+        true
+    }
+
+    fn held_ops(&self) -> usize {
+        0
+    }
+}
+
+#[test]
+fn the_checkers_that_need_the_history_again_get_it_from_one_offline_check() {
+    use elle_support::gen::Workload;
+    let ctx = CheckContext::default();
+    // An isolation anomaly: list-append's verdict needs the whole history again.
+    let history = elle_history(Workload::ListAppend, 2_000, 5);
+    let list_append = checker("list-append", None);
+    let offline = list_append.check(&history, &ctx);
+    assert_eq!(offline.valid, Validity::Invalid, "{}", offline.summary);
+    let mut online = OnlineCheck::of(vec![
+        list_append.online(),
+        checker("stats", None).online(),
+        Box::new(NeedsHistory("double")),
+    ]);
+    let mut uses = LastUses::default();
+    history.ops().iter().for_each(|op| uses.push(op));
+    let retire_at = uses.finish();
+    let mut next = retire_at.iter().peekable();
+    for op in history.ops() {
+        let index = op.index;
+        online.push(op.clone(), &ctx).unwrap();
+        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+            online.retire(key, true, &ctx);
+        }
+    }
+    let mut calls = Vec::new();
+    let results = online.finish_with(&ctx, |needing| {
+        calls.push(needing.to_vec());
+        needing
+            .iter()
+            .map(|&i| match i {
+                0 => list_append.check(&history, &ctx),
+                _ => Verdict::unknown("the double's offline verdict"),
+            })
+            .collect()
+    });
+    // One call for both, in the order the checkers were given; stats finished online.
+    assert_eq!(calls, vec![vec![0, 2]]);
+    assert_eq!(results.checkers["list-append"], offline);
+    assert_eq!(
+        results.checkers["double"].summary,
+        "the double's offline verdict"
+    );
+    assert_eq!(
+        results.checkers["stats"],
+        checker("stats", None).check(&history, &ctx)
+    );
+}

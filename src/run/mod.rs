@@ -323,26 +323,38 @@ fn start_online(
             }
         },
         // The isolation checkers after an anomaly: their verdict needs the whole
-        // history, read back from history.jsonl (closed by then).
-        move |i| {
-            let spec = &specs[i];
+        // history, read back from history.jsonl (closed by then) once for all of them.
+        move |needing| {
+            let specs: Vec<distest_checkers::CheckerSpec> =
+                needing.iter().map(|&i| specs[i].clone()).collect();
+            let names = specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             offline_log.line(&format!(
-                "{}: checking history.jsonl again for the final verdict (the online form dropped the ops it had judged)",
-                spec.name
+                "{names}: checking history.jsonl again for the final verdict (the online form dropped the ops it had judged)"
             ));
-            match crate::verify::check_file(&history, None, std::slice::from_ref(spec), None, false)
-            {
-                Ok(mut results) => results.checkers.remove(&spec.name).unwrap_or_else(|| {
-                    distest_checkers::Verdict::unknown(format!(
-                        "The {} check of history.jsonl gave no verdict.",
+            let results = crate::verify::check_file(&history, None, &specs, None, false);
+            specs
+                .iter()
+                .map(|spec| match &results {
+                    Ok(results) => results
+                        .checkers
+                        .get(&spec.name)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            distest_checkers::Verdict::unknown(format!(
+                                "The {} check of history.jsonl gave no verdict.",
+                                spec.name
+                            ))
+                        }),
+                    Err(e) => distest_checkers::Verdict::unknown(format!(
+                        "history.jsonl could not be checked again with {}: {e:#}.",
                         spec.name
-                    ))
-                }),
-                Err(e) => distest_checkers::Verdict::unknown(format!(
-                    "history.jsonl could not be checked again with {}: {e:#}.",
-                    spec.name
-                )),
-            }
+                    )),
+                })
+                .collect()
         },
     ))
 }

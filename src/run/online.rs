@@ -67,14 +67,14 @@ pub struct OnlineMonitor {
 impl OnlineMonitor {
     /// Starts the checking thread. `now_ns` is the run clock; `on_first` is called once,
     /// on the checking thread, with the first anomaly (to print it, or stop the run);
-    /// `offline(i)` checks the recorded history (complete by then) with checker `i`,
-    /// for a checker whose verdict needs the whole history again
-    /// (`OnlineChecker::needs_history`).
+    /// `offline(positions)` checks the recorded history (complete by then) once with
+    /// the checkers at those positions, whose verdicts need the whole history again
+    /// (`OnlineChecker::needs_history`), and returns their verdicts in that order.
     pub fn start(
         checkers: Vec<Box<dyn Checker>>,
         now_ns: impl Fn() -> u64 + Send + 'static,
         on_first: impl FnOnce(&Reported) + Send + 'static,
-        offline: impl FnMut(usize) -> Verdict + Send + 'static,
+        offline: impl FnOnce(&[usize]) -> Vec<Verdict> + Send + 'static,
     ) -> OnlineMonitor {
         let (tx, rx) = sync_channel(QUEUE_OPS);
         let shared = Arc::new(Shared::default());
@@ -162,7 +162,7 @@ fn check_loop(
     shared: &Shared,
     now_ns: impl Fn() -> u64,
     on_first: impl FnOnce(&Reported),
-    offline: impl FnMut(usize) -> Verdict,
+    offline: impl FnOnce(&[usize]) -> Vec<Verdict>,
 ) -> Result<Results, String> {
     let ctx = CheckContext::default();
     let mut online = OnlineCheck::new(&checkers);
@@ -256,7 +256,10 @@ mod tests {
             move |r| {
                 let _ = seen_tx.send(r.clone());
             },
-            |_| Verdict::unknown("no history file in this test"),
+            |needing| {
+                let none = || Verdict::unknown("no history file in this test");
+                needing.iter().map(|_| none()).collect()
+            },
         );
         let mut ops = Vec::new();
         let mut push = |op: Op| {

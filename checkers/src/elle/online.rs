@@ -399,7 +399,11 @@ impl OnlineChecker for OnlineElle {
             return self.need_history(|| format!("op {index} is not a list of micro-ops"));
         };
         let realtime = self.session == Session::Realtime;
-        let preds = if realtime { self.frontier.latest().len() } else { 0 };
+        let preds = if realtime {
+            self.frontier.latest().len()
+        } else {
+            0
+        };
         let key = keys.first().cloned();
         if !keys.is_empty() {
             let slot = self.part_for(&keys);

@@ -34,8 +34,9 @@
 //! most [`crate::convergence::KEYS_LISTED`] keys' summaries per verdict kind); an
 //! unkeyed history keeps its ops until the end, as an offline check would. A checker
 //! whose final verdict cannot be composed from what it judged says so through
-//! [`OnlineChecker::needs_history`]; [`OnlineCheck::finish_with`] then asks the caller
-//! for the offline verdict of the recorded history (a run reads `history.jsonl` back).
+//! [`OnlineChecker::needs_history`]; [`OnlineCheck::finish_with`] then asks the caller,
+//! once for all such checkers, for their offline verdicts of the recorded history (a
+//! run reads `history.jsonl` back once).
 
 pub(crate) mod keyed;
 
@@ -274,22 +275,40 @@ impl OnlineCheck {
     }
 
     /// The history is over: every checker's verdict, as the offline check gives them.
-    /// A checker that [needs the whole history](OnlineChecker::needs_history) gets
-    /// `offline(i)` instead, `i` its position among the checkers given to
-    /// [`OnlineCheck::new`]: the caller checks the recorded history with it.
+    /// The checkers that [need the whole history](OnlineChecker::needs_history) get
+    /// `offline(positions)` instead, called once (and only when there is one), with
+    /// their positions among the checkers given to [`OnlineCheck::new`]: the caller
+    /// checks the recorded history with all of them and returns their verdicts in that
+    /// order (one read of the history feeds them all).
     pub fn finish_with(
         self,
         ctx: &CheckContext,
-        mut offline: impl FnMut(usize) -> Verdict,
+        offline: impl FnOnce(&[usize]) -> Vec<Verdict>,
     ) -> Results {
-        let verdicts: BTreeMap<String, Verdict> = self
-            .checkers
+        let mut checkers = self.checkers;
+        let needing: Vec<usize> = checkers
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, c)| c.needs_history(ctx).then_some(i))
+            .collect();
+        let mut rechecked = if needing.is_empty() {
+            Vec::new()
+        } else {
+            offline(&needing)
+        }
+        .into_iter();
+        debug_assert_eq!(rechecked.len(), needing.len(), "one verdict per position");
+        let verdicts: BTreeMap<String, Verdict> = checkers
             .into_iter()
             .enumerate()
-            .map(|(i, mut c)| {
+            .map(|(i, c)| {
                 let name = c.name().to_string();
-                let verdict = if c.needs_history(ctx) {
-                    offline(i)
+                let verdict = if needing.contains(&i) {
+                    rechecked.next().unwrap_or_else(|| {
+                        Verdict::unknown(format!(
+                            "The offline check of the recorded history gave no verdict for the {name} checker; check the history file offline."
+                        ))
+                    })
                 } else {
                     c.finish(ctx)
                 };
@@ -303,11 +322,13 @@ impl OnlineCheck {
     /// that needs it answers unknown, saying so.
     pub fn finish(self, ctx: &CheckContext) -> Results {
         let names: Vec<String> = self.checkers.iter().map(|c| c.name().to_string()).collect();
-        self.finish_with(ctx, |i| {
-            Verdict::unknown(format!(
-                "The {} checker needs the whole recorded history for its final verdict, and none was given; check the history file offline.",
-                names[i]
-            ))
+        self.finish_with(ctx, |needing| {
+            needing.iter().map(|&i| {
+                Verdict::unknown(format!(
+                    "The {} checker needs the whole recorded history for its final verdict, and none was given; check the history file offline.",
+                    names[i]
+                ))
+            }).collect()
         })
     }
 }
@@ -452,19 +473,21 @@ pub fn replay_stream<R: std::io::Read>(
     )?;
     max_held_ops = max_held_ops.max(online.held_ops());
     anomalies.extend_from_slice(online.tick(ctx));
-    // A checker whose verdict needs the whole history (after an anomaly) reads it again.
-    let mut whole: Option<Result<crate::History, ParseError>> = None;
-    let results = online.finish_with(ctx, |i| {
-        let history = whole.get_or_insert_with(|| {
-            crate::format::read_history(opened()?, Some(first.format), source_name)
-        });
-        match history {
-            Ok(h) => checkers[i].check(h, ctx),
-            Err(e) => Verdict::unknown(format!(
-                "The history could not be read again for the {} checker's final verdict: {e}.",
-                checkers[i].name()
-            )),
-        }
+    // The checkers whose verdict needs the whole history (after an anomaly) read it
+    // again, once for all of them.
+    let results = online.finish_with(ctx, |needing| {
+        let history =
+            opened().and_then(|r| crate::format::read_history(r, Some(first.format), source_name));
+        needing
+            .iter()
+            .map(|&i| match &history {
+                Ok(h) => checkers[i].check(h, ctx),
+                Err(e) => Verdict::unknown(format!(
+                    "The history could not be read again for the {} checker's final verdict: {e}.",
+                    checkers[i].name()
+                )),
+            })
+            .collect()
     });
     Ok(Replay {
         results,
@@ -509,7 +532,12 @@ pub fn replay(
     }
     anomalies.extend_from_slice(online.tick(ctx));
     Replay {
-        results: online.finish_with(ctx, |i| checkers[i].check(history, ctx)),
+        results: online.finish_with(ctx, |needing| {
+            needing
+                .iter()
+                .map(|&i| checkers[i].check(history, ctx))
+                .collect()
+        }),
         anomalies,
         max_held_ops,
     }
