@@ -128,6 +128,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use txn::{Outcome, Shape, Txns};
 pub use versions::Inference;
 
+/// Histories with fewer transactions are analysed on one thread.
+const PARALLEL_FROM_TXNS: usize = 1 << 14;
 /// Cases kept per anomaly type in the evidence.
 pub const CASES_PER_TYPE: usize = 8;
 /// Cases per anomaly type spelled out in the text explanation.
@@ -436,32 +438,40 @@ pub(crate) fn check_txns_with(
     // ~9 bytes per edge; a quarter of the memory limit for inferred product edges (rw
     // from reads of nil, unobserved appends).
     let edge_limit = (ctx.memory_limit_bytes / 4 / 9) as u64;
-    // The session order needs only the transactions: it is computed alongside the
-    // workload analysis.
-    let (analysis, mut edges, session_edges) = std::thread::scope(|scope| {
-        let session_edges = scope.spawn(|| {
-            let mut e = EdgeList::default();
-            session.add_edges(txns, &mut e);
-            e
-        });
+    let session_edges = || {
+        let mut e = EdgeList::default();
+        session.add_edges(txns, &mut e);
+        e
+    };
+    let analyse = |anomalies: &mut Anomalies| {
         let mut edges = EdgeList::default();
         let analysis = match txns.shape {
-            Shape::ListAppend => list_append::analyse(txns, &mut edges, &mut anomalies, edge_limit)
-                .map(Analysis::List),
-            Shape::RwRegister => rw_register::analyse(
-                txns,
-                &options.inference,
-                &mut edges,
-                &mut anomalies,
-                edge_limit,
-            )
-            .map(Analysis::Register),
+            Shape::ListAppend => {
+                list_append::analyse(txns, &mut edges, anomalies, edge_limit).map(Analysis::List)
+            }
+            Shape::RwRegister => {
+                rw_register::analyse(txns, &options.inference, &mut edges, anomalies, edge_limit)
+                    .map(Analysis::Register)
+            }
         };
-        let session_edges = session_edges
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (analysis, edges, session_edges)
-    });
+        (analysis, edges)
+    };
+    // The session order needs only the transactions: it is computed alongside the
+    // workload analysis, unless there are too few for a thread to pay (the online form
+    // checks many small parts).
+    let (analysis, mut edges, session_edges) = if txns.txns.len() < PARALLEL_FROM_TXNS {
+        let (analysis, edges) = analyse(&mut anomalies);
+        (analysis, edges, session_edges())
+    } else {
+        std::thread::scope(|scope| {
+            let session_edges = scope.spawn(session_edges);
+            let (analysis, edges) = analyse(&mut anomalies);
+            let session_edges = session_edges
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (analysis, edges, session_edges)
+        })
+    };
     let analysis = match analysis {
         Ok(a) => a,
         Err(e) => return unreadable(checker, &e.to_string()),

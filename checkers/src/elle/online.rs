@@ -51,11 +51,11 @@
 //! bounded either way; only that final check is not.
 
 use super::graph::{Frontier, Mark, Session};
-use super::txn::{Shape, Txns};
+use super::raw::RawBatch;
+use super::txn::{Shape, Txns, TxnsBuilder};
 use super::{check_txns_with, clean_verdict, ElleOptions, PartFacts, Stats};
 use crate::checker::CheckContext;
 use crate::fxhash::FxMap;
-use crate::history::History;
 use crate::online::{Anomaly, Buffered, OnlineChecker};
 use crate::op::{Op, OpType};
 use crate::verdict::{Validity, Verdict};
@@ -64,13 +64,32 @@ use serde_json::{json, Value};
 /// Transactions sharing keys, held until all their keys are retired.
 #[derive(Default)]
 struct Part {
-    ops: Vec<Op>,
-    keys: Vec<String>,
+    /// Its ops in the readers' compact form, in arrival order (a merged part's after
+    /// the other's): put in history order when the part settles.
+    raw: RawBatch,
+    keys: Vec<KeyId>,
     retired: usize,
     in_flight: u32,
-    /// Per transaction (invocation index): the realtime frontier it saw when invoked,
-    /// i.e. its incoming edges in Elle's reduced realtime order of the whole history.
-    rt_preds: FxMap<u64, Vec<u64>>,
+    /// Its transactions' incoming edges in Elle's reduced realtime order of the whole
+    /// history (the frontier each saw when invoked), as (from, to) invocation indices.
+    rt_preds: Vec<(u64, u64)>,
+}
+
+/// A key as the offline reader tells keys apart (JSON value equality): an integer
+/// inline, anything else by its JSON text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyId {
+    Int(i64),
+    Text(String),
+}
+
+impl KeyId {
+    fn of(key: &Value) -> KeyId {
+        match key.as_i64() {
+            Some(i) => KeyId::Int(i),
+            None => KeyId::Text(key.to_string()),
+        }
+    }
 }
 
 struct Live {
@@ -81,7 +100,7 @@ struct Live {
 /// An invocation in flight.
 struct InFlight {
     /// One of its keys (its part is that key's part); `None`: it touches no key.
-    key: Option<String>,
+    key: Option<KeyId>,
     /// When it was invoked, on the realtime frontier.
     mark: Mark,
     /// Its incoming realtime edges (the frontier it saw).
@@ -106,7 +125,9 @@ pub(crate) struct OnlineElle {
     shape: Shape,
     options: ElleOptions,
     session: Session,
-    keys: FxMap<String, Live>,
+    keys: FxMap<KeyId, Live>,
+    /// The keys of the invocation at hand (kept for its room).
+    scratch: Vec<KeyId>,
     parts: Vec<Option<Part>>,
     free: Vec<usize>,
     in_flight: FxMap<u64, InFlight>,
@@ -133,6 +154,7 @@ impl OnlineElle {
             session,
             options,
             keys: FxMap::default(),
+            scratch: Vec::new(),
             parts: Vec::new(),
             free: Vec::new(),
             in_flight: FxMap::default(),
@@ -158,21 +180,21 @@ impl OnlineElle {
         }
     }
 
-    /// The keys of a transaction's micro-ops, as the offline reader tells keys apart
-    /// (JSON value equality); `None` when the value is not a list of micro-ops.
-    fn keys_of(value: &Value) -> Option<Vec<String>> {
-        let mut keys = Vec::new();
+    /// The keys of a transaction's micro-ops, into `keys`; `None` when the value is
+    /// not a list of micro-ops.
+    fn keys_of(value: &Value, keys: &mut Vec<KeyId>) -> Option<()> {
+        keys.clear();
         for mop in value.as_array()? {
             let key = mop.as_array().filter(|m| m.len() >= 2)?.get(1)?;
             if key.is_null() {
                 return None;
             }
-            let text = key.to_string();
-            if !keys.contains(&text) {
-                keys.push(text);
+            let key = KeyId::of(key);
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        Some(keys)
+        Some(())
     }
 
     fn new_part(&mut self) -> usize {
@@ -189,7 +211,7 @@ impl OnlineElle {
     }
 
     /// The part holding all of `keys` (merging parts as needed; new keys join it).
-    fn part_for(&mut self, keys: &[String]) -> usize {
+    fn part_for(&mut self, keys: &[KeyId]) -> usize {
         let mut slots: Vec<usize> = keys
             .iter()
             .filter_map(|k| self.keys.get(k).map(|l| l.part))
@@ -200,7 +222,7 @@ impl OnlineElle {
         let target = match slots
             .iter()
             .copied()
-            .max_by_key(|&s| self.parts[s].as_ref().map_or(0, |p| p.ops.len()))
+            .max_by_key(|&s| self.parts[s].as_ref().map_or(0, |p| p.raw.ops.len()))
         {
             Some(t) => t,
             None => self.new_part(),
@@ -214,7 +236,7 @@ impl OnlineElle {
                 }
             }
             let to = self.parts[target].as_mut().expect("live part");
-            to.ops = merge_by_index(std::mem::take(&mut to.ops), from.ops);
+            to.raw.append(&from.raw);
             to.keys.extend(from.keys);
             to.retired += from.retired;
             to.in_flight += from.in_flight;
@@ -257,19 +279,24 @@ impl OnlineElle {
 
     /// Checks a part on its own, reports what it proves, adds it to the tally.
     fn settle(&mut self, part: Part, ctx: &CheckContext, out: &mut Vec<Anomaly>) {
-        self.held -= part.ops.len();
-        let Some(last) = part.ops.last().map(|o| (o.index, o.time)) else {
+        let raw = &part.raw;
+        self.held -= raw.ops.len();
+        let mut order: Vec<u32> = (0..raw.ops.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| raw.ops[i as usize].index);
+        let Some(last) = order.last().map(|&i| &raw.ops[i as usize]) else {
             return;
         };
-        let txns = match History::subsequence(part.ops)
-            .map_err(|e| e.to_string())
-            .and_then(|h| Txns::from_history(&h, self.shape).map_err(|e| e.to_string()))
+        let last = (last.index, last.time);
+        // As `Txns::from_history` reads the part's ops, without building them first.
+        let mut txns = TxnsBuilder::new(self.shape);
+        if let Err(e) = order
+            .iter()
+            .try_for_each(|&i| txns.push_raw(raw, &raw.ops[i as usize]))
         {
-            Ok(t) => t,
-            Err(e) => {
-                return self.need_history(|| format!("a part could not be read ({e})"));
-            }
-        };
+            return self.need_history(|| format!("a part could not be read ({e})"));
+        }
+        drop(order);
+        let txns = txns.finish();
         let mut facts = PartFacts::default();
         let verdict = check_txns_with(&txns, &self.options, ctx, Some(&mut facts));
         // A `-cycle-forced` proof is as final, but the offline check may not find it: its
@@ -300,20 +327,17 @@ impl OnlineElle {
                 .map(|(i, t)| (t.invoke_index, i as u32))
                 .collect();
             let mut within = 0;
-            for (i, t) in txns.txns.iter().enumerate() {
-                if t.outcome == super::txn::Outcome::Fail {
+            for (p, t) in &part.rt_preds {
+                let Some(&t) = position.get(t) else {
+                    continue;
+                };
+                if txns.txns[t as usize].outcome == super::txn::Outcome::Fail {
                     continue;
                 }
-                let preds = part
-                    .rt_preds
-                    .get(&t.invoke_index)
-                    .map_or(&[][..], Vec::as_slice);
-                self.rt_edges += preds.len();
-                for p in preds {
-                    if let Some(&p) = position.get(p) {
-                        pairs.push((p, i as u32));
-                        within += 1;
-                    }
+                self.rt_edges += 1;
+                if let Some(&p) = position.get(p) {
+                    pairs.push((p, t));
+                    within += 1;
                 }
             }
             pairs.sort_unstable();
@@ -369,21 +393,6 @@ impl OnlineElle {
     }
 }
 
-/// Two op lists in index order, merged in index order.
-fn merge_by_index(a: Vec<Op>, b: Vec<Op>) -> Vec<Op> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.index < y.index,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return out,
-        };
-        out.extend(if take_a { a.next() } else { b.next() });
-    }
-}
-
 impl OnlineChecker for OnlineElle {
     fn name(&self) -> &str {
         self.checker()
@@ -393,11 +402,13 @@ impl OnlineChecker for OnlineElle {
         if invoke.f != "txn" {
             return;
         }
-        let Some(keys) = Self::keys_of(&invoke.value) else {
+        let mut keys = std::mem::take(&mut self.scratch);
+        if Self::keys_of(&invoke.value, &mut keys).is_none() {
             // The offline reader rejects it; the verdict says so.
+            self.scratch = keys;
             let index = invoke.index;
             return self.need_history(|| format!("op {index} is not a list of micro-ops"));
-        };
+        }
         let realtime = self.session == Session::Realtime;
         let preds = if realtime {
             self.frontier.latest().len()
@@ -405,17 +416,19 @@ impl OnlineChecker for OnlineElle {
             0
         };
         let key = keys.first().cloned();
-        if !keys.is_empty() {
+        if key.is_some() {
             let slot = self.part_for(&keys);
             let part = self.parts[slot].as_mut().expect("live part");
-            part.ops.push(invoke.clone());
+            part.raw.push_op(invoke, 0);
             part.in_flight += 1;
             if realtime {
+                let to = invoke.index;
                 part.rt_preds
-                    .insert(invoke.index, self.frontier.latest().collect());
+                    .extend(self.frontier.latest().map(|from| (from, to)));
             }
             self.held += 1;
         }
+        self.scratch = keys;
         let mark = self.frontier.mark();
         self.in_flight
             .insert(invoke.index, InFlight { key, mark, preds });
@@ -445,14 +458,14 @@ impl OnlineChecker for OnlineElle {
             });
         };
         let part = self.parts[slot].as_mut().expect("live part");
-        part.ops.push(completion.clone());
+        part.raw.push_op(completion, 0);
         part.in_flight -= 1;
         self.held += 1;
         self.try_settle(slot, false, ctx, out);
     }
 
     fn retire(&mut self, key: &Value, ended: bool, ctx: &CheckContext, out: &mut Vec<Anomaly>) {
-        let Some(live) = self.keys.get_mut(&key.to_string()) else {
+        let Some(live) = self.keys.get_mut(&KeyId::of(key)) else {
             return;
         };
         if !live.retired {
@@ -476,7 +489,7 @@ impl OnlineChecker for OnlineElle {
             .parts
             .iter()
             .enumerate()
-            .filter_map(|(s, p)| Some((p.as_ref()?.ops.first()?.index, s)))
+            .filter_map(|(s, p)| Some((p.as_ref()?.raw.ops.iter().map(|o| o.index).min()?, s)))
             .collect();
         live.sort_unstable();
         let mut ignored = Vec::new();

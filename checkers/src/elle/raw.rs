@@ -95,6 +95,57 @@ impl RawBatch {
         RawVal::Other(self.others.len() as u32 - 1)
     }
 
+    /// Appends op `op` of batch `from` with its micro-ops and values.
+    pub fn push_from(&mut self, from: &RawBatch, op: &RawOp) {
+        let start = self.mops.len() as u32;
+        for m in from.mops_of(op) {
+            let list = match from.list(m) {
+                Some(items) => {
+                    let at = self.elems.len() as u32;
+                    for &e in items {
+                        let e = self.copied(from, e);
+                        self.elems.push(e);
+                    }
+                    (at, items.len() as u32)
+                }
+                None => (0, NOT_A_LIST),
+            };
+            let name = match m.name {
+                MopName::Other(i) => {
+                    self.others.push(from.others[i as usize].clone());
+                    MopName::Other(self.others.len() as u32 - 1)
+                }
+                name => name,
+            };
+            let (key, val) = (self.copied(from, m.key), self.copied(from, m.val));
+            self.mops.push(RawMop {
+                name,
+                key,
+                val,
+                list,
+            });
+        }
+        self.ops.push(RawOp {
+            mops: (start, self.mops.len() as u32 - start),
+            ..op.clone()
+        });
+    }
+
+    /// `v` of batch `from`, as a value of this batch.
+    fn copied(&mut self, from: &RawBatch, v: RawVal) -> RawVal {
+        match v {
+            RawVal::Other(i) => self.other(from.others[i as usize].clone()),
+            v => v,
+        }
+    }
+
+    /// Appends every op of `other`, in its order.
+    pub fn append(&mut self, other: &RawBatch) {
+        for op in &other.ops {
+            self.push_from(other, op);
+        }
+    }
+
     /// A raw value from a parsed one.
     fn val(&mut self, v: &Value) -> RawVal {
         match v {
@@ -235,5 +286,53 @@ impl RawBatch {
                 .unwrap_or_default()
                 .to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn texts(batch: &RawBatch) -> Vec<(u64, Vec<String>)> {
+        batch
+            .ops
+            .iter()
+            .map(|op| {
+                let mops = batch
+                    .mops_of(op)
+                    .iter()
+                    .map(|m| batch.mop_text(m))
+                    .collect();
+                (op.index, mops)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ops_copied_to_another_batch_keep_their_micro_ops_and_values() {
+        let op = |index: u64, value: Value| {
+            let mut op = Op::invoke(Process::Client(index), "txn", value);
+            op.index = index;
+            op
+        };
+        let mut a = RawBatch::default();
+        a.push_op(&op(0, json!([["append", 1, 2], ["r", 1, [1, 2]]])), 0);
+        a.push_op(
+            &op(
+                2,
+                json!([["w", "k", "v"], [":cas", {"m": 1}, ["x", 3, 1.5]]]),
+            ),
+            0,
+        );
+        let mut b = RawBatch::default();
+        b.push_op(&op(1, json!([["r", "k", null], ["append", 7, "s"]])), 0);
+        let mut merged = RawBatch::default();
+        merged.append(&b);
+        merged.append(&a);
+        let mut expected = texts(&b);
+        expected.extend(texts(&a));
+        assert_eq!(texts(&merged), expected);
+        assert_eq!(merged.others.len(), a.others.len() + b.others.len());
     }
 }
