@@ -18,8 +18,13 @@ use std::time::{Duration, Instant};
 
 /// How often the checking thread runs the checkers' deferred searches.
 pub const TICK: Duration = Duration::from_millis(200);
-/// Ops queued for the checking thread at most; past it, recording waits.
-const QUEUE_OPS: usize = 1 << 16;
+/// Ops queued for the checking thread at most; past it, recording waits. A few tens of
+/// milliseconds of ops at full speed: enough to smooth the checking of a settled part,
+/// while the queue's ops (a transaction's value is a tree of JSON values, 0.5 to a few
+/// KB) stay a few MB.
+const QUEUE_OPS: usize = 1 << 13;
+/// Events the checking thread takes between two looks at the clock.
+const EVENTS_PER_CLOCK_READ: usize = 256;
 
 enum Event {
     Op(Op),
@@ -196,24 +201,37 @@ fn check_loop(
         shared.held.store(held, Ordering::Relaxed);
         shared.max_held.fetch_max(held, Ordering::Relaxed);
     };
-    loop {
+    'run: loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Event::Op(op)) => {
-                let found = online
-                    .push(op, &ctx)
-                    .map_err(|e| format!("the recorded history broke a rule: {e}"))?
-                    .to_vec();
-                if !found.is_empty() {
+        let mut event = match rx.recv_timeout(wait) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        // Events already queued are taken without reading the clock in between (it cost
+        // as much as a transaction's bookkeeping), up to a bound.
+        let mut taken = 0;
+        while let Some(e) = event.take() {
+            match e {
+                Event::Op(op) => {
+                    let found = online
+                        .push(op, &ctx)
+                        .map_err(|e| format!("the recorded history broke a rule: {e}"))?
+                        .to_vec();
+                    if !found.is_empty() {
+                        note(&mut online, &found);
+                    }
+                }
+                Event::Retire(key) => {
+                    let found = online.retire(&key, false, &ctx).to_vec();
                     note(&mut online, &found);
                 }
+                Event::Finish => break 'run,
             }
-            Ok(Event::Retire(key)) => {
-                let found = online.retire(&key, false, &ctx).to_vec();
-                note(&mut online, &found);
+            taken += 1;
+            if taken < EVENTS_PER_CLOCK_READ {
+                event = rx.try_recv().ok();
             }
-            Ok(Event::Finish) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() >= next_tick {
             let found = online.tick(&ctx).to_vec();
