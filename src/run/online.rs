@@ -319,4 +319,63 @@ mod tests {
         );
         assert_eq!(results, offline);
     }
+
+    #[test]
+    fn the_checkers_that_need_the_history_again_are_checked_offline_together_once() {
+        let ops = {
+            // An aborted append read back (G1a): list-append's verdict then needs the
+            // history again; rw-register cannot read appends and needs it too.
+            let t1 = Op::invoke(Process::Client(0), "txn", json!([["append", 1, 1]]));
+            let t2 = Op::invoke(Process::Client(1), "txn", json!([["r", 1, null]]));
+            let mut ops = vec![
+                t1.clone(),
+                t1.complete(OpType::Fail, json!([["append", 1, 1]])),
+                t2.clone(),
+                t2.complete(OpType::Ok, json!([["r", 1, [1]]])),
+            ];
+            for (i, op) in ops.iter_mut().enumerate() {
+                op.index = i as u64;
+                op.time = i as u64;
+            }
+            ops
+        };
+        let history = distest_checkers::History::new(ops.clone()).unwrap();
+        let checkers = || {
+            vec![
+                checker("list-append", None),
+                checker("stats", None),
+                checker("rw-register", None),
+            ]
+        };
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let monitor = {
+            let (calls, history) = (calls.clone(), history.clone());
+            OnlineMonitor::start(
+                checkers(),
+                || 0,
+                |_| {},
+                move |needing| {
+                    lock(&calls).push(needing.to_vec());
+                    let all = checkers();
+                    let ctx = CheckContext::default();
+                    needing
+                        .iter()
+                        .map(|&i| all[i].check(&history, &ctx))
+                        .collect()
+                },
+            )
+        };
+        for op in &ops {
+            monitor.op(op);
+        }
+        monitor.retire(json!(1));
+        let results = monitor.finish().unwrap();
+        assert_eq!(*lock(&calls), vec![vec![0, 2]]);
+        let offline = distest_checkers::check_all(&history, &checkers(), &CheckContext::default());
+        assert_eq!(results, offline);
+        assert_eq!(
+            results.checkers["list-append"].valid,
+            distest_checkers::Validity::Invalid
+        );
+    }
 }
