@@ -190,7 +190,7 @@ impl<F: DataFault> DataFaultNemesis<F> {
         let outcomes = parallel(F::RESTART_F, &nodes, |node| {
             let done = crate::cluster::lock(down).get(node).cloned();
             // Put back what the fault changed (once: an undone node is left with null).
-            let restored = match done {
+            let restored = match &done {
                 Some(done) if !done.is_null() => {
                     let shell = cluster.node(F::RESTART_F, node)?;
                     let dir = target
@@ -199,15 +199,29 @@ impl<F: DataFault> DataFaultNemesis<F> {
                             node: node.to_string(),
                             why,
                         })?;
-                    let restored = F::undo(shell.as_ref(), &dir, &done)?;
-                    crate::cluster::lock(down).insert(node.to_string(), Value::Null);
+                    let restored = F::undo(shell.as_ref(), &dir, done)?;
+                    // Only what was put back is forgotten: a node whose data nothing could
+                    // put back stays marked by its fault, so that a later start that fails
+                    // again is still known as the target's answer to it.
+                    if !restored.is_null() {
+                        crate::cluster::lock(down).insert(node.to_string(), Value::Null);
+                    }
                     restored
                 }
                 _ => Value::Null,
             };
-            target.start(node).map_err(|e| NemesisError::NotStarted {
-                node: node.to_string(),
-                why: start_error(&e),
+            target.start(node).map_err(|e| match (&done, &restored) {
+                // Down from the fault, on data nothing could put back: the target's own
+                // answer to the fault.
+                (Some(d), Value::Null) if !d.is_null() => NemesisError::NotRecovered {
+                    node: node.to_string(),
+                    fault: F::FAULT_F.to_string(),
+                    why: start_error(&e),
+                },
+                _ => NemesisError::NotStarted {
+                    node: node.to_string(),
+                    why: start_error(&e),
+                },
             })?;
             crate::cluster::lock(down).remove(node);
             Ok(restored)
