@@ -301,6 +301,32 @@ mod tests {
         assert!(!err.is_finding(), "{err}");
     }
 
+    /// A start that returns while the process then exits on its data (it read the data
+    /// only after starting) is a refusal all the same: the node is down, and kept so.
+    #[test]
+    fn a_target_that_exits_soon_after_its_start_refused_its_data() {
+        let (_, target, mut disk) = setup(3, true);
+        *target.exits_after_start.lock().unwrap() = Some(vec!["n2".to_string()]);
+        let done = disk
+            .invoke(&FaultOp::new(LOSE, json!({"nodes": ["n1", "n2"]})))
+            .unwrap();
+        assert_eq!(done["lost"]["n2"]["restarted"], false, "{done}");
+        assert!(
+            done["lost"]["n2"]["start_error"]
+                .as_str()
+                .unwrap()
+                .contains("exited within 1 s of starting"),
+            "{done}"
+        );
+        assert!(done["lost"]["n1"].get("restarted").is_none(), "{done}");
+        assert_eq!(disk.active(), vec!["n2 down after lose-unsynced"]);
+        let healed = disk.heal();
+        assert!(healed[0].1.as_ref().unwrap_err().is_finding());
+        *target.exits_after_start.lock().unwrap() = Some(Vec::new());
+        assert!(disk.heal()[0].1.is_ok());
+        assert!(disk.active().is_empty());
+    }
+
     #[test]
     fn bad_values_are_refused_before_any_node_is_touched() {
         let (_, target, mut disk) = setup(3, true);

@@ -21,7 +21,7 @@
 use crate::cluster::parallel;
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::{DataDir, NodeError, NodeShell};
+use crate::node::{DataDir, NodeError, NodeShell, TargetControl};
 use crate::preflight::{check_nodes, Lack};
 use crate::targeting::{Reach, Targeting};
 use crate::value;
@@ -32,6 +32,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// One fault done to a stopped target's data.
 pub trait DataFault: Send + 'static {
@@ -122,7 +123,7 @@ impl<F: DataFault> DataFaultNemesis<F> {
             // Started again even when the fault failed: a failed fault must not also
             // leave the node down.
             let done = F::apply(shell.as_ref(), &dir, &fields, seed);
-            let started = target.start(name);
+            let started = start_and_stay(target, name);
             match (done, started) {
                 (Ok(done), Ok(())) => {
                     F::settle(shell.as_ref(), &dir, &done);
@@ -210,7 +211,7 @@ impl<F: DataFault> DataFaultNemesis<F> {
                 }
                 _ => Value::Null,
             };
-            target.start(node).map_err(|e| match (&done, &restored) {
+            start_and_stay(target, node).map_err(|e| match (&done, &restored) {
                 // Down from the fault, on data nothing could put back: the target's own
                 // answer to the fault.
                 (Some(d), Value::Null) if !d.is_null() => NemesisError::NotRecovered {
@@ -303,6 +304,39 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
             .map(|node| format!("{node} down after {}", F::FAULT_F))
             .collect()
     }
+}
+
+/// How long a target must keep running after a start on changed data for the start to
+/// count: a process may read its data only after its start returned (more so on a busy
+/// machine), and exit on what it read.
+const STAY_UP: Duration = Duration::from_secs(1);
+const STAY_UP_POLL: Duration = Duration::from_millis(100);
+
+/// Starts the target on `node` and watches it for [`STAY_UP`]: a target that exits in
+/// that time refused its data as surely as one whose start failed. A target that cannot
+/// say whether it runs is taken at its start's word.
+fn start_and_stay(target: &dyn TargetControl, node: &str) -> Result<(), NodeError> {
+    target.start(node)?;
+    let until = Instant::now() + STAY_UP;
+    while Instant::now() < until {
+        std::thread::sleep(STAY_UP_POLL);
+        match target.running(node) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(NodeError::Failed {
+                    node: node.to_string(),
+                    command: "start".to_string(),
+                    status: 1,
+                    stderr: format!(
+                        "the target exited within {} s of starting; its log on {node} says why",
+                        STAY_UP.as_secs()
+                    ),
+                })
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// The start's error as one line: a daemon's own words (the end of its log) when it
