@@ -36,6 +36,20 @@
 //! (`strong-session-*` models) therefore hold the whole history and check it at the end
 //! ([`online_form`] gives them [`Buffered`]).
 //!
+//! # Why a part does not settle a prefix
+//!
+//! Keys retired one at a time under multi-key transactions (Jepsen's histories) chain
+//! parts into one that settles only at the end. Settling a prefix of it (transactions
+//! whose keys are all retired, that completed before every transaction still open) is
+//! not sound: their data edges to the rest of the part are final, the edges among the
+//! rest are not. T1 appends 1 to x; T2 reads x = [1] and appends 7 to y; T3 reads
+//! x = [] and appends 5 to y; the three run concurrently, then x is retired. T1
+//! qualifies, yet a later read of y = [7, 5] adds T2 -ww-> T3 and closes
+//! T3 -rw-> T1 -wr-> T2 -ww-> T3 (G-single): T1 checked and dropped at x's retirement,
+//! the cycle is lost. Only a summary of the prefix could be dropped to (which kinds of
+//! cycle its paths between its neighbours could close), and the exact final verdict
+//! cannot be composed from one; that is not built.
+//!
 //! # The final verdict
 //!
 //! When every part showed nothing (no anomaly, every search complete, the exact search
