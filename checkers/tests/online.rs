@@ -318,15 +318,16 @@ fn feed_online(
     let ctx = CheckContext::default();
     let mut uses = LastUses::default();
     history.ops().iter().for_each(|op| uses.push(op));
-    let retire_at = uses.finish();
-    let mut next = retire_at.iter().peekable();
+    let mut retirements = uses.finish();
     let name = checker.name().to_string();
     let mut online = OnlineCheck::new(&[checker]);
     let (mut found, mut max_held) = (Vec::new(), 0);
     for op in history.ops() {
         let index = op.index;
+        let mut retired = Vec::new();
+        retirements.push(op, |key| retired.push(key.clone()));
         let mut now: Vec<Anomaly> = online.push(op.clone(), &ctx).unwrap().to_vec();
-        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+        for key in &retired {
             now.extend_from_slice(online.retire(key, true, &ctx));
         }
         found.extend(now.into_iter().map(|a| (index, a)));

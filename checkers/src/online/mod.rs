@@ -38,6 +38,9 @@
 //! for the offline verdict of the recorded history (a run reads `history.jsonl` back).
 
 pub(crate) mod keyed;
+mod last_uses;
+
+pub use last_uses::{fingerprint, LastUses, Retirements};
 
 use crate::checker::{CheckContext, Checker};
 use crate::fxhash::FxMap;
@@ -312,85 +315,6 @@ impl OnlineCheck {
     }
 }
 
-/// For each key, the index of the last op on it (an invocation, or the completion of
-/// one), found in one pass over a recorded history: where a replay may retire the key.
-///
-/// A key is the op's `key` field or, without one, the first element of a `[k v]`
-/// value (Jepsen's independent keys). A checker that files an op under no key, or under
-/// another, is simply never told about that "key": retiring late is always safe, and
-/// every key a checker does use is among these.
-#[derive(Default)]
-pub struct LastUses {
-    in_flight: FxMap<crate::op::Process, Vec<String>>,
-    last: FxMap<String, (u64, Value)>,
-}
-
-impl LastUses {
-    /// The key an invocation may be filed under.
-    fn key_of(op: &Op) -> Option<&Value> {
-        op.key
-            .as_ref()
-            .or_else(|| match op.value.as_array().map(Vec::as_slice) {
-                Some([k, _]) => Some(k),
-                _ => None,
-            })
-    }
-
-    /// The keys of a transaction (`f = "txn"`, a list of `[f k v]` micro-ops).
-    fn txn_keys(op: &Op) -> Vec<&Value> {
-        if op.f != "txn" {
-            return Vec::new();
-        }
-        op.value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_array().and_then(|m| m.get(1)))
-            .collect()
-    }
-
-    /// The next op of the history.
-    pub fn push(&mut self, op: &Op) {
-        if !op.is_client() {
-            return;
-        }
-        if op.is_invoke() {
-            let mut keys = Self::txn_keys(op);
-            if keys.is_empty() {
-                keys.extend(Self::key_of(op));
-            }
-            // An invocation is each of its keys' latest use so far.
-            let mut texts = Vec::with_capacity(keys.len());
-            for key in keys {
-                let text = key.to_string();
-                self.last
-                    .entry(text.clone())
-                    .or_insert_with(|| (op.index, key.clone()))
-                    .0 = op.index;
-                texts.push(text);
-            }
-            self.in_flight.insert(op.process, texts);
-            return;
-        }
-        // A completion is the latest use of the keys its invocation named.
-        let Some(texts) = self.in_flight.remove(&op.process) else {
-            return;
-        };
-        for text in texts {
-            if let Some(last) = self.last.get_mut(&text) {
-                last.0 = op.index;
-            }
-        }
-    }
-
-    /// Every key with the index of its last op, in index order.
-    pub fn finish(self) -> Vec<(u64, Value)> {
-        let mut out: Vec<(u64, Value)> = self.last.into_values().collect();
-        out.sort_by_key(|(at, _)| *at);
-        out
-    }
-}
-
 /// What a replay of a recorded history through the online checkers gave.
 pub struct Replay {
     pub results: Results,
@@ -415,6 +339,28 @@ pub fn replay_stream<R: std::io::Read>(
     ctx: &CheckContext,
     tick_every: u64,
 ) -> Result<Replay, crate::format::ParseError> {
+    replay_stream_with(
+        LastUses::default(),
+        open,
+        format,
+        source_name,
+        checkers,
+        ctx,
+        tick_every,
+    )
+}
+
+/// [`replay_stream`] with the first pass's `uses` given (tests force fingerprint
+/// collisions through it).
+pub fn replay_stream_with<R: std::io::Read>(
+    mut uses: LastUses,
+    open: impl Fn() -> std::io::Result<R>,
+    format: Option<crate::format::Format>,
+    source_name: &str,
+    checkers: &[Box<dyn Checker>],
+    ctx: &CheckContext,
+    tick_every: u64,
+) -> Result<Replay, crate::format::ParseError> {
     use crate::format::{stream_history, ParseError};
     let opened = || {
         open().map_err(|e| ParseError::Io {
@@ -422,16 +368,14 @@ pub fn replay_stream<R: std::io::Read>(
             message: e.to_string(),
         })
     };
-    let mut uses = LastUses::default();
     let first = stream_history(opened()?, format, source_name, None, |op| {
         uses.push(&op);
         Ok(())
     })?;
-    let retire_at = uses.finish();
+    let mut retirements = uses.finish();
     let mut online = OnlineCheck::new(checkers);
     let mut anomalies = Vec::new();
     let mut max_held_ops = 0;
-    let mut next = retire_at.iter().peekable();
     stream_history(
         opened()?,
         Some(first.format),
@@ -439,8 +383,10 @@ pub fn replay_stream<R: std::io::Read>(
         Some(first.hints),
         |op| {
             let index = op.index;
+            let mut retired = Vec::new();
+            retirements.push(&op, |key| retired.push(key.clone()));
             anomalies.extend_from_slice(online.push(op, ctx)?);
-            while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+            for key in &retired {
                 anomalies.extend_from_slice(online.retire(key, true, ctx));
             }
             if tick_every > 0 && (index + 1) % tick_every == 0 {
@@ -483,24 +429,26 @@ pub fn replay(
     retire: bool,
     tick_every: u64,
 ) -> Replay {
-    let mut retire_at = Vec::new();
-    if retire {
+    let mut retirements = retire.then(|| {
         let mut uses = LastUses::default();
         history.ops().iter().for_each(|op| uses.push(op));
-        retire_at = uses.finish();
-    }
+        uses.finish()
+    });
     let mut online = OnlineCheck::new(checkers);
     let mut anomalies = Vec::new();
     let mut max_held_ops = 0;
-    let mut next = retire_at.iter().peekable();
+    let mut retired = Vec::new();
     for op in history.ops() {
         let index = op.index;
+        if let Some(r) = &mut retirements {
+            r.push(op, |key| retired.push(key.clone()));
+        }
         let found = online
             .push(op.clone(), ctx)
             .expect("a History keeps the rules OnlineCheck checks");
         anomalies.extend_from_slice(found);
-        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
-            anomalies.extend_from_slice(online.retire(key, true, ctx));
+        for key in retired.drain(..) {
+            anomalies.extend_from_slice(online.retire(&key, true, ctx));
         }
         if tick_every > 0 && (index + 1) % tick_every == 0 {
             anomalies.extend_from_slice(online.tick(ctx));
