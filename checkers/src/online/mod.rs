@@ -328,9 +328,13 @@ pub struct Replay {
 /// finds where each key is used last (and what an import needs to number its ops), the
 /// second feeds the ops to the online forms of `checkers`, retiring each key after its
 /// last op and ticking every `tick_every` ops. Memory: the ops of the keys live at the
-/// same time (all of them for an unkeyed history), never the file; a checker that
-/// [needs the whole history](OnlineChecker::needs_history) at the end (an isolation
-/// anomaly) reads it a third time, whole. The results equal the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
+/// same time (all of them for an unkeyed history), never the file; besides, per key of
+/// the history, 16 bytes and the hash table's slack in the first pass ([`LastUses`]) and
+/// a byte or two in the second ([`Retirements`]), and about a bit per process retired by
+/// an `info` op ([`Pairing`]). A checker that [needs the whole
+/// history](OnlineChecker::needs_history) at the end (an isolation anomaly) reads it a
+/// third time, whole. The results equal the offline check's. (`open` is the caller's
+/// I/O: this crate opens nothing.)
 pub fn replay_stream<R: std::io::Read>(
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
