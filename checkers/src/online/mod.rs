@@ -335,7 +335,7 @@ pub struct Replay {
 /// history](OnlineChecker::needs_history) at the end (an isolation anomaly) reads it a
 /// third time, whole. The results equal the offline check's. (`open` is the caller's
 /// I/O: this crate opens nothing.)
-pub fn replay_stream<R: std::io::Read>(
+pub fn replay_stream<R: std::io::Read + Send>(
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
     source_name: &str,
@@ -356,7 +356,7 @@ pub fn replay_stream<R: std::io::Read>(
 
 /// [`replay_stream`] with the first pass's `uses` given (tests force fingerprint
 /// collisions through it).
-pub fn replay_stream_with<R: std::io::Read>(
+pub fn replay_stream_with<R: std::io::Read + Send>(
     mut uses: LastUses,
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
@@ -380,26 +380,102 @@ pub fn replay_stream_with<R: std::io::Read>(
     let mut online = OnlineCheck::new(checkers);
     let mut anomalies = Vec::new();
     let mut max_held_ops = 0;
-    stream_history(
-        opened()?,
-        Some(first.format),
-        source_name,
-        Some(first.hints),
-        |op| {
-            let index = op.index;
-            let mut retired = Vec::new();
-            retirements.push(&op, |key| retired.push(key.clone()));
-            anomalies.extend_from_slice(online.push(op, ctx)?);
-            for key in &retired {
-                anomalies.extend_from_slice(online.retire(key, true, ctx));
+    // The second pass reads and parses on a thread of its own, a few batches of ops
+    // ahead of the checking.
+    let (to_check, batches) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_AHEAD);
+    let reader = opened()?;
+    let hints = first.hints;
+    let (read, failed) = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_OPS);
+            let read = stream_history(reader, Some(first.format), source_name, Some(hints), |op| {
+                batch.push(op);
+                if batch.len() == BATCH_OPS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_OPS));
+                    if to_check.send(full).is_err() {
+                        // The checking side failed and stopped: stop reading. This error
+                        // is never shown; the checking side's is.
+                        return Err(HistoryError::SparseIndex {
+                            position: 0,
+                            index: 0,
+                        });
+                    }
+                }
+                Ok(())
+            });
+            if read.is_ok() && !batch.is_empty() {
+                let _ = to_check.send(batch);
             }
-            if tick_every > 0 && (index + 1) % tick_every == 0 {
-                anomalies.extend_from_slice(online.tick(ctx));
-                max_held_ops = max_held_ops.max(online.held_ops());
+            read
+        });
+        // The refused op, counted from 0 in file order, and why.
+        let mut failed = None;
+        let mut taken = 0u64;
+        'batches: for batch in batches {
+            for op in batch {
+                let index = op.index;
+                let mut retired = Vec::new();
+                retirements.push(&op, |key| retired.push(key.clone()));
+                match online.push(op, ctx) {
+                    Ok(found) => anomalies.extend_from_slice(found),
+                    Err(e) => {
+                        failed = Some((taken, e));
+                        break 'batches;
+                    }
+                }
+                taken += 1;
+                for key in &retired {
+                    anomalies.extend_from_slice(online.retire(key, true, ctx));
+                }
+                if tick_every > 0 && (index + 1) % tick_every == 0 {
+                    anomalies.extend_from_slice(online.tick(ctx));
+                    max_held_ops = max_held_ops.max(online.held_ops());
+                }
             }
-            Ok(())
-        },
-    )?;
+        }
+        // (Leaving the loop drops the receiver: a reader still going stops.)
+        let read = reading.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, failed)
+    });
+    if let Some((at, error)) = failed {
+        // An op the checking side refused: read up to it again, for the file line the
+        // error names (a cold path: bad input ends the check anyway).
+        // A process reused after info: its last op before is the info, which the
+        // error names as the offline check does.
+        let reused = match error {
+            HistoryError::ReusedAfterInfo { process, .. } => Some(process),
+            _ => None,
+        };
+        let (mut seen, mut crashed) = (0u64, None);
+        let mut error = error;
+        let again = stream_history(
+            opened()?,
+            Some(first.format),
+            source_name,
+            Some(first.hints),
+            |op| {
+                seen += 1;
+                if seen <= at {
+                    if reused == Some(op.process) {
+                        crashed = Some(op.index);
+                    }
+                    return Ok(());
+                }
+                if let HistoryError::ReusedAfterInfo { crashed: c, .. } = &mut error {
+                    *c = crashed;
+                }
+                Err(error.clone())
+            },
+        );
+        return Err(match again {
+            Err(placed) => placed,
+            Ok(_) => ParseError::Invalid {
+                source_name: source_name.to_string(),
+                error,
+            },
+        });
+    }
+    read?;
     max_held_ops = max_held_ops.max(online.held_ops());
     anomalies.extend_from_slice(online.tick(ctx));
     // A checker whose verdict needs the whole history (after an anomaly) reads it again.
@@ -422,6 +498,11 @@ pub fn replay_stream_with<R: std::io::Read>(
         max_held_ops,
     })
 }
+
+/// Ops the second pass of [`replay_stream`] hands from its reading thread to the checking
+/// one at a time, and how many such batches may wait: a bound on what reading ahead holds.
+const BATCH_OPS: usize = 4096;
+const BATCHES_AHEAD: usize = 4;
 
 /// Replays `history` through the online forms of `checkers`, ticking every
 /// `tick_every` ops, and retiring each key after its last op when `retire` is set. The
