@@ -385,7 +385,10 @@ mod tests {
                 crashed: Some(1)
             }
         );
-        assert!(err.to_string().contains("after its op 1 ended as info"), "{err}");
+        assert!(
+            err.to_string().contains("after its op 1 ended as info"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -407,8 +410,15 @@ mod tests {
         for p in [0, 63, 64, 99_999] {
             let again = op(index, p, OpType::Invoke, "read", json!(null));
             let err = pairing.push(&again, index, |_| &write).unwrap_err();
-            assert!(matches!(err, HistoryError::ReusedAfterInfo { crashed: None, .. }), "{err}");
-            assert!(err.to_string().contains("after one of its ops ended as info"), "{err}");
+            assert!(
+                matches!(err, HistoryError::ReusedAfterInfo { crashed: None, .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("after one of its ops ended as info"),
+                "{err}"
+            );
         }
         let fresh = op(index, 100_000, OpType::Invoke, "read", json!(null));
         assert_eq!(pairing.push(&fresh, index, |_| &write), Ok(None));

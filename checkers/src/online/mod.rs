@@ -434,7 +434,9 @@ pub fn replay_stream_with<R: std::io::Read + Send>(
             }
         }
         // (Leaving the loop drops the receiver: a reader still going stops.)
-        let read = reading.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let read = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read, failed)
     });
     if let Some((at, error)) = failed {
