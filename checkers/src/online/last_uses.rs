@@ -353,7 +353,7 @@ mod tests {
                     k.done += 1;
                     let last = k.done == ops_per_key;
                     let completion = if invoke.f == "read" {
-                        let seen = if last && k.key % bad_every == 0 {
+                        let seen = if last && k.key.is_multiple_of(bad_every) {
                             Some(99)
                         } else {
                             k.value
