@@ -99,6 +99,7 @@ pub fn check_stream(
     const TICK_EVERY_OPS: u64 = 1 << 14;
     let replay = with_time_limit(limit, |ctx| {
         distest_checkers::online::replay_stream(
+            distest_checkers::online::LastUses::default(),
             || std::fs::File::open(path),
             format,
             &path.display().to_string(),

@@ -490,6 +490,7 @@ fn a_streamed_check_refuses_a_bad_op_far_ahead_of_its_reader_as_the_offline_read
     let offline = read_history(&bytes[..], None, "h.jsonl").unwrap_err();
     let checkers = [checker("stats", None)];
     let streamed = distest_checkers::online::replay_stream(
+        LastUses::default(),
         || Ok(&bytes[..]),
         None,
         "h.jsonl",

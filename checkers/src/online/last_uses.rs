@@ -239,7 +239,7 @@ mod tests {
     use super::{fingerprint, LastUses};
     use crate::checker::{CheckContext, Checker};
     use crate::history::History;
-    use crate::online::{replay_stream_with, Replay};
+    use crate::online::{replay_stream, Replay};
     use crate::op::{Op, OpType, Process};
     use crate::registry::CheckerSpec;
     use crate::verdict::Validity;
@@ -396,7 +396,7 @@ mod tests {
     }
 
     fn streamed(bytes: &[u8], uses: LastUses) -> Replay {
-        replay_stream_with(
+        replay_stream(
             uses,
             || Ok(bytes),
             None,

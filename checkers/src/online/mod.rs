@@ -334,29 +334,9 @@ pub struct Replay {
 /// an `info` op ([`Pairing`]). A checker that [needs the whole
 /// history](OnlineChecker::needs_history) at the end (an isolation anomaly) reads it a
 /// third time, whole. The results equal the offline check's. (`open` is the caller's
-/// I/O: this crate opens nothing.)
+/// I/O: this crate opens nothing.) `uses` is the first pass: `LastUses::default()`, or
+/// one with another fingerprint (tests force collisions with it).
 pub fn replay_stream<R: std::io::Read + Send>(
-    open: impl Fn() -> std::io::Result<R>,
-    format: Option<crate::format::Format>,
-    source_name: &str,
-    checkers: &[Box<dyn Checker>],
-    ctx: &CheckContext,
-    tick_every: u64,
-) -> Result<Replay, crate::format::ParseError> {
-    replay_stream_with(
-        LastUses::default(),
-        open,
-        format,
-        source_name,
-        checkers,
-        ctx,
-        tick_every,
-    )
-}
-
-/// [`replay_stream`] with the first pass's `uses` given (tests force fingerprint
-/// collisions through it).
-pub fn replay_stream_with<R: std::io::Read + Send>(
     mut uses: LastUses,
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
