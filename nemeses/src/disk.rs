@@ -238,8 +238,8 @@ mod tests {
 
     /// The data was dropped, the target did not come back: the op completes (that is
     /// the system's answer to it), heal (or the next fault op) starts the node again.
-    #[test]
-    fn a_node_that_does_not_come_back_is_started_by_heal() {
+    /// Three nodes, n2's unsynced writes lost and its start refused: n2 is left down.
+    fn n2_left_down() -> (Arc<FakeTarget>, Disk) {
         let (_, target, mut disk) = setup(3, true);
         target.broken_start.lock().unwrap().push("n2".to_string());
         let done = disk
@@ -247,6 +247,12 @@ mod tests {
             .unwrap();
         assert_eq!(done["lost"]["n2"]["restarted"], false, "{done}");
         assert_eq!(disk.active(), vec!["n2 down after lose-unsynced"]);
+        (target, disk)
+    }
+
+    #[test]
+    fn a_node_that_does_not_come_back_is_started_by_heal() {
+        let (target, mut disk) = n2_left_down();
         assert_eq!(disk.next_op().f, LOSE);
         target.broken_start.lock().unwrap().clear();
         let healed = disk.heal();
@@ -261,12 +267,7 @@ mod tests {
     /// answer to the fault (a finding the run judges), not a failure of distest.
     #[test]
     fn a_node_that_never_restarts_on_what_it_fsynced_is_a_finding() {
-        let (_, target, mut disk) = setup(3, true);
-        target.broken_start.lock().unwrap().push("n2".to_string());
-        let done = disk
-            .invoke(&FaultOp::new(LOSE, json!({"nodes": ["n2"]})))
-            .unwrap();
-        assert_eq!(done["lost"]["n2"]["restarted"], false, "{done}");
+        let (target, mut disk) = n2_left_down();
         // The next fault op first tries to bring n2 back, and cannot.
         let err = disk
             .invoke(&FaultOp::new(LOSE, json!({"nodes": ["n1"]})))
