@@ -227,11 +227,6 @@ impl Retirements {
             }
         });
     }
-
-    /// Bytes held: the last uses ahead (the keys of invocations in flight not counted).
-    pub fn size_bytes(&self) -> usize {
-        self.ahead.deltas.capacity()
-    }
 }
 
 #[cfg(test)]
