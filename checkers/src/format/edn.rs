@@ -25,6 +25,9 @@ const MAX_DEPTH: usize = 256;
 const MAX_OP_BYTES: usize = 256 << 20;
 /// How much the reader asks of its source at a time.
 pub(super) const READ_CHUNK_BYTES: usize = 4 << 20;
+/// Fewer bytes than any op map Jepsen writes takes (`{:type :ok, :f :read}` alone
+/// is 22): how many ops a window may hold, at most, for reserving room.
+const MIN_OP_BYTES: usize = 32;
 /// The first read: see `read_into`.
 const FIRST_READ_BYTES: usize = 1 << 20;
 /// Windows at least this large are parsed on two threads.
@@ -730,6 +733,33 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize, op: &mut Op) -> Result<Presence
             p.value(depth + 1)?;
             continue;
         };
+        if let Some(common) = p.common_field(field)? {
+            if std::mem::replace(&mut seen[field], true) {
+                return p.syntax(key_start, format!("the op has :{} twice", FIELDS[field]));
+            }
+            match common {
+                Common::Kind(kind) => {
+                    op.kind = kind;
+                    has_type = true;
+                }
+                Common::Unsigned(n) => match field {
+                    PROCESS => {
+                        op.process = Process::Client(n);
+                        has.process = true;
+                    }
+                    TIME => {
+                        op.time = n;
+                        has.time = true;
+                    }
+                    _ => {}
+                },
+                Common::Name(name) => {
+                    op.f = name.to_string();
+                    has.f = true;
+                }
+            }
+            continue;
+        }
         let value = p.scalar(depth + 1)?;
         if std::mem::replace(&mut seen[field], true) {
             return p.syntax(key_start, format!("the op has :{} twice", FIELDS[field]));
@@ -807,6 +837,49 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize, op: &mut Op) -> Result<Presence
         );
     }
     Ok(has)
+}
+
+/// The value of an op field in the shape nearly every op gives it: `:type :invoke`,
+/// `:process 3`, `:time 1000`, `:index 7`, `:f :read`.
+enum Common<'a> {
+    Kind(OpType),
+    Unsigned(u64),
+    Name(&'a str),
+}
+
+impl<'a> Parser<'a> {
+    /// The value of op field `field` when it has its [`Common`] shape, read in one token
+    /// scan; otherwise `None`, with the cursor left where it was for [`Parser::scalar`]
+    /// (which also words the errors).
+    fn common_field(&mut self, field: usize) -> Result<Option<Common<'a>>, EdnError> {
+        let start = self.pos;
+        let common = match (field, self.peek()) {
+            (TYPE | F, Some(b':')) => {
+                self.pos += 1;
+                let (name, ascii) = self.scan_token()?;
+                match (field, name) {
+                    (TYPE, b"invoke") => Some(Common::Kind(OpType::Invoke)),
+                    (TYPE, b"ok") => Some(Common::Kind(OpType::Ok)),
+                    (TYPE, b"fail") => Some(Common::Kind(OpType::Fail)),
+                    (TYPE, b"info") => Some(Common::Kind(OpType::Info)),
+                    (F, name) if ascii && !name.is_empty() => {
+                        // SAFETY: the scan saw only ASCII bytes, which are valid UTF-8.
+                        Some(Common::Name(unsafe { std::str::from_utf8_unchecked(name) }))
+                    }
+                    _ => None,
+                }
+            }
+            (PROCESS | TIME | INDEX, Some(b'0'..=b'9')) => {
+                let (digits, _) = self.scan_token()?;
+                small_unsigned(digits).map(Common::Unsigned)
+            }
+            _ => None,
+        };
+        if common.is_none() {
+            self.pos = start;
+        }
+        Ok(common)
+    }
 }
 
 /// An op field's value, with the common shapes (`:invoke`, `3`) kept unallocated.
@@ -1135,6 +1208,11 @@ pub(super) fn read_into<'s>(
         let split = (window.len() >= PARALLEL_MIN_BYTES)
             .then(|| split_point(window))
             .flatten();
+        // Room for the window's ops before it is parsed: a vector that grows by doubling
+        // copies its ops each time (room never filled is address space only).
+        let head_bytes = split.unwrap_or(window.len());
+        importer.reserve(head_bytes / MIN_OP_BYTES);
+        spare.reserve((window.len() - head_bytes) / MIN_OP_BYTES);
         let runs = match split {
             None => vec![parse_run(
                 window,

@@ -136,6 +136,12 @@ impl<'s> Importer<'s> {
         }
     }
 
+    /// Room for `additional` more ops.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.ops.reserve(additional);
+        self.meta.reserve(additional);
+    }
+
     /// An importer that hands each op on to `sink` at every [`Importer::flush`].
     /// Without `hints` (a first pass), fresh process ids are drawn from far above any
     /// real one, which keeps ops in the same places but numbers them differently.
