@@ -591,16 +591,11 @@ fn small_integer(text: &[u8]) -> Option<i64> {
         [b'+', rest @ ..] => (false, rest),
         _ => (false, text),
     };
-    if digits.is_empty() || digits.len() > 18 {
+    if digits.len() > 18 {
         return None;
     }
-    let mut n = 0i64;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + i64::from(d - b'0');
-    }
+    // At most 18 digits: fits an `i64`.
+    let n = small_unsigned(digits)? as i64;
     Some(if negative { -n } else { n })
 }
 

@@ -242,7 +242,8 @@ impl<'s> Importer<'s> {
         Ok(self.seen)
     }
 
-    /// What a first pass learns for [`Importer::streaming`]: call before [`Self::flush`].
+    /// What the ops collected gave, as [`Importer::streaming`] takes it from a first
+    /// pass.
     pub(crate) fn hints(&self) -> ImportHints {
         self.given.hints
     }
