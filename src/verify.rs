@@ -266,17 +266,9 @@ pub fn with_net(results: Results, run: &RunDir, client_ops: u64) -> (Results, Op
         Ok(None) => (results, None),
         Err(e) => (results, Some(format!("no net statistics: {e}"))),
         Ok(Some(journal)) => {
-            let mut results = results;
-            let net = distest_checkers::net::verdict(&journal, client_ops);
-            results.checkers.insert("net".to_string(), net);
             // Everything else the results say (first anomaly, interrupted, error) stays.
-            results.valid = results
-                .checkers
-                .values()
-                .fold(Validity::Valid, |acc, v| acc.meet(v.valid));
-            if results.interrupted || results.error.is_some() {
-                results.valid = results.valid.meet(Validity::Unknown);
-            }
+            let mut results = results;
+            results.add_verdict("net", distest_checkers::net::verdict(&journal, client_ops));
             (results, None)
         }
     }

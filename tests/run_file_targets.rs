@@ -362,6 +362,69 @@ fn a_target_files_data_dir_loses_what_its_daemon_did_not_fsync() {
     );
 }
 
+/// A node that does not start again on what it fsynced, after a power failure
+/// (`lose-unsynced`), is the system's answer to the fault: the run judges it in a
+/// `recovery` verdict (invalid, exit 1) and names the node, instead of failing its heal
+/// (exit 3). mykv behind a guard that writes an epoch file at its first start without
+/// fsync and refuses to start once it is gone, as a system checking its own metadata
+/// would; `distest check RUN_DIR` keeps the verdict.
+#[test]
+fn a_node_that_refuses_its_own_data_after_a_power_failure_is_judged_not_an_error() {
+    require_root!();
+    let store = TempDir::new("tf-refuse");
+    let folder = users_mykv(&store);
+    std::fs::write(
+        folder.join("guard.sh"),
+        r#"d="$1/meta"
+if [ -e "$d/was-up" ]; then
+  [ -s "$d/epoch" ] || { echo "refusing to start: $d/epoch, written at the first start, is gone" >&2; exit 1; }
+else
+  mkdir -p "$d" && touch "$d/was-up" && sync "$d/was-up" "$d" "$1" && echo 1 > "$d/epoch"
+fi
+"#,
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(folder.join("my.toml")).unwrap();
+    let guarded = toml.replace(
+        "start = \"exec python3",
+        "start = \"sh {dir}/guard.sh {data_dir} && exec python3",
+    );
+    assert_ne!(toml, guarded);
+    std::fs::write(folder.join("my.toml"), guarded).unwrap();
+    let runs = store.0.join("runs");
+    let out = mykv_run(
+        &runs,
+        &folder,
+        ("tf10", 239),
+        &["disk", "--nemesis-interval", "3"],
+        "1",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = results(&runs);
+    assert!(r.get("error").is_none(), "not a failure of the run: {r}");
+    let recovery = &r["checkers"]["recovery"];
+    assert_eq!(recovery["valid"], false, "{r}");
+    assert_eq!(
+        recovery["anomalies"],
+        serde_json::json!(["node-not-recovered"])
+    );
+    let said = recovery["explanation"].as_str().unwrap();
+    assert!(
+        said.contains("did not start again after `lose-unsynced`")
+            && said.contains("refusing to start"),
+        "names the node and its own words: {said}"
+    );
+    // The history's checkers judged the clients' ops as usual.
+    assert_eq!(r["checkers"]["linearizable"]["valid"], true, "{r}");
+    // Checking the run again keeps the recovery verdict.
+    let again = distest()
+        .arg("check")
+        .arg(latest_run(&runs))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+}
+
 /// A target file in a fresh folder with `text`.
 fn target_file(dir: &Path, text: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();

@@ -24,7 +24,7 @@ pub use history::{History, HistoryError, Pair, Pairing};
 pub use online::{Anomaly, OnlineCheck, OnlineChecker};
 pub use op::{Op, OpType, Process};
 pub use registry::{build, registry, CheckerOptions, CheckerSpec, RegistryError};
-pub use verdict::{Results, Validity, Verdict};
+pub use verdict::{Results, Validity, Verdict, RECOVERY};
 
 /// Runs several checkers on one history and composes their verdicts.
 pub fn check_all(history: &History, checkers: &[Box<dyn Checker>], ctx: &CheckContext) -> Results {

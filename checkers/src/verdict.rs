@@ -157,6 +157,10 @@ pub struct Results {
     pub first_anomaly: Option<crate::online::Anomaly>,
 }
 
+/// The verdict of a run's nodes restarting after disk faults: judged by the run (from what
+/// the nodes did), not from the history, and kept when the history is checked again.
+pub const RECOVERY: &str = "recovery";
+
 impl Results {
     /// Composes verdicts with [`Validity::meet`]. No checker at all is `unknown`, not valid.
     pub fn from_verdicts(checkers: BTreeMap<String, Verdict>) -> Results {
@@ -222,9 +226,21 @@ impl Results {
         }
     }
 
-    /// Carries what a run recorded about itself (interrupted, error) over to a fresh check
-    /// of its history: re-checking does not make a cut-short run whole.
+    /// Adds a verdict judged from something other than the history's ops (the `net`
+    /// statistics of a journal, the `recovery` of nodes after disk faults); the overall
+    /// verdict meets it.
+    pub fn add_verdict(&mut self, name: &str, verdict: Verdict) {
+        self.valid = self.valid.meet(verdict.valid);
+        self.checkers.insert(name.to_string(), verdict);
+    }
+
+    /// Carries what a run recorded about itself (interrupted, error, the `recovery` of its
+    /// nodes) over to a fresh check of its history: re-checking does not make a cut-short
+    /// run whole, nor a node that did not restart one that did.
     pub fn keep_run_facts(&mut self, recorded: &Results) {
+        if let Some(recovery) = recorded.checkers.get(RECOVERY) {
+            self.add_verdict(RECOVERY, recovery.clone());
+        }
         if recorded.interrupted {
             self.mark_interrupted();
         }
@@ -314,6 +330,29 @@ mod tests {
         // Plain results documents (no run facts) read as before.
         let plain: Results = serde_json::from_str(r#"{"valid": true, "checkers": {}}"#).unwrap();
         assert!(!plain.interrupted && plain.error.is_none());
+    }
+
+    #[test]
+    fn a_verdict_not_from_the_history_is_met_and_a_recovery_verdict_survives_a_recheck() {
+        let verdicts = |v: Verdict| BTreeMap::from([("c".to_string(), v)]);
+        let mut run = Results::from_verdicts(verdicts(Verdict::valid("ok")));
+        run.add_verdict("net", Verdict::valid("12 msgs per op"));
+        assert_eq!(run.exit_code(), 0);
+        run.add_verdict(
+            RECOVERY,
+            Verdict::invalid(vec!["node-not-recovered".into()], "n2 did not start again"),
+        );
+        assert_eq!((run.valid, run.exit_code()), (Validity::Invalid, 1));
+        // `distest check RUN_DIR` judges the history again; the run's recovery verdict
+        // is not in the history, so it is carried over, with the history's own verdicts.
+        let mut fresh = Results::from_verdicts(verdicts(Verdict::valid("ok")));
+        fresh.keep_run_facts(&run);
+        assert_eq!(fresh.exit_code(), 1);
+        assert_eq!(fresh.checkers[RECOVERY].anomalies, ["node-not-recovered"]);
+        assert!(
+            !fresh.checkers.contains_key("net"),
+            "net is judged again, not carried"
+        );
     }
 
     #[test]

@@ -238,8 +238,8 @@ mod tests {
 
     /// The data was dropped, the target did not come back: the op completes (that is
     /// the system's answer to it), heal (or the next fault op) starts the node again.
-    #[test]
-    fn a_node_that_does_not_come_back_is_started_by_heal() {
+    /// Three nodes, n2's unsynced writes lost and its start refused: n2 is left down.
+    fn n2_left_down() -> (Arc<FakeTarget>, Disk) {
         let (_, target, mut disk) = setup(3, true);
         target.broken_start.lock().unwrap().push("n2".to_string());
         let done = disk
@@ -247,6 +247,12 @@ mod tests {
             .unwrap();
         assert_eq!(done["lost"]["n2"]["restarted"], false, "{done}");
         assert_eq!(disk.active(), vec!["n2 down after lose-unsynced"]);
+        (target, disk)
+    }
+
+    #[test]
+    fn a_node_that_does_not_come_back_is_started_by_heal() {
+        let (target, mut disk) = n2_left_down();
         assert_eq!(disk.next_op().f, LOSE);
         target.broken_start.lock().unwrap().clear();
         let healed = disk.heal();
@@ -254,6 +260,72 @@ mod tests {
         assert!(healed[0].1.is_ok());
         assert!(disk.active().is_empty());
         assert!(disk.heal().is_empty());
+    }
+
+    /// A node that refuses its data for good: its unsynced writes cannot be put back, so
+    /// each later start that fails — the next fault op's, the heal's — is the target's
+    /// answer to the fault (a finding the run judges), not a failure of distest.
+    #[test]
+    fn a_node_that_never_restarts_on_what_it_fsynced_is_a_finding() {
+        let (target, mut disk) = n2_left_down();
+        // The next fault op first tries to bring n2 back, and cannot.
+        let err = disk
+            .invoke(&FaultOp::new(LOSE, json!({"nodes": ["n1"]})))
+            .unwrap_err();
+        assert!(err.is_finding(), "{err}");
+        let unrecovered = err.unrecovered();
+        assert_eq!(unrecovered.len(), 1, "{err}");
+        assert_eq!(unrecovered[0].0, "n2");
+        assert!(
+            unrecovered[0]
+                .1
+                .starts_with("the target on n2 did not start again after `lose-unsynced`"),
+            "{err}"
+        );
+        // Nor can the heal: still the same finding, however many tries.
+        for _ in 0..2 {
+            let healed = disk.heal();
+            assert_eq!(healed.len(), 1);
+            let err = healed[0].1.as_ref().unwrap_err();
+            assert!(err.is_finding(), "{err}");
+        }
+        assert_eq!(disk.active(), vec!["n2 down after lose-unsynced"]);
+        // A start that fails for a node no fault left down is not a finding.
+        let err = disk
+            .invoke(&FaultOp::new(RESTART, json!({"nodes": ["n3"]})))
+            .map(|_| ());
+        assert!(err.is_ok(), "n3 starts: {err:?}");
+        target.broken_start.lock().unwrap().push("n3".to_string());
+        let err = disk
+            .invoke(&FaultOp::new(RESTART, json!({"nodes": ["n3"]})))
+            .unwrap_err();
+        assert!(!err.is_finding(), "{err}");
+    }
+
+    /// A start that returns while the process then exits on its data (it read the data
+    /// only after starting) is a refusal all the same: the node is down, and kept so.
+    #[test]
+    fn a_target_that_exits_soon_after_its_start_refused_its_data() {
+        let (_, target, mut disk) = setup(3, true);
+        *target.exits_after_start.lock().unwrap() = Some(vec!["n2".to_string()]);
+        let done = disk
+            .invoke(&FaultOp::new(LOSE, json!({"nodes": ["n1", "n2"]})))
+            .unwrap();
+        assert_eq!(done["lost"]["n2"]["restarted"], false, "{done}");
+        assert!(
+            done["lost"]["n2"]["start_error"]
+                .as_str()
+                .unwrap()
+                .contains("exited within 1 s of starting"),
+            "{done}"
+        );
+        assert!(done["lost"]["n1"].get("restarted").is_none(), "{done}");
+        assert_eq!(disk.active(), vec!["n2 down after lose-unsynced"]);
+        let healed = disk.heal();
+        assert!(healed[0].1.as_ref().unwrap_err().is_finding());
+        *target.exits_after_start.lock().unwrap() = Some(Vec::new());
+        assert!(disk.heal()[0].1.is_ok());
+        assert!(disk.active().is_empty());
     }
 
     #[test]

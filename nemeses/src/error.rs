@@ -72,6 +72,16 @@ pub enum NemesisError {
 
     #[error("the target on {node} did not start: {why}")]
     NotStarted { node: String, why: String },
+    /// A node a data fault left down refused to start again on data that cannot be put
+    /// back (`lose-unsynced`: what was not fsynced is gone, as after a power failure).
+    /// This is the system's answer to the fault, a finding about the target rather than a
+    /// failure of distest: the run judges it (see [`NemesisError::is_finding`]).
+    #[error("the target on {node} did not start again after `{fault}` (its own words: {why}); a node must restart on what it fsynced, so read its log in the run directory")]
+    NotRecovered {
+        node: String,
+        fault: String,
+        why: String,
+    },
     #[error("cannot reach the data of the target on {node}: {why}")]
     NoDataDir { node: String, why: String },
 
@@ -125,6 +135,36 @@ fn summarize(failures: &[NodeFailure]) -> String {
 }
 
 impl NemesisError {
+    /// Whether this error is the system's answer to a fault ([`NemesisError::NotRecovered`]
+    /// on every node it names) rather than a failure to perform or heal the fault.
+    pub fn is_finding(&self) -> bool {
+        match self {
+            NemesisError::NotRecovered { .. } => true,
+            NemesisError::OnNodes { failures, .. } => {
+                !failures.is_empty() && failures.iter().all(|f| f.error.is_finding())
+            }
+            NemesisError::Several(errors) => {
+                !errors.is_empty() && errors.iter().all(NemesisError::is_finding)
+            }
+            _ => false,
+        }
+    }
+
+    /// The nodes that did not start again, each with its sentence, in this error.
+    pub fn unrecovered(&self) -> Vec<(&str, String)> {
+        match self {
+            NemesisError::NotRecovered { node, .. } => vec![(node.as_str(), self.to_string())],
+            NemesisError::OnNodes { failures, .. } => failures
+                .iter()
+                .flat_map(|f| f.error.unrecovered())
+                .collect(),
+            NemesisError::Several(errors) => {
+                errors.iter().flat_map(NemesisError::unrecovered).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Folds per-node outcomes into `Ok(())` or one [`NemesisError::OnNodes`].
     pub(crate) fn collect<T>(
         f: &str,

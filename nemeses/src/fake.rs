@@ -93,6 +93,9 @@ pub(crate) struct FakeTarget {
     pub(crate) broken: Mutex<Vec<String>>,
     /// Nodes on which `start` fails.
     pub(crate) broken_start: Mutex<Vec<String>>,
+    /// `None`: the target cannot say whether it runs; else the nodes whose process
+    /// exits right after a start that returned (all others run).
+    pub(crate) exits_after_start: Mutex<Option<Vec<String>>>,
     /// Data directories by node; nodes without one have none.
     pub(crate) data_dirs: Mutex<BTreeMap<String, DataDir>>,
     /// A target without any primary (a CRDT store): `has_primaries` says false.
@@ -136,6 +139,12 @@ impl TargetControl for FakeTarget {
     }
     fn pause(&self, node: &str) -> Result<(), NodeError> {
         self.call("pause", node)
+    }
+    fn running(&self, node: &str) -> Result<bool, NodeError> {
+        match &*self.exits_after_start.lock().unwrap() {
+            None => Err(NodeError::Unsupported("the fake cannot tell".to_string())),
+            Some(exits) => Ok(!exits.iter().any(|n| n == node)),
+        }
     }
     fn resume(&self, node: &str) -> Result<(), NodeError> {
         self.call("resume", node)

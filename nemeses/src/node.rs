@@ -170,6 +170,15 @@ pub trait TargetControl: Send + Sync {
             "this target cannot change its membership, so {node} cannot be added; use a target that supports the membership nemesis"
         )))
     }
+    /// Whether every process of the target on `node` runs now; `Err` when the target
+    /// cannot tell (then a start that returned is taken as the answer). The data faults
+    /// ask it for a moment after a start: a process that reads its data only after the
+    /// start returned, and exits on it, refused that data too.
+    fn running(&self, node: &str) -> Result<bool, NodeError> {
+        Err(NodeError::Unsupported(format!(
+            "this target does not say whether its processes on {node} run"
+        )))
+    }
     /// The target's data directory on `node`, or why the disk faults cannot reach it.
     fn data_dir(&self, node: &str) -> Result<DataDir, String> {
         Err(format!(

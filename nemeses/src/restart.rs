@@ -21,7 +21,7 @@
 use crate::cluster::parallel;
 use crate::error::NemesisError;
 use crate::nemesis::{FaultOp, HealLog, Nemesis, NemesisContext};
-use crate::node::{DataDir, NodeError, NodeShell};
+use crate::node::{DataDir, NodeError, NodeShell, TargetControl};
 use crate::preflight::{check_nodes, Lack};
 use crate::targeting::{Reach, Targeting};
 use crate::value;
@@ -32,6 +32,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// One fault done to a stopped target's data.
 pub trait DataFault: Send + 'static {
@@ -122,7 +123,7 @@ impl<F: DataFault> DataFaultNemesis<F> {
             // Started again even when the fault failed: a failed fault must not also
             // leave the node down.
             let done = F::apply(shell.as_ref(), &dir, &fields, seed);
-            let started = target.start(name);
+            let started = start_and_stay(target, name);
             match (done, started) {
                 (Ok(done), Ok(())) => {
                     F::settle(shell.as_ref(), &dir, &done);
@@ -190,7 +191,7 @@ impl<F: DataFault> DataFaultNemesis<F> {
         let outcomes = parallel(F::RESTART_F, &nodes, |node| {
             let done = crate::cluster::lock(down).get(node).cloned();
             // Put back what the fault changed (once: an undone node is left with null).
-            let restored = match done {
+            let restored = match &done {
                 Some(done) if !done.is_null() => {
                     let shell = cluster.node(F::RESTART_F, node)?;
                     let dir = target
@@ -199,15 +200,29 @@ impl<F: DataFault> DataFaultNemesis<F> {
                             node: node.to_string(),
                             why,
                         })?;
-                    let restored = F::undo(shell.as_ref(), &dir, &done)?;
-                    crate::cluster::lock(down).insert(node.to_string(), Value::Null);
+                    let restored = F::undo(shell.as_ref(), &dir, done)?;
+                    // Only what was put back is forgotten: a node whose data nothing could
+                    // put back stays marked by its fault, so that a later start that fails
+                    // again is still known as the target's answer to it.
+                    if !restored.is_null() {
+                        crate::cluster::lock(down).insert(node.to_string(), Value::Null);
+                    }
                     restored
                 }
                 _ => Value::Null,
             };
-            target.start(node).map_err(|e| NemesisError::NotStarted {
-                node: node.to_string(),
-                why: start_error(&e),
+            start_and_stay(target, node).map_err(|e| match (&done, &restored) {
+                // Down from the fault, on data nothing could put back: the target's own
+                // answer to the fault.
+                (Some(d), Value::Null) if !d.is_null() => NemesisError::NotRecovered {
+                    node: node.to_string(),
+                    fault: F::FAULT_F.to_string(),
+                    why: start_error(&e),
+                },
+                _ => NemesisError::NotStarted {
+                    node: node.to_string(),
+                    why: start_error(&e),
+                },
             })?;
             crate::cluster::lock(down).remove(node);
             Ok(restored)
@@ -289,6 +304,39 @@ impl<F: DataFault> Nemesis for DataFaultNemesis<F> {
             .map(|node| format!("{node} down after {}", F::FAULT_F))
             .collect()
     }
+}
+
+/// How long a target must keep running after a start on changed data for the start to
+/// count: a process may read its data only after its start returned (more so on a busy
+/// machine), and exit on what it read.
+const STAY_UP: Duration = Duration::from_secs(1);
+const STAY_UP_POLL: Duration = Duration::from_millis(100);
+
+/// Starts the target on `node` and watches it for [`STAY_UP`]: a target that exits in
+/// that time refused its data as surely as one whose start failed. A target that cannot
+/// say whether it runs is taken at its start's word.
+fn start_and_stay(target: &dyn TargetControl, node: &str) -> Result<(), NodeError> {
+    target.start(node)?;
+    let until = Instant::now() + STAY_UP;
+    while Instant::now() < until {
+        std::thread::sleep(STAY_UP_POLL);
+        match target.running(node) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(NodeError::Failed {
+                    node: node.to_string(),
+                    command: "start".to_string(),
+                    status: 1,
+                    stderr: format!(
+                        "the target exited within {} s of starting; its log on {node} says why",
+                        STAY_UP.as_secs()
+                    ),
+                })
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// The start's error as one line: a daemon's own words (the end of its log) when it

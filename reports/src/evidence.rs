@@ -6,6 +6,7 @@
 //! walked as JSON, known key names are looked for at any depth, and anything not
 //! understood is still shown raw on the page.
 
+use distest_checkers::{Results, Validity};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -42,6 +43,24 @@ fn is_index_key(key: &str) -> bool {
 /// Bounds on the walk: evidence is untrusted and may be huge or deeply nested.
 const MAX_DEPTH: usize = 32;
 pub const MAX_INDICES: usize = 10_000;
+
+/// The ops the results name, below `history_len`: those in the evidence of every checker
+/// that did not find the history valid, and the first anomaly found while the run went.
+pub fn named_ops(results: &Results, history_len: usize) -> BTreeSet<u64> {
+    results
+        .checkers
+        .values()
+        .filter(|v| v.valid != Validity::Valid)
+        .flat_map(|v| op_indices(&v.evidence, history_len))
+        .chain(
+            results
+                .first_anomaly
+                .as_ref()
+                .map(|a| a.index)
+                .filter(|&i| i < history_len as u64),
+        )
+        .collect()
+}
 
 /// Op indices referenced in `evidence`, below `history_len`.
 pub fn op_indices(evidence: &Value, history_len: usize) -> BTreeSet<u64> {
@@ -313,7 +332,31 @@ pub fn linearizable(evidence: &Value) -> Linearizable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use distest_checkers::Verdict;
     use serde_json::json;
+
+    #[test]
+    fn named_ops_are_the_evidence_of_non_valid_checkers_and_the_first_anomaly() {
+        let mut bad = Verdict::invalid(vec!["stale-read".into()], "x");
+        bad.evidence = json!({"ops": [3, {"index": 5}]});
+        let mut good = Verdict::valid("fine");
+        good.evidence = json!({"ops": [7]});
+        let mut results = Results::from_verdicts(
+            [("a".to_string(), bad), ("b".to_string(), good)]
+                .into_iter()
+                .collect(),
+        );
+        results.first_anomaly = Some(
+            serde_json::from_value(json!({"checker": "a", "index": 9, "time": 1, "text": "t"}))
+                .unwrap(),
+        );
+        assert_eq!(named_ops(&results, 100), BTreeSet::from([3, 5, 9]));
+        assert_eq!(
+            named_ops(&results, 8),
+            BTreeSet::from([3, 5]),
+            "only ops below the length"
+        );
+    }
 
     #[test]
     fn op_indices_come_from_known_keys_at_any_depth_and_not_from_values() {

@@ -275,6 +275,23 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
+    /// The histogram of both: one bucket's latencies added to another's.
+    fn merge(mut self, other: &Histogram) -> Histogram {
+        if other.n == 0 {
+            return self;
+        }
+        if self.n == 0 {
+            return other.clone();
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.n += other.n;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self
+    }
+
     /// Nearest-rank quantile, as [`crate::analysis::quantile`] over the exact values, to
     /// within a slot; the maximum is exact.
     fn quantile(&self, q: f64) -> Option<u64> {
@@ -415,13 +432,11 @@ struct Pass {
     fail: Vec<f64>,
     info: Vec<f64>,
     latency: Vec<Histogram>,
-    all_ok: Histogram,
     points: Vec<Points>,
     rng: u64,
     counts: Vec<[u64; 3]>,
     per_node: BTreeMap<String, [u64; 3]>,
     ops: u64,
-    client_ops: u64,
     completed: u64,
     orphans: u64,
     end_ns: u64,
@@ -457,13 +472,11 @@ impl Pass {
             fail: vec![0.0; buckets.count],
             info: vec![0.0; buckets.count],
             latency: vec![Histogram::default(); buckets.count],
-            all_ok: Histogram::default(),
             points: (0..buckets.count).map(|_| Points::new(budget)).collect(),
             rng: 0x5EED,
             counts: Vec::new(),
             per_node: BTreeMap::new(),
             ops: 0,
-            client_ops: 0,
             completed: 0,
             orphans: 0,
             end_ns: 0,
@@ -511,7 +524,6 @@ impl Pass {
         }
         let kept = Self::in_window(&self.windows, op.index);
         if op.is_invoke() {
-            self.client_ops += 1;
             let f = self.names.id(&op.f);
             if kept {
                 self.kept.push(op.clone());
@@ -546,7 +558,6 @@ impl Pass {
                 }
                 self.ok[f][done] += 1.0;
                 self.latency[invoked].add(latency_ns);
-                self.all_ok.add(latency_ns);
             }
             OpType::Fail => self.fail[done] += 1.0,
             _ => self.info[done] += 1.0,
@@ -616,15 +627,20 @@ impl Pass {
             .iter()
             .fold((0, 0, 0), |(a, b, c), x| (a + x[0], b + x[1], c + x[2]));
         let duration_s = (self.end_ns as f64 / 1e9).max(1e-3);
+        // Every invocation is counted once: completed, superseded or still open at the end.
+        let all_ok = self
+            .latency
+            .iter()
+            .fold(Histogram::default(), Histogram::merge);
         let summary = Summary {
-            ops: self.client_ops,
+            ops: ok_n + fail_n + info_n,
             ok: ok_n,
             fail: fail_n,
             info: info_n,
             duration_s,
             ok_per_s: ok_n as f64 / duration_s,
-            p50_ms: self.all_ok.quantile(0.5).map(ns_to_ms),
-            p99_ms: self.all_ok.quantile(0.99).map(ns_to_ms),
+            p50_ms: all_ok.quantile(0.5).map(ns_to_ms),
+            p99_ms: all_ok.quantile(0.99).map(ns_to_ms),
         };
         let quantiles = LatencyQuantiles {
             buckets,
@@ -711,6 +727,31 @@ mod tests {
             assert!((got - want).abs() / want < 0.02, "q{q}: {got} vs {want}");
         }
         assert_eq!(h.quantile(1.0), exact.last().copied());
+    }
+
+    #[test]
+    fn merged_histograms_are_the_histogram_of_all_values() {
+        let values: Vec<u64> = (1..=5_000u64).map(|i| i * 7919 % 200_003).collect();
+        let mut whole = Histogram::default();
+        let mut parts = vec![Histogram::default(); 7];
+        for (i, &v) in values.iter().enumerate() {
+            whole.add(v);
+            // Some parts stay empty.
+            parts[(i * i) % 5].add(v);
+        }
+        let merged = parts.iter().fold(Histogram::default(), Histogram::merge);
+        assert_eq!(merged.n, whole.n);
+        assert_eq!((merged.min, merged.max), (whole.min, whole.max));
+        assert_eq!(merged.counts, whole.counts);
+        for q in [0.5, 0.99, 1.0] {
+            assert_eq!(merged.quantile(q), whole.quantile(q));
+        }
+        assert_eq!(
+            Histogram::default()
+                .merge(&Histogram::default())
+                .quantile(0.5),
+            None
+        );
     }
 
     #[test]

@@ -19,11 +19,10 @@ use crate::evidence;
 use crate::lamport::Window;
 use crate::light::{self, Light};
 use distest_checkers::net::Journal;
-use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Op, Results, Validity};
+use distest_checkers::{check_all, CheckContext, CheckerSpec, History, Op, Results};
 use distest_rundir::{files, JsonFile, RunDir, TestJson};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Where the verdicts on the page came from.
@@ -143,7 +142,14 @@ impl RunData {
                 None
             }
             Some(path) if light_above_bytes.is_some_and(|above| size_bytes > above) => {
-                match light::read(path, size_bytes, &focus_of(from_file.as_ref())) {
+                match light::read(
+                    path,
+                    size_bytes,
+                    &from_file
+                        .as_ref()
+                        .map(|r| evidence::named_ops(r, usize::MAX))
+                        .unwrap_or_default(),
+                ) {
                     Ok((summary, kept)) => {
                         notes.extend(summary.notes());
                         if kept.is_none() {
@@ -302,21 +308,6 @@ impl RunData {
 
 /// Bound on nodes shown; a real cluster has a handful, a broken file could claim millions.
 pub const MAX_NODES: usize = 64;
-
-/// The ops the results point at: every non-valid checker's evidence and the first
-/// anomaly found online; the light form keeps the ops around them.
-fn focus_of(results: Option<&Results>) -> BTreeSet<u64> {
-    let Some(results) = results else {
-        return BTreeSet::new();
-    };
-    results
-        .checkers
-        .values()
-        .filter(|v| v.valid != Validity::Valid)
-        .flat_map(|v| evidence::op_indices(&v.evidence, usize::MAX))
-        .chain(results.first_anomaly.as_ref().map(|a| a.index))
-        .collect()
-}
 
 /// A JSON file of the run; a broken one becomes a note.
 fn json_or_note(run: &RunDir, name: &str, notes: &mut Vec<String>) -> Option<Value> {

@@ -75,7 +75,10 @@ pub fn run_html(run: &RunData) -> Result<RenderedRun, ReportError> {
     let mut svgs = Vec::new();
     let title = run_title(run);
     let _ = write!(body, "<h1>{}</h1>", esc(&title));
-    let focus = focus_ops(run);
+    let focus = match (&run.results, &run.history) {
+        (Some(results), Some(_)) => evidence::named_ops(results, run.history_len()),
+        _ => BTreeSet::new(),
+    };
     body.push_str(&verdict_block(run));
     if !run.notes.is_empty() {
         // Missing or broken inputs change what the page can say: shown before anything else.
@@ -640,18 +643,6 @@ fn messages_section(
     );
     svgs.push(("messages.svg", svg));
     Some(out)
-}
-
-fn focus_ops(run: &RunData) -> BTreeSet<u64> {
-    let (Some(results), Some(_)) = (&run.results, &run.history) else {
-        return BTreeSet::new();
-    };
-    results
-        .checkers
-        .values()
-        .filter(|v| v.valid != Validity::Valid)
-        .flat_map(|v| evidence::op_indices(&v.evidence, run.history_len()))
-        .collect()
 }
 
 fn anomalies_section(run: &RunData, history: Option<&History>) -> String {

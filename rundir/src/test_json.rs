@@ -49,7 +49,9 @@ pub struct TestJson {
     pub leave_running: bool,
     /// End the main phase at the first anomaly found online (`--stop-on-anomaly`).
     pub stop_on_anomaly: bool,
-    /// The checkers that judge the history (`distest check RUN_DIR` reruns these).
+    /// The checkers that judge the history (`distest check RUN_DIR` reruns these). A
+    /// Maelstrom run's `net` verdict is not among them: it judges the message journal, not
+    /// the history, and both `run` and `check` add it whenever the run has a journal.
     pub checkers: Vec<CheckerSpec>,
     /// RFC 3339, the control node's wall clock when the run began.
     pub started_at: String,

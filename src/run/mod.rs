@@ -41,6 +41,7 @@ use distest_nemeses::NodeShell;
 use distest_rundir::{files, RunDir, Store};
 use distest_workloads::{Workload, WorkloadOptions};
 use recorder::Recorder;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -248,6 +249,15 @@ pub fn execute(
                 log.line(&never);
                 results.mark_failed(never);
             }
+            if !outcome.unrecovered.is_empty() {
+                for sentence in outcome.unrecovered.values() {
+                    log.line(&format!("not recovered: {sentence}"));
+                }
+                results.add_verdict(
+                    distest_checkers::RECOVERY,
+                    recovery_verdict(&outcome.unrecovered),
+                );
+            }
             if !outcome.heal_errors.is_empty() {
                 results.mark_failed(format!(
                     "healing failed on some nodes ({}); run `distest env down` to clean up",
@@ -285,6 +295,27 @@ fn never_applied_faults(
     .iter()
     .map(|n| n.sentence())
     .collect())
+}
+
+/// The `recovery` verdict: nodes that did not start again on the data a fault left them
+/// (what they had fsynced) — invalid, as a node that cannot survive a power failure is.
+fn recovery_verdict(unrecovered: &BTreeMap<String, String>) -> distest_checkers::Verdict {
+    let nodes: Vec<&str> = unrecovered.keys().map(String::as_str).collect();
+    let mut verdict = distest_checkers::Verdict::invalid(
+        vec!["node-not-recovered".to_string()],
+        format!(
+            "{} did not start again on what {} fsynced after a disk fault.",
+            nodes.join(", "),
+            if nodes.len() == 1 {
+                "it had"
+            } else {
+                "they had"
+            }
+        ),
+    );
+    verdict.explanation = unrecovered.values().cloned().collect::<Vec<_>>().join("\n");
+    verdict.evidence = serde_json::json!(unrecovered);
+    verdict
 }
 
 /// The run's checkers by name, comma separated.
@@ -404,11 +435,26 @@ fn nemesis_ctx(cfg: &RunConfig, provisioned: &Provisioned) -> distest_nemeses::N
 }
 
 /// What the fault side of phases 2 and 3 did: every fault op's completion `(f, error)`,
-/// and the errors of the final heal.
+/// the errors of the final heal, and the target's own answers to faults that the run
+/// judges (a node that did not start again on what it had fsynced).
 #[derive(Default)]
 pub struct NemesisOutcome {
     pub completions: Vec<(String, Option<String>)>,
     pub heal_errors: Vec<String>,
+    /// Nodes that did not start again on what they had fsynced, each once with the
+    /// first sentence said of it.
+    pub unrecovered: BTreeMap<String, String>,
+}
+
+impl NemesisOutcome {
+    /// Keeps the nodes a fault op's error says did not start again.
+    fn note_finding<T>(&mut self, result: &Result<T, distest_nemeses::NemesisError>) {
+        if let Err(e) = result {
+            for (node, sentence) in e.unrecovered() {
+                self.unrecovered.entry(node.to_string()).or_insert(sentence);
+            }
+        }
+    }
 }
 
 /// Phases 2 and 3 on a tokio runtime.
@@ -531,8 +577,8 @@ fn main_phases(
     progress.phase(Phase::Heal.as_str());
     let outcome = match nemesis_thread {
         Some(handle) => handle.join().unwrap_or_else(|_| NemesisOutcome {
-            completions: Vec::new(),
             heal_errors: vec!["the nemesis thread panicked".into()],
+            ..NemesisOutcome::default()
         }),
         None => NemesisOutcome::default(),
     };

@@ -74,6 +74,7 @@ impl NemesisThread {
         let invoked = record_fault_invoke(&self.recorder, op);
         let result = self.nemesis.invoke(op);
         let retry = matches!(result, Err(NemesisError::NoPrimaries { .. }));
+        outcome.note_finding(&result);
         outcome
             .completions
             .push((op.f.clone(), result.as_ref().err().map(ToString::to_string)));
@@ -107,8 +108,9 @@ impl NemesisThread {
         // land after the effect; what matters to readers of the history — a fault ends
         // no later than its stop op's completion — still holds.
         for (op, result) in self.nemesis.heal() {
-            if let Err(e) = &result {
-                outcome.heal_errors.push(e.to_string());
+            match &result {
+                Err(e) if !e.is_finding() => outcome.heal_errors.push(e.to_string()),
+                _ => outcome.note_finding(&result),
             }
             outcome
                 .completions

@@ -33,6 +33,9 @@ macro_rules! delegate_process_faults {
         fn data_dir(&self, node: &str) -> Result<distest_nemeses::DataDir, String> {
             self.daemon.data_dir(node)
         }
+        fn running(&self, node: &str) -> Result<bool, distest_nemeses::NodeError> {
+            self.daemon.running(node)
+        }
     };
 }
 pub(crate) use delegate_process_faults;
@@ -260,6 +263,12 @@ impl ManagedDaemon {
 
     pub fn start(&self, node: &str) -> Result<(), NodeError> {
         self.start_index(self.index_of(node)?)
+    }
+
+    /// Whether the daemon on `node` runs (its pid file names a live process).
+    pub fn running(&self, node: &str) -> Result<bool, NodeError> {
+        let i = self.index_of(node)?;
+        self.nodes[i].daemon_running(&self.paths(i).pid_file)
     }
 
     pub fn pause(&self, node: &str) -> Result<(), NodeError> {

@@ -1,8 +1,10 @@
 //! The target file: what a user writes to describe their system (`target.toml`), parsed
 //! and checked completely before anything is provisioned.
 //!
-//! Every mistake is reported as one sentence naming the file, line and column: a TOML
-//! syntax error, a key distest does not know (typos must not be ignored: a misspelt
+//! Every mistake is reported as one sentence naming the file, line and column, and all
+//! the mistakes of a file at once: first every unknown key, else every other mistake
+//! (only a TOML syntax error or a value of the wrong type stops at the first). Mistakes
+//! include a TOML syntax error, a key distest does not know (typos must not be ignored: a misspelt
 //! `ready` would silently start clients against a system that is not up), a template
 //! name that does not exist or has no value where it is used, a missing command. The
 //! format is documented in `docs/targets.md`; its names are a contract with users.
@@ -39,6 +41,52 @@ pub enum FileError {
         column: usize,
         message: String,
     },
+    #[error("{path} has {} mistakes:{}", .problems.len(), listed(.problems))]
+    Several {
+        path: String,
+        /// Each an `At`, in the order of the file.
+        problems: Vec<FileError>,
+    },
+}
+
+impl FileError {
+    /// One error for the mistakes of the file at `path`, in the order of the file.
+    fn of(mut problems: Vec<FileError>, path: &str) -> FileError {
+        problems.sort_by_key(|p| match p {
+            FileError::At { line, column, .. } => (*line, *column),
+            _ => (0, 0),
+        });
+        match problems.len() {
+            0 => FileError::At {
+                path: path.to_string(),
+                line: 1,
+                column: 1,
+                message: "this is not a complete target file; see docs/targets.md for the format"
+                    .to_string(),
+            },
+            1 => problems.remove(0),
+            _ => FileError::Several {
+                path: path.to_string(),
+                problems,
+            },
+        }
+    }
+}
+
+/// The mistakes of a file, one per line, each without the file's name said again.
+fn listed(problems: &[FileError]) -> String {
+    problems
+        .iter()
+        .map(|p| match p {
+            FileError::At {
+                line,
+                column,
+                message,
+                ..
+            } => format!("\n  line {line}, column {column}: {message}"),
+            other => format!("\n  {other}"),
+        })
+        .collect()
 }
 
 /// A position in the file, 1-based, for messages about things found later (a setting a
@@ -246,7 +294,9 @@ pub fn load(path: &Path) -> Result<TargetFile, FileError> {
 }
 
 /// Parses and checks a target file's text; `path` names it in messages, `dir` is its
-/// folder.
+/// folder. Every mistake the file has is reported at once, in the order of the file: a
+/// user fixing one line at a time and re-running would otherwise meet them one by one.
+/// Only a TOML syntax error, or a value of the wrong type, stops the reading at the first.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<TargetFile, FileError> {
     let mut p = Parser {
         src: Source {
@@ -254,7 +304,13 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<TargetFile, FileErro
             text,
         },
         uses: Vec::new(),
+        problems: Vec::new(),
     };
+    // Unknown keys first, all of them: serde stops at the first.
+    p.problems = unknown_keys(&p.src);
+    if !p.problems.is_empty() {
+        return Err(FileError::of(p.problems, &p.src.path));
+    }
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         p.src.error_at(offset, toml_message(e.message()))
@@ -264,114 +320,229 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<TargetFile, FileErro
             0,
             "the file has no `name`; add one at the top, e.g. name = \"my-system\"",
         )
-    })?;
-    p.name(name, "the target's name")?;
-    let packages = p.packages(&raw.packages)?;
-    let workloads = p.workloads(raw.workloads.as_ref())?;
-    let daemons = p.daemons(&raw.daemon)?;
+    });
+    let name = p
+        .keep(name)
+        .and_then(|n| p.keep(p.name(n, "the target's name")).map(|()| n));
+    let packages = p.packages(&raw.packages);
+    let workloads = p.workloads(raw.workloads.as_ref());
+    let daemons = p.daemons(&raw.daemon);
     let (node_setup, node_wipe) = match &raw.node {
         Some(n) => (
-            p.optional(&n.setup, "[node] setup")?,
-            p.optional(&n.wipe, "[node] wipe")?,
+            p.optional(&n.setup, "[node] setup"),
+            p.optional(&n.wipe, "[node] wipe"),
         ),
         None => (None, None),
     };
     let (cluster_setup, primaries) = match &raw.cluster {
         Some(c) => (
-            p.optional(&c.setup, "[cluster] setup")?,
-            p.optional(&c.primaries, "[cluster] primaries")?,
+            p.optional(&c.setup, "[cluster] setup"),
+            p.optional(&c.primaries, "[cluster] primaries"),
         ),
         None => (None, None),
     };
-    let client = raw.client.as_ref().ok_or_else(|| {
-        p.src.error_at(
-            text.len(),
-            "the file has no [client] table; add one with command = \"...\" (the program distest runs once per worker to speak the client protocol)",
-        )
-    })?;
-    let command = client.get_ref().command.as_ref().ok_or_else(|| {
-        p.src.error(
-            &client.span(),
-            "[client] has no `command`; add the program distest runs once per worker, e.g. command = \"python3 client.py\"",
-        )
-    })?;
-    let client_command = p.template(command, Scope::ControlNode, "[client] command")?;
-    let membership = match &raw.membership {
-        None => None,
-        Some(table) => {
-            let m = table.get_ref();
-            match (p.optional(&m.add, "[membership] add")?, p.optional(&m.remove, "[membership] remove")?) {
-                (Some(add), Some(remove)) => Some(Membership { add, remove }),
-                _ => {
-                    return Err(p.src.error(
+    let client_command = p.client(raw.client.as_ref());
+    let membership = raw.membership.as_ref().and_then(|table| {
+        let m = table.get_ref();
+        match (
+            p.optional(&m.add, "[membership] add"),
+            p.optional(&m.remove, "[membership] remove"),
+        ) {
+            (Some(add), Some(remove)) => Some(Membership { add, remove }),
+            (add, remove) => {
+                // A half table is a mistake of its own, unless the half given was already
+                // reported as bad.
+                if m.add.is_some() == add.is_some() && m.remove.is_some() == remove.is_some() {
+                    p.problems.push(p.src.error(
                         &table.span(),
                         "[membership] needs both `add` and `remove` (a node removed must be added back at the heal); give both or leave the table out",
-                    ))
+                    ));
                 }
+                None
             }
         }
-    };
-    Ok(TargetFile {
-        path: path.to_path_buf(),
-        dir: dir.to_path_buf(),
-        name: name.get_ref().clone(),
-        packages,
-        workloads,
-        daemons,
-        node_setup,
-        node_wipe,
-        cluster_setup,
-        primaries,
-        client_command,
-        membership,
-        uses: p.uses,
-    })
+    });
+    match (name, client_command) {
+        (Some(name), Some(client_command)) if p.problems.is_empty() => Ok(TargetFile {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            name: name.get_ref().clone(),
+            packages,
+            workloads,
+            daemons,
+            node_setup,
+            node_wipe,
+            cluster_setup,
+            primaries,
+            client_command,
+            membership,
+            uses: p.uses,
+        }),
+        _ => Err(FileError::of(p.problems, &p.src.path)),
+    }
 }
 
-/// Checks the parts of a file, collecting every template use on the way.
+/// The keys each table of the file knows, as `RawFile` and its parts declare them.
+const ROOT_KEYS: &[&str] = &[
+    "name",
+    "packages",
+    "workloads",
+    "daemon",
+    "node",
+    "cluster",
+    "client",
+    "membership",
+];
+const DAEMON_KEYS: &[&str] = &[
+    "name",
+    "start",
+    "ready",
+    "ready_tcp",
+    "ready_timeout_s",
+    "log_files",
+];
+const NODE_KEYS: &[&str] = &["setup", "wipe"];
+const CLUSTER_KEYS: &[&str] = &["setup", "primaries"];
+const CLIENT_KEYS: &[&str] = &["command"];
+const MEMBERSHIP_KEYS: &[&str] = &["add", "remove"];
+
+/// Every key of the file that distest does not know, each named at its line. A file that
+/// is not TOML gives none here: the TOML parser names its first syntax error after.
+fn unknown_keys(src: &Source) -> Vec<FileError> {
+    let Ok(doc) = toml_edit::ImDocument::parse(src.text) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let root = doc.as_table();
+    unknown_in(src, root, ROOT_KEYS, &mut found);
+    for (name, known) in [
+        ("node", NODE_KEYS),
+        ("cluster", CLUSTER_KEYS),
+        ("client", CLIENT_KEYS),
+        ("membership", MEMBERSHIP_KEYS),
+    ] {
+        if let Some(table) = root.get(name).and_then(|t| t.as_table_like()) {
+            unknown_in(src, table, known, &mut found);
+        }
+    }
+    match root.get("daemon") {
+        Some(toml_edit::Item::ArrayOfTables(daemons)) => {
+            for d in daemons.iter() {
+                unknown_in(src, d, DAEMON_KEYS, &mut found);
+            }
+        }
+        Some(toml_edit::Item::Value(toml_edit::Value::Array(daemons))) => {
+            for d in daemons.iter().filter_map(|d| d.as_inline_table()) {
+                unknown_in(src, d, DAEMON_KEYS, &mut found);
+            }
+        }
+        _ => {}
+    }
+    found
+}
+
+/// The keys of `table` that are not `known`, in the words serde would use, with the
+/// nearest known key when one is a likely typo.
+fn unknown_in(
+    src: &Source,
+    table: &dyn toml_edit::TableLike,
+    known: &[&str],
+    found: &mut Vec<FileError>,
+) {
+    for (key, _) in table.iter() {
+        if known.contains(&key) {
+            continue;
+        }
+        let offset = table
+            .key(key)
+            .and_then(|k| k.span())
+            .map_or(0, |span| span.start);
+        let expected = known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hint = match known
+            .iter()
+            .map(|k| (edit_distance(key, k), *k))
+            .min()
+            .filter(|(d, _)| *d <= 2)
+        {
+            Some((_, k)) => format!("did you mean `{k}`? fix the key's spelling or remove it"),
+            None => "fix the key's spelling or remove it".to_string(),
+        };
+        found.push(src.error_at(
+            offset,
+            format!("unknown field `{key}`, expected one of {expected}; {hint} (docs/targets.md lists every key)"),
+        ));
+    }
+}
+
+/// Levenshtein distance, for suggesting the key a typo meant (keys are a few bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Checks the parts of a file, collecting every template use and every mistake on the way.
 struct Parser<'a> {
     src: Source<'a>,
     uses: Vec<(Var, Position)>,
+    /// The mistakes found so far; the file is refused if there is any.
+    problems: Vec<FileError>,
 }
 
 impl Parser<'_> {
+    /// The value of a check, or `None` with its mistake kept for the report.
+    fn keep<T>(&mut self, checked: Result<T, FileError>) -> Option<T> {
+        checked.map_err(|e| self.problems.push(e)).ok()
+    }
+
     /// Parses one template string of the file, naming the position of a bad template.
-    fn template(
-        &mut self,
-        s: &Spanned<String>,
-        scope: Scope,
-        what: &str,
-    ) -> Result<Located, FileError> {
+    fn template(&mut self, s: &Spanned<String>, scope: Scope, what: &str) -> Option<Located> {
         let src = &self.src;
         let span = s.span();
-        let template =
-            Template::parse(s.get_ref(), scope).map_err(|TemplateError { offset, message }| {
-                src.error_at(src.offset_in_string(&span, s.get_ref(), offset), message)
-            })?;
+        let template = match Template::parse(s.get_ref(), scope) {
+            Ok(t) => t,
+            Err(TemplateError { offset, message }) => {
+                let e = src.error_at(src.offset_in_string(&span, s.get_ref(), offset), message);
+                self.problems.push(e);
+                return None;
+            }
+        };
         if template.is_blank() {
-            return Err(src.error(
+            let e = src.error(
                 &span,
                 format!("{what} is empty; give a command or leave the key out"),
-            ));
+            );
+            self.problems.push(e);
+            return None;
         }
         for (var, offset) in template.vars() {
             let at = src.position(src.offset_in_string(&span, s.get_ref(), offset));
             self.uses.push((var.clone(), at));
         }
-        Ok(Located {
+        Some(Located {
             template,
             at: src.position(span.start),
         })
     }
 
-    fn optional(
-        &mut self,
-        s: &Option<Spanned<String>>,
-        what: &str,
-    ) -> Result<Option<Located>, FileError> {
-        s.as_ref()
-            .map(|s| self.template(s, Scope::Node, what))
-            .transpose()
+    /// An optional per-node template: `None` when it is absent or has a mistake (kept).
+    fn optional(&mut self, s: &Option<Spanned<String>>, what: &str) -> Option<Located> {
+        s.as_ref().and_then(|s| self.template(s, Scope::Node, what))
     }
 
     fn name(&self, name: &Spanned<String>, what: &str) -> Result<(), FileError> {
@@ -395,106 +566,122 @@ impl Parser<'_> {
         }
     }
 
-    fn packages(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, FileError> {
-        raw.iter()
-            .map(|p| {
-                if crate::nodes::packages::valid_package_name(p.get_ref()) {
-                    Ok(p.get_ref().clone())
-                } else {
-                    Err(self.src.error(
-                        &p.span(),
-                        format!(
-                            "{:?} is not a Debian package name; `packages` lists packages as apt-get knows them (lowercase letters, digits, + - .)",
-                            p.get_ref()
-                        ),
-                    ))
-                }
-            })
-            .collect()
+    fn packages(&mut self, raw: &[Spanned<String>]) -> Vec<String> {
+        let mut packages = Vec::new();
+        for p in raw {
+            if crate::nodes::packages::valid_package_name(p.get_ref()) {
+                packages.push(p.get_ref().clone());
+            } else {
+                let e = self.src.error(
+                    &p.span(),
+                    format!(
+                        "{:?} is not a Debian package name; `packages` lists packages as apt-get knows them (lowercase letters, digits, + - .)",
+                        p.get_ref()
+                    ),
+                );
+                self.problems.push(e);
+            }
+        }
+        packages
     }
 
-    fn workloads(
-        &self,
-        raw: Option<&Spanned<Vec<Spanned<String>>>>,
-    ) -> Result<Vec<String>, FileError> {
+    fn workloads(&mut self, raw: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
         let known = file_workloads().join(", ");
-        let raw = raw.ok_or_else(|| {
-            self.src.error_at(
+        let Some(raw) = raw else {
+            let e = self.src.error_at(
                 0,
                 format!("the file has no `workloads`; list what the client speaks, e.g. workloads = [\"register\"] (known: {known})"),
-            )
-        })?;
+            );
+            self.problems.push(e);
+            return Vec::new();
+        };
         if raw.get_ref().is_empty() {
-            return Err(self.src.error(
+            let e = self.src.error(
                 &raw.span(),
                 format!("`workloads` is empty; list what the client speaks (known: {known})"),
-            ));
+            );
+            self.problems.push(e);
         }
         let mut workloads: Vec<String> = Vec::new();
         for w in raw.get_ref() {
-            if !file_workloads().contains(&w.get_ref().as_str()) {
-                return Err(self.src.error(
-                    &w.span(),
-                    format!(
-                        "unknown workload {:?}; the workloads are {known}",
-                        w.get_ref()
-                    ),
-                ));
-            }
-            if workloads.contains(w.get_ref()) {
-                return Err(self.src.error(
-                    &w.span(),
-                    format!("workload {:?} is listed twice; list it once", w.get_ref()),
-                ));
-            }
-            workloads.push(w.get_ref().clone());
+            let message = if !file_workloads().contains(&w.get_ref().as_str()) {
+                format!(
+                    "unknown workload {:?}; the workloads are {known}",
+                    w.get_ref()
+                )
+            } else if workloads.contains(w.get_ref()) {
+                format!("workload {:?} is listed twice; list it once", w.get_ref())
+            } else {
+                workloads.push(w.get_ref().clone());
+                continue;
+            };
+            let e = self.src.error(&w.span(), message);
+            self.problems.push(e);
         }
-        Ok(workloads)
+        workloads
     }
 
-    fn daemons(&mut self, raw: &[Spanned<RawDaemon>]) -> Result<Vec<DaemonDef>, FileError> {
+    fn daemons(&mut self, raw: &[Spanned<RawDaemon>]) -> Vec<DaemonDef> {
         if raw.is_empty() {
-            return Err(self.src.error_at(
+            let e = self.src.error_at(
                 self.src.text.len(),
                 "the file has no [[daemon]]; add one per process to run on every node, with name = \"...\" and start = \"...\"",
-            ));
+            );
+            self.problems.push(e);
         }
         let mut daemons: Vec<DaemonDef> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
         for d in raw {
             let table = d.span();
             let d = d.get_ref();
-            let name = d.name.as_ref().ok_or_else(|| {
-                self.src.error(
-                    &table,
-                    "this [[daemon]] has no `name`; add name = \"...\" (it names the daemon's log and pid files)",
-                )
-            })?;
-            self.name(name, "a daemon's name")?;
-            if daemons.iter().any(|x| &x.name == name.get_ref()) {
-                return Err(self.src.error(
-                    &name.span(),
-                    format!(
-                        "two [[daemon]] tables are named {:?}; give each its own name",
-                        name.get_ref()
-                    ),
-                ));
+            let name = match &d.name {
+                None => {
+                    let e = self.src.error(
+                        &table,
+                        "this [[daemon]] has no `name`; add name = \"...\" (it names the daemon's log and pid files)",
+                    );
+                    self.problems.push(e);
+                    None
+                }
+                Some(name) => {
+                    let checked = self.name(name, "a daemon's name");
+                    self.keep(checked).map(|()| name)
+                }
+            };
+            if let Some(name) = name {
+                if names.contains(&name.get_ref().as_str()) {
+                    let e = self.src.error(
+                        &name.span(),
+                        format!(
+                            "two [[daemon]] tables are named {:?}; give each its own name",
+                            name.get_ref()
+                        ),
+                    );
+                    self.problems.push(e);
+                }
+                names.push(name.get_ref());
             }
-            let start = d.start.as_ref().ok_or_else(|| {
-                self.src.error(
-                    &table,
-                    format!(
-                        "[[daemon]] {:?} has no `start`; add the command that runs it in the foreground",
-                        name.get_ref()
-                    ),
-                )
-            })?;
-            let start = self.template(start, Scope::Node, "`start`")?;
-            let ready = self.optional(&d.ready, "`ready`")?;
+            let called = name.map_or_else(|| "this".to_string(), |n| format!("{:?}", n.get_ref()));
+            let start = match &d.start {
+                Some(start) => self.template(start, Scope::Node, "`start`"),
+                None => {
+                    let e = self.src.error(
+                        &table,
+                        format!(
+                            "[[daemon]] {called} has no `start`; add the command that runs it in the foreground"
+                        ),
+                    );
+                    self.problems.push(e);
+                    None
+                }
+            };
+            let ready = self.optional(&d.ready, "`ready`");
             if let Some(port) = d.ready_tcp.as_ref().filter(|p| *p.get_ref() == 0) {
-                return Err(self.src.error(
+                let e = self.src.error(
                     &port.span(),
                     "`ready_tcp` is 0; give the TCP port the daemon listens on",
-                ));
+                );
+                self.problems.push(e);
             }
             let ready_timeout = match &d.ready_timeout_s {
                 None => DEFAULT_READY_TIMEOUT,
@@ -502,30 +689,55 @@ impl Parser<'_> {
                     Duration::from_secs_f64(*t.get_ref())
                 }
                 Some(t) => {
-                    return Err(self.src.error(
+                    let e = self.src.error(
                         &t.span(),
                         format!(
                             "`ready_timeout_s` is {}; give a number of seconds above 0 and at most {MAX_READY_TIMEOUT_S}",
                             t.get_ref()
                         ),
-                    ))
+                    );
+                    self.problems.push(e);
+                    DEFAULT_READY_TIMEOUT
                 }
             };
-            let log_files = d
+            let log_files: Vec<Located> = d
                 .log_files
                 .iter()
-                .map(|f| self.template(f, Scope::Node, "a `log_files` entry"))
-                .collect::<Result<Vec<_>, _>>()?;
-            daemons.push(DaemonDef {
-                name: name.get_ref().clone(),
-                start,
-                ready,
-                ready_tcp: d.ready_tcp.as_ref().map(|p| *p.get_ref()),
-                ready_timeout,
-                log_files,
-            });
+                .filter_map(|f| self.template(f, Scope::Node, "a `log_files` entry"))
+                .collect();
+            if let (Some(name), Some(start)) = (name, start) {
+                daemons.push(DaemonDef {
+                    name: name.get_ref().clone(),
+                    start,
+                    ready,
+                    ready_tcp: d.ready_tcp.as_ref().map(|p| *p.get_ref()),
+                    ready_timeout,
+                    log_files,
+                });
+            }
         }
-        Ok(daemons)
+        daemons
+    }
+
+    /// `[client] command`, the one required template run on the control node.
+    fn client(&mut self, client: Option<&Spanned<RawClient>>) -> Option<Located> {
+        let Some(client) = client else {
+            let e = self.src.error_at(
+                self.src.text.len(),
+                "the file has no [client] table; add one with command = \"...\" (the program distest runs once per worker to speak the client protocol)",
+            );
+            self.problems.push(e);
+            return None;
+        };
+        let Some(command) = client.get_ref().command.as_ref() else {
+            let e = self.src.error(
+                &client.span(),
+                "[client] has no `command`; add the program distest runs once per worker, e.g. command = \"python3 client.py\"",
+            );
+            self.problems.push(e);
+            return None;
+        };
+        self.template(command, Scope::ControlNode, "[client] command")
     }
 }
 
@@ -549,14 +761,21 @@ fn toml_message(message: &str) -> String {
 }
 
 impl TargetFile {
-    /// Checks that every `{set.KEY}` the file uses has a value in `settings`, naming the
-    /// line of the first that does not.
+    /// Checks that every `{set.KEY}` the file uses has a value in `settings`, naming
+    /// each key that has none at the line of its first use.
     pub fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), FileError> {
+        let path = self.path.display().to_string();
+        let mut missing: Vec<&str> = Vec::new();
+        let mut problems = Vec::new();
         for (var, at) in &self.uses {
-            if let Var::Set(key) = var {
-                if !settings.contains_key(key) {
-                    return Err(FileError::At {
-                        path: self.path.display().to_string(),
+            match var {
+                // Each missing key once, at its first use.
+                Var::Set(key)
+                    if !settings.contains_key(key) && !missing.contains(&key.as_str()) =>
+                {
+                    missing.push(key);
+                    problems.push(FileError::At {
+                        path: path.clone(),
                         line: at.line,
                         column: at.column,
                         message: format!(
@@ -564,9 +783,13 @@ impl TargetFile {
                         ),
                     });
                 }
+                _ => {}
             }
         }
-        Ok(())
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(FileError::of(problems, &path)),
+        }
     }
 
     /// The settings the file's templates use.
@@ -758,6 +981,105 @@ command = "python3 client.py --primary {primary_ip}"
     }
 
     #[test]
+    fn every_mistake_of_a_file_is_named_at_once_in_file_order() {
+        // Three unknown keys in three tables: all named, each with its line and the key it
+        // likely meant.
+        let text = GOOD
+            .replace("ready_tcp = 26379", "ready_tpc = 26379")
+            .replace("[client]\n", "[client]\nenv = 1\n")
+            .replace("[node]\n", "[node]\nsetpu = \"x\"\n");
+        let FileError::Several { path, problems } = parse_str(&text).unwrap_err() else {
+            panic!("expected several mistakes");
+        };
+        assert_eq!(path, "t/target.toml");
+        let at: Vec<(usize, usize)> = problems
+            .iter()
+            .map(|p| match p {
+                FileError::At { line, column, .. } => (*line, *column),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(at, [(15, 1), (19, 1), (26, 1)]);
+        let shown = FileError::Several {
+            path: path.clone(),
+            problems: problems.clone(),
+        }
+        .to_string();
+        assert!(
+            shown.starts_with(
+                "t/target.toml has 3 mistakes:\n  line 15, column 1: unknown field `ready_tpc`"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("did you mean `ready_tcp`?"), "{shown}");
+        assert!(shown.contains("did you mean `setup`?"), "{shown}");
+        assert!(
+            shown.contains("unknown field `env`, expected one of `command`; fix"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 4, "{shown}");
+
+        // Mistakes the checks find, in different parts: a bad name, an unknown workload,
+        // an unknown template, a bad port, a missing client command.
+        let text = GOOD
+            .replace("name = \"redis-sentinel\"", "name = \"Redis\"")
+            .replace("\"register\", \"set\"", "\"register\", \"bank\"")
+            .replace("--dir {data_dir}", "--dir {datadir}")
+            .replace("ready_tcp = 26379", "ready_tcp = 0")
+            .replace("command = \"python3 client.py --primary {primary_ip}\"", "");
+        let FileError::Several { problems, .. } = parse_str(&text).unwrap_err() else {
+            panic!("expected several mistakes");
+        };
+        let messages: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let expected = [
+            "cannot be used",
+            "unknown workload \"bank\"",
+            "unknown template {datadir}",
+            "`ready_tcp` is 0",
+            "[client] has no `command`",
+        ];
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (m, e) in messages.iter().zip(expected) {
+            assert!(m.contains(e), "{m} should say {e}");
+        }
+    }
+
+    #[test]
+    fn inline_tables_are_checked_for_unknown_keys_too() {
+        let text = "name = \"t\"\nworkloads = [\"register\"]\ndaemon = [{ name = \"d\", start = \"x\", redy = \"y\" }]\nclient = { command = \"c\", comand = \"x\" }\n";
+        let FileError::Several { problems, .. } = parse_str(text).unwrap_err() else {
+            panic!("expected two mistakes");
+        };
+        let messages: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert!(
+            messages[0].starts_with("t/target.toml line 3, column 38: unknown field `redy`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[0].contains("did you mean `ready`?"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].starts_with("t/target.toml line 4, column 27: unknown field `comand`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].contains("did you mean `command`?"),
+            "{messages:#?}"
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("ready_tpc", "ready_tcp"), 2);
+        assert_eq!(edit_distance("comand", "command"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+        assert_eq!(edit_distance("env", "command"), 6);
+    }
+
+    #[test]
     fn top_level_mistakes_are_named() {
         let (_, _, message) =
             error_of(&GOOD.replace("\"register\", \"set\"", "\"register\", \"bank\""));
@@ -818,6 +1140,22 @@ command = "python3 client.py --primary {primary_ip}"
         );
         let settings = BTreeMap::from([("master".to_string(), "mymaster".to_string())]);
         t.check_settings(&settings).unwrap();
+        // Every missing key is named, each once, at its first use.
+        let text = GOOD.replace(
+            "--primary {primary_ip}",
+            "--primary {primary_ip} --a {set.a} --b {set.master} {set.a}",
+        );
+        let t = parse_str(&text).unwrap();
+        let err = t.check_settings(&BTreeMap::new()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t/target.toml has 2 mistakes:\n  line 22, column 66: {set.master}"),
+            "{err}"
+        );
+        assert!(
+            err.contains("\n  line 25, column 57: {set.a} is used but no --set a=VALUE"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 3, "{err}");
     }
 
     #[test]

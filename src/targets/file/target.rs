@@ -701,6 +701,16 @@ impl TargetControl for FileTarget {
         self.each_daemon(true, |d| d.pause(node))
     }
 
+    /// Whether every daemon of the file runs on `node`.
+    fn running(&self, node: &str) -> Result<bool, NodeError> {
+        for daemon in &self.daemons {
+            if !daemon.running(node)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn resume(&self, node: &str) -> Result<(), NodeError> {
         self.each_daemon(false, |d| d.resume(node))
     }
