@@ -216,6 +216,16 @@ impl History {
         Self::build(ops)
     }
 
+    /// For ops their reader numbered densely from 0 as it collected them: validates
+    /// without a first pass over the indices (a pass over a long history's memory).
+    pub(crate) fn numbered(ops: Vec<Op>) -> Result<History, HistoryError> {
+        debug_assert!(
+            ops.iter().enumerate().all(|(i, op)| op.index == i as u64),
+            "the reader numbers its ops densely from 0"
+        );
+        Self::build(ops)
+    }
+
     /// For imported histories: keeps the order, renumbers `index` densely from 0, validates.
     pub fn reindexed(mut ops: Vec<Op>) -> Result<History, HistoryError> {
         for (i, op) in ops.iter_mut().enumerate() {
