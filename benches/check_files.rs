@@ -8,7 +8,7 @@
 //! `distest` binary given as `DT_BENCH_BEFORE=/path/to/distest` (e.g. main's), timed on
 //! the same files. Sizes: `DT_BENCH_MB` (default 32, the 200k-op file) and, for
 //! the bounded-memory figure, `DT_BENCH_BIG_GB` (e.g. 10: a keyed history that size,
-//! checked with `--stream`; off by default).
+//! checked with `--stream` by both binaries; off by default).
 
 #[path = "support/distest_check.rs"]
 mod distest_check;
@@ -110,25 +110,29 @@ fn main() {
         let file = TempFile(tmp.join(format!("dt-bench-check-big-{}.jsonl", std::process::id())));
         kv_history::write(&file.0, gb << 30, None);
         let size_mb = std::fs::metadata(&file.0).unwrap().len() as f64 / (1 << 20) as f64;
-        let t = check(
-            &ours,
-            &file.0,
-            &[
-                "--checker",
-                "linearizable,stats",
-                "--model",
-                "kv",
-                "--stream",
-            ],
-        );
-        println!(
-            "big jsonl {size_mb:.0} MB, --stream linearizable kv + stats: {:.1} s, {:.0} MB/s wall, {:.0} MB per CPU-second, peak RSS {:.0} MB, exit {}",
-            t.secs,
-            size_mb / t.secs,
-            size_mb / t.cpu_secs,
-            t.rss_mb,
-            t.code
-        );
-        print!("{}", t.stdout);
+        let mut binaries = vec![("this", ours.clone())];
+        binaries.extend(before.clone().map(|b| ("before", b)));
+        for (which, binary) in binaries {
+            let t = check(
+                &binary,
+                &file.0,
+                &[
+                    "--checker",
+                    "linearizable,stats",
+                    "--model",
+                    "kv",
+                    "--stream",
+                ],
+            );
+            println!(
+                "big jsonl {size_mb:.0} MB, --stream linearizable kv + stats, {which:<6}: {:.1} s, {:.0} MB/s wall, {:.0} MB per CPU-second, peak RSS {:.0} MB, exit {}",
+                t.secs,
+                size_mb / t.secs,
+                size_mb / t.cpu_secs,
+                t.rss_mb,
+                t.code
+            );
+            print!("{}", t.stdout);
+        }
     }
 }

@@ -32,14 +32,23 @@ pub enum HistoryError {
     },
     #[error("op {index}: process {process} completed an op it never invoked")]
     CompletionWithoutInvoke { index: u64, process: Process },
-    #[error("op {index}: process {process} was reused after its op {crashed} ended as info; after an indeterminate op a client must continue under a fresh process id")]
+    #[error("op {index}: process {process} was reused after {} ended as info; after an indeterminate op a client must continue under a fresh process id", crashed_op(.crashed))]
     ReusedAfterInfo {
         index: u64,
         process: Process,
-        crashed: u64,
+        /// The op that ended as info, when known: [`Pairing`] remembers only which
+        /// processes crashed (a bit each); [`History`] looks the op up.
+        crashed: Option<u64>,
     },
     #[error("op at position {position} has index {index}; distest writes dense indices from 0, so this history.jsonl was edited or cut in the middle: restore the original file")]
     SparseIndex { position: usize, index: u64 },
+}
+
+fn crashed_op(crashed: &Option<u64>) -> String {
+    match crashed {
+        Some(index) => format!("its op {index}"),
+        None => "one of its ops".to_string(),
+    }
 }
 
 /// Sentinel for "no partner" in the pairing table.
@@ -93,15 +102,43 @@ impl<'a> Pair<'a> {
 pub struct Pairing<T = usize> {
     /// process -> its in-flight invocation (a position, or whatever the caller keeps)
     in_flight: ProcessMap<T>,
-    /// process -> index of the info op that retired it
-    retired: ProcessMap<u64>,
+    /// processes retired by an info op
+    retired: RetiredIds,
+}
+
+/// The client processes retired by an `info` op, as 64-id words keyed by `id / 64`.
+/// Every one must be remembered (a later op by it is an error), and a long history has
+/// millions: a crashed client continues under a fresh id, and distest, like Jepsen,
+/// numbers them densely, so a word holds many and a retired process costs about a bit
+/// instead of a map entry of 25 bytes or more. (Sparse ids cost a word each, as before.)
+#[derive(Clone, Debug, Default)]
+struct RetiredIds {
+    words: crate::fxhash::FxMap<u64, u64>,
+}
+
+impl RetiredIds {
+    fn insert(&mut self, process: Process) {
+        if let Process::Client(id) = process {
+            *self.words.entry(id / 64).or_default() |= 1 << (id % 64);
+        }
+    }
+
+    fn contains(&self, process: Process) -> bool {
+        match process {
+            Process::Client(id) => self
+                .words
+                .get(&(id / 64))
+                .is_some_and(|word| word & (1 << (id % 64)) != 0),
+            Process::Nemesis => false,
+        }
+    }
 }
 
 impl<T> Default for Pairing<T> {
     fn default() -> Self {
         Pairing {
             in_flight: ProcessMap::default(),
-            retired: ProcessMap::default(),
+            retired: RetiredIds::default(),
         }
     }
 }
@@ -119,11 +156,11 @@ impl<T: Copy> Pairing<T> {
         if !op.is_client() {
             return Ok(None);
         }
-        if let Some(&crashed) = self.retired.get(&op.process) {
+        if self.retired.contains(op.process) {
             return Err(HistoryError::ReusedAfterInfo {
                 index: op.index,
                 process: op.process,
-                crashed,
+                crashed: None,
             });
         }
         if op.kind == OpType::Invoke {
@@ -156,7 +193,7 @@ impl<T: Copy> Pairing<T> {
         }
         self.in_flight.remove(&op.process);
         if op.kind == OpType::Info {
-            self.retired.insert(op.process, op.index);
+            self.retired.insert(op.process);
         }
         Ok(Some(inv))
     }
@@ -176,6 +213,16 @@ impl History {
                 index: op.index,
             });
         }
+        Self::build(ops)
+    }
+
+    /// For ops their reader numbered densely from 0 as it collected them: validates
+    /// without a first pass over the indices (a pass over a long history's memory).
+    pub(crate) fn numbered(ops: Vec<Op>) -> Result<History, HistoryError> {
+        debug_assert!(
+            ops.iter().enumerate().all(|(i, op)| op.index == i as u64),
+            "the reader numbers its ops densely from 0"
+        );
         Self::build(ops)
     }
 
@@ -207,7 +254,22 @@ impl History {
         let mut partner = vec![NONE; ops.len()];
         let mut pairing = Pairing::default();
         for (pos, op) in ops.iter().enumerate() {
-            if let Some(inv) = pairing.push(op, pos, |p| &ops[p])? {
+            let paired = pairing.push(op, pos, |p| &ops[p]).map_err(|e| match e {
+                // The process's last op before this one is the info that retired it.
+                HistoryError::ReusedAfterInfo { index, process, .. } => {
+                    HistoryError::ReusedAfterInfo {
+                        index,
+                        process,
+                        crashed: ops[..pos]
+                            .iter()
+                            .rev()
+                            .find(|o| o.process == process)
+                            .map(|o| o.index),
+                    }
+                }
+                other => other,
+            })?;
+            if let Some(inv) = paired {
                 partner[inv] = pos as u32;
                 partner[pos] = inv as u32;
             }
@@ -325,7 +387,51 @@ mod tests {
             op(2, 0, OpType::Invoke, "write", json!(2)),
         ])
         .unwrap_err();
-        assert!(matches!(err, HistoryError::ReusedAfterInfo { .. }), "{err}");
+        assert_eq!(
+            err,
+            HistoryError::ReusedAfterInfo {
+                index: 2,
+                process: Process::Client(0),
+                crashed: Some(1)
+            }
+        );
+        assert!(
+            err.to_string().contains("after its op 1 ended as info"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pairing_remembers_every_retired_process_in_about_a_bit_each() {
+        // 100,000 crashed clients with dense ids, as a long run leaves them: each
+        // reuse is still caught, in 1,563 words.
+        let mut pairing = Pairing::<u64>::default();
+        // Every pending invocation is a write: what `op_at` hands back for any of them.
+        let write = op(0, 0, OpType::Invoke, "write", json!(1));
+        let mut index = 0;
+        for p in 0..100_000 {
+            for kind in [OpType::Invoke, OpType::Info] {
+                let o = op(index, p, kind, "write", json!(1));
+                pairing.push(&o, index, |_| &write).unwrap();
+                index += 1;
+            }
+        }
+        assert_eq!(pairing.retired.words.len(), 100_000_usize.div_ceil(64));
+        for p in [0, 63, 64, 99_999] {
+            let again = op(index, p, OpType::Invoke, "read", json!(null));
+            let err = pairing.push(&again, index, |_| &write).unwrap_err();
+            assert!(
+                matches!(err, HistoryError::ReusedAfterInfo { crashed: None, .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("after one of its ops ended as info"),
+                "{err}"
+            );
+        }
+        let fresh = op(index, 100_000, OpType::Invoke, "read", json!(null));
+        assert_eq!(pairing.push(&fresh, index, |_| &write), Ok(None));
     }
 
     #[test]

@@ -318,15 +318,16 @@ fn feed_online(
     let ctx = CheckContext::default();
     let mut uses = LastUses::default();
     history.ops().iter().for_each(|op| uses.push(op));
-    let retire_at = uses.finish();
-    let mut next = retire_at.iter().peekable();
+    let mut retirements = uses.finish();
     let name = checker.name().to_string();
     let mut online = OnlineCheck::new(&[checker]);
     let (mut found, mut max_held) = (Vec::new(), 0);
     for op in history.ops() {
         let index = op.index;
+        let mut retired = Vec::new();
+        retirements.push(op, |key| retired.push(key.clone()));
         let mut now: Vec<Anomaly> = online.push(op.clone(), &ctx).unwrap().to_vec();
-        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+        for key in &retired {
             now.extend_from_slice(online.retire(key, true, &ctx));
         }
         found.extend(now.into_iter().map(|a| (index, a)));
@@ -490,12 +491,12 @@ fn the_checkers_that_need_the_history_again_get_it_from_one_offline_check() {
     ]);
     let mut uses = LastUses::default();
     history.ops().iter().for_each(|op| uses.push(op));
-    let retire_at = uses.finish();
-    let mut next = retire_at.iter().peekable();
+    let mut retirements = uses.finish();
     for op in history.ops() {
-        let index = op.index;
+        let mut retired = Vec::new();
+        retirements.push(op, |key| retired.push(key.clone()));
         online.push(op.clone(), &ctx).unwrap();
-        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
+        for key in &retired {
             online.retire(key, true, &ctx);
         }
     }
@@ -520,5 +521,62 @@ fn the_checkers_that_need_the_history_again_get_it_from_one_offline_check() {
     assert_eq!(
         results.checkers["stats"],
         checker("stats", None).check(&history, &ctx)
+    );
+}
+
+/// A JSONL history of `pairs` put/ok pairs, each on a fresh key and process, with a blank
+/// line after the first op (file lines and op indices differ by one from there on), in
+/// which process 3's op ends info and `reuse_at` (an index past the first pairs) is an
+/// invocation of process 3 again: a history the offline reader refuses.
+fn jsonl_with_reuse_after_info(pairs: u64, reuse_at: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut index = 0;
+    for p in 0..pairs {
+        let process = if index == reuse_at { 3 } else { p };
+        let invoke = Op {
+            index,
+            time: index,
+            ..Op::invoke(Process::Client(process), "put", json!([p, "1"]))
+        };
+        let kind = if p == 3 { OpType::Info } else { OpType::Ok };
+        let done = Op {
+            index: index + 1,
+            time: index + 1,
+            ..invoke.complete(kind, json!([p, "1"]))
+        };
+        for op in [invoke, done] {
+            distest_checkers::format::write_jsonl_line(&op, &mut bytes);
+            if op.index == 0 {
+                bytes.push(b'\n');
+            }
+        }
+        index += 2;
+    }
+    bytes
+}
+
+#[test]
+fn a_streamed_check_refuses_a_bad_op_far_ahead_of_its_reader_as_the_offline_reader_does() {
+    // Far enough that the reading thread is several batches ahead of the checking one.
+    let bytes = jsonl_with_reuse_after_info(40_000, 60_000);
+    let offline = read_history(&bytes[..], None, "h.jsonl").unwrap_err();
+    let checkers = [checker("stats", None)];
+    let streamed = distest_checkers::online::replay_stream(
+        LastUses::default(),
+        || Ok(&bytes[..]),
+        None,
+        "h.jsonl",
+        &checkers,
+        &CheckContext::default(),
+        1 << 14,
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(streamed.to_string(), offline.to_string());
+    assert!(
+        streamed
+            .to_string()
+            .contains("h.jsonl:60002: op 60000: process 3 was reused after its op 7 ended as info"),
+        "{streamed}"
     );
 }

@@ -25,6 +25,11 @@ const MAX_DEPTH: usize = 256;
 const MAX_OP_BYTES: usize = 256 << 20;
 /// How much the reader asks of its source at a time.
 pub(super) const READ_CHUNK_BYTES: usize = 4 << 20;
+/// Fewer bytes than any op map Jepsen writes takes (`{:type :ok, :f :read}` alone
+/// is 22): how many ops a window may hold, at most, for reserving room.
+const MIN_OP_BYTES: usize = 32;
+/// The first read: see `read_into`.
+const FIRST_READ_BYTES: usize = 1 << 20;
 /// Windows at least this large are parsed on two threads.
 const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
@@ -49,22 +54,27 @@ pub(crate) struct Parser<'a> {
     items: Vec<Value>,
 }
 
-/// The bytes that end a token, as a table: tokens are scanned byte by byte for every
-/// keyword and number of every op.
-const DELIMITERS: [bool; 256] = {
-    let mut table = [false; 256];
+/// What a byte is to the token scanner, as a table: tokens are scanned byte by byte for
+/// every keyword and number of every op, and one pass both finds a token's end and
+/// tells whether it is plain ASCII (then it needs no UTF-8 check).
+const TOKEN_BYTE: u8 = 0;
+const NON_ASCII: u8 = 1;
+const DELIMITER: u8 = 2;
+const CLASSES: [u8; 256] = {
+    let mut table = [TOKEN_BYTE; 256];
+    let mut b = 0x80;
+    while b < 256 {
+        table[b] = NON_ASCII;
+        b += 1;
+    }
     let delimiters = b" \t\n\r\x0c,()[]{}\";";
     let mut i = 0;
     while i < delimiters.len() {
-        table[delimiters[i] as usize] = true;
+        table[delimiters[i] as usize] = DELIMITER;
         i += 1;
     }
     table
 };
-
-fn is_delimiter(b: u8) -> bool {
-    DELIMITERS[b as usize]
-}
 
 /// Shows a byte in an error message.
 fn show(b: u8) -> String {
@@ -123,19 +133,41 @@ impl<'a> Parser<'a> {
         self.skip_ws_at(0)
     }
 
+    #[inline]
     fn check_depth(&self, depth: usize) -> Result<(), EdnError> {
         if depth > MAX_DEPTH {
-            return self.syntax(
-                self.pos,
-                format!("values are nested more than {MAX_DEPTH} levels deep"),
-            );
+            return self.too_deep();
         }
         Ok(())
     }
 
+    #[cold]
+    fn too_deep<T>(&self) -> Result<T, EdnError> {
+        self.syntax(
+            self.pos,
+            format!("values are nested more than {MAX_DEPTH} levels deep"),
+        )
+    }
+
+    /// Skips separators: inline, since it runs a dozen times per op and almost always
+    /// finds a space or two; comments and discards are left to [`Self::skip_ws_slow`].
+    #[inline]
     fn skip_ws_at(&mut self, depth: usize) -> Result<(), EdnError> {
         // `#_#_#_...` recurses here without passing through `value`.
         self.check_depth(depth)?;
+        while let Some(&b) = self.buf.get(self.pos) {
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b',' => self.pos += 1,
+                b';' | b'#' => return self.skip_ws_slow(depth),
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::skip_ws_at`] from a `;` or `#`.
+    #[inline(never)]
+    fn skip_ws_slow(&mut self, depth: usize) -> Result<(), EdnError> {
         while let Some(&b) = self.buf.get(self.pos) {
             match b {
                 b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b',' => self.pos += 1,
@@ -168,22 +200,37 @@ impl<'a> Parser<'a> {
 
     /// Reads a symbol/number/keyword token: bytes up to the next delimiter.
     fn token(&mut self) -> Result<&'a [u8], EdnError> {
-        let start = self.pos;
-        let rest = &self.buf[start..];
-        let len = rest
-            .iter()
-            .position(|&b| is_delimiter(b))
-            .unwrap_or(rest.len());
+        self.scan_token().map(|(tok, _)| tok)
+    }
+
+    /// [`Self::token`], and whether the token is all ASCII, found in the same pass.
+    fn scan_token(&mut self) -> Result<(&'a [u8], bool), EdnError> {
+        let rest = &self.buf[self.pos..];
+        let mut len = rest.len();
+        let mut classes = TOKEN_BYTE;
+        for (i, &b) in rest.iter().enumerate() {
+            let class = CLASSES[b as usize];
+            if class == DELIMITER {
+                len = i;
+                break;
+            }
+            classes |= class;
+        }
         if len == rest.len() && !self.is_final {
             return Err(EdnError::Incomplete);
         }
         self.pos += len;
-        Ok(&rest[..len])
+        Ok((&rest[..len], classes == TOKEN_BYTE))
     }
 
     fn token_str(&mut self) -> Result<&'a str, EdnError> {
         let start = self.pos;
-        let tok = self.token()?;
+        let (tok, ascii) = self.scan_token()?;
+        if ascii {
+            // SAFETY: every byte of `tok` is ASCII (the scan saw no byte >= 0x80), and
+            // ASCII is valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(tok) });
+        }
         std::str::from_utf8(tok).or_else(|_| self.syntax(start, "a symbol is not valid UTF-8"))
     }
 
@@ -544,17 +591,28 @@ fn small_integer(text: &[u8]) -> Option<i64> {
         [b'+', rest @ ..] => (false, rest),
         _ => (false, text),
     };
-    if digits.is_empty() || digits.len() > 18 {
+    if digits.len() > 18 {
         return None;
     }
-    let mut n = 0i64;
-    for &d in digits {
+    // At most 18 digits: fits an `i64`.
+    let n = small_unsigned(digits)? as i64;
+    Some(if negative { -n } else { n })
+}
+
+/// The common op field number (`:time 1000`, `:process 3`): at most 19 decimal digits,
+/// no sign, read as `str::parse::<u64>` reads it (such a number always fits a `u64`).
+fn small_unsigned(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &d in text {
         if !d.is_ascii_digit() {
             return None;
         }
-        n = n * 10 + i64::from(d - b'0');
+        n = n * 10 + u64::from(d - b'0');
     }
-    Some(if negative { -n } else { n })
+    Some(n)
 }
 
 fn is_integer_text(s: &str) -> bool {
@@ -609,8 +667,11 @@ fn float_value(f: f64, text: &str) -> Value {
     Number::from_f64(f).map_or_else(|| Value::String(text.to_string()), Value::Number)
 }
 
-/// Which op fields were present, for [`Importer`] to fill in the rest.
-fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnError> {
+/// Parses the op map at the cursor into `op` (a fresh invocation placeholder, already
+/// in its place in the importer's vector: an op is large, and building it elsewhere
+/// cost a copy or two per op). Returns which op fields were present, for [`Importer`]
+/// to fill in the rest.
+fn op_from_map(p: &mut Parser<'_>, depth: usize, op: &mut Op) -> Result<Presence, EdnError> {
     let open = p.pos;
     if p.peek() == Some(b'#') {
         // `#jepsen.history.Op{...}`: the record's tag says nothing the keys don't.
@@ -631,10 +692,9 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
         }
         None => return p.ended("an op map"),
     }
-    let mut op = Op::invoke(Process::Client(0), String::new(), Value::Null);
     let mut has = Presence::default();
     let mut has_type = false;
-    let mut seen = [false; 9];
+    let mut seen = [false; FIELDS.len()];
     loop {
         p.skip_ws_at(depth + 1)?;
         let key_start = p.pos;
@@ -668,6 +728,33 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
             p.value(depth + 1)?;
             continue;
         };
+        if let Some(common) = p.common_field(field)? {
+            if std::mem::replace(&mut seen[field], true) {
+                return p.syntax(key_start, format!("the op has :{} twice", FIELDS[field]));
+            }
+            match common {
+                Common::Kind(kind) => {
+                    op.kind = kind;
+                    has_type = true;
+                }
+                Common::Unsigned(n) => match field {
+                    PROCESS => {
+                        op.process = Process::Client(n);
+                        has.process = true;
+                    }
+                    TIME => {
+                        op.time = n;
+                        has.time = true;
+                    }
+                    _ => {}
+                },
+                Common::Name(name) => {
+                    op.f = name.to_string();
+                    has.f = true;
+                }
+            }
+            continue;
+        }
         let value = p.scalar(depth + 1)?;
         if std::mem::replace(&mut seen[field], true) {
             return p.syntax(key_start, format!("the op has :{} twice", FIELDS[field]));
@@ -682,8 +769,9 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
                 ),
             )
         };
-        match (FIELDS[field], value) {
-            ("type", v) => match v.as_str().and_then(OpType::parse) {
+        // Matched by position in `FIELDS` (a jump), not by the names again.
+        match (field, value) {
+            (TYPE, v) => match v.as_str().and_then(OpType::parse) {
                 Some(kind) => {
                     op.kind = kind;
                     has_type = true;
@@ -691,12 +779,12 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
                 None => bad("one of :invoke, :ok, :fail, :info", v)?,
             },
             // nil is "not given", as for :f: the import rules fill these in.
-            ("process" | "time" | "index", Scalar::Other(Value::Null)) => {}
-            ("process", Scalar::Unsigned(n)) => {
+            (PROCESS | TIME | INDEX, Scalar::Other(Value::Null)) => {}
+            (PROCESS, Scalar::Unsigned(n)) => {
                 op.process = Process::Client(n);
                 has.process = true;
             }
-            ("process", v) => match process_of(&v.clone().into_value()) {
+            (PROCESS, v) => match process_of(&v.clone().into_value()) {
                 Some(proc_) => {
                     op.process = proc_;
                     has.process = true;
@@ -705,28 +793,34 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
             },
             // Imports are renumbered in file order (see `import`), so :index is never
             // trusted and its value does not matter.
-            ("index", _) => {}
+            (INDEX, _) => {}
             // jepsen.history writes `:time -1` for "unknown".
-            ("time", Scalar::Other(v)) if v.as_i64() == Some(-1) => {}
-            ("time", v) => match v.as_u64() {
+            (TIME, Scalar::Other(v)) if v.as_i64() == Some(-1) => {}
+            (TIME, v) => match v.as_u64() {
                 Some(n) => {
                     op.time = n;
                     has.time = true;
                 }
                 None => bad("a non-negative integer (nanoseconds) or -1 (unknown)", v)?,
             },
-            (name, v) => {
+            // The common `:f :read`: one allocation, no `Value` in between.
+            (F, Scalar::Keyword(k)) => {
+                op.f = k.to_string();
+                has.f = true;
+            }
+            (field, v) => {
                 let value = v.into_value();
-                match name {
-                    "f" if !value.is_null() => {
+                match field {
+                    F if !value.is_null() => {
                         op.f = value_to_text(value);
                         has.f = true;
                     }
-                    "f" => {}
-                    "value" => op.value = value,
-                    "key" => op.key = Some(value).filter(|v| !v.is_null()),
-                    "node" => op.node = Some(value).filter(|v| !v.is_null()).map(value_to_text),
-                    _ => op.error = Some(value).filter(|v| !v.is_null()),
+                    F => {}
+                    VALUE => op.value = value,
+                    KEY => op.key = Some(value).filter(|v| !v.is_null()),
+                    NODE => op.node = Some(value).filter(|v| !v.is_null()).map(value_to_text),
+                    ERROR => op.error = Some(value).filter(|v| !v.is_null()),
+                    _ => unreachable!("field_of returns positions in FIELDS"),
                 }
             }
         }
@@ -737,7 +831,50 @@ fn op_from_map(p: &mut Parser<'_>, depth: usize) -> Result<(Op, Presence), EdnEr
             "the op map has no :type (expected :invoke, :ok, :fail or :info)",
         );
     }
-    Ok((op, has))
+    Ok(has)
+}
+
+/// The value of an op field in the shape nearly every op gives it: `:type :invoke`,
+/// `:process 3`, `:time 1000`, `:index 7`, `:f :read`.
+enum Common<'a> {
+    Kind(OpType),
+    Unsigned(u64),
+    Name(&'a str),
+}
+
+impl<'a> Parser<'a> {
+    /// The value of op field `field` when it has its [`Common`] shape, read in one token
+    /// scan; otherwise `None`, with the cursor left where it was for [`Parser::scalar`]
+    /// (which also words the errors).
+    fn common_field(&mut self, field: usize) -> Result<Option<Common<'a>>, EdnError> {
+        let start = self.pos;
+        let common = match (field, self.peek()) {
+            (TYPE | F, Some(b':')) => {
+                self.pos += 1;
+                let (name, ascii) = self.scan_token()?;
+                match (field, name) {
+                    (TYPE, b"invoke") => Some(Common::Kind(OpType::Invoke)),
+                    (TYPE, b"ok") => Some(Common::Kind(OpType::Ok)),
+                    (TYPE, b"fail") => Some(Common::Kind(OpType::Fail)),
+                    (TYPE, b"info") => Some(Common::Kind(OpType::Info)),
+                    (F, name) if ascii && !name.is_empty() => {
+                        // SAFETY: the scan saw only ASCII bytes, which are valid UTF-8.
+                        Some(Common::Name(unsafe { std::str::from_utf8_unchecked(name) }))
+                    }
+                    _ => None,
+                }
+            }
+            (PROCESS | TIME | INDEX, Some(b'0'..=b'9')) => {
+                let (digits, _) = self.scan_token()?;
+                small_unsigned(digits).map(Common::Unsigned)
+            }
+            _ => None,
+        };
+        if common.is_none() {
+            self.pos = start;
+        }
+        Ok(common)
+    }
 }
 
 /// An op field's value, with the common shapes (`:invoke`, `3`) kept unallocated.
@@ -789,6 +926,9 @@ impl<'a> Parser<'a> {
             }
             Some(b'0'..=b'9') => {
                 let tok = self.token_str()?;
+                if let Some(n) = small_unsigned(tok.as_bytes()) {
+                    return Ok(Scalar::Unsigned(n));
+                }
                 match tok.parse::<u64>() {
                     Ok(n) => Ok(Scalar::Unsigned(n)),
                     Err(_) => parse_number(tok).map_or_else(
@@ -806,20 +946,30 @@ impl<'a> Parser<'a> {
 const FIELDS: [&str; 9] = [
     "type", "process", "f", "value", "time", "index", "key", "node", "error",
 ];
+/// Positions in [`FIELDS`].
+const TYPE: usize = 0;
+const PROCESS: usize = 1;
+const F: usize = 2;
+const VALUE: usize = 3;
+const TIME: usize = 4;
+const INDEX: usize = 5;
+const KEY: usize = 6;
+const NODE: usize = 7;
+const ERROR: usize = 8;
 
 /// The position in [`FIELDS`] of an op key, by a match the compiler turns into a few
 /// length and byte compares (this runs for every key of every op).
 fn field_of(name: &[u8]) -> Option<usize> {
     Some(match name {
-        b"type" => 0,
-        b"process" => 1,
-        b"f" => 2,
-        b"value" => 3,
-        b"time" => 4,
-        b"index" => 5,
-        b"key" => 6,
-        b"node" => 7,
-        b"error" => 8,
+        b"type" => TYPE,
+        b"process" => PROCESS,
+        b"f" => F,
+        b"value" => VALUE,
+        b"time" => TIME,
+        b"index" => INDEX,
+        b"key" => KEY,
+        b"node" => NODE,
+        b"error" => ERROR,
         _ => return None,
     })
 }
@@ -854,10 +1004,10 @@ enum Level {
 }
 
 /// One top-level step.
-// Returned once per op and never stored: boxing the op would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 enum Step {
-    Op(Op, Presence, usize),
+    /// An op map starts at this position (the cursor is there): the caller parses it
+    /// where it keeps it.
+    Op(usize),
     Bracket,
     /// The next form starts at or after the run's stop position.
     Reached,
@@ -894,11 +1044,7 @@ fn step(p: &mut Parser<'_>, level: &mut Level, stop_at: usize) -> Result<Step, E
             p.pos += 1;
             Ok(Step::Bracket)
         }
-        (_, b'{' | b'#') => {
-            let op_pos = p.pos;
-            let (op, has) = op_from_map(p, 0)?;
-            Ok(Step::Op(op, has, op_pos))
-        }
+        (_, b'{' | b'#') => Ok(Step::Op(p.pos)),
         (_, other) => p.syntax(
             p.pos,
             format!(
@@ -951,28 +1097,40 @@ fn parse_run(
         stop: Stop::NeedMore,
     };
     let mut p = Parser::new(window, is_final);
+    // `run.line` is the line number at `window[counted]`.
+    let mut counted = 0;
     loop {
-        match step(&mut p, &mut run.level, stop_at) {
-            Ok(Step::Op(op, has, op_pos)) => {
-                let op_line = run.line + count_newlines(&window[run.end..op_pos]);
-                sink.push(op, op_line, has);
+        let mut stepped = step(&mut p, &mut run.level, stop_at);
+        if let Ok(Step::Op(op_pos)) = stepped {
+            // What lies before the op (separators, whole forms) is consumed. Lines are
+            // counted once per op, from one op's start to the next's.
+            run.line += count_newlines(&window[counted..op_pos]);
+            counted = op_pos;
+            run.end = op_pos;
+            if let Err(e) = sink.push_with(run.line, |op| op_from_map(&mut p, 0, op)) {
+                stepped = Err(e);
             }
+        }
+        match stepped {
+            Ok(Step::Op(_)) => {}
             Ok(Step::Bracket) => {}
             Ok(Step::Reached) => run.stop = Stop::Reached,
             Ok(Step::End) => run.stop = Stop::Done,
-            Err(EdnError::Incomplete) => return run,
+            Err(EdnError::Incomplete) => break,
             Err(EdnError::Syntax { pos, message }) => {
-                let line = run.line + count_newlines(&window[run.end..pos]);
+                let line = run.line + count_newlines(&window[counted..pos]);
                 run.stop = Stop::Failed { line, message };
-                return run;
+                break;
             }
         }
-        run.line += count_newlines(&window[run.end..p.pos]);
         run.end = p.pos;
         if !matches!(run.stop, Stop::NeedMore) {
-            return run;
+            break;
         }
     }
+    // `run.line` is the line at `counted`; the caller wants it at `run.end`.
+    run.line += count_newlines(&window[counted..run.end]);
+    run
 }
 
 /// A place near the middle of `window` where an op map starts on a new line: where a
@@ -1045,6 +1203,11 @@ pub(super) fn read_into<'s>(
         let split = (window.len() >= PARALLEL_MIN_BYTES)
             .then(|| split_point(window))
             .flatten();
+        // Room for the window's ops before it is parsed: a vector that grows by doubling
+        // copies its ops each time (room never filled is address space only).
+        let head_bytes = split.unwrap_or(window.len());
+        importer.reserve(head_bytes / MIN_OP_BYTES);
+        spare.reserve((window.len() - head_bytes) / MIN_OP_BYTES);
         let runs = match split {
             None => vec![parse_run(
                 window,
@@ -1137,10 +1300,17 @@ pub(super) fn read_into<'s>(
         // (fixed steps made a form of n bytes cost n²).
         buf.drain(..start);
         start = 0;
-        let want = read_chunk_bytes.max(buf.len()).min(
+        // The first read is short: the ops vector is sized from the bytes per op of the
+        // first window, and until then it grows by doubling (copying its ops each time).
+        let chunk_bytes = if consumed_bytes == 0 && buf.is_empty() {
+            read_chunk_bytes.min(FIRST_READ_BYTES)
+        } else {
+            read_chunk_bytes
+        };
+        let want = chunk_bytes.max(buf.len()).min(
             (MAX_OP_BYTES + 1)
                 .saturating_sub(buf.len())
-                .max(read_chunk_bytes),
+                .max(chunk_bytes),
         );
         eof = fill(&mut reader, &mut buf, want).map_err(|e| ParseError::Io {
             source_name: source_name.to_string(),

@@ -51,6 +51,45 @@ pub(crate) struct Importer<'s> {
     seen: ImportHints,
     /// The input's size, when known and not yet used to size `ops`.
     size_bytes: Option<u64>,
+    /// What the ops collected gave, kept up as they come (a pass over a long history's
+    /// ops at the end to find it out cost as much as the pass itself).
+    given: Given,
+}
+
+/// What the ops of an [`Importer`] gave: whether any needs an import rule, and the hints.
+#[derive(Clone, Copy, Debug)]
+struct Given {
+    /// Every op gave `:time`, `:process` and `:f`: the rules change nothing.
+    all: bool,
+    hints: ImportHints,
+}
+
+impl Default for Given {
+    fn default() -> Self {
+        Given {
+            all: true,
+            hints: ImportHints::default(),
+        }
+    }
+}
+
+impl Given {
+    fn note(&mut self, process: Process, has: Presence) {
+        self.all &= has.time && has.process && has.f;
+        self.hints.missing_f |= !has.f;
+        if let (true, Process::Client(p)) = (has.process, process) {
+            self.hints.max_client = Some(self.hints.max_client.map_or(p, |m| m.max(p)));
+        }
+    }
+
+    fn merge(&mut self, other: Given) {
+        self.all &= other.all;
+        self.hints.missing_f |= other.hints.missing_f;
+        self.hints.max_client = match (self.hints.max_client, other.hints.max_client) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// What a streaming import must know of the whole file beforehand (a first pass finds
@@ -71,6 +110,7 @@ impl<'s> Importer<'s> {
             stream: None,
             seen: ImportHints::default(),
             size_bytes: None,
+            given: Given::default(),
         }
     }
 
@@ -96,6 +136,12 @@ impl<'s> Importer<'s> {
         }
     }
 
+    /// Room for `additional` more ops.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.ops.reserve(additional);
+        self.meta.reserve(additional);
+    }
+
     /// An importer that hands each op on to `sink` at every [`Importer::flush`].
     /// Without `hints` (a first pass), fresh process ids are drawn from far above any
     /// real one, which keeps ops in the same places but numbers them differently.
@@ -119,21 +165,56 @@ impl<'s> Importer<'s> {
         self.source_name
     }
 
-    pub(crate) fn push(&mut self, op: Op, line: usize, has: Presence) {
+    /// Adds an op; its index becomes its position here (what [`Self::finish`] numbers
+    /// it when no rule adds ops).
+    pub(crate) fn push(&mut self, mut op: Op, line: usize, has: Presence) {
+        op.index = self.ops.len() as u64;
+        self.given.note(op.process, has);
         self.ops.push(op);
         self.meta.push((line, has));
+    }
+
+    /// Adds the op `fill` writes into a fresh invocation placeholder, built where it is
+    /// kept (an op is large: building it elsewhere and moving it in cost a copy per op).
+    /// When `fill` fails, nothing is added.
+    pub(crate) fn push_with<E>(
+        &mut self,
+        line: usize,
+        fill: impl FnOnce(&mut Op) -> Result<Presence, E>,
+    ) -> Result<(), E> {
+        let mut placeholder = Op::invoke(Process::Client(0), String::new(), Value::Null);
+        placeholder.index = self.ops.len() as u64;
+        self.ops.push(placeholder);
+        let op = self.ops.last_mut().expect("an op was just pushed");
+        match fill(op) {
+            Ok(has) => {
+                self.given.note(op.process, has);
+                self.meta.push((line, has));
+                Ok(())
+            }
+            Err(e) => {
+                self.ops.pop();
+                Err(e)
+            }
+        }
     }
 
     /// Moves all ops of `other` after this importer's, leaving `other` empty (its memory
     /// stays, for reuse).
     pub(crate) fn append(&mut self, other: &mut Importer<'_>) {
+        let offset = self.ops.len() as u64;
+        for op in &mut other.ops {
+            op.index += offset;
+        }
         self.ops.append(&mut other.ops);
         self.meta.append(&mut other.meta);
+        self.given.merge(std::mem::take(&mut other.given));
     }
 
     pub(crate) fn clear(&mut self) {
         self.ops.clear();
         self.meta.clear();
+        self.given = Given::default();
     }
 
     /// A streaming importer normalises what it holds and hands it on; a whole-history
@@ -161,21 +242,10 @@ impl<'s> Importer<'s> {
         Ok(self.seen)
     }
 
-    /// What a first pass learns for [`Importer::streaming`]: call before [`Self::flush`].
+    /// What the ops collected gave, as [`Importer::streaming`] takes it from a first
+    /// pass.
     pub(crate) fn hints(&self) -> ImportHints {
-        let max_client = self
-            .ops
-            .iter()
-            .zip(&self.meta)
-            .filter_map(|(op, (_, has))| match op.process {
-                Process::Client(p) if has.process => Some(p),
-                _ => None,
-            })
-            .max();
-        ImportHints {
-            max_client,
-            missing_f: self.meta.iter().any(|(_, has)| !has.f),
-        }
+        self.given.hints
     }
 
     /// Applies the rules of the module doc to every op collected and validates the
@@ -183,16 +253,25 @@ impl<'s> Importer<'s> {
     pub(crate) fn finish(mut self) -> Result<History, ParseError> {
         let hints = self.hints();
         let mut rules = Rules::new(self.source_name, hints)?;
-        if self.meta.iter().all(|(_, has)| has.process) {
+        let source_name = self.source_name;
+        let meta = std::mem::take(&mut self.meta);
+        let invalid_at = |error| {
+            let lines: Vec<usize> = meta.iter().map(|(line, _)| *line).collect();
+            super::invalid_at(source_name, &lines, error)
+        };
+        if self.given.all {
+            // Every op gave all the rules fill in, and is numbered by its place already
+            // (see `push`): nothing to do but validate.
+            return History::numbered(std::mem::take(&mut self.ops)).map_err(invalid_at);
+        }
+        if meta.iter().all(|(_, has)| has.process) {
             // No op needs a synthetic invocation: every op keeps its place, so the rules
             // apply where the ops are (no second copy of a long history).
-            for (i, (op, &(line, has))) in self.ops.iter_mut().zip(&self.meta).enumerate() {
+            for (i, (op, &(line, has))) in self.ops.iter_mut().zip(&meta).enumerate() {
                 rules.fill(op, line, has)?;
                 op.index = i as u64;
             }
-            let lines: Vec<usize> = self.meta.iter().map(|(line, _)| *line).collect();
-            return History::new(self.ops)
-                .map_err(|error| super::invalid_at(self.source_name, &lines, error));
+            return History::numbered(std::mem::take(&mut self.ops)).map_err(invalid_at);
         }
         let mut ops = Vec::with_capacity(self.ops.len());
         let mut lines = Vec::with_capacity(self.ops.len());
@@ -201,7 +280,7 @@ impl<'s> Importer<'s> {
             lines.push(line);
             Ok(())
         };
-        for (op, (line, has)) in self.ops.drain(..).zip(self.meta.drain(..)) {
+        for (op, (line, has)) in self.ops.drain(..).zip(meta) {
             rules.apply(op, line, has, &mut keep)?;
         }
         rules.end()?;

@@ -39,6 +39,9 @@
 //! run reads `history.jsonl` back once).
 
 pub(crate) mod keyed;
+mod last_uses;
+
+pub use last_uses::{fingerprint, LastUses, Retirements};
 
 use crate::checker::{CheckContext, Checker};
 use crate::fxhash::FxMap;
@@ -333,85 +336,6 @@ impl OnlineCheck {
     }
 }
 
-/// For each key, the index of the last op on it (an invocation, or the completion of
-/// one), found in one pass over a recorded history: where a replay may retire the key.
-///
-/// A key is the op's `key` field or, without one, the first element of a `[k v]`
-/// value (Jepsen's independent keys). A checker that files an op under no key, or under
-/// another, is simply never told about that "key": retiring late is always safe, and
-/// every key a checker does use is among these.
-#[derive(Default)]
-pub struct LastUses {
-    in_flight: FxMap<crate::op::Process, Vec<String>>,
-    last: FxMap<String, (u64, Value)>,
-}
-
-impl LastUses {
-    /// The key an invocation may be filed under.
-    fn key_of(op: &Op) -> Option<&Value> {
-        op.key
-            .as_ref()
-            .or_else(|| match op.value.as_array().map(Vec::as_slice) {
-                Some([k, _]) => Some(k),
-                _ => None,
-            })
-    }
-
-    /// The keys of a transaction (`f = "txn"`, a list of `[f k v]` micro-ops).
-    fn txn_keys(op: &Op) -> Vec<&Value> {
-        if op.f != "txn" {
-            return Vec::new();
-        }
-        op.value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_array().and_then(|m| m.get(1)))
-            .collect()
-    }
-
-    /// The next op of the history.
-    pub fn push(&mut self, op: &Op) {
-        if !op.is_client() {
-            return;
-        }
-        if op.is_invoke() {
-            let mut keys = Self::txn_keys(op);
-            if keys.is_empty() {
-                keys.extend(Self::key_of(op));
-            }
-            // An invocation is each of its keys' latest use so far.
-            let mut texts = Vec::with_capacity(keys.len());
-            for key in keys {
-                let text = key.to_string();
-                self.last
-                    .entry(text.clone())
-                    .or_insert_with(|| (op.index, key.clone()))
-                    .0 = op.index;
-                texts.push(text);
-            }
-            self.in_flight.insert(op.process, texts);
-            return;
-        }
-        // A completion is the latest use of the keys its invocation named.
-        let Some(texts) = self.in_flight.remove(&op.process) else {
-            return;
-        };
-        for text in texts {
-            if let Some(last) = self.last.get_mut(&text) {
-                last.0 = op.index;
-            }
-        }
-    }
-
-    /// Every key with the index of its last op, in index order.
-    pub fn finish(self) -> Vec<(u64, Value)> {
-        let mut out: Vec<(u64, Value)> = self.last.into_values().collect();
-        out.sort_by_key(|(at, _)| *at);
-        out
-    }
-}
-
 /// What a replay of a recorded history through the online checkers gave.
 pub struct Replay {
     pub results: Results,
@@ -425,10 +349,16 @@ pub struct Replay {
 /// finds where each key is used last (and what an import needs to number its ops), the
 /// second feeds the ops to the online forms of `checkers`, retiring each key after its
 /// last op and ticking every `tick_every` ops. Memory: the ops of the keys live at the
-/// same time (all of them for an unkeyed history), never the file; a checker that
-/// [needs the whole history](OnlineChecker::needs_history) at the end (an isolation
-/// anomaly) reads it a third time, whole. The results equal the offline check's. (`open` is the caller's I/O: this crate opens nothing.)
-pub fn replay_stream<R: std::io::Read>(
+/// same time (all of them for an unkeyed history), never the file; besides, per key of
+/// the history, 16 bytes and the hash table's slack in the first pass ([`LastUses`]) and
+/// a byte or two in the second ([`Retirements`]), and about a bit per process retired by
+/// an `info` op ([`Pairing`]). A checker that [needs the whole
+/// history](OnlineChecker::needs_history) at the end (an isolation anomaly) reads it a
+/// third time, whole. The results equal the offline check's. (`open` is the caller's
+/// I/O: this crate opens nothing.) `uses` is the first pass: `LastUses::default()`, or
+/// one with another fingerprint (tests force collisions with it).
+pub fn replay_stream<R: std::io::Read + Send>(
+    mut uses: LastUses,
     open: impl Fn() -> std::io::Result<R>,
     format: Option<crate::format::Format>,
     source_name: &str,
@@ -443,34 +373,112 @@ pub fn replay_stream<R: std::io::Read>(
             message: e.to_string(),
         })
     };
-    let mut uses = LastUses::default();
     let first = stream_history(opened()?, format, source_name, None, |op| {
         uses.push(&op);
         Ok(())
     })?;
-    let retire_at = uses.finish();
+    let mut retirements = uses.finish();
     let mut online = OnlineCheck::new(checkers);
     let mut anomalies = Vec::new();
     let mut max_held_ops = 0;
-    let mut next = retire_at.iter().peekable();
-    stream_history(
-        opened()?,
-        Some(first.format),
-        source_name,
-        Some(first.hints),
-        |op| {
-            let index = op.index;
-            anomalies.extend_from_slice(online.push(op, ctx)?);
-            while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
-                anomalies.extend_from_slice(online.retire(key, true, ctx));
+    // The second pass reads and parses on a thread of its own, a few batches of ops
+    // ahead of the checking.
+    let (to_check, batches) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_AHEAD);
+    let reader = opened()?;
+    let hints = first.hints;
+    let (read, failed) = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_OPS);
+            let read = stream_history(reader, Some(first.format), source_name, Some(hints), |op| {
+                batch.push(op);
+                if batch.len() == BATCH_OPS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_OPS));
+                    if to_check.send(full).is_err() {
+                        // The checking side failed and stopped: stop reading. This error
+                        // is never shown; the checking side's is.
+                        return Err(HistoryError::SparseIndex {
+                            position: 0,
+                            index: 0,
+                        });
+                    }
+                }
+                Ok(())
+            });
+            if read.is_ok() && !batch.is_empty() {
+                let _ = to_check.send(batch);
             }
-            if tick_every > 0 && (index + 1) % tick_every == 0 {
-                anomalies.extend_from_slice(online.tick(ctx));
-                max_held_ops = max_held_ops.max(online.held_ops());
+            read
+        });
+        // The refused op, counted from 0 in file order, and why.
+        let mut failed = None;
+        let mut taken = 0u64;
+        'batches: for batch in batches {
+            for op in batch {
+                let index = op.index;
+                let mut retired = Vec::new();
+                retirements.push(&op, |key| retired.push(key.clone()));
+                match online.push(op, ctx) {
+                    Ok(found) => anomalies.extend_from_slice(found),
+                    Err(e) => {
+                        failed = Some((taken, e));
+                        break 'batches;
+                    }
+                }
+                taken += 1;
+                for key in &retired {
+                    anomalies.extend_from_slice(online.retire(key, true, ctx));
+                }
+                if tick_every > 0 && (index + 1) % tick_every == 0 {
+                    anomalies.extend_from_slice(online.tick(ctx));
+                    max_held_ops = max_held_ops.max(online.held_ops());
+                }
             }
-            Ok(())
-        },
-    )?;
+        }
+        // (Leaving the loop drops the receiver: a reader still going stops.)
+        let read = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, failed)
+    });
+    if let Some((at, error)) = failed {
+        // An op the checking side refused: read up to it again, for the file line the
+        // error names (a cold path: bad input ends the check anyway).
+        // A process reused after info: its last op before is the info, which the
+        // error names as the offline check does.
+        let reused = match error {
+            HistoryError::ReusedAfterInfo { process, .. } => Some(process),
+            _ => None,
+        };
+        let (mut seen, mut crashed) = (0u64, None);
+        let mut error = error;
+        let again = stream_history(
+            opened()?,
+            Some(first.format),
+            source_name,
+            Some(first.hints),
+            |op| {
+                seen += 1;
+                if seen <= at {
+                    if reused == Some(op.process) {
+                        crashed = Some(op.index);
+                    }
+                    return Ok(());
+                }
+                if let HistoryError::ReusedAfterInfo { crashed: c, .. } = &mut error {
+                    *c = crashed;
+                }
+                Err(error.clone())
+            },
+        );
+        return Err(match again {
+            Err(placed) => placed,
+            Ok(_) => ParseError::Invalid {
+                source_name: source_name.to_string(),
+                error,
+            },
+        });
+    }
+    read?;
     max_held_ops = max_held_ops.max(online.held_ops());
     anomalies.extend_from_slice(online.tick(ctx));
     // The checkers whose verdict needs the whole history (after an anomaly) read it
@@ -496,6 +504,11 @@ pub fn replay_stream<R: std::io::Read>(
     })
 }
 
+/// Ops the second pass of [`replay_stream`] hands from its reading thread to the checking
+/// one at a time, and how many such batches may wait: a bound on what reading ahead holds.
+const BATCH_OPS: usize = 4096;
+const BATCHES_AHEAD: usize = 4;
+
 /// Replays `history` through the online forms of `checkers`, ticking every
 /// `tick_every` ops, and retiring each key after its last op when `retire` is set. The
 /// results equal the offline check's; tests compare the two.
@@ -506,24 +519,26 @@ pub fn replay(
     retire: bool,
     tick_every: u64,
 ) -> Replay {
-    let mut retire_at = Vec::new();
-    if retire {
+    let mut retirements = retire.then(|| {
         let mut uses = LastUses::default();
         history.ops().iter().for_each(|op| uses.push(op));
-        retire_at = uses.finish();
-    }
+        uses.finish()
+    });
     let mut online = OnlineCheck::new(checkers);
     let mut anomalies = Vec::new();
     let mut max_held_ops = 0;
-    let mut next = retire_at.iter().peekable();
+    let mut retired = Vec::new();
     for op in history.ops() {
         let index = op.index;
+        if let Some(r) = &mut retirements {
+            r.push(op, |key| retired.push(key.clone()));
+        }
         let found = online
             .push(op.clone(), ctx)
             .expect("a History keeps the rules OnlineCheck checks");
         anomalies.extend_from_slice(found);
-        while let Some((_, key)) = next.next_if(|(at, _)| *at == index) {
-            anomalies.extend_from_slice(online.retire(key, true, ctx));
+        for key in retired.drain(..) {
+            anomalies.extend_from_slice(online.retire(&key, true, ctx));
         }
         if tick_every > 0 && (index + 1) % tick_every == 0 {
             anomalies.extend_from_slice(online.tick(ctx));
