@@ -108,9 +108,12 @@ impl NemesisThread {
         // land after the effect; what matters to readers of the history — a fault ends
         // no later than its stop op's completion — still holds.
         for (op, result) in self.nemesis.heal() {
+            // As for every fault op, the nodes that did not start again are findings; the
+            // heal failed only if something else went wrong too.
+            outcome.note_finding(&result);
             match &result {
                 Err(e) if !e.is_finding() => outcome.heal_errors.push(e.to_string()),
-                _ => outcome.note_finding(&result),
+                _ => {}
             }
             outcome
                 .completions
