@@ -1070,6 +1070,64 @@ command = "python3 client.py --primary {primary_ip}"
         );
     }
 
+    /// The key lists the unknown-key walk knows are the keys the TOML structs accept: a
+    /// file using every listed key is refused by neither, and one more key by both.
+    #[test]
+    fn the_known_key_lists_match_what_the_file_structs_accept() {
+        let text = format!(
+            "name = \"t\"\npackages = []\nworkloads = [\"register\"]\n\
+             [[daemon]]\n{}\n[node]\n{}\n[cluster]\n{}\n[client]\n{}\n[membership]\n{}\n",
+            [
+                "name = \"d\"",
+                "start = \"x\"",
+                "ready = \"x\"",
+                "ready_tcp = 1",
+                "ready_timeout_s = 1.0",
+                "log_files = []"
+            ]
+            .join("\n"),
+            "setup = \"x\"\nwipe = \"x\"",
+            "setup = \"x\"\nprimaries = \"x\"",
+            "command = \"x\"",
+            "add = \"x\"\nremove = \"x\"",
+        );
+        let listed = |keys: &[&str], table: &str| {
+            let section = text.split(table).nth(1).unwrap_or("");
+            for key in keys {
+                assert!(
+                    section.contains(&format!("\n{key} =")) || table.is_empty(),
+                    "{key} in {table}"
+                );
+            }
+        };
+        listed(DAEMON_KEYS, "[[daemon]]");
+        listed(NODE_KEYS, "[node]");
+        listed(CLUSTER_KEYS, "[cluster]");
+        listed(CLIENT_KEYS, "[client]");
+        listed(MEMBERSHIP_KEYS, "[membership]");
+        for key in ROOT_KEYS {
+            assert!(
+                text.contains(&format!("{key} ="))
+                    || text.contains(&format!("[{key}]"))
+                    || text.contains(&format!("[[{key}]]")),
+                "{key}"
+            );
+        }
+        let src = Source {
+            path: "t".to_string(),
+            text: &text,
+        };
+        assert!(unknown_keys(&src).is_empty());
+        toml::from_str::<RawFile>(&text).unwrap();
+        let more = text.replace("[client]\n", "[client]\nextra = 1\n");
+        let src = Source {
+            path: "t".to_string(),
+            text: &more,
+        };
+        assert_eq!(unknown_keys(&src).len(), 1);
+        assert!(toml::from_str::<RawFile>(&more).is_err());
+    }
+
     #[test]
     fn edit_distance_counts_single_edits() {
         assert_eq!(edit_distance("ready_tpc", "ready_tcp"), 2);
